@@ -1,0 +1,89 @@
+/* The message codec: bytes on a baton topic <-> struct bt_msg. Every message is
+ * a JSON object {"v":1,"type":"...",...} described by a schema in schemas/;
+ * decoding checks it field by field and rejects anything else with an error
+ * that names the field and the reason ("seq: expected a non-negative integer").
+ * Thread safe (no shared state). */
+#ifndef BT_CODEC_H
+#define BT_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define BT_SCHEMA_VERSION 1
+#define BT_ID_MAX         256 /* longest workflow id, signal or step name */
+
+enum bt_msg_type {
+    BT_MSG_START,           /* baton.events: start an instance */
+    BT_MSG_SIGNAL,          /* baton.events: named signal with payload */
+    BT_MSG_CANCEL,          /* baton.events: cancel (or terminate) an instance */
+    BT_MSG_COMPLETED,       /* baton.events: activity attempt succeeded */
+    BT_MSG_FAILED,          /* baton.events: activity attempt failed */
+    BT_MSG_TIMER,           /* baton.events: a timer fired */
+    BT_MSG_CHILD_COMPLETED, /* baton.events: a child workflow completed */
+    BT_MSG_CHILD_FAILED,    /* baton.events: a child workflow failed */
+    BT_MSG_TASK,            /* baton.tasks.<queue>: run an activity attempt */
+    BT_MSG_RESULT,          /* baton.results: final outcome of an instance */
+    BT_MSG_DEAD_LETTER,     /* baton.dlq: a message that could not be processed */
+    BT_MSG__COUNT
+};
+
+/* Wire name of a type ("start", "child_completed", "dead_letter"). */
+const char *bt_msg_type_name(enum bt_msg_type type);
+
+struct bt_msg_error {
+    char *type;             /* error type, e.g. "CarrierDown"; required */
+    char *message;          /* human text; required (may be empty) */
+    bool retryable;         /* failed only; default true */
+    int64_t retry_after_ms; /* failed only: downstream said "throttled"; 0 = no */
+};
+
+/* Which fields a type uses is in the comment on each; unused ones are NULL/0.
+ * All strings and JSON values are owned by the message. */
+struct bt_msg {
+    enum bt_msg_type type;
+    char *id;         /* instance id: every type but dead_letter */
+    int64_t ts;       /* producer's wall clock, ms; optional everywhere (0) */
+    char *workflow;   /* start, result: workflow type */
+    char *name;       /* signal: signal name; task: activity name */
+    char *queue;      /* task: task queue */
+    char *kind;       /* timer: sleep|retry|timeout|signal_timeout|workflow_timeout */
+    char *child;      /* child_completed, child_failed: the child's id */
+    char *status;     /* result: completed|failed|cancelled|terminated */
+    char *parent_id;  /* start: the parent instance (child workflows), or NULL */
+    int64_t seq;      /* task, completed, failed, timer, child_*: step seq;
+                       * start: parent's seq when parent_id is set */
+    int attempt;      /* task, completed, failed: >= 1; timer: >= 0 */
+    int64_t deadline; /* task: start-to-close deadline, ms since epoch (0: none) */
+    bool terminate;   /* cancel: stop at once, no cleanup steps */
+    json_t *body;     /* start: input; signal: payload; task: input; completed,
+                       * child_completed, result(completed): result; cancel: reason.
+                       * May be NULL (absent) */
+    struct bt_msg_error error; /* failed, child_failed, result(not completed) */
+    /* dead_letter only */
+    char *reason;            /* why it could not be processed */
+    char *origin_topic;      /* where it was read */
+    int32_t origin_partition;
+    int64_t origin_offset;
+    char *key;     /* original key, or NULL */
+    char *payload; /* original bytes when valid UTF-8 (else base64, see below) */
+    bool payload_base64;
+};
+
+/* Decodes len bytes of buf into msg (which is zeroed first). Bytes beyond
+ * max_payload are refused before parsing. Returns 0; BT_ETOOBIG or BT_EINVALMSG
+ * with errstr naming the field and the reason (msg is then released). On
+ * success release msg with bt_msg_release(). */
+int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_msg *msg,
+                    char *errstr, size_t errstr_size);
+
+/* Encodes msg as compact JSON. Returns a new malloc'd buffer (caller frees
+ * with free()) and its length in *len, or NULL when msg is incomplete (a
+ * required field is NULL: a bug in the caller) or out of memory. */
+char *bt_codec_encode(const struct bt_msg *msg, size_t *len);
+
+/* Frees what msg owns; msg may be zeroed or NULL. */
+void bt_msg_release(struct bt_msg *msg);
+
+#endif

@@ -1,0 +1,321 @@
+/* The settings table and its loader. Each row names a setting once; the flag
+ * (--name, dashes for underscores), the environment variable and the help text
+ * all come from it. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "err.h"
+
+enum kind { STR, INT, BOOL, LIST };
+
+struct setting {
+    const char *name; /* flag without dashes */
+    const char *env;
+    enum kind kind;
+    size_t off;
+    size_t count_off; /* LIST only */
+    const char *def;
+    int64_t min, max;
+    const char *help;
+};
+
+#define F(f) offsetof(struct bt_config, f)
+static const struct setting settings[] = {
+    {"brokers", "BATON_BROKERS", STR, F(brokers), 0, "localhost:9092", 0, 0,
+     "Kafka bootstrap servers"},
+    {"redis", "BATON_REDIS", STR, F(redis), 0, "127.0.0.1:6379", 0, 0, "Redis host:port"},
+    {"redis-password", "BATON_REDIS_PASSWORD", STR, F(redis_password), 0, NULL, 0, 0,
+     "Redis AUTH password"},
+    {"prefix", "BATON_PREFIX", STR, F(prefix), 0, "baton", 0, 0,
+     "topic prefix (tenancy): <prefix>.events, <prefix>.tasks.<queue>"},
+    {"key-prefix", "BATON_KEY_PREFIX", STR, F(key_prefix), 0, NULL, 0, 0,
+     "Redis key prefix (default: bt, or the topic prefix when that is set)"},
+    {"log-level", "BATON_LOG_LEVEL", STR, F(log_level), 0, "info", 0, 0,
+     "debug, info, warn or error"},
+    {"log-json", "BATON_LOG_JSON", BOOL, F(log_json), 0, "0", 0, 1,
+     "log JSON lines instead of logfmt"},
+    {"max-payload", "BATON_MAX_PAYLOAD", INT, F(max_payload), 0, "1048576", 1024,
+     INT64_C(1) << 30, "largest accepted message, in bytes"},
+    {"metrics-addr", "BATON_METRICS_ADDR", STR, F(metrics_addr), 0, "127.0.0.1", 0, 0,
+     "address of the metrics endpoint"},
+    {"metrics-port", "BATON_METRICS_PORT", INT, F(metrics_port), 0, "0", 0, 65535,
+     "port of the Prometheus endpoint (0: off)"},
+    {"queues", "BATON_QUEUES", STR, F(queues), 0, "default", 0, 0,
+     "task queues this worker serves, comma-separated"},
+    {"concurrency", "BATON_CONCURRENCY", INT, F(concurrency), 0, "4", 1, 1024,
+     "activity threads per worker"},
+    {"partitions", "BATON_PARTITIONS", INT, F(partitions), 0, "4", 1, 1000,
+     "partitions per topic created by `baton dev`"},
+    {"home", "BATON_HOME", STR, F(home), 0, NULL, 0, 0,
+     "state directory of `baton dev` (default: $HOME/.baton)"},
+    {"dev-redis-port", "BATON_DEV_REDIS_PORT", INT, F(dev_redis_port), 0, "0", 0, 65535,
+     "redis port for `baton dev` (0: a free one)"},
+    {"activity-timeout-ms", "BATON_ACTIVITY_TIMEOUT_MS", INT, F(activity_timeout_ms), 0,
+     "60000", 1, INT64_C(1) << 40, "default start-to-close timeout of an activity"},
+    {"plugin", "BATON_PLUGINS", LIST, F(plugins), F(n_plugins), NULL, 0, 0,
+     "plugin shared object to load (repeatable; env: colon-separated)"},
+};
+#undef F
+
+static int set_value(struct bt_config *cfg, const struct setting *s, const char *v,
+                     char *errstr, size_t n)
+{
+    char *base = (char *)cfg;
+    char *end;
+    long long x;
+
+    switch (s->kind) {
+    case STR: {
+        char **p = (char **)(base + s->off);
+        free(*p);
+        *p = v ? strdup(v) : NULL;
+        return 0;
+    }
+    case LIST: {
+        char ***p = (char ***)(base + s->off);
+        size_t *cnt = (size_t *)(base + s->count_off);
+        char **grown = realloc(*p, (*cnt + 1) * sizeof(*grown));
+        if (!grown)
+            return BT_ENOMEM;
+        *p = grown;
+        grown[(*cnt)++] = strdup(v);
+        return 0;
+    }
+    case INT:
+    case BOOL:
+        errno = 0;
+        if (s->kind == BOOL && (!strcmp(v, "true") || !strcmp(v, "yes")))
+            x = 1;
+        else if (s->kind == BOOL && (!strcmp(v, "false") || !strcmp(v, "no")))
+            x = 0;
+        else
+            x = strtoll(v, &end, 10);
+        if (s->kind == INT && (errno || end == v || *end)) {
+            snprintf(errstr, n, "%s: \"%s\" is not an integer", s->name, v);
+            return BT_EINVAL;
+        }
+        if (x < s->min || x > s->max) {
+            snprintf(errstr, n, "%s: %lld is out of range [%lld, %lld]", s->name, x,
+                     (long long)s->min, (long long)s->max);
+            return BT_EINVAL;
+        }
+        if (s->off == offsetof(struct bt_config, max_payload) ||
+            s->off == offsetof(struct bt_config, activity_timeout_ms))
+            *(int64_t *)(base + s->off) = x;
+        else
+            *(int *)(base + s->off) = (int)x;
+        return 0;
+    }
+    return BT_EINVAL;
+}
+
+static const struct setting *find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if (strlen(settings[i].name) == len && !strncmp(settings[i].name, name, len))
+            return &settings[i];
+    return NULL;
+}
+
+static int add_kafka(struct bt_config *cfg, const char *name, const char *value)
+{
+    char **grown = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*grown));
+    size_t len = strlen(name) + strlen(value) + 2;
+
+    if (!grown)
+        return BT_ENOMEM;
+    cfg->kafka = grown;
+    if (!(grown[cfg->n_kafka] = malloc(len)))
+        return BT_ENOMEM;
+    snprintf(grown[cfg->n_kafka++], len, "%s=%s", name, value);
+    return 0;
+}
+
+/* The file `baton dev` writes: lines "BATON_BROKERS=..." read like the environment. */
+static int load_dev_file(struct bt_config *cfg, char *errstr, size_t n)
+{
+    char path[4096], line[4096];
+    FILE *f;
+    int ret = 0;
+
+    bt_config_dev_file(cfg, path, sizeof(path));
+    if (!(f = fopen(path, "r")))
+        return 0;
+    while (!ret && fgets(line, sizeof(line), f)) {
+        char *eq = strchr(line, '=');
+        line[strcspn(line, "\n")] = '\0';
+        if (!eq)
+            continue;
+        *eq = '\0';
+        for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+            if (!strcmp(settings[i].env, line))
+                ret = set_value(cfg, &settings[i], eq + 1, errstr, n);
+    }
+    fclose(f);
+    return ret;
+}
+
+char *bt_config_dev_file(const struct bt_config *cfg, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/dev.env", cfg->home);
+    return buf;
+}
+
+extern char **environ;
+
+int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
+                   size_t errstr_size)
+{
+    const size_t n_settings = sizeof(settings) / sizeof(settings[0]);
+    int ret, out = 1;
+    const char *v;
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < n_settings; i++)
+        if (settings[i].def &&
+            (ret = set_value(cfg, &settings[i], settings[i].def, errstr, errstr_size)))
+            return ret;
+    if ((v = getenv("BATON_HOME")) && *v) {
+        cfg->home = strdup(v);
+    } else {
+        char buf[4096];
+        snprintf(buf, sizeof(buf), "%s/.baton", getenv("HOME") ? getenv("HOME") : ".");
+        cfg->home = strdup(buf);
+    }
+    /* the address file only fills what the environment does not set */
+    if ((ret = load_dev_file(cfg, errstr, errstr_size)))
+        return ret;
+
+    for (size_t i = 0; i < n_settings; i++) {
+        if (!(v = getenv(settings[i].env)) || !*v)
+            continue;
+        if (settings[i].kind == LIST) {
+            char *copy = strdup(v), *save = NULL;
+            for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
+                if ((ret = set_value(cfg, &settings[i], tok, errstr, errstr_size)))
+                    break;
+            free(copy);
+        } else {
+            ret = set_value(cfg, &settings[i], v, errstr, errstr_size);
+        }
+        if (ret)
+            return ret;
+    }
+    /* BATON_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> security.protocol=SASL_SSL */
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        char name[256];
+        size_t len;
+        if (strncmp(*e, "BATON_KAFKA_", 12) || !eq)
+            continue;
+        len = (size_t)(eq - (*e + 12));
+        if (len == 0 || len >= sizeof(name))
+            continue;
+        for (size_t i = 0; i < len; i++) {
+            char c = (*e)[12 + i];
+            name[i] = c == '_' ? '.' : (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        name[len] = '\0';
+        if ((ret = add_kafka(cfg, name, eq + 1)))
+            return ret;
+    }
+
+    for (int i = 1; i < *argc; i++) {
+        const char *arg = argv[i], *val, *eq;
+        const struct setting *s;
+        size_t len;
+
+        if (!strcmp(arg, "--")) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        arg += 2;
+        eq = strchr(arg, '=');
+        len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (!strncmp(arg, "kafka.", 6)) {
+            char name[256];
+            if (!eq || len - 6 >= sizeof(name)) {
+                snprintf(errstr, errstr_size, "--%s: expected --kafka.<property>=<value>",
+                         arg);
+                return BT_EINVAL;
+            }
+            memcpy(name, arg + 6, len - 6);
+            name[len - 6] = '\0';
+            if ((ret = add_kafka(cfg, name, eq + 1)))
+                return ret;
+            continue;
+        }
+        if (!(s = find(arg, len))) {
+            argv[out++] = argv[i]; /* the program's own flag */
+            continue;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (s->kind == BOOL) {
+            val = "1";
+        } else if (i + 1 < *argc) {
+            val = argv[++i];
+        } else {
+            snprintf(errstr, errstr_size, "--%s needs a value", s->name);
+            return BT_EINVAL;
+        }
+        if ((ret = set_value(cfg, s, val, errstr, errstr_size)))
+            return ret;
+    }
+    *argc = out;
+    argv[out] = NULL;
+
+    if (!cfg->key_prefix)
+        cfg->key_prefix = strdup(strcmp(cfg->prefix, "baton") ? cfg->prefix : "bt");
+    if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {
+        snprintf(errstr, errstr_size, "prefix: \"%s\" must be non-empty, without spaces, "
+                 "colons or braces", cfg->prefix);
+        return BT_EINVAL;
+    }
+    return 0;
+}
+
+void bt_config_release(struct bt_config *cfg)
+{
+    const size_t n_settings = sizeof(settings) / sizeof(settings[0]);
+
+    for (size_t i = 0; i < n_settings; i++) {
+        char *base = (char *)cfg;
+        if (settings[i].kind == STR) {
+            free(*(char **)(base + settings[i].off));
+        } else if (settings[i].kind == LIST) {
+            char **list = *(char ***)(base + settings[i].off);
+            size_t cnt = *(size_t *)(base + settings[i].count_off);
+            for (size_t j = 0; j < cnt; j++)
+                free(list[j]);
+            free(list);
+        }
+    }
+    for (size_t j = 0; j < cfg->n_kafka; j++)
+        free(cfg->kafka[j]);
+    free(cfg->kafka);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+void bt_config_usage(void *file)
+{
+    FILE *f = file;
+    const size_t n_settings = sizeof(settings) / sizeof(settings[0]);
+
+    fprintf(f, "Settings (flag, environment variable, default):\n");
+    for (size_t i = 0; i < n_settings; i++)
+        fprintf(f, "  --%-22s %-26s %s%s%s\n      %s\n", settings[i].name, settings[i].env,
+                settings[i].def ? "[" : "", settings[i].def ? settings[i].def : "",
+                settings[i].def ? "]" : "", settings[i].help);
+    fprintf(f, "  --kafka.<property>=<value> BATON_KAFKA_<PROPERTY>\n"
+               "      any librdkafka property, passed through unchanged (SASL, TLS, ...)\n");
+}

@@ -1,0 +1,50 @@
+/* Settings of every baton program, from one table: defaults, then the file
+ * written by `baton dev` (so other commands find it without flags), then
+ * BATON_* environment variables, then command-line flags. Read and validated
+ * once at start-up; nothing else in baton calls getenv(). */
+#ifndef BT_CONFIG_H
+#define BT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct bt_config {
+    char *brokers;        /* Kafka bootstrap servers */
+    char *redis;          /* host:port */
+    char *redis_password; /* NULL: no AUTH */
+    char *prefix;         /* topic prefix: <prefix>.events, <prefix>.tasks.<q> */
+    char *key_prefix;     /* Redis key prefix: <key_prefix>:{ID} */
+    char *log_level;
+    int log_json;
+    int64_t max_payload; /* bytes; larger messages are dead-lettered */
+    char *metrics_addr;
+    int metrics_port; /* 0: no metrics endpoint */
+    char *queues;     /* comma-separated task queues served by a worker */
+    int concurrency;  /* activity threads */
+    int partitions;   /* partitions per topic created by `baton dev` */
+    char *home;       /* where `baton dev` keeps its state and address file */
+    int dev_redis_port;
+    int64_t activity_timeout_ms; /* default start-to-close timeout */
+    char **plugins;              /* --plugin, repeatable */
+    size_t n_plugins;
+    char **kafka; /* "name=value" for librdkafka, passed through unchanged */
+    size_t n_kafka;
+};
+
+/* Fills cfg from the table and consumes the flags it knows from argv
+ * (argv[0] stays; *argc is updated; what is left is the caller's: positional
+ * arguments and program-specific flags). Returns 0, or BT_EINVAL with a
+ * message naming the setting in errstr. cfg is released with
+ * bt_config_release(), also on error. */
+int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
+                   size_t errstr_size);
+void bt_config_release(struct bt_config *cfg);
+
+/* The help text of every setting: flag, environment variable, default. */
+void bt_config_usage(void *file);
+
+/* Path of the address file of `baton dev` under cfg->home; static buffer-free:
+ * writes into buf. Returns buf. */
+char *bt_config_dev_file(const struct bt_config *cfg, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,69 @@
+/* The Kafka layer: producers and consumers built from bt_config, with the
+ * settings baton needs (manual offset commits, delivery reports, low latency)
+ * and every `kafka.*` property passed through to librdkafka unchanged, so
+ * SASL/TLS settings just work. librdkafka's own API stays visible: this layer
+ * only builds handles and tracks deliveries; use rd_kafka_* for the rest. */
+#ifndef BT_KAFKA_H
+#define BT_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+/* Counts the messages of one batch that still await their delivery report,
+ * and the first delivery error. Embed it; bt_kafka_wait() polls until zero. */
+struct bt_kafka_batch {
+    int pending;             /* messages produced, not yet reported */
+    int failed;              /* messages whose delivery failed for good */
+    rd_kafka_resp_err_t err; /* first failure */
+};
+
+/* Names a topic: "<prefix>.<suffix>" ("baton.events", "baton.tasks.default").
+ * Writes into buf (size n) and returns buf. */
+char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf, size_t n);
+
+/* A producer tuned for low latency (linger.ms=1 unless overridden) with
+ * idempotence off (baton dedups by ids; the mock cluster lacks it). Each
+ * cfg->kafka property is applied last, overriding ours. Returns a new handle,
+ * caller frees with rd_kafka_destroy() after rd_kafka_flush(); NULL with
+ * errstr filled when a property is rejected. */
+rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
+                                  size_t errstr_size);
+
+/* Produces one message (payload and key are copied) that counts in batch:
+ * batch->pending grows now and shrinks when its delivery report is served by
+ * rd_kafka_poll()/bt_kafka_wait(). batch may be NULL (fire and forget).
+ * Returns 0, or BT_EAGAIN when the local queue is full after waiting for it
+ * to drain (up to 1 s), or BT_EINVAL for an unknown topic name. */
+int bt_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
+                     const void *payload, size_t len, struct bt_kafka_batch *batch);
+
+/* Serves delivery reports until batch->pending is 0 or timeout_ms passes.
+ * Returns 0 when everything was delivered, BT_EAGAIN when some delivery failed
+ * (batch->err says why) or BT_ETIMEDOUT. */
+int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms);
+
+/* A consumer in group `group` with auto-commit off (offsets are committed by
+ * the caller after the work they cover is durable), auto.offset.reset=earliest,
+ * fetch.wait.max.ms=1 and, when cfg->brokers is baton's embedded cluster,
+ * session.timeout.ms=6000 / heartbeat.interval.ms=500 (DESIGN §7). rebalance_cb
+ * may be NULL; when given it must assign/unassign like librdkafka's example
+ * (it is called from rd_kafka_consumer_poll). opaque is passed to it.
+ * Returns a new handle: rd_kafka_consumer_close() then rd_kafka_destroy(). */
+rd_kafka_t *bt_kafka_consumer_new(
+    const struct bt_config *cfg, const char *group,
+    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque),
+    void *opaque, char *errstr, size_t errstr_size);
+
+/* Subscribes to topics[0..n). Returns 0 or BT_EINVAL. */
+int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n);
+
+/* True when cfg->brokers points at baton's embedded mock cluster, whose group
+ * timings need the shorter settings above (it is told by BATON_EMBEDDED=1 in
+ * the address file that `baton dev` writes, or by the caller). */
+extern int bt_kafka_embedded;
+
+#endif

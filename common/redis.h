@@ -1,0 +1,50 @@
+/* The Redis layer: one connection (not thread safe: one per thread) that
+ * reconnects by itself after a transport error, authenticates, and runs the
+ * Lua scripts of common/lua by EVALSHA, loading them once per connection and
+ * again when Redis answers NOSCRIPT (after SCRIPT FLUSH or a restart). */
+#ifndef BT_REDIS_H
+#define BT_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+
+struct bt_redis;
+
+/* addr "host:port"; password may be NULL. Does not connect yet: the first
+ * call does, so a client can start before its Redis. Returns a new handle,
+ * freed with bt_redis_destroy(); NULL with errstr filled on a bad address. */
+struct bt_redis *bt_redis_new(const char *addr, const char *password, char *errstr,
+                              size_t errstr_size);
+void bt_redis_destroy(struct bt_redis *r);
+
+/* Runs one command (hiredis format). Returns a new reply, freed with
+ * freeReplyObject(); REDIS_REPLY_ERROR replies are returned as they are
+ * (the server refused). NULL when Redis is unreachable (BT_EAGAIN): the
+ * connection is dropped and the next call reconnects. */
+redisReply *bt_redis_command(struct bt_redis *r, const char *fmt, ...);
+redisReply *bt_redis_argv(struct bt_redis *r, int argc, const char **argv,
+                          const size_t *argvlen);
+
+/* Runs a script (one of lua_scripts.h's bt_lua_* texts) with nkeys keys
+ * followed by the other args in argv[0..argc). Same reply rules as above. */
+redisReply *bt_redis_eval(struct bt_redis *r, const char *script, int nkeys, int argc,
+                          const char **argv, const size_t *argvlen);
+
+/* Pipelining: queue commands with bt_redis_append_*(), then collect exactly
+ * one reply per appended command, in order, with bt_redis_reply(). A script
+ * that hits NOSCRIPT in a pipeline is loaded and re-run transparently.
+ * Append returns 0 or BT_ENOMEM; bt_redis_reply returns 0 with *reply set
+ * (caller frees) or BT_EAGAIN when the connection broke: then every queued
+ * command is lost (none may have run, or some may) and the connection is
+ * reset; the caller retries its batch, which must be idempotent. */
+int bt_redis_append_argv(struct bt_redis *r, int argc, const char **argv,
+                         const size_t *argvlen);
+int bt_redis_append_eval(struct bt_redis *r, const char *script, int nkeys, int argc,
+                         const char **argv, const size_t *argvlen);
+int bt_redis_reply(struct bt_redis *r, redisReply **reply);
+
+/* Round trips made so far (a pipeline counts once): for metrics and bench. */
+uint64_t bt_redis_round_trips(const struct bt_redis *r);
+
+#endif

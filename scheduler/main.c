@@ -1,0 +1,5 @@
+/* placeholder: replaced by the real program */
+int main(void)
+{
+    return 0;
+}
