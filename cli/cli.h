@@ -1,0 +1,17 @@
+/* The `baton` command's groups. Each lives in cli/<group>.c and is dispatched
+ * by cli/main.c from its command table. A command gets the loaded settings
+ * and its own arguments (argv[0] is the command name, settings flags already
+ * removed) and returns the process exit status: 0 ok, 1 the operation failed
+ * (workflow failed, instance not found, ...), 2 usage error, 3 a service
+ * (Kafka, Redis) unreachable. Messages for the user go to stderr, results to
+ * stdout. */
+#ifndef BT_CLI_H
+#define BT_CLI_H
+
+#include "config.h"
+
+enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE = 3 };
+
+int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
+
+#endif
