@@ -1,5 +1,73 @@
-/* placeholder: replaced by the real program */
-int main(void)
+/* The `baton` command: loads the settings, finds the command in the table
+ * below and runs it. Each command group lives in cli/<group>.c (contract in
+ * cli.h); adding one is adding a row. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+
+struct command {
+    const char *name;
+    int (*run)(struct bt_config *cfg, int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"dev", bt_cli_dev, "run Kafka (embedded), Redis, the scheduler and a worker here"},
+};
+
+static void usage(FILE *f)
 {
-    return 0;
+    fprintf(f, "usage: baton [settings] <command> [arguments]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "  %-10s %s\n\n", "help", "show this text");
+    fprintf(f, "`baton <command> --help` shows a command's own flags. Settings go "
+               "anywhere on the line.\n\n");
+    bt_config_usage(f);
+}
+
+static int is_help(const char *arg)
+{
+    return !strcmp(arg, "help") || !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+int main(int argc, char **argv)
+{
+    struct bt_config cfg;
+    char errstr[512];
+    int level, ret = BT_EXIT_USAGE;
+
+    if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
+        fprintf(stderr, "baton: %s\n", errstr);
+        goto out;
+    }
+    if ((level = bt_log_parse_level(cfg.log_level)) < 0) {
+        fprintf(stderr, "baton: log-level: \"%s\" is not debug, info, warn or error\n",
+                cfg.log_level);
+        goto out;
+    }
+    bt_log_setup("baton", (enum bt_log_level)level, cfg.log_json);
+
+    if (argc < 2) {
+        usage(stderr);
+        goto out;
+    }
+    if (is_help(argv[1])) {
+        usage(stdout);
+        ret = BT_EXIT_OK;
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (!strcmp(argv[1], commands[i].name)) {
+            ret = commands[i].run(&cfg, argc - 1, argv + 1);
+            goto out;
+        }
+    }
+    fprintf(stderr, "baton: unknown command \"%s\" (see `baton help`)\n", argv[1]);
+out:
+    bt_config_release(&cfg);
+    return ret;
 }

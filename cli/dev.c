@@ -1,0 +1,725 @@
+/* `baton dev`: the whole stack on one machine, in one foreground command. It
+ * runs a redis-server (data dir and append-only file under $BATON_HOME), an
+ * in-process Kafka cluster (librdkafka's mock cluster, served by librdkafka's
+ * own threads while this one waits for signals), writes the addresses to
+ * $BATON_HOME/dev.env for the other `baton` commands, and runs baton-scheduler
+ * and baton-worker against them, restarting a child that crashes. Ctrl-C stops
+ * everything; children die with this process even on kill -9 (PDEATHSIG). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "cli.h"
+#include "err.h"
+#include "log.h"
+
+#define MAX_RESTARTS     5     /* in a row, then the child stays down */
+#define BACKOFF_FIRST_MS 500   /* doubles with each restart in a row */
+#define HEALTHY_AFTER_MS 30000 /* a child that ran this long starts a new row */
+#define STOP_TIMEOUT_MS  5000  /* SIGTERM, then SIGKILL */
+#define REDIS_TIMEOUT_MS 10000 /* until redis-server answers PING */
+#define PROC_REDIS       0
+#define PROC_SCHEDULER   1
+#define PROC_WORKER      2
+#define N_PROCS          3
+
+/* A program baton dev runs, watches and restarts. */
+struct child {
+    const char *name;
+    char **argv; /* argv[0] is an absolute path; NULL: not run */
+    int argc;
+    int deathsig; /* what the kernel sends it when baton dev dies */
+    pid_t pid;    /* 0: not running */
+    int restarts; /* in a row */
+    int64_t started_ms;
+    int64_t restart_at_ms; /* 0: no restart pending */
+};
+
+struct dev {
+    struct bt_config *cfg; /* borrowed */
+    char env_path[PATH_MAX];
+    int wrote_env;
+    char **envp; /* the children's environment */
+    int redis_port;
+    rd_kafka_t *rk; /* owns the mock cluster */
+    rd_kafka_mock_cluster_t *mcluster;
+    char brokers[256];
+    char topics[2048]; /* created, space-separated, for the user */
+    struct child procs[N_PROCS];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: baton dev [--no-worker] [--no-scheduler] [settings]\n\n"
+        "Runs redis-server, an embedded Kafka cluster, baton-scheduler and baton-worker\n"
+        "in the foreground until Ctrl-C. State lives in $BATON_HOME; the\n"
+        "addresses are written to $BATON_HOME/dev.env, where the other baton commands\n"
+        "find them. --plugin, --queues, --concurrency, --kafka.* and the log settings\n"
+        "are passed on to the worker; with --metrics-port N the scheduler serves\n"
+        "metrics on N and the worker on N+1.\n\n"
+        "  --no-worker      do not run baton-worker (run your own)\n"
+        "  --no-scheduler   do not run baton-scheduler\n");
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) && errno != EEXIST ? -1 : 0;
+}
+
+/* Resolves a program name through $PATH before any fork: the child then only
+ * calls async-signal-safe functions, as a multi-threaded parent requires. */
+static int find_in_path(const char *name, char *buf, size_t n)
+{
+    const char *path = getenv("PATH");
+    char *copy, *save = NULL;
+    int ret = -1;
+
+    if (!(copy = strdup(path ? path : "/usr/local/bin:/usr/bin:/bin")))
+        return -1;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        if (snprintf(buf, n, "%s/%s", dir, name) < (int)n && access(buf, X_OK) == 0) {
+            ret = 0;
+            break;
+        }
+    }
+    free(copy);
+    return ret;
+}
+
+/* A port nobody listens on now (the kernel's pick for 127.0.0.1:0). */
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    socklen_t len = sizeof(sa);
+    int fd, port = -1;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static int argv_push(struct child *c, const char *arg)
+{
+    char **grown = realloc(c->argv, (size_t)(c->argc + 2) * sizeof(*grown));
+
+    if (!grown)
+        return -1;
+    c->argv = grown;
+    if (!(grown[c->argc] = strdup(arg)))
+        return -1;
+    grown[++c->argc] = NULL;
+    return 0;
+}
+
+static int envp_push(char ***envp, size_t *n, const char *name, const char *value)
+{
+    char **grown = realloc(*envp, (*n + 2) * sizeof(*grown));
+    size_t len = strlen(name) + strlen(value) + 2;
+
+    if (!grown)
+        return -1;
+    *envp = grown;
+    if (!(grown[*n] = malloc(len)))
+        return -1;
+    snprintf(grown[(*n)++], len, "%s=%s", name, value);
+    grown[*n] = NULL;
+    return 0;
+}
+
+extern char **environ;
+
+/* The children see exactly the settings baton dev resolved: every inherited
+ * BATON_* variable is dropped (BATON_PLUGINS would otherwise load each plugin
+ * twice, with the --plugin flags) and the resolved ones are set. */
+static int build_env(struct dev *dev)
+{
+    const struct bt_config *cfg = dev->cfg;
+    char redis[64], num[4][32];
+    size_t n = 0;
+    int ret = 0;
+
+    dev->envp = calloc(1, sizeof(*dev->envp));
+    if (!dev->envp)
+        return -1;
+    for (char **e = environ; *e && !ret; e++)
+        if (strncmp(*e, "BATON_", 6)) {
+            char **grown = realloc(dev->envp, (n + 2) * sizeof(*grown));
+            if (!grown)
+                return -1;
+            dev->envp = grown;
+            grown[n] = strdup(*e);
+            grown[++n] = NULL;
+            ret = grown[n - 1] ? 0 : -1;
+        }
+    snprintf(redis, sizeof(redis), "127.0.0.1:%d", dev->redis_port);
+    snprintf(num[0], sizeof(num[0]), "%d", cfg->concurrency);
+    snprintf(num[1], sizeof(num[1]), "%lld", (long long)cfg->max_payload);
+    snprintf(num[2], sizeof(num[2]), "%lld", (long long)cfg->activity_timeout_ms);
+    snprintf(num[3], sizeof(num[3]), "%d", cfg->log_json);
+    ret = ret || envp_push(&dev->envp, &n, "BATON_BROKERS", dev->brokers) ||
+          envp_push(&dev->envp, &n, "BATON_REDIS", redis) ||
+          envp_push(&dev->envp, &n, "BATON_PREFIX", cfg->prefix) ||
+          envp_push(&dev->envp, &n, "BATON_KEY_PREFIX", cfg->key_prefix) ||
+          envp_push(&dev->envp, &n, "BATON_EMBEDDED", "1") ||
+          envp_push(&dev->envp, &n, "BATON_HOME", cfg->home) ||
+          envp_push(&dev->envp, &n, "BATON_QUEUES", cfg->queues) ||
+          envp_push(&dev->envp, &n, "BATON_CONCURRENCY", num[0]) ||
+          envp_push(&dev->envp, &n, "BATON_MAX_PAYLOAD", num[1]) ||
+          envp_push(&dev->envp, &n, "BATON_ACTIVITY_TIMEOUT_MS", num[2]) ||
+          envp_push(&dev->envp, &n, "BATON_LOG_LEVEL", cfg->log_level) ||
+          envp_push(&dev->envp, &n, "BATON_LOG_JSON", num[3]) ||
+          envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
+          (cfg->redis_password &&
+           envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
+    return ret ? -1 : 0;
+}
+
+/* argv of baton-scheduler or baton-worker, next to the baton binary. */
+static int baton_child(struct dev *dev, struct child *c, const char *name,
+                       int metrics_port)
+{
+    const struct bt_config *cfg = dev->cfg;
+    char path[PATH_MAX], port[16];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    char *slash;
+
+    c->name = name;
+    c->deathsig = SIGKILL;
+    if (len <= 0)
+        return -1;
+    path[len] = '\0';
+    if (!(slash = strrchr(path, '/')) ||
+        snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "%s", name) >=
+            (int)(sizeof(path) - (size_t)(slash + 1 - path)))
+        return -1;
+    if (access(path, X_OK)) {
+        bt_log(BT_LOG_WARN, "cannot run %s: %s path=%s", name, strerror(errno), path);
+        return 0;
+    }
+    if (argv_push(c, path))
+        return -1;
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (argv_push(c, "--plugin") || argv_push(c, cfg->plugins[i]))
+            return -1;
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        char flag[1024];
+        snprintf(flag, sizeof(flag), "--kafka.%s", cfg->kafka[i]);
+        if (argv_push(c, flag))
+            return -1;
+    }
+    if (metrics_port) {
+        snprintf(port, sizeof(port), "%d", metrics_port);
+        if (argv_push(c, "--metrics-port") || argv_push(c, port))
+            return -1;
+    }
+    return 0;
+}
+
+static int redis_child(struct dev *dev, struct child *c)
+{
+    const struct bt_config *cfg = dev->cfg;
+    char path[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], port[16];
+
+    c->name = "redis-server";
+    c->deathsig = SIGTERM; /* lets it flush the append-only file */
+    if (find_in_path("redis-server", path, sizeof(path))) {
+        fprintf(stderr,
+                "baton dev: redis-server not found in PATH (run scripts/bootstrap)\n");
+        return -1;
+    }
+    snprintf(dir, sizeof(dir), "%s/redis", cfg->home);
+    snprintf(log, sizeof(log), "%s/redis.log", cfg->home);
+    snprintf(port, sizeof(port), "%d", dev->redis_port);
+    if (mkdir_p(dir)) {
+        fprintf(stderr, "baton dev: cannot create %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (argv_push(c, path) || argv_push(c, "--port") || argv_push(c, port) ||
+        argv_push(c, "--bind") || argv_push(c, "127.0.0.1") || argv_push(c, "--dir") ||
+        argv_push(c, dir) || argv_push(c, "--appendonly") || argv_push(c, "yes") ||
+        argv_push(c, "--save") || argv_push(c, "") || argv_push(c, "--daemonize") ||
+        argv_push(c, "no") || argv_push(c, "--logfile") || argv_push(c, log))
+        return -1;
+    if (cfg->redis_password &&
+        (argv_push(c, "--requirepass") || argv_push(c, cfg->redis_password)))
+        return -1;
+    return 0;
+}
+
+/* The child joins its own process group, so a Ctrl-C at the terminal reaches
+ * baton dev alone, which then stops the children in order. */
+static int child_start(struct child *c, char **envp)
+{
+    pid_t parent = getpid();
+    sigset_t none;
+    pid_t pid;
+
+    sigemptyset(&none);
+    if ((pid = fork()) < 0) {
+        bt_log(BT_LOG_ERROR, "cannot fork: %s name=%s", strerror(errno), c->name);
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDONLY);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, c->deathsig);
+        if (getppid() != parent)
+            _exit(127);
+        if (fd >= 0)
+            dup2(fd, STDIN_FILENO);
+        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(c->argv[0], c->argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also here: stop_children() may signal the group at once */
+    c->pid = pid;
+    c->started_ms = now_ms();
+    c->restart_at_ms = 0;
+    bt_log(BT_LOG_INFO, "started name=%s pid=%d", c->name, (int)pid);
+    return 0;
+}
+
+/* Bounded wait until redis-server answers PING (and fails fast if it died). */
+static int redis_wait(struct dev *dev)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    int64_t deadline = now_ms() + REDIS_TIMEOUT_MS;
+    struct child *c = &dev->procs[PROC_REDIS];
+    int status;
+
+    while (now_ms() < deadline) {
+        redisContext *rc = redisConnectWithTimeout("127.0.0.1", dev->redis_port, tv);
+        redisReply *reply = NULL;
+        int ok = 0;
+
+        if (rc && !rc->err && dev->cfg->redis_password)
+            freeReplyObject(redisCommand(rc, "AUTH %s", dev->cfg->redis_password));
+        if (rc && !rc->err && (reply = redisCommand(rc, "PING")))
+            ok = reply->type == REDIS_REPLY_STATUS && !strcmp(reply->str, "PONG");
+        freeReplyObject(reply);
+        redisFree(rc);
+        if (ok)
+            return 0;
+        if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+            c->pid = 0;
+            break;
+        }
+        sleep_ms(50);
+    }
+    fprintf(stderr,
+            "baton dev: redis-server did not answer on port %d (see %s/redis.log)\n",
+            dev->redis_port, dev->cfg->home);
+    return -1;
+}
+
+/* Queue names become topic names: Kafka's characters, and short. */
+static int check_queues(const char *queues)
+{
+    size_t len = 0;
+
+    for (const char *q = queues; *q; q++) {
+        len = (*q == ',' || *q == ' ') ? 0 : len + 1;
+        if (len > 200 || !(strchr(",._- ", *q) || (*q >= '0' && *q <= '9') ||
+                           (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z'))) {
+            fprintf(stderr,
+                    "baton dev: queues: \"%s\" is not a comma-separated list of queue "
+                    "names (letters, digits, '.', '_', '-'; up to 200 each)\n",
+                    queues);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int topic_create(struct dev *dev, const char *suffix)
+{
+    char topic[512];
+    rd_kafka_resp_err_t err;
+
+    snprintf(topic, sizeof(topic), "%s.%s", dev->cfg->prefix, suffix);
+    err = rd_kafka_mock_topic_create(dev->mcluster, topic, dev->cfg->partitions, 1);
+    if (err) {
+        fprintf(stderr, "baton dev: cannot create topic %s: %s\n", topic,
+                rd_kafka_err2str(err));
+        return -1;
+    }
+    snprintf(dev->topics + strlen(dev->topics), sizeof(dev->topics) - strlen(dev->topics),
+             "%s%s", *dev->topics ? " " : "", topic);
+    return 0;
+}
+
+/* events, results, dlq, and tasks.<q> for each of cfg->queues and "legacy". */
+static int kafka_start(struct dev *dev)
+{
+    static const char *const fixed[] = {"events", "results", "dlq", "tasks.legacy"};
+    char errstr[512], *queues = NULL, *save = NULL;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *bootstraps;
+    int ret = -1;
+
+    /* this handle only hosts the cluster: its "no bootstrap.servers" notice is noise */
+    rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
+    if (!(dev->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "baton dev: cannot create a Kafka handle: %s\n", errstr);
+        return -1;
+    }
+    if (!(dev->mcluster = rd_kafka_mock_cluster_new(dev->rk, 1)) ||
+        !(bootstraps = rd_kafka_mock_cluster_bootstraps(dev->mcluster))) {
+        fprintf(stderr, "baton dev: cannot start the embedded Kafka cluster\n");
+        return -1;
+    }
+    snprintf(dev->brokers, sizeof(dev->brokers), "%s", bootstraps);
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (topic_create(dev, fixed[i]))
+            return -1;
+    if (!(queues = strdup(dev->cfg->queues)))
+        return -1;
+    for (char *q = strtok_r(queues, ", ", &save); q; q = strtok_r(NULL, ", ", &save)) {
+        char suffix[300];
+        if (!strcmp(q, "legacy"))
+            continue;
+        snprintf(suffix, sizeof(suffix), "tasks.%s", q);
+        if (topic_create(dev, suffix))
+            goto out;
+    }
+    ret = 0;
+out:
+    free(queues);
+    return ret;
+}
+
+/* The pid of the baton dev that wrote path, if it still runs; else 0. */
+static pid_t running_dev(const char *path)
+{
+    char line[256], comm[64] = "", proc[64];
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "BATON_DEV_PID=", 14))
+            pid = strtol(line + 14, NULL, 10);
+    fclose(f);
+    if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0))
+        return 0;
+    /* a stale file from a killed baton dev may name a reused pid */
+    snprintf(proc, sizeof(proc), "/proc/%ld/comm", pid);
+    if ((f = fopen(proc, "r"))) {
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    return strncmp(comm, "baton\n", 6) ? 0 : (pid_t)pid;
+}
+
+/* Written to a temporary file and renamed, so a reader sees all or nothing. */
+static int write_env(struct dev *dev)
+{
+    const struct bt_config *cfg = dev->cfg;
+    char tmp[PATH_MAX + 32];
+    FILE *f;
+    int fd, bad;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", dev->env_path, (int)getpid());
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
+        !(f = fdopen(fd, "w"))) {
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "baton dev: cannot write %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    fprintf(f,
+            "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
+            "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\nBATON_DEV_PID=%d\n",
+            dev->brokers, dev->redis_port, cfg->prefix, cfg->key_prefix, (int)getpid());
+    if (cfg->redis_password)
+        fprintf(f, "BATON_REDIS_PASSWORD=%s\n", cfg->redis_password);
+    bad = fflush(f) || fsync(fileno(f));
+    if (fclose(f) || bad || rename(tmp, dev->env_path)) {
+        fprintf(stderr, "baton dev: cannot write %s: %s\n", dev->env_path,
+                strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    dev->wrote_env = 1;
+    return 0;
+}
+
+static void describe(int status, char *buf, size_t n)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, n, "signal=%d", WTERMSIG(status));
+    else
+        snprintf(buf, n, "exit=%d", WEXITSTATUS(status));
+}
+
+/* A child exited on its own: exit 0 means it is done (it stays down); a crash
+ * or a non-zero exit schedules a restart with backoff, at most MAX_RESTARTS
+ * in a row. */
+static void child_exited(struct child *c, int status)
+{
+    int64_t now = now_ms();
+    char how[32];
+    int delay;
+
+    describe(status, how, sizeof(how));
+    c->pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        bt_log(BT_LOG_INFO, "child stopped, not restarted: %s name=%s", how, c->name);
+        return;
+    }
+    if (now - c->started_ms >= HEALTHY_AFTER_MS)
+        c->restarts = 0;
+    if (c->restarts >= MAX_RESTARTS) {
+        bt_log(BT_LOG_ERROR, "child failed %d times in a row, giving up: %s name=%s",
+               c->restarts, how, c->name);
+        return;
+    }
+    delay = BACKOFF_FIRST_MS << c->restarts++;
+    c->restart_at_ms = now + delay;
+    bt_log(BT_LOG_WARN, "child exited unexpectedly, restarting in %d ms: %s name=%s",
+           delay, how, c->name);
+}
+
+static void reap(struct dev *dev)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        for (int i = 0; i < N_PROCS; i++)
+            if (dev->procs[i].pid == pid)
+                child_exited(&dev->procs[i], status);
+}
+
+/* SIGTERM to every running child in procs[from..to), then SIGKILL to those
+ * still running after STOP_TIMEOUT_MS. Signals go to each child's process
+ * group, so whatever a child started goes with it. */
+static void stop_children(struct dev *dev, int from, int to)
+{
+    int64_t deadline = now_ms() + STOP_TIMEOUT_MS;
+    int running;
+
+    for (int i = from; i < to; i++)
+        if (dev->procs[i].pid > 0)
+            kill(-dev->procs[i].pid, SIGTERM);
+    do {
+        running = 0;
+        for (int i = from; i < to; i++) {
+            struct child *c = &dev->procs[i];
+            int status;
+            if (c->pid <= 0)
+                continue;
+            if (waitpid(c->pid, &status, WNOHANG) == c->pid)
+                c->pid = 0;
+            else if (now_ms() >= deadline) {
+                bt_log(BT_LOG_WARN, "child ignored SIGTERM, killing it name=%s pid=%d",
+                       c->name, (int)c->pid);
+                kill(-c->pid, SIGKILL);
+                waitpid(c->pid, &status, 0);
+                c->pid = 0;
+            } else {
+                running = 1;
+            }
+        }
+        if (running)
+            sleep_ms(10);
+    } while (running);
+}
+
+/* Waits for signals; restarts children whose backoff has passed. Returns the
+ * signal that asked to stop. */
+static int run(struct dev *dev, const sigset_t *signals)
+{
+    for (;;) {
+        int64_t now = now_ms(), wait_ms = 1000;
+        struct timespec ts;
+        int sig;
+
+        for (int i = 0; i < N_PROCS; i++) {
+            struct child *c = &dev->procs[i];
+            if (!c->restart_at_ms)
+                continue;
+            if (c->restart_at_ms <= now)
+                child_start(c, dev->envp);
+            else if (c->restart_at_ms - now < wait_ms)
+                wait_ms = c->restart_at_ms - now;
+        }
+        ts.tv_sec = (time_t)(wait_ms / 1000);
+        ts.tv_nsec = (long)(wait_ms % 1000) * 1000000;
+        sig = sigtimedwait(signals, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+            return sig;
+        reap(dev);
+    }
+}
+
+static void dev_release(struct dev *dev)
+{
+    if (dev->wrote_env)
+        unlink(dev->env_path);
+    stop_children(dev, PROC_SCHEDULER, N_PROCS);
+    stop_children(dev, PROC_REDIS, PROC_REDIS + 1);
+    if (dev->mcluster)
+        rd_kafka_mock_cluster_destroy(dev->mcluster);
+    if (dev->rk)
+        rd_kafka_destroy(dev->rk);
+    for (int i = 0; i < N_PROCS; i++) {
+        for (int j = 0; j < dev->procs[i].argc; j++)
+            free(dev->procs[i].argv[j]);
+        free(dev->procs[i].argv);
+    }
+    for (char **e = dev->envp; e && *e; e++)
+        free(*e);
+    free(dev->envp);
+}
+
+static int parse_flags(int argc, char **argv, int *no_worker, int *no_scheduler)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-worker")) {
+            *no_worker = 1;
+        } else if (!strcmp(argv[i], "--no-scheduler")) {
+            *no_scheduler = 1;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return BT_EXIT_OK;
+        } else {
+            fprintf(stderr, "baton dev: unknown argument \"%s\"\n", argv[i]);
+            usage(stderr);
+            return BT_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
+{
+    struct dev dev = {.cfg = cfg};
+    int no_worker = 0, no_scheduler = 0, ret, sig;
+    sigset_t signals;
+    pid_t other;
+
+    if ((ret = parse_flags(argc, argv, &no_worker, &no_scheduler)) >= 0)
+        return ret;
+    if (check_queues(cfg->queues))
+        return BT_EXIT_USAGE;
+    ret = BT_EXIT_FAIL;
+
+    /* blocked before librdkafka starts its threads, so they inherit the mask
+     * and every signal is taken by sigtimedwait() below; a shell starts
+     * background jobs with SIGINT ignored, and `kill -INT` must still stop us */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (mkdir_p(cfg->home)) {
+        fprintf(stderr, "baton dev: cannot create %s: %s\n", cfg->home, strerror(errno));
+        goto out;
+    }
+    bt_config_dev_file(cfg, dev.env_path, sizeof(dev.env_path));
+    if ((other = running_dev(dev.env_path))) {
+        fprintf(stderr,
+                "baton dev: already running (pid %d) with home %s; stop it, or "
+                "give this one another BATON_HOME\n",
+                (int)other, cfg->home);
+        goto out;
+    }
+
+    dev.redis_port = cfg->dev_redis_port ? cfg->dev_redis_port : free_port();
+    if (dev.redis_port <= 0) {
+        fprintf(stderr, "baton dev: cannot find a free port: %s\n", strerror(errno));
+        goto out;
+    }
+    if (redis_child(&dev, &dev.procs[PROC_REDIS]) ||
+        child_start(&dev.procs[PROC_REDIS], environ) || redis_wait(&dev))
+        goto out;
+    if (kafka_start(&dev) || write_env(&dev))
+        goto out;
+    printf("baton dev: running until Ctrl-C\n");
+    printf("  kafka  %s   (embedded; try: kcat -b %s -L)\n", dev.brokers, dev.brokers);
+    printf("  topics %s (%d partitions each)\n", dev.topics, cfg->partitions);
+    printf("  redis  127.0.0.1:%d   (data in %s/redis; try: redis-cli -p %d)\n",
+           dev.redis_port, cfg->home, dev.redis_port);
+    printf("  addresses written to %s: other baton commands use them\n", dev.env_path);
+    fflush(stdout);
+
+    if (build_env(&dev) ||
+        (!no_scheduler && baton_child(&dev, &dev.procs[PROC_SCHEDULER], "baton-scheduler",
+                                      cfg->metrics_port)) ||
+        (!no_worker && baton_child(&dev, &dev.procs[PROC_WORKER], "baton-worker",
+                                   cfg->metrics_port ? cfg->metrics_port + 1 : 0))) {
+        fprintf(stderr, "baton dev: out of memory\n");
+        goto out;
+    }
+    for (int i = PROC_SCHEDULER; i < N_PROCS; i++)
+        if (dev.procs[i].argv)
+            child_start(&dev.procs[i], dev.envp);
+
+    sig = run(&dev, &signals);
+    bt_log(BT_LOG_INFO, "stopping signal=%d", sig);
+    ret = BT_EXIT_OK;
+out:
+    dev_release(&dev);
+    return ret;
+}
