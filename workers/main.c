@@ -1,5 +1,89 @@
-/* placeholder: replaced by the real program */
-int main(void)
+/* baton-worker: loads the plugins, then runs the workflow role on this thread
+ * and the activity role on its own threads until SIGTERM or SIGINT. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acttask.h"
+#include "config.h"
+#include "kafka.h"
+#include "log.h"
+#include "registry.h"
+#include "wftask.h"
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
 {
-    return 0;
+    (void)sig;
+    stopping = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: baton-worker [--plugin lib.so]... [--queues q1,q2] "
+                    "[--concurrency N] [settings]\n\n");
+    bt_config_usage(stderr);
+}
+
+int main(int argc, char **argv)
+{
+    struct bt_config cfg;
+    char errstr[512], name[300], host[256] = "localhost";
+    bt_registry *reg = NULL;
+    struct bt_wftask *wt = NULL;
+    struct bt_acttask *at = NULL;
+    int ret = 1;
+
+    if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
+        fprintf(stderr, "baton-worker: %s\n", errstr);
+        usage();
+        goto out;
+    }
+    if (argc > 1) {
+        if (strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))
+            fprintf(stderr, "baton-worker: unknown argument \"%s\"\n", argv[1]);
+        usage();
+        ret = strcmp(argv[1], "--help") && strcmp(argv[1], "-h") ? 2 : 0;
+        goto out;
+    }
+    bt_log_setup("worker", bt_log_parse_level(cfg.log_level) < 0
+                               ? BT_LOG_INFO
+                               : (enum bt_log_level)bt_log_parse_level(cfg.log_level),
+                 cfg.log_json);
+    gethostname(host, sizeof(host) - 1);
+    snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());
+
+    reg = bt_registry_new();
+    for (size_t i = 0; i < cfg.n_plugins; i++) {
+        if (bt_registry_load(reg, cfg.plugins[i], errstr, sizeof(errstr))) {
+            bt_log(BT_LOG_ERROR, "%s", errstr);
+            goto out;
+        }
+    }
+    bt_log(BT_LOG_INFO, "starting: workflows=%zu activities=%zu queues=%s concurrency=%d "
+           "brokers=%s redis=%s prefix=%s",
+           reg->n_workflows, reg->n_activities, cfg.queues, cfg.concurrency, cfg.brokers,
+           cfg.redis, cfg.prefix);
+
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    if (!(wt = bt_wftask_new(&cfg, reg, name, errstr, sizeof(errstr))) ||
+        !(at = bt_acttask_new(&cfg, reg, name, errstr, sizeof(errstr)))) {
+        bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
+        goto out;
+    }
+    while (!stopping)
+        bt_wftask_poll(wt, 100);
+    bt_log(BT_LOG_INFO, "stopping");
+    ret = 0;
+out:
+    bt_acttask_destroy(at);
+    bt_wftask_destroy(wt);
+    bt_registry_destroy(reg);
+    bt_config_release(&cfg);
+    return ret;
 }

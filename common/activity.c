@@ -1,0 +1,118 @@
+/* The activity side of the SDK: one bt_act per attempt, living on the
+ * executing thread's stack; bt_act_fail() and bt_act_throttled() record the
+ * outcome that bt_activity_execute() turns into an event. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "activity.h"
+#include "baton.h"
+#include "log.h"
+
+#define BT_ACT_FAILED 1 /* what bt_act_fail() returns for the activity to return */
+
+struct bt_act {
+    const struct bt_msg *task;
+    char key[BT_ID_MAX + 32];
+    char *error_type;
+    char *error_message;
+    bool retryable;
+    int64_t retry_after_ms;
+    bool failed;
+    int64_t last_heartbeat;
+};
+
+int bt_act_fail(bt_act *act, const char *error_type, bool retryable, const char *fmt, ...)
+{
+    char text[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    free(act->error_type);
+    free(act->error_message);
+    act->error_type = strdup(error_type && *error_type ? error_type : "ActivityError");
+    act->error_message = strdup(text);
+    act->retryable = retryable;
+    act->failed = true;
+    return BT_ACT_FAILED;
+}
+
+int bt_act_throttled(bt_act *act, int64_t retry_after_ms)
+{
+    bt_act_fail(act, "Throttled", true, "the downstream asked to retry after %lld ms",
+                (long long)retry_after_ms);
+    act->retry_after_ms = retry_after_ms > 0 ? retry_after_ms : 1;
+    return BT_ACT_FAILED;
+}
+
+int bt_act_heartbeat(bt_act *act, const json_t *details)
+{
+    struct timespec ts;
+
+    (void)details;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    act->last_heartbeat = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
+const char *bt_act_idempotency_key(const bt_act *act)
+{
+    return act->key;
+}
+
+const char *bt_act_workflow_id(const bt_act *act)
+{
+    return act->task->id;
+}
+
+int64_t bt_act_seq(const bt_act *act)
+{
+    return act->task->seq;
+}
+
+int bt_act_attempt(const bt_act *act)
+{
+    return act->task->attempt;
+}
+
+void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg *task,
+                         const char *worker, struct bt_msg *event)
+{
+    bt_act act = {.task = task};
+    json_t *result = NULL;
+    int rc;
+
+    snprintf(act.key, sizeof(act.key), "%s/%lld", task->id, (long long)task->seq);
+    if (!def) {
+        bt_act_fail(&act, "ActivityNotRegistered", false,
+                    "activity \"%s\" is not registered on worker %s (queue %s)", task->name,
+                    worker, task->queue);
+        rc = BT_ACT_FAILED;
+    } else {
+        rc = def->fn(&act, task->body ? task->body : json_null(), &result);
+        if (rc != 0 && !act.failed)
+            bt_act_fail(&act, "ActivityError", true, "activity returned %d", rc);
+    }
+    memset(event, 0, sizeof(*event));
+    event->id = strdup(task->id);
+    event->seq = task->seq;
+    event->attempt = task->attempt;
+    if (rc == 0 && !act.failed) {
+        event->type = BT_MSG_COMPLETED;
+        event->body = result ? result : json_null();
+    } else {
+        json_decref(result);
+        event->type = BT_MSG_FAILED;
+        event->error.type = act.error_type;
+        event->error.message = act.error_message;
+        event->error.retryable = act.retryable;
+        event->error.retry_after_ms = act.retry_after_ms;
+        bt_log(BT_LOG_INFO, "activity attempt failed: %s: %s workflow=%s seq=%lld attempt=%d",
+               act.error_type, act.error_message, task->id, (long long)task->seq,
+               task->attempt);
+    }
+}

@@ -1,0 +1,18 @@
+/* Running one activity attempt: the activity side of the SDK (bt_act_*) and
+ * the translation of its outcome into a completed or failed event. Thread
+ * safe: each attempt has its own bt_act. */
+#ifndef BT_ACTIVITY_H
+#define BT_ACTIVITY_H
+
+#include "codec.h"
+#include "registry.h"
+
+/* Runs def's function for the task and fills *event (a completed or failed
+ * message for the task's instance; release with bt_msg_release). def NULL:
+ * the activity is not registered here, which fails the attempt for good
+ * with a clear error. Never fails itself: a crash-free activity always has
+ * an outcome. */
+void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg *task,
+                         const char *worker, struct bt_msg *event);
+
+#endif

@@ -1,0 +1,177 @@
+/* baton's workflow SDK: the one header a plugin includes.
+ *
+ * A workflow is a C function that baton re-runs from its first line every
+ * time something happens to one of its instances (deterministic replay). Each
+ * call below consumes the next entry (seq) of the instance's journal: where the
+ * journal already holds the result, the call returns it at once; where it does
+ * not, baton records a command and the call reports BT_PENDING, and the
+ * workflow returns BT_PENDING to wait. Workflow code must do no I/O and read no
+ * clock or random source except through bt_now() / bt_random() / bt_uuid().
+ *
+ * An activity is a plain C function that does the real work (HTTP calls,
+ * database writes); it runs at least once per step, on any worker serving its
+ * task queue, and may run again after a crash or timeout: use
+ * bt_act_idempotency_key() toward the downstream.
+ *
+ * Ownership (jansson's reference counts): a json_t * passed to a function
+ * marked "stolen" belongs to baton afterwards, even on error; results handed
+ * to workflow code are borrowed and valid until the workflow function
+ * returns; an activity's *result is a new reference that baton takes. */
+#ifndef BATON_H
+#define BATON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bt_wf bt_wf;             /* one replay of one instance */
+typedef struct bt_act bt_act;           /* one attempt of one activity */
+typedef struct bt_future bt_future;     /* a step started, not yet awaited */
+typedef struct bt_registry bt_registry; /* what a plugin registers into */
+
+typedef enum {
+    BT_READY,   /* the step's result is there (or the workflow is finished) */
+    BT_PENDING, /* waiting for an event: return BT_PENDING from the workflow */
+    BT_FAILED   /* the step failed for good (or the workflow failed) */
+} bt_poll;
+
+#define BT_SECONDS(n) ((int64_t)(n) * 1000)
+#define BT_MINUTES(n) ((int64_t)(n) * 60000)
+#define BT_HOURS(n)   ((int64_t)(n) * 3600000)
+#define BT_DAYS(n)    ((int64_t)(n) * 86400000)
+
+/* Retry policy of an activity. Zero fields take the defaults in brackets. */
+struct bt_retry {
+    int max_attempts;    /* [3]; 1 = no retry */
+    int64_t initial_ms;  /* first backoff [1000] */
+    double coefficient;  /* growth per attempt [2.0] */
+    int64_t max_ms;      /* cap on one backoff [100 x initial] */
+    double jitter;       /* +- fraction of each backoff, 0..1 [0] */
+    const char *const *non_retryable; /* NULL-terminated error types, or NULL */
+};
+
+/* Options of one activity call; NULL or zero fields take the activity's
+ * registered defaults, then the worker's. Strings are copied. */
+struct bt_step_opts {
+    const char *queue;          /* task queue ["default"] */
+    struct bt_retry retry;
+    int64_t start_to_close_ms;  /* one attempt's timeout [worker setting] */
+    const char *rate_key;       /* shared rate-limit key, or NULL */
+    const char *id;             /* child workflows: explicit child id */
+};
+
+typedef bt_poll (*bt_workflow_fn)(bt_wf *wf, const json_t *input);
+/* Returns 0 with *result set (a new reference, or NULL for null), or the
+ * value of bt_act_fail() / bt_act_throttled(). */
+typedef int (*bt_activity_fn)(bt_act *act, const json_t *input, json_t **result);
+
+/* ---- registration: in the plugin's exported
+ *      int baton_register(bt_registry *r);  (return 0, or -1 to refuse to load)
+ * Names are copied. Return 0, or -1 when the name is taken or invalid. */
+int bt_register_workflow(bt_registry *r, const char *type, bt_workflow_fn fn);
+int bt_register_activity(bt_registry *r, const char *name, bt_activity_fn fn,
+                         const struct bt_step_opts *defaults);
+
+/* ---- workflow side ---- */
+
+/* Starts activity `name` with input (stolen; NULL means null). Returns a
+ * future owned by wf (valid until the workflow function returns); never NULL. */
+bt_future *bt_start(bt_wf *wf, const char *name, json_t *input,
+                    const struct bt_step_opts *opts);
+/* Starts a child workflow of `type` (another plugin, another task queue).
+ * Its id is opts->id, or "<parent id>/<seq>" (deterministic). */
+bt_future *bt_start_child(bt_wf *wf, const char *type, json_t *input,
+                          const struct bt_step_opts *opts);
+/* BT_READY with *result (borrowed; may be NULL), BT_FAILED with *error
+ * (borrowed {"type","message"}), or BT_PENDING. result/error may be NULL. */
+bt_poll bt_await(bt_wf *wf, bt_future *f, const json_t **result, const json_t **error);
+/* BT_READY when all are ready, BT_FAILED as soon as one failed for good. */
+bt_poll bt_await_all(bt_wf *wf, bt_future *const *fs, size_t n);
+/* BT_READY (or BT_FAILED) as soon as one is done; *which says which. */
+bt_poll bt_await_any(bt_wf *wf, bt_future *const *fs, size_t n, size_t *which);
+
+/* Durable sleep: survives restarts of every process. */
+bt_poll bt_sleep(bt_wf *wf, int64_t ms);
+/* Waits for the next signal `name` (signals that came earlier are buffered,
+ * in order). timeout_ms < 0: no timeout. BT_READY with *payload borrowed, or
+ * with *payload == NULL when the timeout came first. */
+bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
+                       const json_t **payload);
+
+/* Side effects recorded in the journal: replay sees the same values. */
+int64_t bt_now(bt_wf *wf);   /* ms since the epoch */
+uint64_t bt_random(bt_wf *wf);
+/* A random UUID (v4) text; borrowed, valid until the function returns. */
+const char *bt_uuid(bt_wf *wf);
+
+/* Versioning: true for executions that reach this point with code that has
+ * the patch, false when replaying history made before it. */
+bool bt_patched(bt_wf *wf, const char *patch_id);
+bool bt_cancel_requested(bt_wf *wf);
+
+const char *bt_workflow_id(const bt_wf *wf);
+
+/* Finish the instance. bt_complete: result stolen (NULL means null). */
+bt_poll bt_complete(bt_wf *wf, json_t *result);
+bt_poll bt_fail(bt_wf *wf, const char *error_type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sugar: return from the workflow while pending; a step that failed for good
+ * fails the workflow with the step's error (like an uncaught exception). Call
+ * bt_await() directly to branch on the failure instead. out: const json_t **
+ * or NULL. */
+#define BT_AWAIT(wf, f, out)                                                             \
+    do {                                                                                 \
+        const json_t *bt__err = NULL;                                                    \
+        bt_poll bt__p = bt_await((wf), (f), (out), &bt__err);                            \
+        if (bt__p == BT_PENDING)                                                         \
+            return BT_PENDING;                                                           \
+        if (bt__p == BT_FAILED)                                                          \
+            return bt__fail_with((wf), bt__err);                                         \
+    } while (0)
+#define BT_RUN(wf, out, name, input, opts)                                               \
+    BT_AWAIT((wf), bt_start((wf), (name), (input), (opts)), (out))
+#define BT_AWAIT_ALL(wf, fs, n)                                                          \
+    do {                                                                                 \
+        bt_poll bt__p = bt_await_all((wf), (fs), (n));                                   \
+        if (bt__p != BT_READY)                                                           \
+            return bt__p == BT_PENDING ? BT_PENDING : bt__fail_with((wf), NULL);         \
+    } while (0)
+#define BT_SLEEP(wf, ms)                                                                 \
+    do {                                                                                 \
+        if (bt_sleep((wf), (ms)) == BT_PENDING)                                          \
+            return BT_PENDING;                                                           \
+    } while (0)
+#define BT_WAIT_SIGNAL(wf, payload, name, timeout_ms)                                    \
+    do {                                                                                 \
+        if (bt_wait_signal((wf), (name), (timeout_ms), (payload)) == BT_PENDING)         \
+            return BT_PENDING;                                                           \
+    } while (0)
+bt_poll bt__fail_with(bt_wf *wf, const json_t *error);
+
+/* ---- activity side ---- */
+
+/* Fails this attempt. retryable: whether the retry policy may run it again.
+ * Returns the value the activity must return. */
+int bt_act_fail(bt_act *act, const char *error_type, bool retryable, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The downstream said "too many requests": retry after retry_after_ms
+ * without counting an attempt. Returns the value the activity must return. */
+int bt_act_throttled(bt_act *act, int64_t retry_after_ms);
+/* Reports progress (details borrowed, may be NULL). Returns 0. */
+int bt_act_heartbeat(bt_act *act, const json_t *details);
+/* "<workflow id>/<seq>": the same for every attempt of one step. Borrowed. */
+const char *bt_act_idempotency_key(const bt_act *act);
+const char *bt_act_workflow_id(const bt_act *act);
+int64_t bt_act_seq(const bt_act *act);
+int bt_act_attempt(const bt_act *act); /* 1, 2, ... */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

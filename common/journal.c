@@ -1,0 +1,244 @@
+/* Instances, journal entries and decision deltas: memory management and the
+ * JSON form of an entry in the journal hash ({"k":"a","s":5,"n":"charge",...}). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "journal.h"
+
+static const char *const status_names[] = {
+    [BT_STATUS_NONE] = "none",           [BT_STATUS_RUNNING] = "running",
+    [BT_STATUS_COMPLETED] = "completed", [BT_STATUS_FAILED] = "failed",
+    [BT_STATUS_CANCELLED] = "cancelled", [BT_STATUS_TERMINATED] = "terminated",
+    [BT_STATUS_BLOCKED] = "blocked",
+};
+
+const char *bt_status_name(enum bt_status s)
+{
+    return (unsigned)s < sizeof(status_names) / sizeof(status_names[0]) ? status_names[s]
+                                                                          : "unknown";
+}
+
+int bt_status_parse(const char *s)
+{
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+        if (!strcmp(s, status_names[i]))
+            return (int)i;
+    return -1;
+}
+
+struct bt_instance *bt_instance_new(const char *id)
+{
+    struct bt_instance *inst = calloc(1, sizeof(*inst));
+
+    if (!inst)
+        return NULL;
+    if (!(inst->id = strdup(id))) {
+        free(inst);
+        return NULL;
+    }
+    return inst;
+}
+
+void bt_entry_release(struct bt_entry *e)
+{
+    free(e->name);
+    json_decref(e->value);
+    json_decref(e->error);
+    memset(e, 0, sizeof(*e));
+}
+
+void bt_instance_destroy(struct bt_instance *inst)
+{
+    if (!inst)
+        return;
+    for (size_t i = 0; i < inst->n_entries; i++)
+        bt_entry_release(&inst->entries[i]);
+    free(inst->entries);
+    bt_delta_reset(&inst->delta);
+    free(inst->delta.cmds);
+    free(inst->delta.timers_add);
+    free(inst->delta.timers_del);
+    free(inst->delta.history);
+    free(inst->id);
+    free(inst->type);
+    free(inst->parent_id);
+    free(inst->kpos);
+    json_decref(inst->input);
+    json_decref(inst->result);
+    json_decref(inst->error);
+    json_decref(inst->signals);
+    free(inst);
+}
+
+struct bt_entry *bt_instance_append(struct bt_instance *inst, char kind, const char *name)
+{
+    struct bt_entry *e;
+
+    if (inst->n_entries == inst->cap_entries) {
+        size_t cap = inst->cap_entries ? inst->cap_entries * 2 : 8;
+        struct bt_entry *grown = realloc(inst->entries, cap * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        inst->entries = grown;
+        inst->cap_entries = cap;
+    }
+    e = &inst->entries[inst->n_entries];
+    memset(e, 0, sizeof(*e));
+    if (!(e->name = strdup(name)))
+        return NULL;
+    e->kind = kind;
+    e->dirty = true;
+    inst->n_entries++;
+    return e;
+}
+
+char *bt_entry_encode(const struct bt_entry *e)
+{
+    json_t *root = json_pack("{s:s#, s:i, s:s, s:i}", "k", &e->kind, (size_t)1, "s",
+                             (int)e->state, "n", e->name, "at", e->attempt);
+    char *text;
+
+    if (!root)
+        return NULL;
+    if (e->throttles)
+        json_object_set_new(root, "th", json_integer(e->throttles));
+    if (e->value)
+        json_object_set(root, "v", e->value);
+    if (e->error)
+        json_object_set(root, "e", e->error);
+    if (e->due)
+        json_object_set_new(root, "d", json_integer(e->due));
+    text = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(root);
+    return text;
+}
+
+int bt_entry_decode(struct bt_entry *e, const char *text, size_t len)
+{
+    json_t *root = json_loadb(text, len, 0, NULL);
+    const char *kind = NULL, *name = NULL;
+    json_int_t state = 0, attempt = 0, throttles = 0, due = 0;
+    int ret = BT_EINVALMSG;
+
+    memset(e, 0, sizeof(*e));
+    if (!root || json_unpack(root, "{s:s, s:I, s:s, s:I, s?I, s?I}", "k", &kind, "s",
+                             &state, "n", &name, "at", &attempt, "th", &throttles, "d",
+                             &due))
+        goto out;
+    if (strlen(kind) != 1 || !strchr("actsxp", kind[0]) || state < 0 ||
+        state > BT_ST_FAILED)
+        goto out;
+    e->kind = kind[0];
+    e->state = (uint8_t)state;
+    e->attempt = (int)attempt;
+    e->throttles = (int)throttles;
+    e->due = due;
+    if (!(e->name = strdup(name)))
+        goto out;
+    e->value = json_incref(json_object_get(root, "v"));
+    e->error = json_incref(json_object_get(root, "e"));
+    ret = 0;
+out:
+    json_decref(root);
+    return ret;
+}
+
+#define GROW(arr, n, cap)                                                                \
+    do {                                                                                 \
+        if ((n) == (cap)) {                                                              \
+            size_t c = (cap) ? (cap) * 2 : 4;                                            \
+            void *g = realloc((arr), c * sizeof(*(arr)));                                \
+            if (!g)                                                                      \
+                goto nomem;                                                              \
+            (arr) = g;                                                                   \
+            (cap) = c;                                                                   \
+        }                                                                                \
+    } while (0)
+
+int bt_delta_command(struct bt_delta *d, char *field, char *topic, char *key,
+                     char *payload, size_t len)
+{
+    if (!field || !topic || !key || !payload)
+        goto nomem;
+    GROW(d->cmds, d->n_cmds, d->cap_cmds);
+    d->cmds[d->n_cmds++] = (struct bt_command){field, topic, key, payload, len};
+    return 0;
+nomem:
+    free(field);
+    free(topic);
+    free(key);
+    free(payload);
+    return BT_ENOMEM;
+}
+
+int bt_delta_timer(struct bt_delta *d, bool add, char *member, int64_t due)
+{
+    if (!member)
+        goto nomem;
+    if (add) {
+        GROW(d->timers_add, d->n_timers_add, d->cap_timers_add);
+        d->timers_add[d->n_timers_add++] = (struct bt_timer){member, due};
+    } else {
+        GROW(d->timers_del, d->n_timers_del, d->cap_timers_del);
+        d->timers_del[d->n_timers_del++] = (struct bt_timer){member, 0};
+    }
+    return 0;
+nomem:
+    free(member);
+    return BT_ENOMEM;
+}
+
+int bt_delta_history(struct bt_delta *d, char *record)
+{
+    if (!record)
+        goto nomem;
+    GROW(d->history, d->n_history, d->cap_history);
+    d->history[d->n_history++] = record;
+    return 0;
+nomem:
+    free(record);
+    return BT_ENOMEM;
+}
+
+void bt_delta_reset(struct bt_delta *d)
+{
+    for (size_t i = 0; i < d->n_cmds; i++) {
+        free(d->cmds[i].field);
+        free(d->cmds[i].topic);
+        free(d->cmds[i].key);
+        free(d->cmds[i].payload);
+    }
+    for (size_t i = 0; i < d->n_timers_add; i++)
+        free(d->timers_add[i].member);
+    for (size_t i = 0; i < d->n_timers_del; i++)
+        free(d->timers_del[i].member);
+    for (size_t i = 0; i < d->n_history; i++)
+        free(d->history[i]);
+    d->n_cmds = d->n_timers_add = d->n_timers_del = d->n_history = 0;
+    d->meta_dirty = false;
+}
+
+bool bt_instance_dirty(const struct bt_instance *inst)
+{
+    const struct bt_delta *d = &inst->delta;
+
+    if (d->meta_dirty || d->n_timers_add || d->n_timers_del || d->n_history ||
+        inst->n_committed < inst->n_entries)
+        return true;
+    for (size_t i = 0; i < inst->n_committed; i++)
+        if (inst->entries[i].dirty)
+            return true;
+    return false;
+}
+
+char *bt_timer_member(const char *kind, int64_t seq, int attempt, const char *id)
+{
+    size_t n = strlen(kind) + strlen(id) + 48;
+    char *s = malloc(n);
+
+    if (s)
+        snprintf(s, n, "%s|%lld|%d|%s", kind, (long long)seq, attempt, id);
+    return s;
+}

@@ -1,0 +1,141 @@
+/* The state of one workflow instance as the engine sees it: its meta fields
+ * and its journal (one entry per step seq), plus the delta of one decision
+ * that has not been committed to Redis yet. Loaded from and committed to Redis
+ * by store.c; changed by replay.c. Not thread safe: one instance is advanced
+ * by one thread at a time (its Kafka partition's). */
+#ifndef BT_JOURNAL_H
+#define BT_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+enum bt_entry_kind {
+    BT_ENTRY_ACTIVITY = 'a',
+    BT_ENTRY_CHILD = 'c',
+    BT_ENTRY_TIMER = 't',
+    BT_ENTRY_SIGNAL = 's',
+    BT_ENTRY_SIDE_EFFECT = 'x',
+    BT_ENTRY_PATCH = 'p',
+};
+
+enum bt_entry_state {
+    BT_ST_WAITING,        /* dispatched / timer set / waiting for the signal */
+    BT_ST_ATTEMPT_FAILED, /* activity attempt failed; replay decides retry or fail */
+    BT_ST_BACKOFF,        /* activity waits for its retry timer */
+    BT_ST_REDISPATCH,     /* retry timer fired: replay dispatches the next attempt */
+    BT_ST_DONE,           /* finished with value (signal: NULL value = timed out) */
+    BT_ST_FAILED,         /* failed for good, error set */
+};
+
+struct bt_entry {
+    char kind;       /* enum bt_entry_kind */
+    uint8_t state;   /* enum bt_entry_state */
+    bool dirty;      /* changed since the last commit */
+    int attempt;     /* activity: current attempt (the retry counter) */
+    int throttles;   /* activity: throttled attempts not counted */
+    char *name;      /* activity / workflow type / signal name / side effect */
+    json_t *value;   /* result, signal payload, side-effect value; owned */
+    json_t *error;   /* {"type","message",...} when failed; owned */
+    int64_t due;     /* ms: timer due time, retry time, or attempt deadline */
+};
+
+enum bt_status {
+    BT_STATUS_NONE, /* not started */
+    BT_STATUS_RUNNING,
+    BT_STATUS_COMPLETED,
+    BT_STATUS_FAILED,
+    BT_STATUS_CANCELLED,
+    BT_STATUS_TERMINATED,
+    BT_STATUS_BLOCKED,
+};
+const char *bt_status_name(enum bt_status s);
+/* Returns the status named s, or -1. */
+int bt_status_parse(const char *s);
+static inline bool bt_status_final(enum bt_status s)
+{
+    return s == BT_STATUS_COMPLETED || s == BT_STATUS_FAILED ||
+           s == BT_STATUS_CANCELLED || s == BT_STATUS_TERMINATED;
+}
+
+/* One message to produce once the decision is committed (the outbox). */
+struct bt_command {
+    char *field;   /* outbox field: unique per command of the instance */
+    char *topic;   /* topic suffix: "events", "results", "tasks.<queue>" */
+    char *key;     /* message key: the target instance id */
+    char *payload; /* encoded message */
+    size_t len;
+};
+
+struct bt_timer {
+    char *member; /* "<kind>|<seq>|<attempt>|<id>" in the timers set */
+    int64_t due;  /* ms since epoch; unused for removals */
+};
+
+/* What one decision changed, committed in one Lua call (store.c). */
+struct bt_delta {
+    struct bt_command *cmds;
+    size_t n_cmds, cap_cmds;
+    struct bt_timer *timers_add;
+    size_t n_timers_add, cap_timers_add;
+    struct bt_timer *timers_del;
+    size_t n_timers_del, cap_timers_del;
+    char **history; /* JSON records for the audit stream */
+    size_t n_history, cap_history;
+    bool meta_dirty;        /* status, result, signals, flags changed */
+    enum bt_status old_status; /* status at the last commit (for the indexes) */
+};
+
+struct bt_instance {
+    char *id;
+    char *type;
+    json_t *input;
+    enum bt_status status;
+    int64_t ver;     /* commits so far: the optimistic-concurrency guard */
+    int64_t created; /* ms */
+    char *parent_id; /* NULL: top level */
+    int64_t parent_seq;
+    bool cancel_requested;
+    json_t *result; /* when completed */
+    json_t *error;  /* when failed / blocked: {"type","message"} */
+    json_t *signals; /* buffered signals: [[name, payload], ...] */
+    /* where the last applied event was read: "<cluster>/<topic>/<partition>"
+     * and its offset; a redelivered event at or below it is a duplicate */
+    char *kpos;
+    int64_t koff;
+    struct bt_entry *entries;
+    size_t n_entries, cap_entries;
+    size_t n_committed; /* entries[0..n_committed) are in Redis */
+    struct bt_delta delta;
+    uint64_t mark; /* scratch for the worker: the batch that last touched it */
+};
+
+/* New empty instance for id (copied). Caller frees with bt_instance_destroy. */
+struct bt_instance *bt_instance_new(const char *id);
+void bt_instance_destroy(struct bt_instance *inst);
+
+/* Appends a zeroed entry; returns it, or NULL when out of memory. name copied. */
+struct bt_entry *bt_instance_append(struct bt_instance *inst, char kind, const char *name);
+
+/* Entry <-> its JSON text in the journal hash. encode: new malloc'd string.
+ * decode: 0 or BT_EINVALMSG (a corrupt entry: never trusted blindly). */
+char *bt_entry_encode(const struct bt_entry *e);
+int bt_entry_decode(struct bt_entry *e, const char *text, size_t len);
+void bt_entry_release(struct bt_entry *e);
+
+/* Delta bookkeeping. All strings are taken (stolen) even on error; return 0
+ * or BT_ENOMEM. */
+int bt_delta_command(struct bt_delta *d, char *field, char *topic, char *key,
+                     char *payload, size_t len);
+int bt_delta_timer(struct bt_delta *d, bool add, char *member, int64_t due);
+int bt_delta_history(struct bt_delta *d, char *record);
+/* Frees and forgets everything in d. */
+void bt_delta_reset(struct bt_delta *d);
+/* True when the instance has something to commit. */
+bool bt_instance_dirty(const struct bt_instance *inst);
+
+/* "<kind>|<seq>|<attempt>|<id>": new malloc'd string. */
+char *bt_timer_member(const char *kind, int64_t seq, int attempt, const char *id);
+
+#endif

@@ -1,0 +1,72 @@
+-- Commits one decision of one instance atomically: meta fields, journal
+-- entries, history records, outbox commands, timers and status indexes.
+-- Guarded by the expected version (the commit count): when another worker
+-- committed first, nothing is written and {-1, ver} tells the caller to reload.
+-- KEYS: 1 meta, 2 journal, 3 history, 4 outbox, 5 outbox index, 6 timers,
+--       7 leased timers, 8 index of the old status, 9 index of the new status,
+--       10 index of all instances
+-- ARGV: expected ver, id, now ms, history maxlen, then counted sections:
+--       meta pairs, journal pairs, history records, outbox pairs,
+--       timers to add (member, due), timers to delete (member)
+local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
+if ver ~= tonumber(ARGV[1]) then
+  return {-1, ver}
+end
+local id, now, maxlen = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local i = 5
+
+local function section(width)
+  local n = tonumber(ARGV[i])
+  local t = {}
+  for j = 1, n * width do t[j] = ARGV[i + j] end
+  i = i + n * width + 1
+  return t, n
+end
+
+local meta = section(2)
+meta[#meta + 1] = 'ver'
+meta[#meta + 1] = ver + 1
+redis.call('HSET', KEYS[1], unpack(meta))
+
+local journal, nj = section(2)
+if nj > 0 then redis.call('HSET', KEYS[2], unpack(journal)) end
+
+local hist, nh = section(1)
+for j = 1, nh do
+  if maxlen > 0 then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'e', hist[j])
+  else
+    redis.call('XADD', KEYS[3], '*', 'e', hist[j])
+  end
+end
+
+local outbox, no = section(2)
+if no > 0 then
+  redis.call('HSET', KEYS[4], unpack(outbox))
+  redis.call('ZADD', KEYS[5], 'NX', now, id)
+end
+
+local tadd, nta = section(2)
+if nta > 0 then
+  local z = {}
+  for j = 1, nta do
+    z[2 * j - 1] = tadd[2 * j]
+    z[2 * j] = tadd[2 * j - 1]
+  end
+  redis.call('ZADD', KEYS[6], unpack(z))
+end
+
+local tdel, ntd = section(1)
+if ntd > 0 then
+  redis.call('ZREM', KEYS[6], unpack(tdel))
+  redis.call('ZREM', KEYS[7], unpack(tdel))
+end
+
+if ver == 0 then
+  redis.call('ZADD', KEYS[10], now, id)
+end
+if KEYS[8] ~= KEYS[9] then
+  redis.call('ZREM', KEYS[8], id)
+  redis.call('ZADD', KEYS[9], now, id)
+end
+return {0, ver + 1}

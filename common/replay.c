@@ -1,0 +1,964 @@
+/* The replay engine and the workflow side of the SDK (baton.h).
+ *
+ * bt_replay_apply() turns an event into a state change of one journal entry;
+ * bt_replay_run() re-runs the workflow function, whose calls walk the journal
+ * seq by seq: an entry that is there answers at once, a missing one is
+ * appended and its command (task, timer, child start) goes to the delta. All
+ * retry decisions are taken during the replay, where the step's options are
+ * at hand. A kind or name that differs from the journal is nondeterminism: the
+ * replay is rolled back and the instance blocked, never half-applied. */
+#define _GNU_SOURCE /* vasprintf */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "baton.h"
+#include "err.h"
+#include "log.h"
+#include "replay.h"
+
+/* A saved entry, to roll a replay back when it meets nondeterminism. */
+struct undo {
+    size_t seq;
+    uint8_t state;
+    bool dirty;
+    int attempt, throttles;
+    int64_t due;
+};
+
+struct bt_wf {
+    struct bt_instance *inst;
+    const struct bt_replay_env *env;
+    size_t cursor;
+    bool nondet;
+    bool finished;
+    const json_t *last_error; /* of the step that failed an await_all/any */
+    struct undo *undo;
+    size_t n_undo, cap_undo;
+};
+
+/* Futures are the seq they stand for, encoded in the pointer: no allocation. */
+#define FUTURE(seq)     ((bt_future *)(uintptr_t)((seq) + 1))
+#define FUTURE_SEQ(f)   ((size_t)((uintptr_t)(f)-1))
+#define FUTURE_NONE     ((bt_future *)(uintptr_t)SIZE_MAX)
+
+static const char *const kind_names[128] = {
+    [BT_ENTRY_ACTIVITY] = "activity", [BT_ENTRY_CHILD] = "child workflow",
+    [BT_ENTRY_TIMER] = "sleep",       [BT_ENTRY_SIGNAL] = "signal wait",
+    [BT_ENTRY_SIDE_EFFECT] = "side effect", [BT_ENTRY_PATCH] = "patch marker",
+};
+
+/* ---- history ---- */
+
+static void history(struct bt_instance *inst, const struct bt_replay_env *env,
+                    json_t *record /* stolen */)
+{
+    if (!record)
+        return;
+    json_object_set_new(record, "ts", json_integer(env->now_ms));
+    if (env->worker)
+        json_object_set_new(record, "worker", json_string(env->worker));
+    bt_delta_history(&inst->delta, json_dumps(record, JSON_COMPACT));
+    json_decref(record);
+}
+
+static json_t *error_json(const char *type, const char *message)
+{
+    return json_pack("{s:s, s:s}", "type", type, "message", message);
+}
+
+/* ---- applying events ---- */
+
+static struct bt_entry *entry_at(struct bt_instance *inst, int64_t seq, char kind)
+{
+    if (seq < 0 || (uint64_t)seq >= inst->n_entries)
+        return NULL;
+    return inst->entries[seq].kind == kind ? &inst->entries[seq] : NULL;
+}
+
+static void set_json(json_t **slot, json_t *value /* stolen */)
+{
+    json_decref(*slot);
+    *slot = value;
+}
+
+static void drop_timer(struct bt_instance *inst, const char *kind, int64_t seq, int attempt)
+{
+    bt_delta_timer(&inst->delta, false, bt_timer_member(kind, seq, attempt, inst->id), 0);
+}
+
+static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
+                       const struct bt_replay_env *env, const char **why)
+{
+    if (inst->status != BT_STATUS_NONE) {
+        *why = "instance already started";
+        return BT_EEXIST;
+    }
+    if (!bt_registry_workflow(env->reg, msg->workflow)) {
+        *why = "unknown workflow type";
+        return BT_ENOENT;
+    }
+    free(inst->type);
+    inst->type = strdup(msg->workflow);
+    set_json(&inst->input, json_incref(msg->body ? msg->body : json_null()));
+    if (msg->parent_id) {
+        free(inst->parent_id);
+        inst->parent_id = strdup(msg->parent_id);
+        inst->parent_seq = msg->seq;
+    }
+    inst->status = BT_STATUS_RUNNING;
+    inst->created = env->now_ms;
+    inst->delta.meta_dirty = true;
+    history(inst, env,
+            json_pack("{s:s, s:s, s:O, s:s*}", "ev", "started", "workflow", msg->workflow,
+                      "input", inst->input, "parent", msg->parent_id));
+    return 0;
+}
+
+static void buffer_signal(struct bt_instance *inst, const struct bt_msg *msg)
+{
+    if (!inst->signals)
+        inst->signals = json_array();
+    json_array_append_new(inst->signals,
+                          json_pack("[s, O]", msg->name, msg->body ? msg->body : json_null()));
+}
+
+static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
+                        const struct bt_replay_env *env)
+{
+    struct bt_entry *waiting = NULL;
+
+    for (size_t i = 0; i < inst->n_entries; i++) {
+        struct bt_entry *e = &inst->entries[i];
+        if (e->kind == BT_ENTRY_SIGNAL && e->state == BT_ST_WAITING &&
+            !strcmp(e->name, msg->name)) {
+            waiting = e;
+            break;
+        }
+    }
+    if (waiting) {
+        waiting->state = BT_ST_DONE;
+        set_json(&waiting->value, json_incref(msg->body ? msg->body : json_null()));
+        waiting->dirty = true;
+        drop_timer(inst, "signal_timeout", waiting - inst->entries, 0);
+    } else {
+        buffer_signal(inst, msg);
+        inst->delta.meta_dirty = true;
+    }
+    history(inst, env,
+            json_pack("{s:s, s:s, s:O, s:b}", "ev", "signal_received", "name", msg->name,
+                      "payload", msg->body ? msg->body : json_null(), "buffered", !waiting));
+    return 0;
+}
+
+static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
+                   enum bt_status status, json_t *result /* stolen */,
+                   json_t *error /* stolen */);
+
+static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
+                        const struct bt_replay_env *env)
+{
+    history(inst, env,
+            json_pack("{s:s, s:b, s:O}", "ev", "cancel_requested", "terminate",
+                      msg->terminate, "reason", msg->body ? msg->body : json_null()));
+    if (msg->terminate) {
+        finish(inst, env, BT_STATUS_TERMINATED, NULL,
+               error_json("Terminated", "terminated by request"));
+        return 0;
+    }
+    inst->cancel_requested = true;
+    inst->delta.meta_dirty = true;
+    return 0;
+}
+
+static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
+                          const struct bt_replay_env *env, const char **why)
+{
+    struct bt_entry *e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY);
+
+    if (!e || e->state != BT_ST_WAITING || e->attempt != msg->attempt) {
+        *why = "stale activity outcome (step done or attempt superseded)";
+        return BT_EEXIST;
+    }
+    drop_timer(inst, "timeout", msg->seq, msg->attempt);
+    e->dirty = true;
+    if (msg->type == BT_MSG_COMPLETED) {
+        e->state = BT_ST_DONE;
+        set_json(&e->value, json_incref(msg->body ? msg->body : json_null()));
+        history(inst, env,
+                json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_completed", "seq",
+                          (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name,
+                          "result", e->value));
+        return 0;
+    }
+    e->state = BT_ST_ATTEMPT_FAILED;
+    set_json(&e->error, json_pack("{s:s, s:s, s:b, s:I}", "type", msg->error.type, "message",
+                                  msg->error.message, "retryable", msg->error.retryable,
+                                  "retry_after_ms", (json_int_t)msg->error.retry_after_ms));
+    history(inst, env,
+            json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_failed", "seq",
+                      (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name, "error",
+                      e->error));
+    return 0;
+}
+
+static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
+                       const struct bt_replay_env *env, const char **why)
+{
+    struct bt_entry *e;
+    const char *k = msg->kind;
+
+    *why = "stale timer";
+    if (!strcmp(k, "workflow_timeout")) {
+        finish(inst, env, BT_STATUS_FAILED, NULL,
+               error_json("WorkflowTimeout", "the workflow ran past its execution timeout"));
+        return 0;
+    }
+    if (!strcmp(k, "sleep")) {
+        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_TIMER)) || e->state != BT_ST_WAITING)
+            return BT_EEXIST;
+        e->state = BT_ST_DONE;
+    } else if (!strcmp(k, "signal_timeout")) {
+        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_SIGNAL)) || e->state != BT_ST_WAITING)
+            return BT_EEXIST;
+        e->state = BT_ST_DONE;
+        set_json(&e->value, NULL);
+    } else if (!strcmp(k, "timeout")) {
+        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY)) ||
+            e->state != BT_ST_WAITING || e->attempt != msg->attempt)
+            return BT_EEXIST;
+        e->state = BT_ST_ATTEMPT_FAILED;
+        set_json(&e->error, json_pack("{s:s, s:s, s:b}", "type", "StartToCloseTimeout",
+                                      "message", "the attempt ran past its start-to-close "
+                                                 "timeout",
+                                      "retryable", 1));
+    } else if (!strcmp(k, "retry")) {
+        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY)) ||
+            e->state != BT_ST_BACKOFF || e->attempt != msg->attempt)
+            return BT_EEXIST;
+        e->state = BT_ST_REDISPATCH;
+    } else {
+        *why = "unknown timer kind";
+        return BT_EINVALMSG;
+    }
+    e->dirty = true;
+    history(inst, env,
+            json_pack("{s:s, s:s, s:I, s:i}", "ev", "timer_fired", "kind", k, "seq",
+                      (json_int_t)msg->seq, "attempt", msg->attempt));
+    return 0;
+}
+
+static int apply_child(struct bt_instance *inst, const struct bt_msg *msg,
+                       const struct bt_replay_env *env, const char **why)
+{
+    struct bt_entry *e = entry_at(inst, msg->seq, BT_ENTRY_CHILD);
+    bool ok = msg->type == BT_MSG_CHILD_COMPLETED;
+
+    if (!e || e->state != BT_ST_WAITING) {
+        *why = "stale child outcome";
+        return BT_EEXIST;
+    }
+    e->dirty = true;
+    if (ok) {
+        e->state = BT_ST_DONE;
+        set_json(&e->value, json_incref(msg->body ? msg->body : json_null()));
+    } else {
+        e->state = BT_ST_FAILED;
+        set_json(&e->error, error_json(msg->error.type, msg->error.message));
+    }
+    history(inst, env,
+            json_pack("{s:s, s:I, s:s, s:O}", "ev", ok ? "child_completed" : "child_failed",
+                      "seq", (json_int_t)msg->seq, "child", msg->child, ok ? "result" : "error",
+                      ok ? e->value : e->error));
+    return 0;
+}
+
+int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
+                    const struct bt_replay_env *env, const char **why)
+{
+    *why = "";
+    if (msg->type == BT_MSG_START)
+        return apply_start(inst, msg, env, why);
+    if (inst->status == BT_STATUS_NONE) {
+        *why = "unknown instance";
+        return BT_ENOENT;
+    }
+    if (bt_status_final(inst->status)) {
+        *why = "instance already finished";
+        return msg->type == BT_MSG_SIGNAL || msg->type == BT_MSG_CANCEL ? BT_ESTATE
+                                                                         : BT_EEXIST;
+    }
+    switch (msg->type) {
+    case BT_MSG_SIGNAL:
+        return apply_signal(inst, msg, env);
+    case BT_MSG_CANCEL:
+        return apply_cancel(inst, msg, env);
+    case BT_MSG_COMPLETED:
+    case BT_MSG_FAILED:
+        return apply_activity(inst, msg, env, why);
+    case BT_MSG_TIMER:
+        return apply_timer(inst, msg, env, why);
+    case BT_MSG_CHILD_COMPLETED:
+    case BT_MSG_CHILD_FAILED:
+        return apply_child(inst, msg, env, why);
+    default:
+        *why = "not an event";
+        return BT_EINVALMSG;
+    }
+}
+
+/* ---- commands ---- */
+
+static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dupf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static void command(struct bt_instance *inst, char *field, char *topic, const char *key,
+                    const struct bt_msg *msg)
+{
+    size_t len = 0;
+    char *payload = bt_codec_encode(msg, &len);
+
+    bt_delta_command(&inst->delta, field, topic, strdup(key), payload, len);
+}
+
+/* Publishes the outcome: on the results topic, and to the parent, if any. */
+static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
+                   enum bt_status status, json_t *result, json_t *error)
+{
+    struct bt_msg msg = {.type = BT_MSG_RESULT, .id = inst->id, .workflow = inst->type,
+                         .ts = env->now_ms};
+
+    inst->status = status;
+    inst->delta.meta_dirty = true;
+    set_json(&inst->result, result);
+    set_json(&inst->error, error);
+    msg.status = (char *)(uintptr_t)bt_status_name(status);
+    msg.body = inst->result;
+    if (error) {
+        msg.error.type = (char *)(uintptr_t)json_string_value(json_object_get(error, "type"));
+        msg.error.message =
+            (char *)(uintptr_t)json_string_value(json_object_get(error, "message"));
+    }
+    command(inst, strdup("r"), strdup("results"), inst->id, &msg);
+    if (inst->parent_id) {
+        struct bt_msg ev = {.type = status == BT_STATUS_COMPLETED ? BT_MSG_CHILD_COMPLETED
+                                                                  : BT_MSG_CHILD_FAILED,
+                            .id = inst->parent_id, .seq = inst->parent_seq, .child = inst->id,
+                            .body = inst->result, .error = msg.error, .ts = env->now_ms};
+        command(inst, strdup("p"), strdup("events"), inst->parent_id, &ev);
+    }
+    history(inst, env,
+            json_pack("{s:s, s:s, s:O?, s:O?}", "ev", "finished", "status",
+                      bt_status_name(status), "result", inst->result, "error", inst->error));
+}
+
+/* ---- the SDK, workflow side ---- */
+
+static void save_undo(bt_wf *wf, size_t seq)
+{
+    struct bt_entry *e = &wf->inst->entries[seq];
+
+    if (wf->n_undo == wf->cap_undo) {
+        size_t cap = wf->cap_undo ? wf->cap_undo * 2 : 8;
+        struct undo *grown = realloc(wf->undo, cap * sizeof(*grown));
+        BT_ASSERT(grown);
+        wf->undo = grown;
+        wf->cap_undo = cap;
+    }
+    wf->undo[wf->n_undo++] =
+        (struct undo){seq, e->state, e->dirty, e->attempt, e->throttles, e->due};
+}
+
+static void nondeterminism(bt_wf *wf, size_t seq, char kind, const char *name)
+{
+    struct bt_instance *inst = wf->inst;
+    const struct bt_entry *e = &inst->entries[seq];
+    char text[1024];
+
+    if (wf->nondet)
+        return;
+    wf->nondet = true;
+    snprintf(text, sizeof(text),
+             "nondeterminism at seq %zu: the journal has %s \"%s\" but the code asks for "
+             "%s \"%s\"",
+             seq, kind_names[(int)e->kind], e->name, kind_names[(int)kind], name);
+    set_json(&inst->error, json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "Nondeterminism",
+                                     "message", text, "seq", (json_int_t)seq, "journal",
+                                     e->name, "code", name));
+}
+
+/* Consumes the next seq for a step of this kind and name. Returns the entry
+ * (existing or new; *fresh tells) or NULL on nondeterminism. */
+static struct bt_entry *take(bt_wf *wf, char kind, const char *name, bool *fresh)
+{
+    struct bt_instance *inst = wf->inst;
+    size_t seq = wf->cursor++;
+    struct bt_entry *e;
+
+    *fresh = false;
+    if (wf->nondet || wf->finished)
+        return NULL;
+    if (seq < inst->n_entries) {
+        e = &inst->entries[seq];
+        if (e->kind != kind || strcmp(e->name, name)) {
+            nondeterminism(wf, seq, kind, name);
+            return NULL;
+        }
+        save_undo(wf, seq);
+        return e;
+    }
+    *fresh = true;
+    e = bt_instance_append(inst, kind, name);
+    BT_ASSERT(e);
+    return e;
+}
+
+static size_t seq_of(const bt_wf *wf, const struct bt_entry *e)
+{
+    return (size_t)(e - wf->inst->entries);
+}
+
+static void set_timer(bt_wf *wf, const char *kind, struct bt_entry *e, int attempt,
+                      int64_t due)
+{
+    e->due = due;
+    bt_delta_timer(&wf->inst->delta, true,
+                   bt_timer_member(kind, (int64_t)seq_of(wf, e), attempt, wf->inst->id), due);
+}
+
+struct resolved {
+    const char *queue;
+    struct bt_retry retry;
+    int64_t timeout_ms;
+};
+
+static struct resolved resolve(const bt_wf *wf, const char *name,
+                               const struct bt_step_opts *opts)
+{
+    const struct bt_activity_def *def = bt_registry_activity(wf->env->reg, name);
+    const struct bt_step_opts *d = def ? &def->defaults : NULL;
+    struct resolved r = {.queue = "default", .timeout_ms = wf->env->default_timeout_ms};
+
+#define PICK(field, dst)                                                                 \
+    do {                                                                                 \
+        if (opts && opts->field)                                                         \
+            (dst) = opts->field;                                                         \
+        else if (d && d->field)                                                          \
+            (dst) = d->field;                                                            \
+    } while (0)
+    PICK(queue, r.queue);
+    PICK(start_to_close_ms, r.timeout_ms);
+    PICK(retry.max_attempts, r.retry.max_attempts);
+    PICK(retry.initial_ms, r.retry.initial_ms);
+    PICK(retry.coefficient, r.retry.coefficient);
+    PICK(retry.max_ms, r.retry.max_ms);
+    PICK(retry.jitter, r.retry.jitter);
+    PICK(retry.non_retryable, r.retry.non_retryable);
+#undef PICK
+    if (r.retry.max_attempts <= 0)
+        r.retry.max_attempts = 3;
+    if (r.retry.initial_ms <= 0)
+        r.retry.initial_ms = 1000;
+    if (r.retry.coefficient < 1.0)
+        r.retry.coefficient = 2.0;
+    if (r.retry.max_ms <= 0)
+        r.retry.max_ms = 100 * r.retry.initial_ms;
+    return r;
+}
+
+static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
+                     const struct resolved *r)
+{
+    struct bt_instance *inst = wf->inst;
+    int64_t seq = (int64_t)seq_of(wf, e);
+    struct bt_msg msg = {.type = BT_MSG_TASK, .id = inst->id, .seq = seq,
+                         .attempt = e->attempt, .name = e->name,
+                         .queue = (char *)(uintptr_t)r->queue,
+                         .deadline = wf->env->now_ms + r->timeout_ms,
+                         .body = (json_t *)(uintptr_t)input, .ts = wf->env->now_ms};
+
+    e->state = BT_ST_WAITING;
+    e->dirty = true;
+    command(inst, dupf("t|%lld|%d", (long long)seq, e->attempt), dupf("tasks.%s", r->queue),
+            inst->id, &msg);
+    set_timer(wf, "timeout", e, e->attempt, msg.deadline);
+    history(inst, wf->env,
+            json_pack("{s:s, s:I, s:i, s:s, s:s, s:O, s:I}", "ev", "activity_scheduled", "seq",
+                      (json_int_t)seq, "attempt", e->attempt, "name", e->name, "queue",
+                      r->queue, "input", input, "deadline", (json_int_t)msg.deadline));
+}
+
+static bool non_retryable(const struct bt_retry *retry, const char *type)
+{
+    for (const char *const *p = retry->non_retryable; p && *p; p++)
+        if (!strcmp(*p, type))
+            return true;
+    return false;
+}
+
+/* An attempt failed: retry after a backoff, or fail the step for good. */
+static void decide_retry(bt_wf *wf, struct bt_entry *e, const json_t *input,
+                         const struct resolved *r)
+{
+    const char *type = json_string_value(json_object_get(e->error, "type"));
+    int64_t after = json_integer_value(json_object_get(e->error, "retry_after_ms"));
+    int counted = e->attempt - e->throttles;
+    double backoff;
+
+    e->dirty = true;
+    if (after > 0) {
+        /* throttled by the downstream: wait as told, do not count the attempt */
+        e->throttles++;
+    } else if (!json_is_true(json_object_get(e->error, "retryable")) ||
+               non_retryable(&r->retry, type ? type : "") ||
+               counted >= r->retry.max_attempts) {
+        e->state = BT_ST_FAILED;
+        history(wf->inst, wf->env,
+                json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_gave_up", "seq",
+                          (json_int_t)seq_of(wf, e), "attempts", e->attempt, "name", e->name,
+                          "error", e->error));
+        return;
+    } else {
+        backoff = (double)r->retry.initial_ms * pow(r->retry.coefficient, counted - 1);
+        if (backoff > (double)r->retry.max_ms)
+            backoff = (double)r->retry.max_ms;
+        if (r->retry.jitter > 0)
+            backoff *= 1.0 + r->retry.jitter * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
+        after = (int64_t)backoff;
+    }
+    if (after <= 0) {
+        e->attempt++;
+        dispatch(wf, e, input, r);
+        return;
+    }
+    e->state = BT_ST_BACKOFF;
+    set_timer(wf, "retry", e, e->attempt, wf->env->now_ms + after);
+    history(wf->inst, wf->env,
+            json_pack("{s:s, s:I, s:i, s:s, s:I}", "ev", "retry_scheduled", "seq",
+                      (json_int_t)seq_of(wf, e), "attempt", e->attempt + 1, "name", e->name,
+                      "due", (json_int_t)(wf->env->now_ms + after)));
+}
+
+bt_future *bt_start(bt_wf *wf, const char *name, json_t *input,
+                    const struct bt_step_opts *opts)
+{
+    bool fresh;
+    struct bt_entry *e = take(wf, BT_ENTRY_ACTIVITY, name, &fresh);
+    struct resolved r;
+    bt_future *f = FUTURE_NONE;
+
+    if (!input)
+        input = json_null();
+    if (!e)
+        goto out;
+    f = FUTURE(seq_of(wf, e));
+    if (!fresh && e->state != BT_ST_ATTEMPT_FAILED && e->state != BT_ST_REDISPATCH)
+        goto out;
+    r = resolve(wf, name, opts);
+    if (fresh) {
+        e->attempt = 1;
+        dispatch(wf, e, input, &r);
+    } else if (e->state == BT_ST_ATTEMPT_FAILED) {
+        decide_retry(wf, e, input, &r);
+    } else {
+        e->attempt++;
+        dispatch(wf, e, input, &r);
+    }
+out:
+    json_decref(input);
+    return f;
+}
+
+bt_future *bt_start_child(bt_wf *wf, const char *type, json_t *input,
+                          const struct bt_step_opts *opts)
+{
+    bool fresh;
+    struct bt_entry *e = take(wf, BT_ENTRY_CHILD, type, &fresh);
+    bt_future *f = FUTURE_NONE;
+
+    if (!input)
+        input = json_null();
+    if (!e)
+        goto out;
+    f = FUTURE(seq_of(wf, e));
+    if (fresh) {
+        int64_t seq = (int64_t)seq_of(wf, e);
+        char *child = opts && opts->id ? strdup(opts->id)
+                                        : dupf("%s/%lld", wf->inst->id, (long long)seq);
+        struct bt_msg msg = {.type = BT_MSG_START, .id = child, .workflow = (char *)(uintptr_t)type,
+                             .body = input, .parent_id = wf->inst->id, .seq = seq,
+                             .ts = wf->env->now_ms};
+        e->state = BT_ST_WAITING;
+        e->value = NULL;
+        command(wf->inst, dupf("c|%lld", (long long)seq), strdup("events"), child, &msg);
+        history(wf->inst, wf->env,
+                json_pack("{s:s, s:I, s:s, s:s, s:O}", "ev", "child_started", "seq",
+                          (json_int_t)seq, "workflow", type, "child", child, "input", input));
+        free(child);
+    }
+out:
+    json_decref(input);
+    return f;
+}
+
+bt_poll bt_await(bt_wf *wf, bt_future *f, const json_t **result, const json_t **error)
+{
+    const struct bt_entry *e;
+
+    if (result)
+        *result = NULL;
+    if (error)
+        *error = NULL;
+    if (f == FUTURE_NONE || !f || FUTURE_SEQ(f) >= wf->inst->n_entries)
+        return BT_PENDING;
+    e = &wf->inst->entries[FUTURE_SEQ(f)];
+    if (e->state == BT_ST_DONE) {
+        if (result)
+            *result = e->value;
+        return BT_READY;
+    }
+    if (e->state == BT_ST_FAILED) {
+        if (error)
+            *error = e->error;
+        wf->last_error = e->error;
+        return BT_FAILED;
+    }
+    return BT_PENDING;
+}
+
+bt_poll bt_await_all(bt_wf *wf, bt_future *const *fs, size_t n)
+{
+    bt_poll all = BT_READY;
+
+    for (size_t i = 0; i < n; i++) {
+        bt_poll p = bt_await(wf, fs[i], NULL, NULL);
+        if (p == BT_FAILED)
+            return BT_FAILED;
+        if (p == BT_PENDING)
+            all = BT_PENDING;
+    }
+    return all;
+}
+
+bt_poll bt_await_any(bt_wf *wf, bt_future *const *fs, size_t n, size_t *which)
+{
+    /* the lowest seq that is done wins: the same answer on every replay */
+    for (size_t i = 0; i < n; i++) {
+        bt_poll p = bt_await(wf, fs[i], NULL, NULL);
+        if (p != BT_PENDING) {
+            if (which)
+                *which = i;
+            return p;
+        }
+    }
+    return BT_PENDING;
+}
+
+bt_poll bt_sleep(bt_wf *wf, int64_t ms)
+{
+    bool fresh;
+    struct bt_entry *e = take(wf, BT_ENTRY_TIMER, "sleep", &fresh);
+
+    if (!e)
+        return BT_PENDING;
+    if (fresh) {
+        e->state = BT_ST_WAITING;
+        set_timer(wf, "sleep", e, 0, wf->env->now_ms + (ms > 0 ? ms : 0));
+        history(wf->inst, wf->env,
+                json_pack("{s:s, s:I, s:I}", "ev", "sleep_started", "seq",
+                          (json_int_t)seq_of(wf, e), "due", (json_int_t)e->due));
+    }
+    return e->state == BT_ST_DONE ? BT_READY : BT_PENDING;
+}
+
+/* Takes the first buffered signal called name; returns its payload (new ref). */
+static json_t *unbuffer_signal(struct bt_instance *inst, const char *name)
+{
+    size_t i;
+    json_t *pair;
+
+    json_array_foreach(inst->signals, i, pair)
+    {
+        if (!strcmp(json_string_value(json_array_get(pair, 0)), name)) {
+            json_t *payload = json_incref(json_array_get(pair, 1));
+            json_array_remove(inst->signals, i);
+            inst->delta.meta_dirty = true;
+            return payload;
+        }
+    }
+    return NULL;
+}
+
+bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
+                       const json_t **payload)
+{
+    bool fresh;
+    struct bt_entry *e = take(wf, BT_ENTRY_SIGNAL, name, &fresh);
+
+    if (payload)
+        *payload = NULL;
+    if (!e)
+        return BT_PENDING;
+    if (fresh) {
+        json_t *buffered = unbuffer_signal(wf->inst, name);
+        if (buffered) {
+            e->state = BT_ST_DONE;
+            e->value = buffered;
+        } else {
+            e->state = BT_ST_WAITING;
+            if (timeout_ms >= 0)
+                set_timer(wf, "signal_timeout", e, 0, wf->env->now_ms + timeout_ms);
+            history(wf->inst, wf->env,
+                    json_pack("{s:s, s:I, s:s, s:I}", "ev", "signal_wait", "seq",
+                              (json_int_t)seq_of(wf, e), "name", name, "timeout_ms",
+                              (json_int_t)timeout_ms));
+        }
+    }
+    if (e->state != BT_ST_DONE)
+        return BT_PENDING;
+    if (payload)
+        *payload = e->value;
+    return BT_READY;
+}
+
+/* A recorded value: the first execution computes it, replays read it back. */
+static const json_t *side_effect(bt_wf *wf, const char *name, json_t *(*make)(void))
+{
+    bool fresh;
+    struct bt_entry *e = take(wf, BT_ENTRY_SIDE_EFFECT, name, &fresh);
+
+    if (!e)
+        return NULL;
+    if (fresh) {
+        e->value = make();
+        e->state = BT_ST_DONE;
+    }
+    return e->value;
+}
+
+static json_t *make_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+static uint64_t random64(void)
+{
+    uint64_t x = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+
+    if (!f || fread(&x, sizeof(x), 1, f) != 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = (uint64_t)ts.tv_nsec * 6364136223846793005ULL ^ (uint64_t)rand();
+    }
+    if (f)
+        fclose(f);
+    return x;
+}
+
+static json_t *make_random(void)
+{
+    char hex[17];
+
+    /* as hex text: JSON integers are signed 64-bit in jansson */
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)random64());
+    return json_string(hex);
+}
+
+static json_t *make_uuid(void)
+{
+    uint64_t hi = random64(), lo = random64();
+    char s[37];
+
+    hi = (hi & ~0xf000ULL) | 0x4000ULL;                              /* version 4 */
+    lo = (lo & ~(0xc000ULL << 48)) | (0x8000ULL << 48);              /* variant 10 */
+    snprintf(s, sizeof(s), "%08llx-%04llx-%04llx-%04llx-%012llx",
+             (unsigned long long)(hi >> 32), (unsigned long long)((hi >> 16) & 0xffff),
+             (unsigned long long)(hi & 0xffff), (unsigned long long)(lo >> 48),
+             (unsigned long long)(lo & 0xffffffffffffULL));
+    return json_string(s);
+}
+
+int64_t bt_now(bt_wf *wf)
+{
+    return json_integer_value(side_effect(wf, "now", make_now));
+}
+
+uint64_t bt_random(bt_wf *wf)
+{
+    const char *hex = json_string_value(side_effect(wf, "random", make_random));
+
+    return hex ? strtoull(hex, NULL, 16) : 0;
+}
+
+const char *bt_uuid(bt_wf *wf)
+{
+    const char *s = json_string_value(side_effect(wf, "uuid", make_uuid));
+
+    return s ? s : "00000000-0000-0000-0000-000000000000";
+}
+
+bool bt_patched(bt_wf *wf, const char *patch_id)
+{
+    struct bt_instance *inst = wf->inst;
+    bool fresh;
+
+    if (wf->nondet || wf->finished)
+        return false;
+    if (wf->cursor < inst->n_entries) {
+        /* history made before the patch has no marker here: take the old path */
+        const struct bt_entry *e = &inst->entries[wf->cursor];
+        if (e->kind != BT_ENTRY_PATCH || strcmp(e->name, patch_id))
+            return false;
+    }
+    if (take(wf, BT_ENTRY_PATCH, patch_id, &fresh) && fresh)
+        inst->entries[wf->cursor - 1].state = BT_ST_DONE;
+    return true;
+}
+
+bool bt_cancel_requested(bt_wf *wf)
+{
+    return wf->inst->cancel_requested;
+}
+
+const char *bt_workflow_id(const bt_wf *wf)
+{
+    return wf->inst->id;
+}
+
+bt_poll bt_complete(bt_wf *wf, json_t *result)
+{
+    if (wf->nondet || wf->finished) {
+        json_decref(result);
+        return wf->nondet ? BT_PENDING : BT_READY;
+    }
+    wf->finished = true;
+    finish(wf->inst, wf->env, BT_STATUS_COMPLETED, result ? result : json_null(), NULL);
+    return BT_READY;
+}
+
+static bt_poll fail_json(bt_wf *wf, json_t *error)
+{
+    if (wf->nondet || wf->finished) {
+        json_decref(error);
+        return wf->nondet ? BT_PENDING : BT_FAILED;
+    }
+    wf->finished = true;
+    finish(wf->inst, wf->env, BT_STATUS_FAILED, NULL, error);
+    return BT_FAILED;
+}
+
+bt_poll bt_fail(bt_wf *wf, const char *error_type, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    return fail_json(wf, error_json(error_type, text));
+}
+
+bt_poll bt__fail_with(bt_wf *wf, const json_t *error)
+{
+    const json_t *err = error ? error : wf->last_error;
+    const char *type = json_string_value(json_object_get(err, "type"));
+    const char *message = json_string_value(json_object_get(err, "message"));
+
+    return fail_json(wf, error_json(type ? type : "StepFailed", message ? message : ""));
+}
+
+/* ---- running a replay ---- */
+
+static void rollback(bt_wf *wf, size_t n_before, const struct bt_delta *before)
+{
+    struct bt_instance *inst = wf->inst;
+    struct bt_delta *d = &inst->delta;
+
+    for (size_t i = wf->n_undo; i-- > 0;) {
+        struct bt_entry *e = &inst->entries[wf->undo[i].seq];
+        e->state = wf->undo[i].state;
+        e->dirty = wf->undo[i].dirty;
+        e->attempt = wf->undo[i].attempt;
+        e->throttles = wf->undo[i].throttles;
+        e->due = wf->undo[i].due;
+    }
+    while (inst->n_entries > n_before)
+        bt_entry_release(&inst->entries[--inst->n_entries]);
+    while (d->n_cmds > before->n_cmds) {
+        struct bt_command *c = &d->cmds[--d->n_cmds];
+        free(c->field);
+        free(c->topic);
+        free(c->key);
+        free(c->payload);
+    }
+    while (d->n_timers_add > before->n_timers_add)
+        free(d->timers_add[--d->n_timers_add].member);
+    while (d->n_timers_del > before->n_timers_del)
+        free(d->timers_del[--d->n_timers_del].member);
+    while (d->n_history > before->n_history)
+        free(d->history[--d->n_history]);
+}
+
+int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
+{
+    const struct bt_workflow_def *def = bt_registry_workflow(env->reg, inst->type);
+    bt_wf wf = {.inst = inst, .env = env};
+    struct bt_delta before = inst->delta;
+    size_t n_before = inst->n_entries;
+    json_t *signals_before = inst->signals ? json_deep_copy(inst->signals) : NULL;
+    bool was_blocked = inst->status == BT_STATUS_BLOCKED;
+    bt_poll p;
+
+    if (inst->status != BT_STATUS_RUNNING && !was_blocked) {
+        json_decref(signals_before);
+        return 0;
+    }
+    if (!def) {
+        json_decref(signals_before);
+        return BT_ENOENT;
+    }
+    p = def->fn(&wf, inst->input);
+    if (wf.nondet) {
+        rollback(&wf, n_before, &before);
+        set_json(&inst->signals, signals_before);
+        if (!was_blocked) {
+            inst->status = BT_STATUS_BLOCKED;
+            inst->delta.meta_dirty = true;
+            history(inst, env,
+                    json_pack("{s:s, s:O}", "ev", "blocked", "error", inst->error));
+            bt_log(BT_LOG_WARN, "instance blocked: %s workflow=%s",
+                   json_string_value(json_object_get(inst->error, "message")), inst->id);
+        }
+    } else {
+        json_decref(signals_before);
+        if (was_blocked && !wf.finished) {
+            inst->status = BT_STATUS_RUNNING;
+            set_json(&inst->error, NULL);
+            inst->delta.meta_dirty = true;
+            history(inst, env, json_pack("{s:s}", "ev", "unblocked"));
+        }
+        if (!wf.finished && p == BT_READY)
+            bt_complete(&wf, NULL);
+        else if (!wf.finished && p == BT_FAILED)
+            bt__fail_with(&wf, NULL);
+    }
+    free(wf.undo);
+    return 0;
+}

@@ -1,0 +1,39 @@
+/* The replay engine: applies events to an instance and re-runs its workflow
+ * code against the journal, producing the next decision (new journal entries,
+ * commands for the outbox, timers, history records) in inst->delta. Pure
+ * computation: no I/O, so the worker, `baton replay-check` and the tests share
+ * it. Not thread safe per instance; different instances may be advanced on
+ * different threads at once. */
+#ifndef BT_REPLAY_H
+#define BT_REPLAY_H
+
+#include <stdint.h>
+
+#include "codec.h"
+#include "journal.h"
+#include "registry.h"
+
+struct bt_replay_env {
+    const bt_registry *reg;
+    int64_t now_ms;              /* decision time, wall clock */
+    int64_t default_timeout_ms;  /* start-to-close when nothing else says */
+    const char *worker;          /* recorded in history: who decided */
+};
+
+/* Applies one event (start, signal, cancel, completed, failed, timer,
+ * child_*) to inst. Returns 0 when applied; BT_EEXIST when it is a duplicate or
+ * stale (already applied, an old attempt, a finished instance's late result):
+ * ignore it; BT_ENOENT when the instance does not exist (event before start)
+ * or the workflow type is unknown; BT_ESTATE when the instance is finished
+ * and the event needs a live one (a signal). *why (static text) says which. */
+int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
+                    const struct bt_replay_env *env, const char **why);
+
+/* Runs the workflow code of a running (or blocked) instance and records the
+ * decision in inst->delta and its entries. A journal that does not match the
+ * code puts the instance in BT_STATUS_BLOCKED with the mismatch in inst->error
+ * and changes nothing else. Returns 0, BT_ENOENT when its workflow type is not
+ * registered here, or BT_ENOMEM. */
+int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env);
+
+#endif

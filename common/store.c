@@ -1,0 +1,530 @@
+/* Instances in Redis: batch load and batch commit. A commit is one EVALSHA of
+ * commit.lua per instance, all of a batch pipelined in one round trip; the
+ * script's version guard makes a commit from a worker that lost the instance
+ * (a rebalance) fail instead of overwriting newer state. */
+#define _GNU_SOURCE /* asprintf */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "lua_scripts.h"
+#include "store.h"
+
+struct bt_store {
+    struct bt_redis *r;
+    char *kp; /* key prefix */
+};
+
+struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr, size_t errstr_size)
+{
+    struct bt_store *store = calloc(1, sizeof(*store));
+
+    if (!store)
+        return NULL;
+    store->kp = strdup(cfg->key_prefix);
+    store->r = bt_redis_new(cfg->redis, cfg->redis_password, errstr, errstr_size);
+    if (!store->r || !store->kp) {
+        bt_store_destroy(store);
+        return NULL;
+    }
+    return store;
+}
+
+void bt_store_destroy(struct bt_store *store)
+{
+    if (!store)
+        return;
+    bt_redis_destroy(store->r);
+    free(store->kp);
+    free(store);
+}
+
+struct bt_redis *bt_store_redis(struct bt_store *store)
+{
+    return store->r;
+}
+
+const char *bt_store_prefix(const struct bt_store *store)
+{
+    return store->kp;
+}
+
+char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,
+                   char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:{%s}%s", store->kp, id, suffix);
+    return buf;
+}
+
+/* ---- load ---- */
+
+static json_t *parse_json(const redisReply *v)
+{
+    return json_loadb(v->str, v->len, JSON_DECODE_ANY, NULL);
+}
+
+static int load_meta(struct bt_instance *inst, const redisReply *reply)
+{
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const char *f = reply->element[i]->str;
+        const redisReply *v = reply->element[i + 1];
+        if (!strcmp(f, "type")) {
+            inst->type = strndup(v->str, v->len);
+        } else if (!strcmp(f, "status")) {
+            int s = bt_status_parse(v->str);
+            if (s < 0)
+                return BT_EINVALMSG;
+            inst->status = (enum bt_status)s;
+        } else if (!strcmp(f, "ver")) {
+            inst->ver = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "created")) {
+            inst->created = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "parent")) {
+            inst->parent_id = strndup(v->str, v->len);
+        } else if (!strcmp(f, "pseq")) {
+            inst->parent_seq = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "cancel")) {
+            inst->cancel_requested = v->str[0] == '1';
+        } else if (!strcmp(f, "input")) {
+            inst->input = parse_json(v);
+        } else if (!strcmp(f, "result") && v->len) {
+            inst->result = parse_json(v);
+        } else if (!strcmp(f, "error") && v->len) {
+            inst->error = parse_json(v);
+        } else if (!strcmp(f, "kpos")) {
+            inst->kpos = strndup(v->str, v->len);
+        } else if (!strcmp(f, "koff")) {
+            inst->koff = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "signals") && v->len) {
+            inst->signals = parse_json(v);
+        }
+    }
+    if (inst->ver > 0 && (!inst->type || !inst->input))
+        return BT_EINVALMSG;
+    return 0;
+}
+
+static int load_journal(struct bt_instance *inst, const redisReply *reply)
+{
+    size_t n = reply->elements / 2;
+
+    if (n == 0)
+        return 0;
+    inst->entries = calloc(n, sizeof(*inst->entries));
+    if (!inst->entries)
+        return BT_ENOMEM;
+    inst->cap_entries = n;
+    for (size_t i = 0; i < reply->elements; i += 2) {
+        char *end;
+        long long seq = strtoll(reply->element[i]->str, &end, 10);
+        const redisReply *v = reply->element[i + 1];
+        if (*end || seq < 0 || (size_t)seq >= n)
+            return BT_EINVALMSG; /* seqs must be exactly 0..n-1 */
+        if (inst->entries[seq].name || bt_entry_decode(&inst->entries[seq], v->str, v->len))
+            return BT_EINVALMSG;
+    }
+    inst->n_entries = inst->n_committed = n;
+    for (size_t i = 0; i < n; i++)
+        if (!inst->entries[i].name)
+            return BT_EINVALMSG;
+    return 0;
+}
+
+/* Unsent commands: "<topic>\n<key>\n<payload>" under their outbox field. */
+static int load_outbox(struct bt_instance *inst, const redisReply *reply)
+{
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply *v = reply->element[i + 1];
+        const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
+        if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str))))
+            return BT_EINVALMSG;
+        size_t plen = v->len - (size_t)(nl2 + 1 - v->str);
+        char *payload = malloc(plen + 1);
+        if (payload) {
+            memcpy(payload, nl2 + 1, plen);
+            payload[plen] = '\0';
+        }
+        if (bt_delta_command(&inst->delta, strdup(reply->element[i]->str),
+                             strndup(v->str, (size_t)(nl1 - v->str)),
+                             strndup(nl1 + 1, (size_t)(nl2 - nl1 - 1)), payload, plen))
+            return BT_ENOMEM;
+    }
+    return 0;
+}
+
+static void mark_corrupt(struct bt_instance *inst, const char *what)
+{
+    bt_log(BT_LOG_ERROR, "corrupt state in redis: %s workflow=%s", what, inst->id);
+    /* keep it out of the way: a blocked instance is never advanced */
+    inst->status = BT_STATUS_BLOCKED;
+    json_decref(inst->error);
+    inst->error = json_pack("{s:s, s:s}", "type", "CorruptState", "message", what);
+}
+
+int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
+{
+    static const char *const suffixes[] = {"", ":journal", ":outbox"};
+    int ret = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        for (int s = 0; s < 3; s++) {
+            char key[600];
+            const char *argv[] = {"HGETALL", key};
+            bt_store_key(store, insts[i]->id, suffixes[s], key, sizeof(key));
+            if (bt_redis_append_argv(store->r, 2, argv, NULL))
+                return BT_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *replies[3] = {NULL, NULL, NULL};
+        int bad = 0;
+        for (int s = 0; s < 3; s++)
+            if (bt_redis_reply(store->r, &replies[s]))
+                ret = BT_EAGAIN;
+        if (ret != BT_EAGAIN) {
+            for (int s = 0; s < 3; s++)
+                if (replies[s]->type != REDIS_REPLY_ARRAY)
+                    bad = 1;
+            if (!bad && load_meta(insts[i], replies[0]))
+                mark_corrupt(insts[i], "meta fields");
+            else if (!bad && load_journal(insts[i], replies[1]))
+                mark_corrupt(insts[i], "journal entry");
+            else if (!bad && load_outbox(insts[i], replies[2]))
+                mark_corrupt(insts[i], "outbox entry");
+            else if (bad)
+                ret = BT_EAGAIN;
+        }
+        for (int s = 0; s < 3; s++)
+            freeReplyObject(replies[s]);
+    }
+    return ret;
+}
+
+/* ---- commit ---- */
+
+/* The argument vector of one commit.lua call; strings owned in `owned`. */
+struct args {
+    const char **argv;
+    size_t *lens;
+    size_t n, cap;
+    char **owned;
+    size_t n_owned, cap_owned;
+};
+
+static void arg(struct args *a, const char *s, size_t len)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->argv = realloc(a->argv, a->cap * sizeof(*a->argv));
+        a->lens = realloc(a->lens, a->cap * sizeof(*a->lens));
+        BT_ASSERT(a->argv && a->lens);
+    }
+    a->argv[a->n] = s;
+    a->lens[a->n++] = len;
+}
+
+static char *own(struct args *a, char *s)
+{
+    BT_ASSERT(s);
+    if (a->n_owned == a->cap_owned) {
+        a->cap_owned = a->cap_owned ? a->cap_owned * 2 : 32;
+        a->owned = realloc(a->owned, a->cap_owned * sizeof(*a->owned));
+        BT_ASSERT(a->owned);
+    }
+    a->owned[a->n_owned++] = s;
+    return s;
+}
+
+static void arg_own(struct args *a, char *s)
+{
+    own(a, s);
+    arg(a, s, strlen(s));
+}
+
+/* Replaces argument i (a count not known when it was appended). */
+static void arg_patch_int(struct args *a, size_t i, long long v)
+{
+    char *s;
+
+    if (asprintf(&s, "%lld", v) < 0)
+        s = NULL;
+    a->argv[i] = own(a, s);
+    a->lens[i] = strlen(s);
+}
+
+static void arg_str(struct args *a, const char *s)
+{
+    arg(a, s, strlen(s));
+}
+
+static void arg_int(struct args *a, long long v)
+{
+    char *s;
+
+    if (asprintf(&s, "%lld", v) < 0)
+        s = NULL;
+    arg_own(a, s);
+}
+
+static void arg_json(struct args *a, const json_t *v)
+{
+    arg_own(a, v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : strdup(""));
+}
+
+static void args_reset(struct args *a)
+{
+    for (size_t i = 0; i < a->n_owned; i++)
+        free(a->owned[i]);
+    a->n = a->n_owned = 0;
+}
+
+static void args_free(struct args *a)
+{
+    args_reset(a);
+    free(a->argv);
+    free(a->lens);
+    free(a->owned);
+}
+
+static void build_commit(struct bt_store *store, struct bt_instance *inst, int64_t now_ms,
+                         int64_t history_max, struct args *a)
+{
+    static const char *const key_suffixes[] = {"", ":journal", ":history", ":outbox"};
+    struct bt_delta *d = &inst->delta;
+    size_t count_at, n;
+    char *key;
+
+    for (int k = 0; k < 4; k++) {
+        if (asprintf(&key, "%s:{%s}%s", store->kp, inst->id, key_suffixes[k]) < 0)
+            key = NULL;
+        arg_own(a, key);
+    }
+    if (asprintf(&key, "%s:outbox", store->kp) < 0)
+        key = NULL;
+    arg_own(a, key);
+    if (asprintf(&key, "%s:timers", store->kp) < 0)
+        key = NULL;
+    arg_own(a, key);
+    if (asprintf(&key, "%s:timers:leased", store->kp) < 0)
+        key = NULL;
+    arg_own(a, key);
+    if (asprintf(&key, "%s:idx:%s", store->kp, bt_status_name(d->old_status)) < 0)
+        key = NULL;
+    arg_own(a, key);
+    if (asprintf(&key, "%s:idx:%s", store->kp, bt_status_name(inst->status)) < 0)
+        key = NULL;
+    arg_own(a, key);
+    if (asprintf(&key, "%s:idx:all", store->kp) < 0)
+        key = NULL;
+    arg_own(a, key);
+
+    arg_int(a, inst->ver);
+    arg_str(a, inst->id);
+    arg_int(a, now_ms);
+    arg_int(a, history_max);
+
+    /* meta: a placeholder count, patched once the pairs are known */
+    count_at = a->n;
+    arg_str(a, "0");
+    arg_str(a, "status");
+    arg_str(a, bt_status_name(inst->status));
+    arg_str(a, "updated");
+    arg_int(a, now_ms);
+    arg_str(a, "jlen");
+    arg_int(a, (long long)inst->n_entries);
+    n = 3;
+    if (inst->kpos) {
+        arg_str(a, "kpos");
+        arg_str(a, inst->kpos);
+        arg_str(a, "koff");
+        arg_int(a, inst->koff);
+        n += 2;
+    }
+    if (inst->ver == 0) {
+        arg_str(a, "type");
+        arg_str(a, inst->type);
+        arg_str(a, "input");
+        arg_json(a, inst->input);
+        arg_str(a, "created");
+        arg_int(a, inst->created);
+        n += 3;
+        if (inst->parent_id) {
+            arg_str(a, "parent");
+            arg_str(a, inst->parent_id);
+            arg_str(a, "pseq");
+            arg_int(a, inst->parent_seq);
+            n += 2;
+        }
+    }
+    if (d->meta_dirty || inst->ver == 0) {
+        arg_str(a, "result");
+        arg_json(a, inst->result);
+        arg_str(a, "error");
+        arg_json(a, inst->error);
+        arg_str(a, "signals");
+        arg_json(a, inst->signals);
+        arg_str(a, "cancel");
+        arg_str(a, inst->cancel_requested ? "1" : "0");
+        n += 4;
+    }
+    arg_patch_int(a, count_at, (long long)n);
+
+    n = 0;
+    for (size_t i = 0; i < inst->n_entries; i++)
+        n += inst->entries[i].dirty;
+    arg_int(a, (long long)n);
+    for (size_t i = 0; i < inst->n_entries; i++) {
+        if (!inst->entries[i].dirty)
+            continue;
+        arg_int(a, (long long)i);
+        arg_own(a, bt_entry_encode(&inst->entries[i]));
+    }
+
+    arg_int(a, (long long)d->n_history);
+    for (size_t i = 0; i < d->n_history; i++)
+        arg_str(a, d->history[i]);
+
+    arg_int(a, (long long)d->n_cmds);
+    for (size_t i = 0; i < d->n_cmds; i++) {
+        const struct bt_command *c = &d->cmds[i];
+        char *v;
+        arg_str(a, c->field);
+        if (asprintf(&v, "%s\n%s\n%.*s", c->topic, c->key, (int)c->len, c->payload) < 0)
+            v = NULL;
+        arg_own(a, v);
+    }
+
+    arg_int(a, (long long)d->n_timers_add);
+    for (size_t i = 0; i < d->n_timers_add; i++) {
+        arg_str(a, d->timers_add[i].member);
+        arg_int(a, d->timers_add[i].due);
+    }
+    arg_int(a, (long long)d->n_timers_del);
+    for (size_t i = 0; i < d->n_timers_del; i++)
+        arg_str(a, d->timers_del[i].member);
+}
+
+static void committed(struct bt_instance *inst, int64_t ver)
+{
+    struct bt_delta *d = &inst->delta;
+
+    inst->ver = ver;
+    inst->n_committed = inst->n_entries;
+    for (size_t i = 0; i < inst->n_entries; i++)
+        inst->entries[i].dirty = false;
+    for (size_t i = 0; i < d->n_timers_add; i++)
+        free(d->timers_add[i].member);
+    for (size_t i = 0; i < d->n_timers_del; i++)
+        free(d->timers_del[i].member);
+    for (size_t i = 0; i < d->n_history; i++)
+        free(d->history[i]);
+    d->n_timers_add = d->n_timers_del = d->n_history = 0;
+    d->meta_dirty = false;
+    d->old_status = inst->status;
+}
+
+int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
+                    int64_t now_ms, int64_t history_max, int *results)
+{
+    struct args a = {0};
+    int ret = 0;
+    size_t sent = 0;
+    bool *dirty = calloc(n ? n : 1, sizeof(*dirty));
+
+    if (!dirty)
+        return BT_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        results[i] = 0;
+        if (!(dirty[i] = bt_instance_dirty(insts[i])))
+            continue;
+        args_reset(&a);
+        build_commit(store, insts[i], now_ms, history_max, &a);
+        if (bt_redis_append_eval(store->r, bt_lua_commit, 10, (int)a.n, a.argv, a.lens)) {
+            ret = BT_ENOMEM;
+            goto out;
+        }
+        sent++;
+    }
+    for (size_t i = 0; i < n && sent; i++) {
+        redisReply *reply = NULL;
+        if (!dirty[i])
+            continue;
+        sent--;
+        if (bt_redis_reply(store->r, &reply)) {
+            ret = BT_EAGAIN;
+            continue;
+        }
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+            reply->element[0]->type == REDIS_REPLY_INTEGER) {
+            if (reply->element[0]->integer == 0)
+                committed(insts[i], reply->element[1]->integer);
+            else
+                results[i] = BT_ECONFLICT;
+        } else {
+            bt_log(BT_LOG_ERROR, "commit refused by redis: %s workflow=%s",
+                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply",
+                   insts[i]->id);
+            ret = BT_EAGAIN;
+        }
+        freeReplyObject(reply);
+    }
+out:
+    free(dirty);
+    args_free(&a);
+    return ret;
+}
+
+int bt_store_ack(struct bt_store *store, struct bt_instance **insts, size_t n)
+{
+    struct args a = {0};
+    size_t sent = 0;
+    int ret = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct bt_delta *d = &insts[i]->delta;
+        char *key;
+        if (!d->n_cmds)
+            continue;
+        args_reset(&a);
+        if (asprintf(&key, "%s:{%s}:outbox", store->kp, insts[i]->id) < 0)
+            key = NULL;
+        arg_own(&a, key);
+        if (asprintf(&key, "%s:outbox", store->kp) < 0)
+            key = NULL;
+        arg_own(&a, key);
+        arg_str(&a, insts[i]->id);
+        for (size_t c = 0; c < d->n_cmds; c++)
+            arg_str(&a, d->cmds[c].field);
+        if (bt_redis_append_eval(store->r, bt_lua_ack, 2, (int)a.n, a.argv, a.lens)) {
+            ret = BT_ENOMEM;
+            goto out;
+        }
+        sent++;
+    }
+    while (sent--) {
+        redisReply *reply = NULL;
+        if (bt_redis_reply(store->r, &reply)) {
+            ret = BT_EAGAIN;
+            continue;
+        }
+        if (reply->type == REDIS_REPLY_ERROR)
+            ret = BT_EAGAIN;
+        freeReplyObject(reply);
+    }
+    if (ret == 0)
+        for (size_t i = 0; i < n; i++) {
+            struct bt_delta *d = &insts[i]->delta;
+            for (size_t c = 0; c < d->n_cmds; c++) {
+                free(d->cmds[c].field);
+                free(d->cmds[c].topic);
+                free(d->cmds[c].key);
+                free(d->cmds[c].payload);
+            }
+            d->n_cmds = 0;
+        }
+out:
+    args_free(&a);
+    return ret;
+}

@@ -1,0 +1,51 @@
+/* Instances in Redis (DESIGN §3): loading meta + journal + unsent outbox in
+ * one pipelined round trip for a whole batch of instances, and committing a
+ * batch of decisions, one Lua call each, pipelined. Keys are hash-tagged by
+ * instance id: <kp>:{ID}, <kp>:{ID}:journal, <kp>:{ID}:history,
+ * <kp>:{ID}:outbox. One store per thread (it owns a Redis connection). */
+#ifndef BT_STORE_H
+#define BT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "journal.h"
+#include "redis.h"
+
+struct bt_store;
+
+/* Returns a new store on cfg's Redis (bt_store_destroy), or NULL with errstr. */
+struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr, size_t errstr_size);
+void bt_store_destroy(struct bt_store *store);
+/* The connection, for callers with their own commands. Borrowed. */
+struct bt_redis *bt_store_redis(struct bt_store *store);
+const char *bt_store_prefix(const struct bt_store *store);
+
+/* Fills insts[0..n) (fresh instances with only their id set) from Redis.
+ * An instance not in Redis stays BT_STATUS_NONE. When unsent outbox commands
+ * are found they are put in the instance's delta (to be produced again:
+ * a worker died between its commit and its produce). Returns 0, BT_EAGAIN
+ * (Redis unreachable) or BT_EINVALMSG when stored state is corrupt (the
+ * instance with it gets status BLOCKED and an error; others load). */
+int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);
+
+/* Commits the delta of each of insts[0..n) that is dirty, pipelined; on
+ * success the instance's version advances, entries are marked clean and its
+ * history and timers are cleared from the delta (commands stay, for the
+ * caller to produce and then bt_store_ack). results[i]: 0, or BT_ECONFLICT
+ * when another writer moved the instance on (reload and redo). Returns 0 or
+ * BT_EAGAIN (then nothing is known to be committed; the caller retries with
+ * fresh loads). history_max: stream length cap (0: none). */
+int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
+                    int64_t now_ms, int64_t history_max, int *results);
+
+/* Marks the commands of insts[0..n) as delivered (removes them from the
+ * outbox) and clears them from the deltas. Pipelined. Returns 0 or BT_EAGAIN. */
+int bt_store_ack(struct bt_store *store, struct bt_instance **insts, size_t n);
+
+/* Key of instance id with suffix ("" / ":journal" / ...) into buf. */
+char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,
+                   char *buf, size_t n);
+
+#endif

@@ -1,0 +1,502 @@
+/* The activity role. The consumer thread reads tasks, drops stale ones (the
+ * step is done or a later attempt exists: one HGET of the journal entry) and
+ * queues the rest; activity threads run them and produce the completion
+ * events. Attempts finish out of order, so each partition's offset is
+ * committed only up to its oldest task whose event is not delivered yet. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "activity.h"
+#include "codec.h"
+#include "err.h"
+#include "journal.h"
+#include "kafka.h"
+#include "log.h"
+#include "store.h"
+#include "acttask.h"
+
+struct job {
+    struct job *next;
+    rd_kafka_message_t *rkm; /* kept until done: its offset is committed then */
+    struct bt_msg task;
+};
+
+/* Offsets of one partition in consume order, and which are done. */
+struct part {
+    char *topic;
+    int32_t partition;
+    int64_t *offsets;
+    bool *done;
+    size_t head, n, cap;
+    int64_t commit_at; /* next offset to commit; -1: nothing new */
+};
+
+struct bt_acttask {
+    const struct bt_config *cfg;
+    const bt_registry *reg;
+    char *worker;
+    rd_kafka_t *consumer, *producer;
+    struct bt_store *store; /* consumer thread's */
+    pthread_t consumer_thread;
+    pthread_t *threads;
+    int n_threads;
+    atomic_bool stop;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct job *queue_head, *queue_tail; /* to run */
+    struct job *done;                    /* run and delivered, offsets to release */
+    int inflight;                        /* queued + running */
+    bool threads_stop;
+
+    struct part *parts; /* consumer thread only */
+    size_t n_parts;
+    bool paused;
+
+    struct bt_acttask_stats stats; /* under lock */
+};
+
+static void count(struct bt_acttask *at, uint64_t *field)
+{
+    pthread_mutex_lock(&at->lock);
+    (*field)++;
+    pthread_mutex_unlock(&at->lock);
+}
+
+/* ---- offset tracking (consumer thread) ---- */
+
+static struct part *part_get(struct bt_acttask *at, const char *topic, int32_t partition,
+                             bool create)
+{
+    struct part *p;
+
+    for (size_t i = 0; i < at->n_parts; i++)
+        if (at->parts[i].partition == partition && !strcmp(at->parts[i].topic, topic))
+            return &at->parts[i];
+    if (!create)
+        return NULL;
+    p = realloc(at->parts, (at->n_parts + 1) * sizeof(*p));
+    BT_ASSERT(p);
+    at->parts = p;
+    p = &at->parts[at->n_parts++];
+    memset(p, 0, sizeof(*p));
+    p->topic = strdup(topic);
+    p->partition = partition;
+    p->commit_at = -1;
+    return p;
+}
+
+static void parts_clear(struct bt_acttask *at)
+{
+    for (size_t i = 0; i < at->n_parts; i++) {
+        free(at->parts[i].topic);
+        free(at->parts[i].offsets);
+        free(at->parts[i].done);
+    }
+    free(at->parts);
+    at->parts = NULL;
+    at->n_parts = 0;
+}
+
+static void track(struct bt_acttask *at, const rd_kafka_message_t *rkm)
+{
+    struct part *p = part_get(at, rd_kafka_topic_name(rkm->rkt), rkm->partition, true);
+
+    if (p->head > 0 && p->head == p->n) {
+        p->head = p->n = 0;
+    } else if (p->n == p->cap) {
+        if (p->head > p->cap / 2) { /* reuse the consumed front */
+            memmove(p->offsets, p->offsets + p->head, (p->n - p->head) * sizeof(int64_t));
+            memmove(p->done, p->done + p->head, (p->n - p->head) * sizeof(bool));
+            p->n -= p->head;
+            p->head = 0;
+        } else {
+            p->cap = p->cap ? p->cap * 2 : 64;
+            p->offsets = realloc(p->offsets, p->cap * sizeof(int64_t));
+            p->done = realloc(p->done, p->cap * sizeof(bool));
+            BT_ASSERT(p->offsets && p->done);
+        }
+    }
+    p->offsets[p->n] = rkm->offset;
+    p->done[p->n++] = false;
+}
+
+static void release(struct bt_acttask *at, const rd_kafka_message_t *rkm)
+{
+    struct part *p = part_get(at, rd_kafka_topic_name(rkm->rkt), rkm->partition, false);
+
+    if (!p) /* revoked meanwhile: the new owner runs it again if uncommitted */
+        return;
+    for (size_t i = p->head; i < p->n; i++)
+        if (p->offsets[i] == rkm->offset)
+            p->done[i] = true;
+    while (p->head < p->n && p->done[p->head])
+        p->commit_at = p->offsets[p->head++] + 1;
+}
+
+static void commit_offsets(struct bt_acttask *at)
+{
+    rd_kafka_topic_partition_list_t *offsets = NULL;
+    rd_kafka_resp_err_t err;
+
+    for (size_t i = 0; i < at->n_parts; i++) {
+        struct part *p = &at->parts[i];
+        if (p->commit_at < 0)
+            continue;
+        if (!offsets)
+            offsets = rd_kafka_topic_partition_list_new(4);
+        rd_kafka_topic_partition_list_add(offsets, p->topic, p->partition)->offset =
+            p->commit_at;
+        p->commit_at = -1;
+    }
+    if (!offsets)
+        return;
+    if ((err = rd_kafka_commit(at->consumer, offsets, 1)))
+        bt_log(BT_LOG_WARN, "cannot commit task offsets: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct bt_acttask *at = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, parts);
+        if (at->paused)
+            rd_kafka_pause_partitions(rk, parts);
+        return;
+    }
+    commit_offsets(at);
+    parts_clear(at);
+    rd_kafka_assign(rk, NULL);
+}
+
+/* ---- producing ---- */
+
+static void produce_msg(struct bt_acttask *at, const char *suffix, const char *key,
+                        const struct bt_msg *msg)
+{
+    char topic[512];
+    size_t len;
+    char *bytes = bt_codec_encode(msg, &len);
+    struct bt_kafka_batch batch = {0};
+
+    bt_kafka_topic(at->cfg, suffix, topic, sizeof(topic));
+    /* the task's offset is released only once this is on Kafka: keep trying */
+    for (int backoff = 50; bytes; backoff = backoff < 5000 ? backoff * 2 : backoff) {
+        batch = (struct bt_kafka_batch){0};
+        if (bt_kafka_produce(at->producer, topic, key, strlen(key), bytes, len, &batch) == 0 &&
+            bt_kafka_wait(at->producer, &batch, 30000) == 0)
+            break;
+        if (batch.pending) /* still in flight: its report will come; do not resend yet */
+            bt_kafka_wait(at->producer, &batch, -1);
+        if (!batch.failed)
+            break;
+        bt_log(BT_LOG_WARN, "cannot deliver to %s, retrying: %s backoff_ms=%d", topic,
+               rd_kafka_err2str(batch.err), backoff);
+        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (atomic_load(&at->stop) && backoff >= 5000)
+            break;
+    }
+    free(bytes);
+}
+
+static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
+                        const char *reason)
+{
+    struct bt_msg dl = {.type = BT_MSG_DEAD_LETTER};
+    char *key = rkm->key ? strndup(rkm->key, rkm->key_len) : strdup("");
+
+    dl.reason = (char *)(uintptr_t)reason;
+    dl.origin_topic = (char *)(uintptr_t)rd_kafka_topic_name(rkm->rkt);
+    dl.origin_partition = rkm->partition;
+    dl.origin_offset = rkm->offset;
+    dl.key = rkm->key ? key : NULL;
+    dl.payload = strndup(rkm->payload ? rkm->payload : "", rkm->len);
+    bt_log(BT_LOG_WARN, "dead letter: %s topic=%s partition=%d offset=%lld", reason,
+           dl.origin_topic, rkm->partition, (long long)rkm->offset);
+    produce_msg(at, "dlq", key, &dl);
+    free(dl.payload);
+    free(key);
+    count(at, &at->stats.dead);
+}
+
+/* ---- activity threads ---- */
+
+static void *run_jobs(void *arg)
+{
+    struct bt_acttask *at = arg;
+
+    for (;;) {
+        struct job *job;
+        struct bt_msg event;
+
+        pthread_mutex_lock(&at->lock);
+        while (!at->queue_head && !at->threads_stop)
+            pthread_cond_wait(&at->cond, &at->lock);
+        if (!at->queue_head) {
+            pthread_mutex_unlock(&at->lock);
+            return NULL;
+        }
+        job = at->queue_head;
+        if (!(at->queue_head = job->next))
+            at->queue_tail = NULL;
+        at->stats.started++;
+        pthread_mutex_unlock(&at->lock);
+
+        bt_activity_execute(bt_registry_activity(at->reg, job->task.name), &job->task,
+                            at->worker, &event);
+        produce_msg(at, "events", job->task.id, &event);
+        pthread_mutex_lock(&at->lock);
+        if (event.type == BT_MSG_COMPLETED)
+            at->stats.completed++;
+        else
+            at->stats.failed++;
+        job->next = at->done;
+        at->done = job;
+        pthread_mutex_unlock(&at->lock);
+        bt_msg_release(&event);
+    }
+}
+
+/* ---- consumer thread ---- */
+
+/* True when the journal says this attempt is no longer wanted. */
+static bool stale(struct bt_acttask *at, const struct bt_msg *task)
+{
+    char key[600], field[32];
+    const char *argv[] = {"HGET", key, field};
+    struct bt_entry e;
+    redisReply *reply;
+    bool ret = false;
+
+    bt_store_key(at->store, task->id, ":journal", key, sizeof(key));
+    snprintf(field, sizeof(field), "%lld", (long long)task->seq);
+    reply = bt_redis_argv(bt_store_redis(at->store), 3, argv, NULL);
+    /* Redis unreachable: run it; at-least-once is the contract */
+    if (reply && reply->type == REDIS_REPLY_STRING &&
+        bt_entry_decode(&e, reply->str, reply->len) == 0) {
+        ret = e.state == BT_ST_DONE || e.state == BT_ST_FAILED || e.attempt != task->attempt ||
+              e.state != BT_ST_WAITING;
+        bt_entry_release(&e);
+    } else if (reply && reply->type == REDIS_REPLY_NIL) {
+        ret = true; /* no such step: the instance is unknown or gone */
+    }
+    freeReplyObject(reply);
+    return ret;
+}
+
+static void take(struct bt_acttask *at, rd_kafka_message_t *rkm)
+{
+    struct job *job = calloc(1, sizeof(*job));
+    char errstr[512];
+
+    BT_ASSERT(job);
+    job->rkm = rkm;
+    track(at, rkm);
+    if (bt_codec_decode(rkm->payload, rkm->len, (size_t)at->cfg->max_payload, &job->task,
+                        errstr, sizeof(errstr))) {
+        dead_letter(at, rkm, errstr);
+        goto skip;
+    }
+    if (job->task.type != BT_MSG_TASK) {
+        snprintf(errstr, sizeof(errstr), "type: a %s message does not belong on a task topic",
+                 bt_msg_type_name(job->task.type));
+        dead_letter(at, rkm, errstr);
+        goto skip;
+    }
+    if (stale(at, &job->task)) {
+        bt_log(BT_LOG_DEBUG, "stale task skipped: workflow=%s seq=%lld attempt=%d",
+               job->task.id, (long long)job->task.seq, job->task.attempt);
+        count(at, &at->stats.stale);
+        goto skip;
+    }
+    pthread_mutex_lock(&at->lock);
+    if (at->queue_tail)
+        at->queue_tail->next = job;
+    else
+        at->queue_head = job;
+    at->queue_tail = job;
+    at->inflight++;
+    pthread_cond_signal(&at->cond);
+    pthread_mutex_unlock(&at->lock);
+    return;
+skip:
+    release(at, rkm);
+    bt_msg_release(&job->task);
+    rd_kafka_message_destroy(rkm);
+    free(job);
+}
+
+static void reap(struct bt_acttask *at)
+{
+    struct job *done, *next;
+
+    pthread_mutex_lock(&at->lock);
+    done = at->done;
+    at->done = NULL;
+    for (struct job *j = done; j; j = j->next)
+        at->inflight--;
+    pthread_mutex_unlock(&at->lock);
+    for (; done; done = next) {
+        next = done->next;
+        release(at, done->rkm);
+        rd_kafka_message_destroy(done->rkm);
+        bt_msg_release(&done->task);
+        free(done);
+    }
+}
+
+/* Stop fetching while the threads are busy: the rest waits in Kafka, not here. */
+static void backpressure(struct bt_acttask *at)
+{
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    int inflight;
+    bool want_pause;
+
+    pthread_mutex_lock(&at->lock);
+    inflight = at->inflight;
+    pthread_mutex_unlock(&at->lock);
+    want_pause = inflight >= 2 * at->n_threads;
+    if (want_pause == at->paused || (!want_pause && inflight > at->n_threads))
+        return;
+    if (rd_kafka_assignment(at->consumer, &assigned) == 0) {
+        if (want_pause)
+            rd_kafka_pause_partitions(at->consumer, assigned);
+        else
+            rd_kafka_resume_partitions(at->consumer, assigned);
+        rd_kafka_topic_partition_list_destroy(assigned);
+    }
+    at->paused = want_pause;
+}
+
+static void *consume(void *arg)
+{
+    struct bt_acttask *at = arg;
+
+    while (!atomic_load(&at->stop)) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(at->consumer, 20);
+        if (rkm && rkm->err) {
+            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                bt_log(BT_LOG_WARN, "task consumer error: %s", rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+        } else if (rkm) {
+            take(at, rkm);
+        }
+        reap(at);
+        commit_offsets(at);
+        backpressure(at);
+    }
+    return NULL;
+}
+
+struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry *reg,
+                                  const char *worker_name, char *errstr,
+                                  size_t errstr_size)
+{
+    struct bt_acttask *at = calloc(1, sizeof(*at));
+    char group[300], *list = NULL, *save = NULL;
+    const char *topics[64];
+    char names[64][300];
+    size_t n_topics = 0;
+
+    if (!at)
+        return NULL;
+    at->cfg = cfg;
+    at->reg = reg;
+    at->worker = strdup(worker_name);
+    pthread_mutex_init(&at->lock, NULL);
+    pthread_cond_init(&at->cond, NULL);
+    snprintf(group, sizeof(group), "%s.activities", cfg->prefix);
+    list = strdup(cfg->queues);
+    for (char *q = strtok_r(list, ", ", &save); q && n_topics < 64;
+         q = strtok_r(NULL, ", ", &save)) {
+        char suffix[300];
+        snprintf(suffix, sizeof(suffix), "tasks.%s", q);
+        topics[n_topics] = bt_kafka_topic(cfg, suffix, names[n_topics], sizeof(names[0]));
+        n_topics++;
+    }
+    free(list);
+    if (!n_topics) {
+        snprintf(errstr, errstr_size, "queues: no task queue given");
+        goto fail;
+    }
+    if (!(at->store = bt_store_new(cfg, errstr, errstr_size)) ||
+        !(at->producer = bt_kafka_producer_new(cfg, errstr, errstr_size)) ||
+        !(at->consumer =
+              bt_kafka_consumer_new(cfg, group, rebalance_cb, at, errstr, errstr_size)))
+        goto fail;
+    if (bt_kafka_subscribe(at->consumer, topics, n_topics)) {
+        snprintf(errstr, errstr_size, "cannot subscribe to the task topics");
+        goto fail;
+    }
+    at->threads = calloc((size_t)cfg->concurrency, sizeof(*at->threads));
+    for (int i = 0; i < cfg->concurrency; i++)
+        if (pthread_create(&at->threads[at->n_threads], NULL, run_jobs, at) == 0)
+            at->n_threads++;
+    if (at->n_threads == 0 || pthread_create(&at->consumer_thread, NULL, consume, at)) {
+        snprintf(errstr, errstr_size, "cannot start threads");
+        goto fail;
+    }
+    return at;
+fail:
+    bt_acttask_destroy(at);
+    return NULL;
+}
+
+struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at)
+{
+    struct bt_acttask_stats s;
+
+    pthread_mutex_lock(&at->lock);
+    s = at->stats;
+    pthread_mutex_unlock(&at->lock);
+    return s;
+}
+
+void bt_acttask_destroy(struct bt_acttask *at)
+{
+    if (!at)
+        return;
+    if (at->consumer_thread) {
+        atomic_store(&at->stop, true);
+        pthread_join(at->consumer_thread, NULL);
+    }
+    pthread_mutex_lock(&at->lock);
+    at->threads_stop = true;
+    pthread_cond_broadcast(&at->cond);
+    pthread_mutex_unlock(&at->lock);
+    for (int i = 0; i < at->n_threads; i++)
+        pthread_join(at->threads[i], NULL);
+    if (at->consumer) {
+        reap(at);
+        commit_offsets(at);
+        /* tasks queued but never run are not committed: they are redelivered */
+        while (at->queue_head) {
+            struct job *j = at->queue_head;
+            at->queue_head = j->next;
+            rd_kafka_message_destroy(j->rkm);
+            bt_msg_release(&j->task);
+            free(j);
+        }
+        rd_kafka_consumer_close(at->consumer);
+        rd_kafka_destroy(at->consumer);
+    }
+    if (at->producer) {
+        rd_kafka_flush(at->producer, 5000);
+        rd_kafka_destroy(at->producer);
+    }
+    parts_clear(at);
+    bt_store_destroy(at->store);
+    free(at->threads);
+    free(at->worker);
+    pthread_mutex_destroy(&at->lock);
+    pthread_cond_destroy(&at->cond);
+    free(at);
+}

@@ -1,0 +1,34 @@
+/* The activity role of baton-worker: consumes <prefix>.tasks.<queue> for the
+ * queues it serves in the "<prefix>.activities" consumer group, runs each
+ * attempt on a thread pool and produces its completion event (DESIGN §4). */
+#ifndef BT_ACTTASK_H
+#define BT_ACTTASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+
+struct bt_acttask;
+
+struct bt_acttask_stats {
+    uint64_t started;   /* attempts run */
+    uint64_t completed; /* ... that succeeded */
+    uint64_t failed;    /* ... that failed */
+    uint64_t stale;     /* tasks skipped: step done or attempt superseded */
+    uint64_t dead;      /* tasks sent to the DLQ */
+};
+
+/* Starts the consumer thread and cfg->concurrency activity threads. reg is
+ * borrowed and must outlive the task. Returns NULL with errstr on failure. */
+struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry *reg,
+                                  const char *worker_name, char *errstr,
+                                  size_t errstr_size);
+/* A snapshot of the counters (thread safe). */
+struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at);
+/* Stops taking tasks, lets running attempts finish and report, leaves the
+ * group and frees everything. NULL is a no-op. */
+void bt_acttask_destroy(struct bt_acttask *at);
+
+#endif

@@ -1,0 +1,513 @@
+/* The workflow role. One batch of events at a time:
+ *   decode -> load the instances not cached (one pipelined round trip) ->
+ *   apply each event in order -> replay each touched instance once ->
+ *   commit every decision (one pipelined round trip of commit.lua) ->
+ *   produce their commands -> wait for the delivery reports -> forget the
+ *   outbox -> commit the Kafka offsets.
+ * A crash anywhere before the last step redelivers the batch; redelivered
+ * events are recognised by their Kafka position (or by seq/attempt) and
+ * dropped, and unsent commands are found again in the outbox. */
+#define _GNU_SOURCE /* asprintf */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "err.h"
+#include "idmap.h"
+#include "kafka.h"
+#include "log.h"
+#include "replay.h"
+#include "store.h"
+#include "wftask.h"
+
+#define MAX_BATCH     1024
+#define MAX_CACHED    200000
+#define MAX_CONFLICTS 8
+
+struct item {
+    rd_kafka_message_t *rkm;
+    struct bt_msg msg;
+    struct bt_instance *inst;
+    bool decoded;
+    bool conflicted;
+};
+
+struct bt_wftask {
+    const struct bt_config *cfg;
+    const bt_registry *reg;
+    rd_kafka_t *consumer, *producer;
+    struct bt_store *store;
+    struct bt_idmap *cache;
+    char *worker;
+    char cluster[128];
+    struct item items[MAX_BATCH];
+    size_t n_items;
+    struct bt_instance **touched;
+    size_t n_touched, cap_touched;
+    uint64_t batch_no;
+    struct bt_kafka_batch kbatch;   /* commands of the batch */
+    struct bt_kafka_batch dlq_batch; /* dead letters of the batch */
+    struct bt_wftask_stats stats;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void destroy_instance(void *inst)
+{
+    bt_instance_destroy(inst);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct bt_wftask *wt = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        bt_log(BT_LOG_INFO, "partitions assigned: count=%d", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        return;
+    }
+    /* another worker may own these instances now: what we cached may go stale */
+    bt_log(BT_LOG_INFO, "partitions revoked: count=%d cached=%zu", parts->cnt,
+           bt_idmap_size(wt->cache));
+    bt_idmap_clear(wt->cache, destroy_instance);
+    rd_kafka_assign(rk, NULL);
+}
+
+struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *reg,
+                                const char *worker_name, char *errstr, size_t errstr_size)
+{
+    struct bt_wftask *wt = calloc(1, sizeof(*wt));
+    char group[300], topic[300];
+    const char *topics[1] = {topic};
+    char *id = NULL;
+
+    if (!wt)
+        return NULL;
+    wt->cfg = cfg;
+    wt->reg = reg;
+    wt->worker = strdup(worker_name);
+    wt->cache = bt_idmap_new();
+    snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
+    bt_kafka_topic(cfg, "events", topic, sizeof(topic));
+    if (!(wt->store = bt_store_new(cfg, errstr, errstr_size)) ||
+        !(wt->producer = bt_kafka_producer_new(cfg, errstr, errstr_size)) ||
+        !(wt->consumer =
+              bt_kafka_consumer_new(cfg, group, rebalance_cb, wt, errstr, errstr_size)))
+        goto fail;
+    if (bt_kafka_subscribe(wt->consumer, topics, 1)) {
+        snprintf(errstr, errstr_size, "cannot subscribe to %s", topic);
+        goto fail;
+    }
+    /* the cluster id qualifies Kafka offsets: a new cluster restarts them at 0 */
+    id = rd_kafka_clusterid(wt->consumer, 5000);
+    snprintf(wt->cluster, sizeof(wt->cluster), "%s", id ? id : "unknown");
+    if (id)
+        rd_kafka_mem_free(wt->consumer, id);
+    return wt;
+fail:
+    bt_wftask_destroy(wt);
+    return NULL;
+}
+
+void bt_wftask_destroy(struct bt_wftask *wt)
+{
+    if (!wt)
+        return;
+    if (wt->consumer) {
+        rd_kafka_consumer_close(wt->consumer);
+        rd_kafka_destroy(wt->consumer);
+    }
+    if (wt->producer) {
+        rd_kafka_flush(wt->producer, 5000);
+        rd_kafka_destroy(wt->producer);
+    }
+    bt_store_destroy(wt->store);
+    bt_idmap_destroy(wt->cache, destroy_instance);
+    free(wt->touched);
+    free(wt->worker);
+    free(wt);
+}
+
+const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt)
+{
+    return &wt->stats;
+}
+
+/* ---- producing ---- */
+
+static int produce(struct bt_wftask *wt, const char *suffix, const char *key,
+                   const char *payload, size_t len)
+{
+    char topic[512];
+
+    bt_kafka_topic(wt->cfg, suffix, topic, sizeof(topic));
+    return bt_kafka_produce(wt->producer, topic, key, strlen(key), payload, len,
+                            &wt->kbatch);
+}
+
+static void dead_letter(struct bt_wftask *wt, const rd_kafka_message_t *rkm,
+                        const char *reason)
+{
+    struct bt_msg dl = {.type = BT_MSG_DEAD_LETTER, .ts = now_ms()};
+    char *key = rkm->key ? strndup(rkm->key, rkm->key_len) : NULL;
+    char *payload = strndup(rkm->payload ? rkm->payload : "", rkm->len);
+    char *bytes;
+    size_t len;
+
+    dl.reason = (char *)(uintptr_t)reason;
+    dl.origin_topic = (char *)(uintptr_t)rd_kafka_topic_name(rkm->rkt);
+    dl.origin_partition = rkm->partition;
+    dl.origin_offset = rkm->offset;
+    dl.key = key;
+    dl.payload = payload;
+    bytes = bt_codec_encode(&dl, &len);
+    bt_log(BT_LOG_WARN, "dead letter: %s topic=%s partition=%d offset=%lld", reason,
+           dl.origin_topic, rkm->partition, (long long)rkm->offset);
+    if (bytes) {
+        char topic[512];
+        bt_kafka_topic(wt->cfg, "dlq", topic, sizeof(topic));
+        bt_kafka_produce(wt->producer, topic, key ? key : "", key ? strlen(key) : 0, bytes,
+                         len, &wt->dlq_batch);
+    }
+    wt->stats.dead++;
+    free(bytes);
+    free(key);
+    free(payload);
+}
+
+/* ---- one batch ---- */
+
+static void touch(struct bt_wftask *wt, struct bt_instance *inst)
+{
+    if (inst->mark == wt->batch_no)
+        return;
+    inst->mark = wt->batch_no;
+    if (wt->n_touched == wt->cap_touched) {
+        size_t cap = wt->cap_touched ? wt->cap_touched * 2 : 256;
+        struct bt_instance **grown = realloc(wt->touched, cap * sizeof(*grown));
+        BT_ASSERT(grown);
+        wt->touched = grown;
+        wt->cap_touched = cap;
+    }
+    wt->touched[wt->n_touched++] = inst;
+}
+
+static void decode_all(struct bt_wftask *wt)
+{
+    char errstr[512];
+
+    for (size_t i = 0; i < wt->n_items; i++) {
+        struct item *it = &wt->items[i];
+        int rc = bt_codec_decode(it->rkm->payload, it->rkm->len, (size_t)wt->cfg->max_payload,
+                                 &it->msg, errstr, sizeof(errstr));
+        if (rc) {
+            dead_letter(wt, it->rkm, errstr);
+            continue;
+        }
+        if (it->msg.type >= BT_MSG_TASK) {
+            snprintf(errstr, sizeof(errstr), "type: a %s message does not belong on the "
+                     "events topic", bt_msg_type_name(it->msg.type));
+            dead_letter(wt, it->rkm, errstr);
+            bt_msg_release(&it->msg);
+            continue;
+        }
+        it->decoded = true;
+    }
+}
+
+/* Loads (one round trip) every instance of the pending items not cached. */
+static int resolve(struct bt_wftask *wt, bool only_conflicted)
+{
+    struct bt_instance **load = NULL;
+    size_t n_load = 0;
+    int ret = 0;
+
+    load = malloc(wt->n_items * sizeof(*load));
+    BT_ASSERT(load);
+    for (size_t i = 0; i < wt->n_items; i++) {
+        struct item *it = &wt->items[i];
+        if (!it->decoded || (only_conflicted && !it->conflicted))
+            continue;
+        it->inst = bt_idmap_get(wt->cache, it->msg.id);
+        if (it->inst)
+            continue;
+        it->inst = bt_instance_new(it->msg.id);
+        BT_ASSERT(it->inst);
+        bt_idmap_put(wt->cache, it->msg.id, it->inst);
+        load[n_load++] = it->inst;
+    }
+    if (n_load) {
+        ret = bt_store_load(wt->store, load, n_load);
+        for (size_t i = 0; i < n_load; i++) {
+            load[i]->delta.old_status = load[i]->status;
+            if (load[i]->delta.n_cmds) /* unsent commands of a dead worker: send them */
+                touch(wt, load[i]);
+        }
+    }
+    free(load);
+    return ret;
+}
+
+static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
+                      bool only_conflicted)
+{
+    char pos[512];
+
+    for (size_t i = 0; i < wt->n_items; i++) {
+        struct item *it = &wt->items[i];
+        const char *why;
+        int rc;
+
+        if (!it->decoded || (only_conflicted && !it->conflicted))
+            continue;
+        it->conflicted = false;
+        snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster, rd_kafka_topic_name(it->rkm->rkt),
+                 it->rkm->partition);
+        if (it->inst->kpos && !strcmp(it->inst->kpos, pos) && it->rkm->offset <= it->inst->koff) {
+            wt->stats.duplicates++;
+            continue;
+        }
+        rc = bt_replay_apply(it->inst, &it->msg, env, &why);
+        if (rc == 0) {
+            free(it->inst->kpos);
+            it->inst->kpos = strdup(pos);
+            it->inst->koff = it->rkm->offset;
+            wt->stats.events++;
+            touch(wt, it->inst);
+        } else if (rc == BT_EEXIST) {
+            bt_log(BT_LOG_DEBUG, "ignored: %s workflow=%s type=%s seq=%lld attempt=%d", why,
+                   it->msg.id, bt_msg_type_name(it->msg.type), (long long)it->msg.seq,
+                   it->msg.attempt);
+            wt->stats.duplicates++;
+        } else {
+            char reason[600];
+            snprintf(reason, sizeof(reason), "%s: %s \"%s\"", bt_msg_type_name(it->msg.type),
+                     why, it->msg.type == BT_MSG_START ? it->msg.workflow : it->msg.id);
+            dead_letter(wt, it->rkm, reason);
+        }
+    }
+}
+
+static void replay_all(struct bt_wftask *wt, const struct bt_replay_env *env)
+{
+    for (size_t i = 0; i < wt->n_touched; i++) {
+        struct bt_instance *inst = wt->touched[i];
+        if (bt_replay_run(inst, env) == BT_ENOENT)
+            bt_log(BT_LOG_ERROR,
+                   "workflow type not registered on this worker: %s workflow=%s",
+                   inst->type, inst->id);
+    }
+}
+
+/* Forgets instances whose commit lost a race; their items are redone. */
+static size_t drop_conflicts(struct bt_wftask *wt, const int *results)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < wt->n_touched; i++) {
+        struct bt_instance *inst = wt->touched[i];
+        if (results[i] != BT_ECONFLICT)
+            continue;
+        n++;
+        for (size_t j = 0; j < wt->n_items; j++)
+            if (wt->items[j].inst == inst) {
+                wt->items[j].conflicted = true;
+                wt->items[j].inst = NULL;
+            }
+        bt_idmap_del(wt->cache, inst->id);
+        bt_instance_destroy(inst);
+        wt->touched[i] = NULL;
+    }
+    /* keep the committed ones: their commands still have to be produced */
+    size_t k = 0;
+    for (size_t i = 0; i < wt->n_touched; i++)
+        if (wt->touched[i])
+            wt->touched[k++] = wt->touched[i];
+    wt->n_touched = k;
+    return n;
+}
+
+static int produce_commands(struct bt_wftask *wt)
+{
+    for (size_t i = 0; i < wt->n_touched; i++) {
+        const struct bt_delta *d = &wt->touched[i]->delta;
+        for (size_t c = 0; c < d->n_cmds; c++)
+            if (produce(wt, d->cmds[c].topic, d->cmds[c].key, d->cmds[c].payload,
+                        d->cmds[c].len))
+                return BT_EAGAIN;
+    }
+    return 0;
+}
+
+static void drop_touched(struct bt_wftask *wt)
+{
+    /* their memory may be ahead of Redis: reload them next time */
+    for (size_t i = 0; i < wt->n_touched; i++) {
+        bt_idmap_del(wt->cache, wt->touched[i]->id);
+        bt_instance_destroy(wt->touched[i]);
+    }
+    wt->n_touched = 0;
+    for (size_t i = 0; i < wt->n_items; i++)
+        wt->items[i].inst = NULL;
+}
+
+/* Instances that turned out not to exist were cached only to find that out. */
+static void forget_unknown(struct bt_wftask *wt)
+{
+    for (size_t i = 0; i < wt->n_items; i++) {
+        struct bt_instance *inst = wt->items[i].inst;
+        if (!inst || inst->status != BT_STATUS_NONE)
+            continue;
+        for (size_t j = i; j < wt->n_items; j++)
+            if (wt->items[j].inst == inst)
+                wt->items[j].inst = NULL;
+        if (bt_idmap_del(wt->cache, inst->id) == inst)
+            bt_instance_destroy(inst);
+    }
+}
+
+/* Advances every instance of the batch. BT_EAGAIN: redo the whole batch. */
+static int advance(struct bt_wftask *wt)
+{
+    struct bt_replay_env env = {.reg = wt->reg, .now_ms = now_ms(),
+                                .default_timeout_ms = wt->cfg->activity_timeout_ms,
+                                .worker = wt->worker};
+    bool redo = false;
+    int *results = NULL;
+    int ret = BT_EAGAIN;
+
+    wt->batch_no++;
+    wt->n_touched = 0;
+    for (int round = 0; round < MAX_CONFLICTS; round++) {
+        if (resolve(wt, redo))
+            goto out;
+        apply_all(wt, &env, redo);
+        replay_all(wt, &env);
+        free(results);
+        results = calloc(wt->n_touched + 1, sizeof(*results));
+        BT_ASSERT(results);
+        if (bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, 0, results))
+            goto out;
+        wt->stats.commits += wt->n_touched;
+        if (!drop_conflicts(wt, results)) {
+            ret = 0;
+            break;
+        }
+        wt->stats.conflicts++;
+        redo = true;
+    }
+    if (ret)
+        goto out;
+    if (produce_commands(wt) ||
+        bt_kafka_wait(wt->producer, &wt->kbatch, 30000) != 0) {
+        bt_log(BT_LOG_WARN, "cannot deliver commands: %s",
+               rd_kafka_err2str(wt->kbatch.err));
+        ret = BT_EAGAIN;
+        goto out;
+    }
+    /* a failed ack only means the scheduler sends them again later */
+    if (bt_store_ack(wt->store, wt->touched, wt->n_touched))
+        bt_log(BT_LOG_WARN, "cannot clear the outbox; commands may be sent twice");
+    for (size_t i = 0; i < wt->n_touched; i++) {
+        struct bt_instance *inst = wt->touched[i];
+        if (bt_status_final(inst->status)) {
+            bt_idmap_del(wt->cache, inst->id);
+            for (size_t j = 0; j < wt->n_items; j++)
+                if (wt->items[j].inst == inst)
+                    wt->items[j].inst = NULL;
+            bt_instance_destroy(inst);
+        }
+    }
+    wt->n_touched = 0;
+    forget_unknown(wt);
+out:
+    free(results);
+    return ret;
+}
+
+static void commit_offsets(struct bt_wftask *wt)
+{
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_resp_err_t err;
+
+    for (size_t i = 0; i < wt->n_items; i++) {
+        const rd_kafka_message_t *rkm = wt->items[i].rkm;
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
+            offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(offsets, rd_kafka_topic_name(rkm->rkt),
+                                                  rkm->partition);
+        if (rkm->offset + 1 > p->offset)
+            p->offset = rkm->offset + 1;
+    }
+    if (offsets->cnt && (err = rd_kafka_commit(wt->consumer, offsets, 1)))
+        bt_log(BT_LOG_WARN, "cannot commit offsets: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+static void release_items(struct bt_wftask *wt)
+{
+    for (size_t i = 0; i < wt->n_items; i++) {
+        if (wt->items[i].decoded)
+            bt_msg_release(&wt->items[i].msg);
+        rd_kafka_message_destroy(wt->items[i].rkm);
+    }
+    wt->n_items = 0;
+}
+
+int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
+{
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(wt->consumer, timeout_ms);
+    int backoff_ms = 50, handled;
+
+    while (rkm) {
+        if (rkm->err) {
+            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                bt_log(BT_LOG_WARN, "consumer error: %s", rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+        } else {
+            memset(&wt->items[wt->n_items], 0, sizeof(wt->items[0]));
+            wt->items[wt->n_items++].rkm = rkm;
+            if (wt->n_items == MAX_BATCH)
+                break;
+        }
+        rkm = rd_kafka_consumer_poll(wt->consumer, 0);
+    }
+    if (!wt->n_items)
+        return 0;
+    wt->stats.batches++;
+    decode_all(wt);
+    while (advance(wt) == BT_EAGAIN) {
+        drop_touched(wt);
+        bt_log(BT_LOG_WARN, "redis or kafka unavailable, retrying batch: backoff_ms=%d",
+               backoff_ms);
+        struct timespec ts = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (backoff_ms < 5000)
+            backoff_ms *= 2;
+        /* what is still in flight from the failed try reports into kbatch later */
+        bt_kafka_wait(wt->producer, &wt->kbatch, 0);
+        wt->kbatch.err = 0;
+        wt->kbatch.failed = 0;
+    }
+    wt->kbatch = (struct bt_kafka_batch){0};
+    /* a dead letter must be on its topic before its origin's offset is committed */
+    while (wt->dlq_batch.pending && bt_kafka_wait(wt->producer, &wt->dlq_batch, 30000) ==
+                                        BT_ETIMEDOUT)
+        bt_log(BT_LOG_WARN, "dead letters not delivered yet, waiting");
+    commit_offsets(wt);
+    handled = (int)wt->n_items;
+    release_items(wt);
+    if (bt_idmap_size(wt->cache) > MAX_CACHED)
+        bt_idmap_clear(wt->cache, destroy_instance);
+    return handled;
+}

@@ -1,0 +1,36 @@
+/* The workflow role of baton-worker: consumes <prefix>.events in the
+ * "<prefix>.workflows" consumer group and advances instances (DESIGN §4). */
+#ifndef BT_WFTASK_H
+#define BT_WFTASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+
+struct bt_wftask;
+
+struct bt_wftask_stats {
+    uint64_t events;     /* applied */
+    uint64_t duplicates; /* redelivered or stale, ignored */
+    uint64_t dead;       /* sent to the DLQ */
+    uint64_t conflicts;  /* commits that lost a race and were redone */
+    uint64_t commits;
+    uint64_t batches;
+};
+
+/* Connects to Kafka and Redis as cfg says; reg is borrowed and must outlive
+ * the task. Returns NULL with errstr on a bad setting. */
+struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *reg,
+                                const char *worker_name, char *errstr, size_t errstr_size);
+/* Polls one batch of events (waiting up to timeout_ms for the first) and
+ * advances their instances; retries with backoff while Kafka or Redis is
+ * unreachable, committing nothing it has not applied. Returns the number of
+ * messages handled. */
+int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms);
+const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt);
+/* Leaves the consumer group and frees everything. NULL is a no-op. */
+void bt_wftask_destroy(struct bt_wftask *wt);
+
+#endif
