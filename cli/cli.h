@@ -8,10 +8,24 @@
 #ifndef BT_CLI_H
 #define BT_CLI_H
 
+#include <stddef.h>
+
 #include "config.h"
+#include "store.h"
 
 enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE = 3 };
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_list(struct bt_config *cfg, int argc, char **argv);
+
+/* Produces one message to <prefix>.<suffix> and waits for its delivery.
+ * Returns an exit status, having told the user what went wrong. */
+int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *key,
+                   const char *payload, size_t len);
+/* A store whose Redis answered PING, or NULL having told the user why. */
+struct bt_store *bt_cli_store(const struct bt_config *cfg);
 
 #endif

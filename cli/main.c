@@ -16,6 +16,10 @@ struct command {
 
 static const struct command commands[] = {
     {"dev", bt_cli_dev, "run Kafka (embedded), Redis, the scheduler and a worker here"},
+    {"start", bt_cli_start, "start a workflow: start TYPE [--id ID] [--input JSON|@file] [--wait]"},
+    {"describe", bt_cli_describe, "show where an instance stands: describe ID"},
+    {"history", bt_cli_history, "print an instance's audit log: history ID [--json]"},
+    {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N]"},
 };
 
 static void usage(FILE *f)

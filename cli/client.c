@@ -1,0 +1,61 @@
+/* What every command needs from the services: one message produced and
+ * confirmed, and a Redis connection that answers. Errors are printed here in
+ * words a shell user can act on. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+#include "kafka.h"
+
+int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *key,
+                   const char *payload, size_t len)
+{
+    char errstr[512], topic[512];
+    struct bt_kafka_batch batch = {0};
+    rd_kafka_t *rk = bt_kafka_producer_new(cfg, errstr, sizeof(errstr));
+    int ret = BT_EXIT_UNAVAILABLE;
+
+    if (!rk) {
+        fprintf(stderr, "baton: %s\n", errstr);
+        return BT_EXIT_USAGE;
+    }
+    bt_kafka_topic(cfg, suffix, topic, sizeof(topic));
+    if (bt_kafka_produce(rk, topic, key, strlen(key), payload, len, &batch) ||
+        bt_kafka_wait(rk, &batch, 10000)) {
+        fprintf(stderr,
+                "baton: cannot deliver to Kafka topic %s at %s: %s\n"
+                "  (is `baton dev` running, or are --brokers / BATON_BROKERS right?)\n",
+                topic, cfg->brokers,
+                batch.err ? rd_kafka_err2str(batch.err) : "timed out");
+        goto out;
+    }
+    ret = BT_EXIT_OK;
+out:
+    rd_kafka_destroy(rk);
+    return ret;
+}
+
+struct bt_store *bt_cli_store(const struct bt_config *cfg)
+{
+    char errstr[512];
+    struct bt_store *store = bt_store_new(cfg, errstr, sizeof(errstr));
+    redisReply *reply;
+
+    if (!store) {
+        fprintf(stderr, "baton: %s\n", errstr);
+        return NULL;
+    }
+    reply = bt_redis_command(bt_store_redis(store), "PING");
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr,
+                "baton: cannot reach Redis at %s: %s\n"
+                "  (is `baton dev` running, or are --redis / BATON_REDIS right?)\n",
+                cfg->redis, reply ? reply->str : "connection failed");
+        freeReplyObject(reply);
+        bt_store_destroy(store);
+        return NULL;
+    }
+    freeReplyObject(reply);
+    return store;
+}

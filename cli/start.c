@@ -1,0 +1,142 @@
+/* `baton start TYPE [--id ID] [--input JSON|@file] [--wait] [--timeout SEC]`:
+ * produces a start event; with --wait, follows the instance in Redis until it
+ * finishes, prints its result and exits 1 when it failed. */
+#define _GNU_SOURCE /* asprintf */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "journal.h"
+
+static json_t *read_input(const char *arg)
+{
+    json_error_t jerr;
+    json_t *root = arg[0] == '@' ? json_load_file(arg + 1, JSON_DECODE_ANY, &jerr)
+                                 : json_loads(arg, JSON_DECODE_ANY, &jerr);
+
+    if (!root)
+        fprintf(stderr, "baton: --input: %s (line %d, column %d)\n", jerr.text, jerr.line,
+                jerr.column);
+    return root;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Follows the instance's status until it is final (or blocked). */
+static int wait_result(const struct bt_config *cfg, const char *id, int64_t timeout_ms)
+{
+    struct bt_store *store = bt_cli_store(cfg);
+    char key[600];
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : INT64_MAX;
+    int ret = BT_EXIT_UNAVAILABLE;
+
+    if (!store)
+        return ret;
+    bt_store_key(store, id, "", key, sizeof(key));
+    while (now_ms() < deadline) {
+        redisReply *reply = bt_redis_command(bt_store_redis(store), "HMGET %s status result error",
+                                             key);
+        const char *status = NULL;
+        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+            fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
+            freeReplyObject(reply);
+            goto out;
+        }
+        status = reply->element[0]->str;
+        if (status && !strcmp(status, "completed")) {
+            printf("%s\n", reply->element[1]->str ? reply->element[1]->str : "null");
+            ret = BT_EXIT_OK;
+        } else if (status && (bt_status_final(bt_status_parse(status)) ||
+                              !strcmp(status, "blocked"))) {
+            fprintf(stderr, "baton: workflow %s %s: %s\n", id, status,
+                    reply->element[2]->str ? reply->element[2]->str : "");
+            ret = BT_EXIT_FAIL;
+        }
+        freeReplyObject(reply);
+        if (ret != BT_EXIT_UNAVAILABLE)
+            goto out;
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "baton: workflow %s did not finish within the timeout\n", id);
+    ret = BT_EXIT_FAIL;
+out:
+    bt_store_destroy(store);
+    return ret;
+}
+
+int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
+{
+    const char *type = NULL, *id = NULL;
+    json_t *input = NULL;
+    bool wait = false;
+    int64_t timeout_ms = 0;
+    char *generated = NULL, *bytes = NULL;
+    struct bt_msg msg = {.type = BT_MSG_START};
+    size_t len;
+    int ret = BT_EXIT_USAGE;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--id") && i + 1 < argc) {
+            id = argv[++i];
+        } else if (!strcmp(argv[i], "--input") && i + 1 < argc) {
+            json_decref(input);
+            if (!(input = read_input(argv[++i])))
+                goto out;
+        } else if (!strcmp(argv[i], "--wait")) {
+            wait = true;
+        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
+        } else if (argv[i][0] != '-' && !type) {
+            type = argv[i];
+        } else {
+            fprintf(stderr, "baton start: unexpected argument \"%s\"\n", argv[i]);
+            goto usage;
+        }
+    }
+    if (!type)
+        goto usage;
+    if (!id) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (asprintf(&generated, "%s-%lld%06ld", type, (long long)ts.tv_sec,
+                     ts.tv_nsec / 1000) < 0)
+            goto out;
+        id = generated;
+    }
+    msg.id = (char *)(uintptr_t)id;
+    msg.workflow = (char *)(uintptr_t)type;
+    msg.body = input;
+    msg.ts = now_ms();
+    if (!(bytes = bt_codec_encode(&msg, &len))) {
+        fprintf(stderr, "baton start: invalid id or type (1..256 characters, no control "
+                        "characters)\n");
+        goto out;
+    }
+    if ((ret = bt_cli_produce(cfg, "events", id, bytes, len)))
+        goto out;
+    fprintf(stderr, "started %s %s\n", type, id);
+    if (!wait)
+        printf("%s\n", id);
+    else
+        ret = wait_result(cfg, id, timeout_ms);
+    goto out;
+usage:
+    fprintf(stderr, "usage: baton start TYPE [--id ID] [--input JSON|@file] [--wait] "
+                    "[--timeout SECONDS]\n");
+    ret = BT_EXIT_USAGE;
+out:
+    json_decref(input);
+    free(generated);
+    free(bytes);
+    return ret;
+}
