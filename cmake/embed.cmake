@@ -1,5 +1,6 @@
 # Turns common/lua/*.lua into one C file of string constants, so the scripts
 cmake_policy(SET CMP0007 NEW)
+string(REPLACE "|" ";" SRC "${SRC}")
 # ship inside the binaries and are loaded into Redis by EVALSHA at run time.
 # Invoked as: cmake -DOUT=<file.c> -DSRC="<a.lua;b.lua>" -P embed.cmake
 set(body "/* generated from common/lua by cmake/embed.cmake: do not edit */\n#include \"lua_scripts.h\"\n\n")
