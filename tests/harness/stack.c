@@ -1,0 +1,167 @@
+/* The whole-stack fixture: services on free ports, the real programs, and
+ * the test's own Kafka clients. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "config.h"
+#include "kafka.h"
+#include "stack.h"
+
+static void test_config(struct bt_stack *s, struct bt_config *cfg)
+{
+    char *argv[] = {"test", NULL};
+    int argc = 1;
+    char errstr[256];
+
+    bt_config_load(cfg, &argc, argv, errstr, sizeof(errstr));
+    free(cfg->brokers);
+    cfg->brokers = strdup(s->kafka.brokers);
+    free(cfg->prefix);
+    cfg->prefix = strdup(s->prefix);
+}
+
+int bt_stack_start(struct bt_stack *s, const char *const *queues)
+{
+    struct bt_config cfg;
+    char errstr[256];
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->prefix, sizeof(s->prefix), "%s", bt_test_prefix());
+    if (bt_test_redis_start(&s->redis) ||
+        bt_test_kafka_start(&s->kafka, s->prefix, 4, queues))
+        return -1;
+    snprintf(s->env[0], sizeof(s->env[0]), "BATON_BROKERS=%s", s->kafka.brokers);
+    snprintf(s->env[1], sizeof(s->env[1]), "BATON_REDIS=%s", s->redis.addr);
+    snprintf(s->env[2], sizeof(s->env[2]), "BATON_PREFIX=%s", s->prefix);
+    snprintf(s->env[3], sizeof(s->env[3]), "BATON_EMBEDDED=1");
+    snprintf(s->env[4], sizeof(s->env[4]), "BATON_HOME=%s", s->redis.dir);
+    snprintf(s->env[5], sizeof(s->env[5]), "BATON_LOG_LEVEL=info");
+    for (int i = 0; i < 6; i++)
+        s->envp[i] = s->env[i];
+    snprintf(s->log, sizeof(s->log), "%s/programs.log", s->redis.dir);
+    bt_kafka_embedded = 1;
+    test_config(s, &cfg);
+    s->producer = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr));
+    bt_config_release(&cfg);
+    s->rc = redisConnect("127.0.0.1", s->redis.port);
+    return s->producer && s->rc && !s->rc->err ? 0 : -1;
+}
+
+void bt_stack_stop(struct bt_stack *s)
+{
+    if (s->results) {
+        rd_kafka_consumer_close(s->results);
+        rd_kafka_destroy(s->results);
+        s->results = NULL;
+    }
+    if (s->producer) {
+        rd_kafka_destroy(s->producer);
+        s->producer = NULL;
+    }
+    if (s->rc) {
+        redisFree(s->rc);
+        s->rc = NULL;
+    }
+    bt_test_kafka_stop(&s->kafka);
+    bt_test_redis_stop(&s->redis);
+}
+
+pid_t bt_stack_worker(struct bt_stack *s, const char *plugin, const char *const *args)
+{
+    char plugin_path[512];
+    const char *argv[32] = {BT_BIN_DIR "/baton-worker", "--plugin", plugin_path};
+    int argc = 3;
+
+    snprintf(plugin_path, sizeof(plugin_path), "%s/%s.so", BT_PLUGIN_DIR, plugin);
+    for (; args && *args && argc < 30; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+    return bt_test_spawn(argv, s->envp, s->log);
+}
+
+int bt_stack_produce(struct bt_stack *s, const char *suffix, const char *key,
+                     const void *payload, size_t len)
+{
+    char topic[300];
+    struct bt_kafka_batch batch = {0};
+
+    snprintf(topic, sizeof(topic), "%s.%s", s->prefix, suffix);
+    if (bt_kafka_produce(s->producer, topic, key, key ? strlen(key) : 0, payload, len,
+                         &batch))
+        return -1;
+    return bt_kafka_wait(s->producer, &batch, 10000) ? -1 : 0;
+}
+
+int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json_t *input)
+{
+    struct bt_msg msg = {.type = BT_MSG_START, .id = (char *)(uintptr_t)id,
+                         .workflow = (char *)(uintptr_t)type, .body = input};
+    size_t len;
+    char *bytes = bt_codec_encode(&msg, &len);
+    int ret = bytes ? bt_stack_produce(s, "events", id, bytes, len) : -1;
+
+    free(bytes);
+    json_decref(input);
+    return ret;
+}
+
+int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
+                  bool (*fn)(const json_t *msg, void *arg), void *arg)
+{
+    struct bt_config cfg;
+    char errstr[256], topic[300], group[300];
+    const char *topics[1] = {topic};
+    rd_kafka_t *rk;
+    int64_t deadline = bt_test_now_ms() + wait_ms;
+    int n = 0;
+
+    test_config(s, &cfg);
+    snprintf(topic, sizeof(topic), "%s.%s", s->prefix, suffix);
+    snprintf(group, sizeof(group), "%s.reader.%s.%lld", s->prefix, suffix,
+             (long long)bt_test_now_ms());
+    rk = bt_kafka_consumer_new(&cfg, group, NULL, NULL, errstr, sizeof(errstr));
+    bt_config_release(&cfg);
+    if (!rk || bt_kafka_subscribe(rk, topics, 1))
+        return -1;
+    while (bt_test_now_ms() < deadline) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 50);
+        json_t *root;
+        bool done = false;
+        if (!rkm)
+            continue;
+        if (!rkm->err && (root = json_loadb(rkm->payload, rkm->len, 0, NULL))) {
+            n++;
+            done = fn(root, arg);
+            json_decref(root);
+        }
+        rd_kafka_message_destroy(rkm);
+        if (done)
+            break;
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *reply;
+
+    va_start(ap, fmt);
+    reply = redisvCommand(s->rc, fmt, ap);
+    va_end(ap);
+    return reply;
+}
+
+const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n)
+{
+    redisReply *reply = bt_stack_redis(s, "HGET %s:{%s} status", s->prefix, id);
+
+    snprintf(buf, n, "%s", reply && reply->type == REDIS_REPLY_STRING ? reply->str : "");
+    freeReplyObject(reply);
+    return buf;
+}

@@ -1,0 +1,58 @@
+/* A whole baton stack for one test: a redis-server, a Kafka mock cluster with
+ * the test's own prefix, worker processes started from build/bin, and a
+ * producer / results reader for the test itself. */
+#ifndef BT_STACK_H
+#define BT_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include <hiredis/hiredis.h>
+
+#include "harness.h"
+
+#define BT_STACK_MAX_PROCS 8
+
+struct bt_stack {
+    struct bt_test_redis redis;
+    struct bt_test_kafka kafka;
+    char prefix[64];
+    char env[8][512]; /* BATON_* settings for the programs */
+    const char *envp[9];
+    rd_kafka_t *producer;
+    rd_kafka_t *results; /* consumer of <prefix>.results, own group */
+    redisContext *rc;
+    char log[256];       /* the programs' stdout/stderr */
+};
+
+/* Starts redis and the cluster (extra task queues NULL-terminated, may be
+ * NULL). Returns 0 or -1. */
+int bt_stack_start(struct bt_stack *s, const char *const *queues);
+void bt_stack_stop(struct bt_stack *s);
+
+/* Spawns baton-worker with the test plugin (build/plugins/<plugin>.so) and
+ * extra args (NULL-terminated, may be NULL). Returns the pid or -1. */
+pid_t bt_stack_worker(struct bt_stack *s, const char *plugin, const char *const *args);
+
+/* Produces raw bytes to <prefix>.<suffix> with key and waits for delivery. */
+int bt_stack_produce(struct bt_stack *s, const char *suffix, const char *key,
+                     const void *payload, size_t len);
+/* Produces a start event. input stolen. */
+int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json_t *input);
+
+/* Reads what arrived on <prefix>.<suffix> (a consumer per suffix, from the
+ * beginning) for up to wait_ms, calling fn on each decoded JSON message (a
+ * borrowed root); stops early when fn returns true. Returns how many were
+ * read. */
+int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
+                  bool (*fn)(const json_t *msg, void *arg), void *arg);
+
+/* A reply to a Redis command on the stack's redis (hiredis format). */
+redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...);
+
+/* Status of instance id from Redis ("completed", ...), or "" when unknown.
+ * Writes into buf. */
+const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n);
+
+#endif
