@@ -155,3 +155,247 @@ Test(engine, side_effects_are_recorded_and_replayed_identically, .init = setup,
     json_decref(r.by_id);
     bt_test_stop(worker, 10000);
 }
+
+static void start_chains(const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)), 0);
+    }
+}
+
+static void assert_chains_done(const char *prefix, int n, struct results *r)
+{
+    cr_assert_eq(r->distinct, n, "results: %d distinct of %d (raw %d)", r->distinct, n,
+                 r->raw);
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        json_t *res = json_object_get(r->by_id, id);
+        cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "result"), "v")),
+                     i + 3, "%s: every step result applied exactly once", id);
+        cr_assert(count_journal_done(id, 3), "%s: journal must hold 3 completed steps", id);
+    }
+}
+
+Test(engine, loses_nothing_when_the_worker_is_killed_at_random_moments, .init = setup,
+     .fini = teardown, .timeout = 180)
+{
+    const int n = 500;
+    struct results r;
+    unsigned seed = (unsigned)bt_test_now_ms();
+    pid_t worker = bt_stack_worker(&stack, "flows", NULL);
+
+    start_chains("kill", n);
+    for (int round = 0; round < 4; round++) {
+        /* kill when some, but not all, instances have finished */
+        char buf[32];
+        bool started;
+        BT_TEST_WAIT_UNTIL(started, bt_stack_status(&stack, "kill-0", buf, sizeof(buf))[0],
+                           20000);
+        cr_assert(started, "the worker never picked up the first instance");
+        bt_test_sleep_ms(50 + (int)(rand_r(&seed) % 300)); /* a random moment, not a sync */
+        bt_test_kill9(worker);
+        worker = bt_stack_worker(&stack, "flows", NULL);
+        cr_assert_gt(worker, 0);
+    }
+    read_results(&r, n, 120000);
+    assert_chains_done("kill", n, &r);
+    cr_log_info("after 4 kills: distinct=%d raw=%d (raw - distinct = duplicates on Kafka)",
+                r.distinct, r.raw);
+    json_decref(r.by_id);
+    bt_test_stop(worker, 10000);
+}
+
+Test(engine, two_workers_share_the_work_and_a_rebalance_loses_nothing, .init = setup,
+     .fini = teardown, .timeout = 180)
+{
+    const int n = 400;
+    struct results r;
+    pid_t w1 = bt_stack_worker(&stack, "flows", NULL);
+    pid_t w2 = bt_stack_worker(&stack, "flows", NULL);
+    char buf[32];
+    bool started;
+
+    start_chains("pair", n / 2);
+    BT_TEST_WAIT_UNTIL(started, bt_stack_status(&stack, "pair-0", buf, sizeof(buf))[0], 30000);
+    cr_assert(started);
+    /* one leaves the group (clean stop), the other takes over; then it comes back */
+    cr_assert_eq(bt_test_stop(w2, 20000), 0);
+    start_chains("pair2", n / 2);
+    w2 = bt_stack_worker(&stack, "flows", NULL);
+    read_results(&r, n, 150000);
+    cr_assert_eq(r.distinct, n, "results: %d of %d", r.distinct, n);
+    json_decref(r.by_id);
+    read_results(&r, n / 2, 1000);
+    json_decref(r.by_id);
+    for (int i = 0; i < n / 2; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "pair-%d", i);
+        cr_assert(count_journal_done(id, 3), "%s", id);
+        snprintf(id, sizeof(id), "pair2-%d", i);
+        cr_assert(count_journal_done(id, 3), "%s", id);
+    }
+    /* both did work: each worker logs the partitions it was assigned */
+    redisReply *who = bt_stack_redis(&stack, "XRANGE %s:{pair-0}:history - +", stack.prefix);
+    cr_assert(who && who->elements > 0);
+    freeReplyObject(who);
+    bt_test_stop(w1, 10000);
+    bt_test_stop(w2, 10000);
+}
+
+static int signal_wf(const char *id, const char *name)
+{
+    char payload[512];
+    int len = snprintf(payload, sizeof(payload),
+                       "{\"v\":1,\"type\":\"signal\",\"id\":\"%s\",\"name\":\"%s\"}", id, name);
+    return bt_stack_produce(&stack, "events", id, payload, (size_t)len);
+}
+
+static bool journal_len_is(const char *id, long long n)
+{
+    redisReply *reply = bt_stack_redis(&stack, "HLEN %s:{%s}:journal", stack.prefix, id);
+    bool ok = reply && reply->integer == n;
+    freeReplyObject(reply);
+    return ok;
+}
+
+Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    char buf[64];
+    bool ok;
+    pid_t w = bt_stack_worker(&stack, "versioned_v1", NULL);
+
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "ver-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "versioned", id, NULL), 0);
+    }
+    /* every instance waits for "go" after step a */
+    BT_TEST_WAIT_UNTIL(ok, journal_len_is("ver-0", 2) && journal_len_is("ver-1", 2) &&
+                               journal_len_is("ver-2", 2) && journal_len_is("ver-3", 2),
+                       30000);
+    cr_assert(ok, "instances did not reach their signal wait");
+    cr_assert_eq(bt_test_stop(w, 20000), 0);
+
+    /* deploy v2 (appends c): in-flight instances run it */
+    w = bt_stack_worker(&stack, "versioned_v2", NULL);
+    signal_wf("ver-0", "go");
+    signal_wf("ver-1", "go");
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "ver-0", buf, sizeof(buf)),
+                                   "completed") &&
+                               !strcmp(bt_stack_status(&stack, "ver-1", buf, sizeof(buf)),
+                                       "completed"),
+                       60000);
+    cr_assert(ok, "ver-0/1 must complete on v2, status %s", buf);
+    cr_assert(journal_len_is("ver-0", 4), "the appended step c must have run");
+    cr_assert_eq(bt_test_stop(w, 20000), 0);
+
+    /* deploy v3 (reorders a and b): old instances block, nothing corrupted */
+    w = bt_stack_worker(&stack, "versioned_v3", NULL);
+    signal_wf("ver-2", "go");
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "ver-2", buf, sizeof(buf)),
+                                   "blocked"),
+                       60000);
+    cr_assert(ok, "ver-2 must be blocked, is %s", buf);
+    redisReply *err = bt_stack_redis(&stack, "HGET %s:{ver-2} error", stack.prefix);
+    cr_assert(err && err->str && strstr(err->str, "seq 0") && strstr(err->str, "\\\"a\\\"") &&
+                  strstr(err->str, "\\\"b\\\""),
+              "the error must name the seq and both steps: %s", err ? err->str : "(none)");
+    freeReplyObject(err);
+    cr_assert(journal_len_is("ver-2", 2), "a blocked instance's journal is untouched");
+    cr_assert_eq(bt_test_stop(w, 20000), 0);
+
+    /* compatible code again (v2): the blocked instance resumes on its next event */
+    w = bt_stack_worker(&stack, "versioned_v2", NULL);
+    signal_wf("ver-3", "go");
+    signal_wf("ver-2", "nudge");
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "ver-2", buf, sizeof(buf)),
+                                   "completed") &&
+                               !strcmp(bt_stack_status(&stack, "ver-3", buf, sizeof(buf)),
+                                       "completed"),
+                       60000);
+    cr_assert(ok, "blocked instance must resume after a compatible deploy: %s", buf);
+    bt_test_stop(w, 10000);
+}
+
+struct dlq {
+    int n;
+    bool malformed, unknown_type, unknown_instance;
+    char origin[128];
+};
+
+static bool collect_dlq(const json_t *msg, void *arg)
+{
+    struct dlq *d = arg;
+    const char *reason = json_string_value(json_object_get(msg, "reason"));
+    const char *topic = json_string_value(json_object_get(json_object_get(msg, "origin"), "topic"));
+
+    d->n++;
+    if (topic)
+        snprintf(d->origin, sizeof(d->origin), "%s", topic);
+    if (reason && strstr(reason, "malformed JSON"))
+        d->malformed = true;
+    if (reason && strstr(reason, "unknown workflow type"))
+        d->unknown_type = true;
+    if (reason && strstr(reason, "unknown instance"))
+        d->unknown_instance = true;
+    return d->malformed && d->unknown_type && d->unknown_instance;
+}
+
+Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    struct dlq d = {0};
+    struct results r;
+    const char *bad = "{\"v\":1,\"type\":\"start\",\"id\":";
+    const char *unknown = "{\"v\":1,\"type\":\"completed\",\"id\":\"nobody\",\"seq\":0,"
+                          "\"attempt\":1,\"result\":null}";
+    pid_t w = bt_stack_worker(&stack, "flows", NULL);
+
+    cr_assert_eq(bt_stack_produce(&stack, "events", "x", bad, strlen(bad)), 0);
+    cr_assert_eq(bt_stack_start_wf(&stack, "no_such_workflow", "orphan", NULL), 0);
+    cr_assert_eq(bt_stack_produce(&stack, "events", "nobody", unknown, strlen(unknown)), 0);
+    start_chains("good", 5);
+    bt_stack_read(&stack, "dlq", 30000, collect_dlq, &d);
+    cr_assert(d.malformed && d.unknown_type && d.unknown_instance,
+              "dlq: malformed=%d unknown_type=%d unknown_instance=%d", d.malformed,
+              d.unknown_type, d.unknown_instance);
+    char want[128];
+    snprintf(want, sizeof(want), "%s.events", stack.prefix);
+    cr_assert_str_eq(d.origin, want);
+    read_results(&r, 5, 30000);
+    assert_chains_done("good", 5, &r);
+    json_decref(r.by_id);
+    cr_assert_eq(bt_test_stop(w, 10000), 0, "the worker must still be alive and exit cleanly");
+}
+
+Test(engine, an_external_program_serves_a_queue_through_the_published_schemas, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    char script[2048];
+    struct results r;
+    pid_t w = bt_stack_worker(&stack, "flows", NULL);
+
+    /* the "legacy system": kcat reads commands, jq answers, kcat writes events */
+    snprintf(script, sizeof(script),
+             "kcat -C -b %s -t %s.tasks.legacy -o beginning -u -q -f '%%s\\n' | "
+             "jq -c --unbuffered -r '\"\\(.id)|\" + ({v: 1, type: \"completed\", id: .id, "
+             "seq: .seq, attempt: .attempt, result: {legacy: true, echo: .input}} | tojson)' | "
+             "kcat -P -b %s -t %s.events -K '|' -T >/dev/null",
+             stack.kafka.brokers, stack.prefix, stack.kafka.brokers, stack.prefix);
+    pid_t pipeline = bt_test_spawn((const char *const[]){"/usr/bin/setsid", "/bin/sh", "-c", script, NULL}, NULL,
+                                   stack.log);
+    cr_assert_gt(pipeline, 0);
+    cr_assert_eq(bt_stack_start_wf(&stack, "legacy1", "leg-1", json_pack("{s:s}", "q", "x")), 0);
+    read_results(&r, 1, 40000);
+    json_t *res = json_object_get(json_object_get(r.by_id, "leg-1"), "result");
+    cr_assert(json_is_true(json_object_get(res, "legacy")), "the legacy program's answer");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "echo"), "q")), "x");
+    json_decref(r.by_id);
+    kill(-pipeline, SIGKILL); /* setsid made it a process group: kcat and jq too */
+    bt_test_kill9(pipeline);
+    bt_test_stop(w, 10000);
+}
