@@ -1,5 +1,102 @@
-/* placeholder: replaced by the real program */
-int main(void)
+/* baton-scheduler: fires due timers (durable sleeps, signal timeouts, activity
+ * timeouts, delayed retries) as `timer` events and re-sends outbox commands
+ * that dead workers left unsent. Run one or more; they share the work
+ * through atomic claims in Redis. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "err.h"
+#include "kafka.h"
+#include "log.h"
+#include "outbox.h"
+#include "store.h"
+#include "timers.h"
+
+#define IDLE_MS         2    /* poll interval when nothing is due: bounds lateness */
+#define OUTBOX_EVERY_MS 1000
+#define OUTBOX_GRACE_MS 5000
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
 {
-    return 0;
+    (void)sig;
+    stopping = 1;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct bt_config cfg;
+    struct bt_store *store = NULL;
+    struct bt_timer_stats stats = {0};
+    rd_kafka_t *rk = NULL;
+    char errstr[512];
+    int64_t next_sweep = 0;
+    int backoff = 50, ret = 1, level;
+
+    if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)) || argc > 1) {
+        fprintf(stderr, "baton-scheduler: %s\nusage: baton-scheduler [settings]\n\n",
+                argc > 1 ? "unknown argument" : errstr);
+        bt_config_usage(stderr);
+        goto out;
+    }
+    level = bt_log_parse_level(cfg.log_level);
+    bt_log_setup("scheduler", level < 0 ? BT_LOG_INFO : (enum bt_log_level)level,
+                 cfg.log_json);
+    if (!(store = bt_store_new(&cfg, errstr, sizeof(errstr))) ||
+        !(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr)))) {
+        bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
+        goto out;
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    bt_log(BT_LOG_INFO, "starting: brokers=%s redis=%s prefix=%s", cfg.brokers, cfg.redis,
+           cfg.prefix);
+    while (!stopping) {
+        int fired = bt_timers_fire(&cfg, store, rk, &stats);
+        if (fired == BT_EAGAIN) {
+            bt_log(BT_LOG_WARN, "redis or kafka unavailable: backoff_ms=%d", backoff);
+            nap(backoff);
+            backoff = backoff < 5000 ? backoff * 2 : backoff;
+            continue;
+        }
+        backoff = 50;
+        if (mono_ms() >= next_sweep) {
+            bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS);
+            next_sweep = mono_ms() + OUTBOX_EVERY_MS;
+        }
+        if (fired == 0)
+            nap(IDLE_MS);
+        rd_kafka_poll(rk, 0);
+    }
+    bt_log(BT_LOG_INFO, "stopping: fired=%llu late_ms_max=%lld",
+           (unsigned long long)stats.fired, (long long)stats.late_ms_max);
+    ret = 0;
+out:
+    if (rk) {
+        rd_kafka_flush(rk, 5000);
+        rd_kafka_destroy(rk);
+    }
+    bt_store_destroy(store);
+    bt_config_release(&cfg);
+    return ret;
 }

@@ -1,0 +1,25 @@
+-- Claims due timers for one scheduler: each moves from the timers set to the
+-- leased set (score: lease expiry) in this one atomic step, so replicas never
+-- fire a timer twice. Leases that expired (their scheduler died before the
+-- event was delivered) are claimed again.
+-- KEYS: 1 timers, 2 leased. ARGV: now ms, lease ms, limit.
+-- Returns {member, due, member, due, ...}.
+local now, lease, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+for _, m in ipairs(expired) do
+  redis.call('ZADD', KEYS[2], now + lease, m)
+  out[#out + 1] = m
+  out[#out + 1] = tostring(now)
+end
+if #expired < limit then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+                         limit - #expired)
+  for i = 1, #due, 2 do
+    redis.call('ZREM', KEYS[1], due[i])
+    redis.call('ZADD', KEYS[2], now + lease, due[i])
+    out[#out + 1] = due[i]
+    out[#out + 1] = due[i + 1]
+  end
+end
+return out

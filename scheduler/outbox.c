@@ -1,0 +1,94 @@
+/* The outbox sweep: <kp>:outbox indexes instances with unsent commands by the
+ * time of their commit; each command is "<topic>\n<key>\n<payload>" in the
+ * instance's outbox hash. Consumers drop duplicates, so sending one twice (a
+ * slow worker that was not dead) is harmless. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "log.h"
+#include "lua_scripts.h"
+#include "outbox.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
+                      const char *id)
+{
+    struct bt_redis *r = bt_store_redis(store);
+    char key[600], index[300], topic[600];
+    struct bt_kafka_batch batch = {0};
+    redisReply *hash, *ack = NULL;
+    const char **argv = NULL;
+    int ret = BT_EAGAIN, sent = 0;
+
+    bt_store_key(store, id, ":outbox", key, sizeof(key));
+    snprintf(index, sizeof(index), "%s:outbox", bt_store_prefix(store));
+    hash = bt_redis_command(r, "HGETALL %s", key);
+    if (!hash || hash->type != REDIS_REPLY_ARRAY)
+        goto out;
+    argv = calloc(hash->elements / 2 + 3, sizeof(*argv));
+    argv[0] = key;
+    argv[1] = index;
+    argv[2] = id;
+    for (size_t i = 0; i + 1 < hash->elements; i += 2) {
+        const redisReply *v = hash->element[i + 1];
+        const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
+        if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str)))) {
+            bt_log(BT_LOG_ERROR, "dropping a malformed outbox entry: workflow=%s", id);
+        } else {
+            char suffix[300];
+            snprintf(suffix, sizeof(suffix), "%.*s", (int)(nl1 - v->str), v->str);
+            bt_kafka_topic(cfg, suffix, topic, sizeof(topic));
+            if (bt_kafka_produce(rk, topic, nl1 + 1, (size_t)(nl2 - nl1 - 1), nl2 + 1,
+                                 v->len - (size_t)(nl2 + 1 - v->str), &batch))
+                goto out;
+        }
+        argv[3 + sent++] = hash->element[i]->str;
+    }
+    if (bt_kafka_wait(rk, &batch, 30000))
+        goto out;
+    if (sent)
+        bt_log(BT_LOG_INFO, "re-sent unsent commands: count=%d workflow=%s", sent, id);
+    ack = bt_redis_eval(r, bt_lua_ack, 2, 3 + sent, argv, NULL);
+    ret = sent;
+out:
+    free(argv);
+    freeReplyObject(ack);
+    freeReplyObject(hash);
+    return ret;
+}
+
+int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
+                     int64_t grace_ms)
+{
+    redisReply *ids = bt_redis_command(bt_store_redis(store),
+                                       "ZRANGEBYSCORE %s:outbox -inf %lld LIMIT 0 100",
+                                       bt_store_prefix(store),
+                                       (long long)(now_ms() - grace_ms));
+    int total = 0;
+
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(ids);
+        return BT_EAGAIN;
+    }
+    for (size_t i = 0; i < ids->elements; i++) {
+        int n = resend_one(cfg, store, rk, ids->element[i]->str);
+        if (n < 0) {
+            total = n;
+            break;
+        }
+        total += n;
+    }
+    freeReplyObject(ids);
+    return total;
+}

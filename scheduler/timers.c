@@ -1,0 +1,113 @@
+/* Timer members are "<kind>|<seq>|<attempt>|<id>" (journal.h); the id comes
+ * last because it may itself contain '|'. */
+#define _GNU_SOURCE /* asprintf */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "err.h"
+#include "kafka.h"
+#include "log.h"
+#include "lua_scripts.h"
+#include "timers.h"
+
+#define BATCH    1000
+#define LEASE_MS 10000
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Parses a member into a timer event; 0 or BT_EINVALMSG. */
+static int parse_member(const char *member, struct bt_msg *msg, char *kind, size_t kind_n)
+{
+    const char *p1 = strchr(member, '|'), *p2, *p3;
+    char *end;
+
+    if (!p1 || !(p2 = strchr(p1 + 1, '|')) || !(p3 = strchr(p2 + 1, '|')) ||
+        (size_t)(p1 - member) >= kind_n || !p3[1])
+        return BT_EINVALMSG;
+    memcpy(kind, member, (size_t)(p1 - member));
+    kind[p1 - member] = '\0';
+    msg->type = BT_MSG_TIMER;
+    msg->kind = kind;
+    msg->seq = strtoll(p1 + 1, &end, 10);
+    if (end != p2)
+        return BT_EINVALMSG;
+    msg->attempt = (int)strtol(p2 + 1, &end, 10);
+    if (end != p3)
+        return BT_EINVALMSG;
+    msg->id = (char *)(uintptr_t)(p3 + 1);
+    return 0;
+}
+
+int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
+                   struct bt_timer_stats *stats)
+{
+    char timers[300], leased[300], topic[300], now_s[32], lease_s[32], limit_s[32];
+    const char *argv[] = {timers, leased, now_s, lease_s, limit_s};
+    struct bt_kafka_batch batch = {0};
+    redisReply *reply, *ack = NULL;
+    int64_t now = now_ms();
+    int ret = BT_EAGAIN, fired = 0;
+    const char **members = NULL;
+
+    snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(store));
+    snprintf(leased, sizeof(leased), "%s:timers:leased", bt_store_prefix(store));
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
+    snprintf(lease_s, sizeof(lease_s), "%d", LEASE_MS);
+    snprintf(limit_s, sizeof(limit_s), "%d", BATCH);
+    bt_kafka_topic(cfg, "events", topic, sizeof(topic));
+    reply = bt_redis_eval(bt_store_redis(store), bt_lua_claim_timers, 2, 5, argv, NULL);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        goto out;
+    members = calloc(reply->elements / 2 + 3, sizeof(*members));
+    members[0] = "ZREM";
+    members[1] = leased;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        struct bt_msg msg = {0};
+        char kind[32], *bytes;
+        size_t len;
+        int64_t late = now - strtoll(reply->element[i + 1]->str, NULL, 10);
+        if (parse_member(reply->element[i]->str, &msg, kind, sizeof(kind))) {
+            bt_log(BT_LOG_ERROR, "dropping a malformed timer: %s", reply->element[i]->str);
+        } else {
+            msg.ts = now;
+            if ((bytes = bt_codec_encode(&msg, &len))) {
+                if (bt_kafka_produce(rk, topic, msg.id, strlen(msg.id), bytes, len, &batch)) {
+                    free(bytes);
+                    goto out;
+                }
+                free(bytes);
+            }
+            stats->late_ms_sum += (uint64_t)(late > 0 ? late : 0);
+            if (late > stats->late_ms_max)
+                stats->late_ms_max = late;
+        }
+        members[2 + fired++] = reply->element[i]->str;
+    }
+    if (fired == 0) {
+        ret = 0;
+        goto out;
+    }
+    if (bt_kafka_wait(rk, &batch, 30000)) {
+        bt_log(BT_LOG_WARN, "timer events not delivered: %s (their leases will expire)",
+               rd_kafka_err2str(batch.err));
+        goto out;
+    }
+    /* delivered: the leases can go (a lost ZREM only fires the timer again) */
+    ack = bt_redis_argv(bt_store_redis(store), 2 + fired, members, NULL);
+    stats->fired += (uint64_t)fired;
+    ret = fired;
+out:
+    free(members);
+    freeReplyObject(ack);
+    freeReplyObject(reply);
+    return ret;
+}
