@@ -33,18 +33,25 @@ redisReply *bt_redis_eval(struct bt_redis *r, const char *script, int nkeys, int
 
 /* Pipelining: queue commands with bt_redis_append_*(), then collect exactly
  * one reply per appended command, in order, with bt_redis_reply(). A script
- * that hits NOSCRIPT in a pipeline is loaded and re-run transparently.
+ * that hits NOSCRIPT in a pipeline is loaded and re-run transparently, but
+ * after the commands queued behind it; only a SCRIPT FLUSH on a live
+ * connection causes that, as scripts new to a connection go out with a
+ * SCRIPT LOAD ahead of them in the same write.
  * Append returns 0 or BT_ENOMEM; bt_redis_reply returns 0 with *reply set
  * (caller frees) or BT_EAGAIN when the connection broke: then every queued
- * command is lost (none may have run, or some may) and the connection is
- * reset; the caller retries its batch, which must be idempotent. */
+ * command is lost (none may have run, or some may), the replies still due
+ * for that batch are BT_EAGAIN too, and the connection is reset; the caller
+ * retries its batch, which must be idempotent. Commands are written when the
+ * batch's first reply is asked for; from then until its last reply, the
+ * synchronous calls above must not be used (asserted). */
 int bt_redis_append_argv(struct bt_redis *r, int argc, const char **argv,
                          const size_t *argvlen);
 int bt_redis_append_eval(struct bt_redis *r, const char *script, int nkeys, int argc,
                          const char **argv, const size_t *argvlen);
 int bt_redis_reply(struct bt_redis *r, redisReply **reply);
 
-/* Round trips made so far (a pipeline counts once): for metrics and bench. */
+/* Round trips made so far (a pipeline counts once; AUTH and the SCRIPT LOAD
+ * after a NOSCRIPT count too): for metrics and bench. */
 uint64_t bt_redis_round_trips(const struct bt_redis *r);
 
 #endif
