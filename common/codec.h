@@ -29,7 +29,8 @@ enum bt_msg_type {
     BT_MSG__COUNT
 };
 
-/* Wire name of a type ("start", "child_completed", "dead_letter"). */
+/* Wire name of a type ("start", "child_completed", "dead_letter"); static, or
+ * NULL for a value outside the enum. */
 const char *bt_msg_type_name(enum bt_msg_type type);
 
 struct bt_msg_error {
@@ -39,8 +40,10 @@ struct bt_msg_error {
     int64_t retry_after_ms; /* failed only: downstream said "throttled"; 0 = no */
 };
 
-/* Which fields a type uses is in the comment on each; unused ones are NULL/0.
- * All strings and JSON values are owned by the message. */
+/* Which fields a type uses is in the comment on each; unused ones are NULL/0
+ * (the encoder ignores them). All strings and JSON values are owned by the
+ * message; its strings come from jansson's allocator (json_set_alloc_funcs,
+ * malloc by default), like body, so one allocator owns the whole message. */
 struct bt_msg {
     enum bt_msg_type type;
     char *id;         /* instance id: every type but dead_letter */
@@ -62,26 +65,41 @@ struct bt_msg {
                        * May be NULL (absent) */
     struct bt_msg_error error; /* failed, child_failed, result(not completed) */
     /* dead_letter only */
-    char *reason;            /* why it could not be processed */
-    char *origin_topic;      /* where it was read */
+    char *reason;       /* why it could not be processed */
+    char *origin_topic; /* where it was read */
     int32_t origin_partition;
     int64_t origin_offset;
-    char *key;     /* original key, or NULL */
+    char *key; /* original key when valid UTF-8, else base64; or NULL */
+    bool key_base64;
     char *payload; /* original bytes when valid UTF-8 (else base64, see below) */
     bool payload_base64;
 };
 
 /* Decodes len bytes of buf into msg (which is zeroed first). Bytes beyond
  * max_payload are refused before parsing. Returns 0; BT_ETOOBIG or BT_EINVALMSG
- * with errstr naming the field and the reason (msg is then released). On
+ * with errstr naming the field and the reason (msg is then released), or
+ * BT_ENOMEM (not the message's fault: retry, do not dead-letter it). On
  * success release msg with bt_msg_release(). */
 int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_msg *msg,
                     char *errstr, size_t errstr_size);
 
-/* Encodes msg as compact JSON. Returns a new malloc'd buffer (caller frees
- * with free()) and its length in *len, or NULL when msg is incomplete (a
- * required field is NULL: a bug in the caller) or out of memory. */
+/* Encodes msg as compact JSON, fields in the order of its schema. Returns a new
+ * malloc'd buffer (caller frees with free()), NUL-terminated, and its length
+ * (without the NUL) in *len; or NULL when msg is incomplete or breaks its
+ * schema (a required field is NULL, attempt 0, an unknown timer kind...: a bug
+ * in the caller) or out of memory. A dead_letter payload or key that is not
+ * valid UTF-8 is written as base64. */
 char *bt_codec_encode(const struct bt_msg *msg, size_t *len);
+
+/* Fills msg (zeroed first) as a BT_MSG_DEAD_LETTER for a message read at
+ * topic/partition/offset (-1: unknown) that could not be processed because of
+ * reason. key (keylen bytes, NULL: no key) and payload (len bytes) are copied,
+ * as text when they are valid UTF-8 without NUL bytes, else as base64. The
+ * caller may set msg->ts. Returns 0, BT_EINVAL when reason or topic is NULL or
+ * not UTF-8 text, or BT_ENOMEM (msg is then released). */
+int bt_codec_dead_letter(struct bt_msg *msg, const char *reason, const char *topic,
+                         int32_t partition, int64_t offset, const void *key,
+                         size_t keylen, const void *payload, size_t len);
 
 /* Frees what msg owns; msg may be zeroed or NULL. */
 void bt_msg_release(struct bt_msg *msg);

@@ -1,0 +1,1105 @@
+/* The message codec: one table per message type says which properties it
+ * has, their kind and their limits, in the order the encoder writes them. The
+ * decoder walks the parsed object once against that table; the encoder walks
+ * the table against the struct and writes JSON itself, so a message costs one
+ * json_loadb to read and one buffer to write. schemas/<type>.schema.json say the
+ * same thing for other languages; tests/schemas/ holds the cases both obey. */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "err.h"
+
+_Static_assert(sizeof(int) == sizeof(int32_t), "attempt is stored as a 32-bit int");
+
+enum kind {
+    K_ID,    /* non-empty, <= BT_ID_MAX bytes, no control characters -> char * */
+    K_STR,   /* any string -> char * */
+    K_BYTES, /* string, maybe base64 (see enc_off) -> char * */
+    K_ENC,   /* "utf8" | "base64" -> bool (true: base64) */
+    K_ENUM,  /* one of values -> char * */
+    K_INT,   /* integer in [min, max] -> int64_t or int32_t (size) */
+    K_BOOL,  /* true | false -> bool */
+    K_ANY,   /* any JSON value -> json_t *, a reference to the parsed one */
+    K_OBJ,   /* nested object of sub fields */
+};
+
+enum {
+    F_REQ = 1,               /* required */
+    F_NONEMPTY = 2,          /* K_STR: "" is refused */
+    F_NULLABLE = 4,          /* K_BYTES: null means absent */
+    F_IF_COMPLETED = 8,      /* allowed only when status is "completed" */
+    F_UNLESS_COMPLETED = 16, /* required unless status is "completed", else refused */
+};
+
+struct field {
+    const char *name;
+    unsigned char kind;
+    unsigned char flags;
+    unsigned char size; /* K_INT: bytes of the member */
+    size_t off;         /* of the member in struct bt_msg */
+    size_t enc_off;     /* K_BYTES: of its bool "is base64" */
+    int64_t min, max, def;
+    const char *const *values; /* K_ENUM, NULL-terminated */
+    const char *expect;        /* K_ENUM, K_ENC: "a|b|c" for error texts */
+    const struct field *sub;   /* K_OBJ; its first field is a required string,
+                                * non-NULL iff the object is present */
+    size_t nsub;
+};
+
+/* One initializer per kind; the tables below read like the schemas. */
+/* clang-format off */
+#define MEMBER_SIZE(m) sizeof(((struct bt_msg *)0)->m)
+#define OFF(m)         offsetof(struct bt_msg, m)
+#define F_ID(n, m, fl)  {.name = n, .kind = K_ID, .flags = fl, .off = OFF(m)}
+#define F_STR(n, m, fl) {.name = n, .kind = K_STR, .flags = fl, .off = OFF(m)}
+#define F_BYTES(n, m, e, fl) \
+    {.name = n, .kind = K_BYTES, .flags = fl, .off = OFF(m), .enc_off = OFF(e)}
+#define F_ENC(n, m) {.name = n, .kind = K_ENC, .off = OFF(m), .expect = "utf8|base64"}
+#define F_ENUM(n, m, fl, v, text) \
+    {.name = n, .kind = K_ENUM, .flags = fl, .off = OFF(m), .values = v, .expect = text}
+#define F_INT(n, m, fl, lo, hi, d) \
+    {.name = n, .kind = K_INT, .flags = fl, .size = MEMBER_SIZE(m), .off = OFF(m), \
+     .min = lo, .max = hi, .def = d}
+#define F_BOOL(n, m, d) {.name = n, .kind = K_BOOL, .off = OFF(m), .def = d}
+#define F_ANY(n, fl)    {.name = n, .kind = K_ANY, .flags = fl, .off = OFF(body)}
+#define F_OBJ(n, fl, s) \
+    {.name = n, .kind = K_OBJ, .flags = fl, .sub = s, .nsub = sizeof(s) / sizeof(s[0])}
+#define F_TS     F_INT("ts", ts, 0, 0, INT64_MAX, 0)
+#define F_SEQ    F_INT("seq", seq, F_REQ, 0, INT64_MAX, 0)
+#define F_TRY    F_INT("attempt", attempt, F_REQ, 1, INT_MAX, 0)
+#define SHAPE(a) a, sizeof(a) / sizeof(a[0])
+/* clang-format on */
+
+static const char *const timer_kinds[] = {
+    "sleep", "retry", "timeout", "signal_timeout", "workflow_timeout", NULL};
+static const char *const statuses[] = {"completed", "failed", "cancelled", "terminated",
+                                       NULL};
+
+static const struct field parent_fields[] = {
+    F_ID("id", parent_id, F_REQ),
+    F_SEQ,
+};
+static const struct field error_fields[] = {
+    F_STR("type", error.type, F_REQ | F_NONEMPTY),
+    F_STR("message", error.message, F_REQ),
+};
+static const struct field failure_fields[] = {
+    F_STR("type", error.type, F_REQ | F_NONEMPTY),
+    F_STR("message", error.message, F_REQ),
+    F_BOOL("retryable", error.retryable, true),
+    F_INT("retry_after_ms", error.retry_after_ms, 0, 0, INT64_MAX, 0),
+};
+static const struct field origin_fields[] = {
+    F_STR("topic", origin_topic, F_REQ),
+    F_INT("partition", origin_partition, F_REQ, -1, INT32_MAX, 0),
+    F_INT("offset", origin_offset, F_REQ, -1, INT64_MAX, 0),
+};
+
+static const struct field start_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_ID("workflow", workflow, F_REQ),
+    F_ANY("input", 0),
+    F_OBJ("parent", 0, parent_fields),
+    F_TS,
+};
+static const struct field signal_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_ID("name", name, F_REQ),
+    F_ANY("payload", 0),
+    F_TS,
+};
+static const struct field cancel_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_ANY("reason", 0),
+    F_BOOL("terminate", terminate, false),
+    F_TS,
+};
+static const struct field completed_fields[] = {
+    F_ID("id", id, F_REQ), F_SEQ, F_TRY, F_ANY("result", 0), F_TS,
+};
+static const struct field failed_fields[] = {
+    F_ID("id", id, F_REQ), F_SEQ, F_TRY, F_OBJ("error", F_REQ, failure_fields), F_TS,
+};
+static const struct field timer_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_SEQ,
+    F_INT("attempt", attempt, 0, 0, INT_MAX, 0),
+    F_ENUM("kind", kind, F_REQ, timer_kinds,
+           "sleep|retry|timeout|signal_timeout|workflow_timeout"),
+    F_TS,
+};
+static const struct field child_completed_fields[] = {
+    F_ID("id", id, F_REQ), F_SEQ, F_ID("child", child, F_REQ), F_ANY("result", 0), F_TS,
+};
+static const struct field child_failed_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_SEQ,
+    F_ID("child", child, F_REQ),
+    F_OBJ("error", F_REQ, error_fields),
+    F_TS,
+};
+static const struct field task_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_SEQ,
+    F_TRY,
+    F_ID("name", name, F_REQ),
+    F_ID("queue", queue, F_REQ),
+    F_ANY("input", 0),
+    F_INT("deadline", deadline, F_REQ, 0, INT64_MAX, 0),
+    F_TS,
+};
+static const struct field result_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_ID("workflow", workflow, F_REQ),
+    F_ENUM("status", status, F_REQ, statuses, "completed|failed|cancelled|terminated"),
+    F_ANY("result", F_IF_COMPLETED),
+    F_OBJ("error", F_UNLESS_COMPLETED, error_fields),
+    F_TS,
+};
+static const struct field dead_letter_fields[] = {
+    F_STR("reason", reason, F_REQ),
+    F_OBJ("origin", F_REQ, origin_fields),
+    F_BYTES("key", key, key_base64, F_NULLABLE),
+    F_ENC("key_encoding", key_base64),
+    F_BYTES("payload", payload, payload_base64, F_REQ),
+    F_ENC("payload_encoding", payload_base64),
+    F_TS,
+};
+
+static const struct {
+    const char *name;
+    const struct field *fields;
+    size_t n;
+} types[BT_MSG__COUNT] = {
+    [BT_MSG_START] = {"start", SHAPE(start_fields)},
+    [BT_MSG_SIGNAL] = {"signal", SHAPE(signal_fields)},
+    [BT_MSG_CANCEL] = {"cancel", SHAPE(cancel_fields)},
+    [BT_MSG_COMPLETED] = {"completed", SHAPE(completed_fields)},
+    [BT_MSG_FAILED] = {"failed", SHAPE(failed_fields)},
+    [BT_MSG_TIMER] = {"timer", SHAPE(timer_fields)},
+    [BT_MSG_CHILD_COMPLETED] = {"child_completed", SHAPE(child_completed_fields)},
+    [BT_MSG_CHILD_FAILED] = {"child_failed", SHAPE(child_failed_fields)},
+    [BT_MSG_TASK] = {"task", SHAPE(task_fields)},
+    [BT_MSG_RESULT] = {"result", SHAPE(result_fields)},
+    [BT_MSG_DEAD_LETTER] = {"dead_letter", SHAPE(dead_letter_fields)},
+};
+
+const char *bt_msg_type_name(enum bt_msg_type type)
+{
+    if ((unsigned)type >= BT_MSG__COUNT)
+        return NULL;
+    return types[type].name;
+}
+
+/* ---- the struct, seen through the tables ---- */
+
+static const char *get_str(const struct bt_msg *msg, size_t off)
+{
+    const char *s;
+
+    memcpy(&s, (const char *)msg + off, sizeof(s));
+    return s;
+}
+
+static void set_ptr(struct bt_msg *msg, size_t off, const void *p)
+{
+    memcpy((char *)msg + off, &p, sizeof(p));
+}
+
+static int64_t get_int(const struct bt_msg *msg, const struct field *f)
+{
+    int64_t v64;
+    int32_t v32;
+
+    if (f->size == sizeof(v64)) {
+        memcpy(&v64, (const char *)msg + f->off, sizeof(v64));
+        return v64;
+    }
+    memcpy(&v32, (const char *)msg + f->off, sizeof(v32));
+    return v32;
+}
+
+static void set_int(struct bt_msg *msg, const struct field *f, int64_t v)
+{
+    int32_t v32 = (int32_t)v; /* range checked against f->max before */
+
+    if (f->size == sizeof(v))
+        memcpy((char *)msg + f->off, &v, sizeof(v));
+    else
+        memcpy((char *)msg + f->off, &v32, sizeof(v32));
+}
+
+static bool get_bool(const struct bt_msg *msg, size_t off)
+{
+    bool b;
+
+    memcpy(&b, (const char *)msg + off, sizeof(b));
+    return b;
+}
+
+static void set_bool(struct bt_msg *msg, size_t off, bool b)
+{
+    memcpy((char *)msg + off, &b, sizeof(b));
+}
+
+static bool is_completed(const struct bt_msg *msg)
+{
+    return msg->status && strcmp(msg->status, "completed") == 0;
+}
+
+/* Strings come from jansson's allocator so that a message, body included,
+ * has one owner (see codec.h). */
+static char *str_dup(const char *s, size_t len)
+{
+    json_malloc_t alloc;
+    json_free_t dealloc;
+    char *p;
+
+    json_get_alloc_funcs(&alloc, &dealloc);
+    p = alloc(len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+static void str_free(char *s)
+{
+    json_malloc_t alloc;
+    json_free_t dealloc;
+
+    if (!s)
+        return;
+    json_get_alloc_funcs(&alloc, &dealloc);
+    dealloc(s);
+}
+
+/* ---- text rules shared by both directions ---- */
+
+/* Valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)
+ * without NUL bytes: what a JSON string can carry and a C string can hold. */
+static bool text_ok(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned c = s[i], cp, n;
+
+        if (c < 0x80) {
+            if (!c)
+                return false;
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i - 1 < n)
+            return false;
+        for (unsigned k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+            return false;
+        if (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+enum { ID_OK, ID_EMPTY, ID_LONG, ID_CTRL };
+
+/* Checks an id-like string that is already valid UTF-8. On ID_CTRL, *pos is
+ * the byte offset and *cp the code point (C0, DEL or C1). */
+static int id_check(const char *str, size_t len, size_t *pos, unsigned *cp)
+{
+    const unsigned char *s = (const unsigned char *)str;
+
+    if (!len)
+        return ID_EMPTY;
+    if (len > BT_ID_MAX)
+        return ID_LONG;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            *pos = i;
+            *cp = s[i];
+            return ID_CTRL;
+        }
+        /* U+0080..U+009F are C1 controls: C2 80 .. C2 9F in UTF-8 */
+        if (s[i] == 0xc2 && i + 1 < len && s[i + 1] <= 0x9f) {
+            *pos = i;
+            *cp = s[i + 1];
+            return ID_CTRL;
+        }
+    }
+    return ID_OK;
+}
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static bool b64_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+}
+
+/* Padded standard base64 (RFC 4648 section 4), as the schemas' pattern says. */
+static bool b64_valid(const char *s, size_t len)
+{
+    size_t body = len;
+
+    if (len % 4)
+        return false;
+    if (len && s[len - 1] == '=')
+        body -= s[len - 2] == '=' ? 2 : 1;
+    for (size_t i = 0; i < body; i++) {
+        if (!b64_char((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+static size_t b64_len(size_t len)
+{
+    return (len + 2) / 3 * 4;
+}
+
+/* Writes b64_len(len) characters and a NUL to dst. */
+static void b64_encode(char *dst, const void *src, size_t len)
+{
+    const unsigned char *s = src;
+    size_t i;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        *dst++ = b64_alphabet[s[i] >> 2];
+        *dst++ = b64_alphabet[(s[i] & 0x03) << 4 | s[i + 1] >> 4];
+        *dst++ = b64_alphabet[(s[i + 1] & 0x0f) << 2 | s[i + 2] >> 6];
+        *dst++ = b64_alphabet[s[i + 2] & 0x3f];
+    }
+    if (i < len) {
+        unsigned last = i + 1 < len ? s[i + 1] : 0;
+
+        *dst++ = b64_alphabet[s[i] >> 2];
+        *dst++ = b64_alphabet[(s[i] & 0x03) << 4 | last >> 4];
+        *dst++ = i + 1 < len ? b64_alphabet[(last & 0x0f) << 2] : '=';
+        *dst++ = '=';
+    }
+    *dst = '\0';
+}
+
+/* ---- decoding ---- */
+
+struct dec {
+    struct bt_msg *msg;
+    char *errstr;
+    size_t errstr_size;
+};
+
+/* Replaces control bytes (from jansson's text or a cut escape) and drops a
+ * UTF-8 sequence cut by truncation, so errstr is one line of valid text. */
+static void errstr_tidy(char *s, bool truncated)
+{
+    size_t len = strlen(s), lead = len;
+
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            s[i] = '?';
+    }
+    if (!truncated)
+        return;
+    while (lead > 0 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80)
+        lead--;
+    if (lead > 0 && !text_ok(s + lead - 1, len - lead + 1))
+        s[lead - 1] = '\0';
+}
+
+__attribute__((format(printf, 4, 5))) static int
+fail(struct dec *d, const char *obj, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+
+    if (!d->errstr || !d->errstr_size)
+        return BT_EINVALMSG;
+    if (obj && name)
+        k = snprintf(d->errstr, d->errstr_size, "%s.%s: ", obj, name);
+    else
+        k = snprintf(d->errstr, d->errstr_size, "%s: ",
+                     obj    ? obj
+                     : name ? name
+                            : "<root>");
+    if (k >= 0 && (size_t)k < d->errstr_size) {
+        va_start(ap, fmt);
+        k += vsnprintf(d->errstr + k, d->errstr_size - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    errstr_tidy(d->errstr, k < 0 || (size_t)k >= d->errstr_size);
+    return BT_EINVALMSG;
+}
+
+static int fail_nomem(struct dec *d)
+{
+    fail(d, NULL, NULL, "out of memory");
+    return BT_ENOMEM;
+}
+
+/* Quotes a string from the message for an error text: escaped, and cut to
+ * about 40 bytes at a character boundary so one bad key cannot flood logs. */
+static const char *quote(char *buf, size_t size, const char *s, size_t len)
+{
+    size_t cut = len < 40 ? len : 40, o = 0;
+
+    while (cut < len && cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+        cut--;
+    buf[o++] = '"';
+    for (size_t i = 0; i < cut && o + 8 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(buf + o, size - o, "\\u%04x", c);
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o++] = '"';
+    if (cut < len && o + 4 < size) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *json_kind(const json_t *value)
+{
+    switch (json_typeof(value)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "real";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
+static int decode_object(struct dec *d, const char *path, const json_t *obj,
+                         const struct field *fields, size_t n);
+
+static int decode_string(struct dec *d, const char *path, const struct field *f,
+                         const json_t *value)
+{
+    const char *s = json_string_value(value);
+    size_t len = json_string_length(value), pos = 0;
+    unsigned cp = 0;
+    char *copy;
+
+    if (f->kind == K_ID) {
+        switch (id_check(s, len, &pos, &cp)) {
+        case ID_EMPTY:
+            return fail(d, path, f->name, "must not be empty");
+        case ID_LONG:
+            return fail(d, path, f->name, "string of %zu bytes exceeds the limit of %d",
+                        len, BT_ID_MAX);
+        case ID_CTRL:
+            return fail(d, path, f->name, "control character U+%04X at byte %zu", cp,
+                        pos);
+        }
+    } else if (!len && (f->flags & F_NONEMPTY)) {
+        return fail(d, path, f->name, "must not be empty");
+    }
+    copy = str_dup(s, len);
+    if (!copy)
+        return fail_nomem(d);
+    set_ptr(d->msg, f->off, copy);
+    return 0;
+}
+
+static int decode_choice(struct dec *d, const char *path, const struct field *f,
+                         const json_t *value)
+{
+    const char *s = json_string_value(value);
+    char q[256];
+
+    if (!s)
+        return fail(d, path, f->name, "expected one of %s, got %s", f->expect,
+                    json_kind(value));
+    if (f->kind == K_ENC) {
+        if (strcmp(s, "base64") == 0 || strcmp(s, "utf8") == 0) {
+            set_bool(d->msg, f->off, s[0] == 'b');
+            return 0;
+        }
+    } else {
+        for (const char *const *v = f->values; *v; v++) {
+            if (strcmp(s, *v) == 0)
+                return decode_string(d, path, f, value);
+        }
+    }
+    return fail(d, path, f->name, "expected one of %s, got %s", f->expect,
+                quote(q, sizeof(q), s, json_string_length(value)));
+}
+
+static int decode_field(struct dec *d, const char *path, const struct field *f,
+                        const json_t *value)
+{
+    json_int_t v;
+
+    switch ((enum kind)f->kind) {
+    case K_ID:
+    case K_STR:
+    case K_BYTES:
+        if (json_is_null(value) && (f->flags & F_NULLABLE))
+            return 0;
+        if (!json_is_string(value))
+            return fail(d, path, f->name, "expected a string%s, got %s",
+                        f->flags & F_NULLABLE ? " or null" : "", json_kind(value));
+        return decode_string(d, path, f, value);
+    case K_ENC:
+    case K_ENUM:
+        return decode_choice(d, path, f, value);
+    case K_INT:
+        if (!json_is_integer(value))
+            return fail(d, path, f->name, "expected an integer >= %" PRId64 ", got %s",
+                        f->min, json_kind(value));
+        v = json_integer_value(value);
+        if (v < f->min)
+            return fail(d, path, f->name, "expected an integer >= %" PRId64 ", got %lld",
+                        f->min, (long long)v);
+        if (v > f->max)
+            return fail(d, path, f->name, "expected an integer <= %" PRId64 ", got %lld",
+                        f->max, (long long)v);
+        set_int(d->msg, f, v);
+        return 0;
+    case K_BOOL:
+        if (!json_is_boolean(value))
+            return fail(d, path, f->name, "expected a boolean, got %s", json_kind(value));
+        set_bool(d->msg, f->off, json_is_true(value));
+        return 0;
+    case K_ANY:
+        /* a reference, not a copy: the rest of the parsed tree goes with root */
+        d->msg->body = json_incref((json_t *)(uintptr_t)value);
+        return 0;
+    case K_OBJ:
+        if (!json_is_object(value))
+            return fail(d, path, f->name, "expected an object, got %s", json_kind(value));
+        return decode_object(d, f->name, value, f->sub, f->nsub);
+    }
+    return fail(d, path, f->name, "unsupported field kind");
+}
+
+static const struct field *find_field(const struct field *fields, size_t n,
+                                      const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(fields[i].name, key) == 0)
+            return &fields[i];
+    }
+    return NULL;
+}
+
+/* Rules that look at more than one property, checked once all are read. */
+static int decode_rules(struct dec *d, const char *path, const struct field *f, bool seen)
+{
+    const struct bt_msg *msg = d->msg;
+    const char *s;
+
+    if ((f->flags & F_REQ) && !seen)
+        return fail(d, path, f->name, "required field missing");
+    if (!seen && f->kind == K_BOOL)
+        set_bool(d->msg, f->off, f->def != 0);
+    if (!seen && f->kind == K_INT)
+        set_int(d->msg, f, f->def);
+    if ((f->flags & F_IF_COMPLETED) && seen && !is_completed(msg))
+        return fail(d, path, f->name, "only allowed when status is completed");
+    if ((f->flags & F_UNLESS_COMPLETED) && seen && is_completed(msg))
+        return fail(d, path, f->name, "not allowed when status is completed");
+    if ((f->flags & F_UNLESS_COMPLETED) && !seen && !is_completed(msg))
+        return fail(d, path, f->name, "required unless status is completed");
+    if (f->kind == K_BYTES) {
+        s = get_str(msg, f->off);
+        if (!s)
+            set_bool(d->msg, f->enc_off, false); /* key_encoding without a key */
+        else if (get_bool(msg, f->enc_off) && !b64_valid(s, strlen(s)))
+            return fail(d, path, f->name, "not valid base64");
+    }
+    return 0;
+}
+
+static int decode_object(struct dec *d, const char *path, const json_t *obj,
+                         const struct field *fields, size_t n)
+{
+    uint32_t seen = 0;
+    const char *key;
+    json_t *value;
+    char q[256];
+    int ret;
+
+    BT_ASSERT(n <= 32); /* seen is a bit mask */
+    json_object_foreach((json_t *)(uintptr_t)obj, key, value)
+    {
+        const struct field *f = find_field(fields, n, key);
+
+        if (!f) {
+            if (strncmp(key, "x-", 2) == 0)
+                continue;
+            if (!path && (strcmp(key, "v") == 0 || strcmp(key, "type") == 0))
+                continue;
+            return fail(d, path, NULL, "unknown property %s",
+                        quote(q, sizeof(q), key, strlen(key)));
+        }
+        ret = decode_field(d, path, f, value);
+        if (ret)
+            return ret;
+        seen |= UINT32_C(1) << (f - fields);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ret = decode_rules(d, path, &fields[i], seen & UINT32_C(1) << i);
+        if (ret)
+            return ret;
+    }
+    return 0;
+}
+
+static int decode_root(struct dec *d, const json_t *root)
+{
+    const json_t *v, *type;
+    const char *name;
+    char q[256];
+
+    if (!json_is_object(root))
+        return fail(d, NULL, NULL, "expected an object, got %s", json_kind(root));
+    v = json_object_get(root, "v");
+    if (!v)
+        return fail(d, NULL, "v", "required field missing");
+    if (!json_is_integer(v))
+        return fail(d, NULL, "v", "expected an integer, got %s", json_kind(v));
+    if (json_integer_value(v) != BT_SCHEMA_VERSION)
+        return fail(d, NULL, "v", "unsupported schema version %lld",
+                    (long long)json_integer_value(v));
+    type = json_object_get(root, "type");
+    if (!type)
+        return fail(d, NULL, "type", "required field missing");
+    name = json_string_value(type);
+    if (!name)
+        return fail(d, NULL, "type", "expected a string, got %s", json_kind(type));
+    for (int t = 0; t < BT_MSG__COUNT; t++) {
+        if (strcmp(name, types[t].name) == 0) {
+            d->msg->type = (enum bt_msg_type)t;
+            return decode_object(d, NULL, root, types[t].fields, types[t].n);
+        }
+    }
+    return fail(d, NULL, "type", "unknown message type %s",
+                quote(q, sizeof(q), name, json_string_length(type)));
+}
+
+int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_msg *msg,
+                    char *errstr, size_t errstr_size)
+{
+    struct dec d = {.msg = msg, .errstr = errstr, .errstr_size = errstr_size};
+    json_error_t jerr;
+    json_t *root = NULL;
+    char text[JSON_ERROR_TEXT_LENGTH];
+    int ret;
+
+    BT_ASSERT(buf || !len);
+    memset(msg, 0, sizeof(*msg));
+    if (errstr && errstr_size)
+        errstr[0] = '\0';
+    if (len > max_payload) {
+        fail(&d, NULL, NULL, "payload of %zu bytes exceeds the limit of %zu", len,
+             max_payload);
+        return BT_ETOOBIG;
+    }
+    /* jansson leaves the text empty, or says so in the code, when it ran out
+     * of memory: that is not the message's fault */
+    jerr.text[0] = '\0';
+    jerr.text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_unknown;
+    root = json_loadb(buf ? buf : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory)
+            return fail_nomem(&d);
+        /* jansson's own text names its flag, which means nothing to a producer */
+        if (json_error_code(&jerr) == json_error_null_character)
+            snprintf(jerr.text, sizeof(jerr.text), "\\u0000 is not allowed in strings");
+        for (size_t i = 0; i < sizeof(text); i++) {
+            unsigned char c = (unsigned char)jerr.text[i];
+
+            text[i] = c >= 0x80 || (c && c < 0x20) ? '?' : (char)c;
+            if (!c)
+                break;
+        }
+        text[sizeof(text) - 1] = '\0';
+        return fail(&d, NULL, NULL, "malformed JSON at line %d column %d: %s", jerr.line,
+                    jerr.column, text);
+    }
+    ret = decode_root(&d, root);
+    json_decref(root);
+    if (ret)
+        bt_msg_release(msg);
+    return ret;
+}
+
+/* ---- encoding ---- */
+
+struct out {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+static bool out_reserve(struct out *o, size_t n)
+{
+    size_t cap = o->cap ? o->cap : 256;
+    char *grown;
+
+    if (o->failed)
+        return false;
+    if (n <= o->cap - o->len)
+        return true;
+    while (cap - o->len < n) {
+        if (cap > SIZE_MAX / 2)
+            goto fail;
+        cap *= 2;
+    }
+    grown = realloc(o->buf, cap);
+    if (!grown)
+        goto fail;
+    o->buf = grown;
+    o->cap = cap;
+    return true;
+fail:
+    o->failed = true;
+    return false;
+}
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+    if (!out_reserve(o, n))
+        return;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+#define out_lit(o, s) out_put(o, s, sizeof(s) - 1)
+
+static int out_dump(const char *s, size_t n, void *o)
+{
+    out_put(o, s, n);
+    return ((struct out *)o)->failed ? -1 : 0;
+}
+
+/* s is valid text (text_ok): only quotes, backslashes and controls change. */
+static void out_string(struct out *o, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+
+    out_reserve(o, len + 2);
+    out_lit(o, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        out_put(o, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            out_put(o, esc, 2);
+            break;
+        case '\n':
+            out_lit(o, "\\n");
+            break;
+        case '\r':
+            out_lit(o, "\\r");
+            break;
+        case '\t':
+            out_lit(o, "\\t");
+            break;
+        case '\b':
+            out_lit(o, "\\b");
+            break;
+        case '\f':
+            out_lit(o, "\\f");
+            break;
+        default:
+            out_put(o, esc, sizeof(esc));
+        }
+    }
+    out_put(o, s + run, len - run);
+    out_lit(o, "\"");
+}
+
+/* Property names are the tables' ASCII literals: nothing to escape. */
+static void out_key(struct out *o, const char *name, bool first)
+{
+    if (!first)
+        out_lit(o, ",");
+    out_lit(o, "\"");
+    out_put(o, name, strlen(name));
+    out_lit(o, "\":");
+}
+
+static void out_int(struct out *o, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRId64, v);
+
+    out_put(o, num, (size_t)n);
+}
+
+/* Writes the value of a K_BYTES field and, when it is base64, its encoding
+ * property; text that is not valid UTF-8 becomes base64 here. */
+static int encode_bytes(struct out *o, const struct field *f, const char *s, bool base64)
+{
+    size_t len = strlen(s);
+    char *b64;
+
+    if (base64 && !b64_valid(s, len))
+        return -1;
+    if (base64 || text_ok(s, len)) {
+        out_string(o, s, len);
+    } else {
+        b64 = malloc(b64_len(len) + 1);
+        if (!b64)
+            return -1;
+        b64_encode(b64, s, len);
+        out_string(o, b64, b64_len(len));
+        free(b64);
+        base64 = true;
+    }
+    if (base64) {
+        out_lit(o, ",\"");
+        out_put(o, f->name, strlen(f->name));
+        out_lit(o, "_encoding\":\"base64\"");
+    }
+    return 0;
+}
+
+static int encode_fields(struct out *o, const struct bt_msg *msg,
+                         const struct field *fields, size_t n, bool first);
+
+static int encode_field(struct out *o, const struct bt_msg *msg, const struct field *f,
+                        bool *first)
+{
+    const char *s = NULL;
+    size_t pos;
+    unsigned cp;
+    int64_t v;
+    bool present = true;
+
+    if (f->flags & F_IF_COMPLETED)
+        present = is_completed(msg);
+    if (f->flags & F_UNLESS_COMPLETED)
+        present = !is_completed(msg);
+    if (!present || f->kind == K_ENC)
+        return 0;
+    switch ((enum kind)f->kind) {
+    case K_ID:
+    case K_STR:
+    case K_BYTES:
+    case K_ENUM:
+        s = get_str(msg, f->off);
+        if (!s)
+            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
+        if (f->kind == K_ID &&
+            (!text_ok(s, strlen(s)) || id_check(s, strlen(s), &pos, &cp) != ID_OK))
+            return -1;
+        if (f->kind == K_STR &&
+            (!text_ok(s, strlen(s)) || (!*s && (f->flags & F_NONEMPTY))))
+            return -1;
+        if (f->kind == K_ENUM) {
+            const char *const *val = f->values;
+
+            while (*val && strcmp(*val, s) != 0)
+                val++;
+            if (!*val)
+                return -1;
+        }
+        out_key(o, f->name, *first);
+        if (f->kind == K_BYTES) {
+            if (encode_bytes(o, f, s, get_bool(msg, f->enc_off)))
+                return -1;
+        } else {
+            out_string(o, s, strlen(s));
+        }
+        break;
+    case K_INT:
+        v = get_int(msg, f);
+        if (v < f->min || v > f->max)
+            return -1;
+        if (!(f->flags & F_REQ) && v == f->def)
+            return 0;
+        out_key(o, f->name, *first);
+        out_int(o, v);
+        break;
+    case K_BOOL:
+        if (get_bool(msg, f->off) == (f->def != 0))
+            return 0;
+        out_key(o, f->name, *first);
+        if (get_bool(msg, f->off))
+            out_lit(o, "true");
+        else
+            out_lit(o, "false");
+        break;
+    case K_ANY:
+        if (!msg->body)
+            return 0;
+        out_key(o, f->name, *first);
+        if (json_dump_callback(msg->body, out_dump, o, JSON_COMPACT | JSON_ENCODE_ANY))
+            return -1;
+        break;
+    case K_OBJ:
+        if (!get_str(msg, f->sub[0].off))
+            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
+        out_key(o, f->name, *first);
+        out_lit(o, "{");
+        if (encode_fields(o, msg, f->sub, f->nsub, true))
+            return -1;
+        out_lit(o, "}");
+        break;
+    case K_ENC:
+        break;
+    }
+    *first = false;
+    return 0;
+}
+
+static int encode_fields(struct out *o, const struct bt_msg *msg,
+                         const struct field *fields, size_t n, bool first)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (encode_field(o, msg, &fields[i], &first))
+            return -1;
+    }
+    return 0;
+}
+
+char *bt_codec_encode(const struct bt_msg *msg, size_t *len)
+{
+    struct out o = {0};
+    const char *name;
+
+    if (!msg || !(name = bt_msg_type_name(msg->type)))
+        return NULL;
+    out_lit(&o, "{\"v\":1,\"type\":");
+    out_string(&o, name, strlen(name));
+    if (encode_fields(&o, msg, types[msg->type].fields, types[msg->type].n, false))
+        goto fail;
+    out_put(&o, "}", 2); /* the NUL after the object, not counted below */
+    if (o.failed)
+        goto fail;
+    if (len)
+        *len = o.len - 1;
+    return o.buf;
+fail:
+    free(o.buf);
+    return NULL;
+}
+
+/* ---- building and releasing ---- */
+
+static int bytes_dup(const void *data, size_t len, char **out, bool *base64)
+{
+    if (text_ok(data, len)) {
+        *out = str_dup(data, len);
+        *base64 = false;
+    } else {
+        json_malloc_t alloc;
+        json_free_t dealloc;
+
+        json_get_alloc_funcs(&alloc, &dealloc);
+        *out = alloc(b64_len(len) + 1);
+        if (*out)
+            b64_encode(*out, data, len);
+        *base64 = true;
+    }
+    return *out ? 0 : BT_ENOMEM;
+}
+
+int bt_codec_dead_letter(struct bt_msg *msg, const char *reason, const char *topic,
+                         int32_t partition, int64_t offset, const void *key,
+                         size_t keylen, const void *payload, size_t len)
+{
+    int ret = BT_EINVAL;
+
+    memset(msg, 0, sizeof(*msg));
+    msg->type = BT_MSG_DEAD_LETTER;
+    if (!reason || !topic || !text_ok(reason, strlen(reason)) ||
+        !text_ok(topic, strlen(topic)) || partition < -1 || offset < -1 ||
+        (!payload && len))
+        goto out;
+    ret = BT_ENOMEM;
+    msg->reason = str_dup(reason, strlen(reason));
+    msg->origin_topic = str_dup(topic, strlen(topic));
+    if (!msg->reason || !msg->origin_topic)
+        goto out;
+    msg->origin_partition = partition;
+    msg->origin_offset = offset;
+    if (key && bytes_dup(key, keylen, &msg->key, &msg->key_base64))
+        goto out;
+    if (bytes_dup(payload ? payload : "", len, &msg->payload, &msg->payload_base64))
+        goto out;
+    ret = 0;
+out:
+    if (ret)
+        bt_msg_release(msg);
+    return ret;
+}
+
+void bt_msg_release(struct bt_msg *msg)
+{
+    if (!msg)
+        return;
+    str_free(msg->id);
+    str_free(msg->workflow);
+    str_free(msg->name);
+    str_free(msg->queue);
+    str_free(msg->kind);
+    str_free(msg->child);
+    str_free(msg->status);
+    str_free(msg->parent_id);
+    str_free(msg->error.type);
+    str_free(msg->error.message);
+    str_free(msg->reason);
+    str_free(msg->origin_topic);
+    str_free(msg->key);
+    str_free(msg->payload);
+    json_decref(msg->body);
+    memset(msg, 0, sizeof(*msg));
+}
