@@ -56,6 +56,7 @@ struct dev {
     struct bt_config *cfg; /* borrowed */
     char env_path[PATH_MAX];
     int wrote_env;
+    int lock_fd; /* holds the home's lock; -1: none */
     char **envp; /* the children's environment */
     int redis_port;
     rd_kafka_t *rk; /* owns the mock cluster */
@@ -441,29 +442,23 @@ out:
     return ret;
 }
 
-/* The pid of the baton dev that wrote path, if it still runs; else 0. */
-static pid_t running_dev(const char *path)
+/* One baton dev per home: a record lock on $BATON_HOME/dev.lock, held while
+ * this process lives (the kernel drops it even on kill -9). Returns 0, or
+ * the pid of the baton dev holding it, or -1 on error. */
+static pid_t lock_home(struct dev *dev)
 {
-    char line[256], comm[64] = "", proc[64];
-    FILE *f = fopen(path, "r");
-    long pid = 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    char path[PATH_MAX];
 
-    if (!f)
+    snprintf(path, sizeof(path), "%s/dev.lock", dev->cfg->home);
+    if ((dev->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    if (fcntl(dev->lock_fd, F_SETLK, &fl) == 0)
         return 0;
-    while (fgets(line, sizeof(line), f))
-        if (!strncmp(line, "BATON_DEV_PID=", 14))
-            pid = strtol(line + 14, NULL, 10);
-    fclose(f);
-    if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0))
-        return 0;
-    /* a stale file from a killed baton dev may name a reused pid */
-    snprintf(proc, sizeof(proc), "/proc/%ld/comm", pid);
-    if ((f = fopen(proc, "r"))) {
-        if (!fgets(comm, sizeof(comm), f))
-            comm[0] = '\0';
-        fclose(f);
-    }
-    return strncmp(comm, "baton\n", 6) ? 0 : (pid_t)pid;
+    if ((errno == EAGAIN || errno == EACCES) && fcntl(dev->lock_fd, F_GETLK, &fl) == 0 &&
+        fl.l_type != F_UNLCK)
+        return fl.l_pid;
+    return -1;
 }
 
 /* Written to a temporary file and renamed, so a reader sees all or nothing. */
@@ -484,8 +479,8 @@ static int write_env(struct dev *dev)
     }
     fprintf(f,
             "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
-            "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\nBATON_DEV_PID=%d\n",
-            dev->brokers, dev->redis_port, cfg->prefix, cfg->key_prefix, (int)getpid());
+            "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\n",
+            dev->brokers, dev->redis_port, cfg->prefix, cfg->key_prefix);
     if (cfg->redis_password)
         fprintf(f, "BATON_REDIS_PASSWORD=%s\n", cfg->redis_password);
     bad = fflush(f) || fsync(fileno(f));
@@ -626,6 +621,8 @@ static void dev_release(struct dev *dev)
     for (char **e = dev->envp; e && *e; e++)
         free(*e);
     free(dev->envp);
+    if (dev->lock_fd >= 0)
+        close(dev->lock_fd);
 }
 
 static int parse_flags(int argc, char **argv, int *no_worker, int *no_scheduler)
@@ -649,7 +646,7 @@ static int parse_flags(int argc, char **argv, int *no_worker, int *no_scheduler)
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
 {
-    struct dev dev = {.cfg = cfg};
+    struct dev dev = {.cfg = cfg, .lock_fd = -1};
     int no_worker = 0, no_scheduler = 0, ret, sig;
     sigset_t signals;
     pid_t other;
@@ -670,6 +667,7 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
     sigaddset(&signals, SIGCHLD);
     sigprocmask(SIG_BLOCK, &signals, NULL);
     signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -678,11 +676,15 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
         goto out;
     }
     bt_config_dev_file(cfg, dev.env_path, sizeof(dev.env_path));
-    if ((other = running_dev(dev.env_path))) {
-        fprintf(stderr,
-                "baton dev: already running (pid %d) with home %s; stop it, or "
-                "give this one another BATON_HOME\n",
-                (int)other, cfg->home);
+    if ((other = lock_home(&dev))) {
+        if (other > 0)
+            fprintf(stderr,
+                    "baton dev: already running (pid %d) with home %s; stop it, or "
+                    "give this one another BATON_HOME\n",
+                    (int)other, cfg->home);
+        else
+            fprintf(stderr, "baton dev: cannot lock %s/dev.lock: %s\n", cfg->home,
+                    strerror(errno));
         goto out;
     }
 

@@ -14,6 +14,8 @@ struct command {
     const char *help;
 };
 
+/* one row per command, however long its help */
+/* clang-format off */
 static const struct command commands[] = {
     {"dev", bt_cli_dev, "run Kafka (embedded), Redis, the scheduler and a worker here"},
     {"start", bt_cli_start, "start a workflow: start TYPE [--id ID] [--input JSON|@file] [--wait]"},
@@ -21,6 +23,7 @@ static const struct command commands[] = {
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json]"},
     {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N]"},
 };
+/* clang-format on */
 
 static void usage(FILE *f)
 {

@@ -1,0 +1,120 @@
+/* `baton dev` as a user meets it: the real binary, its Kafka and Redis seen
+ * from outside with kcat and redis-cli, and a clean stop on Ctrl-C. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <hiredis/hiredis.h>
+
+#include "harness.h"
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* The value of `name` in an env file ("" when absent). */
+static void env_value(const char *path, const char *name, char *buf, size_t n)
+{
+    char line[512];
+    size_t len = strlen(name);
+    FILE *f = fopen(path, "r");
+
+    buf[0] = '\0';
+    cr_assert(f, "cannot open %s", path);
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, name, len) && line[len] == '=') {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(buf, n, "%s", line + len + 1);
+        }
+    fclose(f);
+}
+
+/* What a shell command prints (stdout and stderr), truncated to n - 1 bytes. */
+static void output_of(const char *cmd, char *buf, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    size_t got = 0, r;
+
+    cr_assert(p, "cannot run %s", cmd);
+    while (got < n - 1 && (r = fread(buf + got, 1, n - 1 - got, p)) > 0)
+        got += r;
+    buf[got] = '\0';
+    pclose(p);
+}
+
+/* The pid redis-server on this port reports, or -1 when nothing answers. */
+static long redis_pid(int port)
+{
+    struct timeval tv = {.tv_sec = 1};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *reply = NULL;
+    const char *field;
+    long pid = -1;
+
+    if (rc && !rc->err && (reply = redisCommand(rc, "INFO server")) &&
+        reply->type == REDIS_REPLY_STRING && (field = strstr(reply->str, "process_id:")))
+        pid = strtol(field + strlen("process_id:"), NULL, 10);
+    freeReplyObject(reply);
+    redisFree(rc);
+    return pid;
+}
+
+Test(dev, serves_kafka_and_redis_and_stops_cleanly_on_ctrl_c, .timeout = 60)
+{
+    static const char *const suffixes[] = {"events", "results", "dlq", "tasks.default",
+                                           "tasks.legacy"};
+    char home[] = "/tmp/baton-test-dev-XXXXXX", home_env[64], prefix_env[64];
+    char env_path[128], log_path[128], brokers[256], redis[64], cmd[512], out[16384];
+    const char *prefix = bt_test_prefix();
+    bool ok;
+    long rpid;
+    pid_t pid;
+    int port;
+
+    cr_assert(mkdtemp(home));
+    snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
+    snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", prefix);
+    snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
+    snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
+    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--no-worker", "--no-scheduler",
+                                NULL};
+    const char *const env[] = {home_env, prefix_env, NULL};
+
+    pid = bt_test_spawn(argv, env, log_path);
+    cr_assert(pid > 0);
+    BT_TEST_WAIT_UNTIL(ok, exists(env_path), 20000);
+    cr_assert(ok, "no %s after 20 s; see %s", env_path, log_path);
+    env_value(env_path, "BATON_BROKERS", brokers, sizeof(brokers));
+    env_value(env_path, "BATON_REDIS", redis, sizeof(redis));
+    cr_assert(strchr(redis, ':'), "BATON_REDIS=\"%s\"", redis);
+    port = atoi(strchr(redis, ':') + 1);
+
+    snprintf(cmd, sizeof(cmd), "kcat -b '%s' -L -m 10 2>&1", brokers);
+    output_of(cmd, out, sizeof(out));
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char topic[128];
+        snprintf(topic, sizeof(topic), "topic \"%s.%s\" with 4 partitions", prefix,
+                 suffixes[i]);
+        cr_expect(strstr(out, topic), "kcat -L does not list %s:\n%s", topic, out);
+    }
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d PING 2>&1", port);
+    output_of(cmd, out, sizeof(out));
+    cr_assert_str_eq(out, "PONG\n");
+    rpid = redis_pid(port);
+    cr_assert(rpid > 0);
+
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_assert_eq(bt_test_wait(pid, 10000), 0, "baton dev did not exit 0 within 10 s");
+    cr_expect(!exists(env_path), "dev.env is left behind");
+    cr_expect(kill((pid_t)rpid, 0) == -1 && errno == ESRCH, "redis-server %ld survived",
+              rpid);
+    cr_expect_eq(redis_pid(port), -1, "port %d still answers", port);
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
+    cr_expect_eq(system(cmd), 0);
+}
