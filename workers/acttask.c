@@ -367,10 +367,20 @@ static void backpressure(struct bt_acttask *at)
     if (want_pause == at->paused || (!want_pause && inflight > at->n_threads))
         return;
     if (rd_kafka_assignment(at->consumer, &assigned) == 0) {
-        if (want_pause)
+        if (want_pause) {
             rd_kafka_pause_partitions(at->consumer, assigned);
-        else
+        } else {
+            /* librdkafka 2.0 drops what it had prefetched on pause and resumes
+             * after it: go back to the position we actually consumed up to */
+            rd_kafka_error_t *error;
+            rd_kafka_position(at->consumer, assigned);
             rd_kafka_resume_partitions(at->consumer, assigned);
+            if ((error = rd_kafka_seek_partitions(at->consumer, assigned, 1000))) {
+                bt_log(BT_LOG_WARN, "cannot seek after resume: %s",
+                       rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+        }
         rd_kafka_topic_partition_list_destroy(assigned);
     }
     at->paused = want_pause;

@@ -12,7 +12,7 @@
 
 static void test_config(struct bt_stack *s, struct bt_config *cfg)
 {
-    char *argv[] = {"test", NULL};
+    char name[] = "test", *argv[] = {name, NULL};
     int argc = 1;
     char errstr[256];
 

@@ -23,7 +23,7 @@ struct bt_stack {
     rd_kafka_t *producer;
     rd_kafka_t *results; /* consumer of <prefix>.results, own group */
     redisContext *rc;
-    char log[256];       /* the programs' stdout/stderr */
+    char log[320];       /* the programs' stdout/stderr */
 };
 
 /* Starts redis and the cluster (extra task queues NULL-terminated, may be

@@ -11,8 +11,7 @@ static struct bt_stack stack;
 
 static void setup(void)
 {
-    static const char *const queues[] = {"legacy", NULL};
-    cr_assert_eq(bt_stack_start(&stack, queues), 0, "cannot start the stack");
+    cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
 }
 
 static void teardown(void)
