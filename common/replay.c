@@ -331,6 +331,9 @@ static void command(struct bt_instance *inst, char *field, char *topic, const ch
     size_t len = 0;
     char *payload = bt_codec_encode(msg, &len);
 
+    if (!payload) /* a message that breaks its schema: a bug here, never input */
+        bt_log(BT_LOG_ERROR, "cannot encode a %s command: workflow=%s",
+               bt_msg_type_name(msg->type), inst->id);
     bt_delta_command(&inst->delta, field, topic, strdup(key), payload, len);
 }
 

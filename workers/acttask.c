@@ -23,6 +23,10 @@ struct job {
     struct job *next;
     rd_kafka_message_t *rkm; /* kept until done: its offset is committed then */
     struct bt_msg task;
+    bool decoded;
+    char *event; /* the encoded outcome, kept until Kafka confirmed it */
+    size_t event_len;
+    struct bt_kafka_batch delivery;
 };
 
 /* Offsets of one partition in consume order, and which are done. */
@@ -49,10 +53,11 @@ struct bt_acttask {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct job *queue_head, *queue_tail; /* to run */
-    struct job *done;                    /* run and delivered, offsets to release */
+    struct job *produced;                /* run, outcome on its way to Kafka */
     int inflight;                        /* queued + running */
     bool threads_stop;
 
+    struct job *sending; /* consumer thread only: awaiting delivery reports */
     struct part *parts; /* consumer thread only */
     size_t n_parts;
     bool paused;
@@ -210,21 +215,31 @@ static void produce_msg(struct bt_acttask *at, const char *suffix, const char *k
 static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
                         const char *reason)
 {
-    struct bt_msg dl = {.type = BT_MSG_DEAD_LETTER};
-    char *key = rkm->key ? strndup(rkm->key, rkm->key_len) : strdup("");
+    struct bt_msg dl;
+    char key[BT_ID_MAX + 1];
 
-    dl.reason = (char *)(uintptr_t)reason;
-    dl.origin_topic = (char *)(uintptr_t)rd_kafka_topic_name(rkm->rkt);
-    dl.origin_partition = rkm->partition;
-    dl.origin_offset = rkm->offset;
-    dl.key = rkm->key ? key : NULL;
-    dl.payload = strndup(rkm->payload ? rkm->payload : "", rkm->len);
     bt_log(BT_LOG_WARN, "dead letter: %s topic=%s partition=%d offset=%lld", reason,
-           dl.origin_topic, rkm->partition, (long long)rkm->offset);
+           rd_kafka_topic_name(rkm->rkt), rkm->partition, (long long)rkm->offset);
+    snprintf(key, sizeof(key), "%.*s", rkm->key ? (int)rkm->key_len : 0,
+             rkm->key ? (const char *)rkm->key : "");
+    if (bt_codec_dead_letter(&dl, reason, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                             rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len))
+        return;
     produce_msg(at, "dlq", key, &dl);
-    free(dl.payload);
-    free(key);
+    bt_msg_release(&dl);
     count(at, &at->stats.dead);
+}
+
+/* Queues the job's outcome for Kafka; a full local queue is retried later. */
+static void produce_event(struct bt_acttask *at, struct job *job)
+{
+    char topic[512];
+
+    bt_kafka_topic(at->cfg, "events", topic, sizeof(topic));
+    job->delivery = (struct bt_kafka_batch){0};
+    if (bt_kafka_produce(at->producer, topic, job->task.id, strlen(job->task.id), job->event,
+                         job->event_len, &job->delivery))
+        job->delivery.failed = 1;
 }
 
 /* ---- activity threads ---- */
@@ -252,14 +267,17 @@ static void *run_jobs(void *arg)
 
         bt_activity_execute(bt_registry_activity(at->reg, job->task.name), &job->task,
                             at->worker, &event);
-        produce_msg(at, "events", job->task.id, &event);
+        job->event = bt_codec_encode(&event, &job->event_len);
+        BT_ASSERT(job->event);
+        /* the consumer thread serves the delivery report and releases the offset */
+        produce_event(at, job);
         pthread_mutex_lock(&at->lock);
         if (event.type == BT_MSG_COMPLETED)
             at->stats.completed++;
         else
             at->stats.failed++;
-        job->next = at->done;
-        at->done = job;
+        job->next = at->produced;
+        at->produced = job;
         pthread_mutex_unlock(&at->lock);
         bt_msg_release(&event);
     }
@@ -267,89 +285,137 @@ static void *run_jobs(void *arg)
 
 /* ---- consumer thread ---- */
 
-/* True when the journal says this attempt is no longer wanted. */
-static bool stale(struct bt_acttask *at, const struct bt_msg *task)
+/* True when the journal entry (an HGET reply) says this attempt is no longer
+ * wanted. Redis unreachable: run it; at-least-once is the contract. */
+static bool stale(const redisReply *reply, const struct bt_msg *task)
 {
-    char key[600], field[32];
-    const char *argv[] = {"HGET", key, field};
     struct bt_entry e;
-    redisReply *reply;
     bool ret = false;
 
-    bt_store_key(at->store, task->id, ":journal", key, sizeof(key));
-    snprintf(field, sizeof(field), "%lld", (long long)task->seq);
-    reply = bt_redis_argv(bt_store_redis(at->store), 3, argv, NULL);
-    /* Redis unreachable: run it; at-least-once is the contract */
     if (reply && reply->type == REDIS_REPLY_STRING &&
         bt_entry_decode(&e, reply->str, reply->len) == 0) {
-        ret = e.state == BT_ST_DONE || e.state == BT_ST_FAILED || e.attempt != task->attempt ||
-              e.state != BT_ST_WAITING;
+        ret = e.state != BT_ST_WAITING || e.attempt != task->attempt;
         bt_entry_release(&e);
     } else if (reply && reply->type == REDIS_REPLY_NIL) {
         ret = true; /* no such step: the instance is unknown or gone */
     }
-    freeReplyObject(reply);
     return ret;
 }
 
-static void take(struct bt_acttask *at, rd_kafka_message_t *rkm)
+static void skip(struct bt_acttask *at, struct job *job)
 {
-    struct job *job = calloc(1, sizeof(*job));
-    char errstr[512];
-
-    BT_ASSERT(job);
-    job->rkm = rkm;
-    track(at, rkm);
-    if (bt_codec_decode(rkm->payload, rkm->len, (size_t)at->cfg->max_payload, &job->task,
-                        errstr, sizeof(errstr))) {
-        dead_letter(at, rkm, errstr);
-        goto skip;
-    }
-    if (job->task.type != BT_MSG_TASK) {
-        snprintf(errstr, sizeof(errstr), "type: a %s message does not belong on a task topic",
-                 bt_msg_type_name(job->task.type));
-        dead_letter(at, rkm, errstr);
-        goto skip;
-    }
-    if (stale(at, &job->task)) {
-        bt_log(BT_LOG_DEBUG, "stale task skipped: workflow=%s seq=%lld attempt=%d",
-               job->task.id, (long long)job->task.seq, job->task.attempt);
-        count(at, &at->stats.stale);
-        goto skip;
-    }
-    pthread_mutex_lock(&at->lock);
-    if (at->queue_tail)
-        at->queue_tail->next = job;
-    else
-        at->queue_head = job;
-    at->queue_tail = job;
-    at->inflight++;
-    pthread_cond_signal(&at->cond);
-    pthread_mutex_unlock(&at->lock);
-    return;
-skip:
-    release(at, rkm);
-    bt_msg_release(&job->task);
-    rd_kafka_message_destroy(rkm);
+    release(at, job->rkm);
+    if (job->decoded)
+        bt_msg_release(&job->task);
+    rd_kafka_message_destroy(job->rkm);
     free(job);
 }
 
+/* Decodes a poll batch, checks all their journal entries in one round trip
+ * and queues what is still wanted. */
+static void take(struct bt_acttask *at, struct job **jobs, size_t n)
+{
+    struct bt_redis *r = bt_store_redis(at->store);
+    char errstr[512];
+    size_t asked = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        track(at, job->rkm);
+        if (bt_codec_decode(job->rkm->payload, job->rkm->len, (size_t)at->cfg->max_payload,
+                            &job->task, errstr, sizeof(errstr))) {
+            dead_letter(at, job->rkm, errstr);
+        } else if (job->task.type != BT_MSG_TASK) {
+            snprintf(errstr, sizeof(errstr),
+                     "type: a %s message does not belong on a task topic",
+                     bt_msg_type_name(job->task.type));
+            dead_letter(at, job->rkm, errstr);
+            bt_msg_release(&job->task);
+        } else {
+            char key[600], field[32];
+            const char *argv[] = {"HGET", key, field};
+            job->decoded = true;
+            bt_store_key(at->store, job->task.id, ":journal", key, sizeof(key));
+            snprintf(field, sizeof(field), "%lld", (long long)job->task.seq);
+            if (bt_redis_append_argv(r, 3, argv, NULL) == 0)
+                asked++;
+            continue;
+        }
+        skip(at, job);
+        jobs[i] = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        redisReply *reply = NULL;
+        if (!job)
+            continue;
+        if (asked) {
+            asked--;
+            if (bt_redis_reply(r, &reply))
+                reply = NULL;
+        }
+        if (stale(reply, &job->task)) {
+            bt_log(BT_LOG_DEBUG, "stale task skipped: workflow=%s seq=%lld attempt=%d",
+                   job->task.id, (long long)job->task.seq, job->task.attempt);
+            count(at, &at->stats.stale);
+            skip(at, job);
+        } else {
+            pthread_mutex_lock(&at->lock);
+            if (at->queue_tail)
+                at->queue_tail->next = job;
+            else
+                at->queue_head = job;
+            at->queue_tail = job;
+            at->inflight++;
+            pthread_cond_signal(&at->cond);
+            pthread_mutex_unlock(&at->lock);
+        }
+        freeReplyObject(reply);
+    }
+}
+
+/* Releases the jobs whose outcome Kafka confirmed; re-sends failed ones. */
 static void reap(struct bt_acttask *at)
 {
-    struct job *done, *next;
+    struct job *produced, *next, **pp;
+    int released = 0;
 
     pthread_mutex_lock(&at->lock);
-    done = at->done;
-    at->done = NULL;
-    for (struct job *j = done; j; j = j->next)
-        at->inflight--;
+    produced = at->produced;
+    at->produced = NULL;
     pthread_mutex_unlock(&at->lock);
-    for (; done; done = next) {
-        next = done->next;
-        release(at, done->rkm);
-        rd_kafka_message_destroy(done->rkm);
-        bt_msg_release(&done->task);
-        free(done);
+    for (; produced; produced = next) {
+        next = produced->next;
+        produced->next = at->sending;
+        at->sending = produced;
+    }
+    rd_kafka_poll(at->producer, 0);
+    for (pp = &at->sending; *pp;) {
+        struct job *job = *pp;
+        if (__atomic_load_n(&job->delivery.pending, __ATOMIC_ACQUIRE) > 0) {
+            pp = &job->next;
+            continue;
+        }
+        if (__atomic_load_n(&job->delivery.failed, __ATOMIC_RELAXED)) {
+            bt_log(BT_LOG_WARN, "activity outcome not delivered, sending again: %s "
+                   "workflow=%s seq=%lld", rd_kafka_err2str(job->delivery.err),
+                   job->task.id, (long long)job->task.seq);
+            produce_event(at, job);
+            pp = &job->next;
+            continue;
+        }
+        *pp = job->next;
+        released++;
+        release(at, job->rkm);
+        rd_kafka_message_destroy(job->rkm);
+        bt_msg_release(&job->task);
+        free(job->event);
+        free(job);
+    }
+    if (released) {
+        pthread_mutex_lock(&at->lock);
+        at->inflight -= released;
+        pthread_mutex_unlock(&at->lock);
     }
 }
 
@@ -363,8 +429,8 @@ static void backpressure(struct bt_acttask *at)
     pthread_mutex_lock(&at->lock);
     inflight = at->inflight;
     pthread_mutex_unlock(&at->lock);
-    want_pause = inflight >= 2 * at->n_threads;
-    if (want_pause == at->paused || (!want_pause && inflight > at->n_threads))
+    want_pause = inflight >= 4 * at->n_threads + 256;
+    if (want_pause == at->paused || (!want_pause && inflight > 2 * at->n_threads))
         return;
     if (rd_kafka_assignment(at->consumer, &assigned) == 0) {
         if (want_pause) {
@@ -390,15 +456,29 @@ static void *consume(void *arg)
 {
     struct bt_acttask *at = arg;
 
+    struct job *jobs[256];
+
     while (!atomic_load(&at->stop)) {
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(at->consumer, 20);
-        if (rkm && rkm->err) {
-            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                bt_log(BT_LOG_WARN, "task consumer error: %s", rd_kafka_message_errstr(rkm));
-            rd_kafka_message_destroy(rkm);
-        } else if (rkm) {
-            take(at, rkm);
+        size_t n = 0;
+        /* short first wait: delivery reports are served between polls */
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(at->consumer, at->sending ? 1 : 20);
+        while (rkm) {
+            if (rkm->err) {
+                if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    bt_log(BT_LOG_WARN, "task consumer error: %s",
+                           rd_kafka_message_errstr(rkm));
+                rd_kafka_message_destroy(rkm);
+            } else {
+                jobs[n] = calloc(1, sizeof(struct job));
+                BT_ASSERT(jobs[n]);
+                jobs[n++]->rkm = rkm;
+            }
+            if (n == sizeof(jobs) / sizeof(jobs[0]))
+                break;
+            rkm = rd_kafka_consumer_poll(at->consumer, 0);
         }
+        if (n)
+            take(at, jobs, n);
         reap(at);
         commit_offsets(at);
         backpressure(at);
@@ -485,8 +565,18 @@ void bt_acttask_destroy(struct bt_acttask *at)
     for (int i = 0; i < at->n_threads; i++)
         pthread_join(at->threads[i], NULL);
     if (at->consumer) {
+        /* outcomes on their way: wait for them so their offsets can be committed */
+        rd_kafka_flush(at->producer, 10000);
         reap(at);
         commit_offsets(at);
+        while (at->sending) {
+            struct job *j = at->sending;
+            at->sending = j->next;
+            rd_kafka_message_destroy(j->rkm);
+            bt_msg_release(&j->task);
+            free(j->event);
+            free(j);
+        }
         /* tasks queued but never run are not committed: they are redelivered */
         while (at->queue_head) {
             struct job *j = at->queue_head;

@@ -157,31 +157,25 @@ static int produce(struct bt_wftask *wt, const char *suffix, const char *key,
 static void dead_letter(struct bt_wftask *wt, const rd_kafka_message_t *rkm,
                         const char *reason)
 {
-    struct bt_msg dl = {.type = BT_MSG_DEAD_LETTER, .ts = now_ms()};
-    char *key = rkm->key ? strndup(rkm->key, rkm->key_len) : NULL;
-    char *payload = strndup(rkm->payload ? rkm->payload : "", rkm->len);
-    char *bytes;
+    struct bt_msg dl;
+    char topic[512];
+    char *bytes = NULL;
     size_t len;
 
-    dl.reason = (char *)(uintptr_t)reason;
-    dl.origin_topic = (char *)(uintptr_t)rd_kafka_topic_name(rkm->rkt);
-    dl.origin_partition = rkm->partition;
-    dl.origin_offset = rkm->offset;
-    dl.key = key;
-    dl.payload = payload;
-    bytes = bt_codec_encode(&dl, &len);
     bt_log(BT_LOG_WARN, "dead letter: %s topic=%s partition=%d offset=%lld", reason,
-           dl.origin_topic, rkm->partition, (long long)rkm->offset);
-    if (bytes) {
-        char topic[512];
+           rd_kafka_topic_name(rkm->rkt), rkm->partition, (long long)rkm->offset);
+    wt->stats.dead++;
+    if (bt_codec_dead_letter(&dl, reason, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                             rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len))
+        return;
+    dl.ts = now_ms();
+    if ((bytes = bt_codec_encode(&dl, &len))) {
         bt_kafka_topic(wt->cfg, "dlq", topic, sizeof(topic));
-        bt_kafka_produce(wt->producer, topic, key ? key : "", key ? strlen(key) : 0, bytes,
+        bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0, bytes,
                          len, &wt->dlq_batch);
     }
-    wt->stats.dead++;
     free(bytes);
-    free(key);
-    free(payload);
+    bt_msg_release(&dl);
 }
 
 /* ---- one batch ---- */
