@@ -13,7 +13,11 @@
 #include "config.h"
 
 /* Counts the messages of one batch that still await their delivery report,
- * and the first delivery error. Embed it; bt_kafka_wait() polls until zero. */
+ * and the first delivery error. Embed it; bt_kafka_wait() polls until zero.
+ * It must stay valid until pending is 0, also after BT_ETIMEDOUT: each queued
+ * message points at it. Reports may be served by any thread polling the
+ * producer; the fields are updated atomically, so read them after
+ * bt_kafka_wait() returns. */
 struct bt_kafka_batch {
     int pending;             /* messages produced, not yet reported */
     int failed;              /* messages whose delivery failed for good */
@@ -36,11 +40,13 @@ rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
  * batch->pending grows now and shrinks when its delivery report is served by
  * rd_kafka_poll()/bt_kafka_wait(). batch may be NULL (fire and forget).
  * Returns 0, or BT_EAGAIN when the local queue is full after waiting for it
- * to drain (up to 1 s), or BT_EINVAL for an unknown topic name. */
+ * to drain (up to 1 s), BT_EINVAL for an unknown topic name, or BT_ETOOBIG
+ * when the message exceeds message.max.bytes (retrying cannot help). */
 int bt_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
                      const void *payload, size_t len, struct bt_kafka_batch *batch);
 
-/* Serves delivery reports until batch->pending is 0 or timeout_ms passes.
+/* Serves delivery reports until batch->pending is 0 or timeout_ms passes
+ * (timeout_ms < 0: no limit; 0: serve what is ready, once).
  * Returns 0 when everything was delivered, BT_EAGAIN when some delivery failed
  * (batch->err says why) or BT_ETIMEDOUT. */
 int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms);

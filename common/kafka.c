@@ -1,0 +1,285 @@
+/* The Kafka layer: builds librdkafka producers and consumers from bt_config
+ * (our settings first, the operator's kafka.* properties last) and counts
+ * delivery reports per batch, so a caller commits an offset only after the
+ * messages it produced for it are on the brokers. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "log.h"
+
+int bt_kafka_embedded;
+
+struct prop {
+    const char *name;
+    const char *value; /* NULL: leave librdkafka's default */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Called from librdkafka's threads; bt_log writes each line with one write(2). */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enum bt_log_level lvl;
+
+    /* syslog levels: 0-3 emerg..err, 4 warning, 5 notice, 6 info, 7 debug */
+    if (level <= 3)
+        lvl = BT_LOG_ERROR;
+    else if (level == 4)
+        lvl = BT_LOG_WARN;
+    else if (level <= 6)
+        lvl = BT_LOG_INFO;
+    else
+        lvl = BT_LOG_DEBUG;
+    bt_log(lvl, "kafka: %s facility=%s client=%s", buf, fac, rd_kafka_name(rk));
+}
+
+/* Served by rd_kafka_poll() (a consumer gets its errors as messages instead).
+ * Setting it stops librdkafka from logging each error event a second time:
+ * the cause of a transient error already went through log_cb. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    char why[512];
+    enum bt_log_level lvl = BT_LOG_DEBUG;
+
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        err = rd_kafka_fatal_error(rk, why, sizeof(why));
+        reason = why;
+        lvl = BT_LOG_ERROR;
+    } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        lvl = BT_LOG_WARN;
+    }
+    bt_log(lvl, "kafka error: %s error=%s client=%s", reason,
+           rd_kafka_err2name((rd_kafka_resp_err_t)err), rd_kafka_name(rk));
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *errstr, size_t errstr_size)
+{
+    char why[512];
+
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(errstr, errstr_size, "kafka property %s: %s", name, why);
+    return BT_EINVAL;
+}
+
+/* cfg->kafka entries are "name=value"; applied after ours so they win. */
+static int conf_apply_cfg(rd_kafka_conf_t *conf, const struct bt_config *cfg,
+                          char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        const char *prop = cfg->kafka[i], *eq = strchr(prop, '=');
+        char name[256];
+        size_t len = eq ? (size_t)(eq - prop) : 0;
+
+        if (len == 0 || len >= sizeof(name)) {
+            snprintf(errstr, errstr_size, "kafka property \"%s\": expected name=value",
+                     prop);
+            return BT_EINVAL;
+        }
+        memcpy(name, prop, len);
+        name[len] = '\0';
+        if (conf_set(conf, name, eq + 1, errstr, errstr_size))
+            return BT_EINVAL;
+    }
+    return 0;
+}
+
+/* Returns a new conf (caller passes it to rd_kafka_new or destroys it), or NULL
+ * with errstr filled. */
+static rd_kafka_conf_t *conf_new(const struct bt_config *cfg, const struct prop *ours,
+                                 size_t n_ours, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    if (conf_set(conf, "bootstrap.servers", cfg->brokers, errstr, errstr_size))
+        goto fail;
+    for (size_t i = 0; i < n_ours; i++)
+        if (ours[i].value &&
+            conf_set(conf, ours[i].name, ours[i].value, errstr, errstr_size))
+            goto fail;
+    if (conf_apply_cfg(conf, cfg, errstr, errstr_size))
+        goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s.%s", cfg->prefix, suffix);
+    return buf;
+}
+
+/* Served by whichever thread polls the producer, which need not be the thread
+ * that waits on the batch: hence the atomics. pending drops last, with release
+ * order, so a waiter that sees it reach 0 also sees failed and err. */
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    struct bt_kafka_batch *batch = rkm->_private;
+    rd_kafka_resp_err_t none = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    (void)rk;
+    (void)opaque;
+    if (!batch) {
+        if (rkm->err)
+            bt_log(BT_LOG_WARN, "kafka delivery failed: %s topic=%s",
+                   rd_kafka_err2str(rkm->err), rd_kafka_topic_name(rkm->rkt));
+        return;
+    }
+    if (rkm->err) {
+        __atomic_compare_exchange_n(&batch->err, &none, rkm->err, false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED);
+        __atomic_fetch_add(&batch->failed, 1, __ATOMIC_RELAXED);
+    }
+    __atomic_fetch_sub(&batch->pending, 1, __ATOMIC_RELEASE);
+}
+
+rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
+                                  size_t errstr_size)
+{
+    static const struct prop ours[] = {
+        {"linger.ms", "1"},
+        /* baton drops duplicates by ids; the mock cluster lacks idempotence */
+        {"enable.idempotence", "false"},
+        /* a worker produces a whole outbox before it waits for the reports */
+        {"queue.buffering.max.messages", "1000000"},
+    };
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+
+    conf = conf_new(cfg, ours, sizeof(ours) / sizeof(ours[0]), errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size)))
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+int bt_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
+                     const void *payload, size_t len, struct bt_kafka_batch *batch)
+{
+    int64_t deadline = now_ms() + 1000;
+    rd_kafka_resp_err_t err;
+    int ret = 0;
+
+    /* counted before the call: another thread may serve the report at once */
+    if (batch)
+        __atomic_fetch_add(&batch->pending, 1, __ATOMIC_RELAXED);
+    for (;;) {
+        err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(key, keylen),
+                                RD_KAFKA_V_VALUE((void *)(uintptr_t)payload, len),
+                                RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
+            break;
+        /* serving delivery reports is what makes room in the queue */
+        rd_kafka_poll(rk, 10);
+    }
+    if (!err)
+        goto out;
+    if (batch)
+        __atomic_fetch_sub(&batch->pending, 1, __ATOMIC_RELEASE);
+    bt_log(BT_LOG_WARN, "cannot produce: %s topic=%s", rd_kafka_err2str(err), topic);
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        ret = BT_EINVAL;
+        break;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        ret = BT_ETOOBIG;
+        break;
+    default:
+        ret = BT_EAGAIN;
+        break;
+    }
+out:
+    return ret;
+}
+
+int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms, left;
+
+    while (__atomic_load_n(&batch->pending, __ATOMIC_ACQUIRE) > 0) {
+        left = timeout_ms < 0 ? 10 : deadline - now_ms();
+        /* short slices: another thread polling this producer may serve our reports */
+        rd_kafka_poll(rk, left <= 0 ? 0 : left < 10 ? (int)left : 10);
+        if (left <= 0 && __atomic_load_n(&batch->pending, __ATOMIC_ACQUIRE) > 0)
+            return BT_ETIMEDOUT;
+    }
+    return __atomic_load_n(&batch->failed, __ATOMIC_RELAXED) ? BT_EAGAIN : 0;
+}
+
+rd_kafka_t *bt_kafka_consumer_new(
+    const struct bt_config *cfg, const char *group,
+    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque),
+    void *opaque, char *errstr, size_t errstr_size)
+{
+    /* partition.assignment.strategy keeps librdkafka's eager default
+     * (range,roundrobin): the mock cluster handles cooperative-sticky poorly. */
+    const struct prop ours[] = {
+        {"group.id", group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"fetch.wait.max.ms", "1"},
+        {"fetch.error.backoff.ms", "10"},
+        /* the mock cluster completes a rebalance only after
+         * session.timeout.ms - 1000 (DESIGN §7) */
+        {"session.timeout.ms", bt_kafka_embedded ? "6000" : NULL},
+        {"heartbeat.interval.ms", bt_kafka_embedded ? "500" : NULL},
+    };
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk;
+
+    BT_ASSERT(group);
+    conf = conf_new(cfg, ours, sizeof(ours) / sizeof(ours[0]), errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    if (rebalance_cb)
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size))) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* one queue: rd_kafka_consumer_poll serves messages, errors and rebalances */
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new((int)n);
+    rd_kafka_resp_err_t err;
+
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(parts, topics[i], RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (err) {
+        bt_log(BT_LOG_ERROR, "cannot subscribe: %s topics=%zu", rd_kafka_err2str(err), n);
+        return BT_EINVAL;
+    }
+    return 0;
+}
