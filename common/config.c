@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "kafka.h"
 
 enum kind { STR, INT, BOOL, LIST };
 
@@ -56,6 +57,8 @@ static const struct setting settings[] = {
      "redis port for `baton dev` (0: a free one)"},
     {"activity-timeout-ms", "BATON_ACTIVITY_TIMEOUT_MS", INT, F(activity_timeout_ms), 0,
      "60000", 1, INT64_C(1) << 40, "default start-to-close timeout of an activity"},
+    {"embedded", "BATON_EMBEDDED", BOOL, F(embedded), 0, "0", 0, 1,
+     "the brokers are `baton dev`'s embedded cluster (short group timeouts)"},
     {"plugin", "BATON_PLUGINS", LIST, F(plugins), F(n_plugins), NULL, 0, 0,
      "plugin shared object to load (repeatable; env: colon-separated)"},
 };
@@ -274,6 +277,8 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
     *argc = out;
     argv[out] = NULL;
 
+    /* the group timings of the Kafka layer follow the cluster it talks to */
+    bt_kafka_embedded = cfg->embedded;
     if (!cfg->key_prefix)
         cfg->key_prefix = strdup(strcmp(cfg->prefix, "baton") ? cfg->prefix : "bt");
     if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {

@@ -25,6 +25,7 @@ struct bt_config {
     char *home;       /* where `baton dev` keeps its state and address file */
     int dev_redis_port;
     int64_t activity_timeout_ms; /* default start-to-close timeout */
+    int embedded;                /* brokers are `baton dev`'s mock cluster */
     char **plugins;              /* --plugin, repeatable */
     size_t n_plugins;
     char **kafka; /* "name=value" for librdkafka, passed through unchanged */

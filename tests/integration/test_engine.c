@@ -378,12 +378,14 @@ Test(engine, an_external_program_serves_a_queue_through_the_published_schemas, .
     struct results r;
     pid_t w = bt_stack_worker(&stack, "flows", NULL);
 
-    /* the "legacy system": kcat reads commands, jq answers, kcat writes events */
+    /* the "legacy system": kcat reads commands, jq answers, kcat writes events
+     * (one kcat -P per answer: it sends only when its input ends) */
     snprintf(script, sizeof(script),
-             "kcat -C -b %s -t %s.tasks.legacy -o beginning -u -q -f '%%s\\n' | "
+             "kcat -C -b %s -t %s.tasks.legacy -o beginning -u -q -f '%%s\n' | "
              "jq -c --unbuffered -r '\"\\(.id)|\" + ({v: 1, type: \"completed\", id: .id, "
              "seq: .seq, attempt: .attempt, result: {legacy: true, echo: .input}} | tojson)' | "
-             "kcat -P -b %s -t %s.events -K '|' -T >/dev/null",
+             "while IFS= read -r line; do "
+             "printf '%%s\n' \"$line\" | kcat -P -b %s -t %s.events -K '|'; done",
              stack.kafka.brokers, stack.prefix, stack.kafka.brokers, stack.prefix);
     pid_t pipeline = bt_test_spawn((const char *const[]){"/usr/bin/setsid", "/bin/sh", "-c", script, NULL}, NULL,
                                    stack.log);
