@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"describe", bt_cli_describe, "show where an instance stands: describe ID"},
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json]"},
     {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N]"},
+    {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID"},
 };
 /* clang-format on */
 

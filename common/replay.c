@@ -131,6 +131,11 @@ static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
 {
     struct bt_entry *waiting = NULL;
 
+    if (!strcmp(msg->name, BT_SIGNAL_UNBLOCK)) {
+        /* not for the workflow: only a reason to replay a blocked instance */
+        history(inst, env, json_pack("{s:s}", "ev", "unblock_requested"));
+        return 0;
+    }
     for (size_t i = 0; i < inst->n_entries; i++) {
         struct bt_entry *e = &inst->entries[i];
         if (e->kind == BT_ENTRY_SIGNAL && e->state == BT_ST_WAITING &&

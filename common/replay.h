@@ -13,6 +13,10 @@
 #include "journal.h"
 #include "registry.h"
 
+/* The signal `baton unblock` sends: it makes a blocked instance replay again
+ * (after a compatible deploy) and is never delivered to workflow code. */
+#define BT_SIGNAL_UNBLOCK "$unblock"
+
 struct bt_replay_env {
     const bt_registry *reg;
     int64_t now_ms;              /* decision time, wall clock */

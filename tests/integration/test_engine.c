@@ -307,10 +307,12 @@ Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = set
     cr_assert(journal_len_is("ver-2", 2), "a blocked instance's journal is untouched");
     cr_assert_eq(bt_test_stop(w, 20000), 0);
 
-    /* compatible code again (v2): the blocked instance resumes on its next event */
+    /* compatible code again (v2): `baton unblock` makes the blocked one resume */
     w = bt_stack_worker(&stack, "versioned_v2", NULL);
     signal_wf("ver-3", "go");
-    signal_wf("ver-2", "nudge");
+    pid_t cli = bt_test_spawn((const char *const[]){BT_BIN_DIR "/baton", "unblock", "ver-2", NULL},
+                              stack.envp, stack.log);
+    cr_assert_eq(bt_test_wait(cli, 20000), 0, "baton unblock must succeed on a blocked instance");
     BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "ver-2", buf, sizeof(buf)),
                                    "completed") &&
                                !strcmp(bt_stack_status(&stack, "ver-3", buf, sizeof(buf)),
