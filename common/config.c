@@ -9,7 +9,6 @@
 
 #include "config.h"
 #include "err.h"
-#include "kafka.h"
 
 enum kind { STR, INT, BOOL, LIST };
 
@@ -277,8 +276,6 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
     *argc = out;
     argv[out] = NULL;
 
-    /* the group timings of the Kafka layer follow the cluster it talks to */
-    bt_kafka_embedded = cfg->embedded;
     if (!cfg->key_prefix)
         cfg->key_prefix = strdup(strcmp(cfg->prefix, "baton") ? cfg->prefix : "bt");
     if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {

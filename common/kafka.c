@@ -12,7 +12,6 @@
 #include "kafka.h"
 #include "log.h"
 
-int bt_kafka_embedded;
 
 struct prop {
     const char *name;
@@ -246,8 +245,8 @@ rd_kafka_t *bt_kafka_consumer_new(
         {"fetch.error.backoff.ms", "10"},
         /* the mock cluster completes a rebalance only after
          * session.timeout.ms - 1000 (DESIGN §7) */
-        {"session.timeout.ms", bt_kafka_embedded ? "6000" : NULL},
-        {"heartbeat.interval.ms", bt_kafka_embedded ? "500" : NULL},
+        {"session.timeout.ms", cfg->embedded ? "6000" : NULL},
+        {"heartbeat.interval.ms", cfg->embedded ? "500" : NULL},
     };
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;

@@ -53,7 +53,7 @@ int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms);
 
 /* A consumer in group `group` with auto-commit off (offsets are committed by
  * the caller after the work they cover is durable), auto.offset.reset=earliest,
- * fetch.wait.max.ms=1 and, when cfg->brokers is baton's embedded cluster,
+ * fetch.wait.max.ms=1 and, when cfg->embedded (the brokers are `baton dev`'s mock cluster),
  * session.timeout.ms=6000 / heartbeat.interval.ms=500 (DESIGN §7). rebalance_cb
  * may be NULL; when given it must assign/unassign like librdkafka's example
  * (it is called from rd_kafka_consumer_poll). opaque is passed to it.
@@ -67,9 +67,5 @@ rd_kafka_t *bt_kafka_consumer_new(
 /* Subscribes to topics[0..n). Returns 0 or BT_EINVAL. */
 int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n);
 
-/* True when cfg->brokers points at baton's embedded mock cluster, whose group
- * timings need the shorter settings above (it is told by BATON_EMBEDDED=1 in
- * the address file that `baton dev` writes, or by the caller). */
-extern int bt_kafka_embedded;
 
 #endif

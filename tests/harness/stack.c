@@ -21,6 +21,7 @@ static void test_config(struct bt_stack *s, struct bt_config *cfg)
     cfg->brokers = strdup(s->kafka.brokers);
     free(cfg->prefix);
     cfg->prefix = strdup(s->prefix);
+    cfg->embedded = 1;
 }
 
 int bt_stack_start(struct bt_stack *s, const char *const *queues)
@@ -42,7 +43,6 @@ int bt_stack_start(struct bt_stack *s, const char *const *queues)
     for (int i = 0; i < 6; i++)
         s->envp[i] = s->env[i];
     snprintf(s->log, sizeof(s->log), "%s/programs.log", s->redis.dir);
-    bt_kafka_embedded = 1;
     test_config(s, &cfg);
     s->producer = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr));
     bt_config_release(&cfg);

@@ -37,12 +37,12 @@ static void setup(void)
     char errstr[256];
 
     snprintf(prefix, sizeof(prefix), "%s", bt_test_prefix());
-    bt_kafka_embedded = 1;
     cr_assert_eq(bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s",
                  errstr);
     cr_assert_eq(bt_test_kafka_start(&kafka, cfg.prefix, 2, NULL), 0);
     free(cfg.brokers);
     cr_assert(cfg.brokers = strdup(kafka.brokers));
+    cfg.embedded = 1;
 }
 
 static void drop(rd_kafka_t *rk)
