@@ -149,6 +149,17 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
     __atomic_fetch_sub(&batch->pending, 1, __ATOMIC_RELEASE);
 }
 
+/* The first message to a topic waits for that topic's metadata, which costs
+ * a second on the first step of a fresh process: fetch it for every topic
+ * now. Best effort: an unreachable cluster is the first produce's business. */
+static void warm_metadata(rd_kafka_t *rk)
+{
+    const struct rd_kafka_metadata *md = NULL;
+
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+}
+
 rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
                                   size_t errstr_size)
 {
@@ -166,8 +177,11 @@ rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size)))
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size))) {
         rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    warm_metadata(rk);
     return rk;
 }
 

@@ -82,6 +82,13 @@ pid_t bt_stack_worker(struct bt_stack *s, const char *plugin, const char *const 
     return bt_test_spawn(argv, s->envp, s->log);
 }
 
+pid_t bt_stack_scheduler(struct bt_stack *s)
+{
+    const char *argv[] = {BT_BIN_DIR "/baton-scheduler", NULL};
+
+    return bt_test_spawn(argv, s->envp, s->log);
+}
+
 int bt_stack_produce(struct bt_stack *s, const char *suffix, const char *key,
                      const void *payload, size_t len)
 {
@@ -108,22 +115,28 @@ int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json
     return ret;
 }
 
-int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
-                  bool (*fn)(const json_t *msg, void *arg), void *arg)
+static int read_topic(struct bt_stack *s, const char *suffix, int wait_ms, bool to_end,
+                      bool (*fn)(const json_t *msg, void *arg), void *arg)
 {
     struct bt_config cfg;
     char errstr[256], topic[300], group[300];
     const char *topics[1] = {topic};
+    char *eof = strdup("enable.partition.eof=true");
     rd_kafka_t *rk;
     int64_t deadline = bt_test_now_ms() + wait_ms;
-    int n = 0;
+    int n = 0, ends = 0, partitions = 4;
 
     test_config(s, &cfg);
+    cfg.kafka = &eof;
+    cfg.n_kafka = 1;
     snprintf(topic, sizeof(topic), "%s.%s", s->prefix, suffix);
     snprintf(group, sizeof(group), "%s.reader.%s.%lld", s->prefix, suffix,
              (long long)bt_test_now_ms());
     rk = bt_kafka_consumer_new(&cfg, group, NULL, NULL, errstr, sizeof(errstr));
+    cfg.kafka = NULL;
+    cfg.n_kafka = 0;
     bt_config_release(&cfg);
+    free(eof);
     if (!rk || bt_kafka_subscribe(rk, topics, 1))
         return -1;
     while (bt_test_now_ms() < deadline) {
@@ -132,7 +145,9 @@ int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
         bool done = false;
         if (!rkm)
             continue;
-        if (!rkm->err && (root = json_loadb(rkm->payload, rkm->len, 0, NULL))) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = to_end && ++ends == partitions;
+        } else if (!rkm->err && (root = json_loadb(rkm->payload, rkm->len, 0, NULL))) {
             n++;
             done = fn(root, arg);
             json_decref(root);
@@ -144,6 +159,18 @@ int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return n;
+}
+
+int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
+                  bool (*fn)(const json_t *msg, void *arg), void *arg)
+{
+    return read_topic(s, suffix, wait_ms, false, fn, arg);
+}
+
+int bt_stack_read_all(struct bt_stack *s, const char *suffix, int wait_ms,
+                      bool (*fn)(const json_t *msg, void *arg), void *arg)
+{
+    return read_topic(s, suffix, wait_ms, true, fn, arg);
 }
 
 redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...)

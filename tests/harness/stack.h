@@ -35,6 +35,9 @@ void bt_stack_stop(struct bt_stack *s);
  * extra args (NULL-terminated, may be NULL). Returns the pid or -1. */
 pid_t bt_stack_worker(struct bt_stack *s, const char *plugin, const char *const *args);
 
+/* Spawns baton-scheduler. Returns the pid or -1. */
+pid_t bt_stack_scheduler(struct bt_stack *s);
+
 /* Produces raw bytes to <prefix>.<suffix> with key and waits for delivery. */
 int bt_stack_produce(struct bt_stack *s, const char *suffix, const char *key,
                      const void *payload, size_t len);
@@ -47,6 +50,11 @@ int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json
  * read. */
 int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
                   bool (*fn)(const json_t *msg, void *arg), void *arg);
+
+/* Reads everything on <prefix>.<suffix> now (up to the end of every
+ * partition, or wait_ms), calling fn on each message. Returns the count. */
+int bt_stack_read_all(struct bt_stack *s, const char *suffix, int wait_ms,
+                      bool (*fn)(const json_t *msg, void *arg), void *arg);
 
 /* A reply to a Redis command on the stack's redis (hiredis format). */
 redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...);

@@ -1,0 +1,297 @@
+/* Time end to end: retries with backoff, compensation, activity timeouts
+ * after a worker is killed, signal timeouts, durable sleeps and the
+ * scheduler's exactly-once firing across kills and replicas. Real
+ * redis-server, mock Kafka cluster, baton-worker and baton-scheduler. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stack.h"
+
+static struct bt_stack stack;
+
+static void setup(void)
+{
+    cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
+}
+
+static void teardown(void)
+{
+    bt_stack_stop(&stack);
+}
+
+struct results {
+    int want, raw, distinct;
+    json_t *by_id;
+};
+
+static bool collect(const json_t *msg, void *arg)
+{
+    struct results *r = arg;
+    const char *id = json_string_value(json_object_get(msg, "id"));
+
+    r->raw++;
+    if (id && !json_object_get(r->by_id, id)) {
+        json_object_set(r->by_id, id, (json_t *)(uintptr_t)msg);
+        r->distinct++;
+    }
+    return r->distinct >= r->want;
+}
+
+static json_t *wait_results(int want, int wait_ms)
+{
+    struct results r = {.want = want, .by_id = json_object()};
+
+    bt_stack_read(&stack, "results", wait_ms, collect, &r);
+    cr_assert_eq(r.distinct, want, "results: %d of %d", r.distinct, want);
+    return r.by_id;
+}
+
+/* The history records of id whose "ev" is ev, as a JSON array. */
+static json_t *history(const char *id, const char *ev)
+{
+    redisReply *reply = bt_stack_redis(&stack, "XRANGE %s:{%s}:history - +", stack.prefix, id);
+    json_t *out = json_array();
+
+    for (size_t i = 0; reply && i < reply->elements; i++) {
+        json_t *rec = json_loads(reply->element[i]->element[1]->element[1]->str, 0, NULL);
+        if (!strcmp(json_string_value(json_object_get(rec, "ev")), ev))
+            json_array_append(out, rec);
+        json_decref(rec);
+    }
+    freeReplyObject(reply);
+    return out;
+}
+
+static int64_t ts_of(json_t *records, size_t i)
+{
+    return json_integer_value(json_object_get(json_array_get(records, i), "ts"));
+}
+
+Test(time, retries_with_exponential_backoff_until_the_activity_succeeds, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
+
+    cr_assert_eq(bt_stack_start_wf(&stack, "retry_or_compensate", "r-1",
+                                   json_pack("{s:i, s:i}", "fail_times", 2, "max_attempts", 5)),
+                 0);
+    json_t *res = wait_results(1, 30000);
+    json_t *out = json_object_get(json_object_get(res, "r-1"), "result");
+    cr_assert_str_eq(json_string_value(json_object_get(out, "branch")), "ok");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(out, "result"), "attempt")),
+                 3);
+
+    json_t *scheduled = history("r-1", "activity_scheduled");
+    json_t *failed = history("r-1", "activity_failed");
+    cr_assert_eq(json_array_size(scheduled), 3, "three attempts were dispatched");
+    cr_assert_eq(json_array_size(failed), 2, "two attempts failed");
+    for (size_t i = 0; i < 2; i++) {
+        json_t *err = json_object_get(json_array_get(failed, i), "error");
+        cr_assert_str_eq(json_string_value(json_object_get(err, "type")), "Flaky");
+        cr_assert_eq(json_integer_value(json_object_get(json_array_get(failed, i), "attempt")),
+                     (json_int_t)i + 1);
+    }
+    /* backoff 100 ms, then 200 ms (coefficient 2), measured from each failure */
+    int64_t gap1 = ts_of(scheduled, 1) - ts_of(failed, 0);
+    int64_t gap2 = ts_of(scheduled, 2) - ts_of(failed, 1);
+    cr_log_info("retry spacing: %lld ms, %lld ms", (long long)gap1, (long long)gap2);
+    cr_assert(gap1 >= 100 && gap1 < 1000, "first backoff %lld ms", (long long)gap1);
+    cr_assert(gap2 >= 200 && gap2 < 1100, "second backoff %lld ms", (long long)gap2);
+    cr_assert(gap2 > gap1);
+    json_decref(scheduled);
+    json_decref(failed);
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(sch, 10000);
+}
+
+Test(time, gives_the_failure_to_the_workflow_when_attempts_run_out, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
+
+    cr_assert_eq(bt_stack_start_wf(&stack, "retry_or_compensate", "c-1",
+                                   json_pack("{s:i, s:i}", "fail_times", 5, "max_attempts", 2)),
+                 0);
+    json_t *res = wait_results(1, 30000);
+    json_t *out = json_object_get(json_object_get(res, "c-1"), "result");
+    cr_assert_str_eq(json_string_value(json_object_get(out, "branch")), "compensated");
+    json_t *gave_up = history("c-1", "activity_gave_up");
+    cr_assert_eq(json_array_size(gave_up), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(gave_up, 0), "attempts")), 2);
+    json_decref(gave_up);
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(sch, 10000);
+}
+
+static bool file_has(const char *path, const char *text)
+{
+    char buf[256] = "";
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+Test(time, an_attempt_on_a_killed_worker_times_out_and_is_retried_elsewhere, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    char marker[400];
+    bool running;
+    pid_t a = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
+
+    snprintf(marker, sizeof(marker), "%s/slow.marker", stack.redis.dir);
+    cr_assert_eq(bt_stack_start_wf(&stack, "slow_once", "s-1",
+                                   json_pack("{s:i, s:s}", "first_ms", 30000, "marker", marker)),
+                 0);
+    BT_TEST_WAIT_UNTIL(running, file_has(marker, "attempt 1"), 20000);
+    cr_assert(running, "attempt 1 never started");
+    bt_test_kill9(a);
+    pid_t b = bt_stack_worker(&stack, "timing", NULL);
+    json_t *res = wait_results(1, 30000);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(res, "s-1"), "result"), "attempt")),
+                 2, "the retry completed the instance");
+    json_t *failed = history("s-1", "activity_failed");
+    json_t *timer = history("s-1", "timer_fired");
+    cr_assert_geq(json_array_size(timer), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(timer, 0), "kind")),
+                     "timeout");
+    cr_assert_eq(json_array_size(failed), 0, "the killed attempt never reported");
+    json_decref(failed);
+    json_decref(timer);
+    json_decref(res);
+    bt_test_stop(b, 10000);
+    bt_test_stop(sch, 10000);
+}
+
+Test(time, a_signal_in_time_takes_branch_a_and_its_absence_branch_b, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    const char *sig = "{\"v\":1,\"type\":\"signal\",\"id\":\"w-a\",\"name\":\"review\","
+                      "\"payload\":{\"approved\":true}}";
+    pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
+
+    cr_assert_eq(bt_stack_start_wf(&stack, "wait_review", "w-a", json_pack("{s:i}", "ms", 20000)),
+                 0);
+    cr_assert_eq(bt_stack_start_wf(&stack, "wait_review", "w-b", json_pack("{s:i}", "ms", 300)),
+                 0);
+    cr_assert_eq(bt_stack_produce(&stack, "events", "w-a", sig, strlen(sig)), 0);
+    json_t *res = wait_results(2, 30000);
+    json_t *a = json_object_get(json_object_get(res, "w-a"), "result");
+    json_t *b = json_object_get(json_object_get(res, "w-b"), "result");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "branch")), "A");
+    cr_assert(json_is_true(json_object_get(json_object_get(a, "review"), "approved")));
+    cr_assert_str_eq(json_string_value(json_object_get(b, "branch")), "B");
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(sch, 10000);
+}
+
+/* Timer events per instance id, read from the events topic. */
+static bool count_timers(const json_t *msg, void *arg)
+{
+    json_t *counts = arg;
+    const char *id = json_string_value(json_object_get(msg, "id"));
+
+    if (id && !strcmp(json_string_value(json_object_get(msg, "type")), "timer"))
+        json_object_set_new(counts, id,
+                            json_integer(json_integer_value(json_object_get(counts, id)) + 1));
+    return false;
+}
+
+static void start_sleepers(const char *prefix, int n, int ms)
+{
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "sleeper", id, json_pack("{s:i}", "ms", ms)), 0);
+    }
+}
+
+static void assert_slept_once(const char *prefix, int n, json_t *res)
+{
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        cr_assert(json_object_get(res, id), "%s finished", id);
+        json_t *fired = history(id, "timer_fired");
+        cr_assert_eq(json_array_size(fired), 1, "%s: the workflow saw its timer fire %zu times",
+                     id, json_array_size(fired));
+        json_decref(fired);
+    }
+}
+
+static long timers_left(void)
+{
+    redisReply *a = bt_stack_redis(&stack, "ZCARD %s:timers", stack.prefix);
+    long n = a ? (long)a->integer : -1;
+
+    freeReplyObject(a);
+    return n;
+}
+
+Test(time, a_thousand_timers_fire_once_across_a_scheduler_kill, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    const int n = 1000;
+    bool some;
+    pid_t w = bt_stack_worker(&stack, "timing", NULL);
+
+    start_sleepers("t", n, 1000);
+    BT_TEST_WAIT_UNTIL(some, timers_left() == n, 30000);
+    cr_assert(some, "all %d timers must be pending before the scheduler starts", n);
+    pid_t sch = bt_stack_scheduler(&stack);
+    BT_TEST_WAIT_UNTIL(some, timers_left() < n, 30000);
+    cr_assert(some, "the scheduler never fired");
+    bt_test_kill9(sch); /* mid-way: some claimed, some leased, some pending */
+    sch = bt_stack_scheduler(&stack);
+    json_t *res = wait_results(n, 60000);
+    assert_slept_once("t", n, res);
+    json_t *counts = json_object();
+    bt_stack_read_all(&stack, "events", 20000, count_timers, counts);
+    int dup = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(counts, k, v) dup += (int)json_integer_value(v) - 1;
+    cr_log_info("timer events duplicated on Kafka after the kill: %d", dup);
+    json_decref(counts);
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(sch, 10000);
+}
+
+Test(time, two_schedulers_fire_each_timer_once, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    const int n = 500;
+    pid_t w = bt_stack_worker(&stack, "timing", NULL);
+    pid_t s1 = bt_stack_scheduler(&stack), s2 = bt_stack_scheduler(&stack);
+
+    start_sleepers("two", n, 300);
+    json_t *res = wait_results(n, 60000);
+    assert_slept_once("two", n, res);
+    json_t *counts = json_object();
+    bt_stack_read_all(&stack, "events", 20000, count_timers, counts);
+    cr_assert_eq(json_object_size(counts), (size_t)n);
+    const char *k;
+    json_t *v;
+    json_object_foreach(counts, k, v)
+    {
+        cr_assert_eq(json_integer_value(v), 1, "%s: its timer was sent %lld times", k,
+                     (long long)json_integer_value(v));
+    }
+    json_decref(counts);
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(s1, 10000);
+    bt_test_stop(s2, 10000);
+}
