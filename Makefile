@@ -19,27 +19,18 @@ build-asan: bootstrap
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 
 test: build
+	@/usr/bin/python3 tests/schemas/check_schemas.py
 	@$(BUILD)/bin/baton-tests --jobs 2
 
 test-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  $(BUILD_ASAN)/bin/baton-tests --jobs 2
 
-# For now the demo shows the dev stack: baton dev in the background, its Kafka
-# topics (kcat) and Redis (redis-cli), then a clean stop. The example
-# workflows join it once the worker runs them.
+# The main job: baton dev with the campaign example, a batch of registrations
+# run to completion, their results, steps and audit log (scripts/demo).
 demo: build
-	@set -e; home=$$(mktemp -d); export BATON_HOME="$$home"; \
-	$(BUILD)/bin/baton dev & pid=$$!; \
-	trap 'kill -INT $$pid 2>/dev/null; wait $$pid; rm -rf "$$home"' EXIT; \
-	for i in $$(seq 100); do [ -f "$$home/dev.env" ] && break; sleep 0.1; done; \
-	[ -f "$$home/dev.env" ] || { echo "demo: baton dev did not start" >&2; exit 1; }; \
-	. "$$home/dev.env"; sleep 0.2; \
-	echo; echo "\$$ kcat -b $$BATON_BROKERS -L | grep 'topic \"'"; \
-	kcat -b "$$BATON_BROKERS" -L | grep 'topic "'; \
-	echo; echo "\$$ redis-cli -p $${BATON_REDIS##*:} PING"; \
-	redis-cli -p "$${BATON_REDIS##*:}" PING; \
-	echo; echo "demo: stopping baton dev (what Ctrl-C does)"
+	@BUILD=$(BUILD) scripts/demo
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
