@@ -23,6 +23,9 @@ static const struct command commands[] = {
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json]"},
     {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N]"},
     {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID"},
+    {"signal", bt_cli_signal, "send a signal: signal ID NAME [--payload JSON]"},
+    {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID"},
+    {"terminate", bt_cli_terminate, "stop an instance at once: terminate ID [--reason TEXT]"},
 };
 /* clang-format on */
 

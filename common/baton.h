@@ -95,11 +95,13 @@ bt_poll bt_await_all(bt_wf *wf, bt_future *const *fs, size_t n);
 /* BT_READY (or BT_FAILED) as soon as one is done; *which says which. */
 bt_poll bt_await_any(bt_wf *wf, bt_future *const *fs, size_t n, size_t *which);
 
-/* Durable sleep: survives restarts of every process. */
+/* Durable sleep: survives restarts of every process. BT_FAILED when the
+ * instance was cancelled meanwhile. */
 bt_poll bt_sleep(bt_wf *wf, int64_t ms);
 /* Waits for the next signal `name` (signals that came earlier are buffered,
  * in order). timeout_ms < 0: no timeout. BT_READY with *payload borrowed, or
- * with *payload == NULL when the timeout came first. */
+ * with *payload == NULL when the timeout came first; BT_FAILED when the
+ * instance was cancelled meanwhile. */
 bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
                        const json_t **payload);
 
@@ -112,6 +114,10 @@ const char *bt_uuid(bt_wf *wf);
 /* Versioning: true for executions that reach this point with code that has
  * the patch, false when replaying history made before it. */
 bool bt_patched(bt_wf *wf, const char *patch_id);
+/* Cancellation (`baton cancel`) fails every step the instance waits on with
+ * error type "Cancelled"; steps started afterwards (cleanup) run normally.
+ * True once that happened: ask it after an await failed, to tell
+ * cancellation from other failures. */
 bool bt_cancel_requested(bt_wf *wf);
 
 const char *bt_workflow_id(const bt_wf *wf);
@@ -144,13 +150,15 @@ bt_poll bt_fail(bt_wf *wf, const char *error_type, const char *fmt, ...)
     } while (0)
 #define BT_SLEEP(wf, ms)                                                                 \
     do {                                                                                 \
-        if (bt_sleep((wf), (ms)) == BT_PENDING)                                          \
-            return BT_PENDING;                                                           \
+        bt_poll bt__p = bt_sleep((wf), (ms));                                            \
+        if (bt__p != BT_READY)                                                           \
+            return bt__p == BT_PENDING ? BT_PENDING : bt__fail_with((wf), NULL);         \
     } while (0)
 #define BT_WAIT_SIGNAL(wf, payload, name, timeout_ms)                                    \
     do {                                                                                 \
-        if (bt_wait_signal((wf), (name), (timeout_ms), (payload)) == BT_PENDING)         \
-            return BT_PENDING;                                                           \
+        bt_poll bt__p = bt_wait_signal((wf), (name), (timeout_ms), (payload));           \
+        if (bt__p != BT_READY)                                                           \
+            return bt__p == BT_PENDING ? BT_PENDING : bt__fail_with((wf), NULL);         \
     } while (0)
 bt_poll bt__fail_with(bt_wf *wf, const json_t *error);
 

@@ -174,6 +174,17 @@ static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
                error_json("Terminated", "terminated by request"));
         return 0;
     }
+    /* every step the code waits on now fails with Cancelled: replay then sees
+     * the cancellation at the same point every time, and the code's own
+     * failure handling runs its cleanup steps */
+    for (size_t i = 0; i < inst->n_entries; i++) {
+        struct bt_entry *e = &inst->entries[i];
+        if (e->state == BT_ST_DONE || e->state == BT_ST_FAILED)
+            continue;
+        e->state = BT_ST_FAILED;
+        e->dirty = true;
+        set_json(&e->error, error_json("Cancelled", "the instance was cancelled"));
+    }
     inst->cancel_requested = true;
     inst->delta.meta_dirty = true;
     return 0;
@@ -689,6 +700,10 @@ bt_poll bt_sleep(bt_wf *wf, int64_t ms)
                 json_pack("{s:s, s:I, s:I}", "ev", "sleep_started", "seq",
                           (json_int_t)seq_of(wf, e), "due", (json_int_t)e->due));
     }
+    if (e->state == BT_ST_FAILED) {
+        wf->last_error = e->error;
+        return BT_FAILED;
+    }
     return e->state == BT_ST_DONE ? BT_READY : BT_PENDING;
 }
 
@@ -734,6 +749,10 @@ bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
                               (json_int_t)seq_of(wf, e), "name", name, "timeout_ms",
                               (json_int_t)timeout_ms));
         }
+    }
+    if (e->state == BT_ST_FAILED) {
+        wf->last_error = e->error;
+        return BT_FAILED;
     }
     if (e->state != BT_ST_DONE)
         return BT_PENDING;

@@ -91,6 +91,30 @@ static bt_poll side_effects(bt_wf *wf, const json_t *input)
                                      bt_uuid(wf)));
 }
 
+/* fails for good after one step: for exit codes and failure results */
+static bt_poll always_fails(bt_wf *wf, const json_t *input)
+{
+    BT_RUN(wf, NULL, "inc", json_deep_copy(input), NULL);
+    return bt_fail(wf, "Rejected", "the carrier rejected campaign %s", bt_workflow_id(wf));
+}
+
+/* waits for a "review" signal (no timeout) and returns its payload; a
+ * cancellation ends it with a cleanup step instead */
+static bt_poll await_review(bt_wf *wf, const json_t *input)
+{
+    const json_t *review;
+    bt_poll p = bt_wait_signal(wf, "review", -1, &review);
+
+    (void)input;
+    if (p == BT_PENDING)
+        return BT_PENDING;
+    if (p == BT_FAILED && bt_cancel_requested(wf)) {
+        BT_RUN(wf, NULL, "inc", json_pack("{s:i}", "v", 0), NULL); /* the cleanup step */
+        return bt_complete(wf, json_pack("{s:b}", "cleaned_up", 1));
+    }
+    return bt_complete(wf, json_pack("{s:O}", "review", review));
+}
+
 int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
@@ -98,6 +122,8 @@ int baton_register(bt_registry *r)
         bt_register_workflow(r, "fanout3", fanout3) ||
         bt_register_workflow(r, "legacy1", legacy1) ||
         bt_register_workflow(r, "side_effects", side_effects) ||
+        bt_register_workflow(r, "always_fails", always_fails) ||
+        bt_register_workflow(r, "await_review", await_review) ||
         bt_register_activity(r, "inc", inc, NULL) || bt_register_activity(r, "nap", nap, NULL))
         return -1;
     return 0;

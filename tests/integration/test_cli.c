@@ -1,0 +1,142 @@
+/* The `baton` command as a shell user runs it: output, errors, exit codes. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack.h"
+
+static struct bt_stack stack;
+static pid_t worker;
+
+static void setup(void)
+{
+    cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    cr_assert_gt(worker, 0);
+}
+
+static void teardown(void)
+{
+    bt_test_kill9(worker);
+    bt_stack_stop(&stack);
+}
+
+/* Runs `baton args...`; returns its exit status, its output in out. */
+static int baton(char *out, size_t n, const char *const *args)
+{
+    static int calls;
+    char log[400];
+    const char *argv[16] = {BT_BIN_DIR "/baton"};
+    int argc = 1, status;
+    FILE *f;
+
+    for (; *args && argc < 15; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+    snprintf(log, sizeof(log), "%s/cli-%d.out", stack.redis.dir, calls++);
+    status = bt_test_wait(bt_test_spawn(argv, stack.envp, log), 60000);
+    out[0] = '\0';
+    if ((f = fopen(log, "r"))) {
+        size_t len = fread(out, 1, n - 1, f);
+        out[len] = '\0';
+        fclose(f);
+    }
+    return status;
+}
+
+#define BATON(out, ...) baton((out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
+
+Test(cli, start_wait_prints_the_result_and_exits_zero, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    char out[8192];
+
+    cr_assert_eq(BATON(out, "start", "chain3", "--id", "cli-1", "--input", "{\"v\":40}",
+                       "--wait"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "{\"v\":43}"), "the result is printed: %s", out);
+    cr_assert_eq(BATON(out, "describe", "cli-1"), 0, "%s", out);
+    cr_assert(strstr(out, "status:   completed") && strstr(out, "inc"), "%s", out);
+    cr_assert_eq(BATON(out, "history", "cli-1"), 0);
+    cr_assert(strstr(out, "activity_completed") && strstr(out, "finished"), "%s", out);
+    cr_assert_eq(BATON(out, "history", "cli-1", "--json"), 0);
+    cr_assert(strstr(out, "{\"ev\":\"started\""), "%s", out);
+    cr_assert_eq(BATON(out, "list", "--status", "completed", "--type", "chain3"), 0);
+    cr_assert(strstr(out, "cli-1"), "%s", out);
+}
+
+Test(cli, start_wait_exits_one_when_the_workflow_fails, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    char out[8192];
+
+    cr_assert_eq(BATON(out, "start", "always_fails", "--id", "cli-f", "--input", "{\"v\":1}",
+                       "--wait"),
+                 1, "%s", out);
+    cr_assert(strstr(out, "failed") && strstr(out, "Rejected"), "the error is shown: %s", out);
+    cr_assert_eq(BATON(out, "list", "--status", "failed"), 0);
+    cr_assert(strstr(out, "cli-f"), "%s", out);
+}
+
+Test(cli, errors_a_user_can_act_on, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char out[8192];
+
+    cr_assert_eq(BATON(out, "describe", "nobody"), 1);
+    cr_assert(strstr(out, "no workflow instance \"nobody\""), "%s", out);
+    cr_assert_eq(BATON(out, "signal", "nobody", "review"), 1);
+    cr_assert(strstr(out, "no workflow instance"), "%s", out);
+    cr_assert_eq(BATON(out, "start", "chain3", "--input", "{not json"), 2);
+    cr_assert(strstr(out, "--input"), "%s", out);
+    cr_assert_eq(BATON(out, "list", "--status", "sleeping"), 2);
+    cr_assert_eq(BATON(out, "frobnicate"), 2);
+    cr_assert_eq(BATON(out, "describe", "x", "--redis", "127.0.0.1:1"), 3);
+    cr_assert(strstr(out, "cannot reach Redis"), "%s", out);
+}
+
+Test(cli, signal_and_cancel_reach_the_workflow, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    char out[8192], buf[32];
+    bool ok;
+
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "rv-1"), 0, "%s", out);
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "rv-2"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "rv-1", buf, sizeof(buf)), "running") &&
+                               !strcmp(bt_stack_status(&stack, "rv-2", buf, sizeof(buf)), "running"),
+                       20000);
+    cr_assert(ok);
+    cr_assert_eq(BATON(out, "signal", "rv-1", "review", "--payload", "{\"ok\":true}"), 0, "%s",
+                 out);
+    cr_assert_eq(BATON(out, "cancel", "rv-2", "--reason", "customer left"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "rv-1", buf, sizeof(buf)),
+                                   "completed") &&
+                               !strcmp(bt_stack_status(&stack, "rv-2", buf, sizeof(buf)),
+                                       "completed"),
+                       20000);
+    cr_assert(ok, "both must complete");
+    redisReply *r1 = bt_stack_redis(&stack, "HGET %s:{rv-1} result", stack.prefix);
+    redisReply *r2 = bt_stack_redis(&stack, "HGET %s:{rv-2} result", stack.prefix);
+    cr_assert(strstr(r1->str, "\"ok\":true"), "the payload reached the code: %s", r1->str);
+    cr_assert(strstr(r2->str, "cleaned_up"), "the cleanup step ran: %s", r2->str);
+    freeReplyObject(r1);
+    freeReplyObject(r2);
+    cr_assert_eq(BATON(out, "signal", "rv-1", "review"), 1, "finished: %s", out);
+    cr_assert(strstr(out, "already completed"), "%s", out);
+}
+
+Test(cli, terminate_stops_an_instance_at_once, .init = setup, .fini = teardown, .timeout = 60)
+{
+    char out[8192], buf[32];
+    bool ok;
+
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "tm-1"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)), "running"),
+                       20000);
+    cr_assert_eq(BATON(out, "terminate", "tm-1"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)),
+                                   "terminated"),
+                       20000);
+    cr_assert(ok, "status is %s", buf);
+}
