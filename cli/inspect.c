@@ -101,7 +101,7 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
         if (e->state != BT_ST_DONE && e->state != BT_ST_FAILED && e->due) {
             printf("due ");
             print_time(e->due);
-        } else if (e->error) {
+        } else if (e->error && e->state != BT_ST_DONE) {
             char *s = json_dumps(e->error, JSON_COMPACT);
             printf("%s", s);
             free(s);
