@@ -112,6 +112,10 @@ static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
     inst->status = BT_STATUS_RUNNING;
     inst->created = env->now_ms;
     inst->delta.meta_dirty = true;
+    if (msg->timeout_ms > 0)
+        bt_delta_timer(&inst->delta, true,
+                       bt_timer_member("workflow_timeout", 0, 0, inst->id),
+                       env->now_ms + msg->timeout_ms);
     history(inst, env,
             json_pack("{s:s, s:s, s:O, s:s*}", "ev", "started", "workflow", msg->workflow,
                       "input", inst->input, "parent", msg->parent_id));
@@ -229,6 +233,7 @@ static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
 
     *why = "stale timer";
     if (!strcmp(k, "workflow_timeout")) {
+        history(inst, env, json_pack("{s:s, s:s}", "ev", "timer_fired", "kind", k));
         finish(inst, env, BT_STATUS_FAILED, NULL,
                error_json("WorkflowTimeout", "the workflow ran past its execution timeout"));
         return 0;

@@ -295,3 +295,21 @@ Test(time, two_schedulers_fire_each_timer_once, .init = setup, .fini = teardown,
     bt_test_stop(s1, 10000);
     bt_test_stop(s2, 10000);
 }
+
+Test(time, a_workflow_past_its_execution_timeout_fails, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    const char *start = "{\"v\":1,\"type\":\"start\",\"id\":\"to-1\",\"workflow\":\"wait_review\","
+                        "\"input\":{\"ms\":60000},\"execution_timeout_ms\":300}";
+    pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
+
+    cr_assert_eq(bt_stack_produce(&stack, "events", "to-1", start, strlen(start)), 0);
+    json_t *res = wait_results(1, 30000);
+    json_t *r = json_object_get(res, "to-1");
+    cr_assert_str_eq(json_string_value(json_object_get(r, "status")), "failed");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "error"), "type")),
+                     "WorkflowTimeout");
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(sch, 10000);
+}
