@@ -1,5 +1,5 @@
 /* Read-only views of instances, straight from Redis: `baton describe ID`,
- * `baton history ID [--json]`, `baton list [--status S] [--type T]`. */
+ * `baton history ID [--json] [--follow]`, `baton list [--status S] [--type T]`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,49 +151,88 @@ static void print_record(const char *text, bool as_json)
     json_decref(root);
 }
 
+/* Prints the records after stream id `after` (advanced); follow: blocks for
+ * new ones until the instance finishes. */
+static int print_history(struct bt_store *store, const char *id, bool as_json, bool follow)
+{
+    struct bt_redis *r = bt_store_redis(store);
+    char key[600], meta[600], after[64] = "0-0";
+
+    bt_store_key(store, id, ":history", key, sizeof(key));
+    bt_store_key(store, id, "", meta, sizeof(meta));
+    for (;;) {
+        redisReply *reply = bt_redis_command(r, "XREAD COUNT 1000 BLOCK %d STREAMS %s %s",
+                                             follow ? 1000 : 1, key, after);
+        if (!reply || reply->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(reply);
+            return BT_EXIT_UNAVAILABLE;
+        }
+        /* [[key, [[id, [field, value]], ...]]] or nil when nothing new */
+        size_t got = 0;
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
+            const redisReply *entries = reply->element[0]->element[1];
+            got = entries->elements;
+            for (size_t i = 0; i < entries->elements; i++) {
+                const redisReply *entry = entries->element[i];
+                snprintf(after, sizeof(after), "%s", entry->element[0]->str);
+                if (entry->element[1]->elements >= 2)
+                    print_record(entry->element[1]->element[1]->str, as_json);
+            }
+            fflush(stdout);
+        }
+        freeReplyObject(reply);
+        if (got)
+            continue;
+        if (!follow)
+            return BT_EXIT_OK;
+        reply = bt_redis_command(r, "HGET %s status", meta);
+        bool done = reply && reply->type == REDIS_REPLY_STRING &&
+                    bt_status_final(bt_status_parse(reply->str));
+        freeReplyObject(reply);
+        if (done)
+            return BT_EXIT_OK;
+    }
+}
+
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
-    redisReply *reply = NULL, *exists = NULL;
+    redisReply *exists = NULL;
     const char *id = NULL;
-    bool as_json = false;
+    bool as_json = false, follow = false;
     char key[600];
     int ret = BT_EXIT_UNAVAILABLE;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             as_json = true;
+        else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
+            follow = true;
         else if (argv[i][0] != '-' && !id)
             id = argv[i];
         else
             id = NULL, argc = 0;
     }
     if (!id) {
-        fprintf(stderr, "usage: baton history ID [--json]\n");
+        fprintf(stderr, "usage: baton history ID [--json] [--follow]\n");
         return BT_EXIT_USAGE;
     }
     if (!(store = bt_cli_store(cfg)))
         return ret;
     exists = bt_redis_command(bt_store_redis(store), "EXISTS %s",
                               bt_store_key(store, id, "", key, sizeof(key)));
-    reply = bt_redis_command(bt_store_redis(store), "XRANGE %s - +",
-                             bt_store_key(store, id, ":history", key, sizeof(key)));
-    if (!exists || !reply || reply->type != REDIS_REPLY_ARRAY)
+    if (!exists || exists->type != REDIS_REPLY_INTEGER)
         goto out;
     if (exists->integer == 0) {
         fprintf(stderr, "baton: no workflow instance \"%s\"\n", id);
         ret = BT_EXIT_FAIL;
         goto out;
     }
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *entry = reply->element[i];
-        if (entry->elements == 2 && entry->element[1]->elements >= 2)
-            print_record(entry->element[1]->element[1]->str, as_json);
-    }
-    ret = BT_EXIT_OK;
+    ret = print_history(store, id, as_json, follow);
 out:
+    if (ret == BT_EXIT_UNAVAILABLE)
+        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
     freeReplyObject(exists);
-    freeReplyObject(reply);
     bt_store_destroy(store);
     return ret;
 }

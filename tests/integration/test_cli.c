@@ -140,3 +140,28 @@ Test(cli, terminate_stops_an_instance_at_once, .init = setup, .fini = teardown, 
                        20000);
     cr_assert(ok, "status is %s", buf);
 }
+
+Test(cli, history_follow_streams_until_the_instance_finishes, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    char out[8192], log[400], buf[32];
+    bool ok;
+
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "fw-1"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "fw-1", buf, sizeof(buf)), "running"),
+                       20000);
+    snprintf(log, sizeof(log), "%s/follow.out", stack.redis.dir);
+    pid_t follow = bt_test_spawn(
+        (const char *const[]){BT_BIN_DIR "/baton", "history", "fw-1", "--follow", NULL},
+        stack.envp, log);
+    cr_assert_eq(bt_test_wait(follow, 300), -1, "--follow keeps running while it waits");
+    cr_assert_eq(BATON(out, "signal", "fw-1", "review", "--payload", "7"), 0, "%s", out);
+    cr_assert_eq(bt_test_wait(follow, 20000), 0, "--follow ends when the instance finishes");
+    FILE *f = fopen(log, "r");
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(out, "signal_wait") && strstr(out, "signal_received") &&
+                  strstr(out, "finished"),
+              "%s", out);
+}
