@@ -64,6 +64,10 @@ Test(cli, start_wait_prints_the_result_and_exits_zero, .init = setup, .fini = te
     cr_assert(strstr(out, "{\"ev\":\"started\""), "%s", out);
     cr_assert_eq(BATON(out, "list", "--status", "completed", "--type", "chain3"), 0);
     cr_assert(strstr(out, "cli-1"), "%s", out);
+    cr_assert_eq(BATON(out, "stats"), 0, "%s", out);
+    cr_assert(strstr(out, "chain3") && strstr(out, "finished in the last minute: 1") &&
+                  strstr(out, "dead letters: 0"),
+              "%s", out);
 }
 
 Test(cli, start_wait_exits_one_when_the_workflow_fails, .init = setup, .fini = teardown,
