@@ -173,6 +173,27 @@ int bt_stack_read_all(struct bt_stack *s, const char *suffix, int wait_ms,
     return read_topic(s, suffix, wait_ms, true, fn, arg);
 }
 
+static bool collect_result(const json_t *msg, void *arg)
+{
+    struct bt_stack_results *r = arg;
+    const char *id = json_string_value(json_object_get(msg, "id"));
+
+    r->raw++;
+    if (id && !json_object_get(r->by_id, id)) {
+        json_object_set(r->by_id, id, (json_t *)(uintptr_t)msg);
+        r->distinct++;
+    }
+    return r->distinct >= r->want;
+}
+
+void bt_stack_results(struct bt_stack *s, struct bt_stack_results *r, int want, int wait_ms)
+{
+    memset(r, 0, sizeof(*r));
+    r->want = want;
+    r->by_id = json_object();
+    bt_stack_read(s, "results", wait_ms, collect_result, r);
+}
+
 redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...)
 {
     va_list ap;

@@ -56,6 +56,16 @@ int bt_stack_read(struct bt_stack *s, const char *suffix, int wait_ms,
 int bt_stack_read_all(struct bt_stack *s, const char *suffix, int wait_ms,
                       bool (*fn)(const json_t *msg, void *arg), void *arg);
 
+/* Outcomes on <prefix>.results, deduplicated by instance id. */
+struct bt_stack_results {
+    int want;      /* stop once this many distinct instances reported */
+    int raw;       /* messages read, duplicates included */
+    int distinct;  /* distinct instances */
+    json_t *by_id; /* id -> result message; caller frees with json_decref */
+};
+/* Reads results for up to wait_ms, from the beginning of the topic. */
+void bt_stack_results(struct bt_stack *s, struct bt_stack_results *r, int want, int wait_ms);
+
 /* A reply to a Redis command on the stack's redis (hiredis format). */
 redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...);
 

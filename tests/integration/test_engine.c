@@ -19,36 +19,6 @@ static void teardown(void)
     bt_stack_stop(&stack);
 }
 
-/* Distinct results by id, and the raw count (duplicates are allowed on Kafka). */
-struct results {
-    int want;
-    int raw;
-    int distinct;
-    char **ids;
-    json_t *by_id;
-};
-
-static bool collect(const json_t *msg, void *arg)
-{
-    struct results *r = arg;
-    const char *id = json_string_value(json_object_get(msg, "id"));
-
-    r->raw++;
-    if (id && !json_object_get(r->by_id, id)) {
-        json_object_set(r->by_id, id, (json_t *)(uintptr_t)msg);
-        r->distinct++;
-    }
-    return r->distinct >= r->want;
-}
-
-static void read_results(struct results *r, int want, int wait_ms)
-{
-    memset(r, 0, sizeof(*r));
-    r->want = want;
-    r->by_id = json_object();
-    bt_stack_read(&stack, "results", wait_ms, collect, r);
-}
-
 static bool count_journal_done(const char *id, int want_steps)
 {
     redisReply *reply = bt_stack_redis(&stack, "HVALS %s:{%s}:journal", stack.prefix, id);
@@ -68,7 +38,7 @@ Test(engine, completes_a_thousand_three_step_workflows_started_through_kafka,
      .init = setup, .fini = teardown, .timeout = 120)
 {
     const int n = 1000;
-    struct results r;
+    struct bt_stack_results r;
     pid_t worker = bt_stack_worker(&stack, "flows", NULL);
 
     cr_assert_gt(worker, 0);
@@ -79,7 +49,7 @@ Test(engine, completes_a_thousand_three_step_workflows_started_through_kafka,
                                                                         "pad", "xxxxxxxx")),
                      0);
     }
-    read_results(&r, n, 90000);
+    bt_stack_results(&stack, &r, n, 90000);
     cr_assert_eq(r.distinct, n, "results: %d distinct of %d (raw %d)", r.distinct, n, r.raw);
     cr_log_info("results: distinct=%d raw=%d", r.distinct, r.raw);
     for (int i = 0; i < n; i++) {
@@ -99,7 +69,7 @@ Test(engine, completes_a_thousand_three_step_workflows_started_through_kafka,
 Test(engine, fans_out_and_in_whatever_the_completion_order, .init = setup,
      .fini = teardown, .timeout = 60)
 {
-    struct results r;
+    struct bt_stack_results r;
     pid_t worker = bt_stack_worker(&stack, "flows", (const char *const[]){"--concurrency", "3", NULL});
 
     cr_assert_gt(worker, 0);
@@ -109,7 +79,7 @@ Test(engine, fans_out_and_in_whatever_the_completion_order, .init = setup,
         cr_assert_eq(bt_stack_start_wf(&stack, "fanout3", id, json_pack("{s:i}", "max_ms", 30)),
                      0);
     }
-    read_results(&r, 20, 30000);
+    bt_stack_results(&stack, &r, 20, 30000);
     cr_assert_eq(r.distinct, 20);
     for (int i = 0; i < 20; i++) {
         char id[64];
@@ -129,12 +99,12 @@ Test(engine, fans_out_and_in_whatever_the_completion_order, .init = setup,
 Test(engine, side_effects_are_recorded_and_replayed_identically, .init = setup,
      .fini = teardown, .timeout = 60)
 {
-    struct results r;
+    struct bt_stack_results r;
     pid_t worker = bt_stack_worker(&stack, "flows", NULL);
 
     cr_assert_eq(bt_stack_start_wf(&stack, "side_effects", "se-1", json_pack("{s:i}", "v", 1)),
                  0);
-    read_results(&r, 1, 30000);
+    bt_stack_results(&stack, &r, 1, 30000);
     json_t *res = json_object_get(json_object_get(r.by_id, "se-1"), "result");
     cr_assert_not_null(res);
     /* the first values were recorded before the activity and replayed after it */
@@ -164,7 +134,7 @@ static void start_chains(const char *prefix, int n)
     }
 }
 
-static void assert_chains_done(const char *prefix, int n, struct results *r)
+static void assert_chains_done(const char *prefix, int n, struct bt_stack_results *r)
 {
     cr_assert_eq(r->distinct, n, "results: %d distinct of %d (raw %d)", r->distinct, n,
                  r->raw);
@@ -182,7 +152,7 @@ Test(engine, loses_nothing_when_the_worker_is_killed_at_random_moments, .init = 
      .fini = teardown, .timeout = 180)
 {
     const int n = 500;
-    struct results r;
+    struct bt_stack_results r;
     unsigned seed = (unsigned)bt_test_now_ms();
     pid_t worker = bt_stack_worker(&stack, "flows", NULL);
 
@@ -199,7 +169,7 @@ Test(engine, loses_nothing_when_the_worker_is_killed_at_random_moments, .init = 
         worker = bt_stack_worker(&stack, "flows", NULL);
         cr_assert_gt(worker, 0);
     }
-    read_results(&r, n, 120000);
+    bt_stack_results(&stack, &r, n, 120000);
     assert_chains_done("kill", n, &r);
     cr_log_info("after 4 kills: distinct=%d raw=%d (raw - distinct = duplicates on Kafka)",
                 r.distinct, r.raw);
@@ -211,7 +181,7 @@ Test(engine, two_workers_share_the_work_and_a_rebalance_loses_nothing, .init = s
      .fini = teardown, .timeout = 180)
 {
     const int n = 400;
-    struct results r;
+    struct bt_stack_results r;
     pid_t w1 = bt_stack_worker(&stack, "flows", NULL);
     pid_t w2 = bt_stack_worker(&stack, "flows", NULL);
     char buf[32];
@@ -224,10 +194,10 @@ Test(engine, two_workers_share_the_work_and_a_rebalance_loses_nothing, .init = s
     cr_assert_eq(bt_test_stop(w2, 20000), 0);
     start_chains("pair2", n / 2);
     w2 = bt_stack_worker(&stack, "flows", NULL);
-    read_results(&r, n, 150000);
+    bt_stack_results(&stack, &r, n, 150000);
     cr_assert_eq(r.distinct, n, "results: %d of %d", r.distinct, n);
     json_decref(r.by_id);
-    read_results(&r, n / 2, 1000);
+    bt_stack_results(&stack, &r, n / 2, 1000);
     json_decref(r.by_id);
     for (int i = 0; i < n / 2; i++) {
         char id[64];
@@ -350,7 +320,7 @@ Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fin
      .timeout = 60)
 {
     struct dlq d = {0};
-    struct results r;
+    struct bt_stack_results r;
     const char *bad = "{\"v\":1,\"type\":\"start\",\"id\":";
     const char *unknown = "{\"v\":1,\"type\":\"completed\",\"id\":\"nobody\",\"seq\":0,"
                           "\"attempt\":1,\"result\":null}";
@@ -367,7 +337,7 @@ Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fin
     char want[128];
     snprintf(want, sizeof(want), "%s.events", stack.prefix);
     cr_assert_str_eq(d.origin, want);
-    read_results(&r, 5, 30000);
+    bt_stack_results(&stack, &r, 5, 30000);
     assert_chains_done("good", 5, &r);
     json_decref(r.by_id);
     cr_assert_eq(bt_test_stop(w, 10000), 0, "the worker must still be alive and exit cleanly");
@@ -377,7 +347,7 @@ Test(engine, an_external_program_serves_a_queue_through_the_published_schemas, .
      .fini = teardown, .timeout = 60)
 {
     char script[2048];
-    struct results r;
+    struct bt_stack_results r;
     pid_t w = bt_stack_worker(&stack, "flows", NULL);
 
     /* the "legacy system": kcat reads commands, jq answers, kcat writes events
@@ -393,7 +363,7 @@ Test(engine, an_external_program_serves_a_queue_through_the_published_schemas, .
                                    stack.log);
     cr_assert_gt(pipeline, 0);
     cr_assert_eq(bt_stack_start_wf(&stack, "legacy1", "leg-1", json_pack("{s:s}", "q", "x")), 0);
-    read_results(&r, 1, 40000);
+    bt_stack_results(&stack, &r, 1, 40000);
     json_t *res = json_object_get(json_object_get(r.by_id, "leg-1"), "result");
     cr_assert(json_is_true(json_object_get(res, "legacy")), "the legacy program's answer");
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "echo"), "q")), "x");

@@ -23,29 +23,11 @@ static void teardown(void)
     bt_stack_stop(&stack);
 }
 
-struct results {
-    int want, raw, distinct;
-    json_t *by_id;
-};
-
-static bool collect(const json_t *msg, void *arg)
-{
-    struct results *r = arg;
-    const char *id = json_string_value(json_object_get(msg, "id"));
-
-    r->raw++;
-    if (id && !json_object_get(r->by_id, id)) {
-        json_object_set(r->by_id, id, (json_t *)(uintptr_t)msg);
-        r->distinct++;
-    }
-    return r->distinct >= r->want;
-}
-
 static json_t *wait_results(int want, int wait_ms)
 {
-    struct results r = {.want = want, .by_id = json_object()};
+    struct bt_stack_results r;
 
-    bt_stack_read(&stack, "results", wait_ms, collect, &r);
+    bt_stack_results(&stack, &r, want, wait_ms);
     cr_assert_eq(r.distinct, want, "results: %d of %d", r.distinct, want);
     return r.by_id;
 }
