@@ -16,6 +16,7 @@
 #include "journal.h"
 #include "kafka.h"
 #include "log.h"
+#include "lua_scripts.h"
 #include "store.h"
 #include "acttask.h"
 
@@ -70,6 +71,14 @@ static void count(struct bt_acttask *at, uint64_t *field)
     pthread_mutex_lock(&at->lock);
     (*field)++;
     pthread_mutex_unlock(&at->lock);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- offset tracking (consumer thread) ---- */
@@ -285,21 +294,11 @@ static void *run_jobs(void *arg)
 
 /* ---- consumer thread ---- */
 
-/* True when the journal entry (an HGET reply) says this attempt is no longer
- * wanted. Redis unreachable: run it; at-least-once is the contract. */
-static bool stale(const redisReply *reply, const struct bt_msg *task)
+/* True when take_task.lua's reply says this attempt is no longer wanted.
+ * Redis unreachable: run it; at-least-once is the contract. */
+static bool stale(const redisReply *reply)
 {
-    struct bt_entry e;
-    bool ret = false;
-
-    if (reply && reply->type == REDIS_REPLY_STRING &&
-        bt_entry_decode(&e, reply->str, reply->len) == 0) {
-        ret = e.state != BT_ST_WAITING || e.attempt != task->attempt;
-        bt_entry_release(&e);
-    } else if (reply && reply->type == REDIS_REPLY_NIL) {
-        ret = true; /* no such step: the instance is unknown or gone */
-    }
-    return ret;
+    return reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
 }
 
 static void skip(struct bt_acttask *at, struct job *job)
@@ -332,13 +331,23 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
             dead_letter(at, job->rkm, errstr);
             bt_msg_release(&job->task);
         } else {
-            char key[600], field[32];
-            const char *argv[] = {"HGET", key, field};
+            char key[600], timers[300], seq[32], attempt[16], due[32];
+            char *member = bt_timer_member("timeout", job->task.seq, job->task.attempt,
+                                           job->task.id);
+            const char *argv[] = {key, timers, seq, attempt, member, due};
+            /* the timeout restarts at pickup: as long as it was at dispatch */
+            int64_t timeout = job->task.deadline - job->task.ts;
             job->decoded = true;
             bt_store_key(at->store, job->task.id, ":journal", key, sizeof(key));
-            snprintf(field, sizeof(field), "%lld", (long long)job->task.seq);
-            if (bt_redis_append_argv(r, 3, argv, NULL) == 0)
+            snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(at->store));
+            snprintf(seq, sizeof(seq), "%lld", (long long)job->task.seq);
+            snprintf(attempt, sizeof(attempt), "%d", job->task.attempt);
+            snprintf(due, sizeof(due), "%lld",
+                     (long long)(timeout > 0 && job->task.ts ? now_ms() + timeout
+                                                             : job->task.deadline));
+            if (member && bt_redis_append_eval(r, bt_lua_take_task, 2, 6, argv, NULL) == 0)
                 asked++;
+            free(member);
             continue;
         }
         skip(at, job);
@@ -354,7 +363,7 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
             if (bt_redis_reply(r, &reply))
                 reply = NULL;
         }
-        if (stale(reply, &job->task)) {
+        if (stale(reply)) {
             bt_log(BT_LOG_DEBUG, "stale task skipped: workflow=%s seq=%lld attempt=%d",
                    job->task.id, (long long)job->task.seq, job->task.attempt);
             count(at, &at->stats.stale);
