@@ -331,21 +331,22 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
             dead_letter(at, job->rkm, errstr);
             bt_msg_release(&job->task);
         } else {
-            char key[600], timers[300], seq[32], attempt[16], due[32];
+            char key[600], timers[300], meta[600], seq[32], attempt[16], due[32];
             char *member = bt_timer_member("timeout", job->task.seq, job->task.attempt,
                                            job->task.id);
-            const char *argv[] = {key, timers, seq, attempt, member, due};
+            const char *argv[] = {key, timers, meta, seq, attempt, member, due};
             /* the timeout restarts at pickup: as long as it was at dispatch */
             int64_t timeout = job->task.deadline - job->task.ts;
             job->decoded = true;
             bt_store_key(at->store, job->task.id, ":journal", key, sizeof(key));
+            bt_store_key(at->store, job->task.id, "", meta, sizeof(meta));
             snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(at->store));
             snprintf(seq, sizeof(seq), "%lld", (long long)job->task.seq);
             snprintf(attempt, sizeof(attempt), "%d", job->task.attempt);
             snprintf(due, sizeof(due), "%lld",
                      (long long)(timeout > 0 && job->task.ts ? now_ms() + timeout
                                                              : job->task.deadline));
-            if (member && bt_redis_append_eval(r, bt_lua_take_task, 2, 6, argv, NULL) == 0)
+            if (member && bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0)
                 asked++;
             free(member);
             continue;
