@@ -22,6 +22,7 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_terminate(struct bt_config *cfg, int argc, char **argv);

@@ -23,6 +23,8 @@ static const struct command commands[] = {
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json] [--follow]"},
     {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N]"},
     {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID"},
+    {"replay-check", bt_cli_replay_check,
+     "replay in-flight instances against new code: replay-check --plugin new.so [--type T]"},
     {"stats", bt_cli_stats, "summary from Redis: stats [--watch]"},
     {"signal", bt_cli_signal, "send a signal: signal ID NAME [--payload JSON]"},
     {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID"},

@@ -114,6 +114,11 @@ const char *bt_uuid(bt_wf *wf);
 /* Versioning: true for executions that reach this point with code that has
  * the patch, false when replaying history made before it. */
 bool bt_patched(bt_wf *wf, const char *patch_id);
+/* Retiring a patch, once no instance from before it is in flight: replace
+ * `if (bt_patched(wf, id)) X;` by `bt_retire_patch(wf, id); X;` (instances
+ * that recorded the marker replay over it, new ones record none); delete the
+ * call once no instance with the marker is in flight. */
+void bt_retire_patch(bt_wf *wf, const char *patch_id);
 /* Cancellation (`baton cancel`) fails every step the instance waits on with
  * error type "Cancelled"; steps started afterwards (cleanup) run normally.
  * True once that happened: ask it after an await failed, to tell

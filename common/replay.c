@@ -864,6 +864,18 @@ bool bt_patched(bt_wf *wf, const char *patch_id)
     return true;
 }
 
+void bt_retire_patch(bt_wf *wf, const char *patch_id)
+{
+    struct bt_instance *inst = wf->inst;
+    const struct bt_entry *e;
+
+    if (wf->nondet || wf->finished || wf->cursor >= inst->n_entries)
+        return;
+    e = &inst->entries[wf->cursor];
+    if (e->kind == BT_ENTRY_PATCH && !strcmp(e->name, patch_id))
+        wf->cursor++; /* history made while the patch was live: step over its marker */
+}
+
 bool bt_cancel_requested(bt_wf *wf)
 {
     return wf->inst->cancel_requested;
