@@ -294,7 +294,7 @@ Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = set
 
 struct dlq {
     int n;
-    bool malformed, unknown_type, unknown_instance;
+    bool malformed, unknown_type, unknown_instance, finished;
     char origin[128];
 };
 
@@ -313,7 +313,9 @@ static bool collect_dlq(const json_t *msg, void *arg)
         d->unknown_type = true;
     if (reason && strstr(reason, "unknown instance"))
         d->unknown_instance = true;
-    return d->malformed && d->unknown_type && d->unknown_instance;
+    if (reason && strstr(reason, "signal: instance already finished"))
+        d->finished = true;
+    return d->malformed && d->unknown_type && d->unknown_instance && d->finished;
 }
 
 Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fini = teardown,
@@ -330,16 +332,19 @@ Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fin
     cr_assert_eq(bt_stack_start_wf(&stack, "no_such_workflow", "orphan", NULL), 0);
     cr_assert_eq(bt_stack_produce(&stack, "events", "nobody", unknown, strlen(unknown)), 0);
     start_chains("good", 5);
-    bt_stack_read(&stack, "dlq", 30000, collect_dlq, &d);
-    cr_assert(d.malformed && d.unknown_type && d.unknown_instance,
-              "dlq: malformed=%d unknown_type=%d unknown_instance=%d", d.malformed,
-              d.unknown_type, d.unknown_instance);
-    char want[128];
-    snprintf(want, sizeof(want), "%s.events", stack.prefix);
-    cr_assert_str_eq(d.origin, want);
     bt_stack_results(&stack, &r, 5, 30000);
     assert_chains_done("good", 5, &r);
     json_decref(r.by_id);
+    /* a signal through Kafka for an instance that has finished */
+    const char *late = "{\"v\":1,\"type\":\"signal\",\"id\":\"good-0\",\"name\":\"x\"}";
+    cr_assert_eq(bt_stack_produce(&stack, "events", "good-0", late, strlen(late)), 0);
+    bt_stack_read(&stack, "dlq", 30000, collect_dlq, &d);
+    cr_assert(d.malformed && d.unknown_type && d.unknown_instance && d.finished,
+              "dlq: malformed=%d unknown_type=%d unknown_instance=%d finished=%d", d.malformed,
+              d.unknown_type, d.unknown_instance, d.finished);
+    char want[128];
+    snprintf(want, sizeof(want), "%s.events", stack.prefix);
+    cr_assert_str_eq(d.origin, want);
     cr_assert_eq(bt_test_stop(w, 10000), 0, "the worker must still be alive and exit cleanly");
 }
 
