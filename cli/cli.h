@@ -21,6 +21,14 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv);
+
+/* `baton start TYPE --at TIME`: stores a one-shot schedule, named id, that
+ * produces event (the encoded start event of instance id, of type; borrowed)
+ * at TIME (RFC 3339, or "+30s" / "+5m" / "+2h" / "+1d" from now). Returns an
+ * exit status, having told the user what went wrong. */
+int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
+                       const char *event, const char *at);
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);

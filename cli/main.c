@@ -18,11 +18,12 @@ struct command {
 /* clang-format off */
 static const struct command commands[] = {
     {"dev", bt_cli_dev, "run Kafka (embedded), Redis, the scheduler and a worker here"},
-    {"start", bt_cli_start, "start a workflow: start TYPE [--id ID] [--input JSON|@file] [--wait]"},
+    {"start", bt_cli_start, "start a workflow: start TYPE [--id ID] [--input JSON|@file] [--at TIME] [--wait]"},
     {"describe", bt_cli_describe, "show where an instance stands: describe ID"},
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json] [--follow]"},
     {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N]"},
     {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID"},
+    {"schedule", bt_cli_schedule, "cron schedules: schedule add NAME --cron EXPR --workflow TYPE [--input JSON] [--overlap skip|allow] [--tz ZONE] | list | pause|resume|trigger|delete NAME"},
     {"replay-check", bt_cli_replay_check,
      "replay in-flight instances against new code: replay-check --plugin new.so [--type T]"},
     {"stats", bt_cli_stats, "summary from Redis: stats [--watch]"},

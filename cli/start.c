@@ -1,6 +1,7 @@
-/* `baton start TYPE [--id ID] [--input JSON|@file] [--wait] [--timeout SEC]`:
- * produces a start event; with --wait, follows the instance in Redis until it
- * finishes, prints its result and exits 1 when it failed. */
+/* `baton start TYPE [--id ID] [--input JSON|@file] [--at TIME] [--wait] [--timeout SEC]`:
+ * produces a start event (with --at, a one-shot schedule fires it at TIME);
+ * with --wait, follows the instance in Redis until it finishes, prints its
+ * result and exits 1 when it failed. */
 #define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,7 @@ out:
 
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *type = NULL, *id = NULL;
+    const char *type = NULL, *id = NULL, *at = NULL;
     json_t *input = NULL;
     bool wait = false;
     int64_t timeout_ms = 0;
@@ -92,6 +93,8 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
             json_decref(input);
             if (!(input = read_input(argv[++i])))
                 goto out;
+        } else if (!strcmp(argv[i], "--at") && i + 1 < argc) {
+            at = argv[++i];
         } else if (!strcmp(argv[i], "--wait")) {
             wait = true;
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
@@ -122,17 +125,20 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
                         "characters)\n");
         goto out;
     }
-    if ((ret = bt_cli_produce(cfg, "events", id, bytes, len)))
+    ret = at ? bt_cli_schedule_at(cfg, type, id, bytes, at)
+             : bt_cli_produce(cfg, "events", id, bytes, len);
+    if (ret)
         goto out;
-    fprintf(stderr, "started %s %s\n", type, id);
+    if (!at)
+        fprintf(stderr, "started %s %s\n", type, id);
     if (!wait)
         printf("%s\n", id);
     else
         ret = wait_result(cfg, id, timeout_ms);
     goto out;
 usage:
-    fprintf(stderr, "usage: baton start TYPE [--id ID] [--input JSON|@file] [--wait] "
-                    "[--timeout SECONDS]\n");
+    fprintf(stderr, "usage: baton start TYPE [--id ID] [--input JSON|@file] [--at TIME] "
+                    "[--wait] [--timeout SECONDS]\n");
     ret = BT_EXIT_USAGE;
 out:
     json_decref(input);

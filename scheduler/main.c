@@ -1,5 +1,6 @@
 /* baton-scheduler: fires due timers (durable sleeps, signal timeouts, activity
- * timeouts, delayed retries) as `timer` events and re-sends outbox commands
+ * timeouts, delayed retries) as `timer` events, starts the instances of due
+ * schedules (cron and one-shot) and re-sends outbox commands
  * that dead workers left unsent. Run one or more; they share the work
  * through atomic claims in Redis. */
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "outbox.h"
+#include "schedules.h"
 #include "store.h"
 #include "timers.h"
 
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
     struct bt_config cfg;
     struct bt_store *store = NULL;
     struct bt_timer_stats stats = {0};
+    struct bt_schedule_stats sched = {0};
     rd_kafka_t *rk = NULL;
     char errstr[512];
     int64_t next_sweep = 0;
@@ -73,7 +76,8 @@ int main(int argc, char **argv)
            cfg.prefix);
     while (!stopping) {
         int fired = bt_timers_fire(&cfg, store, rk, &stats);
-        if (fired == BT_EAGAIN) {
+        int started = fired == BT_EAGAIN ? 0 : bt_schedules_fire(&cfg, store, rk, &sched);
+        if (fired == BT_EAGAIN || started == BT_EAGAIN) {
             bt_log(BT_LOG_WARN, "redis or kafka unavailable: backoff_ms=%d", backoff);
             nap(backoff);
             backoff = backoff < 5000 ? backoff * 2 : backoff;
@@ -84,12 +88,14 @@ int main(int argc, char **argv)
             bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS);
             next_sweep = mono_ms() + OUTBOX_EVERY_MS;
         }
-        if (fired == 0)
+        if (fired == 0 && started == 0)
             nap(IDLE_MS);
         rd_kafka_poll(rk, 0);
     }
-    bt_log(BT_LOG_INFO, "stopping: fired=%llu late_ms_max=%lld",
-           (unsigned long long)stats.fired, (long long)stats.late_ms_max);
+    bt_log(BT_LOG_INFO,
+           "stopping: fired=%llu late_ms_max=%lld scheduled=%llu skipped=%llu",
+           (unsigned long long)stats.fired, (long long)stats.late_ms_max,
+           (unsigned long long)sched.fired, (unsigned long long)sched.skipped);
     ret = 0;
 out:
     if (rk) {

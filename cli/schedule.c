@@ -1,0 +1,542 @@
+/* `baton schedule add|list|pause|resume|trigger|delete` and the one-shot
+ * schedules of `baton start --at`: they write the schedule hashes and the
+ * schedules set that baton-scheduler fires from (layout in
+ * scheduler/schedules.h), each change one schedule_update.lua call. */
+#define _DEFAULT_SOURCE /* timegm */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "codec.h"
+#include "cron.h"
+#include "err.h"
+#include "lua_scripts.h"
+
+#define NAME_MAX_LEN 200 /* leaves room for "@YYYYMMDDTHHMMSSZ" in an id */
+
+static const char usage_text[] =
+    "usage: baton schedule add NAME --cron EXPR --workflow TYPE [--input JSON|@file]\n"
+    "                          [--overlap skip|allow] [--tz ZONE]\n"
+    "       baton schedule list\n"
+    "       baton schedule pause|resume|trigger|delete NAME\n";
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *format_time(int64_t ms, char *buf, size_t n)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+
+    gmtime_r(&s, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+static const char *field(const redisReply *hash, const char *name)
+{
+    for (size_t i = 0; hash && i + 1 < hash->elements; i += 2)
+        if (hash->element[i]->str && !strcmp(hash->element[i]->str, name))
+            return hash->element[i + 1]->str;
+    return NULL;
+}
+
+static const char *show(const char *s)
+{
+    return s && *s ? s : "-";
+}
+
+static bool valid_name(const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._:-", *p))
+            return false;
+    return len > 0 && len <= NAME_MAX_LEN;
+}
+
+/* Runs schedule_update.lua: mode add|update|delete, score ("" = unchanged),
+ * then n field/value pairs. Returns 1 done, 0 the mode's condition failed,
+ * -1 Redis unreachable (said to the user). */
+static int update(struct bt_store *store, const char *name, const char *mode,
+                  const char *score, const char *const *pairs, int n)
+{
+    char key[600], set[600];
+    const char *argv[32] = {key, set, name, mode, score};
+    redisReply *reply;
+    int argc = 5, ret = -1;
+
+    BT_ASSERT(n * 2 + argc <= 32);
+    snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_prefix(store), name);
+    snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
+    for (int i = 0; i < n * 2; i++)
+        argv[argc++] = pairs[i];
+    reply =
+        bt_redis_eval(bt_store_redis(store), bt_lua_schedule_update, 2, argc, argv, NULL);
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        ret = (int)reply->integer;
+    else
+        fprintf(stderr, "baton: cannot update schedule %s in Redis: %s\n", name,
+                reply && reply->str ? reply->str : "connection lost");
+    freeReplyObject(reply);
+    return ret;
+}
+
+static redisReply *load(struct bt_store *store, const char *name)
+{
+    char key[600];
+    redisReply *hash;
+
+    snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_prefix(store), name);
+    hash = bt_redis_command(bt_store_redis(store), "HGETALL %s", key);
+    if (!hash || hash->type != REDIS_REPLY_ARRAY)
+        fprintf(stderr, "baton: cannot read from Redis: %s\n",
+                hash && hash->str ? hash->str : "connection lost");
+    return hash;
+}
+
+static int not_found(const char *cmd, const char *name)
+{
+    fprintf(stderr, "baton schedule %s: no schedule named \"%s\"\n", cmd, name);
+    return BT_EXIT_FAIL;
+}
+
+/* The input as compact JSON text into *text (caller frees), from JSON or @file. */
+static int read_input(const char *arg, char **text)
+{
+    json_error_t jerr;
+    json_t *root = arg[0] == '@' ? json_load_file(arg + 1, JSON_DECODE_ANY, &jerr)
+                                 : json_loads(arg, JSON_DECODE_ANY, &jerr);
+
+    if (!root) {
+        fprintf(stderr, "baton: --input: %s (line %d, column %d)\n", jerr.text, jerr.line,
+                jerr.column);
+        return BT_EXIT_USAGE;
+    }
+    *text = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(root);
+    return *text ? BT_EXIT_OK : BT_EXIT_FAIL;
+}
+
+/* Whether a start event for id/type/input would be valid: the codec's rules. */
+static bool valid_start(const char *id, const char *type, const char *input)
+{
+    struct bt_msg msg = {.type = BT_MSG_START,
+                         .id = (char *)(uintptr_t)id,
+                         .workflow = (char *)(uintptr_t)type};
+    size_t len;
+    char *bytes;
+
+    msg.body = input ? json_loads(input, JSON_DECODE_ANY, NULL) : NULL;
+    bytes = bt_codec_encode(&msg, &len);
+    json_decref(msg.body);
+    free(bytes);
+    return bytes != NULL;
+}
+
+static int add(struct bt_config *cfg, int argc, char **argv)
+{
+    const char *name = NULL, *cron_s = NULL, *type = NULL, *overlap = "skip", *tz = "UTC";
+    char *input = NULL, errstr[300], next_s[32], created_s[32], id[BT_ID_MAX + 1],
+         when[32];
+    struct bt_store *store = NULL;
+    struct bt_cron cron;
+    int64_t next;
+    int ret = BT_EXIT_USAGE, rc;
+
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--cron") && i + 1 < argc) {
+            cron_s = argv[++i];
+        } else if (!strcmp(argv[i], "--workflow") && i + 1 < argc) {
+            type = argv[++i];
+        } else if (!strcmp(argv[i], "--input") && i + 1 < argc) {
+            free(input);
+            input = NULL;
+            if ((ret = read_input(argv[++i], &input)))
+                goto out;
+        } else if (!strcmp(argv[i], "--overlap") && i + 1 < argc) {
+            overlap = argv[++i];
+        } else if (!strcmp(argv[i], "--tz") && i + 1 < argc) {
+            tz = argv[++i];
+        } else if (argv[i][0] != '-' && !name) {
+            name = argv[i];
+        } else {
+            fprintf(stderr, "baton schedule add: unexpected argument \"%s\"\n%s", argv[i],
+                    usage_text);
+            ret = BT_EXIT_USAGE;
+            goto out;
+        }
+    }
+    ret = BT_EXIT_USAGE;
+    if (!name || !cron_s || !type) {
+        fprintf(stderr,
+                "baton schedule add: NAME, --cron and --workflow are required\n%s",
+                usage_text);
+        goto out;
+    }
+    if (!valid_name(name)) {
+        fprintf(stderr,
+                "baton schedule add: name \"%s\": use 1-%d letters, digits, '.', "
+                "'_', ':' or '-'\n",
+                name, NAME_MAX_LEN);
+        goto out;
+    }
+    if (strcmp(overlap, "skip") && strcmp(overlap, "allow")) {
+        fprintf(stderr, "baton schedule add: overlap: \"%s\" is not skip or allow\n",
+                overlap);
+        goto out;
+    }
+    if (bt_cron_parse(&cron, cron_s, errstr, sizeof(errstr)) ||
+        bt_cron_zone_check(tz, errstr, sizeof(errstr))) {
+        fprintf(stderr, "baton schedule add: %s\n", errstr);
+        goto out;
+    }
+    if ((rc = bt_cron_next(&cron, tz, now_ms(), &next))) {
+        fprintf(stderr, "baton schedule add: cron: %s\n", bt_strerror(rc));
+        goto out;
+    }
+    if (!valid_start(bt_cron_fire_id(name, next, id, sizeof(id)), type, input)) {
+        fprintf(stderr, "baton schedule add: workflow: \"%s\" is not a valid type name\n",
+                type);
+        goto out;
+    }
+    ret = BT_EXIT_UNAVAILABLE;
+    if (!(store = bt_cli_store(cfg)))
+        goto out;
+    snprintf(next_s, sizeof(next_s), "%lld", (long long)next);
+    snprintf(created_s, sizeof(created_s), "%lld", (long long)now_ms());
+    const char *pairs[] = {"cron",     cron_s,  "tz",      tz,
+                           "workflow", type,    "input",   input ? input : "",
+                           "overlap",  overlap, "paused",  "0",
+                           "next",     next_s,  "created", created_s,
+                           "fired",    "0",     "skipped", "0"};
+    rc = update(store, name, "add", next_s, pairs, 10);
+    if (rc < 0)
+        goto out;
+    if (rc == 0) {
+        fprintf(stderr,
+                "baton schedule add: a schedule named \"%s\" already exists (delete "
+                "it first)\n",
+                name);
+        ret = BT_EXIT_FAIL;
+        goto out;
+    }
+    fprintf(stderr, "added schedule %s: %s, next fire %s\n", name, type,
+            format_time(next, when, sizeof(when)));
+    ret = BT_EXIT_OK;
+out:
+    free(input);
+    bt_store_destroy(store);
+    return ret;
+}
+
+static int list(struct bt_store *store)
+{
+    struct bt_redis *r = bt_store_redis(store);
+    redisReply *names;
+    char set[600], when[32];
+    int ret = BT_EXIT_UNAVAILABLE;
+
+    snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
+    names = bt_redis_command(r, "ZRANGE %s 0 -1", set);
+    if (!names || names->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "baton: cannot read from Redis\n");
+        goto out;
+    }
+    for (size_t i = 0; i < names->elements; i++) {
+        char key[600];
+        const char *argv[] = {"HGETALL", key};
+        snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_prefix(store),
+                 names->element[i]->str);
+        if (bt_redis_append_argv(r, 2, argv, NULL)) {
+            fprintf(stderr, "baton: out of memory\n");
+            ret = BT_EXIT_FAIL;
+            goto out; /* the connection dies with the process */
+        }
+    }
+    printf("%-24s %-7s %-20s %-16s %-14s %-16s %-7s %s\n", "NAME", "STATE", "NEXT",
+           "SCHEDULE", "TZ", "WORKFLOW", "OVERLAP", "LAST");
+    for (size_t i = 0; i < names->elements; i++) {
+        redisReply *h = NULL;
+        const char *paused, *once, *next, *err;
+        if (bt_redis_reply(r, &h)) {
+            fprintf(stderr, "baton: lost Redis while listing\n");
+            goto out;
+        }
+        paused = field(h, "paused");
+        once = field(h, "once");
+        next = field(h, "next");
+        err = field(h, "error");
+        if (h->type == REDIS_REPLY_ARRAY && h->elements > 0) {
+            printf("%-24s %-7s %-20s %-16s %-14s %-16s %-7s %s\n", names->element[i]->str,
+                   paused && !strcmp(paused, "1") ? "paused" : "active",
+                   format_time(next ? strtoll(next, NULL, 10) : 0, when, sizeof(when)),
+                   once ? "once" : show(field(h, "cron")),
+                   once ? "-" : show(field(h, "tz")), show(field(h, "workflow")),
+                   once ? "-" : show(field(h, "overlap")),
+                   show(field(h, once ? "id" : "last_id")));
+            if (err)
+                printf("  error: %s\n", err);
+        }
+        freeReplyObject(h);
+    }
+    ret = BT_EXIT_OK;
+out:
+    freeReplyObject(names);
+    return ret;
+}
+
+static int pause_resume(struct bt_store *store, const char *cmd, const char *name)
+{
+    redisReply *hash = NULL;
+    const char *pairs[] = {"paused", "1", "next", NULL, "error", ""};
+    char next_s[32], errstr[300];
+    int64_t next;
+    int rc, ret = BT_EXIT_UNAVAILABLE;
+
+    if (!strcmp(cmd, "pause")) {
+        rc = update(store, name, "update", "+inf", pairs, 1);
+        return rc < 0 ? BT_EXIT_UNAVAILABLE : rc == 0 ? not_found(cmd, name) : BT_EXIT_OK;
+    }
+    if (!(hash = load(store, name)) || hash->type != REDIS_REPLY_ARRAY)
+        goto out;
+    if (hash->elements == 0) {
+        ret = not_found(cmd, name);
+        goto out;
+    }
+    if (field(hash, "once")) {
+        next = strtoll(field(hash, "next") ? field(hash, "next") : "0", NULL, 10);
+    } else {
+        struct bt_cron cron;
+        if (bt_cron_parse(&cron, field(hash, "cron") ? field(hash, "cron") : "", errstr,
+                          sizeof(errstr)) ||
+            bt_cron_next(&cron, field(hash, "tz"), now_ms(), &next)) {
+            fprintf(stderr,
+                    "baton schedule resume: %s: cannot compute its next fire time\n",
+                    name);
+            ret = BT_EXIT_FAIL;
+            goto out;
+        }
+    }
+    snprintf(next_s, sizeof(next_s), "%lld", (long long)next);
+    pairs[1] = "0";
+    pairs[3] = next_s;
+    rc = update(store, name, "update", next_s, pairs, 3);
+    ret = rc < 0 ? BT_EXIT_UNAVAILABLE : rc == 0 ? not_found(cmd, name) : BT_EXIT_OK;
+out:
+    freeReplyObject(hash);
+    return ret;
+}
+
+/* A one-shot's stored start event stamped now; NULL when it is not one. */
+static char *once_event(const struct bt_config *cfg, const char *event, int64_t now,
+                        size_t *len)
+{
+    struct bt_msg msg;
+    char errstr[256], *bytes = NULL;
+
+    if (event && !bt_codec_decode(event, strlen(event), (size_t)cfg->max_payload, &msg,
+                                  errstr, sizeof(errstr))) {
+        msg.ts = now;
+        bytes = msg.type == BT_MSG_START ? bt_codec_encode(&msg, len) : NULL;
+        bt_msg_release(&msg);
+    }
+    return bytes;
+}
+
+/* Fires once now, whatever the overlap policy: the user asked for it. */
+static int trigger(struct bt_config *cfg, struct bt_store *store, const char *name)
+{
+    struct bt_msg msg = {.type = BT_MSG_START};
+    redisReply *hash = NULL;
+    char id[BT_ID_MAX + 1], *bytes = NULL, now_s[32];
+    const char *input, *once;
+    int64_t now = now_ms();
+    size_t len;
+    int ret = BT_EXIT_UNAVAILABLE;
+
+    if (!(hash = load(store, name)) || hash->type != REDIS_REPLY_ARRAY)
+        goto out;
+    if (hash->elements == 0) {
+        ret = not_found("trigger", name);
+        goto out;
+    }
+    once = field(hash, "once");
+    input = field(hash, "input");
+    if (once) {
+        snprintf(id, sizeof(id), "%s", field(hash, "id") ? field(hash, "id") : "");
+        bytes = once_event(cfg, field(hash, "event"), now, &len);
+    } else {
+        bt_cron_fire_id(name, now, id, sizeof(id));
+        msg.id = id;
+        msg.workflow = (char *)(uintptr_t)field(hash, "workflow");
+        msg.body = input && *input ? json_loads(input, JSON_DECODE_ANY, NULL) : NULL;
+        msg.ts = now;
+        bytes = bt_codec_encode(&msg, &len);
+    }
+    if (!bytes) {
+        fprintf(stderr,
+                "baton schedule trigger: %s: its stored start event, workflow or "
+                "input is invalid\n",
+                name);
+        ret = BT_EXIT_FAIL;
+        goto out;
+    }
+    if ((ret = bt_cli_produce(cfg, "events", id, bytes, len)))
+        goto out;
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
+    const char *pairs[] = {"last_id", id, "last_fire", now_s};
+    /* a one-shot has done its job; a lost update only leaves LAST stale */
+    if (update(store, name, once ? "delete" : "update", "", pairs, 2) < 0)
+        fprintf(stderr, "baton schedule trigger: started, but not recorded in %s\n",
+                name);
+    printf("%s\n", id);
+out:
+    json_decref(msg.body);
+    free(bytes);
+    freeReplyObject(hash);
+    return ret;
+}
+
+int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "";
+    struct bt_store *store;
+    int ret, rc;
+
+    if (!strcmp(cmd, "add"))
+        return add(cfg, argc, argv);
+    if (!(!strcmp(cmd, "list") && argc == 2) &&
+        !((!strcmp(cmd, "pause") || !strcmp(cmd, "resume") || !strcmp(cmd, "trigger") ||
+           !strcmp(cmd, "delete")) &&
+          argc == 3 && argv[2][0] != '-')) {
+        fprintf(stderr, "%s", usage_text);
+        return BT_EXIT_USAGE;
+    }
+    if (!(store = bt_cli_store(cfg)))
+        return BT_EXIT_UNAVAILABLE;
+    if (!strcmp(cmd, "list")) {
+        ret = list(store);
+    } else if (!strcmp(cmd, "trigger")) {
+        ret = trigger(cfg, store, argv[2]);
+    } else if (!strcmp(cmd, "delete")) {
+        rc = update(store, argv[2], "delete", "", NULL, 0);
+        ret = rc < 0    ? BT_EXIT_UNAVAILABLE
+              : rc == 0 ? not_found(cmd, argv[2])
+                        : BT_EXIT_OK;
+    } else {
+        ret = pause_resume(store, cmd, argv[2]);
+    }
+    bt_store_destroy(store);
+    return ret;
+}
+
+/* "+30s" / "+5m" / "+2h" / "+1d" from now, or RFC 3339 with Z or an offset
+ * and optional fractions of a second. Returns 0 or -1. */
+static int parse_at(const char *at, int64_t now, int64_t *ms)
+{
+    struct tm tm = {0};
+    char *end;
+    int y, mo, d, h, mi, s, n = 0, oh = 0, om = 0, frac_ms = 0;
+    const char *p;
+
+    if (at[0] == '+') {
+        long long v = strtoll(at + 1, &end, 10);
+        const char *units = "smhd";
+        static const int64_t unit_ms[] = {1000, 60000, 3600000, 86400000};
+        if (end == at + 1 || !isdigit((unsigned char)at[1]) || v > 100LL * 365 * 86400 ||
+            !*end || end[1] || !strchr(units, *end))
+            return -1;
+        *ms = now + v * unit_ms[strchr(units, *end) - units];
+        return 0;
+    }
+    /* digits where digits belong; sscanf checks the separators */
+    for (int i = 0; i < 19; i++)
+        if (!at[i] ||
+            ("dddd-dd-ddTdd:dd:dd"[i] == 'd') != !!isdigit((unsigned char)at[i]))
+            return -1;
+    if (sscanf(at, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) !=
+            6 ||
+        n != 19)
+        return -1;
+    p = at + n;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (digits < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+        if (digits == 0)
+            return -1;
+        for (; digits < 3; digits++)
+            frac_ms *= 10;
+    }
+    if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) == 2 &&
+        n == 5 && !p[6] && oh < 24 && om < 60) {
+        if (*p == '-') {
+            oh = -oh;
+            om = -om;
+        }
+    } else if (!((*p == 'Z' || *p == 'z') && !p[1])) {
+        return -1;
+    }
+    tm = (struct tm){.tm_year = y - 1900,
+                     .tm_mon = mo - 1,
+                     .tm_mday = d,
+                     .tm_hour = h,
+                     .tm_min = mi,
+                     .tm_sec = s};
+    time_t t = timegm(&tm);
+    /* timegm normalises 2026-02-30 into March: refuse what moved */
+    if (mo < 1 || mo > 12 || tm.tm_mon != mo - 1 || tm.tm_mday != d || h > 23 ||
+        mi > 59 || s > 59)
+        return -1;
+    *ms = ((int64_t)t - oh * 3600 - om * 60) * 1000 + frac_ms;
+    return 0;
+}
+
+int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
+                       const char *event, const char *at)
+{
+    struct bt_store *store = NULL;
+    char at_s[32], created_s[32], when[32];
+    int64_t now = now_ms(), fire;
+    int ret = BT_EXIT_USAGE, rc;
+
+    if (parse_at(at, now, &fire)) {
+        fprintf(stderr,
+                "baton start: --at: \"%s\" is not RFC 3339 "
+                "(2026-11-27T10:00:00Z) or +N followed by s, m, h or d\n",
+                at);
+        goto out;
+    }
+    ret = BT_EXIT_UNAVAILABLE;
+    if (!(store = bt_cli_store(cfg)))
+        goto out;
+    snprintf(at_s, sizeof(at_s), "%lld", (long long)fire);
+    snprintf(created_s, sizeof(created_s), "%lld", (long long)now);
+    const char *pairs[] = {"once", "1",     "id",      id,       "workflow",
+                           type,   "event", event,     "paused", "0",
+                           "next", at_s,    "created", created_s};
+    if ((rc = update(store, id, "add", at_s, pairs, 7)) < 0)
+        goto out;
+    if (rc == 0) {
+        fprintf(stderr, "baton start: a schedule named \"%s\" already exists\n", id);
+        ret = BT_EXIT_FAIL;
+        goto out;
+    }
+    fprintf(stderr, "scheduled %s %s at %s\n", type, id,
+            format_time(fire, when, sizeof(when)));
+    ret = BT_EXIT_OK;
+out:
+    bt_store_destroy(store);
+    return ret;
+}
