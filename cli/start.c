@@ -1,4 +1,5 @@
-/* `baton start TYPE [--id ID] [--input JSON|@file] [--at TIME] [--wait] [--timeout SEC]`:
+/* `baton start TYPE [--id ID] [--input JSON|@file] [--execution-timeout SEC]
+ * [--at TIME] [--wait] [--timeout SEC]`:
  * produces a start event (with --at, a one-shot schedule fires it at TIME);
  * with --wait, follows the instance in Redis until it finishes, prints its
  * result and exits 1 when it failed. */
@@ -99,6 +100,8 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
             wait = true;
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
+        } else if (!strcmp(argv[i], "--execution-timeout") && i + 1 < argc) {
+            msg.timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
         } else if (argv[i][0] != '-' && !type) {
             type = argv[i];
         } else {
@@ -137,8 +140,10 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
         ret = wait_result(cfg, id, timeout_ms);
     goto out;
 usage:
-    fprintf(stderr, "usage: baton start TYPE [--id ID] [--input JSON|@file] [--at TIME] "
-                    "[--wait] [--timeout SECONDS]\n");
+    fprintf(stderr, "usage: baton start TYPE [--id ID] [--input JSON|@file] "
+                    "[--execution-timeout SECONDS] [--at TIME] [--wait] [--timeout SECONDS]\n"
+                    "  --execution-timeout: the workflow fails if it has not finished by then\n"
+                    "  --timeout: how long --wait waits\n");
     ret = BT_EXIT_USAGE;
 out:
     json_decref(input);
