@@ -27,8 +27,8 @@ static const char *field(const redisReply *hash, const char *name)
     return NULL;
 }
 
-static const char *const state_names[] = {"waiting", "attempt failed", "backing off",
-                                          "retrying", "done", "failed"};
+static const char *const state_names[] = {"waiting",  "attempt failed", "backing off",
+                                          "retrying", "done",           "failed"};
 
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
 {
@@ -45,8 +45,9 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
         return ret;
     meta = bt_redis_command(bt_store_redis(store), "HGETALL %s",
                             bt_store_key(store, argv[1], "", key, sizeof(key)));
-    journal = bt_redis_command(bt_store_redis(store), "HGETALL %s",
-                               bt_store_key(store, argv[1], ":journal", key, sizeof(key)));
+    journal =
+        bt_redis_command(bt_store_redis(store), "HGETALL %s",
+                         bt_store_key(store, argv[1], ":journal", key, sizeof(key)));
     if (!meta || !journal || meta->type != REDIS_REPLY_ARRAY ||
         journal->type != REDIS_REPLY_ARRAY)
         goto out;
@@ -153,7 +154,8 @@ static void print_record(const char *text, bool as_json)
 
 /* Prints the records after stream id `after` (advanced); follow: blocks for
  * new ones until the instance finishes. */
-static int print_history(struct bt_store *store, const char *id, bool as_json, bool follow)
+static int print_history(struct bt_store *store, const char *id, bool as_json,
+                         bool follow)
 {
     struct bt_redis *r = bt_store_redis(store);
     char key[600], meta[600], after[64] = "0-0";
@@ -250,8 +252,9 @@ int bt_cli_list(struct bt_config *cfg, int argc, char **argv)
         if (!strcmp(argv[i], "--status") && i + 1 < argc) {
             status = argv[++i];
             if (bt_status_parse(status) < 0 && strcmp(status, "all")) {
-                fprintf(stderr, "baton list: unknown status \"%s\" (running, completed, "
-                                "failed, cancelled, terminated, blocked or all)\n",
+                fprintf(stderr,
+                        "baton list: unknown status \"%s\" (running, completed, "
+                        "failed, cancelled, terminated, blocked or all)\n",
                         status);
                 return BT_EXIT_USAGE;
             }

@@ -39,8 +39,9 @@ static void check_one(struct bt_instance *inst, const struct bt_replay_env *env,
                json_string_value(json_object_get(inst->error, "message")));
     } else if (was_blocked && inst->status != BT_STATUS_BLOCKED) {
         t->resumed++;
-        printf("%-40s %-24s WOULD RESUME   it is blocked now and replays with this code\n",
-               inst->id, inst->type);
+        printf(
+            "%-40s %-24s WOULD RESUME   it is blocked now and replays with this code\n",
+            inst->id, inst->type);
     }
 }
 
@@ -83,7 +84,8 @@ int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
     bt_log_setup("baton", BT_LOG_ERROR, cfg->log_json);
     clock_gettime(CLOCK_REALTIME, &ts);
     struct bt_replay_env env = {.reg = reg,
-                                .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                                .now_ms =
+                                    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                                 .default_timeout_ms = cfg->activity_timeout_ms,
                                 .worker = "replay-check"};
     for (int x = 0; x < 2; x++) {
@@ -94,7 +96,8 @@ int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
             ret = BT_EXIT_UNAVAILABLE;
             goto out;
         }
-        for (size_t i = 0; i < ids->elements && (sample < 0 || seen < sample); i += BATCH) {
+        for (size_t i = 0; i < ids->elements && (sample < 0 || seen < sample);
+             i += BATCH) {
             struct bt_instance *batch[BATCH];
             size_t n = 0;
             for (size_t k = i; k < ids->elements && n < BATCH; k++)
@@ -118,9 +121,10 @@ int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
         }
         freeReplyObject(ids);
     }
-    printf("replay-check: %ld instances replayed, %ld would block, %ld would resume, %ld of "
-           "types the plugin lacks\n",
-           t.checked, t.blocked, t.resumed, t.unknown_type);
+    printf(
+        "replay-check: %ld instances replayed, %ld would block, %ld would resume, %ld of "
+        "types the plugin lacks\n",
+        t.checked, t.blocked, t.resumed, t.unknown_type);
     ret = t.blocked ? BT_EXIT_FAIL : BT_EXIT_OK;
     goto out;
 usage:

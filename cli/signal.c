@@ -112,8 +112,8 @@ static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
     }
     if ((ret = check_alive(cfg, msg.id)) == BT_EXIT_OK &&
         (ret = send_event(cfg, &msg)) == BT_EXIT_OK)
-        fprintf(stderr, "%s requested for %s\n", terminate ? "termination" : "cancellation",
-                msg.id);
+        fprintf(stderr, "%s requested for %s\n",
+                terminate ? "termination" : "cancellation", msg.id);
     json_decref(msg.body);
     return ret;
 }

@@ -45,8 +45,8 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
         return ret;
     bt_store_key(store, id, "", key, sizeof(key));
     while (now_ms() < deadline) {
-        redisReply *reply = bt_redis_command(bt_store_redis(store), "HMGET %s status result error",
-                                             key);
+        redisReply *reply =
+            bt_redis_command(bt_store_redis(store), "HMGET %s status result error", key);
         const char *status = NULL;
         if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
             fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
@@ -140,10 +140,11 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
         ret = wait_result(cfg, id, timeout_ms);
     goto out;
 usage:
-    fprintf(stderr, "usage: baton start TYPE [--id ID] [--input JSON|@file] "
-                    "[--execution-timeout SECONDS] [--at TIME] [--wait] [--timeout SECONDS]\n"
-                    "  --execution-timeout: the workflow fails if it has not finished by then\n"
-                    "  --timeout: how long --wait waits\n");
+    fprintf(stderr,
+            "usage: baton start TYPE [--id ID] [--input JSON|@file] "
+            "[--execution-timeout SECONDS] [--at TIME] [--wait] [--timeout SECONDS]\n"
+            "  --execution-timeout: the workflow fails if it has not finished by then\n"
+            "  --timeout: how long --wait waits\n");
     ret = BT_EXIT_USAGE;
 out:
     json_decref(input);

@@ -67,7 +67,8 @@ static long long dead_letters(const struct bt_config *cfg)
 static int print_stats(const struct bt_config *cfg, struct bt_store *store)
 {
     struct bt_redis *r = bt_store_redis(store);
-    redisReply *ids = bt_redis_command(r, "ZRANGE %s:idx:all 0 -1", bt_store_prefix(store));
+    redisReply *ids =
+        bt_redis_command(r, "ZRANGE %s:idx:all 0 -1", bt_store_prefix(store));
     json_t *by_type = json_object();
     char now_s[32], minute_ago[32];
     struct timespec ts;
@@ -94,10 +95,10 @@ static int print_stats(const struct bt_config *cfg, struct bt_store *store)
             json_t *t = json_object_get(by_type, m->element[0]->str);
             if (!t)
                 json_object_set_new(by_type, m->element[0]->str, t = json_object());
-            json_object_set_new(t, m->element[1]->str,
-                                json_integer(json_integer_value(
-                                                 json_object_get(t, m->element[1]->str)) +
-                                             1));
+            json_object_set_new(
+                t, m->element[1]->str,
+                json_integer(json_integer_value(json_object_get(t, m->element[1]->str)) +
+                             1));
         }
         freeReplyObject(m);
     }
@@ -126,9 +127,11 @@ static int print_stats(const struct bt_config *cfg, struct bt_store *store)
                      zcount(store, "idx:failed", minute_ago, now_s);
     printf("\nfinished in the last minute: %lld (%.1f/s)\n", done, (double)done / 60.0);
     printf("timers pending: %lld (due now: %lld, being fired: %lld)\n",
-           zcount(store, "timers", "-inf", "+inf"), zcount(store, "timers", "-inf", now_s),
+           zcount(store, "timers", "-inf", "+inf"),
+           zcount(store, "timers", "-inf", now_s),
            zcount(store, "timers:leased", "-inf", "+inf"));
-    printf("instances with unsent commands: %lld\n", zcount(store, "outbox", "-inf", "+inf"));
+    printf("instances with unsent commands: %lld\n",
+           zcount(store, "outbox", "-inf", "+inf"));
     long long dlq = dead_letters(cfg);
     if (dlq >= 0)
         printf("dead letters: %lld\n", dlq);

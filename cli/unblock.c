@@ -11,7 +11,8 @@
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
-    struct bt_msg msg = {.type = BT_MSG_SIGNAL, .name = (char *)(uintptr_t)BT_SIGNAL_UNBLOCK};
+    struct bt_msg msg = {.type = BT_MSG_SIGNAL,
+                         .name = (char *)(uintptr_t)BT_SIGNAL_UNBLOCK};
     redisReply *reply;
     char key[600], *bytes;
     size_t len;
@@ -40,8 +41,8 @@ int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
     ret = bytes ? bt_cli_produce(cfg, "events", argv[1], bytes, len) : BT_EXIT_FAIL;
     free(bytes);
     if (ret == BT_EXIT_OK)
-        fprintf(stderr, "asked %s to replay; `baton describe %s` shows the outcome\n", argv[1],
-                argv[1]);
+        fprintf(stderr, "asked %s to replay; `baton describe %s` shows the outcome\n",
+                argv[1], argv[1]);
 out:
     freeReplyObject(reply);
     bt_store_destroy(store);

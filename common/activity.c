@@ -89,8 +89,8 @@ void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg 
     snprintf(act.key, sizeof(act.key), "%s/%lld", task->id, (long long)task->seq);
     if (!def) {
         bt_act_fail(&act, "ActivityNotRegistered", false,
-                    "activity \"%s\" is not registered on worker %s (queue %s)", task->name,
-                    worker, task->queue);
+                    "activity \"%s\" is not registered on worker %s (queue %s)",
+                    task->name, worker, task->queue);
         rc = BT_ACT_FAILED;
     } else {
         rc = def->fn(&act, task->body ? task->body : json_null(), &result);
@@ -111,7 +111,8 @@ void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg 
         event->error.message = act.error_message;
         event->error.retryable = act.retryable;
         event->error.retry_after_ms = act.retry_after_ms;
-        bt_log(BT_LOG_INFO, "activity attempt failed: %s: %s workflow=%s seq=%lld attempt=%d",
+        bt_log(BT_LOG_INFO,
+               "activity attempt failed: %s: %s workflow=%s seq=%lld attempt=%d",
                act.error_type, act.error_message, task->id, (long long)task->seq,
                task->attempt);
     }

@@ -40,29 +40,29 @@ typedef enum {
     BT_FAILED   /* the step failed for good (or the workflow failed) */
 } bt_poll;
 
-#define BT_SECONDS(n) ((int64_t)(n) * 1000)
-#define BT_MINUTES(n) ((int64_t)(n) * 60000)
-#define BT_HOURS(n)   ((int64_t)(n) * 3600000)
-#define BT_DAYS(n)    ((int64_t)(n) * 86400000)
+#define BT_SECONDS(n) ((int64_t)(n)*1000)
+#define BT_MINUTES(n) ((int64_t)(n)*60000)
+#define BT_HOURS(n)   ((int64_t)(n)*3600000)
+#define BT_DAYS(n)    ((int64_t)(n)*86400000)
 
 /* Retry policy of an activity. Zero fields take the defaults in brackets. */
 struct bt_retry {
-    int max_attempts;    /* [3]; 1 = no retry */
-    int64_t initial_ms;  /* first backoff [1000] */
-    double coefficient;  /* growth per attempt [2.0] */
-    int64_t max_ms;      /* cap on one backoff [100 x initial] */
-    double jitter;       /* +- fraction of each backoff, 0..1 [0] */
+    int max_attempts;                 /* [3]; 1 = no retry */
+    int64_t initial_ms;               /* first backoff [1000] */
+    double coefficient;               /* growth per attempt [2.0] */
+    int64_t max_ms;                   /* cap on one backoff [100 x initial] */
+    double jitter;                    /* +- fraction of each backoff, 0..1 [0] */
     const char *const *non_retryable; /* NULL-terminated error types, or NULL */
 };
 
 /* Options of one activity call; NULL or zero fields take the activity's
  * registered defaults, then the worker's. Strings are copied. */
 struct bt_step_opts {
-    const char *queue;          /* task queue ["default"] */
+    const char *queue; /* task queue ["default"] */
     struct bt_retry retry;
-    int64_t start_to_close_ms;  /* one attempt's timeout [worker setting] */
-    const char *rate_key;       /* shared rate-limit key, or NULL */
-    const char *id;             /* child workflows: explicit child id */
+    int64_t start_to_close_ms; /* one attempt's timeout [worker setting] */
+    const char *rate_key;      /* shared rate-limit key, or NULL */
+    const char *id;            /* child workflows: explicit child id */
 };
 
 typedef bt_poll (*bt_workflow_fn)(bt_wf *wf, const json_t *input);
@@ -106,7 +106,7 @@ bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
                        const json_t **payload);
 
 /* Side effects recorded in the journal: replay sees the same values. */
-int64_t bt_now(bt_wf *wf);   /* ms since the epoch */
+int64_t bt_now(bt_wf *wf); /* ms since the epoch */
 uint64_t bt_random(bt_wf *wf);
 /* A random UUID (v4) text; borrowed, valid until the function returns. */
 const char *bt_uuid(bt_wf *wf);

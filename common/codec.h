@@ -46,24 +46,24 @@ struct bt_msg_error {
  * malloc by default), like body, so one allocator owns the whole message. */
 struct bt_msg {
     enum bt_msg_type type;
-    char *id;         /* instance id: every type but dead_letter */
-    int64_t ts;       /* producer's wall clock, ms; optional everywhere (0) */
-    char *workflow;   /* start, result: workflow type */
-    char *name;       /* signal: signal name; task: activity name */
-    char *queue;      /* task: task queue */
-    char *kind;       /* timer: sleep|retry|timeout|signal_timeout|workflow_timeout */
-    char *child;      /* child_completed, child_failed: the child's id */
-    char *status;     /* result: completed|failed|cancelled|terminated */
-    char *parent_id;  /* start: the parent instance (child workflows), or NULL */
-    int64_t seq;      /* task, completed, failed, timer, child_*: step seq;
-                       * start: parent's seq when parent_id is set */
-    int attempt;      /* task, completed, failed: >= 1; timer: >= 0 */
-    int64_t deadline; /* task: start-to-close deadline, ms since epoch (0: none) */
+    char *id;           /* instance id: every type but dead_letter */
+    int64_t ts;         /* producer's wall clock, ms; optional everywhere (0) */
+    char *workflow;     /* start, result: workflow type */
+    char *name;         /* signal: signal name; task: activity name */
+    char *queue;        /* task: task queue */
+    char *kind;         /* timer: sleep|retry|timeout|signal_timeout|workflow_timeout */
+    char *child;        /* child_completed, child_failed: the child's id */
+    char *status;       /* result: completed|failed|cancelled|terminated */
+    char *parent_id;    /* start: the parent instance (child workflows), or NULL */
+    int64_t seq;        /* task, completed, failed, timer, child_*: step seq;
+                         * start: parent's seq when parent_id is set */
+    int attempt;        /* task, completed, failed: >= 1; timer: >= 0 */
+    int64_t deadline;   /* task: start-to-close deadline, ms since epoch (0: none) */
     int64_t timeout_ms; /* start: whole-workflow execution timeout (0: none) */
-    bool terminate;   /* cancel: stop at once, no cleanup steps */
-    json_t *body;     /* start: input; signal: payload; task: input; completed,
-                       * child_completed, result(completed): result; cancel: reason.
-                       * May be NULL (absent) */
+    bool terminate;     /* cancel: stop at once, no cleanup steps */
+    json_t *body;       /* start: input; signal: payload; task: input; completed,
+                         * child_completed, result(completed): result; cancel: reason.
+                         * May be NULL (absent) */
     struct bt_msg_error error; /* failed, child_failed, result(not completed) */
     /* dead_letter only */
     char *reason;       /* why it could not be processed */

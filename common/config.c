@@ -197,7 +197,8 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
             continue;
         if (settings[i].kind == LIST) {
             char *copy = strdup(v), *save = NULL;
-            for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
+            for (char *tok = strtok_r(copy, ":", &save); tok;
+                 tok = strtok_r(NULL, ":", &save))
                 if ((ret = set_value(cfg, &settings[i], tok, errstr, errstr_size)))
                     break;
             free(copy);
@@ -279,8 +280,10 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
     if (!cfg->key_prefix)
         cfg->key_prefix = strdup(strcmp(cfg->prefix, "baton") ? cfg->prefix : "bt");
     if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {
-        snprintf(errstr, errstr_size, "prefix: \"%s\" must be non-empty, without spaces, "
-                 "colons or braces", cfg->prefix);
+        snprintf(errstr, errstr_size,
+                 "prefix: \"%s\" must be non-empty, without spaces, "
+                 "colons or braces",
+                 cfg->prefix);
         return BT_EINVAL;
     }
     return 0;
@@ -315,9 +318,11 @@ void bt_config_usage(void *file)
 
     fprintf(f, "Settings (flag, environment variable, default):\n");
     for (size_t i = 0; i < n_settings; i++)
-        fprintf(f, "  --%-22s %-26s %s%s%s\n      %s\n", settings[i].name, settings[i].env,
-                settings[i].def ? "[" : "", settings[i].def ? settings[i].def : "",
-                settings[i].def ? "]" : "", settings[i].help);
-    fprintf(f, "  --kafka.<property>=<value> BATON_KAFKA_<PROPERTY>\n"
-               "      any librdkafka property, passed through unchanged (SASL, TLS, ...)\n");
+        fprintf(f, "  --%-22s %-26s %s%s%s\n      %s\n", settings[i].name,
+                settings[i].env, settings[i].def ? "[" : "",
+                settings[i].def ? settings[i].def : "", settings[i].def ? "]" : "",
+                settings[i].help);
+    fprintf(f,
+            "  --kafka.<property>=<value> BATON_KAFKA_<PROPERTY>\n"
+            "      any librdkafka property, passed through unchanged (SASL, TLS, ...)\n");
 }

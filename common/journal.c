@@ -17,7 +17,7 @@ static const char *const status_names[] = {
 const char *bt_status_name(enum bt_status s)
 {
     return (unsigned)s < sizeof(status_names) / sizeof(status_names[0]) ? status_names[s]
-                                                                          : "unknown";
+                                                                        : "unknown";
 }
 
 int bt_status_parse(const char *s)
@@ -123,9 +123,9 @@ int bt_entry_decode(struct bt_entry *e, const char *text, size_t len)
     int ret = BT_EINVALMSG;
 
     memset(e, 0, sizeof(*e));
-    if (!root || json_unpack(root, "{s:s, s:I, s:s, s:I, s?I, s?I}", "k", &kind, "s",
-                             &state, "n", &name, "at", &attempt, "th", &throttles, "d",
-                             &due))
+    if (!root ||
+        json_unpack(root, "{s:s, s:I, s:s, s:I, s?I, s?I}", "k", &kind, "s", &state, "n",
+                    &name, "at", &attempt, "th", &throttles, "d", &due))
         goto out;
     if (strlen(kind) != 1 || !strchr("actsxp", kind[0]) || state < 0 ||
         state > BT_ST_FAILED)
@@ -148,7 +148,7 @@ out:
 #define GROW(arr, n, cap)                                                                \
     do {                                                                                 \
         if ((n) == (cap)) {                                                              \
-            size_t c = (cap) ? (cap) * 2 : 4;                                            \
+            size_t c = (cap) ? (cap)*2 : 4;                                              \
             void *g = realloc((arr), c * sizeof(*(arr)));                                \
             if (!g)                                                                      \
                 goto nomem;                                                              \

@@ -30,15 +30,15 @@ enum bt_entry_state {
 };
 
 struct bt_entry {
-    char kind;       /* enum bt_entry_kind */
-    uint8_t state;   /* enum bt_entry_state */
-    bool dirty;      /* changed since the last commit */
-    int attempt;     /* activity: current attempt (the retry counter) */
-    int throttles;   /* activity: throttled attempts not counted */
-    char *name;      /* activity / workflow type / signal name / side effect */
-    json_t *value;   /* result, signal payload, side-effect value; owned */
-    json_t *error;   /* {"type","message",...} when failed; owned */
-    int64_t due;     /* ms: timer due time, retry time, or attempt deadline */
+    char kind;     /* enum bt_entry_kind */
+    uint8_t state; /* enum bt_entry_state */
+    bool dirty;    /* changed since the last commit */
+    int attempt;   /* activity: current attempt (the retry counter) */
+    int throttles; /* activity: throttled attempts not counted */
+    char *name;    /* activity / workflow type / signal name / side effect */
+    json_t *value; /* result, signal payload, side-effect value; owned */
+    json_t *error; /* {"type","message",...} when failed; owned */
+    int64_t due;   /* ms: timer due time, retry time, or attempt deadline */
 };
 
 enum bt_status {
@@ -83,7 +83,7 @@ struct bt_delta {
     size_t n_timers_del, cap_timers_del;
     char **history; /* JSON records for the audit stream */
     size_t n_history, cap_history;
-    bool meta_dirty;        /* status, result, signals, flags changed */
+    bool meta_dirty;           /* status, result, signals, flags changed */
     enum bt_status old_status; /* status at the last commit (for the indexes) */
 };
 
@@ -97,8 +97,8 @@ struct bt_instance {
     char *parent_id; /* NULL: top level */
     int64_t parent_seq;
     bool cancel_requested;
-    json_t *result; /* when completed */
-    json_t *error;  /* when failed / blocked: {"type","message"} */
+    json_t *result;  /* when completed */
+    json_t *error;   /* when failed / blocked: {"type","message"} */
     json_t *signals; /* buffered signals: [[name, payload], ...] */
     /* where the last applied event was read: "<cluster>/<topic>/<partition>"
      * and its offset; a redelivered event at or below it is a duplicate */
@@ -116,7 +116,8 @@ struct bt_instance *bt_instance_new(const char *id);
 void bt_instance_destroy(struct bt_instance *inst);
 
 /* Appends a zeroed entry; returns it, or NULL when out of memory. name copied. */
-struct bt_entry *bt_instance_append(struct bt_instance *inst, char kind, const char *name);
+struct bt_entry *bt_instance_append(struct bt_instance *inst, char kind,
+                                    const char *name);
 
 /* Entry <-> its JSON text in the journal hash. encode: new malloc'd string.
  * decode: 0 or BT_EINVALMSG (a corrupt entry: never trusted blindly). */

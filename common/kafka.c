@@ -12,7 +12,6 @@
 #include "kafka.h"
 #include "log.h"
 
-
 struct prop {
     const char *name;
     const char *value; /* NULL: leave librdkafka's default */

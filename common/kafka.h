@@ -26,7 +26,8 @@ struct bt_kafka_batch {
 
 /* Names a topic: "<prefix>.<suffix>" ("baton.events", "baton.tasks.default").
  * Writes into buf (size n) and returns buf. */
-char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf, size_t n);
+char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf,
+                     size_t n);
 
 /* A producer tuned for low latency (linger.ms=1 unless overridden) with
  * idempotence off (baton dedups by ids; the mock cluster lacks it). Each
@@ -53,8 +54,8 @@ int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms);
 
 /* A consumer in group `group` with auto-commit off (offsets are committed by
  * the caller after the work they cover is durable), auto.offset.reset=earliest,
- * fetch.wait.max.ms=1 and, when cfg->embedded (the brokers are `baton dev`'s mock cluster),
- * session.timeout.ms=6000 / heartbeat.interval.ms=500 (DESIGN §7). rebalance_cb
+ * fetch.wait.max.ms=1 and, when cfg->embedded (the brokers are `baton dev`'s mock
+ * cluster), session.timeout.ms=6000 / heartbeat.interval.ms=500 (DESIGN §7). rebalance_cb
  * may be NULL; when given it must assign/unassign like librdkafka's example
  * (it is called from rd_kafka_consumer_poll). opaque is passed to it.
  * Returns a new handle: rd_kafka_consumer_close() then rd_kafka_destroy(). */
@@ -66,6 +67,5 @@ rd_kafka_t *bt_kafka_consumer_new(
 
 /* Subscribes to topics[0..n). Returns 0 or BT_EINVAL. */
 int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n);
-
 
 #endif

@@ -53,9 +53,10 @@ void bt__log(enum bt_log_level level, const char *fmt, ...)
             esc[j++] = (*p == '\n') ? ' ' : *p;
         }
         esc[j] = '\0';
-        n = snprintf(line, sizeof(line),
-                     "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"msg\":\"%s\"}\n",
-                     ts, now.tv_nsec / 1000000, level_names[level], prog, esc);
+        n = snprintf(
+            line, sizeof(line),
+            "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"msg\":\"%s\"}\n",
+            ts, now.tv_nsec / 1000000, level_names[level], prog, esc);
     } else {
         n = snprintf(line, sizeof(line), "ts=%s.%03ldZ level=%s prog=%s %s\n", ts,
                      now.tv_nsec / 1000000, level_names[level], prog, msg);

@@ -35,7 +35,9 @@ void bt_registry_destroy(bt_registry *r);
 int bt_registry_load(bt_registry *r, const char *path, char *errstr, size_t errstr_size);
 
 /* Borrowed definitions, or NULL when unknown. */
-const struct bt_workflow_def *bt_registry_workflow(const bt_registry *r, const char *type);
-const struct bt_activity_def *bt_registry_activity(const bt_registry *r, const char *name);
+const struct bt_workflow_def *bt_registry_workflow(const bt_registry *r,
+                                                   const char *type);
+const struct bt_activity_def *bt_registry_activity(const bt_registry *r,
+                                                   const char *name);
 
 #endif

@@ -41,14 +41,17 @@ struct bt_wf {
 };
 
 /* Futures are the seq they stand for, encoded in the pointer: no allocation. */
-#define FUTURE(seq)     ((bt_future *)(uintptr_t)((seq) + 1))
-#define FUTURE_SEQ(f)   ((size_t)((uintptr_t)(f)-1))
-#define FUTURE_NONE     ((bt_future *)(uintptr_t)SIZE_MAX)
+#define FUTURE(seq)   ((bt_future *)(uintptr_t)((seq) + 1))
+#define FUTURE_SEQ(f) ((size_t)((uintptr_t)(f)-1))
+#define FUTURE_NONE   ((bt_future *)(uintptr_t)SIZE_MAX)
 
 static const char *const kind_names[128] = {
-    [BT_ENTRY_ACTIVITY] = "activity", [BT_ENTRY_CHILD] = "child workflow",
-    [BT_ENTRY_TIMER] = "sleep",       [BT_ENTRY_SIGNAL] = "signal wait",
-    [BT_ENTRY_SIDE_EFFECT] = "side effect", [BT_ENTRY_PATCH] = "patch marker",
+    [BT_ENTRY_ACTIVITY] = "activity",
+    [BT_ENTRY_CHILD] = "child workflow",
+    [BT_ENTRY_TIMER] = "sleep",
+    [BT_ENTRY_SIGNAL] = "signal wait",
+    [BT_ENTRY_SIDE_EFFECT] = "side effect",
+    [BT_ENTRY_PATCH] = "patch marker",
 };
 
 /* ---- history ---- */
@@ -85,7 +88,8 @@ static void set_json(json_t **slot, json_t *value /* stolen */)
     *slot = value;
 }
 
-static void drop_timer(struct bt_instance *inst, const char *kind, int64_t seq, int attempt)
+static void drop_timer(struct bt_instance *inst, const char *kind, int64_t seq,
+                       int attempt)
 {
     bt_delta_timer(&inst->delta, false, bt_timer_member(kind, seq, attempt, inst->id), 0);
 }
@@ -126,8 +130,8 @@ static void buffer_signal(struct bt_instance *inst, const struct bt_msg *msg)
 {
     if (!inst->signals)
         inst->signals = json_array();
-    json_array_append_new(inst->signals,
-                          json_pack("[s, O]", msg->name, msg->body ? msg->body : json_null()));
+    json_array_append_new(inst->signals, json_pack("[s, O]", msg->name,
+                                                   msg->body ? msg->body : json_null()));
 }
 
 static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
@@ -159,7 +163,8 @@ static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
     }
     history(inst, env,
             json_pack("{s:s, s:s, s:O, s:b}", "ev", "signal_received", "name", msg->name,
-                      "payload", msg->body ? msg->body : json_null(), "buffered", !waiting));
+                      "payload", msg->body ? msg->body : json_null(), "buffered",
+                      !waiting));
     return 0;
 }
 
@@ -215,13 +220,14 @@ static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
         return 0;
     }
     e->state = BT_ST_ATTEMPT_FAILED;
-    set_json(&e->error, json_pack("{s:s, s:s, s:b, s:I}", "type", msg->error.type, "message",
-                                  msg->error.message, "retryable", msg->error.retryable,
-                                  "retry_after_ms", (json_int_t)msg->error.retry_after_ms));
+    set_json(&e->error,
+             json_pack("{s:s, s:s, s:b, s:I}", "type", msg->error.type, "message",
+                       msg->error.message, "retryable", msg->error.retryable,
+                       "retry_after_ms", (json_int_t)msg->error.retry_after_ms));
     history(inst, env,
             json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_failed", "seq",
-                      (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name, "error",
-                      e->error));
+                      (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name,
+                      "error", e->error));
     return 0;
 }
 
@@ -234,8 +240,9 @@ static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
     *why = "stale timer";
     if (!strcmp(k, "workflow_timeout")) {
         history(inst, env, json_pack("{s:s, s:s}", "ev", "timer_fired", "kind", k));
-        finish(inst, env, BT_STATUS_FAILED, NULL,
-               error_json("WorkflowTimeout", "the workflow ran past its execution timeout"));
+        finish(
+            inst, env, BT_STATUS_FAILED, NULL,
+            error_json("WorkflowTimeout", "the workflow ran past its execution timeout"));
         return 0;
     }
     if (!strcmp(k, "sleep")) {
@@ -252,10 +259,11 @@ static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
             e->state != BT_ST_WAITING || e->attempt != msg->attempt)
             return BT_EEXIST;
         e->state = BT_ST_ATTEMPT_FAILED;
-        set_json(&e->error, json_pack("{s:s, s:s, s:b}", "type", "StartToCloseTimeout",
-                                      "message", "the attempt ran past its start-to-close "
-                                                 "timeout",
-                                      "retryable", 1));
+        set_json(&e->error,
+                 json_pack("{s:s, s:s, s:b}", "type", "StartToCloseTimeout", "message",
+                           "the attempt ran past its start-to-close "
+                           "timeout",
+                           "retryable", 1));
     } else if (!strcmp(k, "retry")) {
         if (!(e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY)) ||
             e->state != BT_ST_BACKOFF || e->attempt != msg->attempt)
@@ -291,8 +299,9 @@ static int apply_child(struct bt_instance *inst, const struct bt_msg *msg,
         set_json(&e->error, error_json(msg->error.type, msg->error.message));
     }
     history(inst, env,
-            json_pack("{s:s, s:I, s:s, s:O}", "ev", ok ? "child_completed" : "child_failed",
-                      "seq", (json_int_t)msg->seq, "child", msg->child, ok ? "result" : "error",
+            json_pack("{s:s, s:I, s:s, s:O}", "ev",
+                      ok ? "child_completed" : "child_failed", "seq",
+                      (json_int_t)msg->seq, "child", msg->child, ok ? "result" : "error",
                       ok ? e->value : e->error));
     return 0;
 }
@@ -310,7 +319,7 @@ int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
     if (bt_status_final(inst->status)) {
         *why = "instance already finished";
         return msg->type == BT_MSG_SIGNAL || msg->type == BT_MSG_CANCEL ? BT_ESTATE
-                                                                         : BT_EEXIST;
+                                                                        : BT_EEXIST;
     }
     switch (msg->type) {
     case BT_MSG_SIGNAL:
@@ -362,8 +371,8 @@ static void command(struct bt_instance *inst, char *field, char *topic, const ch
 static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
                    enum bt_status status, json_t *result, json_t *error)
 {
-    struct bt_msg msg = {.type = BT_MSG_RESULT, .id = inst->id, .workflow = inst->type,
-                         .ts = env->now_ms};
+    struct bt_msg msg = {
+        .type = BT_MSG_RESULT, .id = inst->id, .workflow = inst->type, .ts = env->now_ms};
 
     inst->status = status;
     inst->delta.meta_dirty = true;
@@ -372,7 +381,8 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
     msg.status = (char *)(uintptr_t)bt_status_name(status);
     msg.body = inst->result;
     if (error) {
-        msg.error.type = (char *)(uintptr_t)json_string_value(json_object_get(error, "type"));
+        msg.error.type =
+            (char *)(uintptr_t)json_string_value(json_object_get(error, "type"));
         msg.error.message =
             (char *)(uintptr_t)json_string_value(json_object_get(error, "message"));
     }
@@ -380,13 +390,18 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
     if (inst->parent_id) {
         struct bt_msg ev = {.type = status == BT_STATUS_COMPLETED ? BT_MSG_CHILD_COMPLETED
                                                                   : BT_MSG_CHILD_FAILED,
-                            .id = inst->parent_id, .seq = inst->parent_seq, .child = inst->id,
-                            .body = inst->result, .error = msg.error, .ts = env->now_ms};
+                            .id = inst->parent_id,
+                            .seq = inst->parent_seq,
+                            .child = inst->id,
+                            .body = inst->result,
+                            .error = msg.error,
+                            .ts = env->now_ms};
         command(inst, strdup("p"), strdup("events"), inst->parent_id, &ev);
     }
     history(inst, env,
             json_pack("{s:s, s:s, s:O?, s:O?}", "ev", "finished", "status",
-                      bt_status_name(status), "result", inst->result, "error", inst->error));
+                      bt_status_name(status), "result", inst->result, "error",
+                      inst->error));
 }
 
 /* ---- the SDK, workflow side ---- */
@@ -419,9 +434,9 @@ static void nondeterminism(bt_wf *wf, size_t seq, char kind, const char *name)
              "nondeterminism at seq %zu: the journal has %s \"%s\" but the code asks for "
              "%s \"%s\"",
              seq, kind_names[(int)e->kind], e->name, kind_names[(int)kind], name);
-    set_json(&inst->error, json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "Nondeterminism",
-                                     "message", text, "seq", (json_int_t)seq, "journal",
-                                     e->name, "code", name));
+    set_json(&inst->error,
+             json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "Nondeterminism", "message",
+                       text, "seq", (json_int_t)seq, "journal", e->name, "code", name));
 }
 
 /* Consumes the next seq for a step of this kind and name. Returns the entry
@@ -460,7 +475,8 @@ static void set_timer(bt_wf *wf, const char *kind, struct bt_entry *e, int attem
 {
     e->due = due;
     bt_delta_timer(&wf->inst->delta, true,
-                   bt_timer_member(kind, (int64_t)seq_of(wf, e), attempt, wf->inst->id), due);
+                   bt_timer_member(kind, (int64_t)seq_of(wf, e), attempt, wf->inst->id),
+                   due);
 }
 
 struct resolved {
@@ -508,21 +524,26 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
 {
     struct bt_instance *inst = wf->inst;
     int64_t seq = (int64_t)seq_of(wf, e);
-    struct bt_msg msg = {.type = BT_MSG_TASK, .id = inst->id, .seq = seq,
-                         .attempt = e->attempt, .name = e->name,
+    struct bt_msg msg = {.type = BT_MSG_TASK,
+                         .id = inst->id,
+                         .seq = seq,
+                         .attempt = e->attempt,
+                         .name = e->name,
                          .queue = (char *)(uintptr_t)r->queue,
                          .deadline = wf->env->now_ms + r->timeout_ms,
-                         .body = (json_t *)(uintptr_t)input, .ts = wf->env->now_ms};
+                         .body = (json_t *)(uintptr_t)input,
+                         .ts = wf->env->now_ms};
 
     e->state = BT_ST_WAITING;
     e->dirty = true;
-    command(inst, dupf("t|%lld|%d", (long long)seq, e->attempt), dupf("tasks.%s", r->queue),
-            inst->id, &msg);
+    command(inst, dupf("t|%lld|%d", (long long)seq, e->attempt),
+            dupf("tasks.%s", r->queue), inst->id, &msg);
     set_timer(wf, "timeout", e, e->attempt, msg.deadline);
     history(inst, wf->env,
-            json_pack("{s:s, s:I, s:i, s:s, s:s, s:O, s:I}", "ev", "activity_scheduled", "seq",
-                      (json_int_t)seq, "attempt", e->attempt, "name", e->name, "queue",
-                      r->queue, "input", input, "deadline", (json_int_t)msg.deadline));
+            json_pack("{s:s, s:I, s:i, s:s, s:s, s:O, s:I}", "ev", "activity_scheduled",
+                      "seq", (json_int_t)seq, "attempt", e->attempt, "name", e->name,
+                      "queue", r->queue, "input", input, "deadline",
+                      (json_int_t)msg.deadline));
 }
 
 static bool non_retryable(const struct bt_retry *retry, const char *type)
@@ -552,8 +573,8 @@ static void decide_retry(bt_wf *wf, struct bt_entry *e, const json_t *input,
         e->state = BT_ST_FAILED;
         history(wf->inst, wf->env,
                 json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_gave_up", "seq",
-                          (json_int_t)seq_of(wf, e), "attempts", e->attempt, "name", e->name,
-                          "error", e->error));
+                          (json_int_t)seq_of(wf, e), "attempts", e->attempt, "name",
+                          e->name, "error", e->error));
         return;
     } else {
         backoff = (double)r->retry.initial_ms * pow(r->retry.coefficient, counted - 1);
@@ -572,8 +593,8 @@ static void decide_retry(bt_wf *wf, struct bt_entry *e, const json_t *input,
     set_timer(wf, "retry", e, e->attempt, wf->env->now_ms + after);
     history(wf->inst, wf->env,
             json_pack("{s:s, s:I, s:i, s:s, s:I}", "ev", "retry_scheduled", "seq",
-                      (json_int_t)seq_of(wf, e), "attempt", e->attempt + 1, "name", e->name,
-                      "due", (json_int_t)(wf->env->now_ms + after)));
+                      (json_int_t)seq_of(wf, e), "attempt", e->attempt + 1, "name",
+                      e->name, "due", (json_int_t)(wf->env->now_ms + after)));
 }
 
 bt_future *bt_start(bt_wf *wf, const char *name, json_t *input,
@@ -621,16 +642,21 @@ bt_future *bt_start_child(bt_wf *wf, const char *type, json_t *input,
     if (fresh) {
         int64_t seq = (int64_t)seq_of(wf, e);
         char *child = opts && opts->id ? strdup(opts->id)
-                                        : dupf("%s/%lld", wf->inst->id, (long long)seq);
-        struct bt_msg msg = {.type = BT_MSG_START, .id = child, .workflow = (char *)(uintptr_t)type,
-                             .body = input, .parent_id = wf->inst->id, .seq = seq,
+                                       : dupf("%s/%lld", wf->inst->id, (long long)seq);
+        struct bt_msg msg = {.type = BT_MSG_START,
+                             .id = child,
+                             .workflow = (char *)(uintptr_t)type,
+                             .body = input,
+                             .parent_id = wf->inst->id,
+                             .seq = seq,
                              .ts = wf->env->now_ms};
         e->state = BT_ST_WAITING;
         e->value = NULL;
         command(wf->inst, dupf("c|%lld", (long long)seq), strdup("events"), child, &msg);
         history(wf->inst, wf->env,
                 json_pack("{s:s, s:I, s:s, s:s, s:O}", "ev", "child_started", "seq",
-                          (json_int_t)seq, "workflow", type, "child", child, "input", input));
+                          (json_int_t)seq, "workflow", type, "child", child, "input",
+                          input));
         free(child);
     }
 out:
@@ -818,8 +844,8 @@ static json_t *make_uuid(void)
     uint64_t hi = random64(), lo = random64();
     char s[37];
 
-    hi = (hi & ~0xf000ULL) | 0x4000ULL;                              /* version 4 */
-    lo = (lo & ~(0xc000ULL << 48)) | (0x8000ULL << 48);              /* variant 10 */
+    hi = (hi & ~0xf000ULL) | 0x4000ULL;                 /* version 4 */
+    lo = (lo & ~(0xc000ULL << 48)) | (0x8000ULL << 48); /* variant 10 */
     snprintf(s, sizeof(s), "%08llx-%04llx-%04llx-%04llx-%012llx",
              (unsigned long long)(hi >> 32), (unsigned long long)((hi >> 16) & 0xffff),
              (unsigned long long)(hi & 0xffff), (unsigned long long)(lo >> 48),

@@ -19,9 +19,9 @@
 
 struct bt_replay_env {
     const bt_registry *reg;
-    int64_t now_ms;              /* decision time, wall clock */
-    int64_t default_timeout_ms;  /* start-to-close when nothing else says */
-    const char *worker;          /* recorded in history: who decided */
+    int64_t now_ms;             /* decision time, wall clock */
+    int64_t default_timeout_ms; /* start-to-close when nothing else says */
+    const char *worker;         /* recorded in history: who decided */
 };
 
 /* Applies one event (start, signal, cancel, completed, failed, timer,

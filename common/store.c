@@ -17,7 +17,8 @@ struct bt_store {
     char *kp; /* key prefix */
 };
 
-struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr, size_t errstr_size)
+struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
+                              size_t errstr_size)
 {
     struct bt_store *store = calloc(1, sizeof(*store));
 
@@ -122,7 +123,8 @@ static int load_journal(struct bt_instance *inst, const redisReply *reply)
         const redisReply *v = reply->element[i + 1];
         if (*end || seq < 0 || (size_t)seq >= n)
             return BT_EINVALMSG; /* seqs must be exactly 0..n-1 */
-        if (inst->entries[seq].name || bt_entry_decode(&inst->entries[seq], v->str, v->len))
+        if (inst->entries[seq].name ||
+            bt_entry_decode(&inst->entries[seq], v->str, v->len))
             return BT_EINVALMSG;
     }
     inst->n_entries = inst->n_committed = n;

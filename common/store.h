@@ -16,7 +16,8 @@
 struct bt_store;
 
 /* Returns a new store on cfg's Redis (bt_store_destroy), or NULL with errstr. */
-struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr, size_t errstr_size);
+struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
+                              size_t errstr_size);
 void bt_store_destroy(struct bt_store *store);
 /* The connection, for callers with their own commands. Borrowed. */
 struct bt_redis *bt_store_redis(struct bt_store *store);

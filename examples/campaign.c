@@ -63,12 +63,12 @@ static bt_poll campaign_registration(bt_wf *wf, const json_t *input)
     bt_future *sub[3];
     json_t *submissions;
 
-    BT_RUN(wf, &campaign, "create_campaign", json_incref((json_t *)(uintptr_t)input), NULL);
+    BT_RUN(wf, &campaign, "create_campaign", json_incref((json_t *)(uintptr_t)input),
+           NULL);
     for (int i = 0; i < 3; i++)
-        sub[i] = bt_start(wf, "submit_to_carrier",
-                          json_pack("{s:s, s:O}", "carrier", carriers[i], "campaign",
-                                    campaign),
-                          NULL);
+        sub[i] = bt_start(
+            wf, "submit_to_carrier",
+            json_pack("{s:s, s:O}", "carrier", carriers[i], "campaign", campaign), NULL);
     BT_AWAIT_ALL(wf, sub, 3);
     submissions = json_array();
     for (int i = 0; i < 3; i++) {
@@ -77,7 +77,8 @@ static bt_poll campaign_registration(bt_wf *wf, const json_t *input)
         json_array_append(submissions, (json_t *)(uintptr_t)r);
     }
     BT_RUN(wf, &outcome, "record_outcome",
-           json_pack("{s:O, s:o}", "campaign", campaign, "submissions", submissions), NULL);
+           json_pack("{s:O, s:o}", "campaign", campaign, "submissions", submissions),
+           NULL);
     return bt_complete(wf, json_pack("{s:O, s:s}", "campaign", campaign, "status",
                                      "submitted to 3 carriers"));
 }

@@ -17,7 +17,7 @@
 #include "store.h"
 #include "timers.h"
 
-#define IDLE_MS         2    /* poll interval when nothing is due: bounds lateness */
+#define IDLE_MS         2 /* poll interval when nothing is due: bounds lateness */
 #define OUTBOX_EVERY_MS 1000
 #define OUTBOX_GRACE_MS 5000
 

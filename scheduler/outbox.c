@@ -71,10 +71,9 @@ out:
 int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                      int64_t grace_ms)
 {
-    redisReply *ids = bt_redis_command(bt_store_redis(store),
-                                       "ZRANGEBYSCORE %s:outbox -inf %lld LIMIT 0 100",
-                                       bt_store_prefix(store),
-                                       (long long)(now_ms() - grace_ms));
+    redisReply *ids = bt_redis_command(
+        bt_store_redis(store), "ZRANGEBYSCORE %s:outbox -inf %lld LIMIT 0 100",
+        bt_store_prefix(store), (long long)(now_ms() - grace_ms));
     int total = 0;
 
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {

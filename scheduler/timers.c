@@ -76,11 +76,13 @@ int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka
         size_t len;
         int64_t late = now - strtoll(reply->element[i + 1]->str, NULL, 10);
         if (parse_member(reply->element[i]->str, &msg, kind, sizeof(kind))) {
-            bt_log(BT_LOG_ERROR, "dropping a malformed timer: %s", reply->element[i]->str);
+            bt_log(BT_LOG_ERROR, "dropping a malformed timer: %s",
+                   reply->element[i]->str);
         } else {
             msg.ts = now;
             if ((bytes = bt_codec_encode(&msg, &len))) {
-                if (bt_kafka_produce(rk, topic, msg.id, strlen(msg.id), bytes, len, &batch)) {
+                if (bt_kafka_produce(rk, topic, msg.id, strlen(msg.id), bytes, len,
+                                     &batch)) {
                     free(bytes);
                     goto out;
                 }

@@ -59,7 +59,7 @@ struct bt_acttask {
     bool threads_stop;
 
     struct job *sending; /* consumer thread only: awaiting delivery reports */
-    struct part *parts; /* consumer thread only */
+    struct part *parts;  /* consumer thread only */
     size_t n_parts;
     bool paused;
 
@@ -204,7 +204,8 @@ static void produce_msg(struct bt_acttask *at, const char *suffix, const char *k
     /* the task's offset is released only once this is on Kafka: keep trying */
     for (int backoff = 50; bytes; backoff = backoff < 5000 ? backoff * 2 : backoff) {
         batch = (struct bt_kafka_batch){0};
-        if (bt_kafka_produce(at->producer, topic, key, strlen(key), bytes, len, &batch) == 0 &&
+        if (bt_kafka_produce(at->producer, topic, key, strlen(key), bytes, len, &batch) ==
+                0 &&
             bt_kafka_wait(at->producer, &batch, 30000) == 0)
             break;
         if (batch.pending) /* still in flight: its report will come; do not resend yet */
@@ -246,8 +247,8 @@ static void produce_event(struct bt_acttask *at, struct job *job)
 
     bt_kafka_topic(at->cfg, "events", topic, sizeof(topic));
     job->delivery = (struct bt_kafka_batch){0};
-    if (bt_kafka_produce(at->producer, topic, job->task.id, strlen(job->task.id), job->event,
-                         job->event_len, &job->delivery))
+    if (bt_kafka_produce(at->producer, topic, job->task.id, strlen(job->task.id),
+                         job->event, job->event_len, &job->delivery))
         job->delivery.failed = 1;
 }
 
@@ -321,8 +322,9 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
         track(at, job->rkm);
-        if (bt_codec_decode(job->rkm->payload, job->rkm->len, (size_t)at->cfg->max_payload,
-                            &job->task, errstr, sizeof(errstr))) {
+        if (bt_codec_decode(job->rkm->payload, job->rkm->len,
+                            (size_t)at->cfg->max_payload, &job->task, errstr,
+                            sizeof(errstr))) {
             dead_letter(at, job->rkm, errstr);
         } else if (job->task.type != BT_MSG_TASK) {
             snprintf(errstr, sizeof(errstr),
@@ -346,7 +348,8 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
             snprintf(due, sizeof(due), "%lld",
                      (long long)(timeout > 0 && job->task.ts ? now_ms() + timeout
                                                              : job->task.deadline));
-            if (member && bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0)
+            if (member &&
+                bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0)
                 asked++;
             free(member);
             continue;
@@ -407,9 +410,11 @@ static void reap(struct bt_acttask *at)
             continue;
         }
         if (__atomic_load_n(&job->delivery.failed, __ATOMIC_RELAXED)) {
-            bt_log(BT_LOG_WARN, "activity outcome not delivered, sending again: %s "
-                   "workflow=%s seq=%lld", rd_kafka_err2str(job->delivery.err),
-                   job->task.id, (long long)job->task.seq);
+            bt_log(BT_LOG_WARN,
+                   "activity outcome not delivered, sending again: %s "
+                   "workflow=%s seq=%lld",
+                   rd_kafka_err2str(job->delivery.err), job->task.id,
+                   (long long)job->task.seq);
             produce_event(at, job);
             pp = &job->next;
             continue;
@@ -471,7 +476,8 @@ static void *consume(void *arg)
     while (!atomic_load(&at->stop)) {
         size_t n = 0;
         /* short first wait: delivery reports are served between polls */
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(at->consumer, at->sending ? 1 : 20);
+        rd_kafka_message_t *rkm =
+            rd_kafka_consumer_poll(at->consumer, at->sending ? 1 : 20);
         while (rkm) {
             if (rkm->err) {
                 if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)

@@ -49,9 +49,10 @@ int main(int argc, char **argv)
         ret = strcmp(argv[1], "--help") && strcmp(argv[1], "-h") ? 2 : 0;
         goto out;
     }
-    bt_log_setup("worker", bt_log_parse_level(cfg.log_level) < 0
-                               ? BT_LOG_INFO
-                               : (enum bt_log_level)bt_log_parse_level(cfg.log_level),
+    bt_log_setup("worker",
+                 bt_log_parse_level(cfg.log_level) < 0
+                     ? BT_LOG_INFO
+                     : (enum bt_log_level)bt_log_parse_level(cfg.log_level),
                  cfg.log_json);
     gethostname(host, sizeof(host) - 1);
     snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());
@@ -63,7 +64,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    bt_log(BT_LOG_INFO, "starting: workflows=%zu activities=%zu queues=%s concurrency=%d "
+    bt_log(BT_LOG_INFO,
+           "starting: workflows=%zu activities=%zu queues=%s concurrency=%d "
            "brokers=%s redis=%s prefix=%s",
            reg->n_workflows, reg->n_activities, cfg.queues, cfg.concurrency, cfg.brokers,
            cfg.redis, cfg.prefix);

@@ -47,7 +47,7 @@ struct bt_wftask {
     struct bt_instance **touched;
     size_t n_touched, cap_touched;
     uint64_t batch_no;
-    struct bt_kafka_batch kbatch;   /* commands of the batch */
+    struct bt_kafka_batch kbatch;    /* commands of the batch */
     struct bt_kafka_batch dlq_batch; /* dead letters of the batch */
     struct bt_wftask_stats stats;
 };
@@ -171,8 +171,8 @@ static void dead_letter(struct bt_wftask *wt, const rd_kafka_message_t *rkm,
     dl.ts = now_ms();
     if ((bytes = bt_codec_encode(&dl, &len))) {
         bt_kafka_topic(wt->cfg, "dlq", topic, sizeof(topic));
-        bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0, bytes,
-                         len, &wt->dlq_batch);
+        bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
+                         bytes, len, &wt->dlq_batch);
     }
     free(bytes);
     bt_msg_release(&dl);
@@ -201,15 +201,18 @@ static void decode_all(struct bt_wftask *wt)
 
     for (size_t i = 0; i < wt->n_items; i++) {
         struct item *it = &wt->items[i];
-        int rc = bt_codec_decode(it->rkm->payload, it->rkm->len, (size_t)wt->cfg->max_payload,
-                                 &it->msg, errstr, sizeof(errstr));
+        int rc =
+            bt_codec_decode(it->rkm->payload, it->rkm->len, (size_t)wt->cfg->max_payload,
+                            &it->msg, errstr, sizeof(errstr));
         if (rc) {
             dead_letter(wt, it->rkm, errstr);
             continue;
         }
         if (it->msg.type >= BT_MSG_TASK) {
-            snprintf(errstr, sizeof(errstr), "type: a %s message does not belong on the "
-                     "events topic", bt_msg_type_name(it->msg.type));
+            snprintf(errstr, sizeof(errstr),
+                     "type: a %s message does not belong on the "
+                     "events topic",
+                     bt_msg_type_name(it->msg.type));
             dead_letter(wt, it->rkm, errstr);
             bt_msg_release(&it->msg);
             continue;
@@ -264,9 +267,10 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
         if (!it->decoded || (only_conflicted && !it->conflicted))
             continue;
         it->conflicted = false;
-        snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster, rd_kafka_topic_name(it->rkm->rkt),
-                 it->rkm->partition);
-        if (it->inst->kpos && !strcmp(it->inst->kpos, pos) && it->rkm->offset <= it->inst->koff) {
+        snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster,
+                 rd_kafka_topic_name(it->rkm->rkt), it->rkm->partition);
+        if (it->inst->kpos && !strcmp(it->inst->kpos, pos) &&
+            it->rkm->offset <= it->inst->koff) {
             wt->stats.duplicates++;
             continue;
         }
@@ -278,14 +282,15 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
             wt->stats.events++;
             touch(wt, it->inst);
         } else if (rc == BT_EEXIST) {
-            bt_log(BT_LOG_DEBUG, "ignored: %s workflow=%s type=%s seq=%lld attempt=%d", why,
-                   it->msg.id, bt_msg_type_name(it->msg.type), (long long)it->msg.seq,
-                   it->msg.attempt);
+            bt_log(BT_LOG_DEBUG, "ignored: %s workflow=%s type=%s seq=%lld attempt=%d",
+                   why, it->msg.id, bt_msg_type_name(it->msg.type),
+                   (long long)it->msg.seq, it->msg.attempt);
             wt->stats.duplicates++;
         } else {
             char reason[600];
-            snprintf(reason, sizeof(reason), "%s: %s \"%s\"", bt_msg_type_name(it->msg.type),
-                     why, it->msg.type == BT_MSG_START ? it->msg.workflow : it->msg.id);
+            snprintf(reason, sizeof(reason), "%s: %s \"%s\"",
+                     bt_msg_type_name(it->msg.type), why,
+                     it->msg.type == BT_MSG_START ? it->msg.workflow : it->msg.id);
             dead_letter(wt, it->rkm, reason);
         }
     }
@@ -372,7 +377,8 @@ static void forget_unknown(struct bt_wftask *wt)
 /* Advances every instance of the batch. BT_EAGAIN: redo the whole batch. */
 static int advance(struct bt_wftask *wt)
 {
-    struct bt_replay_env env = {.reg = wt->reg, .now_ms = now_ms(),
+    struct bt_replay_env env = {.reg = wt->reg,
+                                .now_ms = now_ms(),
                                 .default_timeout_ms = wt->cfg->activity_timeout_ms,
                                 .worker = wt->worker};
     bool redo = false;
@@ -389,7 +395,8 @@ static int advance(struct bt_wftask *wt)
         free(results);
         results = calloc(wt->n_touched + 1, sizeof(*results));
         BT_ASSERT(results);
-        if (bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, 0, results))
+        if (bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, 0,
+                            results))
             goto out;
         wt->stats.commits += wt->n_touched;
         if (!drop_conflicts(wt, results)) {
@@ -401,8 +408,7 @@ static int advance(struct bt_wftask *wt)
     }
     if (ret)
         goto out;
-    if (produce_commands(wt) ||
-        bt_kafka_wait(wt->producer, &wt->kbatch, 30000) != 0) {
+    if (produce_commands(wt) || bt_kafka_wait(wt->producer, &wt->kbatch, 30000) != 0) {
         bt_log(BT_LOG_WARN, "cannot deliver commands: %s",
                rd_kafka_err2str(wt->kbatch.err));
         ret = BT_EAGAIN;
@@ -495,8 +501,8 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
     }
     wt->kbatch = (struct bt_kafka_batch){0};
     /* a dead letter must be on its topic before its origin's offset is committed */
-    while (wt->dlq_batch.pending && bt_kafka_wait(wt->producer, &wt->dlq_batch, 30000) ==
-                                        BT_ETIMEDOUT)
+    while (wt->dlq_batch.pending &&
+           bt_kafka_wait(wt->producer, &wt->dlq_batch, 30000) == BT_ETIMEDOUT)
         bt_log(BT_LOG_WARN, "dead letters not delivered yet, waiting");
     commit_offsets(wt);
     handled = (int)wt->n_items;

@@ -15,8 +15,8 @@
 struct bt_test_redis {
     pid_t pid;
     int port;
-    char addr[64];  /* "127.0.0.1:<port>" */
-    char dir[256];  /* data dir, removed by stop */
+    char addr[64]; /* "127.0.0.1:<port>" */
+    char dir[256]; /* data dir, removed by stop */
 };
 /* Starts it and waits until it answers PING. Returns 0 or -1. */
 int bt_test_redis_start(struct bt_test_redis *r);
@@ -47,7 +47,8 @@ const char *bt_test_prefix(void);
 /* Spawns argv (argv[0] is a path) with extra environment entries env
  * ("NAME=value", NULL-terminated, may be NULL), stdout and stderr appended to
  * log_path (NULL: inherited). Returns the pid or -1. */
-pid_t bt_test_spawn(const char *const *argv, const char *const *env, const char *log_path);
+pid_t bt_test_spawn(const char *const *argv, const char *const *env,
+                    const char *log_path);
 /* Waits up to timeout_ms for pid to exit; returns its exit status (0..255,
  * 128+signal) or -1 on timeout. */
 int bt_test_wait(pid_t pid, int timeout_ms);

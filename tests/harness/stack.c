@@ -104,8 +104,10 @@ int bt_stack_produce(struct bt_stack *s, const char *suffix, const char *key,
 
 int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json_t *input)
 {
-    struct bt_msg msg = {.type = BT_MSG_START, .id = (char *)(uintptr_t)id,
-                         .workflow = (char *)(uintptr_t)type, .body = input};
+    struct bt_msg msg = {.type = BT_MSG_START,
+                         .id = (char *)(uintptr_t)id,
+                         .workflow = (char *)(uintptr_t)type,
+                         .body = input};
     size_t len;
     char *bytes = bt_codec_encode(&msg, &len);
     int ret = bytes ? bt_stack_produce(s, "events", id, bytes, len) : -1;
@@ -186,7 +188,8 @@ static bool collect_result(const json_t *msg, void *arg)
     return r->distinct >= r->want;
 }
 
-void bt_stack_results(struct bt_stack *s, struct bt_stack_results *r, int want, int wait_ms)
+void bt_stack_results(struct bt_stack *s, struct bt_stack_results *r, int want,
+                      int wait_ms)
 {
     memset(r, 0, sizeof(*r));
     r->want = want;

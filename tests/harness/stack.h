@@ -23,7 +23,7 @@ struct bt_stack {
     rd_kafka_t *producer;
     rd_kafka_t *results; /* consumer of <prefix>.results, own group */
     redisContext *rc;
-    char log[320];       /* the programs' stdout/stderr */
+    char log[320]; /* the programs' stdout/stderr */
 };
 
 /* Starts redis and the cluster (extra task queues NULL-terminated, may be
@@ -42,7 +42,8 @@ pid_t bt_stack_scheduler(struct bt_stack *s);
 int bt_stack_produce(struct bt_stack *s, const char *suffix, const char *key,
                      const void *payload, size_t len);
 /* Produces a start event. input stolen. */
-int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json_t *input);
+int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id,
+                      json_t *input);
 
 /* Reads what arrived on <prefix>.<suffix> (a consumer per suffix, from the
  * beginning) for up to wait_ms, calling fn on each decoded JSON message (a
@@ -64,7 +65,8 @@ struct bt_stack_results {
     json_t *by_id; /* id -> result message; caller frees with json_decref */
 };
 /* Reads results for up to wait_ms, from the beginning of the topic. */
-void bt_stack_results(struct bt_stack *s, struct bt_stack_results *r, int want, int wait_ms);
+void bt_stack_results(struct bt_stack *s, struct bt_stack_results *r, int want,
+                      int wait_ms);
 
 /* A reply to a Redis command on the stack's redis (hiredis format). */
 redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...);

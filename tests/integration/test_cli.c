@@ -45,16 +45,17 @@ static int baton(char *out, size_t n, const char *const *args)
     return status;
 }
 
-#define BATON(out, ...) baton((out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
+#define BATON(out, ...)                                                                  \
+    baton((out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
 
 Test(cli, start_wait_prints_the_result_and_exits_zero, .init = setup, .fini = teardown,
      .timeout = 60)
 {
     char out[8192];
 
-    cr_assert_eq(BATON(out, "start", "chain3", "--id", "cli-1", "--input", "{\"v\":40}",
-                       "--wait"),
-                 0, "%s", out);
+    cr_assert_eq(
+        BATON(out, "start", "chain3", "--id", "cli-1", "--input", "{\"v\":40}", "--wait"),
+        0, "%s", out);
     cr_assert(strstr(out, "{\"v\":43}"), "the result is printed: %s", out);
     cr_assert_eq(BATON(out, "describe", "cli-1"), 0, "%s", out);
     cr_assert(strstr(out, "status:   completed") && strstr(out, "inc"), "%s", out);
@@ -75,10 +76,11 @@ Test(cli, start_wait_exits_one_when_the_workflow_fails, .init = setup, .fini = t
 {
     char out[8192];
 
-    cr_assert_eq(BATON(out, "start", "always_fails", "--id", "cli-f", "--input", "{\"v\":1}",
-                       "--wait"),
+    cr_assert_eq(BATON(out, "start", "always_fails", "--id", "cli-f", "--input",
+                       "{\"v\":1}", "--wait"),
                  1, "%s", out);
-    cr_assert(strstr(out, "failed") && strstr(out, "Rejected"), "the error is shown: %s", out);
+    cr_assert(strstr(out, "failed") && strstr(out, "Rejected"), "the error is shown: %s",
+              out);
     cr_assert_eq(BATON(out, "list", "--status", "failed"), 0);
     cr_assert(strstr(out, "cli-f"), "%s", out);
 }
@@ -107,22 +109,25 @@ Test(cli, signal_and_cancel_reach_the_workflow, .init = setup, .fini = teardown,
 
     cr_assert_eq(BATON(out, "start", "await_review", "--id", "rv-1"), 0, "%s", out);
     cr_assert_eq(BATON(out, "start", "await_review", "--id", "rv-2"), 0, "%s", out);
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "rv-1", buf, sizeof(buf)), "running") &&
-                               !strcmp(bt_stack_status(&stack, "rv-2", buf, sizeof(buf)), "running"),
-                       20000);
+    BT_TEST_WAIT_UNTIL(
+        ok,
+        !strcmp(bt_stack_status(&stack, "rv-1", buf, sizeof(buf)), "running") &&
+            !strcmp(bt_stack_status(&stack, "rv-2", buf, sizeof(buf)), "running"),
+        20000);
     cr_assert(ok);
-    cr_assert_eq(BATON(out, "signal", "rv-1", "review", "--payload", "{\"ok\":true}"), 0, "%s",
-                 out);
+    cr_assert_eq(BATON(out, "signal", "rv-1", "review", "--payload", "{\"ok\":true}"), 0,
+                 "%s", out);
     cr_assert_eq(BATON(out, "cancel", "rv-2", "--reason", "customer left"), 0, "%s", out);
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "rv-1", buf, sizeof(buf)),
-                                   "completed") &&
-                               !strcmp(bt_stack_status(&stack, "rv-2", buf, sizeof(buf)),
-                                       "completed"),
-                       20000);
+    BT_TEST_WAIT_UNTIL(
+        ok,
+        !strcmp(bt_stack_status(&stack, "rv-1", buf, sizeof(buf)), "completed") &&
+            !strcmp(bt_stack_status(&stack, "rv-2", buf, sizeof(buf)), "completed"),
+        20000);
     cr_assert(ok, "both must complete");
     redisReply *r1 = bt_stack_redis(&stack, "HGET %s:{rv-1} result", stack.prefix);
     redisReply *r2 = bt_stack_redis(&stack, "HGET %s:{rv-2} result", stack.prefix);
-    cr_assert(strstr(r1->str, "\"ok\":true"), "the payload reached the code: %s", r1->str);
+    cr_assert(strstr(r1->str, "\"ok\":true"), "the payload reached the code: %s",
+              r1->str);
     cr_assert(strstr(r2->str, "cleaned_up"), "the cleanup step ran: %s", r2->str);
     freeReplyObject(r1);
     freeReplyObject(r2);
@@ -130,37 +135,39 @@ Test(cli, signal_and_cancel_reach_the_workflow, .init = setup, .fini = teardown,
     cr_assert(strstr(out, "already completed"), "%s", out);
 }
 
-Test(cli, terminate_stops_an_instance_at_once, .init = setup, .fini = teardown, .timeout = 60)
+Test(cli, terminate_stops_an_instance_at_once, .init = setup, .fini = teardown,
+     .timeout = 60)
 {
     char out[8192], buf[32];
     bool ok;
 
     cr_assert_eq(BATON(out, "start", "await_review", "--id", "tm-1"), 0, "%s", out);
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)), "running"),
-                       20000);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)), "running"), 20000);
     cr_assert_eq(BATON(out, "terminate", "tm-1"), 0, "%s", out);
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)),
-                                   "terminated"),
-                       20000);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)), "terminated"),
+        20000);
     cr_assert(ok, "status is %s", buf);
 }
 
-Test(cli, history_follow_streams_until_the_instance_finishes, .init = setup, .fini = teardown,
-     .timeout = 60)
+Test(cli, history_follow_streams_until_the_instance_finishes, .init = setup,
+     .fini = teardown, .timeout = 60)
 {
     char out[8192], log[400], buf[32];
     bool ok;
 
     cr_assert_eq(BATON(out, "start", "await_review", "--id", "fw-1"), 0, "%s", out);
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "fw-1", buf, sizeof(buf)), "running"),
-                       20000);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "fw-1", buf, sizeof(buf)), "running"), 20000);
     snprintf(log, sizeof(log), "%s/follow.out", stack.redis.dir);
     pid_t follow = bt_test_spawn(
         (const char *const[]){BT_BIN_DIR "/baton", "history", "fw-1", "--follow", NULL},
         stack.envp, log);
     cr_assert_eq(bt_test_wait(follow, 300), -1, "--follow keeps running while it waits");
     cr_assert_eq(BATON(out, "signal", "fw-1", "review", "--payload", "7"), 0, "%s", out);
-    cr_assert_eq(bt_test_wait(follow, 20000), 0, "--follow ends when the instance finishes");
+    cr_assert_eq(bt_test_wait(follow, 20000), 0,
+                 "--follow ends when the instance finishes");
     FILE *f = fopen(log, "r");
     size_t n = fread(out, 1, sizeof(out) - 1, f);
     out[n] = '\0';

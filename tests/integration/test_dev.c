@@ -80,8 +80,8 @@ Test(dev, serves_kafka_and_redis_and_stops_cleanly_on_ctrl_c, .timeout = 60)
     snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", prefix);
     snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
     snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
-    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--no-worker", "--no-scheduler",
-                                NULL};
+    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--no-worker",
+                                "--no-scheduler", NULL};
     const char *const env[] = {home_env, prefix_env, NULL};
 
     pid = bt_test_spawn(argv, env, log_path);

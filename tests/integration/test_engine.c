@@ -45,12 +45,14 @@ Test(engine, completes_a_thousand_three_step_workflows_started_through_kafka,
     for (int i = 0; i < n; i++) {
         char id[64];
         snprintf(id, sizeof(id), "chain-%d", i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i, s:s}", "v", i,
-                                                                        "pad", "xxxxxxxx")),
-                     0);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "chain3", id,
+                              json_pack("{s:i, s:s}", "v", i, "pad", "xxxxxxxx")),
+            0);
     }
     bt_stack_results(&stack, &r, n, 90000);
-    cr_assert_eq(r.distinct, n, "results: %d distinct of %d (raw %d)", r.distinct, n, r.raw);
+    cr_assert_eq(r.distinct, n, "results: %d distinct of %d (raw %d)", r.distinct, n,
+                 r.raw);
     cr_log_info("results: distinct=%d raw=%d", r.distinct, r.raw);
     for (int i = 0; i < n; i++) {
         char id[64];
@@ -58,34 +60,39 @@ Test(engine, completes_a_thousand_three_step_workflows_started_through_kafka,
         snprintf(id, sizeof(id), "chain-%d", i);
         res = json_object_get(r.by_id, id);
         cr_assert_str_eq(json_string_value(json_object_get(res, "status")), "completed");
-        cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "result"), "v")),
-                     i + 3, "%s: each step must be applied exactly once", id);
-        cr_assert(count_journal_done(id, 3), "%s: journal must hold 3 completed steps", id);
+        cr_assert_eq(
+            json_integer_value(json_object_get(json_object_get(res, "result"), "v")),
+            i + 3, "%s: each step must be applied exactly once", id);
+        cr_assert(count_journal_done(id, 3), "%s: journal must hold 3 completed steps",
+                  id);
     }
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0, "the worker must exit cleanly on SIGTERM");
+    cr_assert_eq(bt_test_stop(worker, 10000), 0,
+                 "the worker must exit cleanly on SIGTERM");
 }
 
 Test(engine, fans_out_and_in_whatever_the_completion_order, .init = setup,
      .fini = teardown, .timeout = 60)
 {
     struct bt_stack_results r;
-    pid_t worker = bt_stack_worker(&stack, "flows", (const char *const[]){"--concurrency", "3", NULL});
+    pid_t worker = bt_stack_worker(&stack, "flows",
+                                   (const char *const[]){"--concurrency", "3", NULL});
 
     cr_assert_gt(worker, 0);
     for (int i = 0; i < 20; i++) {
         char id[64];
         snprintf(id, sizeof(id), "fan-%d", i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "fanout3", id, json_pack("{s:i}", "max_ms", 30)),
-                     0);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "fanout3", id, json_pack("{s:i}", "max_ms", 30)),
+            0);
     }
     bt_stack_results(&stack, &r, 20, 30000);
     cr_assert_eq(r.distinct, 20);
     for (int i = 0; i < 20; i++) {
         char id[64];
         snprintf(id, sizeof(id), "fan-%d", i);
-        json_t *order = json_object_get(json_object_get(json_object_get(r.by_id, id), "result"),
-                                        "order");
+        json_t *order = json_object_get(
+            json_object_get(json_object_get(r.by_id, id), "result"), "order");
         /* fan-in collects by future, not by arrival: always 0, 1, 2 */
         cr_assert_eq(json_array_size(order), 3);
         for (int k = 0; k < 3; k++)
@@ -102,8 +109,8 @@ Test(engine, side_effects_are_recorded_and_replayed_identically, .init = setup,
     struct bt_stack_results r;
     pid_t worker = bt_stack_worker(&stack, "flows", NULL);
 
-    cr_assert_eq(bt_stack_start_wf(&stack, "side_effects", "se-1", json_pack("{s:i}", "v", 1)),
-                 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "side_effects", "se-1", json_pack("{s:i}", "v", 1)), 0);
     bt_stack_results(&stack, &r, 1, 30000);
     json_t *res = json_object_get(json_object_get(r.by_id, "se-1"), "result");
     cr_assert_not_null(res);
@@ -130,7 +137,8 @@ static void start_chains(const char *prefix, int n)
     for (int i = 0; i < n; i++) {
         char id[64];
         snprintf(id, sizeof(id), "%s-%d", prefix, i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)), 0);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
+                     0);
     }
 }
 
@@ -142,9 +150,11 @@ static void assert_chains_done(const char *prefix, int n, struct bt_stack_result
         char id[64];
         snprintf(id, sizeof(id), "%s-%d", prefix, i);
         json_t *res = json_object_get(r->by_id, id);
-        cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "result"), "v")),
-                     i + 3, "%s: every step result applied exactly once", id);
-        cr_assert(count_journal_done(id, 3), "%s: journal must hold 3 completed steps", id);
+        cr_assert_eq(
+            json_integer_value(json_object_get(json_object_get(res, "result"), "v")),
+            i + 3, "%s: every step result applied exactly once", id);
+        cr_assert(count_journal_done(id, 3), "%s: journal must hold 3 completed steps",
+                  id);
     }
 }
 
@@ -161,18 +171,20 @@ Test(engine, loses_nothing_when_the_worker_is_killed_at_random_moments, .init = 
         /* kill when some, but not all, instances have finished */
         char buf[32];
         bool started;
-        BT_TEST_WAIT_UNTIL(started, bt_stack_status(&stack, "kill-0", buf, sizeof(buf))[0],
-                           20000);
+        BT_TEST_WAIT_UNTIL(started,
+                           bt_stack_status(&stack, "kill-0", buf, sizeof(buf))[0], 20000);
         cr_assert(started, "the worker never picked up the first instance");
-        bt_test_sleep_ms(50 + (int)(rand_r(&seed) % 300)); /* a random moment, not a sync */
+        bt_test_sleep_ms(50 +
+                         (int)(rand_r(&seed) % 300)); /* a random moment, not a sync */
         bt_test_kill9(worker);
         worker = bt_stack_worker(&stack, "flows", NULL);
         cr_assert_gt(worker, 0);
     }
     bt_stack_results(&stack, &r, n, 120000);
     assert_chains_done("kill", n, &r);
-    cr_log_info("after 4 kills: distinct=%d raw=%d (raw - distinct = duplicates on Kafka)",
-                r.distinct, r.raw);
+    cr_log_info(
+        "after 4 kills: distinct=%d raw=%d (raw - distinct = duplicates on Kafka)",
+        r.distinct, r.raw);
     json_decref(r.by_id);
     bt_test_stop(worker, 10000);
 }
@@ -188,7 +200,8 @@ Test(engine, two_workers_share_the_work_and_a_rebalance_loses_nothing, .init = s
     bool started;
 
     start_chains("pair", n / 2);
-    BT_TEST_WAIT_UNTIL(started, bt_stack_status(&stack, "pair-0", buf, sizeof(buf))[0], 30000);
+    BT_TEST_WAIT_UNTIL(started, bt_stack_status(&stack, "pair-0", buf, sizeof(buf))[0],
+                       30000);
     cr_assert(started);
     /* one leaves the group (clean stop), the other takes over; then it comes back */
     cr_assert_eq(bt_test_stop(w2, 20000), 0);
@@ -207,7 +220,8 @@ Test(engine, two_workers_share_the_work_and_a_rebalance_loses_nothing, .init = s
         cr_assert(count_journal_done(id, 3), "%s", id);
     }
     /* both did work: each worker logs the partitions it was assigned */
-    redisReply *who = bt_stack_redis(&stack, "XRANGE %s:{pair-0}:history - +", stack.prefix);
+    redisReply *who =
+        bt_stack_redis(&stack, "XRANGE %s:{pair-0}:history - +", stack.prefix);
     cr_assert(who && who->elements > 0);
     freeReplyObject(who);
     bt_test_stop(w1, 10000);
@@ -217,8 +231,9 @@ Test(engine, two_workers_share_the_work_and_a_rebalance_loses_nothing, .init = s
 static int signal_wf(const char *id, const char *name)
 {
     char payload[512];
-    int len = snprintf(payload, sizeof(payload),
-                       "{\"v\":1,\"type\":\"signal\",\"id\":\"%s\",\"name\":\"%s\"}", id, name);
+    int len =
+        snprintf(payload, sizeof(payload),
+                 "{\"v\":1,\"type\":\"signal\",\"id\":\"%s\",\"name\":\"%s\"}", id, name);
     return bt_stack_produce(&stack, "events", id, payload, (size_t)len);
 }
 
@@ -243,8 +258,9 @@ Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = set
         cr_assert_eq(bt_stack_start_wf(&stack, "versioned", id, NULL), 0);
     }
     /* every instance waits for "go" after step a */
-    BT_TEST_WAIT_UNTIL(ok, journal_len_is("ver-0", 2) && journal_len_is("ver-1", 2) &&
-                               journal_len_is("ver-2", 2) && journal_len_is("ver-3", 2),
+    BT_TEST_WAIT_UNTIL(ok,
+                       journal_len_is("ver-0", 2) && journal_len_is("ver-1", 2) &&
+                           journal_len_is("ver-2", 2) && journal_len_is("ver-3", 2),
                        30000);
     cr_assert(ok, "instances did not reach their signal wait");
     cr_assert_eq(bt_test_stop(w, 20000), 0);
@@ -253,11 +269,11 @@ Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = set
     w = bt_stack_worker(&stack, "versioned_v2", NULL);
     signal_wf("ver-0", "go");
     signal_wf("ver-1", "go");
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "ver-0", buf, sizeof(buf)),
-                                   "completed") &&
-                               !strcmp(bt_stack_status(&stack, "ver-1", buf, sizeof(buf)),
-                                       "completed"),
-                       60000);
+    BT_TEST_WAIT_UNTIL(
+        ok,
+        !strcmp(bt_stack_status(&stack, "ver-0", buf, sizeof(buf)), "completed") &&
+            !strcmp(bt_stack_status(&stack, "ver-1", buf, sizeof(buf)), "completed"),
+        60000);
     cr_assert(ok, "ver-0/1 must complete on v2, status %s", buf);
     cr_assert(journal_len_is("ver-0", 4), "the appended step c must have run");
     cr_assert_eq(bt_test_stop(w, 20000), 0);
@@ -265,14 +281,15 @@ Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = set
     /* deploy v3 (reorders a and b): old instances block, nothing corrupted */
     w = bt_stack_worker(&stack, "versioned_v3", NULL);
     signal_wf("ver-2", "go");
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "ver-2", buf, sizeof(buf)),
-                                   "blocked"),
-                       60000);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "ver-2", buf, sizeof(buf)), "blocked"),
+        60000);
     cr_assert(ok, "ver-2 must be blocked, is %s", buf);
     redisReply *err = bt_stack_redis(&stack, "HGET %s:{ver-2} error", stack.prefix);
-    cr_assert(err && err->str && strstr(err->str, "seq 0") && strstr(err->str, "\\\"a\\\"") &&
-                  strstr(err->str, "\\\"b\\\""),
-              "the error must name the seq and both steps: %s", err ? err->str : "(none)");
+    cr_assert(err && err->str && strstr(err->str, "seq 0") &&
+                  strstr(err->str, "\\\"a\\\"") && strstr(err->str, "\\\"b\\\""),
+              "the error must name the seq and both steps: %s",
+              err ? err->str : "(none)");
     freeReplyObject(err);
     cr_assert(journal_len_is("ver-2", 2), "a blocked instance's journal is untouched");
     cr_assert_eq(bt_test_stop(w, 20000), 0);
@@ -280,14 +297,16 @@ Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = set
     /* compatible code again (v2): `baton unblock` makes the blocked one resume */
     w = bt_stack_worker(&stack, "versioned_v2", NULL);
     signal_wf("ver-3", "go");
-    pid_t cli = bt_test_spawn((const char *const[]){BT_BIN_DIR "/baton", "unblock", "ver-2", NULL},
-                              stack.envp, stack.log);
-    cr_assert_eq(bt_test_wait(cli, 20000), 0, "baton unblock must succeed on a blocked instance");
-    BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, "ver-2", buf, sizeof(buf)),
-                                   "completed") &&
-                               !strcmp(bt_stack_status(&stack, "ver-3", buf, sizeof(buf)),
-                                       "completed"),
-                       60000);
+    pid_t cli = bt_test_spawn(
+        (const char *const[]){BT_BIN_DIR "/baton", "unblock", "ver-2", NULL}, stack.envp,
+        stack.log);
+    cr_assert_eq(bt_test_wait(cli, 20000), 0,
+                 "baton unblock must succeed on a blocked instance");
+    BT_TEST_WAIT_UNTIL(
+        ok,
+        !strcmp(bt_stack_status(&stack, "ver-2", buf, sizeof(buf)), "completed") &&
+            !strcmp(bt_stack_status(&stack, "ver-3", buf, sizeof(buf)), "completed"),
+        60000);
     cr_assert(ok, "blocked instance must resume after a compatible deploy: %s", buf);
     bt_test_stop(w, 10000);
 }
@@ -302,7 +321,8 @@ static bool collect_dlq(const json_t *msg, void *arg)
 {
     struct dlq *d = arg;
     const char *reason = json_string_value(json_object_get(msg, "reason"));
-    const char *topic = json_string_value(json_object_get(json_object_get(msg, "origin"), "topic"));
+    const char *topic =
+        json_string_value(json_object_get(json_object_get(msg, "origin"), "topic"));
 
     d->n++;
     if (topic)
@@ -318,8 +338,8 @@ static bool collect_dlq(const json_t *msg, void *arg)
     return d->malformed && d->unknown_type && d->unknown_instance && d->finished;
 }
 
-Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fini = teardown,
-     .timeout = 60)
+Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup,
+     .fini = teardown, .timeout = 60)
 {
     struct dlq d = {0};
     struct bt_stack_results r;
@@ -330,7 +350,8 @@ Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fin
 
     cr_assert_eq(bt_stack_produce(&stack, "events", "x", bad, strlen(bad)), 0);
     cr_assert_eq(bt_stack_start_wf(&stack, "no_such_workflow", "orphan", NULL), 0);
-    cr_assert_eq(bt_stack_produce(&stack, "events", "nobody", unknown, strlen(unknown)), 0);
+    cr_assert_eq(bt_stack_produce(&stack, "events", "nobody", unknown, strlen(unknown)),
+                 0);
     start_chains("good", 5);
     bt_stack_results(&stack, &r, 5, 30000);
     assert_chains_done("good", 5, &r);
@@ -340,16 +361,17 @@ Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup, .fin
     cr_assert_eq(bt_stack_produce(&stack, "events", "good-0", late, strlen(late)), 0);
     bt_stack_read(&stack, "dlq", 30000, collect_dlq, &d);
     cr_assert(d.malformed && d.unknown_type && d.unknown_instance && d.finished,
-              "dlq: malformed=%d unknown_type=%d unknown_instance=%d finished=%d", d.malformed,
-              d.unknown_type, d.unknown_instance, d.finished);
+              "dlq: malformed=%d unknown_type=%d unknown_instance=%d finished=%d",
+              d.malformed, d.unknown_type, d.unknown_instance, d.finished);
     char want[128];
     snprintf(want, sizeof(want), "%s.events", stack.prefix);
     cr_assert_str_eq(d.origin, want);
-    cr_assert_eq(bt_test_stop(w, 10000), 0, "the worker must still be alive and exit cleanly");
+    cr_assert_eq(bt_test_stop(w, 10000), 0,
+                 "the worker must still be alive and exit cleanly");
 }
 
-Test(engine, an_external_program_serves_a_queue_through_the_published_schemas, .init = setup,
-     .fini = teardown, .timeout = 60)
+Test(engine, an_external_program_serves_a_queue_through_the_published_schemas,
+     .init = setup, .fini = teardown, .timeout = 60)
 {
     char script[2048];
     struct bt_stack_results r;
@@ -357,21 +379,27 @@ Test(engine, an_external_program_serves_a_queue_through_the_published_schemas, .
 
     /* the "legacy system": kcat reads commands, jq answers, kcat writes events
      * (one kcat -P per answer: it sends only when its input ends) */
-    snprintf(script, sizeof(script),
-             "kcat -C -b %s -t %s.tasks.legacy -o beginning -u -q -f '%%s\n' | "
-             "jq -c --unbuffered -r '\"\\(.id)|\" + ({v: 1, type: \"completed\", id: .id, "
-             "seq: .seq, attempt: .attempt, result: {legacy: true, echo: .input}} | tojson)' | "
-             "while IFS= read -r line; do "
-             "printf '%%s\n' \"$line\" | kcat -P -b %s -t %s.events -K '|'; done",
-             stack.kafka.brokers, stack.prefix, stack.kafka.brokers, stack.prefix);
-    pid_t pipeline = bt_test_spawn((const char *const[]){"/usr/bin/setsid", "/bin/sh", "-c", script, NULL}, NULL,
-                                   stack.log);
+    snprintf(
+        script, sizeof(script),
+        "kcat -C -b %s -t %s.tasks.legacy -o beginning -u -q -f '%%s\n' | "
+        "jq -c --unbuffered -r '\"\\(.id)|\" + ({v: 1, type: \"completed\", id: .id, "
+        "seq: .seq, attempt: .attempt, result: {legacy: true, echo: .input}} | tojson)' "
+        "| "
+        "while IFS= read -r line; do "
+        "printf '%%s\n' \"$line\" | kcat -P -b %s -t %s.events -K '|'; done",
+        stack.kafka.brokers, stack.prefix, stack.kafka.brokers, stack.prefix);
+    pid_t pipeline = bt_test_spawn(
+        (const char *const[]){"/usr/bin/setsid", "/bin/sh", "-c", script, NULL}, NULL,
+        stack.log);
     cr_assert_gt(pipeline, 0);
-    cr_assert_eq(bt_stack_start_wf(&stack, "legacy1", "leg-1", json_pack("{s:s}", "q", "x")), 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "legacy1", "leg-1", json_pack("{s:s}", "q", "x")), 0);
     bt_stack_results(&stack, &r, 1, 40000);
     json_t *res = json_object_get(json_object_get(r.by_id, "leg-1"), "result");
-    cr_assert(json_is_true(json_object_get(res, "legacy")), "the legacy program's answer");
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "echo"), "q")), "x");
+    cr_assert(json_is_true(json_object_get(res, "legacy")),
+              "the legacy program's answer");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(res, "echo"), "q")), "x");
     json_decref(r.by_id);
     kill(-pipeline, SIGKILL); /* setsid made it a process group: kcat and jq too */
     bt_test_kill9(pipeline);

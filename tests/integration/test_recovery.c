@@ -42,8 +42,13 @@ static pid_t start_dev(void)
 {
     char env_path[400];
     bool up;
-    const char *argv[] = {BT_BIN_DIR "/baton", "dev", "--plugin", BT_PLUGIN_DIR "/flows.so",
-                          "--plugin", BT_PLUGIN_DIR "/timing.so", NULL};
+    const char *argv[] = {BT_BIN_DIR "/baton",
+                          "dev",
+                          "--plugin",
+                          BT_PLUGIN_DIR "/flows.so",
+                          "--plugin",
+                          BT_PLUGIN_DIR "/timing.so",
+                          NULL};
     /* short attempt timeouts: lost tasks are retried quickly after the restart */
     const char *env[] = {home_env, prefix_env, "BATON_ACTIVITY_TIMEOUT_MS=3000", NULL};
     pid_t pid = bt_test_spawn(argv, env, log_path);
@@ -62,7 +67,8 @@ static struct bt_config dev_config(void)
     int argc = 1;
 
     setenv("BATON_HOME", home, 1);
-    cr_assert_eq(bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s", errstr);
+    cr_assert_eq(bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s",
+                 errstr);
     unsetenv("BATON_HOME");
     return cfg;
 }
@@ -76,8 +82,8 @@ static long count(redisContext *rc, const char *key)
     return n;
 }
 
-Test(recovery, restarting_baton_dev_with_200_instances_in_flight_loses_none, .init = setup,
-     .fini = teardown, .timeout = 180)
+Test(recovery, restarting_baton_dev_with_200_instances_in_flight_loses_none,
+     .init = setup, .fini = teardown, .timeout = 180)
 {
     const int n = 200;
     char errstr[256], topic[256], all[128], done[128];
@@ -100,7 +106,8 @@ Test(recovery, restarting_baton_dev_with_200_instances_in_flight_loses_none, .in
         size_t len;
         snprintf(id, sizeof(id), "rec-%d", i);
         msg.workflow = (char *)(uintptr_t)(i % 2 ? "fanout3" : "sleeper");
-        msg.body = i % 2 ? json_pack("{s:i}", "max_ms", 50) : json_pack("{s:i}", "ms", 3000);
+        msg.body =
+            i % 2 ? json_pack("{s:i}", "max_ms", 50) : json_pack("{s:i}", "ms", 3000);
         char *bytes = bt_codec_encode(&msg, &len);
         cr_assert_eq(bt_kafka_produce(rk, topic, id, strlen(id), bytes, len, &batch), 0);
         free(bytes);

@@ -35,7 +35,8 @@ static json_t *wait_results(int want, int wait_ms)
 /* The history records of id whose "ev" is ev, as a JSON array. */
 static json_t *history(const char *id, const char *ev)
 {
-    redisReply *reply = bt_stack_redis(&stack, "XRANGE %s:{%s}:history - +", stack.prefix, id);
+    redisReply *reply =
+        bt_stack_redis(&stack, "XRANGE %s:{%s}:history - +", stack.prefix, id);
     json_t *out = json_array();
 
     for (size_t i = 0; reply && i < reply->elements; i++) {
@@ -58,14 +59,16 @@ Test(time, retries_with_exponential_backoff_until_the_activity_succeeds, .init =
 {
     pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
 
-    cr_assert_eq(bt_stack_start_wf(&stack, "retry_or_compensate", "r-1",
-                                   json_pack("{s:i, s:i}", "fail_times", 2, "max_attempts", 5)),
-                 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "retry_or_compensate", "r-1",
+                          json_pack("{s:i, s:i}", "fail_times", 2, "max_attempts", 5)),
+        0);
     json_t *res = wait_results(1, 30000);
     json_t *out = json_object_get(json_object_get(res, "r-1"), "result");
     cr_assert_str_eq(json_string_value(json_object_get(out, "branch")), "ok");
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(out, "result"), "attempt")),
-                 3);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(out, "result"), "attempt")),
+        3);
 
     json_t *scheduled = history("r-1", "activity_scheduled");
     json_t *failed = history("r-1", "activity_failed");
@@ -74,8 +77,9 @@ Test(time, retries_with_exponential_backoff_until_the_activity_succeeds, .init =
     for (size_t i = 0; i < 2; i++) {
         json_t *err = json_object_get(json_array_get(failed, i), "error");
         cr_assert_str_eq(json_string_value(json_object_get(err, "type")), "Flaky");
-        cr_assert_eq(json_integer_value(json_object_get(json_array_get(failed, i), "attempt")),
-                     (json_int_t)i + 1);
+        cr_assert_eq(
+            json_integer_value(json_object_get(json_array_get(failed, i), "attempt")),
+            (json_int_t)i + 1);
     }
     /* backoff 100 ms, then 200 ms (coefficient 2), measured from each failure */
     int64_t gap1 = ts_of(scheduled, 1) - ts_of(failed, 0);
@@ -96,15 +100,17 @@ Test(time, gives_the_failure_to_the_workflow_when_attempts_run_out, .init = setu
 {
     pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
 
-    cr_assert_eq(bt_stack_start_wf(&stack, "retry_or_compensate", "c-1",
-                                   json_pack("{s:i, s:i}", "fail_times", 5, "max_attempts", 2)),
-                 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "retry_or_compensate", "c-1",
+                          json_pack("{s:i, s:i}", "fail_times", 5, "max_attempts", 2)),
+        0);
     json_t *res = wait_results(1, 30000);
     json_t *out = json_object_get(json_object_get(res, "c-1"), "result");
     cr_assert_str_eq(json_string_value(json_object_get(out, "branch")), "compensated");
     json_t *gave_up = history("c-1", "activity_gave_up");
     cr_assert_eq(json_array_size(gave_up), 1);
-    cr_assert_eq(json_integer_value(json_object_get(json_array_get(gave_up, 0), "attempts")), 2);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_array_get(gave_up, 0), "attempts")), 2);
     json_decref(gave_up);
     json_decref(res);
     bt_test_stop(w, 10000);
@@ -123,17 +129,18 @@ static bool file_has(const char *path, const char *text)
     return strstr(buf, text) != NULL;
 }
 
-Test(time, an_attempt_on_a_killed_worker_times_out_and_is_retried_elsewhere, .init = setup,
-     .fini = teardown, .timeout = 60)
+Test(time, an_attempt_on_a_killed_worker_times_out_and_is_retried_elsewhere,
+     .init = setup, .fini = teardown, .timeout = 60)
 {
     char marker[400];
     bool running;
     pid_t a = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
 
     snprintf(marker, sizeof(marker), "%s/slow.marker", stack.redis.dir);
-    cr_assert_eq(bt_stack_start_wf(&stack, "slow_once", "s-1",
-                                   json_pack("{s:i, s:s}", "first_ms", 30000, "marker", marker)),
-                 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "slow_once", "s-1",
+                          json_pack("{s:i, s:s}", "first_ms", 30000, "marker", marker)),
+        0);
     BT_TEST_WAIT_UNTIL(running, file_has(marker, "attempt 1"), 20000);
     cr_assert(running, "attempt 1 never started");
     bt_test_kill9(a);
@@ -162,10 +169,12 @@ Test(time, a_signal_in_time_takes_branch_a_and_its_absence_branch_b, .init = set
                       "\"payload\":{\"approved\":true}}";
     pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
 
-    cr_assert_eq(bt_stack_start_wf(&stack, "wait_review", "w-a", json_pack("{s:i}", "ms", 20000)),
-                 0);
-    cr_assert_eq(bt_stack_start_wf(&stack, "wait_review", "w-b", json_pack("{s:i}", "ms", 300)),
-                 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "wait_review", "w-a", json_pack("{s:i}", "ms", 20000)),
+        0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "wait_review", "w-b", json_pack("{s:i}", "ms", 300)),
+        0);
     cr_assert_eq(bt_stack_produce(&stack, "events", "w-a", sig, strlen(sig)), 0);
     json_t *res = wait_results(2, 30000);
     json_t *a = json_object_get(json_object_get(res, "w-a"), "result");
@@ -185,8 +194,9 @@ static bool count_timers(const json_t *msg, void *arg)
     const char *id = json_string_value(json_object_get(msg, "id"));
 
     if (id && !strcmp(json_string_value(json_object_get(msg, "type")), "timer"))
-        json_object_set_new(counts, id,
-                            json_integer(json_integer_value(json_object_get(counts, id)) + 1));
+        json_object_set_new(
+            counts, id,
+            json_integer(json_integer_value(json_object_get(counts, id)) + 1));
     return false;
 }
 
@@ -195,7 +205,8 @@ static void start_sleepers(const char *prefix, int n, int ms)
     for (int i = 0; i < n; i++) {
         char id[64];
         snprintf(id, sizeof(id), "%s-%d", prefix, i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "sleeper", id, json_pack("{s:i}", "ms", ms)), 0);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "sleeper", id, json_pack("{s:i}", "ms", ms)), 0);
     }
 }
 
@@ -206,8 +217,9 @@ static void assert_slept_once(const char *prefix, int n, json_t *res)
         snprintf(id, sizeof(id), "%s-%d", prefix, i);
         cr_assert(json_object_get(res, id), "%s finished", id);
         json_t *fired = history(id, "timer_fired");
-        cr_assert_eq(json_array_size(fired), 1, "%s: the workflow saw its timer fire %zu times",
-                     id, json_array_size(fired));
+        cr_assert_eq(json_array_size(fired), 1,
+                     "%s: the workflow saw its timer fire %zu times", id,
+                     json_array_size(fired));
         json_decref(fired);
     }
 }
@@ -281,16 +293,18 @@ Test(time, two_schedulers_fire_each_timer_once, .init = setup, .fini = teardown,
 Test(time, a_workflow_past_its_execution_timeout_fails, .init = setup, .fini = teardown,
      .timeout = 60)
 {
-    const char *start = "{\"v\":1,\"type\":\"start\",\"id\":\"to-1\",\"workflow\":\"wait_review\","
-                        "\"input\":{\"ms\":60000},\"execution_timeout_ms\":300}";
+    const char *start =
+        "{\"v\":1,\"type\":\"start\",\"id\":\"to-1\",\"workflow\":\"wait_review\","
+        "\"input\":{\"ms\":60000},\"execution_timeout_ms\":300}";
     pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
 
     cr_assert_eq(bt_stack_produce(&stack, "events", "to-1", start, strlen(start)), 0);
     json_t *res = wait_results(1, 30000);
     json_t *r = json_object_get(res, "to-1");
     cr_assert_str_eq(json_string_value(json_object_get(r, "status")), "failed");
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "error"), "type")),
-                     "WorkflowTimeout");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(r, "error"), "type")),
+        "WorkflowTimeout");
     json_decref(res);
     bt_test_stop(w, 10000);
     bt_test_stop(sch, 10000);

@@ -61,8 +61,8 @@ static int replay_check(const char *plugin, char *out, size_t n)
     snprintf(path, sizeof(path), "%s/%s.so", BT_PLUGIN_DIR, plugin);
     snprintf(log, sizeof(log), "%s/replay-check-%s.out", stack.redis.dir, plugin);
     int status = bt_test_wait(
-        bt_test_spawn((const char *const[]){BT_BIN_DIR "/baton", "replay-check", "--plugin",
-                                            path, NULL},
+        bt_test_spawn((const char *const[]){BT_BIN_DIR "/baton", "replay-check",
+                                            "--plugin", path, NULL},
                       stack.envp, log),
         30000);
     f = fopen(log, "r");
@@ -93,8 +93,8 @@ Test(versioning, patched_insert_and_appended_steps_reach_instances_paused_anywhe
     for (int i = 0; i < 4; i++) {
         /* wait_1, s1, ..., wait_k, s_k, wait_k+1: s_k is done */
         BT_TEST_WAIT_UNTIL(ok, journal_len(at[i].id) == 2 * at[i].gos + 1, 30000);
-        cr_assert(ok, "%s did not pause at step %d (journal %lld)", at[i].id, at[i].gos + 1,
-                  journal_len(at[i].id));
+        cr_assert(ok, "%s did not pause at step %d (journal %lld)", at[i].id,
+                  at[i].gos + 1, journal_len(at[i].id));
     }
     cr_assert_eq(bt_test_stop(w, 20000), 0);
 
@@ -103,12 +103,14 @@ Test(versioning, patched_insert_and_appended_steps_reach_instances_paused_anywhe
     cr_assert(strstr(out, "v-d") && strstr(out, "WOULD BLOCK") && strstr(out, "\"s8\"") &&
                   strstr(out, "\"s9\""),
               "%s", out);
-    cr_assert(!strstr(out, "v-a ") && !strstr(out, "v-b ") && !strstr(out, "v-c "), "%s", out);
+    cr_assert(!strstr(out, "v-a ") && !strstr(out, "v-b ") && !strstr(out, "v-c "), "%s",
+              out);
     cr_assert(strstr(out, "4 instances replayed, 1 would block"), "%s", out);
     cr_assert_eq(replay_check("steps12", out, sizeof(out)), 0, "%s", out);
     cr_assert(strstr(out, "4 instances replayed, 0 would block"), "%s", out);
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(journal_len(at[i].id), 2 * at[i].gos + 1, "replay-check changed nothing");
+        cr_assert_eq(journal_len(at[i].id), 2 * at[i].gos + 1,
+                     "replay-check changed nothing");
 
     /* the deploy */
     w = bt_stack_worker(&stack, "steps12", NULL);
@@ -116,9 +118,9 @@ Test(versioning, patched_insert_and_appended_steps_reach_instances_paused_anywhe
         go(at[i].id, 12 - at[i].gos);
     for (int i = 0; i < 4; i++) {
         char buf[32];
-        BT_TEST_WAIT_UNTIL(ok, !strcmp(bt_stack_status(&stack, at[i].id, buf, sizeof(buf)),
-                                       "completed"),
-                           60000);
+        BT_TEST_WAIT_UNTIL(
+            ok, !strcmp(bt_stack_status(&stack, at[i].id, buf, sizeof(buf)), "completed"),
+            60000);
         cr_assert(ok, "%s is %s", at[i].id, buf);
         cr_assert_eq(ran(at[i].id, "s5_2"), at[i].runs_5_2, "%s: step 5.2", at[i].id);
         cr_assert(ran(at[i].id, "s11") && ran(at[i].id, "s12"), "%s: steps 11 and 12",

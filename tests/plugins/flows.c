@@ -13,8 +13,8 @@ static int inc(bt_act *act, const json_t *input, json_t **result)
     if (!json_is_object(input))
         return bt_act_fail(act, "InvalidInput", false, "inc needs an object");
     *result = json_deep_copy(input);
-    json_object_set_new(*result, "v",
-                        json_integer(json_integer_value(json_object_get(input, "v")) + 1));
+    json_object_set_new(
+        *result, "v", json_integer(json_integer_value(json_object_get(input, "v")) + 1));
     return 0;
 }
 
@@ -28,7 +28,8 @@ static int nap(bt_act *act, const json_t *input, json_t **result)
     ms = ms > 0 ? rand_r(&seed) % ms : 0;
     ts = (struct timespec){ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-    *result = json_pack("{s:O, s:i}", "i", json_object_get(input, "i"), "slept_ms", (int)ms);
+    *result =
+        json_pack("{s:O, s:i}", "i", json_object_get(input, "i"), "slept_ms", (int)ms);
     return 0;
 }
 
@@ -50,10 +51,10 @@ static bt_poll fanout3(bt_wf *wf, const json_t *input)
     json_t *all = json_array();
 
     for (int i = 0; i < 3; i++)
-        fs[i] = bt_start(wf, "nap",
-                         json_pack("{s:i, s:O}", "i", i, "max_ms",
-                                   json_object_get(input, "max_ms")),
-                         NULL);
+        fs[i] = bt_start(
+            wf, "nap",
+            json_pack("{s:i, s:O}", "i", i, "max_ms", json_object_get(input, "max_ms")),
+            NULL);
     if (bt_await_all(wf, fs, 3) != BT_READY) {
         json_decref(all);
         return BT_PENDING;
@@ -95,7 +96,8 @@ static bt_poll side_effects(bt_wf *wf, const json_t *input)
 static bt_poll always_fails(bt_wf *wf, const json_t *input)
 {
     BT_RUN(wf, NULL, "inc", json_deep_copy(input), NULL);
-    return bt_fail(wf, "Rejected", "the carrier rejected campaign %s", bt_workflow_id(wf));
+    return bt_fail(wf, "Rejected", "the carrier rejected campaign %s",
+                   bt_workflow_id(wf));
 }
 
 /* waits for a "review" signal (no timeout) and returns its payload; a
@@ -124,7 +126,8 @@ int baton_register(bt_registry *r)
         bt_register_workflow(r, "side_effects", side_effects) ||
         bt_register_workflow(r, "always_fails", always_fails) ||
         bt_register_workflow(r, "await_review", await_review) ||
-        bt_register_activity(r, "inc", inc, NULL) || bt_register_activity(r, "nap", nap, NULL))
+        bt_register_activity(r, "inc", inc, NULL) ||
+        bt_register_activity(r, "nap", nap, NULL))
         return -1;
     return 0;
 }

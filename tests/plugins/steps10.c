@@ -1,4 +1,5 @@
-/* The "steps" workflow, ten steps, each after a "go" signal: instances pause at the step they got to. */
+/* The "steps" workflow, ten steps, each after a "go" signal: instances pause at the step
+ * they got to. */
 #include <stdio.h>
 
 #include "baton.h"

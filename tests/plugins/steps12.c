@@ -1,4 +1,5 @@
-/* The "steps" workflow, the compatible deploy: step 5.2 inserted behind a patch, steps 11 and 12 appended. */
+/* The "steps" workflow, the compatible deploy: step 5.2 inserted behind a patch, steps 11
+ * and 12 appended. */
 #include <stdio.h>
 
 #include "baton.h"

@@ -1,4 +1,5 @@
-/* The "steps" workflow, a bad deploy: steps 8 and 9 swapped, which instances past step 8 cannot replay. */
+/* The "steps" workflow, a bad deploy: steps 8 and 9 swapped, which instances past step 8
+ * cannot replay. */
 #include <stdio.h>
 
 #include "baton.h"

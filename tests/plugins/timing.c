@@ -27,7 +27,8 @@ static int flaky(bt_act *act, const json_t *input, json_t **result)
 static int compensate(bt_act *act, const json_t *input, json_t **result)
 {
     (void)act;
-    *result = json_pack("{s:b, s:O}", "compensated", 1, "for", json_object_get(input, "error"));
+    *result =
+        json_pack("{s:b, s:O}", "compensated", 1, "for", json_object_get(input, "error"));
     return 0;
 }
 
@@ -50,9 +51,10 @@ static int slow(bt_act *act, const json_t *input, json_t **result)
 
 static bt_poll retry_or_compensate(bt_wf *wf, const json_t *input)
 {
-    struct bt_step_opts opts = {
-        .retry = {.max_attempts = (int)json_integer_value(json_object_get(input, "max_attempts")),
-                  .initial_ms = 100, .coefficient = 2.0}};
+    struct bt_step_opts opts = {.retry = {.max_attempts = (int)json_integer_value(
+                                              json_object_get(input, "max_attempts")),
+                                          .initial_ms = 100,
+                                          .coefficient = 2.0}};
     const json_t *result, *error;
     bt_poll p = bt_await(wf, bt_start(wf, "flaky", json_deep_copy(input), &opts), &result,
                          &error);
@@ -62,7 +64,8 @@ static bt_poll retry_or_compensate(bt_wf *wf, const json_t *input)
     if (p == BT_READY)
         return bt_complete(wf, json_pack("{s:s, s:O}", "branch", "ok", "result", result));
     BT_RUN(wf, &result, "compensate", json_pack("{s:O}", "error", error), NULL);
-    return bt_complete(wf, json_pack("{s:s, s:O}", "branch", "compensated", "result", result));
+    return bt_complete(
+        wf, json_pack("{s:s, s:O}", "branch", "compensated", "result", result));
 }
 
 static bt_poll sleeper(bt_wf *wf, const json_t *input)
@@ -75,7 +78,8 @@ static bt_poll wait_review(bt_wf *wf, const json_t *input)
 {
     const json_t *review;
 
-    BT_WAIT_SIGNAL(wf, &review, "review", json_integer_value(json_object_get(input, "ms")));
+    BT_WAIT_SIGNAL(wf, &review, "review",
+                   json_integer_value(json_object_get(input, "ms")));
     if (review)
         return bt_complete(wf, json_pack("{s:s, s:O}", "branch", "A", "review", review));
     return bt_complete(wf, json_pack("{s:s}", "branch", "B"));

@@ -23,7 +23,8 @@ int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
     if (bt_register_workflow(r, "versioned", versioned) ||
-        bt_register_activity(r, "a", step, NULL) || bt_register_activity(r, "b", step, NULL) ||
+        bt_register_activity(r, "a", step, NULL) ||
+        bt_register_activity(r, "b", step, NULL) ||
         bt_register_activity(r, "c", step, NULL))
         return -1;
     return 0;

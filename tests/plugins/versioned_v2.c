@@ -1,4 +1,5 @@
-/* The "versioned" workflow, version 2 appends step c: compatible with instances started on version 1. */
+/* The "versioned" workflow, version 2 appends step c: compatible with instances started
+ * on version 1. */
 #include "baton.h"
 
 static int step(bt_act *act, const json_t *input, json_t **result)
@@ -24,7 +25,8 @@ int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
     if (bt_register_workflow(r, "versioned", versioned) ||
-        bt_register_activity(r, "a", step, NULL) || bt_register_activity(r, "b", step, NULL) ||
+        bt_register_activity(r, "a", step, NULL) ||
+        bt_register_activity(r, "b", step, NULL) ||
         bt_register_activity(r, "c", step, NULL))
         return -1;
     return 0;

@@ -1,4 +1,5 @@
-/* The "versioned" workflow, version 3 swaps a and b: instances started on version 1 must block. */
+/* The "versioned" workflow, version 3 swaps a and b: instances started on version 1 must
+ * block. */
 #include "baton.h"
 
 static int step(bt_act *act, const json_t *input, json_t **result)
@@ -23,7 +24,8 @@ int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
     if (bt_register_workflow(r, "versioned", versioned) ||
-        bt_register_activity(r, "a", step, NULL) || bt_register_activity(r, "b", step, NULL) ||
+        bt_register_activity(r, "a", step, NULL) ||
+        bt_register_activity(r, "b", step, NULL) ||
         bt_register_activity(r, "c", step, NULL))
         return -1;
     return 0;
