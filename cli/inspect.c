@@ -177,8 +177,9 @@ static int print_history(struct bt_store *store, const char *id, bool as_json,
             for (size_t i = 0; i < entries->elements; i++) {
                 const redisReply *entry = entries->element[i];
                 snprintf(after, sizeof(after), "%s", entry->element[0]->str);
-                if (entry->element[1]->elements >= 2)
-                    print_record(entry->element[1]->element[1]->str, as_json);
+                /* one entry per decision: "e" record pairs */
+                for (size_t f = 1; f < entry->element[1]->elements; f += 2)
+                    print_record(entry->element[1]->element[f]->str, as_json);
             }
             fflush(stdout);
         }

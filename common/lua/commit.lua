@@ -32,11 +32,18 @@ local journal, nj = section(2)
 if nj > 0 then redis.call('HSET', KEYS[2], unpack(journal)) end
 
 local hist, nh = section(1)
-for j = 1, nh do
+if nh > 0 then
+  -- one stream entry per decision, one "e" field per record: XADD is the
+  -- costliest call here, so it runs once
+  local fields = {}
+  for j = 1, nh do
+    fields[2 * j - 1] = 'e'
+    fields[2 * j] = hist[j]
+  end
   if maxlen > 0 then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'e', hist[j])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', unpack(fields))
   else
-    redis.call('XADD', KEYS[3], '*', 'e', hist[j])
+    redis.call('XADD', KEYS[3], '*', unpack(fields))
   end
 end
 

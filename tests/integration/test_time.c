@@ -40,10 +40,13 @@ static json_t *history(const char *id, const char *ev)
     json_t *out = json_array();
 
     for (size_t i = 0; reply && i < reply->elements; i++) {
-        json_t *rec = json_loads(reply->element[i]->element[1]->element[1]->str, 0, NULL);
-        if (!strcmp(json_string_value(json_object_get(rec, "ev")), ev))
-            json_array_append(out, rec);
-        json_decref(rec);
+        const redisReply *fields = reply->element[i]->element[1];
+        for (size_t f = 1; f < fields->elements; f += 2) {
+            json_t *rec = json_loads(fields->element[f]->str, 0, NULL);
+            if (!strcmp(json_string_value(json_object_get(rec, "ev")), ev))
+                json_array_append(out, rec);
+            json_decref(rec);
+        }
     }
     freeReplyObject(reply);
     return out;
