@@ -36,7 +36,8 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     hash = bt_redis_command(r, "HGETALL %s", key);
     if (!hash || hash->type != REDIS_REPLY_ARRAY)
         goto out;
-    argv = calloc(hash->elements / 2 + 3, sizeof(*argv));
+    if (!(argv = calloc(hash->elements / 2 + 3, sizeof(*argv))))
+        goto out;
     argv[0] = key;
     argv[1] = index;
     argv[2] = id;
@@ -62,6 +63,9 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     ack = bt_redis_eval(r, bt_lua_ack, 2, 3 + sent, argv, NULL);
     ret = sent;
 out:
+    /* queued messages point at batch: it must outlive their reports */
+    if (batch.pending)
+        bt_kafka_wait(rk, &batch, -1);
     free(argv);
     freeReplyObject(ack);
     freeReplyObject(hash);

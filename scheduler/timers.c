@@ -67,7 +67,8 @@ int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka
     reply = bt_redis_eval(bt_store_redis(store), bt_lua_claim_timers, 2, 5, argv, NULL);
     if (!reply || reply->type != REDIS_REPLY_ARRAY)
         goto out;
-    members = calloc(reply->elements / 2 + 3, sizeof(*members));
+    if (!(members = calloc(reply->elements / 2 + 3, sizeof(*members))))
+        goto out;
     members[0] = "ZREM";
     members[1] = leased;
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
@@ -108,6 +109,9 @@ int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka
     stats->fired += (uint64_t)fired;
     ret = fired;
 out:
+    /* queued messages point at batch: it must outlive their reports */
+    if (batch.pending)
+        bt_kafka_wait(rk, &batch, -1);
     free(members);
     freeReplyObject(ack);
     freeReplyObject(reply);
