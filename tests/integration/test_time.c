@@ -120,6 +120,28 @@ Test(time, gives_the_failure_to_the_workflow_when_attempts_run_out, .init = setu
     bt_test_stop(sch, 10000);
 }
 
+Test(time, a_non_retryable_error_type_fails_the_step_at_once, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
+
+    cr_assert_eq(bt_stack_start_wf(&stack, "no_retry", "nr-1",
+                                   json_pack("{s:i}", "fail_times", 3)),
+                 0);
+    json_t *res = wait_results(1, 30000);
+    json_t *out = json_object_get(json_object_get(res, "nr-1"), "result");
+    cr_assert_str_eq(json_string_value(json_object_get(out, "branch")), "failed");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(out, "error"), "type")),
+        "Flaky");
+    json_t *scheduled = history("nr-1", "activity_scheduled");
+    cr_assert_eq(json_array_size(scheduled), 1, "no retry of a non-retryable error");
+    json_decref(scheduled);
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(sch, 10000);
+}
+
 static bool file_has(const char *path, const char *text)
 {
     char buf[256] = "";

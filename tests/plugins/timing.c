@@ -68,6 +68,22 @@ static bt_poll retry_or_compensate(bt_wf *wf, const json_t *input)
         wf, json_pack("{s:s, s:O}", "branch", "compensated", "result", result));
 }
 
+/* "Flaky" is declared non-retryable here: the first failure is final */
+static bt_poll no_retry(bt_wf *wf, const json_t *input)
+{
+    static const char *const fatal[] = {"Flaky", NULL};
+    const struct bt_step_opts opts = {
+        .retry = {.max_attempts = 5, .initial_ms = 10, .non_retryable = fatal}};
+    const json_t *error;
+    bt_poll p =
+        bt_await(wf, bt_start(wf, "flaky", json_deep_copy(input), &opts), NULL, &error);
+
+    if (p == BT_PENDING)
+        return BT_PENDING;
+    return bt_complete(wf, json_pack("{s:s, s:O?}", "branch",
+                                     p == BT_READY ? "ok" : "failed", "error", error));
+}
+
 static bt_poll sleeper(bt_wf *wf, const json_t *input)
 {
     BT_SLEEP(wf, json_integer_value(json_object_get(input, "ms")));
@@ -100,6 +116,7 @@ int baton_register(bt_registry *r)
 {
     if (bt_register_workflow(r, "retry_or_compensate", retry_or_compensate) ||
         bt_register_workflow(r, "sleeper", sleeper) ||
+        bt_register_workflow(r, "no_retry", no_retry) ||
         bt_register_workflow(r, "wait_review", wait_review) ||
         bt_register_workflow(r, "slow_once", slow_once) ||
         bt_register_activity(r, "flaky", flaky, NULL) ||
