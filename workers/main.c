@@ -80,7 +80,17 @@ int main(int argc, char **argv)
     }
     while (!stopping)
         bt_wftask_poll(wt, 100);
-    bt_log(BT_LOG_INFO, "stopping");
+    {
+        const struct bt_wftask_stats *ws = bt_wftask_stats(wt);
+        struct bt_acttask_stats as = bt_acttask_stats(at);
+        bt_log(BT_LOG_INFO,
+               "stopping: events=%llu duplicates_ignored=%llu dead_letters=%llu "
+               "conflicts=%llu attempts=%llu stale_tasks=%llu",
+               (unsigned long long)ws->events, (unsigned long long)ws->duplicates,
+               (unsigned long long)(ws->dead + as.dead),
+               (unsigned long long)ws->conflicts, (unsigned long long)as.started,
+               (unsigned long long)as.stale);
+    }
     ret = 0;
 out:
     bt_acttask_destroy(at);
