@@ -12,6 +12,7 @@
 #include "err.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "schedules.h"
 #include "store.h"
@@ -20,6 +21,7 @@
 #define IDLE_MS         2 /* poll interval when nothing is due: bounds lateness */
 #define OUTBOX_EVERY_MS 1000
 #define OUTBOX_GRACE_MS 5000
+#define GAUGES_EVERY_MS 2000
 
 static volatile sig_atomic_t stopping;
 
@@ -50,9 +52,11 @@ int main(int argc, char **argv)
     struct bt_store *store = NULL;
     struct bt_timer_stats stats = {0};
     struct bt_schedule_stats sched = {0};
+    struct bt_metrics *metrics = NULL;
+    struct bt_series *fired_total, *resent_total, *pending, *round_trips;
     rd_kafka_t *rk = NULL;
     char errstr[512];
-    int64_t next_sweep = 0;
+    int64_t next_sweep = 0, next_gauges = 0;
     int backoff = 50, ret = 1, level;
 
     if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)) || argc > 1) {
@@ -64,8 +68,26 @@ int main(int argc, char **argv)
     level = bt_log_parse_level(cfg.log_level);
     bt_log_setup("scheduler", level < 0 ? BT_LOG_INFO : (enum bt_log_level)level,
                  cfg.log_json);
+    metrics = bt_metrics_new();
+    fired_total = bt_metrics_series(
+        bt_metrics_counter(metrics, "baton_timers_fired_total", "Timers fired.", NULL));
+    stats.lateness = bt_metrics_series(bt_metrics_histogram(
+        metrics, "baton_timer_lateness_seconds",
+        "How long after its due time a timer fired.", NULL,
+        (const double[]){0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+        12));
+    pending = bt_metrics_series(bt_metrics_gauge(
+        metrics, "baton_timers_pending", "Timers waiting to fire, due or not.", NULL));
+    resent_total = bt_metrics_series(bt_metrics_counter(
+        metrics, "baton_outbox_resent_total",
+        "Commands re-sent from the outbox of instances a worker left unsent.", NULL));
+    round_trips = bt_metrics_series(
+        bt_metrics_counter(metrics, "baton_redis_round_trips_total",
+                           "Round trips to Redis (a pipeline counts once).", "role"),
+        "scheduler");
     if (!(store = bt_store_new(&cfg, errstr, sizeof(errstr))) ||
-        !(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr)))) {
+        !(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr))) ||
+        bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
     }
@@ -84,9 +106,19 @@ int main(int argc, char **argv)
             continue;
         }
         backoff = 50;
+        bt_metrics_add(fired_total, fired);
         if (mono_ms() >= next_sweep) {
-            bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS);
+            int resent = bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS);
+            bt_metrics_add(resent_total, resent > 0 ? resent : 0);
             next_sweep = mono_ms() + OUTBOX_EVERY_MS;
+        }
+        if (mono_ms() >= next_gauges) {
+            int64_t n = bt_timers_pending(store);
+            if (n >= 0)
+                bt_metrics_set(pending, n);
+            bt_metrics_set(round_trips,
+                           (int64_t)bt_redis_round_trips(bt_store_redis(store)));
+            next_gauges = mono_ms() + GAUGES_EVERY_MS;
         }
         if (fired == 0 && started == 0)
             nap(IDLE_MS);
@@ -98,6 +130,7 @@ int main(int argc, char **argv)
            (unsigned long long)sched.fired, (unsigned long long)sched.skipped);
     ret = 0;
 out:
+    bt_metrics_destroy(metrics);
     if (rk) {
         rd_kafka_flush(rk, 5000);
         rd_kafka_destroy(rk);

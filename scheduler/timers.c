@@ -92,6 +92,7 @@ int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka
             stats->late_ms_sum += (uint64_t)(late > 0 ? late : 0);
             if (late > stats->late_ms_max)
                 stats->late_ms_max = late;
+            bt_metrics_observe(stats->lateness, (double)(late > 0 ? late : 0) / 1000.0);
         }
         members[2 + fired++] = reply->element[i]->str;
     }
@@ -114,6 +115,21 @@ out:
         bt_kafka_wait(rk, &batch, -1);
     free(members);
     freeReplyObject(ack);
+    freeReplyObject(reply);
+    return ret;
+}
+
+int64_t bt_timers_pending(struct bt_store *store)
+{
+    char timers[300];
+    const char *argv[] = {"ZCARD", timers};
+    redisReply *reply;
+    int64_t ret = BT_EAGAIN;
+
+    snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(store));
+    reply = bt_redis_argv(bt_store_redis(store), 2, argv, NULL);
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        ret = reply->integer;
     freeReplyObject(reply);
     return ret;
 }

@@ -64,6 +64,11 @@ struct bt_acttask {
     bool paused;
 
     struct bt_acttask_stats stats; /* under lock */
+    struct {
+        struct bt_metric *attempts, *retries, *duration, *wait;
+        struct bt_series *dead, *round_trips, *lag;
+        int64_t lag_at; /* consumer thread: when the lag was last measured */
+    } m;
 };
 
 static void count(struct bt_acttask *at, uint64_t *field)
@@ -79,6 +84,78 @@ static int64_t now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- metrics ---- */
+
+static const double latency_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                        1,     2.5,   5,    10,    30,   60,  300};
+
+static void register_metrics(struct bt_acttask *at, struct bt_metrics *m)
+{
+    size_t n_bounds = sizeof(latency_bounds) / sizeof(latency_bounds[0]);
+
+    at->m.attempts = bt_metrics_counter(
+        m, "baton_activity_attempts_total",
+        "Activity tasks by outcome: completed or failed when run, stale when skipped.",
+        "activity,outcome");
+    at->m.retries = bt_metrics_counter(m, "baton_activity_retries_total",
+                                       "Attempts run after the first.", "activity");
+    at->m.duration = bt_metrics_histogram(m, "baton_activity_duration_seconds",
+                                          "Run time of activity attempts.", "activity",
+                                          latency_bounds, n_bounds);
+    at->m.wait =
+        bt_metrics_histogram(m, "baton_activity_schedule_to_start_seconds",
+                             "From the task's scheduling to the start of its attempt.",
+                             "activity", latency_bounds, n_bounds);
+    at->m.dead =
+        bt_metrics_series(bt_metrics_counter(m, "baton_dead_letters_total",
+                                             "Messages sent to the DLQ.", "role"),
+                          "activity");
+    at->m.round_trips = bt_metrics_series(
+        bt_metrics_counter(m, "baton_redis_round_trips_total",
+                           "Round trips to Redis (a pipeline counts once).", "role"),
+        "activity");
+    at->m.lag = bt_metrics_series(
+        bt_metrics_gauge(m, "baton_kafka_consumer_lag",
+                         "Messages behind the high watermark on the assigned partitions.",
+                         "role"),
+        "activity");
+}
+
+/* The activity label: its name when registered (def not NULL), since task
+ * names come from Kafka and must not grow the label set without bound. */
+static const char *activity_label(const struct bt_activity_def *def, const char *name)
+{
+    return def ? name : "(unregistered)";
+}
+
+static void count_attempt(struct bt_acttask *at, const struct bt_activity_def *def,
+                          const char *name, const char *outcome)
+{
+    bt_metrics_add(bt_metrics_series(at->m.attempts, activity_label(def, name), outcome),
+                   1);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Consumer thread: the Redis and Kafka figures of its own connections. */
+static void export_metrics(struct bt_acttask *at)
+{
+    int64_t now = now_ms();
+
+    bt_metrics_set(at->m.round_trips,
+                   (int64_t)bt_redis_round_trips(bt_store_redis(at->store)));
+    if (at->m.lag && now - at->m.lag_at >= 1000) {
+        bt_metrics_set(at->m.lag, bt_metrics_consumer_lag(at->consumer));
+        at->m.lag_at = now;
+    }
 }
 
 /* ---- offset tracking (consumer thread) ---- */
@@ -238,6 +315,7 @@ static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
     produce_msg(at, "dlq", key, &dl);
     bt_msg_release(&dl);
     count(at, &at->stats.dead);
+    bt_metrics_add(at->m.dead, 1);
 }
 
 /* Queues the job's outcome for Kafka; a full local queue is retried later. */
@@ -261,6 +339,10 @@ static void *run_jobs(void *arg)
     for (;;) {
         struct job *job;
         struct bt_msg event;
+        const struct bt_activity_def *def;
+        const char *label;
+        int64_t waited_ms;
+        double t0;
 
         pthread_mutex_lock(&at->lock);
         while (!at->queue_head && !at->threads_stop)
@@ -275,8 +357,19 @@ static void *run_jobs(void *arg)
         at->stats.started++;
         pthread_mutex_unlock(&at->lock);
 
-        bt_activity_execute(bt_registry_activity(at->reg, job->task.name), &job->task,
-                            at->worker, &event);
+        def = bt_registry_activity(at->reg, job->task.name);
+        label = activity_label(def, job->task.name);
+        waited_ms = now_ms() - job->task.ts; /* two hosts' clocks: may be < 0 */
+        if (job->task.ts > 0)
+            bt_metrics_observe(bt_metrics_series(at->m.wait, label),
+                               (double)(waited_ms > 0 ? waited_ms : 0) / 1000.0);
+        if (job->task.attempt > 1)
+            bt_metrics_add(bt_metrics_series(at->m.retries, label), 1);
+        t0 = mono_s();
+        bt_activity_execute(def, &job->task, at->worker, &event);
+        bt_metrics_observe(bt_metrics_series(at->m.duration, label), mono_s() - t0);
+        count_attempt(at, def, job->task.name,
+                      event.type == BT_MSG_COMPLETED ? "completed" : "failed");
         job->event = bt_codec_encode(&event, &job->event_len);
         BT_ASSERT(job->event);
         /* the consumer thread serves the delivery report and releases the offset */
@@ -371,6 +464,8 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
             bt_log(BT_LOG_DEBUG, "stale task skipped: workflow=%s seq=%lld attempt=%d",
                    job->task.id, (long long)job->task.seq, job->task.attempt);
             count(at, &at->stats.stale);
+            count_attempt(at, bt_registry_activity(at->reg, job->task.name),
+                          job->task.name, "stale");
             skip(at, job);
         } else {
             pthread_mutex_lock(&at->lock);
@@ -498,13 +593,14 @@ static void *consume(void *arg)
         reap(at);
         commit_offsets(at);
         backpressure(at);
+        export_metrics(at);
     }
     return NULL;
 }
 
 struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry *reg,
-                                  const char *worker_name, char *errstr,
-                                  size_t errstr_size)
+                                  struct bt_metrics *metrics, const char *worker_name,
+                                  char *errstr, size_t errstr_size)
 {
     struct bt_acttask *at = calloc(1, sizeof(*at));
     char group[300], *list = NULL, *save = NULL;
@@ -517,6 +613,7 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     at->cfg = cfg;
     at->reg = reg;
     at->worker = strdup(worker_name);
+    register_metrics(at, metrics);
     pthread_mutex_init(&at->lock, NULL);
     pthread_cond_init(&at->cond, NULL);
     snprintf(group, sizeof(group), "%s.activities", cfg->prefix);

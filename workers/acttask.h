@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "registry.h"
 
 struct bt_acttask;
@@ -20,11 +21,13 @@ struct bt_acttask_stats {
     uint64_t dead;      /* tasks sent to the DLQ */
 };
 
-/* Starts the consumer thread and cfg->concurrency activity threads. reg is
- * borrowed and must outlive the task. Returns NULL with errstr on failure. */
+/* Starts the consumer thread and cfg->concurrency activity threads. reg and
+ * metrics (NULL: none) are borrowed and must outlive the task, which
+ * registers its families in metrics (docs/metrics.md). Returns NULL with
+ * errstr on failure. */
 struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry *reg,
-                                  const char *worker_name, char *errstr,
-                                  size_t errstr_size);
+                                  struct bt_metrics *metrics, const char *worker_name,
+                                  char *errstr, size_t errstr_size);
 /* A snapshot of the counters (thread safe). */
 struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at);
 /* Stops taking tasks, lets running attempts finish and report, leaves the

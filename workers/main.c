@@ -10,6 +10,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "wftask.h"
 
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     struct bt_config cfg;
     char errstr[512], name[300], host[256] = "localhost";
     bt_registry *reg = NULL;
+    struct bt_metrics *metrics = NULL;
     struct bt_wftask *wt = NULL;
     struct bt_acttask *at = NULL;
     int ret = 1;
@@ -73,8 +75,10 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    if (!(wt = bt_wftask_new(&cfg, reg, name, errstr, sizeof(errstr))) ||
-        !(at = bt_acttask_new(&cfg, reg, name, errstr, sizeof(errstr)))) {
+    metrics = bt_metrics_new();
+    if (!(wt = bt_wftask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
+        !(at = bt_acttask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
+        bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
     }
@@ -93,8 +97,10 @@ int main(int argc, char **argv)
     }
     ret = 0;
 out:
+    bt_metrics_stop(metrics);
     bt_acttask_destroy(at);
     bt_wftask_destroy(wt);
+    bt_metrics_destroy(metrics);
     bt_registry_destroy(reg);
     bt_config_release(&cfg);
     return ret;

@@ -34,6 +34,12 @@ struct item {
     bool conflicted;
 };
 
+/* A touched instance before its commit, to count its status change. */
+struct before {
+    enum bt_status status;
+    int64_t ver;
+};
+
 struct bt_wftask {
     const struct bt_config *cfg;
     const bt_registry *reg;
@@ -50,6 +56,14 @@ struct bt_wftask {
     struct bt_kafka_batch kbatch;    /* commands of the batch */
     struct bt_kafka_batch dlq_batch; /* dead letters of the batch */
     struct bt_wftask_stats stats;
+    struct {
+        struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
+        struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
+            *lag;
+        struct before *before; /* of each touched instance */
+        size_t cap_before;
+        int64_t lag_at; /* ms: when the consumer lag was last measured */
+    } m;
 };
 
 static int64_t now_ms(void)
@@ -82,8 +96,110 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_assign(rk, NULL);
 }
 
+static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
+{
+    wt->m.started =
+        bt_metrics_counter(m, "baton_instances_started_total",
+                           "Instances started, by workflow type.", "workflow");
+    wt->m.finished = bt_metrics_counter(m, "baton_instances_finished_total",
+                                        "Instances that reached a final status "
+                                        "(completed, failed, cancelled, terminated).",
+                                        "workflow,status");
+    wt->m.blocked_total = bt_metrics_counter(
+        m, "baton_instances_blocked_total",
+        "Times an instance was blocked (its code no longer matches its journal).",
+        "workflow");
+    wt->m.in_flight = bt_metrics_gauge(
+        m, "baton_instances_in_flight",
+        "Running instances: started or unblocked minus finished or blocked here.",
+        "workflow");
+    wt->m.blocked =
+        bt_metrics_gauge(m, "baton_instances_blocked",
+                         "Blocked instances: blocked minus unblocked here.", "workflow");
+    wt->m.events = bt_metrics_series(bt_metrics_counter(
+        m, "baton_events_applied_total", "Events applied to instances.", NULL));
+    wt->m.ignored = bt_metrics_series(
+        bt_metrics_counter(m, "baton_events_ignored_total",
+                           "Events ignored as redelivered or stale.", NULL));
+    wt->m.conflicts = bt_metrics_series(bt_metrics_counter(
+        m, "baton_commit_conflicts_total",
+        "Commit rounds redone because another worker had moved an instance on.", NULL));
+    wt->m.batches = bt_metrics_series(bt_metrics_counter(
+        m, "baton_event_batches_total", "Batches of events polled and advanced.", NULL));
+    wt->m.dead =
+        bt_metrics_series(bt_metrics_counter(m, "baton_dead_letters_total",
+                                             "Messages sent to the DLQ.", "role"),
+                          "workflow");
+    wt->m.round_trips = bt_metrics_series(
+        bt_metrics_counter(m, "baton_redis_round_trips_total",
+                           "Round trips to Redis (a pipeline counts once).", "role"),
+        "workflow");
+    wt->m.lag = bt_metrics_series(
+        bt_metrics_gauge(m, "baton_kafka_consumer_lag",
+                         "Messages behind the high watermark on the assigned partitions.",
+                         "role"),
+        "workflow");
+}
+
+/* Mirrors the counters of this thread into the registry. */
+static void export_metrics(struct bt_wftask *wt)
+{
+    int64_t now = now_ms();
+
+    bt_metrics_set(wt->m.events, (int64_t)wt->stats.events);
+    bt_metrics_set(wt->m.ignored, (int64_t)wt->stats.duplicates);
+    bt_metrics_set(wt->m.dead, (int64_t)wt->stats.dead);
+    bt_metrics_set(wt->m.conflicts, (int64_t)wt->stats.conflicts);
+    bt_metrics_set(wt->m.batches, (int64_t)wt->stats.batches);
+    bt_metrics_set(wt->m.round_trips,
+                   (int64_t)bt_redis_round_trips(bt_store_redis(wt->store)));
+    if (wt->m.lag && now - wt->m.lag_at >= 1000) {
+        bt_metrics_set(wt->m.lag, bt_metrics_consumer_lag(wt->consumer));
+        wt->m.lag_at = now;
+    }
+}
+
+/* Remembers each touched instance's committed status and version. */
+static void before_commit(struct bt_wftask *wt)
+{
+    if (wt->n_touched > wt->m.cap_before) {
+        struct before *grown = realloc(wt->m.before, wt->n_touched * sizeof(*grown));
+        BT_ASSERT(grown);
+        wt->m.before = grown;
+        wt->m.cap_before = wt->n_touched;
+    }
+    for (size_t i = 0; i < wt->n_touched; i++)
+        wt->m.before[i] =
+            (struct before){wt->touched[i]->delta.old_status, wt->touched[i]->ver};
+}
+
+/* Counts the status changes the commit made durable: an instance's version
+ * advances only when its commit went through, whatever the call returned. */
+static void after_commit(struct bt_wftask *wt)
+{
+    for (size_t i = 0; i < wt->n_touched; i++) {
+        const struct bt_instance *inst = wt->touched[i];
+        const char *type = inst->type ? inst->type : "";
+        enum bt_status from = wt->m.before[i].status, to = inst->status;
+        if (inst->ver == wt->m.before[i].ver || from == to)
+            continue;
+        if (from == BT_STATUS_NONE)
+            bt_metrics_add(bt_metrics_series(wt->m.started, type), 1);
+        if (bt_status_final(to))
+            bt_metrics_add(bt_metrics_series(wt->m.finished, type, bt_status_name(to)),
+                           1);
+        if (to == BT_STATUS_BLOCKED)
+            bt_metrics_add(bt_metrics_series(wt->m.blocked_total, type), 1);
+        bt_metrics_add(bt_metrics_series(wt->m.in_flight, type),
+                       (to == BT_STATUS_RUNNING) - (from == BT_STATUS_RUNNING));
+        bt_metrics_add(bt_metrics_series(wt->m.blocked, type),
+                       (to == BT_STATUS_BLOCKED) - (from == BT_STATUS_BLOCKED));
+    }
+}
+
 struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *reg,
-                                const char *worker_name, char *errstr, size_t errstr_size)
+                                struct bt_metrics *metrics, const char *worker_name,
+                                char *errstr, size_t errstr_size)
 {
     struct bt_wftask *wt = calloc(1, sizeof(*wt));
     char group[300], topic[300];
@@ -96,6 +212,7 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
     wt->reg = reg;
     wt->worker = strdup(worker_name);
     wt->cache = bt_idmap_new();
+    register_metrics(wt, metrics);
     snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
     bt_kafka_topic(cfg, "events", topic, sizeof(topic));
     if (!(wt->store = bt_store_new(cfg, errstr, errstr_size)) ||
@@ -133,6 +250,7 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     bt_store_destroy(wt->store);
     bt_idmap_destroy(wt->cache, destroy_instance);
     free(wt->touched);
+    free(wt->m.before);
     free(wt->worker);
     free(wt);
 }
@@ -383,7 +501,7 @@ static int advance(struct bt_wftask *wt)
                                 .worker = wt->worker};
     bool redo = false;
     int *results = NULL;
-    int ret = BT_EAGAIN;
+    int ret = BT_EAGAIN, rc;
 
     wt->batch_no++;
     wt->n_touched = 0;
@@ -395,8 +513,11 @@ static int advance(struct bt_wftask *wt)
         free(results);
         results = calloc(wt->n_touched + 1, sizeof(*results));
         BT_ASSERT(results);
-        if (bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, 0,
-                            results))
+        before_commit(wt);
+        rc = bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, 0,
+                             results);
+        after_commit(wt);
+        if (rc)
             goto out;
         wt->stats.commits += wt->n_touched;
         if (!drop_conflicts(wt, results)) {
@@ -466,8 +587,11 @@ static void release_items(struct bt_wftask *wt)
 
 int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
 {
-    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(wt->consumer, timeout_ms);
+    rd_kafka_message_t *rkm;
     int backoff_ms = 50, handled;
+
+    export_metrics(wt);
+    rkm = rd_kafka_consumer_poll(wt->consumer, timeout_ms);
 
     while (rkm) {
         if (rkm->err) {

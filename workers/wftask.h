@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "registry.h"
 
 struct bt_wftask;
@@ -20,11 +21,12 @@ struct bt_wftask_stats {
     uint64_t batches;
 };
 
-/* Connects to Kafka and Redis as cfg says; reg is borrowed and must outlive
- * the task. Returns NULL with errstr on a bad setting. */
+/* Connects to Kafka and Redis as cfg says; reg and metrics (NULL: none) are
+ * borrowed and must outlive the task, which registers its families in
+ * metrics (docs/metrics.md). Returns NULL with errstr on a bad setting. */
 struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *reg,
-                                const char *worker_name, char *errstr,
-                                size_t errstr_size);
+                                struct bt_metrics *metrics, const char *worker_name,
+                                char *errstr, size_t errstr_size);
 /* Polls one batch of events (waiting up to timeout_ms for the first) and
  * advances their instances; retries with backoff while Kafka or Redis is
  * unreachable, committing nothing it has not applied. Returns the number of

@@ -1,0 +1,606 @@
+/* The /metrics endpoints of baton-worker and baton-scheduler after a real
+ * run: the counters match what happened, and the text is valid exposition
+ * format (checked line by line here, and by promtool when it is installed). */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+#include "metrics.h"
+#include "stack.h"
+
+static struct bt_stack stack;
+
+static void setup(void)
+{
+    cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
+}
+
+static void teardown(void)
+{
+    bt_stack_stop(&stack);
+}
+
+/* Two distinct free loopback ports (both held until both are known). */
+static void free_ports(int *a, int *b)
+{
+    int fds[2], *ports[2] = {a, b};
+
+    for (int i = 0; i < 2; i++) {
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sa);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert(fds[i] >= 0 && !bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) &&
+                  !getsockname(fds[i], (struct sockaddr *)&sa, &len));
+        *ports[i] = ntohs(sa.sin_port);
+    }
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* GET path on 127.0.0.1:port over HTTP/1.0: the body (malloc'd, caller frees)
+ * and *status, or NULL when nothing answers. */
+static char *http_get(int port, const char *path, int *status)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    char req[256], *buf = NULL, *body;
+    size_t len = 0, cap = 0;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    *status = 0;
+    if (fd < 0)
+        return NULL;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+        close(fd);
+        return NULL;
+    }
+    do {
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 65536;
+            buf = realloc(buf, cap);
+            cr_assert_not_null(buf);
+        }
+        n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n > 0)
+            len += (size_t)n;
+    } while (n > 0);
+    close(fd);
+    buf[len] = '\0';
+    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1 || !(body = strstr(buf, "\r\n\r\n"))) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+/* ---- a strict reader of the text exposition format 0.0.4 ---- */
+
+struct sample {
+    char name[128];
+    char labels[512]; /* `a="x",b="y"` as written, le left out */
+    double le;        /* buckets only */
+    double value;
+    int family;
+};
+
+struct expo {
+    char families[128][128];
+    char types[128][32];
+    int n_families;
+    struct sample samples[4096];
+    int n;
+};
+
+static int family_of(const struct expo *e, const char *name)
+{
+    for (int i = 0; i < e->n_families; i++)
+        if (!strcmp(e->families[i], name))
+            return i;
+    return -1;
+}
+
+static bool sample_name_fits(const char *family, const char *type, const char *name)
+{
+    size_t n = strlen(family);
+
+    if (!strcmp(type, "histogram"))
+        return !strncmp(name, family, n) &&
+               (!strcmp(name + n, "_bucket") || !strcmp(name + n, "_sum") ||
+                !strcmp(name + n, "_count"));
+    return !strcmp(name, family);
+}
+
+static const char *parse_name(const char *p, char *out, size_t n, bool colon)
+{
+    size_t i = 0;
+
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+          (colon && *p == ':')))
+        return NULL;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+           (*p >= '0' && *p <= '9') || *p == '_' || (colon && *p == ':')) {
+        if (i + 1 >= n)
+            return NULL;
+        out[i++] = *p++;
+    }
+    out[i] = '\0';
+    return p;
+}
+
+/* {name="value",...}: fills s->labels (le apart). NULL on a syntax error. */
+static const char *parse_labels(const char *p, struct sample *s)
+{
+    size_t o = 0;
+
+    s->le = NAN;
+    if (*p != '{')
+        return p;
+    p++;
+    while (*p != '}') {
+        char name[128], value[512];
+        size_t v = 0;
+        if (!(p = parse_name(p, name, sizeof(name), false)) || *p++ != '=' || *p++ != '"')
+            return NULL;
+        while (*p != '"') {
+            if (!*p || *p == '\n' || v + 2 >= sizeof(value))
+                return NULL;
+            if (*p == '\\') {
+                p++;
+                if (*p != '\\' && *p != '"' && *p != 'n')
+                    return NULL;
+                value[v++] = *p == 'n' ? '\n' : *p;
+                p++;
+                continue;
+            }
+            value[v++] = *p++;
+        }
+        value[v] = '\0';
+        p++;
+        if (!strcmp(name, "le")) {
+            char *end;
+            s->le = strtod(value, &end);
+            if (end == value || *end)
+                return NULL;
+        } else {
+            int w = snprintf(s->labels + o, sizeof(s->labels) - o, "%s%s=\"%s\"",
+                             o ? "," : "", name, value);
+            if (w < 0 || (size_t)w >= sizeof(s->labels) - o)
+                return NULL;
+            o += (size_t)w;
+        }
+        if (*p == ',')
+            p++;
+        else if (*p != '}')
+            return NULL;
+    }
+    return p + 1;
+}
+
+/* Checks each histogram series: le ascending, counts cumulative, +Inf last
+ * and equal to _count. */
+static bool check_histograms(const struct expo *e, char *why, size_t n)
+{
+    for (int i = 0; i < e->n; i++) {
+        const struct sample *c = &e->samples[i];
+        const char *family = e->families[c->family];
+        double last_le = -INFINITY, last = 0;
+        int buckets = 0;
+        char bucket[140];
+        if (strcmp(e->types[c->family], "histogram") ||
+            strcmp(c->name + strlen(family), "_count"))
+            continue;
+        snprintf(bucket, sizeof(bucket), "%.127s_bucket", family);
+        for (int j = 0; j < e->n; j++) {
+            const struct sample *b = &e->samples[j];
+            if (strcmp(b->name, bucket) || strcmp(b->labels, c->labels))
+                continue;
+            if (!(b->le > last_le) || b->value < last) {
+                snprintf(why, n, "%s{%s}: buckets not ascending or not cumulative",
+                         family, c->labels);
+                return false;
+            }
+            last_le = b->le;
+            last = b->value;
+            buckets++;
+        }
+        if (!buckets || !isinf(last_le) || last != c->value) {
+            snprintf(why, n, "%s{%s}: no +Inf bucket equal to _count (%g vs %g)", family,
+                     c->labels, last, c->value);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Parses text strictly; false with why on the first problem. */
+static bool parse_expo(const char *text, struct expo *e, char *why, size_t n)
+{
+    int current = -1, line_no = 0;
+
+    memset(e, 0, sizeof(*e));
+    if (!*text || text[strlen(text) - 1] != '\n') {
+        snprintf(why, n, "empty or not newline-terminated");
+        return false;
+    }
+    for (const char *p = text; *p; line_no++) {
+        const char *eol = strchr(p, '\n');
+        char line[1024], name[128];
+        struct sample *s;
+        const char *q;
+        char *end;
+        if ((size_t)(eol - p) >= sizeof(line)) {
+            snprintf(why, n, "line %d: too long", line_no);
+            return false;
+        }
+        memcpy(line, p, (size_t)(eol - p));
+        line[eol - p] = '\0';
+        p = eol + 1;
+        if (!strncmp(line, "# HELP ", 7) || !strncmp(line, "# TYPE ", 7)) {
+            char type[32] = "";
+            q = parse_name(line + 7, name, sizeof(name), true);
+            if (!q || *q != ' ') {
+                snprintf(why, n, "line %d: bad metadata: %.200s", line_no, line);
+                return false;
+            }
+            if (line[2] == 'H')
+                continue;
+            snprintf(type, sizeof(type), "%s", q + 1);
+            if (family_of(e, name) >= 0 || e->n_families == 128 ||
+                (strcmp(type, "counter") && strcmp(type, "gauge") &&
+                 strcmp(type, "histogram") && strcmp(type, "summary") &&
+                 strcmp(type, "untyped"))) {
+                snprintf(why, n, "line %d: bad or repeated TYPE: %.200s", line_no, line);
+                return false;
+            }
+            current = e->n_families++;
+            snprintf(e->families[current], sizeof(e->families[0]), "%s", name);
+            snprintf(e->types[current], sizeof(e->types[0]), "%s", type);
+            continue;
+        }
+        if (line[0] == '#' || !line[0])
+            continue;
+        cr_assert_lt(e->n, 4096);
+        s = &e->samples[e->n++];
+        if (!(q = parse_name(line, s->name, sizeof(s->name), true)) ||
+            !(q = parse_labels(q, s)) || *q++ != ' ') {
+            snprintf(why, n, "line %d: bad sample: %.200s", line_no, line);
+            return false;
+        }
+        s->value = strtod(q, &end);
+        if (end == q || (*end && *end != ' ')) {
+            snprintf(why, n, "line %d: bad value: %.200s", line_no, line);
+            return false;
+        }
+        if (current < 0 ||
+            !sample_name_fits(e->families[current], e->types[current], s->name)) {
+            snprintf(why, n, "line %d: sample outside its TYPE-declared family: %.200s",
+                     line_no, line);
+            return false;
+        }
+        s->family = current;
+        if (!strcmp(e->types[current], "counter") && !(s->value >= 0)) {
+            snprintf(why, n, "line %d: negative counter: %.200s", line_no, line);
+            return false;
+        }
+        if (!strcmp(s->name + strlen(e->families[current]), "_bucket") != !isnan(s->le)) {
+            snprintf(why, n, "line %d: le on a non-bucket or bucket without le", line_no);
+            return false;
+        }
+    }
+    return check_histograms(e, why, n);
+}
+
+/* The value of the sample, or NAN when it is absent. */
+static double value_of(const struct expo *e, const char *name, const char *labels)
+{
+    for (int i = 0; i < e->n; i++)
+        if (!strcmp(e->samples[i].name, name) && !strcmp(e->samples[i].labels, labels))
+            return e->samples[i].value;
+    return NAN;
+}
+
+/* Absent counts as 0, for series that appear only once something happened. */
+static double count_of(const struct expo *e, const char *name, const char *labels)
+{
+    double v = value_of(e, name, labels);
+    return isnan(v) ? 0 : v;
+}
+
+/* Fetches and parses /metrics on port into e; asserts it parses. */
+static void scrape(int port, struct expo *e, char **text)
+{
+    char why[512];
+    int status;
+
+    *text = http_get(port, "/metrics", &status);
+    cr_assert_not_null(*text, "no answer on port %d", port);
+    cr_assert_eq(status, 200);
+    cr_assert(parse_expo(*text, e, why, sizeof(why)), "port %d: %s", port, why);
+}
+
+/* promtool check metrics, when promtool is installed (Debian: prometheus). */
+static void promtool_accepts(const char *text)
+{
+    const char *tool = getenv("PROMTOOL");
+    char path[] = "/tmp/bt-metrics-XXXXXX", cmd[600];
+    FILE *f;
+    int fd, rc;
+
+    if (!tool || !*tool)
+        tool = system("command -v promtool >/dev/null 2>&1") == 0 ? "promtool" : NULL;
+    if (!tool) {
+        cr_log_warn(
+            "promtool not installed: exposition checked by this test's reader only");
+        return;
+    }
+    fd = mkstemp(path);
+    cr_assert(fd >= 0 && (f = fdopen(fd, "w")));
+    fputs(text, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "%s check metrics < %s 1>&2", tool, path);
+    rc = system(cmd);
+    unlink(path);
+    cr_assert_eq(rc, 0, "promtool check metrics rejected the output (status %d)", rc);
+}
+
+static bool settled(int port, struct expo *e)
+{
+    char *text;
+
+    scrape(port, e, &text);
+    free(text);
+    return count_of(e, "baton_instances_finished_total",
+                    "workflow=\"chain3\",status=\"completed\"") == 50 &&
+           count_of(e, "baton_instances_finished_total",
+                    "workflow=\"always_fails\",status=\"failed\"") == 3 &&
+           count_of(e, "baton_instances_finished_total",
+                    "workflow=\"sleeper\",status=\"completed\"") == 5 &&
+           count_of(e, "baton_dead_letters_total", "role=\"workflow\"") >= 1 &&
+           count_of(e, "baton_events_applied_total", "") >= 58 + 153 + 5;
+}
+
+Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    static struct expo e;
+    struct bt_stack_results r;
+    char wport[16], sched_env[64], *text, timing[512];
+    int worker_port, sched_port, status;
+    pid_t worker, sched;
+    bool ok;
+
+    free_ports(&worker_port, &sched_port);
+    snprintf(wport, sizeof(wport), "%d", worker_port);
+    snprintf(timing, sizeof(timing), "%s/timing.so", BT_PLUGIN_DIR);
+    worker = bt_stack_worker(
+        &stack, "flows",
+        (const char *const[]){"--plugin", timing, "--metrics-port", wport, NULL});
+    cr_assert_gt(worker, 0);
+    /* the scheduler takes its port from the environment, as an operator may */
+    snprintf(sched_env, sizeof(sched_env), "BATON_METRICS_PORT=%d", sched_port);
+    stack.envp[6] = sched_env;
+    sched = bt_stack_scheduler(&stack);
+    stack.envp[6] = NULL;
+    cr_assert_gt(sched, 0);
+
+    BT_TEST_WAIT_UNTIL(ok, (text = http_get(worker_port, "/metrics", &status)) != NULL,
+                       10000);
+    cr_assert(ok, "the worker's /metrics never answered");
+    free(text);
+    for (int i = 0; i < 50; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "m-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
+                     0);
+    }
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "f-%d", i);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "always_fails", id, json_pack("{s:i}", "v", i)), 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "s-%d", i);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "sleeper", id, json_pack("{s:i}", "ms", 200)), 0);
+    }
+    cr_assert_eq(bt_stack_start_wf(&stack, "no_such_type", "x-1", json_object()), 0);
+    bt_stack_results(&stack, &r, 58, 60000);
+    cr_assert_eq(r.distinct, 58, "results: %d of 58", r.distinct);
+    json_decref(r.by_id);
+
+    /* instance counters move at each commit, the batch counters (events, dead
+     * letters) before the next poll: wait for both */
+    BT_TEST_WAIT_UNTIL(ok, settled(worker_port, &e), 10000);
+    cr_assert(ok, "the worker's counters never reached the run's totals");
+    for (int t = 0; t < 3; t++) {
+        const char *type = (const char *[]){"chain3", "always_fails", "sleeper"}[t];
+        char wf[64], st[96];
+        double ended = 0;
+        snprintf(wf, sizeof(wf), "workflow=\"%s\"", type);
+        for (int k = 0; k < 4; k++) {
+            snprintf(
+                st, sizeof(st), "%s,status=\"%s\"", wf,
+                (const char *[]){"completed", "failed", "cancelled", "terminated"}[k]);
+            ended += count_of(&e, "baton_instances_finished_total", st);
+        }
+        cr_assert_eq(value_of(&e, "baton_instances_started_total", wf),
+                     t == 0   ? 50
+                     : t == 1 ? 3
+                              : 5,
+                     "%s started", type);
+        /* started = completed + failed + ... + blocked + in flight */
+        cr_assert_eq(value_of(&e, "baton_instances_started_total", wf),
+                     ended + count_of(&e, "baton_instances_blocked", wf) +
+                         value_of(&e, "baton_instances_in_flight", wf),
+                     "%s: started must equal finished + blocked + in flight", type);
+        cr_assert_eq(value_of(&e, "baton_instances_in_flight", wf), 0);
+    }
+    /* 3 steps of each chain3 and 1 of each always_fails, each run once */
+    cr_assert_eq(value_of(&e, "baton_activity_attempts_total",
+                          "activity=\"inc\",outcome=\"completed\""),
+                 153);
+    cr_assert_eq(count_of(&e, "baton_activity_attempts_total",
+                          "activity=\"inc\",outcome=\"failed\""),
+                 0);
+    cr_assert_eq(
+        value_of(&e, "baton_activity_duration_seconds_count", "activity=\"inc\""), 153);
+    cr_assert_eq(value_of(&e, "baton_activity_schedule_to_start_seconds_count",
+                          "activity=\"inc\""),
+                 153);
+    cr_assert_eq(value_of(&e, "baton_events_applied_total", ""), 58 + 153 + 5);
+    cr_assert_geq(value_of(&e, "baton_dead_letters_total", "role=\"workflow\""), 1);
+    cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"workflow\""), 0);
+    cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"activity\""), 0);
+    cr_assert(!isnan(value_of(&e, "baton_kafka_consumer_lag", "role=\"workflow\"")));
+    cr_assert(!isnan(value_of(&e, "baton_uptime_seconds", "")));
+    scrape(worker_port, &e, &text);
+    promtool_accepts(text);
+    free(text);
+
+    /* the scheduler fired the 5 sleeps */
+    BT_TEST_WAIT_UNTIL(ok,
+                       (scrape(sched_port, &e, &text), free(text),
+                        value_of(&e, "baton_timers_fired_total", "") >= 5),
+                       10000);
+    cr_assert(ok, "the scheduler's fired count never reached 5");
+    cr_assert_geq(value_of(&e, "baton_timer_lateness_seconds_count", ""), 5);
+    cr_assert(!isnan(value_of(&e, "baton_timers_pending", "")));
+    cr_assert(!isnan(value_of(&e, "baton_outbox_resent_total", "")));
+    cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"scheduler\""), 0);
+    scrape(sched_port, &e, &text);
+    promtool_accepts(text);
+    free(text);
+
+    text = http_get(worker_port, "/elsewhere", &status);
+    free(text);
+    cr_assert_eq(status, 404);
+    cr_assert_eq(bt_test_stop(worker, 10000), 0,
+                 "the worker must exit cleanly on SIGTERM");
+    cr_assert_eq(bt_test_stop(sched, 10000), 0,
+                 "the scheduler must exit cleanly on SIGTERM");
+}
+
+/* ---- the registry on its own, in this process ---- */
+
+static struct bt_metric *hammered, *hammered_h;
+
+static void *hammer(void *arg)
+{
+    const char *names[] = {"a", "b", "c"};
+
+    (void)arg;
+    for (int i = 0; i < 100000; i++) {
+        bt_metrics_add(bt_metrics_series(hammered, names[i % 3], "ok"), 1);
+        bt_metrics_observe(bt_metrics_series(hammered_h, names[i % 3]), (i % 10) / 10.0);
+    }
+    return NULL;
+}
+
+Test(metrics, counts_exactly_from_many_threads)
+{
+    static struct expo e;
+    struct bt_metrics *m = bt_metrics_new();
+    pthread_t threads[4];
+    char why[256], *text;
+    size_t len;
+
+    hammered = bt_metrics_counter(m, "t_ops_total", "Operations.", "name,result");
+    hammered_h = bt_metrics_histogram(m, "t_size", "Sizes.", "name",
+                                      (const double[]){0.25, 0.5, 0.75}, 3);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&threads[i], NULL, hammer, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    cr_assert_not_null(text = bt_metrics_render(m, &len));
+    cr_assert_eq(strlen(text), len);
+    cr_assert(parse_expo(text, &e, why, sizeof(why)), "%s", why);
+    cr_assert_eq(value_of(&e, "t_ops_total", "name=\"a\",result=\"ok\""), 4 * 33334);
+    cr_assert_eq(value_of(&e, "t_ops_total", "name=\"b\",result=\"ok\""), 4 * 33333);
+    cr_assert_eq(value_of(&e, "t_size_count", "name=\"c\""), 4 * 33333);
+    /* (i % 10) / 10 <= 0.25 for 0, 0.1, 0.2: 3 of every 10 */
+    cr_assert_eq(value_of(&e, "t_size_count", "name=\"a\"") +
+                     value_of(&e, "t_size_count", "name=\"b\"") +
+                     value_of(&e, "t_size_count", "name=\"c\""),
+                 400000);
+    free(text);
+    bt_metrics_destroy(m);
+}
+
+Test(metrics, escapes_label_values_and_shares_families_by_name)
+{
+    static struct expo e;
+    struct bt_metrics *m = bt_metrics_new();
+    struct bt_metric *f = bt_metrics_gauge(m, "t_odd", "Help with \\ and more.", "v");
+    char why[256], *text;
+    size_t len;
+
+    cr_assert_eq(bt_metrics_gauge(m, "t_odd", "Other help.", "v"), f,
+                 "a second registration of the same family returns it");
+    bt_metrics_set(bt_metrics_series(f, "quote\" back\\slash\nnewline"), -7);
+    cr_assert_eq(bt_metrics_value(bt_metrics_series(f, "quote\" back\\slash\nnewline")),
+                 -7);
+    cr_assert_null(bt_metrics_series(f, NULL));
+    /* NULL anywhere is a no-op */
+    bt_metrics_add(bt_metrics_series(bt_metrics_counter(NULL, "x_total", "X.", NULL)), 1);
+    bt_metrics_observe(NULL, 1.0);
+    bt_metrics_destroy(NULL);
+    text = bt_metrics_render(m, &len);
+    cr_assert(strstr(text, "t_odd{v=\"quote\\\" back\\\\slash\\nnewline\"} -7\n"), "%s",
+              text);
+    cr_assert(strstr(text, "# HELP t_odd Help with \\\\ and more.\n"), "%s", text);
+    cr_assert(parse_expo(text, &e, why, sizeof(why)), "%s", why);
+    free(text);
+    bt_metrics_destroy(m);
+}
+
+Test(metrics, serves_only_slash_metrics_on_the_configured_address)
+{
+    struct bt_config cfg = {.metrics_addr = (char *)(uintptr_t) "127.0.0.1"};
+    struct bt_metrics *m = bt_metrics_new();
+    char errstr[256], *text;
+    int port, other, status;
+
+    free_ports(&port, &other);
+    cfg.metrics_port = 0;
+    cr_assert_eq(bt_metrics_start(m, &cfg, errstr, sizeof(errstr)), 0,
+                 "port 0: no endpoint");
+    cfg.metrics_port = port;
+    bt_metrics_add(
+        bt_metrics_series(bt_metrics_counter(m, "t_hits_total", "Hits.", NULL)), 2);
+    cr_assert_eq(bt_metrics_start(m, &cfg, errstr, sizeof(errstr)), 0, "%s", errstr);
+    text = http_get(port, "/metrics", &status);
+    cr_assert_eq(status, 200);
+    cr_assert(text && strstr(text, "\nt_hits_total 2\n"));
+    free(text);
+    text = http_get(port, "/", &status);
+    free(text);
+    cr_assert_eq(status, 404);
+    bt_metrics_stop(m);
+    cr_assert_null(http_get(port, "/metrics", &status), "stopped: nothing listens");
+
+    /* a documentation address (TEST-NET-1) is no address of this host */
+    cfg.metrics_addr = (char *)(uintptr_t) "192.0.2.1";
+    cr_assert_eq(bt_metrics_start(m, &cfg, errstr, sizeof(errstr)), BT_EIO);
+    cr_assert(strstr(errstr, "192.0.2.1"), "%s", errstr);
+    bt_metrics_destroy(m);
+}
