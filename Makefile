@@ -32,5 +32,10 @@ test-asan: build-asan
 demo: build
 	@BUILD=$(BUILD) scripts/demo
 
+# The benchmark: chain, latency, retry and fanout on a fresh embedded stack,
+# one line per workload (bench/README.md). bench/compare runs the peers beside it.
+bench: build
+	@$(BUILD)/bin/baton bench
+
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

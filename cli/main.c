@@ -18,6 +18,7 @@ struct command {
 /* clang-format off */
 static const struct command commands[] = {
     {"dev", bt_cli_dev, "run Kafka (embedded), Redis, the scheduler and a worker here"},
+    {"bench", bt_cli_bench, "measure throughput, latency and cost per step: bench [chain|latency|retry|fanout...] [--json]"},
     {"start", bt_cli_start, "start a workflow: start TYPE [--id ID] [--input JSON|@file] [--at TIME] [--wait]"},
     {"describe", bt_cli_describe, "show where an instance stands: describe ID"},
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json] [--follow]"},
