@@ -101,9 +101,11 @@ struct bt_instance {
     json_t *error;   /* when failed / blocked: {"type","message"} */
     json_t *signals; /* buffered signals: [[name, payload], ...] */
     /* where the last applied event was read: "<cluster>/<topic>/<partition>"
-     * and its offset; a redelivered event at or below it is a duplicate */
+     * and its offset; a redelivered event at or below it (and no newer) is a
+     * duplicate */
     char *kpos;
     int64_t koff;
+    int64_t kts; /* its Kafka timestamp (ms) */
     struct bt_entry *entries;
     size_t n_entries, cap_entries;
     size_t n_committed; /* entries[0..n_committed) are in Redis */

@@ -98,6 +98,8 @@ static int load_meta(struct bt_instance *inst, const redisReply *reply)
             inst->kpos = strndup(v->str, v->len);
         } else if (!strcmp(f, "koff")) {
             inst->koff = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "kts")) {
+            inst->kts = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "signals") && v->len) {
             inst->signals = parse_json(v);
         }
@@ -342,7 +344,9 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
         arg_str(a, inst->kpos);
         arg_str(a, "koff");
         arg_int(a, inst->koff);
-        n += 2;
+        arg_str(a, "kts");
+        arg_int(a, inst->kts);
+        n += 3;
     }
     if (inst->ver == 0) {
         arg_str(a, "type");

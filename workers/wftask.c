@@ -380,6 +380,7 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
     for (size_t i = 0; i < wt->n_items; i++) {
         struct item *it = &wt->items[i];
         const char *why;
+        int64_t ts;
         int rc;
 
         if (!it->decoded || (only_conflicted && !it->conflicted))
@@ -387,8 +388,12 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
         it->conflicted = false;
         snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster,
                  rd_kafka_topic_name(it->rkm->rkt), it->rkm->partition);
+        ts = rd_kafka_message_timestamp(it->rkm, NULL);
+        /* a redelivery sits at or below the last applied offset and was
+         * written no later than it: a new cluster (the embedded one restarted,
+         * whose id may repeat) restarts offsets, but not the clock */
         if (it->inst->kpos && !strcmp(it->inst->kpos, pos) &&
-            it->rkm->offset <= it->inst->koff) {
+            it->rkm->offset <= it->inst->koff && ts <= it->inst->kts) {
             wt->stats.duplicates++;
             continue;
         }
@@ -397,6 +402,7 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
             free(it->inst->kpos);
             it->inst->kpos = strdup(pos);
             it->inst->koff = it->rkm->offset;
+            it->inst->kts = ts;
             wt->stats.events++;
             touch(wt, it->inst);
         } else if (rc == BT_EEXIST) {

@@ -50,7 +50,7 @@ static pid_t start_dev(void)
                           BT_PLUGIN_DIR "/timing.so",
                           NULL};
     /* short attempt timeouts: lost tasks are retried quickly after the restart */
-    const char *env[] = {home_env, prefix_env, "BATON_ACTIVITY_TIMEOUT_MS=3000", NULL};
+    const char *env[] = {home_env, prefix_env, "BATON_ACTIVITY_TIMEOUT_MS=10000", NULL};
     pid_t pid = bt_test_spawn(argv, env, log_path);
 
     snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
@@ -130,7 +130,13 @@ Test(recovery, restarting_baton_dev_with_200_instances_in_flight_loses_none,
     rc = redisConnect("127.0.0.1", port);
     cr_assert(rc && !rc->err);
     BT_TEST_WAIT_UNTIL(ok, count(rc, done) == n, 120000);
-    cr_assert(ok, "%ld of %d completed after the restart", count(rc, done), n);
+    if (!ok) {
+        char failed[128], running[128];
+        snprintf(failed, sizeof(failed), "%s:idx:failed", cfg.key_prefix);
+        snprintf(running, sizeof(running), "%s:idx:running", cfg.key_prefix);
+        cr_assert(ok, "%ld of %d completed after the restart (failed %ld, running %ld)",
+                  count(rc, done), n, count(rc, failed), count(rc, running));
+    }
     redisFree(rc);
     bt_config_release(&cfg);
     kill(dev, SIGINT);
