@@ -1,13 +1,5 @@
 /* The "versioned" workflow, version 1: a, wait for "go", b. */
-#include "baton.h"
-
-static int step(bt_act *act, const json_t *input, json_t **result)
-{
-    (void)act;
-    (void)input;
-    *result = json_true();
-    return 0;
-}
+#include "versioned.h"
 
 static bt_poll versioned(bt_wf *wf, const json_t *input)
 {
@@ -17,15 +9,4 @@ static bt_poll versioned(bt_wf *wf, const json_t *input)
     BT_WAIT_SIGNAL(wf, &go, "go", -1);
     BT_RUN(wf, NULL, "b", NULL, NULL);
     return bt_complete(wf, json_pack("{s:s}", "ran", "a,b"));
-}
-
-int baton_register(bt_registry *r);
-int baton_register(bt_registry *r)
-{
-    if (bt_register_workflow(r, "versioned", versioned) ||
-        bt_register_activity(r, "a", step, NULL) ||
-        bt_register_activity(r, "b", step, NULL) ||
-        bt_register_activity(r, "c", step, NULL))
-        return -1;
-    return 0;
 }
