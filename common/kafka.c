@@ -163,7 +163,9 @@ rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
                                   size_t errstr_size)
 {
     static const struct prop ours[] = {
-        {"linger.ms", "1"},
+        /* send at once: a step waits on each hop, and messages queued while a
+         * request is in flight are still batched (bench: p50 23.7 -> 16.4 ms) */
+        {"linger.ms", "0"},
         /* baton drops duplicates by ids; the mock cluster lacks idempotence */
         {"enable.idempotence", "false"},
         /* a worker produces a whole outbox before it waits for the reports */

@@ -29,7 +29,7 @@ struct bt_kafka_batch {
 char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf,
                      size_t n);
 
-/* A producer tuned for low latency (linger.ms=1 unless overridden) with
+/* A producer tuned for low latency (linger.ms=0 unless overridden) with
  * idempotence off (baton dedups by ids; the mock cluster lacks it). Each
  * cfg->kafka property is applied last, overriding ours. Returns a new handle,
  * caller frees with rd_kafka_destroy() after rd_kafka_flush(); NULL with
