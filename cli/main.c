@@ -31,6 +31,7 @@ static const struct command commands[] = {
     {"signal", bt_cli_signal, "send a signal: signal ID NAME [--payload JSON]"},
     {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID"},
     {"terminate", bt_cli_terminate, "stop an instance at once: terminate ID [--reason TEXT]"},
+    {"ratelimit", bt_cli_ratelimit, "rate limits, tuned live: ratelimit set KEY RATE/s [--burst N] | get KEY | list"},
 };
 /* clang-format on */
 

@@ -61,7 +61,13 @@ struct bt_step_opts {
     const char *queue; /* task queue ["default"] */
     struct bt_retry retry;
     int64_t start_to_close_ms; /* one attempt's timeout [worker setting] */
-    const char *rate_key;      /* shared rate-limit key, or NULL */
+    const char *rate_key;      /* shared rate-limit key, or NULL: steps with the same
+                                * key share one token bucket across all workers;
+                                * may be built from the input ("carrier:att") */
+    double rate;               /* registration only: the key's default tokens per
+                                * second when its bucket does not exist yet
+                                * [0: no limit]; Redis holds the live value */
+    int burst;                 /* registration only: the bucket's default size [1] */
     const char *id;            /* child workflows: explicit child id */
 };
 
@@ -174,7 +180,9 @@ bt_poll bt__fail_with(bt_wf *wf, const json_t *error);
 int bt_act_fail(bt_act *act, const char *error_type, bool retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* The downstream said "too many requests": retry after retry_after_ms
- * without counting an attempt. Returns the value the activity must return. */
+ * without counting an attempt (bt_act_attempt() still grows by one: it counts
+ * dispatches). When the step has a rate key, no worker takes a token for that
+ * key meanwhile. Returns the value the activity must return. */
 int bt_act_throttled(bt_act *act, int64_t retry_after_ms);
 /* Reports progress (details borrowed, may be NULL). Returns 0. */
 int bt_act_heartbeat(bt_act *act, const json_t *details);

@@ -153,6 +153,7 @@ static const struct field task_fields[] = {
     F_ANY("input", 0),
     F_INT("deadline", deadline, F_REQ, 0, INT64_MAX, 0),
     F_TS,
+    F_ID("rate_key", rate_key, 0),
 };
 static const struct field result_fields[] = {
     F_ID("id", id, F_REQ),
@@ -1091,6 +1092,7 @@ void bt_msg_release(struct bt_msg *msg)
     str_free(msg->workflow);
     str_free(msg->name);
     str_free(msg->queue);
+    str_free(msg->rate_key);
     str_free(msg->kind);
     str_free(msg->child);
     str_free(msg->status);

@@ -51,6 +51,7 @@ struct bt_msg {
     char *workflow;     /* start, result: workflow type */
     char *name;         /* signal: signal name; task: activity name */
     char *queue;        /* task: task queue */
+    char *rate_key;     /* task: rate-limit key of the step, or NULL */
     char *kind;         /* timer: sleep|retry|timeout|signal_timeout|workflow_timeout */
     char *child;        /* child_completed, child_failed: the child's id */
     char *status;       /* result: completed|failed|cancelled|terminated */

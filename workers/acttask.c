@@ -1,8 +1,12 @@
-/* The activity role. The consumer thread reads tasks, drops stale ones (the
- * step is done or a later attempt exists: one HGET of the journal entry) and
- * queues the rest; activity threads run them and produce the completion
- * events. Attempts finish out of order, so each partition's offset is
- * committed only up to its oldest task whose event is not delivered yet. */
+/* The activity role. The consumer thread reads tasks, takes a rate-limit
+ * token for those with a rate key (one pipelined Lua call per batch; a task
+ * without a token waits in a delay list ordered by the time the bucket said
+ * it will have one, and is asked for again then, so neither the consumer nor
+ * the other queues block), drops stale ones (the step is done or a later
+ * attempt exists: one HGET of the journal entry) and queues the rest;
+ * activity threads run them and produce the completion events. Attempts finish out of
+ * order, so each partition's offset is committed only up to its oldest task whose event
+ * is not delivered yet. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "acttask.h"
 
@@ -28,6 +33,9 @@ struct job {
     char *event; /* the encoded outcome, kept until Kafka confirmed it */
     size_t event_len;
     struct bt_kafka_batch delivery;
+    int64_t ready_ms;    /* delayed: when its bucket will have a token */
+    int64_t throttle_ms; /* its attempt was throttled: hold its bucket that long */
+    bool asked;          /* a token take is in the pipeline */
 };
 
 /* Offsets of one partition in consume order, and which are done. */
@@ -59,6 +67,8 @@ struct bt_acttask {
     bool threads_stop;
 
     struct job *sending; /* consumer thread only: awaiting delivery reports */
+    struct job *delayed; /* consumer thread only: waiting for a token, by ready_ms */
+    int n_delayed;       /* consumer thread only */
     struct part *parts;  /* consumer thread only */
     size_t n_parts;
     bool paused;
@@ -370,6 +380,8 @@ static void *run_jobs(void *arg)
         bt_metrics_observe(bt_metrics_series(at->m.duration, label), mono_s() - t0);
         count_attempt(at, def, job->task.name,
                       event.type == BT_MSG_COMPLETED ? "completed" : "failed");
+        if (event.type == BT_MSG_FAILED && event.error.retry_after_ms > 0)
+            job->throttle_ms = event.error.retry_after_ms;
         job->event = bt_codec_encode(&event, &job->event_len);
         BT_ASSERT(job->event);
         /* the consumer thread serves the delivery report and releases the offset */
@@ -404,35 +416,24 @@ static void skip(struct bt_acttask *at, struct job *job)
     free(job);
 }
 
-/* Decodes a poll batch, checks all their journal entries in one round trip
- * and queues what is still wanted. */
-static void take(struct bt_acttask *at, struct job **jobs, size_t n)
+/* Checks the journal entries of jobs that hold a token (NULL entries are
+ * skipped) in one round trip and queues what is still wanted. The check comes
+ * after the token, as it restarts the attempt's timeout: time spent waiting
+ * for a token does not count against it. */
+static void check(struct bt_acttask *at, struct job **jobs, size_t n)
 {
     struct bt_redis *r = bt_store_redis(at->store);
-    char errstr[512];
     size_t asked = 0;
 
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
-        track(at, job->rkm);
-        if (bt_codec_decode(job->rkm->payload, job->rkm->len,
-                            (size_t)at->cfg->max_payload, &job->task, errstr,
-                            sizeof(errstr))) {
-            dead_letter(at, job->rkm, errstr);
-        } else if (job->task.type != BT_MSG_TASK) {
-            snprintf(errstr, sizeof(errstr),
-                     "type: a %s message does not belong on a task topic",
-                     bt_msg_type_name(job->task.type));
-            dead_letter(at, job->rkm, errstr);
-            bt_msg_release(&job->task);
-        } else {
+        if (job) {
             char key[600], timers[300], meta[600], seq[32], attempt[16], due[32];
             char *member = bt_timer_member("timeout", job->task.seq, job->task.attempt,
                                            job->task.id);
             const char *argv[] = {key, timers, meta, seq, attempt, member, due};
             /* the timeout restarts at pickup: as long as it was at dispatch */
             int64_t timeout = job->task.deadline - job->task.ts;
-            job->decoded = true;
             bt_store_key(at->store, job->task.id, ":journal", key, sizeof(key));
             bt_store_key(at->store, job->task.id, "", meta, sizeof(meta));
             snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(at->store));
@@ -445,10 +446,7 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
                 bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0)
                 asked++;
             free(member);
-            continue;
         }
-        skip(at, job);
-        jobs[i] = NULL;
     }
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
@@ -482,6 +480,107 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
     }
 }
 
+/* Puts job in the delay list, ordered by ready_ms. */
+static void delay(struct bt_acttask *at, struct job *job, int64_t wait_ms)
+{
+    struct job **pp = &at->delayed;
+
+    job->ready_ms = now_ms() + wait_ms;
+    while (*pp && (*pp)->ready_ms <= job->ready_ms)
+        pp = &(*pp)->next;
+    job->next = *pp;
+    *pp = job;
+    at->n_delayed++;
+}
+
+/* Takes a token for each job with a rate key (one pipelined call for all),
+ * delays those that got none and checks the others. jobs[] may hold NULLs. */
+static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
+{
+    struct bt_redis *r = bt_store_redis(at->store);
+    const char *prefix = bt_store_prefix(at->store);
+    size_t asked = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        const struct bt_activity_def *def;
+        if (!job || !job->task.rate_key)
+            continue;
+        def = bt_registry_activity(at->reg, job->task.name);
+        job->asked = bt_ratelimit_append_take(r, prefix, job->task.rate_key,
+                                              def ? def->defaults.rate : 0,
+                                              def ? def->defaults.burst : 1) == 0;
+        if (job->asked)
+            asked++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        redisReply *reply = NULL;
+        int64_t wait_ms;
+        if (!asked || !job || !job->asked)
+            continue;
+        job->asked = false;
+        if (bt_redis_reply(r, &reply))
+            reply = NULL;
+        wait_ms = bt_ratelimit_wait(reply);
+        freeReplyObject(reply);
+        if (wait_ms > 0) {
+            bt_log(BT_LOG_DEBUG, "rate limited: key=%s wait_ms=%lld workflow=%s seq=%lld",
+                   job->task.rate_key, (long long)wait_ms, job->task.id,
+                   (long long)job->task.seq);
+            delay(at, job, wait_ms);
+            jobs[i] = NULL;
+        }
+    }
+    check(at, jobs, n);
+}
+
+/* Asks again for the delayed jobs whose bucket should have a token by now. */
+static void admit_due(struct bt_acttask *at)
+{
+    struct job *due[256];
+    size_t n = 0;
+    int64_t now = now_ms();
+
+    while (at->delayed && at->delayed->ready_ms <= now &&
+           n < sizeof(due) / sizeof(due[0])) {
+        due[n] = at->delayed;
+        at->delayed = due[n]->next;
+        at->n_delayed--;
+        due[n++]->next = NULL;
+    }
+    if (n)
+        admit(at, due, n);
+}
+
+/* Decodes a poll batch and admits the tasks among it. */
+static void take(struct bt_acttask *at, struct job **jobs, size_t n)
+{
+    char errstr[512];
+
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        track(at, job->rkm);
+        if (bt_codec_decode(job->rkm->payload, job->rkm->len,
+                            (size_t)at->cfg->max_payload, &job->task, errstr,
+                            sizeof(errstr))) {
+            dead_letter(at, job->rkm, errstr);
+        } else if (job->task.type != BT_MSG_TASK) {
+            snprintf(errstr, sizeof(errstr),
+                     "type: a %s message does not belong on a task topic",
+                     bt_msg_type_name(job->task.type));
+            dead_letter(at, job->rkm, errstr);
+            bt_msg_release(&job->task);
+        } else {
+            job->decoded = true;
+            continue;
+        }
+        skip(at, job);
+        jobs[i] = NULL;
+    }
+    admit(at, jobs, n);
+}
+
 /* Releases the jobs whose outcome Kafka confirmed; re-sends failed ones. */
 static void reap(struct bt_acttask *at)
 {
@@ -494,6 +593,13 @@ static void reap(struct bt_acttask *at)
     pthread_mutex_unlock(&at->lock);
     for (; produced; produced = next) {
         next = produced->next;
+        /* the downstream said "throttled": nobody takes this key's tokens for
+         * that long (its event is already on its way; the retry waits too) */
+        if (produced->throttle_ms > 0 && produced->task.rate_key &&
+            bt_ratelimit_throttle(bt_store_redis(at->store), bt_store_prefix(at->store),
+                                  produced->task.rate_key, produced->throttle_ms))
+            bt_log(BT_LOG_WARN, "cannot hold rate limit key %s after a throttle",
+                   produced->task.rate_key);
         produced->next = at->sending;
         at->sending = produced;
     }
@@ -539,6 +645,7 @@ static void backpressure(struct bt_acttask *at)
     pthread_mutex_lock(&at->lock);
     inflight = at->inflight;
     pthread_mutex_unlock(&at->lock);
+    inflight += at->n_delayed; /* waiting for a token counts as busy */
     want_pause = inflight >= 4 * at->n_threads + 256;
     if (want_pause == at->paused || (!want_pause && inflight > 2 * at->n_threads))
         return;
@@ -570,9 +677,15 @@ static void *consume(void *arg)
 
     while (!atomic_load(&at->stop)) {
         size_t n = 0;
-        /* short first wait: delivery reports are served between polls */
-        rd_kafka_message_t *rkm =
-            rd_kafka_consumer_poll(at->consumer, at->sending ? 1 : 20);
+        int wait = at->sending ? 1 : 20;
+        rd_kafka_message_t *rkm;
+        if (at->delayed) {
+            int64_t until = at->delayed->ready_ms - now_ms();
+            wait = until <= 0 ? 0 : until < wait ? (int)until : wait;
+        }
+        /* short first wait: delivery reports and due delayed jobs are served
+         * between polls */
+        rkm = rd_kafka_consumer_poll(at->consumer, wait);
         while (rkm) {
             if (rkm->err) {
                 if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -590,6 +703,7 @@ static void *consume(void *arg)
         }
         if (n)
             take(at, jobs, n);
+        admit_due(at);
         reap(at);
         commit_offsets(at);
         backpressure(at);
@@ -690,7 +804,15 @@ void bt_acttask_destroy(struct bt_acttask *at)
             free(j->event);
             free(j);
         }
-        /* tasks queued but never run are not committed: they are redelivered */
+        /* tasks queued or delayed but never run are not committed: they are
+         * redelivered */
+        while (at->delayed) {
+            struct job *j = at->delayed;
+            at->delayed = j->next;
+            rd_kafka_message_destroy(j->rkm);
+            bt_msg_release(&j->task);
+            free(j);
+        }
         while (at->queue_head) {
             struct job *j = at->queue_head;
             at->queue_head = j->next;

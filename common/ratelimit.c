@@ -1,0 +1,55 @@
+/* Token buckets in Redis shared by every worker process and thread: the
+ * activity role takes a token before it runs a step with a rate key, and holds
+ * back a key's bucket when its downstream reports "throttled". */
+#include <stdio.h>
+
+#include "err.h"
+#include "log.h"
+#include "lua_scripts.h"
+#include "ratelimit.h"
+
+char *bt_ratelimit_key(const char *prefix, const char *key, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:rl:%s", prefix, key);
+    return buf;
+}
+
+int bt_ratelimit_append_take(struct bt_redis *r, const char *prefix, const char *key,
+                             double rate, int burst)
+{
+    char bucket[600], rate_s[64], burst_s[32];
+    const char *argv[] = {bucket, rate_s, burst_s};
+
+    bt_ratelimit_key(prefix, key, bucket, sizeof(bucket));
+    snprintf(rate_s, sizeof(rate_s), "%.17g", rate > 0 ? rate : 0);
+    snprintf(burst_s, sizeof(burst_s), "%d", burst > 0 ? burst : 1);
+    return bt_redis_append_eval(r, bt_lua_rate_take, 1, 3, argv, NULL);
+}
+
+int64_t bt_ratelimit_wait(const redisReply *reply)
+{
+    if (!reply)
+        return 200; /* Redis unreachable: ask again soon, do not run unlimited */
+    if (reply->type == REDIS_REPLY_INTEGER)
+        return reply->integer > 0 ? reply->integer : 0;
+    bt_log(BT_LOG_WARN, "rate limit take refused, running unlimited: %s",
+           reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    return 0;
+}
+
+int bt_ratelimit_throttle(struct bt_redis *r, const char *prefix, const char *key,
+                          int64_t ms)
+{
+    char bucket[600], ms_s[32];
+    const char *argv[] = {bucket, ms_s};
+    redisReply *reply;
+    int ret = BT_EAGAIN;
+
+    bt_ratelimit_key(prefix, key, bucket, sizeof(bucket));
+    snprintf(ms_s, sizeof(ms_s), "%lld", (long long)ms);
+    reply = bt_redis_eval(r, bt_lua_rate_throttle, 1, 2, argv, NULL);
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        ret = 0;
+    freeReplyObject(reply);
+    return ret;
+}

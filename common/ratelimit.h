@@ -1,0 +1,32 @@
+/* Rate limits shared by every worker: one token bucket per key in Redis
+ * (<prefix>:rl:<key>, a hash with rate, burst, tokens, ts and until), taken
+ * from with one Lua call on Redis's clock. Defaults come from the activity's
+ * registration; operators change rate and burst live with HSET or
+ * `baton ratelimit set`. */
+#ifndef BT_RATELIMIT_H
+#define BT_RATELIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis.h"
+
+/* Writes "<prefix>:rl:<key>" into buf; returns buf. */
+char *bt_ratelimit_key(const char *prefix, const char *key, char *buf, size_t n);
+
+/* Queues one take on key's bucket into r's pipeline; the bucket is created
+ * from rate (tokens/s; <= 0: no limit) and burst when missing. Returns 0 or
+ * BT_ENOMEM. */
+int bt_ratelimit_append_take(struct bt_redis *r, const char *prefix, const char *key,
+                             double rate, int burst);
+
+/* The take's reply: 0 when a token was taken, else the ms to wait before
+ * asking again (Redis unreachable: a short wait, so the limit still holds). */
+int64_t bt_ratelimit_wait(const redisReply *reply);
+
+/* Hands out no token for key to anyone for ms from now (Redis's clock).
+ * Returns 0, or BT_EAGAIN when Redis is unreachable or refused. */
+int bt_ratelimit_throttle(struct bt_redis *r, const char *prefix, const char *key,
+                          int64_t ms);
+
+#endif
