@@ -137,9 +137,16 @@ Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
                   peak);
     cr_assert_geq(in_window(v, n, raised - 2000, raised), 8,
                   "the limit was being used before the change");
-    /* 5/s could never give more than 5 x 2 + 5 in two seconds */
-    size_t after = in_window(v, n, raised + 500, raised + 2500);
-    cr_log_info("peak before the change %zu/s, 2 s after it %zu, run %lld ms", peak,
+    /* 5/s could never give more than 5 x 2 + 5 in two seconds: the best two
+     * seconds starting within 2 s of the change (a consumer-group rebalance
+     * on a slow machine may stall every worker for a moment) must beat that */
+    size_t after = 0;
+    for (int64_t from = raised; from <= raised + 2000; from += 50) {
+        size_t c = in_window(v, n, from, from + 2000);
+        if (c > after)
+            after = c;
+    }
+    cr_log_info("peak before the change %zu/s, best 2 s after it %zu, run %lld ms", peak,
                 after, (long long)(v[n - 1] - v[0]));
     cr_assert_geq(after, 16, "after raising to 10/s, 2 s held only %zu starts", after);
     free(v);
