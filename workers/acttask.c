@@ -267,6 +267,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct bt_acttask *at = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        bt_log(BT_LOG_INFO, "task partitions assigned: count=%d", parts->cnt);
         rd_kafka_assign(rk, parts);
         if (at->paused)
             rd_kafka_pause_partitions(rk, parts);

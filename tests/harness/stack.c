@@ -82,6 +82,28 @@ pid_t bt_stack_worker(struct bt_stack *s, const char *plugin, const char *const 
     return bt_test_spawn(argv, s->envp, s->log);
 }
 
+int bt_stack_baton(struct bt_stack *s, char *out, size_t n, const char *const *args)
+{
+    static int calls;
+    char log[400];
+    const char *argv[16] = {BT_BIN_DIR "/baton"};
+    int argc = 1, status;
+    FILE *f;
+
+    for (; *args && argc < 15; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+    snprintf(log, sizeof(log), "%s/baton-%d.out", s->redis.dir, calls++);
+    status = bt_test_wait(bt_test_spawn(argv, s->envp, log), 60000);
+    out[0] = '\0';
+    if ((f = fopen(log, "r"))) {
+        size_t len = fread(out, 1, n - 1, f);
+        out[len] = '\0';
+        fclose(f);
+    }
+    return status;
+}
+
 pid_t bt_stack_scheduler(struct bt_stack *s)
 {
     const char *argv[] = {BT_BIN_DIR "/baton-scheduler", NULL};

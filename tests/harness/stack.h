@@ -35,6 +35,12 @@ void bt_stack_stop(struct bt_stack *s);
  * extra args (NULL-terminated, may be NULL). Returns the pid or -1. */
 pid_t bt_stack_worker(struct bt_stack *s, const char *plugin, const char *const *args);
 
+/* Runs `baton args...` (NULL-terminated) against the stack and waits for it;
+ * returns its exit status, its stdout and stderr in out (size n). */
+int bt_stack_baton(struct bt_stack *s, char *out, size_t n, const char *const *args);
+#define BT_STACK_BATON(s, out, ...)                                                      \
+    bt_stack_baton((s), (out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
+
 /* Spawns baton-scheduler. Returns the pid or -1. */
 pid_t bt_stack_scheduler(struct bt_stack *s);
 

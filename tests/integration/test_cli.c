@@ -22,31 +22,7 @@ static void teardown(void)
     bt_stack_stop(&stack);
 }
 
-/* Runs `baton args...`; returns its exit status, its output in out. */
-static int baton(char *out, size_t n, const char *const *args)
-{
-    static int calls;
-    char log[400];
-    const char *argv[16] = {BT_BIN_DIR "/baton"};
-    int argc = 1, status;
-    FILE *f;
-
-    for (; *args && argc < 15; args++)
-        argv[argc++] = *args;
-    argv[argc] = NULL;
-    snprintf(log, sizeof(log), "%s/cli-%d.out", stack.redis.dir, calls++);
-    status = bt_test_wait(bt_test_spawn(argv, stack.envp, log), 60000);
-    out[0] = '\0';
-    if ((f = fopen(log, "r"))) {
-        size_t len = fread(out, 1, n - 1, f);
-        out[len] = '\0';
-        fclose(f);
-    }
-    return status;
-}
-
-#define BATON(out, ...)                                                                  \
-    baton((out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
+#define BATON(out, ...) BT_STACK_BATON(&stack, (out), __VA_ARGS__)
 
 Test(cli, start_wait_prints_the_result_and_exits_zero, .init = setup, .fini = teardown,
      .timeout = 60)

@@ -71,6 +71,20 @@ static int64_t *starts(const char *path, size_t *n)
     return v;
 }
 
+/* Lines of the file at path that contain text. */
+static size_t count_matches(const char *path, const char *text)
+{
+    char line[2048];
+    size_t n = 0;
+    FILE *f = fopen(path, "r");
+
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
 static size_t count_lines(const char *path)
 {
     size_t n;
@@ -108,6 +122,15 @@ Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
     unlink(path);
     for (int i = 0; i < 3; i++)
         cr_assert_gt(bt_stack_worker(&stack, "limited", args), 0);
+    /* measure once all three are in the group: a later join rebalances the
+     * task consumers, which stalls all of them for seconds on the embedded
+     * cluster */
+    deadline = wall_ms() + 40000;
+    while (count_matches(stack.log, "task partitions assigned") < 3 &&
+           wall_ms() < deadline)
+        nap();
+    cr_assert_geq(count_matches(stack.log, "task partitions assigned"), 3,
+                  "the three workers never joined their group");
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "rl-%d", i);
         /* no key in the input: limited_call's registered key "carrier", 5/s burst 5 */
@@ -240,32 +263,7 @@ Test(ratelimit, a_throttle_holds_the_key_and_does_not_count_an_attempt, .init = 
     unlink(marker);
 }
 
-/* Runs `baton args...`; returns its exit status, its output (stdout and
- * stderr) in out. */
-static int baton(char *out, size_t n, const char *const *args)
-{
-    static int calls;
-    char log[400];
-    const char *argv[16] = {BT_BIN_DIR "/baton"};
-    int argc = 1, status;
-    FILE *f;
-
-    for (; *args && argc < 15; args++)
-        argv[argc++] = *args;
-    argv[argc] = NULL;
-    snprintf(log, sizeof(log), "%s/ratelimit-cli-%d.out", stack.redis.dir, calls++);
-    status = bt_test_wait(bt_test_spawn(argv, stack.envp, log), 60000);
-    out[0] = '\0';
-    if ((f = fopen(log, "r"))) {
-        size_t len = fread(out, 1, n - 1, f);
-        out[len] = '\0';
-        fclose(f);
-    }
-    return status;
-}
-
-#define BATON(out, ...)                                                                  \
-    baton((out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
+#define BATON(out, ...) BT_STACK_BATON(&stack, (out), __VA_ARGS__)
 
 Test(ratelimit, the_cli_sets_gets_and_lists_buckets, .init = setup, .fini = teardown,
      .timeout = 60)
