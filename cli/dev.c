@@ -26,6 +26,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "err.h"
 #include "log.h"
@@ -65,14 +66,6 @@ struct dev {
     char topics[2048]; /* created, space-separated, for the user */
     struct child procs[N_PROCS];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -326,7 +319,7 @@ static int child_start(struct child *c, char **envp)
     }
     setpgid(pid, pid); /* also here: stop_children() may signal the group at once */
     c->pid = pid;
-    c->started_ms = now_ms();
+    c->started_ms = bt_clock_mono_ms();
     c->restart_at_ms = 0;
     bt_log(BT_LOG_INFO, "started name=%s pid=%d", c->name, (int)pid);
     return 0;
@@ -336,11 +329,11 @@ static int child_start(struct child *c, char **envp)
 static int redis_wait(struct dev *dev)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
-    int64_t deadline = now_ms() + REDIS_TIMEOUT_MS;
+    int64_t deadline = bt_clock_mono_ms() + REDIS_TIMEOUT_MS;
     struct child *c = &dev->procs[PROC_REDIS];
     int status;
 
-    while (now_ms() < deadline) {
+    while (bt_clock_mono_ms() < deadline) {
         redisContext *rc = redisConnectWithTimeout("127.0.0.1", dev->redis_port, tv);
         redisReply *reply = NULL;
         int ok = 0;
@@ -507,7 +500,7 @@ static void describe(int status, char *buf, size_t n)
  * in a row. */
 static void child_exited(struct child *c, int status)
 {
-    int64_t now = now_ms();
+    int64_t now = bt_clock_mono_ms();
     char how[32];
     int delay;
 
@@ -546,7 +539,7 @@ static void reap(struct dev *dev)
  * group, so whatever a child started goes with it. */
 static void stop_children(struct dev *dev, int from, int to)
 {
-    int64_t deadline = now_ms() + STOP_TIMEOUT_MS;
+    int64_t deadline = bt_clock_mono_ms() + STOP_TIMEOUT_MS;
     int running;
 
     for (int i = from; i < to; i++)
@@ -561,7 +554,7 @@ static void stop_children(struct dev *dev, int from, int to)
                 continue;
             if (waitpid(c->pid, &status, WNOHANG) == c->pid)
                 c->pid = 0;
-            else if (now_ms() >= deadline) {
+            else if (bt_clock_mono_ms() >= deadline) {
                 bt_log(BT_LOG_WARN, "child ignored SIGTERM, killing it name=%s pid=%d",
                        c->name, (int)c->pid);
                 kill(-c->pid, SIGKILL);
@@ -581,7 +574,7 @@ static void stop_children(struct dev *dev, int from, int to)
 static int run(struct dev *dev, const sigset_t *signals)
 {
     for (;;) {
-        int64_t now = now_ms(), wait_ms = 1000;
+        int64_t now = bt_clock_mono_ms(), wait_ms = 1000;
         struct timespec ts;
         int sig;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "codec.h"
 #include "cron.h"
@@ -22,14 +23,6 @@ static const char usage_text[] =
     "                          [--overlap skip|allow] [--tz ZONE]\n"
     "       baton schedule list\n"
     "       baton schedule pause|resume|trigger|delete NAME\n";
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char *format_time(int64_t ms, char *buf, size_t n)
 {
@@ -200,7 +193,7 @@ static int add(struct bt_config *cfg, int argc, char **argv)
         fprintf(stderr, "baton schedule add: %s\n", errstr);
         goto out;
     }
-    if ((rc = bt_cron_next(&cron, tz, now_ms(), &next))) {
+    if ((rc = bt_cron_next(&cron, tz, bt_clock_now_ms(), &next))) {
         fprintf(stderr, "baton schedule add: cron: %s\n", bt_strerror(rc));
         goto out;
     }
@@ -213,7 +206,7 @@ static int add(struct bt_config *cfg, int argc, char **argv)
     if (!(store = bt_cli_store(cfg)))
         goto out;
     snprintf(next_s, sizeof(next_s), "%lld", (long long)next);
-    snprintf(created_s, sizeof(created_s), "%lld", (long long)now_ms());
+    snprintf(created_s, sizeof(created_s), "%lld", (long long)bt_clock_now_ms());
     const char *pairs[] = {"cron",     cron_s,  "tz",      tz,
                            "workflow", type,    "input",   input ? input : "",
                            "overlap",  overlap, "paused",  "0",
@@ -319,7 +312,7 @@ static int pause_resume(struct bt_store *store, const char *cmd, const char *nam
         struct bt_cron cron;
         if (bt_cron_parse(&cron, field(hash, "cron") ? field(hash, "cron") : "", errstr,
                           sizeof(errstr)) ||
-            bt_cron_next(&cron, field(hash, "tz"), now_ms(), &next)) {
+            bt_cron_next(&cron, field(hash, "tz"), bt_clock_now_ms(), &next)) {
             fprintf(stderr,
                     "baton schedule resume: %s: cannot compute its next fire time\n",
                     name);
@@ -360,7 +353,7 @@ static int trigger(struct bt_config *cfg, struct bt_store *store, const char *na
     redisReply *hash = NULL;
     char id[BT_ID_MAX + 1], *bytes = NULL, now_s[32];
     const char *input, *once;
-    int64_t now = now_ms();
+    int64_t now = bt_clock_now_ms();
     size_t len;
     int ret = BT_EXIT_UNAVAILABLE;
 
@@ -508,7 +501,7 @@ int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
 {
     struct bt_store *store = NULL;
     char at_s[32], created_s[32], when[32];
-    int64_t now = now_ms(), fire;
+    int64_t now = bt_clock_now_ms(), fire;
     int ret = BT_EXIT_USAGE, rc;
 
     if (parse_at(at, now, &fire)) {

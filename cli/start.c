@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "codec.h"
 #include "journal.h"
@@ -25,26 +26,18 @@ static json_t *read_input(const char *arg)
     return root;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Follows the instance's status until it is final (or blocked). */
 static int wait_result(const struct bt_config *cfg, const char *id, int64_t timeout_ms)
 {
     struct bt_store *store = bt_cli_store(cfg);
     char key[600];
-    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : INT64_MAX;
+    int64_t deadline = timeout_ms > 0 ? bt_clock_now_ms() + timeout_ms : INT64_MAX;
     int ret = BT_EXIT_UNAVAILABLE;
 
     if (!store)
         return ret;
     bt_store_key(store, id, "", key, sizeof(key));
-    while (now_ms() < deadline) {
+    while (bt_clock_now_ms() < deadline) {
         redisReply *reply =
             bt_redis_command(bt_store_redis(store), "HMGET %s status result error", key);
         const char *status = NULL;
@@ -122,7 +115,7 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
     msg.id = (char *)(uintptr_t)id;
     msg.workflow = (char *)(uintptr_t)type;
     msg.body = input;
-    msg.ts = now_ms();
+    msg.ts = bt_clock_now_ms();
     if (!(bytes = bt_codec_encode(&msg, &len))) {
         fprintf(stderr, "baton start: invalid id or type (1..256 characters, no control "
                         "characters)\n");

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "kafka.h"
 #include "log.h"
@@ -16,14 +17,6 @@ struct prop {
     const char *name;
     const char *value; /* NULL: leave librdkafka's default */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Called from librdkafka's threads; bt_log writes each line with one write(2). */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -189,7 +182,7 @@ rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
 int bt_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t keylen,
                      const void *payload, size_t len, struct bt_kafka_batch *batch)
 {
-    int64_t deadline = now_ms() + 1000;
+    int64_t deadline = bt_clock_mono_ms() + 1000;
     rd_kafka_resp_err_t err;
     int ret = 0;
 
@@ -202,7 +195,7 @@ int bt_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t 
                                 RD_KAFKA_V_KEY(key, keylen),
                                 RD_KAFKA_V_VALUE((void *)(uintptr_t)payload, len),
                                 RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || bt_clock_mono_ms() >= deadline)
             break;
         /* serving delivery reports is what makes room in the queue */
         rd_kafka_poll(rk, 10);
@@ -231,10 +224,10 @@ out:
 
 int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms, left;
+    int64_t deadline = bt_clock_mono_ms() + timeout_ms, left;
 
     while (__atomic_load_n(&batch->pending, __ATOMIC_ACQUIRE) > 0) {
-        left = timeout_ms < 0 ? 10 : deadline - now_ms();
+        left = timeout_ms < 0 ? 10 : deadline - bt_clock_mono_ms();
         /* short slices: another thread polling this producer may serve our reports */
         rd_kafka_poll(rk, left <= 0 ? 0 : left < 10 ? (int)left : 10);
         if (left <= 0 && __atomic_load_n(&batch->pending, __ATOMIC_ACQUIRE) > 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "err.h"
 #include "kafka.h"
@@ -29,14 +30,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void nap(int ms)
@@ -107,18 +100,18 @@ int main(int argc, char **argv)
         }
         backoff = 50;
         bt_metrics_add(fired_total, fired);
-        if (mono_ms() >= next_sweep) {
+        if (bt_clock_mono_ms() >= next_sweep) {
             int resent = bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS);
             bt_metrics_add(resent_total, resent > 0 ? resent : 0);
-            next_sweep = mono_ms() + OUTBOX_EVERY_MS;
+            next_sweep = bt_clock_mono_ms() + OUTBOX_EVERY_MS;
         }
-        if (mono_ms() >= next_gauges) {
+        if (bt_clock_mono_ms() >= next_gauges) {
             int64_t n = bt_timers_pending(store);
             if (n >= 0)
                 bt_metrics_set(pending, n);
             bt_metrics_set(round_trips,
                            (int64_t)bt_redis_round_trips(bt_store_redis(store)));
-            next_gauges = mono_ms() + GAUGES_EVERY_MS;
+            next_gauges = bt_clock_mono_ms() + GAUGES_EVERY_MS;
         }
         if (fired == 0 && started == 0)
             nap(IDLE_MS);

@@ -7,19 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"
 #include "outbox.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                       const char *id)
@@ -77,7 +70,7 @@ int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kaf
 {
     redisReply *ids = bt_redis_command(
         bt_store_redis(store), "ZRANGEBYSCORE %s:outbox -inf %lld LIMIT 0 100",
-        bt_store_prefix(store), (long long)(now_ms() - grace_ms));
+        bt_store_prefix(store), (long long)(bt_clock_now_ms() - grace_ms));
     int total = 0;
 
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "cron.h"
 #include "err.h"
@@ -36,14 +37,6 @@ struct fire {
     char id[BT_ID_MAX + 1];
     char error[300]; /* a schedule that cannot fire is paused with this */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Value of field name in an HGETALL reply, borrowed; NULL when absent. */
 static const char *field(const redisReply *hash, const char *name)
@@ -300,7 +293,7 @@ int bt_schedules_fire(const struct bt_config *cfg, struct bt_store *store, rd_ka
     struct bt_kafka_batch batch = {0};
     struct fire *fires = NULL;
     redisReply *claimed;
-    int64_t now = now_ms();
+    int64_t now = bt_clock_now_ms();
     size_t n = 0;
     bool unsent = false;
     int ret = BT_EAGAIN;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "err.h"
 #include "kafka.h"
@@ -15,14 +16,6 @@
 
 #define BATCH    1000
 #define LEASE_MS 10000
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Parses a member into a timer event; 0 or BT_EINVALMSG. */
 static int parse_member(const char *member, struct bt_msg *msg, char *kind, size_t kind_n)
@@ -54,7 +47,7 @@ int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka
     const char *argv[] = {timers, leased, now_s, lease_s, limit_s};
     struct bt_kafka_batch batch = {0};
     redisReply *reply, *ack = NULL;
-    int64_t now = now_ms();
+    int64_t now = bt_clock_now_ms();
     int ret = BT_EAGAIN, fired = 0;
     const char **members = NULL;
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "activity.h"
 #include "codec.h"
 #include "err.h"
@@ -88,14 +89,6 @@ static void count(struct bt_acttask *at, uint64_t *field)
     pthread_mutex_unlock(&at->lock);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- metrics ---- */
 
 static const double latency_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -158,7 +151,7 @@ static double mono_s(void)
 /* Consumer thread: the Redis and Kafka figures of its own connections. */
 static void export_metrics(struct bt_acttask *at)
 {
-    int64_t now = now_ms();
+    int64_t now = bt_clock_now_ms();
 
     bt_metrics_set(at->m.round_trips,
                    (int64_t)bt_redis_round_trips(bt_store_redis(at->store)));
@@ -370,7 +363,7 @@ static void *run_jobs(void *arg)
 
         def = bt_registry_activity(at->reg, job->task.name);
         label = activity_label(def, job->task.name);
-        waited_ms = now_ms() - job->task.ts; /* two hosts' clocks: may be < 0 */
+        waited_ms = bt_clock_now_ms() - job->task.ts; /* two hosts' clocks: may be < 0 */
         if (job->task.ts > 0)
             bt_metrics_observe(bt_metrics_series(at->m.wait, label),
                                (double)(waited_ms > 0 ? waited_ms : 0) / 1000.0);
@@ -441,7 +434,7 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
             snprintf(seq, sizeof(seq), "%lld", (long long)job->task.seq);
             snprintf(attempt, sizeof(attempt), "%d", job->task.attempt);
             snprintf(due, sizeof(due), "%lld",
-                     (long long)(timeout > 0 && job->task.ts ? now_ms() + timeout
+                     (long long)(timeout > 0 && job->task.ts ? bt_clock_now_ms() + timeout
                                                              : job->task.deadline));
             if (member &&
                 bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0)
@@ -486,7 +479,7 @@ static void delay(struct bt_acttask *at, struct job *job, int64_t wait_ms)
 {
     struct job **pp = &at->delayed;
 
-    job->ready_ms = now_ms() + wait_ms;
+    job->ready_ms = bt_clock_now_ms() + wait_ms;
     while (*pp && (*pp)->ready_ms <= job->ready_ms)
         pp = &(*pp)->next;
     job->next = *pp;
@@ -541,7 +534,7 @@ static void admit_due(struct bt_acttask *at)
 {
     struct job *due[256];
     size_t n = 0;
-    int64_t now = now_ms();
+    int64_t now = bt_clock_now_ms();
 
     while (at->delayed && at->delayed->ready_ms <= now &&
            n < sizeof(due) / sizeof(due[0])) {
@@ -681,7 +674,7 @@ static void *consume(void *arg)
         int wait = at->sending ? 1 : 20;
         rd_kafka_message_t *rkm;
         if (at->delayed) {
-            int64_t until = at->delayed->ready_ms - now_ms();
+            int64_t until = at->delayed->ready_ms - bt_clock_now_ms();
             wait = until <= 0 ? 0 : until < wait ? (int)until : wait;
         }
         /* short first wait: delivery reports and due delayed jobs are served

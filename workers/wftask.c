@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "err.h"
 #include "idmap.h"
@@ -65,14 +66,6 @@ struct bt_wftask {
         int64_t lag_at; /* ms: when the consumer lag was last measured */
     } m;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void destroy_instance(void *inst)
 {
@@ -144,7 +137,7 @@ static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
 /* Mirrors the counters of this thread into the registry. */
 static void export_metrics(struct bt_wftask *wt)
 {
-    int64_t now = now_ms();
+    int64_t now = bt_clock_now_ms();
 
     bt_metrics_set(wt->m.events, (int64_t)wt->stats.events);
     bt_metrics_set(wt->m.ignored, (int64_t)wt->stats.duplicates);
@@ -286,7 +279,7 @@ static void dead_letter(struct bt_wftask *wt, const rd_kafka_message_t *rkm,
     if (bt_codec_dead_letter(&dl, reason, rd_kafka_topic_name(rkm->rkt), rkm->partition,
                              rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len))
         return;
-    dl.ts = now_ms();
+    dl.ts = bt_clock_now_ms();
     if ((bytes = bt_codec_encode(&dl, &len))) {
         bt_kafka_topic(wt->cfg, "dlq", topic, sizeof(topic));
         bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
@@ -502,7 +495,7 @@ static void forget_unknown(struct bt_wftask *wt)
 static int advance(struct bt_wftask *wt)
 {
     struct bt_replay_env env = {.reg = wt->reg,
-                                .now_ms = now_ms(),
+                                .now_ms = bt_clock_now_ms(),
                                 .default_timeout_ms = wt->cfg->activity_timeout_ms,
                                 .worker = wt->worker};
     bool redo = false;
