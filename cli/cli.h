@@ -42,6 +42,13 @@ int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *key,
                    const char *payload, size_t len);
 /* A store whose Redis answered PING, or NULL having told the user why. */
+/* Looks instance id up: its status into status (size sn) and the topic
+ * suffix of its events ("events" or "events.<queue>") into suffix (size n).
+ * Returns BT_EXIT_OK, BT_EXIT_FAIL (no such instance; said on stderr) or
+ * BT_EXIT_UNAVAILABLE. */
+int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, size_t sn,
+                  char *suffix, size_t n);
+
 struct bt_store *bt_cli_store(const struct bt_config *cfg);
 
 #endif

@@ -59,3 +59,33 @@ struct bt_store *bt_cli_store(const struct bt_config *cfg)
     freeReplyObject(reply);
     return store;
 }
+
+int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, size_t sn,
+                  char *suffix, size_t n)
+{
+    struct bt_store *store = bt_cli_store(cfg);
+    redisReply *reply;
+    char key[600];
+    int ret = BT_EXIT_OK;
+
+    if (!store)
+        return BT_EXIT_UNAVAILABLE;
+    reply = bt_redis_command(bt_store_redis(store), "HMGET %s status queue",
+                             bt_store_key(store, id, "", key, sizeof(key)));
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        ret = BT_EXIT_UNAVAILABLE;
+    } else if (reply->element[0]->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "baton: no workflow instance \"%s\"\n", id);
+        ret = BT_EXIT_FAIL;
+    } else {
+        const redisReply *q = reply->element[1];
+        snprintf(status, sn, "%s", reply->element[0]->str);
+        if (q->type == REDIS_REPLY_STRING)
+            snprintf(suffix, n, "events.%s", q->str);
+        else
+            snprintf(suffix, n, "events");
+    }
+    freeReplyObject(reply);
+    bt_store_destroy(store);
+    return ret;
+}

@@ -394,7 +394,8 @@ static int topic_create(struct dev *dev, const char *suffix)
     return 0;
 }
 
-/* events, results, dlq, and tasks.<q> for each of cfg->queues and "legacy". */
+/* events, results, dlq, tasks.legacy, and tasks.<q> and events.<q> for each
+ * of cfg->queues (the default queue's events are on "events"). */
 static int kafka_start(struct dev *dev)
 {
     static const char *const fixed[] = {"events", "results", "dlq", "tasks.legacy"};
@@ -427,6 +428,9 @@ static int kafka_start(struct dev *dev)
             continue;
         snprintf(suffix, sizeof(suffix), "tasks.%s", q);
         if (topic_create(dev, suffix))
+            goto out;
+        snprintf(suffix, sizeof(suffix), "events.%s", q);
+        if (strcmp(q, "default") && topic_create(dev, suffix))
             goto out;
     }
     ret = 0;

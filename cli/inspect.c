@@ -63,6 +63,12 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
     printf("\nupdated:  ");
     print_time(strtoll(field(meta, "updated") ? field(meta, "updated") : "0", NULL, 10));
     printf("\ninput:    %s\n", field(meta, "input") ? field(meta, "input") : "null");
+    if (field(meta, "queue"))
+        printf("queue:    %s\n", field(meta, "queue"));
+    if (field(meta, "run") && strcmp(field(meta, "run"), "1"))
+        printf("run:      %s (continued as new; `baton history --run N` shows earlier "
+               "ones)\n",
+               field(meta, "run"));
     if (field(meta, "parent"))
         printf("parent:   %s (seq %s)\n", field(meta, "parent"), field(meta, "pseq"));
     if (field(meta, "result") && *field(meta, "result"))
@@ -75,9 +81,10 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
         printf("cancellation requested\n");
 
     size_t n = journal->elements / 2;
+    long long base = field(meta, "base") ? strtoll(field(meta, "base"), NULL, 10) : 0;
     struct bt_entry *entries = calloc(n + 1, sizeof(*entries));
     for (size_t i = 0; i < journal->elements; i += 2) {
-        long long seq = strtoll(journal->element[i]->str, NULL, 10);
+        long long seq = strtoll(journal->element[i]->str, NULL, 10) - base;
         if (seq >= 0 && (size_t)seq < n)
             bt_entry_decode(&entries[seq], journal->element[i + 1]->str,
                             journal->element[i + 1]->len);
@@ -90,7 +97,7 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
         char kind[2] = {e->kind, 0};
         if (!e->name)
             continue;
-        printf("  %-4zu %-8s %-24s %-15s %-7d ", i,
+        printf("  %-4lld %-8s %-24s %-15s %-7d ", base + (long long)i,
                e->kind == 'a'   ? "activity"
                : e->kind == 'c' ? "child"
                : e->kind == 't' ? "sleep"
@@ -154,13 +161,13 @@ static void print_record(const char *text, bool as_json)
 
 /* Prints the records after stream id `after` (advanced); follow: blocks for
  * new ones until the instance finishes. */
-static int print_history(struct bt_store *store, const char *id, bool as_json,
-                         bool follow)
+static int print_history(struct bt_store *store, const char *id, const char *suffix,
+                         bool as_json, bool follow)
 {
     struct bt_redis *r = bt_store_redis(store);
     char key[600], meta[600], after[64] = "0-0";
 
-    bt_store_key(store, id, ":history", key, sizeof(key));
+    bt_store_key(store, id, suffix, key, sizeof(key));
     bt_store_key(store, id, "", meta, sizeof(meta));
     for (;;) {
         redisReply *reply = bt_redis_command(r, "XREAD COUNT 1000 BLOCK %d STREAMS %s %s",
@@ -203,7 +210,8 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
     redisReply *exists = NULL;
     const char *id = NULL;
     bool as_json = false, follow = false;
-    char key[600];
+    char key[600], suffix[64] = ":history";
+    long run = 0;
     int ret = BT_EXIT_UNAVAILABLE;
 
     for (int i = 1; i < argc; i++) {
@@ -211,27 +219,47 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
             as_json = true;
         else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
             follow = true;
+        else if (!strcmp(argv[i], "--run") && i + 1 < argc && (run = atol(argv[++i])) > 0)
+            continue;
         else if (argv[i][0] != '-' && !id)
             id = argv[i];
         else
             id = NULL, argc = 0;
     }
     if (!id) {
-        fprintf(stderr, "usage: baton history ID [--json] [--follow]\n");
+        fprintf(stderr, "usage: baton history ID [--json] [--follow] [--run N]\n"
+                        "  --run: an earlier run of an instance that continued as new\n");
         return BT_EXIT_USAGE;
     }
     if (!(store = bt_cli_store(cfg)))
         return ret;
-    exists = bt_redis_command(bt_store_redis(store), "EXISTS %s",
+    exists = bt_redis_command(bt_store_redis(store), "HGET %s run",
                               bt_store_key(store, id, "", key, sizeof(key)));
-    if (!exists || exists->type != REDIS_REPLY_INTEGER)
+    if (!exists || exists->type == REDIS_REPLY_ERROR)
         goto out;
-    if (exists->integer == 0) {
+    if (exists->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "baton: no workflow instance \"%s\"\n", id);
         ret = BT_EXIT_FAIL;
         goto out;
     }
-    ret = print_history(store, id, as_json, follow);
+    if (run && run != atol(exists->str)) {
+        redisReply *kept;
+        snprintf(suffix, sizeof(suffix), ":history:%ld", run);
+        kept = bt_redis_command(bt_store_redis(store), "EXISTS %s",
+                                bt_store_key(store, id, suffix, key, sizeof(key)));
+        bool there = kept && kept->type == REDIS_REPLY_INTEGER && kept->integer;
+        freeReplyObject(kept);
+        if (!there) {
+            fprintf(stderr,
+                    "baton: %s has no run %ld kept (it is on run %s; earlier runs are "
+                    "kept for a week)\n",
+                    id, run, exists->str);
+            ret = BT_EXIT_FAIL;
+            goto out;
+        }
+        follow = false;
+    }
+    ret = print_history(store, id, suffix, as_json, follow);
 out:
     if (ret == BT_EXIT_UNAVAILABLE)
         fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);

@@ -14,13 +14,14 @@
 #include "codec.h"
 #include "cron.h"
 #include "err.h"
+#include "journal.h"
 #include "lua_scripts.h"
 
 #define NAME_MAX_LEN 200 /* leaves room for "@YYYYMMDDTHHMMSSZ" in an id */
 
 static const char usage_text[] =
     "usage: baton schedule add NAME --cron EXPR --workflow TYPE [--input JSON|@file]\n"
-    "                          [--overlap skip|allow] [--tz ZONE]\n"
+    "                          [--queue QUEUE] [--overlap skip|allow] [--tz ZONE]\n"
     "       baton schedule list\n"
     "       baton schedule pause|resume|trigger|delete NAME\n";
 
@@ -138,7 +139,8 @@ static bool valid_start(const char *id, const char *type, const char *input)
 
 static int add(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *name = NULL, *cron_s = NULL, *type = NULL, *overlap = "skip", *tz = "UTC";
+    const char *name = NULL, *cron_s = NULL, *type = NULL, *overlap = "skip", *tz = "UTC",
+               *queue = "";
     char *input = NULL, errstr[300], next_s[32], created_s[32], id[BT_ID_MAX + 1],
          when[32];
     struct bt_store *store = NULL;
@@ -156,6 +158,8 @@ static int add(struct bt_config *cfg, int argc, char **argv)
             input = NULL;
             if ((ret = read_input(argv[++i], &input)))
                 goto out;
+        } else if (!strcmp(argv[i], "--queue") && i + 1 < argc) {
+            queue = argv[++i];
         } else if (!strcmp(argv[i], "--overlap") && i + 1 < argc) {
             overlap = argv[++i];
         } else if (!strcmp(argv[i], "--tz") && i + 1 < argc) {
@@ -211,8 +215,9 @@ static int add(struct bt_config *cfg, int argc, char **argv)
                            "workflow", type,    "input",   input ? input : "",
                            "overlap",  overlap, "paused",  "0",
                            "next",     next_s,  "created", created_s,
-                           "fired",    "0",     "skipped", "0"};
-    rc = update(store, name, "add", next_s, pairs, 10);
+                           "fired",    "0",     "skipped", "0",
+                           "queue",    queue};
+    rc = update(store, name, "add", next_s, pairs, 11);
     if (rc < 0)
         goto out;
     if (rc == 0) {
@@ -347,11 +352,25 @@ static char *once_event(const struct bt_config *cfg, const char *event, int64_t 
 }
 
 /* Fires once now, whatever the overlap policy: the user asked for it. */
+/* The events topic suffix of a start event's workflow queue. */
+static char *queue_of(const struct bt_config *cfg, const char *bytes, size_t len)
+{
+    struct bt_msg msg;
+    char errstr[256], *suffix;
+
+    if (bt_codec_decode(bytes, len, (size_t)cfg->max_payload, &msg, errstr,
+                        sizeof(errstr)))
+        return bt_events_suffix(NULL);
+    suffix = bt_events_suffix(msg.queue);
+    bt_msg_release(&msg);
+    return suffix;
+}
+
 static int trigger(struct bt_config *cfg, struct bt_store *store, const char *name)
 {
     struct bt_msg msg = {.type = BT_MSG_START};
     redisReply *hash = NULL;
-    char id[BT_ID_MAX + 1], *bytes = NULL, now_s[32];
+    char id[BT_ID_MAX + 1], *bytes = NULL, now_s[32], *suffix;
     const char *input, *once;
     int64_t now = bt_clock_now_ms();
     size_t len;
@@ -372,6 +391,7 @@ static int trigger(struct bt_config *cfg, struct bt_store *store, const char *na
         bt_cron_fire_id(name, now, id, sizeof(id));
         msg.id = id;
         msg.workflow = (char *)(uintptr_t)field(hash, "workflow");
+        msg.queue = (char *)(uintptr_t)field(hash, "queue");
         msg.body = input && *input ? json_loads(input, JSON_DECODE_ANY, NULL) : NULL;
         msg.ts = now;
         bytes = bt_codec_encode(&msg, &len);
@@ -384,7 +404,10 @@ static int trigger(struct bt_config *cfg, struct bt_store *store, const char *na
         ret = BT_EXIT_FAIL;
         goto out;
     }
-    if ((ret = bt_cli_produce(cfg, "events", id, bytes, len)))
+    suffix = queue_of(cfg, bytes, len);
+    ret = bt_cli_produce(cfg, suffix, id, bytes, len);
+    free(suffix);
+    if (ret)
         goto out;
     snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
     const char *pairs[] = {"last_id", id, "last_fire", now_s};

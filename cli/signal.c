@@ -11,44 +11,26 @@
 #include "codec.h"
 #include "journal.h"
 
-/* Exit status for sending an event to id: checks that it is alive. */
-static int check_alive(const struct bt_config *cfg, const char *id)
-{
-    struct bt_store *store = bt_cli_store(cfg);
-    redisReply *reply;
-    char key[600];
-    int ret = BT_EXIT_OK;
-
-    if (!store)
-        return BT_EXIT_UNAVAILABLE;
-    reply = bt_redis_command(bt_store_redis(store), "HGET %s status",
-                             bt_store_key(store, id, "", key, sizeof(key)));
-    if (!reply) {
-        ret = BT_EXIT_UNAVAILABLE;
-    } else if (reply->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "baton: no workflow instance \"%s\"\n", id);
-        ret = BT_EXIT_FAIL;
-    } else if (bt_status_final(bt_status_parse(reply->str))) {
-        fprintf(stderr, "baton: workflow %s is already %s\n", id, reply->str);
-        ret = BT_EXIT_FAIL;
-    }
-    freeReplyObject(reply);
-    bt_store_destroy(store);
-    return ret;
-}
-
+/* Sends msg to its instance's events topic, once it is known to be alive. */
 static int send_event(const struct bt_config *cfg, const struct bt_msg *msg)
 {
+    char status[64], suffix[300];
     size_t len;
-    char *bytes = bt_codec_encode(msg, &len);
-    int ret;
+    char *bytes;
+    int ret = bt_cli_lookup(cfg, msg->id, status, sizeof(status), suffix, sizeof(suffix));
 
-    if (!bytes) {
+    if (ret)
+        return ret;
+    if (bt_status_final(bt_status_parse(status))) {
+        fprintf(stderr, "baton: workflow %s is already %s\n", msg->id, status);
+        return BT_EXIT_FAIL;
+    }
+    if (!(bytes = bt_codec_encode(msg, &len))) {
         fprintf(stderr, "baton: invalid id or name (1..256 characters, no control "
                         "characters)\n");
         return BT_EXIT_USAGE;
     }
-    ret = bt_cli_produce(cfg, "events", msg->id, bytes, len);
+    ret = bt_cli_produce(cfg, suffix, msg->id, bytes, len);
     free(bytes);
     return ret;
 }
@@ -81,8 +63,7 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
                         "with $ are baton's)\n");
         goto out;
     }
-    if ((ret = check_alive(cfg, msg.id)) == BT_EXIT_OK &&
-        (ret = send_event(cfg, &msg)) == BT_EXIT_OK)
+    if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
         fprintf(stderr, "signal %s sent to %s\n", msg.name, msg.id);
 out:
     json_decref(msg.body);
@@ -110,8 +91,7 @@ static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
         json_decref(msg.body);
         return BT_EXIT_USAGE;
     }
-    if ((ret = check_alive(cfg, msg.id)) == BT_EXIT_OK &&
-        (ret = send_event(cfg, &msg)) == BT_EXIT_OK)
+    if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
         fprintf(stderr, "%s requested for %s\n",
                 terminate ? "termination" : "cancellation", msg.id);
     json_decref(msg.body);

@@ -1,4 +1,4 @@
-/* `baton start TYPE [--id ID] [--input JSON|@file] [--execution-timeout SEC]
+/* `baton start TYPE [--id ID] [--input JSON|@file] [--queue Q] [--execution-timeout SEC]
  * [--at TIME] [--wait] [--timeout SEC]`:
  * produces a start event (with --at, a one-shot schedule fires it at TIME);
  * with --wait, follows the instance in Redis until it finishes, prints its
@@ -75,7 +75,7 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
     json_t *input = NULL;
     bool wait = false;
     int64_t timeout_ms = 0;
-    char *generated = NULL, *bytes = NULL;
+    char *generated = NULL, *bytes = NULL, *suffix = NULL;
     struct bt_msg msg = {.type = BT_MSG_START};
     size_t len;
     int ret = BT_EXIT_USAGE;
@@ -87,6 +87,8 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
             json_decref(input);
             if (!(input = read_input(argv[++i])))
                 goto out;
+        } else if (!strcmp(argv[i], "--queue") && i + 1 < argc) {
+            msg.queue = argv[++i];
         } else if (!strcmp(argv[i], "--at") && i + 1 < argc) {
             at = argv[++i];
         } else if (!strcmp(argv[i], "--wait")) {
@@ -121,8 +123,9 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
                         "characters)\n");
         goto out;
     }
+    suffix = bt_events_suffix(msg.queue);
     ret = at ? bt_cli_schedule_at(cfg, type, id, bytes, at)
-             : bt_cli_produce(cfg, "events", id, bytes, len);
+             : bt_cli_produce(cfg, suffix, id, bytes, len);
     if (ret)
         goto out;
     if (!at)
@@ -134,8 +137,9 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
     goto out;
 usage:
     fprintf(stderr,
-            "usage: baton start TYPE [--id ID] [--input JSON|@file] "
+            "usage: baton start TYPE [--id ID] [--input JSON|@file] [--queue QUEUE] "
             "[--execution-timeout SECONDS] [--at TIME] [--wait] [--timeout SECONDS]\n"
+            "  --queue: the workflow queue whose workers run it [default]\n"
             "  --execution-timeout: the workflow fails if it has not finished by then\n"
             "  --timeout: how long --wait waits\n");
     ret = BT_EXIT_USAGE;
@@ -143,5 +147,6 @@ out:
     json_decref(input);
     free(generated);
     free(bytes);
+    free(suffix);
     return ret;
 }

@@ -10,11 +10,9 @@
 
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
 {
-    struct bt_store *store;
     struct bt_msg msg = {.type = BT_MSG_SIGNAL,
                          .name = (char *)(uintptr_t)BT_SIGNAL_UNBLOCK};
-    redisReply *reply;
-    char key[600], *bytes;
+    char status[64], suffix[300], *bytes;
     size_t len;
     int ret;
 
@@ -22,29 +20,19 @@ int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: baton unblock ID\n");
         return BT_EXIT_USAGE;
     }
-    if (!(store = bt_cli_store(cfg)))
-        return BT_EXIT_UNAVAILABLE;
-    reply = bt_redis_command(bt_store_redis(store), "HGET %s status",
-                             bt_store_key(store, argv[1], "", key, sizeof(key)));
-    if (!reply || reply->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "baton: no workflow instance \"%s\"\n", argv[1]);
-        ret = reply ? BT_EXIT_FAIL : BT_EXIT_UNAVAILABLE;
-        goto out;
-    }
-    if (strcmp(reply->str, "blocked")) {
-        fprintf(stderr, "baton: %s is %s, not blocked\n", argv[1], reply->str);
-        ret = BT_EXIT_FAIL;
-        goto out;
+    if ((ret =
+             bt_cli_lookup(cfg, argv[1], status, sizeof(status), suffix, sizeof(suffix))))
+        return ret;
+    if (strcmp(status, "blocked")) {
+        fprintf(stderr, "baton: %s is %s, not blocked\n", argv[1], status);
+        return BT_EXIT_FAIL;
     }
     msg.id = argv[1];
     bytes = bt_codec_encode(&msg, &len);
-    ret = bytes ? bt_cli_produce(cfg, "events", argv[1], bytes, len) : BT_EXIT_FAIL;
+    ret = bytes ? bt_cli_produce(cfg, suffix, argv[1], bytes, len) : BT_EXIT_FAIL;
     free(bytes);
     if (ret == BT_EXIT_OK)
         fprintf(stderr, "asked %s to replay; `baton describe %s` shows the outcome\n",
                 argv[1], argv[1]);
-out:
-    freeReplyObject(reply);
-    bt_store_destroy(store);
     return ret;
 }

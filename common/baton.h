@@ -55,10 +55,20 @@ struct bt_retry {
     const char *const *non_retryable; /* NULL-terminated error types, or NULL */
 };
 
+/* What happens to a running child workflow when its parent finishes (or is
+ * cancelled) first. */
+enum bt_parent_close {
+    BT_PARENT_CLOSE_CANCEL,    /* the child is cancelled: its code may clean up */
+    BT_PARENT_CLOSE_TERMINATE, /* the child is stopped at once */
+    BT_PARENT_CLOSE_ABANDON,   /* the child runs on; its outcome is ignored */
+};
+
 /* Options of one activity call; NULL or zero fields take the activity's
  * registered defaults, then the worker's. Strings are copied. */
 struct bt_step_opts {
-    const char *queue; /* task queue ["default"] */
+    const char *queue; /* task queue ["default"]; for a child workflow, the
+                        * queue whose workers run it (they may load another
+                        * team's plugin) */
     struct bt_retry retry;
     int64_t start_to_close_ms; /* one attempt's timeout [worker setting] */
     const char *rate_key;      /* shared rate-limit key, or NULL: steps with the same
@@ -69,6 +79,7 @@ struct bt_step_opts {
                                 * [0: no limit]; Redis holds the live value */
     int burst;                 /* registration only: the bucket's default size [1] */
     const char *id;            /* child workflows: explicit child id */
+    enum bt_parent_close on_parent_close; /* child workflows [cancel] */
 };
 
 typedef bt_poll (*bt_workflow_fn)(bt_wf *wf, const json_t *input);
@@ -132,6 +143,17 @@ void bt_retire_patch(bt_wf *wf, const char *patch_id);
 bool bt_cancel_requested(bt_wf *wf);
 
 const char *bt_workflow_id(const bt_wf *wf);
+
+/* Ends this run and starts the instance again, same id, with input (stolen;
+ * NULL means null) and an empty journal and history: how a workflow that
+ * loops for months keeps its history bounded. Buffered signals, the parent,
+ * the execution timeout and the audit log of earlier runs (`baton history
+ * --run N`) are kept; steps still running in this run are abandoned (their
+ * outcomes are ignored) and its children get their on_parent_close policy.
+ * Return its value from the workflow. */
+bt_poll bt_continue_as_new(bt_wf *wf, json_t *input);
+/* This instance's run: 1, then one more after each continue-as-new. */
+int bt_workflow_run(const bt_wf *wf);
 
 /* Finish the instance. bt_complete: result stolen (NULL means null). */
 bt_poll bt_complete(bt_wf *wf, json_t *result);

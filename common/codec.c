@@ -80,9 +80,15 @@ static const char *const timer_kinds[] = {
 static const char *const statuses[] = {"completed", "failed", "cancelled", "terminated",
                                        NULL};
 
+static const char *const parent_close_policies[] = {"cancel", "terminate", "abandon",
+                                                    NULL};
+
 static const struct field parent_fields[] = {
     F_ID("id", parent_id, F_REQ),
     F_SEQ,
+    F_ID("queue", parent_queue, 0),
+    F_ENUM("on_close", on_parent_close, 0, parent_close_policies,
+           "cancel|terminate|abandon"),
 };
 static const struct field error_fields[] = {
     F_STR("type", error.type, F_REQ | F_NONEMPTY),
@@ -103,6 +109,7 @@ static const struct field origin_fields[] = {
 static const struct field start_fields[] = {
     F_ID("id", id, F_REQ),
     F_ID("workflow", workflow, F_REQ),
+    F_ID("queue", queue, 0),
     F_ANY("input", 0),
     F_OBJ("parent", 0, parent_fields),
     F_INT("execution_timeout_ms", timeout_ms, 0, 0, INT64_MAX, 0),
@@ -154,6 +161,7 @@ static const struct field task_fields[] = {
     F_INT("deadline", deadline, F_REQ, 0, INT64_MAX, 0),
     F_TS,
     F_ID("rate_key", rate_key, 0),
+    F_ID("workflow_queue", wf_queue, 0),
 };
 static const struct field result_fields[] = {
     F_ID("id", id, F_REQ),
@@ -1093,6 +1101,9 @@ void bt_msg_release(struct bt_msg *msg)
     str_free(msg->name);
     str_free(msg->queue);
     str_free(msg->rate_key);
+    str_free(msg->wf_queue);
+    str_free(msg->parent_queue);
+    str_free(msg->on_parent_close);
     str_free(msg->kind);
     str_free(msg->child);
     str_free(msg->status);

@@ -50,21 +50,26 @@ struct bt_msg {
     int64_t ts;         /* producer's wall clock, ms; optional everywhere (0) */
     char *workflow;     /* start, result: workflow type */
     char *name;         /* signal: signal name; task: activity name */
-    char *queue;        /* task: task queue */
+    char *queue;        /* task: task queue; start: the workflow's queue (NULL:
+                         * "default"), whose events topic serves it */
+    char *wf_queue;     /* task: the instance's workflow queue, where its
+                         * completion goes (NULL: "default") */
     char *rate_key;     /* task: rate-limit key of the step, or NULL */
     char *kind;         /* timer: sleep|retry|timeout|signal_timeout|workflow_timeout */
     char *child;        /* child_completed, child_failed: the child's id */
     char *status;       /* result: completed|failed|cancelled|terminated */
     char *parent_id;    /* start: the parent instance (child workflows), or NULL */
-    int64_t seq;        /* task, completed, failed, timer, child_*: step seq;
-                         * start: parent's seq when parent_id is set */
-    int attempt;        /* task, completed, failed: >= 1; timer: >= 0 */
-    int64_t deadline;   /* task: start-to-close deadline, ms since epoch (0: none) */
-    int64_t timeout_ms; /* start: whole-workflow execution timeout (0: none) */
-    bool terminate;     /* cancel: stop at once, no cleanup steps */
-    json_t *body;       /* start: input; signal: payload; task: input; completed,
-                         * child_completed, result(completed): result; cancel: reason.
-                         * May be NULL (absent) */
+    char *parent_queue; /* start: the parent's workflow queue (NULL: "default") */
+    char *on_parent_close; /* start: cancel|terminate|abandon, when parent_id set */
+    int64_t seq;           /* task, completed, failed, timer, child_*: step seq;
+                            * start: parent's seq when parent_id is set */
+    int attempt;           /* task, completed, failed: >= 1; timer: >= 0 */
+    int64_t deadline;      /* task: start-to-close deadline, ms since epoch (0: none) */
+    int64_t timeout_ms;    /* start: whole-workflow execution timeout (0: none) */
+    bool terminate;        /* cancel: stop at once, no cleanup steps */
+    json_t *body;          /* start: input; signal: payload; task: input; completed,
+                            * child_completed, result(completed): result; cancel: reason.
+                            * May be NULL (absent) */
     struct bt_msg_error error; /* failed, child_failed, result(not completed) */
     /* dead_letter only */
     char *reason;       /* why it could not be processed */

@@ -1,5 +1,6 @@
 /* Instances, journal entries and decision deltas: memory management and the
  * JSON form of an entry in the journal hash ({"k":"a","s":5,"n":"charge",...}). */
+#define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct bt_instance *bt_instance_new(const char *id)
 
     if (!inst)
         return NULL;
+    inst->run = 1;
     if (!(inst->id = strdup(id))) {
         free(inst);
         return NULL;
@@ -63,7 +65,9 @@ void bt_instance_destroy(struct bt_instance *inst)
     free(inst->delta.history);
     free(inst->id);
     free(inst->type);
+    free(inst->queue);
     free(inst->parent_id);
+    free(inst->parent_queue);
     free(inst->kpos);
     json_decref(inst->input);
     json_decref(inst->result);
@@ -218,19 +222,32 @@ void bt_delta_reset(struct bt_delta *d)
         free(d->history[i]);
     d->n_cmds = d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
+    d->reset = false;
+    d->reset_history = 0;
 }
 
 bool bt_instance_dirty(const struct bt_instance *inst)
 {
     const struct bt_delta *d = &inst->delta;
 
-    if (d->meta_dirty || d->n_timers_add || d->n_timers_del || d->n_history ||
+    if (d->meta_dirty || d->reset || d->n_timers_add || d->n_timers_del || d->n_history ||
         inst->n_committed < inst->n_entries)
         return true;
     for (size_t i = 0; i < inst->n_committed; i++)
         if (inst->entries[i].dirty)
             return true;
     return false;
+}
+
+char *bt_events_suffix(const char *queue)
+{
+    char *s;
+
+    if (!queue || !strcmp(queue, "default"))
+        return strdup("events");
+    if (asprintf(&s, "events.%s", queue) < 0)
+        return NULL;
+    return s;
 }
 
 char *bt_timer_member(const char *kind, int64_t seq, int attempt, const char *id)

@@ -62,7 +62,7 @@ static inline bool bt_status_final(enum bt_status s)
 /* One message to produce once the decision is committed (the outbox). */
 struct bt_command {
     char *field;   /* outbox field: unique per command of the instance */
-    char *topic;   /* topic suffix: "events", "results", "tasks.<queue>" */
+    char *topic;   /* topic suffix: "events[.<queue>]", "results", "tasks.<queue>" */
     char *key;     /* message key: the target instance id */
     char *payload; /* encoded message */
     size_t len;
@@ -83,7 +83,12 @@ struct bt_delta {
     size_t n_timers_del, cap_timers_del;
     char **history; /* JSON records for the audit stream */
     size_t n_history, cap_history;
-    bool meta_dirty;           /* status, result, signals, flags changed */
+    bool meta_dirty; /* status, result, signals, flags changed */
+    /* continue-as-new: the journal restarts; the history records before
+     * reset_history (of the run that ended) go to the old run's stream, which
+     * is then archived, the later ones start the new run's */
+    bool reset;
+    size_t reset_history;
     enum bt_status old_status; /* status at the last commit (for the indexes) */
 };
 
@@ -94,8 +99,13 @@ struct bt_instance {
     enum bt_status status;
     int64_t ver;     /* commits so far: the optimistic-concurrency guard */
     int64_t created; /* ms */
+    char *queue;     /* workflow queue: NULL for "default" */
     char *parent_id; /* NULL: top level */
     int64_t parent_seq;
+    char *parent_queue; /* NULL for "default" */
+    int run;            /* 1, then +1 at each continue-as-new */
+    int64_t base;       /* seq of entries[0]: seqs never repeat across runs */
+    int64_t hlen;       /* history records of this run in Redis */
     bool cancel_requested;
     json_t *result;  /* when completed */
     json_t *error;   /* when failed / blocked: {"type","message"} */
@@ -137,6 +147,10 @@ int bt_delta_history(struct bt_delta *d, char *record);
 void bt_delta_reset(struct bt_delta *d);
 /* True when the instance has something to commit. */
 bool bt_instance_dirty(const struct bt_instance *inst);
+
+/* Topic suffix of the events of workflow queue q (NULL or "default":
+ * "events", else "events.<q>"): new malloc'd string. */
+char *bt_events_suffix(const char *queue);
 
 /* "<kind>|<seq>|<attempt>|<id>": new malloc'd string. */
 char *bt_timer_member(const char *kind, int64_t seq, int attempt, const char *id);

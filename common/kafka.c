@@ -255,6 +255,9 @@ rd_kafka_t *bt_kafka_consumer_new(
          * session.timeout.ms - 1000 (DESIGN §7) */
         {"session.timeout.ms", cfg->embedded ? "6000" : NULL},
         {"heartbeat.interval.ms", cfg->embedded ? "500" : NULL},
+        /* a worker for a queue `baton dev` was not told about brings its
+         * topics along (real Kafka: create them up front) */
+        {"allow.auto.create.topics", cfg->embedded ? "true" : NULL},
     };
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;

@@ -36,12 +36,14 @@ struct bt_wf {
     bool nondet;
     bool finished;
     const json_t *last_error; /* of the step that failed an await_all/any */
+    json_t *continue_input;   /* bt_continue_as_new() was called: the next run's */
     struct undo *undo;
     size_t n_undo, cap_undo;
 };
 
-/* Futures are the seq they stand for, encoded in the pointer: no allocation. */
-#define FUTURE(seq)   ((bt_future *)(uintptr_t)((seq) + 1))
+/* Futures are the journal index they stand for, encoded in the pointer: no
+ * allocation. */
+#define FUTURE(i)     ((bt_future *)(uintptr_t)((i) + 1))
 #define FUTURE_SEQ(f) ((size_t)((uintptr_t)(f)-1))
 #define FUTURE_NONE   ((bt_future *)(uintptr_t)SIZE_MAX)
 
@@ -77,6 +79,8 @@ static json_t *error_json(const char *type, const char *message)
 
 static struct bt_entry *entry_at(struct bt_instance *inst, int64_t seq, char kind)
 {
+    /* seqs of earlier runs (continue-as-new) are below base: stale */
+    seq -= inst->base;
     if (seq < 0 || (uint64_t)seq >= inst->n_entries)
         return NULL;
     return inst->entries[seq].kind == kind ? &inst->entries[seq] : NULL;
@@ -94,6 +98,15 @@ static void drop_timer(struct bt_instance *inst, const char *kind, int64_t seq,
     bt_delta_timer(&inst->delta, false, bt_timer_member(kind, seq, attempt, inst->id), 0);
 }
 
+/* A workflow queue as the instance keeps it: NULL for "default". */
+static char *queue_dup(const char *queue)
+{
+    return queue && strcmp(queue, "default") ? strdup(queue) : NULL;
+}
+
+static void close_children(struct bt_instance *inst, const struct bt_replay_env *env,
+                           const char *why);
+
 static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
                        const struct bt_replay_env *env, const char **why)
 {
@@ -108,10 +121,14 @@ static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
     free(inst->type);
     inst->type = strdup(msg->workflow);
     set_json(&inst->input, json_incref(msg->body ? msg->body : json_null()));
+    free(inst->queue);
+    inst->queue = queue_dup(msg->queue);
     if (msg->parent_id) {
         free(inst->parent_id);
         inst->parent_id = strdup(msg->parent_id);
         inst->parent_seq = msg->seq;
+        free(inst->parent_queue);
+        inst->parent_queue = queue_dup(msg->parent_queue);
     }
     inst->status = BT_STATUS_RUNNING;
     inst->created = env->now_ms;
@@ -121,7 +138,8 @@ static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
                        bt_timer_member("workflow_timeout", 0, 0, inst->id),
                        env->now_ms + msg->timeout_ms);
     history(inst, env,
-            json_pack("{s:s, s:s, s:O, s:s*}", "ev", "started", "workflow", msg->workflow,
+            json_pack("{s:s, s:s, s:s, s:O, s:s*}", "ev", "started", "workflow",
+                      msg->workflow, "queue", msg->queue ? msg->queue : "default",
                       "input", inst->input, "parent", msg->parent_id));
     return 0;
 }
@@ -156,7 +174,7 @@ static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
         waiting->state = BT_ST_DONE;
         set_json(&waiting->value, json_incref(msg->body ? msg->body : json_null()));
         waiting->dirty = true;
-        drop_timer(inst, "signal_timeout", waiting - inst->entries, 0);
+        drop_timer(inst, "signal_timeout", inst->base + (waiting - inst->entries), 0);
     } else {
         buffer_signal(inst, msg);
         inst->delta.meta_dirty = true;
@@ -185,7 +203,9 @@ static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
     }
     /* every step the code waits on now fails with Cancelled: replay then sees
      * the cancellation at the same point every time, and the code's own
-     * failure handling runs its cleanup steps */
+     * failure handling runs its cleanup steps; running children first get
+     * their parent-close policy */
+    close_children(inst, env, "cancelled");
     for (size_t i = 0; i < inst->n_entries; i++) {
         struct bt_entry *e = &inst->entries[i];
         if (e->state == BT_ST_DONE || e->state == BT_ST_FAILED)
@@ -306,6 +326,14 @@ static int apply_child(struct bt_instance *inst, const struct bt_msg *msg,
     return 0;
 }
 
+/* A cancel sent by the parent's close policy (its reason names the parent). */
+static bool from_parent(const struct bt_instance *inst, const struct bt_msg *msg)
+{
+    const char *parent = json_string_value(json_object_get(msg->body, "parent"));
+
+    return parent && inst->parent_id && !strcmp(parent, inst->parent_id);
+}
+
 int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
                     const struct bt_replay_env *env, const char **why)
 {
@@ -318,6 +346,8 @@ int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
     }
     if (bt_status_final(inst->status)) {
         *why = "instance already finished";
+        if (msg->type == BT_MSG_CANCEL && from_parent(inst, msg))
+            return BT_EEXIST; /* the child finished first: nothing to cancel */
         return msg->type == BT_MSG_SIGNAL || msg->type == BT_MSG_CANCEL ? BT_ESTATE
                                                                         : BT_EEXIST;
     }
@@ -374,6 +404,7 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
     struct bt_msg msg = {
         .type = BT_MSG_RESULT, .id = inst->id, .workflow = inst->type, .ts = env->now_ms};
 
+    close_children(inst, env, bt_status_name(status));
     inst->status = status;
     inst->delta.meta_dirty = true;
     set_json(&inst->result, result);
@@ -396,12 +427,55 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
                             .body = inst->result,
                             .error = msg.error,
                             .ts = env->now_ms};
-        command(inst, strdup("p"), strdup("events"), inst->parent_id, &ev);
+        command(inst, strdup("p"), bt_events_suffix(inst->parent_queue), inst->parent_id,
+                &ev);
     }
     history(inst, env,
             json_pack("{s:s, s:s, s:O?, s:O?}", "ev", "finished", "status",
                       bt_status_name(status), "result", inst->result, "error",
                       inst->error));
+}
+
+static const char *const close_policies[] = {
+    [BT_PARENT_CLOSE_CANCEL] = "cancel",
+    [BT_PARENT_CLOSE_TERMINATE] = "terminate",
+    [BT_PARENT_CLOSE_ABANDON] = "abandon",
+};
+
+/* The parent is done with its running children (it finished, was cancelled
+ * or continued as new): each gets the policy it was started with. */
+static void close_children(struct bt_instance *inst, const struct bt_replay_env *env,
+                           const char *why)
+{
+    for (size_t i = 0; i < inst->n_entries; i++) {
+        const struct bt_entry *e = &inst->entries[i];
+        const char *child, *queue, *policy;
+        int64_t seq = inst->base + (int64_t)i;
+        if (e->kind != BT_ENTRY_CHILD || e->state != BT_ST_WAITING)
+            continue;
+        child = json_string_value(json_object_get(e->value, "child"));
+        queue = json_string_value(json_object_get(e->value, "queue"));
+        policy = json_string_value(json_object_get(e->value, "on_close"));
+        if (!child)
+            continue;
+        if (!policy)
+            policy = "cancel";
+        history(inst, env,
+                json_pack("{s:s, s:I, s:s, s:s, s:s}", "ev", "child_closed", "seq",
+                          (json_int_t)seq, "child", child, "policy", policy, "because",
+                          why));
+        if (!strcmp(policy, "abandon"))
+            continue;
+        json_t *reason = json_pack("{s:s, s:s}", "parent", inst->id, "because", why);
+        struct bt_msg cancel = {.type = BT_MSG_CANCEL,
+                                .id = (char *)(uintptr_t)child,
+                                .terminate = !strcmp(policy, "terminate"),
+                                .body = reason,
+                                .ts = env->now_ms};
+        command(inst, dupf("k|%lld", (long long)seq), bt_events_suffix(queue), child,
+                &cancel);
+        json_decref(reason);
+    }
 }
 
 /* ---- the SDK, workflow side ---- */
@@ -430,13 +504,16 @@ static void nondeterminism(bt_wf *wf, size_t seq, char kind, const char *name)
     if (wf->nondet)
         return;
     wf->nondet = true;
-    snprintf(text, sizeof(text),
-             "nondeterminism at seq %zu: the journal has %s \"%s\" but the code asks for "
-             "%s \"%s\"",
-             seq, kind_names[(int)e->kind], e->name, kind_names[(int)kind], name);
+    snprintf(
+        text, sizeof(text),
+        "nondeterminism at seq %lld: the journal has %s \"%s\" but the code asks for "
+        "%s \"%s\"",
+        (long long)(inst->base + (int64_t)seq), kind_names[(int)e->kind], e->name,
+        kind_names[(int)kind], name);
     set_json(&inst->error,
              json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "Nondeterminism", "message",
-                       text, "seq", (json_int_t)seq, "journal", e->name, "code", name));
+                       text, "seq", (json_int_t)(inst->base + (int64_t)seq), "journal",
+                       e->name, "code", name));
 }
 
 /* Consumes the next seq for a step of this kind and name. Returns the entry
@@ -465,9 +542,15 @@ static struct bt_entry *take(bt_wf *wf, char kind, const char *name, bool *fresh
     return e;
 }
 
-static size_t seq_of(const bt_wf *wf, const struct bt_entry *e)
+static size_t index_of(const bt_wf *wf, const struct bt_entry *e)
 {
     return (size_t)(e - wf->inst->entries);
+}
+
+/* The step's seq: its index plus the seqs of the runs before this one. */
+static size_t seq_of(const bt_wf *wf, const struct bt_entry *e)
+{
+    return (size_t)wf->inst->base + index_of(wf, e);
 }
 
 static void set_timer(bt_wf *wf, const char *kind, struct bt_entry *e, int attempt,
@@ -533,6 +616,7 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
                          .name = e->name,
                          .queue = (char *)(uintptr_t)r->queue,
                          .rate_key = (char *)(uintptr_t)r->rate_key,
+                         .wf_queue = inst->queue,
                          .deadline = wf->env->now_ms + r->timeout_ms,
                          .body = (json_t *)(uintptr_t)input,
                          .ts = wf->env->now_ms};
@@ -612,7 +696,7 @@ bt_future *bt_start(bt_wf *wf, const char *name, json_t *input,
         input = json_null();
     if (!e)
         goto out;
-    f = FUTURE(seq_of(wf, e));
+    f = FUTURE(index_of(wf, e));
     if (!fresh && e->state != BT_ST_ATTEMPT_FAILED && e->state != BT_ST_REDISPATCH)
         goto out;
     r = resolve(wf, name, opts);
@@ -641,26 +725,37 @@ bt_future *bt_start_child(bt_wf *wf, const char *type, json_t *input,
         input = json_null();
     if (!e)
         goto out;
-    f = FUTURE(seq_of(wf, e));
+    f = FUTURE(index_of(wf, e));
     if (fresh) {
         int64_t seq = (int64_t)seq_of(wf, e);
         char *child = opts && opts->id ? strdup(opts->id)
                                        : dupf("%s/%lld", wf->inst->id, (long long)seq);
+        char *queue = queue_dup(opts ? opts->queue : NULL);
+        unsigned pc = opts ? (unsigned)opts->on_parent_close : 0;
+        const char *policy = close_policies[pc < 3 ? pc : 0];
         struct bt_msg msg = {.type = BT_MSG_START,
                              .id = child,
                              .workflow = (char *)(uintptr_t)type,
+                             .queue = queue,
                              .body = input,
                              .parent_id = wf->inst->id,
+                             .parent_queue = wf->inst->queue,
+                             .on_parent_close = (char *)(uintptr_t)policy,
                              .seq = seq,
                              .ts = wf->env->now_ms};
         e->state = BT_ST_WAITING;
-        e->value = NULL;
-        command(wf->inst, dupf("c|%lld", (long long)seq), strdup("events"), child, &msg);
+        /* while it runs, the entry knows where the child is, for close_children */
+        set_json(&e->value, json_pack("{s:s, s:s*, s:s}", "child", child, "queue", queue,
+                                      "on_close", policy));
+        command(wf->inst, dupf("c|%lld", (long long)seq), bt_events_suffix(queue), child,
+                &msg);
         history(wf->inst, wf->env,
-                json_pack("{s:s, s:I, s:s, s:s, s:O}", "ev", "child_started", "seq",
-                          (json_int_t)seq, "workflow", type, "child", child, "input",
-                          input));
+                json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:O}", "ev", "child_started",
+                          "seq", (json_int_t)seq, "workflow", type, "child", child,
+                          "queue", queue ? queue : "default", "on_parent_close", policy,
+                          "input", input));
         free(child);
+        free(queue);
     }
 out:
     json_decref(input);
@@ -926,6 +1021,22 @@ bt_poll bt_complete(bt_wf *wf, json_t *result)
     return BT_READY;
 }
 
+bt_poll bt_continue_as_new(bt_wf *wf, json_t *input)
+{
+    if (wf->nondet || wf->finished) {
+        json_decref(input);
+        return wf->nondet ? BT_PENDING : BT_READY;
+    }
+    wf->finished = true;
+    wf->continue_input = input ? input : json_null();
+    return BT_READY;
+}
+
+int bt_workflow_run(const bt_wf *wf)
+{
+    return wf->inst->run;
+}
+
 static bt_poll fail_json(bt_wf *wf, json_t *error)
 {
     if (wf->nondet || wf->finished) {
@@ -989,15 +1100,67 @@ static void rollback(bt_wf *wf, size_t n_before, const struct bt_delta *before)
         free(d->history[--d->n_history]);
 }
 
+/* The timer an unfinished entry may still have in the timers set. */
+static void drop_entry_timer(struct bt_instance *inst, size_t i)
+{
+    const struct bt_entry *e = &inst->entries[i];
+    int64_t seq = inst->base + (int64_t)i;
+
+    if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_WAITING)
+        drop_timer(inst, "timeout", seq, e->attempt);
+    else if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_BACKOFF)
+        drop_timer(inst, "retry", seq, e->attempt);
+    else if (e->kind == BT_ENTRY_TIMER && e->state == BT_ST_WAITING)
+        drop_timer(inst, "sleep", seq, 0);
+    else if (e->kind == BT_ENTRY_SIGNAL && e->state == BT_ST_WAITING)
+        drop_timer(inst, "signal_timeout", seq, 0);
+}
+
+/* Continue-as-new: the run ends and the next one starts with input (stolen)
+ * and an empty journal whose seqs follow the old ones, so that late outcomes
+ * of the old run's steps find nothing to apply to. */
+static void next_run(struct bt_instance *inst, const struct bt_replay_env *env,
+                     json_t *input)
+{
+    struct bt_delta *d = &inst->delta;
+
+    close_children(inst, env, "continued as new");
+    for (size_t i = 0; i < inst->n_entries; i++)
+        drop_entry_timer(inst, i);
+    history(inst, env,
+            json_pack("{s:s, s:i, s:O}", "ev", "continued_as_new", "next_run",
+                      inst->run + 1, "input", input));
+    d->reset = true;
+    d->reset_history = d->n_history;
+    inst->base += (int64_t)inst->n_entries;
+    while (inst->n_entries)
+        bt_entry_release(&inst->entries[--inst->n_entries]);
+    inst->n_committed = 0;
+    inst->run++;
+    inst->hlen = 0;
+    set_json(&inst->input, input);
+    d->meta_dirty = true;
+    history(inst, env,
+            json_pack("{s:s, s:s, s:i, s:O}", "ev", "started", "workflow", inst->type,
+                      "run", inst->run, "input", inst->input));
+}
+
+/* History records of the current run, committed and pending. */
+static int64_t run_history(const struct bt_instance *inst)
+{
+    const struct bt_delta *d = &inst->delta;
+
+    return (d->reset ? 0 : inst->hlen) +
+           (int64_t)(d->n_history - (d->reset ? d->reset_history : 0));
+}
+
 int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
 {
     const struct bt_workflow_def *def = bt_registry_workflow(env->reg, inst->type);
-    bt_wf wf = {.inst = inst, .env = env};
     struct bt_delta before = inst->delta;
     size_t n_before = inst->n_entries;
     json_t *signals_before = inst->signals ? json_deep_copy(inst->signals) : NULL;
     bool was_blocked = inst->status == BT_STATUS_BLOCKED;
-    bt_poll p;
 
     if (inst->status != BT_STATUS_RUNNING && !was_blocked) {
         json_decref(signals_before);
@@ -1007,31 +1170,59 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
         json_decref(signals_before);
         return BT_ENOENT;
     }
-    p = def->fn(&wf, inst->input);
-    if (wf.nondet) {
-        rollback(&wf, n_before, &before);
-        set_json(&inst->signals, signals_before);
-        if (!was_blocked) {
-            inst->status = BT_STATUS_BLOCKED;
-            inst->delta.meta_dirty = true;
-            history(inst, env,
-                    json_pack("{s:s, s:O}", "ev", "blocked", "error", inst->error));
-            bt_log(BT_LOG_WARN, "instance blocked: %s workflow=%s",
-                   json_string_value(json_object_get(inst->error, "message")), inst->id);
+    for (int runs = 0;; runs++) {
+        bt_wf wf = {.inst = inst, .env = env};
+        bt_poll p = def->fn(&wf, inst->input);
+
+        if (wf.nondet) {
+            rollback(&wf, n_before, &before);
+            set_json(&inst->signals, signals_before);
+            signals_before = NULL;
+            if (!was_blocked) {
+                inst->status = BT_STATUS_BLOCKED;
+                inst->delta.meta_dirty = true;
+                history(inst, env,
+                        json_pack("{s:s, s:O}", "ev", "blocked", "error", inst->error));
+                bt_log(BT_LOG_WARN, "instance blocked: %s workflow=%s",
+                       json_string_value(json_object_get(inst->error, "message")),
+                       inst->id);
+            }
+            free(wf.undo);
+            break;
         }
-    } else {
-        json_decref(signals_before);
-        if (was_blocked && !wf.finished) {
+        if (runs == 0 && was_blocked && !(wf.finished && !wf.continue_input)) {
             inst->status = BT_STATUS_RUNNING;
             set_json(&inst->error, NULL);
             inst->delta.meta_dirty = true;
             history(inst, env, json_pack("{s:s}", "ev", "unblocked"));
         }
-        if (!wf.finished && p == BT_READY)
+        free(wf.undo);
+        if (wf.continue_input && runs == 0) {
+            next_run(inst, env, wf.continue_input);
+            continue;
+        }
+        if (wf.continue_input) {
+            /* a run that continues before waiting on anything would loop here */
+            json_decref(wf.continue_input);
+            wf.finished = false;
+            bt_fail(&wf, "ContinueAsNewLoop",
+                    "run %d continued as new before waiting on any step", inst->run);
+        } else if (!wf.finished && p == BT_READY) {
             bt_complete(&wf, NULL);
-        else if (!wf.finished && p == BT_FAILED)
+        } else if (!wf.finished && p == BT_FAILED) {
             bt__fail_with(&wf, NULL);
+        }
+        if (inst->status == BT_STATUS_RUNNING && env->history_max > 0 &&
+            run_history(inst) > env->history_max) {
+            wf.finished = false;
+            bt_fail(&wf, "HistoryLimitExceeded",
+                    "run %d of this instance has %lld history records, more than the "
+                    "limit of %lld (setting history-max); a workflow that loops for "
+                    "long should call bt_continue_as_new() now and then",
+                    inst->run, (long long)run_history(inst), (long long)env->history_max);
+        }
+        break;
     }
-    free(wf.undo);
+    json_decref(signals_before);
     return 0;
 }

@@ -22,6 +22,8 @@ struct bt_replay_env {
     int64_t now_ms;             /* decision time, wall clock */
     int64_t default_timeout_ms; /* start-to-close when nothing else says */
     const char *worker;         /* recorded in history: who decided */
+    int64_t history_max;        /* history records per run; more fails the
+                                 * instance (HistoryLimitExceeded). 0: no limit */
 };
 
 /* Applies one event (start, signal, cancel, completed, failed, timer,

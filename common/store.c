@@ -82,8 +82,18 @@ static int load_meta(struct bt_instance *inst, const redisReply *reply)
             inst->ver = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "created")) {
             inst->created = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "queue")) {
+            inst->queue = strndup(v->str, v->len);
         } else if (!strcmp(f, "parent")) {
             inst->parent_id = strndup(v->str, v->len);
+        } else if (!strcmp(f, "pqueue")) {
+            inst->parent_queue = strndup(v->str, v->len);
+        } else if (!strcmp(f, "run")) {
+            inst->run = (int)strtol(v->str, NULL, 10);
+        } else if (!strcmp(f, "base")) {
+            inst->base = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "hlen")) {
+            inst->hlen = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "pseq")) {
             inst->parent_seq = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "cancel")) {
@@ -104,7 +114,7 @@ static int load_meta(struct bt_instance *inst, const redisReply *reply)
             inst->signals = parse_json(v);
         }
     }
-    if (inst->ver > 0 && (!inst->type || !inst->input))
+    if (inst->ver > 0 && (!inst->type || !inst->input || inst->run < 1 || inst->base < 0))
         return BT_EINVALMSG;
     return 0;
 }
@@ -121,10 +131,10 @@ static int load_journal(struct bt_instance *inst, const redisReply *reply)
     inst->cap_entries = n;
     for (size_t i = 0; i < reply->elements; i += 2) {
         char *end;
-        long long seq = strtoll(reply->element[i]->str, &end, 10);
+        long long seq = strtoll(reply->element[i]->str, &end, 10) - inst->base;
         const redisReply *v = reply->element[i + 1];
         if (*end || seq < 0 || (size_t)seq >= n)
-            return BT_EINVALMSG; /* seqs must be exactly 0..n-1 */
+            return BT_EINVALMSG; /* seqs must be exactly base..base+n-1 */
         if (inst->entries[seq].name ||
             bt_entry_decode(&inst->entries[seq], v->str, v->len))
             return BT_EINVALMSG;
@@ -292,8 +302,18 @@ static void args_free(struct args *a)
     free(a->owned);
 }
 
+/* History records of the current run once the delta is committed. */
+static int64_t history_after(const struct bt_instance *inst)
+{
+    const struct bt_delta *d = &inst->delta;
+
+    if (d->reset)
+        return (int64_t)(d->n_history - d->reset_history);
+    return inst->hlen + (int64_t)d->n_history;
+}
+
 static void build_commit(struct bt_store *store, struct bt_instance *inst, int64_t now_ms,
-                         int64_t history_max, struct args *a)
+                         struct args *a)
 {
     static const char *const key_suffixes[] = {"", ":journal", ":history", ":outbox"};
     struct bt_delta *d = &inst->delta;
@@ -323,11 +343,15 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
     if (asprintf(&key, "%s:idx:all", store->kp) < 0)
         key = NULL;
     arg_own(a, key);
+    /* the run that ends on continue-as-new is the one before inst->run */
+    if (asprintf(&key, "%s:{%s}:history:%d", store->kp, inst->id, inst->run - 1) < 0)
+        key = NULL;
+    arg_own(a, key);
 
     arg_int(a, inst->ver);
     arg_str(a, inst->id);
     arg_int(a, now_ms);
-    arg_int(a, history_max);
+    arg_int(a, d->reset ? (long long)d->reset_history : -1);
 
     /* meta: a placeholder count, patched once the pairs are known */
     count_at = a->n;
@@ -338,7 +362,9 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
     arg_int(a, now_ms);
     arg_str(a, "jlen");
     arg_int(a, (long long)inst->n_entries);
-    n = 3;
+    arg_str(a, "hlen");
+    arg_int(a, (long long)history_after(inst));
+    n = 4;
     if (inst->kpos) {
         arg_str(a, "kpos");
         arg_str(a, inst->kpos);
@@ -356,12 +382,34 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
         arg_str(a, "created");
         arg_int(a, inst->created);
         n += 3;
+        if (inst->queue) {
+            arg_str(a, "queue");
+            arg_str(a, inst->queue);
+            n++;
+        }
         if (inst->parent_id) {
             arg_str(a, "parent");
             arg_str(a, inst->parent_id);
             arg_str(a, "pseq");
             arg_int(a, inst->parent_seq);
             n += 2;
+        }
+        if (inst->parent_queue) {
+            arg_str(a, "pqueue");
+            arg_str(a, inst->parent_queue);
+            n++;
+        }
+    }
+    if (inst->ver == 0 || d->reset) {
+        arg_str(a, "run");
+        arg_int(a, inst->run);
+        arg_str(a, "base");
+        arg_int(a, inst->base);
+        n += 2;
+        if (inst->ver > 0) {
+            arg_str(a, "input");
+            arg_json(a, inst->input);
+            n++;
         }
     }
     if (d->meta_dirty || inst->ver == 0) {
@@ -384,7 +432,7 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
     for (size_t i = 0; i < inst->n_entries; i++) {
         if (!inst->entries[i].dirty)
             continue;
-        arg_int(a, (long long)i);
+        arg_int(a, inst->base + (long long)i);
         arg_own(a, bt_entry_encode(&inst->entries[i]));
     }
 
@@ -417,6 +465,9 @@ static void committed(struct bt_instance *inst, int64_t ver)
     struct bt_delta *d = &inst->delta;
 
     inst->ver = ver;
+    inst->hlen = history_after(inst);
+    d->reset = false;
+    d->reset_history = 0;
     inst->n_committed = inst->n_entries;
     for (size_t i = 0; i < inst->n_entries; i++)
         inst->entries[i].dirty = false;
@@ -432,7 +483,7 @@ static void committed(struct bt_instance *inst, int64_t ver)
 }
 
 int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
-                    int64_t now_ms, int64_t history_max, int *results)
+                    int64_t now_ms, int *results)
 {
     struct args a = {0};
     int ret = 0;
@@ -446,8 +497,8 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
         if (!(dirty[i] = bt_instance_dirty(insts[i])))
             continue;
         args_reset(&a);
-        build_commit(store, insts[i], now_ms, history_max, &a);
-        if (bt_redis_append_eval(store->r, bt_lua_commit, 10, (int)a.n, a.argv, a.lens)) {
+        build_commit(store, insts[i], now_ms, &a);
+        if (bt_redis_append_eval(store->r, bt_lua_commit, 11, (int)a.n, a.argv, a.lens)) {
             ret = BT_ENOMEM;
             goto out;
         }

@@ -37,9 +37,10 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);
  * caller to produce and then bt_store_ack). results[i]: 0, or BT_ECONFLICT
  * when another writer moved the instance on (reload and redo). Returns 0 or
  * BT_EAGAIN (then nothing is known to be committed; the caller retries with
- * fresh loads). history_max: stream length cap (0: none). */
+ * fresh loads). A delta that resets the journal (continue-as-new) restarts
+ * it and archives the old run's history as <id>:history:<run> for a week. */
 int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
-                    int64_t now_ms, int64_t history_max, int *results);
+                    int64_t now_ms, int *results);
 
 /* Marks the commands of insts[0..n) as delivered (removes them from the
  * outbox) and clears them from the deltas. Pipelined. Returns 0 or BT_EAGAIN. */

@@ -13,6 +13,7 @@
 #include "codec.h"
 #include "cron.h"
 #include "err.h"
+#include "journal.h"
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"
@@ -173,7 +174,7 @@ static int load(struct bt_store *store, struct fire *fires, size_t n, int64_t no
  * schedule's workflow and input. Returns a new buffer (free()) and its
  * length, or NULL with f->error filled (BT_ENOMEM leaves it empty). */
 static char *start_event(const struct bt_config *cfg, struct fire *f, int64_t now,
-                         size_t *len)
+                         size_t *len, char **suffix)
 {
     const char *event = field(f->hash, "event"), *input = field(f->hash, "input");
     struct bt_msg msg = {0};
@@ -190,6 +191,7 @@ static char *start_event(const struct bt_config *cfg, struct fire *f, int64_t no
         if (msg.type == BT_MSG_START && !strcmp(msg.id, f->id)) {
             msg.ts = now;
             bytes = bt_codec_encode(&msg, len);
+            *suffix = bt_events_suffix(msg.queue);
         } else {
             snprintf(f->error, sizeof(f->error), "event: not the start of %s", f->id);
         }
@@ -199,6 +201,7 @@ static char *start_event(const struct bt_config *cfg, struct fire *f, int64_t no
     msg = (struct bt_msg){.type = BT_MSG_START,
                           .id = f->id,
                           .workflow = (char *)(uintptr_t)field(f->hash, "workflow"),
+                          .queue = (char *)(uintptr_t)field(f->hash, "queue"),
                           .ts = now};
     if (input && *input && !(msg.body = json_loads(input, JSON_DECODE_ANY, NULL))) {
         snprintf(f->error, sizeof(f->error), "input: not valid JSON");
@@ -206,6 +209,8 @@ static char *start_event(const struct bt_config *cfg, struct fire *f, int64_t no
     }
     if (!(bytes = bt_codec_encode(&msg, len)))
         snprintf(f->error, sizeof(f->error), "workflow: not a valid type name");
+    else
+        *suffix = bt_events_suffix(msg.queue);
     json_decref(msg.body);
     return bytes;
 }
@@ -215,15 +220,16 @@ static char *start_event(const struct bt_config *cfg, struct fire *f, int64_t no
 static int produce(const struct bt_config *cfg, rd_kafka_t *rk, struct fire *f,
                    int64_t now, struct bt_kafka_batch *batch)
 {
-    char topic[300], *bytes;
+    char topic[300], *bytes, *suffix = NULL;
     size_t len;
     int rc;
 
-    if (!(bytes = start_event(cfg, f, now, &len)))
+    if (!(bytes = start_event(cfg, f, now, &len, &suffix)))
         return f->error[0] ? BT_EINVALMSG : BT_EAGAIN;
-    bt_kafka_topic(cfg, "events", topic, sizeof(topic));
+    bt_kafka_topic(cfg, suffix ? suffix : "events", topic, sizeof(topic));
     rc = bt_kafka_produce(rk, topic, f->id, strlen(f->id), bytes, len, batch);
     free(bytes);
+    free(suffix);
     if (rc == BT_ETOOBIG) {
         snprintf(f->error, sizeof(f->error), "start event too large for Kafka");
         return BT_EINVALMSG;

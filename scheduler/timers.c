@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "err.h"
+#include "journal.h"
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"
@@ -40,10 +41,47 @@ static int parse_member(const char *member, struct bt_msg *msg, char *kind, size
     return 0;
 }
 
+/* The events topic of each claimed timer's instance (its workflow queue's),
+ * one pipelined round trip for the whole claim. topics[i] for reply element
+ * 2i; malloc'd strings, NULL for a malformed member. */
+static int events_topics(const struct bt_config *cfg, struct bt_store *store,
+                         const redisReply *claimed, char **topics)
+{
+    size_t n = claimed->elements / 2;
+    int ret = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct bt_msg msg = {0};
+        char kind[32], key[600];
+        const char *argv[] = {"HGET", key, "queue"};
+        if (parse_member(claimed->element[2 * i]->str, &msg, kind, sizeof(kind)))
+            snprintf(key, sizeof(key), "%s:{}", bt_store_prefix(store));
+        else
+            bt_store_key(store, msg.id, "", key, sizeof(key));
+        if (bt_redis_append_argv(bt_store_redis(store), 3, argv, NULL))
+            return BT_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *reply = NULL;
+        char topic[512], *suffix;
+        if (bt_redis_reply(bt_store_redis(store), &reply)) {
+            ret = BT_EAGAIN;
+            continue;
+        }
+        suffix = bt_events_suffix(reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
+        bt_kafka_topic(cfg, suffix, topic, sizeof(topic));
+        topics[i] = strdup(topic);
+        free(suffix);
+        freeReplyObject(reply);
+    }
+    return ret;
+}
+
 int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                    struct bt_timer_stats *stats)
 {
-    char timers[300], leased[300], topic[300], now_s[32], lease_s[32], limit_s[32];
+    char timers[300], leased[300], now_s[32], lease_s[32], limit_s[32];
+    char **topics = NULL;
     const char *argv[] = {timers, leased, now_s, lease_s, limit_s};
     struct bt_kafka_batch batch = {0};
     redisReply *reply, *ack = NULL;
@@ -56,10 +94,12 @@ int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka
     snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
     snprintf(lease_s, sizeof(lease_s), "%d", LEASE_MS);
     snprintf(limit_s, sizeof(limit_s), "%d", BATCH);
-    bt_kafka_topic(cfg, "events", topic, sizeof(topic));
     reply = bt_redis_eval(bt_store_redis(store), bt_lua_claim_timers, 2, 5, argv, NULL);
     if (!reply || reply->type != REDIS_REPLY_ARRAY)
         goto out;
+    if (!(topics = calloc(reply->elements / 2 + 1, sizeof(*topics))) ||
+        events_topics(cfg, store, reply, topics))
+        goto out; /* the leases expire and the timers are claimed again */
     if (!(members = calloc(reply->elements / 2 + 3, sizeof(*members))))
         goto out;
     members[0] = "ZREM";
@@ -75,8 +115,8 @@ int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka
         } else {
             msg.ts = now;
             if ((bytes = bt_codec_encode(&msg, &len))) {
-                if (bt_kafka_produce(rk, topic, msg.id, strlen(msg.id), bytes, len,
-                                     &batch)) {
+                if (bt_kafka_produce(rk, topics[i / 2], msg.id, strlen(msg.id), bytes,
+                                     len, &batch)) {
                     free(bytes);
                     goto out;
                 }
@@ -107,6 +147,9 @@ out:
     if (batch.pending)
         bt_kafka_wait(rk, &batch, -1);
     free(members);
+    for (size_t i = 0; topics && reply && i < reply->elements / 2; i++)
+        free(topics[i]);
+    free(topics);
     freeReplyObject(ack);
     freeReplyObject(reply);
     return ret;

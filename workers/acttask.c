@@ -325,9 +325,11 @@ static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
 /* Queues the job's outcome for Kafka; a full local queue is retried later. */
 static void produce_event(struct bt_acttask *at, struct job *job)
 {
-    char topic[512];
+    char topic[512], *suffix = bt_events_suffix(job->task.wf_queue);
 
-    bt_kafka_topic(at->cfg, "events", topic, sizeof(topic));
+    /* to the events topic of the workflow's queue: it may be another team's */
+    bt_kafka_topic(at->cfg, suffix ? suffix : "events", topic, sizeof(topic));
+    free(suffix);
     job->delivery = (struct bt_kafka_batch){0};
     if (bt_kafka_produce(at->producer, topic, job->task.id, strlen(job->task.id),
                          job->event, job->event_len, &job->delivery))

@@ -6,7 +6,10 @@
  *   outbox -> commit the Kafka offsets.
  * A crash anywhere before the last step redelivers the batch; redelivered
  * events are recognised by their Kafka position (or by seq/attempt) and
- * dropped, and unsent commands are found again in the outbox. */
+ * dropped, and unsent commands are found again in the outbox.
+ * A worker reads the events topics of the queues it serves; an event for an
+ * instance of another queue (a kcat user who wrote to baton.events) is
+ * forwarded to that queue's topic, with the commands, before the offsets. */
 #define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@
 #define MAX_BATCH     1024
 #define MAX_CACHED    200000
 #define MAX_CONFLICTS 8
+#define MAX_QUEUES    64
 
 struct item {
     rd_kafka_message_t *rkm;
@@ -33,6 +37,7 @@ struct item {
     struct bt_instance *inst;
     bool decoded;
     bool conflicted;
+    bool forwarded; /* to the topic of its instance's queue */
 };
 
 /* A touched instance before its commit, to count its status change. */
@@ -49,18 +54,20 @@ struct bt_wftask {
     struct bt_idmap *cache;
     char *worker;
     char cluster[128];
+    char *queues[MAX_QUEUES]; /* served workflow queues */
+    size_t n_queues;
     struct item items[MAX_BATCH];
     size_t n_items;
     struct bt_instance **touched;
     size_t n_touched, cap_touched;
     uint64_t batch_no;
     struct bt_kafka_batch kbatch;    /* commands of the batch */
-    struct bt_kafka_batch dlq_batch; /* dead letters of the batch */
+    struct bt_kafka_batch dlq_batch; /* dead letters and forwards of the batch */
     struct bt_wftask_stats stats;
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
-            *lag;
+            *lag, *forwarded;
         struct before *before; /* of each touched instance */
         size_t cap_before;
         int64_t lag_at; /* ms: when the consumer lag was last measured */
@@ -117,6 +124,9 @@ static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
     wt->m.conflicts = bt_metrics_series(bt_metrics_counter(
         m, "baton_commit_conflicts_total",
         "Commit rounds redone because another worker had moved an instance on.", NULL));
+    wt->m.forwarded = bt_metrics_series(bt_metrics_counter(
+        m, "baton_events_forwarded_total",
+        "Events read on another queue's topic and forwarded to their instance's.", NULL));
     wt->m.batches = bt_metrics_series(bt_metrics_counter(
         m, "baton_event_batches_total", "Batches of events polled and advanced.", NULL));
     wt->m.dead =
@@ -143,6 +153,7 @@ static void export_metrics(struct bt_wftask *wt)
     bt_metrics_set(wt->m.ignored, (int64_t)wt->stats.duplicates);
     bt_metrics_set(wt->m.dead, (int64_t)wt->stats.dead);
     bt_metrics_set(wt->m.conflicts, (int64_t)wt->stats.conflicts);
+    bt_metrics_set(wt->m.forwarded, (int64_t)wt->stats.forwarded);
     bt_metrics_set(wt->m.batches, (int64_t)wt->stats.batches);
     bt_metrics_set(wt->m.round_trips,
                    (int64_t)bt_redis_round_trips(bt_store_redis(wt->store)));
@@ -195,8 +206,9 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
                                 char *errstr, size_t errstr_size)
 {
     struct bt_wftask *wt = calloc(1, sizeof(*wt));
-    char group[300], topic[300];
-    const char *topics[1] = {topic};
+    char group[300], *list = NULL, *save = NULL;
+    char topics[MAX_QUEUES][300];
+    const char *names[MAX_QUEUES];
     char *id = NULL;
 
     if (!wt)
@@ -207,14 +219,27 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
     wt->cache = bt_idmap_new();
     register_metrics(wt, metrics);
     snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
-    bt_kafka_topic(cfg, "events", topic, sizeof(topic));
+    list = strdup(cfg->queues);
+    for (char *q = strtok_r(list, ", ", &save); q && wt->n_queues < MAX_QUEUES;
+         q = strtok_r(NULL, ", ", &save)) {
+        char *suffix = bt_events_suffix(q);
+        bt_kafka_topic(cfg, suffix, topics[wt->n_queues], sizeof(topics[0]));
+        names[wt->n_queues] = topics[wt->n_queues];
+        wt->queues[wt->n_queues++] = strdup(q);
+        free(suffix);
+    }
+    free(list);
+    if (!wt->n_queues) {
+        snprintf(errstr, errstr_size, "queues: no queue given");
+        goto fail;
+    }
     if (!(wt->store = bt_store_new(cfg, errstr, errstr_size)) ||
         !(wt->producer = bt_kafka_producer_new(cfg, errstr, errstr_size)) ||
         !(wt->consumer =
               bt_kafka_consumer_new(cfg, group, rebalance_cb, wt, errstr, errstr_size)))
         goto fail;
-    if (bt_kafka_subscribe(wt->consumer, topics, 1)) {
-        snprintf(errstr, errstr_size, "cannot subscribe to %s", topic);
+    if (bt_kafka_subscribe(wt->consumer, names, wt->n_queues)) {
+        snprintf(errstr, errstr_size, "cannot subscribe to %s", names[0]);
         goto fail;
     }
     /* the cluster id qualifies Kafka offsets: a new cluster restarts them at 0 */
@@ -244,6 +269,8 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     bt_idmap_destroy(wt->cache, destroy_instance);
     free(wt->touched);
     free(wt->m.before);
+    for (size_t i = 0; i < wt->n_queues; i++)
+        free(wt->queues[i]);
     free(wt->worker);
     free(wt);
 }
@@ -365,6 +392,47 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
     return ret;
 }
 
+static bool serves(const struct bt_wftask *wt, const char *queue)
+{
+    if (!queue)
+        queue = "default";
+    for (size_t i = 0; i < wt->n_queues; i++)
+        if (!strcmp(wt->queues[i], queue))
+            return true;
+    return false;
+}
+
+/* The queue whose workers run the item's instance, when this worker does not
+ * serve it: a start names it, other events find it in the instance. */
+static const char *foreign_queue(const struct bt_wftask *wt, const struct item *it)
+{
+    const char *queue;
+
+    if (it->msg.type == BT_MSG_START && it->inst->status == BT_STATUS_NONE)
+        queue = it->msg.queue;
+    else if (it->inst->status != BT_STATUS_NONE)
+        queue = it->inst->queue;
+    else
+        return NULL;
+    return serves(wt, queue) ? NULL : queue ? queue : "default";
+}
+
+static void forward(struct bt_wftask *wt, struct item *it, const char *queue)
+{
+    char *suffix = bt_events_suffix(queue);
+    const rd_kafka_message_t *rkm = it->rkm;
+    char topic[512];
+
+    bt_kafka_topic(wt->cfg, suffix, topic, sizeof(topic));
+    bt_log(BT_LOG_DEBUG, "forwarded: workflow=%s type=%s from=%s to=%s", it->msg.id,
+           bt_msg_type_name(it->msg.type), rd_kafka_topic_name(rkm->rkt), topic);
+    if (bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
+                         rkm->payload, rkm->len, &wt->dlq_batch) == 0)
+        wt->stats.forwarded++;
+    free(suffix);
+    it->forwarded = true;
+}
+
 static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
                       bool only_conflicted)
 {
@@ -376,9 +444,13 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
         int64_t ts;
         int rc;
 
-        if (!it->decoded || (only_conflicted && !it->conflicted))
+        if (!it->decoded || it->forwarded || (only_conflicted && !it->conflicted))
             continue;
         it->conflicted = false;
+        if ((why = foreign_queue(wt, it))) {
+            forward(wt, it, why);
+            continue;
+        }
         snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster,
                  rd_kafka_topic_name(it->rkm->rkt), it->rkm->partition);
         ts = rd_kafka_message_timestamp(it->rkm, NULL);
@@ -476,12 +548,13 @@ static void drop_touched(struct bt_wftask *wt)
         wt->items[i].inst = NULL;
 }
 
-/* Instances that turned out not to exist were cached only to find that out. */
+/* Instances that turned out not to exist, or to be another queue's, were
+ * cached only to find that out. */
 static void forget_unknown(struct bt_wftask *wt)
 {
     for (size_t i = 0; i < wt->n_items; i++) {
         struct bt_instance *inst = wt->items[i].inst;
-        if (!inst || inst->status != BT_STATUS_NONE)
+        if (!inst || (inst->status != BT_STATUS_NONE && !wt->items[i].forwarded))
             continue;
         for (size_t j = i; j < wt->n_items; j++)
             if (wt->items[j].inst == inst)
@@ -497,6 +570,7 @@ static int advance(struct bt_wftask *wt)
     struct bt_replay_env env = {.reg = wt->reg,
                                 .now_ms = bt_clock_now_ms(),
                                 .default_timeout_ms = wt->cfg->activity_timeout_ms,
+                                .history_max = wt->cfg->history_max,
                                 .worker = wt->worker};
     bool redo = false;
     int *results = NULL;
@@ -513,8 +587,7 @@ static int advance(struct bt_wftask *wt)
         results = calloc(wt->n_touched + 1, sizeof(*results));
         BT_ASSERT(results);
         before_commit(wt);
-        rc = bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, 0,
-                             results);
+        rc = bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, results);
         after_commit(wt);
         if (rc)
             goto out;
@@ -623,7 +696,8 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         wt->kbatch.failed = 0;
     }
     wt->kbatch = (struct bt_kafka_batch){0};
-    /* a dead letter must be on its topic before its origin's offset is committed */
+    /* a dead letter or a forwarded event must be on its topic before its
+     * origin's offset is committed */
     while (wt->dlq_batch.pending &&
            bt_kafka_wait(wt->producer, &wt->dlq_batch, 30000) == BT_ETIMEDOUT)
         bt_log(BT_LOG_WARN, "dead letters not delivered yet, waiting");

@@ -17,6 +17,7 @@ struct bt_wftask_stats {
     uint64_t duplicates; /* redelivered or stale, ignored */
     uint64_t dead;       /* sent to the DLQ */
     uint64_t conflicts;  /* commits that lost a race and were redone */
+    uint64_t forwarded;  /* events of another queue's instances, passed on */
     uint64_t commits;
     uint64_t batches;
 };

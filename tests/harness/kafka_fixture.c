@@ -57,6 +57,9 @@ int bt_test_kafka_start(struct bt_test_kafka *k, const char *prefix, int partiti
         snprintf(suffix, sizeof(suffix), "tasks.%s", extra_queues[i]);
         if (create_suffix(k, prefix, suffix, partitions))
             goto fail;
+        snprintf(suffix, sizeof(suffix), "events.%s", extra_queues[i]);
+        if (create_suffix(k, prefix, suffix, partitions))
+            goto fail;
     }
     return 0;
 fail:

@@ -238,3 +238,25 @@ const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_
     freeReplyObject(reply);
     return buf;
 }
+
+json_t *bt_stack_history(struct bt_stack *s, const char *id, const char *suffix,
+                         const char *ev)
+{
+    redisReply *reply = bt_stack_redis(s, "XRANGE %s:{%s}%s - +", s->prefix, id,
+                                       suffix ? suffix : ":history");
+    json_t *out = json_array();
+
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+         i++) {
+        const redisReply *fields = reply->element[i]->element[1];
+        for (size_t f = 1; f < fields->elements; f += 2) {
+            json_t *rec = json_loads(fields->element[f]->str, 0, NULL);
+            const char *name = json_string_value(json_object_get(rec, "ev"));
+            if (rec && (!ev || (name && !strcmp(name, ev))))
+                json_array_append(out, rec);
+            json_decref(rec);
+        }
+    }
+    freeReplyObject(reply);
+    return out;
+}

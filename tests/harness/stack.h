@@ -77,6 +77,12 @@ void bt_stack_results(struct bt_stack *s, struct bt_stack_results *r, int want,
 /* A reply to a Redis command on the stack's redis (hiredis format). */
 redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...);
 
+/* The history records of instance id (stream suffix ":history" or an
+ * archived run's ":history:<n>") whose "ev" is ev (NULL: all), as a new JSON
+ * array. */
+json_t *bt_stack_history(struct bt_stack *s, const char *id, const char *suffix,
+                         const char *ev);
+
 /* Status of instance id from Redis ("completed", ...), or "" when unknown.
  * Writes into buf. */
 const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n);

@@ -32,24 +32,9 @@ static json_t *wait_results(int want, int wait_ms)
     return r.by_id;
 }
 
-/* The history records of id whose "ev" is ev, as a JSON array. */
 static json_t *history(const char *id, const char *ev)
 {
-    redisReply *reply =
-        bt_stack_redis(&stack, "XRANGE %s:{%s}:history - +", stack.prefix, id);
-    json_t *out = json_array();
-
-    for (size_t i = 0; reply && i < reply->elements; i++) {
-        const redisReply *fields = reply->element[i]->element[1];
-        for (size_t f = 1; f < fields->elements; f += 2) {
-            json_t *rec = json_loads(fields->element[f]->str, 0, NULL);
-            if (!strcmp(json_string_value(json_object_get(rec, "ev")), ev))
-                json_array_append(out, rec);
-            json_decref(rec);
-        }
-    }
-    freeReplyObject(reply);
-    return out;
+    return bt_stack_history(&stack, id, NULL, ev);
 }
 
 static int64_t ts_of(json_t *records, size_t i)
