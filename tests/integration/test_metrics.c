@@ -336,17 +336,23 @@ static void scrape(int port, struct expo *e, char **text)
     cr_assert(parse_expo(*text, e, why, sizeof(why)), "port %d: %s", port, why);
 }
 
-/* promtool check metrics, when promtool is installed (Debian: prometheus). */
+/* promtool check metrics: $PROMTOOL, promtool on the PATH, or the one
+ * scripts/bootstrap unpacks into .tools/ (Debian: prometheus). Required in CI. */
 static void promtool_accepts(const char *text)
 {
+    static const char local[] = BT_SOURCE_DIR "/.tools/promtool";
     const char *tool = getenv("PROMTOOL");
     char path[] = "/tmp/bt-metrics-XXXXXX", cmd[600];
     FILE *f;
     int fd, rc;
 
     if (!tool || !*tool)
-        tool = system("command -v promtool >/dev/null 2>&1") == 0 ? "promtool" : NULL;
+        tool = system("command -v promtool >/dev/null 2>&1") == 0 ? "promtool"
+               : access(local, X_OK) == 0                         ? local
+                                                                  : NULL;
     if (!tool) {
+        cr_assert(!getenv("CI"),
+                  "CI must check /metrics with promtool: run scripts/bootstrap");
         cr_log_info(
             "promtool not installed: exposition checked by this test's reader only");
         return;
