@@ -36,6 +36,7 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_terminate(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_concurrency(struct bt_config *cfg, int argc, char **argv);
 
 /* Produces one message to <prefix>.<suffix> and waits for its delivery.
  * Returns an exit status, having told the user what went wrong. */

@@ -32,6 +32,7 @@ static const struct command commands[] = {
     {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID"},
     {"terminate", bt_cli_terminate, "stop an instance at once: terminate ID [--reason TEXT]"},
     {"ratelimit", bt_cli_ratelimit, "rate limits, tuned live: ratelimit set KEY RATE/s [--burst N] | get KEY | list"},
+    {"concurrency", bt_cli_concurrency, "concurrency limits, tuned live: concurrency set KEY N | get KEY | list"},
 };
 /* clang-format on */
 

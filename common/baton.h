@@ -80,6 +80,13 @@ struct bt_step_opts {
     int burst;                 /* registration only: the bucket's default size [1] */
     const char *id;            /* child workflows: explicit child id */
     enum bt_parent_close on_parent_close; /* child workflows [cancel] */
+    /* shared concurrency-limit key, or NULL: at most the key's limit of steps
+     * with the same key run at once across all workers; may be built from the
+     * input ("carrier:att") */
+    const char *concurrency_key;
+    /* registration only: the key's default limit when Redis holds none yet
+     * [0: no limit]; Redis holds the live value (`baton concurrency set`) */
+    int concurrency;
 };
 
 typedef bt_poll (*bt_workflow_fn)(bt_wf *wf, const json_t *input);

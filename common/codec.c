@@ -162,6 +162,7 @@ static const struct field task_fields[] = {
     F_TS,
     F_ID("rate_key", rate_key, 0),
     F_ID("workflow_queue", wf_queue, 0),
+    F_ID("concurrency_key", concurrency_key, 0),
 };
 static const struct field result_fields[] = {
     F_ID("id", id, F_REQ),
@@ -1104,6 +1105,7 @@ void bt_msg_release(struct bt_msg *msg)
     str_free(msg->wf_queue);
     str_free(msg->parent_queue);
     str_free(msg->on_parent_close);
+    str_free(msg->concurrency_key);
     str_free(msg->kind);
     str_free(msg->child);
     str_free(msg->status);

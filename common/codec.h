@@ -80,6 +80,8 @@ struct bt_msg {
     bool key_base64;
     char *payload; /* original bytes when valid UTF-8 (else base64, see below) */
     bool payload_base64;
+    /* task: concurrency-limit key of the step, or NULL */
+    char *concurrency_key;
 };
 
 /* Decodes len bytes of buf into msg (which is zeroed first). Bytes beyond

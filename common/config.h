@@ -32,6 +32,8 @@ struct bt_config {
     size_t n_plugins;
     char **kafka; /* "name=value" for librdkafka, passed through unchanged */
     size_t n_kafka;
+    /* ms a concurrency-limit lease lasts unless renewed (every third of it) */
+    int concurrency_lease_ms;
 };
 
 /* Fills cfg from the table and consumes the flags it knows from argv

@@ -26,12 +26,17 @@ int bt_ratelimit_append_take(struct bt_redis *r, const char *prefix, const char 
     return bt_redis_append_eval(r, bt_lua_rate_take, 1, 3, argv, NULL);
 }
 
-int64_t bt_ratelimit_wait(const redisReply *reply)
+int64_t bt_ratelimit_wait(const redisReply *reply, int64_t *tokens)
 {
+    *tokens = -1;
     if (!reply)
         return 200; /* Redis unreachable: ask again soon, do not run unlimited */
-    if (reply->type == REDIS_REPLY_INTEGER)
-        return reply->integer > 0 ? reply->integer : 0;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER &&
+        reply->element[1]->type == REDIS_REPLY_INTEGER) {
+        *tokens = reply->element[1]->integer;
+        return reply->element[0]->integer > 0 ? reply->element[0]->integer : 0;
+    }
     bt_log(BT_LOG_WARN, "rate limit take refused, running unlimited: %s",
            reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
     return 0;

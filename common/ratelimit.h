@@ -21,8 +21,9 @@ int bt_ratelimit_append_take(struct bt_redis *r, const char *prefix, const char 
                              double rate, int burst);
 
 /* The take's reply: 0 when a token was taken, else the ms to wait before
- * asking again (Redis unreachable: a short wait, so the limit still holds). */
-int64_t bt_ratelimit_wait(const redisReply *reply);
+ * asking again (Redis unreachable: a short wait, so the limit still holds).
+ * *tokens gets the whole tokens left in the bucket, or -1 when unknown. */
+int64_t bt_ratelimit_wait(const redisReply *reply, int64_t *tokens);
 
 /* Hands out no token for key to anyone for ms from now (Redis's clock).
  * Returns 0, or BT_EAGAIN when Redis is unreachable or refused. */

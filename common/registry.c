@@ -23,6 +23,7 @@ void bt_registry_destroy(bt_registry *r)
         free(a->name);
         free((char *)(uintptr_t)a->defaults.queue);
         free((char *)(uintptr_t)a->defaults.rate_key);
+        free((char *)(uintptr_t)a->defaults.concurrency_key);
         for (char **p = a->non_retryable; p && *p; p++)
             free(*p);
         free(a->non_retryable);
@@ -88,6 +89,8 @@ int bt_register_activity(bt_registry *r, const char *name, bt_activity_fn fn,
     a->fn = fn;
     a->defaults.queue = dup_or_null(defaults ? defaults->queue : NULL);
     a->defaults.rate_key = dup_or_null(defaults ? defaults->rate_key : NULL);
+    a->defaults.concurrency_key =
+        dup_or_null(defaults ? defaults->concurrency_key : NULL);
     a->defaults.id = NULL;
     if (defaults && defaults->retry.non_retryable) {
         while (defaults->retry.non_retryable[n])

@@ -565,6 +565,7 @@ static void set_timer(bt_wf *wf, const char *kind, struct bt_entry *e, int attem
 struct resolved {
     const char *queue;
     const char *rate_key;
+    const char *concurrency_key;
     struct bt_retry retry;
     int64_t timeout_ms;
 };
@@ -585,6 +586,7 @@ static struct resolved resolve(const bt_wf *wf, const char *name,
     } while (0)
     PICK(queue, r.queue);
     PICK(rate_key, r.rate_key);
+    PICK(concurrency_key, r.concurrency_key);
     PICK(start_to_close_ms, r.timeout_ms);
     PICK(retry.max_attempts, r.retry.max_attempts);
     PICK(retry.initial_ms, r.retry.initial_ms);
@@ -617,6 +619,7 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
                          .queue = (char *)(uintptr_t)r->queue,
                          .rate_key = (char *)(uintptr_t)r->rate_key,
                          .wf_queue = inst->queue,
+                         .concurrency_key = (char *)(uintptr_t)r->concurrency_key,
                          .deadline = wf->env->now_ms + r->timeout_ms,
                          .body = (json_t *)(uintptr_t)input,
                          .ts = wf->env->now_ms};

@@ -1,12 +1,25 @@
-/* The activity role. The consumer thread reads tasks, takes a rate-limit
- * token for those with a rate key (one pipelined Lua call per batch; a task
- * without a token waits in a delay list ordered by the time the bucket said
- * it will have one, and is asked for again then, so neither the consumer nor
- * the other queues block), drops stale ones (the step is done or a later
+/* The activity role. The consumer thread reads tasks, acquires a lease on the
+ * concurrency key of those that have one, then takes a rate-limit token for
+ * those with a rate key (one pipelined Lua call per batch and kind; a task
+ * without a slot or a token waits in a delay list ordered by the time it is
+ * to ask again, so neither the consumer nor the other queues block), drops
+ * stale ones (the step is done or a later
  * attempt exists: one HGET of the journal entry) and queues the rest;
  * activity threads run them and produce the completion events. Attempts finish out of
  * order, so each partition's offset is committed only up to its oldest task whose event
- * is not delivered yet. */
+ * is not delivered yet.
+ *
+ * When to ask again: a bucket says when it will have a token, so a task
+ * without one asks exactly then. A full concurrency key only knows when its
+ * earliest lease would expire; its slots are usually freed sooner, by a
+ * release nobody is told about. So a task without a slot asks again after a
+ * backoff of 25 ms doubling to 1 s (or at that expiry, if sooner): a freed
+ * slot is taken within a second, and a waiting task costs at most one
+ * pipelined call per second. The slot is taken before the token, so a task
+ * never holds a token while it waits for a slot (the tokens' timing would
+ * then no longer be the starts' timing). Leases of tasks waiting for a token,
+ * queued or running are renewed every third of their length in one pipeline
+ * and released (pipelined too) when the attempt ends or turns out stale. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,6 +30,7 @@
 #include "clock.h"
 #include "activity.h"
 #include "codec.h"
+#include "concurrency.h"
 #include "err.h"
 #include "journal.h"
 #include "kafka.h"
@@ -34,9 +48,23 @@ struct job {
     char *event; /* the encoded outcome, kept until Kafka confirmed it */
     size_t event_len;
     struct bt_kafka_batch delivery;
-    int64_t ready_ms;    /* delayed: when its bucket will have a token */
-    int64_t throttle_ms; /* its attempt was throttled: hold its bucket that long */
-    bool asked;          /* a token take is in the pipeline */
+    int64_t ready_ms;          /* delayed: when its bucket will have a token */
+    int64_t throttle_ms;       /* its attempt was throttled: hold its bucket that long */
+    bool asked;                /* a token take or acquire is in the pipeline */
+    bool slotted;              /* holds its concurrency slot, or needs none */
+    bool tokened;              /* took its rate-limit token, or needs none */
+    bool leased;               /* holds a lease (consumer thread: in at->leased) */
+    int64_t slot_backoff;      /* the next wait for a slot, ms */
+    int64_t rate_since;        /* when it was first refused a token; 0: never */
+    struct bt_series *waiting; /* the "waiting" gauge it counts in, or NULL */
+    struct job *lease_next;    /* consumer thread: next in at->leased */
+    char lease_id[BT_ID_MAX + 320]; /* holder: "<worker>|<n>|<id>|<seq>|<attempt>" */
+};
+
+/* A lease to give back, queued until the pipeline is free. */
+struct release {
+    struct release *next;
+    char *key, *holder;
 };
 
 /* Offsets of one partition in consume order, and which are done. */
@@ -73,12 +101,18 @@ struct bt_acttask {
     struct part *parts;  /* consumer thread only */
     size_t n_parts;
     bool paused;
+    struct job *leased;        /* consumer thread only: jobs holding a lease */
+    struct release *releases;  /* consumer thread only: leases to give back */
+    int64_t renew_at;          /* consumer thread: next renewal (monotonic ms) */
+    unsigned long long leases; /* consumer thread: lease ids handed out */
 
     struct bt_acttask_stats stats; /* under lock */
     struct {
         struct bt_metric *attempts, *retries, *duration, *wait;
         struct bt_series *dead, *round_trips, *lag;
         int64_t lag_at; /* consumer thread: when the lag was last measured */
+        struct bt_metric *rl_tokens, *rl_waiting, *rl_wait, *rl_throttles;
+        struct bt_metric *cc_in_use, *cc_waiting;
     } m;
 };
 
@@ -119,6 +153,25 @@ static void register_metrics(struct bt_acttask *at, struct bt_metrics *m)
         bt_metrics_counter(m, "baton_redis_round_trips_total",
                            "Round trips to Redis (a pipeline counts once).", "role"),
         "activity");
+    at->m.rl_tokens = bt_metrics_gauge(
+        m, "baton_ratelimit_tokens",
+        "Whole tokens left in the key's bucket at this worker's last take.", "key");
+    at->m.rl_waiting =
+        bt_metrics_gauge(m, "baton_ratelimit_waiting",
+                         "Tasks here waiting for a token of the key.", "key");
+    at->m.rl_wait = bt_metrics_histogram(
+        m, "baton_ratelimit_wait_seconds",
+        "From a task's first ask for a token of the key to the token.", "key",
+        latency_bounds, n_bounds);
+    at->m.rl_throttles = bt_metrics_counter(
+        m, "baton_ratelimit_throttles_total",
+        "Attempts that reported throttled, holding the key's bucket.", "key");
+    at->m.cc_in_use = bt_metrics_gauge(
+        m, "baton_concurrency_in_use",
+        "Leases on the concurrency key held by this worker (waiting or running).", "key");
+    at->m.cc_waiting =
+        bt_metrics_gauge(m, "baton_concurrency_waiting",
+                         "Tasks here waiting for a slot of the concurrency key.", "key");
     at->m.lag = bt_metrics_series(
         bt_metrics_gauge(m, "baton_kafka_consumer_lag",
                          "Messages behind the high watermark on the assigned partitions.",
@@ -403,8 +456,102 @@ static bool stale(const redisReply *reply)
     return reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
 }
 
+/* Moves job's count from the waiting gauge it was in to s (NULL: none). */
+static void set_waiting(struct job *job, struct bt_series *s)
+{
+    if (job->waiting == s)
+        return;
+    bt_metrics_add(job->waiting, -1);
+    bt_metrics_add(s, 1);
+    job->waiting = s;
+}
+
+/* ---- concurrency leases (consumer thread) ---- */
+
+/* Queues the release of job's lease, if it holds one. */
+static void unlease(struct bt_acttask *at, struct job *job)
+{
+    struct job **pp = &at->leased;
+    struct release *rel;
+
+    if (!job->leased)
+        return;
+    job->leased = false;
+    while (*pp && *pp != job)
+        pp = &(*pp)->lease_next;
+    if (*pp)
+        *pp = job->lease_next;
+    rel = malloc(sizeof(*rel));
+    BT_ASSERT(rel);
+    rel->key = strdup(job->task.concurrency_key);
+    rel->holder = strdup(job->lease_id);
+    BT_ASSERT(rel->key && rel->holder);
+    rel->next = at->releases;
+    at->releases = rel;
+    bt_metrics_add(bt_metrics_series(at->m.cc_in_use, job->task.concurrency_key), -1);
+}
+
+/* Gives the queued leases back in one round trip. Redis unreachable: they
+ * expire on their own, a lease later. */
+static void flush_releases(struct bt_acttask *at)
+{
+    struct bt_redis *r = bt_store_redis(at->store);
+    const char *prefix = bt_store_prefix(at->store);
+    struct release *rel, *next;
+    size_t asked = 0;
+
+    for (rel = at->releases; rel; rel = rel->next)
+        asked += bt_concurrency_append_release(r, prefix, rel->key, rel->holder) == 0;
+    while (asked--) {
+        redisReply *reply = NULL;
+        if (bt_redis_reply(r, &reply))
+            bt_log(BT_LOG_DEBUG, "cannot release concurrency leases: they will expire");
+        freeReplyObject(reply);
+    }
+    for (rel = at->releases; rel; rel = next) {
+        next = rel->next;
+        free(rel->key);
+        free(rel->holder);
+        free(rel);
+    }
+    at->releases = NULL;
+}
+
+/* Every third of a lease, extends every lease held here in one round trip. */
+static void renew_leases(struct bt_acttask *at)
+{
+    struct bt_redis *r = bt_store_redis(at->store);
+    const char *prefix = bt_store_prefix(at->store);
+    int64_t now = bt_clock_mono_ms(), lease = at->cfg->concurrency_lease_ms;
+
+    if (!at->leased || now < at->renew_at)
+        return;
+    at->renew_at = now + lease / 3;
+    for (struct job *job = at->leased; job; job = job->lease_next)
+        job->asked = bt_concurrency_append_renew(r, prefix, job->task.concurrency_key,
+                                                 job->lease_id, lease) == 0;
+    for (struct job *job = at->leased; job; job = job->lease_next) {
+        redisReply *reply = NULL;
+        if (!job->asked)
+            continue;
+        job->asked = false;
+        if (bt_redis_reply(r, &reply)) {
+            reply = NULL;
+            at->renew_at = now + 100; /* try again soon: the leases run out */
+        }
+        if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+            bt_log(BT_LOG_WARN,
+                   "concurrency lease lost, the limit may be exceeded: key=%s "
+                   "workflow=%s seq=%lld",
+                   job->task.concurrency_key, job->task.id, (long long)job->task.seq);
+        freeReplyObject(reply);
+    }
+}
+
 static void skip(struct bt_acttask *at, struct job *job)
 {
+    set_waiting(job, NULL);
+    unlease(at, job);
     release(at, job->rkm);
     if (job->decoded)
         bt_msg_release(&job->task);
@@ -462,6 +609,7 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
                           job->task.name, "stale");
             skip(at, job);
         } else {
+            set_waiting(job, NULL);
             pthread_mutex_lock(&at->lock);
             if (at->queue_tail)
                 at->queue_tail->next = job;
@@ -489,9 +637,10 @@ static void delay(struct bt_acttask *at, struct job *job, int64_t wait_ms)
     at->n_delayed++;
 }
 
-/* Takes a token for each job with a rate key (one pipelined call for all),
- * delays those that got none and checks the others. jobs[] may hold NULLs. */
-static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
+/* Acquires a lease for each job with a concurrency key that has none yet (one
+ * pipelined call for all) and delays those that got no slot, removing them
+ * from jobs[] (which may hold NULLs). */
+static void acquire_slots(struct bt_acttask *at, struct job **jobs, size_t n)
 {
     struct bt_redis *r = bt_store_redis(at->store);
     const char *prefix = bt_store_prefix(at->store);
@@ -500,7 +649,68 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
         const struct bt_activity_def *def;
-        if (!job || !job->task.rate_key)
+        if (!job || job->slotted || !job->task.concurrency_key)
+            continue;
+        def = bt_registry_activity(at->reg, job->task.name);
+        if (!job->lease_id[0])
+            snprintf(job->lease_id, sizeof(job->lease_id), "%s|%llu|%s|%lld|%d",
+                     at->worker, ++at->leases, job->task.id, (long long)job->task.seq,
+                     job->task.attempt);
+        job->asked = bt_concurrency_append_acquire(r, prefix, job->task.concurrency_key,
+                                                   def ? def->defaults.concurrency : 0,
+                                                   job->lease_id,
+                                                   at->cfg->concurrency_lease_ms) == 0;
+        asked += job->asked;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        redisReply *reply = NULL;
+        int64_t wait_ms;
+        if (!asked || !job || !job->asked)
+            continue;
+        job->asked = false;
+        if (bt_redis_reply(r, &reply))
+            reply = NULL;
+        wait_ms = bt_concurrency_wait(reply);
+        freeReplyObject(reply);
+        if (wait_ms <= 0) {
+            job->slotted = true;
+            if (wait_ms == 0 && !job->leased) {
+                job->leased = true;
+                job->lease_next = at->leased;
+                at->leased = job;
+                bt_metrics_add(
+                    bt_metrics_series(at->m.cc_in_use, job->task.concurrency_key), 1);
+            }
+            continue;
+        }
+        job->slot_backoff = job->slot_backoff ? job->slot_backoff * 2 : 25;
+        if (job->slot_backoff > 1000)
+            job->slot_backoff = 1000;
+        bt_log(BT_LOG_DEBUG,
+               "concurrency limited: key=%s wait_ms=%lld workflow=%s seq=%lld",
+               job->task.concurrency_key, (long long)wait_ms, job->task.id,
+               (long long)job->task.seq);
+        set_waiting(job, bt_metrics_series(at->m.cc_waiting, job->task.concurrency_key));
+        delay(at, job, wait_ms < job->slot_backoff ? wait_ms : job->slot_backoff);
+        jobs[i] = NULL;
+    }
+}
+
+/* Gets each job its concurrency slot, then its rate-limit token (one
+ * pipelined call for all of each), delays those that got none and checks the
+ * others. jobs[] may hold NULLs. */
+static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
+{
+    struct bt_redis *r = bt_store_redis(at->store);
+    const char *prefix = bt_store_prefix(at->store);
+    size_t asked = 0;
+
+    acquire_slots(at, jobs, n);
+    for (size_t i = 0; i < n; i++) {
+        struct job *job = jobs[i];
+        const struct bt_activity_def *def;
+        if (!job || job->tokened || !job->task.rate_key)
             continue;
         def = bt_registry_activity(at->reg, job->task.name);
         job->asked = bt_ratelimit_append_take(r, prefix, job->task.rate_key,
@@ -512,21 +722,33 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
         redisReply *reply = NULL;
-        int64_t wait_ms;
+        int64_t wait_ms, tokens;
         if (!asked || !job || !job->asked)
             continue;
         job->asked = false;
         if (bt_redis_reply(r, &reply))
             reply = NULL;
-        wait_ms = bt_ratelimit_wait(reply);
+        wait_ms = bt_ratelimit_wait(reply, &tokens);
         freeReplyObject(reply);
+        if (tokens >= 0)
+            bt_metrics_set(bt_metrics_series(at->m.rl_tokens, job->task.rate_key),
+                           tokens);
         if (wait_ms > 0) {
             bt_log(BT_LOG_DEBUG, "rate limited: key=%s wait_ms=%lld workflow=%s seq=%lld",
                    job->task.rate_key, (long long)wait_ms, job->task.id,
                    (long long)job->task.seq);
+            if (!job->rate_since)
+                job->rate_since = bt_clock_mono_ms();
+            set_waiting(job, bt_metrics_series(at->m.rl_waiting, job->task.rate_key));
             delay(at, job, wait_ms);
             jobs[i] = NULL;
+            continue;
         }
+        job->tokened = true;
+        bt_metrics_observe(bt_metrics_series(at->m.rl_wait, job->task.rate_key),
+                           job->rate_since
+                               ? (double)(bt_clock_mono_ms() - job->rate_since) / 1000.0
+                               : 0);
     }
     check(at, jobs, n);
 }
@@ -596,6 +818,10 @@ static void reap(struct bt_acttask *at)
                                   produced->task.rate_key, produced->throttle_ms))
             bt_log(BT_LOG_WARN, "cannot hold rate limit key %s after a throttle",
                    produced->task.rate_key);
+        if (produced->throttle_ms > 0 && produced->task.rate_key)
+            bt_metrics_add(bt_metrics_series(at->m.rl_throttles, produced->task.rate_key),
+                           1);
+        unlease(at, produced);
         produced->next = at->sending;
         at->sending = produced;
     }
@@ -701,6 +927,8 @@ static void *consume(void *arg)
             take(at, jobs, n);
         admit_due(at);
         reap(at);
+        flush_releases(at);
+        renew_leases(at);
         commit_offsets(at);
         backpressure(at);
         export_metrics(at);
@@ -805,6 +1033,8 @@ void bt_acttask_destroy(struct bt_acttask *at)
         while (at->delayed) {
             struct job *j = at->delayed;
             at->delayed = j->next;
+            set_waiting(j, NULL);
+            unlease(at, j);
             rd_kafka_message_destroy(j->rkm);
             bt_msg_release(&j->task);
             free(j);
@@ -812,10 +1042,12 @@ void bt_acttask_destroy(struct bt_acttask *at)
         while (at->queue_head) {
             struct job *j = at->queue_head;
             at->queue_head = j->next;
+            unlease(at, j);
             rd_kafka_message_destroy(j->rkm);
             bt_msg_release(&j->task);
             free(j);
         }
+        flush_releases(at); /* the slots of tasks that will not run here */
         rd_kafka_consumer_close(at->consumer);
         rd_kafka_destroy(at->consumer);
     }

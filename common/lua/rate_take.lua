@@ -2,8 +2,10 @@
 -- KEYS: 1 the bucket hash (rate tokens/s, burst, tokens, ts ms, until ms).
 -- ARGV: default rate, default burst: used for fields the hash lacks, so an
 -- operator's `HSET <key> rate 10 burst 10` wins from the next take on.
--- Returns 0 when a token was taken (or the key has no limit), else the ms to
--- wait before one will be there (or before `until`, set on throttling).
+-- Returns {wait, tokens}: wait is 0 when a token was taken (or the key has no
+-- limit), else the ms to wait before one will be there (or before `until`,
+-- set on throttling); tokens is the whole tokens left after the take (-1:
+-- unknown, as when held or unlimited), for metrics.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local b = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'tokens', 'ts', 'until')
@@ -11,10 +13,10 @@ local rate = tonumber(b[1]) or tonumber(ARGV[1]) or 0
 local burst = tonumber(b[2]) or tonumber(ARGV[2]) or 0
 local held = tonumber(b[5]) or 0
 if held > now then
-  return held - now
+  return {held - now, -1}
 end
 if rate <= 0 then
-  return 0
+  return {0, -1}
 end
 if burst < 1 then
   burst = 1
@@ -34,4 +36,4 @@ else
   wait = math.ceil((1 - tokens) * 1000 / rate)
 end
 redis.call('HSET', KEYS[1], 'rate', rate, 'burst', burst, 'tokens', tokens, 'ts', now)
-return wait
+return {wait, math.floor(tokens)}

@@ -610,3 +610,132 @@ Test(metrics, serves_only_slash_metrics_on_the_configured_address)
     cr_assert(strstr(errstr, "192.0.2.1"), "%s", errstr);
     bt_metrics_destroy(m);
 }
+
+/* ---- per-key figures of rate and concurrency limits ---- */
+
+struct key_peaks {
+    double cc_in_use, cc_waiting, rl_waiting;
+    bool cc_over; /* a scrape showed more leases than the limit */
+};
+
+static void watch_keys(int port, struct key_peaks *p)
+{
+    static struct expo e;
+    char *text;
+    double v;
+
+    scrape(port, &e, &text);
+    free(text);
+    v = count_of(&e, "baton_concurrency_in_use", "key=\"cc\"");
+    p->cc_over |= v > 2;
+    p->cc_in_use = v > p->cc_in_use ? v : p->cc_in_use;
+    v = count_of(&e, "baton_concurrency_waiting", "key=\"cc\"");
+    p->cc_waiting = v > p->cc_waiting ? v : p->cc_waiting;
+    v = count_of(&e, "baton_ratelimit_waiting", "key=\"carrier\"");
+    p->rl_waiting = v > p->rl_waiting ? v : p->rl_waiting;
+}
+
+static bool keys_idle(int port, struct expo *e)
+{
+    char *text;
+
+    scrape(port, e, &text);
+    free(text);
+    return count_of(e, "baton_concurrency_in_use", "key=\"cc\"") == 0 &&
+           count_of(e, "baton_concurrency_waiting", "key=\"cc\"") == 0 &&
+           count_of(e, "baton_ratelimit_waiting", "key=\"carrier\"") == 0;
+}
+
+/* Instances of the per-key test that completed, from Redis. */
+static int completed_count(void)
+{
+    char id[32], buf[32];
+    int n = 0;
+
+    for (int i = 0; i < 17; i++) {
+        if (i < 10)
+            snprintf(id, sizeof(id), "rl-%d", i);
+        else if (i < 16)
+            snprintf(id, sizeof(id), "cc-%d", i - 10);
+        else
+            snprintf(id, sizeof(id), "th-1");
+        n += !strcmp(bt_stack_status(&stack, id, buf, sizeof(buf)), "completed");
+    }
+    return n;
+}
+
+Test(metrics, per_key_limit_figures_follow_the_run, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    static struct expo e;
+    struct bt_stack_results r = {0};
+    struct key_peaks peaks = {0};
+    char wport[16], capped[512], marker[256], *text;
+    int port, unused, status;
+    bool ok;
+
+    free_ports(&port, &unused);
+    snprintf(wport, sizeof(wport), "%d", port);
+    snprintf(capped, sizeof(capped), "%s/capped.so", BT_PLUGIN_DIR);
+    snprintf(marker, sizeof(marker), "/tmp/%s-marker", stack.prefix);
+    unlink(marker);
+    cr_assert_gt(bt_stack_worker(&stack, "limited",
+                                 (const char *const[]){"--plugin", capped,
+                                                       "--metrics-port", wport, NULL}),
+                 0);
+    cr_assert_gt(bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(ok, (text = http_get(port, "/metrics", &status)) != NULL, 10000);
+    cr_assert(ok, "the worker's /metrics never answered");
+    free(text);
+    /* limited_call: key "carrier", 5/s burst 5: 10 steps, 5 of them wait */
+    for (int i = 0; i < 10; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "rl-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "one_step", id, json_object()), 0);
+    }
+    /* one throttle of 300 ms on key "api" */
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "one_step", "th-1",
+                          json_pack("{s:s, s:s, s:i, s:s}", "activity", "throttle_once",
+                                    "key", "api", "throttle_ms", 300, "marker", marker)),
+        0);
+    /* capped_call: key "cc", at most 2 at once: 6 steps of 300 ms */
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "cc-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "capped", id,
+                                       json_pack("{s:s, s:i}", "id", id, "ms", 300)),
+                     0);
+    }
+    /* scrape while they run: the gauges move with the waits */
+    for (int64_t end = bt_test_now_ms() + 60000;
+         completed_count() < 17 && bt_test_now_ms() < end;)
+        watch_keys(port, &peaks);
+    bt_stack_results(&stack, &r, 17, 30000);
+    cr_assert_eq(r.distinct, 17, "results: %d of 17", r.distinct);
+    json_decref(r.by_id);
+    cr_log_info("peaks: cc in use %g, cc waiting %g, carrier waiting %g", peaks.cc_in_use,
+                peaks.cc_waiting, peaks.rl_waiting);
+    cr_assert(!peaks.cc_over, "a scrape showed more than 2 leases on cc");
+    cr_assert_eq(peaks.cc_in_use, 2, "the 2 slots of cc were never seen in use");
+    cr_assert_geq(peaks.cc_waiting, 1, "no step was seen waiting for a cc slot");
+    cr_assert_geq(peaks.rl_waiting, 1, "no step was seen waiting for a carrier token");
+
+    BT_TEST_WAIT_UNTIL(ok, keys_idle(port, &e), 5000);
+    cr_assert(ok, "leases or waits left on the gauges after the run");
+    /* every token taken is one wait observed; 5 of the 10 waited 200 ms and
+     * more (5/s), so the waits add up to well over a second */
+    cr_assert_eq(value_of(&e, "baton_ratelimit_wait_seconds_count", "key=\"carrier\""),
+                 10);
+    cr_assert_gt(value_of(&e, "baton_ratelimit_wait_seconds_sum", "key=\"carrier\""),
+                 1.0);
+    cr_assert_geq(value_of(&e, "baton_ratelimit_tokens", "key=\"carrier\""), 0);
+    cr_assert_leq(value_of(&e, "baton_ratelimit_tokens", "key=\"carrier\""), 5);
+    cr_assert_eq(value_of(&e, "baton_ratelimit_throttles_total", "key=\"api\""), 1);
+    cr_assert_geq(value_of(&e, "baton_ratelimit_wait_seconds_count", "key=\"api\""), 2,
+                  "the throttled attempt and its retry each took a token");
+    scrape(port, &e, &text);
+    promtool_accepts(text);
+    free(text);
+    unlink(marker);
+}
