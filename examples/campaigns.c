@@ -8,7 +8,7 @@
  * {"decision": "approved"|"rejected", "reason": ...}. A carrier that stays
  * silent for review_timeout_ms (24 h unless the input says otherwise; the demo
  * and the tests shorten it) has lost the webhook: the campaign is sent to the
- * carriers again and the wait starts over, at most max_resends times.
+ * carriers again and the wait starts over, at most MAX_RESENDS (3) times.
  *
  * The carriers are fake: they answer after a few milliseconds. Load it with
  * `baton-worker --queues campaigns --plugin campaigns.so`. */
@@ -101,9 +101,11 @@ static json_t *carrier_list(void)
 
 static bt_poll campaign_registration(bt_wf *wf, const json_t *input)
 {
-    const json_t *campaign, *review = NULL,
-                            *t = json_object_get(input, "review_timeout_ms");
-    int64_t review_timeout = json_is_integer(t) ? json_integer_value(t) : BT_HOURS(24);
+    const json_t *campaign, *review = NULL;
+    /* read from the input, never from the environment: replay must see the
+     * same value; absent (or not positive) means the production 24 h */
+    json_int_t t = json_integer_value(json_object_get(input, "review_timeout_ms"));
+    int64_t review_timeout = t > 0 ? (int64_t)t : BT_HOURS(24);
     const char *decision, *reason;
     bt_future *sub[N_CARRIERS];
     int resends = 0;

@@ -38,6 +38,17 @@ static void teardown(void)
     bt_stack_stop(&stack);
 }
 
+/* Stops the worker and the scheduler; under the sanitizers a leak or an
+ * error shows as a non-zero exit. */
+static void stop_programs(void)
+{
+    int w = bt_test_stop(worker, 10000), sch = bt_test_stop(scheduler, 10000);
+
+    worker = scheduler = 0;
+    cr_assert_eq(w, 0, "baton-worker exited %d (log: %s)", w, stack.log);
+    cr_assert_eq(sch, 0, "baton-scheduler exited %d", sch);
+}
+
 /* Every history record of id, in order, as a JSON array. */
 static json_t *history(const char *id)
 {
@@ -297,6 +308,7 @@ Test(registration, a_batch_ends_approved_rejected_and_resent_as_the_carriers_ans
     cr_assert(strstr(out, "name=\"resend_to_carriers\""), "%s", out);
     cr_assert(strstr(out, "payload={\"decision\":\"approved\"}"), "%s", out);
     json_decref(r.by_id);
+    stop_programs();
 }
 
 /* `baton describe id` lists a review step still waiting. */
@@ -342,4 +354,5 @@ Test(registration, a_review_without_a_decision_fails_the_campaign_and_the_brand,
     cr_assert_eq(count_of(recs, "activity_scheduled", "register_numbers"), 0);
     json_decref(recs);
     json_decref(r.by_id);
+    stop_programs();
 }
