@@ -14,55 +14,49 @@
 #define N_CARRIERS        3
 
 static struct bt_stack stack;
-static pid_t worker, scheduler;
+static pid_t team_a, team_b, scheduler;
 
+/* Each team's worker loads its own plugin only and serves its own queue: the
+ * campaigns run where team B's code is. */
 static void setup(void)
 {
     static const char *const queues[] = {"campaigns", NULL};
-    static const char *const args[] = {"--plugin", BT_PLUGIN_DIR "/campaigns.so",
-                                       "--queues", "default,campaigns", NULL};
 
     cr_assert_eq(bt_stack_start(&stack, queues), 0, "cannot start the stack");
-    /* one worker serves both teams' plugins and both queues */
-    worker = bt_stack_worker(&stack, "registration", args);
+    team_a = bt_stack_worker(&stack, "registration",
+                             (const char *const[]){"--queues", "default", NULL});
+    team_b = bt_stack_worker(&stack, "campaigns",
+                             (const char *const[]){"--queues", "campaigns", NULL});
     scheduler = bt_stack_scheduler(&stack);
-    cr_assert(worker > 0 && scheduler > 0);
+    cr_assert(team_a > 0 && team_b > 0 && scheduler > 0);
 }
 
 static void teardown(void)
 {
-    if (worker > 0)
-        bt_test_stop(worker, 10000);
-    if (scheduler > 0)
-        bt_test_stop(scheduler, 10000);
+    pid_t *pids[] = {&team_a, &team_b, &scheduler};
+
+    for (size_t i = 0; i < 3; i++)
+        if (*pids[i] > 0)
+            bt_test_stop(*pids[i], 10000);
     bt_stack_stop(&stack);
 }
 
-/* Stops the worker and the scheduler; under the sanitizers a leak or an
+/* Stops the workers and the scheduler; under the sanitizers a leak or an
  * error shows as a non-zero exit. */
 static void stop_programs(void)
 {
-    int w = bt_test_stop(worker, 10000), sch = bt_test_stop(scheduler, 10000);
+    int a = bt_test_stop(team_a, 10000), b = bt_test_stop(team_b, 10000),
+        sch = bt_test_stop(scheduler, 10000);
 
-    worker = scheduler = 0;
-    cr_assert_eq(w, 0, "baton-worker exited %d (log: %s)", w, stack.log);
+    team_a = team_b = scheduler = 0;
+    cr_assert_eq(a, 0, "team A's baton-worker exited %d", a);
+    cr_assert_eq(b, 0, "team B's baton-worker exited %d", b);
     cr_assert_eq(sch, 0, "baton-scheduler exited %d", sch);
 }
 
-/* Every history record of id, in order, as a JSON array. */
 static json_t *history(const char *id)
 {
-    redisReply *reply =
-        bt_stack_redis(&stack, "XRANGE %s:{%s}:history - +", stack.prefix, id);
-    json_t *out = json_array();
-
-    for (size_t i = 0; reply && i < reply->elements; i++) {
-        const redisReply *fields = reply->element[i]->element[1];
-        for (size_t f = 1; f < fields->elements; f += 2)
-            json_array_append_new(out, json_loads(fields->element[f]->str, 0, NULL));
-    }
-    freeReplyObject(reply);
-    return out;
+    return bt_stack_history(&stack, id, NULL, NULL);
 }
 
 /* Index of the n-th record (from 0) with this ev (and step name, when not
@@ -84,6 +78,22 @@ static int find(const json_t *records, const char *ev, const char *name, int n,
     if (count)
         *count = seen;
     return found;
+}
+
+/* Every record was written by the worker with this pid ("worker":
+ * "<host>:<pid>"). */
+static bool written_by(const json_t *records, pid_t pid)
+{
+    char suffix[32];
+    size_t len = (size_t)snprintf(suffix, sizeof(suffix), ":%d", (int)pid);
+
+    for (size_t i = 0; i < json_array_size(records); i++) {
+        const char *w =
+            json_string_value(json_object_get(json_array_get(records, i), "worker"));
+        if (!w || strlen(w) < len || strcmp(w + strlen(w) - len, suffix))
+            return false;
+    }
+    return json_array_size(records) > 0;
 }
 
 static int count_of(const json_t *records, const char *ev, const char *name)
@@ -188,6 +198,7 @@ static void check_brand(const json_t *results, const struct expect *x)
     cr_assert_eq(count_of(recs, "activity_completed", "register_numbers"),
                  x->approved ? 1 : 0, "%s", x->id);
     cr_assert_eq(count_of(recs, "finished", NULL), 1);
+    cr_assert(written_by(recs, team_a), "%s ran on team A's worker only", x->id);
     json_decref(recs);
 }
 
@@ -253,6 +264,7 @@ static int check_campaign(const json_t *results, const struct expect *x, int64_t
                      REVIEW_TIMEOUT_MS);
         cr_assert_lt(resent, signal, "%s: the approval came after the resend", child);
     }
+    cr_assert(written_by(recs, team_b), "%s ran on team B's worker only", child);
     json_decref(got);
     json_decref(recs);
     return n;
