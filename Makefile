@@ -27,8 +27,9 @@ test-asan: build-asan
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  $(BUILD_ASAN)/bin/baton-tests --jobs 2
 
-# The main job: baton dev with the campaign example, a batch of registrations
-# run to completion, their results, steps and audit log (scripts/demo).
+# The main job: baton dev with the registration example (two plugins, two
+# queues), a batch of registrations run to completion with scripts/carriers
+# answering for the carriers, a report and one audit log (scripts/demo).
 demo: build
 	@BUILD=$(BUILD) scripts/demo
 
