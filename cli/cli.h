@@ -52,4 +52,10 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
 
 struct bt_store *bt_cli_store(const struct bt_config *cfg);
 
+/* Calls fn(store, key, name) for every Redis key matching pattern, which ends
+ * in "*"; name is the part of the key the "*" matched. Returns BT_EXIT_OK or
+ * BT_EXIT_UNAVAILABLE. */
+int bt_cli_scan(struct bt_store *store, const char *pattern,
+                void (*fn)(struct bt_store *store, const char *key, const char *name));
+
 #endif

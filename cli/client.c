@@ -89,3 +89,26 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
     bt_store_destroy(store);
     return ret;
 }
+
+int bt_cli_scan(struct bt_store *store, const char *pattern,
+                void (*fn)(struct bt_store *store, const char *key, const char *name))
+{
+    size_t skip = strlen(pattern) - 1;
+    char cursor[32] = "0";
+
+    do {
+        redisReply *reply = bt_redis_command(
+            bt_store_redis(store), "SCAN %s MATCH %s COUNT 500", cursor, pattern);
+        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+            freeReplyObject(reply);
+            return BT_EXIT_UNAVAILABLE;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+        for (size_t i = 0; i < reply->element[1]->elements; i++) {
+            const char *key = reply->element[1]->element[i]->str;
+            fn(store, key, key + skip);
+        }
+        freeReplyObject(reply);
+    } while (strcmp(cursor, "0"));
+    return BT_EXIT_OK;
+}

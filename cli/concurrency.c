@@ -96,27 +96,11 @@ static int get(struct bt_store *store, const char *key)
 
 static int list(struct bt_store *store)
 {
-    char pattern[600], cursor[32] = "0";
-    size_t skip;
+    char pattern[600];
 
-    skip = strlen(bt_concurrency_key(bt_store_prefix(store), "*", pattern,
-                                     sizeof(pattern))) -
-           1;
-    do {
-        redisReply *reply = bt_redis_command(
-            bt_store_redis(store), "SCAN %s MATCH %s COUNT 500", cursor, pattern);
-        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-            freeReplyObject(reply);
-            return BT_EXIT_UNAVAILABLE;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
-        for (size_t i = 0; i < reply->element[1]->elements; i++) {
-            const char *hash = reply->element[1]->element[i]->str;
-            print_limit(store, hash, hash + skip);
-        }
-        freeReplyObject(reply);
-    } while (strcmp(cursor, "0"));
-    return BT_EXIT_OK;
+    return bt_cli_scan(
+        store, bt_concurrency_key(bt_store_prefix(store), "*", pattern, sizeof(pattern)),
+        print_limit);
 }
 
 int bt_cli_concurrency(struct bt_config *cfg, int argc, char **argv)
