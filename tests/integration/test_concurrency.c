@@ -198,6 +198,15 @@ Test(concurrency, a_limit_of_two_holds_across_three_workers, .init = setup,
     unlink(path);
 }
 
+static bool scheduled(const char *id)
+{
+    json_t *found = bt_stack_history(&stack, id, NULL, "activity_scheduled");
+    bool yes = json_array_size(found) > 0;
+
+    json_decref(found);
+    return yes;
+}
+
 /* The pid of the worker holding the lease of instance id (the holder is
  * "<host>:<pid>|<n>|<id>|<seq>|<attempt>") and its expiry (Redis's clock,
  * ms); 0 when none holds it. */
@@ -237,13 +246,13 @@ Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init =
     unlink(path);
     join_three(args, pids);
     cr_assert_gt(bt_stack_scheduler(&stack), 0);
-    /* two long steps take both slots; the first attempt of each runs 6 s */
+    /* two long steps take both slots; the first attempt of each runs 8 s */
     for (int i = 0; i < 2; i++) {
         snprintf(id, sizeof(id), "long-%d", i);
         cr_assert_eq(bt_stack_start_wf(&stack, "capped", id,
                                        json_pack("{s:s, s:s, s:i, s:i, s:i}", "file",
-                                                 path, "id", id, "first_ms", 6000, "ms",
-                                                 50, "timeout_ms", 8000)),
+                                                 path, "id", id, "first_ms", 8000, "ms",
+                                                 50, "timeout_ms", 10000)),
                      0);
     }
     BT_TEST_WAIT_UNTIL(ok, count_starts(path) == 2, 30000);
@@ -253,6 +262,21 @@ Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init =
     /* a renewal moves the expiry on: it runs every third of the lease */
     BT_TEST_WAIT_UNTIL(ok, (lease_of("long-0", &renewed), renewed > expiry), 3000);
     cr_assert(ok, "the lease of a running step is never renewed");
+    for (int i = 0; i < SHORT; i++) {
+        snprintf(id, sizeof(id), "short-%d", i);
+        cr_assert_eq(bt_stack_start_wf(
+                         &stack, "capped", id,
+                         json_pack("{s:s, s:s, s:i}", "file", path, "id", id, "ms", 50)),
+                     0);
+    }
+    /* every short step is dispatched and waits for a slot before the kill: the
+     * ones on the survivors' partitions must get the freed slot as soon as the
+     * lease expires, whatever the group's rebalance does to the others */
+    for (int i = 0; i < SHORT; i++) {
+        snprintf(id, sizeof(id), "short-%d", i);
+        BT_TEST_WAIT_UNTIL(ok, scheduled(id), 30000);
+        cr_assert(ok, "%s never dispatched", id);
+    }
     bt_test_kill9(victim);
     killed = wall_ms();
     cr_assert_eq(lease_of("long-0", &expiry), victim, "the dead worker's lease stays");
@@ -261,13 +285,6 @@ Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init =
     cr_assert_gt(expiry, killed, "the lease must outlive its worker for a while");
     cr_assert_leq(expiry, killed + 2000 + 50, "a lease lasts 2 s from its last renewal");
 
-    for (int i = 0; i < SHORT; i++) {
-        snprintf(id, sizeof(id), "short-%d", i);
-        cr_assert_eq(bt_stack_start_wf(
-                         &stack, "capped", id,
-                         json_pack("{s:s, s:s, s:i}", "file", path, "id", id, "ms", 50)),
-                     0);
-    }
     res = wait_results(2 + SHORT, 90000);
     json_decref(res);
 
