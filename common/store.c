@@ -14,7 +14,8 @@
 
 struct bt_store {
     struct bt_redis *r;
-    char *kp; /* key prefix */
+    char *kp;    /* key prefix */
+    size_t owed; /* replies of bt_store_forget calls not read yet */
 };
 
 struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
@@ -57,6 +58,53 @@ char *bt_store_key(const struct bt_store *store, const char *id, const char *suf
 {
     snprintf(buf, n, "%s:{%s}%s", store->kp, id, suffix);
     return buf;
+}
+
+/* ---- forgetting delivered commands ---- */
+
+/* Reads the replies owed to bt_store_forget: they come first in the pipeline.
+ * A failed removal only means the scheduler sends the commands again later. */
+static int read_owed(struct bt_store *store)
+{
+    int ret = 0;
+
+    for (; store->owed > 0; store->owed--) {
+        redisReply *reply = NULL;
+        if (bt_redis_reply(store->r, &reply))
+            ret = BT_EAGAIN;
+        else if (reply->type == REDIS_REPLY_ERROR)
+            bt_log(BT_LOG_WARN, "cannot clear the outbox: %s", reply->str);
+        freeReplyObject(reply);
+    }
+    return ret;
+}
+
+int bt_store_forget(struct bt_store *store, const char *id, const struct bt_command *cmds,
+                    size_t n)
+{
+    const char *argv[64 + 3];
+    char key[600], index[300];
+    int ret = 0;
+
+    bt_store_key(store, id, ":outbox", key, sizeof(key));
+    snprintf(index, sizeof(index), "%s:outbox", store->kp);
+    argv[0] = key;
+    argv[1] = index;
+    argv[2] = id;
+    for (size_t done = 0; done < n && ret == 0;) {
+        size_t k = 0;
+        for (; k < 64 && done < n; k++)
+            argv[3 + k] = cmds[done++].field;
+        ret = bt_redis_append_eval(store->r, bt_lua_ack, 2, (int)(3 + k), argv, NULL);
+        if (ret == 0)
+            store->owed++;
+    }
+    return ret;
+}
+
+int bt_store_settle(struct bt_store *store)
+{
+    return read_owed(store);
 }
 
 /* ---- load ---- */
@@ -191,6 +239,7 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
                 return BT_ENOMEM;
         }
     }
+    read_owed(store); /* they went out in the same write, ahead of ours */
     for (size_t i = 0; i < n; i++) {
         redisReply *replies[3] = {NULL, NULL, NULL};
         int bad = 0;
@@ -504,6 +553,7 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
         }
         sent++;
     }
+    read_owed(store); /* they went out in the same write, ahead of ours */
     for (size_t i = 0; i < n && sent; i++) {
         redisReply *reply = NULL;
         if (!dirty[i])
@@ -529,59 +579,6 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
     }
 out:
     free(dirty);
-    args_free(&a);
-    return ret;
-}
-
-int bt_store_ack(struct bt_store *store, struct bt_instance **insts, size_t n)
-{
-    struct args a = {0};
-    size_t sent = 0;
-    int ret = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        struct bt_delta *d = &insts[i]->delta;
-        char *key;
-        if (!d->n_cmds)
-            continue;
-        args_reset(&a);
-        if (asprintf(&key, "%s:{%s}:outbox", store->kp, insts[i]->id) < 0)
-            key = NULL;
-        arg_own(&a, key);
-        if (asprintf(&key, "%s:outbox", store->kp) < 0)
-            key = NULL;
-        arg_own(&a, key);
-        arg_str(&a, insts[i]->id);
-        for (size_t c = 0; c < d->n_cmds; c++)
-            arg_str(&a, d->cmds[c].field);
-        if (bt_redis_append_eval(store->r, bt_lua_ack, 2, (int)a.n, a.argv, a.lens)) {
-            ret = BT_ENOMEM;
-            goto out;
-        }
-        sent++;
-    }
-    while (sent--) {
-        redisReply *reply = NULL;
-        if (bt_redis_reply(store->r, &reply)) {
-            ret = BT_EAGAIN;
-            continue;
-        }
-        if (reply->type == REDIS_REPLY_ERROR)
-            ret = BT_EAGAIN;
-        freeReplyObject(reply);
-    }
-    if (ret == 0)
-        for (size_t i = 0; i < n; i++) {
-            struct bt_delta *d = &insts[i]->delta;
-            for (size_t c = 0; c < d->n_cmds; c++) {
-                free(d->cmds[c].field);
-                free(d->cmds[c].topic);
-                free(d->cmds[c].key);
-                free(d->cmds[c].payload);
-            }
-            d->n_cmds = 0;
-        }
-out:
     args_free(&a);
     return ret;
 }
