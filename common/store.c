@@ -2,7 +2,7 @@
  * commit.lua per instance, all of a batch pipelined in one round trip; the
  * script's version guard makes a commit from a worker that lost the instance
  * (a rebalance) fail instead of overwriting newer state. */
-#define _GNU_SOURCE /* asprintf */
+#define _GNU_SOURCE /* strndup */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,8 @@
 
 struct bt_store {
     struct bt_redis *r;
-    char *kp; /* key prefix */
+    char *kp;    /* key prefix */
+    size_t owed; /* replies of bt_store_forget calls not read yet */
 };
 
 struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
@@ -57,6 +58,53 @@ char *bt_store_key(const struct bt_store *store, const char *id, const char *suf
 {
     snprintf(buf, n, "%s:{%s}%s", store->kp, id, suffix);
     return buf;
+}
+
+/* ---- forgetting delivered commands ---- */
+
+/* Reads the replies owed to bt_store_forget: they come first in the pipeline.
+ * A failed removal only means the scheduler sends the commands again later. */
+static int read_owed(struct bt_store *store)
+{
+    int ret = 0;
+
+    for (; store->owed > 0; store->owed--) {
+        redisReply *reply = NULL;
+        if (bt_redis_reply(store->r, &reply))
+            ret = BT_EAGAIN;
+        else if (reply->type == REDIS_REPLY_ERROR)
+            bt_log(BT_LOG_WARN, "cannot clear the outbox: %s", reply->str);
+        freeReplyObject(reply);
+    }
+    return ret;
+}
+
+int bt_store_forget(struct bt_store *store, const char *id, const struct bt_command *cmds,
+                    size_t n)
+{
+    const char *argv[64 + 3];
+    char key[600], index[300];
+    int ret = 0;
+
+    bt_store_key(store, id, ":outbox", key, sizeof(key));
+    snprintf(index, sizeof(index), "%s:outbox", store->kp);
+    argv[0] = key;
+    argv[1] = index;
+    argv[2] = id;
+    for (size_t done = 0; done < n && ret == 0;) {
+        size_t k = 0;
+        for (; k < 64 && done < n; k++)
+            argv[3 + k] = cmds[done++].field;
+        ret = bt_redis_append_eval(store->r, bt_lua_ack, 2, (int)(3 + k), argv, NULL);
+        if (ret == 0)
+            store->owed++;
+    }
+    return ret;
+}
+
+int bt_store_settle(struct bt_store *store)
+{
+    return read_owed(store);
 }
 
 /* ---- load ---- */
@@ -191,6 +239,7 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
                 return BT_ENOMEM;
         }
     }
+    read_owed(store); /* they went out in the same write, ahead of ours */
     for (size_t i = 0; i < n; i++) {
         redisReply *replies[3] = {NULL, NULL, NULL};
         int bad = 0;
@@ -218,88 +267,178 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
 
 /* ---- commit ---- */
 
-/* The argument vector of one commit.lua call; strings owned in `owned`. */
+/* The argument vector of one commit.lua call. The texts made here (numbers,
+ * keys, encoded values) are written one after the other into one buffer that
+ * is reused from call to call; an argument records its offset there, as the
+ * buffer may move while it grows, and argv is resolved at the end. Borrowed
+ * texts are pointed at directly. */
+#define BORROWED SIZE_MAX
+
 struct args {
     const char **argv;
-    size_t *lens;
+    size_t *lens, *offs; /* offs[i]: in buf, or BORROWED */
     size_t n, cap;
-    char **owned;
-    size_t n_owned, cap_owned;
+    char *buf;
+    size_t used, size;
+    size_t start; /* of the argument being built */
 };
 
-static void arg(struct args *a, const char *s, size_t len)
+static void slot(struct args *a, const char *s, size_t off, size_t len)
 {
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 64;
         a->argv = realloc(a->argv, a->cap * sizeof(*a->argv));
         a->lens = realloc(a->lens, a->cap * sizeof(*a->lens));
-        BT_ASSERT(a->argv && a->lens);
+        a->offs = realloc(a->offs, a->cap * sizeof(*a->offs));
+        BT_ASSERT(a->argv && a->lens && a->offs);
     }
     a->argv[a->n] = s;
+    a->offs[a->n] = off;
     a->lens[a->n++] = len;
 }
 
-static char *own(struct args *a, char *s)
+static void reserve(struct args *a, size_t len)
 {
-    BT_ASSERT(s);
-    if (a->n_owned == a->cap_owned) {
-        a->cap_owned = a->cap_owned ? a->cap_owned * 2 : 32;
-        a->owned = realloc(a->owned, a->cap_owned * sizeof(*a->owned));
-        BT_ASSERT(a->owned);
-    }
-    a->owned[a->n_owned++] = s;
-    return s;
+    if (a->used + len <= a->size)
+        return;
+    a->size = a->size ? a->size * 2 : 4096;
+    if (a->size < a->used + len)
+        a->size = a->used + len;
+    a->buf = realloc(a->buf, a->size);
+    BT_ASSERT(a->buf);
 }
 
+/* An argument in pieces: arg_begin, arg_put..., arg_end. */
+static void arg_begin(struct args *a)
+{
+    a->start = a->used;
+}
+
+static void arg_put(struct args *a, const char *s, size_t len)
+{
+    reserve(a, len);
+    memcpy(a->buf + a->used, s, len);
+    a->used += len;
+}
+
+static void arg_puts(struct args *a, const char *s)
+{
+    arg_put(a, s, strlen(s));
+}
+
+static void arg_put_int(struct args *a, long long v)
+{
+    char tmp[24];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    size_t n = 0;
+
+    do
+        tmp[sizeof(tmp) - ++n] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        tmp[sizeof(tmp) - ++n] = '-';
+    arg_put(a, tmp + sizeof(tmp) - n, n);
+}
+
+static void arg_end(struct args *a)
+{
+    slot(a, NULL, a->start, a->used - a->start);
+}
+
+static void arg_str(struct args *a, const char *s)
+{
+    slot(a, s, BORROWED, strlen(s));
+}
+
+static void arg_int(struct args *a, long long v)
+{
+    arg_begin(a);
+    arg_put_int(a, v);
+    arg_end(a);
+}
+
+/* Copies s, then frees it. */
 static void arg_own(struct args *a, char *s)
 {
-    own(a, s);
-    arg(a, s, strlen(s));
+    BT_ASSERT(s);
+    arg_begin(a);
+    arg_puts(a, s);
+    arg_end(a);
+    free(s);
 }
 
 /* Replaces argument i (a count not known when it was appended). */
 static void arg_patch_int(struct args *a, size_t i, long long v)
 {
-    char *s;
+    size_t n = a->n;
 
-    if (asprintf(&s, "%lld", v) < 0)
-        s = NULL;
-    a->argv[i] = own(a, s);
-    a->lens[i] = strlen(s);
-}
-
-static void arg_str(struct args *a, const char *s)
-{
-    arg(a, s, strlen(s));
-}
-
-static void arg_int(struct args *a, long long v)
-{
-    char *s;
-
-    if (asprintf(&s, "%lld", v) < 0)
-        s = NULL;
-    arg_own(a, s);
+    arg_int(a, v);
+    a->n = n;
+    a->argv[i] = NULL;
+    a->offs[i] = a->offs[n];
+    a->lens[i] = a->lens[n];
 }
 
 static void arg_json(struct args *a, const json_t *v)
 {
-    arg_own(a, v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : strdup(""));
+    size_t len;
+
+    arg_begin(a);
+    if (v) {
+        /* straight into the buffer; a second try when the guess was short */
+        reserve(a, 256);
+        len = json_dumpb(v, a->buf + a->used, a->size - a->used,
+                         JSON_COMPACT | JSON_ENCODE_ANY);
+        if (len > a->size - a->used) {
+            reserve(a, len);
+            len = json_dumpb(v, a->buf + a->used, len, JSON_COMPACT | JSON_ENCODE_ANY);
+        }
+        a->used += len;
+    }
+    arg_end(a);
+}
+
+/* "<kp>:{<id>}<suffix>" */
+static void arg_key(struct args *a, const char *kp, const char *id, const char *suffix)
+{
+    arg_begin(a);
+    arg_puts(a, kp);
+    arg_put(a, ":{", 2);
+    arg_puts(a, id);
+    arg_put(a, "}", 1);
+    arg_puts(a, suffix);
+    arg_end(a);
+}
+
+/* "<kp>:<name>" */
+static void arg_name(struct args *a, const char *kp, const char *name)
+{
+    arg_begin(a);
+    arg_puts(a, kp);
+    arg_put(a, ":", 1);
+    arg_puts(a, name);
+    arg_end(a);
+}
+
+/* Points argv at the texts in the buffer, now that it no longer moves. */
+static void args_resolve(struct args *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (a->offs[i] != BORROWED)
+            a->argv[i] = a->buf + a->offs[i];
 }
 
 static void args_reset(struct args *a)
 {
-    for (size_t i = 0; i < a->n_owned; i++)
-        free(a->owned[i]);
-    a->n = a->n_owned = 0;
+    a->n = a->used = 0;
 }
 
 static void args_free(struct args *a)
 {
-    args_reset(a);
     free(a->argv);
     free(a->lens);
-    free(a->owned);
+    free(a->offs);
+    free(a->buf);
 }
 
 /* History records of the current run once the delta is committed. */
@@ -318,35 +457,31 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
     static const char *const key_suffixes[] = {"", ":journal", ":history", ":outbox"};
     struct bt_delta *d = &inst->delta;
     size_t count_at, n;
-    char *key;
 
-    for (int k = 0; k < 4; k++) {
-        if (asprintf(&key, "%s:{%s}%s", store->kp, inst->id, key_suffixes[k]) < 0)
-            key = NULL;
-        arg_own(a, key);
-    }
-    if (asprintf(&key, "%s:outbox", store->kp) < 0)
-        key = NULL;
-    arg_own(a, key);
-    if (asprintf(&key, "%s:timers", store->kp) < 0)
-        key = NULL;
-    arg_own(a, key);
-    if (asprintf(&key, "%s:timers:leased", store->kp) < 0)
-        key = NULL;
-    arg_own(a, key);
-    if (asprintf(&key, "%s:idx:%s", store->kp, bt_status_name(d->old_status)) < 0)
-        key = NULL;
-    arg_own(a, key);
-    if (asprintf(&key, "%s:idx:%s", store->kp, bt_status_name(inst->status)) < 0)
-        key = NULL;
-    arg_own(a, key);
-    if (asprintf(&key, "%s:idx:all", store->kp) < 0)
-        key = NULL;
-    arg_own(a, key);
+    for (int k = 0; k < 4; k++)
+        arg_key(a, store->kp, inst->id, key_suffixes[k]);
+    arg_name(a, store->kp, "outbox");
+    arg_name(a, store->kp, "timers");
+    arg_name(a, store->kp, "timers:leased");
+    arg_begin(a);
+    arg_puts(a, store->kp);
+    arg_puts(a, ":idx:");
+    arg_puts(a, bt_status_name(d->old_status));
+    arg_end(a);
+    arg_begin(a);
+    arg_puts(a, store->kp);
+    arg_puts(a, ":idx:");
+    arg_puts(a, bt_status_name(inst->status));
+    arg_end(a);
+    arg_name(a, store->kp, "idx:all");
     /* the run that ends on continue-as-new is the one before inst->run */
-    if (asprintf(&key, "%s:{%s}:history:%d", store->kp, inst->id, inst->run - 1) < 0)
-        key = NULL;
-    arg_own(a, key);
+    arg_begin(a);
+    arg_puts(a, store->kp);
+    arg_put(a, ":{", 2);
+    arg_puts(a, inst->id);
+    arg_puts(a, "}:history:");
+    arg_put_int(a, inst->run - 1);
+    arg_end(a);
 
     arg_int(a, inst->ver);
     arg_str(a, inst->id);
@@ -443,11 +578,14 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
     arg_int(a, (long long)d->n_cmds);
     for (size_t i = 0; i < d->n_cmds; i++) {
         const struct bt_command *c = &d->cmds[i];
-        char *v;
         arg_str(a, c->field);
-        if (asprintf(&v, "%s\n%s\n%.*s", c->topic, c->key, (int)c->len, c->payload) < 0)
-            v = NULL;
-        arg_own(a, v);
+        arg_begin(a);
+        arg_puts(a, c->topic);
+        arg_put(a, "\n", 1);
+        arg_puts(a, c->key);
+        arg_put(a, "\n", 1);
+        arg_put(a, c->payload, c->len);
+        arg_end(a);
     }
 
     arg_int(a, (long long)d->n_timers_add);
@@ -498,12 +636,14 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
             continue;
         args_reset(&a);
         build_commit(store, insts[i], now_ms, &a);
+        args_resolve(&a);
         if (bt_redis_append_eval(store->r, bt_lua_commit, 11, (int)a.n, a.argv, a.lens)) {
             ret = BT_ENOMEM;
             goto out;
         }
         sent++;
     }
+    read_owed(store); /* they went out in the same write, ahead of ours */
     for (size_t i = 0; i < n && sent; i++) {
         redisReply *reply = NULL;
         if (!dirty[i])
@@ -529,59 +669,6 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
     }
 out:
     free(dirty);
-    args_free(&a);
-    return ret;
-}
-
-int bt_store_ack(struct bt_store *store, struct bt_instance **insts, size_t n)
-{
-    struct args a = {0};
-    size_t sent = 0;
-    int ret = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        struct bt_delta *d = &insts[i]->delta;
-        char *key;
-        if (!d->n_cmds)
-            continue;
-        args_reset(&a);
-        if (asprintf(&key, "%s:{%s}:outbox", store->kp, insts[i]->id) < 0)
-            key = NULL;
-        arg_own(&a, key);
-        if (asprintf(&key, "%s:outbox", store->kp) < 0)
-            key = NULL;
-        arg_own(&a, key);
-        arg_str(&a, insts[i]->id);
-        for (size_t c = 0; c < d->n_cmds; c++)
-            arg_str(&a, d->cmds[c].field);
-        if (bt_redis_append_eval(store->r, bt_lua_ack, 2, (int)a.n, a.argv, a.lens)) {
-            ret = BT_ENOMEM;
-            goto out;
-        }
-        sent++;
-    }
-    while (sent--) {
-        redisReply *reply = NULL;
-        if (bt_redis_reply(store->r, &reply)) {
-            ret = BT_EAGAIN;
-            continue;
-        }
-        if (reply->type == REDIS_REPLY_ERROR)
-            ret = BT_EAGAIN;
-        freeReplyObject(reply);
-    }
-    if (ret == 0)
-        for (size_t i = 0; i < n; i++) {
-            struct bt_delta *d = &insts[i]->delta;
-            for (size_t c = 0; c < d->n_cmds; c++) {
-                free(d->cmds[c].field);
-                free(d->cmds[c].topic);
-                free(d->cmds[c].key);
-                free(d->cmds[c].payload);
-            }
-            d->n_cmds = 0;
-        }
-out:
     args_free(&a);
     return ret;
 }

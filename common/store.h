@@ -34,7 +34,7 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);
 /* Commits the delta of each of insts[0..n) that is dirty, pipelined; on
  * success the instance's version advances, entries are marked clean and its
  * history and timers are cleared from the delta (commands stay, for the
- * caller to produce and then bt_store_ack). results[i]: 0, or BT_ECONFLICT
+ * caller to produce and then bt_store_forget). results[i]: 0, or BT_ECONFLICT
  * when another writer moved the instance on (reload and redo). Returns 0 or
  * BT_EAGAIN (then nothing is known to be committed; the caller retries with
  * fresh loads). A delta that resets the journal (continue-as-new) restarts
@@ -42,9 +42,16 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);
 int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
                     int64_t now_ms, int *results);
 
-/* Marks the commands of insts[0..n) as delivered (removes them from the
- * outbox) and clears them from the deltas. Pipelined. Returns 0 or BT_EAGAIN. */
-int bt_store_ack(struct bt_store *store, struct bt_instance **insts, size_t n);
+/* Forgets the delivered commands cmds[0..n) of instance id: removes them from
+ * its outbox (ack.lua). Only appended to the pipeline: the removal goes out
+ * with the next load or commit, in the same write, and its reply is read
+ * there, or by bt_store_settle (call it when nothing else is coming). A lost
+ * removal only makes the scheduler send the commands once more. Returns 0 or
+ * BT_ENOMEM. */
+int bt_store_forget(struct bt_store *store, const char *id, const struct bt_command *cmds,
+                    size_t n);
+/* Sends what bt_store_forget appended and reads its replies. 0 or BT_EAGAIN. */
+int bt_store_settle(struct bt_store *store);
 
 /* Key of instance id with suffix ("" / ":journal" / ...) into buf. */
 char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,

@@ -2,11 +2,16 @@
  *   decode -> load the instances not cached (one pipelined round trip) ->
  *   apply each event in order -> replay each touched instance once ->
  *   commit every decision (one pipelined round trip of commit.lua) ->
- *   produce their commands -> wait for the delivery reports -> forget the
- *   outbox -> commit the Kafka offsets.
- * A crash anywhere before the last step redelivers the batch; redelivered
- * events are recognised by their Kafka position (or by seq/attempt) and
- * dropped, and unsent commands are found again in the outbox.
+ *   produce their commands.
+ * The batch then waits "in flight" while the next ones are advanced: when
+ * all its delivery reports are in (batches land oldest first), its outbox
+ * entries are forgotten (sent with the next round trip) and its Kafka offsets
+ * committed. So offsets never pass an event whose commands are not on Kafka,
+ * and an instance's next events are applied to its cached, committed state.
+ * A crash anywhere before an offset commit redelivers the batches from
+ * there; redelivered events are recognised by their Kafka position (or by
+ * seq/attempt) and dropped, and unsent commands are found again in the
+ * outbox.
  * A worker reads the events topics of the queues it serves; an event for an
  * instance of another queue (a kcat user who wrote to baton.events) is
  * forwarded to that queue's topic, with the commands, before the offsets. */
@@ -30,6 +35,8 @@
 #define MAX_CACHED    200000
 #define MAX_CONFLICTS 8
 #define MAX_QUEUES    64
+#define MAX_FLIGHTS   16 /* batches awaiting delivery reports */
+#define LAND_EVERY_MS 2  /* poll slice while batches are in flight */
 
 struct item {
     rd_kafka_message_t *rkm;
@@ -38,6 +45,26 @@ struct item {
     bool decoded;
     bool conflicted;
     bool forwarded; /* to the topic of its instance's queue */
+};
+
+/* The commands one instance issued in a batch, moved out of its delta. */
+struct sent {
+    char *id;
+    struct bt_command *cmds;
+    size_t n;
+};
+
+/* A batch whose decisions are committed and whose messages are on their way
+ * to Kafka. Heap-allocated: queued messages point at its batch counters. */
+struct flight {
+    struct flight *next;
+    struct bt_kafka_batch cmds; /* the commands' delivery reports */
+    struct bt_kafka_batch dlq;  /* the dead letters' and forwarded events' */
+    struct sent *sent;
+    size_t n_sent, cap_sent;
+    rd_kafka_topic_partition_list_t *offsets; /* to commit when landed */
+    int64_t retry_at;                         /* mono ms: re-produce failed commands */
+    int backoff_ms;
 };
 
 /* A touched instance before its commit, to count its status change. */
@@ -61,8 +88,9 @@ struct bt_wftask {
     struct bt_instance **touched;
     size_t n_touched, cap_touched;
     uint64_t batch_no;
-    struct bt_kafka_batch kbatch;    /* commands of the batch */
-    struct bt_kafka_batch dlq_batch; /* dead letters and forwards of the batch */
+    struct flight *cur;                /* the batch being advanced */
+    struct flight *flights, **landing; /* in flight, oldest first; tail link */
+    int n_flights;
     struct bt_wftask_stats stats;
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
@@ -79,6 +107,9 @@ static void destroy_instance(void *inst)
     bt_instance_destroy(inst);
 }
 
+static void land(struct bt_wftask *wt, int max_left, bool patient);
+static void flight_destroy(struct flight *f);
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -89,7 +120,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_assign(rk, parts);
         return;
     }
-    /* another worker may own these instances now: what we cached may go stale */
+    /* offsets of what was advanced here are committed before another worker
+     * takes over; what we cached may go stale */
+    land(wt, 0, false);
     bt_log(BT_LOG_INFO, "partitions revoked: count=%d cached=%zu", parts->cnt,
            bt_idmap_size(wt->cache));
     bt_idmap_clear(wt->cache, destroy_instance);
@@ -217,6 +250,7 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
     wt->reg = reg;
     wt->worker = strdup(worker_name);
     wt->cache = bt_idmap_new();
+    wt->landing = &wt->flights;
     register_metrics(wt, metrics);
     snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
     list = strdup(cfg->queues);
@@ -257,6 +291,10 @@ void bt_wftask_destroy(struct bt_wftask *wt)
 {
     if (!wt)
         return;
+    if (wt->consumer && wt->producer && wt->store)
+        land(wt, 0, false);
+    if (wt->store)
+        bt_store_settle(wt->store);
     if (wt->consumer) {
         rd_kafka_consumer_close(wt->consumer);
         rd_kafka_destroy(wt->consumer);
@@ -265,6 +303,13 @@ void bt_wftask_destroy(struct bt_wftask *wt)
         rd_kafka_flush(wt->producer, 5000);
         rd_kafka_destroy(wt->producer);
     }
+    /* not landed: uncommitted, so redelivered to the next owner */
+    while (wt->flights) {
+        struct flight *f = wt->flights;
+        wt->flights = f->next;
+        flight_destroy(f);
+    }
+    flight_destroy(wt->cur);
     bt_store_destroy(wt->store);
     bt_idmap_destroy(wt->cache, destroy_instance);
     free(wt->touched);
@@ -289,7 +334,7 @@ static int produce(struct bt_wftask *wt, const char *suffix, const char *key,
 
     bt_kafka_topic(wt->cfg, suffix, topic, sizeof(topic));
     return bt_kafka_produce(wt->producer, topic, key, strlen(key), payload, len,
-                            &wt->kbatch);
+                            &wt->cur->cmds);
 }
 
 static void dead_letter(struct bt_wftask *wt, const rd_kafka_message_t *rkm,
@@ -310,10 +355,146 @@ static void dead_letter(struct bt_wftask *wt, const rd_kafka_message_t *rkm,
     if ((bytes = bt_codec_encode(&dl, &len))) {
         bt_kafka_topic(wt->cfg, "dlq", topic, sizeof(topic));
         bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
-                         bytes, len, &wt->dlq_batch);
+                         bytes, len, &wt->cur->dlq);
     }
     free(bytes);
     bt_msg_release(&dl);
+}
+
+/* ---- flights ---- */
+
+static void sent_release(struct flight *f)
+{
+    for (size_t i = 0; i < f->n_sent; i++) {
+        for (size_t c = 0; c < f->sent[i].n; c++) {
+            struct bt_command *cmd = &f->sent[i].cmds[c];
+            free(cmd->field);
+            free(cmd->topic);
+            free(cmd->key);
+            free(cmd->payload);
+        }
+        free(f->sent[i].cmds);
+        free(f->sent[i].id);
+    }
+    f->n_sent = 0;
+}
+
+static void flight_destroy(struct flight *f)
+{
+    if (!f)
+        return;
+    sent_release(f);
+    free(f->sent);
+    if (f->offsets)
+        rd_kafka_topic_partition_list_destroy(f->offsets);
+    free(f);
+}
+
+static bool in_air(const struct flight *f)
+{
+    return __atomic_load_n(&f->cmds.pending, __ATOMIC_ACQUIRE) > 0 ||
+           __atomic_load_n(&f->dlq.pending, __ATOMIC_ACQUIRE) > 0;
+}
+
+/* Sends a flight's commands again after a failed delivery (its reports are
+ * all in): duplicates are dropped downstream, a lost command is not. */
+static void resend(struct bt_wftask *wt, struct flight *f)
+{
+    bt_log(BT_LOG_WARN, "commands not delivered, sending again: %s backoff_ms=%d",
+           rd_kafka_err2str(f->cmds.err), f->backoff_ms);
+    f->cmds = (struct bt_kafka_batch){0};
+    for (size_t i = 0; i < f->n_sent; i++)
+        for (size_t c = 0; c < f->sent[i].n; c++) {
+            const struct bt_command *cmd = &f->sent[i].cmds[c];
+            char topic[512];
+            bt_kafka_topic(wt->cfg, cmd->topic, topic, sizeof(topic));
+            if (bt_kafka_produce(wt->producer, topic, cmd->key, strlen(cmd->key),
+                                 cmd->payload, cmd->len, &f->cmds))
+                f->cmds.failed++; /* not queued: try again after the backoff */
+        }
+    f->retry_at = bt_clock_mono_ms() + f->backoff_ms;
+    f->backoff_ms = f->backoff_ms < 5000 ? f->backoff_ms * 2 : f->backoff_ms;
+}
+
+/* Lands the flights whose messages are all delivered, oldest first: forgets
+ * their commands from the outbox and commits their offsets. Then, when more
+ * than max_left are in flight, waits for the oldest; patient: until they
+ * land, else gives up after one wait (at shutdown, or when Kafka is gone
+ * during a revoke: their offsets stay uncommitted, which only redelivers). */
+static void land(struct bt_wftask *wt, int max_left, bool patient)
+{
+    rd_kafka_poll(wt->producer, 0);
+    while (wt->flights) {
+        struct flight *f = wt->flights;
+        rd_kafka_resp_err_t err;
+        if (in_air(f) || (f->cmds.failed && bt_clock_mono_ms() < f->retry_at)) {
+            if (wt->n_flights <= max_left)
+                break;
+            if (bt_kafka_wait(wt->producer, &f->cmds, 10000) == BT_ETIMEDOUT ||
+                bt_kafka_wait(wt->producer, &f->dlq, 10000) == BT_ETIMEDOUT) {
+                bt_log(BT_LOG_WARN, "commands not delivered yet, waiting");
+                if (!patient)
+                    break;
+            }
+            if (f->cmds.failed && !in_air(f)) {
+                int64_t left = f->retry_at - bt_clock_mono_ms();
+                if (!patient && left > 0)
+                    break;
+                if (left > 0) {
+                    struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            continue;
+        }
+        if (f->cmds.failed) {
+            resend(wt, f);
+            continue;
+        }
+        /* a lost removal only means the scheduler sends them again later */
+        for (size_t i = 0; i < f->n_sent; i++)
+            if (bt_store_forget(wt->store, f->sent[i].id, f->sent[i].cmds, f->sent[i].n))
+                bt_log(BT_LOG_WARN,
+                       "cannot clear the outbox; commands may be sent twice");
+        if (f->offsets->cnt && (err = rd_kafka_commit(wt->consumer, f->offsets, 1)))
+            bt_log(BT_LOG_WARN, "cannot commit offsets: %s", rd_kafka_err2str(err));
+        if (!(wt->flights = f->next))
+            wt->landing = &wt->flights;
+        wt->n_flights--;
+        flight_destroy(f);
+    }
+}
+
+/* True when the command field of instance id is on its way in a flight. */
+static bool flying(const struct bt_wftask *wt, const char *id, const char *field)
+{
+    for (const struct flight *f = wt->flights; f; f = f->next)
+        for (size_t i = 0; i < f->n_sent; i++)
+            if (!strcmp(f->sent[i].id, id))
+                for (size_t c = 0; c < f->sent[i].n; c++)
+                    if (!strcmp(f->sent[i].cmds[c].field, field))
+                        return true;
+    return false;
+}
+
+/* Drops the outbox commands of a freshly loaded instance that this worker
+ * has in flight already (they are forgotten when they land). */
+static void drop_flying(const struct bt_wftask *wt, struct bt_instance *inst)
+{
+    struct bt_delta *d = &inst->delta;
+    size_t k = 0;
+
+    for (size_t c = 0; c < d->n_cmds; c++) {
+        if (!flying(wt, inst->id, d->cmds[c].field)) {
+            d->cmds[k++] = d->cmds[c];
+            continue;
+        }
+        free(d->cmds[c].field);
+        free(d->cmds[c].topic);
+        free(d->cmds[c].key);
+        free(d->cmds[c].payload);
+    }
+    d->n_cmds = k;
 }
 
 /* ---- one batch ---- */
@@ -384,6 +565,8 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
         ret = bt_store_load(wt->store, load, n_load);
         for (size_t i = 0; i < n_load; i++) {
             load[i]->delta.old_status = load[i]->status;
+            if (load[i]->delta.n_cmds && wt->flights)
+                drop_flying(wt, load[i]);
             if (load[i]->delta.n_cmds) /* unsent commands of a dead worker: send them */
                 touch(wt, load[i]);
         }
@@ -427,7 +610,7 @@ static void forward(struct bt_wftask *wt, struct item *it, const char *queue)
     bt_log(BT_LOG_DEBUG, "forwarded: workflow=%s type=%s from=%s to=%s", it->msg.id,
            bt_msg_type_name(it->msg.type), rd_kafka_topic_name(rkm->rkt), topic);
     if (bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
-                         rkm->payload, rkm->len, &wt->dlq_batch) == 0)
+                         rkm->payload, rkm->len, &wt->cur->dlq) == 0)
         wt->stats.forwarded++;
     free(suffix);
     it->forwarded = true;
@@ -524,14 +707,33 @@ static size_t drop_conflicts(struct bt_wftask *wt, const int *results)
     return n;
 }
 
+/* Produces the commands of the touched instances and moves them out of their
+ * deltas into the batch's flight, which forgets them once they landed. */
 static int produce_commands(struct bt_wftask *wt)
 {
+    struct flight *f = wt->cur;
+
     for (size_t i = 0; i < wt->n_touched; i++) {
-        const struct bt_delta *d = &wt->touched[i]->delta;
+        struct bt_delta *d = &wt->touched[i]->delta;
+        if (!d->n_cmds)
+            continue;
         for (size_t c = 0; c < d->n_cmds; c++)
             if (produce(wt, d->cmds[c].topic, d->cmds[c].key, d->cmds[c].payload,
                         d->cmds[c].len))
                 return BT_EAGAIN;
+        if (f->n_sent == f->cap_sent) {
+            size_t cap = f->cap_sent ? f->cap_sent * 2 : 64;
+            struct sent *grown = realloc(f->sent, cap * sizeof(*grown));
+            BT_ASSERT(grown);
+            f->sent = grown;
+            f->cap_sent = cap;
+        }
+        f->sent[f->n_sent].id = strdup(wt->touched[i]->id);
+        BT_ASSERT(f->sent[f->n_sent].id);
+        f->sent[f->n_sent].cmds = d->cmds;
+        f->sent[f->n_sent++].n = d->n_cmds;
+        d->cmds = NULL;
+        d->n_cmds = d->cap_cmds = 0;
     }
     return 0;
 }
@@ -601,15 +803,12 @@ static int advance(struct bt_wftask *wt)
     }
     if (ret)
         goto out;
-    if (produce_commands(wt) || bt_kafka_wait(wt->producer, &wt->kbatch, 30000) != 0) {
-        bt_log(BT_LOG_WARN, "cannot deliver commands: %s",
-               rd_kafka_err2str(wt->kbatch.err));
+    if (produce_commands(wt)) {
+        bt_log(BT_LOG_WARN, "cannot produce commands");
         ret = BT_EAGAIN;
         goto out;
     }
-    /* a failed ack only means the scheduler sends them again later */
-    if (bt_store_ack(wt->store, wt->touched, wt->n_touched))
-        bt_log(BT_LOG_WARN, "cannot clear the outbox; commands may be sent twice");
+    /* their commands are in the flight now: done with them */
     for (size_t i = 0; i < wt->n_touched; i++) {
         struct bt_instance *inst = wt->touched[i];
         if (bt_status_final(inst->status)) {
@@ -627,10 +826,10 @@ out:
     return ret;
 }
 
-static void commit_offsets(struct bt_wftask *wt)
+/* The offsets after the batch's messages, per partition. */
+static rd_kafka_topic_partition_list_t *batch_offsets(const struct bt_wftask *wt)
 {
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
-    rd_kafka_resp_err_t err;
 
     for (size_t i = 0; i < wt->n_items; i++) {
         const rd_kafka_message_t *rkm = wt->items[i].rkm;
@@ -642,9 +841,7 @@ static void commit_offsets(struct bt_wftask *wt)
         if (rkm->offset + 1 > p->offset)
             p->offset = rkm->offset + 1;
     }
-    if (offsets->cnt && (err = rd_kafka_commit(wt->consumer, offsets, 1)))
-        bt_log(BT_LOG_WARN, "cannot commit offsets: %s", rd_kafka_err2str(err));
-    rd_kafka_topic_partition_list_destroy(offsets);
+    return offsets;
 }
 
 static void release_items(struct bt_wftask *wt)
@@ -663,6 +860,10 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
     int backoff_ms = 50, handled;
 
     export_metrics(wt);
+    land(wt, MAX_FLIGHTS - 1, true);
+    /* short slices while batches are in flight: they land between polls */
+    if (wt->flights && timeout_ms > LAND_EVERY_MS)
+        timeout_ms = LAND_EVERY_MS;
     rkm = rd_kafka_consumer_poll(wt->consumer, timeout_ms);
 
     while (rkm) {
@@ -678,9 +879,16 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         }
         rkm = rd_kafka_consumer_poll(wt->consumer, 0);
     }
-    if (!wt->n_items)
+    if (!wt->n_items) {
+        /* idle: nothing else will carry the outbox removals */
+        land(wt, MAX_FLIGHTS, true);
+        bt_store_settle(wt->store);
         return 0;
+    }
     wt->stats.batches++;
+    wt->cur = calloc(1, sizeof(*wt->cur));
+    BT_ASSERT(wt->cur);
+    wt->cur->backoff_ms = 50;
     decode_all(wt);
     while (advance(wt) == BT_EAGAIN) {
         drop_touched(wt);
@@ -690,18 +898,18 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         nanosleep(&ts, NULL);
         if (backoff_ms < 5000)
             backoff_ms *= 2;
-        /* what is still in flight from the failed try reports into kbatch later */
-        bt_kafka_wait(wt->producer, &wt->kbatch, 0);
-        wt->kbatch.err = 0;
-        wt->kbatch.failed = 0;
+        /* the reloaded outboxes hold what this try produced: it is sent again;
+         * what is still in flight from it reports into the flight later */
+        rd_kafka_poll(wt->producer, 0);
+        sent_release(wt->cur);
+        wt->cur->cmds.err = 0;
+        wt->cur->cmds.failed = 0;
     }
-    wt->kbatch = (struct bt_kafka_batch){0};
-    /* a dead letter or a forwarded event must be on its topic before its
-     * origin's offset is committed */
-    while (wt->dlq_batch.pending &&
-           bt_kafka_wait(wt->producer, &wt->dlq_batch, 30000) == BT_ETIMEDOUT)
-        bt_log(BT_LOG_WARN, "dead letters not delivered yet, waiting");
-    commit_offsets(wt);
+    wt->cur->offsets = batch_offsets(wt);
+    *wt->landing = wt->cur;
+    wt->landing = &wt->cur->next;
+    wt->n_flights++;
+    wt->cur = NULL;
     handled = (int)wt->n_items;
     release_items(wt);
     if (bt_idmap_size(wt->cache) > MAX_CACHED)
