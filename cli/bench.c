@@ -355,6 +355,7 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
     argv[n++] = strdup(parts);
     argv[n++] = strdup("--queues");
     argv[n++] = strdup(cfg->queues);
+    argv[n++] = strdup(cfg->eager ? "--eager=1" : "--eager=0");
     if (plugin) {
         argv[n++] = strdup("--plugin");
         argv[n++] = strdup(plugin);
@@ -1312,7 +1313,8 @@ static void usage(FILE *f)
         "  --json         one JSON object per workload instead of key=value\n"
         "  --attach       use the configured --brokers/--redis (their workers must load\n"
         "                 bench.so) instead of starting `baton dev` in a temporary home\n"
-        "\nThe stack gets --concurrency, --partitions, --queues, --plugin and --kafka.*\n"
+        "\nThe stack gets --concurrency, --partitions, --queues, --eager, --plugin and "
+        "--kafka.*\n"
         "(default plugin: <bin>/../plugins/bench.so).\n");
 }
 

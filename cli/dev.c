@@ -179,7 +179,7 @@ extern char **environ;
 static int build_env(struct dev *dev)
 {
     const struct bt_config *cfg = dev->cfg;
-    char redis[64], num[4][32];
+    char redis[64], num[7][32];
     size_t n = 0;
     int ret = 0;
 
@@ -201,6 +201,9 @@ static int build_env(struct dev *dev)
     snprintf(num[1], sizeof(num[1]), "%lld", (long long)cfg->max_payload);
     snprintf(num[2], sizeof(num[2]), "%lld", (long long)cfg->activity_timeout_ms);
     snprintf(num[3], sizeof(num[3]), "%d", cfg->log_json);
+    snprintf(num[4], sizeof(num[4]), "%d", cfg->eager);
+    snprintf(num[5], sizeof(num[5]), "%lld", (long long)cfg->history_max);
+    snprintf(num[6], sizeof(num[6]), "%d", cfg->concurrency_lease_ms);
     ret = ret || envp_push(&dev->envp, &n, "BATON_BROKERS", dev->brokers) ||
           envp_push(&dev->envp, &n, "BATON_REDIS", redis) ||
           envp_push(&dev->envp, &n, "BATON_PREFIX", cfg->prefix) ||
@@ -213,6 +216,9 @@ static int build_env(struct dev *dev)
           envp_push(&dev->envp, &n, "BATON_ACTIVITY_TIMEOUT_MS", num[2]) ||
           envp_push(&dev->envp, &n, "BATON_LOG_LEVEL", cfg->log_level) ||
           envp_push(&dev->envp, &n, "BATON_LOG_JSON", num[3]) ||
+          envp_push(&dev->envp, &n, "BATON_EAGER", num[4]) ||
+          envp_push(&dev->envp, &n, "BATON_HISTORY_MAX", num[5]) ||
+          envp_push(&dev->envp, &n, "BATON_CONCURRENCY_LEASE_MS", num[6]) ||
           envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
           (cfg->redis_password &&
            envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));

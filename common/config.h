@@ -34,6 +34,7 @@ struct bt_config {
     size_t n_kafka;
     /* ms a concurrency-limit lease lasts unless renewed (every third of it) */
     int concurrency_lease_ms;
+    int eager; /* run a step's activity on the deciding worker when it can */
 };
 
 /* Fills cfg from the table and consumes the flags it knows from argv

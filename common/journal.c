@@ -254,7 +254,8 @@ int bt_delta_command(struct bt_delta *d, char *field, char *topic, char *key,
     if (!field || !topic || !key || !payload)
         goto nomem;
     GROW(d->cmds, d->n_cmds, d->cap_cmds);
-    d->cmds[d->n_cmds++] = (struct bt_command){field, topic, key, payload, len};
+    d->cmds[d->n_cmds++] =
+        (struct bt_command){field, topic, key, payload, len, false, false};
     return 0;
 nomem:
     free(field);

@@ -66,6 +66,10 @@ struct bt_command {
     char *key;     /* message key: the target instance id */
     char *payload; /* encoded message */
     size_t len;
+    bool eager_ok; /* a task that may run on the deciding worker (no rate or
+                    * concurrency key: nothing to wait for there) */
+    bool local;    /* handed to this worker's activity role, not to Kafka nor
+                    * to the outbox: a crash retries it after its timeout */
 };
 
 struct bt_timer {

@@ -628,6 +628,8 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
     e->dirty = true;
     command(inst, dupf("t|%lld|%d", (long long)seq, e->attempt),
             dupf("tasks.%s", r->queue), inst->id, &msg);
+    if (inst->delta.n_cmds && !r->rate_key && !r->concurrency_key)
+        inst->delta.cmds[inst->delta.n_cmds - 1].eager_ok = true;
     set_timer(wf, "timeout", e, e->attempt, msg.deadline);
     history(inst, wf->env,
             json_pack("{s:s, s:I, s:i, s:s, s:s, s:O, s:I}", "ev", "activity_scheduled",

@@ -575,9 +575,14 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
     for (size_t i = 0; i < d->n_history; i++)
         arg_str(a, d->history[i]);
 
-    arg_int(a, (long long)d->n_cmds);
+    n = 0;
+    for (size_t i = 0; i < d->n_cmds; i++)
+        n += !d->cmds[i].local;
+    arg_int(a, (long long)n);
     for (size_t i = 0; i < d->n_cmds; i++) {
         const struct bt_command *c = &d->cmds[i];
+        if (c->local)
+            continue;
         arg_str(a, c->field);
         arg_begin(a);
         arg_puts(a, c->topic);

@@ -42,7 +42,10 @@
 
 struct job {
     struct job *next;
-    rd_kafka_message_t *rkm; /* kept until done: its offset is committed then */
+    rd_kafka_message_t *rkm; /* kept until done: its offset is committed then;
+                              * NULL for a task submitted here (eager) */
+    char *local;             /* a submitted task's bytes, or NULL */
+    size_t local_len;
     struct bt_msg task;
     bool decoded;
     char *event; /* the encoded outcome, kept until Kafka confirmed it */
@@ -90,9 +93,11 @@ struct bt_acttask {
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct job *queue_head, *queue_tail; /* to run */
-    struct job *produced;                /* run, outcome on its way to Kafka */
-    int inflight;                        /* queued + running */
+    struct job *queue_head, *queue_tail;     /* to run */
+    struct job *submitted, **submitted_tail; /* eager tasks for the consumer thread */
+    int n_submitted;
+    struct job *produced; /* run, outcome on its way to Kafka */
+    int inflight;         /* queued + running */
     bool threads_stop;
 
     struct job *sending; /* consumer thread only: awaiting delivery reports */
@@ -105,6 +110,13 @@ struct bt_acttask {
     struct release *releases;  /* consumer thread only: leases to give back */
     int64_t renew_at;          /* consumer thread: next renewal (monotonic ms) */
     unsigned long long leases; /* consumer thread: lease ids handed out */
+
+    char *queues[64]; /* served task queues */
+    size_t n_queues;
+    rd_kafka_queue_t *wake; /* the consumer's queue: yielded on a submit */
+    void (*deliver)(void *ctx, const char *suffix, const char *id, const char *payload,
+                    size_t len);
+    void *deliver_ctx;
 
     struct bt_acttask_stats stats; /* under lock */
     struct {
@@ -274,8 +286,11 @@ static void track(struct bt_acttask *at, const rd_kafka_message_t *rkm)
 
 static void release(struct bt_acttask *at, const rd_kafka_message_t *rkm)
 {
-    struct part *p = part_get(at, rd_kafka_topic_name(rkm->rkt), rkm->partition, false);
+    struct part *p;
 
+    if (!rkm) /* submitted here: no offset */
+        return;
+    p = part_get(at, rd_kafka_topic_name(rkm->rkt), rkm->partition, false);
     if (!p) /* revoked meanwhile: the new owner runs it again if uncommitted */
         return;
     for (size_t i = p->head; i < p->n; i++)
@@ -375,11 +390,18 @@ static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
     bt_metrics_add(at->m.dead, 1);
 }
 
-/* Queues the job's outcome for Kafka; a full local queue is retried later. */
+/* Queues the job's outcome for Kafka; a full local queue is retried later.
+ * A submitted task's outcome goes back to this worker's workflow role. */
 static void produce_event(struct bt_acttask *at, struct job *job)
 {
     char topic[512], *suffix = bt_events_suffix(job->task.wf_queue);
 
+    if (job->local && at->deliver && suffix) {
+        at->deliver(at->deliver_ctx, suffix, job->task.id, job->event, job->event_len);
+        job->delivery = (struct bt_kafka_batch){0};
+        free(suffix);
+        return;
+    }
     /* to the events topic of the workflow's queue: it may be another team's */
     bt_kafka_topic(at->cfg, suffix ? suffix : "events", topic, sizeof(topic));
     free(suffix);
@@ -548,15 +570,23 @@ static void renew_leases(struct bt_acttask *at)
     }
 }
 
+static void job_free(struct job *job)
+{
+    if (job->decoded)
+        bt_msg_release(&job->task);
+    if (job->rkm)
+        rd_kafka_message_destroy(job->rkm);
+    free(job->local);
+    free(job->event);
+    free(job);
+}
+
 static void skip(struct bt_acttask *at, struct job *job)
 {
     set_waiting(job, NULL);
     unlease(at, job);
     release(at, job->rkm);
-    if (job->decoded)
-        bt_msg_release(&job->task);
-    rd_kafka_message_destroy(job->rkm);
-    free(job);
+    job_free(job);
 }
 
 /* Checks the journal entries of jobs that hold a token (NULL entries are
@@ -771,23 +801,29 @@ static void admit_due(struct bt_acttask *at)
         admit(at, due, n);
 }
 
-/* Decodes a poll batch and admits the tasks among it. */
+/* Decodes a batch of polled and submitted tasks and admits them. */
 static void take(struct bt_acttask *at, struct job **jobs, size_t n)
 {
     char errstr[512];
 
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
-        track(at, job->rkm);
-        if (bt_codec_decode(job->rkm->payload, job->rkm->len,
-                            (size_t)at->cfg->max_payload, &job->task, errstr,
+        const void *bytes = job->local ? job->local : job->rkm->payload;
+        size_t len = job->local ? job->local_len : job->rkm->len;
+        if (job->rkm)
+            track(at, job->rkm);
+        if (bt_codec_decode(bytes, len, (size_t)at->cfg->max_payload, &job->task, errstr,
                             sizeof(errstr))) {
-            dead_letter(at, job->rkm, errstr);
+            if (job->rkm)
+                dead_letter(at, job->rkm, errstr);
+            else /* encoded by this worker's workflow role: a bug, not input */
+                bt_log(BT_LOG_ERROR, "cannot decode a submitted task: %s", errstr);
         } else if (job->task.type != BT_MSG_TASK) {
             snprintf(errstr, sizeof(errstr),
                      "type: a %s message does not belong on a task topic",
                      bt_msg_type_name(job->task.type));
-            dead_letter(at, job->rkm, errstr);
+            if (job->rkm)
+                dead_letter(at, job->rkm, errstr);
             bt_msg_release(&job->task);
         } else {
             job->decoded = true;
@@ -845,10 +881,7 @@ static void reap(struct bt_acttask *at)
         *pp = job->next;
         released++;
         release(at, job->rkm);
-        rd_kafka_message_destroy(job->rkm);
-        bt_msg_release(&job->task);
-        free(job->event);
-        free(job);
+        job_free(job);
     }
     if (released) {
         pthread_mutex_lock(&at->lock);
@@ -923,6 +956,15 @@ static void *consume(void *arg)
                 break;
             rkm = rd_kafka_consumer_poll(at->consumer, 0);
         }
+        pthread_mutex_lock(&at->lock);
+        while (at->submitted && n < sizeof(jobs) / sizeof(jobs[0])) {
+            jobs[n] = at->submitted;
+            if (!(at->submitted = jobs[n]->next))
+                at->submitted_tail = &at->submitted;
+            jobs[n++]->next = NULL;
+            at->n_submitted--;
+        }
+        pthread_mutex_unlock(&at->lock);
         if (n)
             take(at, jobs, n);
         admit_due(at);
@@ -952,6 +994,7 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     at->reg = reg;
     at->worker = strdup(worker_name);
     register_metrics(at, metrics);
+    at->submitted_tail = &at->submitted;
     pthread_mutex_init(&at->lock, NULL);
     pthread_cond_init(&at->cond, NULL);
     snprintf(group, sizeof(group), "%s.activities", cfg->prefix);
@@ -961,6 +1004,7 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
         char suffix[300];
         snprintf(suffix, sizeof(suffix), "tasks.%s", q);
         topics[n_topics] = bt_kafka_topic(cfg, suffix, names[n_topics], sizeof(names[0]));
+        at->queues[at->n_queues++] = strdup(q);
         n_topics++;
     }
     free(list);
@@ -977,6 +1021,7 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
         snprintf(errstr, errstr_size, "cannot subscribe to the task topics");
         goto fail;
     }
+    at->wake = rd_kafka_queue_get_consumer(at->consumer);
     at->threads = calloc((size_t)cfg->concurrency, sizeof(*at->threads));
     for (int i = 0; i < cfg->concurrency; i++)
         if (pthread_create(&at->threads[at->n_threads], NULL, run_jobs, at) == 0)
@@ -989,6 +1034,46 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
 fail:
     bt_acttask_destroy(at);
     return NULL;
+}
+
+int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue)
+{
+    int free_threads;
+    size_t i;
+
+    for (i = 0; i < at->n_queues && strcmp(at->queues[i], queue); i++)
+        ;
+    if (i == at->n_queues || !at->deliver)
+        return 0;
+    pthread_mutex_lock(&at->lock);
+    free_threads = at->n_threads - at->inflight - at->n_submitted;
+    pthread_mutex_unlock(&at->lock);
+    return free_threads > 0 ? free_threads : 0;
+}
+
+void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len)
+{
+    struct job *job = calloc(1, sizeof(*job));
+
+    BT_ASSERT(job && (job->local = malloc(len)));
+    memcpy(job->local, payload, len);
+    job->local_len = len;
+    pthread_mutex_lock(&at->lock);
+    *at->submitted_tail = job;
+    at->submitted_tail = &job->next;
+    at->n_submitted++;
+    pthread_mutex_unlock(&at->lock);
+    rd_kafka_queue_yield(at->wake); /* the consumer thread may be in a poll */
+}
+
+void bt_acttask_on_local_outcome(struct bt_acttask *at,
+                                 void (*deliver)(void *ctx, const char *suffix,
+                                                 const char *id, const char *payload,
+                                                 size_t len),
+                                 void *ctx)
+{
+    at->deliver = deliver;
+    at->deliver_ctx = ctx;
 }
 
 struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at)
@@ -1023,10 +1108,7 @@ void bt_acttask_destroy(struct bt_acttask *at)
         while (at->sending) {
             struct job *j = at->sending;
             at->sending = j->next;
-            rd_kafka_message_destroy(j->rkm);
-            bt_msg_release(&j->task);
-            free(j->event);
-            free(j);
+            job_free(j);
         }
         /* tasks queued or delayed but never run are not committed: they are
          * redelivered */
@@ -1035,19 +1117,23 @@ void bt_acttask_destroy(struct bt_acttask *at)
             at->delayed = j->next;
             set_waiting(j, NULL);
             unlease(at, j);
-            rd_kafka_message_destroy(j->rkm);
-            bt_msg_release(&j->task);
-            free(j);
+            job_free(j);
         }
         while (at->queue_head) {
             struct job *j = at->queue_head;
             at->queue_head = j->next;
             unlease(at, j);
-            rd_kafka_message_destroy(j->rkm);
-            bt_msg_release(&j->task);
-            free(j);
+            job_free(j);
+        }
+        /* submitted tasks not taken: their timeouts retry them */
+        while (at->submitted) {
+            struct job *j = at->submitted;
+            at->submitted = j->next;
+            job_free(j);
         }
         flush_releases(at); /* the slots of tasks that will not run here */
+        if (at->wake)
+            rd_kafka_queue_destroy(at->wake);
         rd_kafka_consumer_close(at->consumer);
         rd_kafka_destroy(at->consumer);
     }
@@ -1058,6 +1144,8 @@ void bt_acttask_destroy(struct bt_acttask *at)
     parts_clear(at);
     bt_store_destroy(at->store);
     free(at->threads);
+    for (size_t i = 0; i < at->n_queues; i++)
+        free(at->queues[i]);
     free(at->worker);
     pthread_mutex_destroy(&at->lock);
     pthread_cond_destroy(&at->cond);

@@ -29,6 +29,17 @@ static void usage(void)
     bt_config_usage(stderr);
 }
 
+/* The activity role as the workflow role's eager executor. */
+static int eager_slots(void *at, const char *queue)
+{
+    return bt_acttask_eager_slots(at, queue);
+}
+
+static void eager_submit(void *at, const char *payload, size_t len)
+{
+    bt_acttask_submit(at, payload, len);
+}
+
 int main(int argc, char **argv)
 {
     struct bt_config cfg;
@@ -81,6 +92,12 @@ int main(int argc, char **argv)
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
+    }
+    if (cfg.eager) {
+        bt_acttask_on_local_outcome(at, bt_wftask_deliver, wt);
+        bt_wftask_set_eager(wt, &(struct bt_wftask_eager){.slots = eager_slots,
+                                                          .submit = eager_submit,
+                                                          .ctx = at});
     }
     while (!stopping)
         bt_wftask_poll(wt, 100);

@@ -16,6 +16,7 @@
  * instance of another queue (a kcat user who wrote to baton.events) is
  * forwarded to that queue's topic, with the commands, before the offsets. */
 #define _GNU_SOURCE /* asprintf */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +40,23 @@
 #define LAND_EVERY_MS 2  /* poll slice while batches are in flight */
 
 struct item {
-    rd_kafka_message_t *rkm;
+    rd_kafka_message_t *rkm; /* NULL for a local event (an eager task's outcome) */
+    struct local_event *local;
     struct bt_msg msg;
     struct bt_instance *inst;
     bool decoded;
     bool conflicted;
     bool forwarded; /* to the topic of its instance's queue */
+};
+
+/* An event handed over by this worker's activity role, queued for the next
+ * poll. */
+struct local_event {
+    struct local_event *next;
+    char *suffix; /* its events topic, should the instance be another's now */
+    char *id;
+    size_t len;
+    char payload[];
 };
 
 /* The commands one instance issued in a batch, moved out of its delta. */
@@ -92,6 +104,10 @@ struct bt_wftask {
     struct flight *flights, **landing; /* in flight, oldest first; tail link */
     int n_flights;
     struct bt_wftask_stats stats;
+    struct bt_wftask_eager eager; /* .submit NULL: off */
+    pthread_mutex_t inbox_lock;   /* guards inbox: activity threads add to it */
+    struct local_event *inbox, **inbox_tail;
+    rd_kafka_queue_t *wake; /* the consumer's queue: yielded on delivery */
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
@@ -108,6 +124,7 @@ static void destroy_instance(void *inst)
 }
 
 static void land(struct bt_wftask *wt, int max_left, bool patient);
+static void forward_local(struct bt_wftask *wt, struct item *it);
 static void flight_destroy(struct flight *f);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -251,6 +268,8 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
     wt->worker = strdup(worker_name);
     wt->cache = bt_idmap_new();
     wt->landing = &wt->flights;
+    wt->inbox_tail = &wt->inbox;
+    pthread_mutex_init(&wt->inbox_lock, NULL);
     register_metrics(wt, metrics);
     snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
     list = strdup(cfg->queues);
@@ -276,6 +295,7 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
         snprintf(errstr, errstr_size, "cannot subscribe to %s", names[0]);
         goto fail;
     }
+    wt->wake = rd_kafka_queue_get_consumer(wt->consumer);
     /* the cluster id qualifies Kafka offsets: a new cluster restarts them at 0 */
     id = rd_kafka_clusterid(wt->consumer, 5000);
     snprintf(wt->cluster, sizeof(wt->cluster), "%s", id ? id : "unknown");
@@ -295,6 +315,8 @@ void bt_wftask_destroy(struct bt_wftask *wt)
         land(wt, 0, false);
     if (wt->store)
         bt_store_settle(wt->store);
+    if (wt->wake)
+        rd_kafka_queue_destroy(wt->wake);
     if (wt->consumer) {
         rd_kafka_consumer_close(wt->consumer);
         rd_kafka_destroy(wt->consumer);
@@ -312,6 +334,15 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     flight_destroy(wt->cur);
     bt_store_destroy(wt->store);
     bt_idmap_destroy(wt->cache, destroy_instance);
+    /* undelivered local events: their steps time out and are retried */
+    while (wt->inbox) {
+        struct local_event *ev = wt->inbox;
+        wt->inbox = ev->next;
+        free(ev->suffix);
+        free(ev->id);
+        free(ev);
+    }
+    pthread_mutex_destroy(&wt->inbox_lock);
     free(wt->touched);
     free(wt->m.before);
     for (size_t i = 0; i < wt->n_queues; i++)
@@ -323,6 +354,32 @@ void bt_wftask_destroy(struct bt_wftask *wt)
 const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt)
 {
     return &wt->stats;
+}
+
+void bt_wftask_set_eager(struct bt_wftask *wt, const struct bt_wftask_eager *eager)
+{
+    wt->eager = *eager;
+}
+
+void bt_wftask_deliver(void *ctx, const char *suffix, const char *id, const char *payload,
+                       size_t len)
+{
+    struct bt_wftask *wt = ctx;
+    struct local_event *ev = malloc(sizeof(*ev) + len + 1);
+
+    BT_ASSERT(ev);
+    ev->next = NULL;
+    ev->suffix = strdup(suffix);
+    ev->id = strdup(id);
+    BT_ASSERT(ev->suffix && ev->id);
+    ev->len = len;
+    memcpy(ev->payload, payload, len);
+    ev->payload[len] = '\0';
+    pthread_mutex_lock(&wt->inbox_lock);
+    *wt->inbox_tail = ev;
+    wt->inbox_tail = &ev->next;
+    pthread_mutex_unlock(&wt->inbox_lock);
+    rd_kafka_queue_yield(wt->wake); /* the workflow thread may be in a poll */
 }
 
 /* ---- producing ---- */
@@ -337,14 +394,19 @@ static int produce(struct bt_wftask *wt, const char *suffix, const char *key,
                             &wt->cur->cmds);
 }
 
-static void dead_letter(struct bt_wftask *wt, const rd_kafka_message_t *rkm,
-                        const char *reason)
+static void dead_letter(struct bt_wftask *wt, const struct item *it, const char *reason)
 {
+    const rd_kafka_message_t *rkm = it->rkm;
     struct bt_msg dl;
     char topic[512];
     char *bytes = NULL;
     size_t len;
 
+    if (!rkm) { /* made by this worker: a bug, not input */
+        bt_log(BT_LOG_ERROR, "local event refused: %s workflow=%s", reason,
+               it->local->id);
+        return;
+    }
     bt_log(BT_LOG_WARN, "dead letter: %s topic=%s partition=%d offset=%lld", reason,
            rd_kafka_topic_name(rkm->rkt), rkm->partition, (long long)rkm->offset);
     wt->stats.dead++;
@@ -520,11 +582,12 @@ static void decode_all(struct bt_wftask *wt)
 
     for (size_t i = 0; i < wt->n_items; i++) {
         struct item *it = &wt->items[i];
-        int rc =
-            bt_codec_decode(it->rkm->payload, it->rkm->len, (size_t)wt->cfg->max_payload,
-                            &it->msg, errstr, sizeof(errstr));
+        int rc = bt_codec_decode(it->rkm ? it->rkm->payload : it->local->payload,
+                                 it->rkm ? it->rkm->len : it->local->len,
+                                 (size_t)wt->cfg->max_payload, &it->msg, errstr,
+                                 sizeof(errstr));
         if (rc) {
-            dead_letter(wt, it->rkm, errstr);
+            dead_letter(wt, it, errstr);
             continue;
         }
         if (it->msg.type >= BT_MSG_TASK) {
@@ -532,7 +595,7 @@ static void decode_all(struct bt_wftask *wt)
                      "type: a %s message does not belong on the "
                      "events topic",
                      bt_msg_type_name(it->msg.type));
-            dead_letter(wt, it->rkm, errstr);
+            dead_letter(wt, it, errstr);
             bt_msg_release(&it->msg);
             continue;
         }
@@ -551,11 +614,17 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
     BT_ASSERT(load);
     for (size_t i = 0; i < wt->n_items; i++) {
         struct item *it = &wt->items[i];
-        if (!it->decoded || (only_conflicted && !it->conflicted))
+        if (!it->decoded || it->forwarded || (only_conflicted && !it->conflicted))
             continue;
         it->inst = bt_idmap_get(wt->cache, it->msg.id);
         if (it->inst)
             continue;
+        if (it->local) {
+            /* not cached: its partition went to another worker meanwhile,
+             * which applies it from Kafka */
+            forward_local(wt, it);
+            continue;
+        }
         it->inst = bt_instance_new(it->msg.id);
         BT_ASSERT(it->inst);
         bt_idmap_put(wt->cache, it->msg.id, it->inst);
@@ -600,6 +669,17 @@ static const char *foreign_queue(const struct bt_wftask *wt, const struct item *
     return serves(wt, queue) ? NULL : queue ? queue : "default";
 }
 
+static void forward_local(struct bt_wftask *wt, struct item *it)
+{
+    char topic[512];
+
+    bt_kafka_topic(wt->cfg, it->local->suffix, topic, sizeof(topic));
+    if (bt_kafka_produce(wt->producer, topic, it->local->id, strlen(it->local->id),
+                         it->local->payload, it->local->len, &wt->cur->dlq) == 0)
+        wt->stats.forwarded++;
+    it->forwarded = true;
+}
+
 static void forward(struct bt_wftask *wt, struct item *it, const char *queue)
 {
     char *suffix = bt_events_suffix(queue);
@@ -631,7 +711,20 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
             continue;
         it->conflicted = false;
         if ((why = foreign_queue(wt, it))) {
-            forward(wt, it, why);
+            if (it->local)
+                forward_local(wt, it);
+            else
+                forward(wt, it, why);
+            continue;
+        }
+        if (it->local) { /* no Kafka position: seq and attempt tell duplicates */
+            rc = bt_replay_apply(it->inst, &it->msg, env, &why);
+            if (rc == 0) {
+                wt->stats.events++;
+                touch(wt, it->inst);
+            } else {
+                wt->stats.duplicates++;
+            }
             continue;
         }
         snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster,
@@ -663,7 +756,7 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
             snprintf(reason, sizeof(reason), "%s: %s \"%s\"",
                      bt_msg_type_name(it->msg.type), why,
                      it->msg.type == BT_MSG_START ? it->msg.workflow : it->msg.id);
-            dead_letter(wt, it->rkm, reason);
+            dead_letter(wt, it, reason);
         }
     }
 }
@@ -707,6 +800,66 @@ static size_t drop_conflicts(struct bt_wftask *wt, const int *results)
     return n;
 }
 
+/* Eager dispatch: marks the tasks this worker's activity role can start at
+ * once (its queue served here, a thread free), before the commit, which then
+ * leaves them out of the outbox. Their start-to-close timers stay: a crash
+ * retries them like any lost attempt. */
+static void mark_eager(struct bt_wftask *wt)
+{
+    struct {
+        const char *queue;
+        int left;
+    } seen[8];
+    size_t n_seen = 0;
+
+    if (!wt->eager.submit)
+        return;
+    for (size_t i = 0; i < wt->n_touched; i++) {
+        struct bt_delta *d = &wt->touched[i]->delta;
+        for (size_t c = 0; c < d->n_cmds; c++) {
+            struct bt_command *cmd = &d->cmds[c];
+            const char *queue = cmd->topic + strlen("tasks.");
+            size_t k;
+            if (!cmd->eager_ok || cmd->local || strncmp(cmd->topic, "tasks.", 6))
+                continue;
+            for (k = 0; k < n_seen && strcmp(seen[k].queue, queue); k++)
+                ;
+            if (k == n_seen) {
+                if (n_seen == sizeof(seen) / sizeof(seen[0]))
+                    continue;
+                seen[n_seen].queue = queue;
+                seen[n_seen++].left = wt->eager.slots(wt->eager.ctx, queue);
+            }
+            if (seen[k].left > 0) {
+                seen[k].left--;
+                cmd->local = true;
+            }
+        }
+    }
+}
+
+/* Hands the committed eager tasks of delta d to the activity role and drops
+ * them from d. */
+static void submit_eager(struct bt_wftask *wt, struct bt_delta *d)
+{
+    size_t k = 0;
+
+    for (size_t c = 0; c < d->n_cmds; c++) {
+        struct bt_command *cmd = &d->cmds[c];
+        if (!cmd->local) {
+            d->cmds[k++] = *cmd;
+            continue;
+        }
+        wt->eager.submit(wt->eager.ctx, cmd->payload, cmd->len);
+        wt->stats.eager++;
+        free(cmd->field);
+        free(cmd->topic);
+        free(cmd->key);
+        free(cmd->payload);
+    }
+    d->n_cmds = k;
+}
+
 /* Produces the commands of the touched instances and moves them out of their
  * deltas into the batch's flight, which forgets them once they landed. */
 static int produce_commands(struct bt_wftask *wt)
@@ -715,6 +868,7 @@ static int produce_commands(struct bt_wftask *wt)
 
     for (size_t i = 0; i < wt->n_touched; i++) {
         struct bt_delta *d = &wt->touched[i]->delta;
+        submit_eager(wt, d);
         if (!d->n_cmds)
             continue;
         for (size_t c = 0; c < d->n_cmds; c++)
@@ -785,6 +939,7 @@ static int advance(struct bt_wftask *wt)
             goto out;
         apply_all(wt, &env, redo);
         replay_all(wt, &env);
+        mark_eager(wt);
         free(results);
         results = calloc(wt->n_touched + 1, sizeof(*results));
         BT_ASSERT(results);
@@ -833,6 +988,8 @@ static rd_kafka_topic_partition_list_t *batch_offsets(const struct bt_wftask *wt
 
     for (size_t i = 0; i < wt->n_items; i++) {
         const rd_kafka_message_t *rkm = wt->items[i].rkm;
+        if (!rkm)
+            continue;
         rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
             offsets, rd_kafka_topic_name(rkm->rkt), rkm->partition);
         if (!p)
@@ -847,9 +1004,16 @@ static rd_kafka_topic_partition_list_t *batch_offsets(const struct bt_wftask *wt
 static void release_items(struct bt_wftask *wt)
 {
     for (size_t i = 0; i < wt->n_items; i++) {
+        struct local_event *ev = wt->items[i].local;
         if (wt->items[i].decoded)
             bt_msg_release(&wt->items[i].msg);
-        rd_kafka_message_destroy(wt->items[i].rkm);
+        if (wt->items[i].rkm)
+            rd_kafka_message_destroy(wt->items[i].rkm);
+        if (ev) {
+            free(ev->suffix);
+            free(ev->id);
+            free(ev);
+        }
     }
     wt->n_items = 0;
 }
@@ -879,6 +1043,15 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         }
         rkm = rd_kafka_consumer_poll(wt->consumer, 0);
     }
+    pthread_mutex_lock(&wt->inbox_lock);
+    while (wt->inbox && wt->n_items < MAX_BATCH) {
+        struct local_event *ev = wt->inbox;
+        if (!(wt->inbox = ev->next))
+            wt->inbox_tail = &wt->inbox;
+        memset(&wt->items[wt->n_items], 0, sizeof(wt->items[0]));
+        wt->items[wt->n_items++].local = ev;
+    }
+    pthread_mutex_unlock(&wt->inbox_lock);
     if (!wt->n_items) {
         /* idle: nothing else will carry the outbox removals */
         land(wt, MAX_FLIGHTS, true);

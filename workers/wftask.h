@@ -18,6 +18,7 @@ struct bt_wftask_stats {
     uint64_t dead;       /* sent to the DLQ */
     uint64_t conflicts;  /* commits that lost a race and were redone */
     uint64_t forwarded;  /* events of another queue's instances, passed on */
+    uint64_t eager;      /* tasks handed to this worker's activity role */
     uint64_t commits;
     uint64_t batches;
 };
@@ -34,6 +35,23 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
  * messages handled. */
 int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms);
 const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt);
+
+/* Eager dispatch (setting eager): this worker's activity role runs the tasks
+ * it can start at once, without the two Kafka hops. slots(ctx, queue): how
+ * many it can take now; submit(ctx, payload, len): hand one over (copied).
+ * Their outcomes come back through bt_wftask_deliver(). */
+struct bt_wftask_eager {
+    int (*slots)(void *ctx, const char *queue);
+    void (*submit)(void *ctx, const char *payload, size_t len);
+    void *ctx;
+};
+void bt_wftask_set_eager(struct bt_wftask *wt, const struct bt_wftask_eager *eager);
+/* An event for an instance this worker advanced (an eager task's outcome),
+ * from any thread (ctx: the wftask; copied). The next poll applies it while
+ * this worker still owns the instance, else produces it to the instance's
+ * events topic (suffix) for the owner. */
+void bt_wftask_deliver(void *ctx, const char *suffix, const char *id, const char *payload,
+                       size_t len);
 /* Leaves the consumer group and frees everything. NULL is a no-op. */
 void bt_wftask_destroy(struct bt_wftask *wt);
 

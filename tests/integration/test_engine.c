@@ -405,3 +405,75 @@ Test(engine, an_external_program_serves_a_queue_through_the_published_schemas,
     bt_test_kill9(pipeline);
     bt_test_stop(w, 10000);
 }
+
+static bool count_msgs(const json_t *msg, void *arg)
+{
+    (void)msg;
+    ++*(int *)arg;
+    return false;
+}
+
+Test(engine, eager_dispatch_runs_steps_on_the_deciding_worker_without_kafka,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    const int n = 300;
+    struct bt_stack_results r;
+    pid_t worker =
+        bt_stack_worker(&stack, "flows", (const char *const[]){"--eager=1", NULL});
+    int tasks = 0;
+    char buf[32];
+    bool done;
+
+    cr_assert_gt(worker, 0);
+    /* one at a time: a thread is always free, so no task goes through Kafka */
+    for (int i = 0; i < 10; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "one-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
+                     0);
+        BT_TEST_WAIT_UNTIL(
+            done, !strcmp(bt_stack_status(&stack, id, buf, sizeof(buf)), "completed"),
+            30000);
+        cr_assert(done, "%s: %s", id, buf);
+    }
+    bt_stack_read_all(&stack, "tasks.default", 3000, count_msgs, &tasks);
+    cr_assert_eq(tasks, 0, "%d tasks went through Kafka", tasks);
+    /* many at once: what the threads cannot take at once goes to Kafka */
+    start_chains("eager", n);
+    bt_stack_results(&stack, &r, n + 10, 60000);
+    cr_assert_eq(r.distinct, n + 10);
+    r.distinct -= 10; /* the one-at-a-time ones, checked above */
+    assert_chains_done("eager", n, &r);
+    json_decref(r.by_id);
+    cr_assert_eq(bt_test_stop(worker, 10000), 0, "the worker must exit cleanly");
+}
+
+Test(engine, eager_steps_of_a_killed_worker_are_retried_after_their_timeout,
+     .init = setup, .fini = teardown, .timeout = 180)
+{
+    const int n = 200;
+    const char *const args[] = {"--eager=1", "--activity-timeout-ms", "2000", NULL};
+    struct bt_stack_results r;
+    unsigned seed = (unsigned)bt_test_now_ms();
+    pid_t worker = bt_stack_worker(&stack, "flows", args),
+          sched = bt_stack_scheduler(&stack);
+    char buf[32];
+    bool started;
+
+    cr_assert_gt(worker, 0);
+    cr_assert_gt(sched, 0);
+    start_chains("ekill", n);
+    BT_TEST_WAIT_UNTIL(started, bt_stack_status(&stack, "ekill-0", buf, sizeof(buf))[0],
+                       20000);
+    cr_assert(started, "the worker never picked up the first instance");
+    bt_test_sleep_ms(20 + (int)(rand_r(&seed) % 200)); /* a random moment, not a sync */
+    bt_test_kill9(worker);
+    worker = bt_stack_worker(&stack, "flows", args);
+    cr_assert_gt(worker, 0);
+    /* what the dead worker was running locally comes back by its timeout */
+    bt_stack_results(&stack, &r, n, 120000);
+    assert_chains_done("ekill", n, &r);
+    json_decref(r.by_id);
+    cr_assert_eq(bt_test_stop(worker, 10000), 0);
+    cr_assert_eq(bt_test_stop(sched, 10000), 0);
+}
