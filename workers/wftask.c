@@ -111,7 +111,7 @@ struct bt_wftask {
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
-            *lag, *forwarded;
+            *lag, *forwarded, *eager;
         struct before *before; /* of each touched instance */
         size_t cap_before;
         int64_t lag_at; /* ms: when the consumer lag was last measured */
@@ -174,6 +174,9 @@ static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
     wt->m.conflicts = bt_metrics_series(bt_metrics_counter(
         m, "baton_commit_conflicts_total",
         "Commit rounds redone because another worker had moved an instance on.", NULL));
+    wt->m.eager = bt_metrics_series(bt_metrics_counter(
+        m, "baton_tasks_eager_total",
+        "Tasks run by this worker's activity role without Kafka (--eager).", NULL));
     wt->m.forwarded = bt_metrics_series(bt_metrics_counter(
         m, "baton_events_forwarded_total",
         "Events read on another queue's topic and forwarded to their instance's.", NULL));
@@ -204,6 +207,7 @@ static void export_metrics(struct bt_wftask *wt)
     bt_metrics_set(wt->m.dead, (int64_t)wt->stats.dead);
     bt_metrics_set(wt->m.conflicts, (int64_t)wt->stats.conflicts);
     bt_metrics_set(wt->m.forwarded, (int64_t)wt->stats.forwarded);
+    bt_metrics_set(wt->m.eager, (int64_t)wt->stats.eager);
     bt_metrics_set(wt->m.batches, (int64_t)wt->stats.batches);
     bt_metrics_set(wt->m.round_trips,
                    (int64_t)bt_redis_round_trips(bt_store_redis(wt->store)));
