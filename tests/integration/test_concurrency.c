@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "stack.h"
 
 static struct bt_stack stack;
@@ -24,14 +25,6 @@ static void setup(void)
 static void teardown(void)
 {
     bt_stack_stop(&stack);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct run {
@@ -291,7 +284,7 @@ Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init =
         cr_assert(ok, "%s never dispatched", id);
     }
     bt_test_kill9(victim);
-    killed = wall_ms();
+    killed = bt_clock_now_ms();
     cr_assert_eq(lease_of("long-0", &expiry), victim, "the dead worker's lease stays");
     cr_log_info("killed worker %d; its lease expires %lld ms later", (int)victim,
                 (long long)(expiry - killed));
@@ -352,7 +345,7 @@ Test(concurrency, the_cli_sets_gets_and_lists_limits, .init = setup, .fini = tea
     freeReplyObject(reply);
     /* a lease taken by some worker shows as in use until it expires */
     freeReplyObject(bt_stack_redis(&stack, "ZADD {%s:cc:carrier:att}:holders %lld w|1",
-                                   stack.prefix, (long long)wall_ms() + 60000));
+                                   stack.prefix, (long long)bt_clock_now_ms() + 60000));
     cr_assert_eq(BATON(out, "concurrency", "get", "carrier:att"), 0, "%s", out);
     cr_assert(strstr(out, "carrier:att limit=3 in_use=1"), "%s", out);
     cr_assert_eq(BATON(out, "concurrency", "set", "carrier:ups", "0"), 0, "%s", out);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "stack.h"
 
 static struct bt_stack stack;
@@ -24,14 +25,6 @@ static void setup(void)
 static void teardown(void)
 {
     bt_stack_stop(&stack);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void nap(void)
@@ -124,9 +117,9 @@ Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
     /* measure once all three are in the group: a later join rebalances the
      * task consumers, which stalls all of them for seconds on the embedded
      * cluster */
-    deadline = wall_ms() + 40000;
+    deadline = bt_clock_now_ms() + 40000;
     while (count_matches(stack.log, "task partitions assigned") < 3 &&
-           wall_ms() < deadline)
+           bt_clock_now_ms() < deadline)
         nap();
     cr_assert_geq(count_matches(stack.log, "task partitions assigned"), 3,
                   "the three workers never joined their group");
@@ -137,11 +130,11 @@ Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
             bt_stack_start_wf(&stack, "one_step", id, json_pack("{s:s}", "file", path)),
             0);
     }
-    deadline = wall_ms() + 40000;
-    while (count_lines(path) < BEFORE && wall_ms() < deadline)
+    deadline = bt_clock_now_ms() + 40000;
+    while (count_lines(path) < BEFORE && bt_clock_now_ms() < deadline)
         nap();
     cr_assert_geq(count_lines(path), BEFORE, "%d steps must have started", BEFORE);
-    raised = wall_ms();
+    raised = bt_clock_now_ms();
     freeReplyObject(
         bt_stack_redis(&stack, "HSET %s:rl:carrier rate 10 burst 10", stack.prefix));
     json_decref(wait_results(N, 60000));
@@ -201,8 +194,8 @@ Test(ratelimit, a_throttle_holds_the_key_and_does_not_count_an_attempt, .init = 
                                              "throttle_ms", 2000, "marker", marker)),
                  0);
     /* the throttle reached Redis: the key's bucket is held */
-    deadline = wall_ms() + 30000;
-    while (!held && wall_ms() < deadline) {
+    deadline = bt_clock_now_ms() + 30000;
+    while (!held && bt_clock_now_ms() < deadline) {
         reply = bt_stack_redis(&stack, "HGET %s:rl:api until", stack.prefix);
         if (reply && reply->type == REDIS_REPLY_STRING)
             held = atoll(reply->str);

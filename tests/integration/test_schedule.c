@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "stack.h"
 
 static struct bt_stack stack;
@@ -21,14 +22,6 @@ static void setup(void)
 static void teardown(void)
 {
     bt_stack_stop(&stack);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static pid_t scheduler(void)
@@ -153,9 +146,9 @@ static void run_five_seconds(const char *name, int *lo, int *hi)
                  0);
     created = hash_int(name, "created");
     bt_test_sleep_ms(5000); /* the window being measured */
-    pausing = wall_ms();
+    pausing = bt_clock_now_ms();
     cr_assert_eq(baton((const char *const[]){"schedule", "pause", name, NULL}), 0);
-    paused = wall_ms();
+    paused = bt_clock_now_ms();
     *lo = (int)(pausing / 1000 - created / 1000);
     *hi = (int)(paused / 1000 - created / 1000);
 }
@@ -241,7 +234,7 @@ Test(schedule, start_at_fires_once_at_its_time, .init = setup, .fini = teardown,
      .timeout = 60)
 {
     pid_t worker = bt_stack_worker(&stack, "flows", NULL), sched = scheduler();
-    int64_t at = (wall_ms() / 1000 + 3) * 1000, created;
+    int64_t at = (bt_clock_now_ms() / 1000 + 3) * 1000, created;
     char at_s[32], status[32];
     time_t at_t = (time_t)(at / 1000);
     struct tm tm;
@@ -307,7 +300,7 @@ Test(schedule, fires_once_for_missed_slots_then_follows_from_now, .init = setup,
      .fini = teardown, .timeout = 60)
 {
     pid_t worker = bt_stack_worker(&stack, "flows", NULL), sched;
-    int64_t now = wall_ms(), missed = (now / 3600000 - 3) * 3600000;
+    int64_t now = bt_clock_now_ms(), missed = (now / 3600000 - 3) * 3600000;
     long long next;
     char id[128];
     time_t t = (time_t)(missed / 1000);
