@@ -34,6 +34,7 @@
 #include "codec.h"
 #include "err.h"
 #include "kafka.h"
+#include "ratelimit.h"
 
 #define WARMUP        20   /* chain workflows run before the first workload */
 #define STALL_S       60.0 /* a workload fails after this long without a result */
@@ -43,6 +44,12 @@
 #define MAX_CMDS      96   /* distinct Redis commands in INFO commandstats */
 #define MAX_TOPICS    32
 #define HISTORY_CHUNK 256 /* XRANGEs per pipelined round trip */
+#define EXTRA_WORKERS 2   /* the limited workload's, beside baton dev's own */
+/* the limited workload's bucket as bench/bench.c registers it; the live values
+ * in Redis win (an operator may have set others) */
+#define LIMIT_KEY   "bench_limited"
+#define LIMIT_RATE  100.0
+#define LIMIT_BURST 10
 
 /* ---- workloads ---- */
 
@@ -65,8 +72,8 @@ static const struct workload workloads[] = {
     [RETRY] = {"retry", "bench_retry", 200, false,
                "3 steps, the 2nd fails twice then succeeds (fixed 100 ms backoff)"},
     [FANOUT] = {"fanout", "bench_fanout", 500, false, "10 parallel steps, then fan-in"},
-    [LIMITED] = {"limited", NULL, 0, false,
-                 "skipped: rate limits are not implemented yet"},
+    [LIMITED] = {"limited", "bench_limited", 1000, false,
+                 "W one-step workflows, 3 worker processes sharing a 100/s rate limit"},
 };
 #define N_WORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -249,7 +256,9 @@ static void machine_cpu(unsigned long long *busy, unsigned long long *total)
 /* ---- the stack: `baton dev` with a temporary home ---- */
 
 struct stack {
-    pid_t dev; /* 0: attached to services we did not start */
+    pid_t dev;                  /* 0: attached to services we did not start */
+    pid_t extra[EXTRA_WORKERS]; /* baton-workers we started beside dev's */
+    int n_extra;
     char home[PATH_MAX];
     char log[PATH_MAX + 16];
     struct role roles[N_ROLES];
@@ -263,10 +272,34 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+/* Stops the baton-workers started beside baton dev's (SIGTERM; SIGKILL after
+ * 10 s) and drops them from the worker role. */
+static void extra_stop(struct stack *s)
+{
+    int status;
+
+    for (int i = 0; i < s->n_extra; i++)
+        if (s->extra[i] > 0)
+            kill(s->extra[i], SIGTERM);
+    for (int i = 0; i < s->n_extra; i++) {
+        if (s->extra[i] <= 0)
+            continue;
+        for (int t = 0; t < 100 && waitpid(s->extra[i], &status, WNOHANG) == 0; t++)
+            sleep_ms(100);
+        if (waitpid(s->extra[i], &status, WNOHANG) == 0) {
+            kill(s->extra[i], SIGKILL);
+            waitpid(s->extra[i], &status, 0);
+        }
+    }
+    s->roles[R_WORKER].n -= s->n_extra;
+    s->n_extra = 0;
+}
+
 static void stack_stop(struct stack *s)
 {
     int status;
 
+    extra_stop(s);
     if (s->dev > 0) {
         /* baton dev stops its children (SIGTERM, SIGKILL after 5 s), then exits */
         kill(s->dev, SIGTERM);
@@ -330,10 +363,12 @@ static int read_addresses(struct bt_config *cfg, const char *path)
 
 extern char **environ;
 
-/* argv and environment of `baton dev`: our resolved settings as flags, no
- * inherited BATON_* variable (BATON_PLUGINS would load a plugin twice). */
+/* argv and environment of `baton dev` (worker false) or of a baton-worker
+ * beside it: our resolved settings as flags, no inherited BATON_* variable
+ * (BATON_PLUGINS would load a plugin twice). A worker finds the addresses in
+ * the dev.env of BATON_HOME, as scripts/demo's do. */
 static char **dev_argv(const struct bt_config *cfg, const char *self, const char *home,
-                       const char *plugin)
+                       const char *plugin, bool worker)
 {
     char conc[16], parts[16];
     size_t n = 0, cap = 16 + 2 * cfg->n_plugins + cfg->n_kafka;
@@ -344,15 +379,18 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
     snprintf(conc, sizeof(conc), "%d", cfg->concurrency);
     snprintf(parts, sizeof(parts), "%d", cfg->partitions);
     argv[n++] = strdup(self);
-    argv[n++] = strdup("dev");
-    argv[n++] = strdup("--home");
-    argv[n++] = strdup(home);
+    if (!worker) {
+        argv[n++] = strdup("dev");
+        argv[n++] = strdup("--home");
+        argv[n++] = strdup(home);
+        argv[n++] = strdup("--partitions");
+        argv[n++] = strdup(parts);
+    }
+    /* a worker's info lines tell when it owns partitions */
     argv[n++] = strdup("--log-level");
-    argv[n++] = strdup("warn");
+    argv[n++] = strdup(worker ? "info" : "warn");
     argv[n++] = strdup("--concurrency");
     argv[n++] = strdup(conc);
-    argv[n++] = strdup("--partitions");
-    argv[n++] = strdup(parts);
     argv[n++] = strdup("--queues");
     argv[n++] = strdup(cfg->queues);
     argv[n++] = strdup(cfg->eager ? "--eager=1" : "--eager=0");
@@ -373,18 +411,21 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
     return argv;
 }
 
-static char **dev_envp(void)
+/* home_var: NULL, or "BATON_HOME=..." added (a worker's) */
+static char **dev_envp(char *home_var)
 {
     size_t n = 0, k = 0;
     char **envp;
 
     while (environ[n])
         n++;
-    if (!(envp = calloc(n + 1, sizeof(*envp))))
+    if (!(envp = calloc(n + 2, sizeof(*envp))))
         return NULL;
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "BATON_", 6))
             envp[k++] = environ[i];
+    if (home_var)
+        envp[k++] = home_var;
     return envp;
 }
 
@@ -438,8 +479,8 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     }
     snprintf(s->log, sizeof(s->log), "%s/dev.log", s->home);
     snprintf(env_path, sizeof(env_path), "%s/dev.env", s->home);
-    argv = dev_argv(cfg, self, s->home, cfg->n_plugins ? NULL : plugin);
-    envp = dev_envp();
+    argv = dev_argv(cfg, self, s->home, cfg->n_plugins ? NULL : plugin, false);
+    envp = dev_envp(NULL);
     if (!argv || !envp)
         goto out;
 
@@ -502,6 +543,104 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
 out:
     free_strv(argv);
     free(envp); /* its strings are environ's */
+    return ret;
+}
+
+/* Whether a worker's log says it owns partitions in both roles (the workflow
+ * role's line and the activity role's "task ..." one, count > 0). */
+static bool owns_partitions(const char *path)
+{
+    static const char needle[] = "partitions assigned: count=";
+    char line[1024];
+    bool wf = false, task = false;
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return false;
+    while (fgets(line, sizeof(line), f)) {
+        const char *p = strstr(line, needle), *count;
+        if (!p || (count = p + sizeof(needle) - 1)[0] < '1' || count[0] > '9')
+            continue;
+        if (p - line >= 5 && !strncmp(p - 5, "task ", 5))
+            task = true;
+        else
+            wf = true;
+    }
+    fclose(f);
+    return wf && task;
+}
+
+static void extra_log(const struct stack *s, int i, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/worker-%d.log", s->home, i + 2);
+}
+
+/* Starts EXTRA_WORKERS baton-workers beside baton dev's, with its settings
+ * and addresses (dev.env), and waits until each owns partitions: joining the
+ * consumer groups makes the embedded cluster rebalance (~5 s). */
+static int extra_start(struct stack *s, const struct bt_config *cfg)
+{
+    char self[PATH_MAX], plugin[PATH_MAX + 32], exe[PATH_MAX + 32];
+    char home_var[PATH_MAX + 16], log[PATH_MAX + 32], *slash;
+    char **argv = NULL, **envp = NULL;
+    pid_t parent = getpid(), pid;
+    double deadline;
+    int ret = -1, status;
+
+    if (!s->dev || find_plugin(self, sizeof(self), plugin, sizeof(plugin)))
+        return -1;
+    snprintf(exe, sizeof(exe), "%s", self);
+    slash = strrchr(exe, '/');
+    snprintf(slash + 1, sizeof(exe) - (size_t)(slash + 1 - exe), "baton-worker");
+    snprintf(home_var, sizeof(home_var), "BATON_HOME=%s", s->home);
+    argv = dev_argv(cfg, exe, s->home, cfg->n_plugins ? NULL : plugin, true);
+    envp = dev_envp(home_var);
+    if (!argv || !envp)
+        goto out;
+    for (int i = 0; i < EXTRA_WORKERS; i++) {
+        extra_log(s, i, log, sizeof(log));
+        if ((pid = fork()) < 0) {
+            fprintf(stderr, "baton bench: cannot fork: %s\n", strerror(errno));
+            goto out;
+        }
+        if (pid == 0) {
+            /* async-signal-safe calls only: the driver runs librdkafka threads */
+            int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            setpgid(0, 0);
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() != parent)
+                _exit(127);
+            if (fd >= 0) {
+                dup2(fd, STDOUT_FILENO);
+                dup2(fd, STDERR_FILENO);
+            }
+            execve(argv[0], argv, envp);
+            _exit(127);
+        }
+        setpgid(pid, pid);
+        s->extra[s->n_extra++] = pid;
+        s->roles[R_WORKER].pids[s->roles[R_WORKER].n++] = pid;
+    }
+    deadline = now_s() + 2 * START_S;
+    for (int i = 0; i < s->n_extra; i++) {
+        extra_log(s, i, log, sizeof(log));
+        while (!owns_partitions(log)) {
+            bool exited = waitpid(s->extra[i], &status, WNOHANG) == s->extra[i];
+            if (exited || now_s() > deadline || interrupted) {
+                if (exited)
+                    s->extra[i] = 0; /* reaped: its pid is no longer ours */
+                fprintf(stderr, "baton bench: baton-worker %s; its log (%s):\n",
+                        exited ? "exited" : "got no partitions in time", log);
+                print_log_tail(log);
+                goto out;
+            }
+            sleep_ms(50);
+        }
+    }
+    ret = 0;
+out:
+    free_strv(argv);
+    free(envp); /* its strings are environ's and home_var */
     return ret;
 }
 
@@ -669,6 +808,8 @@ struct run {
     size_t *lens;
     char **ids;
     double *t_start, *t_end;
+    double *t_act; /* limited: when the step started (wall clock, s), or 0 */
+    long *act_pid; /* limited: the worker process that ran it */
     int started, done, duplicates, bad;
     char first_bad[512];
     struct bt_kafka_batch kbatch;
@@ -687,6 +828,8 @@ static void run_release(struct run *run)
     free(run->ids);
     free(run->t_start);
     free(run->t_end);
+    free(run->t_act);
+    free(run->act_pid);
 }
 
 static int run_prepare(struct bench *b, struct run *run, const struct workload *w,
@@ -698,14 +841,20 @@ static int run_prepare(struct bench *b, struct run *run, const struct workload *
     memset(run, 0, sizeof(*run));
     run->w = w;
     run->n = n;
-    run->k = w == &workloads[RETRY] ? 3 : w == &workloads[FANOUT] ? 10 : k;
+    run->k = w == &workloads[RETRY]     ? 3
+             : w == &workloads[FANOUT]  ? 10
+             : w == &workloads[LIMITED] ? 1
+                                        : k;
     run->expect_v = w == &workloads[FANOUT] ? 1 : run->k;
     run->starts = calloc((size_t)n, sizeof(*run->starts));
     run->lens = calloc((size_t)n, sizeof(*run->lens));
     run->ids = calloc((size_t)n, sizeof(*run->ids));
     run->t_start = calloc((size_t)n, sizeof(*run->t_start));
     run->t_end = calloc((size_t)n, sizeof(*run->t_end));
-    if (!run->starts || !run->lens || !run->ids || !run->t_start || !run->t_end)
+    run->t_act = calloc((size_t)n, sizeof(*run->t_act));
+    run->act_pid = calloc((size_t)n, sizeof(*run->act_pid));
+    if (!run->starts || !run->lens || !run->ids || !run->t_start || !run->t_end ||
+        !run->t_act || !run->act_pid)
         return BT_ENOMEM;
     /* encoded up front: the driver's CPU during the run stays small */
     for (int i = 0; i < n; i++) {
@@ -787,9 +936,15 @@ static void take_result(struct bench *b, struct run *run, const rd_kafka_message
         if (run->t_end[i] > 0) {
             run->duplicates++;
         } else {
+            const json_t *t_us = json_object_get(msg.body, "t_us");
             run->t_end[i] = now_s();
             run->done++;
             check_result(run, &msg);
+            if (json_is_integer(t_us)) {
+                run->t_act[i] = (double)json_integer_value(t_us) / 1e6;
+                run->act_pid[i] =
+                    (long)json_integer_value(json_object_get(msg.body, "pid"));
+            }
         }
     }
     bt_msg_release(&msg);
@@ -1064,6 +1219,75 @@ static json_t *threads_json(const struct snapshot *s0, const struct snapshot *s1
     return arr;
 }
 
+static int cmp_long_desc(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+
+    return x > y ? -1 : x < y;
+}
+
+/* The limited workload: the rate at which its steps started, over every
+ * worker process, next to the bucket's live limit in Redis. The first `burst`
+ * steps take the tokens the full bucket held, so the rate is counted after
+ * the last of them: n - burst starts in t[n-1] - t[burst-1]. */
+static void limited_report(struct bench *b, const struct run *run, json_t *o)
+{
+    double rate = LIMIT_RATE, *t = calloc((size_t)run->n, sizeof(*t)), observed = NAN;
+    long pids[MAX_PIDS], counts[MAX_PIDS];
+    int burst = LIMIT_BURST, n = 0, n_pids = 0;
+    char key[600], by_proc[256] = "";
+    redisReply *reply;
+
+    BT_ASSERT(t);
+    bt_ratelimit_key(b->cfg->key_prefix, LIMIT_KEY, key, sizeof(key));
+    reply = bt_redis_command(bt_store_redis(b->store), "HMGET %s rate burst", key);
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        if (reply->element[0]->type == REDIS_REPLY_STRING)
+            rate = atof(reply->element[0]->str);
+        if (reply->element[1]->type == REDIS_REPLY_STRING)
+            burst = atoi(reply->element[1]->str);
+    }
+    freeReplyObject(reply);
+    for (int i = 0; i < run->n; i++) {
+        int p;
+        if (run->t_act[i] <= 0)
+            continue;
+        t[n++] = run->t_act[i];
+        for (p = 0; p < n_pids && pids[p] != run->act_pid[i]; p++)
+            ;
+        if (p == n_pids && n_pids < MAX_PIDS) {
+            pids[n_pids] = run->act_pid[i];
+            counts[n_pids++] = 0;
+        }
+        if (p < n_pids)
+            counts[p]++;
+    }
+    qsort(t, (size_t)n, sizeof(*t), cmp_double);
+    qsort(counts, (size_t)n_pids, sizeof(*counts), cmp_long_desc);
+    for (int p = 0; p < n_pids; p++)
+        snprintf(by_proc + strlen(by_proc), sizeof(by_proc) - strlen(by_proc), "%s%ld",
+                 p ? "/" : "", counts[p]);
+    if (burst < 1)
+        burst = 1;
+    if (n > burst + 1 && t[n - 1] > t[burst - 1])
+        observed = (n - burst) / (t[n - 1] - t[burst - 1]);
+    put(o, "limit_per_s", rate, 1);
+    json_object_set_new(o, "limit_burst", json_integer(burst));
+    put(o, "observed_per_s", observed, 2);
+    put(o, "first_to_last_start_per_s",
+        n > 1 && t[n - 1] > t[0] ? (n - 1) / (t[n - 1] - t[0]) : NAN, 2);
+    put(o, "observed_over_limit", observed / rate, 3);
+    /* equal within 2 %: the end points are single starts, a few ms apart */
+    json_object_set_new(o, "at_limit",
+                        json_string(!isfinite(observed)      ? "unknown"
+                                    : observed < 0.98 * rate ? "below"
+                                    : observed > 1.02 * rate ? "above"
+                                                             : "yes"));
+    json_object_set_new(o, "step_processes", json_integer(n_pids));
+    json_object_set_new(o, "steps_by_process", json_string(by_proc));
+    free(t);
+}
+
 static json_t *report(struct bench *b, const struct run *run, const struct snapshot *s0,
                       const struct snapshot *s1)
 {
@@ -1108,6 +1332,8 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
         put(o, "over_floor_pct", 100 * (elapsed / 0.2 - 1), 0);
         json_object_set_new(o, "failed_attempts", json_integer(failed_attempts));
     }
+    if (run->w == &workloads[LIMITED])
+        limited_report(b, run, o);
     for (int r = 0; r < N_ROLES; r++) {
         char key[64];
         double s = seconds(s1->ticks[r] - s0->ticks[r]);
@@ -1294,6 +1520,36 @@ out:
     return ret;
 }
 
+/* The limited workload: EXTRA_WORKERS more worker processes join baton dev's
+ * (with --attach: the workers that serve the stack), a warm-up creates the
+ * bucket and settles the groups, then W one-step workflows compete for its
+ * tokens. The extra workers are stopped whatever happens; when more
+ * workloads follow, a warm-up waits for the rebalance that leaves. */
+static int run_limited(struct bench *b, const char *tag, int n, bool more)
+{
+    int ret = -1;
+
+    if (!b->opts.attach) {
+        if (b->tty)
+            fprintf(stderr, "limited: starting %d more baton-workers...\r",
+                    EXTRA_WORKERS);
+        if (extra_start(&b->stack, b->cfg))
+            goto out;
+    }
+    if (run_workload(b, LIMITED, "warmup-limited", WARMUP, 1, false))
+        goto out;
+    sleep_ms(300); /* the bucket fills up again (burst 10 at 100/s: 0.1 s) */
+    ret = run_workload(b, LIMITED, tag, n, 1, true);
+out:
+    if (b->stack.n_extra) {
+        extra_stop(&b->stack);
+        if (more && !interrupted &&
+            run_workload(b, CHAIN, "warmup-after-limited", WARMUP, 3, false))
+            ret = -1;
+    }
+    return ret;
+}
+
 /* ---- set-up ---- */
 
 static void usage(FILE *f)
@@ -1301,13 +1557,14 @@ static void usage(FILE *f)
     fprintf(
         f, "usage: baton bench [WORKLOAD...] [--workflows W] [--steps K] "
            "[--inflight N] [--json] [--attach]\n\nWorkloads (default: idle chain latency "
-           "retry fanout):\n");
+           "retry fanout limited):\n");
     for (size_t i = 0; i < N_WORKLOADS; i++)
         fprintf(f, "  %-8s %s\n", workloads[i].name, workloads[i].about);
     fprintf(
         f,
         "\n  --workflows W  instances per workload (chain 2000, latency 200, retry 200, "
-        "fanout 500)\n"
+        "fanout 500,\n"
+        "                 limited 1000)\n"
         "  --steps K      steps of chain and latency [3]\n"
         "  --inflight N   start events awaiting Kafka's ack at most [200]\n"
         "  --json         one JSON object per workload instead of key=value\n"
@@ -1358,6 +1615,7 @@ static int parse(int argc, char **argv, struct opts *o)
         o->run[o->n_run++] = LATENCY;
         o->run[o->n_run++] = RETRY;
         o->run[o->n_run++] = FANOUT;
+        o->run[o->n_run++] = LIMITED;
     }
     return -1;
 }
@@ -1460,16 +1718,12 @@ int bt_cli_bench(struct bt_config *cfg, int argc, char **argv)
             run_idle(&b);
             continue;
         }
+        snprintf(tag, sizeof(tag), "%s%zu", w->name, i);
         if (kind == LIMITED) {
-            if (b.opts.json)
-                printf("{\"workload\":\"limited\",\"skipped\":\"rate limits are not "
-                       "implemented yet\"}\n");
-            else
-                printf(
-                    "workload=limited skipped=\"rate limits are not implemented yet\"\n");
+            if (run_limited(&b, tag, n, i + 1 < b.opts.n_run))
+                ret = BT_EXIT_FAIL;
             continue;
         }
-        snprintf(tag, sizeof(tag), "%s%zu", w->name, i);
         if (run_workload(&b, kind, tag, n, b.opts.steps, true))
             ret = BT_EXIT_FAIL;
     }
