@@ -1,5 +1,5 @@
 /* `baton bench [WORKLOAD...]`: runs the workloads of the benchmark (chain,
- * latency, retry, fanout) and prints one result line per workload: workflows
+ * latency, retry, fanout, limited) and prints one result line per workload: workflows
  * and steps per second, workflow and step latency percentiles, CPU per step of
  * each process, Redis calls and Kafka messages per step.
  *
@@ -10,7 +10,9 @@
  * tells. With --attach it uses the configured Kafka and Redis instead, whose
  * workers must load bench.so. The driver produces start events and learns
  * completions from <prefix>.results (one message per instance, deduplicated by
- * id); step latencies come from the instances' history in Redis afterwards. */
+ * id); step latencies come from the instances' history in Redis afterwards.
+ * The limited workload starts two more baton-workers beside dev's for its run
+ * and reads when each step started from the results. */
 #define _GNU_SOURCE /* nftw, asprintf */
 #include <dirent.h>
 #include <errno.h>
