@@ -10,16 +10,18 @@
  * is not delivered yet.
  *
  * When to ask again: a bucket says when it will have a token, so a task
- * without one asks exactly then. A full concurrency key only knows when its
- * earliest lease would expire; its slots are usually freed sooner, by a
- * release nobody is told about. So a task without a slot asks again after a
- * backoff of 25 ms doubling to 1 s (or at that expiry, if sooner): a freed
- * slot is taken within a second, and a waiting task costs at most one
- * pipelined call per second. The slot is taken before the token, so a task
- * never holds a token while it waits for a slot (the tokens' timing would
- * then no longer be the starts' timing). Leases of tasks waiting for a token,
- * queued or running are renewed every third of their length in one pipeline
- * and released (pipelined too) when the attempt ends or turns out stale. */
+ * without one asks exactly then. Only one task per key asks at a time (the
+ * key's "asker"); the others of that key wait in line behind it here, and
+ * the next one asks as soon as the one before got its token: tokens cost a
+ * couple of calls each, however many tasks wait. A full concurrency key only knows when
+ * its earliest lease would expire; its slots are usually freed sooner, by a release
+ * nobody is told about. So a task without a slot asks again after a backoff of 25 ms
+ * doubling to 1 s (or at that expiry, if sooner): a freed slot is taken within a second,
+ * and a waiting task costs at most one pipelined call per second. The slot is taken
+ * before the token, so a task never holds a token while it waits for a slot (the tokens'
+ * timing would then no longer be the starts' timing). Leases of tasks waiting for a
+ * token, queued or running are renewed every third of their length in one pipeline and
+ * released (pipelined too) when the attempt ends or turns out stale. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -64,6 +66,15 @@ struct job {
     char lease_id[BT_ID_MAX + 320]; /* holder: "<worker>|<n>|<id>|<seq>|<attempt>" */
 };
 
+/* The tasks of one rate key waiting behind the one that asks for its token
+ * (consumer thread only). */
+struct keyline {
+    struct keyline *next;
+    char *key;
+    struct job *asker;        /* the task that asks the bucket, or NULL */
+    struct job *head, **tail; /* the others, in arrival order */
+};
+
 /* A lease to give back, queued until the pipeline is free. */
 struct release {
     struct release *next;
@@ -100,10 +111,11 @@ struct bt_acttask {
     int inflight;         /* queued + running */
     bool threads_stop;
 
-    struct job *sending; /* consumer thread only: awaiting delivery reports */
-    struct job *delayed; /* consumer thread only: waiting for a token, by ready_ms */
-    int n_delayed;       /* consumer thread only */
-    struct part *parts;  /* consumer thread only */
+    struct job *sending;   /* consumer thread only: awaiting delivery reports */
+    struct job *delayed;   /* consumer thread only: waiting for a token, by ready_ms */
+    struct keyline *lines; /* consumer thread only: per rate key */
+    int n_delayed;         /* consumer thread only */
+    struct part *parts;    /* consumer thread only */
     size_t n_parts;
     bool paused;
     struct job *leased;        /* consumer thread only: jobs holding a lease */
@@ -727,6 +739,36 @@ static void acquire_slots(struct bt_acttask *at, struct job **jobs, size_t n)
     }
 }
 
+static struct keyline *keyline_get(struct bt_acttask *at, const char *key)
+{
+    struct keyline *line;
+
+    for (line = at->lines; line; line = line->next)
+        if (!strcmp(line->key, key))
+            return line;
+    line = calloc(1, sizeof(*line));
+    BT_ASSERT(line && (line->key = strdup(key)));
+    line->tail = &line->head;
+    line->next = at->lines;
+    at->lines = line;
+    return line;
+}
+
+/* The asker of key got its token: the next task in line asks now. */
+static void next_asker(struct bt_acttask *at, const char *key)
+{
+    struct keyline *line = keyline_get(at, key);
+    struct job *job = line->head;
+
+    line->asker = job;
+    if (!job)
+        return;
+    if (!(line->head = job->next))
+        line->tail = &line->head;
+    at->n_delayed--;
+    delay(at, job, 0);
+}
+
 /* Gets each job its concurrency slot, then its rate-limit token (one
  * pipelined call for all of each), delays those that got none and checks the
  * others. jobs[] may hold NULLs. */
@@ -740,8 +782,22 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
         const struct bt_activity_def *def;
+        struct keyline *line;
         if (!job || job->tokened || !job->task.rate_key)
             continue;
+        line = keyline_get(at, job->task.rate_key);
+        if (line->asker && line->asker != job) { /* another one asks: queue */
+            job->next = NULL;
+            *line->tail = job;
+            line->tail = &job->next;
+            at->n_delayed++;
+            set_waiting(job, bt_metrics_series(at->m.rl_waiting, job->task.rate_key));
+            if (!job->rate_since)
+                job->rate_since = bt_clock_mono_ms();
+            jobs[i] = NULL;
+            continue;
+        }
+        line->asker = job;
         def = bt_registry_activity(at->reg, job->task.name);
         job->asked = bt_ratelimit_append_take(r, prefix, job->task.rate_key,
                                               def ? def->defaults.rate : 0,
@@ -753,8 +809,16 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
         struct job *job = jobs[i];
         redisReply *reply = NULL;
         int64_t wait_ms, tokens;
-        if (!asked || !job || !job->asked)
+        if (!job)
             continue;
+        if (!job->asked) {
+            /* the call could not be sent (Redis unreachable): it runs without
+             * a token, and the next in line asks */
+            if (job->task.rate_key && !job->tokened &&
+                keyline_get(at, job->task.rate_key)->asker == job)
+                next_asker(at, job->task.rate_key);
+            continue;
+        }
         job->asked = false;
         if (bt_redis_reply(r, &reply))
             reply = NULL;
@@ -775,6 +839,7 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
             continue;
         }
         job->tokened = true;
+        next_asker(at, job->task.rate_key);
         bt_metrics_observe(bt_metrics_series(at->m.rl_wait, job->task.rate_key),
                            job->rate_since
                                ? (double)(bt_clock_mono_ms() - job->rate_since) / 1000.0
@@ -1124,6 +1189,19 @@ void bt_acttask_destroy(struct bt_acttask *at)
             at->queue_head = j->next;
             unlease(at, j);
             job_free(j);
+        }
+        while (at->lines) {
+            struct keyline *line = at->lines;
+            at->lines = line->next;
+            while (line->head) {
+                struct job *j = line->head;
+                line->head = j->next;
+                set_waiting(j, NULL);
+                unlease(at, j);
+                job_free(j);
+            }
+            free(line->key);
+            free(line);
         }
         /* submitted tasks not taken: their timeouts retry them */
         while (at->submitted) {

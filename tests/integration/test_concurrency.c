@@ -238,7 +238,8 @@ static pid_t lease_of(const char *id, int64_t *expiry)
 Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init = setup,
      .fini = teardown, .timeout = 150)
 {
-    const char *args[] = {"--concurrency", "4", "--concurrency-lease-ms", "2000", NULL};
+    /* 3 s: renewed every second, a busy CI machine does not lose it */
+    const char *args[] = {"--concurrency", "4", "--concurrency-lease-ms", "3000", NULL};
     char path[256], id[64];
     pid_t pids[3], victim;
     int64_t killed, expiry = 0, first = 0, renewed;
@@ -252,13 +253,13 @@ Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init =
     unlink(path);
     join_three(args, pids);
     cr_assert_gt(bt_stack_scheduler(&stack), 0);
-    /* two long steps take both slots; the first attempt of each runs 8 s */
+    /* two long steps take both slots; the first attempt of each runs 10 s */
     for (int i = 0; i < 2; i++) {
         snprintf(id, sizeof(id), "long-%d", i);
         cr_assert_eq(bt_stack_start_wf(&stack, "capped", id,
                                        json_pack("{s:s, s:s, s:i, s:i, s:i}", "file",
-                                                 path, "id", id, "first_ms", 8000, "ms",
-                                                 50, "timeout_ms", 10000)),
+                                                 path, "id", id, "first_ms", 10000, "ms",
+                                                 50, "timeout_ms", 12000)),
                      0);
     }
     BT_TEST_WAIT_UNTIL(ok, count_starts(path) == 2, 30000);
@@ -289,7 +290,7 @@ Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init =
     cr_log_info("killed worker %d; its lease expires %lld ms later", (int)victim,
                 (long long)(expiry - killed));
     cr_assert_gt(expiry, killed, "the lease must outlive its worker for a while");
-    cr_assert_leq(expiry, killed + 2000 + 50, "a lease lasts 2 s from its last renewal");
+    cr_assert_leq(expiry, killed + 3000 + 50, "a lease lasts 3 s from its last renewal");
 
     res = wait_results(2 + SHORT, 90000);
     json_decref(res);
