@@ -396,6 +396,8 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
     argv[n++] = strdup("--queues");
     argv[n++] = strdup(cfg->queues);
     argv[n++] = strdup(cfg->eager ? "--eager=1" : "--eager=0");
+    if (asprintf(&argv[n++], "--workflow-threads=%d", cfg->workflow_threads) < 0)
+        argv[n - 1] = NULL;
     if (plugin) {
         argv[n++] = strdup("--plugin");
         argv[n++] = strdup(plugin);

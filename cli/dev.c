@@ -179,7 +179,7 @@ extern char **environ;
 static int build_env(struct dev *dev)
 {
     const struct bt_config *cfg = dev->cfg;
-    char redis[64], num[7][32];
+    char redis[64], num[8][32];
     size_t n = 0;
     int ret = 0;
 
@@ -204,6 +204,7 @@ static int build_env(struct dev *dev)
     snprintf(num[4], sizeof(num[4]), "%d", cfg->eager);
     snprintf(num[5], sizeof(num[5]), "%lld", (long long)cfg->history_max);
     snprintf(num[6], sizeof(num[6]), "%d", cfg->concurrency_lease_ms);
+    snprintf(num[7], sizeof(num[7]), "%d", cfg->workflow_threads);
     ret = ret || envp_push(&dev->envp, &n, "BATON_BROKERS", dev->brokers) ||
           envp_push(&dev->envp, &n, "BATON_REDIS", redis) ||
           envp_push(&dev->envp, &n, "BATON_PREFIX", cfg->prefix) ||
@@ -219,6 +220,7 @@ static int build_env(struct dev *dev)
           envp_push(&dev->envp, &n, "BATON_EAGER", num[4]) ||
           envp_push(&dev->envp, &n, "BATON_HISTORY_MAX", num[5]) ||
           envp_push(&dev->envp, &n, "BATON_CONCURRENCY_LEASE_MS", num[6]) ||
+          envp_push(&dev->envp, &n, "BATON_WORKFLOW_THREADS", num[7]) ||
           envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
           (cfg->redis_password &&
            envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));

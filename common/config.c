@@ -55,6 +55,10 @@ static const struct setting settings[] = {
     {"concurrency-lease-ms", "BATON_CONCURRENCY_LEASE_MS", INT, F(concurrency_lease_ms),
      0, "30000", 300, 3600000,
      "lease of a concurrency-limit slot: a dead worker's slot frees after this long"},
+    {"workflow-threads", "BATON_WORKFLOW_THREADS", INT, F(workflow_threads), 0, "1", 1,
+     64,
+     "workflow role threads per worker, each consuming its share of the events "
+     "partitions"},
     {"partitions", "BATON_PARTITIONS", INT, F(partitions), 0, "4", 1, 1000,
      "partitions per topic created by `baton dev`"},
     {"home", "BATON_HOME", STR, F(home), 0, NULL, 0, 0,

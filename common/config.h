@@ -18,12 +18,13 @@ struct bt_config {
     int log_json;
     int64_t max_payload; /* bytes; larger messages are dead-lettered */
     char *metrics_addr;
-    int metrics_port; /* 0: no metrics endpoint */
-    char *queues;     /* comma-separated queues served by a worker: the
-                       * workflows (events.<q>) and activities (tasks.<q>) */
-    int concurrency;  /* activity threads */
-    int partitions;   /* partitions per topic created by `baton dev` */
-    char *home;       /* where `baton dev` keeps its state and address file */
+    int metrics_port;     /* 0: no metrics endpoint */
+    char *queues;         /* comma-separated queues served by a worker: the
+                           * workflows (events.<q>) and activities (tasks.<q>) */
+    int concurrency;      /* activity threads */
+    int workflow_threads; /* workflow role consumers (threads) per worker */
+    int partitions;       /* partitions per topic created by `baton dev` */
+    char *home;           /* where `baton dev` keeps its state and address file */
     int dev_redis_port;
     int64_t activity_timeout_ms; /* default start-to-close timeout */
     int64_t history_max;         /* history records per run (0: no limit) */

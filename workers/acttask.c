@@ -47,6 +47,7 @@ struct job {
     rd_kafka_message_t *rkm; /* kept until done: its offset is committed then;
                               * NULL for a task submitted here (eager) */
     char *local;             /* a submitted task's bytes, or NULL */
+    void *owner;             /* who submitted it: its outcome goes there */
     size_t local_len;
     struct bt_msg task;
     bool decoded;
@@ -126,9 +127,8 @@ struct bt_acttask {
     char *queues[64]; /* served task queues */
     size_t n_queues;
     rd_kafka_queue_t *wake; /* the consumer's queue: yielded on a submit */
-    void (*deliver)(void *ctx, const char *suffix, const char *id, const char *payload,
+    void (*deliver)(void *owner, const char *suffix, const char *id, const char *payload,
                     size_t len);
-    void *deliver_ctx;
 
     struct bt_acttask_stats stats; /* under lock */
     struct {
@@ -409,7 +409,7 @@ static void produce_event(struct bt_acttask *at, struct job *job)
     char topic[512], *suffix = bt_events_suffix(job->task.wf_queue);
 
     if (job->local && at->deliver && suffix) {
-        at->deliver(at->deliver_ctx, suffix, job->task.id, job->event, job->event_len);
+        at->deliver(job->owner, suffix, job->task.id, job->event, job->event_len);
         job->delivery = (struct bt_kafka_batch){0};
         free(suffix);
         return;
@@ -1116,13 +1116,15 @@ int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue)
     return free_threads > 0 ? free_threads : 0;
 }
 
-void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len)
+void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
+                       void *owner)
 {
     struct job *job = calloc(1, sizeof(*job));
 
     BT_ASSERT(job && (job->local = malloc(len)));
     memcpy(job->local, payload, len);
     job->local_len = len;
+    job->owner = owner;
     pthread_mutex_lock(&at->lock);
     *at->submitted_tail = job;
     at->submitted_tail = &job->next;
@@ -1132,13 +1134,11 @@ void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len)
 }
 
 void bt_acttask_on_local_outcome(struct bt_acttask *at,
-                                 void (*deliver)(void *ctx, const char *suffix,
+                                 void (*deliver)(void *owner, const char *suffix,
                                                  const char *id, const char *payload,
-                                                 size_t len),
-                                 void *ctx)
+                                                 size_t len))
 {
     at->deliver = deliver;
-    at->deliver_ctx = ctx;
 }
 
 struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at)

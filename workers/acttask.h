@@ -33,16 +33,16 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
 int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue);
 /* Runs an encoded task here, without Kafka: it goes through the same checks
  * (stale, timeout restart) and its outcome goes to the deliver function set
- * below. payload is copied. Thread safe. */
-void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len);
-/* Where the outcomes of submitted tasks go: deliver(ctx, events topic suffix,
- * instance id, encoded event, len), called from activity threads; it copies
- * what it keeps. Set before the first bt_acttask_submit(). */
+ * below, with owner. payload is copied. Thread safe. */
+void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
+                       void *owner);
+/* Where the outcomes of submitted tasks go: deliver(owner, events topic
+ * suffix, instance id, encoded event, len), called from activity threads; it
+ * copies what it keeps. Set before the first bt_acttask_submit(). */
 void bt_acttask_on_local_outcome(struct bt_acttask *at,
-                                 void (*deliver)(void *ctx, const char *suffix,
+                                 void (*deliver)(void *owner, const char *suffix,
                                                  const char *id, const char *payload,
-                                                 size_t len),
-                                 void *ctx);
+                                                 size_t len));
 
 /* A snapshot of the counters (thread safe). */
 struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at);

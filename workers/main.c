@@ -1,5 +1,8 @@
-/* baton-worker: loads the plugins, then runs the workflow role on this thread
- * and the activity role on its own threads until SIGTERM or SIGINT. */
+/* baton-worker: loads the plugins, then runs the workflow role on
+ * --workflow-threads threads (each a consumer of its share of the events
+ * partitions) and the activity role on its own threads until SIGTERM or
+ * SIGINT. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +38,17 @@ static int eager_slots(void *at, const char *queue)
     return bt_acttask_eager_slots(at, queue);
 }
 
-static void eager_submit(void *at, const char *payload, size_t len)
+static void eager_submit(void *at, const char *payload, size_t len,
+                         struct bt_wftask *owner)
 {
-    bt_acttask_submit(at, payload, len);
+    bt_acttask_submit(at, payload, len, owner);
+}
+
+static void *run_workflows(void *wt)
+{
+    while (!stopping)
+        bt_wftask_poll(wt, 100);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -46,8 +57,11 @@ int main(int argc, char **argv)
     char errstr[512], name[300], host[256] = "localhost";
     bt_registry *reg = NULL;
     struct bt_metrics *metrics = NULL;
-    struct bt_wftask *wt = NULL;
+    struct bt_wftask *wts[64] = {NULL};
+    pthread_t threads[64];
+    int n_wts = 0, n_threads = 0;
     struct bt_acttask *at = NULL;
+    struct bt_wftask_stats ws = {0};
     int ret = 1;
 
     if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
@@ -87,36 +101,54 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
     metrics = bt_metrics_new();
-    if (!(wt = bt_wftask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
+    for (n_wts = 0; n_wts < cfg.workflow_threads; n_wts++)
+        if (!(wts[n_wts] =
+                  bt_wftask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))))
+            break;
+    if (n_wts < cfg.workflow_threads ||
         !(at = bt_acttask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
     }
-    if (cfg.eager) {
-        bt_acttask_on_local_outcome(at, bt_wftask_deliver, wt);
-        bt_wftask_set_eager(wt, &(struct bt_wftask_eager){.slots = eager_slots,
-                                                          .submit = eager_submit,
-                                                          .ctx = at});
+    if (cfg.eager)
+        bt_acttask_on_local_outcome(at, bt_wftask_deliver);
+    for (int i = 0; i < n_wts; i++) {
+        if (cfg.eager)
+            bt_wftask_set_eager(wts[i], &(struct bt_wftask_eager){.slots = eager_slots,
+                                                                  .submit = eager_submit,
+                                                                  .ctx = at});
+        if (i > 0 && pthread_create(&threads[n_threads++], NULL, run_workflows, wts[i])) {
+            n_threads--;
+            bt_log(BT_LOG_ERROR, "cannot start a workflow thread");
+            stopping = 1;
+        }
     }
-    while (!stopping)
-        bt_wftask_poll(wt, 100);
+    run_workflows(wts[0]);
+    for (int i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i < n_wts; i++) {
+        const struct bt_wftask_stats *s = bt_wftask_stats(wts[i]);
+        ws.events += s->events;
+        ws.duplicates += s->duplicates;
+        ws.dead += s->dead;
+        ws.conflicts += s->conflicts;
+    }
     {
-        const struct bt_wftask_stats *ws = bt_wftask_stats(wt);
         struct bt_acttask_stats as = bt_acttask_stats(at);
         bt_log(BT_LOG_INFO,
                "stopping: events=%llu duplicates_ignored=%llu dead_letters=%llu "
                "conflicts=%llu attempts=%llu stale_tasks=%llu",
-               (unsigned long long)ws->events, (unsigned long long)ws->duplicates,
-               (unsigned long long)(ws->dead + as.dead),
-               (unsigned long long)ws->conflicts, (unsigned long long)as.started,
-               (unsigned long long)as.stale);
+               (unsigned long long)ws.events, (unsigned long long)ws.duplicates,
+               (unsigned long long)(ws.dead + as.dead), (unsigned long long)ws.conflicts,
+               (unsigned long long)as.started, (unsigned long long)as.stale);
     }
     ret = 0;
 out:
     bt_metrics_stop(metrics);
     bt_acttask_destroy(at);
-    bt_wftask_destroy(wt);
+    for (int i = 0; i < n_wts + 1 && i < 64; i++)
+        bt_wftask_destroy(wts[i]);
     bt_metrics_destroy(metrics);
     bt_registry_destroy(reg);
     bt_config_release(&cfg);

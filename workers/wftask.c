@@ -114,7 +114,10 @@ struct bt_wftask {
             *lag, *forwarded, *eager;
         struct before *before; /* of each touched instance */
         size_t cap_before;
-        int64_t lag_at; /* ms: when the consumer lag was last measured */
+        int64_t lag_at;                  /* ms: when the consumer lag was last measured */
+        struct bt_wftask_stats exported; /* what the series hold of stats */
+        uint64_t round_trips_exported;
+        int64_t lag_exported;
     } m;
 };
 
@@ -197,22 +200,33 @@ static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
         "workflow");
 }
 
+/* Adds what counter grew since it was last exported: several workflow
+ * threads share the series. */
+static void export_delta(struct bt_series *s, uint64_t now, uint64_t *exported)
+{
+    bt_metrics_add(s, (int64_t)(now - *exported));
+    *exported = now;
+}
+
 /* Mirrors the counters of this thread into the registry. */
 static void export_metrics(struct bt_wftask *wt)
 {
+    struct bt_wftask_stats *x = &wt->m.exported;
     int64_t now = bt_clock_now_ms();
 
-    bt_metrics_set(wt->m.events, (int64_t)wt->stats.events);
-    bt_metrics_set(wt->m.ignored, (int64_t)wt->stats.duplicates);
-    bt_metrics_set(wt->m.dead, (int64_t)wt->stats.dead);
-    bt_metrics_set(wt->m.conflicts, (int64_t)wt->stats.conflicts);
-    bt_metrics_set(wt->m.forwarded, (int64_t)wt->stats.forwarded);
-    bt_metrics_set(wt->m.eager, (int64_t)wt->stats.eager);
-    bt_metrics_set(wt->m.batches, (int64_t)wt->stats.batches);
-    bt_metrics_set(wt->m.round_trips,
-                   (int64_t)bt_redis_round_trips(bt_store_redis(wt->store)));
+    export_delta(wt->m.events, wt->stats.events, &x->events);
+    export_delta(wt->m.ignored, wt->stats.duplicates, &x->duplicates);
+    export_delta(wt->m.dead, wt->stats.dead, &x->dead);
+    export_delta(wt->m.conflicts, wt->stats.conflicts, &x->conflicts);
+    export_delta(wt->m.forwarded, wt->stats.forwarded, &x->forwarded);
+    export_delta(wt->m.eager, wt->stats.eager, &x->eager);
+    export_delta(wt->m.batches, wt->stats.batches, &x->batches);
+    export_delta(wt->m.round_trips, bt_redis_round_trips(bt_store_redis(wt->store)),
+                 &wt->m.round_trips_exported);
     if (wt->m.lag && now - wt->m.lag_at >= 1000) {
-        bt_metrics_set(wt->m.lag, bt_metrics_consumer_lag(wt->consumer));
+        int64_t lag = bt_metrics_consumer_lag(wt->consumer);
+        bt_metrics_add(wt->m.lag, lag - wt->m.lag_exported); /* a sum over threads */
+        wt->m.lag_exported = lag;
         wt->m.lag_at = now;
     }
 }
@@ -854,7 +868,7 @@ static void submit_eager(struct bt_wftask *wt, struct bt_delta *d)
             d->cmds[k++] = *cmd;
             continue;
         }
-        wt->eager.submit(wt->eager.ctx, cmd->payload, cmd->len);
+        wt->eager.submit(wt->eager.ctx, cmd->payload, cmd->len, wt);
         wt->stats.eager++;
         free(cmd->field);
         free(cmd->topic);

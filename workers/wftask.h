@@ -38,11 +38,11 @@ const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt);
 
 /* Eager dispatch (setting eager): this worker's activity role runs the tasks
  * it can start at once, without the two Kafka hops. slots(ctx, queue): how
- * many it can take now; submit(ctx, payload, len): hand one over (copied).
- * Their outcomes come back through bt_wftask_deliver(). */
+ * many it can take now; submit(ctx, payload, len, owner): hand one over
+ * (copied). Their outcomes come back to owner through bt_wftask_deliver(). */
 struct bt_wftask_eager {
     int (*slots)(void *ctx, const char *queue);
-    void (*submit)(void *ctx, const char *payload, size_t len);
+    void (*submit)(void *ctx, const char *payload, size_t len, struct bt_wftask *owner);
     void *ctx;
 };
 void bt_wftask_set_eager(struct bt_wftask *wt, const struct bt_wftask_eager *eager);

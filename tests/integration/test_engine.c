@@ -418,8 +418,10 @@ Test(engine, eager_dispatch_runs_steps_on_the_deciding_worker_without_kafka,
 {
     const int n = 300;
     struct bt_stack_results r;
+    /* two workflow threads: each outcome goes back to the one that decided */
     pid_t worker =
-        bt_stack_worker(&stack, "flows", (const char *const[]){"--eager=1", NULL});
+        bt_stack_worker(&stack, "flows",
+                        (const char *const[]){"--eager=1", "--workflow-threads=2", NULL});
     int tasks = 0;
     char buf[32];
     bool done;
