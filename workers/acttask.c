@@ -612,7 +612,9 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
 
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
-        if (job) {
+        /* an eager task was decided by this process a moment ago: nothing
+         * can have made it stale yet, and its timeout started just now */
+        if (job && !job->local) {
             char key[600], timers[300], meta[600], seq[32], attempt[16], due[32];
             char *member = bt_timer_member("timeout", job->task.seq, job->task.attempt,
                                            job->task.id);
@@ -627,9 +629,9 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
             snprintf(due, sizeof(due), "%lld",
                      (long long)(timeout > 0 && job->task.ts ? bt_clock_now_ms() + timeout
                                                              : job->task.deadline));
-            if (member &&
-                bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0)
-                asked++;
+            job->asked = member &&
+                         bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0;
+            asked += job->asked;
             free(member);
         }
     }
@@ -638,7 +640,8 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
         redisReply *reply = NULL;
         if (!job)
             continue;
-        if (asked) {
+        if (job->asked && asked) {
+            job->asked = false;
             asked--;
             if (bt_redis_reply(r, &reply))
                 reply = NULL;
