@@ -369,6 +369,35 @@ extern char **environ;
  * beside it: our resolved settings as flags, no inherited BATON_* variable
  * (BATON_PLUGINS would load a plugin twice). A worker finds the addresses in
  * the dev.env of BATON_HOME, as scripts/demo's do. */
+/* Starts argv with its output in log, in its own process group (a Ctrl-C
+ * reaches the driver, which stops it in order), dying with parent. Between
+ * fork and exec only async-signal-safe calls: the driver may run librdkafka
+ * threads. Returns the pid, or -1. */
+static pid_t spawn_logged(char **argv, char **envp, const char *log, pid_t parent)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        fprintf(stderr, "baton bench: cannot fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    return pid;
+}
+
 static char **dev_argv(const struct bt_config *cfg, const char *self, const char *home,
                        const char *plugin, bool worker)
 {
@@ -488,26 +517,8 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     if (!argv || !envp)
         goto out;
 
-    /* no librdkafka thread exists yet: the child may call anything before exec */
-    if ((pid = fork()) < 0) {
-        fprintf(stderr, "baton bench: cannot fork: %s\n", strerror(errno));
+    if ((pid = spawn_logged(argv, envp, s->log, parent)) < 0)
         goto out;
-    }
-    if (pid == 0) {
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        /* its own group: a Ctrl-C reaches us, and we stop it in order */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    setpgid(pid, pid);
     s->dev = pid;
 
     deadline = now_s() + START_S;
@@ -603,25 +614,8 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
         goto out;
     for (int i = 0; i < EXTRA_WORKERS; i++) {
         extra_log(s, i, log, sizeof(log));
-        if ((pid = fork()) < 0) {
-            fprintf(stderr, "baton bench: cannot fork: %s\n", strerror(errno));
+        if ((pid = spawn_logged(argv, envp, log, parent)) < 0)
             goto out;
-        }
-        if (pid == 0) {
-            /* async-signal-safe calls only: the driver runs librdkafka threads */
-            int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            setpgid(0, 0);
-            prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (getppid() != parent)
-                _exit(127);
-            if (fd >= 0) {
-                dup2(fd, STDOUT_FILENO);
-                dup2(fd, STDERR_FILENO);
-            }
-            execve(argv[0], argv, envp);
-            _exit(127);
-        }
-        setpgid(pid, pid);
         s->extra[s->n_extra++] = pid;
         s->roles[R_WORKER].pids[s->roles[R_WORKER].n++] = pid;
     }

@@ -52,6 +52,12 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
 
 struct bt_store *bt_cli_store(const struct bt_config *cfg);
 
+/* `get` of a limit: print(store, key, name) when the Redis key exists, else
+ * says there is no such <what> yet. Returns a BT_EXIT_* status. */
+int bt_cli_show(struct bt_store *store, const char *key, const char *name,
+                const char *what,
+                void (*print)(struct bt_store *store, const char *key, const char *name));
+
 /* Calls fn(store, key, name) for every Redis key matching pattern, which ends
  * in "*"; name is the part of the key the "*" matched. Returns BT_EXIT_OK or
  * BT_EXIT_UNAVAILABLE. */

@@ -112,3 +112,21 @@ int bt_cli_scan(struct bt_store *store, const char *pattern,
     } while (strcmp(cursor, "0"));
     return BT_EXIT_OK;
 }
+
+int bt_cli_show(struct bt_store *store, const char *key, const char *name,
+                const char *what,
+                void (*print)(struct bt_store *store, const char *key, const char *name))
+{
+    redisReply *reply = bt_redis_command(bt_store_redis(store), "EXISTS %s", key);
+    bool there = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer;
+
+    if (!reply)
+        return BT_EXIT_UNAVAILABLE;
+    freeReplyObject(reply);
+    if (!there) {
+        fprintf(stderr, "baton: no %s \"%s\" (none used or set yet)\n", what, name);
+        return BT_EXIT_FAIL;
+    }
+    print(store, key, name);
+    return BT_EXIT_OK;
+}

@@ -75,23 +75,10 @@ static int set(struct bt_store *store, const char *key, const char *value)
 static int get(struct bt_store *store, const char *key)
 {
     char hash[600];
-    redisReply *reply;
-    int ret;
 
-    bt_concurrency_key(bt_store_prefix(store), key, hash, sizeof(hash));
-    reply = bt_redis_command(bt_store_redis(store), "EXISTS %s", hash);
-    if (!reply)
-        return BT_EXIT_UNAVAILABLE;
-    ret =
-        reply->type == REDIS_REPLY_INTEGER && reply->integer ? BT_EXIT_OK : BT_EXIT_FAIL;
-    freeReplyObject(reply);
-    if (ret != BT_EXIT_OK) {
-        fprintf(stderr, "baton: no concurrency limit \"%s\" (none used or set yet)\n",
-                key);
-        return ret;
-    }
-    print_limit(store, hash, key);
-    return BT_EXIT_OK;
+    return bt_cli_show(
+        store, bt_concurrency_key(bt_store_prefix(store), key, hash, sizeof(hash)), key,
+        "concurrency limit", print_limit);
 }
 
 static int list(struct bt_store *store)

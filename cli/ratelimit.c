@@ -70,22 +70,10 @@ usage:
 static int get(struct bt_store *store, const char *key)
 {
     char bucket[600];
-    redisReply *reply;
-    int ret;
 
-    bt_ratelimit_key(bt_store_prefix(store), key, bucket, sizeof(bucket));
-    reply = bt_redis_command(bt_store_redis(store), "EXISTS %s", bucket);
-    if (!reply)
-        return BT_EXIT_UNAVAILABLE;
-    ret =
-        reply->type == REDIS_REPLY_INTEGER && reply->integer ? BT_EXIT_OK : BT_EXIT_FAIL;
-    freeReplyObject(reply);
-    if (ret != BT_EXIT_OK) {
-        fprintf(stderr, "baton: no rate limit \"%s\" (none taken or set yet)\n", key);
-        return ret;
-    }
-    print_bucket(store, bucket, key);
-    return BT_EXIT_OK;
+    return bt_cli_show(
+        store, bt_ratelimit_key(bt_store_prefix(store), key, bucket, sizeof(bucket)), key,
+        "rate limit", print_bucket);
 }
 
 static int list(struct bt_store *store)

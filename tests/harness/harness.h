@@ -70,4 +70,7 @@ int64_t bt_test_now_ms(void);
     } while (0)
 void bt_test_sleep_ms(int ms);
 
+/* How many lines of the file at path contain text (0 when it cannot be read). */
+size_t bt_test_count_lines_with(const char *path, const char *text);
+
 #endif

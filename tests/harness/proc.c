@@ -178,3 +178,16 @@ int bt_test_stop(pid_t pid, int timeout_ms)
 out:
     return ret;
 }
+
+size_t bt_test_count_lines_with(const char *path, const char *text)
+{
+    char line[2048];
+    size_t n = 0;
+    FILE *f = fopen(path, "r");
+
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}

@@ -98,19 +98,6 @@ static int peak(const struct run *v, size_t n, int64_t open_end)
     return best;
 }
 
-static size_t count_matches(const char *path, const char *text)
-{
-    char line[2048];
-    size_t n = 0;
-    FILE *f = fopen(path, "r");
-
-    while (f && fgets(line, sizeof(line), f))
-        n += strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 static void join_three(const char *const *args, pid_t *pids)
 {
     bool ok;
@@ -119,8 +106,8 @@ static void join_three(const char *const *args, pid_t *pids)
         cr_assert_gt(pids[i] = bt_stack_worker(&stack, "capped", args), 0);
     /* start once all three are in the group: a later join stalls every task
      * consumer for seconds on the embedded cluster */
-    BT_TEST_WAIT_UNTIL(ok, count_matches(stack.log, "task partitions assigned") >= 3,
-                       40000);
+    BT_TEST_WAIT_UNTIL(
+        ok, bt_test_count_lines_with(stack.log, "task partitions assigned") >= 3, 40000);
     cr_assert(ok, "the three workers never joined their group");
 }
 

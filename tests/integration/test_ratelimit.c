@@ -63,20 +63,6 @@ static int64_t *starts(const char *path, size_t *n)
     return v;
 }
 
-/* Lines of the file at path that contain text. */
-static size_t count_matches(const char *path, const char *text)
-{
-    char line[2048];
-    size_t n = 0;
-    FILE *f = fopen(path, "r");
-
-    while (f && fgets(line, sizeof(line), f))
-        n += strstr(line, text) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 static size_t count_lines(const char *path)
 {
     size_t n;
@@ -118,10 +104,10 @@ Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
      * task consumers, which stalls all of them for seconds on the embedded
      * cluster */
     deadline = bt_clock_now_ms() + 40000;
-    while (count_matches(stack.log, "task partitions assigned") < 3 &&
+    while (bt_test_count_lines_with(stack.log, "task partitions assigned") < 3 &&
            bt_clock_now_ms() < deadline)
         nap();
-    cr_assert_geq(count_matches(stack.log, "task partitions assigned"), 3,
+    cr_assert_geq(bt_test_count_lines_with(stack.log, "task partitions assigned"), 3,
                   "the three workers never joined their group");
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "rl-%d", i);
