@@ -9,18 +9,19 @@
  * order, so each partition's offset is committed only up to its oldest task whose event
  * is not delivered yet.
  *
- * When to ask again: a bucket says when it will have a token, so a task
- * without one asks exactly then. Only one task per key asks at a time (the
- * key's "asker"); the others of that key wait in line behind it here, and
- * the next one asks as soon as the one before got its token: tokens cost a
- * couple of calls each, however many tasks wait. A full concurrency key only knows when
- * its earliest lease would expire; its slots are usually freed sooner, by a release
- * nobody is told about. So a task without a slot asks again after a backoff of 25 ms
- * doubling to 1 s (or at that expiry, if sooner): a freed slot is taken within a second,
- * and a waiting task costs at most one pipelined call per second. The slot is taken
- * before the token, so a task never holds a token while it waits for a slot (the tokens'
- * timing would then no longer be the starts' timing). Leases of tasks waiting for a
- * token, queued or running are renewed every third of their length in one pipeline and
+ * When to ask again: only one task per key asks at a time (the key's
+ * "asker"); the others of that key wait in line behind it here, in arrival
+ * order, and the next one asks as soon as the one before was served: waiting
+ * costs a couple of calls per token or slot, however many tasks wait. A
+ * bucket says when it will have a token, so the asker asks exactly then. A
+ * full concurrency key only knows when its earliest lease would expire; its
+ * slots are usually freed sooner, by a release nobody is told about, so its
+ * asker asks again after a backoff of 25 ms doubling to 1 s (or at that
+ * expiry, if sooner): a freed slot is taken within a second. The slot is
+ * taken before the token, so a task never holds a token while it waits for a
+ * slot (the tokens' timing would then no longer be the starts' timing).
+ * Leases of tasks waiting for a token, queued or running are renewed every
+ * third of their length in one pipeline and
  * released (pipelined too) when the attempt ends or turns out stale. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -112,11 +113,12 @@ struct bt_acttask {
     int inflight;         /* queued + running */
     bool threads_stop;
 
-    struct job *sending;   /* consumer thread only: awaiting delivery reports */
-    struct job *delayed;   /* consumer thread only: waiting for a token, by ready_ms */
-    struct keyline *lines; /* consumer thread only: per rate key */
-    int n_delayed;         /* consumer thread only */
-    struct part *parts;    /* consumer thread only */
+    struct job *sending;      /* consumer thread only: awaiting delivery reports */
+    struct job *delayed;      /* consumer thread only: waiting for a token, by ready_ms */
+    struct keyline *lines;    /* consumer thread only: per rate key */
+    struct keyline *cc_lines; /* consumer thread only: per concurrency key */
+    int n_delayed;            /* consumer thread only */
+    struct part *parts;       /* consumer thread only */
     size_t n_parts;
     bool paused;
     struct job *leased;        /* consumer thread only: jobs holding a lease */
@@ -682,6 +684,54 @@ static void delay(struct bt_acttask *at, struct job *job, int64_t wait_ms)
     at->n_delayed++;
 }
 
+static struct keyline *keyline_get(struct keyline **lines, const char *key)
+{
+    struct keyline *line;
+
+    for (line = *lines; line; line = line->next)
+        if (!strcmp(line->key, key))
+            return line;
+    line = calloc(1, sizeof(*line));
+    BT_ASSERT(line && (line->key = strdup(key)));
+    line->tail = &line->head;
+    line->next = *lines;
+    *lines = line;
+    return line;
+}
+
+/* Whether job must wait in key's line behind another asker (then it is
+ * queued there); else it is the asker now. */
+static bool wait_in_line(struct bt_acttask *at, struct keyline **lines, const char *key,
+                         struct job *job)
+{
+    struct keyline *line = keyline_get(lines, key);
+
+    if (!line->asker || line->asker == job) {
+        line->asker = job;
+        return false;
+    }
+    job->next = NULL;
+    *line->tail = job;
+    line->tail = &job->next;
+    at->n_delayed++;
+    return true;
+}
+
+/* The asker of key is served (or could not ask): the next in line asks now. */
+static void next_asker(struct bt_acttask *at, struct keyline **lines, const char *key)
+{
+    struct keyline *line = keyline_get(lines, key);
+    struct job *job = line->head;
+
+    line->asker = job;
+    if (!job)
+        return;
+    if (!(line->head = job->next))
+        line->tail = &line->head;
+    at->n_delayed--;
+    delay(at, job, 0);
+}
+
 /* Acquires a lease for each job with a concurrency key that has none yet (one
  * pipelined call for all) and delays those that got no slot, removing them
  * from jobs[] (which may hold NULLs). */
@@ -696,6 +746,12 @@ static void acquire_slots(struct bt_acttask *at, struct job **jobs, size_t n)
         const struct bt_activity_def *def;
         if (!job || job->slotted || !job->task.concurrency_key)
             continue;
+        if (wait_in_line(at, &at->cc_lines, job->task.concurrency_key, job)) {
+            set_waiting(job,
+                        bt_metrics_series(at->m.cc_waiting, job->task.concurrency_key));
+            jobs[i] = NULL;
+            continue;
+        }
         def = bt_registry_activity(at->reg, job->task.name);
         if (!job->lease_id[0])
             snprintf(job->lease_id, sizeof(job->lease_id), "%s|%llu|%s|%lld|%d",
@@ -711,8 +767,13 @@ static void acquire_slots(struct bt_acttask *at, struct job **jobs, size_t n)
         struct job *job = jobs[i];
         redisReply *reply = NULL;
         int64_t wait_ms;
-        if (!asked || !job || !job->asked)
+        if (!job || job->slotted || !job->task.concurrency_key)
             continue;
+        if (!job->asked) { /* could not ask: it runs without a slot */
+            job->slotted = true;
+            next_asker(at, &at->cc_lines, job->task.concurrency_key);
+            continue;
+        }
         job->asked = false;
         if (bt_redis_reply(r, &reply))
             reply = NULL;
@@ -720,6 +781,7 @@ static void acquire_slots(struct bt_acttask *at, struct job **jobs, size_t n)
         freeReplyObject(reply);
         if (wait_ms <= 0) {
             job->slotted = true;
+            next_asker(at, &at->cc_lines, job->task.concurrency_key);
             if (wait_ms == 0 && !job->leased) {
                 job->leased = true;
                 job->lease_next = at->leased;
@@ -742,36 +804,6 @@ static void acquire_slots(struct bt_acttask *at, struct job **jobs, size_t n)
     }
 }
 
-static struct keyline *keyline_get(struct bt_acttask *at, const char *key)
-{
-    struct keyline *line;
-
-    for (line = at->lines; line; line = line->next)
-        if (!strcmp(line->key, key))
-            return line;
-    line = calloc(1, sizeof(*line));
-    BT_ASSERT(line && (line->key = strdup(key)));
-    line->tail = &line->head;
-    line->next = at->lines;
-    at->lines = line;
-    return line;
-}
-
-/* The asker of key got its token: the next task in line asks now. */
-static void next_asker(struct bt_acttask *at, const char *key)
-{
-    struct keyline *line = keyline_get(at, key);
-    struct job *job = line->head;
-
-    line->asker = job;
-    if (!job)
-        return;
-    if (!(line->head = job->next))
-        line->tail = &line->head;
-    at->n_delayed--;
-    delay(at, job, 0);
-}
-
 /* Gets each job its concurrency slot, then its rate-limit token (one
  * pipelined call for all of each), delays those that got none and checks the
  * others. jobs[] may hold NULLs. */
@@ -785,22 +817,15 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct job *job = jobs[i];
         const struct bt_activity_def *def;
-        struct keyline *line;
         if (!job || job->tokened || !job->task.rate_key)
             continue;
-        line = keyline_get(at, job->task.rate_key);
-        if (line->asker && line->asker != job) { /* another one asks: queue */
-            job->next = NULL;
-            *line->tail = job;
-            line->tail = &job->next;
-            at->n_delayed++;
+        if (wait_in_line(at, &at->lines, job->task.rate_key, job)) {
             set_waiting(job, bt_metrics_series(at->m.rl_waiting, job->task.rate_key));
             if (!job->rate_since)
                 job->rate_since = bt_clock_mono_ms();
             jobs[i] = NULL;
             continue;
         }
-        line->asker = job;
         def = bt_registry_activity(at->reg, job->task.name);
         job->asked = bt_ratelimit_append_take(r, prefix, job->task.rate_key,
                                               def ? def->defaults.rate : 0,
@@ -818,8 +843,8 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
             /* the call could not be sent (Redis unreachable): it runs without
              * a token, and the next in line asks */
             if (job->task.rate_key && !job->tokened &&
-                keyline_get(at, job->task.rate_key)->asker == job)
-                next_asker(at, job->task.rate_key);
+                keyline_get(&at->lines, job->task.rate_key)->asker == job)
+                next_asker(at, &at->lines, job->task.rate_key);
             continue;
         }
         job->asked = false;
@@ -842,7 +867,7 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
             continue;
         }
         job->tokened = true;
-        next_asker(at, job->task.rate_key);
+        next_asker(at, &at->lines, job->task.rate_key);
         bt_metrics_observe(bt_metrics_series(at->m.rl_wait, job->task.rate_key),
                            job->rate_since
                                ? (double)(bt_clock_mono_ms() - job->rate_since) / 1000.0
@@ -1193,9 +1218,10 @@ void bt_acttask_destroy(struct bt_acttask *at)
             unlease(at, j);
             job_free(j);
         }
-        while (at->lines) {
-            struct keyline *line = at->lines;
-            at->lines = line->next;
+        while (at->lines || at->cc_lines) {
+            struct keyline **lines = at->lines ? &at->lines : &at->cc_lines;
+            struct keyline *line = *lines;
+            *lines = line->next;
             while (line->head) {
                 struct job *j = line->head;
                 line->head = j->next;
