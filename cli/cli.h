@@ -52,6 +52,13 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
 
 struct bt_store *bt_cli_store(const struct bt_config *cfg);
 
+/* The end of a `set`: reply (freed here) to the HSET of key; prints the
+ * stored limit, or says why it failed. Returns a BT_EXIT_* status. */
+int bt_cli_stored(struct bt_store *store, redisReply *reply, const char *key,
+                  const char *name,
+                  void (*print)(struct bt_store *store, const char *key,
+                                const char *name));
+
 /* `get` of a limit: print(store, key, name) when the Redis key exists, else
  * says there is no such <what> yet. Returns a BT_EXIT_* status. */
 int bt_cli_show(struct bt_store *store, const char *key, const char *name,

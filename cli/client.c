@@ -2,10 +2,12 @@
  * confirmed, and a Redis connection that answers. Errors are printed here in
  * words a shell user can act on. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "err.h"
+#include "journal.h"
 #include "kafka.h"
 
 int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *key,
@@ -79,11 +81,10 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
         ret = BT_EXIT_FAIL;
     } else {
         const redisReply *q = reply->element[1];
+        char *s = bt_events_suffix(q->type == REDIS_REPLY_STRING ? q->str : NULL);
         snprintf(status, sn, "%s", reply->element[0]->str);
-        if (q->type == REDIS_REPLY_STRING)
-            snprintf(suffix, n, "events.%s", q->str);
-        else
-            snprintf(suffix, n, "events");
+        snprintf(suffix, n, "%s", s ? s : "events");
+        free(s);
     }
     freeReplyObject(reply);
     bt_store_destroy(store);
@@ -129,4 +130,22 @@ int bt_cli_show(struct bt_store *store, const char *key, const char *name,
     }
     print(store, key, name);
     return BT_EXIT_OK;
+}
+
+int bt_cli_stored(struct bt_store *store, redisReply *reply, const char *key,
+                  const char *name,
+                  void (*print)(struct bt_store *store, const char *key,
+                                const char *name))
+{
+    int ret = !reply                             ? BT_EXIT_UNAVAILABLE
+              : reply->type == REDIS_REPLY_ERROR ? BT_EXIT_FAIL
+                                                 : BT_EXIT_OK;
+
+    if (ret == BT_EXIT_OK)
+        print(store, key, name);
+    else
+        fprintf(stderr, "baton: cannot set %s: %s\n", name,
+                reply ? reply->str : "Redis unreachable");
+    freeReplyObject(reply);
+    return ret;
 }

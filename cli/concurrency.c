@@ -49,7 +49,6 @@ static int set(struct bt_store *store, const char *key, const char *value)
     char hash[600], *end;
     long limit = strtol(value, &end, 10);
     redisReply *reply;
-    int ret;
 
     if (end == value || *end || limit < 0 || limit > 1000000) {
         fprintf(stderr,
@@ -60,16 +59,7 @@ static int set(struct bt_store *store, const char *key, const char *value)
     }
     bt_concurrency_key(bt_store_prefix(store), key, hash, sizeof(hash));
     reply = bt_redis_command(bt_store_redis(store), "HSET %s limit %ld", hash, limit);
-    ret = !reply                             ? BT_EXIT_UNAVAILABLE
-          : reply->type == REDIS_REPLY_ERROR ? BT_EXIT_FAIL
-                                             : BT_EXIT_OK;
-    if (ret == BT_EXIT_OK)
-        print_limit(store, hash, key);
-    else
-        fprintf(stderr, "baton: cannot set %s: %s\n", key,
-                reply ? reply->str : "Redis unreachable");
-    freeReplyObject(reply);
-    return ret;
+    return bt_cli_stored(store, reply, hash, key, print_limit);
 }
 
 static int get(struct bt_store *store, const char *key)

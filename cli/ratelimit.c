@@ -31,7 +31,6 @@ static int set(struct bt_store *store, int argc, char **argv)
     double rate;
     long burst = -1;
     redisReply *reply;
-    int ret;
 
     if (argc != 4 && argc != 6)
         goto usage;
@@ -52,16 +51,7 @@ static int set(struct bt_store *store, int argc, char **argv)
     else
         reply =
             bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g", bucket, rate);
-    ret = !reply                             ? BT_EXIT_UNAVAILABLE
-          : reply->type == REDIS_REPLY_ERROR ? BT_EXIT_FAIL
-                                             : BT_EXIT_OK;
-    if (ret == BT_EXIT_OK)
-        print_bucket(store, bucket, argv[2]);
-    else
-        fprintf(stderr, "baton: cannot set %s: %s\n", argv[2],
-                reply ? reply->str : "Redis unreachable");
-    freeReplyObject(reply);
-    return ret;
+    return bt_cli_stored(store, reply, bucket, argv[2], print_bucket);
 usage:
     fputs(usage_text, stderr);
     return BT_EXIT_USAGE;

@@ -78,6 +78,17 @@ static void free_series(struct bt_series *s, size_t n_labels)
     free(s);
 }
 
+/* A family's own memory; its series are freed apart. */
+static void family_free(struct bt_metric *f)
+{
+    for (size_t i = 0; i < f->n_labels; i++)
+        free(f->labels[i]);
+    free(f->name);
+    free(f->help);
+    free(f->bounds);
+    free(f);
+}
+
 void bt_metrics_destroy(struct bt_metrics *m)
 {
     struct bt_metric *f, *next;
@@ -92,12 +103,7 @@ void bt_metrics_destroy(struct bt_metrics *m)
             snext = s->next;
             free_series(s, f->n_labels);
         }
-        for (size_t i = 0; i < f->n_labels; i++)
-            free(f->labels[i]);
-        free(f->name);
-        free(f->help);
-        free(f->bounds);
-        free(f);
+        family_free(f);
     }
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -185,12 +191,7 @@ static struct bt_metric *add_family(struct bt_metrics *m, enum kind kind,
     if (!old)
         return f;
     BT_ASSERT(same_family(old, f));
-    for (size_t i = 0; i < f->n_labels; i++)
-        free(f->labels[i]);
-    free(f->name);
-    free(f->help);
-    free(f->bounds);
-    free(f);
+    family_free(f);
     return old;
 }
 
