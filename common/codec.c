@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "err.h"
+#include "jsonw.h"
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "attempt is stored as a 32-bit int");
 
@@ -735,6 +736,436 @@ static int decode_root(struct dec *d, const json_t *root)
                 quote(q, sizeof(q), name, json_string_length(type)));
 }
 
+/* ---- the fast path ----
+ * Events and tasks are nearly always text that bt_codec_encode wrote: "v" and
+ * "type" first, no escapes, no duplicates, no extensions. quick_decode reads
+ * such text straight into the struct, with jansson only for the body, and
+ * gives up (false, msg released) at the first thing it does not expect: the
+ * full path below then decodes the message and words its error. Whatever the
+ * fast path accepts, the full path accepts too and builds the same message. */
+
+struct scan {
+    const char *p, *end;
+};
+
+static void skip_ws(struct scan *sc)
+{
+    while (sc->p < sc->end &&
+           (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+        sc->p++;
+}
+
+static bool scan_char(struct scan *sc, char c)
+{
+    skip_ws(sc);
+    if (sc->p < sc->end && *sc->p == c) {
+        sc->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A string without escapes or control bytes, in valid UTF-8. */
+static bool scan_string(struct scan *sc, const char **s, size_t *len)
+{
+    const char *start;
+    bool ascii = true;
+
+    if (!scan_char(sc, '"'))
+        return false;
+    for (start = sc->p; sc->p < sc->end && *sc->p != '"'; sc->p++) {
+        unsigned char c = (unsigned char)*sc->p;
+
+        if (c == '\\' || c < 0x20)
+            return false;
+        ascii &= c < 0x80;
+    }
+    if (sc->p == sc->end)
+        return false;
+    *s = start;
+    *len = (size_t)(sc->p++ - start);
+    return ascii || text_ok(start, *len);
+}
+
+/* An integer of at most 18 digits (longer ones: jansson judges the range). */
+static bool scan_int(struct scan *sc, int64_t *v)
+{
+    const char *digits;
+    bool neg;
+    int64_t u = 0;
+
+    skip_ws(sc);
+    neg = sc->p < sc->end && *sc->p == '-';
+    sc->p += neg;
+    for (digits = sc->p; sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9'; sc->p++)
+        u = u * 10 + (*sc->p - '0');
+    if (sc->p == digits || sc->p - digits > 18 || (*digits == '0' && sc->p - digits > 1))
+        return false;
+    if (sc->p < sc->end && (*sc->p == '.' || *sc->p == 'e' || *sc->p == 'E'))
+        return false;
+    *v = neg ? -u : u;
+    return true;
+}
+
+static bool scan_word(struct scan *sc, const char *word, size_t n)
+{
+    skip_ws(sc);
+    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
+        return false;
+    sc->p += n;
+    return true;
+}
+
+/* Where one JSON value ends, roughly: jansson then parses exactly that. */
+static bool scan_value_end(struct scan *sc)
+{
+    int depth = 0;
+
+    skip_ws(sc);
+    while (sc->p < sc->end) {
+        char c = *sc->p;
+
+        if (c == '"') {
+            for (sc->p++; sc->p < sc->end && *sc->p != '"'; sc->p++)
+                sc->p += *sc->p == '\\';
+            if (sc->p >= sc->end)
+                return false;
+            sc->p++;
+            if (!depth)
+                return true;
+            continue;
+        }
+        if (!depth && (c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' ||
+                       c == '\n' || c == '\r'))
+            return true;
+        if (c == '{' || c == '[') {
+            if (++depth > 1000)
+                return false; /* near jansson's limit, which counts the envelope */
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            sc->p++;
+            return true;
+        }
+        sc->p++;
+    }
+    return !depth;
+}
+
+static json_t *quick_value(struct scan *sc, int depth);
+
+/* A string with escapes resolved; NULL where jansson should judge (\u0000,
+ * lone surrogates, controls, text that is not UTF-8). */
+static json_t *quick_string(struct scan *sc)
+{
+    const char *start, *p;
+    char *buf, *o;
+    json_t *str = NULL;
+    bool ascii = true, plain = true;
+
+    if (!scan_char(sc, '"'))
+        return NULL;
+    for (start = p = sc->p; p < sc->end && *p != '"'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c < 0x20)
+            return NULL;
+        ascii &= c < 0x80;
+        if (c == '\\') {
+            plain = false;
+            if (++p == sc->end)
+                return NULL;
+        }
+    }
+    if (p == sc->end)
+        return NULL;
+    sc->p = p + 1;
+    if (!ascii && !text_ok(start, (size_t)(p - start)))
+        return NULL;
+    if (plain)
+        return json_stringn_nocheck(start, (size_t)(p - start));
+    /* escapes only shorten the text */
+    if (!(buf = malloc((size_t)(p - start) + 1)))
+        return NULL;
+    for (o = buf; start < p; start++) {
+        unsigned cp = 0, lo = 0;
+
+        if (*start != '\\') {
+            *o++ = *start;
+            continue;
+        }
+        switch (*++start) {
+        case '"':
+        case '\\':
+        case '/':
+            *o++ = *start;
+            continue;
+        case 'b':
+            *o++ = '\b';
+            continue;
+        case 'f':
+            *o++ = '\f';
+            continue;
+        case 'n':
+            *o++ = '\n';
+            continue;
+        case 'r':
+            *o++ = '\r';
+            continue;
+        case 't':
+            *o++ = '\t';
+            continue;
+        case 'u':
+            break;
+        default:
+            goto out;
+        }
+        for (int k = 0; k < 4; k++) {
+            char h = p - start > 1 ? *++start : 0;
+
+            cp = cp << 4 | (unsigned)(h >= '0' && h <= '9'   ? h - '0'
+                                      : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                      : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                             : 0x10000);
+        }
+        if (cp == 0 || cp > 0xffff || (cp >= 0xdc00 && cp <= 0xdfff))
+            goto out;
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (p - start < 7 || start[1] != '\\' || start[2] != 'u')
+                goto out;
+            start += 2;
+            for (int k = 0; k < 4; k++) {
+                char h = *++start;
+
+                lo = lo << 4 | (unsigned)(h >= '0' && h <= '9'   ? h - '0'
+                                          : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                          : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                                 : 0x10000);
+            }
+            if (lo < 0xdc00 || lo > 0xdfff)
+                goto out;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xc0 | cp >> 6);
+            *o++ = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xe0 | cp >> 12);
+            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (char)(0x80 | (cp & 0x3f));
+        } else {
+            *o++ = (char)(0xf0 | cp >> 18);
+            *o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (char)(0x80 | (cp & 0x3f));
+        }
+    }
+    str = json_stringn_nocheck(buf, (size_t)(o - buf));
+out:
+    free(buf);
+    return str;
+}
+
+/* A body value built straight from the text: objects, arrays, strings,
+ * integers, true, false, null. NULL for anything else (reals, duplicate
+ * keys, deep nesting, bad text) or out of memory: jansson then parses it. */
+static json_t *quick_value(struct scan *sc, int depth)
+{
+    json_t *v = NULL, *item;
+    int64_t n;
+
+    skip_ws(sc);
+    if (sc->p == sc->end || depth > 64)
+        return NULL;
+    switch (*sc->p) {
+    case '{':
+        sc->p++;
+        if (!(v = json_object()) || scan_char(sc, '}'))
+            return v;
+        do {
+            json_t *key = quick_string(sc);
+            const char *k = json_string_value(key);
+
+            if (!key || strlen(k) != json_string_length(key) || json_object_get(v, k) ||
+                !scan_char(sc, ':') || !(item = quick_value(sc, depth + 1))) {
+                json_decref(key);
+                goto fail;
+            }
+            if (json_object_set_new_nocheck(v, k, item)) {
+                json_decref(key);
+                goto fail;
+            }
+            json_decref(key);
+        } while (scan_char(sc, ','));
+        if (!scan_char(sc, '}'))
+            goto fail;
+        return v;
+    case '[':
+        sc->p++;
+        if (!(v = json_array()) || scan_char(sc, ']'))
+            return v;
+        do {
+            if (!(item = quick_value(sc, depth + 1)) || json_array_append_new(v, item))
+                goto fail;
+        } while (scan_char(sc, ','));
+        if (!scan_char(sc, ']'))
+            goto fail;
+        return v;
+    case '"':
+        return quick_string(sc);
+    case 't':
+        return scan_word(sc, "true", 4) ? json_true() : NULL;
+    case 'f':
+        return scan_word(sc, "false", 5) ? json_false() : NULL;
+    case 'n':
+        return scan_word(sc, "null", 4) ? json_null() : NULL;
+    default:
+        return scan_int(sc, &n) ? json_integer(n) : NULL;
+    }
+fail:
+    json_decref(v);
+    return NULL;
+}
+
+static bool quick_field(struct dec *d, struct scan *sc, const struct field *f)
+{
+    const char *s, *start;
+    size_t len, pos;
+    unsigned cp;
+    int64_t v;
+    char *copy;
+
+    switch ((enum kind)f->kind) {
+    case K_ID:
+    case K_STR:
+    case K_ENUM:
+        if (!scan_string(sc, &s, &len))
+            return false;
+        if (f->kind == K_ID && id_check(s, len, &pos, &cp) != ID_OK)
+            return false;
+        if (!len && (f->flags & F_NONEMPTY))
+            return false;
+        if (f->kind == K_ENUM) {
+            const char *const *val = f->values;
+
+            while (*val && (strlen(*val) != len || memcmp(*val, s, len) != 0))
+                val++;
+            if (!*val)
+                return false;
+        }
+        if (!(copy = str_dup(s, len)))
+            return false;
+        set_ptr(d->msg, f->off, copy);
+        return true;
+    case K_INT:
+        if (!scan_int(sc, &v) || v < f->min || v > f->max)
+            return false;
+        set_int(d->msg, f, v);
+        return true;
+    case K_BOOL:
+        if (scan_word(sc, "true", 4))
+            set_bool(d->msg, f->off, true);
+        else if (scan_word(sc, "false", 5))
+            set_bool(d->msg, f->off, false);
+        else
+            return false;
+        return true;
+    case K_ANY:
+        skip_ws(sc);
+        start = sc->p;
+        if ((d->msg->body = quick_value(sc, 0)))
+            return true;
+        sc->p = start;
+        if (!scan_value_end(sc))
+            return false;
+        d->msg->body = json_loadb(start, (size_t)(sc->p - start),
+                                  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        return d->msg->body != NULL;
+    case K_OBJ:
+    case K_BYTES:
+    case K_ENC:
+        return false; /* K_OBJ is read by quick_object */
+    }
+    return false;
+}
+
+static bool quick_object(struct dec *d, struct scan *sc, const char *path,
+                         const struct field *fields, size_t n, bool root)
+{
+    uint32_t seen = 0;
+    const char *key;
+    size_t len;
+    int i = 0;
+
+    if (!scan_char(sc, '{'))
+        return false;
+    if (scan_char(sc, '}'))
+        goto rules;
+    do {
+        const struct field *f = NULL;
+
+        if (!scan_string(sc, &key, &len) || !scan_char(sc, ':'))
+            return false;
+        if (root && i++ < 2) { /* "v" and "type", read by quick_decode */
+            if (!scan_value_end(sc))
+                return false;
+            continue;
+        }
+        for (size_t k = 0; k < n && !f; k++) {
+            if (strlen(fields[k].name) == len && !memcmp(fields[k].name, key, len))
+                f = &fields[k];
+        }
+        if (!f || (seen & UINT32_C(1) << (f - fields)))
+            return false; /* unknown, extension or duplicate: the full path says */
+        seen |= UINT32_C(1) << (f - fields);
+        if (f->kind == K_OBJ ? !quick_object(d, sc, f->name, f->sub, f->nsub, false)
+                             : !quick_field(d, sc, f))
+            return false;
+    } while (scan_char(sc, ','));
+    if (!scan_char(sc, '}'))
+        return false;
+rules:
+    for (size_t k = 0; k < n; k++) {
+        if (decode_rules(d, path, &fields[k], seen & UINT32_C(1) << k))
+            return false;
+    }
+    return true;
+}
+
+static bool quick_decode(struct dec *d, const char *buf, size_t len)
+{
+    struct scan sc = {buf, buf + len};
+    const char *key, *name;
+    size_t klen, nlen;
+    int64_t v;
+    int t;
+
+    /* {"v":1,"type":"<name>", ... */
+    if (!scan_char(&sc, '{') || !scan_string(&sc, &key, &klen) || klen != 1 ||
+        *key != 'v' || !scan_char(&sc, ':') || !scan_int(&sc, &v) ||
+        v != BT_SCHEMA_VERSION || !scan_char(&sc, ',') ||
+        !scan_string(&sc, &key, &klen) || klen != 4 || memcmp(key, "type", 4) ||
+        !scan_char(&sc, ':') || !scan_string(&sc, &name, &nlen))
+        return false;
+    for (t = 0; t < BT_MSG__COUNT; t++) {
+        if (strlen(types[t].name) == nlen && !memcmp(types[t].name, name, nlen))
+            break;
+    }
+    if (t == BT_MSG__COUNT || t == BT_MSG_DEAD_LETTER)
+        return false;
+    d->msg->type = (enum bt_msg_type)t;
+    sc.p = buf;
+    if (!quick_object(d, &sc, NULL, types[t].fields, types[t].n, true))
+        goto fail;
+    skip_ws(&sc);
+    if (sc.p != sc.end)
+        goto fail;
+    return true;
+fail:
+    bt_msg_release(d->msg);
+    return false;
+}
+
 int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_msg *msg,
                     char *errstr, size_t errstr_size)
 {
@@ -753,6 +1184,8 @@ int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_m
              max_payload);
         return BT_ETOOBIG;
     }
+    if (quick_decode(&d, buf ? buf : "", len))
+        return 0;
     /* jansson leaves the text empty, or says so in the code, when it ran out
      * of memory: that is not the message's fault */
     jerr.text[0] = '\0';
@@ -784,119 +1217,20 @@ int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_m
 
 /* ---- encoding ---- */
 
-struct out {
-    char *buf;
-    size_t len, cap;
-    bool failed;
-};
-
-static bool out_reserve(struct out *o, size_t n)
-{
-    size_t cap = o->cap ? o->cap : 256;
-    char *grown;
-
-    if (o->failed)
-        return false;
-    if (n <= o->cap - o->len)
-        return true;
-    while (cap - o->len < n) {
-        if (cap > SIZE_MAX / 2)
-            goto fail;
-        cap *= 2;
-    }
-    grown = realloc(o->buf, cap);
-    if (!grown)
-        goto fail;
-    o->buf = grown;
-    o->cap = cap;
-    return true;
-fail:
-    o->failed = true;
-    return false;
-}
-
-static void out_put(struct out *o, const char *s, size_t n)
-{
-    if (!out_reserve(o, n))
-        return;
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-#define out_lit(o, s) out_put(o, s, sizeof(s) - 1)
-
-static int out_dump(const char *s, size_t n, void *o)
-{
-    out_put(o, s, n);
-    return ((struct out *)o)->failed ? -1 : 0;
-}
-
-/* s is valid text (text_ok): only quotes, backslashes and controls change. */
-static void out_string(struct out *o, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
-
-    out_reserve(o, len + 2);
-    out_lit(o, "\"");
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        out_put(o, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            out_put(o, esc, 2);
-            break;
-        case '\n':
-            out_lit(o, "\\n");
-            break;
-        case '\r':
-            out_lit(o, "\\r");
-            break;
-        case '\t':
-            out_lit(o, "\\t");
-            break;
-        case '\b':
-            out_lit(o, "\\b");
-            break;
-        case '\f':
-            out_lit(o, "\\f");
-            break;
-        default:
-            out_put(o, esc, sizeof(esc));
-        }
-    }
-    out_put(o, s + run, len - run);
-    out_lit(o, "\"");
-}
-
 /* Property names are the tables' ASCII literals: nothing to escape. */
-static void out_key(struct out *o, const char *name, bool first)
+static void out_key(struct bt_jw *o, const char *name, bool first)
 {
     if (!first)
-        out_lit(o, ",");
-    out_lit(o, "\"");
-    out_put(o, name, strlen(name));
-    out_lit(o, "\":");
-}
-
-static void out_int(struct out *o, int64_t v)
-{
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%" PRId64, v);
-
-    out_put(o, num, (size_t)n);
+        bt_jw_lit(o, ",");
+    bt_jw_lit(o, "\"");
+    bt_jw_put(o, name, strlen(name));
+    bt_jw_lit(o, "\":");
 }
 
 /* Writes the value of a K_BYTES field and, when it is base64, its encoding
  * property; text that is not valid UTF-8 becomes base64 here. */
-static int encode_bytes(struct out *o, const struct field *f, const char *s, bool base64)
+static int encode_bytes(struct bt_jw *o, const struct field *f, const char *s,
+                        bool base64)
 {
     size_t len = strlen(s);
     char *b64;
@@ -904,28 +1238,28 @@ static int encode_bytes(struct out *o, const struct field *f, const char *s, boo
     if (base64 && !b64_valid(s, len))
         return -1;
     if (base64 || text_ok(s, len)) {
-        out_string(o, s, len);
+        bt_jw_string(o, s, len);
     } else {
         b64 = malloc(b64_len(len) + 1);
         if (!b64)
             return -1;
         b64_encode(b64, s, len);
-        out_string(o, b64, b64_len(len));
+        bt_jw_string(o, b64, b64_len(len));
         free(b64);
         base64 = true;
     }
     if (base64) {
-        out_lit(o, ",\"");
-        out_put(o, f->name, strlen(f->name));
-        out_lit(o, "_encoding\":\"base64\"");
+        bt_jw_lit(o, ",\"");
+        bt_jw_put(o, f->name, strlen(f->name));
+        bt_jw_lit(o, "_encoding\":\"base64\"");
     }
     return 0;
 }
 
-static int encode_fields(struct out *o, const struct bt_msg *msg,
+static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
                          const struct field *fields, size_t n, bool first);
 
-static int encode_field(struct out *o, const struct bt_msg *msg, const struct field *f,
+static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct field *f,
                         bool *first)
 {
     const char *s = NULL;
@@ -967,7 +1301,7 @@ static int encode_field(struct out *o, const struct bt_msg *msg, const struct fi
             if (encode_bytes(o, f, s, get_bool(msg, f->enc_off)))
                 return -1;
         } else {
-            out_string(o, s, strlen(s));
+            bt_jw_string(o, s, strlen(s));
         }
         break;
     case K_INT:
@@ -977,32 +1311,31 @@ static int encode_field(struct out *o, const struct bt_msg *msg, const struct fi
         if (!(f->flags & F_REQ) && v == f->def)
             return 0;
         out_key(o, f->name, *first);
-        out_int(o, v);
+        bt_jw_int(o, v);
         break;
     case K_BOOL:
         if (get_bool(msg, f->off) == (f->def != 0))
             return 0;
         out_key(o, f->name, *first);
         if (get_bool(msg, f->off))
-            out_lit(o, "true");
+            bt_jw_lit(o, "true");
         else
-            out_lit(o, "false");
+            bt_jw_lit(o, "false");
         break;
     case K_ANY:
         if (!msg->body)
             return 0;
         out_key(o, f->name, *first);
-        if (json_dump_callback(msg->body, out_dump, o, JSON_COMPACT | JSON_ENCODE_ANY))
-            return -1;
+        bt_jw_value(o, msg->body);
         break;
     case K_OBJ:
         if (!get_str(msg, f->sub[0].off))
             return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
         out_key(o, f->name, *first);
-        out_lit(o, "{");
+        bt_jw_lit(o, "{");
         if (encode_fields(o, msg, f->sub, f->nsub, true))
             return -1;
-        out_lit(o, "}");
+        bt_jw_lit(o, "}");
         break;
     case K_ENC:
         break;
@@ -1011,7 +1344,7 @@ static int encode_field(struct out *o, const struct bt_msg *msg, const struct fi
     return 0;
 }
 
-static int encode_fields(struct out *o, const struct bt_msg *msg,
+static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
                          const struct field *fields, size_t n, bool first)
 {
     for (size_t i = 0; i < n; i++) {
@@ -1023,24 +1356,19 @@ static int encode_fields(struct out *o, const struct bt_msg *msg,
 
 char *bt_codec_encode(const struct bt_msg *msg, size_t *len)
 {
-    struct out o = {0};
+    struct bt_jw o = {0};
     const char *name;
 
     if (!msg || !(name = bt_msg_type_name(msg->type)))
         return NULL;
-    out_lit(&o, "{\"v\":1,\"type\":");
-    out_string(&o, name, strlen(name));
-    if (encode_fields(&o, msg, types[msg->type].fields, types[msg->type].n, false))
-        goto fail;
-    out_put(&o, "}", 2); /* the NUL after the object, not counted below */
-    if (o.failed)
-        goto fail;
-    if (len)
-        *len = o.len - 1;
-    return o.buf;
-fail:
-    free(o.buf);
-    return NULL;
+    bt_jw_lit(&o, "{\"v\":1,\"type\":");
+    bt_jw_string(&o, name, strlen(name));
+    if (encode_fields(&o, msg, types[msg->type].fields, types[msg->type].n, false)) {
+        bt_jw_release(&o);
+        return NULL;
+    }
+    bt_jw_lit(&o, "}");
+    return bt_jw_finish(&o, len);
 }
 
 /* ---- building and releasing ---- */

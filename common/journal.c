@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "journal.h"
+#include "jsonw.h"
 
 static const char *const status_names[] = {
     [BT_STATUS_NONE] = "none",           [BT_STATUS_RUNNING] = "running",
@@ -98,112 +99,38 @@ struct bt_entry *bt_instance_append(struct bt_instance *inst, char kind, const c
     return e;
 }
 
-/* A growing text for bt_entry_encode. */
-struct text {
-    char *s;
-    size_t len, size;
-    bool failed;
-};
-
-static char *text_room(struct text *t, size_t n)
-{
-    if (t->failed)
-        return NULL;
-    if (t->len + n + 1 > t->size) {
-        size_t size = t->size ? t->size * 2 : 256;
-        char *grown;
-        while (size < t->len + n + 1)
-            size *= 2;
-        if (!(grown = realloc(t->s, size))) {
-            t->failed = true;
-            return NULL;
-        }
-        t->s = grown;
-        t->size = size;
-    }
-    return t->s + t->len;
-}
-
-static void text_put(struct text *t, const char *s, size_t n)
-{
-    char *p = text_room(t, n);
-
-    if (p) {
-        memcpy(p, s, n);
-        t->len += n;
-    }
-}
-
-static void text_int(struct text *t, long long v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
-
-    text_put(t, tmp, (size_t)n);
-}
-
-/* A JSON value in compact form, dumped straight into the text. */
-static void text_json(struct text *t, const json_t *v)
-{
-    size_t room = 128, n;
-    char *p;
-
-    for (;;) {
-        if (!(p = text_room(t, room)))
-            return;
-        n = json_dumpb(v, p, room, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (n == 0) {
-            t->failed = true;
-            return;
-        }
-        if (n <= room)
-            break;
-        room = n;
-    }
-    t->len += n;
-}
-
 /* Written by hand, not through a json_t: it is on every step's path. Same
  * text as json_dumps of the object {k, s, n, at, th?, v?, e?, d?}. */
 char *bt_entry_encode(const struct bt_entry *e)
 {
-    struct text t = {0};
-    json_t *name = json_string(e->name);
+    struct bt_jw w = {0};
 
-    if (!name)
-        return NULL;
-    text_put(&t, "{\"k\":\"", 6);
-    text_put(&t, &e->kind, 1);
-    text_put(&t, "\",\"s\":", 6);
-    text_int(&t, e->state);
-    text_put(&t, ",\"n\":", 5);
-    text_json(&t, name);
-    text_put(&t, ",\"at\":", 6);
-    text_int(&t, e->attempt);
+    bt_jw_lit(&w, "{\"k\":\"");
+    bt_jw_put(&w, &e->kind, 1);
+    bt_jw_lit(&w, "\",\"s\":");
+    bt_jw_int(&w, e->state);
+    bt_jw_lit(&w, ",\"n\":");
+    bt_jw_string(&w, e->name, strlen(e->name));
+    bt_jw_lit(&w, ",\"at\":");
+    bt_jw_int(&w, e->attempt);
     if (e->throttles) {
-        text_put(&t, ",\"th\":", 6);
-        text_int(&t, e->throttles);
+        bt_jw_lit(&w, ",\"th\":");
+        bt_jw_int(&w, e->throttles);
     }
     if (e->value) {
-        text_put(&t, ",\"v\":", 5);
-        text_json(&t, e->value);
+        bt_jw_lit(&w, ",\"v\":");
+        bt_jw_value(&w, e->value);
     }
     if (e->error) {
-        text_put(&t, ",\"e\":", 5);
-        text_json(&t, e->error);
+        bt_jw_lit(&w, ",\"e\":");
+        bt_jw_value(&w, e->error);
     }
     if (e->due) {
-        text_put(&t, ",\"d\":", 5);
-        text_int(&t, e->due);
+        bt_jw_lit(&w, ",\"d\":");
+        bt_jw_int(&w, e->due);
     }
-    text_put(&t, "}", 1);
-    json_decref(name);
-    if (t.failed) {
-        free(t.s);
-        return NULL;
-    }
-    t.s[t.len] = '\0';
-    return t.s;
+    bt_jw_lit(&w, "}");
+    return bt_jw_finish(&w, NULL);
 }
 
 int bt_entry_decode(struct bt_entry *e, const char *text, size_t len)
@@ -340,10 +267,14 @@ char *bt_events_suffix(const char *queue)
 
 char *bt_timer_member(const char *kind, int64_t seq, int attempt, const char *id)
 {
-    size_t n = strlen(kind) + strlen(id) + 48;
-    char *s = malloc(n);
+    struct bt_jw w = {0};
 
-    if (s)
-        snprintf(s, n, "%s|%lld|%d|%s", kind, (long long)seq, attempt, id);
-    return s;
+    bt_jw_put(&w, kind, strlen(kind));
+    bt_jw_lit(&w, "|");
+    bt_jw_int(&w, seq);
+    bt_jw_lit(&w, "|");
+    bt_jw_int(&w, attempt);
+    bt_jw_lit(&w, "|");
+    bt_jw_put(&w, id, strlen(id));
+    return bt_jw_finish(&w, NULL);
 }

@@ -113,7 +113,15 @@ fail:
 
 char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s.%s", cfg->prefix, suffix);
+    size_t pl = strlen(cfg->prefix), sl = strlen(suffix);
+
+    if (pl + sl + 1 >= n) { /* on every message's path: printf only to cut */
+        snprintf(buf, n, "%s.%s", cfg->prefix, suffix);
+        return buf;
+    }
+    memcpy(buf, cfg->prefix, pl);
+    buf[pl] = '.';
+    memcpy(buf + pl + 1, suffix, sl + 1);
     return buf;
 }
 

@@ -17,6 +17,7 @@
 
 #include "baton.h"
 #include "err.h"
+#include "jsonw.h"
 #include "log.h"
 #include "replay.h"
 
@@ -58,16 +59,26 @@ static const char *const kind_names[128] = {
 
 /* ---- history ---- */
 
+/* Records are written as text (jsonw.h), not built as a json_t and dumped:
+ * a step writes two of them. fmt and its arguments: see bt_jw_pairs. */
 static void history(struct bt_instance *inst, const struct bt_replay_env *env,
-                    json_t *record /* stolen */)
+                    const char *fmt, ...)
 {
-    if (!record)
-        return;
-    json_object_set_new(record, "ts", json_integer(env->now_ms));
-    if (env->worker)
-        json_object_set_new(record, "worker", json_string(env->worker));
-    bt_delta_history(&inst->delta, json_dumps(record, JSON_COMPACT));
-    json_decref(record);
+    struct bt_jw w = {0};
+    va_list ap;
+
+    bt_jw_lit(&w, "{");
+    va_start(ap, fmt);
+    bt_jw_pairs(&w, true, fmt, ap);
+    va_end(ap);
+    bt_jw_lit(&w, ",\"ts\":");
+    bt_jw_int(&w, env->now_ms);
+    if (env->worker) {
+        bt_jw_lit(&w, ",\"worker\":");
+        bt_jw_string(&w, env->worker, strlen(env->worker));
+    }
+    bt_jw_lit(&w, "}");
+    bt_delta_history(&inst->delta, bt_jw_finish(&w, NULL));
 }
 
 static json_t *error_json(const char *type, const char *message)
@@ -137,10 +148,9 @@ static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
         bt_delta_timer(&inst->delta, true,
                        bt_timer_member("workflow_timeout", 0, 0, inst->id),
                        env->now_ms + msg->timeout_ms);
-    history(inst, env,
-            json_pack("{s:s, s:s, s:s, s:O, s:s*}", "ev", "started", "workflow",
-                      msg->workflow, "queue", msg->queue ? msg->queue : "default",
-                      "input", inst->input, "parent", msg->parent_id));
+    history(inst, env, "{s:s, s:s, s:s, s:O, s:s*}", "ev", "started", "workflow",
+            msg->workflow, "queue", msg->queue ? msg->queue : "default", "input",
+            inst->input, "parent", msg->parent_id);
     return 0;
 }
 
@@ -159,7 +169,7 @@ static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
 
     if (!strcmp(msg->name, BT_SIGNAL_UNBLOCK)) {
         /* not for the workflow: only a reason to replay a blocked instance */
-        history(inst, env, json_pack("{s:s}", "ev", "unblock_requested"));
+        history(inst, env, "{s:s}", "ev", "unblock_requested");
         return 0;
     }
     for (size_t i = 0; i < inst->n_entries; i++) {
@@ -179,10 +189,8 @@ static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
         buffer_signal(inst, msg);
         inst->delta.meta_dirty = true;
     }
-    history(inst, env,
-            json_pack("{s:s, s:s, s:O, s:b}", "ev", "signal_received", "name", msg->name,
-                      "payload", msg->body ? msg->body : json_null(), "buffered",
-                      !waiting));
+    history(inst, env, "{s:s, s:s, s:O, s:b}", "ev", "signal_received", "name", msg->name,
+            "payload", msg->body ? msg->body : json_null(), "buffered", !waiting);
     return 0;
 }
 
@@ -193,9 +201,8 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
 static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
                         const struct bt_replay_env *env)
 {
-    history(inst, env,
-            json_pack("{s:s, s:b, s:O}", "ev", "cancel_requested", "terminate",
-                      msg->terminate, "reason", msg->body ? msg->body : json_null()));
+    history(inst, env, "{s:s, s:b, s:O}", "ev", "cancel_requested", "terminate",
+            msg->terminate, "reason", msg->body ? msg->body : json_null());
     if (msg->terminate) {
         finish(inst, env, BT_STATUS_TERMINATED, NULL,
                error_json("Terminated", "terminated by request"));
@@ -233,10 +240,9 @@ static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
     if (msg->type == BT_MSG_COMPLETED) {
         e->state = BT_ST_DONE;
         set_json(&e->value, json_incref(msg->body ? msg->body : json_null()));
-        history(inst, env,
-                json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_completed", "seq",
-                          (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name,
-                          "result", e->value));
+        history(inst, env, "{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_completed", "seq",
+                (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name, "result",
+                e->value);
         return 0;
     }
     e->state = BT_ST_ATTEMPT_FAILED;
@@ -244,10 +250,9 @@ static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
              json_pack("{s:s, s:s, s:b, s:I}", "type", msg->error.type, "message",
                        msg->error.message, "retryable", msg->error.retryable,
                        "retry_after_ms", (json_int_t)msg->error.retry_after_ms));
-    history(inst, env,
-            json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_failed", "seq",
-                      (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name,
-                      "error", e->error));
+    history(inst, env, "{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_failed", "seq",
+            (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name, "error",
+            e->error);
     return 0;
 }
 
@@ -259,7 +264,7 @@ static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
 
     *why = "stale timer";
     if (!strcmp(k, "workflow_timeout")) {
-        history(inst, env, json_pack("{s:s, s:s}", "ev", "timer_fired", "kind", k));
+        history(inst, env, "{s:s, s:s}", "ev", "timer_fired", "kind", k);
         finish(
             inst, env, BT_STATUS_FAILED, NULL,
             error_json("WorkflowTimeout", "the workflow ran past its execution timeout"));
@@ -294,9 +299,8 @@ static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
         return BT_EINVALMSG;
     }
     e->dirty = true;
-    history(inst, env,
-            json_pack("{s:s, s:s, s:I, s:i}", "ev", "timer_fired", "kind", k, "seq",
-                      (json_int_t)msg->seq, "attempt", msg->attempt));
+    history(inst, env, "{s:s, s:s, s:I, s:i}", "ev", "timer_fired", "kind", k, "seq",
+            (json_int_t)msg->seq, "attempt", msg->attempt);
     return 0;
 }
 
@@ -318,11 +322,9 @@ static int apply_child(struct bt_instance *inst, const struct bt_msg *msg,
         e->state = BT_ST_FAILED;
         set_json(&e->error, error_json(msg->error.type, msg->error.message));
     }
-    history(inst, env,
-            json_pack("{s:s, s:I, s:s, s:O}", "ev",
-                      ok ? "child_completed" : "child_failed", "seq",
-                      (json_int_t)msg->seq, "child", msg->child, ok ? "result" : "error",
-                      ok ? e->value : e->error));
+    history(inst, env, "{s:s, s:I, s:s, s:O}", "ev",
+            ok ? "child_completed" : "child_failed", "seq", (json_int_t)msg->seq, "child",
+            msg->child, ok ? "result" : "error", ok ? e->value : e->error);
     return 0;
 }
 
@@ -430,10 +432,8 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
         command(inst, strdup("p"), bt_events_suffix(inst->parent_queue), inst->parent_id,
                 &ev);
     }
-    history(inst, env,
-            json_pack("{s:s, s:s, s:O?, s:O?}", "ev", "finished", "status",
-                      bt_status_name(status), "result", inst->result, "error",
-                      inst->error));
+    history(inst, env, "{s:s, s:s, s:O?, s:O?}", "ev", "finished", "status",
+            bt_status_name(status), "result", inst->result, "error", inst->error);
 }
 
 static const char *const close_policies[] = {
@@ -460,10 +460,8 @@ static void close_children(struct bt_instance *inst, const struct bt_replay_env 
             continue;
         if (!policy)
             policy = "cancel";
-        history(inst, env,
-                json_pack("{s:s, s:I, s:s, s:s, s:s}", "ev", "child_closed", "seq",
-                          (json_int_t)seq, "child", child, "policy", policy, "because",
-                          why));
+        history(inst, env, "{s:s, s:I, s:s, s:s, s:s}", "ev", "child_closed", "seq",
+                (json_int_t)seq, "child", child, "policy", policy, "because", why);
         if (!strcmp(policy, "abandon"))
             continue;
         json_t *reason = json_pack("{s:s, s:s}", "parent", inst->id, "because", why);
@@ -631,11 +629,10 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
     if (inst->delta.n_cmds && !r->rate_key && !r->concurrency_key)
         inst->delta.cmds[inst->delta.n_cmds - 1].eager_ok = true;
     set_timer(wf, "timeout", e, e->attempt, msg.deadline);
-    history(inst, wf->env,
-            json_pack("{s:s, s:I, s:i, s:s, s:s, s:O, s:I}", "ev", "activity_scheduled",
-                      "seq", (json_int_t)seq, "attempt", e->attempt, "name", e->name,
-                      "queue", r->queue, "input", input, "deadline",
-                      (json_int_t)msg.deadline));
+    history(inst, wf->env, "{s:s, s:I, s:i, s:s, s:s, s:O, s:I}", "ev",
+            "activity_scheduled", "seq", (json_int_t)seq, "attempt", e->attempt, "name",
+            e->name, "queue", r->queue, "input", input, "deadline",
+            (json_int_t)msg.deadline);
 }
 
 static bool non_retryable(const struct bt_retry *retry, const char *type)
@@ -663,10 +660,9 @@ static void decide_retry(bt_wf *wf, struct bt_entry *e, const json_t *input,
                non_retryable(&r->retry, type ? type : "") ||
                counted >= r->retry.max_attempts) {
         e->state = BT_ST_FAILED;
-        history(wf->inst, wf->env,
-                json_pack("{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_gave_up", "seq",
-                          (json_int_t)seq_of(wf, e), "attempts", e->attempt, "name",
-                          e->name, "error", e->error));
+        history(wf->inst, wf->env, "{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_gave_up",
+                "seq", (json_int_t)seq_of(wf, e), "attempts", e->attempt, "name", e->name,
+                "error", e->error);
         return;
     } else {
         backoff = (double)r->retry.initial_ms * pow(r->retry.coefficient, counted - 1);
@@ -683,10 +679,9 @@ static void decide_retry(bt_wf *wf, struct bt_entry *e, const json_t *input,
     }
     e->state = BT_ST_BACKOFF;
     set_timer(wf, "retry", e, e->attempt, wf->env->now_ms + after);
-    history(wf->inst, wf->env,
-            json_pack("{s:s, s:I, s:i, s:s, s:I}", "ev", "retry_scheduled", "seq",
-                      (json_int_t)seq_of(wf, e), "attempt", e->attempt + 1, "name",
-                      e->name, "due", (json_int_t)(wf->env->now_ms + after)));
+    history(wf->inst, wf->env, "{s:s, s:I, s:i, s:s, s:I}", "ev", "retry_scheduled",
+            "seq", (json_int_t)seq_of(wf, e), "attempt", e->attempt + 1, "name", e->name,
+            "due", (json_int_t)(wf->env->now_ms + after));
 }
 
 bt_future *bt_start(bt_wf *wf, const char *name, json_t *input,
@@ -754,11 +749,10 @@ bt_future *bt_start_child(bt_wf *wf, const char *type, json_t *input,
                                       "on_close", policy));
         command(wf->inst, dupf("c|%lld", (long long)seq), bt_events_suffix(queue), child,
                 &msg);
-        history(wf->inst, wf->env,
-                json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:O}", "ev", "child_started",
-                          "seq", (json_int_t)seq, "workflow", type, "child", child,
-                          "queue", queue ? queue : "default", "on_parent_close", policy,
-                          "input", input));
+        history(wf->inst, wf->env, "{s:s, s:I, s:s, s:s, s:s, s:s, s:O}", "ev",
+                "child_started", "seq", (json_int_t)seq, "workflow", type, "child", child,
+                "queue", queue ? queue : "default", "on_parent_close", policy, "input",
+                input);
         free(child);
         free(queue);
     }
@@ -830,9 +824,8 @@ bt_poll bt_sleep(bt_wf *wf, int64_t ms)
     if (fresh) {
         e->state = BT_ST_WAITING;
         set_timer(wf, "sleep", e, 0, wf->env->now_ms + (ms > 0 ? ms : 0));
-        history(wf->inst, wf->env,
-                json_pack("{s:s, s:I, s:I}", "ev", "sleep_started", "seq",
-                          (json_int_t)seq_of(wf, e), "due", (json_int_t)e->due));
+        history(wf->inst, wf->env, "{s:s, s:I, s:I}", "ev", "sleep_started", "seq",
+                (json_int_t)seq_of(wf, e), "due", (json_int_t)e->due);
     }
     if (e->state == BT_ST_FAILED) {
         wf->last_error = e->error;
@@ -878,10 +871,9 @@ bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
             e->state = BT_ST_WAITING;
             if (timeout_ms >= 0)
                 set_timer(wf, "signal_timeout", e, 0, wf->env->now_ms + timeout_ms);
-            history(wf->inst, wf->env,
-                    json_pack("{s:s, s:I, s:s, s:I}", "ev", "signal_wait", "seq",
-                              (json_int_t)seq_of(wf, e), "name", name, "timeout_ms",
-                              (json_int_t)timeout_ms));
+            history(wf->inst, wf->env, "{s:s, s:I, s:s, s:I}", "ev", "signal_wait", "seq",
+                    (json_int_t)seq_of(wf, e), "name", name, "timeout_ms",
+                    (json_int_t)timeout_ms);
         }
     }
     if (e->state == BT_ST_FAILED) {
@@ -1132,9 +1124,8 @@ static void next_run(struct bt_instance *inst, const struct bt_replay_env *env,
     close_children(inst, env, "continued as new");
     for (size_t i = 0; i < inst->n_entries; i++)
         drop_entry_timer(inst, i);
-    history(inst, env,
-            json_pack("{s:s, s:i, s:O}", "ev", "continued_as_new", "next_run",
-                      inst->run + 1, "input", input));
+    history(inst, env, "{s:s, s:i, s:O}", "ev", "continued_as_new", "next_run",
+            inst->run + 1, "input", input);
     d->reset = true;
     d->reset_history = d->n_history;
     inst->base += (int64_t)inst->n_entries;
@@ -1145,9 +1136,8 @@ static void next_run(struct bt_instance *inst, const struct bt_replay_env *env,
     inst->hlen = 0;
     set_json(&inst->input, input);
     d->meta_dirty = true;
-    history(inst, env,
-            json_pack("{s:s, s:s, s:i, s:O}", "ev", "started", "workflow", inst->type,
-                      "run", inst->run, "input", inst->input));
+    history(inst, env, "{s:s, s:s, s:i, s:O}", "ev", "started", "workflow", inst->type,
+            "run", inst->run, "input", inst->input);
 }
 
 /* History records of the current run, committed and pending. */
@@ -1186,8 +1176,7 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
             if (!was_blocked) {
                 inst->status = BT_STATUS_BLOCKED;
                 inst->delta.meta_dirty = true;
-                history(inst, env,
-                        json_pack("{s:s, s:O}", "ev", "blocked", "error", inst->error));
+                history(inst, env, "{s:s, s:O}", "ev", "blocked", "error", inst->error);
                 bt_log(BT_LOG_WARN, "instance blocked: %s workflow=%s",
                        json_string_value(json_object_get(inst->error, "message")),
                        inst->id);
@@ -1199,7 +1188,7 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
             inst->status = BT_STATUS_RUNNING;
             set_json(&inst->error, NULL);
             inst->delta.meta_dirty = true;
-            history(inst, env, json_pack("{s:s}", "ev", "unblocked"));
+            history(inst, env, "{s:s}", "ev", "unblocked");
         }
         free(wf.undo);
         if (wf.continue_input && runs == 0) {

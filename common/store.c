@@ -56,7 +56,18 @@ const char *bt_store_prefix(const struct bt_store *store)
 char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,
                    char *buf, size_t n)
 {
-    snprintf(buf, n, "%s:{%s}%s", store->kp, id, suffix);
+    size_t kp = strlen(store->kp), il = strlen(id), sl = strlen(suffix);
+
+    /* on every step's path: no printf unless the key does not fit */
+    if (kp + il + sl + 3 >= n) {
+        snprintf(buf, n, "%s:{%s}%s", store->kp, id, suffix);
+        return buf;
+    }
+    memcpy(buf, store->kp, kp);
+    memcpy(buf + kp, ":{", 2);
+    memcpy(buf + kp + 2, id, il);
+    buf[kp + 2 + il] = '}';
+    memcpy(buf + kp + 3 + il, suffix, sl + 1);
     return buf;
 }
 

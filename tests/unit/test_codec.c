@@ -122,6 +122,7 @@ static const char *msg_diff(const struct bt_msg *a, const struct bt_msg *b)
     NUM(seq);
     NUM(attempt);
     NUM(deadline);
+    NUM(timeout_ms);
     NUM(terminate);
     NUM(error.retryable);
     NUM(error.retry_after_ms);
@@ -143,6 +144,11 @@ static const char *msg_diff(const struct bt_msg *a, const struct bt_msg *b)
     STR(origin_topic);
     STR(key);
     STR(payload);
+    STR(rate_key);
+    STR(wf_queue);
+    STR(parent_queue);
+    STR(on_parent_close);
+    STR(concurrency_key);
 #undef STR
 #undef NUM
     if (!json_same(a->body, b->body))
@@ -230,6 +236,132 @@ Test(codec, golden_valid_cases_decode_and_round_trip_exactly)
         cr_expect(seen[t], "no valid case for type %s",
                   bt_msg_type_name((enum bt_msg_type)t));
     free_names(names);
+}
+
+/* Canonical text takes the decoder's fast path; the same text with an "x-"
+ * extension after "type" takes the full one (jansson). Both must build the
+ * same message from every valid case. */
+Test(codec, the_fast_and_the_full_decoder_agree)
+{
+    const char *dir = CASES_DIR "/valid";
+    size_t count, len, n;
+    char **names = case_names(dir, &count);
+
+    for (size_t i = 0; i < count; i++) {
+        char *input = case_input(dir, names[i], &len);
+        struct bt_msg fast, full;
+        char errstr[256], *canonical, *extended, *after_type;
+        const char *diff;
+
+        cr_assert_eq(bt_codec_decode(input, len, LIMIT, &full, errstr, sizeof(errstr)), 0,
+                     "%s: %s", names[i], errstr);
+        canonical = bt_codec_encode(&full, &n);
+        bt_msg_release(&full);
+        cr_assert(canonical);
+        after_type = strchr(canonical + strlen("{\"v\":1,\"type\":\""), ',');
+        cr_assert(after_type, "%s: %s", names[i], canonical);
+        extended = malloc(n + 16);
+        cr_assert(extended);
+        len = (size_t)(after_type - canonical);
+        memcpy(extended, canonical, len);
+        strcpy(extended + len, ",\"x-n\":0");
+        strcat(extended, after_type);
+        cr_assert_eq(bt_codec_decode(canonical, n, LIMIT, &fast, errstr, sizeof(errstr)),
+                     0, "%s: %s", names[i], errstr);
+        cr_assert_eq(bt_codec_decode(extended, strlen(extended), LIMIT, &full, errstr,
+                                     sizeof(errstr)),
+                     0, "%s: %s", names[i], errstr);
+        diff = msg_diff(&fast, &full);
+        cr_expect(!diff, "%s: fast and full decoding differ in %s", names[i],
+                  diff ? diff : "");
+        bt_msg_release(&fast);
+        bt_msg_release(&full);
+        free(extended);
+        free(canonical);
+        free(input);
+    }
+    free_names(names);
+}
+
+/* The fast path builds bodies itself: the same tree as jansson's, or it hands
+ * the text to jansson (reals, deep nesting, escapes it does not take). */
+Test(codec, bodies_come_out_as_jansson_parses_them)
+{
+    static const char *const bodies[] = {
+        "null",
+        "true",
+        "false",
+        "0",
+        "-0",
+        "-12",
+        "123456789012345678",
+        "1234567890123456789",
+        "1.5",
+        "-2e3",
+        "\"\"",
+        "\"plain\"",
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+        "\"\\u00e9\\u20AC\\ud83d\\ude00 \xc3\xa9\"",
+        "{}",
+        "[]",
+        "{\"a\":{\"b\":[1,[2,[3,{}]],\"x\"]},\"c\":null}",
+        " [ 1 , 2 ] ",
+        "DEEP", /* 70 levels: deeper than the fast path goes */
+        "{\"\\u00e9\":1,\"k\\n\":[true,false]}",
+    };
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        char text[1024], errstr[256];
+        struct bt_msg msg;
+        const char *body = bodies[i];
+        char deep[160];
+        json_t *want;
+
+        if (!strcmp(body, "DEEP")) {
+            memset(deep, '[', 70);
+            deep[70] = '1';
+            memset(deep + 71, ']', 70);
+            deep[141] = '\0';
+            body = deep;
+        }
+        want = json_loads(body, JSON_DECODE_ANY, NULL);
+        cr_assert(want, "bad test body %s", body);
+        snprintf(
+            text, sizeof(text),
+            "{\"v\":1,\"type\":\"signal\",\"id\":\"x\",\"name\":\"n\",\"payload\":%s}",
+            body);
+        cr_assert_eq(
+            bt_codec_decode(text, strlen(text), LIMIT, &msg, errstr, sizeof(errstr)), 0,
+            "%s: %s", body, errstr);
+        cr_expect(msg.body && json_equal(msg.body, want), "%s differs", body);
+        bt_msg_release(&msg);
+        json_decref(want);
+    }
+}
+
+Test(codec, bodies_jansson_refuses_are_refused)
+{
+    static const char *const bodies[] = {
+        "\"\\u0000\"",       "\"\\ud800\"", "\"\\udc00x\"",
+        "\"\\uZZZZ\"",       "\"\\x\"",     "\"\xff\"",
+        "{\"a\":1,\"a\":2}", "01",          "[1,]",
+        "{\"a\"}",           "tru",         "nul",
+    };
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        char text[256], errstr[256];
+        struct bt_msg msg;
+
+        snprintf(
+            text, sizeof(text),
+            "{\"v\":1,\"type\":\"signal\",\"id\":\"x\",\"name\":\"n\",\"payload\":%s}",
+            bodies[i]);
+        cr_expect_eq(
+            bt_codec_decode(text, strlen(text), LIMIT, &msg, errstr, sizeof(errstr)),
+            BT_EINVALMSG, "%s was accepted", bodies[i]);
+        cr_expect(strstr(errstr, "malformed JSON"), "%s: %s", bodies[i], errstr);
+        cr_expect(is_zeroed(&msg));
+    }
 }
 
 Test(codec, golden_invalid_cases_fail_with_their_exact_error)

@@ -1,0 +1,43 @@
+/* A JSON text writer: appends compact JSON to a growing buffer without
+ * building a json_t first. Every message, journal entry and history record of
+ * a step is written through it, so it is on the hot path: no printf, one
+ * realloc per doubling. Out of memory sticks (failed) and is checked once at
+ * the end by bt_jw_finish. */
+#ifndef BT_JSONW_H
+#define BT_JSONW_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct bt_jw {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+/* Room for n more bytes; false (and failed) when out of memory. */
+bool bt_jw_reserve(struct bt_jw *w, size_t n);
+void bt_jw_put(struct bt_jw *w, const char *s, size_t n);
+#define bt_jw_lit(w, s) bt_jw_put(w, s, sizeof(s) - 1)
+/* A quoted string. Bytes that are not valid UTF-8 become U+FFFD, so the text
+ * stays JSON whatever the caller hands over. */
+void bt_jw_string(struct bt_jw *w, const char *s, size_t len);
+void bt_jw_int(struct bt_jw *w, int64_t v);
+/* Any JSON value (NULL: null), compact, as json_dumps writes it. */
+void bt_jw_value(struct bt_jw *w, const json_t *v);
+/* "key":value pairs as json_pack's object format says, without the braces:
+ * "{s:s, s:I, s:O?}" takes (key, value) argument pairs. Values: s (const char
+ * *), I (long long, as json_int_t), i (int), b (int), O (const json_t *). After s or O,
+ * "?" writes null for NULL and "*" leaves the pair out. first: no leading comma. Returns
+ * false when nothing was written. */
+bool bt_jw_pairs(struct bt_jw *w, bool first, const char *fmt, va_list ap);
+/* NUL-terminates and hands over the text (free() it), its length in *len
+ * (may be NULL); NULL when out of memory (the buffer is freed). */
+char *bt_jw_finish(struct bt_jw *w, size_t *len);
+/* Frees the buffer of an abandoned writer. */
+void bt_jw_release(struct bt_jw *w);
+
+#endif
