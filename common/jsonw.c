@@ -7,20 +7,21 @@
 
 #include "jsonw.h"
 
-bool bt_jw_reserve(struct bt_jw *w, size_t n)
+/* Grows the buffer so that n more bytes and a NUL fit. */
+bool bt__jw_grow(struct bt_jw *w, size_t n)
 {
     size_t cap = w->cap ? w->cap : 256;
     char *grown;
 
     if (w->failed)
         return false;
-    if (n < w->cap - w->len) /* keeps a byte for bt_jw_finish's NUL */
-        return true;
     while (cap - w->len <= n) {
         if (cap > SIZE_MAX / 2)
             goto fail;
         cap *= 2;
     }
+    if (cap == w->cap)
+        return true;
     grown = realloc(w->buf, cap);
     if (!grown)
         goto fail;
@@ -30,14 +31,6 @@ bool bt_jw_reserve(struct bt_jw *w, size_t n)
 fail:
     w->failed = true;
     return false;
-}
-
-void bt_jw_put(struct bt_jw *w, const char *s, size_t n)
-{
-    if (!bt_jw_reserve(w, n))
-        return;
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
 }
 
 /* Length of the valid UTF-8 sequence at s (at most len bytes), or 0. */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <jansson.h>
 
 struct bt_jw {
@@ -18,9 +19,22 @@ struct bt_jw {
     bool failed;
 };
 
-/* Room for n more bytes; false (and failed) when out of memory. */
-bool bt_jw_reserve(struct bt_jw *w, size_t n);
-void bt_jw_put(struct bt_jw *w, const char *s, size_t n);
+bool bt__jw_grow(struct bt_jw *w, size_t n);
+
+/* Room for n more bytes; false (and failed) when out of memory. Inline: it is
+ * called for every piece of every text. */
+static inline bool bt_jw_reserve(struct bt_jw *w, size_t n)
+{
+    return (n < w->cap - w->len && !w->failed) || bt__jw_grow(w, n);
+}
+
+static inline void bt_jw_put(struct bt_jw *w, const char *s, size_t n)
+{
+    if (bt_jw_reserve(w, n)) {
+        memcpy(w->buf + w->len, s, n);
+        w->len += n;
+    }
+}
 #define bt_jw_lit(w, s) bt_jw_put(w, s, sizeof(s) - 1)
 /* A quoted string. Bytes that are not valid UTF-8 become U+FFFD, so the text
  * stays JSON whatever the caller hands over. */

@@ -149,6 +149,20 @@ out:
     return s;
 }
 
+/* Writes the decimal digits of v at p; returns their count. */
+static size_t put_size(char *p, size_t v)
+{
+    char tmp[24];
+    size_t n = 0, i = 0;
+
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    while (n > 0)
+        p[i++] = tmp[--n];
+    return i;
+}
+
 static int eval_init(struct bt_redis *r, struct bt_redis_cmd *cmd, const char *script,
                      int nkeys, int argc, const char **argv, const size_t *argvlen)
 {
@@ -161,7 +175,7 @@ static int eval_init(struct bt_redis *r, struct bt_redis_cmd *cmd, const char *s
     s = script_get(r, script);
     if (!s)
         goto out;
-    snprintf(nkeys_str, sizeof(nkeys_str), "%d", nkeys);
+    nkeys_str[put_size(nkeys_str, (size_t)nkeys)] = '\0';
     ret = cmd_init(cmd, 3, (const char *const[]){"EVALSHA", s->sha, nkeys_str}, argc,
                    argv, argvlen);
     if (ret == 0)
@@ -192,20 +206,6 @@ static void disconnect(struct bt_redis *r)
         report_down(r, r->rc->err ? r->rc->errstr : "connection dropped");
     redisFree(r->rc);
     r->rc = NULL;
-}
-
-/* Writes the decimal digits of v at p; returns their count. */
-static size_t put_size(char *p, size_t v)
-{
-    char tmp[24];
-    size_t n = 0, i = 0;
-
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    while (n > 0)
-        p[i++] = tmp[--n];
-    return i;
 }
 
 /* redisAppendCommandArgv, formatted here in one pass into one buffer: hiredis

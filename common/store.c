@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "jsonw.h"
 #include "log.h"
 #include "lua_scripts.h"
 #include "store.h"
@@ -392,19 +393,16 @@ static void arg_patch_int(struct args *a, size_t i, long long v)
 
 static void arg_json(struct args *a, const json_t *v)
 {
-    size_t len;
+    /* written straight into the arguments' buffer, lent to a writer */
+    struct bt_jw w = {a->buf, a->used, a->size, false};
 
     arg_begin(a);
     if (v) {
-        /* straight into the buffer; a second try when the guess was short */
-        reserve(a, 256);
-        len = json_dumpb(v, a->buf + a->used, a->size - a->used,
-                         JSON_COMPACT | JSON_ENCODE_ANY);
-        if (len > a->size - a->used) {
-            reserve(a, len);
-            len = json_dumpb(v, a->buf + a->used, len, JSON_COMPACT | JSON_ENCODE_ANY);
-        }
-        a->used += len;
+        bt_jw_value(&w, v);
+        BT_ASSERT(!w.failed); /* as reserve() does */
+        a->buf = w.buf;
+        a->used = w.len;
+        a->size = w.cap;
     }
     arg_end(a);
 }
