@@ -50,7 +50,7 @@ static const struct setting settings[] = {
      "activity threads per worker"},
     {"eager", "BATON_EAGER", BOOL, F(eager), 0, "0", 0, 1,
      "run an activity on the worker that decided it when that worker serves its "
-     "queue and has a free thread (no Kafka hops; a crash retries it after its "
+     "queue and has room for it (no Kafka hops; a crash retries it after its "
      "start-to-close timeout)"},
     {"concurrency-lease-ms", "BATON_CONCURRENCY_LEASE_MS", INT, F(concurrency_lease_ms),
      0, "30000", 300, 3600000,

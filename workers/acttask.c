@@ -983,6 +983,13 @@ static void reap(struct bt_acttask *at)
     }
 }
 
+/* How many tasks the role holds (queued, running, waiting for a token):
+ * past it, it fetches no more from Kafka and takes no eager task. */
+static int buffer_max(const struct bt_acttask *at)
+{
+    return 4 * at->n_threads + 256;
+}
+
 /* Stop fetching while the threads are busy: the rest waits in Kafka, not here. */
 static void backpressure(struct bt_acttask *at)
 {
@@ -994,7 +1001,7 @@ static void backpressure(struct bt_acttask *at)
     inflight = at->inflight;
     pthread_mutex_unlock(&at->lock);
     inflight += at->n_delayed; /* waiting for a token counts as busy */
-    want_pause = inflight >= 4 * at->n_threads + 256;
+    want_pause = inflight >= buffer_max(at);
     if (want_pause == at->paused || (!want_pause && inflight > 2 * at->n_threads))
         return;
     if (rd_kafka_assignment(at->consumer, &assigned) == 0) {
@@ -1131,17 +1138,19 @@ fail:
 
 int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue)
 {
-    int free_threads;
+    int room;
     size_t i;
 
     for (i = 0; i < at->n_queues && strcmp(at->queues[i], queue); i++)
         ;
     if (i == at->n_queues || !at->deliver)
         return 0;
+    /* room in the buffer, not only idle threads: under load the threads are
+     * never idle, and a task queued here costs less than two Kafka hops */
     pthread_mutex_lock(&at->lock);
-    free_threads = at->n_threads - at->inflight - at->n_submitted;
+    room = buffer_max(at) - at->inflight - at->n_submitted;
     pthread_mutex_unlock(&at->lock);
-    return free_threads > 0 ? free_threads : 0;
+    return room > 0 ? room : 0;
 }
 
 void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,

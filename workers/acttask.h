@@ -28,8 +28,8 @@ struct bt_acttask_stats {
 struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry *reg,
                                   struct bt_metrics *metrics, const char *worker_name,
                                   char *errstr, size_t errstr_size);
-/* Eager dispatch: how many tasks of queue the activity threads could start
- * now (0 when this worker does not serve queue). Thread safe. */
+/* Eager dispatch: how many tasks of queue this role can take now: the room
+ * left in its buffer (0 when this worker does not serve queue). Thread safe. */
 int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue);
 /* Runs an encoded task here, without Kafka: it goes through the same checks
  * (stale, timeout restart) and its outcome goes to the deliver function set
