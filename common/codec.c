@@ -797,9 +797,12 @@ static bool scan_int(struct scan *sc, int64_t *v)
     skip_ws(sc);
     neg = sc->p < sc->end && *sc->p == '-';
     sc->p += neg;
-    for (digits = sc->p; sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9'; sc->p++)
+    for (digits = sc->p; sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9'; sc->p++) {
+        if (sc->p - digits == 18)
+            return false;
         u = u * 10 + (*sc->p - '0');
-    if (sc->p == digits || sc->p - digits > 18 || (*digits == '0' && sc->p - digits > 1))
+    }
+    if (sc->p == digits || (*digits == '0' && sc->p - digits > 1))
         return false;
     if (sc->p < sc->end && (*sc->p == '.' || *sc->p == 'e' || *sc->p == 'E'))
         return false;
