@@ -2,11 +2,13 @@
  * any transport error, authenticates, runs scripts by EVALSHA with SHA1s
  * computed here, and keeps pipelined commands until their replies are read so
  * that a NOSCRIPT can be answered without the caller noticing. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include "err.h"
@@ -24,18 +26,20 @@ struct bt_redis_script {
     uint64_t loaded_conn; /* the connection known to hold it; 0: none */
 };
 
-/* A copy of one command, in one allocation that starts at argvlen. */
+/* One pipelined command: its RESP text is text[off, off + len) of the
+ * handle's pipeline text, kept until its reply is taken (a NOSCRIPT re-runs
+ * it from there). */
 struct bt_redis_cmd {
     struct bt_redis_script *script; /* NULL: not an EVALSHA */
-    bool preload;                   /* a SCRIPT LOAD went out just before it */
     redisReply *reply;              /* read ahead of its turn */
-    int argc;
-    const char **argv;
-    size_t *argvlen;
+    size_t off, len;
 };
 
-/* argv is laid out right after argvlen in the same block. */
-_Static_assert(sizeof(size_t) % _Alignof(const char *) == 0, "argv alignment");
+/* A growing RESP text. */
+struct resp {
+    char *buf;
+    size_t len, cap;
+};
 
 struct bt_redis {
     redisContext *rc; /* NULL: not connected */
@@ -52,6 +56,12 @@ struct bt_redis {
     struct bt_redis_cmd *cmds;
     size_t cap, head, nread, nsent, ncmds;
     size_t nlost; /* commands dropped with a broken pipeline, not yet answered */
+    /* The commands' RESP, formatted once at append and written by us in one
+     * write: hiredis would copy each into its output buffer, which it frees
+     * after every write and regrows from nothing (a copy per doubling). */
+    struct resp text;
+    struct resp preload; /* SCRIPT LOADs that go out ahead of a batch */
+    size_t npreloads;    /* their replies, read before the batch's first */
 };
 
 struct bt_redis *bt_redis_new(const char *addr, const char *password, char *errstr,
@@ -87,9 +97,38 @@ out:
 
 static void cmd_release(struct bt_redis_cmd *cmd)
 {
-    free(cmd->argvlen);
     freeReplyObject(cmd->reply);
     memset(cmd, 0, sizeof(*cmd));
+}
+
+static bool resp_reserve(struct resp *t, size_t n)
+{
+    size_t cap = t->cap ? t->cap : 4096;
+    char *grown;
+
+    if (n <= t->cap - t->len)
+        return true;
+    while (cap - t->len < n)
+        cap *= 2;
+    if (!(grown = realloc(t->buf, cap)))
+        return false;
+    t->buf = grown;
+    t->cap = cap;
+    return true;
+}
+
+/* Writes the decimal digits of v at p; returns their count. */
+static size_t put_size(char *p, size_t v)
+{
+    char tmp[24];
+    size_t n = 0, i = 0;
+
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    while (n > 0)
+        p[i++] = tmp[--n];
+    return i;
 }
 
 static size_t arg_len(int i, int npre, const char *const *pre, const char **argv,
@@ -100,35 +139,40 @@ static size_t arg_len(int i, int npre, const char *const *pre, const char **argv
     return argvlen ? argvlen[i - npre] : strlen(argv[i - npre]);
 }
 
-/* Copies pre[0..npre) (C strings) followed by argv[0..argc) into cmd. */
-static int cmd_init(struct bt_redis_cmd *cmd, int npre, const char *const *pre, int argc,
-                    const char **argv, const size_t *argvlen)
+/* Appends pre[0..npre) (C strings) followed by argv[0..argc) to t as one
+ * RESP command ("*<n>\r\n", then "$<len>\r\n<arg>\r\n" per argument), in one
+ * pass. 0 or BT_ENOMEM. */
+static int resp_command(struct resp *t, int npre, const char *const *pre, int argc,
+                        const char **argv, const size_t *argvlen)
 {
-    int n = npre + argc, ret = BT_ENOMEM;
-    size_t bytes = (size_t)n * (sizeof(size_t) + sizeof(char *));
-    char *data;
+    int n = npre + argc;
+    size_t total = 32;
+    char *p;
 
-    memset(cmd, 0, sizeof(*cmd));
     BT_ASSERT(npre >= 0 && argc >= 0 && n > 0);
     for (int i = 0; i < n; i++)
-        bytes += arg_len(i, npre, pre, argv, argvlen) + 1;
-    data = malloc(bytes);
-    if (!data)
-        goto out;
-    cmd->argvlen = (size_t *)(void *)data;
-    cmd->argv = (const char **)(void *)(cmd->argvlen + n);
-    data = (char *)(cmd->argv + n);
+        total += arg_len(i, npre, pre, argv, argvlen) + 26;
+    if (!resp_reserve(t, total))
+        return BT_ENOMEM;
+    p = t->buf + t->len;
+    *p++ = '*';
+    p += put_size(p, (size_t)n);
+    *p++ = '\r';
+    *p++ = '\n';
     for (int i = 0; i < n; i++) {
-        cmd->argvlen[i] = arg_len(i, npre, pre, argv, argvlen);
-        memcpy(data, i < npre ? pre[i] : argv[i - npre], cmd->argvlen[i]);
-        data[cmd->argvlen[i]] = '\0';
-        cmd->argv[i] = data;
-        data += cmd->argvlen[i] + 1;
+        size_t len = arg_len(i, npre, pre, argv, argvlen);
+
+        *p++ = '$';
+        p += put_size(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, i < npre ? pre[i] : argv[i - npre], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
     }
-    cmd->argc = n;
-    ret = 0;
-out:
-    return ret;
+    t->len = (size_t)(p - t->buf);
+    return 0;
 }
 
 static struct bt_redis_script *script_get(struct bt_redis *r, const char *text)
@@ -149,39 +193,20 @@ out:
     return s;
 }
 
-/* Writes the decimal digits of v at p; returns their count. */
-static size_t put_size(char *p, size_t v)
-{
-    char tmp[24];
-    size_t n = 0, i = 0;
-
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    while (n > 0)
-        p[i++] = tmp[--n];
-    return i;
-}
-
-static int eval_init(struct bt_redis *r, struct bt_redis_cmd *cmd, const char *script,
-                     int nkeys, int argc, const char **argv, const size_t *argvlen)
+/* Appends an EVALSHA of script to t; *sp: the script. 0 or BT_ENOMEM. */
+static int eval_format(struct bt_redis *r, struct resp *t, struct bt_redis_script **sp,
+                       const char *script, int nkeys, int argc, const char **argv,
+                       const size_t *argvlen)
 {
     struct bt_redis_script *s;
     char nkeys_str[16];
-    int ret = BT_ENOMEM;
 
-    memset(cmd, 0, sizeof(*cmd));
     BT_ASSERT(nkeys >= 0 && nkeys <= argc);
-    s = script_get(r, script);
-    if (!s)
-        goto out;
+    if (!(*sp = s = script_get(r, script)))
+        return BT_ENOMEM;
     nkeys_str[put_size(nkeys_str, (size_t)nkeys)] = '\0';
-    ret = cmd_init(cmd, 3, (const char *const[]){"EVALSHA", s->sha, nkeys_str}, argc,
-                   argv, argvlen);
-    if (ret == 0)
-        cmd->script = s;
-out:
-    return ret;
+    return resp_command(t, 3, (const char *const[]){"EVALSHA", s->sha, nkeys_str}, argc,
+                        argv, argvlen);
 }
 
 static bool is_noscript(const redisReply *reply)
@@ -206,40 +231,6 @@ static void disconnect(struct bt_redis *r)
         report_down(r, r->rc->err ? r->rc->errstr : "connection dropped");
     redisFree(r->rc);
     r->rc = NULL;
-}
-
-/* redisAppendCommandArgv, formatted here in one pass into one buffer: hiredis
- * builds the same RESP text with a printf-like call per argument, which was
- * a tenth of the worker's instructions per step. */
-static int append_argv(redisContext *rc, int argc, const char **argv,
-                       const size_t *argvlen)
-{
-    size_t total = 32, pos = 0; /* "*<argc>\r\n", then per argument "$<len>\r\n...\r\n" */
-    char *buf;
-    int ret;
-
-    for (int i = 0; i < argc; i++)
-        total += (argvlen ? argvlen[i] : strlen(argv[i])) + 26;
-    if (!(buf = malloc(total)))
-        return REDIS_ERR;
-    buf[pos++] = '*';
-    pos += put_size(buf + pos, (size_t)argc);
-    buf[pos++] = '\r';
-    buf[pos++] = '\n';
-    for (int i = 0; i < argc; i++) {
-        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
-        buf[pos++] = '$';
-        pos += put_size(buf + pos, len);
-        buf[pos++] = '\r';
-        buf[pos++] = '\n';
-        memcpy(buf + pos, argv[i], len);
-        pos += len;
-        buf[pos++] = '\r';
-        buf[pos++] = '\n';
-    }
-    ret = redisAppendFormattedCommand(rc, buf, pos);
-    free(buf);
-    return ret;
 }
 
 /* Sends what hiredis has buffered and reads one reply. */
@@ -298,21 +289,34 @@ out:
     return ret;
 }
 
-static redisReply *redis_call(struct bt_redis *r, int argc, const char **argv,
-                              const size_t *argvlen)
+/* Sends one formatted command through hiredis and reads its reply: the
+ * synchronous calls, with no pipelined reply on the wire. */
+static redisReply *call_formatted(struct bt_redis *r, const char *cmd, size_t len)
 {
     redisReply *reply = NULL;
 
     /* A pipeline reply still on the wire would be taken for this one's. */
-    BT_ASSERT(r->nread == r->nsent);
+    BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
     if (redis_connect(r) < 0)
         goto out;
-    if (append_argv(r->rc, argc, argv, argvlen) != REDIS_OK) {
+    if (redisAppendFormattedCommand(r->rc, cmd, len) != REDIS_OK) {
         disconnect(r);
         goto out;
     }
     reply = round_trip(r);
 out:
+    return reply;
+}
+
+static redisReply *redis_call(struct bt_redis *r, int argc, const char **argv,
+                              const size_t *argvlen)
+{
+    struct resp t = {0};
+    redisReply *reply = NULL;
+
+    if (resp_command(&t, 0, NULL, argc, argv, argvlen) == 0)
+        reply = call_formatted(r, t.buf, t.len);
+    free(t.buf);
     return reply;
 }
 
@@ -322,7 +326,7 @@ redisReply *bt_redis_command(struct bt_redis *r, const char *fmt, ...)
     va_list ap;
     int rc;
 
-    BT_ASSERT(r->nread == r->nsent);
+    BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
     if (redis_connect(r) < 0)
         goto out;
     va_start(ap, fmt);
@@ -343,23 +347,23 @@ redisReply *bt_redis_argv(struct bt_redis *r, int argc, const char **argv,
     return redis_call(r, argc, argv, argvlen);
 }
 
-/* Runs an EVALSHA command; on NOSCRIPT loads the script and tries once more. */
-static redisReply *script_run(struct bt_redis *r, const struct bt_redis_cmd *cmd)
+/* Runs a formatted EVALSHA of s; on NOSCRIPT loads s and tries once more. */
+static redisReply *script_run(struct bt_redis *r, struct bt_redis_script *s,
+                              const char *cmd, size_t len)
 {
-    redisReply *reply = redis_call(r, cmd->argc, cmd->argv, cmd->argvlen);
+    redisReply *reply = call_formatted(r, cmd, len);
 
     if (is_noscript(reply)) {
         freeReplyObject(reply);
-        reply =
-            redis_call(r, 3, (const char *[]){"SCRIPT", "LOAD", cmd->script->text}, NULL);
+        reply = redis_call(r, 3, (const char *[]){"SCRIPT", "LOAD", s->text}, NULL);
         /* A script that does not compile: its error is the answer. */
         if (!reply || reply->type == REDIS_REPLY_ERROR)
             goto out;
         freeReplyObject(reply);
-        reply = redis_call(r, cmd->argc, cmd->argv, cmd->argvlen);
+        reply = call_formatted(r, cmd, len);
     }
     if (reply && !is_noscript(reply))
-        cmd->script->loaded_conn = r->conn;
+        s->loaded_conn = r->conn;
 out:
     return reply;
 }
@@ -367,131 +371,147 @@ out:
 redisReply *bt_redis_eval(struct bt_redis *r, const char *script, int nkeys, int argc,
                           const char **argv, const size_t *argvlen)
 {
-    struct bt_redis_cmd cmd;
+    struct bt_redis_script *s;
+    struct resp t = {0};
     redisReply *reply = NULL;
 
-    if (eval_init(r, &cmd, script, nkeys, argc, argv, argvlen) < 0) {
+    if (eval_format(r, &t, &s, script, nkeys, argc, argv, argvlen) < 0)
         bt_log(BT_LOG_ERROR, "cannot run redis script: out of memory");
-        goto out;
-    }
-    reply = script_run(r, &cmd);
-out:
-    cmd_release(&cmd);
+    else
+        reply = script_run(r, s, t.buf, t.len);
+    free(t.buf);
     return reply;
-}
-
-static int queue_push(struct bt_redis *r, const struct bt_redis_cmd *cmd)
-{
-    struct bt_redis_cmd *cmds;
-    size_t cap = r->cap ? r->cap * 2 : 16;
-    int ret = 0;
-
-    /* Appending after an unread BT_EAGAIN starts a new batch. */
-    r->nlost = 0;
-    if (r->ncmds == r->cap) {
-        cmds = realloc(r->cmds, cap * sizeof(*cmds));
-        if (!cmds) {
-            ret = BT_ENOMEM;
-            goto out;
-        }
-        r->cmds = cmds;
-        r->cap = cap;
-    }
-    r->cmds[r->ncmds++] = *cmd;
-out:
-    return ret;
 }
 
 static void queue_pop(struct bt_redis *r)
 {
     cmd_release(&r->cmds[r->head++]);
-    if (r->head == r->ncmds)
+    if (r->head == r->ncmds) {
         r->head = r->nread = r->nsent = r->ncmds = 0;
+        r->text.len = 0;
+    }
 }
 
 static void queue_clear(struct bt_redis *r)
 {
     while (r->head < r->ncmds)
         queue_pop(r);
+    r->text.len = 0;
+    r->npreloads = 0;
+}
+
+/* Queues the command that the caller just formatted at the end of r->text
+ * (from off on). */
+static int queue_push(struct bt_redis *r, struct bt_redis_script *script, size_t off)
+{
+    struct bt_redis_cmd *cmds;
+    size_t cap = r->cap ? r->cap * 2 : 16;
+
+    /* Appending after an unread BT_EAGAIN starts a new batch. */
+    r->nlost = 0;
+    if (r->ncmds == r->cap) {
+        cmds = realloc(r->cmds, cap * sizeof(*cmds));
+        if (!cmds) {
+            r->text.len = off;
+            return BT_ENOMEM;
+        }
+        r->cmds = cmds;
+        r->cap = cap;
+    }
+    r->cmds[r->ncmds++] =
+        (struct bt_redis_cmd){.script = script, .off = off, .len = r->text.len - off};
+    return 0;
 }
 
 int bt_redis_append_argv(struct bt_redis *r, int argc, const char **argv,
                          const size_t *argvlen)
 {
-    struct bt_redis_cmd cmd;
-    int ret = cmd_init(&cmd, 0, NULL, argc, argv, argvlen);
+    size_t off = r->text.len;
+    int ret = resp_command(&r->text, 0, NULL, argc, argv, argvlen);
 
-    if (ret == 0)
-        ret = queue_push(r, &cmd);
-    if (ret < 0)
-        cmd_release(&cmd);
-    return ret;
+    return ret ? ret : queue_push(r, NULL, off);
 }
 
 int bt_redis_append_eval(struct bt_redis *r, const char *script, int nkeys, int argc,
                          const char **argv, const size_t *argvlen)
 {
-    struct bt_redis_cmd cmd;
-    int ret = eval_init(r, &cmd, script, nkeys, argc, argv, argvlen);
+    struct bt_redis_script *s;
+    size_t off = r->text.len;
+    int ret = eval_format(r, &r->text, &s, script, nkeys, argc, argv, argvlen);
 
-    if (ret == 0)
-        ret = queue_push(r, &cmd);
-    if (ret < 0)
-        cmd_release(&cmd);
-    return ret;
+    if (ret) {
+        r->text.len = off;
+        return ret;
+    }
+    return queue_push(r, s, off);
+}
+
+/* Sends all of buf; hiredis's own buffer is empty here. */
+static int write_all(struct bt_redis *r, const char *buf, size_t len)
+{
+    BT_ASSERT(sdslen(r->rc->obuf) == 0);
+    while (len > 0) {
+        ssize_t n = send(r->rc->fd, buf, len, MSG_NOSIGNAL); /* no SIGPIPE */
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            bt_log(BT_LOG_DEBUG, "redis write failed: %s", strerror(errno));
+            return BT_EAGAIN;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 static int queue_flush(struct bt_redis *r)
 {
+    size_t from = r->cmds[r->nsent].off;
     int ret = redis_connect(r);
 
     if (ret < 0)
         goto out;
-    ret = BT_EAGAIN;
-    for (; r->nsent < r->ncmds; r->nsent++) {
-        struct bt_redis_cmd *cmd = &r->cmds[r->nsent];
-        struct bt_redis_script *s = cmd->script;
+    ret = BT_ENOMEM;
+    /* Scripts new to this connection are loaded in the same write, ahead of
+     * the batch: no round trip of their own, and no NOSCRIPT that would run
+     * a script after the commands queued behind it. */
+    r->preload.len = 0;
+    for (size_t i = r->nsent; i < r->ncmds; i++) {
+        struct bt_redis_script *s = r->cmds[i].script;
 
-        /* Loading a script new to this connection in the same write costs no
-         * round trip and keeps the batch in order, where a NOSCRIPT would
-         * re-run the script after the commands queued behind it. */
-        if (s && s->loaded_conn != r->conn) {
-            if (append_argv(r->rc, 3, (const char *[]){"SCRIPT", "LOAD", s->text},
-                            NULL) != REDIS_OK)
-                goto out;
-            cmd->preload = true;
-            s->loaded_conn = r->conn;
-        }
-        if (append_argv(r->rc, cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
+        if (!s || s->loaded_conn == r->conn)
+            continue;
+        if (resp_command(&r->preload, 0, NULL, 3,
+                         (const char *[]){"SCRIPT", "LOAD", s->text}, NULL))
             goto out;
+        s->loaded_conn = r->conn;
+        r->npreloads++;
     }
+    if ((ret = write_all(r, r->preload.buf, r->preload.len)) ||
+        (ret = write_all(r, r->text.buf + from, r->text.len - from)))
+        goto out;
+    r->nsent = r->ncmds;
     r->round_trips++;
-    ret = 0;
 out:
     return ret;
 }
 
 static int queue_read(struct bt_redis *r)
 {
-    struct bt_redis_cmd *cmd = &r->cmds[r->nread];
     void *reply = NULL;
-    int ret = BT_EAGAIN;
 
-    if (cmd->preload) {
+    /* A failed load shows as NOSCRIPT on the command itself. */
+    for (; r->npreloads > 0; r->npreloads--) {
         if (redisGetReply(r->rc, &reply) != REDIS_OK)
-            goto out;
-        /* A failed load shows as NOSCRIPT on the command itself. */
+            return BT_EAGAIN;
         freeReplyObject(reply);
         reply = NULL;
-        cmd->preload = false;
     }
     if (redisGetReply(r->rc, &reply) != REDIS_OK)
-        goto out;
-    cmd->reply = reply;
-    r->nread++;
-    ret = 0;
-out:
-    return ret;
+        return BT_EAGAIN;
+    r->cmds[r->nread++].reply = reply;
+    return 0;
 }
 
 int bt_redis_reply(struct bt_redis *r, redisReply **reply)
@@ -522,7 +542,7 @@ int bt_redis_reply(struct bt_redis *r, redisReply **reply)
         if (ret < 0)
             goto fail;
         freeReplyObject(cmd->reply);
-        cmd->reply = script_run(r, cmd);
+        cmd->reply = script_run(r, cmd->script, r->text.buf + cmd->off, cmd->len);
         if (!cmd->reply) {
             ret = BT_EAGAIN;
             goto fail;
@@ -553,6 +573,8 @@ void bt_redis_destroy(struct bt_redis *r)
         return;
     queue_clear(r);
     free(r->cmds);
+    free(r->text.buf);
+    free(r->preload.buf);
     for (s = r->scripts; s; s = next) {
         next = s->next;
         free(s);
