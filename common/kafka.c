@@ -257,7 +257,10 @@ rd_kafka_t *bt_kafka_consumer_new(
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
-        {"fetch.wait.max.ms", "1"},
+        /* the mock cluster answers an empty fetch only after this wait, even
+         * when a message arrives meanwhile; a real broker answers as soon as
+         * there is data, so it may wait longer without polling */
+        {"fetch.wait.max.ms", cfg->embedded ? "1" : "100"},
         {"fetch.error.backoff.ms", "10"},
         /* the mock cluster completes a rebalance only after
          * session.timeout.ms - 1000 (DESIGN §7) */
