@@ -853,6 +853,12 @@ static bool scan_value_end(struct scan *sc)
     return !depth;
 }
 
+/* name (a C string from the tables) equals the len bytes at s. */
+static bool same_name(const char *name, const char *s, size_t len)
+{
+    return strncmp(name, s, len) == 0 && name[len] == '\0';
+}
+
 static json_t *quick_value(struct scan *sc, int depth);
 
 /* A string with escapes resolved; NULL where jansson should judge (\u0000,
@@ -1051,7 +1057,7 @@ static bool quick_field(struct dec *d, struct scan *sc, const struct field *f)
         if (f->kind == K_ENUM) {
             const char *const *val = f->values;
 
-            while (*val && (strlen(*val) != len || memcmp(*val, s, len) != 0))
+            while (*val && !same_name(*val, s, len))
                 val++;
             if (!*val)
                 return false;
@@ -1115,7 +1121,7 @@ static bool quick_object(struct dec *d, struct scan *sc, const char *path,
             continue;
         }
         for (size_t k = 0; k < n && !f; k++) {
-            if (strlen(fields[k].name) == len && !memcmp(fields[k].name, key, len))
+            if (same_name(fields[k].name, key, len))
                 f = &fields[k];
         }
         if (!f || (seen & UINT32_C(1) << (f - fields)))
@@ -1151,7 +1157,7 @@ static bool quick_decode(struct dec *d, const char *buf, size_t len)
         !scan_char(&sc, ':') || !scan_string(&sc, &name, &nlen))
         return false;
     for (t = 0; t < BT_MSG__COUNT; t++) {
-        if (strlen(types[t].name) == nlen && !memcmp(types[t].name, name, nlen))
+        if (same_name(types[t].name, name, nlen))
             break;
     }
     if (t == BT_MSG__COUNT || t == BT_MSG_DEAD_LETTER)
