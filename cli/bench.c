@@ -402,7 +402,8 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
                        const char *plugin, bool worker)
 {
     char conc[16], parts[16];
-    size_t n = 0, cap = 16 + 2 * cfg->n_plugins + cfg->n_kafka;
+    /* 16 fixed arguments at most, the plugins', the kafka ones, the NULL */
+    size_t n = 0, cap = 17 + 2 * cfg->n_plugins + cfg->n_kafka;
     char **argv = calloc(cap, sizeof(*argv));
 
     if (!argv)
