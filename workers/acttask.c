@@ -49,6 +49,8 @@ struct job {
                               * NULL for a task submitted here (eager) */
     char *local;             /* a submitted task's bytes, or NULL */
     void *owner;             /* who submitted it: its outcome goes there */
+    bool direct;             /* submitted straight to the activity threads: the
+                              * thread that runs it also frees it */
     size_t local_len;
     struct bt_msg task;
     bool decoded;
@@ -405,8 +407,9 @@ static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
 }
 
 /* Queues the job's outcome for Kafka; a full local queue is retried later.
- * A submitted task's outcome goes back to this worker's workflow role. */
-static void produce_event(struct bt_acttask *at, struct job *job)
+ * A submitted task's outcome goes back to this worker's workflow role: then
+ * returns true (nothing to wait for). */
+static bool produce_event(struct bt_acttask *at, struct job *job)
 {
     char topic[512], *suffix = bt_events_suffix(job->task.wf_queue);
 
@@ -414,7 +417,7 @@ static void produce_event(struct bt_acttask *at, struct job *job)
         at->deliver(job->owner, suffix, job->task.id, job->event, job->event_len);
         job->delivery = (struct bt_kafka_batch){0};
         free(suffix);
-        return;
+        return true;
     }
     /* to the events topic of the workflow's queue: it may be another team's */
     bt_kafka_topic(at->cfg, suffix ? suffix : "events", topic, sizeof(topic));
@@ -423,7 +426,10 @@ static void produce_event(struct bt_acttask *at, struct job *job)
     if (bt_kafka_produce(at->producer, topic, job->task.id, strlen(job->task.id),
                          job->event, job->event_len, &job->delivery))
         job->delivery.failed = 1;
+    return false;
 }
+
+static void job_free(struct job *job);
 
 /* ---- activity threads ---- */
 
@@ -438,6 +444,7 @@ static void *run_jobs(void *arg)
         const char *label;
         int64_t waited_ms;
         double t0;
+        bool done;
 
         pthread_mutex_lock(&at->lock);
         while (!at->queue_head && !at->threads_stop)
@@ -469,16 +476,24 @@ static void *run_jobs(void *arg)
             job->throttle_ms = event.error.retry_after_ms;
         job->event = bt_codec_encode(&event, &job->event_len);
         BT_ASSERT(job->event);
-        /* the consumer thread serves the delivery report and releases the offset */
-        produce_event(at, job);
+        /* the consumer thread serves the delivery report and releases the
+         * offset; a direct job handed to the workflow role leaves it nothing
+         * to do (no offset, lease, throttle hold nor report): freed here */
+        done = produce_event(at, job) && job->direct;
         pthread_mutex_lock(&at->lock);
         if (event.type == BT_MSG_COMPLETED)
             at->stats.completed++;
         else
             at->stats.failed++;
-        job->next = at->produced;
-        at->produced = job;
+        if (done) {
+            at->inflight--;
+        } else {
+            job->next = at->produced;
+            at->produced = job;
+        }
         pthread_mutex_unlock(&at->lock);
+        if (done)
+            job_free(job);
         bt_msg_release(&event);
     }
 }
@@ -905,6 +920,8 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
         size_t len = job->local ? job->local_len : job->rkm->len;
         if (job->rkm)
             track(at, job->rkm);
+        if (job->decoded) /* a submitted task, decoded by bt_acttask_submit */
+            continue;
         if (bt_codec_decode(bytes, len, (size_t)at->cfg->max_payload, &job->task, errstr,
                             sizeof(errstr))) {
             if (job->rkm)
@@ -1157,11 +1174,35 @@ void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
                        void *owner)
 {
     struct job *job = calloc(1, sizeof(*job));
+    char errstr[512];
 
     BT_ASSERT(job && (job->local = malloc(len)));
     memcpy(job->local, payload, len);
     job->local_len = len;
     job->owner = owner;
+    if (bt_codec_decode(payload, len, (size_t)at->cfg->max_payload, &job->task, errstr,
+                        sizeof(errstr)) == 0) {
+        if (job->task.type != BT_MSG_TASK)
+            bt_msg_release(&job->task); /* take() says what is wrong with it */
+        else
+            job->decoded = true;
+    }
+    /* nothing to ask Redis for (no slot, no token, and an eager task is not
+     * stale): straight to a free activity thread, one thread hand-over less
+     * than through the consumer thread */
+    if (job->decoded && !job->task.concurrency_key && !job->task.rate_key) {
+        job->direct = true;
+        pthread_mutex_lock(&at->lock);
+        if (at->queue_tail)
+            at->queue_tail->next = job;
+        else
+            at->queue_head = job;
+        at->queue_tail = job;
+        at->inflight++;
+        pthread_cond_signal(&at->cond);
+        pthread_mutex_unlock(&at->lock);
+        return;
+    }
     pthread_mutex_lock(&at->lock);
     *at->submitted_tail = job;
     at->submitted_tail = &job->next;
