@@ -9,6 +9,7 @@
 #define BT_CLI_H
 
 #include <stddef.h>
+#include <jansson.h>
 
 #include "config.h"
 #include "store.h"
@@ -51,6 +52,15 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
                   char *suffix, size_t n);
 
 struct bt_store *bt_cli_store(const struct bt_config *cfg);
+
+/* Blocks up to block_ms (at least 1) for the history records of instance id
+ * after stream position after (in/out, size n; "0-0" from the start), the
+ * way `baton history --follow` reads them. Returns 1 when one of them is the
+ * "finished" record (*finished: it, for the caller to json_decref), 0 when
+ * none came or none finished the instance, BT_EAGAIN when Redis did not
+ * answer. */
+int bt_cli_follow(struct bt_store *store, const char *id, char *after, size_t n,
+                  int block_ms, json_t **finished);
 
 /* The end of a `set`: reply (freed here) to the HSET of key; prints the
  * stored limit, or says why it failed. Returns a BT_EXIT_* status. */

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "cli.h"
 #include "codec.h"
+#include "err.h"
 #include "journal.h"
 
 static json_t *read_input(const char *arg)
@@ -26,11 +27,13 @@ static json_t *read_input(const char *arg)
     return root;
 }
 
-/* Follows the instance's status until it is final (or blocked). */
+/* Follows the instance's status until it is final (or blocked): reads it
+ * again whenever its history grows (a blocking read, no polling), and at
+ * least once a second (blocked leaves no "finished" record). */
 static int wait_result(const struct bt_config *cfg, const char *id, int64_t timeout_ms)
 {
     struct bt_store *store = bt_cli_store(cfg);
-    char key[600];
+    char key[600], after[64] = "0-0";
     int64_t deadline = timeout_ms > 0 ? bt_clock_now_ms() + timeout_ms : INT64_MAX;
     int ret = BT_EXIT_UNAVAILABLE;
 
@@ -59,8 +62,14 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
         freeReplyObject(reply);
         if (ret != BT_EXIT_UNAVAILABLE)
             goto out;
-        struct timespec ts = {0, 5 * 1000000L};
-        nanosleep(&ts, NULL);
+        int64_t left = deadline - bt_clock_now_ms();
+        json_t *finished = NULL;
+        if (bt_cli_follow(store, id, after, sizeof(after), left < 1000 ? (int)left : 1000,
+                          &finished) == BT_EAGAIN) {
+            fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
+            goto out;
+        }
+        json_decref(finished); /* the status read next says the same */
     }
     fprintf(stderr, "baton: workflow %s did not finish within the timeout\n", id);
     ret = BT_EXIT_FAIL;
