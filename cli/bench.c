@@ -10,7 +10,10 @@
  * tells. With --attach it uses the configured Kafka and Redis instead, whose
  * workers must load bench.so. The driver produces start events and learns
  * completions from <prefix>.results (one message per instance, deduplicated by
- * id); step latencies come from the instances' history in Redis afterwards.
+ * id, each checked); the one-at-a-time latency workload waits as `baton start
+ * --wait` does, on the instance's history in Redis, and reports the results
+ * topic's latency beside it. Step latencies come from the instances' history
+ * in Redis afterwards.
  * The limited workload starts two more baton-workers beside dev's for its run
  * and reads when each step started from the results. */
 #define _GNU_SOURCE /* nftw, asprintf */
@@ -20,6 +23,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -807,9 +811,11 @@ struct run {
     size_t *lens;
     char **ids;
     double *t_start, *t_end;
-    double *t_act; /* limited: when the step started (wall clock, s), or 0 */
-    long *act_pid; /* limited: the worker process that ran it */
-    int started, done, duplicates, bad;
+    double *t_seen; /* sequential: when its "finished" record was read from Redis */
+    double *t_act;  /* limited: when the step started (wall clock, s), or 0 */
+    long *act_pid;  /* limited: the worker process that ran it */
+    int started, seen, done, duplicates, bad;
+    bool stop; /* atomic: the caller thread gives up */
     char first_bad[512];
     struct bt_kafka_batch kbatch;
 };
@@ -827,6 +833,7 @@ static void run_release(struct run *run)
     free(run->ids);
     free(run->t_start);
     free(run->t_end);
+    free(run->t_seen);
     free(run->t_act);
     free(run->act_pid);
 }
@@ -850,10 +857,11 @@ static int run_prepare(struct bench *b, struct run *run, const struct workload *
     run->ids = calloc((size_t)n, sizeof(*run->ids));
     run->t_start = calloc((size_t)n, sizeof(*run->t_start));
     run->t_end = calloc((size_t)n, sizeof(*run->t_end));
+    run->t_seen = calloc((size_t)n, sizeof(*run->t_seen));
     run->t_act = calloc((size_t)n, sizeof(*run->t_act));
     run->act_pid = calloc((size_t)n, sizeof(*run->act_pid));
     if (!run->starts || !run->lens || !run->ids || !run->t_start || !run->t_end ||
-        !run->t_act || !run->act_pid)
+        !run->t_seen || !run->t_act || !run->act_pid)
         return BT_ENOMEM;
     /* encoded up front: the driver's CPU during the run stays small */
     for (int i = 0; i < n; i++) {
@@ -877,15 +885,50 @@ static int run_prepare(struct bench *b, struct run *run, const struct workload *
 
 static int produce_start(struct bench *b, struct run *run)
 {
-    int i = run->started;
-    int rc = bt_kafka_produce(b->producer, b->events, run->ids[i], strlen(run->ids[i]),
-                              run->starts[i], run->lens[i], &run->kbatch);
+    int i = run->started, rc;
 
+    /* from before the call, as the peers' harness times its start calls */
+    run->t_start[i] = now_s();
+    rc = bt_kafka_produce(b->producer, b->events, run->ids[i], strlen(run->ids[i]),
+                          run->starts[i], run->lens[i], &run->kbatch);
     if (rc)
         return rc;
-    run->t_start[i] = now_s();
     run->started++;
     return 0;
+}
+
+/* Waits as a caller of `baton start --wait` does for the instance started
+ * last: until its "finished" record is in Redis (a blocking read of its
+ * history, woken by the finishing commit). Its result message is checked
+ * when it comes. Returns 0, or -1 (Redis lost, a stall, interrupted). */
+static int await_finished(struct bench *b, struct run *run)
+{
+    int i = run->seen;
+    char after[64] = "0-0";
+
+    while (!interrupted && !__atomic_load_n(&run->stop, __ATOMIC_ACQUIRE)) {
+        json_t *rec = NULL;
+        int rc = bt_cli_follow(b->store, run->ids[i], after, sizeof(after), 1000, &rec);
+        if (rc == 1) {
+            run->t_seen[i] = now_s();
+            run->seen++;
+            json_decref(rec);
+            return 0;
+        }
+        if (rc) {
+            fprintf(stderr, "\nbaton bench: %s: lost Redis while waiting for %s\n",
+                    run->w->name, run->ids[i]);
+            return -1;
+        }
+        if (now_s() - run->t_start[i] > STALL_S) {
+            fprintf(stderr,
+                    "\nbaton bench: %s: %s did not finish in %.0f s (worker log: %s)\n",
+                    run->w->name, run->ids[i], STALL_S,
+                    b->stack.dev ? b->stack.log : "?");
+            return -1;
+        }
+    }
+    return -1;
 }
 
 /* The index of one of our instances in the result's id, or -1. */
@@ -968,37 +1011,70 @@ static void progress(struct bench *b, const struct run *run, double t0, bool las
         fprintf(stderr, "\r\033[K");
 }
 
+struct caller {
+    struct bench *b;
+    struct run *run;
+    bool failed; /* atomic */
+};
+
+/* One instance at a time, as a user of `baton start --wait` runs them: start
+ * it, wait for it in Redis, start the next. */
+static void *call_one_at_a_time(void *arg)
+{
+    struct caller *c = arg;
+    struct run *run = c->run;
+
+    while (run->started < run->n && !interrupted &&
+           !__atomic_load_n(&run->stop, __ATOMIC_ACQUIRE)) {
+        if (produce_start(c->b, run)) {
+            rd_kafka_poll(c->b->producer, 10); /* a full queue: reports make room */
+            continue;
+        }
+        rd_kafka_poll(c->b->producer, 0);
+        if (await_finished(c->b, run)) {
+            __atomic_store_n(&c->failed, true, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    return NULL;
+}
+
 /* Runs the instances of run to completion: at most inflight start events
  * waiting for their delivery report (the peers' harness bounds start calls
- * the same way), or one instance at a time. Returns 0, or -1 on a stall. */
+ * the same way), or one instance at a time (a caller thread starts them).
+ * This thread reads and checks the results. Returns 0, or -1 on a stall. */
 static int drive(struct bench *b, struct run *run, int inflight)
 {
     double t0 = now_s(), last_result = t0;
     bool sequential = run->w->sequential;
+    struct caller caller = {.b = b, .run = run};
+    pthread_t caller_thread;
+    int ret = -1;
 
+    if (sequential && pthread_create(&caller_thread, NULL, call_one_at_a_time, &caller)) {
+        fprintf(stderr, "baton bench: cannot start a thread\n");
+        return -1;
+    }
     while (run->done < run->n) {
         rd_kafka_message_t *rkm;
         int wait_ms;
 
-        if (interrupted)
-            return -1;
-        while (run->started < run->n &&
-               (sequential
-                    ? run->started == run->done
-                    : __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight))
+        if (interrupted || __atomic_load_n(&caller.failed, __ATOMIC_ACQUIRE))
+            goto out;
+        while (!sequential && run->started < run->n &&
+               __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight)
             if (produce_start(b, run))
                 break;
-        rd_kafka_poll(b->producer, 0);
+        if (!sequential)
+            rd_kafka_poll(b->producer, 0);
         /* a short wait while starts are held back by delivery reports */
-        wait_ms = run->started < run->n && !sequential ? 1 : 50;
+        wait_ms = !sequential && run->started < run->n ? 1 : 50;
         while ((rkm = rd_kafka_consumer_poll(b->consumer, wait_ms))) {
             int before = run->done;
             take_result(b, run, rkm);
             rd_kafka_message_destroy(rkm);
             if (run->done > before)
                 last_result = now_s();
-            if (sequential && run->done == run->started)
-                break;
             wait_ms = 0;
         }
         if (now_s() - last_result > STALL_S) {
@@ -1009,13 +1085,20 @@ static int drive(struct bench *b, struct run *run, int inflight)
                 "baton bench: %s: no result for %.0f s; %d of %d done (worker log: %s)\n",
                 run->w->name, STALL_S, run->done, run->n,
                 b->stack.dev ? b->stack.log : "?");
-            return -1;
+            goto out;
         }
         progress(b, run, t0, false);
     }
     rd_kafka_flush(b->producer, 1000);
     progress(b, run, t0, true);
-    return 0;
+    ret = 0;
+out:
+    if (sequential) {
+        if (ret) /* the caller gives up within its next wait */
+            __atomic_store_n(&run->stop, true, __ATOMIC_RELEASE);
+        pthread_join(caller_thread, NULL);
+    }
+    return ret;
 }
 
 /* ---- step latency, from the instances' history ---- */
@@ -1291,7 +1374,8 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
                       const struct snapshot *s1)
 {
     json_t *o = json_object(), *cmds = json_object(), *topics = json_object(), *cpu;
-    double first = run->t_start[0], last = 0, elapsed, run_s = s1->t - s0->t, *wf_lat;
+    double first = run->t_start[0], last = 0, elapsed, run_s = s1->t - s0->t, *wf_lat,
+           *res_lat;
     double steps = (double)run->n * run->k, ours = 0, *step_lat;
     unsigned long long calls = 0, evals = 0;
     long long msgs = 0, dlq;
@@ -1300,12 +1384,17 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
     char dlq_topic[300];
 
     wf_lat = calloc((size_t)run->n, sizeof(*wf_lat));
-    BT_ASSERT(wf_lat);
+    res_lat = calloc((size_t)run->n, sizeof(*res_lat));
+    BT_ASSERT(wf_lat && res_lat);
     for (int i = 0; i < run->n; i++) {
-        wf_lat[i] = (run->t_end[i] - run->t_start[i]) * 1000;
+        res_lat[i] = (run->t_end[i] - run->t_start[i]) * 1000;
+        /* one at a time: what the caller waiting on it sees */
+        wf_lat[i] =
+            run->w->sequential ? (run->t_seen[i] - run->t_start[i]) * 1000 : res_lat[i];
         last = run->t_end[i] > last ? run->t_end[i] : last;
     }
     qsort(wf_lat, (size_t)run->n, sizeof(*wf_lat), cmp_double);
+    qsort(res_lat, (size_t)run->n, sizeof(*res_lat), cmp_double);
     elapsed = last - first;
     step_lat = step_latencies(b, run, &n_steps, &failed_attempts);
 
@@ -1321,6 +1410,10 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
     put(o, "wf_p90_ms", pct(wf_lat, (size_t)run->n, 90), 2);
     put(o, "wf_p99_ms", pct(wf_lat, (size_t)run->n, 99), 2);
     put(o, "wf_max_ms", wf_lat[run->n - 1], 2);
+    if (run->w->sequential) { /* the same instances, seen on <prefix>.results */
+        put(o, "result_topic_p50_ms", pct(res_lat, (size_t)run->n, 50), 2);
+        put(o, "result_topic_p99_ms", pct(res_lat, (size_t)run->n, 99), 2);
+    }
     /* history timestamps are whole milliseconds */
     put(o, "step_p50_ms", pct(step_lat, n_steps, 50), 0);
     put(o, "step_p90_ms", pct(step_lat, n_steps, 90), 0);
@@ -1397,6 +1490,7 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
             o, "broker_threads",
             threads_json(s0, s1, 1, b->stack.roles[R_BROKER].pids[0], run_s));
     free(wf_lat);
+    free(res_lat);
     free(step_lat);
     return o;
 }
