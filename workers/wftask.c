@@ -1,5 +1,6 @@
 /* The workflow role. One batch of events at a time:
- *   decode -> load the instances not cached (one pipelined round trip) ->
+ *   decode -> load the instances not cached (one pipelined round trip; the
+ *   start of a new one needs none: see assume_new) ->
  *   apply each event in order -> replay each touched instance once ->
  *   commit every decision (one pipelined round trip of commit.lua) ->
  *   produce their commands.
@@ -46,6 +47,7 @@ struct item {
     struct bt_instance *inst;
     bool decoded;
     bool conflicted;
+    bool assumed;   /* its instance taken for new without a load (a start) */
     bool forwarded; /* to the topic of its instance's queue */
 };
 
@@ -621,7 +623,21 @@ static void decode_all(struct bt_wftask *wt)
     }
 }
 
-/* Loads (one round trip) every instance of the pending items not cached. */
+static bool serves(const struct bt_wftask *wt, const char *queue);
+
+/* Whether the start event of an instance not cached can skip the load: almost
+ * every start is of a new instance, and commit.lua refuses a commit that
+ * expects version 0 of an instance that exists (a conflict: the redo loads
+ * it and finds the duplicate). Only a start that can succeed here: its type
+ * known and its queue served (it is not forwarded on a guess). */
+static bool assume_new(const struct bt_wftask *wt, const struct item *it)
+{
+    return it->msg.type == BT_MSG_START &&
+           bt_registry_workflow(wt->reg, it->msg.workflow) && serves(wt, it->msg.queue);
+}
+
+/* Loads (one round trip) every instance of the pending items not cached, but
+ * those of new instances' starts (first round only). */
 static int resolve(struct bt_wftask *wt, bool only_conflicted)
 {
     struct bt_instance **load = NULL;
@@ -634,6 +650,7 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
         struct item *it = &wt->items[i];
         if (!it->decoded || it->forwarded || (only_conflicted && !it->conflicted))
             continue;
+        it->assumed = false;
         it->inst = bt_idmap_get(wt->cache, it->msg.id);
         if (it->inst)
             continue;
@@ -646,6 +663,10 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
         it->inst = bt_instance_new(it->msg.id);
         BT_ASSERT(it->inst);
         bt_idmap_put(wt->cache, it->msg.id, it->inst);
+        if (!only_conflicted && assume_new(wt, it)) {
+            it->assumed = true;
+            continue;
+        }
         load[n_load++] = it->inst;
     }
     if (n_load) {
@@ -790,21 +811,27 @@ static void replay_all(struct bt_wftask *wt, const struct bt_replay_env *env)
     }
 }
 
-/* Forgets instances whose commit lost a race; their items are redone. */
-static size_t drop_conflicts(struct bt_wftask *wt, const int *results)
+/* Forgets instances whose commit lost a race; their items are redone.
+ * Returns how many; *raced: whether one was loaded, not just assumed new. */
+static size_t drop_conflicts(struct bt_wftask *wt, const int *results, bool *raced)
 {
     size_t n = 0;
 
+    *raced = false;
     for (size_t i = 0; i < wt->n_touched; i++) {
         struct bt_instance *inst = wt->touched[i];
+        bool assumed = false;
         if (results[i] != BT_ECONFLICT)
             continue;
         n++;
         for (size_t j = 0; j < wt->n_items; j++)
             if (wt->items[j].inst == inst) {
+                assumed |= wt->items[j].assumed;
                 wt->items[j].conflicted = true;
+                wt->items[j].assumed = false;
                 wt->items[j].inst = NULL;
             }
+        *raced |= !assumed;
         bt_idmap_del(wt->cache, inst->id);
         bt_instance_destroy(inst);
         wt->touched[i] = NULL;
@@ -946,7 +973,7 @@ static int advance(struct bt_wftask *wt)
                                 .default_timeout_ms = wt->cfg->activity_timeout_ms,
                                 .history_max = wt->cfg->history_max,
                                 .worker = wt->worker};
-    bool redo = false;
+    bool redo = false, raced;
     int *results = NULL;
     int ret = BT_EAGAIN, rc;
 
@@ -967,11 +994,12 @@ static int advance(struct bt_wftask *wt)
         if (rc)
             goto out;
         wt->stats.commits += wt->n_touched;
-        if (!drop_conflicts(wt, results)) {
+        if (!drop_conflicts(wt, results, &raced)) {
             ret = 0;
             break;
         }
-        wt->stats.conflicts++;
+        /* a duplicate start taken for a new instance's is no race */
+        wt->stats.conflicts += raced;
         redo = true;
     }
     if (ret)

@@ -370,6 +370,82 @@ Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup,
                  "the worker must still be alive and exit cleanly");
 }
 
+/* Counts the dead letters up to the late signal's (keyed by instance, they
+ * keep the events' order). */
+static bool late_signal_refused(const json_t *msg, void *arg)
+{
+    struct dlq *d = arg;
+    const char *reason = json_string_value(json_object_get(msg, "reason"));
+
+    d->n++;
+    d->finished = reason && strstr(reason, "signal: instance already finished");
+    return d->finished;
+}
+
+/* A start is committed without loading its instance first (almost every
+ * start is of a new one); one of an instance that exists must still change
+ * nothing, running or finished. Events of one instance share a partition, so
+ * what follows a duplicate start is applied after it. */
+Test(engine, a_second_start_of_an_instance_changes_nothing, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    char out[4096], buf[32];
+    struct dlq d = {0};
+    bool ok;
+    pid_t w = bt_stack_worker(&stack, "flows", NULL);
+    const char *late = "{\"v\":1,\"type\":\"signal\",\"id\":\"twice\",\"name\":\"x\"}";
+
+    cr_assert_gt(w, 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "await_review", "twice", json_pack("{s:i}", "n", 1)),
+        0);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "twice", buf, sizeof(buf)), "running"),
+        20000);
+    cr_assert(ok, "the first start must run: %s", buf);
+    /* while it runs, then the signal it waits for */
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "await_review", "twice", json_pack("{s:i}", "n", 2)),
+        0);
+    cr_assert_eq(
+        bt_stack_baton(&stack, out, sizeof(out),
+                       (const char *const[]){"signal", "twice", "review", "--payload",
+                                             "{\"ok\":true}", NULL}),
+        0, "%s", out);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "twice", buf, sizeof(buf)), "completed"),
+        20000);
+    cr_assert(ok, "the signal must complete it: %s", buf);
+    redisReply *ver = bt_stack_redis(&stack, "HGET %s:{twice} ver", stack.prefix);
+    cr_assert(ver && ver->type == REDIS_REPLY_STRING);
+    long long ver_done = strtoll(ver->str, NULL, 10);
+    freeReplyObject(ver);
+    /* when finished, then an event that is refused where everyone can see it */
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "await_review", "twice", json_pack("{s:i}", "n", 3)),
+        0);
+    cr_assert_eq(bt_stack_produce(&stack, "events", "twice", late, strlen(late)), 0);
+    bt_stack_read(&stack, "dlq", 30000, late_signal_refused, &d);
+    cr_assert(d.finished, "the late signal must be refused");
+    cr_assert_eq(d.n, 1, "only the late signal is a dead letter, not the starts: %d",
+                 d.n);
+
+    json_t *started = bt_stack_history(&stack, "twice", ":history", "started");
+    cr_assert_eq(json_array_size(started), 1, "one start applied");
+    json_decref(started);
+    redisReply *meta =
+        bt_stack_redis(&stack, "HMGET %s:{twice} input result status ver", stack.prefix);
+    cr_assert(meta && meta->type == REDIS_REPLY_ARRAY && meta->elements == 4);
+    cr_assert(strstr(meta->element[0]->str, "\"n\":1"), "the first input stays: %s",
+              meta->element[0]->str);
+    cr_assert(strstr(meta->element[1]->str, "\"ok\":true"), "%s", meta->element[1]->str);
+    cr_assert_str_eq(meta->element[2]->str, "completed");
+    cr_assert_eq(strtoll(meta->element[3]->str, NULL, 10), ver_done,
+                 "nothing committed after it finished");
+    freeReplyObject(meta);
+    cr_assert_eq(bt_test_stop(w, 10000), 0);
+}
+
 Test(engine, an_external_program_serves_a_queue_through_the_published_schemas,
      .init = setup, .fini = teardown, .timeout = 60)
 {
