@@ -815,6 +815,8 @@ struct run {
     double *t_act;  /* limited: when the step started (wall clock, s), or 0 */
     long *act_pid;  /* limited: the worker process that ran it */
     int started, seen, done, duplicates, bad;
+    int bad_seen; /* the caller thread's: outcomes read from Redis not as expected */
+    char first_bad_seen[256];
     bool stop; /* atomic: the caller thread gives up */
     char first_bad[512];
     struct bt_kafka_batch kbatch;
@@ -910,7 +912,19 @@ static int await_finished(struct bench *b, struct run *run)
         json_t *rec = NULL;
         int rc = bt_cli_follow(b->store, run->ids[i], after, sizeof(after), 1000, &rec);
         if (rc == 1) {
+            const json_t *res = json_object_get(rec, "result");
+            const char *status = json_string_value(json_object_get(rec, "status"));
+            const char *wf = json_string_value(json_object_get(res, "wf"));
             run->t_seen[i] = now_s();
+            /* the outcome as the caller sees it: checked like the result message */
+            if (!status || strcmp(status, "completed") || !wf ||
+                strcmp(wf, run->ids[i]) ||
+                json_integer_value(json_object_get(res, "v")) != run->expect_v) {
+                if (!run->bad_seen++)
+                    snprintf(run->first_bad_seen, sizeof(run->first_bad_seen),
+                             "%s (read from Redis) %s", run->ids[i],
+                             status ? status : "?");
+            }
             run->seen++;
             json_decref(rec);
             return 0;
@@ -1097,6 +1111,9 @@ out:
         if (ret) /* the caller gives up within its next wait */
             __atomic_store_n(&run->stop, true, __ATOMIC_RELEASE);
         pthread_join(caller_thread, NULL);
+        if (!run->bad && run->bad_seen)
+            snprintf(run->first_bad, sizeof(run->first_bad), "%s", run->first_bad_seen);
+        run->bad += run->bad_seen;
     }
     return ret;
 }
