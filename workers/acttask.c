@@ -1188,7 +1188,7 @@ void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
             job->decoded = true;
     }
     /* nothing to ask Redis for (no slot, no token, and an eager task is not
-     * stale): straight to a free activity thread, one thread hand-over less
+     * stale): straight into the activity threads' queue, one thread hand-over less
      * than through the consumer thread */
     if (job->decoded && !job->task.concurrency_key && !job->task.rate_key) {
         job->direct = true;

@@ -33,8 +33,9 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
 int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue);
 /* Runs an encoded task here, without Kafka: it goes through the same checks
  * (slot, token) and its outcome goes to the deliver function set below, with
- * owner. A task without a concurrency or rate key goes straight to a free
- * activity thread (nothing to ask Redis for). payload is copied. Thread safe. */
+ * owner. A task without a concurrency or rate key goes straight into the
+ * activity threads' queue (nothing to ask Redis for). payload is copied.
+ * Thread safe. */
 void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
                        void *owner);
 /* Where the outcomes of submitted tasks go: deliver(owner, events topic
