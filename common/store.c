@@ -72,7 +72,7 @@ char *bt_store_key(const struct bt_store *store, const char *id, const char *suf
     return buf;
 }
 
-/* ---- forgetting delivered commands ---- */
+/* ---- replies owed ---- */
 
 /* Reads the replies owed to bt_store_forget: they come first in the pipeline.
  * A failed removal only means the scheduler sends the commands again later. */
@@ -87,29 +87,6 @@ static int read_owed(struct bt_store *store)
         else if (reply->type == REDIS_REPLY_ERROR)
             bt_log(BT_LOG_WARN, "cannot clear the outbox: %s", reply->str);
         freeReplyObject(reply);
-    }
-    return ret;
-}
-
-int bt_store_forget(struct bt_store *store, const char *id, const struct bt_command *cmds,
-                    size_t n)
-{
-    const char *argv[64 + 3];
-    char key[600], index[300];
-    int ret = 0;
-
-    bt_store_key(store, id, ":outbox", key, sizeof(key));
-    snprintf(index, sizeof(index), "%s:outbox", store->kp);
-    argv[0] = key;
-    argv[1] = index;
-    argv[2] = id;
-    for (size_t done = 0; done < n && ret == 0;) {
-        size_t k = 0;
-        for (; k < 64 && done < n; k++)
-            argv[3 + k] = cmds[done++].field;
-        ret = bt_redis_append_eval(store->r, bt_lua_ack, 2, (int)(3 + k), argv, NULL);
-        if (ret == 0)
-            store->owed++;
     }
     return ret;
 }
@@ -683,6 +660,69 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
     }
 out:
     free(dirty);
+    args_free(&a);
+    return ret;
+}
+
+/* ---- forgetting delivered commands ---- */
+
+/* Bounds of one ack.lua call: Redis runs nothing else while a script runs,
+ * and Lua's unpack() takes at most ~8000 values. An instance with more
+ * fields than MAX_FIELDS goes in several pieces (its key repeats). */
+#define FORGET_MAX_OUTBOXES 256
+#define FORGET_MAX_FIELDS   1024
+
+/* One piece: fields [from, to) of done[i]. */
+struct piece {
+    size_t i, from, to;
+};
+
+static int forget_chunk(struct bt_store *store, const struct bt_delivered *done,
+                        const struct piece *pieces, size_t n, struct args *a)
+{
+    args_reset(a);
+    arg_name(a, store->kp, "outbox");
+    for (size_t p = 0; p < n; p++)
+        arg_key(a, store->kp, done[pieces[p].i].id, ":outbox");
+    for (size_t p = 0; p < n; p++) {
+        const struct bt_delivered *d = &done[pieces[p].i];
+        arg_str(a, d->id);
+        arg_int(a, (long long)(pieces[p].to - pieces[p].from));
+        for (size_t c = pieces[p].from; c < pieces[p].to; c++)
+            arg_str(a, d->cmds[c].field);
+    }
+    args_resolve(a);
+    if (bt_redis_append_eval(store->r, bt_lua_ack, (int)(1 + n), (int)a->n, a->argv,
+                             a->lens))
+        return BT_ENOMEM;
+    store->owed++;
+    return 0;
+}
+
+int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, size_t n)
+{
+    struct piece pieces[FORGET_MAX_OUTBOXES];
+    struct args a = {0};
+    size_t np = 0, fields = 0;
+    int ret = 0;
+
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        size_t from = 0;
+        do {
+            size_t k = done[i].n - from;
+            if (k > FORGET_MAX_FIELDS - fields)
+                k = FORGET_MAX_FIELDS - fields;
+            pieces[np++] = (struct piece){i, from, from + k};
+            from += k;
+            fields += k;
+            if (np == FORGET_MAX_OUTBOXES || fields == FORGET_MAX_FIELDS) {
+                ret = forget_chunk(store, done, pieces, np, &a);
+                np = fields = 0;
+            }
+        } while (from < done[i].n && ret == 0);
+    }
+    if (np && ret == 0)
+        ret = forget_chunk(store, done, pieces, np, &a);
     args_free(&a);
     return ret;
 }

@@ -42,14 +42,21 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);
 int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
                     int64_t now_ms, int *results);
 
-/* Forgets the delivered commands cmds[0..n) of instance id: removes them from
- * its outbox (ack.lua). Only appended to the pipeline: the removal goes out
- * with the next load or commit, in the same write, and its reply is read
- * there, or by bt_store_settle (call it when nothing else is coming). A lost
- * removal only makes the scheduler send the commands once more. Returns 0 or
- * BT_ENOMEM. */
-int bt_store_forget(struct bt_store *store, const char *id, const struct bt_command *cmds,
-                    size_t n);
+/* The commands of one instance whose delivery Kafka confirmed. */
+struct bt_delivered {
+    char *id;
+    struct bt_command *cmds;
+    size_t n;
+};
+
+/* Forgets delivered commands: removes done[i].cmds from the outbox of each
+ * done[i].id, all of them in one ack.lua call (a few for a huge batch), and
+ * drops the instances left with nothing to send from the outbox index. Only
+ * appended to the pipeline: the removal goes out with the next load or
+ * commit, in the same write, and its reply is read there, or by
+ * bt_store_settle (call it when nothing else is coming). A lost removal only
+ * makes the scheduler send the commands once more. Returns 0 or BT_ENOMEM. */
+int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, size_t n);
 /* Sends what bt_store_forget appended and reads its replies. 0 or BT_EAGAIN. */
 int bt_store_settle(struct bt_store *store);
 

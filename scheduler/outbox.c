@@ -18,7 +18,7 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
                       const char *id)
 {
     struct bt_redis *r = bt_store_redis(store);
-    char key[600], index[300], topic[600];
+    char key[600], index[300], topic[600], count[16];
     struct bt_kafka_batch batch = {0};
     redisReply *hash, *ack = NULL;
     const char **argv = NULL;
@@ -29,10 +29,11 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     hash = bt_redis_command(r, "HGETALL %s", key);
     if (!hash || hash->type != REDIS_REPLY_ARRAY)
         goto out;
-    if (!(argv = calloc(hash->elements / 2 + 3, sizeof(*argv))))
+    /* ack.lua's arguments: the index, this outbox, the id, the count, fields */
+    if (!(argv = calloc(hash->elements / 2 + 4, sizeof(*argv))))
         goto out;
-    argv[0] = key;
-    argv[1] = index;
+    argv[0] = index;
+    argv[1] = key;
     argv[2] = id;
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
@@ -47,13 +48,15 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
                                  v->len - (size_t)(nl2 + 1 - v->str), &batch))
                 goto out;
         }
-        argv[3 + sent++] = hash->element[i]->str;
+        argv[4 + sent++] = hash->element[i]->str;
     }
     if (bt_kafka_wait(rk, &batch, 30000))
         goto out;
     if (sent)
         bt_log(BT_LOG_INFO, "re-sent unsent commands: count=%d workflow=%s", sent, id);
-    ack = bt_redis_eval(r, bt_lua_ack, 2, 3 + sent, argv, NULL);
+    snprintf(count, sizeof(count), "%d", sent);
+    argv[3] = count;
+    ack = bt_redis_eval(r, bt_lua_ack, 2, 4 + sent, argv, NULL);
     ret = sent;
 out:
     /* queued messages point at batch: it must outlive their reports */

@@ -61,20 +61,13 @@ struct local_event {
     char payload[];
 };
 
-/* The commands one instance issued in a batch, moved out of its delta. */
-struct sent {
-    char *id;
-    struct bt_command *cmds;
-    size_t n;
-};
-
 /* A batch whose decisions are committed and whose messages are on their way
  * to Kafka. Heap-allocated: queued messages point at its batch counters. */
 struct flight {
     struct flight *next;
     struct bt_kafka_batch cmds; /* the commands' delivery reports */
     struct bt_kafka_batch dlq;  /* the dead letters' and forwarded events' */
-    struct sent *sent;
+    struct bt_delivered *sent;  /* per instance, the commands moved out of its delta */
     size_t n_sent, cap_sent;
     rd_kafka_topic_partition_list_t *offsets; /* to commit when landed */
     int64_t retry_at;                         /* mono ms: re-produce failed commands */
@@ -534,10 +527,8 @@ static void land(struct bt_wftask *wt, int max_left, bool patient)
             continue;
         }
         /* a lost removal only means the scheduler sends them again later */
-        for (size_t i = 0; i < f->n_sent; i++)
-            if (bt_store_forget(wt->store, f->sent[i].id, f->sent[i].cmds, f->sent[i].n))
-                bt_log(BT_LOG_WARN,
-                       "cannot clear the outbox; commands may be sent twice");
+        if (bt_store_forget(wt->store, f->sent, f->n_sent))
+            bt_log(BT_LOG_WARN, "cannot clear the outbox; commands may be sent twice");
         if (f->offsets->cnt && (err = rd_kafka_commit(wt->consumer, f->offsets, 1)))
             bt_log(BT_LOG_WARN, "cannot commit offsets: %s", rd_kafka_err2str(err));
         if (!(wt->flights = f->next))
@@ -922,7 +913,7 @@ static int produce_commands(struct bt_wftask *wt)
                 return BT_EAGAIN;
         if (f->n_sent == f->cap_sent) {
             size_t cap = f->cap_sent ? f->cap_sent * 2 : 64;
-            struct sent *grown = realloc(f->sent, cap * sizeof(*grown));
+            struct bt_delivered *grown = realloc(f->sent, cap * sizeof(*grown));
             BT_ASSERT(grown);
             f->sent = grown;
             f->cap_sent = cap;
