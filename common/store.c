@@ -557,9 +557,12 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
         arg_own(a, bt_entry_encode(&inst->entries[i]));
     }
 
+    /* in the shape XADD takes: "e", record, "e", record... */
     arg_int(a, (long long)d->n_history);
-    for (size_t i = 0; i < d->n_history; i++)
+    for (size_t i = 0; i < d->n_history; i++) {
+        arg_str(a, "e");
         arg_str(a, d->history[i]);
+    }
 
     n = 0;
     for (size_t i = 0; i < d->n_cmds; i++)
@@ -579,10 +582,11 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
         arg_end(a);
     }
 
+    /* in the shape ZADD takes: score, member */
     arg_int(a, (long long)d->n_timers_add);
     for (size_t i = 0; i < d->n_timers_add; i++) {
-        arg_str(a, d->timers_add[i].member);
         arg_int(a, d->timers_add[i].due);
+        arg_str(a, d->timers_add[i].member);
     }
     arg_int(a, (long long)d->n_timers_del);
     for (size_t i = 0; i < d->n_timers_del; i++)
