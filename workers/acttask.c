@@ -4,7 +4,7 @@
  * without a slot or a token waits in a delay list ordered by the time it is
  * to ask again, so neither the consumer nor the other queues block), drops
  * stale ones (the step is done or a later
- * attempt exists: one HGET of the journal entry) and queues the rest;
+ * attempt exists: take_task.lua, one call per batch) and queues the rest;
  * activity threads run them and produce the completion events. Attempts finish out of
  * order, so each partition's offset is committed only up to its oldest task whose event
  * is not delivered yet.
@@ -500,7 +500,8 @@ static void *run_jobs(void *arg)
 
 /* ---- consumer thread ---- */
 
-/* True when take_task.lua's reply says this attempt is no longer wanted.
+/* True when take_task.lua's reply for a task says its attempt is no longer
+ * wanted.
  * Redis unreachable: run it; at-least-once is the contract. */
 static bool stale(const redisReply *reply)
 {
@@ -618,72 +619,133 @@ static void skip(struct bt_acttask *at, struct job *job)
     job_free(job);
 }
 
+#define TAKE_MAX 128 /* tasks per take_task.lua call */
+
+/* Appends one take_task.lua call for jobs[0..n) (n <= TAKE_MAX). Returns 0
+ * or BT_ENOMEM. */
+static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
+{
+    struct texts {
+        char journal[600], meta[600], seq[24], attempt[16], due[24];
+        char *member;
+    } *t = calloc(n, sizeof(*t));
+    /* KEYS: timers, then journal and meta per job; ARGV: 4 per job */
+    const char *argv[1 + 6 * TAKE_MAX];
+    char timers[300];
+    int ret = t ? 0 : BT_ENOMEM;
+
+    snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(at->store));
+    argv[0] = timers;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        const struct bt_msg *task = &jobs[i]->task;
+        /* the timeout restarts at pickup: as long as it was at dispatch */
+        int64_t timeout = task->deadline - task->ts;
+        int64_t due =
+            timeout > 0 && task->ts ? bt_clock_now_ms() + timeout : task->deadline;
+        bt_store_key(at->store, task->id, ":journal", t[i].journal, sizeof(t[i].journal));
+        bt_store_key(at->store, task->id, "", t[i].meta, sizeof(t[i].meta));
+        snprintf(t[i].seq, sizeof(t[i].seq), "%lld", (long long)task->seq);
+        snprintf(t[i].attempt, sizeof(t[i].attempt), "%d", task->attempt);
+        snprintf(t[i].due, sizeof(t[i].due), "%lld", (long long)due);
+        if (!(t[i].member =
+                  bt_timer_member("timeout", task->seq, task->attempt, task->id)))
+            ret = BT_ENOMEM;
+        argv[1 + 2 * i] = t[i].journal;
+        argv[2 + 2 * i] = t[i].meta;
+        argv[1 + 2 * n + 4 * i] = t[i].seq;
+        argv[2 + 2 * n + 4 * i] = t[i].attempt;
+        argv[3 + 2 * n + 4 * i] = t[i].member;
+        argv[4 + 2 * n + 4 * i] = t[i].due;
+    }
+    if (ret == 0)
+        ret = bt_redis_append_eval(bt_store_redis(at->store), bt_lua_take_task,
+                                   (int)(1 + 2 * n), (int)(1 + 6 * n), argv, NULL);
+    for (size_t i = 0; t && i < n; i++)
+        free(t[i].member);
+    free(t);
+    return ret;
+}
+
+/* Queues job for the activity threads. */
+static void enqueue(struct bt_acttask *at, struct job *job)
+{
+    set_waiting(job, NULL);
+    pthread_mutex_lock(&at->lock);
+    if (at->queue_tail)
+        at->queue_tail->next = job;
+    else
+        at->queue_head = job;
+    at->queue_tail = job;
+    at->inflight++;
+    pthread_cond_signal(&at->cond);
+    pthread_mutex_unlock(&at->lock);
+}
+
+/* True when job's attempt is checked against the journal: an eager task was
+ * decided by this process a moment ago, so nothing can have made it stale
+ * yet, and its timeout started just now. */
+static bool to_check(const struct job *job)
+{
+    return job && !job->local;
+}
+
 /* Checks the journal entries of jobs that hold a token (NULL entries are
- * skipped) in one round trip and queues what is still wanted. The check comes
- * after the token, as it restarts the attempt's timeout: time spent waiting
- * for a token does not count against it. */
+ * skipped), TAKE_MAX per take_task.lua call, all in one round trip, and
+ * queues what is still wanted. The check comes after the token, as it
+ * restarts the attempt's timeout: time spent waiting for a token does not
+ * count against it. */
 static void check(struct bt_acttask *at, struct job **jobs, size_t n)
 {
+    /* jobs[first, end) hold the tasks of one call; replies come in order */
+    struct group {
+        size_t first, end;
+        bool sent;
+    } *groups = calloc(n / TAKE_MAX + 1, sizeof(*groups));
     struct bt_redis *r = bt_store_redis(at->store);
-    size_t asked = 0;
+    size_t n_groups = 0, i = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        struct job *job = jobs[i];
-        /* an eager task was decided by this process a moment ago: nothing
-         * can have made it stale yet, and its timeout started just now */
-        if (job && !job->local) {
-            char key[600], timers[300], meta[600], seq[32], attempt[16], due[32];
-            char *member = bt_timer_member("timeout", job->task.seq, job->task.attempt,
-                                           job->task.id);
-            const char *argv[] = {key, timers, meta, seq, attempt, member, due};
-            /* the timeout restarts at pickup: as long as it was at dispatch */
-            int64_t timeout = job->task.deadline - job->task.ts;
-            bt_store_key(at->store, job->task.id, ":journal", key, sizeof(key));
-            bt_store_key(at->store, job->task.id, "", meta, sizeof(meta));
-            snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(at->store));
-            snprintf(seq, sizeof(seq), "%lld", (long long)job->task.seq);
-            snprintf(attempt, sizeof(attempt), "%d", job->task.attempt);
-            snprintf(due, sizeof(due), "%lld",
-                     (long long)(timeout > 0 && job->task.ts ? bt_clock_now_ms() + timeout
-                                                             : job->task.deadline));
-            job->asked = member &&
-                         bt_redis_append_eval(r, bt_lua_take_task, 3, 7, argv, NULL) == 0;
-            asked += job->asked;
-            free(member);
-        }
+    BT_ASSERT(groups);
+    while (i < n) {
+        struct job *ask[TAKE_MAX];
+        struct group *g = &groups[n_groups++];
+        size_t k = 0;
+        for (g->first = i; i < n && k < TAKE_MAX; i++)
+            if (to_check(jobs[i]))
+                ask[k++] = jobs[i];
+        g->end = i;
+        g->sent = k && append_take(at, ask, k) == 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct job *job = jobs[i];
+    for (size_t gi = 0; gi < n_groups; gi++) {
+        const struct group *g = &groups[gi];
         redisReply *reply = NULL;
-        if (!job)
-            continue;
-        if (job->asked && asked) {
-            job->asked = false;
-            asked--;
-            if (bt_redis_reply(r, &reply))
-                reply = NULL;
-        }
-        if (stale(reply)) {
-            bt_log(BT_LOG_DEBUG, "stale task skipped: workflow=%s seq=%lld attempt=%d",
-                   job->task.id, (long long)job->task.seq, job->task.attempt);
-            count(at, &at->stats.stale);
-            count_attempt(at, bt_registry_activity(at->reg, job->task.name),
-                          job->task.name, "stale");
-            skip(at, job);
-        } else {
-            set_waiting(job, NULL);
-            pthread_mutex_lock(&at->lock);
-            if (at->queue_tail)
-                at->queue_tail->next = job;
-            else
-                at->queue_head = job;
-            at->queue_tail = job;
-            at->inflight++;
-            pthread_cond_signal(&at->cond);
-            pthread_mutex_unlock(&at->lock);
+        size_t e = 0;
+        /* Redis unreachable: they run; at-least-once is the contract */
+        if (g->sent && bt_redis_reply(r, &reply))
+            reply = NULL;
+        for (size_t j = g->first; j < g->end; j++) {
+            struct job *job = jobs[j];
+            const redisReply *el = NULL;
+            if (!job)
+                continue;
+            if (to_check(job) && reply && reply->type == REDIS_REPLY_ARRAY &&
+                e < reply->elements)
+                el = reply->element[e];
+            e += to_check(job);
+            if (stale(el)) {
+                bt_log(BT_LOG_DEBUG,
+                       "stale task skipped: workflow=%s seq=%lld attempt=%d",
+                       job->task.id, (long long)job->task.seq, job->task.attempt);
+                count(at, &at->stats.stale);
+                count_attempt(at, bt_registry_activity(at->reg, job->task.name),
+                              job->task.name, "stale");
+                skip(at, job);
+            } else {
+                enqueue(at, job);
+            }
         }
         freeReplyObject(reply);
     }
+    free(groups);
 }
 
 /* Puts job in the delay list, ordered by ready_ms. */

@@ -1,21 +1,34 @@
--- An activity worker takes a task: is its attempt still wanted, and if so its
+-- Activity workers take tasks: is each attempt still wanted, and if so its
 -- start-to-close timeout starts now (the time it waited in Kafka does not
--- count, unless the timeout already fired).
--- KEYS: 1 journal, 2 timers, 3 the instance's meta hash.
--- ARGV: seq, attempt, timeout timer member, new due.
--- Returns 1 to run it, 0 when it is stale (step done, attempt superseded,
--- instance finished or gone).
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then
-  return 0
+-- count, unless the timeout already fired). One call checks the tasks of a
+-- whole poll batch: a script call costs more than the few commands of one
+-- task's check.
+-- KEYS: 1 timers, then per task: its instance's journal, its meta hash.
+-- ARGV: per task, in the order of KEYS: seq, attempt, timeout timer member,
+--       new due.
+-- Returns per task 1 to run it, 0 when it is stale (step done, attempt
+-- superseded, instance finished or gone).
+local function take(journal, meta, seq, attempt, member, due)
+  local raw = redis.call('HGET', journal, seq)
+  if not raw then
+    return 0
+  end
+  local entry = cjson.decode(raw)
+  if entry.s ~= 0 or entry.at ~= tonumber(attempt) then
+    return 0
+  end
+  local status = redis.call('HGET', meta, 'status')
+  if status ~= 'running' and status ~= 'blocked' then
+    return 0
+  end
+  redis.call('ZADD', KEYS[1], 'XX', due, member)
+  return 1
 end
-local entry = cjson.decode(raw)
-if entry.s ~= 0 or entry.at ~= tonumber(ARGV[2]) then
-  return 0
+
+local out = {}
+for t = 1, (#KEYS - 1) / 2 do
+  local a = 4 * (t - 1)
+  out[t] = take(KEYS[2 * t], KEYS[2 * t + 1], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+                ARGV[a + 4])
 end
-local status = redis.call('HGET', KEYS[3], 'status')
-if status ~= 'running' and status ~= 'blocked' then
-  return 0
-end
-redis.call('ZADD', KEYS[2], 'XX', ARGV[4], ARGV[3])
-return 1
+return out

@@ -1,0 +1,165 @@
+/* Scripts of common/lua that serve a whole batch in one call, against a real
+ * redis-server: each item of the batch gets its own answer, in order. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "lua_scripts.h"
+#include "redis.h"
+
+static struct bt_test_redis srv;
+static struct bt_redis *r;
+
+static void setup(void)
+{
+    char errstr[256] = "";
+
+    cr_assert_eq(bt_test_redis_start(&srv), 0, "redis-server did not start");
+    r = bt_redis_new(srv.addr, NULL, errstr, sizeof(errstr));
+    cr_assert_not_null(r, "bt_redis_new: %s", errstr);
+}
+
+static void teardown(void)
+{
+    bt_redis_destroy(r);
+    bt_test_redis_stop(&srv);
+}
+
+TestSuite(scripts, .init = setup, .fini = teardown, .timeout = 60);
+
+static void run(const char *fmt, const char *arg)
+{
+    redisReply *reply = bt_redis_command(r, fmt, arg);
+
+    cr_assert(reply && reply->type != REDIS_REPLY_ERROR, "%s: %s", fmt,
+              reply ? reply->str : "no reply");
+    freeReplyObject(reply);
+}
+
+/* Instance id with journal entry 0 (state s, attempt at), status and the
+ * timeout timer of attempt `at` due at 1000. */
+static void instance(const char *id, int s, int at, const char *status)
+{
+    char cmd[512], entry[128];
+
+    snprintf(entry, sizeof(entry), "{\"k\":\"a\",\"s\":%d,\"n\":\"inc\",\"at\":%d}", s,
+             at);
+    snprintf(cmd, sizeof(cmd), "HSET t:{%s}:journal 0 %%s", id);
+    run(cmd, entry);
+    snprintf(cmd, sizeof(cmd), "HSET t:{%s} status %%s", id);
+    run(cmd, status);
+    snprintf(cmd, sizeof(cmd), "ZADD t:timers 1000 timeout|0|%d|%%s", at);
+    run(cmd, id);
+}
+
+static long long due_of(const char *member)
+{
+    redisReply *reply = bt_redis_command(r, "ZSCORE t:timers %s", member);
+    long long due = reply && reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : -1;
+
+    freeReplyObject(reply);
+    return due;
+}
+
+Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
+{
+    /* id, attempt asked, expected answer */
+    static const struct {
+        const char *id;
+        const char *attempt;
+        long long want;
+    } tasks[] = {
+        {"run", "1", 1},        /* waiting, running: take it */
+        {"done", "1", 0},       /* step done */
+        {"superseded", "2", 0}, /* the journal is at attempt 1 */
+        {"gone", "1", 0},       /* no such instance */
+        {"finished", "1", 0},   /* instance completed */
+        {"blocked", "1", 1},    /* blocked instances still run their steps */
+    };
+    enum { N = sizeof(tasks) / sizeof(tasks[0]) };
+    char keys[N][2][64], members[N][64];
+    const char *argv[1 + 6 * N];
+    redisReply *reply;
+
+    instance("run", 0, 1, "running");
+    instance("done", 4, 1, "running");
+    instance("superseded", 0, 1, "running");
+    instance("finished", 0, 1, "completed");
+    instance("blocked", 0, 1, "blocked");
+    argv[0] = "t:timers";
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i][0], sizeof(keys[i][0]), "t:{%s}:journal", tasks[i].id);
+        snprintf(keys[i][1], sizeof(keys[i][1]), "t:{%s}", tasks[i].id);
+        snprintf(members[i], sizeof(members[i]), "timeout|0|%s|%s", tasks[i].attempt,
+                 tasks[i].id);
+        argv[1 + 2 * i] = keys[i][0];
+        argv[2 + 2 * i] = keys[i][1];
+        argv[1 + 2 * N + 4 * i] = "0";
+        argv[2 + 2 * N + 4 * i] = tasks[i].attempt;
+        argv[3 + 2 * N + 4 * i] = members[i];
+        argv[4 + 2 * N + 4 * i] = "5000";
+    }
+    reply = bt_redis_eval(r, bt_lua_take_task, 1 + 2 * N, 1 + 6 * N, argv, NULL);
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY, "%s",
+              reply && reply->str ? reply->str : "not an array");
+    cr_assert_eq(reply->elements, N);
+    for (int i = 0; i < N; i++)
+        cr_expect_eq(reply->element[i]->integer, tasks[i].want, "%s: %lld, want %lld",
+                     tasks[i].id, reply->element[i]->integer, tasks[i].want);
+    freeReplyObject(reply);
+    /* the taken ones' timeouts restart; the others' timers stay as they were */
+    cr_expect_eq(due_of("timeout|0|1|run"), 5000);
+    cr_expect_eq(due_of("timeout|0|1|blocked"), 5000);
+    cr_expect_eq(due_of("timeout|0|1|done"), 1000);
+    cr_expect_eq(due_of("timeout|0|1|superseded"), 1000);
+    cr_expect_eq(due_of("timeout|0|1|finished"), 1000);
+    cr_expect_eq(due_of("timeout|0|2|superseded"), -1, "XX: no timer is added");
+}
+
+Test(scripts, ack_forgets_what_each_outbox_had_delivered_and_unindexes_the_empty_ones)
+{
+    /* a: both commands delivered; b: one of two (the other is newer); c: an
+     * outbox already empty; a again in a second piece (a split batch) */
+    const char *argv[] = {"t:outbox",
+                          "t:{a}:outbox",
+                          "t:{b}:outbox",
+                          "t:{c}:outbox",
+                          "t:{a}:outbox",
+                          "a",
+                          "1",
+                          "f1",
+                          "b",
+                          "1",
+                          "f1",
+                          "c",
+                          "0",
+                          "a",
+                          "1",
+                          "f2"};
+    redisReply *reply;
+
+    run("HSET t:{a}:outbox f1 x f2 %s", "y");
+    run("HSET t:{b}:outbox f1 x f2 %s", "y");
+    run("ZADD t:outbox 1 a 1 b 1 c 1 %s", "d");
+    reply = bt_redis_eval(r, bt_lua_ack, 5, 16, argv, NULL);
+    cr_assert(reply && reply->type == REDIS_REPLY_INTEGER, "%s",
+              reply && reply->str ? reply->str : "not an integer");
+    /* a was not empty after its first piece: only its second drops it */
+    cr_expect_eq(reply->integer, 2, "left the index (a, c): %lld", reply->integer);
+    freeReplyObject(reply);
+    reply = bt_redis_command(r, "ZRANGE t:outbox 0 -1");
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY);
+    cr_assert_eq(reply->elements, 2, "b (f2 unsent) and d (not in this batch) stay");
+    cr_expect_str_eq(reply->element[0]->str, "b");
+    cr_expect_str_eq(reply->element[1]->str, "d");
+    freeReplyObject(reply);
+    reply = bt_redis_command(r, "HKEYS t:{b}:outbox");
+    cr_assert(reply && reply->elements == 1);
+    cr_expect_str_eq(reply->element[0]->str, "f2");
+    freeReplyObject(reply);
+    reply = bt_redis_command(r, "EXISTS t:{a}:outbox");
+    cr_expect_eq(reply->integer, 0);
+    freeReplyObject(reply);
+}
