@@ -38,20 +38,28 @@ static void run(const char *fmt, const char *arg)
     freeReplyObject(reply);
 }
 
-/* Instance id with journal entry 0 (state s, attempt at), status and the
- * timeout timer of attempt `at` due at 1000. */
-static void instance(const char *id, int s, int at, const char *status)
+/* Instance id with journal entry 0 as text, status and the timeout timer of
+ * attempt `at` due at 1000. */
+static void instance_raw(const char *id, const char *entry, int at, const char *status)
 {
-    char cmd[512], entry[128];
+    char cmd[512];
 
-    snprintf(entry, sizeof(entry), "{\"k\":\"a\",\"s\":%d,\"n\":\"inc\",\"at\":%d}", s,
-             at);
     snprintf(cmd, sizeof(cmd), "HSET t:{%s}:journal 0 %%s", id);
     run(cmd, entry);
     snprintf(cmd, sizeof(cmd), "HSET t:{%s} status %%s", id);
     run(cmd, status);
     snprintf(cmd, sizeof(cmd), "ZADD t:timers 1000 timeout|0|%d|%%s", at);
     run(cmd, id);
+}
+
+/* The same with entry 0 as bt_entry_encode writes it (state s, attempt at). */
+static void instance(const char *id, int s, int at, const char *status)
+{
+    char entry[128];
+
+    snprintf(entry, sizeof(entry), "{\"k\":\"a\",\"s\":%d,\"n\":\"inc\",\"at\":%d}", s,
+             at);
+    instance_raw(id, entry, at, status);
 }
 
 static long long due_of(const char *member)
@@ -77,6 +85,11 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
         {"gone", "1", 0},       /* no such instance */
         {"finished", "1", 0},   /* instance completed */
         {"blocked", "1", 1},    /* blocked instances still run their steps */
+        {"failed", "1", 0},     /* the attempt failed: replay decides */
+        {"due", "1", 1},        /* more fields after the attempt */
+        /* entries written otherwise than by bt_entry_encode */
+        {"escaped", "1", 1},
+        {"reordered", "1", 0},
     };
     enum { N = sizeof(tasks) / sizeof(tasks[0]) };
     char keys[N][2][64], members[N][64];
@@ -88,6 +101,13 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
     instance("superseded", 0, 1, "running");
     instance("finished", 0, 1, "completed");
     instance("blocked", 0, 1, "blocked");
+    instance("failed", 1, 1, "running");
+    instance_raw("escaped", "{\"k\":\"a\",\"s\":0,\"n\":\"in\\\"c\",\"at\":1}", 1,
+                 "running");
+    instance_raw("reordered", "{\"s\":4,\"k\":\"a\",\"n\":\"inc\",\"at\":1}", 1,
+                 "running");
+    instance_raw("due", "{\"k\":\"a\",\"s\":0,\"n\":\"inc\",\"at\":1,\"d\":99}", 1,
+                 "running");
     argv[0] = "t:timers";
     for (int i = 0; i < N; i++) {
         snprintf(keys[i][0], sizeof(keys[i][0]), "t:{%s}:journal", tasks[i].id);
