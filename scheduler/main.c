@@ -44,11 +44,13 @@ int main(int argc, char **argv)
     struct bt_config cfg;
     struct bt_store *store = NULL;
     struct bt_timer_stats stats = {0};
+    struct bt_timers *timers = NULL;
     struct bt_schedule_stats sched = {0};
     struct bt_metrics *metrics = NULL;
     struct bt_series *fired_total, *resent_total, *pending, *round_trips;
     rd_kafka_t *rk = NULL;
-    char errstr[512];
+    char errstr[512] =
+        "out of memory"; /* what a failed constructor without errstr means */
     int64_t next_sweep = 0, next_gauges = 0;
     int backoff = 50, ret = 1, level;
 
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
         "scheduler");
     if (!(store = bt_store_new(&cfg, errstr, sizeof(errstr))) ||
         !(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr))) ||
+        !(timers = bt_timers_new(&cfg, store, rk, &stats)) ||
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
@@ -90,7 +93,7 @@ int main(int argc, char **argv)
     bt_log(BT_LOG_INFO, "starting: brokers=%s redis=%s prefix=%s", cfg.brokers, cfg.redis,
            cfg.prefix);
     while (!stopping) {
-        int fired = bt_timers_fire(&cfg, store, rk, &stats);
+        int fired = bt_timers_fire(timers);
         int started = fired == BT_EAGAIN ? 0 : bt_schedules_fire(&cfg, store, rk, &sched);
         if (fired == BT_EAGAIN || started == BT_EAGAIN) {
             bt_log(BT_LOG_WARN, "redis or kafka unavailable: backoff_ms=%d", backoff);
@@ -123,6 +126,7 @@ int main(int argc, char **argv)
            (unsigned long long)sched.fired, (unsigned long long)sched.skipped);
     ret = 0;
 out:
+    bt_timers_destroy(timers, 5000);
     bt_metrics_destroy(metrics);
     if (rk) {
         rd_kafka_flush(rk, 5000);

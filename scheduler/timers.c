@@ -1,6 +1,5 @@
 /* Timer members are "<kind>|<seq>|<attempt>|<id>" (journal.h); the id comes
  * last because it may itself contain '|'. */
-#define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,118 +40,198 @@ static int parse_member(const char *member, struct bt_msg *msg, char *kind, size
     return 0;
 }
 
-/* The events topic of each claimed timer's instance (its workflow queue's),
- * one pipelined round trip for the whole claim. topics[i] for reply element
- * 2i; malloc'd strings, NULL for a malformed member. */
-static int events_topics(const struct bt_config *cfg, struct bt_store *store,
-                         const redisReply *claimed, char **topics)
-{
-    size_t n = claimed->elements / 2;
-    int ret = 0;
+/* The events of one claim, on their way to Kafka: their leases go once all
+ * are delivered. */
+struct flight {
+    struct flight *next;
+    struct bt_kafka_batch batch; /* librdkafka points at it until the reports */
+    size_t n;
+    char *members[]; /* of the leased set, to remove */
+};
 
-    for (size_t i = 0; i < n; i++) {
-        struct bt_msg msg = {0};
-        char kind[32], key[600];
-        const char *argv[] = {"HGET", key, "queue"};
-        if (parse_member(claimed->element[2 * i]->str, &msg, kind, sizeof(kind)))
-            snprintf(key, sizeof(key), "%s:{}", bt_store_prefix(store));
-        else
-            bt_store_key(store, msg.id, "", key, sizeof(key));
-        if (bt_redis_append_argv(bt_store_redis(store), 3, argv, NULL))
-            return BT_ENOMEM;
+struct bt_timers {
+    const struct bt_config *cfg;
+    struct bt_store *store;
+    rd_kafka_t *rk;
+    struct bt_timer_stats *stats;
+    struct flight *flights; /* oldest first */
+    char timers[300], leased[300];
+};
+
+struct bt_timers *bt_timers_new(const struct bt_config *cfg, struct bt_store *store,
+                                rd_kafka_t *rk, struct bt_timer_stats *stats)
+{
+    struct bt_timers *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return NULL;
+    *t = (struct bt_timers){.cfg = cfg, .store = store, .rk = rk, .stats = stats};
+    snprintf(t->timers, sizeof(t->timers), "%s:timers", bt_store_prefix(store));
+    snprintf(t->leased, sizeof(t->leased), "%s:timers:leased", bt_store_prefix(store));
+    return t;
+}
+
+static void flight_free(struct flight *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->members[i]);
+    free(f);
+}
+
+/* Appends a ZREM of the leases of every delivered flight at the head of the
+ * list (they complete in order) and frees them; a flight that failed is
+ * dropped with its leases, which expire and fire the timers again. Returns
+ * how many ZREMs were appended (their replies are the caller's to read). */
+static int land(struct bt_timers *t)
+{
+    int appended = 0;
+
+    while (t->flights &&
+           __atomic_load_n(&t->flights->batch.pending, __ATOMIC_ACQUIRE) == 0) {
+        struct flight *f = t->flights;
+        const char **argv;
+
+        t->flights = f->next;
+        if (f->batch.failed) {
+            bt_log(BT_LOG_WARN,
+                   "timer events not delivered: %s (their leases will expire)",
+                   rd_kafka_err2str(f->batch.err));
+        } else if ((argv = malloc((f->n + 2) * sizeof(*argv)))) {
+            argv[0] = "ZREM";
+            argv[1] = t->leased;
+            memcpy(argv + 2, f->members, f->n * sizeof(*argv));
+            appended += bt_redis_append_argv(bt_store_redis(t->store), (int)f->n + 2,
+                                             argv, NULL) == 0;
+            free(argv);
+        }
+        flight_free(f);
     }
+    return appended;
+}
+
+static void count_fired(struct bt_timer_stats *stats, int64_t late)
+{
+    stats->fired++;
+    stats->late_ms_sum += (uint64_t)(late > 0 ? late : 0);
+    if (late > stats->late_ms_max)
+        stats->late_ms_max = late;
+    bt_metrics_observe(stats->lateness, (double)(late > 0 ? late : 0) / 1000.0);
+}
+
+/* Produces the claimed timers' events (reply: member, due, queue triples) as
+ * one flight. Returns how many went out, or BT_EAGAIN. */
+static int produce(struct bt_timers *t, const redisReply *reply, int64_t now)
+{
+    size_t n = reply->elements / 3;
+    struct flight *f = calloc(1, sizeof(*f) + n * sizeof(char *)), **tail;
+    int fired = 0, ret = BT_EAGAIN;
+
+    if (!f)
+        return BT_EAGAIN;
     for (size_t i = 0; i < n; i++) {
-        redisReply *reply = NULL;
-        char topic[512], *suffix;
-        if (bt_redis_reply(bt_store_redis(store), &reply)) {
-            ret = BT_EAGAIN;
+        const char *member = reply->element[3 * i]->str,
+                   *queue = reply->element[3 * i + 2]->str;
+        struct bt_msg msg = {0};
+        char kind[32], topic[512], *suffix, *bytes;
+        size_t len;
+
+        /* its lease goes once the flight lands: malformed ones are dropped */
+        if (!(f->members[f->n] = strdup(member)))
+            goto out;
+        if (parse_member(member, &msg, kind, sizeof(kind))) {
+            bt_log(BT_LOG_ERROR, "dropping a malformed timer: %s", member);
+            f->n++;
             continue;
         }
-        suffix = bt_events_suffix(reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
-        bt_kafka_topic(cfg, suffix, topic, sizeof(topic));
-        topics[i] = strdup(topic);
+        msg.ts = now;
+        suffix = bt_events_suffix(*queue ? queue : NULL);
+        bytes = suffix ? bt_codec_encode(&msg, &len) : NULL;
+        if (bytes)
+            bt_kafka_topic(t->cfg, suffix, topic, sizeof(topic));
         free(suffix);
-        freeReplyObject(reply);
+        if (bytes && bt_kafka_produce(t->rk, topic, msg.id, strlen(msg.id), bytes, len,
+                                      &f->batch)) {
+            /* not sent: its lease (and the rest's) expires, then it fires */
+            free(f->members[f->n]);
+            free(bytes);
+            goto out;
+        }
+        f->n++;
+        if (!bytes)
+            continue;
+        free(bytes);
+        count_fired(t->stats, now - strtoll(reply->element[3 * i + 1]->str, NULL, 10));
+        fired++;
     }
+    ret = fired;
+out:
+    /* the flight waits for its reports even when a produce failed: librdkafka
+     * points at its batch until then */
+    for (tail = &t->flights; *tail; tail = &(*tail)->next)
+        ;
+    *tail = f;
     return ret;
 }
 
-int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                   struct bt_timer_stats *stats)
+int bt_timers_fire(struct bt_timers *t)
 {
-    char timers[300], leased[300], now_s[32], lease_s[32], limit_s[32];
-    char **topics = NULL;
-    const char *argv[] = {timers, leased, now_s, lease_s, limit_s};
-    struct bt_kafka_batch batch = {0};
-    redisReply *reply, *ack = NULL;
+    struct bt_redis *r = bt_store_redis(t->store);
+    char now_s[32], lease_s[32], limit_s[32];
+    const char *argv[] = {t->timers, t->leased, now_s,
+                          lease_s,   limit_s,   bt_store_prefix(t->store)};
+    redisReply *reply = NULL;
     int64_t now = bt_clock_now_ms();
-    int ret = BT_EAGAIN, fired = 0;
-    const char **members = NULL;
+    int zrems = land(t), ret = BT_EAGAIN;
 
-    snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(store));
-    snprintf(leased, sizeof(leased), "%s:timers:leased", bt_store_prefix(store));
     snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
     snprintf(lease_s, sizeof(lease_s), "%d", LEASE_MS);
     snprintf(limit_s, sizeof(limit_s), "%d", BATCH);
-    reply = bt_redis_eval(bt_store_redis(store), bt_lua_claim_timers, 2, 5, argv, NULL);
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
-        goto out;
-    if (!(topics = calloc(reply->elements / 2 + 1, sizeof(*topics))) ||
-        events_topics(cfg, store, reply, topics))
-        goto out; /* the leases expire and the timers are claimed again */
-    if (!(members = calloc(reply->elements / 2 + 3, sizeof(*members))))
-        goto out;
-    members[0] = "ZREM";
-    members[1] = leased;
-    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-        struct bt_msg msg = {0};
-        char kind[32], *bytes;
-        size_t len;
-        int64_t late = now - strtoll(reply->element[i + 1]->str, NULL, 10);
-        if (parse_member(reply->element[i]->str, &msg, kind, sizeof(kind))) {
-            bt_log(BT_LOG_ERROR, "dropping a malformed timer: %s",
-                   reply->element[i]->str);
-        } else {
-            msg.ts = now;
-            if ((bytes = bt_codec_encode(&msg, &len))) {
-                if (bt_kafka_produce(rk, topics[i / 2], msg.id, strlen(msg.id), bytes,
-                                     len, &batch)) {
-                    free(bytes);
-                    goto out;
-                }
-                free(bytes);
-            }
-            stats->late_ms_sum += (uint64_t)(late > 0 ? late : 0);
-            if (late > stats->late_ms_max)
-                stats->late_ms_max = late;
-            bt_metrics_observe(stats->lateness, (double)(late > 0 ? late : 0) / 1000.0);
-        }
-        members[2 + fired++] = reply->element[i]->str;
+    /* the lease releases go out in the claim's round trip, ahead of it */
+    if (bt_redis_append_eval(r, bt_lua_claim_timers, 2, 6, argv, NULL))
+        zrems = -1;
+    for (int i = 0; i < zrems; i++) {
+        if (bt_redis_reply(r, &reply))
+            goto out; /* a lost ZREM only fires those timers again, later */
+        freeReplyObject(reply);
+        reply = NULL;
     }
-    if (fired == 0) {
-        ret = 0;
+    if (zrems < 0 || bt_redis_reply(r, &reply) || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements % 3)
         goto out;
-    }
-    if (bt_kafka_wait(rk, &batch, 30000)) {
-        bt_log(BT_LOG_WARN, "timer events not delivered: %s (their leases will expire)",
-               rd_kafka_err2str(batch.err));
-        goto out;
-    }
-    /* delivered: the leases can go (a lost ZREM only fires the timer again) */
-    ack = bt_redis_argv(bt_store_redis(store), 2 + fired, members, NULL);
-    stats->fired += (uint64_t)fired;
-    ret = fired;
+    ret = reply->elements ? produce(t, reply, now) : 0;
 out:
-    /* queued messages point at batch: it must outlive their reports */
-    if (batch.pending)
-        bt_kafka_wait(rk, &batch, -1);
-    free(members);
-    for (size_t i = 0; topics && reply && i < reply->elements / 2; i++)
-        free(topics[i]);
-    free(topics);
-    freeReplyObject(ack);
     freeReplyObject(reply);
     return ret;
+}
+
+void bt_timers_destroy(struct bt_timers *t, int timeout_ms)
+{
+    redisReply *reply = NULL;
+    int zrems;
+
+    if (!t)
+        return;
+    for (struct flight *f = t->flights; f; f = f->next)
+        bt_kafka_wait(t->rk, &f->batch, timeout_ms);
+    zrems = land(t);
+    for (int i = 0; i < zrems && bt_redis_reply(bt_store_redis(t->store), &reply) == 0;
+         i++) {
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    /* what is still in flight points into its flight: purged, it is reported
+     * at once (its leases expire and another scheduler fires it) */
+    if (t->flights) {
+        rd_kafka_purge(t->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        for (struct flight *f = t->flights; f; f = f->next)
+            bt_kafka_wait(t->rk, &f->batch, -1);
+    }
+    while (t->flights) {
+        struct flight *f = t->flights;
+        t->flights = f->next;
+        flight_free(f);
+    }
+    free(t);
 }
 
 int64_t bt_timers_pending(struct bt_store *store)

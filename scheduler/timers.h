@@ -1,5 +1,7 @@
 /* Firing due timers: claim them atomically in Redis, produce their `timer`
- * events, then release their leases once Kafka confirmed delivery. */
+ * events, and release their leases once Kafka confirmed delivery. Claims do
+ * not wait for the deliveries of earlier ones: a claimed timer is leased, so
+ * no claim takes it again until its lease expires. */
 #ifndef BT_SCHED_TIMERS_H
 #define BT_SCHED_TIMERS_H
 
@@ -16,11 +18,21 @@ struct bt_timer_stats {
     struct bt_series *lateness; /* histogram (seconds) of each fired timer; NULL: none */
 };
 
-/* Fires what is due now (at most one batch). Returns how many fired (>= 0)
- * or BT_EAGAIN when Redis or Kafka is unreachable (leases then expire and
- * the timers fire later, here or elsewhere). */
-int bt_timers_fire(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                   struct bt_timer_stats *stats);
+struct bt_timers;
+
+/* cfg, store, rk and stats are borrowed and must outlive the handle. NULL when
+ * out of memory. */
+struct bt_timers *bt_timers_new(const struct bt_config *cfg, struct bt_store *store,
+                                rd_kafka_t *rk, struct bt_timer_stats *stats);
+/* Releases the leases of the timers whose events were delivered since the
+ * last call, and fires what is due now (at most one batch), in one round trip.
+ * Returns how many fired (>= 0) or BT_EAGAIN when Redis or Kafka is
+ * unreachable (leases then expire and the timers fire later, here or
+ * elsewhere). Serve delivery reports with rd_kafka_poll between calls. */
+int bt_timers_fire(struct bt_timers *t);
+/* Waits (up to timeout_ms) for the events in flight, releases their leases,
+ * and frees the handle. NULL is a no-op. */
+void bt_timers_destroy(struct bt_timers *t, int timeout_ms);
 
 /* Timers waiting to fire (due or not, leased ones left out): one ZCARD.
  * Returns the count or BT_EAGAIN. */

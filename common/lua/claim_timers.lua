@@ -2,15 +2,27 @@
 -- leased set (score: lease expiry) in this one atomic step, so replicas never
 -- fire a timer twice. Leases that expired (their scheduler died before the
 -- event was delivered) are claimed again.
--- KEYS: 1 timers, 2 leased. ARGV: now ms, lease ms, limit.
--- Returns {member, due, member, due, ...}.
+-- KEYS: 1 timers, 2 leased. ARGV: now ms, lease ms, limit, key prefix.
+-- Returns {member, due, queue, member, due, queue, ...}: queue is the
+-- instance's workflow queue ("" for default or a gone instance), whose events
+-- topic the timer goes to; looked up here to spare the scheduler a round trip.
 local now, lease, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local kp = ARGV[4]
 local out = {}
+
+-- members are "<kind>|<seq>|<attempt>|<id>": the id is the rest
+local function claimed(member, due)
+  local id = string.match(member, '^[^|]*|[^|]*|[^|]*|(.+)$')
+  local queue = id and redis.call('HGET', kp .. ':{' .. id .. '}', 'queue')
+  out[#out + 1] = member
+  out[#out + 1] = due
+  out[#out + 1] = queue or ''
+end
+
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 for _, m in ipairs(expired) do
   redis.call('ZADD', KEYS[2], now + lease, m)
-  out[#out + 1] = m
-  out[#out + 1] = tostring(now)
+  claimed(m, tostring(now))
 end
 if #expired < limit then
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
@@ -18,8 +30,7 @@ if #expired < limit then
   for i = 1, #due, 2 do
     redis.call('ZREM', KEYS[1], due[i])
     redis.call('ZADD', KEYS[2], now + lease, due[i])
-    out[#out + 1] = due[i]
-    out[#out + 1] = due[i + 1]
+    claimed(due[i], due[i + 1])
   end
 end
 return out
