@@ -302,38 +302,13 @@ static bool text_ok(const char *str, size_t len)
     size_t i = 0;
 
     while (i < len) {
-        unsigned c = s[i], cp, n;
+        size_t n = 1;
 
-        if (c < 0x80) {
-            if (!c)
-                return false;
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
+        if (s[i] >= 0x80 && !(n = bt_jw_utf8_seq(s + i, len - i)))
             return false;
-        }
-        if (len - i - 1 < n)
+        if (!s[i])
             return false;
-        for (unsigned k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-            return false;
-        if (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
-            return false;
-        i += n + 1;
+        i += n;
     }
     return true;
 }

@@ -33,8 +33,7 @@ fail:
     return false;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
+size_t bt_jw_utf8_seq(const unsigned char *s, size_t len)
 {
     unsigned c = s[0], cp, n;
 
@@ -80,7 +79,7 @@ static void jw_string_rest(struct bt_jw *w, const char *str, size_t len, size_t 
             i++;
             continue;
         }
-        if (c >= 0x80 && (n = utf8_seq(s + i, len - i)) > 0) {
+        if (c >= 0x80 && (n = bt_jw_utf8_seq(s + i, len - i)) > 0) {
             i += n;
             continue;
         }

@@ -40,6 +40,10 @@ static inline void bt_jw_put(struct bt_jw *w, const char *s, size_t n)
  * stays JSON whatever the caller hands over. */
 void bt_jw_string(struct bt_jw *w, const char *s, size_t len);
 void bt_jw_int(struct bt_jw *w, int64_t v);
+/* Length of the valid UTF-8 sequence of more than one byte at s (len > 0
+ * bytes there), or 0: overlong forms, surrogates and code points past
+ * U+10FFFF are not valid. */
+size_t bt_jw_utf8_seq(const unsigned char *s, size_t len);
 /* Any JSON value (NULL: null), compact, as json_dumps writes it. */
 void bt_jw_value(struct bt_jw *w, const json_t *v);
 /* "key":value pairs as json_pack's object format says, without the braces:

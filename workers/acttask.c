@@ -1254,15 +1254,7 @@ void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
      * than through the consumer thread */
     if (job->decoded && !job->task.concurrency_key && !job->task.rate_key) {
         job->direct = true;
-        pthread_mutex_lock(&at->lock);
-        if (at->queue_tail)
-            at->queue_tail->next = job;
-        else
-            at->queue_head = job;
-        at->queue_tail = job;
-        at->inflight++;
-        pthread_cond_signal(&at->cond);
-        pthread_mutex_unlock(&at->lock);
+        enqueue(at, job); /* a new job waits for nothing: no gauge to move */
         return;
     }
     pthread_mutex_lock(&at->lock);
