@@ -1,9 +1,10 @@
 /* The message codec: one table per message type says which properties it
  * has, their kind and their limits, in the order the encoder writes them. The
- * decoder walks the parsed object once against that table; the encoder walks
- * the table against the struct and writes JSON itself, so a message costs one
- * json_loadb to read and one buffer to write. schemas/<type>.schema.json say the
- * same thing for other languages; tests/schemas/ holds the cases both obey. */
+ * encoder walks the table against the struct and writes JSON itself (jsonw).
+ * The decoder reads text the encoder wrote on a fast path, straight into the
+ * struct; anything else is parsed by jansson and walked once against the
+ * table, which words every error. schemas/<type>.schema.json say the same
+ * thing for other languages; tests/schemas/ holds the cases both obey. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
