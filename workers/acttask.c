@@ -57,6 +57,7 @@ struct job {
     char *event; /* the encoded outcome, kept until Kafka confirmed it */
     size_t event_len;
     struct bt_kafka_batch delivery;
+    int64_t due_ms;            /* its start-to-close timeout fires then (0: none) */
     int64_t ready_ms;          /* delayed: when its bucket will have a token */
     int64_t throttle_ms;       /* its attempt was throttled: hold its bucket that long */
     bool asked;                /* a token take or acquire is in the pipeline */
@@ -433,6 +434,33 @@ static void job_free(struct job *job);
 
 /* ---- activity threads ---- */
 
+/* Its start-to-close timeout has passed: the timer fires (or fired) and the
+ * workflow moves on without this attempt. A task from Kafka: the timeout
+ * restarted when it was taken; an eager one: when it was decided. */
+static bool expired(const struct job *job)
+{
+    int64_t due = job->due_ms ? job->due_ms : job->local ? job->task.deadline : 0;
+
+    return due > 0 && bt_clock_now_ms() > due;
+}
+
+/* A job the thread is done with: freed here when nothing is left to do for
+ * it (done), else handed to the consumer thread, which releases its lease
+ * and offset once its outcome, if any, is delivered. */
+static void finish_job(struct bt_acttask *at, struct job *job, bool done)
+{
+    pthread_mutex_lock(&at->lock);
+    if (done) {
+        at->inflight--;
+    } else {
+        job->next = at->produced;
+        at->produced = job;
+    }
+    pthread_mutex_unlock(&at->lock);
+    if (done)
+        job_free(job);
+}
+
 static void *run_jobs(void *arg)
 {
     struct bt_acttask *at = arg;
@@ -461,6 +489,16 @@ static void *run_jobs(void *arg)
 
         def = bt_registry_activity(at->reg, job->task.name);
         label = activity_label(def, job->task.name);
+        if (expired(job)) {
+            /* its timeout fired while it waited here: the workflow has given
+             * up on this attempt (a retry is on its way), running it would
+             * only repeat its effects */
+            bt_log(BT_LOG_DEBUG, "expired task skipped: workflow=%s seq=%lld attempt=%d",
+                   job->task.id, (long long)job->task.seq, job->task.attempt);
+            count_attempt(at, def, job->task.name, "stale");
+            finish_job(at, job, job->direct);
+            continue;
+        }
         waited_ms = bt_clock_now_ms() - job->task.ts; /* two hosts' clocks: may be < 0 */
         if (job->task.ts > 0)
             bt_metrics_observe(bt_metrics_series(at->m.wait, label),
@@ -480,20 +518,9 @@ static void *run_jobs(void *arg)
          * offset; a direct job handed to the workflow role leaves it nothing
          * to do (no offset, lease, throttle hold nor report): freed here */
         done = produce_event(at, job) && job->direct;
-        pthread_mutex_lock(&at->lock);
-        if (event.type == BT_MSG_COMPLETED)
-            at->stats.completed++;
-        else
-            at->stats.failed++;
-        if (done) {
-            at->inflight--;
-        } else {
-            job->next = at->produced;
-            at->produced = job;
-        }
-        pthread_mutex_unlock(&at->lock);
-        if (done)
-            job_free(job);
+        count(at,
+              event.type == BT_MSG_COMPLETED ? &at->stats.completed : &at->stats.failed);
+        finish_job(at, job, done);
         bt_msg_release(&event);
     }
 }
@@ -642,6 +669,7 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
         int64_t timeout = task->deadline - task->ts;
         int64_t due =
             timeout > 0 && task->ts ? bt_clock_now_ms() + timeout : task->deadline;
+        jobs[i]->due_ms = due;
         bt_store_key(at->store, task->id, ":journal", t[i].journal, sizeof(t[i].journal));
         bt_store_key(at->store, task->id, "", t[i].meta, sizeof(t[i].meta));
         snprintf(t[i].seq, sizeof(t[i].seq), "%lld", (long long)task->seq);

@@ -172,6 +172,46 @@ Test(time, an_attempt_on_a_killed_worker_times_out_and_is_retried_elsewhere,
     bt_test_stop(sch, 10000);
 }
 
+/* One activity thread and eager dispatch: six 1-s first attempts with a
+ * 1.5 s start-to-close queue on the worker that decided them. The thread gets
+ * to the third after 2 s, when its timeout (and the later ones') has fired:
+ * those attempts are skipped, not run to no purpose, and their retries
+ * complete the instances. */
+Test(time, an_attempt_whose_timeout_fired_while_it_waited_is_not_run, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    const int n = 6;
+    const char *const args[] = {"--eager=1", "--concurrency", "1", NULL};
+    char marker[400], id[32];
+    pid_t w = bt_stack_worker(&stack, "timing", args), sch = bt_stack_scheduler(&stack);
+    json_t *res;
+    int first;
+
+    cr_assert_gt(w, 0);
+    cr_assert_gt(sch, 0);
+    snprintf(marker, sizeof(marker), "%s/queued.marker", stack.redis.dir);
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "q-%d", i);
+        cr_assert_eq(bt_stack_start_wf(
+                         &stack, "slow_once", id,
+                         json_pack("{s:i, s:s}", "first_ms", 1000, "marker", marker)),
+                     0);
+    }
+    res = wait_results(n, 40000);
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "q-%d", i);
+        cr_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(res, id), "status")),
+            "completed", "%s", id);
+    }
+    first = bt_test_count_lines_with(marker, "attempt 1");
+    cr_log_info("first attempts run: %d of %d", first, n);
+    cr_assert_leq(first, 3, "%d first attempts ran after their timeout had fired", first);
+    json_decref(res);
+    bt_test_stop(w, 10000);
+    bt_test_stop(sch, 10000);
+}
+
 Test(time, a_signal_in_time_takes_branch_a_and_its_absence_branch_b, .init = setup,
      .fini = teardown, .timeout = 60)
 {
