@@ -1,5 +1,6 @@
 /* Timer members are "<kind>|<seq>|<attempt>|<id>" (journal.h); the id comes
  * last because it may itself contain '|'. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,20 +183,20 @@ int bt_timers_fire(struct bt_timers *t)
     redisReply *reply = NULL;
     int64_t now = bt_clock_now_ms();
     int zrems = land(t), ret = BT_EAGAIN;
+    bool claimed;
 
     snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
     snprintf(lease_s, sizeof(lease_s), "%d", LEASE_MS);
     snprintf(limit_s, sizeof(limit_s), "%d", BATCH);
     /* the lease releases go out in the claim's round trip, ahead of it */
-    if (bt_redis_append_eval(r, bt_lua_claim_timers, 2, 6, argv, NULL))
-        zrems = -1;
+    claimed = bt_redis_append_eval(r, bt_lua_claim_timers, 2, 6, argv, NULL) == 0;
     for (int i = 0; i < zrems; i++) {
         if (bt_redis_reply(r, &reply))
             goto out; /* a lost ZREM only fires those timers again, later */
         freeReplyObject(reply);
         reply = NULL;
     }
-    if (zrems < 0 || bt_redis_reply(r, &reply) || reply->type != REDIS_REPLY_ARRAY ||
+    if (!claimed || bt_redis_reply(r, &reply) || reply->type != REDIS_REPLY_ARRAY ||
         reply->elements % 3)
         goto out;
     ret = reply->elements ? produce(t, reply, now) : 0;
@@ -207,12 +208,15 @@ out:
 void bt_timers_destroy(struct bt_timers *t, int timeout_ms)
 {
     redisReply *reply = NULL;
+    int64_t until = bt_clock_mono_ms() + timeout_ms;
     int zrems;
 
     if (!t)
         return;
-    for (struct flight *f = t->flights; f; f = f->next)
-        bt_kafka_wait(t->rk, &f->batch, timeout_ms);
+    for (struct flight *f = t->flights; f; f = f->next) {
+        int64_t left = until - bt_clock_mono_ms();
+        bt_kafka_wait(t->rk, &f->batch, left > 0 ? (int)left : 0);
+    }
     zrems = land(t);
     for (int i = 0; i < zrems && bt_redis_reply(bt_store_redis(t->store), &reply) == 0;
          i++) {
