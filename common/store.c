@@ -437,63 +437,70 @@ static int64_t history_after(const struct bt_instance *inst)
     return inst->hlen + (int64_t)d->n_history;
 }
 
-static void build_commit(struct bt_store *store, struct bt_instance *inst, int64_t now_ms,
-                         struct args *a)
+/* The index key of status s. */
+static void arg_index(struct args *a, const char *kp, enum bt_status s)
+{
+    arg_begin(a);
+    arg_puts(a, kp);
+    arg_puts(a, ":idx:");
+    arg_puts(a, bt_status_name(s));
+    arg_end(a);
+}
+
+/* Appends the keys and arguments of inst's commit.lua call; returns how many
+ * of them are keys. */
+static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_t now_ms,
+                        struct args *a)
 {
     static const char *const key_suffixes[] = {"", ":journal", ":history", ":outbox"};
     struct bt_delta *d = &inst->delta;
-    size_t count_at, n;
+    bool moved = inst->status != d->old_status;
+    size_t count_at, n, nkeys;
 
     for (int k = 0; k < 4; k++)
         arg_key(a, store->kp, inst->id, key_suffixes[k]);
     arg_name(a, store->kp, "outbox");
     arg_name(a, store->kp, "timers");
     arg_name(a, store->kp, "timers:leased");
-    arg_begin(a);
-    arg_puts(a, store->kp);
-    arg_puts(a, ":idx:");
-    arg_puts(a, bt_status_name(d->old_status));
-    arg_end(a);
-    arg_begin(a);
-    arg_puts(a, store->kp);
-    arg_puts(a, ":idx:");
-    arg_puts(a, bt_status_name(inst->status));
-    arg_end(a);
     arg_name(a, store->kp, "idx:all");
-    /* the run that ends on continue-as-new is the one before inst->run */
-    arg_begin(a);
-    arg_puts(a, store->kp);
-    arg_put(a, ":{", 2);
-    arg_puts(a, inst->id);
-    arg_puts(a, "}:history:");
-    arg_put_int(a, inst->run - 1);
-    arg_end(a);
+    if (moved) {
+        arg_index(a, store->kp, inst->status);
+        if (inst->ver > 0)
+            arg_index(a, store->kp, d->old_status);
+    }
+    if (d->reset) {
+        /* the run that ends on continue-as-new is the one before inst->run */
+        arg_begin(a);
+        arg_puts(a, store->kp);
+        arg_put(a, ":{", 2);
+        arg_puts(a, inst->id);
+        arg_puts(a, "}:history:");
+        arg_put_int(a, inst->run - 1);
+        arg_end(a);
+    }
+    nkeys = a->n;
 
     arg_int(a, inst->ver);
     arg_str(a, inst->id);
     arg_int(a, now_ms);
     arg_int(a, d->reset ? (long long)d->reset_history : -1);
+    arg_int(a, (long long)inst->n_entries);
+    arg_int(a, (long long)history_after(inst));
+    arg_str(a, inst->kpos ? inst->kpos : "");
+    arg_int(a, inst->kpos ? inst->koff : 0);
+    arg_int(a, inst->kpos ? inst->kts : 0);
 
-    /* meta: a placeholder count, patched once the pairs are known */
+    /* other meta pairs: a placeholder count, patched once they are known */
     count_at = a->n;
     arg_str(a, "0");
-    arg_str(a, "status");
-    arg_str(a, bt_status_name(inst->status));
-    arg_str(a, "updated");
-    arg_int(a, now_ms);
-    arg_str(a, "jlen");
-    arg_int(a, (long long)inst->n_entries);
-    arg_str(a, "hlen");
-    arg_int(a, (long long)history_after(inst));
-    n = 4;
-    if (inst->kpos) {
-        arg_str(a, "kpos");
-        arg_str(a, inst->kpos);
-        arg_str(a, "koff");
-        arg_int(a, inst->koff);
-        arg_str(a, "kts");
-        arg_int(a, inst->kts);
-        n += 3;
+    n = 0;
+    /* The status only when it may differ from the stored one. A blocked
+     * instance may have been blocked here by a load that found corrupt state
+     * (the stored status is still the old one): it is written as before. */
+    if (moved || inst->ver == 0 || d->meta_dirty || inst->status == BT_STATUS_BLOCKED) {
+        arg_str(a, "status");
+        arg_str(a, bt_status_name(inst->status));
+        n++;
     }
     if (inst->ver == 0) {
         arg_str(a, "type");
@@ -591,6 +598,7 @@ static void build_commit(struct bt_store *store, struct bt_instance *inst, int64
     arg_int(a, (long long)d->n_timers_del);
     for (size_t i = 0; i < d->n_timers_del; i++)
         arg_str(a, d->timers_del[i].member);
+    return (int)nkeys;
 }
 
 static void committed(struct bt_instance *inst, int64_t ver)
@@ -621,6 +629,7 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
     struct args a = {0};
     int ret = 0;
     size_t sent = 0;
+    int nkeys;
     bool *dirty = calloc(n ? n : 1, sizeof(*dirty));
 
     if (!dirty)
@@ -630,9 +639,10 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
         if (!(dirty[i] = bt_instance_dirty(insts[i])))
             continue;
         args_reset(&a);
-        build_commit(store, insts[i], now_ms, &a);
+        nkeys = build_commit(store, insts[i], now_ms, &a);
         args_resolve(&a);
-        if (bt_redis_append_eval(store->r, bt_lua_commit, 11, (int)a.n, a.argv, a.lens)) {
+        if (bt_redis_append_eval(store->r, bt_lua_commit, nkeys, (int)a.n, a.argv,
+                                 a.lens)) {
             ret = BT_ENOMEM;
             goto out;
         }

@@ -1,33 +1,41 @@
--- Commits one decision of one instance atomically: meta fields, journal
--- entries, history records, outbox commands, timers and status indexes.
--- Guarded by the expected version (the commit count): when another worker
--- committed first, nothing is written and {-1, ver} tells the caller to reload.
+-- Commits one decision of one instance atomically: meta, journal, history,
+-- outbox, timers and status indexes. Guarded by the expected version (the
+-- commit count): when another worker committed first, nothing is written and
+-- {-1, ver} tells the caller to reload.
 -- KEYS: 1 meta, 2 journal, 3 history, 4 outbox, 5 outbox index, 6 timers,
---       7 leased timers, 8 index of the old status, 9 index of the new status,
---       10 index of all instances, 11 where the history of the run that ends
---       goes on continue-as-new
+--       7 leased timers, 8 index of all instances; when the status changes,
+--       9 index of the new status and 10 of the old one (none if new); last,
+--       on continue-as-new only: where the ending run's history goes.
 -- ARGV: expected ver, id, now ms, reset (-1, or on continue-as-new how many
---       of the history records belong to the run that ends: the journal
---       restarts and that run's history is archived for a week), then counted
---       sections, each a count n and its n items: meta pairs (field, value),
---       journal pairs (seq, entry), history records ("e", record), outbox
---       pairs (field, command), timers to add (due, member), timers to
---       delete (member).
--- The sections come in the shape the Redis commands take, so that each is
--- passed on with unpack(ARGV, from, to): building Lua tables here cost more
--- than all the commands of the script (allocation and garbage collection).
-local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
-if ver ~= tonumber(ARGV[1]) then
-  return {-1, ver}
+--       history records belong to the run that ends: the journal restarts,
+--       that run's history is archived for a week), jlen, hlen, kpos ("" if
+--       no Kafka event caused it), koff, kts, then sections, each a count n
+--       and n items: other meta pairs, journal pairs (seq, entry), history
+--       ("e", record), outbox (field, command), timers to add (due, member),
+--       timers to delete (member).
+-- Sections come in the shape the commands take, passed on with unpack(ARGV,
+-- from, to): Lua tables cost more than all the commands (allocation, GC).
+-- An argument costs more than a command's work on it (parsing, a Lua string,
+-- a Redis object): names of fields written each time are constants, keys are
+-- passed only when used. tonumber(text) costs two strtod: num() reads a digit.
+local function num(s)
+  if #s == 1 then
+    return s:byte() - 48
+  end
+  return tonumber(s)
 end
-local id, now, reset = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local i = 5
-local archive_ttl = 7 * 86400
 
--- The next section of ARGV: the index of its first item (the range is
--- from .. from + n * width - 1) and n.
+local cur = redis.call('HGET', KEYS[1], 'ver') or '0'
+if cur ~= ARGV[1] then
+  return {-1, tonumber(cur)}
+end
+local id, now, nver = ARGV[2], ARGV[3], cur + 1
+local reset = ARGV[4] ~= '-1' and num(ARGV[4])
+local i = 10
+
+-- The next section of ARGV: the index of its first item, and n.
 local function section(width)
-  local n = tonumber(ARGV[i])
+  local n = num(ARGV[i])
   local from = i + 1
   i = from + n * width
   return from, n
@@ -37,23 +45,29 @@ local meta, nm = section(2)
 local journal, nj = section(2)
 local hist, nh = section(2)
 
-redis.call('HSET', KEYS[1], 'ver', ver + 1, unpack(ARGV, meta, meta + 2 * nm - 1))
+local m, a = KEYS[1], ARGV
+if a[7] ~= '' then
+  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
+             'kpos', a[7], 'koff', a[8], 'kts', a[9], unpack(a, meta, meta + 2 * nm - 1))
+else
+  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
+             unpack(a, meta, meta + 2 * nm - 1))
+end
 
--- records first .. last: one stream entry per decision, one "e" field per
--- record (XADD is the costliest call here, so it runs once, twice on
--- continue-as-new)
+-- records first .. last: one stream entry per decision, one "e" field each
+-- (XADD is the costliest call: once, twice on continue-as-new)
 local function append_history(first, last)
   if last >= first then
     redis.call('XADD', KEYS[3], '*', unpack(ARGV, hist + 2 * (first - 1), hist + 2 * last - 1))
   end
 end
 
-if reset >= 0 then
+if reset then
   append_history(1, reset)
   redis.call('DEL', KEYS[2])
   if redis.call('EXISTS', KEYS[3]) == 1 then
-    redis.call('RENAME', KEYS[3], KEYS[11])
-    redis.call('EXPIRE', KEYS[11], archive_ttl)
+    redis.call('RENAME', KEYS[3], KEYS[#KEYS])
+    redis.call('EXPIRE', KEYS[#KEYS], 7 * 86400)
   end
   append_history(reset + 1, nh)
 else
@@ -76,22 +90,22 @@ if nta > 0 then
 end
 
 -- A timer is in one of the two sets at a time (claim_timers.lua moves it,
--- and a member is never added twice), so the leased set only needs a look
--- when the timers set did not hold them all: most steps end before their
--- timeout fires.
+-- a member is never added twice): the leased set only needs a look when the
+-- timers set did not hold them all (most steps end before their timeout).
 local tdel, ntd = section(1)
 if ntd > 0 and redis.call('ZREM', KEYS[6], unpack(ARGV, tdel, tdel + ntd - 1)) < ntd then
   redis.call('ZREM', KEYS[7], unpack(ARGV, tdel, tdel + ntd - 1))
 end
 
--- a new instance is in no status index yet
-if ver == 0 then
-  redis.call('ZADD', KEYS[10], now, id)
+-- a new instance is in no index yet
+if cur == '0' then
+  redis.call('ZADD', KEYS[8], now, id)
 end
-if KEYS[8] ~= KEYS[9] then
-  if ver > 0 then
-    redis.call('ZREM', KEYS[8], id)
+local nidx = #KEYS - 8 - (reset and 1 or 0)
+if nidx > 0 then
+  if nidx > 1 then
+    redis.call('ZREM', KEYS[10], id)
   end
   redis.call('ZADD', KEYS[9], now, id)
 end
-return {0, ver + 1}
+return {0, nver}

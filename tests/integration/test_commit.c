@@ -1,0 +1,253 @@
+/* bt_store_commit against a real redis-server: what each commit leaves in the
+ * meta hash, the history stream and the status indexes. commit.lua only gets
+ * the keys and fields a commit changes (the indexes when the status moves,
+ * the archive key on continue-as-new, the status when it may differ), so
+ * these check that every kind of commit still writes what it did. */
+#define _GNU_SOURCE /* strdup */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "err.h"
+#include "harness.h"
+#include "journal.h"
+#include "store.h"
+
+static struct bt_test_redis srv;
+static struct bt_store *store;
+
+static void setup(void)
+{
+    char errstr[256] = "";
+    char kp[] = "c";
+    struct bt_config cfg = {.key_prefix = kp};
+
+    cr_assert_eq(bt_test_redis_start(&srv), 0, "redis-server did not start");
+    cfg.redis = srv.addr;
+    store = bt_store_new(&cfg, errstr, sizeof(errstr));
+    cr_assert_not_null(store, "bt_store_new: %s", errstr);
+}
+
+static void teardown(void)
+{
+    bt_store_destroy(store);
+    bt_test_redis_stop(&srv);
+}
+
+TestSuite(commit, .init = setup, .fini = teardown, .timeout = 60);
+
+static redisReply *cmd(const char *fmt, const char *arg)
+{
+    redisReply *reply = bt_redis_command(bt_store_redis(store), fmt, arg);
+
+    cr_assert(reply && reply->type != REDIS_REPLY_ERROR, "%s: %s", fmt,
+              reply ? reply->str : "no reply");
+    return reply;
+}
+
+/* Field f of the meta hash of id, or "" when absent (static buffer). */
+static const char *meta(const char *id, const char *f)
+{
+    static char value[256];
+    char key[128];
+    redisReply *reply;
+
+    snprintf(key, sizeof(key), "HGET c:{%s} %s", id, f);
+    reply = cmd(key, NULL);
+    snprintf(value, sizeof(value), "%s",
+             reply->type == REDIS_REPLY_STRING ? reply->str : "");
+    freeReplyObject(reply);
+    return value;
+}
+
+/* 1 when id is in index c:idx:<name>. */
+static int indexed(const char *name, const char *id)
+{
+    char key[128];
+    redisReply *reply;
+    int in;
+
+    snprintf(key, sizeof(key), "ZSCORE c:idx:%s %%s", name);
+    reply = cmd(key, id);
+    in = reply->type == REDIS_REPLY_STRING;
+    freeReplyObject(reply);
+    return in;
+}
+
+/* Records in stream key (a full key name). */
+static long long stream_len(const char *key)
+{
+    redisReply *reply = cmd("XLEN %s", key);
+    long long n = reply->integer;
+
+    freeReplyObject(reply);
+    return n;
+}
+
+static void record(struct bt_instance *inst, const char *ev)
+{
+    char text[64];
+
+    snprintf(text, sizeof(text), "{\"ev\":\"%s\"}", ev);
+    cr_assert_eq(bt_delta_history(&inst->delta, strdup(text)), 0);
+}
+
+static void commit(struct bt_instance *inst, int64_t now, int want)
+{
+    int result = -1;
+
+    cr_assert_eq(bt_store_commit(store, &inst, 1, now, &result), 0);
+    cr_assert_eq(result, want, "commit of %s: %d, want %d", inst->id, result, want);
+}
+
+/* A new running instance as the worker commits its start (an event read at
+ * offset 7), with one step. */
+static struct bt_instance *started(const char *id)
+{
+    struct bt_instance *inst = bt_instance_new(id);
+
+    cr_assert_not_null(inst);
+    inst->type = strdup("flow");
+    inst->input = json_pack("{s:i}", "n", 1);
+    inst->status = BT_STATUS_RUNNING;
+    inst->created = 1000;
+    inst->run = 1;
+    inst->kpos = strdup("cluster/events/0");
+    inst->koff = 7;
+    inst->kts = 990;
+    cr_assert_not_null(bt_instance_append(inst, 'a', "step"));
+    record(inst, "started");
+    commit(inst, 1000, 0);
+    return inst;
+}
+
+Test(commit, a_start_writes_the_meta_fields_and_both_indexes)
+{
+    struct bt_instance *inst = started("s1");
+
+    cr_expect_str_eq(meta("s1", "ver"), "1");
+    cr_expect_str_eq(meta("s1", "status"), "running");
+    cr_expect_str_eq(meta("s1", "type"), "flow");
+    cr_expect_str_eq(meta("s1", "updated"), "1000");
+    cr_expect_str_eq(meta("s1", "created"), "1000");
+    cr_expect_str_eq(meta("s1", "jlen"), "1");
+    cr_expect_str_eq(meta("s1", "hlen"), "1");
+    cr_expect_str_eq(meta("s1", "kpos"), "cluster/events/0");
+    cr_expect_str_eq(meta("s1", "koff"), "7");
+    cr_expect_str_eq(meta("s1", "kts"), "990");
+    cr_expect_str_eq(meta("s1", "run"), "1");
+    cr_expect(indexed("all", "s1"));
+    cr_expect(indexed("running", "s1"));
+    cr_expect_not(indexed("none", "s1"));
+    cr_expect_eq(stream_len("c:{s1}:history"), 1);
+    bt_instance_destroy(inst);
+}
+
+Test(commit, a_step_keeps_the_status_and_its_index_and_advances_the_rest)
+{
+    struct bt_instance *inst = started("s2");
+
+    inst->koff = 8;
+    inst->kts = 1990;
+    cr_assert_not_null(bt_instance_append(inst, 'a', "next"));
+    record(inst, "activity_completed");
+    record(inst, "activity_scheduled");
+    commit(inst, 2000, 0);
+    cr_expect_str_eq(meta("s2", "ver"), "2");
+    cr_expect_str_eq(meta("s2", "status"), "running");
+    cr_expect_str_eq(meta("s2", "updated"), "2000");
+    cr_expect_str_eq(meta("s2", "jlen"), "2");
+    cr_expect_str_eq(meta("s2", "hlen"), "3");
+    cr_expect_str_eq(meta("s2", "koff"), "8");
+    cr_expect_str_eq(meta("s2", "kts"), "1990");
+    cr_expect(indexed("running", "s2"));
+    cr_expect_eq(stream_len("c:{s2}:history"), 2, "one stream entry per commit");
+
+    /* a decision no Kafka event caused leaves the event position as it was */
+    free(inst->kpos);
+    inst->kpos = NULL;
+    record(inst, "signal_buffered");
+    commit(inst, 3000, 0);
+    cr_expect_str_eq(meta("s2", "ver"), "3");
+    cr_expect_str_eq(meta("s2", "kpos"), "cluster/events/0");
+    cr_expect_str_eq(meta("s2", "koff"), "8");
+    cr_expect_str_eq(meta("s2", "updated"), "3000");
+    bt_instance_destroy(inst);
+}
+
+Test(commit, a_status_change_moves_the_instance_between_indexes)
+{
+    struct bt_instance *inst = started("s3");
+
+    inst->status = BT_STATUS_COMPLETED;
+    inst->result = json_pack("{s:i}", "n", 2);
+    inst->delta.meta_dirty = true;
+    record(inst, "finished");
+    commit(inst, 2000, 0);
+    cr_expect_str_eq(meta("s3", "status"), "completed");
+    cr_expect_str_eq(meta("s3", "result"), "{\"n\":2}");
+    cr_expect_not(indexed("running", "s3"));
+    cr_expect(indexed("completed", "s3"));
+    cr_expect(indexed("all", "s3"));
+    bt_instance_destroy(inst);
+}
+
+Test(commit, a_stale_version_writes_nothing)
+{
+    struct bt_instance *inst = started("s4");
+
+    inst->ver = 0; /* as a worker that lost the instance would have it */
+    inst->status = BT_STATUS_FAILED;
+    record(inst, "finished");
+    commit(inst, 2000, BT_ECONFLICT);
+    cr_expect_str_eq(meta("s4", "ver"), "1");
+    cr_expect_str_eq(meta("s4", "status"), "running");
+    cr_expect_str_eq(meta("s4", "updated"), "1000");
+    cr_expect(indexed("running", "s4"));
+    cr_expect_not(indexed("failed", "s4"));
+    cr_expect_eq(stream_len("c:{s4}:history"), 1);
+    bt_instance_destroy(inst);
+}
+
+/* continue-as-new: the old run's history is archived, with or without a
+ * status change in the same commit */
+static void continue_as_new(const char *id, enum bt_status status)
+{
+    struct bt_instance *inst = started(id);
+    char key[64];
+    redisReply *ttl;
+
+    record(inst, "continued_as_new");
+    inst->delta.reset = true;
+    inst->delta.reset_history = 1; /* "continued_as_new" ends run 1 */
+    inst->run = 2;
+    inst->status = status;
+    inst->delta.meta_dirty = true;
+    record(inst, "started");
+    commit(inst, 2000, 0);
+    cr_expect_str_eq(meta(id, "run"), "2");
+    cr_expect_str_eq(meta(id, "hlen"), "1");
+    cr_expect_str_eq(meta(id, "status"), bt_status_name(status));
+    snprintf(key, sizeof(key), "c:{%s}:history:1", id);
+    cr_expect_eq(stream_len(key), 2, "run 1: started, continued_as_new");
+    ttl = cmd("TTL %s", key);
+    cr_expect_gt(ttl->integer, 0, "the archive expires");
+    freeReplyObject(ttl);
+    snprintf(key, sizeof(key), "c:{%s}:history", id);
+    cr_expect_eq(stream_len(key), 1, "run 2: started");
+    cr_expect(indexed(bt_status_name(status), id));
+    cr_expect_eq(indexed("running", id), status == BT_STATUS_RUNNING);
+    bt_instance_destroy(inst);
+}
+
+Test(commit, continue_as_new_archives_the_old_run)
+{
+    continue_as_new("s5", BT_STATUS_RUNNING);
+}
+
+Test(commit, continue_as_new_with_a_status_change_archives_and_moves)
+{
+    continue_as_new("s6", BT_STATUS_BLOCKED);
+}
