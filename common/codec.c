@@ -1248,7 +1248,7 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
                         bool *first)
 {
     const char *s = NULL;
-    size_t pos;
+    size_t pos, len;
     unsigned cp;
     int64_t v;
     bool present = true;
@@ -1267,16 +1267,15 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
         s = get_str(msg, f->off);
         if (!s)
             return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
-        if (f->kind == K_ID &&
-            (!text_ok(s, strlen(s)) || id_check(s, strlen(s), &pos, &cp) != ID_OK))
+        len = strlen(s);
+        if (f->kind == K_ID && (!text_ok(s, len) || id_check(s, len, &pos, &cp) != ID_OK))
             return -1;
-        if (f->kind == K_STR &&
-            (!text_ok(s, strlen(s)) || (!*s && (f->flags & F_NONEMPTY))))
+        if (f->kind == K_STR && (!text_ok(s, len) || (!len && (f->flags & F_NONEMPTY))))
             return -1;
         if (f->kind == K_ENUM) {
             const char *const *val = f->values;
 
-            while (*val && strcmp(*val, s) != 0)
+            while (*val && !same_name(*val, s, len))
                 val++;
             if (!*val)
                 return -1;
@@ -1286,7 +1285,7 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
             if (encode_bytes(o, f, s, get_bool(msg, f->enc_off)))
                 return -1;
         } else {
-            bt_jw_string(o, s, strlen(s));
+            bt_jw_string(o, s, len);
         }
         break;
     case K_INT:

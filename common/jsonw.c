@@ -139,10 +139,11 @@ void bt_jw_string(struct bt_jw *w, const char *str, size_t len)
     bt_jw_lit(w, "\"");
 }
 
-void bt_jw_int(struct bt_jw *w, int64_t v)
+size_t bt_jw_itoa(char *buf, int64_t v)
 {
-    char tmp[24], *p = tmp + sizeof(tmp);
+    char tmp[BT_JW_INT_SIZE], *p = tmp + sizeof(tmp);
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    size_t n;
 
     do {
         *--p = (char)('0' + u % 10);
@@ -150,7 +151,17 @@ void bt_jw_int(struct bt_jw *w, int64_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
-    bt_jw_put(w, p, (size_t)(tmp + sizeof(tmp) - p));
+    n = (size_t)(tmp + sizeof(tmp) - p);
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    return n;
+}
+
+void bt_jw_int(struct bt_jw *w, int64_t v)
+{
+    char num[BT_JW_INT_SIZE];
+
+    bt_jw_put(w, num, bt_jw_itoa(num, v));
 }
 
 /* Reals in jansson's format ("%.17g", made to look like a real). */

@@ -40,6 +40,11 @@ static inline void bt_jw_put(struct bt_jw *w, const char *s, size_t n)
  * stays JSON whatever the caller hands over. */
 void bt_jw_string(struct bt_jw *w, const char *s, size_t len);
 void bt_jw_int(struct bt_jw *w, int64_t v);
+/* Writes v in decimal and a NUL at buf, which holds BT_JW_INT_SIZE bytes;
+ * returns the number of digits (and sign). Numbers on the per-step paths
+ * (JSON, Redis arguments and RESP lengths) are written with it, not printf. */
+#define BT_JW_INT_SIZE 21
+size_t bt_jw_itoa(char *buf, int64_t v);
 /* Length of the valid UTF-8 sequence of more than one byte at s (len > 0
  * bytes there), or 0: overlong forms, surrogates and code points past
  * U+10FFFF are not valid. */

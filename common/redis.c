@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "err.h"
+#include "jsonw.h"
 #include "log.h"
 #include "redis.h"
 #include "sha1.h"
@@ -117,20 +118,6 @@ static bool resp_reserve(struct resp *t, size_t n)
     return true;
 }
 
-/* Writes the decimal digits of v at p; returns their count. */
-static size_t put_size(char *p, size_t v)
-{
-    char tmp[24];
-    size_t n = 0, i = 0;
-
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    while (n > 0)
-        p[i++] = tmp[--n];
-    return i;
-}
-
 static size_t arg_len(int i, int npre, const char *const *pre, const char **argv,
                       const size_t *argvlen)
 {
@@ -156,14 +143,14 @@ static int resp_command(struct resp *t, int npre, const char *const *pre, int ar
         return BT_ENOMEM;
     p = t->buf + t->len;
     *p++ = '*';
-    p += put_size(p, (size_t)n);
+    p += bt_jw_itoa(p, n); /* its NUL is overwritten */
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < n; i++) {
         size_t len = arg_len(i, npre, pre, argv, argvlen);
 
         *p++ = '$';
-        p += put_size(p, len);
+        p += bt_jw_itoa(p, (int64_t)len);
         *p++ = '\r';
         *p++ = '\n';
         memcpy(p, i < npre ? pre[i] : argv[i - npre], len);
@@ -199,12 +186,12 @@ static int eval_format(struct bt_redis *r, struct resp *t, struct bt_redis_scrip
                        const size_t *argvlen)
 {
     struct bt_redis_script *s;
-    char nkeys_str[16];
+    char nkeys_str[BT_JW_INT_SIZE];
 
     BT_ASSERT(nkeys >= 0 && nkeys <= argc);
     if (!(*sp = s = script_get(r, script)))
         return BT_ENOMEM;
-    nkeys_str[put_size(nkeys_str, (size_t)nkeys)] = '\0';
+    bt_jw_itoa(nkeys_str, nkeys);
     return resp_command(t, 3, (const char *const[]){"EVALSHA", s->sha, nkeys_str}, argc,
                         argv, argvlen);
 }

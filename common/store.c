@@ -317,16 +317,9 @@ static void arg_puts(struct args *a, const char *s)
 
 static void arg_put_int(struct args *a, long long v)
 {
-    char tmp[24];
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    size_t n = 0;
+    char num[BT_JW_INT_SIZE];
 
-    do
-        tmp[sizeof(tmp) - ++n] = (char)('0' + u % 10);
-    while ((u /= 10) > 0);
-    if (v < 0)
-        tmp[sizeof(tmp) - ++n] = '-';
-    arg_put(a, tmp + sizeof(tmp) - n, n);
+    arg_put(a, num, bt_jw_itoa(num, v));
 }
 
 static void arg_end(struct args *a)

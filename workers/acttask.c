@@ -36,6 +36,7 @@
 #include "concurrency.h"
 #include "err.h"
 #include "journal.h"
+#include "jsonw.h"
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"
@@ -653,7 +654,8 @@ static void skip(struct bt_acttask *at, struct job *job)
 static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
 {
     struct texts {
-        char journal[600], meta[600], seq[24], attempt[16], due[24];
+        char journal[600], meta[600], seq[BT_JW_INT_SIZE], attempt[BT_JW_INT_SIZE],
+            due[BT_JW_INT_SIZE];
         char *member;
     } *t = calloc(n, sizeof(*t));
     /* KEYS: timers, then journal and meta per job; ARGV: 4 per job */
@@ -672,9 +674,9 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
         jobs[i]->due_ms = due;
         bt_store_key(at->store, task->id, ":journal", t[i].journal, sizeof(t[i].journal));
         bt_store_key(at->store, task->id, "", t[i].meta, sizeof(t[i].meta));
-        snprintf(t[i].seq, sizeof(t[i].seq), "%lld", (long long)task->seq);
-        snprintf(t[i].attempt, sizeof(t[i].attempt), "%d", task->attempt);
-        snprintf(t[i].due, sizeof(t[i].due), "%lld", (long long)due);
+        bt_jw_itoa(t[i].seq, task->seq);
+        bt_jw_itoa(t[i].attempt, task->attempt);
+        bt_jw_itoa(t[i].due, due);
         if (!(t[i].member =
                   bt_timer_member("timeout", task->seq, task->attempt, task->id)))
             ret = BT_ENOMEM;
