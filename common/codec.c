@@ -951,6 +951,29 @@ out:
     return str;
 }
 
+/* An object key of printable ASCII without escapes (what keys almost always
+ * are), copied into buf: no string value to allocate and free per member.
+ * NULL, with nothing consumed, for any other key: quick_string reads it. */
+static const char *quick_plain_key(struct scan *sc, char *buf, size_t size)
+{
+    const char *start, *p;
+
+    skip_ws(sc);
+    if (sc->p == sc->end || *sc->p != '"')
+        return NULL;
+    for (start = p = sc->p + 1; p < sc->end && *p != '"'; p++) {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80 || *p == '\\' ||
+            (size_t)(p - start) + 1 >= size)
+            return NULL;
+    }
+    if (p == sc->end)
+        return NULL;
+    memcpy(buf, start, (size_t)(p - start));
+    buf[p - start] = '\0';
+    sc->p = p + 1;
+    return buf;
+}
+
 /* A body value built straight from the text: objects, arrays, strings,
  * integers, true, false, null. NULL for anything else (reals, duplicate
  * keys, deep nesting, bad text) or out of memory: jansson then parses it. */
@@ -968,11 +991,16 @@ static json_t *quick_value(struct scan *sc, int depth)
         if (!(v = json_object()) || scan_char(sc, '}'))
             return v;
         do {
-            json_t *key = quick_string(sc);
-            const char *k = json_string_value(key);
+            char plain[128];
+            json_t *key = NULL;
+            const char *k = quick_plain_key(sc, plain, sizeof(plain));
 
-            if (!key || strlen(k) != json_string_length(key) || json_object_get(v, k) ||
-                !scan_char(sc, ':') || !(item = quick_value(sc, depth + 1))) {
+            if (!k && (key = quick_string(sc)))
+                k = strlen(json_string_value(key)) == json_string_length(key)
+                        ? json_string_value(key)
+                        : NULL;
+            if (!k || json_object_get(v, k) || !scan_char(sc, ':') ||
+                !(item = quick_value(sc, depth + 1))) {
                 json_decref(key);
                 goto fail;
             }
@@ -1079,7 +1107,7 @@ static bool quick_object(struct dec *d, struct scan *sc, const char *path,
 {
     uint32_t seen = 0;
     const char *key;
-    size_t len;
+    size_t len, next = 0;
     int i = 0;
 
     if (!scan_char(sc, '{'))
@@ -1096,10 +1124,14 @@ static bool quick_object(struct dec *d, struct scan *sc, const char *path,
                 return false;
             continue;
         }
-        for (size_t k = 0; k < n && !f; k++) {
+        /* we write fields in the table's order: look from the last one on */
+        for (size_t j = 0; j < n && !f; j++) {
+            size_t k = (next + j) % n;
             if (same_name(fields[k].name, key, len))
                 f = &fields[k];
         }
+        if (f)
+            next = (size_t)(f - fields) + 1;
         if (!f || (seen & UINT32_C(1) << (f - fields)))
             return false; /* unknown, extension or duplicate: the full path says */
         seen |= UINT32_C(1) << (f - fields);

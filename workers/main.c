@@ -2,6 +2,7 @@
  * --workflow-threads threads (each a consumer of its share of the events
  * partitions) and the activity role on its own threads until SIGTERM or
  * SIGINT. */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -63,6 +64,11 @@ int main(int argc, char **argv)
     struct bt_acttask *at = NULL;
     struct bt_wftask_stats ws = {0};
     int ret = 1;
+
+    /* no fastbins: a batch frees thousands of small blocks at once, and each
+     * large free then walked and merged them all (malloc_consolidate, 2 % of
+     * the worker's instructions); small blocks still go through the tcache */
+    mallopt(M_MXFAST, 0);
 
     if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
         fprintf(stderr, "baton-worker: %s\n", errstr);

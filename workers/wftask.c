@@ -27,6 +27,7 @@
 #include "codec.h"
 #include "err.h"
 #include "idmap.h"
+#include "jsonw.h"
 #include "kafka.h"
 #include "log.h"
 #include "replay.h"
@@ -726,6 +727,24 @@ static void forward(struct bt_wftask *wt, struct item *it, const char *queue)
     it->forwarded = true;
 }
 
+/* "<cluster>/<topic>/<partition>", where an event was read (snprintf costs
+ * more than the rest of this per event) */
+static void kafka_position(char *buf, size_t size, const char *cluster, const char *topic,
+                           int32_t partition)
+{
+    size_t lc = strlen(cluster), lt = strlen(topic);
+
+    if (lc + lt + 2 + BT_JW_INT_SIZE > size) {
+        snprintf(buf, size, "%s/%s/%d", cluster, topic, partition);
+        return;
+    }
+    memcpy(buf, cluster, lc);
+    buf[lc] = '/';
+    memcpy(buf + lc + 1, topic, lt);
+    buf[lc + 1 + lt] = '/';
+    bt_jw_itoa(buf + lc + 2 + lt, partition);
+}
+
 static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
                       bool only_conflicted)
 {
@@ -757,8 +776,8 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
             }
             continue;
         }
-        snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster,
-                 rd_kafka_topic_name(it->rkm->rkt), it->rkm->partition);
+        kafka_position(pos, sizeof(pos), wt->cluster, rd_kafka_topic_name(it->rkm->rkt),
+                       it->rkm->partition);
         ts = rd_kafka_message_timestamp(it->rkm, NULL);
         /* a redelivery sits at or below the last applied offset and was
          * written no later than it: a new cluster (the embedded one restarted,

@@ -308,15 +308,26 @@ Test(codec, bodies_come_out_as_jansson_parses_them)
         " [ 1 , 2 ] ",
         "DEEP", /* 70 levels: deeper than the fast path goes */
         "{\"\\u00e9\":1,\"k\\n\":[true,false]}",
+        /* keys read without a string value (plain ASCII), and the others */
+        "{ \"a b\" : 1 , \"\xc3\xa9\":2,\"a\\\"b\":3}",
+        "{\"LONGKEY\":1,\"x\":{\"LONGKEY\":2}}",
     };
 
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         char text[1024], errstr[256];
         struct bt_msg msg;
         const char *body = bodies[i];
-        char deep[160];
+        char deep[160], longbody[512];
         json_t *want;
 
+        if (strstr(body, "LONGKEY")) {
+            /* keys of 200 bytes: longer than the fast path copies */
+            char key[201];
+            memset(key, 'k', 200);
+            key[200] = '\0';
+            snprintf(longbody, sizeof(longbody), "{\"%s\":1,\"x\":{\"%s\":2}}", key, key);
+            body = longbody;
+        }
         if (!strcmp(body, "DEEP")) {
             memset(deep, '[', 70);
             deep[70] = '1';
