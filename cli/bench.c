@@ -213,6 +213,24 @@ static int find_procs(const char *comm, pid_t parent, const char *brokers, pid_t
     return n;
 }
 
+/* Nanoseconds the main thread of pid ran and waited, runnable, for a CPU
+ * (/proc/<pid>/schedstat): a process that waits as long as it runs did not
+ * get the CPU it could have used. */
+static void read_schedstat(pid_t pid, unsigned long long *run_ns,
+                           unsigned long long *wait_ns)
+{
+    char path[64];
+    FILE *f;
+
+    *run_ns = *wait_ns = 0;
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return;
+    if (fscanf(f, "%llu %llu", run_ns, wait_ns) != 2)
+        *run_ns = *wait_ns = 0;
+    fclose(f);
+}
+
 struct thread_cpu {
     pid_t tid;
     char comm[24];
@@ -686,6 +704,7 @@ struct topic_count {
 struct snapshot {
     double t;
     unsigned long long ticks[N_ROLES];
+    unsigned long long wait_ns[N_ROLES];       /* runnable, no CPU: first process */
     unsigned long long busy, total;            /* machine */
     struct thread_cpu threads[2][MAX_THREADS]; /* worker, broker (first pid) */
     int n_threads[2];
@@ -780,7 +799,11 @@ static void take_snapshot(struct bench *b, struct snapshot *snap, bool services)
     }
     for (int r = 0; r < N_ROLES; r++) {
         const struct role *role = &b->stack.roles[r];
+        unsigned long long run_ns;
         snap->ticks[r] = 0;
+        snap->wait_ns[r] = 0;
+        if (role->n)
+            read_schedstat(role->pids[0], &run_ns, &snap->wait_ns[r]);
         for (int i = 0; i < role->n; i++) {
             char path[64];
             unsigned long long t;
@@ -1458,6 +1481,10 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
             continue;
         snprintf(key, sizeof(key), "util_pct_%s", role_names[r]);
         put(o, key, 100 * seconds(s1->ticks[r] - s0->ticks[r]) / run_s, 1);
+        if (r == R_BROKER) /* its main thread is baton dev's, not the broker's */
+            continue;
+        snprintf(key, sizeof(key), "cpu_wait_pct_%s", role_names[r]);
+        put(o, key, 100 * (double)(s1->wait_ns[r] - s0->wait_ns[r]) / 1e9 / run_s, 1);
     }
     cpu = threads_json(s0, s1, 0, b->stack.roles[R_WORKER].pids[0], run_s);
     if (json_array_size(cpu))
