@@ -547,6 +547,21 @@ out:
     return ret;
 }
 
+int bt_redis_flush(struct bt_redis *r)
+{
+    int ret;
+
+    if (r->nsent == r->ncmds)
+        return 0;
+    if ((ret = queue_flush(r)) < 0) {
+        /* what went out before this write may have run: all of it is lost */
+        disconnect(r);
+        r->nlost = r->ncmds - r->head;
+        queue_clear(r);
+    }
+    return ret;
+}
+
 uint64_t bt_redis_round_trips(const struct bt_redis *r)
 {
     return r->round_trips;

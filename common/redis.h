@@ -49,6 +49,11 @@ int bt_redis_append_argv(struct bt_redis *r, int argc, const char **argv,
 int bt_redis_append_eval(struct bt_redis *r, const char *script, int nkeys, int argc,
                          const char **argv, const size_t *argvlen);
 int bt_redis_reply(struct bt_redis *r, redisReply **reply);
+/* Writes the commands appended since the last write now, rather than when
+ * their first reply is asked for: Redis runs them while the caller prepares
+ * the next ones. Returns 0 or BT_EAGAIN (the connection broke: every queued
+ * command is lost, as above). */
+int bt_redis_flush(struct bt_redis *r);
 
 /* Round trips made so far (a pipeline counts once; AUTH and the SCRIPT LOAD
  * after a NOSCRIPT count too): for metrics and bench. */

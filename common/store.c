@@ -616,37 +616,43 @@ static void committed(struct bt_instance *inst, int64_t ver)
     d->old_status = inst->status;
 }
 
-int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
-                    int64_t now_ms, int *results)
+int bt_store_commit_send(struct bt_store *store, struct bt_instance **insts, size_t n,
+                         int64_t now_ms, bool *sent)
 {
     struct args a = {0};
     int ret = 0;
-    size_t sent = 0;
     int nkeys;
-    bool *dirty = calloc(n ? n : 1, sizeof(*dirty));
 
-    if (!dirty)
-        return BT_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        results[i] = 0;
-        if (!(dirty[i] = bt_instance_dirty(insts[i])))
+        if (!(sent[i] = bt_instance_dirty(insts[i])))
             continue;
         args_reset(&a);
         nkeys = build_commit(store, insts[i], now_ms, &a);
         args_resolve(&a);
         if (bt_redis_append_eval(store->r, bt_lua_commit, nkeys, (int)a.n, a.argv,
                                  a.lens)) {
+            sent[i] = false;
             ret = BT_ENOMEM;
-            goto out;
+            break;
         }
-        sent++;
     }
-    read_owed(store); /* they went out in the same write, ahead of ours */
-    for (size_t i = 0; i < n && sent; i++) {
+    args_free(&a);
+    if (bt_redis_flush(store->r))
+        ret = BT_EAGAIN; /* the replies say so too */
+    return ret;
+}
+
+int bt_store_commit_recv(struct bt_store *store, struct bt_instance **insts, size_t n,
+                         const bool *sent, int *results)
+{
+    int ret = 0;
+
+    read_owed(store); /* they went out ahead of the commits */
+    for (size_t i = 0; i < n; i++) {
         redisReply *reply = NULL;
-        if (!dirty[i])
+        results[i] = 0;
+        if (!sent[i])
             continue;
-        sent--;
         if (bt_redis_reply(store->r, &reply)) {
             ret = BT_EAGAIN;
             continue;
@@ -665,10 +671,22 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
         }
         freeReplyObject(reply);
     }
-out:
-    free(dirty);
-    args_free(&a);
     return ret;
+}
+
+int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
+                    int64_t now_ms, int *results)
+{
+    bool *sent = calloc(n ? n : 1, sizeof(*sent));
+    int ret, rc;
+
+    if (!sent)
+        return BT_ENOMEM;
+    ret = bt_store_commit_send(store, insts, n, now_ms, sent);
+    /* what was sent is read, whatever happened to the rest */
+    rc = bt_store_commit_recv(store, insts, n, sent, results);
+    free(sent);
+    return ret ? ret : rc;
 }
 
 /* ---- forgetting delivered commands ---- */

@@ -42,6 +42,16 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);
 int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n,
                     int64_t now_ms, int *results);
 
+/* bt_store_commit in two halves, so that Redis runs a part of a batch's
+ * commits while the caller prepares the next part: _send appends and writes
+ * the commits of the dirty ones of insts[0..n), marking them in sent[];
+ * _recv reads their replies (results[] and the instances as above). Every
+ * _send is followed, in order, by its _recv, also when _send failed. */
+int bt_store_commit_send(struct bt_store *store, struct bt_instance **insts, size_t n,
+                         int64_t now_ms, bool *sent);
+int bt_store_commit_recv(struct bt_store *store, struct bt_instance **insts, size_t n,
+                         const bool *sent, int *results);
+
 /* The commands of one instance whose delivery Kafka confirmed. */
 struct bt_delivered {
     char *id;

@@ -40,6 +40,7 @@
 #define MAX_QUEUES    64
 #define MAX_FLIGHTS   16 /* batches awaiting delivery reports */
 #define LAND_EVERY_MS 2  /* poll slice while batches are in flight */
+#define COMMIT_PART   64 /* instances replayed and sent to Redis at a time */
 
 struct item {
     rd_kafka_message_t *rkm; /* NULL for a local event (an eager task's outcome) */
@@ -810,9 +811,10 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
     }
 }
 
-static void replay_all(struct bt_wftask *wt, const struct bt_replay_env *env)
+static void replay_range(struct bt_wftask *wt, const struct bt_replay_env *env,
+                         size_t from, size_t to)
 {
-    for (size_t i = 0; i < wt->n_touched; i++) {
+    for (size_t i = from; i < to; i++) {
         struct bt_instance *inst = wt->touched[i];
         if (bt_replay_run(inst, env) == BT_ENOENT)
             bt_log(BT_LOG_ERROR,
@@ -859,17 +861,22 @@ static size_t drop_conflicts(struct bt_wftask *wt, const int *results, bool *rac
  * once (its queue served here, a thread free), before the commit, which then
  * leaves them out of the outbox. Their start-to-close timers stay: a crash
  * retries them like any lost attempt. */
-static void mark_eager(struct bt_wftask *wt)
-{
+/* The room each queue's activity role had for eager tasks, asked once per
+ * batch and used up as its parts are marked. */
+struct eager_room {
     struct {
         const char *queue;
         int left;
     } seen[8];
-    size_t n_seen = 0;
+    size_t n_seen;
+};
 
+static void mark_eager(struct bt_wftask *wt, struct eager_room *room, size_t from,
+                       size_t to)
+{
     if (!wt->eager.submit)
         return;
-    for (size_t i = 0; i < wt->n_touched; i++) {
+    for (size_t i = from; i < to; i++) {
         struct bt_delta *d = &wt->touched[i]->delta;
         for (size_t c = 0; c < d->n_cmds; c++) {
             struct bt_command *cmd = &d->cmds[c];
@@ -877,16 +884,16 @@ static void mark_eager(struct bt_wftask *wt)
             size_t k;
             if (!cmd->eager_ok || cmd->local || strncmp(cmd->topic, "tasks.", 6))
                 continue;
-            for (k = 0; k < n_seen && strcmp(seen[k].queue, queue); k++)
+            for (k = 0; k < room->n_seen && strcmp(room->seen[k].queue, queue); k++)
                 ;
-            if (k == n_seen) {
-                if (n_seen == sizeof(seen) / sizeof(seen[0]))
+            if (k == room->n_seen) {
+                if (room->n_seen == sizeof(room->seen) / sizeof(room->seen[0]))
                     continue;
-                seen[n_seen].queue = queue;
-                seen[n_seen++].left = wt->eager.slots(wt->eager.ctx, queue);
+                room->seen[room->n_seen].queue = queue;
+                room->seen[room->n_seen++].left = wt->eager.slots(wt->eager.ctx, queue);
             }
-            if (seen[k].left > 0) {
-                seen[k].left--;
+            if (room->seen[k].left > 0) {
+                room->seen[k].left--;
                 cmd->local = true;
             }
         }
@@ -976,6 +983,32 @@ static void forget_unknown(struct bt_wftask *wt)
 }
 
 /* Advances every instance of the batch. BT_EAGAIN: redo the whole batch. */
+/* Replays the touched instances and commits their decisions, part by part:
+ * each part's commits go to Redis as soon as it is replayed, so Redis runs
+ * them while the next part is replayed (Redis and this thread used to wait
+ * for each other, each a third of the time). */
+static int commit_all(struct bt_wftask *wt, const struct bt_replay_env *env, int *results)
+{
+    struct eager_room room = {0};
+    bool *sent = calloc(wt->n_touched + 1, sizeof(*sent));
+    size_t from, to;
+    int ret = 0, rc;
+
+    BT_ASSERT(sent);
+    for (from = 0; from < wt->n_touched && ret == 0; from = to) {
+        to = from + COMMIT_PART < wt->n_touched ? from + COMMIT_PART : wt->n_touched;
+        replay_range(wt, env, from, to);
+        mark_eager(wt, &room, from, to);
+        ret = bt_store_commit_send(wt->store, wt->touched + from, to - from, env->now_ms,
+                                   sent + from);
+    }
+    before_commit(wt);
+    rc = bt_store_commit_recv(wt->store, wt->touched, from, sent, results);
+    after_commit(wt);
+    free(sent);
+    return ret ? ret : rc;
+}
+
 static int advance(struct bt_wftask *wt)
 {
     struct bt_replay_env env = {.reg = wt->reg,
@@ -993,14 +1026,10 @@ static int advance(struct bt_wftask *wt)
         if (resolve(wt, redo))
             goto out;
         apply_all(wt, &env, redo);
-        replay_all(wt, &env);
-        mark_eager(wt);
         free(results);
         results = calloc(wt->n_touched + 1, sizeof(*results));
         BT_ASSERT(results);
-        before_commit(wt);
-        rc = bt_store_commit(wt->store, wt->touched, wt->n_touched, env.now_ms, results);
-        after_commit(wt);
+        rc = commit_all(wt, &env, results);
         if (rc)
             goto out;
         wt->stats.commits += wt->n_touched;
