@@ -87,9 +87,14 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
         {"blocked", "1", 1},    /* blocked instances still run their steps */
         {"failed", "1", 0},     /* the attempt failed: replay decides */
         {"due", "1", 1},        /* more fields after the attempt */
-        /* entries written otherwise than by bt_entry_encode */
+        {"tenth", "1", 0},      /* attempt 10 is not attempt 1 */
+        {"valued", "1", 0},     /* done, with a value that looks like an entry */
+        {"utf8", "1", 1},       /* a name with non-ASCII letters, unescaped */
+        /* entries written otherwise than by bt_entry_encode: decoded in full */
         {"escaped", "1", 1},
         {"reordered", "1", 0},
+        {"reordered_waiting", "1", 1},
+        {"real", "1", 1}, /* 1.0 is attempt 1 */
     };
     enum { N = sizeof(tasks) / sizeof(tasks[0]) };
     char keys[N][2][64], members[N][64];
@@ -106,6 +111,16 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
                  "running");
     instance_raw("reordered", "{\"s\":4,\"k\":\"a\",\"n\":\"inc\",\"at\":1}", 1,
                  "running");
+    instance("tenth", 0, 10, "running");
+    instance_raw("valued",
+                 "{\"k\":\"a\",\"s\":4,\"n\":\"inc\",\"at\":1,\"v\":{\"k\":\"a\",\"s\":0,"
+                 "\"n\":\"inc\",\"at\":1}}",
+                 1, "running");
+    instance_raw("utf8", "{\"k\":\"a\",\"s\":0,\"n\":\"d\xc3\xa9j\xc3\xa0\",\"at\":1}", 1,
+                 "running");
+    instance_raw("reordered_waiting", "{\"at\":1,\"s\":0,\"k\":\"a\",\"n\":\"inc\"}", 1,
+                 "running");
+    instance_raw("real", "{\"k\":\"a\",\"s\":0,\"n\":\"inc\",\"at\":1.0}", 1, "running");
     instance_raw("due", "{\"k\":\"a\",\"s\":0,\"n\":\"inc\",\"at\":1,\"d\":99}", 1,
                  "running");
     argv[0] = "t:timers";
