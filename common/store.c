@@ -688,19 +688,16 @@ static int forget_chunk(struct bt_store *store, const struct bt_delivered *done,
                         const struct piece *pieces, size_t n, struct args *a)
 {
     args_reset(a);
-    arg_name(a, store->kp, "outbox");
     for (size_t p = 0; p < n; p++)
         arg_key(a, store->kp, done[pieces[p].i].id, ":outbox");
     for (size_t p = 0; p < n; p++) {
         const struct bt_delivered *d = &done[pieces[p].i];
-        arg_str(a, d->id);
         arg_int(a, (long long)(pieces[p].to - pieces[p].from));
         for (size_t c = pieces[p].from; c < pieces[p].to; c++)
             arg_str(a, d->cmds[c].field);
     }
     args_resolve(a);
-    if (bt_redis_append_eval(store->r, bt_lua_ack, (int)(1 + n), (int)a->n, a->argv,
-                             a->lens))
+    if (bt_redis_append_eval(store->r, bt_lua_ack, (int)n, (int)a->n, a->argv, a->lens))
         return BT_ENOMEM;
     store->owed++;
     return 0;

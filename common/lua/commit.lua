@@ -2,10 +2,11 @@
 -- outbox, timers and status indexes. Guarded by the expected version (the
 -- commit count): when another worker committed first, nothing is written and
 -- {-1, ver} tells the caller to reload.
--- KEYS: 1 meta, 2 journal, 3 history, 4 outbox, 5 outbox index, 6 timers,
---       7 leased timers, 8 index of all instances; when the status changes,
---       9 index of the new status and 10 of the old one (none if new); last,
---       on continue-as-new only: where the ending run's history goes.
+-- KEYS: 1 meta, 2 journal, 3 history, 4 outbox, 5 outbox index (by last
+--       commit with commands), 6 timers, 7 leased timers, 8 index of all
+--       instances; when the status changes, 9 index of the new status and 10
+--       of the old one (none if new); last, on continue-as-new only: where
+--       the ending run's history goes.
 -- ARGV: expected ver, id, now ms, reset (-1, or on continue-as-new how many
 --       history records belong to the run that ends: the journal restarts,
 --       that run's history is archived for a week), jlen, hlen, kpos ("" if
@@ -14,7 +15,7 @@
 --       ("e", record), outbox (field, command), timers to add (due, member),
 --       timers to delete (member).
 -- Sections come in the shape the commands take, passed on with unpack(ARGV,
--- from, to): Lua tables cost more than all the commands (allocation, GC).
+-- from, to): Lua tables cost more than the commands.
 -- An argument costs more than a command's work on it (parsing, a Lua string,
 -- a Redis object): names of fields written each time are constants, keys are
 -- passed only when used. tonumber(text) costs two strtod: num() reads a digit.
@@ -81,7 +82,7 @@ end
 local outbox, no = section(2)
 if no > 0 then
   redis.call('HSET', KEYS[4], unpack(ARGV, outbox, outbox + 2 * no - 1))
-  redis.call('ZADD', KEYS[5], 'NX', now, id)
+  redis.call('ZADD', KEYS[5], now, id)
 end
 
 local tadd, nta = section(2)

@@ -177,6 +177,55 @@ Test(commit, a_step_keeps_the_status_and_its_index_and_advances_the_rest)
     bt_instance_destroy(inst);
 }
 
+/* The score of id in the outbox index, or -1 when it is not there. */
+static long long outbox_score(const char *id)
+{
+    redisReply *reply = cmd("ZSCORE c:outbox %s", id);
+    long long score = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : -1;
+
+    freeReplyObject(reply);
+    return score;
+}
+
+static void command(struct bt_instance *inst, const char *field)
+{
+    cr_assert_eq(bt_delta_command(&inst->delta, strdup(field), strdup("tasks.default"),
+                                  strdup(inst->id), strdup("{}"), 2),
+                 0);
+}
+
+Test(commit, the_outbox_index_holds_the_time_of_the_last_commit_with_commands)
+{
+    struct bt_instance *inst = started("o1");
+
+    cr_expect_eq(outbox_score("o1"), -1, "no commands yet");
+    command(inst, "t|0|1");
+    record(inst, "activity_scheduled");
+    commit(inst, 2000, 0);
+    bt_delta_reset(&inst->delta); /* as the worker does once it is committed */
+    cr_expect_eq(outbox_score("o1"), 2000);
+    /* delivered and forgotten: the index entry stays for the sweep */
+    char field[] = "t|0|1";
+    struct bt_delivered done = {inst->id, &(struct bt_command){.field = field}, 1};
+    cr_assert_eq(bt_store_forget(store, &done, 1), 0);
+    cr_assert_eq(bt_store_settle(store), 0);
+    redisReply *reply = cmd("EXISTS %s", "c:{o1}:outbox");
+    cr_expect_eq(reply->integer, 0);
+    freeReplyObject(reply);
+    cr_expect_eq(outbox_score("o1"), 2000);
+    /* the grace of a later command runs from its own commit */
+    command(inst, "t|1|1");
+    record(inst, "activity_scheduled");
+    commit(inst, 3000, 0);
+    bt_delta_reset(&inst->delta);
+    cr_expect_eq(outbox_score("o1"), 3000);
+    /* a commit without commands leaves it */
+    record(inst, "signal_buffered");
+    commit(inst, 4000, 0);
+    cr_expect_eq(outbox_score("o1"), 3000);
+    bt_instance_destroy(inst);
+}
+
 Test(commit, a_status_change_moves_the_instance_between_indexes)
 {
     struct bt_instance *inst = started("s3");
