@@ -453,9 +453,7 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     for (int k = 0; k < 4; k++)
         arg_key(a, store->kp, inst->id, key_suffixes[k]);
     arg_name(a, store->kp, "outbox");
-    arg_name(a, store->kp, "timers");
-    arg_name(a, store->kp, "timers:leased");
-    arg_name(a, store->kp, "idx:all");
+    arg_name(a, store->kp, "timers"); /* commit.lua names the leased ones and idx:all */
     if (moved) {
         arg_index(a, store->kp, inst->status);
         if (inst->ver > 0)
@@ -557,12 +555,10 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
         arg_own(a, bt_entry_encode(&inst->entries[i]));
     }
 
-    /* in the shape XADD takes: "e", record, "e", record... */
+    /* the records only: commit.lua adds the field names XADD takes */
     arg_int(a, (long long)d->n_history);
-    for (size_t i = 0; i < d->n_history; i++) {
-        arg_str(a, "e");
+    for (size_t i = 0; i < d->n_history; i++)
         arg_str(a, d->history[i]);
-    }
 
     n = 0;
     for (size_t i = 0; i < d->n_cmds; i++)

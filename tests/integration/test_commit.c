@@ -226,6 +226,71 @@ Test(commit, the_outbox_index_holds_the_time_of_the_last_commit_with_commands)
     bt_instance_destroy(inst);
 }
 
+Test(commit, a_decision_is_one_stream_entry_with_its_records_in_order)
+{
+    struct bt_instance *inst = started("h1");
+    static const char *const evs[] = {"activity_completed", "activity_scheduled",
+                                      "activity_scheduled", "activity_scheduled"};
+
+    for (int n = 1; n <= 4; n++) {
+        bt_delta_reset(&inst->delta);
+        for (int r = 0; r < n; r++)
+            record(inst, evs[r]);
+        commit(inst, 2000 + n, 0);
+    }
+    redisReply *reply = cmd("XRANGE %s - +", "c:{h1}:history");
+    cr_assert_eq(reply->elements, 5, "one entry per commit");
+    for (size_t n = 1; n <= 4; n++) {
+        const redisReply *fields = reply->element[n]->element[1];
+        cr_assert_eq(fields->elements, 2 * n, "commit of %zu records", n);
+        for (size_t r = 0; r < n; r++) {
+            char want[64];
+            snprintf(want, sizeof(want), "{\"ev\":\"%s\"}", evs[r]);
+            cr_expect_str_eq(fields->element[2 * r]->str, "e");
+            cr_expect_str_eq(fields->element[2 * r + 1]->str, want);
+        }
+    }
+    freeReplyObject(reply);
+    cr_expect_str_eq(meta("h1", "hlen"), "11");
+    bt_instance_destroy(inst);
+}
+
+/* The score of member in timers set key, or -1 when it is not there. */
+static long long timer_score(const char *key, const char *member)
+{
+    char fmt[128];
+    redisReply *reply;
+    long long score;
+
+    snprintf(fmt, sizeof(fmt), "ZSCORE %s %%s", key);
+    reply = cmd(fmt, member);
+    score = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : -1;
+    freeReplyObject(reply);
+    return score;
+}
+
+Test(commit, a_deleted_timer_leaves_the_timers_or_the_leased_set)
+{
+    struct bt_instance *inst = started("t1");
+
+    cr_assert_eq(bt_delta_timer(&inst->delta, true, strdup("timeout|0|1|t1"), 5000), 0);
+    cr_assert_eq(bt_delta_timer(&inst->delta, true, strdup("timeout|1|1|t1"), 6000), 0);
+    record(inst, "activity_scheduled");
+    commit(inst, 2000, 0);
+    cr_expect_eq(timer_score("c:timers", "timeout|0|1|t1"), 5000);
+    /* the scheduler claimed the second one: it moved to the leased set */
+    freeReplyObject(cmd("ZREM c:timers %s", "timeout|1|1|t1"));
+    freeReplyObject(cmd("ZADD c:timers:leased 9000 %s", "timeout|1|1|t1"));
+    bt_delta_reset(&inst->delta);
+    cr_assert_eq(bt_delta_timer(&inst->delta, false, strdup("timeout|0|1|t1"), 0), 0);
+    cr_assert_eq(bt_delta_timer(&inst->delta, false, strdup("timeout|1|1|t1"), 0), 0);
+    record(inst, "activity_completed");
+    commit(inst, 3000, 0);
+    cr_expect_eq(timer_score("c:timers", "timeout|0|1|t1"), -1);
+    cr_expect_eq(timer_score("c:timers:leased", "timeout|1|1|t1"), -1);
+    bt_instance_destroy(inst);
+}
+
 Test(commit, a_status_change_moves_the_instance_between_indexes)
 {
     struct bt_instance *inst = started("s3");
