@@ -143,8 +143,10 @@ static int load_meta(struct bt_instance *inst, const redisReply *reply)
             inst->error = parse_json(v);
         } else if (!strcmp(f, "kpos")) {
             inst->kpos = strndup(v->str, v->len);
+            inst->kpos_stored = true;
         } else if (!strcmp(f, "koff")) {
             inst->koff = strtoll(v->str, NULL, 10);
+            inst->koff_stored = true;
         } else if (!strcmp(f, "kts")) {
             inst->kts = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "signals") && v->len) {
@@ -477,9 +479,15 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     arg_int(a, d->reset ? (long long)d->reset_history : -1);
     arg_int(a, (long long)inst->n_entries);
     arg_int(a, (long long)history_after(inst));
-    arg_str(a, inst->kpos ? inst->kpos : "");
-    arg_int(a, inst->kpos ? inst->koff : 0);
-    arg_int(a, inst->kpos ? inst->kts : 0);
+    /* the event position, only what Redis does not hold yet */
+    arg_str(a, inst->kpos && !inst->kpos_stored ? inst->kpos : "");
+    if (inst->kpos && (!inst->koff_stored || !inst->kpos_stored)) {
+        arg_int(a, inst->koff);
+        arg_int(a, inst->kts);
+    } else {
+        arg_str(a, "");
+        arg_str(a, "");
+    }
 
     /* other meta pairs: a placeholder count, patched once they are known */
     count_at = a->n;
@@ -596,6 +604,7 @@ static void committed(struct bt_instance *inst, int64_t ver)
 
     inst->ver = ver;
     inst->hlen = history_after(inst);
+    inst->kpos_stored = inst->koff_stored = inst->kpos != NULL;
     d->reset = false;
     d->reset_history = 0;
     inst->n_committed = inst->n_entries;

@@ -10,8 +10,9 @@
 --       written: their names are made here when needed.
 -- ARGV: expected ver, id, now ms, reset (-1, or on continue-as-new how many
 --       history records belong to the run that ends: the journal restarts,
---       that run's history is archived for a week), jlen, hlen, kpos ("" if
---       no Kafka event caused it), koff, kts, then sections, each a count n
+--       that run's history is archived for a week), jlen, hlen, kpos, koff,
+--       kts (kpos "" when it is stored already, koff and kts "" too when no
+--       Kafka event caused it), then sections, each a count n
 --       and n items: other meta pairs, journal pairs (seq, entry), history
 --       records, outbox (field, command), timers to add (due, member),
 --       timers to delete (member).
@@ -51,6 +52,9 @@ local m, a = KEYS[1], ARGV
 if a[7] ~= '' then
   redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
              'kpos', a[7], 'koff', a[8], 'kts', a[9], unpack(a, meta, meta + 2 * nm - 1))
+elseif a[8] ~= '' then
+  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
+             'koff', a[8], 'kts', a[9], unpack(a, meta, meta + 2 * nm - 1))
 else
   redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
              unpack(a, meta, meta + 2 * nm - 1))

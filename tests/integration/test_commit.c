@@ -151,6 +151,7 @@ Test(commit, a_step_keeps_the_status_and_its_index_and_advances_the_rest)
 
     inst->koff = 8;
     inst->kts = 1990;
+    inst->koff_stored = false; /* a new event applied, as the worker marks it */
     cr_assert_not_null(bt_instance_append(inst, 'a', "next"));
     record(inst, "activity_completed");
     record(inst, "activity_scheduled");
@@ -288,6 +289,44 @@ Test(commit, a_deleted_timer_leaves_the_timers_or_the_leased_set)
     commit(inst, 3000, 0);
     cr_expect_eq(timer_score("c:timers", "timeout|0|1|t1"), -1);
     cr_expect_eq(timer_score("c:timers:leased", "timeout|1|1|t1"), -1);
+    bt_instance_destroy(inst);
+}
+
+Test(commit, the_event_position_is_written_when_it_changed)
+{
+    struct bt_instance *inst = started("k1");
+
+    /* a marker in Redis shows whether a commit wrote the field */
+    freeReplyObject(cmd("HSET c:{k1} kpos %s", "marker"));
+    inst->koff = 8;
+    inst->kts = 1990;
+    inst->koff_stored = false; /* next event, same partition */
+    record(inst, "activity_completed");
+    commit(inst, 2000, 0);
+    cr_expect_str_eq(meta("k1", "kpos"), "marker", "the same partition is not rewritten");
+    cr_expect_str_eq(meta("k1", "koff"), "8");
+    cr_expect_str_eq(meta("k1", "kts"), "1990");
+
+    /* no new event (a timer fired here, an eager step): nothing to write */
+    freeReplyObject(cmd("HSET c:{k1} koff %s", "marker"));
+    bt_delta_reset(&inst->delta);
+    record(inst, "activity_scheduled");
+    commit(inst, 3000, 0);
+    cr_expect_str_eq(meta("k1", "koff"), "marker");
+
+    /* another partition: all three */
+    free(inst->kpos);
+    inst->kpos = strdup("cluster/events/3");
+    inst->kpos_stored = inst->koff_stored = false;
+    inst->koff = 2;
+    inst->kts = 3990;
+    bt_delta_reset(&inst->delta);
+    record(inst, "activity_completed");
+    commit(inst, 4000, 0);
+    cr_expect_str_eq(meta("k1", "kpos"), "cluster/events/3");
+    cr_expect_str_eq(meta("k1", "koff"), "2");
+    cr_expect_str_eq(meta("k1", "kts"), "3990");
+    cr_expect_str_eq(meta("k1", "ver"), "4");
     bt_instance_destroy(inst);
 }
 
