@@ -252,3 +252,30 @@ Test(scripts, outbox_sweep_drops_emptied_outboxes_past_the_grace_and_returns_the
     freeReplyObject(reply);
     expect_index("u2 e4 u3");
 }
+
+Test(scripts, outbox_sweep_finds_the_few_outboxes_left_among_many_emptied_ones)
+{
+    char id[32], cmd[64];
+    redisReply *reply;
+
+    /* 200 indexed past the grace, in order i0..i199; i7, i8, i100 and i199
+     * still hold commands */
+    for (int i = 0; i < 200; i++) {
+        snprintf(cmd, sizeof(cmd), "ZADD t:outbox %d %%s", i / 2); /* before 100 */
+        snprintf(id, sizeof(id), "i%d", i);
+        run(cmd, id);
+    }
+    run("HSET t:{i7}:outbox f %s", "x");
+    run("HSET t:{i8}:outbox f %s", "x");
+    run("HSET t:{i100}:outbox f %s", "x");
+    run("HSET t:{i199}:outbox f %s", "x");
+    reply = sweep("0", "256");
+    cr_assert_eq(reply->elements, 5);
+    cr_expect_eq(reply->element[0]->integer, 200);
+    cr_expect_str_eq(reply->element[1]->str, "i7");
+    cr_expect_str_eq(reply->element[2]->str, "i8");
+    cr_expect_str_eq(reply->element[3]->str, "i100");
+    cr_expect_str_eq(reply->element[4]->str, "i199");
+    freeReplyObject(reply);
+    expect_index("i7 i8 i100 i199");
+}
