@@ -7,6 +7,9 @@ set(body "/* generated from common/lua by cmake/embed.cmake: do not edit */\n#in
 foreach(f ${SRC})
   get_filename_component(name ${f} NAME_WE)
   file(READ ${f} text)
+  # comment lines stay in the source: Redis needs no copy (and a C string
+  # constant over 4095 characters is not portable)
+  string(REGEX REPLACE "(^|\n)[ \t]*--[^\n]*" "" text "${text}")
   string(REPLACE "\\" "\\\\" text "${text}")
   string(REPLACE "\"" "\\\"" text "${text}")
   string(REPLACE "\n" "\\n\"\n    \"" text "${text}")

@@ -120,6 +120,9 @@ struct bt_instance {
     char *kpos;
     int64_t koff;
     int64_t kts; /* its Kafka timestamp (ms) */
+    /* Redis holds kpos, koff and kts as they are: a commit writes only what
+     * changed (kpos seldom does: an instance's events share a partition) */
+    bool kpos_stored, koff_stored;
     struct bt_entry *entries;
     size_t n_entries, cap_entries;
     size_t n_committed; /* entries[0..n_committed) are in Redis */

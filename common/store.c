@@ -143,8 +143,10 @@ static int load_meta(struct bt_instance *inst, const redisReply *reply)
             inst->error = parse_json(v);
         } else if (!strcmp(f, "kpos")) {
             inst->kpos = strndup(v->str, v->len);
+            inst->kpos_stored = true;
         } else if (!strcmp(f, "koff")) {
             inst->koff = strtoll(v->str, NULL, 10);
+            inst->koff_stored = true;
         } else if (!strcmp(f, "kts")) {
             inst->kts = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "signals") && v->len) {
@@ -453,9 +455,7 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     for (int k = 0; k < 4; k++)
         arg_key(a, store->kp, inst->id, key_suffixes[k]);
     arg_name(a, store->kp, "outbox");
-    arg_name(a, store->kp, "timers");
-    arg_name(a, store->kp, "timers:leased");
-    arg_name(a, store->kp, "idx:all");
+    arg_name(a, store->kp, "timers"); /* commit.lua names the leased ones and idx:all */
     if (moved) {
         arg_index(a, store->kp, inst->status);
         if (inst->ver > 0)
@@ -479,9 +479,15 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     arg_int(a, d->reset ? (long long)d->reset_history : -1);
     arg_int(a, (long long)inst->n_entries);
     arg_int(a, (long long)history_after(inst));
-    arg_str(a, inst->kpos ? inst->kpos : "");
-    arg_int(a, inst->kpos ? inst->koff : 0);
-    arg_int(a, inst->kpos ? inst->kts : 0);
+    /* the event position, only what Redis does not hold yet */
+    arg_str(a, inst->kpos && !inst->kpos_stored ? inst->kpos : "");
+    if (inst->kpos && (!inst->koff_stored || !inst->kpos_stored)) {
+        arg_int(a, inst->koff);
+        arg_int(a, inst->kts);
+    } else {
+        arg_str(a, "");
+        arg_str(a, "");
+    }
 
     /* other meta pairs: a placeholder count, patched once they are known */
     count_at = a->n;
@@ -557,12 +563,10 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
         arg_own(a, bt_entry_encode(&inst->entries[i]));
     }
 
-    /* in the shape XADD takes: "e", record, "e", record... */
+    /* the records only: commit.lua adds the field names XADD takes */
     arg_int(a, (long long)d->n_history);
-    for (size_t i = 0; i < d->n_history; i++) {
-        arg_str(a, "e");
+    for (size_t i = 0; i < d->n_history; i++)
         arg_str(a, d->history[i]);
-    }
 
     n = 0;
     for (size_t i = 0; i < d->n_cmds; i++)
@@ -600,6 +604,7 @@ static void committed(struct bt_instance *inst, int64_t ver)
 
     inst->ver = ver;
     inst->hlen = history_after(inst);
+    inst->kpos_stored = inst->koff_stored = inst->kpos != NULL;
     d->reset = false;
     d->reset_history = 0;
     inst->n_committed = inst->n_entries;
@@ -706,19 +711,16 @@ static int forget_chunk(struct bt_store *store, const struct bt_delivered *done,
                         const struct piece *pieces, size_t n, struct args *a)
 {
     args_reset(a);
-    arg_name(a, store->kp, "outbox");
     for (size_t p = 0; p < n; p++)
         arg_key(a, store->kp, done[pieces[p].i].id, ":outbox");
     for (size_t p = 0; p < n; p++) {
         const struct bt_delivered *d = &done[pieces[p].i];
-        arg_str(a, d->id);
         arg_int(a, (long long)(pieces[p].to - pieces[p].from));
         for (size_t c = pieces[p].from; c < pieces[p].to; c++)
             arg_str(a, d->cmds[c].field);
     }
     args_resolve(a);
-    if (bt_redis_append_eval(store->r, bt_lua_ack, (int)(1 + n), (int)a->n, a->argv,
-                             a->lens))
+    if (bt_redis_append_eval(store->r, bt_lua_ack, (int)n, (int)a->n, a->argv, a->lens))
         return BT_ENOMEM;
     store->owed++;
     return 0;

@@ -60,8 +60,9 @@ struct bt_delivered {
 };
 
 /* Forgets delivered commands: removes done[i].cmds from the outbox of each
- * done[i].id, all of them in one ack.lua call (a few for a huge batch), and
- * drops the instances left with nothing to send from the outbox index. Only
+ * done[i].id, all of them in one ack.lua call (a few for a huge batch). The
+ * outbox index keeps the instances: the scheduler's sweep drops those left
+ * with nothing to send (outbox_sweep.lua). Only
  * appended to the pipeline: the removal goes out with the next load or
  * commit, in the same write, and its reply is read there, or by
  * bt_store_settle (call it when nothing else is coming). A lost removal only

@@ -52,6 +52,7 @@ int main(int argc, char **argv)
     char errstr[512] =
         "out of memory"; /* what a failed constructor without errstr means */
     int64_t next_sweep = 0, next_gauges = 0;
+    struct bt_outbox_sweep sweep = {0};
     int backoff = 50, ret = 1, level;
 
     if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)) || argc > 1) {
@@ -104,9 +105,10 @@ int main(int argc, char **argv)
         backoff = 50;
         bt_metrics_add(fired_total, fired);
         if (bt_clock_mono_ms() >= next_sweep) {
-            int resent = bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS);
+            int resent = bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS, &sweep);
             bt_metrics_add(resent_total, resent > 0 ? resent : 0);
-            next_sweep = bt_clock_mono_ms() + OUTBOX_EVERY_MS;
+            /* a full step: the rest of the round goes on between timer claims */
+            next_sweep = bt_clock_mono_ms() + (sweep.more ? 0 : OUTBOX_EVERY_MS);
         }
         if (bt_clock_mono_ms() >= next_gauges) {
             int64_t n = bt_timers_pending(store);

@@ -1,7 +1,10 @@
-/* The outbox sweep: <kp>:outbox indexes instances with unsent commands by the
- * time of their commit; each command is "<topic>\n<key>\n<payload>" in the
- * instance's outbox hash. Consumers drop duplicates, so sending one twice (a
- * slow worker that was not dead) is harmless. */
+/* The outbox sweep: <kp>:outbox indexes instances by the time of their last
+ * commit with commands; each command is "<topic>\n<key>\n<payload>" in the
+ * instance's outbox hash. Workers forget delivered commands but leave the
+ * index alone (a look per decision would cost more than one per instance):
+ * outbox_sweep.lua drops the emptied instances past their grace and returns
+ * those with commands left, which are sent again. Consumers drop duplicates,
+ * so sending one twice (a slow worker that was not dead) is harmless. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +21,20 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
                       const char *id)
 {
     struct bt_redis *r = bt_store_redis(store);
-    char key[600], index[300], topic[600], count[16];
+    char key[600], topic[600], count[16];
     struct bt_kafka_batch batch = {0};
     redisReply *hash, *ack = NULL;
     const char **argv = NULL;
     int ret = BT_EAGAIN, sent = 0;
 
     bt_store_key(store, id, ":outbox", key, sizeof(key));
-    snprintf(index, sizeof(index), "%s:outbox", bt_store_prefix(store));
     hash = bt_redis_command(r, "HGETALL %s", key);
     if (!hash || hash->type != REDIS_REPLY_ARRAY)
         goto out;
-    /* ack.lua's arguments: the index, this outbox, the id, the count, fields */
-    if (!(argv = calloc(hash->elements / 2 + 4, sizeof(*argv))))
+    /* ack.lua's arguments: this outbox, the count, the fields */
+    if (!(argv = calloc(hash->elements / 2 + 2, sizeof(*argv))))
         goto out;
-    argv[0] = index;
-    argv[1] = key;
-    argv[2] = id;
+    argv[0] = key;
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
         const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
@@ -48,15 +48,15 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
                                  v->len - (size_t)(nl2 + 1 - v->str), &batch))
                 goto out;
         }
-        argv[4 + sent++] = hash->element[i]->str;
+        argv[2 + sent++] = hash->element[i]->str;
     }
     if (bt_kafka_wait(rk, &batch, 30000))
         goto out;
     if (sent)
         bt_log(BT_LOG_INFO, "re-sent unsent commands: count=%d workflow=%s", sent, id);
     snprintf(count, sizeof(count), "%d", sent);
-    argv[3] = count;
-    ack = bt_redis_eval(r, bt_lua_ack, 2, 4 + sent, argv, NULL);
+    argv[1] = count;
+    ack = bt_redis_eval(r, bt_lua_ack, 1, 2 + sent, argv, NULL);
     ret = sent;
 out:
     /* queued messages point at batch: it must outlive their reports */
@@ -69,21 +69,35 @@ out:
 }
 
 int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                     int64_t grace_ms)
+                     int64_t grace_ms, struct bt_outbox_sweep *sw)
 {
-    redisReply *ids = bt_redis_command(
-        bt_store_redis(store), "ZRANGEBYSCORE %s:outbox -inf %lld LIMIT 0 100",
-        bt_store_prefix(store), (long long)(bt_clock_now_ms() - grace_ms));
+    char index[300], before[32], offset[32], limit[32];
+    const char *argv[] = {index, before, offset, limit, bt_store_prefix(store)};
+    redisReply *ids;
     int total = 0;
 
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+    snprintf(index, sizeof(index), "%s:outbox", bt_store_prefix(store));
+    snprintf(before, sizeof(before), "%lld", (long long)(bt_clock_now_ms() - grace_ms));
+    snprintf(offset, sizeof(offset), "%lld", sw->skip);
+    snprintf(limit, sizeof(limit), "%d", BT_OUTBOX_SWEEP_LIMIT);
+    ids = bt_redis_eval(bt_store_redis(store), bt_lua_outbox_sweep, 1, 5, argv, NULL);
+    if (!ids || ids->type != REDIS_REPLY_ARRAY || ids->elements < 1 ||
+        ids->element[0]->type != REDIS_REPLY_INTEGER) {
+        if (ids && ids->type == REDIS_REPLY_ERROR)
+            bt_log(BT_LOG_WARN, "outbox sweep refused by redis: %s", ids->str);
         freeReplyObject(ids);
         return BT_EAGAIN;
     }
-    for (size_t i = 0; i < ids->elements; i++) {
+    /* the instances with commands stay indexed until a later round sees them
+     * empty: this round's next step starts after them */
+    sw->more = ids->element[0]->integer == BT_OUTBOX_SWEEP_LIMIT;
+    sw->skip = sw->more ? sw->skip + (long long)ids->elements - 1 : 0;
+    for (size_t i = 1; i < ids->elements; i++) {
         int n = resend_one(cfg, store, rk, ids->element[i]->str);
         if (n < 0) {
             total = n;
+            sw->more = false;
+            sw->skip = 0;
             break;
         }
         total += n;

@@ -5,13 +5,26 @@
 #define BT_SCHED_OUTBOX_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 
 #include "config.h"
 #include "store.h"
 
-/* Re-sends the outbox of instances whose oldest unsent command is older than
- * grace_ms. Returns how many commands were sent, or BT_EAGAIN. */
+/* Up to this many index entries per outbox_sweep.lua call: Redis runs
+ * nothing else meanwhile. */
+#define BT_OUTBOX_SWEEP_LIMIT 256
+
+/* Where a sweep round is, between calls (zero it to start). */
+struct bt_outbox_sweep {
+    long long skip; /* index entries this round kept, ahead of the next ones */
+    bool more;      /* more entries may be past their grace: call again soon */
+};
+
+/* One step of the sweep: drops from the outbox index up to
+ * BT_OUTBOX_SWEEP_LIMIT instances older than grace_ms whose outbox is empty
+ * and re-sends the commands of the others. Returns how many commands were
+ * sent, or BT_EAGAIN. */
 int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                     int64_t grace_ms);
+                     int64_t grace_ms, struct bt_outbox_sweep *sw);
 
 #endif

@@ -790,10 +790,14 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
         }
         rc = bt_replay_apply(it->inst, &it->msg, env, &why);
         if (rc == 0) {
-            free(it->inst->kpos);
-            it->inst->kpos = strdup(pos);
+            if (!it->inst->kpos || strcmp(it->inst->kpos, pos)) {
+                free(it->inst->kpos);
+                it->inst->kpos = strdup(pos);
+                it->inst->kpos_stored = false;
+            }
             it->inst->koff = it->rkm->offset;
             it->inst->kts = ts;
+            it->inst->koff_stored = false;
             wt->stats.events++;
             touch(wt, it->inst);
         } else if (rc == BT_EEXIST) {

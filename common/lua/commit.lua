@@ -2,19 +2,22 @@
 -- outbox, timers and status indexes. Guarded by the expected version (the
 -- commit count): when another worker committed first, nothing is written and
 -- {-1, ver} tells the caller to reload.
--- KEYS: 1 meta, 2 journal, 3 history, 4 outbox, 5 outbox index, 6 timers,
---       7 leased timers, 8 index of all instances; when the status changes,
---       9 index of the new status and 10 of the old one (none if new); last,
---       on continue-as-new only: where the ending run's history goes.
+-- KEYS: 1 meta, 2 journal, 3 history, 4 outbox, 5 outbox index (by last
+--       commit with commands), 6 timers (<kp>:timers); when the status
+--       changes, 7 index of the new status and 8 of the old one (none if
+--       new); last, on continue-as-new only: where the ending run's history
+--       goes. The leased timers and the index of all instances are seldom
+--       written: their names are made here when needed.
 -- ARGV: expected ver, id, now ms, reset (-1, or on continue-as-new how many
 --       history records belong to the run that ends: the journal restarts,
---       that run's history is archived for a week), jlen, hlen, kpos ("" if
---       no Kafka event caused it), koff, kts, then sections, each a count n
+--       that run's history is archived for a week), jlen, hlen, kpos, koff,
+--       kts (kpos "" when it is stored already, koff and kts "" too when no
+--       Kafka event caused it), then sections, each a count n
 --       and n items: other meta pairs, journal pairs (seq, entry), history
---       ("e", record), outbox (field, command), timers to add (due, member),
+--       records, outbox (field, command), timers to add (due, member),
 --       timers to delete (member).
 -- Sections come in the shape the commands take, passed on with unpack(ARGV,
--- from, to): Lua tables cost more than all the commands (allocation, GC).
+-- from, to): Lua tables cost more than the commands.
 -- An argument costs more than a command's work on it (parsing, a Lua string,
 -- a Redis object): names of fields written each time are constants, keys are
 -- passed only when used. tonumber(text) costs two strtod: num() reads a digit.
@@ -43,22 +46,35 @@ end
 
 local meta, nm = section(2)
 local journal, nj = section(2)
-local hist, nh = section(2)
+local hist, nh = section(1)
 
 local m, a = KEYS[1], ARGV
 if a[7] ~= '' then
   redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
              'kpos', a[7], 'koff', a[8], 'kts', a[9], unpack(a, meta, meta + 2 * nm - 1))
+elseif a[8] ~= '' then
+  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
+             'koff', a[8], 'kts', a[9], unpack(a, meta, meta + 2 * nm - 1))
 else
   redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
              unpack(a, meta, meta + 2 * nm - 1))
 end
 
 -- records first .. last: one stream entry per decision, one "e" field each
--- (XADD is the costliest call: once, twice on continue-as-new)
+-- (XADD is the costliest call: once, twice on continue-as-new). Most
+-- decisions have one or two: those need no table for the field names.
 local function append_history(first, last)
-  if last >= first then
-    redis.call('XADD', KEYS[3], '*', unpack(ARGV, hist + 2 * (first - 1), hist + 2 * last - 1))
+  local h, n = hist + first - 1, last - first + 1
+  if n == 1 then
+    redis.call('XADD', KEYS[3], '*', 'e', ARGV[h])
+  elseif n == 2 then
+    redis.call('XADD', KEYS[3], '*', 'e', ARGV[h], 'e', ARGV[h + 1])
+  elseif n > 2 then
+    local t = {}
+    for r = 0, n - 1 do
+      t[2 * r + 1], t[2 * r + 2] = 'e', ARGV[h + r]
+    end
+    redis.call('XADD', KEYS[3], '*', unpack(t))
   end
 end
 
@@ -81,7 +97,7 @@ end
 local outbox, no = section(2)
 if no > 0 then
   redis.call('HSET', KEYS[4], unpack(ARGV, outbox, outbox + 2 * no - 1))
-  redis.call('ZADD', KEYS[5], 'NX', now, id)
+  redis.call('ZADD', KEYS[5], now, id)
 end
 
 local tadd, nta = section(2)
@@ -94,18 +110,18 @@ end
 -- timers set did not hold them all (most steps end before their timeout).
 local tdel, ntd = section(1)
 if ntd > 0 and redis.call('ZREM', KEYS[6], unpack(ARGV, tdel, tdel + ntd - 1)) < ntd then
-  redis.call('ZREM', KEYS[7], unpack(ARGV, tdel, tdel + ntd - 1))
+  redis.call('ZREM', KEYS[6] .. ':leased', unpack(ARGV, tdel, tdel + ntd - 1))
 end
 
 -- a new instance is in no index yet
 if cur == '0' then
-  redis.call('ZADD', KEYS[8], now, id)
+  redis.call('ZADD', string.sub(KEYS[6], 1, -7) .. 'idx:all', now, id)
 end
-local nidx = #KEYS - 8 - (reset and 1 or 0)
+local nidx = #KEYS - 6 - (reset and 1 or 0)
 if nidx > 0 then
   if nidx > 1 then
-    redis.call('ZREM', KEYS[10], id)
+    redis.call('ZREM', KEYS[8], id)
   end
-  redis.call('ZADD', KEYS[9], now, id)
+  redis.call('ZADD', KEYS[7], now, id)
 end
 return {0, nver}

@@ -8,14 +8,30 @@
 --       new due.
 -- Returns per task 1 to run it, 0 when it is stale (step done, attempt
 -- superseded, instance finished or gone).
+
+-- True when a journal entry is a step waiting for this attempt (state 0).
+-- bt_entry_encode writes every kind the same way,
+-- {"k":"a","s":0,"n":"inc","at":1,...}, with integers in canonical decimal
+-- (as the caller writes attempt): a pattern anchored on that prefix reads
+-- them as text without cjson.decode (a Lua table and a strtod per number: it
+-- cost more than the rest of a task's check). Any other text (a name with
+-- escapes, other field orders or number forms) is decoded in full.
+local function waiting(raw, attempt)
+  local s, at = string.match(raw, '^{"k":"[^"\\]","s":(%-?%d+),"n":"[^"\\]*","at":(%-?%d+)[,}]')
+  if s then
+    return s == '0' and at == attempt
+  end
+  local entry = cjson.decode(raw)
+  -- attempt + 0: one strtod, tonumber() costs two
+  return entry.s == 0 and entry.at == attempt + 0
+end
+
 local function take(journal, meta, seq, attempt, member, due)
   local raw = redis.call('HGET', journal, seq)
   if not raw then
     return 0
   end
-  local entry = cjson.decode(raw)
-  -- attempt + 0: one strtod, tonumber() costs two
-  if entry.s ~= 0 or entry.at ~= attempt + 0 then
+  if not waiting(raw, attempt) then
     return 0
   end
   local status = redis.call('HGET', meta, 'status')

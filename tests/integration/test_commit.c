@@ -151,6 +151,7 @@ Test(commit, a_step_keeps_the_status_and_its_index_and_advances_the_rest)
 
     inst->koff = 8;
     inst->kts = 1990;
+    inst->koff_stored = false; /* a new event applied, as the worker marks it */
     cr_assert_not_null(bt_instance_append(inst, 'a', "next"));
     record(inst, "activity_completed");
     record(inst, "activity_scheduled");
@@ -174,6 +175,158 @@ Test(commit, a_step_keeps_the_status_and_its_index_and_advances_the_rest)
     cr_expect_str_eq(meta("s2", "kpos"), "cluster/events/0");
     cr_expect_str_eq(meta("s2", "koff"), "8");
     cr_expect_str_eq(meta("s2", "updated"), "3000");
+    bt_instance_destroy(inst);
+}
+
+/* The score of id in the outbox index, or -1 when it is not there. */
+static long long outbox_score(const char *id)
+{
+    redisReply *reply = cmd("ZSCORE c:outbox %s", id);
+    long long score = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : -1;
+
+    freeReplyObject(reply);
+    return score;
+}
+
+static void command(struct bt_instance *inst, const char *field)
+{
+    cr_assert_eq(bt_delta_command(&inst->delta, strdup(field), strdup("tasks.default"),
+                                  strdup(inst->id), strdup("{}"), 2),
+                 0);
+}
+
+Test(commit, the_outbox_index_holds_the_time_of_the_last_commit_with_commands)
+{
+    struct bt_instance *inst = started("o1");
+
+    cr_expect_eq(outbox_score("o1"), -1, "no commands yet");
+    command(inst, "t|0|1");
+    record(inst, "activity_scheduled");
+    commit(inst, 2000, 0);
+    bt_delta_reset(&inst->delta); /* as the worker does once it is committed */
+    cr_expect_eq(outbox_score("o1"), 2000);
+    /* delivered and forgotten: the index entry stays for the sweep */
+    char field[] = "t|0|1";
+    struct bt_delivered done = {inst->id, &(struct bt_command){.field = field}, 1};
+    cr_assert_eq(bt_store_forget(store, &done, 1), 0);
+    cr_assert_eq(bt_store_settle(store), 0);
+    redisReply *reply = cmd("EXISTS %s", "c:{o1}:outbox");
+    cr_expect_eq(reply->integer, 0);
+    freeReplyObject(reply);
+    cr_expect_eq(outbox_score("o1"), 2000);
+    /* the grace of a later command runs from its own commit */
+    command(inst, "t|1|1");
+    record(inst, "activity_scheduled");
+    commit(inst, 3000, 0);
+    bt_delta_reset(&inst->delta);
+    cr_expect_eq(outbox_score("o1"), 3000);
+    /* a commit without commands leaves it */
+    record(inst, "signal_buffered");
+    commit(inst, 4000, 0);
+    cr_expect_eq(outbox_score("o1"), 3000);
+    bt_instance_destroy(inst);
+}
+
+Test(commit, a_decision_is_one_stream_entry_with_its_records_in_order)
+{
+    struct bt_instance *inst = started("h1");
+    static const char *const evs[] = {"activity_completed", "activity_scheduled",
+                                      "activity_scheduled", "activity_scheduled"};
+
+    for (int n = 1; n <= 4; n++) {
+        bt_delta_reset(&inst->delta);
+        for (int r = 0; r < n; r++)
+            record(inst, evs[r]);
+        commit(inst, 2000 + n, 0);
+    }
+    redisReply *reply = cmd("XRANGE %s - +", "c:{h1}:history");
+    cr_assert_eq(reply->elements, 5, "one entry per commit");
+    for (size_t n = 1; n <= 4; n++) {
+        const redisReply *fields = reply->element[n]->element[1];
+        cr_assert_eq(fields->elements, 2 * n, "commit of %zu records", n);
+        for (size_t r = 0; r < n; r++) {
+            char want[64];
+            snprintf(want, sizeof(want), "{\"ev\":\"%s\"}", evs[r]);
+            cr_expect_str_eq(fields->element[2 * r]->str, "e");
+            cr_expect_str_eq(fields->element[2 * r + 1]->str, want);
+        }
+    }
+    freeReplyObject(reply);
+    cr_expect_str_eq(meta("h1", "hlen"), "11");
+    bt_instance_destroy(inst);
+}
+
+/* The score of member in timers set key, or -1 when it is not there. */
+static long long timer_score(const char *key, const char *member)
+{
+    char fmt[128];
+    redisReply *reply;
+    long long score;
+
+    snprintf(fmt, sizeof(fmt), "ZSCORE %s %%s", key);
+    reply = cmd(fmt, member);
+    score = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : -1;
+    freeReplyObject(reply);
+    return score;
+}
+
+Test(commit, a_deleted_timer_leaves_the_timers_or_the_leased_set)
+{
+    struct bt_instance *inst = started("t1");
+
+    cr_assert_eq(bt_delta_timer(&inst->delta, true, strdup("timeout|0|1|t1"), 5000), 0);
+    cr_assert_eq(bt_delta_timer(&inst->delta, true, strdup("timeout|1|1|t1"), 6000), 0);
+    record(inst, "activity_scheduled");
+    commit(inst, 2000, 0);
+    cr_expect_eq(timer_score("c:timers", "timeout|0|1|t1"), 5000);
+    /* the scheduler claimed the second one: it moved to the leased set */
+    freeReplyObject(cmd("ZREM c:timers %s", "timeout|1|1|t1"));
+    freeReplyObject(cmd("ZADD c:timers:leased 9000 %s", "timeout|1|1|t1"));
+    bt_delta_reset(&inst->delta);
+    cr_assert_eq(bt_delta_timer(&inst->delta, false, strdup("timeout|0|1|t1"), 0), 0);
+    cr_assert_eq(bt_delta_timer(&inst->delta, false, strdup("timeout|1|1|t1"), 0), 0);
+    record(inst, "activity_completed");
+    commit(inst, 3000, 0);
+    cr_expect_eq(timer_score("c:timers", "timeout|0|1|t1"), -1);
+    cr_expect_eq(timer_score("c:timers:leased", "timeout|1|1|t1"), -1);
+    bt_instance_destroy(inst);
+}
+
+Test(commit, the_event_position_is_written_when_it_changed)
+{
+    struct bt_instance *inst = started("k1");
+
+    /* a marker in Redis shows whether a commit wrote the field */
+    freeReplyObject(cmd("HSET c:{k1} kpos %s", "marker"));
+    inst->koff = 8;
+    inst->kts = 1990;
+    inst->koff_stored = false; /* next event, same partition */
+    record(inst, "activity_completed");
+    commit(inst, 2000, 0);
+    cr_expect_str_eq(meta("k1", "kpos"), "marker", "the same partition is not rewritten");
+    cr_expect_str_eq(meta("k1", "koff"), "8");
+    cr_expect_str_eq(meta("k1", "kts"), "1990");
+
+    /* no new event (a timer fired here, an eager step): nothing to write */
+    freeReplyObject(cmd("HSET c:{k1} koff %s", "marker"));
+    bt_delta_reset(&inst->delta);
+    record(inst, "activity_scheduled");
+    commit(inst, 3000, 0);
+    cr_expect_str_eq(meta("k1", "koff"), "marker");
+
+    /* another partition: all three */
+    free(inst->kpos);
+    inst->kpos = strdup("cluster/events/3");
+    inst->kpos_stored = inst->koff_stored = false;
+    inst->koff = 2;
+    inst->kts = 3990;
+    bt_delta_reset(&inst->delta);
+    record(inst, "activity_completed");
+    commit(inst, 4000, 0);
+    cr_expect_str_eq(meta("k1", "kpos"), "cluster/events/3");
+    cr_expect_str_eq(meta("k1", "koff"), "2");
+    cr_expect_str_eq(meta("k1", "kts"), "3990");
+    cr_expect_str_eq(meta("k1", "ver"), "4");
     bt_instance_destroy(inst);
 }
 

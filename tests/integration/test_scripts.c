@@ -87,9 +87,14 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
         {"blocked", "1", 1},    /* blocked instances still run their steps */
         {"failed", "1", 0},     /* the attempt failed: replay decides */
         {"due", "1", 1},        /* more fields after the attempt */
-        /* entries written otherwise than by bt_entry_encode */
+        {"tenth", "1", 0},      /* attempt 10 is not attempt 1 */
+        {"valued", "1", 0},     /* done, with a value that looks like an entry */
+        {"utf8", "1", 1},       /* a name with non-ASCII letters, unescaped */
+        /* entries written otherwise than by bt_entry_encode: decoded in full */
         {"escaped", "1", 1},
         {"reordered", "1", 0},
+        {"reordered_waiting", "1", 1},
+        {"real", "1", 1}, /* 1.0 is attempt 1 */
     };
     enum { N = sizeof(tasks) / sizeof(tasks[0]) };
     char keys[N][2][64], members[N][64];
@@ -106,6 +111,16 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
                  "running");
     instance_raw("reordered", "{\"s\":4,\"k\":\"a\",\"n\":\"inc\",\"at\":1}", 1,
                  "running");
+    instance("tenth", 0, 10, "running");
+    instance_raw("valued",
+                 "{\"k\":\"a\",\"s\":4,\"n\":\"inc\",\"at\":1,\"v\":{\"k\":\"a\",\"s\":0,"
+                 "\"n\":\"inc\",\"at\":1}}",
+                 1, "running");
+    instance_raw("utf8", "{\"k\":\"a\",\"s\":0,\"n\":\"d\xc3\xa9j\xc3\xa0\",\"at\":1}", 1,
+                 "running");
+    instance_raw("reordered_waiting", "{\"at\":1,\"s\":0,\"k\":\"a\",\"n\":\"inc\"}", 1,
+                 "running");
+    instance_raw("real", "{\"k\":\"a\",\"s\":0,\"n\":\"inc\",\"at\":1.0}", 1, "running");
     instance_raw("due", "{\"k\":\"a\",\"s\":0,\"n\":\"inc\",\"at\":1,\"d\":99}", 1,
                  "running");
     argv[0] = "t:timers";
@@ -138,42 +153,30 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
     cr_expect_eq(due_of("timeout|0|2|superseded"), -1, "XX: no timer is added");
 }
 
-Test(scripts, ack_forgets_what_each_outbox_had_delivered_and_unindexes_the_empty_ones)
+Test(scripts, ack_forgets_what_each_outbox_had_delivered_and_leaves_the_index_alone)
 {
     /* a: both commands delivered; b: one of two (the other is newer); c: an
      * outbox already empty; a again in a second piece (a split batch) */
-    const char *argv[] = {"t:outbox",
-                          "t:{a}:outbox",
+    const char *argv[] = {"t:{a}:outbox",
                           "t:{b}:outbox",
                           "t:{c}:outbox",
                           "t:{a}:outbox",
-                          "a",
                           "1",
                           "f1",
-                          "b",
                           "1",
                           "f1",
-                          "c",
                           "0",
-                          "a",
                           "1",
                           "f2"};
     redisReply *reply;
 
     run("HSET t:{a}:outbox f1 x f2 %s", "y");
     run("HSET t:{b}:outbox f1 x f2 %s", "y");
-    run("ZADD t:outbox 1 a 1 b 1 c 1 %s", "d");
-    reply = bt_redis_eval(r, bt_lua_ack, 5, 16, argv, NULL);
+    run("ZADD t:outbox 1 a 1 b 1 %s", "c");
+    reply = bt_redis_eval(r, bt_lua_ack, 4, 11, argv, NULL);
     cr_assert(reply && reply->type == REDIS_REPLY_INTEGER, "%s",
               reply && reply->str ? reply->str : "not an integer");
-    /* a was not empty after its first piece: only its second drops it */
-    cr_expect_eq(reply->integer, 2, "left the index (a, c): %lld", reply->integer);
-    freeReplyObject(reply);
-    reply = bt_redis_command(r, "ZRANGE t:outbox 0 -1");
-    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY);
-    cr_assert_eq(reply->elements, 2, "b (f2 unsent) and d (not in this batch) stay");
-    cr_expect_str_eq(reply->element[0]->str, "b");
-    cr_expect_str_eq(reply->element[1]->str, "d");
+    cr_expect_eq(reply->integer, 3, "commands forgotten: %lld", reply->integer);
     freeReplyObject(reply);
     reply = bt_redis_command(r, "HKEYS t:{b}:outbox");
     cr_assert(reply && reply->elements == 1);
@@ -182,4 +185,97 @@ Test(scripts, ack_forgets_what_each_outbox_had_delivered_and_unindexes_the_empty
     reply = bt_redis_command(r, "EXISTS t:{a}:outbox");
     cr_expect_eq(reply->integer, 0);
     freeReplyObject(reply);
+    /* emptied outboxes leave the index at the scheduler's sweep */
+    reply = bt_redis_command(r, "ZCARD t:outbox");
+    cr_expect_eq(reply->integer, 3);
+    freeReplyObject(reply);
+}
+
+/* One outbox_sweep.lua step: before 100, from offset, at most limit. */
+static redisReply *sweep(const char *offset, const char *limit)
+{
+    const char *argv[] = {"t:outbox", "100", offset, limit, "t"};
+    redisReply *reply = bt_redis_eval(r, bt_lua_outbox_sweep, 1, 5, argv, NULL);
+
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1, "%s",
+              reply && reply->str ? reply->str : "not an array");
+    return reply;
+}
+
+static void expect_index(const char *want)
+{
+    redisReply *reply = bt_redis_command(r, "ZRANGE t:outbox 0 -1");
+    char got[256] = "";
+
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < reply->elements; i++) {
+        strcat(got, i ? " " : "");
+        strcat(got, reply->element[i]->str);
+    }
+    cr_expect_str_eq(got, want);
+    freeReplyObject(reply);
+}
+
+Test(scripts, outbox_sweep_drops_emptied_outboxes_past_the_grace_and_returns_the_others)
+{
+    redisReply *reply;
+
+    /* past the grace (score < 100): e1, e2, e3 emptied, u1, u2 with commands;
+     * fresh (score 500): e4 emptied (its worker may still be sending) and u3 */
+    run("HSET t:{u1}:outbox f %s", "x");
+    run("HSET t:{u2}:outbox f %s", "x");
+    run("HSET t:{u3}:outbox f %s", "x");
+    run("ZADD t:outbox 1 e1 2 u1 3 e2 4 u2 5 e3 500 e4 500 %s", "u3");
+
+    /* a step of two: e1 dropped, u1 returned and kept ahead of the rest */
+    reply = sweep("0", "2");
+    cr_assert_eq(reply->elements, 2);
+    cr_expect_eq(reply->element[0]->integer, 2, "looked at");
+    cr_expect_str_eq(reply->element[1]->str, "u1");
+    freeReplyObject(reply);
+    expect_index("u1 e2 u2 e3 e4 u3");
+
+    /* the round goes on after the one it kept */
+    reply = sweep("1", "256");
+    cr_assert_eq(reply->elements, 2);
+    cr_expect_eq(reply->element[0]->integer, 3, "looked at");
+    cr_expect_str_eq(reply->element[1]->str, "u2");
+    freeReplyObject(reply);
+    expect_index("u1 u2 e4 u3");
+
+    /* u1's commands delivered since: the next round drops it */
+    run("DEL %s", "t:{u1}:outbox");
+    reply = sweep("0", "256");
+    cr_assert_eq(reply->elements, 2);
+    cr_expect_eq(reply->element[0]->integer, 2);
+    cr_expect_str_eq(reply->element[1]->str, "u2");
+    freeReplyObject(reply);
+    expect_index("u2 e4 u3");
+}
+
+Test(scripts, outbox_sweep_finds_the_few_outboxes_left_among_many_emptied_ones)
+{
+    char id[32], cmd[64];
+    redisReply *reply;
+
+    /* 200 indexed past the grace, in order i0..i199; i7, i8, i100 and i199
+     * still hold commands */
+    for (int i = 0; i < 200; i++) {
+        snprintf(cmd, sizeof(cmd), "ZADD t:outbox %d %%s", i / 2); /* before 100 */
+        snprintf(id, sizeof(id), "i%d", i);
+        run(cmd, id);
+    }
+    run("HSET t:{i7}:outbox f %s", "x");
+    run("HSET t:{i8}:outbox f %s", "x");
+    run("HSET t:{i100}:outbox f %s", "x");
+    run("HSET t:{i199}:outbox f %s", "x");
+    reply = sweep("0", "256");
+    cr_assert_eq(reply->elements, 5);
+    cr_expect_eq(reply->element[0]->integer, 200);
+    cr_expect_str_eq(reply->element[1]->str, "i7");
+    cr_expect_str_eq(reply->element[2]->str, "i8");
+    cr_expect_str_eq(reply->element[3]->str, "i100");
+    cr_expect_str_eq(reply->element[4]->str, "i199");
+    freeReplyObject(reply);
+    expect_index("i7 i8 i100 i199");
 }
