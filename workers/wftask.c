@@ -1,8 +1,9 @@
 /* The workflow role. One batch of events at a time:
  *   decode -> load the instances not cached (one pipelined round trip; the
  *   start of a new one needs none: see assume_new) ->
- *   apply each event in order -> replay each touched instance once ->
- *   commit every decision (one pipelined round trip of commit.lua) ->
+ *   apply each event in order -> replay each touched instance once and
+ *   commit its decision (commit.lua, pipelined: written to Redis 64
+ *   instances at a time, as they are replayed; one wait for the replies) ->
  *   produce their commands.
  * The batch then waits "in flight" while the next ones are advanced: when
  * all its delivery reports are in (batches land oldest first), its outbox
@@ -861,10 +862,6 @@ static size_t drop_conflicts(struct bt_wftask *wt, const int *results, bool *rac
     return n;
 }
 
-/* Eager dispatch: marks the tasks this worker's activity role can start at
- * once (its queue served here, a thread free), before the commit, which then
- * leaves them out of the outbox. Their start-to-close timers stay: a crash
- * retries them like any lost attempt. */
 /* The room each queue's activity role had for eager tasks, asked once per
  * batch and used up as its parts are marked. */
 struct eager_room {
@@ -875,6 +872,10 @@ struct eager_room {
     size_t n_seen;
 };
 
+/* Eager dispatch: marks the tasks this worker's activity role can start at
+ * once (its queue served here, a thread free), before the commit, which then
+ * leaves them out of the outbox. Their start-to-close timers stay: a crash
+ * retries them like any lost attempt. */
 static void mark_eager(struct bt_wftask *wt, struct eager_room *room, size_t from,
                        size_t to)
 {
@@ -986,11 +987,10 @@ static void forget_unknown(struct bt_wftask *wt)
     }
 }
 
-/* Advances every instance of the batch. BT_EAGAIN: redo the whole batch. */
 /* Replays the touched instances and commits their decisions, part by part:
  * each part's commits go to Redis as soon as it is replayed, so Redis runs
- * them while the next part is replayed (Redis and this thread used to wait
- * for each other, each a third of the time). */
+ * them while the next part is replayed (it sat idle while a whole batch was
+ * replayed, then this thread waited while Redis ran all of it). */
 static int commit_all(struct bt_wftask *wt, const struct bt_replay_env *env, int *results)
 {
     struct eager_room room = {0};
@@ -1013,6 +1013,7 @@ static int commit_all(struct bt_wftask *wt, const struct bt_replay_env *env, int
     return ret ? ret : rc;
 }
 
+/* Advances every instance of the batch. BT_EAGAIN: redo the whole batch. */
 static int advance(struct bt_wftask *wt)
 {
     struct bt_replay_env env = {.reg = wt->reg,
