@@ -358,7 +358,8 @@ static void promtool_accepts(const char *text)
         return;
     }
     fd = mkstemp(path);
-    cr_assert(fd >= 0 && (f = fdopen(fd, "w")));
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    cr_assert(f, "cannot write %s", path);
     fputs(text, f);
     fclose(f);
     snprintf(cmd, sizeof(cmd), "%s check metrics < %s 1>&2", tool, path);
