@@ -261,8 +261,8 @@ static int list(struct bt_store *store)
             goto out; /* the connection dies with the process */
         }
     }
-    printf("%-24s %-7s %-20s %-16s %-14s %-16s %-7s %s\n", "NAME", "STATE", "NEXT",
-           "SCHEDULE", "TZ", "WORKFLOW", "OVERLAP", "LAST");
+    printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", "NAME", "STATE", "NEXT",
+           "SCHEDULE", "TZ", "WORKFLOW", "QUEUE", "OVERLAP", "LAST");
     for (size_t i = 0; i < names->elements; i++) {
         redisReply *h = NULL;
         const char *paused, *once, *next, *err;
@@ -275,11 +275,14 @@ static int list(struct bt_store *store)
         next = field(h, "next");
         err = field(h, "error");
         if (h->type == REDIS_REPLY_ARRAY && h->elements > 0) {
-            printf("%-24s %-7s %-20s %-16s %-14s %-16s %-7s %s\n", names->element[i]->str,
+            const char *queue = field(h, "queue");
+            printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n",
+                   names->element[i]->str,
                    paused && !strcmp(paused, "1") ? "paused" : "active",
                    format_time(next ? strtoll(next, NULL, 10) : 0, when, sizeof(when)),
                    once ? "once" : show(field(h, "cron")),
                    once ? "-" : show(field(h, "tz")), show(field(h, "workflow")),
+                   queue && *queue ? queue : "default",
                    once ? "-" : show(field(h, "overlap")),
                    show(field(h, once ? "id" : "last_id")));
             if (err)

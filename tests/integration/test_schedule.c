@@ -356,3 +356,36 @@ Test(schedule, trigger_starts_one_instance_now_and_keeps_the_next_fire, .init = 
     cr_assert_eq(baton((const char *const[]){"schedule", "delete", "yearly", NULL}), 1);
     bt_test_stop(worker, 10000);
 }
+
+/* The line of `baton schedule list` that starts with name, or NULL. */
+static const char *list_line(const char *out, const char *name, char *line, size_t n)
+{
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        size_t len = strcspn(p, "\n");
+        if (!strncmp(p, name, strlen(name)) && p[strlen(name)] == ' ') {
+            snprintf(line, n, "%.*s", (int)len, p);
+            return line;
+        }
+    }
+    return NULL;
+}
+
+Test(schedule, list_shows_each_schedules_queue, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    char out[8192], line[512];
+
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "schedule", "add", "nightly", "--cron",
+                                "0 0 3 * * *", "--workflow", "chain3", "--queue",
+                                "billing"),
+                 0, "%s", out);
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "schedule", "add", "hourly", "--cron",
+                                "0 0 * * * *", "--workflow", "chain3"),
+                 0, "%s", out);
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "schedule", "list"), 0, "%s", out);
+    cr_expect(strstr(out, " QUEUE "), "no QUEUE column: %s", out);
+    cr_assert(list_line(out, "nightly", line, sizeof(line)), "%s", out);
+    cr_expect(strstr(line, " billing "), "nightly's queue: %s", line);
+    cr_assert(list_line(out, "hourly", line, sizeof(line)), "%s", out);
+    cr_expect(strstr(line, " default "), "hourly runs on the default queue: %s", line);
+}
