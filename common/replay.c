@@ -387,33 +387,27 @@ static char *dupf(const char *fmt, ...)
     return s;
 }
 
-/* The outbox field of an attempt's task, "t|<seq>|<attempt>" (dupf's printf
- * costs more than the rest of the field's life on the per-step path). */
+/* The outbox field of an attempt's task, "t|<seq>|<attempt>", and its topic
+ * suffix, written as bt_timer_member writes its members (dupf's printf cost
+ * more than the rest of the field's life on the per-step path). */
 static char *task_field(int64_t seq, int attempt)
 {
-    char *s = malloc(2 + 2 * BT_JW_INT_SIZE);
-    size_t n;
+    struct bt_jw w = {0};
 
-    if (!s)
-        return NULL;
-    s[0] = 't';
-    s[1] = '|';
-    n = 2 + bt_jw_itoa(s + 2, seq);
-    s[n++] = '|';
-    bt_jw_itoa(s + n, attempt);
-    return s;
+    bt_jw_lit(&w, "t|");
+    bt_jw_int(&w, seq);
+    bt_jw_lit(&w, "|");
+    bt_jw_int(&w, attempt);
+    return bt_jw_finish(&w, NULL);
 }
 
-static char *concat(const char *a, const char *b)
+static char *task_topic(const char *queue)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 1);
+    struct bt_jw w = {0};
 
-    if (s) {
-        memcpy(s, a, la);
-        memcpy(s + la, b, lb + 1);
-    }
-    return s;
+    bt_jw_lit(&w, "tasks.");
+    bt_jw_put(&w, queue, strlen(queue));
+    return bt_jw_finish(&w, NULL);
 }
 
 static void command(struct bt_instance *inst, char *field, char *topic, const char *key,
@@ -653,8 +647,7 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
 
     e->state = BT_ST_WAITING;
     e->dirty = true;
-    command(inst, task_field(seq, e->attempt), concat("tasks.", r->queue), inst->id,
-            &msg);
+    command(inst, task_field(seq, e->attempt), task_topic(r->queue), inst->id, &msg);
     if (inst->delta.n_cmds && !r->rate_key && !r->concurrency_key)
         inst->delta.cmds[inst->delta.n_cmds - 1].eager_ok = true;
     set_timer(wf, "timeout", e, e->attempt, msg.deadline);

@@ -66,8 +66,9 @@ int main(int argc, char **argv)
     int ret = 1;
 
     /* no fastbins: a batch frees thousands of small blocks at once, and each
-     * large free then walked and merged them all (malloc_consolidate, 2 % of
-     * the worker's instructions); small blocks still go through the tcache */
+     * large free then walked and merged them all (malloc_consolidate: 2 % of
+     * the worker's instructions; 48-50 against 52 µs of CPU per chain step in
+     * turns); small blocks still go through the tcache */
     mallopt(M_MXFAST, 0);
 
     if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
