@@ -13,10 +13,28 @@
 #include "lua_scripts.h"
 #include "store.h"
 
+/* An ack.lua call kept until Redis has answered it. After a broken
+ * connection it is appended again ahead of the next load or commit: a removal
+ * lost to a Redis restart would let the scheduler's sweep send a delivered
+ * command again (a second result message). */
+struct forget {
+    struct forget *next;
+    int nkeys, argc;
+    const char **argv; /* into texts */
+    size_t *lens;
+    char texts[];
+};
+
+/* Forgets kept at most: more only while Redis stays away, and then the
+ * workflow role stops landing batches long before (MAX_FLIGHTS). */
+#define MAX_FORGETS 4096
+
 struct bt_store {
     struct bt_redis *r;
-    char *kp;    /* key prefix */
-    size_t owed; /* replies of bt_store_forget calls not read yet */
+    char *kp;               /* key prefix */
+    struct forget *forgets; /* not answered yet, oldest first */
+    size_t n_forgets;
+    size_t owed; /* the first `owed` forgets are in the pipeline, replies due */
 };
 
 struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
@@ -39,6 +57,11 @@ void bt_store_destroy(struct bt_store *store)
 {
     if (!store)
         return;
+    while (store->forgets) {
+        struct forget *f = store->forgets;
+        store->forgets = f->next;
+        free(f);
+    }
     bt_redis_destroy(store->r);
     free(store->kp);
     free(store);
@@ -74,18 +97,46 @@ char *bt_store_key(const struct bt_store *store, const char *id, const char *suf
 
 /* ---- replies owed ---- */
 
-/* Reads the replies owed to bt_store_forget: they come first in the pipeline.
- * A failed removal only means the scheduler sends the commands again later. */
+/* Appends the forgets not in the pipeline yet (all of them after a broken
+ * connection), ahead of whatever is appended next. */
+static int append_forgets(struct bt_store *store)
+{
+    struct forget *f = store->forgets;
+
+    for (size_t i = 0; f && i < store->owed; i++)
+        f = f->next;
+    for (; f; f = f->next) {
+        if (bt_redis_append_eval(store->r, bt_lua_ack, f->nkeys, f->argc, f->argv,
+                                 f->lens))
+            return BT_ENOMEM;
+        store->owed++;
+    }
+    return 0;
+}
+
+/* Reads the replies owed to the forgets in the pipeline (they come first)
+ * and drops the answered ones; the others stay for the next write. */
 static int read_owed(struct bt_store *store)
 {
+    struct forget **link = &store->forgets;
     int ret = 0;
 
     for (; store->owed > 0; store->owed--) {
         redisReply *reply = NULL;
-        if (bt_redis_reply(store->r, &reply))
+        struct forget *f = *link;
+        if (bt_redis_reply(store->r, &reply)) {
             ret = BT_EAGAIN;
-        else if (reply->type == REDIS_REPLY_ERROR)
-            bt_log(BT_LOG_WARN, "cannot clear the outbox: %s", reply->str);
+        } else if (reply->type == REDIS_REPLY_ERROR) { /* LOADING, OOM: later */
+            bt_log(BT_LOG_WARN, "cannot clear the outbox yet: %s", reply->str);
+            ret = BT_EAGAIN;
+        } else {
+            *link = f->next;
+            store->n_forgets--;
+            free(f);
+            f = NULL;
+        }
+        if (f)
+            link = &f->next;
         freeReplyObject(reply);
     }
     return ret;
@@ -93,7 +144,9 @@ static int read_owed(struct bt_store *store)
 
 int bt_store_settle(struct bt_store *store)
 {
-    return read_owed(store);
+    int ret = append_forgets(store);
+
+    return ret ? ret : read_owed(store);
 }
 
 /* ---- load ---- */
@@ -219,8 +272,10 @@ static void mark_corrupt(struct bt_instance *inst, const char *what)
 int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
 {
     static const char *const suffixes[] = {"", ":journal", ":outbox"};
-    int ret = 0;
+    int ret = append_forgets(store);
 
+    if (ret)
+        return ret;
     for (size_t i = 0; i < n; i++) {
         for (int s = 0; s < 3; s++) {
             char key[600];
@@ -625,11 +680,11 @@ int bt_store_commit_send(struct bt_store *store, struct bt_instance **insts, siz
                          int64_t now_ms, bool *sent)
 {
     struct args a = {0};
-    int ret = 0;
+    int ret = append_forgets(store);
     int nkeys;
 
     for (size_t i = 0; i < n; i++) {
-        if (!(sent[i] = bt_instance_dirty(insts[i])))
+        if (ret || !(sent[i] = bt_instance_dirty(insts[i])))
             continue;
         args_reset(&a);
         nkeys = build_commit(store, insts[i], now_ms, &a);
@@ -702,6 +757,46 @@ int bt_store_commit(struct bt_store *store, struct bt_instance **insts, size_t n
 #define FORGET_MAX_OUTBOXES 256
 #define FORGET_MAX_FIELDS   1024
 
+/* Keeps a copy of one ack.lua call's arguments in store->forgets, dropping
+ * the oldest past MAX_FORGETS. */
+static int keep_forget(struct bt_store *store, int nkeys, const struct args *a)
+{
+    size_t bytes = 0;
+    struct forget *f, **tail;
+    char *t;
+
+    for (size_t i = 0; i < a->n; i++)
+        bytes += a->lens[i];
+    f = malloc(sizeof(*f) + a->n * (sizeof(*f->argv) + sizeof(*f->lens)) + bytes);
+    if (!f)
+        return BT_ENOMEM;
+    f->next = NULL;
+    f->nkeys = nkeys;
+    f->argc = (int)a->n;
+    f->lens = (size_t *)(void *)f->texts;
+    f->argv = (const char **)(void *)(f->lens + a->n);
+    t = (char *)(f->argv + a->n);
+    for (size_t i = 0; i < a->n; i++) {
+        memcpy(t, a->argv[i], a->lens[i]);
+        f->argv[i] = t;
+        f->lens[i] = a->lens[i];
+        t += a->lens[i];
+    }
+    if (store->n_forgets == MAX_FORGETS && store->owed == 0) {
+        struct forget *old = store->forgets;
+        bt_log(BT_LOG_WARN, "too many outbox removals waiting for redis; dropping "
+                            "one: its commands may be sent twice");
+        store->forgets = old->next;
+        store->n_forgets--;
+        free(old);
+    }
+    for (tail = &store->forgets; *tail; tail = &(*tail)->next)
+        ;
+    *tail = f;
+    store->n_forgets++;
+    return append_forgets(store);
+}
+
 /* One piece: fields [from, to) of done[i]. */
 struct piece {
     size_t i, from, to;
@@ -720,10 +815,7 @@ static int forget_chunk(struct bt_store *store, const struct bt_delivered *done,
             arg_str(a, d->cmds[c].field);
     }
     args_resolve(a);
-    if (bt_redis_append_eval(store->r, bt_lua_ack, (int)n, (int)a->n, a->argv, a->lens))
-        return BT_ENOMEM;
-    store->owed++;
-    return 0;
+    return keep_forget(store, (int)n, a);
 }
 
 int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, size_t n)

@@ -62,11 +62,12 @@ struct bt_delivered {
 /* Forgets delivered commands: removes done[i].cmds from the outbox of each
  * done[i].id, all of them in one ack.lua call (a few for a huge batch). The
  * outbox index keeps the instances: the scheduler's sweep drops those left
- * with nothing to send (outbox_sweep.lua). Only
- * appended to the pipeline: the removal goes out with the next load or
- * commit, in the same write, and its reply is read there, or by
- * bt_store_settle (call it when nothing else is coming). A lost removal only
- * makes the scheduler send the commands once more. Returns 0 or BT_ENOMEM. */
+ * with nothing to send (outbox_sweep.lua). Only appended to the pipeline: the
+ * removal goes out with the next load or commit, in the same write, and its
+ * reply is read there, or by bt_store_settle (call it when nothing else is
+ * coming). A removal Redis did not answer (a restart) is kept and appended
+ * again with the next write, so that the sweep does not send a delivered
+ * command again. Returns 0 or BT_ENOMEM. */
 int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, size_t n);
 /* Sends what bt_store_forget appended and reads its replies. 0 or BT_EAGAIN. */
 int bt_store_settle(struct bt_store *store);

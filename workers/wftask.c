@@ -528,7 +528,7 @@ static void land(struct bt_wftask *wt, int max_left, bool patient)
             resend(wt, f);
             continue;
         }
-        /* a lost removal only means the scheduler sends them again later */
+        /* kept by the store until Redis answers it, across restarts */
         if (bt_store_forget(wt->store, f->sent, f->n_sent))
             bt_log(BT_LOG_WARN, "cannot clear the outbox; commands may be sent twice");
         if (f->offsets->cnt && (err = rd_kafka_commit(wt->consumer, f->offsets, 1)))
@@ -1145,6 +1145,10 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
     decode_all(wt);
     while (advance(wt) == BT_EAGAIN) {
         drop_touched(wt);
+        /* a failed load leaves empty instances in the cache, a failed commit
+         * instances ahead of Redis: nothing cached is known to match Redis
+         * now (taken for unknown, a valid event would be dead-lettered) */
+        bt_idmap_clear(wt->cache, destroy_instance);
         bt_log(BT_LOG_WARN, "redis or kafka unavailable, retrying batch: backoff_ms=%d",
                backoff_ms);
         struct timespec ts = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};

@@ -230,6 +230,31 @@ redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...)
     return reply;
 }
 
+void bt_stack_redis_down(struct bt_stack *s, const char *how)
+{
+    if (!strcmp(how, "shutdown")) {
+        freeReplyObject(redisCommand(s->rc, "SHUTDOWN"));
+        if (bt_test_wait(s->redis.pid, 10000) >= 0)
+            s->redis.pid = 0;
+    }
+    bt_test_redis_kill(&s->redis); /* a no-op once it exited */
+}
+
+int bt_stack_redis_up(struct bt_stack *s)
+{
+    if (bt_test_redis_restart(&s->redis))
+        return -1;
+    redisFree(s->rc);
+    s->rc = redisConnect("127.0.0.1", s->redis.port);
+    return s->rc && !s->rc->err ? 0 : -1;
+}
+
+int bt_stack_redis_restart(struct bt_stack *s, const char *how)
+{
+    bt_stack_redis_down(s, how);
+    return bt_stack_redis_up(s);
+}
+
 const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n)
 {
     redisReply *reply = bt_stack_redis(s, "HGET %s:{%s} status", s->prefix, id);

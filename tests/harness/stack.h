@@ -83,6 +83,15 @@ redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...);
 json_t *bt_stack_history(struct bt_stack *s, const char *id, const char *suffix,
                          const char *ev);
 
+/* Restarts the stack's redis-server on its port and data dir (AOF replayed)
+ * and reconnects the test's own client. how: "kill" (SIGKILL) or "shutdown"
+ * (SHUTDOWN, as an operator would). Returns 0 or -1. */
+int bt_stack_redis_restart(struct bt_stack *s, const char *how);
+/* Stops redis only (for an outage): "kill" or "shutdown". */
+void bt_stack_redis_down(struct bt_stack *s, const char *how);
+/* Starts it again after bt_stack_redis_down. Returns 0 or -1. */
+int bt_stack_redis_up(struct bt_stack *s);
+
 /* Status of instance id from Redis ("completed", ...), or "" when unknown.
  * Writes into buf. */
 const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n);
