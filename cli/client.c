@@ -15,10 +15,17 @@ int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *
 {
     char errstr[512], topic[512];
     struct bt_kafka_batch batch = {0};
-    rd_kafka_t *rk = bt_kafka_producer_new(cfg, errstr, sizeof(errstr));
+    rd_kafka_t *rk;
     int ret = BT_EXIT_UNAVAILABLE;
 
-    if (!rk) {
+    if ((int64_t)len > cfg->max_payload) { /* the workers would dead-letter it */
+        fprintf(stderr,
+                "baton: the message is %zu bytes, over the limit of %lld (setting "
+                "max-payload): pass large data by reference\n",
+                len, (long long)cfg->max_payload);
+        return BT_EXIT_FAIL;
+    }
+    if (!(rk = bt_kafka_producer_new(cfg, errstr, sizeof(errstr)))) {
         fprintf(stderr, "baton: %s\n", errstr);
         return BT_EXIT_USAGE;
     }

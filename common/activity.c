@@ -132,3 +132,28 @@ void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg 
                task->attempt);
     }
 }
+
+char *bt_activity_encode(struct bt_msg *event, int64_t max_payload, size_t *len)
+{
+    char *bytes = bt_codec_encode(event, len), text[300];
+
+    if (!bytes || (int64_t)*len <= max_payload)
+        return bytes;
+    snprintf(text, sizeof(text),
+             "the activity's result takes %zu bytes, over the limit of %lld (setting "
+             "max-payload): return large data by reference",
+             *len, (long long)max_payload);
+    bt_log(BT_LOG_WARN, "activity outcome too large: %s workflow=%s seq=%lld", text,
+           event->id, (long long)event->seq);
+    free(bytes);
+    json_decref(event->body);
+    free(event->error.type);
+    free(event->error.message);
+    event->body = NULL;
+    event->type = BT_MSG_FAILED;
+    event->error.type = strdup("PayloadTooLarge");
+    event->error.message = strdup(text);
+    event->error.retryable = false;
+    event->error.retry_after_ms = 0;
+    return bt_codec_encode(event, len);
+}

@@ -15,4 +15,10 @@
 void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg *task,
                          const char *worker, struct bt_msg *event);
 
+/* Encodes *event as bt_codec_encode does (a new buffer, caller frees), but an
+ * outcome over max_payload bytes (a result no Kafka message can carry) is
+ * turned into a failure first: PayloadTooLarge, not retryable, as every
+ * attempt would return the same. */
+char *bt_activity_encode(struct bt_msg *event, int64_t max_payload, size_t *len);
+
 #endif

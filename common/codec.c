@@ -181,6 +181,7 @@ static const struct field dead_letter_fields[] = {
     F_ENC("key_encoding", key_base64),
     F_BYTES("payload", payload, payload_base64, F_REQ),
     F_ENC("payload_encoding", payload_base64),
+    F_INT("payload_size", payload_size, 0, 0, INT64_MAX, 0),
     F_TS,
 };
 
@@ -1435,6 +1436,33 @@ out:
     if (ret)
         bt_msg_release(msg);
     return ret;
+}
+
+char *bt_codec_encode_dead_letter(struct bt_msg *dl, size_t max, size_t *len)
+{
+    char *bytes = bt_codec_encode(dl, len);
+    size_t keep = dl->payload ? strlen(dl->payload) : 0;
+    size_t whole = keep;
+
+    if (dl->payload_base64) /* the original's size: 3 bytes per 4 characters */
+        whole = keep / 4 * 3 - (keep >= 1 && dl->payload[keep - 1] == '=') -
+                (keep >= 2 && dl->payload[keep - 2] == '=');
+    while (bytes && *len > max && keep > 0) {
+        /* in proportion (escapes write more than a byte per character), with
+         * room for the envelope; a payload whose escapes crowd at its start
+         * takes another turn */
+        keep = (size_t)((double)keep * ((double)max * 15 / 16) / (double)*len);
+        if (dl->payload_base64)
+            keep -= keep % 4;
+        else
+            while (keep > 0 && ((unsigned char)dl->payload[keep] & 0xC0) == 0x80)
+                keep--;
+        dl->payload[keep] = '\0';
+        dl->payload_size = (int64_t)whole;
+        free(bytes);
+        bytes = bt_codec_encode(dl, len);
+    }
+    return bytes;
 }
 
 void bt_msg_release(struct bt_msg *msg)

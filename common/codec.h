@@ -80,6 +80,8 @@ struct bt_msg {
     bool key_base64;
     char *payload; /* original bytes when valid UTF-8 (else base64, see below) */
     bool payload_base64;
+    int64_t payload_size; /* set when payload holds only a prefix: the size of
+                           * the original (0: payload is whole) */
     /* task: concurrency-limit key of the step, or NULL */
     char *concurrency_key;
 };
@@ -109,6 +111,12 @@ char *bt_codec_encode(const struct bt_msg *msg, size_t *len);
 int bt_codec_dead_letter(struct bt_msg *msg, const char *reason, const char *topic,
                          int32_t partition, int64_t offset, const void *key,
                          size_t keylen, const void *payload, size_t len);
+
+/* Encodes dead letter dl (from bt_codec_dead_letter) in at most max bytes, as
+ * bt_codec_encode does: when the whole original payload does not fit, only
+ * its beginning is kept, and dl->payload_size says how large it was (the
+ * original is still at its origin). Returns a new buffer or NULL. */
+char *bt_codec_encode_dead_letter(struct bt_msg *dl, size_t max, size_t *len);
 
 /* Frees what msg owns; msg may be zeroed or NULL. */
 void bt_msg_release(struct bt_msg *msg);

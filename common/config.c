@@ -38,8 +38,10 @@ static const struct setting settings[] = {
      "debug, info, warn or error"},
     {"log-json", "BATON_LOG_JSON", BOOL, F(log_json), 0, "0", 0, 1,
      "log JSON lines instead of logfmt"},
-    {"max-payload", "BATON_MAX_PAYLOAD", INT, F(max_payload), 0, "1048576", 1024,
-     INT64_C(1) << 30, "largest accepted message, in bytes"},
+    {"max-payload", "BATON_MAX_PAYLOAD", INT, F(max_payload), 0, "900000", 1024,
+     INT64_C(1) << 30,
+     "largest message baton accepts or produces, in bytes (at most Kafka's "
+     "message.max.bytes less 64 KiB for the envelope of what embeds it)"},
     {"metrics-addr", "BATON_METRICS_ADDR", STR, F(metrics_addr), 0, "127.0.0.1", 0, 0,
      "address of the metrics endpoint"},
     {"metrics-port", "BATON_METRICS_PORT", INT, F(metrics_port), 0, "0", 0, 65535,
@@ -293,6 +295,15 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
 
     if (!cfg->key_prefix)
         cfg->key_prefix = strdup(strcmp(cfg->prefix, "baton") ? cfg->prefix : "bt");
+    if (cfg->max_payload + BT_CONFIG_ENVELOPE_ROOM > bt_config_message_max(cfg)) {
+        snprintf(errstr, errstr_size,
+                 "max-payload: %lld leaves no room for the envelope under Kafka's "
+                 "message.max.bytes (%lld): at most %lld, or raise "
+                 "kafka.message.max.bytes (and the broker's max.message.bytes)",
+                 (long long)cfg->max_payload, (long long)bt_config_message_max(cfg),
+                 (long long)(bt_config_message_max(cfg) - BT_CONFIG_ENVELOPE_ROOM));
+        return BT_EINVAL;
+    }
     if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {
         snprintf(errstr, errstr_size,
                  "prefix: \"%s\" must be non-empty, without spaces, "
@@ -301,6 +312,17 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
         return BT_EINVAL;
     }
     return 0;
+}
+
+int64_t bt_config_message_max(const struct bt_config *cfg)
+{
+    static const char name[] = "message.max.bytes=";
+    int64_t max = BT_CONFIG_MESSAGE_MAX;
+
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (!strncmp(cfg->kafka[i], name, sizeof(name) - 1))
+            max = strtoll(cfg->kafka[i] + sizeof(name) - 1, NULL, 10);
+    return max;
 }
 
 void bt_config_release(struct bt_config *cfg)

@@ -16,7 +16,8 @@ struct bt_config {
     char *key_prefix;     /* Redis key prefix: <key_prefix>:{ID} */
     char *log_level;
     int log_json;
-    int64_t max_payload; /* bytes; larger messages are dead-lettered */
+    int64_t max_payload; /* bytes; larger messages are dead-lettered, larger
+                          * commands fail their instance (PayloadTooLarge) */
     char *metrics_addr;
     int metrics_port;     /* 0: no metrics endpoint */
     char *queues;         /* comma-separated queues served by a worker: the
@@ -46,6 +47,15 @@ struct bt_config {
 int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
                    size_t errstr_size);
 void bt_config_release(struct bt_config *cfg);
+
+/* The producer's message.max.bytes: librdkafka's default, as most brokers'
+ * max.message.bytes is a little above it, unless kafka.message.max.bytes is
+ * set. max-payload must stay BT_CONFIG_ENVELOPE_ROOM below it, so that what
+ * embeds a payload (a task its input, a dead letter its message) can be
+ * produced. */
+#define BT_CONFIG_MESSAGE_MAX   1000000
+#define BT_CONFIG_ENVELOPE_ROOM 65536
+int64_t bt_config_message_max(const struct bt_config *cfg);
 
 /* The help text of every setting: flag, environment variable, default. */
 void bt_config_usage(void *file);

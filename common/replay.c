@@ -1089,6 +1089,9 @@ bt_poll bt__fail_with(bt_wf *wf, const json_t *error)
 
 /* ---- running a replay ---- */
 
+static void drop_after(struct bt_delta *d, const struct bt_delta *before,
+                       bool with_deletions);
+
 static void rollback(bt_wf *wf, size_t n_before, const struct bt_delta *before)
 {
     struct bt_instance *inst = wf->inst;
@@ -1104,6 +1107,14 @@ static void rollback(bt_wf *wf, size_t n_before, const struct bt_delta *before)
     }
     while (inst->n_entries > n_before)
         bt_entry_release(&inst->entries[--inst->n_entries]);
+    drop_after(d, before, true);
+}
+
+/* Drops the commands, added timers and history records d gained since
+ * before; with_deletions: the timer deletions too. */
+static void drop_after(struct bt_delta *d, const struct bt_delta *before,
+                       bool with_deletions)
+{
     while (d->n_cmds > before->n_cmds) {
         struct bt_command *c = &d->cmds[--d->n_cmds];
         free(c->field);
@@ -1113,10 +1124,35 @@ static void rollback(bt_wf *wf, size_t n_before, const struct bt_delta *before)
     }
     while (d->n_timers_add > before->n_timers_add)
         free(d->timers_add[--d->n_timers_add].member);
-    while (d->n_timers_del > before->n_timers_del)
+    while (with_deletions && d->n_timers_del > before->n_timers_del)
         free(d->timers_del[--d->n_timers_del].member);
     while (d->n_history > before->n_history)
         free(d->history[--d->n_history]);
+}
+
+/* A decision with a command that no Kafka message can carry (a task's input,
+ * a result or a child's input over max-payload) cannot be carried out, and
+ * retrying it would wedge the partition: its commands, new timers and records
+ * are dropped and the instance fails with PayloadTooLarge instead. */
+static void refuse_oversized(struct bt_instance *inst, const struct bt_replay_env *env,
+                             const struct bt_delta *before)
+{
+    struct bt_delta *d = &inst->delta;
+    char text[600];
+    size_t c;
+
+    for (c = before->n_cmds; c < d->n_cmds; c++)
+        if ((int64_t)d->cmds[c].len > env->max_message)
+            break;
+    if (env->max_message <= 0 || c == d->n_cmds)
+        return;
+    snprintf(text, sizeof(text),
+             "the decision's message for %s is %zu bytes, over the limit of %lld "
+             "(setting max-payload): pass large data by reference",
+             d->cmds[c].topic, d->cmds[c].len, (long long)env->max_message);
+    bt_log(BT_LOG_WARN, "instance failed: %s workflow=%s", text, inst->id);
+    drop_after(d, before, false);
+    finish(inst, env, BT_STATUS_FAILED, NULL, error_json("PayloadTooLarge", text));
 }
 
 /* The timer an unfinished entry may still have in the timers set. */
@@ -1240,5 +1276,7 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
         break;
     }
     json_decref(signals_before);
+    if (inst->status != BT_STATUS_BLOCKED)
+        refuse_oversized(inst, env, &before);
     return 0;
 }

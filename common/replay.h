@@ -24,6 +24,9 @@ struct bt_replay_env {
     const char *worker;         /* recorded in history: who decided */
     int64_t history_max;        /* history records per run; more fails the
                                  * instance (HistoryLimitExceeded). 0: no limit */
+    int64_t max_message;        /* bytes of a command's message; a larger one
+                                 * fails the instance (PayloadTooLarge) instead
+                                 * of being produced. 0: no limit */
 };
 
 /* Applies one event (start, signal, cancel, completed, failed, timer,

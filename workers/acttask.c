@@ -359,15 +359,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- producing ---- */
 
-static void produce_msg(struct bt_acttask *at, const char *suffix, const char *key,
-                        const struct bt_msg *msg)
+static void produce_dead_letter(struct bt_acttask *at, const char *key, struct bt_msg *dl)
 {
     char topic[512];
     size_t len;
-    char *bytes = bt_codec_encode(msg, &len);
+    char *bytes;
     struct bt_kafka_batch batch = {0};
 
-    bt_kafka_topic(at->cfg, suffix, topic, sizeof(topic));
+    dl->ts = bt_clock_now_ms();
+    bytes = bt_codec_encode_dead_letter(dl, (size_t)at->cfg->max_payload, &len);
+    bt_kafka_topic(at->cfg, "dlq", topic, sizeof(topic));
     /* the task's offset is released only once this is on Kafka: keep trying */
     for (int backoff = 50; bytes; backoff = backoff < 5000 ? backoff * 2 : backoff) {
         batch = (struct bt_kafka_batch){0};
@@ -402,7 +403,7 @@ static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
     if (bt_codec_dead_letter(&dl, reason, rd_kafka_topic_name(rkm->rkt), rkm->partition,
                              rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len))
         return;
-    produce_msg(at, "dlq", key, &dl);
+    produce_dead_letter(at, key, &dl);
     bt_msg_release(&dl);
     count(at, &at->stats.dead);
     bt_metrics_add(at->m.dead, 1);
@@ -513,7 +514,7 @@ static void *run_jobs(void *arg)
                       event.type == BT_MSG_COMPLETED ? "completed" : "failed");
         if (event.type == BT_MSG_FAILED && event.error.retry_after_ms > 0)
             job->throttle_ms = event.error.retry_after_ms;
-        job->event = bt_codec_encode(&event, &job->event_len);
+        job->event = bt_activity_encode(&event, at->cfg->max_payload, &job->event_len);
         BT_ASSERT(job->event);
         /* the consumer thread serves the delivery report and releases the
          * offset; a direct job handed to the workflow role leaves it nothing

@@ -121,6 +121,7 @@ int main(int argc, char **argv)
     if (cfg.eager)
         bt_acttask_on_local_outcome(at, bt_wftask_deliver);
     for (int i = 0; i < n_wts; i++) {
+        bt_wftask_set_stop(wts[i], &stopping);
         if (cfg.eager)
             bt_wftask_set_eager(wts[i], &(struct bt_wftask_eager){.slots = eager_slots,
                                                                   .submit = eager_submit,

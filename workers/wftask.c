@@ -104,7 +104,8 @@ struct bt_wftask {
     struct bt_wftask_eager eager; /* .submit NULL: off */
     pthread_mutex_t inbox_lock;   /* guards inbox: activity threads add to it */
     struct local_event *inbox, **inbox_tail;
-    rd_kafka_queue_t *wake; /* the consumer's queue: yielded on delivery */
+    rd_kafka_queue_t *wake;            /* the consumer's queue: yielded on delivery */
+    const volatile sig_atomic_t *stop; /* set: give up a batch being retried */
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
@@ -124,6 +125,7 @@ static void destroy_instance(void *inst)
 }
 
 static void land(struct bt_wftask *wt, int max_left, bool patient);
+static bool stop_asked(const struct bt_wftask *wt);
 static void forward_local(struct bt_wftask *wt, struct item *it);
 static void flight_destroy(struct flight *f);
 
@@ -429,7 +431,7 @@ static void dead_letter(struct bt_wftask *wt, const struct item *it, const char 
                              rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len))
         return;
     dl.ts = bt_clock_now_ms();
-    if ((bytes = bt_codec_encode(&dl, &len))) {
+    if ((bytes = bt_codec_encode_dead_letter(&dl, (size_t)wt->cfg->max_payload, &len))) {
         bt_kafka_topic(wt->cfg, "dlq", topic, sizeof(topic));
         bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
                          bytes, len, &wt->cur->dlq);
@@ -510,12 +512,12 @@ static void land(struct bt_wftask *wt, int max_left, bool patient)
             if (bt_kafka_wait(wt->producer, &f->cmds, 10000) == BT_ETIMEDOUT ||
                 bt_kafka_wait(wt->producer, &f->dlq, 10000) == BT_ETIMEDOUT) {
                 bt_log(BT_LOG_WARN, "commands not delivered yet, waiting");
-                if (!patient)
+                if (!patient || stop_asked(wt))
                     break;
             }
             if (f->cmds.failed && !in_air(f)) {
                 int64_t left = f->retry_at - bt_clock_mono_ms();
-                if (!patient && left > 0)
+                if ((!patient || stop_asked(wt)) && left > 0)
                     break;
                 if (left > 0) {
                     struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
@@ -1010,6 +1012,7 @@ static int advance(struct bt_wftask *wt)
                                 .now_ms = bt_clock_now_ms(),
                                 .default_timeout_ms = wt->cfg->activity_timeout_ms,
                                 .history_max = wt->cfg->history_max,
+                                .max_message = wt->cfg->max_payload,
                                 .worker = wt->worker};
     bool redo = false, raced;
     int *results = NULL;
@@ -1098,10 +1101,21 @@ static void release_items(struct bt_wftask *wt)
     wt->n_items = 0;
 }
 
+void bt_wftask_set_stop(struct bt_wftask *wt, const volatile sig_atomic_t *flag)
+{
+    wt->stop = flag;
+}
+
+static bool stop_asked(const struct bt_wftask *wt)
+{
+    return wt->stop && *wt->stop;
+}
+
 int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
 {
     rd_kafka_message_t *rkm;
     int backoff_ms = 50, handled;
+    bool abandoned = false;
 
     export_metrics(wt);
     land(wt, MAX_FLIGHTS - 1, true);
@@ -1149,10 +1163,20 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
          * instances ahead of Redis: nothing cached is known to match Redis
          * now (taken for unknown, a valid event would be dead-lettered) */
         bt_idmap_clear(wt->cache, destroy_instance);
+        if (stop_asked(wt)) {
+            /* its offsets stay uncommitted: whoever owns the partitions next
+             * gets the batch again */
+            bt_log(BT_LOG_INFO, "stopping with a batch not advanced: it is redelivered");
+            abandoned = true;
+            sent_release(wt->cur);
+            break;
+        }
         bt_log(BT_LOG_WARN, "redis or kafka unavailable, retrying batch: backoff_ms=%d",
                backoff_ms);
-        struct timespec ts = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        for (int slept = 0; slept < backoff_ms && !stop_asked(wt); slept += 50) {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         if (backoff_ms < 5000)
             backoff_ms *= 2;
         /* the reloaded outboxes hold what this try produced: it is sent again;
@@ -1162,7 +1186,8 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         wt->cur->cmds.err = 0;
         wt->cur->cmds.failed = 0;
     }
-    wt->cur->offsets = batch_offsets(wt);
+    wt->cur->offsets =
+        abandoned ? rd_kafka_topic_partition_list_new(1) : batch_offsets(wt);
     *wt->landing = wt->cur;
     wt->landing = &wt->cur->next;
     wt->n_flights++;

@@ -3,6 +3,7 @@
 #ifndef BT_WFTASK_H
 #define BT_WFTASK_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
  * messages handled. */
 int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms);
 const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt);
+/* flag (borrowed; a signal handler may set it) makes bt_wftask_poll give up a
+ * batch it is retrying (left uncommitted, so redelivered) and return. */
+void bt_wftask_set_stop(struct bt_wftask *wt, const volatile sig_atomic_t *flag);
 
 /* Eager dispatch (setting eager): this worker's activity role runs the tasks
  * it can start at once, without the two Kafka hops. slots(ctx, queue): how

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
+#include "config.h"
+#include "kafka.h"
 #include "stack.h"
 
 static struct bt_stack stack;
@@ -111,4 +114,136 @@ Test(faults, redis_shut_down_and_restarted_mid_run_loses_and_repeats_nothing,
      .init = setup, .fini = teardown, .timeout = 240)
 {
     run_through_an_outage("shutdown", "rs", 600);
+}
+
+/* Produces a start of exactly size bytes for type (input {"bytes": blob,
+ * "pad": ...}) with key. */
+static void produce_start_of_size(rd_kafka_t *rk, const char *key, const char *id,
+                                  const char *type, size_t size, int blob)
+{
+    struct bt_msg msg = {.type = BT_MSG_START,
+                         .id = (char *)(uintptr_t)id,
+                         .workflow = (char *)(uintptr_t)type,
+                         .body = json_pack("{s:i, s:s}", "bytes", blob, "pad", "")};
+    size_t len, pad;
+    char *bytes = bt_codec_encode(&msg, &len), *text, topic[300];
+    struct bt_kafka_batch batch = {0};
+
+    pad = size - len;
+    text = malloc(pad + 1);
+    memset(text, 'p', pad);
+    text[pad] = '\0';
+    json_object_set_new(msg.body, "pad", json_string(text));
+    free(bytes);
+    bytes = bt_codec_encode(&msg, &len);
+    cr_assert_eq(len, size);
+    snprintf(topic, sizeof(topic), "%s.events", stack.prefix);
+    cr_assert_eq(bt_kafka_produce(rk, topic, key, strlen(key), bytes, len, &batch), 0);
+    cr_assert_eq(bt_kafka_wait(rk, &batch, 10000), 0, "%s", rd_kafka_err2str(batch.err));
+    free(text);
+    free(bytes);
+    json_decref(msg.body);
+}
+
+struct dead_sizes {
+    int n;
+    int64_t size[8];
+    char reason[8][200];
+};
+
+static bool dead_size(const json_t *msg, void *arg)
+{
+    struct dead_sizes *d = arg;
+
+    if (d->n < 8) {
+        d->size[d->n] = json_integer_value(json_object_get(msg, "payload_size"));
+        snprintf(d->reason[d->n++], sizeof(d->reason[0]), "%s",
+                 json_string_value(json_object_get(msg, "reason")));
+    }
+    return false;
+}
+
+/* One partition (one key) carries a start just under librdkafka's 1,000,000
+ * bytes but over max-payload, one of 2 MiB, and workflows whose step input,
+ * activity result or own result outgrow the limit: each gets a clear error,
+ * the starts behind them complete, and the worker stops on SIGTERM. */
+Test(faults, oversized_messages_fail_with_a_clear_error_and_the_partition_flows,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    static const char *const big[] = {"big_result", "big_step", "big_finish"};
+    const char *key = "one-partition";
+    char errstr[256], brokers[300], name[] = "test",
+                                    max[] = "--kafka.message.max.bytes=4000000";
+    char *argv[] = {name, brokers, max, NULL};
+    int argc = 3;
+    struct bt_config cfg;
+    rd_kafka_t *rk;
+    pid_t worker = bt_stack_worker(&stack, "sizes", NULL);
+    struct bt_stack_results r;
+    struct dead_sizes dead = {0};
+    const int after = 20;
+
+    cr_assert_gt(worker, 0);
+    /* a client that allows what baton must refuse */
+    snprintf(brokers, sizeof(brokers), "--brokers=%s", stack.kafka.brokers);
+    cr_assert_eq(bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s",
+                 errstr);
+    rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr));
+    bt_config_release(&cfg);
+    cr_assert(rk, "%s", errstr);
+    produce_start_of_size(rk, key, "poison-1", "small", 1040078, 10);
+    produce_start_of_size(rk, key, "poison-2", "small", 2 << 20, 10);
+    /* an activity's result, a step's input, a workflow's result: 950,000 bytes */
+    for (int i = 0; i < 3; i++)
+        produce_start_of_size(rk, key, big[i], big[i], 1000, 950000);
+    for (int i = 0; i < after; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "after-%d", i);
+        produce_start_of_size(rk, key, id, "small", 200, 10);
+    }
+    rd_kafka_destroy(rk);
+    bt_stack_results(&stack, &r, after + 3, 60000);
+    cr_assert_eq(r.distinct, after + 3, "results: %d of %d", r.distinct, after + 3);
+    for (int i = 0; i < after; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "after-%d", i);
+        cr_expect_str_eq(
+            json_string_value(json_object_get(json_object_get(r.by_id, id), "status")),
+            "completed", "%s", id);
+    }
+    for (int i = 0; i < 3; i++) {
+        const json_t *res = json_object_get(r.by_id, big[i]);
+        const json_t *err = json_object_get(res, "error");
+        cr_expect_str_eq(json_string_value(json_object_get(res, "status")), "failed",
+                         "%s", big[i]);
+        cr_expect_str_eq(json_string_value(json_object_get(err, "type")),
+                         "PayloadTooLarge", "%s", big[i]);
+        cr_log_info("%s: %s", big[i], json_string_value(json_object_get(err, "message")));
+    }
+    json_decref(r.by_id);
+    bt_stack_read_all(&stack, "dlq", 10000, dead_size, &dead);
+    cr_assert_eq(dead.n, 2, "dead letters: %d", dead.n);
+    cr_expect_eq(dead.size[0], 1040078, "%s", dead.reason[0]);
+    cr_expect_eq(dead.size[1], 2 << 20, "%s", dead.reason[1]);
+    cr_expect(strstr(dead.reason[0], "exceeds the limit"), "%s", dead.reason[0]);
+    cr_assert_eq(bt_test_stop(worker, 15000), 0, "the worker must stop on SIGTERM");
+}
+
+Test(faults, the_cli_refuses_an_input_over_the_limit_before_producing, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    char path[300], arg[310], out[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/big-input.json", stack.redis.dir);
+    cr_assert((f = fopen(path, "w")));
+    fputs("{\"pad\":\"", f);
+    for (int i = 0; i < 1000000; i++)
+        fputc('x', f);
+    fputs("\"}", f);
+    fclose(f);
+    snprintf(arg, sizeof(arg), "@%s", path);
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "start", "small", "--input", arg), 1, "%s",
+                 out);
+    cr_expect(strstr(out, "over the limit of 900000"), "%s", out);
 }

@@ -717,6 +717,41 @@ Test(codec, encoder_turns_a_payload_that_is_not_utf8_into_base64)
     free(bytes);
 }
 
+/* A dead letter fits in max bytes whatever its payload: UTF-8 text (cut on a
+ * character boundary, escapes included), binary (base64, cut on a group of
+ * four) or one that fits whole (not cut, no payload_size). */
+Test(codec, a_dead_letter_keeps_what_fits_of_its_payload_and_says_how_large_it_was)
+{
+    static const char *const kinds[] = {"\xc3\xa9\"", "\xff\x01", "ab"};
+    const size_t max = 4096, size = 100000;
+
+    for (size_t k = 0; k < 3; k++) {
+        char *payload = malloc(size), *bytes;
+        struct bt_msg dl, back;
+        size_t unit = strlen(kinds[k]), len;
+        for (size_t i = 0; i < size; i++)
+            payload[i] = kinds[k][i % unit];
+        size_t n = k == 2 ? 1000 : size - size % unit;
+        cr_assert_eq(
+            bt_codec_dead_letter(&dl, "too large", "t.events", 0, 7, "id", 2, payload, n),
+            0);
+        bytes = bt_codec_encode_dead_letter(&dl, max, &len);
+        cr_assert(bytes);
+        cr_expect_leq(len, max, "kind %zu: %zu bytes", k, len);
+        cr_assert_eq(bt_codec_decode(bytes, len, LIMIT, &back, NULL, 0), 0, "%s", bytes);
+        cr_expect_eq(back.payload_size, k == 2 ? 0 : (int64_t)n, "kind %zu", k);
+        cr_expect_eq(back.payload_base64, k == 1);
+        if (k == 2)
+            cr_expect_eq(strlen(back.payload), n);
+        else
+            cr_expect_gt(strlen(back.payload), max / 3, "kind %zu keeps too little", k);
+        bt_msg_release(&back);
+        bt_msg_release(&dl);
+        free(bytes);
+        free(payload);
+    }
+}
+
 Test(codec, errstr_is_one_line_of_valid_text_at_any_size)
 {
     static const char input[] =
