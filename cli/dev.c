@@ -5,6 +5,7 @@
  * $BATON_HOME/dev.env for the other `baton` commands, and runs baton-scheduler
  * and baton-worker against them, restarting a child that crashes. Ctrl-C stops
  * everything; children die with this process even on kill -9 (PDEATHSIG). */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -224,6 +225,19 @@ static int build_env(struct dev *dev)
           envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
           (cfg->redis_password &&
            envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
+    /* Kafka properties (a SASL password, say) go in the environment, as the
+     * Redis password does: a command line is anybody's to read in ps */
+    for (size_t i = 0; i < cfg->n_kafka && !ret; i++) {
+        const char *eq = strchr(cfg->kafka[i], '=');
+        char name[300] = "BATON_KAFKA_";
+        size_t len = eq ? (size_t)(eq - cfg->kafka[i]) : 0, k = strlen(name);
+        for (size_t j = 0; j < len && k + 1 < sizeof(name); j++) {
+            char ch = cfg->kafka[i][j];
+            name[k++] = ch == '.' ? '_' : (char)toupper((unsigned char)ch);
+        }
+        name[k] = '\0';
+        ret = eq && envp_push(&dev->envp, &n, name, eq + 1);
+    }
     return ret ? -1 : 0;
 }
 
@@ -254,12 +268,6 @@ static int baton_child(struct dev *dev, struct child *c, const char *name,
     for (size_t i = 0; i < cfg->n_plugins; i++)
         if (argv_push(c, "--plugin") || argv_push(c, cfg->plugins[i]))
             return -1;
-    for (size_t i = 0; i < cfg->n_kafka; i++) {
-        char flag[1024];
-        snprintf(flag, sizeof(flag), "--kafka.%s", cfg->kafka[i]);
-        if (argv_push(c, flag))
-            return -1;
-    }
     if (metrics_port) {
         snprintf(port, sizeof(port), "%d", metrics_port);
         if (argv_push(c, "--metrics-port") || argv_push(c, port))

@@ -118,3 +118,65 @@ Test(dev, serves_kafka_and_redis_and_stops_cleanly_on_ctrl_c, .timeout = 60)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* /proc/<pid>/<what> (NUL-separated) into buf with the NULs as spaces. */
+static size_t proc_text(long pid, const char *what, char *buf, size_t n)
+{
+    char path[64];
+    size_t len = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/%s", pid, what);
+    if ((f = fopen(path, "r"))) {
+        len = fread(buf, 1, n - 1, f);
+        fclose(f);
+    }
+    for (size_t i = 0; i < len; i++)
+        buf[i] = buf[i] ? buf[i] : ' ';
+    buf[len] = '\0';
+    return len;
+}
+
+Test(dev, kafka_properties_reach_the_worker_in_its_environment_not_its_command_line,
+     .timeout = 60)
+{
+    char home[] = "/tmp/baton-test-dev-XXXXXX", home_env[64], prefix_env[64];
+    char env_path[128], log_path[128], children[256], cmdline[4096], environ_[16384];
+    char prefix_child[64];
+    bool ok;
+    long worker = 0;
+    pid_t pid;
+
+    cr_assert(mkdtemp(home));
+    snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
+    snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", bt_test_prefix());
+    snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
+    snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
+    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--no-scheduler",
+                                "--kafka.client.id=secret-7d1f", NULL};
+    const char *const env[] = {home_env, prefix_env, NULL};
+
+    pid = bt_test_spawn(argv, env, log_path);
+    cr_assert(pid > 0);
+    BT_TEST_WAIT_UNTIL(ok, exists(env_path), 20000);
+    cr_assert(ok, "no %s after 20 s; see %s", env_path, log_path);
+    snprintf(prefix_child, sizeof(prefix_child), "task/%d/children", (int)pid);
+    /* the worker is one of baton dev's children (redis-server is another) */
+    BT_TEST_WAIT_UNTIL(ok, proc_text(pid, prefix_child, children, sizeof(children)) > 0,
+                       10000);
+    for (char *tok = strtok(children, " "); tok; tok = strtok(NULL, " ")) {
+        proc_text(strtol(tok, NULL, 10), "cmdline", cmdline, sizeof(cmdline));
+        if (strstr(cmdline, "baton-worker"))
+            worker = strtol(tok, NULL, 10);
+    }
+    cr_assert(worker > 0, "no baton-worker among %s", children);
+    proc_text(worker, "cmdline", cmdline, sizeof(cmdline));
+    proc_text(worker, "environ", environ_, sizeof(environ_));
+    cr_expect_null(strstr(cmdline, "secret-7d1f"), "on the command line: %s", cmdline);
+    cr_expect(strstr(environ_, "BATON_KAFKA_CLIENT_ID=secret-7d1f"),
+              "not in the worker's environment");
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_assert_eq(bt_test_wait(pid, 20000), 0);
+    snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", home);
+    cr_expect_eq(system(cmdline), 0);
+}
