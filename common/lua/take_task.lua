@@ -38,7 +38,10 @@ local function take(journal, meta, seq, attempt, member, due)
   if status ~= 'running' and status ~= 'blocked' then
     return 0
   end
-  redis.call('ZADD', KEYS[1], 'XX', due, member)
+  -- due 0: the task has no deadline (hand-written, say); its timer stays
+  if due ~= '0' then
+    redis.call('ZADD', KEYS[1], 'XX', due, member)
+  end
   return 1
 end
 

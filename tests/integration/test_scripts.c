@@ -94,7 +94,8 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
         {"escaped", "1", 1},
         {"reordered", "1", 0},
         {"reordered_waiting", "1", 1},
-        {"real", "1", 1}, /* 1.0 is attempt 1 */
+        {"real", "1", 1},       /* 1.0 is attempt 1 */
+        {"nodeadline", "1", 1}, /* a task without a deadline (due 0) */
     };
     enum { N = sizeof(tasks) / sizeof(tasks[0]) };
     char keys[N][2][64], members[N][64];
@@ -112,6 +113,7 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
     instance_raw("reordered", "{\"s\":4,\"k\":\"a\",\"n\":\"inc\",\"at\":1}", 1,
                  "running");
     instance("tenth", 0, 10, "running");
+    instance("nodeadline", 0, 1, "running");
     instance_raw("valued",
                  "{\"k\":\"a\",\"s\":4,\"n\":\"inc\",\"at\":1,\"v\":{\"k\":\"a\",\"s\":0,"
                  "\"n\":\"inc\",\"at\":1}}",
@@ -134,7 +136,7 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
         argv[1 + 2 * N + 4 * i] = "0";
         argv[2 + 2 * N + 4 * i] = tasks[i].attempt;
         argv[3 + 2 * N + 4 * i] = members[i];
-        argv[4 + 2 * N + 4 * i] = "5000";
+        argv[4 + 2 * N + 4 * i] = strcmp(tasks[i].id, "nodeadline") ? "5000" : "0";
     }
     reply = bt_redis_eval(r, bt_lua_take_task, 1 + 2 * N, 1 + 6 * N, argv, NULL);
     cr_assert(reply && reply->type == REDIS_REPLY_ARRAY, "%s",
@@ -151,6 +153,7 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
     cr_expect_eq(due_of("timeout|0|1|superseded"), 1000);
     cr_expect_eq(due_of("timeout|0|1|finished"), 1000);
     cr_expect_eq(due_of("timeout|0|2|superseded"), -1, "XX: no timer is added");
+    cr_expect_eq(due_of("timeout|0|1|nodeadline"), 1000, "no deadline: the timer stays");
 }
 
 Test(scripts, ack_forgets_what_each_outbox_had_delivered_and_leaves_the_index_alone)
