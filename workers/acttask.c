@@ -1,28 +1,12 @@
-/* The activity role. The consumer thread reads tasks, acquires a lease on the
- * concurrency key of those that have one, then takes a rate-limit token for
- * those with a rate key (one pipelined Lua call per batch and kind; a task
- * without a slot or a token waits in a delay list ordered by the time it is
- * to ask again, so neither the consumer nor the other queues block), drops
- * stale ones (the step is done or a later
- * attempt exists: take_task.lua, one call per batch) and queues the rest;
- * activity threads run them and produce the completion events. Attempts finish out of
- * order, so each partition's offset is committed only up to its oldest task whose event
- * is not delivered yet.
- *
- * When to ask again: only one task per key asks at a time (the key's
- * "asker"); the others of that key wait in line behind it here, in arrival
- * order, and the next one asks as soon as the one before was served: waiting
- * costs a couple of calls per token or slot, however many tasks wait. A
- * bucket says when it will have a token, so the asker asks exactly then. A
- * full concurrency key only knows when its earliest lease would expire; its
- * slots are usually freed sooner, by a release nobody is told about, so its
- * asker asks again after a backoff of 25 ms doubling to 1 s (or at that
- * expiry, if sooner): a freed slot is taken within a second. The slot is
- * taken before the token, so a task never holds a token while it waits for a
- * slot (the tokens' timing would then no longer be the starts' timing).
- * Leases of tasks waiting for a token, queued or running are renewed every
- * third of their length in one pipeline and
- * released (pipelined too) when the attempt ends or turns out stale. */
+/* The activity role. The consumer thread reads tasks (offsets.c tracks what
+ * is done of each partition), gets them their concurrency slot and rate-limit
+ * token (admission.c), drops stale ones (the step is done or a later attempt
+ * exists: take_task.lua, one call per batch) and queues the rest; activity
+ * threads run them and produce the completion events, and the consumer
+ * thread releases each task's offset once its event is delivered. Attempts
+ * finish out of order, so each partition's offset is committed only up to
+ * its oldest task whose event is not delivered yet. Eager tasks, submitted by
+ * this worker's workflow role, take the same way without Kafka. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,69 +17,17 @@
 #include "clock.h"
 #include "activity.h"
 #include "codec.h"
-#include "concurrency.h"
 #include "err.h"
 #include "journal.h"
 #include "jsonw.h"
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"
-#include "ratelimit.h"
+#include "admission.h"
+#include "job.h"
+#include "offsets.h"
 #include "store.h"
 #include "acttask.h"
-
-struct job {
-    struct job *next;
-    rd_kafka_message_t *rkm; /* kept until done: its offset is committed then;
-                              * NULL for a task submitted here (eager) */
-    char *local;             /* a submitted task's bytes, or NULL */
-    void *owner;             /* who submitted it: its outcome goes there */
-    bool direct;             /* submitted straight to the activity threads: the
-                              * thread that runs it also frees it */
-    size_t local_len;
-    struct bt_msg task;
-    bool decoded;
-    char *event; /* the encoded outcome, kept until Kafka confirmed it */
-    size_t event_len;
-    struct bt_kafka_batch delivery;
-    int64_t due_ms;            /* its start-to-close timeout fires then (0: none) */
-    int64_t ready_ms;          /* delayed: when its bucket will have a token */
-    int64_t throttle_ms;       /* its attempt was throttled: hold its bucket that long */
-    bool asked;                /* a token take or acquire is in the pipeline */
-    bool slotted;              /* holds its concurrency slot, or needs none */
-    bool tokened;              /* took its rate-limit token, or needs none */
-    bool leased;               /* holds a lease (consumer thread: in at->leased) */
-    int64_t slot_backoff;      /* the next wait for a slot, ms */
-    int64_t rate_since;        /* when it was first refused a token; 0: never */
-    struct bt_series *waiting; /* the "waiting" gauge it counts in, or NULL */
-    struct job *lease_next;    /* consumer thread: next in at->leased */
-    char lease_id[BT_ID_MAX + 320]; /* holder: "<worker>|<n>|<id>|<seq>|<attempt>" */
-};
-
-/* The tasks of one rate key waiting behind the one that asks for its token
- * (consumer thread only). */
-struct keyline {
-    struct keyline *next;
-    char *key;
-    struct job *asker;        /* the task that asks the bucket, or NULL */
-    struct job *head, **tail; /* the others, in arrival order */
-};
-
-/* A lease to give back, queued until the pipeline is free. */
-struct release {
-    struct release *next;
-    char *key, *holder;
-};
-
-/* Offsets of one partition in consume order, and which are done. */
-struct part {
-    char *topic;
-    int32_t partition;
-    int64_t *offsets;
-    bool *done;
-    size_t head, n, cap;
-    int64_t commit_at; /* next offset to commit; -1: nothing new */
-};
 
 struct bt_acttask {
     const struct bt_config *cfg;
@@ -117,18 +49,10 @@ struct bt_acttask {
     int inflight;         /* queued + running */
     bool threads_stop;
 
-    struct job *sending;      /* consumer thread only: awaiting delivery reports */
-    struct job *delayed;      /* consumer thread only: waiting for a token, by ready_ms */
-    struct keyline *lines;    /* consumer thread only: per rate key */
-    struct keyline *cc_lines; /* consumer thread only: per concurrency key */
-    int n_delayed;            /* consumer thread only */
-    struct part *parts;       /* consumer thread only */
-    size_t n_parts;
+    struct job *sending;        /* consumer thread only: awaiting delivery reports */
+    struct bt_admission *adm;   /* consumer thread only: slots and tokens */
+    struct bt_offsets *offsets; /* consumer thread only */
     bool paused;
-    struct job *leased;        /* consumer thread only: jobs holding a lease */
-    struct release *releases;  /* consumer thread only: leases to give back */
-    int64_t renew_at;          /* consumer thread: next renewal (monotonic ms) */
-    unsigned long long leases; /* consumer thread: lease ids handed out */
 
     char *queues[64]; /* served task queues */
     size_t n_queues;
@@ -141,8 +65,6 @@ struct bt_acttask {
         struct bt_metric *attempts, *retries, *duration, *wait;
         struct bt_series *dead, *round_trips, *lag;
         int64_t lag_at; /* consumer thread: when the lag was last measured */
-        struct bt_metric *rl_tokens, *rl_waiting, *rl_wait, *rl_throttles;
-        struct bt_metric *cc_in_use, *cc_waiting;
     } m;
 };
 
@@ -183,25 +105,6 @@ static void register_metrics(struct bt_acttask *at, struct bt_metrics *m)
         bt_metrics_counter(m, "baton_redis_round_trips_total",
                            "Round trips to Redis (a pipeline counts once).", "role"),
         "activity");
-    at->m.rl_tokens = bt_metrics_gauge(
-        m, "baton_ratelimit_tokens",
-        "Whole tokens left in the key's bucket at this worker's last take.", "key");
-    at->m.rl_waiting =
-        bt_metrics_gauge(m, "baton_ratelimit_waiting",
-                         "Tasks here waiting for a token of the key.", "key");
-    at->m.rl_wait = bt_metrics_histogram(
-        m, "baton_ratelimit_wait_seconds",
-        "From a task's first ask for a token of the key to the token.", "key",
-        latency_bounds, n_bounds);
-    at->m.rl_throttles = bt_metrics_counter(
-        m, "baton_ratelimit_throttles_total",
-        "Attempts that reported throttled, holding the key's bucket.", "key");
-    at->m.cc_in_use = bt_metrics_gauge(
-        m, "baton_concurrency_in_use",
-        "Leases on the concurrency key held by this worker (waiting or running).", "key");
-    at->m.cc_waiting =
-        bt_metrics_gauge(m, "baton_concurrency_waiting",
-                         "Tasks here waiting for a slot of the concurrency key.", "key");
     at->m.lag = bt_metrics_series(
         bt_metrics_gauge(m, "baton_kafka_consumer_lag",
                          "Messages behind the high watermark on the assigned partitions.",
@@ -244,95 +147,26 @@ static void export_metrics(struct bt_acttask *at)
     }
 }
 
-/* ---- offset tracking (consumer thread) ---- */
+/* ---- offsets (consumer thread) ---- */
 
-static struct part *part_get(struct bt_acttask *at, const char *topic, int32_t partition,
-                             bool create)
+static void track(struct bt_acttask *at, struct job *job)
 {
-    struct part *p;
-
-    for (size_t i = 0; i < at->n_parts; i++)
-        if (at->parts[i].partition == partition && !strcmp(at->parts[i].topic, topic))
-            return &at->parts[i];
-    if (!create)
-        return NULL;
-    p = realloc(at->parts, (at->n_parts + 1) * sizeof(*p));
-    BT_ASSERT(p);
-    at->parts = p;
-    p = &at->parts[at->n_parts++];
-    memset(p, 0, sizeof(*p));
-    p->topic = strdup(topic);
-    p->partition = partition;
-    p->commit_at = -1;
-    return p;
+    job->generation = bt_offsets_track(at->offsets, rd_kafka_topic_name(job->rkm->rkt),
+                                       job->rkm->partition, job->rkm->offset);
 }
 
-static void parts_clear(struct bt_acttask *at)
+static void release(struct bt_acttask *at, const struct job *job)
 {
-    for (size_t i = 0; i < at->n_parts; i++) {
-        free(at->parts[i].topic);
-        free(at->parts[i].offsets);
-        free(at->parts[i].done);
-    }
-    free(at->parts);
-    at->parts = NULL;
-    at->n_parts = 0;
-}
-
-static void track(struct bt_acttask *at, const rd_kafka_message_t *rkm)
-{
-    struct part *p = part_get(at, rd_kafka_topic_name(rkm->rkt), rkm->partition, true);
-
-    if (p->head > 0 && p->head == p->n) {
-        p->head = p->n = 0;
-    } else if (p->n == p->cap) {
-        if (p->head > p->cap / 2) { /* reuse the consumed front */
-            memmove(p->offsets, p->offsets + p->head, (p->n - p->head) * sizeof(int64_t));
-            memmove(p->done, p->done + p->head, (p->n - p->head) * sizeof(bool));
-            p->n -= p->head;
-            p->head = 0;
-        } else {
-            p->cap = p->cap ? p->cap * 2 : 64;
-            p->offsets = realloc(p->offsets, p->cap * sizeof(int64_t));
-            p->done = realloc(p->done, p->cap * sizeof(bool));
-            BT_ASSERT(p->offsets && p->done);
-        }
-    }
-    p->offsets[p->n] = rkm->offset;
-    p->done[p->n++] = false;
-}
-
-static void release(struct bt_acttask *at, const rd_kafka_message_t *rkm)
-{
-    struct part *p;
-
-    if (!rkm) /* submitted here: no offset */
-        return;
-    p = part_get(at, rd_kafka_topic_name(rkm->rkt), rkm->partition, false);
-    if (!p) /* revoked meanwhile: the new owner runs it again if uncommitted */
-        return;
-    for (size_t i = p->head; i < p->n; i++)
-        if (p->offsets[i] == rkm->offset)
-            p->done[i] = true;
-    while (p->head < p->n && p->done[p->head])
-        p->commit_at = p->offsets[p->head++] + 1;
+    if (job->rkm) /* submitted here: no offset */
+        bt_offsets_done(at->offsets, rd_kafka_topic_name(job->rkm->rkt),
+                        job->rkm->partition, job->rkm->offset, job->generation);
 }
 
 static void commit_offsets(struct bt_acttask *at)
 {
-    rd_kafka_topic_partition_list_t *offsets = NULL;
+    rd_kafka_topic_partition_list_t *offsets = bt_offsets_take(at->offsets);
     rd_kafka_resp_err_t err;
 
-    for (size_t i = 0; i < at->n_parts; i++) {
-        struct part *p = &at->parts[i];
-        if (p->commit_at < 0)
-            continue;
-        if (!offsets)
-            offsets = rd_kafka_topic_partition_list_new(4);
-        rd_kafka_topic_partition_list_add(offsets, p->topic, p->partition)->offset =
-            p->commit_at;
-        p->commit_at = -1;
-    }
     if (!offsets)
         return;
     if ((err = rd_kafka_commit(at->consumer, offsets, 1)))
@@ -353,7 +187,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     commit_offsets(at);
-    parts_clear(at);
+    bt_offsets_clear(at->offsets);
     rd_kafka_assign(rk, NULL);
 }
 
@@ -432,8 +266,6 @@ static bool produce_event(struct bt_acttask *at, struct job *job)
     return false;
 }
 
-static void job_free(struct job *job);
-
 /* ---- activity threads ---- */
 
 /* Its start-to-close timeout has passed: the timer fires (or fired) and the
@@ -460,7 +292,7 @@ static void finish_job(struct bt_acttask *at, struct job *job, bool done)
     }
     pthread_mutex_unlock(&at->lock);
     if (done)
-        job_free(job);
+        bt_job_free(job);
 }
 
 static void *run_jobs(void *arg)
@@ -537,115 +369,12 @@ static bool stale(const redisReply *reply)
     return reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
 }
 
-/* Moves job's count from the waiting gauge it was in to s (NULL: none). */
-static void set_waiting(struct job *job, struct bt_series *s)
-{
-    if (job->waiting == s)
-        return;
-    bt_metrics_add(job->waiting, -1);
-    bt_metrics_add(s, 1);
-    job->waiting = s;
-}
-
-/* ---- concurrency leases (consumer thread) ---- */
-
-/* Queues the release of job's lease, if it holds one. */
-static void unlease(struct bt_acttask *at, struct job *job)
-{
-    struct job **pp = &at->leased;
-    struct release *rel;
-
-    if (!job->leased)
-        return;
-    job->leased = false;
-    while (*pp && *pp != job)
-        pp = &(*pp)->lease_next;
-    if (*pp)
-        *pp = job->lease_next;
-    rel = malloc(sizeof(*rel));
-    BT_ASSERT(rel);
-    rel->key = strdup(job->task.concurrency_key);
-    rel->holder = strdup(job->lease_id);
-    BT_ASSERT(rel->key && rel->holder);
-    rel->next = at->releases;
-    at->releases = rel;
-    bt_metrics_add(bt_metrics_series(at->m.cc_in_use, job->task.concurrency_key), -1);
-}
-
-/* Gives the queued leases back in one round trip. Redis unreachable: they
- * expire on their own, a lease later. */
-static void flush_releases(struct bt_acttask *at)
-{
-    struct bt_redis *r = bt_store_redis(at->store);
-    const char *prefix = bt_store_prefix(at->store);
-    struct release *rel, *next;
-    size_t asked = 0;
-
-    for (rel = at->releases; rel; rel = rel->next)
-        asked += bt_concurrency_append_release(r, prefix, rel->key, rel->holder) == 0;
-    while (asked--) {
-        redisReply *reply = NULL;
-        if (bt_redis_reply(r, &reply))
-            bt_log(BT_LOG_DEBUG, "cannot release concurrency leases: they will expire");
-        freeReplyObject(reply);
-    }
-    for (rel = at->releases; rel; rel = next) {
-        next = rel->next;
-        free(rel->key);
-        free(rel->holder);
-        free(rel);
-    }
-    at->releases = NULL;
-}
-
-/* Every third of a lease, extends every lease held here in one round trip. */
-static void renew_leases(struct bt_acttask *at)
-{
-    struct bt_redis *r = bt_store_redis(at->store);
-    const char *prefix = bt_store_prefix(at->store);
-    int64_t now = bt_clock_mono_ms(), lease = at->cfg->concurrency_lease_ms;
-
-    if (!at->leased || now < at->renew_at)
-        return;
-    at->renew_at = now + lease / 3;
-    for (struct job *job = at->leased; job; job = job->lease_next)
-        job->asked = bt_concurrency_append_renew(r, prefix, job->task.concurrency_key,
-                                                 job->lease_id, lease) == 0;
-    for (struct job *job = at->leased; job; job = job->lease_next) {
-        redisReply *reply = NULL;
-        if (!job->asked)
-            continue;
-        job->asked = false;
-        if (bt_redis_reply(r, &reply)) {
-            reply = NULL;
-            at->renew_at = now + 100; /* try again soon: the leases run out */
-        }
-        if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
-            bt_log(BT_LOG_WARN,
-                   "concurrency lease lost, the limit may be exceeded: key=%s "
-                   "workflow=%s seq=%lld",
-                   job->task.concurrency_key, job->task.id, (long long)job->task.seq);
-        freeReplyObject(reply);
-    }
-}
-
-static void job_free(struct job *job)
-{
-    if (job->decoded)
-        bt_msg_release(&job->task);
-    if (job->rkm)
-        rd_kafka_message_destroy(job->rkm);
-    free(job->local);
-    free(job->event);
-    free(job);
-}
-
 static void skip(struct bt_acttask *at, struct job *job)
 {
-    set_waiting(job, NULL);
-    unlease(at, job);
-    release(at, job->rkm);
-    job_free(job);
+    bt_job_set_waiting(job, NULL);
+    bt_admission_unlease(at->adm, job);
+    release(at, job);
+    bt_job_free(job);
 }
 
 #define TAKE_MAX 128 /* tasks per take_task.lua call */
@@ -700,7 +429,7 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
 /* Queues job for the activity threads. */
 static void enqueue(struct bt_acttask *at, struct job *job)
 {
-    set_waiting(job, NULL);
+    bt_job_set_waiting(job, NULL);
     pthread_mutex_lock(&at->lock);
     if (at->queue_tail)
         at->queue_tail->next = job;
@@ -779,225 +508,20 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
     free(groups);
 }
 
-/* Puts job in the delay list, ordered by ready_ms. */
-static void delay(struct bt_acttask *at, struct job *job, int64_t wait_ms)
-{
-    struct job **pp = &at->delayed;
-
-    job->ready_ms = bt_clock_now_ms() + wait_ms;
-    while (*pp && (*pp)->ready_ms <= job->ready_ms)
-        pp = &(*pp)->next;
-    job->next = *pp;
-    *pp = job;
-    at->n_delayed++;
-}
-
-static struct keyline *keyline_get(struct keyline **lines, const char *key)
-{
-    struct keyline *line;
-
-    for (line = *lines; line; line = line->next)
-        if (!strcmp(line->key, key))
-            return line;
-    line = calloc(1, sizeof(*line));
-    BT_ASSERT(line && (line->key = strdup(key)));
-    line->tail = &line->head;
-    line->next = *lines;
-    *lines = line;
-    return line;
-}
-
-/* Whether job must wait in key's line behind another asker (then it is
- * queued there); else it is the asker now. */
-static bool wait_in_line(struct bt_acttask *at, struct keyline **lines, const char *key,
-                         struct job *job)
-{
-    struct keyline *line = keyline_get(lines, key);
-
-    if (!line->asker || line->asker == job) {
-        line->asker = job;
-        return false;
-    }
-    job->next = NULL;
-    *line->tail = job;
-    line->tail = &job->next;
-    at->n_delayed++;
-    return true;
-}
-
-/* The asker of key is served (or could not ask): the next in line asks now. */
-static void next_asker(struct bt_acttask *at, struct keyline **lines, const char *key)
-{
-    struct keyline *line = keyline_get(lines, key);
-    struct job *job = line->head;
-
-    line->asker = job;
-    if (!job)
-        return;
-    if (!(line->head = job->next))
-        line->tail = &line->head;
-    at->n_delayed--;
-    delay(at, job, 0);
-}
-
-/* Acquires a lease for each job with a concurrency key that has none yet (one
- * pipelined call for all) and delays those that got no slot, removing them
- * from jobs[] (which may hold NULLs). */
-static void acquire_slots(struct bt_acttask *at, struct job **jobs, size_t n)
-{
-    struct bt_redis *r = bt_store_redis(at->store);
-    const char *prefix = bt_store_prefix(at->store);
-    size_t asked = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        struct job *job = jobs[i];
-        const struct bt_activity_def *def;
-        if (!job || job->slotted || !job->task.concurrency_key)
-            continue;
-        if (wait_in_line(at, &at->cc_lines, job->task.concurrency_key, job)) {
-            set_waiting(job,
-                        bt_metrics_series(at->m.cc_waiting, job->task.concurrency_key));
-            jobs[i] = NULL;
-            continue;
-        }
-        def = bt_registry_activity(at->reg, job->task.name);
-        if (!job->lease_id[0])
-            snprintf(job->lease_id, sizeof(job->lease_id), "%s|%llu|%s|%lld|%d",
-                     at->worker, ++at->leases, job->task.id, (long long)job->task.seq,
-                     job->task.attempt);
-        job->asked = bt_concurrency_append_acquire(r, prefix, job->task.concurrency_key,
-                                                   def ? def->defaults.concurrency : 0,
-                                                   job->lease_id,
-                                                   at->cfg->concurrency_lease_ms) == 0;
-        asked += job->asked;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct job *job = jobs[i];
-        redisReply *reply = NULL;
-        int64_t wait_ms;
-        if (!job || job->slotted || !job->task.concurrency_key)
-            continue;
-        if (!job->asked) { /* could not ask: it runs without a slot */
-            job->slotted = true;
-            next_asker(at, &at->cc_lines, job->task.concurrency_key);
-            continue;
-        }
-        job->asked = false;
-        if (bt_redis_reply(r, &reply))
-            reply = NULL;
-        wait_ms = bt_concurrency_wait(reply);
-        freeReplyObject(reply);
-        if (wait_ms <= 0) {
-            job->slotted = true;
-            next_asker(at, &at->cc_lines, job->task.concurrency_key);
-            if (wait_ms == 0 && !job->leased) {
-                job->leased = true;
-                job->lease_next = at->leased;
-                at->leased = job;
-                bt_metrics_add(
-                    bt_metrics_series(at->m.cc_in_use, job->task.concurrency_key), 1);
-            }
-            continue;
-        }
-        job->slot_backoff = job->slot_backoff ? job->slot_backoff * 2 : 25;
-        if (job->slot_backoff > 1000)
-            job->slot_backoff = 1000;
-        bt_log(BT_LOG_DEBUG,
-               "concurrency limited: key=%s wait_ms=%lld workflow=%s seq=%lld",
-               job->task.concurrency_key, (long long)wait_ms, job->task.id,
-               (long long)job->task.seq);
-        set_waiting(job, bt_metrics_series(at->m.cc_waiting, job->task.concurrency_key));
-        delay(at, job, wait_ms < job->slot_backoff ? wait_ms : job->slot_backoff);
-        jobs[i] = NULL;
-    }
-}
-
-/* Gets each job its concurrency slot, then its rate-limit token (one
- * pipelined call for all of each), delays those that got none and checks the
- * others. jobs[] may hold NULLs. */
+/* Gets jobs[0..n) (NULL entries skipped) their slot and token, then checks
+ * and queues those that got them; the others wait in admission. */
 static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
 {
-    struct bt_redis *r = bt_store_redis(at->store);
-    const char *prefix = bt_store_prefix(at->store);
-    size_t asked = 0;
-
-    acquire_slots(at, jobs, n);
-    for (size_t i = 0; i < n; i++) {
-        struct job *job = jobs[i];
-        const struct bt_activity_def *def;
-        if (!job || job->tokened || !job->task.rate_key)
-            continue;
-        if (wait_in_line(at, &at->lines, job->task.rate_key, job)) {
-            set_waiting(job, bt_metrics_series(at->m.rl_waiting, job->task.rate_key));
-            if (!job->rate_since)
-                job->rate_since = bt_clock_mono_ms();
-            jobs[i] = NULL;
-            continue;
-        }
-        def = bt_registry_activity(at->reg, job->task.name);
-        job->asked = bt_ratelimit_append_take(r, prefix, job->task.rate_key,
-                                              def ? def->defaults.rate : 0,
-                                              def ? def->defaults.burst : 1) == 0;
-        if (job->asked)
-            asked++;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct job *job = jobs[i];
-        redisReply *reply = NULL;
-        int64_t wait_ms, tokens;
-        if (!job)
-            continue;
-        if (!job->asked) {
-            /* the call could not be sent (Redis unreachable): it runs without
-             * a token, and the next in line asks */
-            if (job->task.rate_key && !job->tokened &&
-                keyline_get(&at->lines, job->task.rate_key)->asker == job)
-                next_asker(at, &at->lines, job->task.rate_key);
-            continue;
-        }
-        job->asked = false;
-        if (bt_redis_reply(r, &reply))
-            reply = NULL;
-        wait_ms = bt_ratelimit_wait(reply, &tokens);
-        freeReplyObject(reply);
-        if (tokens >= 0)
-            bt_metrics_set(bt_metrics_series(at->m.rl_tokens, job->task.rate_key),
-                           tokens);
-        if (wait_ms > 0) {
-            bt_log(BT_LOG_DEBUG, "rate limited: key=%s wait_ms=%lld workflow=%s seq=%lld",
-                   job->task.rate_key, (long long)wait_ms, job->task.id,
-                   (long long)job->task.seq);
-            if (!job->rate_since)
-                job->rate_since = bt_clock_mono_ms();
-            set_waiting(job, bt_metrics_series(at->m.rl_waiting, job->task.rate_key));
-            delay(at, job, wait_ms);
-            jobs[i] = NULL;
-            continue;
-        }
-        job->tokened = true;
-        next_asker(at, &at->lines, job->task.rate_key);
-        bt_metrics_observe(bt_metrics_series(at->m.rl_wait, job->task.rate_key),
-                           job->rate_since
-                               ? (double)(bt_clock_mono_ms() - job->rate_since) / 1000.0
-                               : 0);
-    }
+    bt_admission_admit(at->adm, jobs, n);
     check(at, jobs, n);
 }
 
-/* Asks again for the delayed jobs whose bucket should have a token by now. */
+/* Admits again the kept tasks whose time to ask has come. */
 static void admit_due(struct bt_acttask *at)
 {
     struct job *due[256];
-    size_t n = 0;
-    int64_t now = bt_clock_now_ms();
+    size_t n = bt_admission_due(at->adm, due, sizeof(due) / sizeof(due[0]));
 
-    while (at->delayed && at->delayed->ready_ms <= now &&
-           n < sizeof(due) / sizeof(due[0])) {
-        due[n] = at->delayed;
-        at->delayed = due[n]->next;
-        at->n_delayed--;
-        due[n++]->next = NULL;
-    }
     if (n)
         admit(at, due, n);
 }
@@ -1012,7 +536,7 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
         const void *bytes = job->local ? job->local : job->rkm->payload;
         size_t len = job->local ? job->local_len : job->rkm->len;
         if (job->rkm)
-            track(at, job->rkm);
+            track(at, job);
         if (job->decoded) /* a submitted task, decoded by bt_acttask_submit */
             continue;
         if (bt_codec_decode(bytes, len, (size_t)at->cfg->max_payload, &job->task, errstr,
@@ -1052,15 +576,8 @@ static void reap(struct bt_acttask *at)
         next = produced->next;
         /* the downstream said "throttled": nobody takes this key's tokens for
          * that long (its event is already on its way; the retry waits too) */
-        if (produced->throttle_ms > 0 && produced->task.rate_key &&
-            bt_ratelimit_throttle(bt_store_redis(at->store), bt_store_prefix(at->store),
-                                  produced->task.rate_key, produced->throttle_ms))
-            bt_log(BT_LOG_WARN, "cannot hold rate limit key %s after a throttle",
-                   produced->task.rate_key);
-        if (produced->throttle_ms > 0 && produced->task.rate_key)
-            bt_metrics_add(bt_metrics_series(at->m.rl_throttles, produced->task.rate_key),
-                           1);
-        unlease(at, produced);
+        bt_admission_throttled(at->adm, produced);
+        bt_admission_unlease(at->adm, produced);
         produced->next = at->sending;
         at->sending = produced;
     }
@@ -1083,8 +600,8 @@ static void reap(struct bt_acttask *at)
         }
         *pp = job->next;
         released++;
-        release(at, job->rkm);
-        job_free(job);
+        release(at, job);
+        bt_job_free(job);
     }
     if (released) {
         pthread_mutex_lock(&at->lock);
@@ -1110,7 +627,7 @@ static void backpressure(struct bt_acttask *at)
     pthread_mutex_lock(&at->lock);
     inflight = at->inflight;
     pthread_mutex_unlock(&at->lock);
-    inflight += at->n_delayed; /* waiting for a token counts as busy */
+    inflight += bt_admission_waiting(at->adm); /* waiting for a token counts as busy */
     want_pause = inflight >= buffer_max(at);
     if (want_pause == at->paused || (!want_pause && inflight > 2 * at->n_threads))
         return;
@@ -1144,8 +661,8 @@ static void *consume(void *arg)
         size_t n = 0;
         int wait = at->sending ? 1 : 20;
         rd_kafka_message_t *rkm;
-        if (at->delayed) {
-            int64_t until = at->delayed->ready_ms - bt_clock_now_ms();
+        if (bt_admission_next_ms(at->adm) >= 0) {
+            int64_t until = bt_admission_next_ms(at->adm) - bt_clock_now_ms();
             wait = until <= 0 ? 0 : until < wait ? (int)until : wait;
         }
         /* short first wait: delivery reports and due delayed jobs are served
@@ -1179,8 +696,7 @@ static void *consume(void *arg)
             take(at, jobs, n);
         admit_due(at);
         reap(at);
-        flush_releases(at);
-        renew_leases(at);
+        bt_admission_flush(at->adm);
         commit_offsets(at);
         backpressure(at);
         export_metrics(at);
@@ -1205,6 +721,8 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     at->worker = strdup(worker_name);
     register_metrics(at, metrics);
     at->submitted_tail = &at->submitted;
+    at->offsets = bt_offsets_new();
+    BT_ASSERT(at->offsets);
     pthread_mutex_init(&at->lock, NULL);
     pthread_cond_init(&at->cond, NULL);
     snprintf(group, sizeof(group), "%s.activities", cfg->prefix);
@@ -1223,6 +741,7 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
         goto fail;
     }
     if (!(at->store = bt_store_new(cfg, errstr, errstr_size)) ||
+        !(at->adm = bt_admission_new(cfg, reg, at->store, worker_name, metrics)) ||
         !(at->producer = bt_kafka_producer_new(cfg, errstr, errstr_size)) ||
         !(at->consumer =
               bt_kafka_consumer_new(cfg, group, rebalance_cb, at, errstr, errstr_size)))
@@ -1336,44 +855,24 @@ void bt_acttask_destroy(struct bt_acttask *at)
         while (at->sending) {
             struct job *j = at->sending;
             at->sending = j->next;
-            job_free(j);
+            bt_job_free(j);
         }
-        /* tasks queued or delayed but never run are not committed: they are
+        /* tasks queued or waiting but never run are not committed: they are
          * redelivered */
-        while (at->delayed) {
-            struct job *j = at->delayed;
-            at->delayed = j->next;
-            set_waiting(j, NULL);
-            unlease(at, j);
-            job_free(j);
-        }
         while (at->queue_head) {
             struct job *j = at->queue_head;
             at->queue_head = j->next;
-            unlease(at, j);
-            job_free(j);
-        }
-        while (at->lines || at->cc_lines) {
-            struct keyline **lines = at->lines ? &at->lines : &at->cc_lines;
-            struct keyline *line = *lines;
-            *lines = line->next;
-            while (line->head) {
-                struct job *j = line->head;
-                line->head = j->next;
-                set_waiting(j, NULL);
-                unlease(at, j);
-                job_free(j);
-            }
-            free(line->key);
-            free(line);
+            bt_admission_unlease(at->adm, j);
+            bt_job_free(j);
         }
         /* submitted tasks not taken: their timeouts retry them */
         while (at->submitted) {
             struct job *j = at->submitted;
             at->submitted = j->next;
-            job_free(j);
+            bt_job_free(j);
         }
-        flush_releases(at); /* the slots of tasks that will not run here */
+        bt_admission_destroy(at->adm); /* and the slots of tasks that will not run */
+        at->adm = NULL;
         if (at->wake)
             rd_kafka_queue_destroy(at->wake);
         rd_kafka_consumer_close(at->consumer);
@@ -1383,7 +882,8 @@ void bt_acttask_destroy(struct bt_acttask *at)
         rd_kafka_flush(at->producer, 5000);
         rd_kafka_destroy(at->producer);
     }
-    parts_clear(at);
+    bt_offsets_destroy(at->offsets);
+    bt_admission_destroy(at->adm);
     bt_store_destroy(at->store);
     free(at->threads);
     for (size_t i = 0; i < at->n_queues; i++)
