@@ -18,6 +18,7 @@
 #include "activity.h"
 #include "codec.h"
 #include "err.h"
+#include "idmap.h"
 #include "journal.h"
 #include "jsonw.h"
 #include "kafka.h"
@@ -52,6 +53,7 @@ struct bt_acttask {
     struct job *sending;        /* consumer thread only: awaiting delivery reports */
     struct bt_admission *adm;   /* consumer thread only: slots and tokens */
     struct bt_offsets *offsets; /* consumer thread only */
+    struct bt_idmap *held;      /* consumer thread only: attempt key -> its job */
     bool paused;
 
     char *queues[64]; /* served task queues */
@@ -174,6 +176,46 @@ static void commit_offsets(struct bt_acttask *at)
     rd_kafka_topic_partition_list_destroy(offsets);
 }
 
+static void unhold(struct bt_acttask *at, struct job *job);
+
+/* Drops the queued tasks (not started yet) of revoked partitions: their new
+ * owner runs them, and running them here too would run them twice at once.
+ * Their offsets are not committed (a new generation already). */
+static void drop_queued(struct bt_acttask *at,
+                        const rd_kafka_topic_partition_list_t *parts)
+{
+    struct job *dropped = NULL, **pp;
+    int n = 0;
+
+    pthread_mutex_lock(&at->lock);
+    at->queue_tail = NULL;
+    for (pp = &at->queue_head; *pp;) {
+        struct job *job = *pp;
+        if (!job->rkm ||
+            !rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(job->rkm->rkt),
+                                                job->rkm->partition)) {
+            at->queue_tail = job;
+            pp = &job->next;
+            continue;
+        }
+        *pp = job->next;
+        job->next = dropped;
+        dropped = job;
+        at->inflight--;
+        n++;
+    }
+    pthread_mutex_unlock(&at->lock);
+    if (n)
+        bt_log(BT_LOG_INFO, "revoked: %d queued tasks left to the new owner", n);
+    while (dropped) {
+        struct job *job = dropped;
+        dropped = job->next;
+        bt_admission_unlease(at->adm, job);
+        unhold(at, job);
+        bt_job_free(job);
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -188,6 +230,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     commit_offsets(at);
     bt_offsets_clear(at->offsets);
+    drop_queued(at, parts);
     rd_kafka_assign(rk, NULL);
 }
 
@@ -369,11 +412,55 @@ static bool stale(const redisReply *reply)
     return reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
 }
 
+/* ---- one copy of an attempt (consumer thread) ---- */
+
+/* Whether job is the only copy of its attempt here. A second copy (Kafka
+ * delivered it again after a rebalance gave its partition back while the
+ * first still waited, ran or reported) is not run: it becomes the first's
+ * twin, and its offset is released with the first's. */
+static bool hold(struct bt_acttask *at, struct job *job)
+{
+    char key[BT_JOB_KEY_SIZE];
+    struct job *first;
+
+    if (!job->rkm) /* eager: decided here a moment ago, never on Kafka */
+        return true;
+    bt_job_attempt_key(job, key, sizeof(key));
+    if ((first = bt_idmap_get(at->held, key))) {
+        bt_log(BT_LOG_INFO,
+               "attempt already held here, not run twice: workflow=%s seq=%lld "
+               "attempt=%d",
+               job->task.id, (long long)job->task.seq, job->task.attempt);
+        count(at, &at->stats.twins);
+        job->twin = first->twin;
+        first->twin = job;
+        return false;
+    }
+    BT_ASSERT(bt_idmap_put(at->held, key, job) == 0);
+    job->held = true;
+    return true;
+}
+
+/* job's attempt is over here: it and its twins let their offsets go. */
+static void unhold(struct bt_acttask *at, struct job *job)
+{
+    char key[BT_JOB_KEY_SIZE];
+
+    if (job->held) {
+        bt_job_attempt_key(job, key, sizeof(key));
+        bt_idmap_del(at->held, key);
+        job->held = false;
+    }
+    for (struct job *twin = job->twin; twin; twin = twin->twin)
+        release(at, twin);
+    release(at, job);
+}
+
 static void skip(struct bt_acttask *at, struct job *job)
 {
     bt_job_set_waiting(job, NULL);
     bt_admission_unlease(at->adm, job);
-    release(at, job);
+    unhold(at, job);
     bt_job_free(job);
 }
 
@@ -554,6 +641,8 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
             bt_msg_release(&job->task);
         } else {
             job->decoded = true;
+            if (!hold(at, job))
+                jobs[i] = NULL;
             continue;
         }
         skip(at, job);
@@ -600,7 +689,7 @@ static void reap(struct bt_acttask *at)
         }
         *pp = job->next;
         released++;
-        release(at, job);
+        unhold(at, job);
         bt_job_free(job);
     }
     if (released) {
@@ -722,7 +811,8 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     register_metrics(at, metrics);
     at->submitted_tail = &at->submitted;
     at->offsets = bt_offsets_new();
-    BT_ASSERT(at->offsets);
+    at->held = bt_idmap_new();
+    BT_ASSERT(at->offsets && at->held);
     pthread_mutex_init(&at->lock, NULL);
     pthread_cond_init(&at->cond, NULL);
     snprintf(group, sizeof(group), "%s.activities", cfg->prefix);
@@ -884,6 +974,7 @@ void bt_acttask_destroy(struct bt_acttask *at)
     }
     bt_offsets_destroy(at->offsets);
     bt_admission_destroy(at->adm);
+    bt_idmap_destroy(at->held, NULL); /* its jobs are freed by now */
     bt_store_destroy(at->store);
     free(at->threads);
     for (size_t i = 0; i < at->n_queues; i++)

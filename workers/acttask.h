@@ -19,6 +19,7 @@ struct bt_acttask_stats {
     uint64_t failed;    /* ... that failed */
     uint64_t stale;     /* tasks skipped: step done or attempt superseded */
     uint64_t dead;      /* tasks sent to the DLQ */
+    uint64_t twins;     /* copies of an attempt already held here, not run */
 };
 
 /* Starts the consumer thread and cfg->concurrency activity threads. reg and

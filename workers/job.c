@@ -1,10 +1,17 @@
 /* A task's record in the activity role: see job.h. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "job.h"
 
 void bt_job_free(struct job *job)
 {
+    while (job->twin) {
+        struct job *twin = job->twin;
+        job->twin = twin->twin;
+        twin->twin = NULL;
+        bt_job_free(twin);
+    }
     if (job->decoded)
         bt_msg_release(&job->task);
     if (job->rkm)
@@ -21,4 +28,10 @@ void bt_job_set_waiting(struct job *job, struct bt_series *s)
     bt_metrics_add(job->waiting, -1);
     bt_metrics_add(s, 1);
     job->waiting = s;
+}
+
+void bt_job_attempt_key(const struct job *job, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s|%lld|%d", job->task.id, (long long)job->task.seq,
+             job->task.attempt);
 }

@@ -39,11 +39,17 @@ struct job {
     struct bt_series *waiting; /* the "waiting" gauge it counts in, or NULL */
     struct job *lease_next;    /* consumer thread: next in the admission's leased list */
     char lease_id[BT_ID_MAX + 320]; /* holder: "<worker>|<n>|<id>|<seq>|<attempt>" */
+    bool held;        /* the copy of its attempt that runs here (consumer thread) */
+    struct job *twin; /* other copies of the attempt, fetched again meanwhile:
+                       * not run, their offsets released with this one */
 };
 
-/* Frees job and what it owns (its message, its encoded outcome). */
+/* Frees job and what it owns (its message, its encoded outcome, its twins). */
 void bt_job_free(struct job *job);
 /* Moves job's count from the "waiting" gauge it was in to s (NULL: none). */
 void bt_job_set_waiting(struct job *job, struct bt_series *s);
+/* "<id>|<seq>|<attempt>" of job's task into buf (n >= BT_JOB_KEY_SIZE). */
+#define BT_JOB_KEY_SIZE (BT_ID_MAX + 48)
+void bt_job_attempt_key(const struct job *job, char *buf, size_t n);
 
 #endif
