@@ -72,6 +72,9 @@ static const struct setting settings[] = {
     {"history-max", "BATON_HISTORY_MAX", INT, F(history_max), 0, "20000", 0,
      INT64_C(1) << 40,
      "history records per run of an instance; beyond, it fails (0: no limit)"},
+    {"watchdog-ms", "BATON_WATCHDOG_MS", INT, F(watchdog_ms), 0, "30000", 0, 3600000,
+     "a consumer with messages waiting on its partitions that takes none for this "
+     "long is stalled: logged, counted and its partitions assigned again (0: off)"},
     {"embedded", "BATON_EMBEDDED", BOOL, F(embedded), 0, "0", 0, 1,
      "the brokers are `baton dev`'s embedded cluster (short group timeouts)"},
     {"plugin", "BATON_PLUGINS", LIST, F(plugins), F(n_plugins), NULL, 0, 0,

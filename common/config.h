@@ -37,6 +37,7 @@ struct bt_config {
     /* ms a concurrency-limit lease lasts unless renewed (every third of it) */
     int concurrency_lease_ms;
     int eager; /* run a step's activity on the deciding worker when it can */
+    int watchdog_ms; /* a consumer idle this long with messages waiting is stalled */
 };
 
 /* Fills cfg from the table and consumes the flags it knows from argv

@@ -18,6 +18,7 @@
 #include "activity.h"
 #include "codec.h"
 #include "err.h"
+#include "failpoint.h"
 #include "idmap.h"
 #include "journal.h"
 #include "jsonw.h"
@@ -28,6 +29,7 @@
 #include "job.h"
 #include "offsets.h"
 #include "store.h"
+#include "watchdog.h"
 #include "acttask.h"
 
 struct bt_acttask {
@@ -54,6 +56,9 @@ struct bt_acttask {
     struct bt_admission *adm;   /* consumer thread only: slots and tokens */
     struct bt_offsets *offsets; /* consumer thread only */
     struct bt_idmap *held;      /* consumer thread only: attempt key -> its job */
+    uint64_t taken;             /* consumer thread only: messages taken from Kafka */
+    struct bt_watchdog watchdog;
+    bool fetch_stopped; /* failpoint stop-task-fetch fired */
     bool paused;
 
     char *queues[64]; /* served task queues */
@@ -224,8 +229,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         bt_log(BT_LOG_INFO, "task partitions assigned: count=%d", parts->cnt);
         rd_kafka_assign(rk, parts);
+        /* librdkafka keeps a partition's pause across assignments: one paused
+         * before a revoke and given back after the buffer drained would
+         * never fetch again (a worker that silently stopped) */
         if (at->paused)
             rd_kafka_pause_partitions(rk, parts);
+        else
+            rd_kafka_resume_partitions(rk, parts);
         return;
     }
     commit_offsets(at);
@@ -706,6 +716,32 @@ static int buffer_max(const struct bt_acttask *at)
     return 4 * at->n_threads + 256;
 }
 
+/* librdkafka 2.0 drops what it had prefetched on pause and resumes after it:
+ * after a resume, each partition goes back to the position consumed up to.
+ * One not consumed from since its assignment has no position and fetches
+ * from the committed offset anyway; none assigned (mid-rebalance): nothing
+ * to do. */
+static void seek_consumed(struct bt_acttask *at,
+                          const rd_kafka_topic_partition_list_t *assigned)
+{
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(assigned);
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(pos->cnt);
+    rd_kafka_error_t *error;
+
+    rd_kafka_position(at->consumer, pos);
+    for (int i = 0; i < pos->cnt; i++)
+        if (pos->elems[i].offset >= 0)
+            rd_kafka_topic_partition_list_add(seek, pos->elems[i].topic,
+                                              pos->elems[i].partition)
+                ->offset = pos->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(pos);
+    if (seek->cnt && (error = rd_kafka_seek_partitions(at->consumer, seek, 1000))) {
+        bt_log(BT_LOG_WARN, "cannot seek after resume: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+}
+
 /* Stop fetching while the threads are busy: the rest waits in Kafka, not here. */
 static void backpressure(struct bt_acttask *at)
 {
@@ -724,20 +760,30 @@ static void backpressure(struct bt_acttask *at)
         if (want_pause) {
             rd_kafka_pause_partitions(at->consumer, assigned);
         } else {
-            /* librdkafka 2.0 drops what it had prefetched on pause and resumes
-             * after it: go back to the position we actually consumed up to */
-            rd_kafka_error_t *error;
-            rd_kafka_position(at->consumer, assigned);
             rd_kafka_resume_partitions(at->consumer, assigned);
-            if ((error = rd_kafka_seek_partitions(at->consumer, assigned, 1000))) {
-                bt_log(BT_LOG_WARN, "cannot seek after resume: %s",
-                       rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-            }
+            seek_consumed(at, assigned);
         }
         rd_kafka_topic_partition_list_destroy(assigned);
     }
     at->paused = want_pause;
+}
+
+/* Failpoint stop-task-fetch: once some tasks were taken, the consumer stops
+ * fetching without knowing it (its partitions paused behind backpressure's
+ * back), as a fetch that never resumed would; the watchdog must mend it. */
+static void stop_fetch_once(struct bt_acttask *at)
+{
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+
+    if (at->fetch_stopped || at->taken == 0 ||
+        rd_kafka_assignment(at->consumer, &assigned))
+        return;
+    if (assigned->cnt) {
+        bt_log(BT_LOG_WARN, "failpoint stop-task-fetch: task partitions paused");
+        rd_kafka_pause_partitions(at->consumer, assigned);
+        at->fetch_stopped = true;
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
 }
 
 static void *consume(void *arg)
@@ -767,6 +813,7 @@ static void *consume(void *arg)
                 jobs[n] = calloc(1, sizeof(struct job));
                 BT_ASSERT(jobs[n]);
                 jobs[n++]->rkm = rkm;
+                at->taken++;
             }
             if (n == sizeof(jobs) / sizeof(jobs[0]))
                 break;
@@ -789,6 +836,9 @@ static void *consume(void *arg)
         commit_offsets(at);
         backpressure(at);
         export_metrics(at);
+        if (bt_failpoint("stop-task-fetch"))
+            stop_fetch_once(at);
+        bt_watchdog_check(&at->watchdog, at->consumer, at->taken, at->paused);
     }
     return NULL;
 }
@@ -812,6 +862,7 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     at->submitted_tail = &at->submitted;
     at->offsets = bt_offsets_new();
     at->held = bt_idmap_new();
+    bt_watchdog_init(&at->watchdog, "activity", cfg->watchdog_ms, metrics);
     BT_ASSERT(at->offsets && at->held);
     pthread_mutex_init(&at->lock, NULL);
     pthread_cond_init(&at->cond, NULL);

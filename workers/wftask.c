@@ -32,6 +32,7 @@
 #include "log.h"
 #include "replay.h"
 #include "store.h"
+#include "watchdog.h"
 #include "wftask.h"
 
 #define MAX_BATCH     1024
@@ -106,6 +107,8 @@ struct bt_wftask {
     struct local_event *inbox, **inbox_tail;
     rd_kafka_queue_t *wake;            /* the consumer's queue: yielded on delivery */
     const volatile sig_atomic_t *stop; /* set: give up a batch being retried */
+    uint64_t taken;                    /* events taken from Kafka or the inbox */
+    struct bt_watchdog watchdog;
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
@@ -288,6 +291,7 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
     wt->inbox_tail = &wt->inbox;
     pthread_mutex_init(&wt->inbox_lock, NULL);
     register_metrics(wt, metrics);
+    bt_watchdog_init(&wt->watchdog, "workflow", cfg->watchdog_ms, metrics);
     snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
     list = strdup(cfg->queues);
     for (char *q = strtok_r(list, ", ", &save); q && wt->n_queues < MAX_QUEUES;
@@ -1150,9 +1154,11 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         /* idle: nothing else will carry the outbox removals */
         land(wt, MAX_FLIGHTS, true);
         bt_store_settle(wt->store);
+        bt_watchdog_check(&wt->watchdog, wt->consumer, wt->taken, false);
         return 0;
     }
     wt->stats.batches++;
+    wt->taken += wt->n_items;
     wt->cur = calloc(1, sizeof(*wt->cur));
     BT_ASSERT(wt->cur);
     wt->cur->backoff_ms = 50;

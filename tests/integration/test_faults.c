@@ -247,3 +247,35 @@ Test(faults, the_cli_refuses_an_input_over_the_limit_before_producing, .init = s
                  out);
     cr_expect(strstr(out, "over the limit of 900000"), "%s", out);
 }
+
+/* A worker whose task consumer stops fetching (failpoint stop-task-fetch
+ * pauses its partitions behind its back, as a fetch that never resumed after
+ * a pause or a rebalance would) is found by its watchdog and mended: every
+ * instance completes. With the watchdog off the steps would wait for good. */
+Test(faults, a_worker_whose_task_fetch_stops_is_mended_by_its_watchdog, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    const int n = 40;
+    struct bt_stack_results r;
+    pid_t worker;
+
+    snprintf(stack.env[6], sizeof(stack.env[6]), "BATON_FAILPOINTS=stop-task-fetch");
+    snprintf(stack.env[7], sizeof(stack.env[7]), "BATON_WATCHDOG_MS=2000");
+    stack.envp[6] = stack.env[6];
+    stack.envp[7] = stack.env[7];
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    cr_assert_gt(worker, 0);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "wd-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
+                     0);
+    }
+    bt_stack_results(&stack, &r, n, 60000);
+    json_decref(r.by_id);
+    cr_assert_eq(bt_test_count_lines_with(stack.log, "failpoint stop-task-fetch"), 1,
+                 "the failpoint did not fire");
+    cr_assert_eq(r.distinct, n, "results: %d of %d", r.distinct, n);
+    cr_expect_geq(bt_test_count_lines_with(stack.log, "consumer stalled"), 1);
+    cr_assert_eq(bt_test_stop(worker, 15000), 0);
+}

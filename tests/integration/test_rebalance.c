@@ -77,3 +77,41 @@ Test(rebalance, a_worker_never_runs_two_copies_of_one_attempt_at_once, .init = s
     cr_assert_eq(bt_test_stop(a, 15000), 0);
     cr_assert_eq(bt_test_stop(b, 15000), 0);
 }
+
+/* A worker whose buffer is full pauses its task partitions; a rebalance
+ * while paused revokes them, its buffer drains (queued tasks of revoked
+ * partitions are left to their new owner) and it resumes with none
+ * assigned. The partitions it gets back must fetch: librdkafka keeps a
+ * partition's pause across an assignment. The watchdog is off here, so that
+ * a partition left paused fails the test instead of being mended. */
+Test(rebalance, partitions_given_back_after_a_pause_fetch_again, .init = setup,
+     .fini = teardown, .timeout = 180)
+{
+    const int n = 600;
+    const char *const args[] = {"--concurrency", "1", NULL};
+    struct bt_stack_results r;
+    pid_t a, b;
+    bool ok;
+
+    snprintf(stack.env[6], sizeof(stack.env[6]), "BATON_WATCHDOG_MS=0");
+    stack.envp[6] = stack.env[6];
+    a = bt_stack_worker(&stack, "overlap", args);
+    cr_assert_gt(a, 0);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "pause-%d", i);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "one_hold", id, json_pack("{s:i}", "ms", 10)), 0);
+    }
+    /* more tasks than its buffer holds (4 x threads + 256): it pauses */
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "EXEC ") >= 20, 30000);
+    cr_assert(ok, "the worker never started a step");
+    b = bt_stack_worker(&stack, "overlap", args);
+    cr_assert_gt(b, 0);
+    bt_stack_results(&stack, &r, n, 120000);
+    cr_assert_eq(r.distinct, n, "results: %d of %d (a partition stayed paused?)",
+                 r.distinct, n);
+    json_decref(r.by_id);
+    cr_assert_eq(bt_test_stop(a, 15000), 0);
+    cr_assert_eq(bt_test_stop(b, 15000), 0);
+}
