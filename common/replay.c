@@ -198,6 +198,8 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
                    enum bt_status status, json_t *result /* stolen */,
                    json_t *error /* stolen */);
 
+static void drop_entry_timer(struct bt_instance *inst, size_t i);
+
 static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
                         const struct bt_replay_env *env)
 {
@@ -217,6 +219,7 @@ static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
         struct bt_entry *e = &inst->entries[i];
         if (e->state == BT_ST_DONE || e->state == BT_ST_FAILED)
             continue;
+        drop_entry_timer(inst, i);
         e->state = BT_ST_FAILED;
         e->dirty = true;
         set_json(&e->error, error_json("Cancelled", "the instance was cancelled"));
@@ -428,7 +431,17 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
 {
     struct bt_msg msg = {
         .type = BT_MSG_RESULT, .id = inst->id, .workflow = inst->type, .ts = env->now_ms};
+    const char *type = json_string_value(json_object_get(error, "type"));
 
+    /* the code gave up on the cancellation's "Cancelled" (after its cleanup,
+     * say): the instance is cancelled, not failed */
+    if (status == BT_STATUS_FAILED && inst->cancel_requested && type &&
+        !strcmp(type, "Cancelled"))
+        status = BT_STATUS_CANCELLED;
+    /* nothing is waited on any more: no timer of it is to fire */
+    for (size_t i = 0; i < inst->n_entries; i++)
+        drop_entry_timer(inst, i);
+    drop_timer(inst, "workflow_timeout", 0, 0);
     close_children(inst, env, bt_status_name(status));
     inst->status = status;
     inst->delta.meta_dirty = true;

@@ -111,20 +111,42 @@ Test(cli, signal_and_cancel_reach_the_workflow, .init = setup, .fini = teardown,
     cr_assert(strstr(out, "already completed"), "%s", out);
 }
 
+/* Timers of instance id, in the timers set or leased. */
+static int timers_of(const char *id)
+{
+    int n = 0;
+
+    for (int leased = 0; leased < 2; leased++) {
+        redisReply *reply = bt_stack_redis(&stack, "ZRANGE %s:timers%s 0 -1",
+                                           stack.prefix, leased ? ":leased" : "");
+        for (size_t i = 0; reply && i < reply->elements; i++) {
+            const char *member = reply->element[i]->str;
+            const char *bar = strrchr(member, '|');
+            n += bar && !strcmp(bar + 1, id);
+        }
+        freeReplyObject(reply);
+    }
+    return n;
+}
+
 Test(cli, terminate_stops_an_instance_at_once, .init = setup, .fini = teardown,
      .timeout = 60)
 {
     char out[8192], buf[32];
     bool ok;
 
-    cr_assert_eq(BATON(out, "start", "await_review", "--id", "tm-1"), 0, "%s", out);
+    cr_assert_eq(
+        BATON(out, "start", "await_review", "--id", "tm-1", "--execution-timeout", "300"),
+        0, "%s", out);
     BT_TEST_WAIT_UNTIL(
         ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)), "running"), 20000);
+    cr_assert_eq(timers_of("tm-1"), 1, "its execution timeout is a timer");
     cr_assert_eq(BATON(out, "terminate", "tm-1"), 0, "%s", out);
     BT_TEST_WAIT_UNTIL(
         ok, !strcmp(bt_stack_status(&stack, "tm-1", buf, sizeof(buf)), "terminated"),
         20000);
     cr_assert(ok, "status is %s", buf);
+    cr_assert_eq(timers_of("tm-1"), 0, "a finished instance leaves no timer to fire");
 }
 
 Test(cli, history_follow_streams_until_the_instance_finishes, .init = setup,
