@@ -114,6 +114,7 @@ void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg 
     }
     memset(event, 0, sizeof(*event));
     event->id = strdup(task->id);
+    event->name = strdup(task->name);
     event->seq = task->seq;
     event->attempt = task->attempt;
     if (rc == 0 && !act.failed) {

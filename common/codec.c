@@ -130,10 +130,15 @@ static const struct field cancel_fields[] = {
     F_TS,
 };
 static const struct field completed_fields[] = {
-    F_ID("id", id, F_REQ), F_SEQ, F_TRY, F_ANY("result", 0), F_TS,
+    F_ID("id", id, F_REQ), F_SEQ, F_TRY, F_ID("name", name, 0), F_ANY("result", 0), F_TS,
 };
 static const struct field failed_fields[] = {
-    F_ID("id", id, F_REQ), F_SEQ, F_TRY, F_OBJ("error", F_REQ, failure_fields), F_TS,
+    F_ID("id", id, F_REQ),
+    F_SEQ,
+    F_TRY,
+    F_ID("name", name, 0),
+    F_OBJ("error", F_REQ, failure_fields),
+    F_TS,
 };
 static const struct field timer_fields[] = {
     F_ID("id", id, F_REQ),

@@ -233,7 +233,23 @@ static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
                           const struct bt_replay_env *env, const char **why)
 {
     struct bt_entry *e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY);
+    int64_t i = msg->seq - inst->base;
 
+    /* what no task of this instance could have produced: refused, said */
+    if (i >= 0 && ((uint64_t)i >= inst->n_entries || !e)) {
+        *why = (uint64_t)i >= inst->n_entries
+                   ? "no step with this seq was scheduled in"
+                   : "the step with this seq is no activity in";
+        return BT_EINVALMSG;
+    }
+    if (e && msg->attempt > e->attempt) {
+        *why = "this attempt of the step was never started in";
+        return BT_EINVALMSG;
+    }
+    if (e && msg->name && strcmp(msg->name, e->name)) {
+        *why = "the outcome names another activity than the step's in";
+        return BT_EINVALMSG;
+    }
     if (!e || e->state != BT_ST_WAITING || e->attempt != msg->attempt) {
         *why = "stale activity outcome (step done or attempt superseded)";
         return BT_EEXIST;

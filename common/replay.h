@@ -34,7 +34,10 @@ struct bt_replay_env {
  * stale (already applied, an old attempt, a finished instance's late result):
  * ignore it; BT_ENOENT when the instance does not exist (event before start)
  * or the workflow type is unknown; BT_ESTATE when the instance is finished
- * and the event needs a live one (a signal). *why (static text) says which. */
+ * and the event needs a live one (a signal); BT_EINVALMSG for an activity
+ * outcome no task of the instance could have produced (a seq never
+ * scheduled, an attempt never started, another activity's name). *why
+ * (static text) says which. */
 int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
                     const struct bt_replay_env *env, const char **why);
 

@@ -279,3 +279,61 @@ Test(faults, a_worker_whose_task_fetch_stops_is_mended_by_its_watchdog, .init = 
     cr_expect_geq(bt_test_count_lines_with(stack.log, "consumer stalled"), 1);
     cr_assert_eq(bt_test_stop(worker, 15000), 0);
 }
+
+static bool collect_reasons(const json_t *msg, void *arg)
+{
+    json_array_append(arg, json_object_get(msg, "reason"));
+    return false;
+}
+
+/* Outcomes written by hand for a waiting step that no task of the instance
+ * could have produced: for a seq never scheduled, an attempt never started,
+ * another activity. Each is dead-lettered with its reason; the real outcome
+ * still completes the step, once. */
+Test(faults, an_outcome_no_task_could_have_produced_is_dead_lettered, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    static const char *const forged[] = {
+        "{\"v\":1,\"type\":\"completed\",\"id\":\"forge\",\"seq\":5,\"attempt\":1,"
+        "\"result\":{\"forged\":1}}",
+        "{\"v\":1,\"type\":\"completed\",\"id\":\"forge\",\"seq\":0,\"attempt\":3,"
+        "\"result\":{\"forged\":2}}",
+        "{\"v\":1,\"type\":\"completed\",\"id\":\"forge\",\"seq\":0,\"attempt\":1,"
+        "\"name\":\"inc\",\"result\":{\"forged\":3}}",
+    };
+    static const char *const why[] = {"no step with this seq was scheduled",
+                                      "this attempt of the step was never started",
+                                      "names another activity"};
+    pid_t worker = bt_stack_worker(&stack, "overlap", NULL);
+    json_t *reasons = json_array(), *done;
+    char buf[32];
+    bool ok;
+
+    cr_assert_gt(worker, 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "one_hold", "forge", json_pack("{s:i}", "ms", 2000)),
+        0);
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "EXEC ") == 1, 30000);
+    cr_assert(ok, "the step never started");
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(
+            bt_stack_produce(&stack, "events", "forge", forged[i], strlen(forged[i])), 0);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "forge", buf, sizeof(buf)), "completed"),
+        30000);
+    cr_assert(ok, "status %s", buf);
+    bt_stack_read_all(&stack, "dlq", 10000, collect_reasons, reasons);
+    cr_assert_eq(json_array_size(reasons), 3, "dead letters: %zu",
+                 json_array_size(reasons));
+    for (size_t i = 0; i < 3; i++) {
+        const char *reason = json_string_value(json_array_get(reasons, i));
+        cr_expect(reason && strstr(reason, why[i]), "%s", reason);
+    }
+    done = bt_stack_history(&stack, "forge", NULL, "activity_completed");
+    cr_assert_eq(json_array_size(done), 1);
+    cr_expect_null(
+        json_object_get(json_object_get(json_array_get(done, 0), "result"), "forged"));
+    json_decref(done);
+    json_decref(reasons);
+    cr_assert_eq(bt_test_stop(worker, 15000), 0);
+}
