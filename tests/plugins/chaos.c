@@ -1,0 +1,75 @@
+/* The chaos suite's workload (chaos/, `make chaos`): a workflow of three
+ * steps in sequence whose activity sleeps a random 5-50 ms. Each execution of
+ * the activity writes one line, as it begins, to the process's stderr, which the chaos
+ * driver appends to its log and counts afterwards:
+ *
+ *   chaos-exec id=<workflow id> step=<1..3> seq=<seq> attempt=<n> pid=<pid>
+ *
+ * The activity talks to nothing else: what it did is only in that line, so
+ * counting lines counts executions, re-executions after a crash included. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "baton.h"
+
+#define CHAOS_STEPS 3
+
+/* A seed per thread, from the clock and the thread's stack address: the
+ * activity pool's threads must not sleep in lockstep. */
+static unsigned thread_seed(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return ((unsigned)now.tv_nsec ^ (unsigned)(uintptr_t)&now ^ (unsigned)getpid()) | 1;
+}
+
+static void record(bt_act *act, int step)
+{
+    char line[512];
+    int n = snprintf(line, sizeof(line),
+                     "chaos-exec id=%s step=%d seq=%lld attempt=%d pid=%d\n",
+                     bt_act_workflow_id(act), step, (long long)bt_act_seq(act),
+                     bt_act_attempt(act), (int)getpid());
+
+    /* one write(2) per line: the log is shared by every process (O_APPEND) */
+    if (n > 0 && (size_t)n < sizeof(line) && write(STDERR_FILENO, line, (size_t)n) < 0)
+        return;
+}
+
+/* {"step": k} -> {"step": k, "slept_ms": ms} */
+static int chaos_step(bt_act *act, const json_t *input, json_t **result)
+{
+    static _Thread_local unsigned seed;
+    int step = (int)json_integer_value(json_object_get(input, "step"));
+    long ms;
+
+    if (!seed)
+        seed = thread_seed();
+    /* recorded as it begins: a run cut short by a kill still ran */
+    record(act, step);
+    ms = 5 + rand_r(&seed) % 46;
+    nanosleep(&(struct timespec){0, ms * 1000000L}, NULL);
+    *result = json_pack("{s:i, s:i}", "step", step, "slept_ms", (int)ms);
+    return 0;
+}
+
+static bt_poll chaos3(bt_wf *wf, const json_t *input)
+{
+    (void)input;
+    for (int step = 1; step <= CHAOS_STEPS; step++)
+        BT_RUN(wf, NULL, "chaos_step", json_pack("{s:i}", "step", step), NULL);
+    return bt_complete(wf, json_pack("{s:i}", "steps", CHAOS_STEPS));
+}
+
+int baton_register(bt_registry *r);
+int baton_register(bt_registry *r)
+{
+    /* the worker's defaults (start-to-close, retry policy), as a user gets them */
+    return bt_register_workflow(r, "chaos3", chaos3) ||
+                   bt_register_activity(r, "chaos_step", chaos_step, NULL)
+               ? -1
+               : 0;
+}
