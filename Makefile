@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all bootstrap build build-asan test test-asan demo bench clean
+.PHONY: all bootstrap build build-asan test test-asan demo bench chaos clean
 
 all: build
 
@@ -37,6 +37,14 @@ demo: build
 # one line per workload (bench/README.md). bench/compare runs the peers beside it.
 bench: build
 	@$(BUILD)/bin/baton bench
+
+# The chaos suite: workers and schedulers killed, paused and restarted, redis
+# and the broker taken away, a poison message, for 60 s under a steady load;
+# one summary line, exit 1 when an invariant fails. CHAOS_ARGS="--preset a",
+# `build/bin/baton-chaos --help` for the flags.
+CHAOS_ARGS ?=
+chaos: build
+	@$(BUILD)/bin/baton-chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

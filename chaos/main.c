@@ -1,0 +1,53 @@
+/* baton-chaos: flags, the temporary directory that keeps the logs, an
+ * optional fault-free baseline run, the chaos run, and the exit status:
+ * 0 when every invariant held, 1 when one failed, 2 when the run could not be
+ * carried out. What each module does is in chaos.h. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "chaos.h"
+#include "log.h"
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    chaos_interrupted = 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct chaos_opts opts;
+    struct chaos_run base = {.opts = &opts, .name = "baseline", .faults = false};
+    struct chaos_run run = {.opts = &opts, .name = "chaos", .faults = true};
+    char dir[] = "/tmp/baton-chaos-XXXXXX";
+    bool pass = true;
+    int ret = chaos_opts_parse(&opts, argc, argv);
+
+    if (ret)
+        return ret < 0 ? 2 : 0;
+    /* the driver's own Kafka clients complain during broker faults: expected */
+    bt_log_setup("chaos", BT_LOG_ERROR, 0);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    if (!mkdtemp(dir)) {
+        perror("baton-chaos: mkdtemp");
+        return 2;
+    }
+    fprintf(stderr, "chaos: logs in %s (seed %u)\n", dir, opts.seed);
+    ret = 2;
+    if (opts.baseline) {
+        if (chaos_run(&base, dir))
+            goto out;
+        pass = chaos_report(&base, NULL);
+    }
+    if (chaos_run(&run, dir))
+        goto out;
+    pass = chaos_report(&run, opts.baseline ? &base : NULL) && pass;
+    ret = pass ? 0 : 1;
+out:
+    chaos_run_release(&base);
+    chaos_run_release(&run);
+    return ret;
+}
