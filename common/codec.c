@@ -146,6 +146,7 @@ static const struct field timer_fields[] = {
     F_INT("attempt", attempt, 0, 0, INT_MAX, 0),
     F_ENUM("kind", kind, F_REQ, timer_kinds,
            "sleep|retry|timeout|signal_timeout|workflow_timeout"),
+    F_INT("due", due, 0, 0, INT64_MAX, 0),
     F_TS,
 };
 static const struct field child_completed_fields[] = {

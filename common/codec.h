@@ -65,6 +65,7 @@ struct bt_msg {
                             * start: parent's seq when parent_id is set */
     int attempt;           /* task, completed, failed: >= 1; timer: >= 0 */
     int64_t deadline;      /* task: start-to-close deadline, ms since epoch (0: none) */
+    int64_t due;           /* timer: when it was due, ms since epoch (0: not said) */
     int64_t timeout_ms;    /* start: whole-workflow execution timeout (0: none) */
     bool terminate;        /* cancel: stop at once, no cleanup steps */
     json_t *body;          /* start: input; signal: payload; task: input; completed,

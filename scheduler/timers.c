@@ -145,6 +145,8 @@ static int produce(struct bt_timers *t, const redisReply *reply, int64_t now)
             continue;
         }
         msg.ts = now;
+        /* the workflow role measures lateness where the workflow sees it */
+        msg.due = strtoll(reply->element[3 * i + 1]->str, NULL, 10);
         suffix = bt_events_suffix(*queue ? queue : NULL);
         bytes = suffix ? bt_codec_encode(&msg, &len) : NULL;
         if (bytes)
@@ -161,7 +163,7 @@ static int produce(struct bt_timers *t, const redisReply *reply, int64_t now)
         if (!bytes)
             continue;
         free(bytes);
-        count_fired(t->stats, now - strtoll(reply->element[3 * i + 1]->str, NULL, 10));
+        count_fired(t->stats, now - msg.due);
         fired++;
     }
     ret = fired;

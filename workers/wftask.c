@@ -111,6 +111,7 @@ struct bt_wftask {
     struct bt_watchdog watchdog;
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
+        struct bt_metric *timer_late;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
             *lag, *forwarded, *eager;
         struct before *before; /* of each touched instance */
@@ -195,6 +196,13 @@ static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
         bt_metrics_counter(m, "baton_redis_round_trips_total",
                            "Round trips to Redis (a pipeline counts once).", "role"),
         "workflow");
+    wt->m.timer_late = bt_metrics_histogram(
+        m, "baton_timer_applied_lateness_seconds",
+        "How long after its due time a timer's event was applied to its instance (end "
+        "to end: the scheduler, Kafka and any rebalance on the way).",
+        "kind",
+        (const double[]){0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+        12);
     wt->m.lag = bt_metrics_series(
         bt_metrics_gauge(m, "baton_kafka_consumer_lag",
                          "Messages behind the high watermark on the assigned partitions.",
@@ -797,6 +805,11 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
             it->inst->koff_stored = false;
             wt->stats.events++;
             touch(wt, it->inst);
+            if (it->msg.type == BT_MSG_TIMER && it->msg.due > 0)
+                bt_metrics_observe(
+                    bt_metrics_series(wt->m.timer_late, it->msg.kind),
+                    (double)(env->now_ms > it->msg.due ? env->now_ms - it->msg.due : 0) /
+                        1000.0);
         } else if (rc == BT_EEXIST) {
             bt_log(BT_LOG_DEBUG, "ignored: %s workflow=%s type=%s seq=%lld attempt=%d",
                    why, it->msg.id, bt_msg_type_name(it->msg.type),

@@ -479,6 +479,9 @@ Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
     cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"workflow\""), 0);
     cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"activity\""), 0);
     cr_assert(!isnan(value_of(&e, "baton_kafka_consumer_lag", "role=\"workflow\"")));
+    /* each sleeper's timer, measured where its instance saw it */
+    cr_assert_eq(
+        value_of(&e, "baton_timer_applied_lateness_seconds_count", "kind=\"sleep\""), 5);
     cr_assert(!isnan(value_of(&e, "baton_uptime_seconds", "")));
     scrape(worker_port, &e, &text);
     promtool_accepts(text);
