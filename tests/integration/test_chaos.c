@@ -1,0 +1,121 @@
+/* The chaos suite (chaos/, `make chaos`) as a test: baton-chaos runs its short
+ * schedule (600 instances, a worker killed, redis killed and restarted, the
+ * poison message) and must exit 0 with every invariant PASS in its summary
+ * line. And it must be able to fail: asked for more results than it starts
+ * instances, it exits 1 and names the invariant. The driver's processes die
+ * with it (PR_SET_PDEATHSIG), and it dies with this test. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct chaos_out {
+    char path[64];      /* the driver's stdout and stderr */
+    char summary[2048]; /* its "chaos: results=..." line */
+    char dir[256];      /* where it kept its logs */
+};
+
+static void read_output(struct chaos_out *out)
+{
+    char line[2048];
+    FILE *f = fopen(out->path, "r");
+
+    while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "chaos: results=", 15))
+            snprintf(out->summary, sizeof(out->summary), "%s", line);
+        else if (!strncmp(line, "chaos: logs in ", 15))
+            sscanf(line + 15, "%255s", out->dir);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* Runs baton-chaos with args (NULL-terminated); returns its exit status. */
+static int run_chaos(const char *const *args, struct chaos_out *out, int timeout_ms)
+{
+    const char *argv[32] = {BT_BIN_DIR "/baton-chaos"};
+    int argc = 1, fd, status;
+    pid_t pid;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(out->path, sizeof(out->path), "/tmp/bt-chaos-test-XXXXXX");
+    fd = mkstemp(out->path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    for (; *args && argc < 31; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+    pid = bt_test_spawn(argv, NULL, out->path);
+    cr_assert_gt(pid, 0);
+    status = bt_test_wait(pid, timeout_ms);
+    if (status < 0)
+        bt_test_kill9(pid);
+    read_output(out);
+    return status;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+                        struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+/* A run that went as expected leaves nothing behind; one that did not keeps
+ * its logs for whoever reads the failure. */
+static void clean(const struct chaos_out *out)
+{
+    if (out->dir[0] && !strncmp(out->dir, "/tmp/baton-chaos-", 17))
+        nftw(out->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    unlink(out->path);
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), m = strlen(tail);
+
+    return n >= m && !strcmp(s + n - m, tail);
+}
+
+Test(chaos, a_short_schedule_with_a_kill_a_redis_restart_and_the_poison_passes,
+     .timeout = 150)
+{
+    struct chaos_out out;
+    int status =
+        run_chaos((const char *const[]){"--preset", "smoke", NULL}, &out, 120000);
+
+    cr_log_info("%s", out.summary);
+    cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
+                 out.summary, out.path);
+    cr_expect(strstr(out.summary, "results=600/600[PASS]"), "%s", out.summary);
+    cr_expect(strstr(out.summary, "dead_letters=0[PASS]"), "%s", out.summary);
+    cr_expect(strstr(out.summary, "poison=dlq[PASS]"), "%s", out.summary);
+    cr_expect(!strstr(out.summary, "[FAIL]"), "%s", out.summary);
+    cr_assert(ends_with(out.summary, " PASS"), "%s", out.summary);
+    clean(&out);
+}
+
+Test(chaos, an_impossible_count_fails_the_run_and_names_the_invariant, .timeout = 120)
+{
+    struct chaos_out out;
+    int status =
+        run_chaos((const char *const[]){"--no-faults", "--instances", "50", "--duration",
+                                        "2", "--expect", "51", "--drain", "20", NULL},
+                  &out, 90000);
+
+    cr_log_info("%s", out.summary);
+    cr_assert_eq(status, 1, "baton-chaos exited %d: %s (output in %s)", status,
+                 out.summary, out.path);
+    cr_expect(strstr(out.summary, "results=50/51[FAIL]"), "%s", out.summary);
+    cr_expect(strstr(out.summary, "duplicates=0[PASS]"), "%s", out.summary);
+    cr_assert(ends_with(out.summary, " FAIL"), "%s", out.summary);
+    clean(&out);
+}
