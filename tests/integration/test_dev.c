@@ -137,12 +137,33 @@ static size_t proc_text(long pid, const char *what, char *buf, size_t n)
     return len;
 }
 
+/* The pid of a child of pid whose command line holds name, or 0; the list
+ * of children goes to children. */
+static long child_named(long pid, const char *name, char *children, size_t n)
+{
+    char what[64], cmdline[4096];
+    long found = 0;
+
+    snprintf(what, sizeof(what), "task/%ld/children", pid);
+    proc_text(pid, what, children, n);
+    for (char *p = children; *p;) {
+        char *end;
+        long child = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        proc_text(child, "cmdline", cmdline, sizeof(cmdline));
+        if (strstr(cmdline, name))
+            found = child;
+        p = end;
+    }
+    return found;
+}
+
 Test(dev, kafka_properties_reach_the_worker_in_its_environment_not_its_command_line,
      .timeout = 60)
 {
     char home[] = "/tmp/baton-test-dev-XXXXXX", home_env[64], prefix_env[64];
     char env_path[128], log_path[128], children[256], cmdline[4096], environ_[16384];
-    char prefix_child[64];
     bool ok;
     long worker = 0;
     pid_t pid;
@@ -160,15 +181,11 @@ Test(dev, kafka_properties_reach_the_worker_in_its_environment_not_its_command_l
     cr_assert(pid > 0);
     BT_TEST_WAIT_UNTIL(ok, exists(env_path), 20000);
     cr_assert(ok, "no %s after 20 s; see %s", env_path, log_path);
-    snprintf(prefix_child, sizeof(prefix_child), "task/%d/children", (int)pid);
-    /* the worker is one of baton dev's children (redis-server is another) */
-    BT_TEST_WAIT_UNTIL(ok, proc_text(pid, prefix_child, children, sizeof(children)) > 0,
-                       10000);
-    for (char *tok = strtok(children, " "); tok; tok = strtok(NULL, " ")) {
-        proc_text(strtol(tok, NULL, 10), "cmdline", cmdline, sizeof(cmdline));
-        if (strstr(cmdline, "baton-worker"))
-            worker = strtol(tok, NULL, 10);
-    }
+    /* the worker is one of baton dev's children (redis-server is another),
+     * started once the cluster and redis answer */
+    BT_TEST_WAIT_UNTIL(
+        ok, (worker = child_named(pid, "baton-worker", children, sizeof(children))) > 0,
+        20000);
     cr_assert(worker > 0, "no baton-worker among %s", children);
     proc_text(worker, "cmdline", cmdline, sizeof(cmdline));
     proc_text(worker, "environ", environ_, sizeof(environ_));
