@@ -185,7 +185,9 @@ struct chaos_run {
     char dead_reason[200];         /* the first unexpected dead letter's */
     char fail_reason[300];         /* the first failed instance's error */
     long executions, exec_retries; /* execution lines; those of attempt > 1 */
-    int64_t end_ms;                /* when counting stopped, ms after t0 */
+    int *exec_per_s;               /* executions in each second after t0, up to end_ms */
+    int n_seconds;
+    int64_t end_ms; /* when counting stopped, ms after t0 */
 
     /* run.c */
     int64_t next_progress;
@@ -280,7 +282,7 @@ int chaos_count_index(const struct chaos_run *r, const char *id);
 
 /* ---- report.c ---- */
 
-/* Results per second, for the baseline comparison; see report.c. */
+/* Results per second over the whole run, for the baseline ratio. */
 double chaos_report_tput(const struct chaos_run *r);
 /* Prints the digest (stderr) and the summary line (stdout). baseline may be
  * NULL. Returns true when every invariant holds. */

@@ -26,7 +26,9 @@ int chaos_count_init(struct chaos_run *r)
 void chaos_count_release(struct chaos_run *r)
 {
     free(r->inst);
+    free(r->exec_per_s);
     r->inst = NULL;
+    r->exec_per_s = NULL;
 }
 
 int chaos_count_index(const struct chaos_run *r, const char *id)
@@ -203,24 +205,47 @@ void chaos_count_dead_letters(struct chaos_run *r, int deadline_ms)
     chaos_reader_close(&rd);
 }
 
+/* One execution line: its instance, step and attempt, and the second after
+ * t0 it began in (-1: before t0, the warm-up's). Returns false for any other
+ * line. */
+static bool parse_execution(const struct chaos_run *r, const char *line, int *i,
+                            int *step, int *attempt, int *second)
+{
+    long long ts;
+
+    if (strncmp(line, "chaos-exec ", 11) ||
+        sscanf(line,
+               "chaos-exec id=" CHAOS_ID_PREFIX "%d step=%d seq=%*d attempt=%d pid=%*d "
+               "ts=%lld",
+               i, step, attempt, &ts) != 4 ||
+        *i < 0 || *i >= r->opts->instances || *step < 1 || *step > CHAOS_STEPS)
+        return false;
+    *second = ts >= r->t0_wall ? (int)((ts - r->t0_wall) / 1000) : -1;
+    return true;
+}
+
 int chaos_count_executions(struct chaos_run *r)
 {
     char line[1024];
     FILE *f = fopen(r->log, "r");
-    int i, step, attempt;
+    int i, step, attempt, second;
 
-    if (!f)
+    r->n_seconds = (int)(r->end_ms / 1000) + 1;
+    r->exec_per_s = calloc((size_t)r->n_seconds, sizeof(*r->exec_per_s));
+    if (!f || !r->exec_per_s) {
+        if (f)
+            fclose(f);
         return -1;
+    }
     while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "chaos-exec ", 11) ||
-            sscanf(line, "chaos-exec id=" CHAOS_ID_PREFIX "%d step=%d seq=%*d attempt=%d",
-                   &i, &step, &attempt) != 3 ||
-            i < 0 || i >= r->opts->instances || step < 1 || step > CHAOS_STEPS)
+        if (!parse_execution(r, line, &i, &step, &attempt, &second))
             continue;
         r->executions++;
         r->exec_retries += attempt > 1;
         if (r->inst[i].exec[step - 1] < UINT8_MAX)
             r->inst[i].exec[step - 1]++;
+        if (second >= 0 && second < r->n_seconds)
+            r->exec_per_s[second]++;
     }
     fclose(f);
     return 0;

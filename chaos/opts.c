@@ -54,7 +54,8 @@ static const struct flag flags[] = {
     {"max-duplicates", INT, O(max_duplicates),
      "duplicate results allowed [0] (a crash may repeat one: docs/reliability.md)"},
     {"baseline", SWITCH, O(baseline), "run without faults first; report the ratio"},
-    {"min-ratio", RATIO, O(min_ratio), "throughput under faults / baseline's [0: none]"},
+    {"min-ratio", RATIO, O(min_ratio),
+     "results/s over the whole run, under faults / the baseline's [0: none]"},
     {"seed", INT, O(seed), "seed of the fault targets [time]"},
     {"preset", PRESET, 0, "apply a preset (below) here; later flags override it"},
 };

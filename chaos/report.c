@@ -16,9 +16,8 @@ struct verdict {
     int missing, extra, dup_instances, failed;
     int exec_max, unexecuted, rerun_steps, exec_bound;
     double exec_mean;
-    int stalls;
-    int64_t max_gap;
-    double tput, tput_after;
+    int stalls, max_gap_s;
+    double tput, tput_after, tput_all;
     bool pass;
 };
 
@@ -40,92 +39,82 @@ static const char *const notable[] = {
 };
 #define N_NOTABLE (sizeof(notable) / sizeof(notable[0]))
 
-static int cmp_i32(const void *a, const void *b)
+/* Progress is a step that begins or a result. A stall is stall_ms or more,
+ * in whole seconds, without progress while some started instance has no
+ * result yet: "no result" alone would call the start of a burst a stall, as
+ * its first results come only once every first and second step has run. The
+ * stretch at the end counts when some instance never got a result. */
+static void stalls(const struct chaos_run *r, const int *starts, const int *done,
+                   struct verdict *v)
 {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    int outstanding = 0, stretch = 0, limit = (int)((r->opts->stall_ms + 999) / 1000);
 
-    return (x > y) - (x < y);
-}
+    for (int s = 0; s <= r->n_seconds; s++) {
+        bool idle = false;
 
-/* How many of sorted[0..n) are <= t. */
-static int count_le(const int32_t *sorted, int n, int64_t t)
-{
-    int lo = 0, hi = n;
-
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (sorted[mid] <= t)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* A stall is a stretch of stall_ms or more without a new result while some
- * started instance has none yet. Between consecutive results the system is
- * busy from the earlier one if work was outstanding then, else from the
- * next start; the stretch after the last result counts only when some
- * instance never got one. */
-static void stalls(const struct chaos_run *r, const int32_t *S, int ns, const int32_t *F,
-                   int nf, struct verdict *v)
-{
-    int64_t prev = ns ? S[0] : 0;
-
-    for (int k = 0; k <= nf && ns; k++) {
-        int64_t f = k < nf ? F[k] : r->end_ms, from = prev;
-        int started = count_le(S, ns, prev);
-
-        if (k == nf && nf >= ns)
-            break;
-        if (started <= k) { /* idle: nothing outstanding until the next start */
-            if (started >= ns)
-                break;
-            from = S[started];
+        if (s < r->n_seconds) {
+            outstanding += starts[s];
+            idle = outstanding > 0 && done[s] == 0 && r->exec_per_s[s] == 0;
+            outstanding -= done[s];
         }
-        if (f - from > v->max_gap)
-            v->max_gap = f - from;
-        if (f - from >= r->opts->stall_ms)
-            v->stalls++;
-        if (f > prev)
-            prev = f;
+        if (idle) {
+            stretch++;
+            continue;
+        }
+        v->stalls += stretch >= limit;
+        if (stretch > v->max_gap_s)
+            v->max_gap_s = stretch;
+        stretch = 0;
     }
 }
 
 /* Results per second while the chaos lasted (or until the last result, when
- * that came first), and afterwards, from the first results' timestamps. */
-static void throughput(const struct chaos_run *r, const int32_t *F, int nf,
-                       struct verdict *v)
+ * that came first), afterwards, and over the whole run (the baseline ratio:
+ * both runs start the same instances), from the first results' timestamps. */
+static void throughput(const struct chaos_run *r, struct verdict *v)
 {
-    int64_t dur = r->opts->duration_ms, last = nf ? F[nf - 1] : 0;
-    int64_t active = last < dur ? last : dur;
-    int during = count_le(F, nf, dur);
+    int64_t dur = r->opts->duration_ms, last = 0, active;
+    int during = 0, all = 0;
 
+    for (int i = 0; i < r->opts->instances; i++) {
+        int64_t t = r->inst[i].first_ms;
+
+        if (t < 0)
+            continue;
+        all++;
+        during += t <= dur;
+        if (t > last)
+            last = t;
+    }
+    active = last < dur ? last : dur;
     v->tput = active > 0 ? during * 1000.0 / (double)active : 0;
-    v->tput_after = nf - during >= CHAOS_MIN_LATE && last > dur
-                        ? (nf - during) * 1000.0 / (double)(last - dur)
+    v->tput_after = all - during >= CHAOS_MIN_LATE && last > dur
+                        ? (all - during) * 1000.0 / (double)(last - dur)
                         : -1;
+    v->tput_all = last > 0 ? all * 1000.0 / (double)last : 0;
 }
 
+/* Starts and first results per second after t0, beside count.c's executions. */
 static void timeline(const struct chaos_run *r, struct verdict *v)
 {
-    int n = r->opts->instances, ns = 0, nf = 0;
-    int32_t *S = malloc((size_t)n * sizeof(*S)), *F = malloc((size_t)n * sizeof(*F));
+    int n = r->n_seconds;
+    int *starts = calloc((size_t)n + 1, sizeof(int)),
+        *done = calloc((size_t)n + 1, sizeof(int));
 
-    if (S && F) {
-        for (int i = 0; i < n; i++) {
-            if (r->inst[i].started_ms >= 0)
-                S[ns++] = r->inst[i].started_ms;
-            if (r->inst[i].first_ms >= 0)
-                F[nf++] = r->inst[i].first_ms;
+    throughput(r, v);
+    if (starts && done && r->exec_per_s) {
+        for (int i = 0; i < r->opts->instances; i++) {
+            const struct chaos_inst *in = &r->inst[i];
+
+            if (in->started_ms >= 0)
+                starts[in->started_ms / 1000 < n ? in->started_ms / 1000 : n - 1]++;
+            if (in->first_ms >= 0)
+                done[in->first_ms / 1000 < n ? in->first_ms / 1000 : n - 1]++;
         }
-        qsort(S, (size_t)ns, sizeof(*S), cmp_i32);
-        qsort(F, (size_t)nf, sizeof(*F), cmp_i32);
-        stalls(r, S, ns, F, nf, v);
-        throughput(r, F, nf, v);
+        stalls(r, starts, done, v);
     }
-    free(S);
-    free(F);
+    free(starts);
+    free(done);
 }
 
 static void executions(const struct chaos_run *r, struct verdict *v)
@@ -246,9 +235,10 @@ static void digest(const struct chaos_run *r, const struct verdict *v)
     fprintf(stderr, "%s\n", injected ? "" : " none");
     fprintf(stderr,
             "%s: %d results read (%d of other ids), %ld executions (%ld of attempt > 1), "
-            "%d steps run more than once, lost starts %d, longest busy gap %.1f s\n",
+            "%d steps run more than once, lost starts %d, longest time without progress "
+            "%d s\n",
             r->name, r->raw_results, r->other_results, r->executions, r->exec_retries,
-            v->rerun_steps, r->lost_starts, (double)v->max_gap / 1000);
+            v->rerun_steps, r->lost_starts, v->max_gap_s);
     fprintf(stderr,
             "%s: limits: results %d, duplicates %d, executions per step %d, stall %.0f "
             "s\n",
@@ -287,8 +277,8 @@ double chaos_report_tput(const struct chaos_run *r)
 {
     struct verdict v = {0};
 
-    timeline(r, &v);
-    return v.tput;
+    throughput(r, &v);
+    return v.tput_all;
 }
 
 bool chaos_report(struct chaos_run *r, const struct chaos_run *baseline)
@@ -313,15 +303,18 @@ bool chaos_report(struct chaos_run *r, const struct chaos_run *baseline)
     check(line, n, &v, r->crashes == 0, " crashes=%d", r->crashes);
     check(line, n, &v, r->unclean_stop == 0, " unclean_stops=%d", r->unclean_stop);
     len = strlen(line);
-    snprintf(line + len, n - len, " mean_exec=%.3f max_gap=%.1fs tput_chaos=%.0f/s",
-             v.exec_mean, (double)v.max_gap / 1000, v.tput);
+    snprintf(line + len, n - len, " mean_exec=%.3f max_gap=%ds tput_chaos=%.0f/s",
+             v.exec_mean, v.max_gap_s, v.tput);
     len = strlen(line);
     if (v.tput_after >= 0)
         snprintf(line + len, n - len, " tput_after=%.0f/s", v.tput_after);
     else
         snprintf(line + len, n - len, " tput_after=-");
+    len = strlen(line);
+    snprintf(line + len, n - len, " tput_all=%.0f/s", v.tput_all);
     if (baseline) {
-        double base = chaos_report_tput(baseline), ratio = base > 0 ? v.tput / base : 0;
+        double base = chaos_report_tput(baseline),
+               ratio = base > 0 ? v.tput_all / base : 0;
 
         if (r->opts->min_ratio > 0)
             check(line, n, &v, ratio >= r->opts->min_ratio, " ratio=%.2f", ratio);

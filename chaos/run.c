@@ -90,8 +90,11 @@ static int warm_up(struct chaos_run *r, struct chaos_reader *rd)
 {
     if (chaos_load_one(r, CHAOS_WARMUP_ID) ||
         !run_until(r, rd, bt_test_now_ms() + CHAOS_WARMUP_MS, settled)) {
-        fprintf(stderr, "%s: the workers did not settle within %d s; see %s\n", r->name,
-                CHAOS_WARMUP_MS / 1000, r->log);
+        fprintf(stderr,
+                "%s: the workers did not settle within %d s (warm-up result: %s, "
+                "partition assignments: %zu of %d workers x 2 roles); see %s\n",
+                r->name, CHAOS_WARMUP_MS / 1000, r->warmed_up ? "in" : "none",
+                r->assigned_lines, r->opts->workers, r->log);
         return -1;
     }
     return 0;

@@ -1,9 +1,10 @@
 /* The chaos suite's workload (chaos/, `make chaos`): a workflow of three
  * steps in sequence whose activity sleeps a random 5-50 ms. Each execution of
- * the activity writes one line, as it begins, to the process's stderr, which the chaos
- * driver appends to its log and counts afterwards:
+ * the activity writes one line, as it begins, to the process's stderr, which
+ * the chaos driver appends to its log and counts afterwards (ts: wall clock,
+ * ms since the epoch, for the driver's timeline):
  *
- *   chaos-exec id=<workflow id> step=<1..3> seq=<seq> attempt=<n> pid=<pid>
+ *   chaos-exec id=<workflow id> step=<1..3> seq=<seq> attempt=<n> pid=<pid> ts=<ms>
  *
  * The activity talks to nothing else: what it did is only in that line, so
  * counting lines counts executions, re-executions after a crash included. */
@@ -28,12 +29,16 @@ static unsigned thread_seed(void)
 
 static void record(bt_act *act, int step)
 {
+    struct timespec now;
     char line[512];
-    int n = snprintf(line, sizeof(line),
-                     "chaos-exec id=%s step=%d seq=%lld attempt=%d pid=%d\n",
-                     bt_act_workflow_id(act), step, (long long)bt_act_seq(act),
-                     bt_act_attempt(act), (int)getpid());
+    int n;
 
+    clock_gettime(CLOCK_REALTIME, &now);
+    n = snprintf(line, sizeof(line),
+                 "chaos-exec id=%s step=%d seq=%lld attempt=%d pid=%d ts=%lld\n",
+                 bt_act_workflow_id(act), step, (long long)bt_act_seq(act),
+                 bt_act_attempt(act), (int)getpid(),
+                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
     /* one write(2) per line: the log is shared by every process (O_APPEND) */
     if (n > 0 && (size_t)n < sizeof(line) && write(STDERR_FILENO, line, (size_t)n) < 0)
         return;
