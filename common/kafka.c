@@ -250,8 +250,17 @@ rd_kafka_t *bt_kafka_consumer_new(
                          rd_kafka_topic_partition_list_t *parts, void *opaque),
     void *opaque, char *errstr, size_t errstr_size)
 {
-    /* partition.assignment.strategy keeps librdkafka's eager default
-     * (range,roundrobin): the mock cluster handles cooperative-sticky poorly. */
+    /* Churn (docs/reliability.md, measured with a worker of three killed
+     * every 4 s): a dead worker's partitions wait until the group evicts it
+     * (session.timeout.ms) and the embedded cluster completes a rebalance
+     * session.timeout.ms - 1000 after it starts, so every kill stops the
+     * whole group for about twice the session: 6 s sessions left it without
+     * progress for up to 30-33 s, 3 s ones for 7-12 s (2 s ones: the group
+     * never formed). Real brokers rebalance as soon as every member
+     * rejoined; there 10 s sessions (librdkafka: 45 s) and the cooperative
+     * protocol, which leaves the surviving workers their partitions during a
+     * rebalance. The embedded cluster keeps the eager protocol: cooperative
+     * gained nothing there. */
     const struct prop ours[] = {
         {"group.id", group},
         {"enable.auto.commit", "false"},
@@ -262,10 +271,9 @@ rd_kafka_t *bt_kafka_consumer_new(
          * there is data, so it may wait longer without polling */
         {"fetch.wait.max.ms", cfg->embedded ? "1" : "100"},
         {"fetch.error.backoff.ms", "10"},
-        /* the mock cluster completes a rebalance only after
-         * session.timeout.ms - 1000 (DESIGN §7) */
-        {"session.timeout.ms", cfg->embedded ? "6000" : NULL},
-        {"heartbeat.interval.ms", cfg->embedded ? "500" : NULL},
+        {"session.timeout.ms", cfg->embedded ? "3000" : "10000"},
+        {"heartbeat.interval.ms", cfg->embedded ? "300" : "1000"},
+        {"partition.assignment.strategy", cfg->embedded ? NULL : "cooperative-sticky"},
         /* a worker for a queue `baton dev` was not told about brings its
          * topics along (real Kafka: create them up front) */
         {"allow.auto.create.topics", cfg->embedded ? "true" : NULL},
@@ -287,6 +295,35 @@ rd_kafka_t *bt_kafka_consumer_new(
     /* one queue: rd_kafka_consumer_poll serves messages, errors and rebalances */
     rd_kafka_poll_set_consumer(rk);
     return rk;
+}
+
+static bool cooperative(rd_kafka_t *rk)
+{
+    return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+}
+
+static void assign_error(rd_kafka_error_t *error, const char *what)
+{
+    if (!error)
+        return;
+    bt_log(BT_LOG_WARN, "cannot %s partitions: %s", what, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+}
+
+void bt_kafka_assign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (cooperative(rk))
+        assign_error(rd_kafka_incremental_assign(rk, parts), "take");
+    else
+        rd_kafka_assign(rk, parts);
+}
+
+void bt_kafka_unassign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (cooperative(rk))
+        assign_error(rd_kafka_incremental_unassign(rk, parts), "give back");
+    else
+        rd_kafka_assign(rk, NULL);
 }
 
 int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n)

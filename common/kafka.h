@@ -55,8 +55,10 @@ int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms);
 /* A consumer in group `group` with auto-commit off (offsets are committed by
  * the caller after the work they cover is durable), auto.offset.reset=earliest,
  * fetch.wait.max.ms=1 and, when cfg->embedded (the brokers are `baton dev`'s mock
- * cluster), session.timeout.ms=6000 / heartbeat.interval.ms=500 (DESIGN §7). rebalance_cb
- * may be NULL; when given it must assign/unassign like librdkafka's example
+ * cluster), session.timeout.ms=3000 / heartbeat.interval.ms=300, else 10000 / 1000
+ * and the cooperative-sticky protocol (see kafka.c on churn). rebalance_cb
+ * may be NULL; when given it must take and give back partitions with
+ * bt_kafka_assign / bt_kafka_unassign
  * (it is called from rd_kafka_consumer_poll). opaque is passed to it.
  * Returns a new handle: rd_kafka_consumer_close() then rd_kafka_destroy(). */
 rd_kafka_t *bt_kafka_consumer_new(
@@ -66,6 +68,12 @@ rd_kafka_t *bt_kafka_consumer_new(
     void *opaque, char *errstr, size_t errstr_size);
 
 /* Subscribes to topics[0..n). Returns 0 or BT_EINVAL. */
+/* In a rebalance callback: takes the partitions given (adds them, with the
+ * cooperative protocol) or gives back those revoked (all of them, with the
+ * eager one), as the group's protocol wants. */
+void bt_kafka_assign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts);
+void bt_kafka_unassign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts);
+
 int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n);
 
 #endif

@@ -228,7 +228,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         bt_log(BT_LOG_INFO, "task partitions assigned: count=%d", parts->cnt);
-        rd_kafka_assign(rk, parts);
+        bt_kafka_assign(rk, parts);
         /* librdkafka keeps a partition's pause across assignments: one paused
          * before a revoke and given back after the buffer drained would
          * never fetch again (a worker that silently stopped) */
@@ -239,9 +239,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     commit_offsets(at);
-    bt_offsets_clear(at->offsets);
+    bt_offsets_forget(at->offsets, parts);
     drop_queued(at, parts);
-    rd_kafka_assign(rk, NULL);
+    bt_kafka_unassign(rk, parts);
 }
 
 /* ---- producing ---- */

@@ -1,7 +1,9 @@
 /* Per-partition offsets in consume order, each with a done flag; see
  * offsets.h. A partition's window is an array used from `head`: the done
  * prefix moves head on, and the consumed front is reused before the array
- * grows, so it holds about as many offsets as are in progress. */
+ * grows, so it holds about as many offsets as are in progress. Each
+ * partition's entry has its own generation, new whenever the partition is
+ * tracked again after being forgotten. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 struct part {
     char *topic;
     int32_t partition;
+    uint64_t generation;
     int64_t *offsets;
     bool *done;
     size_t head, n, cap;
@@ -21,7 +24,7 @@ struct part {
 struct bt_offsets {
     struct part *parts;
     size_t n_parts;
-    uint64_t generation;
+    uint64_t generations; /* handed out so far */
 };
 
 struct bt_offsets *bt_offsets_new(void)
@@ -34,6 +37,7 @@ void bt_offsets_destroy(struct bt_offsets *o)
     if (!o)
         return;
     bt_offsets_clear(o);
+    free(o->parts);
     free(o);
 }
 
@@ -55,6 +59,7 @@ static struct part *part_get(struct bt_offsets *o, const char *topic, int32_t pa
     p->topic = strdup(topic);
     BT_ASSERT(p->topic);
     p->partition = partition;
+    p->generation = ++o->generations;
     p->commit_at = -1;
     return p;
 }
@@ -81,16 +86,15 @@ uint64_t bt_offsets_track(struct bt_offsets *o, const char *topic, int32_t parti
     }
     p->offsets[p->n] = offset;
     p->done[p->n++] = false;
-    return o->generation;
+    return p->generation;
 }
 
 void bt_offsets_done(struct bt_offsets *o, const char *topic, int32_t partition,
                      int64_t offset, uint64_t generation)
 {
-    struct part *p;
+    struct part *p = part_get(o, topic, partition, false);
 
-    if (generation != o->generation ||
-        !(p = part_get(o, topic, partition, false))) /* revoked meanwhile */
+    if (!p || p->generation != generation) /* revoked since */
         return;
     for (size_t i = p->head; i < p->n; i++)
         if (p->offsets[i] == offset)
@@ -116,15 +120,30 @@ rd_kafka_topic_partition_list_t *bt_offsets_take(struct bt_offsets *o)
     return offsets;
 }
 
+static void part_release(struct part *p)
+{
+    free(p->topic);
+    free(p->offsets);
+    free(p->done);
+}
+
+void bt_offsets_forget(struct bt_offsets *o, const rd_kafka_topic_partition_list_t *parts)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < o->n_parts; i++) {
+        struct part *p = &o->parts[i];
+        if (rd_kafka_topic_partition_list_find(parts, p->topic, p->partition))
+            part_release(p);
+        else
+            o->parts[k++] = *p;
+    }
+    o->n_parts = k;
+}
+
 void bt_offsets_clear(struct bt_offsets *o)
 {
-    for (size_t i = 0; i < o->n_parts; i++) {
-        free(o->parts[i].topic);
-        free(o->parts[i].offsets);
-        free(o->parts[i].done);
-    }
-    free(o->parts);
-    o->parts = NULL;
+    for (size_t i = 0; i < o->n_parts; i++)
+        part_release(&o->parts[i]);
     o->n_parts = 0;
-    o->generation++;
 }

@@ -4,6 +4,7 @@
  * against the group's committed offset: such a partition is the very case of
  * a fetch that never started. */
 #include "clock.h"
+#include "kafka.h"
 #include "log.h"
 #include "watchdog.h"
 
@@ -76,8 +77,8 @@ bool bt_watchdog_check(struct bt_watchdog *wd, rd_kafka_t *consumer, uint64_t pr
         rd_kafka_resume_partitions(consumer, parts);
         for (int i = 0; i < parts->cnt; i++)
             parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* from the committed */
-        rd_kafka_assign(consumer, NULL);
-        rd_kafka_assign(consumer, parts);
+        bt_kafka_unassign(consumer, parts);
+        bt_kafka_assign(consumer, parts);
         stalled = true;
     }
     rd_kafka_topic_partition_list_destroy(parts);

@@ -140,7 +140,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         bt_log(BT_LOG_INFO, "partitions assigned: count=%d", parts->cnt);
-        rd_kafka_assign(rk, parts);
+        bt_kafka_assign(rk, parts);
         return;
     }
     /* offsets of what was advanced here are committed before another worker
@@ -149,7 +149,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bt_log(BT_LOG_INFO, "partitions revoked: count=%d cached=%zu", parts->cnt,
            bt_idmap_size(wt->cache));
     bt_idmap_clear(wt->cache, destroy_instance);
-    rd_kafka_assign(rk, NULL);
+    bt_kafka_unassign(rk, parts);
 }
 
 static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
