@@ -4,7 +4,8 @@
  * rebalance, say). It is logged, counted on /metrics
  * (baton_consumer_stalls_total) and mended by resuming its partitions and
  * assigning them again, which restarts fetching from the committed offsets
- * (what is fetched twice is dropped as a duplicate). Not thread safe: the consumer's thread. */
+ * (what is fetched twice is dropped as a duplicate). Not thread safe: the consumer's
+ * thread. */
 #ifndef BT_WATCHDOG_H
 #define BT_WATCHDOG_H
 
