@@ -73,6 +73,21 @@ static struct bt_config dev_config(void)
     return cfg;
 }
 
+/* Logs the warnings and errors of the programs' log, to tell a stall's cause. */
+static void log_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[400];
+    int shown = 0;
+
+    while (f && fgets(line, sizeof(line), f) && shown < 60)
+        if (strstr(line, "level=warn") || strstr(line, "level=error") ||
+            strstr(line, "assigned"))
+            cr_log_info("%s", line), shown++;
+    if (f)
+        fclose(f);
+}
+
 static long count(redisContext *rc, const char *key)
 {
     redisReply *reply = redisCommand(rc, "ZCARD %s", key);
@@ -132,6 +147,7 @@ Test(recovery, restarting_baton_dev_with_200_instances_in_flight_loses_none,
     BT_TEST_WAIT_UNTIL(ok, count(rc, done) == n, 120000);
     if (!ok) {
         char failed[128], running[128];
+        log_tail(log_path);
         snprintf(failed, sizeof(failed), "%s:idx:failed", cfg.key_prefix);
         snprintf(running, sizeof(running), "%s:idx:running", cfg.key_prefix);
         cr_assert(ok, "%ld of %d completed after the restart (failed %ld, running %ld)",
