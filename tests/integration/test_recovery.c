@@ -73,19 +73,23 @@ static struct bt_config dev_config(void)
     return cfg;
 }
 
-/* Logs the warnings and errors of the programs' log, to tell a stall's cause. */
+/* Logs the last warnings and errors of the programs' log, to tell a stall's
+ * cause. */
 static void log_tail(const char *path)
 {
+    static char ring[60][400];
     FILE *f = fopen(path, "r");
     char line[400];
-    int shown = 0;
+    size_t n = 0;
 
-    while (f && fgets(line, sizeof(line), f) && shown < 60)
+    while (f && fgets(line, sizeof(line), f))
         if (strstr(line, "level=warn") || strstr(line, "level=error") ||
             strstr(line, "assigned"))
-            cr_log_info("%s", line), shown++;
+            snprintf(ring[n++ % 60], sizeof(ring[0]), "%s", line);
     if (f)
         fclose(f);
+    for (size_t i = n > 60 ? n - 60 : 0; i < n; i++)
+        cr_log_info("%s", ring[i % 60]);
 }
 
 static long count(redisContext *rc, const char *key)
