@@ -15,6 +15,7 @@
 struct verdict {
     int missing, extra, dup_instances, failed;
     int exec_max, unexecuted, rerun_steps, exec_bound;
+    int most_inst, most_step; /* the first step that ran exec_max times */
     double exec_mean;
     int stalls, max_gap_s;
     double tput, tput_after, tput_all;
@@ -126,8 +127,11 @@ static void executions(const struct chaos_run *r, struct verdict *v)
         bool completed = in->results && !in->failed;
 
         for (int s = 0; s < CHAOS_STEPS; s++) {
-            if (in->exec[s] > v->exec_max)
+            if (in->exec[s] > v->exec_max) {
                 v->exec_max = in->exec[s];
+                v->most_inst = i;
+                v->most_step = s + 1;
+            }
             v->rerun_steps += in->exec[s] > 1;
             if (!completed)
                 continue;
@@ -248,6 +252,9 @@ static void digest(const struct chaos_run *r, const struct verdict *v)
     name_some(r, "missing results", v->missing, is_missing, true);
     name_some(r, "failed", v->failed, is_failed, false);
     name_some(r, "steps run more than once", v->rerun_steps, is_rerun, true);
+    if (v->exec_max > 1)
+        fprintf(stderr, "%s: most executed: " CHAOS_ID_PREFIX "%d step %d, %d times\n",
+                r->name, v->most_inst, v->most_step, v->exec_max);
     if (r->fail_reason[0])
         fprintf(stderr, "%s: first failure: %s\n", r->name, r->fail_reason);
     if (r->dead_letters)
