@@ -2,9 +2,9 @@
  * commit with commands; each command is "<topic>\n<key>\n<payload>" in the
  * instance's outbox hash. Workers forget delivered commands but leave the
  * index alone (a look per decision would cost more than one per instance):
- * outbox_sweep.lua drops the emptied instances past their grace and returns
- * those with commands left, which are sent again. Consumers drop duplicates,
- * so sending one twice (a slow worker that was not dead) is harmless. */
+ * outbox_sweep.lua drops the emptied instances past their grace and returns,
+ * claimed for a grace, those with commands left, which are sent again. Consumers drop
+ * duplicates, so sending one twice (a slow worker that was not dead) is harmless. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,15 +71,16 @@ out:
 int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                      int64_t grace_ms, struct bt_outbox_sweep *sw)
 {
-    char index[300], before[32], offset[32], limit[32];
-    const char *argv[] = {index, before, offset, limit, bt_store_prefix(store)};
+    char index[300], before[32], limit[32], now[32];
+    const char *argv[] = {index, before, limit, bt_store_prefix(store), now};
+    int64_t now_ms = bt_clock_now_ms();
     redisReply *ids;
     int total = 0;
 
     snprintf(index, sizeof(index), "%s:outbox", bt_store_prefix(store));
-    snprintf(before, sizeof(before), "%lld", (long long)(bt_clock_now_ms() - grace_ms));
-    snprintf(offset, sizeof(offset), "%lld", sw->skip);
+    snprintf(before, sizeof(before), "%lld", (long long)(now_ms - grace_ms));
     snprintf(limit, sizeof(limit), "%d", BT_OUTBOX_SWEEP_LIMIT);
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     ids = bt_redis_eval(bt_store_redis(store), bt_lua_outbox_sweep, 1, 5, argv, NULL);
     if (!ids || ids->type != REDIS_REPLY_ARRAY || ids->elements < 1 ||
         ids->element[0]->type != REDIS_REPLY_INTEGER) {
@@ -88,16 +89,14 @@ int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kaf
         freeReplyObject(ids);
         return BT_EAGAIN;
     }
-    /* the instances with commands stay indexed until a later round sees them
-     * empty: this round's next step starts after them */
+    /* the emptied ones left the index and the others were claimed (scored
+     * now): the round's next step starts from the index's head again */
     sw->more = ids->element[0]->integer == BT_OUTBOX_SWEEP_LIMIT;
-    sw->skip = sw->more ? sw->skip + (long long)ids->elements - 1 : 0;
     for (size_t i = 1; i < ids->elements; i++) {
         int n = resend_one(cfg, store, rk, ids->element[i]->str);
         if (n < 0) {
             total = n;
             sw->more = false;
-            sw->skip = 0;
             break;
         }
         total += n;

@@ -16,14 +16,14 @@
 
 /* Where a sweep round is, between calls (zero it to start). */
 struct bt_outbox_sweep {
-    long long skip; /* index entries this round kept, ahead of the next ones */
-    bool more;      /* more entries may be past their grace: call again soon */
+    bool more; /* more entries may be past their grace: call again soon */
 };
 
 /* One step of the sweep: drops from the outbox index up to
  * BT_OUTBOX_SWEEP_LIMIT instances older than grace_ms whose outbox is empty
- * and re-sends the commands of the others. Returns how many commands were
- * sent, or BT_EAGAIN. */
+ * and re-sends the commands of the others, which it claims for a grace (so
+ * that another scheduler does not send them too). Returns how many commands
+ * were sent, or BT_EAGAIN. */
 int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                      int64_t grace_ms, struct bt_outbox_sweep *sw);
 

@@ -1,16 +1,19 @@
 -- One step of the scheduler's outbox sweep: looks at up to limit instances
 -- of the outbox index whose last commit with commands is older than before,
--- from the offset-th on, drops those whose outbox is empty (ack.lua emptied
--- it and leaves the index alone) and returns the others: their commands wait
--- since before, a worker died before it saw them delivered. The drop is
--- atomic with the look, and commit.lua adds an instance again with each
--- commit that has commands, so an instance with commands is always indexed.
--- KEYS: 1 outbox index. ARGV: before (ms), offset, limit, key prefix.
+-- drops those whose outbox is empty (ack.lua emptied it and leaves the index
+-- alone) and returns the others: their commands wait since before, a worker
+-- died before it saw them delivered. The drop is atomic with the look, and
+-- commit.lua adds an instance again with each commit that has commands, so
+-- an instance with commands is always indexed. The ones returned are claimed:
+-- their score becomes now, so that another scheduler's sweep does not send
+-- them too (a result would come once per scheduler); if this one dies before
+-- it sent them, they are past the grace again a grace later.
+-- KEYS: 1 outbox index. ARGV: before (ms), limit, key prefix, now (ms).
 -- Returns {how many were looked at, id, id, ...}.
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', ARGV[2], ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local keys = {}
 for j, id in ipairs(ids) do
-  keys[j] = ARGV[4] .. ':{' .. id .. '}:outbox'
+  keys[j] = ARGV[3] .. ':{' .. id .. '}:outbox'
 end
 local out, empty = {#ids}, {}
 
@@ -37,5 +40,13 @@ end
 -- one ZREM for all of them
 if #empty > 0 then
   redis.call('ZREM', KEYS[1], unpack(empty))
+end
+if #out > 1 then
+  local claim = {}
+  for j = 2, #out do
+    claim[#claim + 1] = ARGV[4]
+    claim[#claim + 1] = out[j]
+  end
+  redis.call('ZADD', KEYS[1], 'XX', unpack(claim))
 end
 return out

@@ -194,10 +194,11 @@ Test(scripts, ack_forgets_what_each_outbox_had_delivered_and_leaves_the_index_al
     freeReplyObject(reply);
 }
 
-/* One outbox_sweep.lua step: before 100, from offset, at most limit. */
-static redisReply *sweep(const char *offset, const char *limit)
+/* One outbox_sweep.lua step: past the grace before `before`, at most limit,
+ * claiming what it returns at 1000. */
+static redisReply *sweep(const char *before, const char *limit)
 {
-    const char *argv[] = {"t:outbox", "100", offset, limit, "t"};
+    const char *argv[] = {"t:outbox", before, limit, "t", "1000"};
     redisReply *reply = bt_redis_eval(r, bt_lua_outbox_sweep, 1, 5, argv, NULL);
 
     cr_assert(reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1, "%s",
@@ -230,30 +231,38 @@ Test(scripts, outbox_sweep_drops_emptied_outboxes_past_the_grace_and_returns_the
     run("HSET t:{u3}:outbox f %s", "x");
     run("ZADD t:outbox 1 e1 2 u1 3 e2 4 u2 5 e3 500 e4 500 %s", "u3");
 
-    /* a step of two: e1 dropped, u1 returned and kept ahead of the rest */
-    reply = sweep("0", "2");
+    /* a step of two: e1 dropped, u1 returned and claimed (scored 1000) */
+    reply = sweep("100", "2");
     cr_assert_eq(reply->elements, 2);
     cr_expect_eq(reply->element[0]->integer, 2, "looked at");
     cr_expect_str_eq(reply->element[1]->str, "u1");
     freeReplyObject(reply);
-    expect_index("u1 e2 u2 e3 e4 u3");
+    expect_index("e2 u2 e3 e4 u3 u1");
 
-    /* the round goes on after the one it kept */
-    reply = sweep("1", "256");
+    /* the round goes on from the head: e2 and e3 dropped, u2 returned */
+    reply = sweep("100", "256");
     cr_assert_eq(reply->elements, 2);
     cr_expect_eq(reply->element[0]->integer, 3, "looked at");
     cr_expect_str_eq(reply->element[1]->str, "u2");
     freeReplyObject(reply);
-    expect_index("u1 u2 e4 u3");
+    expect_index("e4 u3 u1 u2");
 
-    /* u1's commands delivered since: the next round drops it */
-    run("DEL %s", "t:{u1}:outbox");
-    reply = sweep("0", "256");
-    cr_assert_eq(reply->elements, 2);
-    cr_expect_eq(reply->element[0]->integer, 2);
-    cr_expect_str_eq(reply->element[1]->str, "u2");
+    /* another scheduler sweeping at once finds them claimed: nothing twice */
+    reply = sweep("100", "256");
+    cr_expect_eq(reply->elements, 1);
+    cr_expect_eq(reply->element[0]->integer, 0);
     freeReplyObject(reply);
-    expect_index("u2 e4 u3");
+
+    /* a grace after the claim: u1's commands were delivered since (dropped),
+     * u2's were not (returned again); e4 and u3 are past it now too */
+    run("DEL %s", "t:{u1}:outbox");
+    reply = sweep("1001", "256");
+    cr_assert_eq(reply->elements, 3);
+    cr_expect_eq(reply->element[0]->integer, 4);
+    cr_expect_str_eq(reply->element[1]->str, "u3");
+    cr_expect_str_eq(reply->element[2]->str, "u2");
+    freeReplyObject(reply);
+    expect_index("u2 u3");
 }
 
 Test(scripts, outbox_sweep_finds_the_few_outboxes_left_among_many_emptied_ones)
@@ -272,7 +281,7 @@ Test(scripts, outbox_sweep_finds_the_few_outboxes_left_among_many_emptied_ones)
     run("HSET t:{i8}:outbox f %s", "x");
     run("HSET t:{i100}:outbox f %s", "x");
     run("HSET t:{i199}:outbox f %s", "x");
-    reply = sweep("0", "256");
+    reply = sweep("100", "256");
     cr_assert_eq(reply->elements, 5);
     cr_expect_eq(reply->element[0]->integer, 200);
     cr_expect_str_eq(reply->element[1]->str, "i7");
@@ -280,5 +289,5 @@ Test(scripts, outbox_sweep_finds_the_few_outboxes_left_among_many_emptied_ones)
     cr_expect_str_eq(reply->element[3]->str, "i100");
     cr_expect_str_eq(reply->element[4]->str, "i199");
     freeReplyObject(reply);
-    expect_index("i7 i8 i100 i199");
+    expect_index("i100 i199 i7 i8"); /* claimed: all scored 1000 */
 }
