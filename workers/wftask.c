@@ -52,6 +52,8 @@ struct item {
     bool conflicted;
     bool assumed;   /* its instance taken for new without a load (a start) */
     bool forwarded; /* to the topic of its instance's queue */
+    bool suspect;   /* refused by a cached instance that may be behind Redis */
+    bool verified;  /* refused once already, by a fresh load: dead-letter it */
 };
 
 /* An event handed over by this worker's activity role, queued for the next
@@ -815,6 +817,11 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
                    why, it->msg.id, bt_msg_type_name(it->msg.type),
                    (long long)it->msg.seq, it->msg.attempt);
             wt->stats.duplicates++;
+        } else if (rc == BT_EINVALMSG && !it->verified) {
+            /* the cached copy may be behind Redis (another worker committed
+             * the instance after this one loaded it: one paused past its
+             * session that woke up): judged again against a fresh load */
+            it->suspect = true;
         } else {
             char reason[600];
             snprintf(reason, sizeof(reason), "%s: %s \"%s\"",
@@ -835,6 +842,39 @@ static void replay_range(struct bt_wftask *wt, const struct bt_replay_env *env,
                    "workflow type not registered on this worker: %s workflow=%s",
                    inst->type, inst->id);
     }
+}
+
+/* Forgets the instances of suspect items (not committed this round), and
+ * marks all their items to be redone with a fresh load. Returns how many. */
+static size_t reload_suspects(struct bt_wftask *wt)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < wt->n_items; i++) {
+        struct bt_instance *inst = wt->items[i].inst;
+        if (!wt->items[i].suspect || !inst)
+            continue;
+        n++;
+        for (size_t j = 0; j < wt->n_items; j++) {
+            struct item *it = &wt->items[j];
+            if (it->inst != inst)
+                continue;
+            it->verified |= it->suspect;
+            it->suspect = false;
+            it->conflicted = true;
+            it->assumed = false;
+            it->inst = NULL;
+        }
+        for (size_t t = 0; t < wt->n_touched;) {
+            if (wt->touched[t] == inst)
+                wt->touched[t] = wt->touched[--wt->n_touched];
+            else
+                t++;
+        }
+        bt_idmap_del(wt->cache, inst->id);
+        bt_instance_destroy(inst);
+    }
+    return n;
 }
 
 /* Forgets instances whose commit lost a race; their items are redone.
@@ -1032,6 +1072,7 @@ static int advance(struct bt_wftask *wt)
                                 .max_message = wt->cfg->max_payload,
                                 .worker = wt->worker};
     bool redo = false, raced;
+    size_t suspects;
     int *results = NULL;
     int ret = BT_EAGAIN, rc;
 
@@ -1041,6 +1082,7 @@ static int advance(struct bt_wftask *wt)
         if (resolve(wt, redo))
             goto out;
         apply_all(wt, &env, redo);
+        suspects = reload_suspects(wt);
         free(results);
         results = calloc(wt->n_touched + 1, sizeof(*results));
         BT_ASSERT(results);
@@ -1048,7 +1090,7 @@ static int advance(struct bt_wftask *wt)
         if (rc)
             goto out;
         wt->stats.commits += wt->n_touched;
-        if (!drop_conflicts(wt, results, &raced)) {
+        if (!drop_conflicts(wt, results, &raced) && !suspects) {
             ret = 0;
             break;
         }

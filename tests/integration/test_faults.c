@@ -6,10 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "baton.h"
+#include "clock.h"
 #include "codec.h"
 #include "config.h"
 #include "kafka.h"
+#include "registry.h"
+#include "replay.h"
 #include "stack.h"
+#include "store.h"
 
 static struct bt_stack stack;
 
@@ -336,4 +341,98 @@ Test(faults, an_outcome_no_task_could_have_produced_is_dead_lettered, .init = se
     json_decref(done);
     json_decref(reasons);
     cr_assert_eq(bt_test_stop(worker, 15000), 0);
+}
+
+/* The test's own copy of tests/plugins/overlap.c's two_holds, to commit a
+ * step of an instance as another worker would. */
+static bt_poll two_holds(bt_wf *wf, const json_t *input)
+{
+    BT_RUN(wf, NULL, "hold", json_deep_copy(input), NULL);
+    BT_RUN(wf, NULL, "hold", json_pack("{s:i}", "ms", 0), NULL);
+    return bt_complete(wf, json_pack("{s:b}", "both", 1));
+}
+
+static int hold(bt_act *act, const json_t *input, json_t **result)
+{
+    (void)act;
+    (void)input;
+    *result = json_object();
+    return 0;
+}
+
+/* Applies the completion of step 0 of instance id and commits the decision,
+ * as another worker that took the instance over would (behind the back of
+ * the worker that has it cached). */
+static void commit_elsewhere(const char *id)
+{
+    char errstr[256], redis[300], prefix[128], name[] = "test";
+    char *argv[] = {name, redis, prefix, NULL};
+    int argc = 3, result = -1;
+    struct bt_config cfg;
+    bt_registry *reg = bt_registry_new();
+    struct bt_store *store;
+    struct bt_instance *inst = bt_instance_new(id);
+    struct bt_msg done = {.type = BT_MSG_COMPLETED,
+                          .id = (char *)(uintptr_t)id,
+                          .seq = 0,
+                          .attempt = 1,
+                          .body = json_object()};
+    const char *why = "";
+
+    snprintf(redis, sizeof(redis), "--redis=%s", stack.redis.addr);
+    snprintf(prefix, sizeof(prefix), "--prefix=%s", stack.prefix);
+    cr_assert_eq(bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s",
+                 errstr);
+    cr_assert_eq(bt_register_workflow(reg, "two_holds", two_holds), 0);
+    cr_assert_eq(bt_register_activity(reg, "hold", hold, NULL), 0);
+    struct bt_replay_env env = {.reg = reg,
+                                .now_ms = bt_clock_now_ms(),
+                                .default_timeout_ms = 60000,
+                                .worker = "test"};
+    cr_assert((store = bt_store_new(&cfg, errstr, sizeof(errstr))), "%s", errstr);
+    cr_assert_eq(bt_store_load(store, &inst, 1), 0);
+    cr_assert_eq(bt_replay_apply(inst, &done, &env, &why), 0, "%s", why);
+    cr_assert_eq(bt_replay_run(inst, &env), 0);
+    cr_assert_eq(bt_store_commit(store, &inst, 1, env.now_ms, &result), 0);
+    cr_assert_eq(result, 0, "the commit must win");
+    json_decref(done.body);
+    bt_instance_destroy(inst);
+    bt_store_destroy(store);
+    bt_registry_destroy(reg);
+    bt_config_release(&cfg);
+}
+
+/* A worker whose cached instance fell behind Redis (another worker committed
+ * it meanwhile: one that took the partition while this one was paused past
+ * its session, say) gets the outcome of a step its copy has not scheduled
+ * yet. It is judged against a fresh load, not dead-lettered as forged. */
+Test(faults, an_outcome_ahead_of_a_stale_cached_instance_is_applied_after_a_reload,
+     .init = setup, .fini = teardown, .timeout = 60)
+{
+    static const char done1[] =
+        "{\"v\":1,\"type\":\"completed\",\"id\":\"stale\",\"seq\":1,"
+        "\"attempt\":1,\"name\":\"hold\",\"result\":{}}";
+    pid_t worker = bt_stack_worker(&stack, "overlap", NULL);
+    json_t *reasons = json_array();
+    char buf[32];
+    bool ok;
+
+    cr_assert_gt(worker, 0);
+    cr_assert_eq(
+        bt_stack_start_wf(&stack, "two_holds", "stale", json_pack("{s:i}", "ms", 20000)),
+        0);
+    /* the worker has the instance cached, its first step running (20 s) */
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "EXEC ") == 1, 30000);
+    cr_assert(ok, "the step never started");
+    commit_elsewhere("stale");
+    cr_assert_eq(bt_stack_produce(&stack, "events", "stale", done1, strlen(done1)), 0);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "stale", buf, sizeof(buf)), "completed"),
+        15000);
+    bt_stack_read_all(&stack, "dlq", 5000, collect_reasons, reasons);
+    cr_expect_eq(json_array_size(reasons), 0, "dead-lettered: %s",
+                 json_string_value(json_array_get(reasons, 0)));
+    cr_assert(ok, "status %s", buf);
+    json_decref(reasons);
+    bt_test_kill9(worker); /* its first step still sleeps */
 }

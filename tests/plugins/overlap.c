@@ -68,9 +68,17 @@ static bt_poll one_hold(bt_wf *wf, const json_t *input)
     return bt_complete(wf, NULL);
 }
 
+static bt_poll two_holds(bt_wf *wf, const json_t *input)
+{
+    BT_RUN(wf, NULL, "hold", json_deep_copy(input), NULL);
+    BT_RUN(wf, NULL, "hold", json_pack("{s:i}", "ms", 0), NULL);
+    return bt_complete(wf, json_pack("{s:b}", "both", 1));
+}
+
 int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
     return bt_register_workflow(r, "one_hold", one_hold) ||
+           bt_register_workflow(r, "two_holds", two_holds) ||
            bt_register_activity(r, "hold", hold, NULL);
 }
