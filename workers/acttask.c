@@ -395,12 +395,13 @@ static void *run_jobs(void *arg)
         t0 = mono_s();
         bt_activity_execute(def, &job->task, at->worker, &event);
         bt_metrics_observe(bt_metrics_series(at->m.duration, label), mono_s() - t0);
+        /* first: a result over the limit turns the outcome into a failure */
+        job->event = bt_activity_encode(&event, at->cfg->max_payload, &job->event_len);
+        BT_ASSERT(job->event);
         count_attempt(at, def, job->task.name,
                       event.type == BT_MSG_COMPLETED ? "completed" : "failed");
         if (event.type == BT_MSG_FAILED && event.error.retry_after_ms > 0)
             job->throttle_ms = event.error.retry_after_ms;
-        job->event = bt_activity_encode(&event, at->cfg->max_payload, &job->event_len);
-        BT_ASSERT(job->event);
         /* the consumer thread serves the delivery report and releases the
          * offset; a direct job handed to the workflow role leaves it nothing
          * to do (no offset, lease, throttle hold nor report): freed here */
