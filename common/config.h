@@ -36,7 +36,7 @@ struct bt_config {
     size_t n_kafka;
     /* ms a concurrency-limit lease lasts unless renewed (every third of it) */
     int concurrency_lease_ms;
-    int eager; /* run a step's activity on the deciding worker when it can */
+    int eager;       /* run a step's activity on the deciding worker when it can */
     int watchdog_ms; /* a consumer idle this long with messages waiting is stalled */
 };
 
