@@ -25,6 +25,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"
+#include "actpool.h"
 #include "admission.h"
 #include "job.h"
 #include "offsets.h"
@@ -39,18 +40,12 @@ struct bt_acttask {
     rd_kafka_t *consumer, *producer;
     struct bt_store *store; /* consumer thread's */
     pthread_t consumer_thread;
-    pthread_t *threads;
-    int n_threads;
     atomic_bool stop;
+    struct bt_actpool *pool; /* the activity threads */
 
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct job *queue_head, *queue_tail;     /* to run */
+    pthread_mutex_t lock;                    /* guards submitted and stats */
     struct job *submitted, **submitted_tail; /* eager tasks for the consumer thread */
     int n_submitted;
-    struct job *produced; /* run, outcome on its way to Kafka */
-    int inflight;         /* queued + running */
-    bool threads_stop;
 
     struct job *sending;        /* consumer thread only: awaiting delivery reports */
     struct bt_admission *adm;   /* consumer thread only: slots and tokens */
@@ -189,27 +184,11 @@ static void unhold(struct bt_acttask *at, struct job *job);
 static void drop_queued(struct bt_acttask *at,
                         const rd_kafka_topic_partition_list_t *parts)
 {
-    struct job *dropped = NULL, **pp;
+    struct job *dropped = bt_actpool_drop_queued(at->pool, parts);
     int n = 0;
 
-    pthread_mutex_lock(&at->lock);
-    at->queue_tail = NULL;
-    for (pp = &at->queue_head; *pp;) {
-        struct job *job = *pp;
-        if (!job->rkm ||
-            !rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(job->rkm->rkt),
-                                                job->rkm->partition)) {
-            at->queue_tail = job;
-            pp = &job->next;
-            continue;
-        }
-        *pp = job->next;
-        job->next = dropped;
-        dropped = job;
-        at->inflight--;
+    for (struct job *job = dropped; job; job = job->next)
         n++;
-    }
-    pthread_mutex_unlock(&at->lock);
     if (n)
         bt_log(BT_LOG_INFO, "revoked: %d queued tasks left to the new owner", n);
     while (dropped) {
@@ -331,86 +310,52 @@ static bool expired(const struct job *job)
     return due > 0 && bt_clock_now_ms() > due;
 }
 
-/* A job the thread is done with: freed here when nothing is left to do for
- * it (done), else handed to the consumer thread, which releases its lease
- * and offset once its outcome, if any, is delivered. */
-static void finish_job(struct bt_acttask *at, struct job *job, bool done)
-{
-    pthread_mutex_lock(&at->lock);
-    if (done) {
-        at->inflight--;
-    } else {
-        job->next = at->produced;
-        at->produced = job;
-    }
-    pthread_mutex_unlock(&at->lock);
-    if (done)
-        bt_job_free(job);
-}
-
-static void *run_jobs(void *arg)
+/* Runs one job on an activity thread and queues its outcome for Kafka.
+ * Returns true when nothing is left to do for it (the pool frees it); else
+ * the consumer thread releases its lease and offset once its outcome, if
+ * any, is delivered. */
+static bool run_job(void *arg, struct job *job)
 {
     struct bt_acttask *at = arg;
+    const struct bt_activity_def *def = bt_registry_activity(at->reg, job->task.name);
+    const char *label = activity_label(def, job->task.name);
+    struct bt_msg event;
+    int64_t waited_ms;
+    double t0;
+    bool done;
 
-    for (;;) {
-        struct job *job;
-        struct bt_msg event;
-        const struct bt_activity_def *def;
-        const char *label;
-        int64_t waited_ms;
-        double t0;
-        bool done;
-
-        pthread_mutex_lock(&at->lock);
-        while (!at->queue_head && !at->threads_stop)
-            pthread_cond_wait(&at->cond, &at->lock);
-        if (!at->queue_head) {
-            pthread_mutex_unlock(&at->lock);
-            return NULL;
-        }
-        job = at->queue_head;
-        if (!(at->queue_head = job->next))
-            at->queue_tail = NULL;
-        at->stats.started++;
-        pthread_mutex_unlock(&at->lock);
-
-        def = bt_registry_activity(at->reg, job->task.name);
-        label = activity_label(def, job->task.name);
-        if (expired(job)) {
-            /* its timeout fired while it waited here: the workflow has given
-             * up on this attempt (a retry is on its way), running it would
-             * only repeat its effects */
-            bt_log(BT_LOG_DEBUG, "expired task skipped: workflow=%s seq=%lld attempt=%d",
-                   job->task.id, (long long)job->task.seq, job->task.attempt);
-            count_attempt(at, def, job->task.name, "stale");
-            finish_job(at, job, job->direct);
-            continue;
-        }
-        waited_ms = bt_clock_now_ms() - job->task.ts; /* two hosts' clocks: may be < 0 */
-        if (job->task.ts > 0)
-            bt_metrics_observe(bt_metrics_series(at->m.wait, label),
-                               (double)(waited_ms > 0 ? waited_ms : 0) / 1000.0);
-        if (job->task.attempt > 1)
-            bt_metrics_add(bt_metrics_series(at->m.retries, label), 1);
-        t0 = mono_s();
-        bt_activity_execute(def, &job->task, at->worker, &event);
-        bt_metrics_observe(bt_metrics_series(at->m.duration, label), mono_s() - t0);
-        /* first: a result over the limit turns the outcome into a failure */
-        job->event = bt_activity_encode(&event, at->cfg->max_payload, &job->event_len);
-        BT_ASSERT(job->event);
-        count_attempt(at, def, job->task.name,
-                      event.type == BT_MSG_COMPLETED ? "completed" : "failed");
-        if (event.type == BT_MSG_FAILED && event.error.retry_after_ms > 0)
-            job->throttle_ms = event.error.retry_after_ms;
-        /* the consumer thread serves the delivery report and releases the
-         * offset; a direct job handed to the workflow role leaves it nothing
-         * to do (no offset, lease, throttle hold nor report): freed here */
-        done = produce_event(at, job) && job->direct;
-        count(at,
-              event.type == BT_MSG_COMPLETED ? &at->stats.completed : &at->stats.failed);
-        finish_job(at, job, done);
-        bt_msg_release(&event);
+    count(at, &at->stats.started);
+    if (expired(job)) {
+        /* its timeout fired while it waited here: the workflow has given up
+         * on this attempt (a retry is on its way), running it would only
+         * repeat its effects */
+        bt_log(BT_LOG_DEBUG, "expired task skipped: workflow=%s seq=%lld attempt=%d",
+               job->task.id, (long long)job->task.seq, job->task.attempt);
+        count_attempt(at, def, job->task.name, "stale");
+        return job->direct;
     }
+    waited_ms = bt_clock_now_ms() - job->task.ts; /* two hosts' clocks: may be < 0 */
+    if (job->task.ts > 0)
+        bt_metrics_observe(bt_metrics_series(at->m.wait, label),
+                           (double)(waited_ms > 0 ? waited_ms : 0) / 1000.0);
+    if (job->task.attempt > 1)
+        bt_metrics_add(bt_metrics_series(at->m.retries, label), 1);
+    t0 = mono_s();
+    bt_activity_execute(def, &job->task, at->worker, &event);
+    bt_metrics_observe(bt_metrics_series(at->m.duration, label), mono_s() - t0);
+    /* first: a result over the limit turns the outcome into a failure */
+    job->event = bt_activity_encode(&event, at->cfg->max_payload, &job->event_len);
+    BT_ASSERT(job->event);
+    count_attempt(at, def, job->task.name,
+                  event.type == BT_MSG_COMPLETED ? "completed" : "failed");
+    if (event.type == BT_MSG_FAILED && event.error.retry_after_ms > 0)
+        job->throttle_ms = event.error.retry_after_ms;
+    /* a direct job handed to the workflow role leaves the consumer thread
+     * nothing to do (no offset, lease, throttle hold nor report) */
+    done = produce_event(at, job) && job->direct;
+    count(at, event.type == BT_MSG_COMPLETED ? &at->stats.completed : &at->stats.failed);
+    bt_msg_release(&event);
+    return done;
 }
 
 /* ---- consumer thread ---- */
@@ -528,15 +473,7 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
 static void enqueue(struct bt_acttask *at, struct job *job)
 {
     bt_job_set_waiting(job, NULL);
-    pthread_mutex_lock(&at->lock);
-    if (at->queue_tail)
-        at->queue_tail->next = job;
-    else
-        at->queue_head = job;
-    at->queue_tail = job;
-    at->inflight++;
-    pthread_cond_signal(&at->cond);
-    pthread_mutex_unlock(&at->lock);
+    bt_actpool_enqueue(at->pool, job);
 }
 
 /* True when job's attempt is checked against the journal: an eager task was
@@ -668,11 +605,7 @@ static void reap(struct bt_acttask *at)
     struct job *produced, *next, **pp;
     int released = 0;
 
-    pthread_mutex_lock(&at->lock);
-    produced = at->produced;
-    at->produced = NULL;
-    pthread_mutex_unlock(&at->lock);
-    for (; produced; produced = next) {
+    for (produced = bt_actpool_produced(at->pool); produced; produced = next) {
         next = produced->next;
         /* the downstream said "throttled": nobody takes this key's tokens for
          * that long (its event is already on its way; the retry waits too) */
@@ -703,18 +636,15 @@ static void reap(struct bt_acttask *at)
         unhold(at, job);
         bt_job_free(job);
     }
-    if (released) {
-        pthread_mutex_lock(&at->lock);
-        at->inflight -= released;
-        pthread_mutex_unlock(&at->lock);
-    }
+    if (released)
+        bt_actpool_released(at->pool, released);
 }
 
 /* How many tasks the role holds (queued, running, waiting for a token):
  * past it, it fetches no more from Kafka and takes no eager task. */
 static int buffer_max(const struct bt_acttask *at)
 {
-    return 4 * at->n_threads + 256;
+    return 4 * at->cfg->concurrency + 256;
 }
 
 /* librdkafka 2.0 drops what it had prefetched on pause and resumes after it:
@@ -750,12 +680,10 @@ static void backpressure(struct bt_acttask *at)
     int inflight;
     bool want_pause;
 
-    pthread_mutex_lock(&at->lock);
-    inflight = at->inflight;
-    pthread_mutex_unlock(&at->lock);
+    inflight = bt_actpool_inflight(at->pool);
     inflight += bt_admission_waiting(at->adm); /* waiting for a token counts as busy */
     want_pause = inflight >= buffer_max(at);
-    if (want_pause == at->paused || (!want_pause && inflight > 2 * at->n_threads))
+    if (want_pause == at->paused || (!want_pause && inflight > 2 * at->cfg->concurrency))
         return;
     if (rd_kafka_assignment(at->consumer, &assigned) == 0) {
         if (want_pause) {
@@ -866,7 +794,6 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     bt_watchdog_init(&at->watchdog, "activity", cfg->watchdog_ms, metrics);
     BT_ASSERT(at->offsets && at->held);
     pthread_mutex_init(&at->lock, NULL);
-    pthread_cond_init(&at->cond, NULL);
     snprintf(group, sizeof(group), "%s.activities", cfg->prefix);
     list = strdup(cfg->queues);
     for (char *q = strtok_r(list, ", ", &save); q && n_topics < 64;
@@ -893,11 +820,8 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
         goto fail;
     }
     at->wake = rd_kafka_queue_get_consumer(at->consumer);
-    at->threads = calloc((size_t)cfg->concurrency, sizeof(*at->threads));
-    for (int i = 0; i < cfg->concurrency; i++)
-        if (pthread_create(&at->threads[at->n_threads], NULL, run_jobs, at) == 0)
-            at->n_threads++;
-    if (at->n_threads == 0 || pthread_create(&at->consumer_thread, NULL, consume, at)) {
+    if (!(at->pool = bt_actpool_new(cfg->concurrency, run_job, at)) ||
+        pthread_create(&at->consumer_thread, NULL, consume, at)) {
         snprintf(errstr, errstr_size, "cannot start threads");
         goto fail;
     }
@@ -919,8 +843,9 @@ int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue)
     /* room in the buffer, not only idle threads: under load the threads are
      * never idle, and a task queued here costs less than two Kafka hops */
     pthread_mutex_lock(&at->lock);
-    room = buffer_max(at) - at->inflight - at->n_submitted;
+    room = buffer_max(at) - at->n_submitted;
     pthread_mutex_unlock(&at->lock);
+    room -= bt_actpool_inflight(at->pool);
     return room > 0 ? room : 0;
 }
 
@@ -983,12 +908,8 @@ void bt_acttask_destroy(struct bt_acttask *at)
         atomic_store(&at->stop, true);
         pthread_join(at->consumer_thread, NULL);
     }
-    pthread_mutex_lock(&at->lock);
-    at->threads_stop = true;
-    pthread_cond_broadcast(&at->cond);
-    pthread_mutex_unlock(&at->lock);
-    for (int i = 0; i < at->n_threads; i++)
-        pthread_join(at->threads[i], NULL);
+    if (at->pool)
+        bt_actpool_stop(at->pool);
     if (at->consumer) {
         /* outcomes on their way: wait for them so their offsets can be committed */
         rd_kafka_flush(at->producer, 10000);
@@ -1001,9 +922,7 @@ void bt_acttask_destroy(struct bt_acttask *at)
         }
         /* tasks queued or waiting but never run are not committed: they are
          * redelivered */
-        while (at->queue_head) {
-            struct job *j = at->queue_head;
-            at->queue_head = j->next;
+        for (struct job *j; at->pool && (j = bt_actpool_take_queued(at->pool));) {
             bt_admission_unlease(at->adm, j);
             bt_job_free(j);
         }
@@ -1028,11 +947,10 @@ void bt_acttask_destroy(struct bt_acttask *at)
     bt_admission_destroy(at->adm);
     bt_idmap_destroy(at->held, NULL); /* its jobs are freed by now */
     bt_store_destroy(at->store);
-    free(at->threads);
+    bt_actpool_destroy(at->pool);
     for (size_t i = 0; i < at->n_queues; i++)
         free(at->queues[i]);
     free(at->worker);
     pthread_mutex_destroy(&at->lock);
-    pthread_cond_destroy(&at->cond);
     free(at);
 }

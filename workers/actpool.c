@@ -1,0 +1,194 @@
+/* The activity threads; see actpool.h. One mutex guards the queue, the
+ * produced list and the count in flight; a condition wakes an idle thread per
+ * queued job. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "actpool.h"
+#include "err.h"
+
+struct bt_actpool {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct job *head, *tail; /* to run */
+    struct job *produced;    /* run, outcome on its way */
+    int inflight;            /* queued + running + produced and not released */
+    bool stop;
+    pthread_t *threads;
+    int n_threads;
+    bool (*run)(void *ctx, struct job *job);
+    void *ctx;
+};
+
+static void *work(void *arg)
+{
+    struct bt_actpool *p = arg;
+
+    for (;;) {
+        struct job *job;
+        pthread_mutex_lock(&p->lock);
+        while (!p->head && !p->stop)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (!p->head) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        job = p->head;
+        if (!(p->head = job->next))
+            p->tail = NULL;
+        job->next = NULL;
+        pthread_mutex_unlock(&p->lock);
+
+        bool done = p->run(p->ctx, job);
+        pthread_mutex_lock(&p->lock);
+        if (done) {
+            p->inflight--;
+        } else {
+            job->next = p->produced;
+            p->produced = job;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (done)
+            bt_job_free(job);
+    }
+}
+
+struct bt_actpool *bt_actpool_new(int n, bool (*run)(void *ctx, struct job *job),
+                                  void *ctx)
+{
+    struct bt_actpool *p = calloc(1, sizeof(*p));
+
+    if (!p || !(p->threads = calloc((size_t)n, sizeof(*p->threads)))) {
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    p->run = run;
+    p->ctx = ctx;
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&p->threads[p->n_threads], NULL, work, p) == 0)
+            p->n_threads++;
+    if (!p->n_threads) {
+        bt_actpool_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+void bt_actpool_stop(struct bt_actpool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
+    p->n_threads = 0;
+}
+
+void bt_actpool_destroy(struct bt_actpool *p)
+{
+    struct job *job;
+
+    if (!p)
+        return;
+    bt_actpool_stop(p);
+    while ((job = bt_actpool_take_queued(p)))
+        bt_job_free(job);
+    while ((job = p->produced)) {
+        p->produced = job->next;
+        bt_job_free(job);
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p->threads);
+    free(p);
+}
+
+int bt_actpool_threads(const struct bt_actpool *p)
+{
+    return p->n_threads;
+}
+
+void bt_actpool_enqueue(struct bt_actpool *p, struct job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->tail)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    p->inflight++;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+struct job *bt_actpool_produced(struct bt_actpool *p)
+{
+    struct job *list;
+
+    pthread_mutex_lock(&p->lock);
+    list = p->produced;
+    p->produced = NULL;
+    pthread_mutex_unlock(&p->lock);
+    return list;
+}
+
+void bt_actpool_released(struct bt_actpool *p, int n)
+{
+    pthread_mutex_lock(&p->lock);
+    p->inflight -= n;
+    pthread_mutex_unlock(&p->lock);
+}
+
+int bt_actpool_inflight(struct bt_actpool *p)
+{
+    int n;
+
+    pthread_mutex_lock(&p->lock);
+    n = p->inflight;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+struct job *bt_actpool_drop_queued(struct bt_actpool *p,
+                                   const rd_kafka_topic_partition_list_t *parts)
+{
+    struct job *dropped = NULL, **pp;
+
+    pthread_mutex_lock(&p->lock);
+    p->tail = NULL;
+    for (pp = &p->head; *pp;) {
+        struct job *job = *pp;
+        if (!job->rkm ||
+            !rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(job->rkm->rkt),
+                                                job->rkm->partition)) {
+            p->tail = job;
+            pp = &job->next;
+            continue;
+        }
+        *pp = job->next;
+        job->next = dropped;
+        dropped = job;
+        p->inflight--;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return dropped;
+}
+
+struct job *bt_actpool_take_queued(struct bt_actpool *p)
+{
+    struct job *job;
+
+    pthread_mutex_lock(&p->lock);
+    if ((job = p->head)) {
+        if (!(p->head = job->next))
+            p->tail = NULL;
+        job->next = NULL;
+        p->inflight--;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return job;
+}
