@@ -53,13 +53,15 @@ void bt__log(enum bt_log_level level, const char *fmt, ...)
             esc[j++] = (*p == '\n') ? ' ' : *p;
         }
         esc[j] = '\0';
-        n = snprintf(
-            line, sizeof(line),
-            "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"msg\":\"%s\"}\n",
-            ts, now.tv_nsec / 1000000, level_names[level], prog, esc);
+        n = snprintf(line, sizeof(line),
+                     "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"prog\":\"%s\",\"pid\":%d,"
+                     "\"msg\":\"%s\"}\n",
+                     ts, now.tv_nsec / 1000000, level_names[level], prog, (int)getpid(),
+                     esc);
     } else {
-        n = snprintf(line, sizeof(line), "ts=%s.%03ldZ level=%s prog=%s %s\n", ts,
-                     now.tv_nsec / 1000000, level_names[level], prog, msg);
+        /* the pid tells apart the processes of one program sharing a log */
+        n = snprintf(line, sizeof(line), "ts=%s.%03ldZ level=%s prog=%s pid=%d %s\n", ts,
+                     now.tv_nsec / 1000000, level_names[level], prog, (int)getpid(), msg);
     }
     if (n > (int)sizeof(line) - 1) {
         n = sizeof(line) - 1;
