@@ -221,14 +221,18 @@ nomem:
     return BT_ENOMEM;
 }
 
+void bt_command_release(struct bt_command *c)
+{
+    free(c->field);
+    free(c->topic);
+    free(c->key);
+    free(c->payload);
+}
+
 void bt_delta_reset(struct bt_delta *d)
 {
-    for (size_t i = 0; i < d->n_cmds; i++) {
-        free(d->cmds[i].field);
-        free(d->cmds[i].topic);
-        free(d->cmds[i].key);
-        free(d->cmds[i].payload);
-    }
+    for (size_t i = 0; i < d->n_cmds; i++)
+        bt_command_release(&d->cmds[i]);
     for (size_t i = 0; i < d->n_timers_add; i++)
         free(d->timers_add[i].member);
     for (size_t i = 0; i < d->n_timers_del; i++)

@@ -72,6 +72,9 @@ struct bt_command {
                     * to the outbox: a crash retries it after its timeout */
 };
 
+/* Frees what a command holds (not the command itself). */
+void bt_command_release(struct bt_command *c);
+
 struct bt_timer {
     char *member; /* "<kind>|<seq>|<attempt>|<id>" in the timers set */
     int64_t due;  /* ms since epoch; unused for removals */

@@ -1144,13 +1144,8 @@ static void rollback(bt_wf *wf, size_t n_before, const struct bt_delta *before)
 static void drop_after(struct bt_delta *d, const struct bt_delta *before,
                        bool with_deletions)
 {
-    while (d->n_cmds > before->n_cmds) {
-        struct bt_command *c = &d->cmds[--d->n_cmds];
-        free(c->field);
-        free(c->topic);
-        free(c->key);
-        free(c->payload);
-    }
+    while (d->n_cmds > before->n_cmds)
+        bt_command_release(&d->cmds[--d->n_cmds]);
     while (d->n_timers_add > before->n_timers_add)
         free(d->timers_add[--d->n_timers_add].member);
     while (with_deletions && d->n_timers_del > before->n_timers_del)

@@ -129,6 +129,7 @@ int main(int argc, char **argv)
     ret = 0;
 out:
     bt_timers_destroy(timers, 5000);
+    bt_outbox_sweep_end(&sweep);
     bt_metrics_destroy(metrics);
     if (rk) {
         rd_kafka_flush(rk, 5000);

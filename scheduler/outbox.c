@@ -4,28 +4,61 @@
  * index alone (a look per decision would cost more than one per instance):
  * outbox_sweep.lua drops the emptied instances past their grace and returns,
  * claimed for a grace, those with commands left, which are sent again. Consumers drop
- * duplicates, so sending one twice (a slow worker that was not dead) is harmless. */
+ * duplicates of commands and events, so sending one twice (a slow worker that
+ * was not dead) is harmless; a result is sent again only when the results
+ * topic does not hold it already (lookback.h): it goes to the user's code. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <jansson.h>
 
 #include "clock.h"
 #include "err.h"
 #include "kafka.h"
 #include "log.h"
+#include "lookback.h"
 #include "lua_scripts.h"
 #include "outbox.h"
 
+/* Whether the command v ("<topic>\n<key>\n<payload>", split at nl1 and nl2)
+ * is a result already on the results topic. */
+static bool delivered(const struct bt_config *cfg, struct bt_outbox_sweep *sw,
+                      const char *topic, const redisReply *v, const char *nl1,
+                      const char *nl2)
+{
+    char key[300], errstr[256];
+    struct bt_sought s = {key, nl2 + 1, v->len - (size_t)(nl2 + 1 - v->str), 0, false};
+    json_t *msg;
+
+    if ((size_t)(nl1 - v->str) != 7 || memcmp(v->str, "results", 7) ||
+        (size_t)(nl2 - nl1 - 1) >= sizeof(key))
+        return false;
+    if (!sw->reader &&
+        !(sw->reader = bt_lookback_reader_new(cfg, errstr, sizeof(errstr)))) {
+        bt_log(BT_LOG_WARN, "cannot look for sent results: %s", errstr);
+        return false;
+    }
+    snprintf(key, sizeof(key), "%.*s", (int)(nl2 - nl1 - 1), nl1 + 1);
+    if ((msg = json_loadb(s.payload, s.len, 0, NULL))) {
+        s.made_ms = json_integer_value(json_object_get(msg, "ts"));
+        json_decref(msg);
+    }
+    if (bt_lookback(sw->reader, cfg, topic, &s, 1))
+        bt_log(BT_LOG_WARN,
+               "cannot tell whether a result was sent; sending it: workflow=%s", key);
+    return s.found;
+}
+
 static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                      const char *id)
+                      struct bt_outbox_sweep *sw, const char *id)
 {
     struct bt_redis *r = bt_store_redis(store);
     char key[600], topic[600], count[16];
     struct bt_kafka_batch batch = {0};
     redisReply *hash, *ack = NULL;
     const char **argv = NULL;
-    int ret = BT_EAGAIN, sent = 0;
+    int ret = BT_EAGAIN, sent = 0, forgotten = 0;
 
     bt_store_key(store, id, ":outbox", key, sizeof(key));
     hash = bt_redis_command(r, "HGETALL %s", key);
@@ -44,19 +77,26 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
             char suffix[300];
             snprintf(suffix, sizeof(suffix), "%.*s", (int)(nl1 - v->str), v->str);
             bt_kafka_topic(cfg, suffix, topic, sizeof(topic));
-            if (bt_kafka_produce(rk, topic, nl1 + 1, (size_t)(nl2 - nl1 - 1), nl2 + 1,
-                                 v->len - (size_t)(nl2 + 1 - v->str), &batch))
+            if (delivered(cfg, sw, topic, v, nl1, nl2)) {
+                bt_log(BT_LOG_INFO,
+                       "result found sent, not sending it again: workflow=%s", id);
+            } else if (bt_kafka_produce(rk, topic, nl1 + 1, (size_t)(nl2 - nl1 - 1),
+                                        nl2 + 1, v->len - (size_t)(nl2 + 1 - v->str),
+                                        &batch)) {
                 goto out;
+            } else {
+                sent++;
+            }
         }
-        argv[2 + sent++] = hash->element[i]->str;
+        argv[2 + forgotten++] = hash->element[i]->str;
     }
     if (bt_kafka_wait(rk, &batch, 30000))
         goto out;
     if (sent)
         bt_log(BT_LOG_INFO, "re-sent unsent commands: count=%d workflow=%s", sent, id);
-    snprintf(count, sizeof(count), "%d", sent);
+    snprintf(count, sizeof(count), "%d", forgotten);
     argv[1] = count;
-    ack = bt_redis_eval(r, bt_lua_ack, 1, 2 + sent, argv, NULL);
+    ack = bt_redis_eval(r, bt_lua_ack, 1, 2 + forgotten, argv, NULL);
     ret = sent;
 out:
     /* queued messages point at batch: it must outlive their reports */
@@ -93,7 +133,7 @@ int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kaf
      * now): the round's next step starts from the index's head again */
     sw->more = ids->element[0]->integer == BT_OUTBOX_SWEEP_LIMIT;
     for (size_t i = 1; i < ids->elements; i++) {
-        int n = resend_one(cfg, store, rk, ids->element[i]->str);
+        int n = resend_one(cfg, store, rk, sw, ids->element[i]->str);
         if (n < 0) {
             total = n;
             sw->more = false;
@@ -103,4 +143,13 @@ int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kaf
     }
     freeReplyObject(ids);
     return total;
+}
+
+void bt_outbox_sweep_end(struct bt_outbox_sweep *sw)
+{
+    if (sw->reader) {
+        rd_kafka_consumer_close(sw->reader);
+        rd_kafka_destroy(sw->reader);
+    }
+    sw->reader = NULL;
 }

@@ -16,7 +16,8 @@
 
 /* Where a sweep round is, between calls (zero it to start). */
 struct bt_outbox_sweep {
-    bool more; /* more entries may be past their grace: call again soon */
+    bool more;          /* more entries may be past their grace: call again soon */
+    rd_kafka_t *reader; /* looks for results sent already; made when needed */
 };
 
 /* One step of the sweep: drops from the outbox index up to
@@ -26,5 +27,8 @@ struct bt_outbox_sweep {
  * were sent, or BT_EAGAIN. */
 int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                      int64_t grace_ms, struct bt_outbox_sweep *sw);
+
+/* Frees what the sweep holds. */
+void bt_outbox_sweep_end(struct bt_outbox_sweep *sw);
 
 #endif

@@ -23,15 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "codec.h"
 #include "err.h"
+#include "failpoint.h"
 #include "idmap.h"
 #include "kafka.h"
 #include "log.h"
 #include "replay.h"
 #include "store.h"
+#include "unsent.h"
 #include "watchdog.h"
 #include "wftask.h"
 
@@ -111,6 +114,7 @@ struct bt_wftask {
     const volatile sig_atomic_t *stop; /* set: give up a batch being retried */
     uint64_t taken;                    /* events taken from Kafka or the inbox */
     struct bt_watchdog watchdog;
+    rd_kafka_t *lookback; /* bt_unsent_drop_delivered's reader */
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_metric *timer_late;
@@ -352,6 +356,10 @@ void bt_wftask_destroy(struct bt_wftask *wt)
         rd_kafka_consumer_close(wt->consumer);
         rd_kafka_destroy(wt->consumer);
     }
+    if (wt->lookback) {
+        rd_kafka_consumer_close(wt->lookback);
+        rd_kafka_destroy(wt->lookback);
+    }
     if (wt->producer) {
         rd_kafka_flush(wt->producer, 5000);
         rd_kafka_destroy(wt->producer);
@@ -459,13 +467,8 @@ static void dead_letter(struct bt_wftask *wt, const struct item *it, const char 
 static void sent_release(struct flight *f)
 {
     for (size_t i = 0; i < f->n_sent; i++) {
-        for (size_t c = 0; c < f->sent[i].n; c++) {
-            struct bt_command *cmd = &f->sent[i].cmds[c];
-            free(cmd->field);
-            free(cmd->topic);
-            free(cmd->key);
-            free(cmd->payload);
-        }
+        for (size_t c = 0; c < f->sent[i].n; c++)
+            bt_command_release(&f->sent[i].cmds[c]);
         free(f->sent[i].cmds);
         free(f->sent[i].id);
     }
@@ -509,6 +512,16 @@ static void resend(struct bt_wftask *wt, struct flight *f)
     f->backoff_ms = f->backoff_ms < 5000 ? f->backoff_ms * 2 : f->backoff_ms;
 }
 
+/* Whether flight f delivers a result. */
+static bool sends_result(const struct flight *f)
+{
+    for (size_t i = 0; i < f->n_sent; i++)
+        for (size_t c = 0; c < f->sent[i].n; c++)
+            if (!strcmp(f->sent[i].cmds[c].topic, "results"))
+                return true;
+    return false;
+}
+
 /* Lands the flights whose messages are all delivered, oldest first: forgets
  * their commands from the outbox and commits their offsets. Then, when more
  * than max_left are in flight, waits for the oldest; patient: until they
@@ -543,6 +556,10 @@ static void land(struct bt_wftask *wt, int max_left, bool patient)
         if (f->cmds.failed) {
             resend(wt, f);
             continue;
+        }
+        if (bt_failpoint("exit-before-forgetting-a-result") && sends_result(f)) {
+            bt_log(BT_LOG_WARN, "failpoint exit-before-forgetting-a-result: exiting");
+            _exit(9);
         }
         /* kept by the store until Redis answers it, across restarts */
         if (bt_store_forget(wt->store, f->sent, f->n_sent))
@@ -580,10 +597,7 @@ static void drop_flying(const struct bt_wftask *wt, struct bt_instance *inst)
             d->cmds[k++] = d->cmds[c];
             continue;
         }
-        free(d->cmds[c].field);
-        free(d->cmds[c].topic);
-        free(d->cmds[c].key);
-        free(d->cmds[c].payload);
+        bt_command_release(&d->cmds[c]);
     }
     d->n_cmds = k;
 }
@@ -679,14 +693,19 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
         load[n_load++] = it->inst;
     }
     if (n_load) {
+        size_t n_unsent = 0;
         ret = bt_store_load(wt->store, load, n_load);
         for (size_t i = 0; i < n_load; i++) {
             load[i]->delta.old_status = load[i]->status;
             if (load[i]->delta.n_cmds && wt->flights)
                 drop_flying(wt, load[i]);
-            if (load[i]->delta.n_cmds) /* unsent commands of a dead worker: send them */
-                touch(wt, load[i]);
+            if (load[i]->delta.n_cmds) /* unsent commands of a dead worker */
+                load[n_unsent++] = load[i];
         }
+        bt_unsent_drop_delivered(&wt->lookback, wt->cfg, wt->store, load, n_unsent);
+        for (size_t i = 0; i < n_unsent; i++)
+            if (load[i]->delta.n_cmds) /* send them */
+                touch(wt, load[i]);
     }
     free(load);
     return ret;
@@ -968,10 +987,7 @@ static void submit_eager(struct bt_wftask *wt, struct bt_delta *d)
         }
         wt->eager.submit(wt->eager.ctx, cmd->payload, cmd->len, wt);
         wt->stats.eager++;
-        free(cmd->field);
-        free(cmd->topic);
-        free(cmd->key);
-        free(cmd->payload);
+        bt_command_release(cmd);
     }
     d->n_cmds = k;
 }
@@ -1240,9 +1256,11 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         }
         if (backoff_ms < 5000)
             backoff_ms *= 2;
-        /* the reloaded outboxes hold what this try produced: it is sent again;
-         * what is still in flight from it reports into the flight later */
-        rd_kafka_poll(wt->producer, 0);
+        /* the reloaded outboxes hold what this try produced: it is sent again,
+         * but for the results found delivered; so first let what is still in
+         * flight from it land (what does not in time reports into the flight
+         * later, and its result may come twice) */
+        bt_kafka_wait(wt->producer, &wt->cur->cmds, 5000);
         sent_release(wt->cur);
         wt->cur->cmds.err = 0;
         wt->cur->cmds.failed = 0;

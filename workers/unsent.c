@@ -1,0 +1,104 @@
+/* Unsent outbox commands of loaded instances (unsent.h). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "kafka.h"
+#include "log.h"
+#include "lookback.h"
+#include "unsent.h"
+
+static bool is_result(const struct bt_command *c)
+{
+    return !strcmp(c->topic, "results");
+}
+
+static int64_t made_ms(const struct bt_command *c)
+{
+    json_t *msg = json_loadb(c->payload, c->len, 0, NULL);
+    int64_t ts = json_integer_value(json_object_get(msg, "ts"));
+
+    json_decref(msg);
+    return ts;
+}
+
+/* Moves the commands of d whose sought entry (from *k on, one per result)
+ * was found into gone (room for d->n_cmds); returns how many moved. */
+static size_t split(struct bt_delta *d, const struct bt_sought *sought, size_t *k,
+                    struct bt_command *gone)
+{
+    size_t kept = 0, n_gone = 0;
+
+    for (size_t c = 0; c < d->n_cmds; c++) {
+        if (is_result(&d->cmds[c]) && sought[(*k)++].found)
+            gone[n_gone++] = d->cmds[c];
+        else
+            d->cmds[kept++] = d->cmds[c];
+    }
+    d->n_cmds = kept;
+    return n_gone;
+}
+
+size_t bt_unsent_drop_delivered(rd_kafka_t **reader, const struct bt_config *cfg,
+                                struct bt_store *store, struct bt_instance **insts,
+                                size_t n)
+{
+    struct bt_sought *sought = NULL;
+    struct bt_delivered *done = NULL;
+    char topic[512], errstr[256];
+    size_t n_sought = 0, k = 0, n_done = 0, dropped = 0;
+
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < insts[i]->delta.n_cmds; c++)
+            n_sought += is_result(&insts[i]->delta.cmds[c]);
+    if (!n_sought)
+        return 0;
+    if (!*reader && !(*reader = bt_lookback_reader_new(cfg, errstr, sizeof(errstr)))) {
+        bt_log(BT_LOG_WARN, "cannot look for sent results: %s", errstr);
+        return 0;
+    }
+    sought = calloc(n_sought, sizeof(*sought));
+    done = calloc(n, sizeof(*done));
+    BT_ASSERT(sought && done);
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < insts[i]->delta.n_cmds; c++) {
+            const struct bt_command *cmd = &insts[i]->delta.cmds[c];
+            if (is_result(cmd))
+                sought[k++] = (struct bt_sought){cmd->key, cmd->payload, cmd->len,
+                                                 made_ms(cmd), false};
+        }
+    if (bt_lookback(*reader, cfg, bt_kafka_topic(cfg, "results", topic, sizeof(topic)),
+                    sought, n_sought))
+        bt_log(BT_LOG_WARN,
+               "cannot tell whether results were sent; sending them: count=%zu",
+               n_sought);
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct bt_delta *d = &insts[i]->delta;
+        struct bt_command *gone;
+        size_t n_gone;
+        if (!d->n_cmds)
+            continue;
+        gone = malloc(d->n_cmds * sizeof(*gone));
+        BT_ASSERT(gone);
+        if (!(n_gone = split(d, sought, &k, gone))) {
+            free(gone);
+            continue;
+        }
+        bt_log(BT_LOG_INFO, "result found sent, not sending it again: workflow=%s",
+               insts[i]->id);
+        done[n_done++] = (struct bt_delivered){insts[i]->id, gone, n_gone};
+        dropped += n_gone;
+    }
+    if (n_done && bt_store_forget(store, done, n_done))
+        bt_log(BT_LOG_WARN, "cannot clear the outbox; a sent result stays in it");
+    for (size_t i = 0; i < n_done; i++) {
+        for (size_t c = 0; c < done[i].n; c++)
+            bt_command_release(&done[i].cmds[c]);
+        free(done[i].cmds);
+    }
+    free(done);
+    free(sought);
+    return dropped;
+}
