@@ -221,6 +221,38 @@ nomem:
     return BT_ENOMEM;
 }
 
+char *bt_task_field(int64_t seq, int attempt)
+{
+    struct bt_jw w = {0};
+
+    bt_jw_lit(&w, "t|");
+    bt_jw_int(&w, seq);
+    bt_jw_lit(&w, "|");
+    bt_jw_int(&w, attempt);
+    return bt_jw_finish(&w, NULL);
+}
+
+int bt_command_hold(char **field, const char *worker)
+{
+    size_t fl = strlen(*field), wl = strlen(worker);
+    char *held = malloc(fl + sizeof(BT_HELD_MARK) - 1 + wl + 1);
+
+    if (!held)
+        return BT_ENOMEM;
+    memcpy(held, *field, fl);
+    memcpy(held + fl, BT_HELD_MARK, sizeof(BT_HELD_MARK) - 1);
+    memcpy(held + fl + sizeof(BT_HELD_MARK) - 1, worker, wl + 1);
+    free(*field);
+    *field = held;
+    return 0;
+}
+
+const char *bt_command_holder(const char *field)
+{
+    const char *mark = strstr(field, BT_HELD_MARK);
+    return mark ? mark + sizeof(BT_HELD_MARK) - 1 : NULL;
+}
+
 void bt_command_release(struct bt_command *c)
 {
     free(c->field);

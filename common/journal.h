@@ -68,9 +68,23 @@ struct bt_command {
     size_t len;
     bool eager_ok; /* a task that may run on the deciding worker (no rate or
                     * concurrency key: nothing to wait for there) */
-    bool local;    /* handed to this worker's activity role, not to Kafka nor
-                    * to the outbox: a crash retries it after its timeout */
+    bool local;    /* handed to this worker's activity role, not to Kafka; in
+                    * the outbox under a held field (bt_command_hold) */
 };
+
+/* The outbox field of an attempt's task, "t|<seq>|<attempt>" (malloc'ed;
+ * NULL when out of memory). */
+char *bt_task_field(int64_t seq, int attempt);
+
+/* An eager task's outbox field is its field followed by "|@<worker>": held
+ * by that worker's activity role. A worker loading the instance leaves it
+ * alone; the outbox sweep sends it to Kafka once the worker is gone, and the
+ * worker forgets it once the task's outcome is committed. */
+#define BT_HELD_MARK "|@"
+/* Makes field (malloc'ed, replaced) the held field of worker. 0 or BT_ENOMEM. */
+int bt_command_hold(char **field, const char *worker);
+/* The worker holding field, or NULL when it is not held. */
+const char *bt_command_holder(const char *field);
 
 /* Frees what a command holds (not the command itself). */
 void bt_command_release(struct bt_command *c);

@@ -406,20 +406,9 @@ static char *dupf(const char *fmt, ...)
     return s;
 }
 
-/* The outbox field of an attempt's task, "t|<seq>|<attempt>", and its topic
- * suffix, written as bt_timer_member writes its members (dupf's printf cost
- * more than the rest of the field's life on the per-step path). */
-static char *task_field(int64_t seq, int attempt)
-{
-    struct bt_jw w = {0};
-
-    bt_jw_lit(&w, "t|");
-    bt_jw_int(&w, seq);
-    bt_jw_lit(&w, "|");
-    bt_jw_int(&w, attempt);
-    return bt_jw_finish(&w, NULL);
-}
-
+/* The topic suffix of a queue's tasks, written as bt_timer_member writes its
+ * members (dupf's printf cost more than the rest of its life on the per-step
+ * path). */
 static char *task_topic(const char *queue)
 {
     struct bt_jw w = {0};
@@ -676,7 +665,7 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
 
     e->state = BT_ST_WAITING;
     e->dirty = true;
-    command(inst, task_field(seq, e->attempt), task_topic(r->queue), inst->id, &msg);
+    command(inst, bt_task_field(seq, e->attempt), task_topic(r->queue), inst->id, &msg);
     if (inst->delta.n_cmds && !r->rate_key && !r->concurrency_key)
         inst->delta.cmds[inst->delta.n_cmds - 1].eager_ok = true;
     set_timer(wf, "timeout", e, e->attempt, msg.deadline);

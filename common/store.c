@@ -238,11 +238,14 @@ static int load_journal(struct bt_instance *inst, const redisReply *reply)
     return 0;
 }
 
-/* Unsent commands: "<topic>\n<key>\n<payload>" under their outbox field. */
+/* Unsent commands: "<topic>\n<key>\n<payload>" under their outbox field;
+ * but eager tasks, held by a worker: the sweep's business. */
 static int load_outbox(struct bt_instance *inst, const redisReply *reply)
 {
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
         const redisReply *v = reply->element[i + 1];
+        if (bt_command_holder(reply->element[i]->str))
+            continue;
         const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
         if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str))))
             return BT_EINVALMSG;
@@ -623,14 +626,11 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     for (size_t i = 0; i < d->n_history; i++)
         arg_str(a, d->history[i]);
 
-    n = 0;
-    for (size_t i = 0; i < d->n_cmds; i++)
-        n += !d->cmds[i].local;
-    arg_int(a, (long long)n);
+    /* eager tasks too, under their holder's field: recovered from there
+     * when their worker dies */
+    arg_int(a, (long long)d->n_cmds);
     for (size_t i = 0; i < d->n_cmds; i++) {
         const struct bt_command *c = &d->cmds[i];
-        if (c->local)
-            continue;
         arg_str(a, c->field);
         arg_begin(a);
         arg_puts(a, c->topic);
@@ -844,4 +844,10 @@ int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, siz
         ret = forget_chunk(store, done, pieces, np, &a);
     args_free(&a);
     return ret;
+}
+
+char *bt_alive_key(const char *prefix, const char *worker, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:alive:%s", prefix, worker);
+    return buf;
 }

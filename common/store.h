@@ -76,4 +76,10 @@ int bt_store_settle(struct bt_store *store);
 char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,
                    char *buf, size_t n);
 
+/* The heartbeat key of worker ("<prefix>:alive:<worker>") into buf. It
+ * expires BT_ALIVE_TTL_MS after the worker's last refresh (workers/alive.c);
+ * the outbox sweep sends an eager task on once its worker's key is gone. */
+#define BT_ALIVE_TTL_MS 5000
+char *bt_alive_key(const char *prefix, const char *worker, char *buf, size_t n);
+
 #endif

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "lookback.h"
 #include "lua_scripts.h"
+#include "journal.h"
 #include "outbox.h"
 
 /* Whether the command v ("<topic>\n<key>\n<payload>", split at nl1 and nl2)
@@ -50,6 +51,29 @@ static bool delivered(const struct bt_config *cfg, struct bt_outbox_sweep *sw,
     return s.found;
 }
 
+/* Whether outbox field is an eager task whose worker still lives: it runs
+ * there (that worker forgets it when done). One whose worker is gone is sent
+ * to Kafka like any unsent task; so is one that Redis cannot tell about. */
+static bool held_by_the_living(const struct bt_config *cfg, struct bt_redis *r,
+                               const char *field)
+{
+    const char *holder = bt_command_holder(field);
+    char key[600];
+    redisReply *alive;
+    bool yes;
+
+    if (!holder)
+        return false;
+    alive = bt_redis_command(r, "EXISTS %s",
+                             bt_alive_key(cfg->prefix, holder, key, sizeof(key)));
+    yes = alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
+    freeReplyObject(alive);
+    if (!yes)
+        bt_log(BT_LOG_INFO, "an eager task's worker is gone, sending the task: %s",
+               field);
+    return yes;
+}
+
 static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                       struct bt_outbox_sweep *sw, const char *id)
 {
@@ -70,6 +94,8 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     argv[0] = key;
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
+        if (held_by_the_living(cfg, r, hash->element[i]->str))
+            continue;
         const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
         if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str)))) {
             bt_log(BT_LOG_ERROR, "dropping a malformed outbox entry: workflow=%s", id);

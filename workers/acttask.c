@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "clock.h"
@@ -340,6 +341,10 @@ static bool run_job(void *arg, struct job *job)
                            (double)(waited_ms > 0 ? waited_ms : 0) / 1000.0);
     if (job->task.attempt > 1)
         bt_metrics_add(bt_metrics_series(at->m.retries, label), 1);
+    if (!job->rkm && bt_failpoint("exit-in-eager-task")) {
+        bt_log(BT_LOG_WARN, "failpoint exit-in-eager-task: exiting");
+        _exit(9);
+    }
     t0 = mono_s();
     bt_activity_execute(def, &job->task, at->worker, &event);
     bt_metrics_observe(bt_metrics_series(at->m.duration, label), mono_s() - t0);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "acttask.h"
+#include "alive.h"
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
     pthread_t threads[64];
     int n_wts = 0, n_threads = 0;
     struct bt_acttask *at = NULL;
+    struct bt_alive *alive = NULL;
     struct bt_wftask_stats ws = {0};
     int ret = 1;
 
@@ -114,7 +116,9 @@ int main(int argc, char **argv)
             break;
     if (n_wts < cfg.workflow_threads ||
         !(at = bt_acttask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
-        bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
+        bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr)) ||
+        /* eager tasks are recovered from the outbox once this key is gone */
+        (cfg.eager && !(alive = bt_alive_start(&cfg, name, errstr, sizeof(errstr))))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
     }
@@ -157,6 +161,7 @@ out:
     bt_acttask_destroy(at);
     for (int i = 0; i < n_wts + 1 && i < 64; i++)
         bt_wftask_destroy(wts[i]);
+    bt_alive_stop(alive); /* after the eager tasks' outcomes are forgotten */
     bt_metrics_destroy(metrics);
     bt_registry_destroy(reg);
     bt_config_release(&cfg);

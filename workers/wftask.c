@@ -77,6 +77,8 @@ struct flight {
     struct bt_kafka_batch dlq;  /* the dead letters' and forwarded events' */
     struct bt_delivered *sent;  /* per instance, the commands moved out of its delta */
     size_t n_sent, cap_sent;
+    struct bt_delivered *held; /* eager tasks whose outcome the batch carried */
+    size_t n_held;
     rd_kafka_topic_partition_list_t *offsets; /* to commit when landed */
     int64_t retry_at;                         /* mono ms: re-produce failed commands */
     int backoff_ms;
@@ -481,6 +483,12 @@ static void flight_destroy(struct flight *f)
         return;
     sent_release(f);
     free(f->sent);
+    for (size_t i = 0; i < f->n_held; i++) {
+        bt_command_release(f->held[i].cmds);
+        free(f->held[i].cmds);
+        free(f->held[i].id);
+    }
+    free(f->held);
     if (f->offsets)
         rd_kafka_topic_partition_list_destroy(f->offsets);
     free(f);
@@ -562,7 +570,8 @@ static void land(struct bt_wftask *wt, int max_left, bool patient)
             _exit(9);
         }
         /* kept by the store until Redis answers it, across restarts */
-        if (bt_store_forget(wt->store, f->sent, f->n_sent))
+        if (bt_store_forget(wt->store, f->sent, f->n_sent) ||
+            bt_store_forget(wt->store, f->held, f->n_held))
             bt_log(BT_LOG_WARN, "cannot clear the outbox; commands may be sent twice");
         if (f->offsets->cnt && (err = rd_kafka_commit(wt->consumer, f->offsets, 1)))
             bt_log(BT_LOG_WARN, "cannot commit offsets: %s", rd_kafka_err2str(err));
@@ -965,7 +974,7 @@ static void mark_eager(struct bt_wftask *wt, struct eager_room *room, size_t fro
                 room->seen[room->n_seen].queue = queue;
                 room->seen[room->n_seen++].left = wt->eager.slots(wt->eager.ctx, queue);
             }
-            if (room->seen[k].left > 0) {
+            if (room->seen[k].left > 0 && !bt_command_hold(&cmd->field, wt->worker)) {
                 room->seen[k].left--;
                 cmd->local = true;
             }
@@ -1159,6 +1168,39 @@ static rd_kafka_topic_partition_list_t *batch_offsets(const struct bt_wftask *wt
     return offsets;
 }
 
+/* Notes in the batch's flight the held outbox fields of the eager tasks
+ * whose outcomes it applied or forwarded: forgotten when it lands (the
+ * outcome committed or on Kafka by then). A worker that dies first leaves
+ * them to the outbox sweep, which sends those tasks again. */
+static void note_held(struct bt_wftask *wt)
+{
+    struct flight *f = wt->cur;
+    size_t n = 0;
+
+    for (size_t i = 0; i < wt->n_items; i++)
+        n += wt->items[i].local != NULL && wt->items[i].decoded;
+    if (!n)
+        return;
+    f->held = calloc(n, sizeof(*f->held));
+    BT_ASSERT(f->held);
+    for (size_t i = 0; i < wt->n_items; i++) {
+        const struct item *it = &wt->items[i];
+        struct bt_command *cmd;
+        char *id;
+        int rc;
+        if (!it->local || !it->decoded ||
+            (it->msg.type != BT_MSG_COMPLETED && it->msg.type != BT_MSG_FAILED))
+            continue;
+        cmd = calloc(1, sizeof(*cmd));
+        id = strdup(it->local->id);
+        BT_ASSERT(cmd && id);
+        cmd->field = bt_task_field(it->msg.seq, it->msg.attempt);
+        rc = cmd->field ? bt_command_hold(&cmd->field, wt->worker) : BT_ENOMEM;
+        BT_ASSERT(rc == 0);
+        f->held[f->n_held++] = (struct bt_delivered){id, cmd, 1};
+    }
+}
+
 static void release_items(struct bt_wftask *wt)
 {
     for (size_t i = 0; i < wt->n_items; i++) {
@@ -1267,6 +1309,8 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
     }
     wt->cur->offsets =
         abandoned ? rd_kafka_topic_partition_list_new(1) : batch_offsets(wt);
+    if (!abandoned)
+        note_held(wt);
     *wt->landing = wt->cur;
     wt->landing = &wt->cur->next;
     wt->n_flights++;

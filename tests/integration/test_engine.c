@@ -526,6 +526,46 @@ Test(engine, eager_dispatch_runs_steps_on_the_deciding_worker_without_kafka,
     cr_assert_eq(bt_test_stop(worker, 10000), 0, "the worker must exit cleanly");
 }
 
+/* An eager task lives in its instance's outbox under a field held by its
+ * worker. A worker that dies running one (failpoint exit-in-eager-task)
+ * stops refreshing its alive key. Once the key is gone, the scheduler's
+ * outbox sweep sends the task to Kafka. The step's timeout is far off: only
+ * the sweep can bring these steps back within the test. */
+Test(engine, eager_tasks_of_a_dead_worker_are_sent_again_from_the_outbox, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    const int n = 20;
+    const char *const args[] = {"--eager=1", "--activity-timeout-ms", "600000", NULL};
+    struct bt_stack_results r;
+    pid_t first, second, sched;
+    int status;
+
+    snprintf(stack.env[6], sizeof(stack.env[6]), "BATON_FAILPOINTS=exit-in-eager-task");
+    stack.envp[6] = stack.env[6];
+    first = bt_stack_worker(&stack, "flows", args);
+    stack.envp[6] = NULL;
+    cr_assert_gt(first, 0);
+    start_chains("held", n);
+    status = bt_test_wait(first, 60000);
+    cr_assert_eq(status, 9, "the worker should have exited at its failpoint: %d", status);
+    second = bt_stack_worker(&stack, "flows", args);
+    sched = bt_stack_scheduler(&stack);
+    cr_assert_gt(second, 0);
+    cr_assert_gt(sched, 0);
+    bt_stack_results(&stack, &r, n, 90000);
+    assert_chains_done("held", n, &r);
+    json_decref(r.by_id);
+    cr_assert_geq(bt_test_count_lines_with(stack.log, "an eager task's worker is gone"),
+                  1);
+    cr_assert_eq(bt_test_stop(second, 10000), 0);
+    cr_assert_eq(bt_test_stop(sched, 10000), 0);
+    /* every held field was forgotten: the outboxes are empty */
+    redisReply *keys = bt_stack_redis(&stack, "KEYS %s:{*}:outbox", stack.prefix);
+    cr_assert(keys && keys->type == REDIS_REPLY_ARRAY);
+    cr_assert_eq(keys->elements, 0, "%zu outboxes left", keys->elements);
+    freeReplyObject(keys);
+}
+
 Test(engine, eager_steps_of_a_killed_worker_are_retried_after_their_timeout,
      .init = setup, .fini = teardown, .timeout = 180)
 {

@@ -1,0 +1,100 @@
+/* The worker's heartbeat (alive.h). */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alive.h"
+#include "clock.h"
+#include "log.h"
+#include "redis.h"
+#include "store.h"
+
+#define EVERY_MS 1000
+
+struct bt_alive {
+    struct bt_redis *r;
+    char key[600];
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+};
+
+static void beat(struct bt_alive *a)
+{
+    char ttl[16];
+    redisReply *reply;
+
+    snprintf(ttl, sizeof(ttl), "%d", BT_ALIVE_TTL_MS);
+    reply = bt_redis_argv(a->r, 5, (const char *[]){"SET", a->key, "1", "PX", ttl}, NULL);
+    freeReplyObject(reply);
+}
+
+static void *run(void *arg)
+{
+    struct bt_alive *a = arg;
+
+    pthread_mutex_lock(&a->lock);
+    while (!a->stop) {
+        struct timespec until;
+        pthread_mutex_unlock(&a->lock);
+        beat(a);
+        pthread_mutex_lock(&a->lock);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += EVERY_MS / 1000;
+        while (!a->stop && pthread_cond_timedwait(&a->wake, &a->lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
+                                char *errstr, size_t errstr_size)
+{
+    struct bt_alive *a = calloc(1, sizeof(*a));
+
+    if (!a) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    bt_alive_key(cfg->prefix, worker, a->key, sizeof(a->key));
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->wake, NULL);
+    if (!(a->r = bt_redis_new(cfg->redis, cfg->redis_password, errstr, errstr_size)))
+        goto fail;
+    if (pthread_create(&a->thread, NULL, run, a)) {
+        snprintf(errstr, errstr_size, "cannot start the heartbeat thread");
+        goto fail;
+    }
+    return a;
+fail:
+    bt_redis_destroy(a->r);
+    pthread_cond_destroy(&a->wake);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+    return NULL;
+}
+
+void bt_alive_stop(struct bt_alive *a)
+{
+    redisReply *reply;
+
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stop = true;
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->lock);
+    pthread_join(a->thread, NULL);
+    /* its eager tasks are done: nothing of it is left to recover */
+    reply = bt_redis_argv(a->r, 2, (const char *[]){"DEL", a->key}, NULL);
+    freeReplyObject(reply);
+    bt_redis_destroy(a->r);
+    pthread_cond_destroy(&a->wake);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}

@@ -1,0 +1,21 @@
+/* The worker's heartbeat in Redis: <kp>:alive:<worker> exists while the
+ * process lives (refreshed every second, expiring 5 s after the last
+ * refresh, deleted at a clean stop). The outbox sweep reads it to tell an
+ * eager task still running on its worker from one that died with it. */
+#ifndef BT_ALIVE_H
+#define BT_ALIVE_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct bt_alive;
+
+/* Starts the heartbeat of worker (its name, as in the outbox fields) on its
+ * own thread and Redis connection. NULL with errstr filled. */
+struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
+                                char *errstr, size_t errstr_size);
+/* Stops it and deletes the key. NULL is a no-op. */
+void bt_alive_stop(struct bt_alive *a);
+
+#endif
