@@ -35,6 +35,8 @@ static const struct flag flags[] = {
     {"schedulers", INT, O(schedulers), "scheduler processes [2]"},
     {"partitions", INT, O(partitions), "partitions per topic [6]"},
     {"plugin", TEXT, O(plugin), "workload plugin, build/plugins/<name>.so [chaos]"},
+    {"eager", SWITCH, O(eager),
+     "workers run the steps they decide themselves (--eager=1)"},
 #define X(e, name, help) {name, EVERY, O(fault[CHAOS_##e]), help},
     CHAOS_FAULTS(X)
 #undef X

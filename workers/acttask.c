@@ -179,19 +179,26 @@ static void commit_offsets(struct bt_acttask *at)
 
 static void unhold(struct bt_acttask *at, struct job *job);
 
-/* Drops the queued tasks (not started yet) of revoked partitions: their new
- * owner runs them, and running them here too would run them twice at once.
- * Their offsets are not committed (a new generation already). */
-static void drop_queued(struct bt_acttask *at,
-                        const rd_kafka_topic_partition_list_t *parts)
+/* Drops the tasks of revoked partitions not started yet (queued for a
+ * thread, or waiting for a slot or a token): their new owner runs them, and
+ * running them here too would run them twice at once. Their offsets are not
+ * committed (a new generation already). */
+static void drop_waiting(struct bt_acttask *at,
+                         const rd_kafka_topic_partition_list_t *parts)
 {
-    struct job *dropped = bt_actpool_drop_queued(at->pool, parts);
+    /* at->adm is gone when the consumer's close revokes everything */
+    struct job *dropped = bt_actpool_drop_queued(at->pool, parts),
+               *admitting = at->adm ? bt_admission_drop_revoked(at->adm, parts) : NULL,
+               **tail = &dropped;
     int n = 0;
 
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = admitting;
     for (struct job *job = dropped; job; job = job->next)
         n++;
     if (n)
-        bt_log(BT_LOG_INFO, "revoked: %d queued tasks left to the new owner", n);
+        bt_log(BT_LOG_INFO, "revoked: %d waiting tasks left to the new owner", n);
     while (dropped) {
         struct job *job = dropped;
         dropped = job->next;
@@ -220,7 +227,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     commit_offsets(at);
     bt_offsets_forget(at->offsets, parts);
-    drop_queued(at, parts);
+    drop_waiting(at, parts);
     bt_kafka_unassign(rk, parts);
 }
 

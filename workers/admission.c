@@ -432,6 +432,70 @@ void bt_admission_admit(struct bt_admission *adm, struct job **jobs, size_t n)
     }
 }
 
+static bool revoked(const struct job *job, const rd_kafka_topic_partition_list_t *parts)
+{
+    return job->rkm &&
+           rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(job->rkm->rkt),
+                                              job->rkm->partition);
+}
+
+/* Moves the revoked tasks waiting in the lines of lines to *dropped. */
+static void drop_from_lines(struct bt_admission *adm, struct keyline *lines,
+                            const rd_kafka_topic_partition_list_t *parts,
+                            struct job **dropped)
+{
+    for (struct keyline *line = lines; line; line = line->next) {
+        struct job **pp = &line->head;
+        while (*pp) {
+            struct job *job = *pp;
+            if (!revoked(job, parts)) {
+                pp = &job->next;
+                continue;
+            }
+            *pp = job->next;
+            job->next = *dropped;
+            *dropped = job;
+            adm->n_delayed--;
+        }
+        line->tail = pp;
+    }
+}
+
+/* Whether job is the one asking for key's slot or token in lines. */
+static bool asks(struct keyline **lines, const char *key, const struct job *job)
+{
+    return key && keyline_get(lines, key)->asker == job;
+}
+
+struct job *bt_admission_drop_revoked(struct bt_admission *adm,
+                                      const rd_kafka_topic_partition_list_t *parts)
+{
+    struct job *dropped = NULL, **pp = &adm->delayed;
+
+    drop_from_lines(adm, adm->lines, parts, &dropped);
+    drop_from_lines(adm, adm->cc_lines, parts, &dropped);
+    while (*pp) {
+        struct job *job = *pp;
+        if (!revoked(job, parts)) {
+            pp = &job->next;
+            continue;
+        }
+        *pp = job->next;
+        adm->n_delayed--;
+        /* its turn to ask passes on (next_asker's delay() inserts at or
+         * before pp: the walk stays valid) */
+        if (!job->slotted && asks(&adm->cc_lines, job->task.concurrency_key, job))
+            next_asker(adm, &adm->cc_lines, job->task.concurrency_key);
+        else if (!job->tokened && asks(&adm->lines, job->task.rate_key, job))
+            next_asker(adm, &adm->lines, job->task.rate_key);
+        job->next = dropped;
+        dropped = job;
+    }
+    for (struct job *job = dropped; job; job = job->next)
+        bt_job_set_waiting(job, NULL);
+    return dropped;
+}
+
 size_t bt_admission_due(struct bt_admission *adm, struct job **jobs, size_t max)
 {
     size_t n = 0;

@@ -41,6 +41,11 @@ void bt_admission_admit(struct bt_admission *adm, struct job **jobs, size_t n);
 size_t bt_admission_due(struct bt_admission *adm, struct job **jobs, size_t max);
 /* Wall-clock ms when the next kept task is to ask again; -1: none. */
 int64_t bt_admission_next_ms(const struct bt_admission *adm);
+/* Takes out the kept tasks fetched from partitions in parts (revoked: their
+ * new owner runs them) and returns them as a list, to be given back
+ * (bt_admission_unlease) and freed by the caller. */
+struct job *bt_admission_drop_revoked(struct bt_admission *adm,
+                                      const rd_kafka_topic_partition_list_t *parts);
 /* How many tasks are kept here (they count as busy for backpressure). */
 int bt_admission_waiting(const struct bt_admission *adm);
 

@@ -78,6 +78,45 @@ Test(rebalance, a_worker_never_runs_two_copies_of_one_attempt_at_once, .init = s
     cr_assert_eq(bt_test_stop(b, 15000), 0);
 }
 
+/* Steps of 1 s under a rate of 2 per second in all: the first worker runs
+ * one and keeps the others waiting for a token. A second worker joins and
+ * takes partitions; the waiting tasks of those partitions are left to it, not
+ * run by the first one as well when it gets their tokens (both copies would
+ * run: an attempt is skipped only once it is done). */
+Test(rebalance, tasks_waiting_for_a_token_are_left_to_their_partitions_new_owner,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    const int n = 24;
+    const char *const args[] = {"--concurrency", "4", NULL};
+    pid_t a = bt_stack_worker(&stack, "overlap", args), b;
+    struct bt_stack_results r;
+    bool ok;
+
+    cr_assert_gt(a, 0);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "slot-%d", i);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "one_paced", id, json_pack("{s:i}", "ms", 1000)),
+            0);
+    }
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "EXEC ") >= 1, 30000);
+    cr_assert(ok, "the worker never started a step");
+    b = bt_stack_worker(&stack, "overlap", args);
+    cr_assert_gt(b, 0);
+    bt_stack_results(&stack, &r, n, 90000);
+    cr_assert_eq(r.distinct, n, "results: %d of %d", r.distinct, n);
+    json_decref(r.by_id);
+    size_t runs = bt_test_count_lines_with(stack.log, "EXEC ");
+    cr_log_info("executions %zu for %d steps, waiting left %zu", runs, n,
+                bt_test_count_lines_with(stack.log, "left to the new owner"));
+    cr_expect_eq(runs_twice_in_one_process(), 0, "a worker ran one attempt twice");
+    /* only the one running when the partitions moved may run once more */
+    cr_expect_leq(runs, (size_t)n + 1, "waiting tasks of moved partitions ran twice");
+    cr_assert_eq(bt_test_stop(a, 15000), 0);
+    cr_assert_eq(bt_test_stop(b, 15000), 0);
+}
+
 /* A worker whose buffer is full pauses its task partitions; a rebalance
  * while paused revokes them, its buffer drains (queued tasks of revoked
  * partitions are left to their new owner) and it resumes with none

@@ -1,7 +1,8 @@
 /* An activity that tells when this process runs two copies of one attempt at
  * once: each run logs "EXEC <pid> <id> <seq> <attempt>" to stderr, and
  * "OVERLAP ..." when another copy of the same attempt is running here. The workflow
- * runs one such step of input "ms" milliseconds. */
+ * runs one such step of input "ms" milliseconds; one_paced runs it under the
+ * rate key "paced" (2 per second, in all). */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,10 +76,20 @@ static bt_poll two_holds(bt_wf *wf, const json_t *input)
     return bt_complete(wf, json_pack("{s:b}", "both", 1));
 }
 
+static bt_poll one_paced(bt_wf *wf, const json_t *input)
+{
+    BT_RUN(wf, NULL, "paced_hold", json_deep_copy(input), NULL);
+    return bt_complete(wf, NULL);
+}
+
 int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
+    const struct bt_step_opts paced = {.rate_key = "paced", .rate = 2, .burst = 1};
+
     return bt_register_workflow(r, "one_hold", one_hold) ||
            bt_register_workflow(r, "two_holds", two_holds) ||
-           bt_register_activity(r, "hold", hold, NULL);
+           bt_register_workflow(r, "one_paced", one_paced) ||
+           bt_register_activity(r, "hold", hold, NULL) ||
+           bt_register_activity(r, "paced_hold", hold, &paced);
 }
