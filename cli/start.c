@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "err.h"
 #include "journal.h"
+#include "kafka.h"
 
 static json_t *read_input(const char *arg)
 {
@@ -78,6 +79,33 @@ out:
     return ret;
 }
 
+/* Warns when no live worker serves queue (workers/alive.c): the start is
+ * not lost, it waits on the queue's events topic, but nothing runs it. Says
+ * nothing when Redis cannot tell. */
+static void warn_unserved(const struct bt_config *cfg, const char *queue)
+{
+    char errstr[256], key[600], topic[600];
+    struct bt_store *store = bt_store_new(cfg, errstr, sizeof(errstr));
+    redisReply *reply;
+    char *suffix = bt_events_suffix(queue);
+
+    if (!store || !suffix)
+        goto out;
+    reply = bt_redis_command(
+        bt_store_redis(store), "EXISTS %s",
+        bt_serving_key(cfg->prefix, queue ? queue : "default", key, sizeof(key)));
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+        fprintf(stderr,
+                "baton start: warning: no worker serves queue \"%s\" (none alive in the "
+                "last %d s); the start waits on %s until one does\n",
+                queue ? queue : "default", BT_ALIVE_TTL_MS / 1000,
+                bt_kafka_topic(cfg, suffix, topic, sizeof(topic)));
+    freeReplyObject(reply);
+out:
+    free(suffix);
+    bt_store_destroy(store);
+}
+
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
 {
     const char *type = NULL, *id = NULL, *at = NULL;
@@ -137,8 +165,10 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
              : bt_cli_produce(cfg, suffix, id, bytes, len);
     if (ret)
         goto out;
-    if (!at)
+    if (!at) {
         fprintf(stderr, "started %s %s\n", type, id);
+        warn_unserved(cfg, msg.queue);
+    }
     if (!wait)
         printf("%s\n", id);
     else

@@ -851,3 +851,42 @@ char *bt_alive_key(const char *prefix, const char *worker, char *buf, size_t n)
     snprintf(buf, n, "%s:alive:%s", prefix, worker);
     return buf;
 }
+
+char *bt_serving_key(const char *prefix, const char *queue, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:serving:%s", prefix, queue);
+    return buf;
+}
+
+int bt_store_take_resend(struct bt_store *store, const char *id, const char *holder,
+                         int64_t ttl_ms)
+{
+    char key[600], ttl[24];
+    redisReply *reply;
+    int ret;
+
+    bt_store_key(store, id, ":resend", key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    reply = bt_redis_argv(store->r, 6,
+                          (const char *[]){"SET", key, holder, "NX", "PX", ttl}, NULL);
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        ret = BT_EAGAIN;
+    } else if (reply->type == REDIS_REPLY_STATUS) {
+        ret = 1;
+    } else { /* it exists: ours already (a batch tried again)? */
+        freeReplyObject(reply);
+        reply = bt_redis_argv(store->r, 2, (const char *[]){"GET", key}, NULL);
+        ret = !reply ? BT_EAGAIN
+                     : reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, holder);
+    }
+    freeReplyObject(reply);
+    return ret;
+}
+
+void bt_store_give_resend(struct bt_store *store, const char *id)
+{
+    char key[600];
+
+    bt_store_key(store, id, ":resend", key, sizeof(key));
+    freeReplyObject(bt_redis_argv(store->r, 2, (const char *[]){"DEL", key}, NULL));
+}

@@ -76,10 +76,23 @@ int bt_store_settle(struct bt_store *store);
 char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,
                    char *buf, size_t n);
 
+/* The right to send instance id's unsent result again, for ttl_ms
+ * ("<kp>:{id}:resend" = holder, SET NX PX): the worker that reloads the
+ * instance and the outbox sweep may both find the result unsent at once; the
+ * one that takes this looks for it on the topic and sends it, the other
+ * leaves it. Returns 1 (taken, or holder's already), 0 (another has it) or
+ * BT_EAGAIN. bt_store_give_resend gives it back before its time. */
+int bt_store_take_resend(struct bt_store *store, const char *id, const char *holder,
+                         int64_t ttl_ms);
+void bt_store_give_resend(struct bt_store *store, const char *id);
+
 /* The heartbeat key of worker ("<prefix>:alive:<worker>") into buf. It
  * expires BT_ALIVE_TTL_MS after the worker's last refresh (workers/alive.c);
  * the outbox sweep sends an eager task on once its worker's key is gone. */
 #define BT_ALIVE_TTL_MS 5000
 char *bt_alive_key(const char *prefix, const char *worker, char *buf, size_t n);
+/* The key that exists while a worker serving queue lives
+ * ("<prefix>:serving:<queue>"), same expiry. */
+char *bt_serving_key(const char *prefix, const char *queue, char *buf, size_t n);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <jansson.h>
 
 #include "clock.h"
@@ -74,6 +75,23 @@ static bool held_by_the_living(const struct bt_config *cfg, struct bt_redis *r,
     return yes;
 }
 
+/* Whether the outbox entry v of instance id may be sent here: any command
+ * but a result, and a result once this sweep has the right to send it
+ * (*right: -1 not asked yet, then bt_store_take_resend's answer). */
+static bool may_send(struct bt_store *store, const char *id, const redisReply *v,
+                     int *right)
+{
+    char me[320], host[256] = "";
+
+    if (v->len < 8 || memcmp(v->str, "results\n", 8))
+        return true;
+    gethostname(host, sizeof(host) - 1);
+    snprintf(me, sizeof(me), "scheduler@%s:%d", host, (int)getpid());
+    if (*right < 0 && (*right = bt_store_take_resend(store, id, me, 60000)) == 0)
+        bt_log(BT_LOG_INFO, "another process is sending the result: workflow=%s", id);
+    return *right == 1;
+}
+
 static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                       struct bt_outbox_sweep *sw, const char *id)
 {
@@ -82,7 +100,7 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     struct bt_kafka_batch batch = {0};
     redisReply *hash, *ack = NULL;
     const char **argv = NULL;
-    int ret = BT_EAGAIN, sent = 0, forgotten = 0;
+    int ret = BT_EAGAIN, sent = 0, forgotten = 0, right = -1;
 
     bt_store_key(store, id, ":outbox", key, sizeof(key));
     hash = bt_redis_command(r, "HGETALL %s", key);
@@ -94,7 +112,8 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     argv[0] = key;
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
-        if (held_by_the_living(cfg, r, hash->element[i]->str))
+        if (held_by_the_living(cfg, r, hash->element[i]->str) ||
+            !may_send(store, id, v, &right))
             continue;
         const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
         if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str)))) {
@@ -128,6 +147,8 @@ out:
     /* queued messages point at batch: it must outlive their reports */
     if (batch.pending)
         bt_kafka_wait(rk, &batch, -1);
+    if (right == 1)
+        bt_store_give_resend(store, id);
     free(argv);
     freeReplyObject(ack);
     freeReplyObject(hash);

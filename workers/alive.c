@@ -14,23 +14,37 @@
 
 #define EVERY_MS 1000
 
+#define MAX_QUEUES 64
+
 struct bt_alive {
     struct bt_redis *r;
     char key[600];
+    char *queues[MAX_QUEUES]; /* their serving keys */
+    size_t n_queues;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
 };
 
+/* One pipeline: the alive key and the serving keys, with their expiry. */
 static void beat(struct bt_alive *a)
 {
     char ttl[16];
     redisReply *reply;
+    size_t sent = 0;
 
     snprintf(ttl, sizeof(ttl), "%d", BT_ALIVE_TTL_MS);
-    reply = bt_redis_argv(a->r, 5, (const char *[]){"SET", a->key, "1", "PX", ttl}, NULL);
-    freeReplyObject(reply);
+    sent += bt_redis_append_argv(a->r, 5, (const char *[]){"SET", a->key, "1", "PX", ttl},
+                                 NULL) == 0;
+    for (size_t i = 0; i < a->n_queues; i++)
+        sent += bt_redis_append_argv(
+                    a->r, 5, (const char *[]){"SET", a->queues[i], "1", "PX", ttl},
+                    NULL) == 0;
+    if (bt_redis_flush(a->r))
+        return;
+    while (sent-- && bt_redis_reply(a->r, &reply) == 0)
+        freeReplyObject(reply);
 }
 
 static void *run(void *arg)
@@ -62,6 +76,18 @@ struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
         return NULL;
     }
     bt_alive_key(cfg->prefix, worker, a->key, sizeof(a->key));
+    if (cfg->queues) {
+        char *list = strdup(cfg->queues), *save = NULL;
+        for (char *q = list ? strtok_r(list, ", ", &save) : NULL;
+             q && a->n_queues < MAX_QUEUES; q = strtok_r(NULL, ", ", &save)) {
+            char key[600];
+            if (!(a->queues[a->n_queues] =
+                      strdup(bt_serving_key(cfg->prefix, q, key, sizeof(key)))))
+                break;
+            a->n_queues++;
+        }
+        free(list);
+    }
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
     if (!(a->r = bt_redis_new(cfg->redis, cfg->redis_password, errstr, errstr_size)))
@@ -72,6 +98,8 @@ struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
     }
     return a;
 fail:
+    for (size_t i = 0; i < a->n_queues; i++)
+        free(a->queues[i]);
     bt_redis_destroy(a->r);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
@@ -94,6 +122,8 @@ void bt_alive_stop(struct bt_alive *a)
     reply = bt_redis_argv(a->r, 2, (const char *[]){"DEL", a->key}, NULL);
     freeReplyObject(reply);
     bt_redis_destroy(a->r);
+    for (size_t i = 0; i < a->n_queues; i++)
+        free(a->queues[i]);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
     free(a);

@@ -1,7 +1,10 @@
 /* The worker's heartbeat in Redis: <kp>:alive:<worker> exists while the
  * process lives (refreshed every second, expiring 5 s after the last
- * refresh, deleted at a clean stop). The outbox sweep reads it to tell an
- * eager task still running on its worker from one that died with it. */
+ * refresh, deleted at a clean stop), and so does <kp>:serving:<queue> for
+ * each queue it serves while one worker of the queue lives. The outbox sweep
+ * reads the first to tell an eager task still running on its worker from
+ * one that died with it; `baton start` the second, to warn about a start
+ * that no worker will take. */
 #ifndef BT_ALIVE_H
 #define BT_ALIVE_H
 

@@ -117,8 +117,8 @@ int main(int argc, char **argv)
     if (n_wts < cfg.workflow_threads ||
         !(at = bt_acttask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr)) ||
-        /* eager tasks are recovered from the outbox once this key is gone */
-        (cfg.eager && !(alive = bt_alive_start(&cfg, name, errstr, sizeof(errstr))))) {
+        /* eager tasks are recovered from the outbox once its key is gone */
+        !(alive = bt_alive_start(&cfg, name, errstr, sizeof(errstr)))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
     }

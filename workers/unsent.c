@@ -9,6 +9,10 @@
 #include "lookback.h"
 #include "unsent.h"
 
+/* Long enough for a look, a send and its delivery; a worker that dies with
+ * it leaves the result to the sweep after this. */
+#define RESEND_TTL_MS 30000
+
 static bool is_result(const struct bt_command *c)
 {
     return !strcmp(c->topic, "results");
@@ -40,18 +44,56 @@ static size_t split(struct bt_delta *d, const struct bt_sought *sought, size_t *
     return n_gone;
 }
 
+/* Drops the results of d: another process is sending them. */
+static void leave_results(struct bt_delta *d)
+{
+    size_t kept = 0;
+
+    for (size_t c = 0; c < d->n_cmds; c++) {
+        if (is_result(&d->cmds[c]))
+            bt_command_release(&d->cmds[c]);
+        else
+            d->cmds[kept++] = d->cmds[c];
+    }
+    d->n_cmds = kept;
+}
+
+/* How many results insts[0..n) have left to send once each instance with
+ * some took the right to send them (bt_store_take_resend); the results of
+ * those another process has are dropped. */
+static size_t take_results(struct bt_store *store, const char *worker,
+                           struct bt_instance **insts, size_t n)
+{
+    size_t n_results = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct bt_delta *d = &insts[i]->delta;
+        size_t here = 0;
+        for (size_t c = 0; c < d->n_cmds; c++)
+            here += is_result(&d->cmds[c]);
+        if (!here)
+            continue;
+        if (bt_store_take_resend(store, insts[i]->id, worker, RESEND_TTL_MS) == 0) {
+            bt_log(BT_LOG_INFO, "another process is sending the result: workflow=%s",
+                   insts[i]->id);
+            leave_results(d);
+            continue;
+        }
+        n_results += here;
+    }
+    return n_results;
+}
+
 size_t bt_unsent_drop_delivered(rd_kafka_t **reader, const struct bt_config *cfg,
-                                struct bt_store *store, struct bt_instance **insts,
-                                size_t n)
+                                struct bt_store *store, const char *worker,
+                                struct bt_instance **insts, size_t n)
 {
     struct bt_sought *sought = NULL;
     struct bt_delivered *done = NULL;
     char topic[512], errstr[256];
-    size_t n_sought = 0, k = 0, n_done = 0, dropped = 0;
+    size_t n_sought = take_results(store, worker, insts, n), k = 0, n_done = 0,
+           dropped = 0;
 
-    for (size_t i = 0; i < n; i++)
-        for (size_t c = 0; c < insts[i]->delta.n_cmds; c++)
-            n_sought += is_result(&insts[i]->delta.cmds[c]);
     if (!n_sought)
         return 0;
     if (!*reader && !(*reader = bt_lookback_reader_new(cfg, errstr, sizeof(errstr)))) {

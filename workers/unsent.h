@@ -13,13 +13,14 @@
 #include "journal.h"
 #include "store.h"
 
-/* Drops from the deltas of insts[0..n) the results found on the results
- * topic and forgets them from their outboxes (bt_store_forget). *reader is
+/* Drops from the deltas of insts[0..n) the results another process is
+ * sending (bt_store_take_resend, as worker) and those found on the results
+ * topic, which it forgets from their outboxes (bt_store_forget). *reader is
  * the lookback reader, made on first need (the caller closes it). Returns
- * how many were dropped. Kafka not answering drops none: sent twice rather
- * than lost. */
+ * how many were found sent. Kafka not answering finds none: sent twice
+ * rather than lost. */
 size_t bt_unsent_drop_delivered(rd_kafka_t **reader, const struct bt_config *cfg,
-                                struct bt_store *store, struct bt_instance **insts,
-                                size_t n);
+                                struct bt_store *store, const char *worker,
+                                struct bt_instance **insts, size_t n);
 
 #endif

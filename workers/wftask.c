@@ -711,7 +711,8 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
             if (load[i]->delta.n_cmds) /* unsent commands of a dead worker */
                 load[n_unsent++] = load[i];
         }
-        bt_unsent_drop_delivered(&wt->lookback, wt->cfg, wt->store, load, n_unsent);
+        bt_unsent_drop_delivered(&wt->lookback, wt->cfg, wt->store, wt->worker, load,
+                                 n_unsent);
         for (size_t i = 0; i < n_unsent; i++)
             if (load[i]->delta.n_cmds) /* send them */
                 touch(wt, load[i]);

@@ -47,6 +47,36 @@ Test(cli, start_wait_prints_the_result_and_exits_zero, .init = setup, .fini = te
               "%s", out);
 }
 
+static bool serving(const char *queue)
+{
+    redisReply *r = bt_stack_redis(&stack, "EXISTS %s:serving:%s", stack.prefix, queue);
+    bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+    freeReplyObject(r);
+    return yes;
+}
+
+/* A start that no worker will take is accepted: it waits on its queue's topic.
+ * But the user is told. A start for a queue that a live worker serves gets no
+ * warning. */
+Test(cli, start_warns_when_no_live_worker_serves_the_queue, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    char out[8192];
+    bool up;
+
+    BT_TEST_WAIT_UNTIL(up, serving("default"), 30000);
+    cr_assert(up, "the worker never said it serves the default queue");
+    cr_assert_eq(BATON(out, "start", "chain3", "--id", "q-1", "--input", "{\"v\":1}"), 0,
+                 "%s", out);
+    cr_assert(!strstr(out, "no worker serves"), "%s", out);
+    cr_assert_eq(BATON(out, "start", "chain3", "--id", "q-2", "--queue", "nobody"), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "no worker serves queue \"nobody\"") &&
+                  strstr(out, ".events.nobody"),
+              "%s", out);
+}
+
 Test(cli, start_wait_exits_one_when_the_workflow_fails, .init = setup, .fini = teardown,
      .timeout = 60)
 {

@@ -231,3 +231,30 @@ Test(outbox, a_result_delivered_before_its_worker_died_is_not_sent_again, .init 
     cr_assert_eq(bt_test_count_lines_with(stack.log, "result found sent"), 1);
     cr_assert_eq(bt_test_stop(second, 15000), 0);
 }
+
+/* The worker that reloads an instance and the sweep may find its result
+ * unsent at the same moment: only the one holding the right to send it
+ * (<kp>:{id}:resend) sends. Another process holds it here: the sweep leaves
+ * the result while the right lasts, then sends it once. */
+Test(outbox, the_sweep_leaves_a_result_another_process_is_sending, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    struct sent got = {0};
+    redisReply *reply;
+    bool gone;
+
+    put_unsent_result("ob-1", "r", 1);
+    reply = bt_stack_redis(&stack, "SET %s:{ob-1}:resend other PX 4000", stack.prefix);
+    cr_assert(reply && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    cr_assert_gt(bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(
+        gone, bt_test_count_lines_with(stack.log, "another process is sending") > 0,
+        20000);
+    cr_assert(gone, "the sweep never met the other sender's right");
+    cr_assert_eq(outboxes_left(), 1, "the result stays while the other holds the right");
+    BT_TEST_WAIT_UNTIL(gone, outbox_left() == 0, 30000);
+    cr_assert(gone, "sent once the right expired: %lld left", outbox_left());
+    bt_stack_read_all(&stack, "results", 10000, count_result, &got);
+    cr_assert_eq(got.n[1], 1, "ob-1's result is on the topic %d times", got.n[1]);
+}
