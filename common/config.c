@@ -52,8 +52,8 @@ static const struct setting settings[] = {
      "activity threads per worker"},
     {"eager", "BATON_EAGER", BOOL, F(eager), 0, "0", 0, 1,
      "run an activity on the worker that decided it when that worker serves its "
-     "queue and has room for it (no Kafka hops; a crash retries it after its "
-     "start-to-close timeout)"},
+     "queue and has room for it (no Kafka hops; when the worker dies, the "
+     "scheduler sends its tasks to Kafka)"},
     {"concurrency-lease-ms", "BATON_CONCURRENCY_LEASE_MS", INT, F(concurrency_lease_ms),
      0, "30000", 300, 3600000,
      "lease of a concurrency-limit slot: a dead worker's slot frees after this long"},

@@ -52,27 +52,56 @@ static bool delivered(const struct bt_config *cfg, struct bt_outbox_sweep *sw,
     return s.found;
 }
 
-/* Whether outbox field is an eager task whose worker still lives: it runs
- * there (that worker forgets it when done). One whose worker is gone is sent
- * to Kafka like any unsent task; so is one that Redis cannot tell about. */
-static bool held_by_the_living(const struct bt_config *cfg, struct bt_redis *r,
-                               const char *field)
+enum held { NOT_HELD, HELD_RUNNING, HELD_STALE };
+
+/* The task deadline in an outbox entry's payload (after its second line);
+ * 0: none or unreadable. */
+static int64_t task_deadline(const redisReply *v)
+{
+    const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
+    json_t *task;
+    int64_t deadline;
+
+    if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str))))
+        return 0;
+    task = json_loadb(nl2 + 1, v->len - (size_t)(nl2 + 1 - v->str), 0, NULL);
+    deadline = json_integer_value(json_object_get(task, "deadline"));
+    json_decref(task);
+    return deadline;
+}
+
+/* What outbox entry v under field is: an eager task whose worker still lives
+ * runs there (that worker forgets it when done), unless its deadline passed
+ * a grace ago: then its timer has retried it and the worker would skip it
+ * (a try whose commit went through unseen never submitted it), so it is only
+ * forgotten. One whose worker is gone is sent to Kafka like any unsent task;
+ * so is one that Redis cannot tell about. */
+static enum held held(const struct bt_config *cfg, struct bt_redis *r, const char *field,
+                      const redisReply *v, int64_t grace_ms)
 {
     const char *holder = bt_command_holder(field);
     char key[600];
     redisReply *alive;
     bool yes;
+    int64_t deadline;
 
     if (!holder)
-        return false;
+        return NOT_HELD;
     alive = bt_redis_command(r, "EXISTS %s",
                              bt_alive_key(cfg->prefix, holder, key, sizeof(key)));
     yes = alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
     freeReplyObject(alive);
-    if (!yes)
+    if (!yes) {
         bt_log(BT_LOG_INFO, "an eager task's worker is gone, sending the task: %s",
                field);
-    return yes;
+        return NOT_HELD;
+    }
+    deadline = task_deadline(v);
+    if (deadline > 0 && bt_clock_now_ms() > deadline + grace_ms) {
+        bt_log(BT_LOG_INFO, "a held task past its deadline, forgetting it: %s", field);
+        return HELD_STALE;
+    }
+    return HELD_RUNNING;
 }
 
 /* Whether the outbox entry v of instance id may be sent here: any command
@@ -93,7 +122,7 @@ static bool may_send(struct bt_store *store, const char *id, const redisReply *v
 }
 
 static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                      struct bt_outbox_sweep *sw, const char *id)
+                      struct bt_outbox_sweep *sw, const char *id, int64_t grace_ms)
 {
     struct bt_redis *r = bt_store_redis(store);
     char key[600], topic[600], count[16];
@@ -112,9 +141,13 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     argv[0] = key;
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
-        if (held_by_the_living(cfg, r, hash->element[i]->str) ||
-            !may_send(store, id, v, &right))
+        enum held h = held(cfg, r, hash->element[i]->str, v, grace_ms);
+        if (h == HELD_RUNNING || !may_send(store, id, v, &right))
             continue;
+        if (h == HELD_STALE) {
+            argv[2 + forgotten++] = hash->element[i]->str;
+            continue;
+        }
         const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
         if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str)))) {
             bt_log(BT_LOG_ERROR, "dropping a malformed outbox entry: workflow=%s", id);
@@ -180,7 +213,7 @@ int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kaf
      * now): the round's next step starts from the index's head again */
     sw->more = ids->element[0]->integer == BT_OUTBOX_SWEEP_LIMIT;
     for (size_t i = 1; i < ids->elements; i++) {
-        int n = resend_one(cfg, store, rk, sw, ids->element[i]->str);
+        int n = resend_one(cfg, store, rk, sw, ids->element[i]->str, grace_ms);
         if (n < 0) {
             total = n;
             sw->more = false;

@@ -258,3 +258,57 @@ Test(outbox, the_sweep_leaves_a_result_another_process_is_sending, .init = setup
     bt_stack_read_all(&stack, "results", 10000, count_result, &got);
     cr_assert_eq(got.n[1], 1, "ob-1's result is on the topic %d times", got.n[1]);
 }
+
+static bool count_tasks(const json_t *msg, void *arg)
+{
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    int *n = arg;
+
+    n[id && !strcmp(id, "held-dead") ? 0 : id && !strcmp(id, "held-live") ? 1 : 2]++;
+    return false;
+}
+
+/* Eager tasks in the outbox, under fields held by their worker: the sweep
+ * sends the one whose worker is gone, leaves the one of a live worker, and
+ * forgets without sending one of a live worker whose deadline passed long
+ * ago (its timer retried it; a commit that went through unseen left it). */
+Test(outbox, the_sweep_sends_the_held_tasks_of_dead_workers_only, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    long long now = (long long)time(NULL) * 1000;
+    const struct {
+        const char *id, *holder;
+        long long deadline;
+    } held[] = {{"held-dead", "gone:1", now + 600000},
+                {"held-live", "here:1", now + 600000},
+                {"held-stale", "here:1", now - 600000}};
+    int sent[3] = {0};
+    bool gone;
+
+    redisReply *reply =
+        bt_stack_redis(&stack, "SET %s:alive:here:1 1 PX 60000", stack.prefix);
+    freeReplyObject(reply);
+    for (size_t i = 0; i < 3; i++) {
+        char payload[512];
+        snprintf(payload, sizeof(payload),
+                 "{\"v\":1,\"type\":\"task\",\"id\":\"%s\",\"workflow\":\"w\",\"seq\":0,"
+                 "\"attempt\":1,\"name\":\"a\",\"input\":null,\"deadline\":%lld}",
+                 held[i].id, held[i].deadline);
+        reply =
+            bt_stack_redis(&stack, "HSET %s:{%s}:outbox t|0|1|@%s tasks.default\n%s\n%s",
+                           stack.prefix, held[i].id, held[i].holder, held[i].id, payload);
+        cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
+        freeReplyObject(reply);
+        reply = bt_stack_redis(&stack, "ZADD %s:outbox 1 %s", stack.prefix, held[i].id);
+        freeReplyObject(reply);
+    }
+    cr_assert_gt(bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(gone, outboxes_left() == 1, 30000);
+    cr_assert(gone, "%lld outboxes left", outboxes_left());
+    reply = bt_stack_redis(&stack, "EXISTS %s:{held-live}:outbox", stack.prefix);
+    cr_assert(reply && reply->integer == 1, "the live worker's task stays");
+    freeReplyObject(reply);
+    bt_stack_read_all(&stack, "tasks.default", 10000, count_tasks, sent);
+    cr_assert_eq(sent[0], 1, "the dead worker's task is sent once: %d", sent[0]);
+    cr_assert_eq(sent[1] + sent[2], 0, "the live worker's tasks are not sent");
+}
