@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "err.h"
 #include "failpoint.h"
+#include "unsent.h"
 #include "idmap.h"
 #include "journal.h"
 #include "jsonw.h"
@@ -912,6 +913,37 @@ struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at)
     return s;
 }
 
+/* Hands the eager tasks of list jobs (never run) to Kafka at a clean stop,
+ * then frees them (unsent.h). */
+static void hand_off(struct bt_acttask *at, struct job *jobs)
+{
+    struct bt_handoff *h;
+    size_t n = 0, i = 0;
+
+    for (struct job *j = jobs; j; j = j->next)
+        n += j->decoded;
+    h = calloc(n + 1, sizeof(*h));
+    BT_ASSERT(h);
+    for (struct job *j = jobs; j; j = j->next) {
+        char suffix[300];
+        if (!j->decoded)
+            continue;
+        snprintf(suffix, sizeof(suffix), "tasks.%s", j->task.queue);
+        h[i] = (struct bt_handoff){strdup(suffix), j->task.id,  j->local,
+                                   j->local_len,   j->task.seq, j->task.attempt};
+        BT_ASSERT(h[i++].suffix);
+    }
+    bt_unsent_hand_off(at->producer, at->cfg, at->store, at->worker, h, n);
+    for (i = 0; i < n; i++)
+        free((char *)(uintptr_t)h[i].suffix);
+    free(h);
+    while (jobs) {
+        struct job *j = jobs;
+        jobs = j->next;
+        bt_job_free(j);
+    }
+}
+
 void bt_acttask_destroy(struct bt_acttask *at)
 {
     if (!at)
@@ -933,17 +965,24 @@ void bt_acttask_destroy(struct bt_acttask *at)
             bt_job_free(j);
         }
         /* tasks queued or waiting but never run are not committed: they are
-         * redelivered */
+         * redelivered; eager ones (submitted here) are handed to Kafka */
+        struct job *eager = NULL;
         for (struct job *j; at->pool && (j = bt_actpool_take_queued(at->pool));) {
             bt_admission_unlease(at->adm, j);
-            bt_job_free(j);
+            if (j->local) {
+                j->next = eager;
+                eager = j;
+            } else {
+                bt_job_free(j);
+            }
         }
-        /* submitted tasks not taken: their timeouts retry them */
         while (at->submitted) {
             struct job *j = at->submitted;
             at->submitted = j->next;
-            bt_job_free(j);
+            j->next = eager;
+            eager = j;
         }
+        hand_off(at, eager);
         bt_admission_destroy(at->adm); /* and the slots of tasks that will not run */
         at->adm = NULL;
         if (at->wake)

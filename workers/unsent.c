@@ -1,5 +1,6 @@
 /* Unsent outbox commands of loaded instances (unsent.h). */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,4 +144,47 @@ size_t bt_unsent_drop_delivered(rd_kafka_t **reader, const struct bt_config *cfg
     free(done);
     free(sought);
     return dropped;
+}
+
+size_t bt_unsent_hand_off(rd_kafka_t *producer, const struct bt_config *cfg,
+                          struct bt_store *store, const char *worker,
+                          const struct bt_handoff *h, size_t n)
+{
+    struct bt_kafka_batch batch = {0};
+    struct bt_delivered *done;
+    struct bt_command *cmds;
+    size_t n_done = 0;
+
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char topic[512];
+        bt_kafka_topic(cfg, h[i].suffix, topic, sizeof(topic));
+        bt_kafka_produce(producer, topic, h[i].id, strlen(h[i].id), h[i].payload,
+                         h[i].len, &batch);
+    }
+    if (bt_kafka_wait(producer, &batch, 10000)) {
+        /* left in the outbox: the sweep sends them once the alive key is gone */
+        bt_log(BT_LOG_WARN, "cannot hand eager work to Kafka at the stop: count=%zu", n);
+        if (batch.pending)
+            bt_kafka_wait(producer, &batch, -1);
+        return 0;
+    }
+    done = calloc(n, sizeof(*done));
+    cmds = calloc(n, sizeof(*cmds));
+    BT_ASSERT(done && cmds);
+    for (size_t i = 0; i < n; i++) {
+        cmds[i].field = bt_task_field(h[i].seq, h[i].attempt);
+        if (!cmds[i].field || bt_command_hold(&cmds[i].field, worker))
+            continue;
+        done[n_done++] = (struct bt_delivered){(char *)(uintptr_t)h[i].id, &cmds[i], 1};
+    }
+    if (bt_store_forget(store, done, n_done) || bt_store_settle(store))
+        bt_log(BT_LOG_WARN, "cannot forget the eager work handed to Kafka");
+    bt_log(BT_LOG_INFO, "stopping: eager work handed to Kafka: count=%zu", n);
+    for (size_t i = 0; i < n; i++)
+        free(cmds[i].field);
+    free(cmds);
+    free(done);
+    return n;
 }

@@ -23,4 +23,23 @@ size_t bt_unsent_drop_delivered(rd_kafka_t **reader, const struct bt_config *cfg
                                 struct bt_store *store, const char *worker,
                                 struct bt_instance **insts, size_t n);
 
+/* A message this worker holds for an eager task (the task itself, or its
+ * outcome for the workflow role), to hand to Kafka at a clean stop. */
+struct bt_handoff {
+    const char *suffix; /* topic suffix: "tasks.<queue>", "events[.<queue>]" */
+    const char *id;     /* key: the instance */
+    const void *payload;
+    size_t len;
+    int64_t seq; /* the task's, naming its held outbox field */
+    int attempt;
+};
+
+/* At a clean stop: produces h[0..n) and, once Kafka has them, forgets their
+ * held outbox fields, so that the next owner takes them at once (else the
+ * sweep would send the tasks again once the worker's alive key is gone, and
+ * a finished one would run twice). Returns how many were handed off. */
+size_t bt_unsent_hand_off(rd_kafka_t *producer, const struct bt_config *cfg,
+                          struct bt_store *store, const char *worker,
+                          const struct bt_handoff *h, size_t n);
+
 #endif

@@ -344,12 +344,47 @@ fail:
     return NULL;
 }
 
+/* At the stop: the outcomes of eager tasks not applied yet go to Kafka, for
+ * whoever owns their instances next (unsent.h). */
+static void hand_off_inbox(struct bt_wftask *wt)
+{
+    struct bt_handoff h[256] = {0};
+    struct bt_msg msgs[256];
+    size_t n = 0;
+    char errstr[256];
+
+    while (wt->inbox) {
+        struct local_event *ev = wt->inbox;
+        wt->inbox = ev->next;
+        if (n < 256 &&
+            !bt_codec_decode(ev->payload, ev->len, (size_t)wt->cfg->max_payload, &msgs[n],
+                             errstr, sizeof(errstr))) {
+            h[n] = (struct bt_handoff){strdup(ev->suffix), msgs[n].id,     NULL, ev->len,
+                                       msgs[n].seq,        msgs[n].attempt};
+            h[n].payload = strdup(ev->payload);
+            BT_ASSERT(h[n].suffix && h[n].payload);
+            n++;
+        } /* else its step times out and is retried */
+        free(ev->suffix);
+        free(ev->id);
+        free(ev);
+    }
+    bt_unsent_hand_off(wt->producer, wt->cfg, wt->store, wt->worker, h, n);
+    for (size_t i = 0; i < n; i++) {
+        free((char *)(uintptr_t)h[i].suffix);
+        free((void *)(uintptr_t)h[i].payload);
+        bt_msg_release(&msgs[i]);
+    }
+}
+
 void bt_wftask_destroy(struct bt_wftask *wt)
 {
     if (!wt)
         return;
-    if (wt->consumer && wt->producer && wt->store)
+    if (wt->consumer && wt->producer && wt->store) {
         land(wt, 0, false);
+        hand_off_inbox(wt);
+    }
     if (wt->store)
         bt_store_settle(wt->store);
     if (wt->wake)
@@ -375,7 +410,7 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     flight_destroy(wt->cur);
     bt_store_destroy(wt->store);
     bt_idmap_destroy(wt->cache, destroy_instance);
-    /* undelivered local events: their steps time out and are retried */
+    /* outcomes that came too late for this worker's own batches */
     while (wt->inbox) {
         struct local_event *ev = wt->inbox;
         wt->inbox = ev->next;
