@@ -20,7 +20,8 @@ static int greet(bt_act *act, const json_t *input, json_t **result)
     if (!name)
         return bt_act_fail(act, "BadInput", false, "input needs a \"name\" string");
     if (bt_act_attempt(act) == 1)
-        return bt_act_fail(act, "Unavailable", true, "the greeting service is warming up");
+        return bt_act_fail(act, "Unavailable", true,
+                           "the greeting service is warming up");
     snprintf(text, sizeof(text), "hello, %s", name);
     *result = json_pack("{s:s, s:i, s:s}", "greeting", text, "attempt",
                         bt_act_attempt(act), "key", bt_act_idempotency_key(act));
