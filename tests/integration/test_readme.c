@@ -1,9 +1,10 @@
-/* The README's C is real: every ```c block of README.md is compiled against
- * this build installed into a temporary prefix, the way its "Build a plugin
- * out of tree" section says (cc with pkg-config, -Wl,--no-undefined, -Wall
- * -Wextra -Werror), and the SDK example, the block that defines
- * baton_register, is loaded by the installed worker and its workflow run to
- * completion. Compiler messages point at README.md's lines (#line).
+/* The README's C is real: every ```c block of README.md and docs/ is
+ * compiled against this build installed into a temporary prefix, the way the
+ * README's "Build a plugin out of tree" section says (cc with pkg-config,
+ * -Wl,--no-undefined, -Wall -Wextra -Werror), and the README's SDK example,
+ * its block that defines baton_register, is loaded by the installed worker
+ * and its workflow run to completion. Compiler messages point at the
+ * markdown's lines (#line).
  *
  * A block without baton_register is a fragment of a workflow or of a
  * registration: it is compiled as the body of a function that has the names
@@ -11,6 +12,7 @@
  * submit, a json_t *brand, a const char *key and a const json_t *out, and
  * may leave its own variables unused. */
 #include <criterion/criterion.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,8 @@
 #define MAX_BLOCKS 32
 
 struct block {
-    int line; /* README.md's line of the block's first line of code */
+    char file[64]; /* "README.md", "docs/x.md" */
+    int line;      /* the file's line of the block's first line of code */
     char *text;
     size_t len;
 };
@@ -80,14 +83,14 @@ static bool fence(const char *line, const char *info)
            (line[3 + n] == '\n' || line[3 + n] == '\0');
 }
 
-/* Reads the ```c blocks of README.md into blocks[]. */
-static void read_blocks(void)
+/* Appends the ```c blocks of file (relative to the source tree) to blocks[]. */
+static void read_blocks(const char *file)
 {
     char path[512], line[4096];
     FILE *f, *mem = NULL;
     int lineno = 0;
 
-    snprintf(path, sizeof(path), "%s/README.md", BT_SOURCE_DIR);
+    snprintf(path, sizeof(path), "%s/%s", BT_SOURCE_DIR, file);
     f = fopen(path, "r");
     cr_assert_not_null(f, "cannot read %s", path);
     while (fgets(line, sizeof(line), f)) {
@@ -100,13 +103,14 @@ static void read_blocks(void)
             fputs(line, mem);
         } else if (fence(line, "c")) {
             cr_assert_lt(n_blocks, MAX_BLOCKS, "more than %d C blocks", MAX_BLOCKS);
+            snprintf(blocks[n_blocks].file, sizeof(blocks[0].file), "%s", file);
             blocks[n_blocks].line = lineno + 1;
             mem = open_memstream(&blocks[n_blocks].text, &blocks[n_blocks].len);
             cr_assert_not_null(mem);
         }
     }
     fclose(f);
-    cr_assert_null(mem, "README.md: the C block of line %d is not closed",
+    cr_assert_null(mem, "%s: the C block of line %d is not closed", file,
                    blocks[n_blocks].line);
 }
 
@@ -115,18 +119,19 @@ static bool is_plugin(const struct block *b)
     return strstr(b->text, "baton_register") != NULL;
 }
 
-/* Compiles block b into <work>/readme_<line>.so; returns its path in so. */
-static void compile(const struct block *b, char *so, size_t n)
+/* Compiles block i into <work>/block_<i>.so; returns its path in so. */
+static void compile(int i, char *so, size_t n)
 {
+    const struct block *b = &blocks[i];
     char src[400], tail[4096];
     FILE *f;
 
-    snprintf(src, sizeof(src), "%s/readme_%d.c", work, b->line);
-    snprintf(so, n, "%s/readme_%d.so", work, b->line);
+    snprintf(src, sizeof(src), "%s/block_%d.c", work, i);
+    snprintf(so, n, "%s/block_%d.so", work, i);
     f = fopen(src, "w");
     cr_assert_not_null(f);
-    fprintf(f, "%s#line %d \"README.md\"\n%s%s", is_plugin(b) ? "" : fragment_head,
-            b->line, b->text, is_plugin(b) ? "" : fragment_tail);
+    fprintf(f, "%s#line %d \"%s\"\n%s%s", is_plugin(b) ? "" : fragment_head, b->line,
+            b->file, b->text, is_plugin(b) ? "" : fragment_tail);
     fclose(f);
     cr_assert_eq(
         bt_test_sh(blog, 60000,
@@ -135,7 +140,7 @@ static void compile(const struct block *b, char *so, size_t n)
                    "$(pkg-config --cflags baton) -o '%s' '%s' "
                    "$(pkg-config --libs baton)",
                    prefix, is_plugin(b) ? "" : "-Wno-unused-variable", so, src),
-        0, "README.md's C block at line %d does not compile:\n%s", b->line,
+        0, "the C block of %s:%d does not compile:\n%s", b->file, b->line,
         bt_test_tail(blog, tail, sizeof(tail)));
 }
 
@@ -168,15 +173,23 @@ static void run_example(const char *plugin)
 Test(readme, every_c_block_compiles_and_the_sdk_example_completes_its_workflow,
      .init = setup, .fini = teardown, .timeout = 180)
 {
-    char so[400], example[400] = "";
+    char so[400], example[400] = "", pattern[400];
     int plugins = 0;
+    glob_t docs;
 
-    read_blocks();
+    read_blocks("README.md");
     cr_assert_geq(n_blocks, 3, "README.md has %d C blocks: is the parser broken?",
                   n_blocks);
+    snprintf(pattern, sizeof(pattern), "%s/docs/*.md", BT_SOURCE_DIR);
+    if (glob(pattern, 0, NULL, &docs) == 0) {
+        for (size_t i = 0; i < docs.gl_pathc; i++)
+            read_blocks(docs.gl_pathv[i] + strlen(BT_SOURCE_DIR) + 1);
+        globfree(&docs);
+    }
     for (int i = 0; i < n_blocks; i++) {
-        compile(&blocks[i], so, sizeof(so));
-        if (is_plugin(&blocks[i]) && plugins++ == 0)
+        compile(i, so, sizeof(so));
+        if (!strcmp(blocks[i].file, "README.md") && is_plugin(&blocks[i]) &&
+            plugins++ == 0)
             snprintf(example, sizeof(example), "%s", so);
     }
     cr_assert_eq(plugins, 1, "README.md has %d whole plugins; this test runs one",
