@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install clean
+.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install deb clean
 
 all: build
 
@@ -51,6 +51,10 @@ chaos: build
 PREFIX ?= /usr/local
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The same as a Debian package, under /usr: $(BUILD)/baton_<version>_<arch>.deb
+deb: build
+	@cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

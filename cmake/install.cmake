@@ -32,3 +32,18 @@ write_basic_package_version_file(${CMAKE_BINARY_DIR}/batonConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_BINARY_DIR}/batonConfig.cmake
         ${CMAKE_BINARY_DIR}/batonConfigVersion.cmake DESTINATION ${BT_CMAKEDIR})
+
+# `cpack -G DEB` in the build directory: one package with all of the above,
+# under /usr, its library dependencies worked out by dpkg-shlibdeps.
+set(CPACK_PACKAGE_NAME baton)
+set(CPACK_PACKAGE_VENDOR baton)
+set(CPACK_PACKAGE_CONTACT "baton maintainers")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+    "durable execution for C on Kafka and Redis: programs, libbaton and its SDK")
+set(CPACK_GENERATOR DEB)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION devel)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# building plugins needs these; running the programs does not
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libjansson-dev, pkg-config")
+include(CPack)
