@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all bootstrap build build-asan test test-asan demo bench chaos clean
+.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install deb clean
 
 all: build
 
@@ -45,6 +45,16 @@ bench: build
 CHAOS_ARGS ?=
 chaos: build
 	@$(BUILD)/bin/baton-chaos $(CHAOS_ARGS)
+
+# The programs, libbaton, baton.h, baton.pc and the CMake package under
+# PREFIX (README.md, "Install"); DESTDIR stages it as packagers do.
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The same as a Debian package, under /usr: $(BUILD)/baton_<version>_<arch>.deb
+deb: build
+	@cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

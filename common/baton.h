@@ -29,6 +29,16 @@
 extern "C" {
 #endif
 
+/* The version of this header and of the libbaton it comes with. */
+#define BATON_VERSION_MAJOR 0
+#define BATON_VERSION_MINOR 1
+#define BATON_VERSION_PATCH 0
+#define BATON_VERSION       "0.1.0"
+/* Grows with every change that breaks plugins built against an older baton.h
+ * (a struct's layout, a function's signature or meaning); libbaton's soname
+ * carries it (libbaton.so.<abi>). */
+#define BATON_ABI_VERSION 1
+
 typedef struct bt_wf bt_wf;             /* one replay of one instance */
 typedef struct bt_act bt_act;           /* one attempt of one activity */
 typedef struct bt_future bt_future;     /* a step started, not yet awaited */
@@ -94,9 +104,27 @@ typedef bt_poll (*bt_workflow_fn)(bt_wf *wf, const json_t *input);
  * value of bt_act_fail() / bt_act_throttled(). */
 typedef int (*bt_activity_fn)(bt_act *act, const json_t *input, json_t **result);
 
-/* ---- registration: in the plugin's exported
- *      int baton_register(bt_registry *r);  (return 0, or -1 to refuse to load)
- * Names are copied. Return 0, or -1 when the name is taken or invalid. */
+/* ---- the plugin: a shared object (linked with libbaton: `pkg-config --libs
+ * baton` or CMake's baton::baton) that defines baton_register(), called once
+ * when a program loads it, to register its workflows and activities; return
+ * 0, or -1 to refuse to load. */
+#define BATON_EXPORT __attribute__((visibility("default")))
+BATON_EXPORT int baton_register(bt_registry *r);
+
+/* The ABI the plugin was compiled against, defined here for it (weak, so every
+ * file of a plugin may include this header): a program refuses to load a
+ * plugin whose baton_abi_version differs from its own BATON_ABI_VERSION.
+ * BATON_NO_ABI_SYMBOL is for libbaton and the programs themselves. */
+#ifndef BATON_NO_ABI_SYMBOL
+BATON_EXPORT extern const int baton_abi_version;
+#ifdef __cplusplus
+extern
+#endif
+    BATON_EXPORT __attribute__((weak)) const int baton_abi_version = BATON_ABI_VERSION;
+#endif
+
+/* ---- registration, from baton_register(). Names are copied. Return 0, or -1
+ * when the name is taken or invalid. */
 int bt_register_workflow(bt_registry *r, const char *type, bt_workflow_fn fn);
 int bt_register_activity(bt_registry *r, const char *name, bt_activity_fn fn,
                          const struct bt_step_opts *defaults);

@@ -120,26 +120,58 @@ const struct bt_activity_def *bt_registry_activity(const bt_registry *r, const c
     return NULL;
 }
 
+/* A plugin compiled against another baton.h may lay out bt_step_opts
+ * differently or call functions that changed meaning: refuse it before
+ * running any of its code. */
+static int check_abi(void *handle, const char *path, char *errstr, size_t errstr_size)
+{
+    const int *abi = dlsym(handle, "baton_abi_version");
+
+    if (!abi) {
+        snprintf(errstr, errstr_size,
+                 "plugin %s does not export baton_abi_version: rebuild it against "
+                 "baton.h of baton %s (ABI %d)",
+                 path, BATON_VERSION, BATON_ABI_VERSION);
+        return BT_EINVAL;
+    }
+    if (*abi != BATON_ABI_VERSION) {
+        snprintf(errstr, errstr_size,
+                 "plugin %s was built for baton ABI %d, this is baton %s (ABI %d): "
+                 "rebuild it against this baton.h",
+                 path, *abi, BATON_VERSION, BATON_ABI_VERSION);
+        return BT_EINVAL;
+    }
+    return 0;
+}
+
 int bt_registry_load(bt_registry *r, const char *path, char *errstr, size_t errstr_size)
 {
-    int (*reg)(bt_registry *);
+    int (*reg)(bt_registry *) = NULL;
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    int ret = BT_EINVAL;
 
     if (!handle) {
         snprintf(errstr, errstr_size, "cannot load plugin %s: %s", path, dlerror());
         return BT_EINVAL;
     }
+    if (check_abi(handle, path, errstr, errstr_size))
+        goto out;
     /* POSIX: the object pointer returned by dlsym converts to a function pointer */
     *(void **)(&reg) = dlsym(handle, "baton_register");
     if (!reg) {
         snprintf(errstr, errstr_size, "plugin %s does not export baton_register", path);
-        return BT_EINVAL;
+        goto out;
     }
     if (reg(r) != 0) {
         snprintf(errstr, errstr_size,
                  "plugin %s: baton_register failed (a name registered twice or invalid?)",
                  path);
-        return BT_EINVAL;
+        goto out;
     }
-    return 0;
+    ret = 0;
+out:
+    /* once baton_register ran, the registry may point into the plugin */
+    if (ret && !reg)
+        dlclose(handle);
+    return ret;
 }

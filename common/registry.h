@@ -29,9 +29,11 @@ struct bt_registry {
 bt_registry *bt_registry_new(void);
 void bt_registry_destroy(bt_registry *r);
 
-/* Loads a plugin: dlopen(path) and calls its baton_register(r). Returns 0, or
- * BT_EINVAL with errstr saying what failed (dlerror text, missing symbol,
- * refused registration). The plugin stays loaded for the process lifetime. */
+/* Loads a plugin: dlopen(path), checks that its baton_abi_version is this
+ * baton's BATON_ABI_VERSION, and calls its baton_register(r). Returns 0, or
+ * BT_EINVAL with errstr saying what failed (dlerror text, another ABI, a
+ * missing symbol, refused registration). A plugin whose baton_register ran
+ * stays loaded for the process lifetime. */
 int bt_registry_load(bt_registry *r, const char *path, char *errstr, size_t errstr_size);
 
 /* Borrowed definitions, or NULL when unknown. */

@@ -368,3 +368,22 @@ Test(registration, a_review_without_a_decision_fails_the_campaign_and_the_brand,
     json_decref(r.by_id);
     stop_programs();
 }
+
+/* Before a deploy, `baton replay-check` loads what each team's worker loads:
+ * plugins whose activities call the SDK (bt_act_*) resolve it in libbaton. */
+Test(registration, replay_check_loads_both_teams_plugins_and_replays_their_instances,
+     .init = setup, .fini = teardown, .timeout = 60)
+{
+    char out[4096];
+    bool waiting;
+
+    start_registration("brand-rc", "rc");
+    BT_TEST_WAIT_UNTIL(waiting, waits_for_review("brand-rc/campaign"), 30000);
+    cr_assert(waiting, "the campaign never waited for its review");
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "replay-check", "--plugin",
+                                BT_PLUGIN_DIR "/registration.so", "--plugin",
+                                BT_PLUGIN_DIR "/campaigns.so"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "2 instances replayed, 0 would block"), "%s", out);
+    stop_programs();
+}
