@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 
 #include "err.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -521,7 +522,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status,
                              const char *text)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+        strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result ret;
 
     if (!resp)
@@ -548,10 +549,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
     (void)upload_data_size;
     (void)req_cls;
-    if (strcmp(url, "/metrics"))
-        return reply(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n");
+    if (strcmp(url, "/metrics") && strcmp(url, "/healthz") && strcmp(url, "/readyz"))
+        return reply(conn, MHD_HTTP_NOT_FOUND,
+                     "not found: try /metrics, /healthz or /readyz\n");
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
+    if (!strcmp(url, "/healthz")) /* this thread answers: the process lives */
+        return reply(conn, MHD_HTTP_OK, "ok\n");
+    if (!strcmp(url, "/readyz")) {
+        char why[160], body[200];
+        bool ready = bt_health_ready(why, sizeof(why));
+        snprintf(body, sizeof(body), "%s%s\n", ready ? "" : "not ready: ", why);
+        return reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
     if (!(text = bt_metrics_render(m, &len)))
         return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
     if (!(resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE))) {
