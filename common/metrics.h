@@ -3,7 +3,7 @@
  * HTTP endpoint (libmicrohttpd, its own thread) that serves it at GET
  * /metrics, beside the probes /healthz and /readyz. Every baton process has
  * one registry; its modules register their families at start-up and keep the
- * pointers.
+ * pointers. The process_* families are read from /proc at each scrape.
  *
  * Thread safety: everything may be called from any thread. Updating a series
  * is one atomic operation (a histogram observation: one per bucket, one CAS
@@ -30,7 +30,8 @@ struct bt_series;  /* one label set of a family, with its value */
  * label value ever comes from outside), with one warning per family. */
 #define BT_METRICS_MAX_SERIES 512
 
-/* A new registry, already holding baton_uptime_seconds. Caller frees with
+/* A new registry, already holding baton_build_info{version=BT_VERSION} 1;
+ * its rendering starts with the process_* families. Caller frees with
  * bt_metrics_destroy. NULL when out of memory. */
 struct bt_metrics *bt_metrics_new(void);
 /* Stops the endpoint, if started, and frees the registry with every family

@@ -482,7 +482,8 @@ Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
     /* each sleeper's timer, measured where its instance saw it */
     cr_assert_eq(
         value_of(&e, "baton_timer_applied_lateness_seconds_count", "kind=\"sleep\""), 5);
-    cr_assert(!isnan(value_of(&e, "baton_uptime_seconds", "")));
+    cr_assert(!isnan(value_of(&e, "process_start_time_seconds", "")));
+    cr_assert_eq(value_of(&e, "baton_build_info", "version=\"" BT_VERSION "\""), 1);
     scrape(worker_port, &e, &text);
     promtool_accepts(text);
     free(text);
