@@ -81,6 +81,12 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
+void bt_kafka_conf_log(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+}
+
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
                     char *errstr, size_t errstr_size)
 {
@@ -121,8 +127,7 @@ static rd_kafka_conf_t *conf_new(const struct bt_config *cfg, const struct prop 
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+    bt_kafka_conf_log(conf);
     if (conf_set(conf, "bootstrap.servers", cfg->brokers, errstr, errstr_size))
         goto fail;
     for (size_t i = 0; i < n_ours; i++)

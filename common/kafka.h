@@ -24,6 +24,11 @@ struct bt_kafka_batch {
     rd_kafka_resp_err_t err; /* first failure */
 };
 
+/* Sends the logs and errors of the handle conf will build through bt_log, as
+ * every handle built here does; for handles built elsewhere (`baton dev`'s
+ * cluster host), which would else print plain text on stderr. */
+void bt_kafka_conf_log(rd_kafka_conf_t *conf);
+
 /* Names a topic: "<prefix>.<suffix>" ("baton.events", "baton.tasks.default").
  * Writes into buf (size n) and returns buf. */
 char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf,
