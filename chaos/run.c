@@ -64,7 +64,8 @@ static bool settled(struct chaos_run *r)
 
     if (!r->warmed_up)
         return false;
-    n = bt_test_count_lines_with(r->log, "partitions assigned: count=");
+    /* both roles: msg="partitions assigned" and msg="task partitions assigned" */
+    n = bt_test_count_lines_with(r->log, "partitions assigned\" count=");
     if (n != r->assigned_lines) {
         r->assigned_lines = n;
         r->assigned_at = now;

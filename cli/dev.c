@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "cli.h"
 #include "err.h"
+#include "kafka.h"
 #include "log.h"
 
 #define MAX_RESTARTS     5     /* in a row, then the child stays down */
@@ -284,15 +285,15 @@ static int redis_child(struct dev *dev, struct child *c)
     c->name = "redis-server";
     c->deathsig = SIGTERM; /* lets it flush the append-only file */
     if (find_in_path("redis-server", path, sizeof(path))) {
-        fprintf(stderr,
-                "baton dev: redis-server not found in PATH (run scripts/bootstrap)\n");
+        bt_log(BT_LOG_ERROR, "redis-server not found in PATH (run scripts/bootstrap)");
         return -1;
     }
     snprintf(dir, sizeof(dir), "%s/redis", cfg->home);
     snprintf(log, sizeof(log), "%s/redis.log", cfg->home);
     snprintf(port, sizeof(port), "%d", dev->redis_port);
     if (mkdir_p(dir)) {
-        fprintf(stderr, "baton dev: cannot create %s: %s\n", dir, strerror(errno));
+        bt_log(BT_LOG_ERROR, "cannot create a directory: %s dir=%s", strerror(errno),
+               dir);
         return -1;
     }
     if (argv_push(c, path) || argv_push(c, "--port") || argv_push(c, port) ||
@@ -337,7 +338,7 @@ static int child_start(struct child *c, char **envp)
     c->pid = pid;
     c->started_ms = bt_clock_mono_ms();
     c->restart_at_ms = 0;
-    bt_log(BT_LOG_INFO, "started name=%s pid=%d", c->name, (int)pid);
+    bt_log(BT_LOG_INFO, "started name=%s child_pid=%d", c->name, (int)pid);
     return 0;
 }
 
@@ -368,9 +369,8 @@ static int redis_wait(struct dev *dev)
         }
         sleep_ms(50);
     }
-    fprintf(stderr,
-            "baton dev: redis-server did not answer on port %d (see %s/redis.log)\n",
-            dev->redis_port, dev->cfg->home);
+    bt_log(BT_LOG_ERROR, "redis-server did not answer port=%d log=%s/redis.log",
+           dev->redis_port, dev->cfg->home);
     return -1;
 }
 
@@ -401,8 +401,8 @@ static int topic_create(struct dev *dev, const char *suffix)
     snprintf(topic, sizeof(topic), "%s.%s", dev->cfg->prefix, suffix);
     err = rd_kafka_mock_topic_create(dev->mcluster, topic, dev->cfg->partitions, 1);
     if (err) {
-        fprintf(stderr, "baton dev: cannot create topic %s: %s\n", topic,
-                rd_kafka_err2str(err));
+        bt_log(BT_LOG_ERROR, "cannot create a topic: %s topic=%s", rd_kafka_err2str(err),
+               topic);
         return -1;
     }
     snprintf(dev->topics + strlen(dev->topics), sizeof(dev->topics) - strlen(dev->topics),
@@ -422,14 +422,15 @@ static int kafka_start(struct dev *dev)
 
     /* this handle only hosts the cluster: its "no bootstrap.servers" notice is noise */
     rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
+    bt_kafka_conf_log(conf);
     if (!(dev->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
         rd_kafka_conf_destroy(conf);
-        fprintf(stderr, "baton dev: cannot create a Kafka handle: %s\n", errstr);
+        bt_log(BT_LOG_ERROR, "cannot create a Kafka handle: %s", errstr);
         return -1;
     }
     if (!(dev->mcluster = rd_kafka_mock_cluster_new(dev->rk, 1)) ||
         !(bootstraps = rd_kafka_mock_cluster_bootstraps(dev->mcluster))) {
-        fprintf(stderr, "baton dev: cannot start the embedded Kafka cluster\n");
+        bt_log(BT_LOG_ERROR, "cannot start the embedded Kafka cluster");
         return -1;
     }
     snprintf(dev->brokers, sizeof(dev->brokers), "%s", bootstraps);
@@ -487,7 +488,7 @@ static int write_env(struct dev *dev)
         !(f = fdopen(fd, "w"))) {
         if (fd >= 0)
             close(fd);
-        fprintf(stderr, "baton dev: cannot write %s: %s\n", tmp, strerror(errno));
+        bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), tmp);
         return -1;
     }
     fprintf(f,
@@ -498,8 +499,7 @@ static int write_env(struct dev *dev)
         fprintf(f, "BATON_REDIS_PASSWORD=%s\n", cfg->redis_password);
     bad = fflush(f) || fsync(fileno(f));
     if (fclose(f) || bad || rename(tmp, dev->env_path)) {
-        fprintf(stderr, "baton dev: cannot write %s: %s\n", dev->env_path,
-                strerror(errno));
+        bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), dev->env_path);
         unlink(tmp);
         return -1;
     }
@@ -575,8 +575,9 @@ static void stop_children(struct dev *dev, int from, int to)
             if (waitpid(c->pid, &status, WNOHANG) == c->pid)
                 c->pid = 0;
             else if (bt_clock_mono_ms() >= deadline) {
-                bt_log(BT_LOG_WARN, "child ignored SIGTERM, killing it name=%s pid=%d",
-                       c->name, (int)c->pid);
+                bt_log(BT_LOG_WARN,
+                       "child ignored SIGTERM, killing it name=%s child_pid=%d", c->name,
+                       (int)c->pid);
                 kill(-c->pid, SIGKILL);
                 waitpid(c->pid, &status, 0);
                 c->pid = 0;
@@ -638,6 +639,29 @@ static void dev_release(struct dev *dev)
         close(dev->lock_fd);
 }
 
+/* What runs where: for a person on stdout, or, with --log-json, one log line
+ * (every line is JSON then, on stdout and stderr alike). */
+static void banner(const struct dev *dev)
+{
+    const struct bt_config *cfg = dev->cfg;
+
+    if (cfg->log_json) {
+        bt_log(BT_LOG_INFO,
+               "running until Ctrl-C kafka=%s topics=\"%s\" partitions=%d "
+               "redis=127.0.0.1:%d data=%s/redis env=%s",
+               dev->brokers, dev->topics, cfg->partitions, dev->redis_port, cfg->home,
+               dev->env_path);
+        return;
+    }
+    printf("baton dev: running until Ctrl-C\n");
+    printf("  kafka  %s   (embedded; try: kcat -b %s -L)\n", dev->brokers, dev->brokers);
+    printf("  topics %s (%d partitions each)\n", dev->topics, cfg->partitions);
+    printf("  redis  127.0.0.1:%d   (data in %s/redis; try: redis-cli -p %d)\n",
+           dev->redis_port, cfg->home, dev->redis_port);
+    printf("  addresses written to %s: other baton commands use them\n", dev->env_path);
+    fflush(stdout);
+}
+
 static int parse_flags(int argc, char **argv, int *no_worker, int *no_scheduler)
 {
     for (int i = 1; i < argc; i++) {
@@ -685,25 +709,26 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (mkdir_p(cfg->home)) {
-        fprintf(stderr, "baton dev: cannot create %s: %s\n", cfg->home, strerror(errno));
+        bt_log(BT_LOG_ERROR, "cannot create a directory: %s dir=%s", strerror(errno),
+               cfg->home);
         goto out;
     }
     bt_config_dev_file(cfg, dev.env_path, sizeof(dev.env_path));
     if ((other = lock_home(&dev))) {
         if (other > 0)
-            fprintf(stderr,
-                    "baton dev: already running (pid %d) with home %s; stop it, or "
-                    "give this one another BATON_HOME\n",
-                    (int)other, cfg->home);
+            bt_log(BT_LOG_ERROR,
+                   "already running with this home; stop it, or give this one another "
+                   "BATON_HOME other_pid=%d home=%s",
+                   (int)other, cfg->home);
         else
-            fprintf(stderr, "baton dev: cannot lock %s/dev.lock: %s\n", cfg->home,
-                    strerror(errno));
+            bt_log(BT_LOG_ERROR, "cannot lock: %s file=%s/dev.lock", strerror(errno),
+                   cfg->home);
         goto out;
     }
 
     dev.redis_port = cfg->dev_redis_port ? cfg->dev_redis_port : free_port();
     if (dev.redis_port <= 0) {
-        fprintf(stderr, "baton dev: cannot find a free port: %s\n", strerror(errno));
+        bt_log(BT_LOG_ERROR, "cannot find a free port: %s", strerror(errno));
         goto out;
     }
     if (redis_child(&dev, &dev.procs[PROC_REDIS]) ||
@@ -711,20 +736,14 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
         goto out;
     if (kafka_start(&dev) || write_env(&dev))
         goto out;
-    printf("baton dev: running until Ctrl-C\n");
-    printf("  kafka  %s   (embedded; try: kcat -b %s -L)\n", dev.brokers, dev.brokers);
-    printf("  topics %s (%d partitions each)\n", dev.topics, cfg->partitions);
-    printf("  redis  127.0.0.1:%d   (data in %s/redis; try: redis-cli -p %d)\n",
-           dev.redis_port, cfg->home, dev.redis_port);
-    printf("  addresses written to %s: other baton commands use them\n", dev.env_path);
-    fflush(stdout);
+    banner(&dev);
 
     if (build_env(&dev) ||
         (!no_scheduler && baton_child(&dev, &dev.procs[PROC_SCHEDULER], "baton-scheduler",
                                       cfg->metrics_port)) ||
         (!no_worker && baton_child(&dev, &dev.procs[PROC_WORKER], "baton-worker",
                                    cfg->metrics_port ? cfg->metrics_port + 1 : 0))) {
-        fprintf(stderr, "baton dev: out of memory\n");
+        bt_log(BT_LOG_ERROR, "cannot start: out of memory");
         goto out;
     }
     for (int i = PROC_SCHEDULER; i < N_PROCS; i++)

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <jansson.h>
 
 #include "clock.h"
 #include "err.h"
+#include "health.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -48,11 +50,41 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         err = rd_kafka_fatal_error(rk, why, sizeof(why));
         reason = why;
         lvl = BT_LOG_ERROR;
+        bt_health_set(BT_HEALTH_KAFKA, "kafka fatal error");
     } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         lvl = BT_LOG_WARN;
+        bt_health_set(BT_HEALTH_KAFKA, "kafka brokers down");
     }
     bt_log(lvl, "kafka error: %s error=%s client=%s", reason,
            rd_kafka_err2name((rd_kafka_resp_err_t)err), rd_kafka_name(rk));
+}
+
+/* librdkafka's statistics, every statistics.interval.ms, served by
+ * rd_kafka_poll(): only the brokers' connection states are read. Kafka counts
+ * as reached while one broker is up; ALL_BROKERS_DOWN tells it sooner. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    json_t *root = json_loadb(json, json_len, 0, NULL), *broker;
+    const char *name, *state;
+    bool up = false;
+
+    (void)rk;
+    (void)opaque;
+    json_object_foreach(json_object_get(root, "brokers"), name, broker)
+    {
+        state = json_string_value(json_object_get(broker, "state"));
+        up |= state && !strcmp(state, "UP");
+    }
+    if (root)
+        bt_health_set(BT_HEALTH_KAFKA, up ? NULL : "kafka brokers down");
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
+void bt_kafka_conf_log(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
@@ -95,8 +127,7 @@ static rd_kafka_conf_t *conf_new(const struct bt_config *cfg, const struct prop 
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+    bt_kafka_conf_log(conf);
     if (conf_set(conf, "bootstrap.servers", cfg->brokers, errstr, errstr_size))
         goto fail;
     for (size_t i = 0; i < n_ours; i++)
@@ -156,8 +187,10 @@ static void warm_metadata(rd_kafka_t *rk)
 {
     const struct rd_kafka_metadata *md = NULL;
 
-    if (rd_kafka_metadata(rk, 1, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_metadata_destroy(md);
+        bt_health_set(BT_HEALTH_KAFKA, NULL);
+    }
 }
 
 rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
@@ -171,6 +204,10 @@ rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
         {"enable.idempotence", "false"},
         /* a worker produces a whole outbox before it waits for the reports */
         {"queue.buffering.max.messages", "1000000"},
+        /* the brokers' state for /readyz (stats_cb): a JSON to read every 5 s
+         * (35 KB with five topics of 8 partitions); the producer is polled
+         * anyway, for its delivery reports */
+        {"statistics.interval.ms", "5000"},
     };
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
@@ -179,6 +216,7 @@ rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -294,6 +332,8 @@ rd_kafka_t *bt_kafka_consumer_new(
     }
     /* one queue: rd_kafka_consumer_poll serves messages, errors and rebalances */
     rd_kafka_poll_set_consumer(rk);
+    if (rebalance_cb) /* a group member: not ready until it has its share */
+        bt_health_consumer(rk, false);
     return rk;
 }
 
@@ -316,10 +356,18 @@ void bt_kafka_assign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *part
         assign_error(rd_kafka_incremental_assign(rk, parts), "take");
     else
         rd_kafka_assign(rk, parts);
+    /* the group coordinator answered: Kafka is there */
+    bt_health_set(BT_HEALTH_KAFKA, NULL);
+    bt_health_consumer(rk, true);
 }
 
 void bt_kafka_unassign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
 {
+    /* an eager revoke takes every partition until the next assignment; a
+     * cooperative one keeps the member in the group with the rest, unless
+     * the group lost it */
+    if (!cooperative(rk) || rd_kafka_assignment_lost(rk))
+        bt_health_consumer(rk, false);
     if (cooperative(rk))
         assign_error(rd_kafka_incremental_unassign(rk, parts), "give back");
     else

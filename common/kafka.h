@@ -24,6 +24,11 @@ struct bt_kafka_batch {
     rd_kafka_resp_err_t err; /* first failure */
 };
 
+/* Sends the logs and errors of the handle conf will build through bt_log, as
+ * every handle built here does; for handles built elsewhere (`baton dev`'s
+ * cluster host), which would else print plain text on stderr. */
+void bt_kafka_conf_log(rd_kafka_conf_t *conf);
+
 /* Names a topic: "<prefix>.<suffix>" ("baton.events", "baton.tasks.default").
  * Writes into buf (size n) and returns buf. */
 char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf,
@@ -31,9 +36,11 @@ char *bt_kafka_topic(const struct bt_config *cfg, const char *suffix, char *buf,
 
 /* A producer tuned for low latency (linger.ms=0 unless overridden) with
  * idempotence off (baton dedups by ids; the mock cluster lacks it). Each
- * cfg->kafka property is applied last, overriding ours. Returns a new handle,
- * caller frees with rd_kafka_destroy() after rd_kafka_flush(); NULL with
- * errstr filled when a property is rejected. */
+ * cfg->kafka property is applied last, overriding ours. It reports whether
+ * the brokers are up to the process's readiness (health.h) from its
+ * statistics, every 5 s: poll it regularly, as its delivery reports need
+ * anyway. Returns a new handle, caller frees with rd_kafka_destroy() after
+ * rd_kafka_flush(); NULL with errstr filled when a property is rejected. */
 rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
                                   size_t errstr_size);
 
@@ -59,7 +66,9 @@ int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms);
  * and the cooperative-sticky protocol (see kafka.c on churn). rebalance_cb
  * may be NULL; when given it must take and give back partitions with
  * bt_kafka_assign / bt_kafka_unassign
- * (it is called from rd_kafka_consumer_poll). opaque is passed to it.
+ * (it is called from rd_kafka_consumer_poll), and the process is not ready
+ * (health.h) while this consumer waits for its assignment. opaque is passed
+ * to it.
  * Returns a new handle: rd_kafka_consumer_close() then rd_kafka_destroy(). */
 rd_kafka_t *bt_kafka_consumer_new(
     const struct bt_config *cfg, const char *group,

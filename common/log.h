@@ -1,5 +1,16 @@
-/* One line per significant event, logfmt or JSON, level checked before the
- * message is formatted. Thread safe: each line is written with one write(2). */
+/* One line per significant event on stderr, logfmt or JSON, level checked
+ * before the message is formatted. A call's text is a lowercase message, then
+ * its fields as name=value separated by spaces (a value may hold spaces, or be
+ * "quoted" with \" and \\ escapes):
+ *   bt_log(BT_LOG_INFO, "partitions assigned: count=%d", n);
+ * is written with the message under its own key, every field under its name:
+ *   ts=2025-01-02T03:04:05.678Z level=info prog=worker pid=7 msg="partitions
+ *   assigned" count=8 (one line), or with --log-json one object, values as
+ *   strings: {"ts":"...","level":"info","prog":"worker","pid":7,"msg":
+ *   "partitions assigned","count":"8"}
+ * ts, level, prog, pid and msg are every line's own: a field named so gets an
+ * underscore appended (pid_), as does a name repeated in one line.
+ * Thread safe: each line is written with one write(2). */
 #ifndef BT_LOG_H
 #define BT_LOG_H
 

@@ -13,12 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <microhttpd.h>
 
 #include "err.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "procstat.h"
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 static const char *const kind_names[] = {"counter", "gauge", "histogram"};
@@ -50,8 +51,6 @@ struct bt_metrics {
     pthread_mutex_t lock;
     struct bt_metric *head, *tail;
     struct MHD_Daemon *daemon;
-    struct timespec started; /* CLOCK_MONOTONIC */
-    struct bt_series *uptime;
 };
 
 /* ---- registry ---- */
@@ -63,9 +62,12 @@ struct bt_metrics *bt_metrics_new(void)
     if (!m)
         return NULL;
     pthread_mutex_init(&m->lock, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &m->started);
-    m->uptime = bt_metrics_series(bt_metrics_gauge(
-        m, "baton_uptime_seconds", "Seconds since the process started.", NULL));
+    bt_metrics_set(bt_metrics_series(bt_metrics_gauge(m, "baton_build_info",
+                                                      "Always 1: the version of baton "
+                                                      "this process runs, as a label.",
+                                                      "version"),
+                                     BT_VERSION),
+                   1);
     return m;
 }
 
@@ -494,15 +496,50 @@ static void put_family(struct buf *b, const struct bt_metric *f)
         put_series(b, f, order[--n]);
 }
 
+/* One sample of a family without labels, with its HELP and TYPE. */
+static void put_single(struct buf *b, const char *name, const char *type,
+                       const char *help, double v)
+{
+    puts_(b, "# HELP ");
+    puts_(b, name);
+    puts_(b, " ");
+    puts_(b, help);
+    puts_(b, "\n# TYPE ");
+    puts_(b, name);
+    puts_(b, " ");
+    puts_(b, type);
+    puts_(b, "\n");
+    puts_(b, name);
+    puts_(b, " ");
+    put_double(b, v);
+    puts_(b, "\n");
+}
+
+/* The families of Prometheus's client libraries, with their names and help,
+ * read at each scrape; left out where /proc cannot be read. */
+static void put_process(struct buf *b)
+{
+    struct bt_procstat ps;
+
+    if (bt_procstat_read(&ps))
+        return;
+    put_single(b, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.", ps.cpu_seconds);
+    put_single(b, "process_open_fds", "gauge", "Number of open file descriptors.",
+               (double)ps.open_fds);
+    put_single(b, "process_resident_memory_bytes", "gauge",
+               "Resident memory size in bytes.", (double)ps.rss_bytes);
+    put_single(b, "process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.", ps.start_time);
+}
+
 char *bt_metrics_render(struct bt_metrics *m, size_t *len)
 {
     struct buf b = {0};
-    struct timespec now;
 
     if (!m)
         return NULL;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    bt_metrics_set(m->uptime, (int64_t)(now.tv_sec - m->started.tv_sec));
+    put_process(&b);
     pthread_mutex_lock(&m->lock);
     for (const struct bt_metric *f = m->head; f; f = f->next)
         put_family(&b, f);
@@ -521,7 +558,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status,
                              const char *text)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+        strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result ret;
 
     if (!resp)
@@ -548,10 +585,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
     (void)upload_data_size;
     (void)req_cls;
-    if (strcmp(url, "/metrics"))
-        return reply(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics\n");
+    if (strcmp(url, "/metrics") && strcmp(url, "/healthz") && strcmp(url, "/readyz"))
+        return reply(conn, MHD_HTTP_NOT_FOUND,
+                     "not found: try /metrics, /healthz or /readyz\n");
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
+    if (!strcmp(url, "/healthz")) /* this thread answers: the process lives */
+        return reply(conn, MHD_HTTP_OK, "ok\n");
+    if (!strcmp(url, "/readyz")) {
+        char why[160], body[200];
+        bool ready = bt_health_ready(why, sizeof(why));
+        snprintf(body, sizeof(body), "%s%s\n", ready ? "" : "not ready: ", why);
+        return reply(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
     if (!(text = bt_metrics_render(m, &len)))
         return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
     if (!(resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE))) {

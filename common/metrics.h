@@ -1,8 +1,9 @@
 /* A small Prometheus registry: counter, gauge and histogram families with a
  * few labels each, rendered in the text exposition format 0.0.4, and the
  * HTTP endpoint (libmicrohttpd, its own thread) that serves it at GET
- * /metrics. Every baton process has one registry; its modules register their
- * families at start-up and keep the pointers.
+ * /metrics, beside the probes /healthz and /readyz. Every baton process has
+ * one registry; its modules register their families at start-up and keep the
+ * pointers. The process_* families are read from /proc at each scrape.
  *
  * Thread safety: everything may be called from any thread. Updating a series
  * is one atomic operation (a histogram observation: one per bucket, one CAS
@@ -29,7 +30,8 @@ struct bt_series;  /* one label set of a family, with its value */
  * label value ever comes from outside), with one warning per family. */
 #define BT_METRICS_MAX_SERIES 512
 
-/* A new registry, already holding baton_uptime_seconds. Caller frees with
+/* A new registry, already holding baton_build_info{version=BT_VERSION} 1;
+ * its rendering starts with the process_* families. Caller frees with
  * bt_metrics_destroy. NULL when out of memory. */
 struct bt_metrics *bt_metrics_new(void);
 /* Stops the endpoint, if started, and frees the registry with every family
@@ -37,8 +39,11 @@ struct bt_metrics *bt_metrics_new(void);
  * no-op. */
 void bt_metrics_destroy(struct bt_metrics *m);
 
-/* Serves GET /metrics on cfg->metrics_addr:cfg->metrics_port (404 for other
- * paths) from a thread of libmicrohttpd. Port 0: does nothing and returns 0.
+/* Serves, on cfg->metrics_addr:cfg->metrics_port from a thread of
+ * libmicrohttpd: GET /metrics; GET /healthz, 200 "ok" while that thread
+ * answers; GET /readyz, 200 when bt_health_ready() (health.h), else 503 with
+ * its reason in plain text; 404 for other paths. Port 0: does nothing and
+ * returns 0.
  * Returns 0, or BT_EINVAL (bad address) / BT_EIO (cannot listen) with errstr.
  * cfg is read only during the call. */
 int bt_metrics_start(struct bt_metrics *m, const struct bt_config *cfg, char *errstr,

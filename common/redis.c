@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "err.h"
+#include "health.h"
 #include "jsonw.h"
 #include "log.h"
 #include "redis.h"
@@ -210,6 +211,7 @@ static void report_down(struct bt_redis *r, const char *why)
         bt_log(BT_LOG_DEBUG, "redis still unreachable: %s addr=%s:%d", why, r->host,
                r->port);
     r->down = true;
+    bt_health_set(BT_HEALTH_REDIS, "redis unreachable");
 }
 
 static void disconnect(struct bt_redis *r)
@@ -270,6 +272,9 @@ static int redis_connect(struct bt_redis *r)
     if (r->down)
         bt_log(BT_LOG_INFO, "redis reachable again addr=%s:%d", r->host, r->port);
     r->down = false;
+    bt_health_set(BT_HEALTH_REDIS, reply && reply->type == REDIS_REPLY_ERROR
+                                       ? "redis refused the password"
+                                       : NULL);
     ret = 0;
 out:
     freeReplyObject(reply);

@@ -1,7 +1,8 @@
 /* The Redis layer: one connection (not thread safe: one per thread) that
  * reconnects by itself after a transport error, authenticates, and runs the
  * Lua scripts of common/lua by EVALSHA, loading them once per connection and
- * again when Redis answers NOSCRIPT (after SCRIPT FLUSH or a restart). */
+ * again when Redis answers NOSCRIPT (after SCRIPT FLUSH or a restart). Each
+ * connection made or lost is reported to the process's readiness (health.h). */
 #ifndef BT_REDIS_H
 #define BT_REDIS_H
 

@@ -2,20 +2,17 @@
  * run: the counters match what happened, and the text is valid exposition
  * format (checked line by line here, and by promtool when it is installed). */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "err.h"
 #include "metrics.h"
+#include "scrape.h"
 #include "stack.h"
 
 static struct bt_stack stack;
@@ -30,371 +27,60 @@ static void teardown(void)
     bt_stack_stop(&stack);
 }
 
-/* Two distinct free loopback ports (both held until both are known). */
-static void free_ports(int *a, int *b)
-{
-    int fds[2], *ports[2] = {a, b};
-
-    for (int i = 0; i < 2; i++) {
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sa);
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        cr_assert(fds[i] >= 0 && !bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) &&
-                  !getsockname(fds[i], (struct sockaddr *)&sa, &len));
-        *ports[i] = ntohs(sa.sin_port);
-    }
-    close(fds[0]);
-    close(fds[1]);
-}
-
-/* GET path on 127.0.0.1:port over HTTP/1.0: the body (malloc'd, caller frees)
- * and *status, or NULL when nothing answers. */
-static char *http_get(int port, const char *path, int *status)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {5, 0};
-    char req[256], *buf = NULL, *body;
-    size_t len = 0, cap = 0;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    *status = 0;
-    if (fd < 0)
-        return NULL;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-        close(fd);
-        return NULL;
-    }
-    do {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 65536;
-            buf = realloc(buf, cap);
-            cr_assert_not_null(buf);
-        }
-        n = recv(fd, buf + len, cap - len - 1, 0);
-        if (n > 0)
-            len += (size_t)n;
-    } while (n > 0);
-    close(fd);
-    buf[len] = '\0';
-    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1 || !(body = strstr(buf, "\r\n\r\n"))) {
-        free(buf);
-        return NULL;
-    }
-    memmove(buf, body + 4, strlen(body + 4) + 1);
-    return buf;
-}
-
-/* ---- a strict reader of the text exposition format 0.0.4 ---- */
-
-struct sample {
-    char name[128];
-    char labels[512]; /* `a="x",b="y"` as written, le left out */
-    double le;        /* buckets only */
-    double value;
-    int family;
-};
-
-struct expo {
-    char families[128][128];
-    char types[128][32];
-    int n_families;
-    struct sample samples[4096];
-    int n;
-};
-
-static int family_of(const struct expo *e, const char *name)
-{
-    for (int i = 0; i < e->n_families; i++)
-        if (!strcmp(e->families[i], name))
-            return i;
-    return -1;
-}
-
-static bool sample_name_fits(const char *family, const char *type, const char *name)
-{
-    size_t n = strlen(family);
-
-    if (!strcmp(type, "histogram"))
-        return !strncmp(name, family, n) &&
-               (!strcmp(name + n, "_bucket") || !strcmp(name + n, "_sum") ||
-                !strcmp(name + n, "_count"));
-    return !strcmp(name, family);
-}
-
-static const char *parse_name(const char *p, char *out, size_t n, bool colon)
-{
-    size_t i = 0;
-
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-          (colon && *p == ':')))
-        return NULL;
-    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-           (*p >= '0' && *p <= '9') || *p == '_' || (colon && *p == ':')) {
-        if (i + 1 >= n)
-            return NULL;
-        out[i++] = *p++;
-    }
-    out[i] = '\0';
-    return p;
-}
-
-/* {name="value",...}: fills s->labels (le apart). NULL on a syntax error. */
-static const char *parse_labels(const char *p, struct sample *s)
-{
-    size_t o = 0;
-
-    s->le = NAN;
-    if (*p != '{')
-        return p;
-    p++;
-    while (*p != '}') {
-        char name[128], value[512];
-        size_t v = 0;
-        if (!(p = parse_name(p, name, sizeof(name), false)) || *p++ != '=' || *p++ != '"')
-            return NULL;
-        while (*p != '"') {
-            if (!*p || *p == '\n' || v + 2 >= sizeof(value))
-                return NULL;
-            if (*p == '\\') {
-                p++;
-                if (*p != '\\' && *p != '"' && *p != 'n')
-                    return NULL;
-                value[v++] = *p == 'n' ? '\n' : *p;
-                p++;
-                continue;
-            }
-            value[v++] = *p++;
-        }
-        value[v] = '\0';
-        p++;
-        if (!strcmp(name, "le")) {
-            char *end;
-            s->le = strtod(value, &end);
-            if (end == value || *end)
-                return NULL;
-        } else {
-            int w = snprintf(s->labels + o, sizeof(s->labels) - o, "%s%s=\"%s\"",
-                             o ? "," : "", name, value);
-            if (w < 0 || (size_t)w >= sizeof(s->labels) - o)
-                return NULL;
-            o += (size_t)w;
-        }
-        if (*p == ',')
-            p++;
-        else if (*p != '}')
-            return NULL;
-    }
-    return p + 1;
-}
-
-/* Checks each histogram series: le ascending, counts cumulative, +Inf last
- * and equal to _count. */
-static bool check_histograms(const struct expo *e, char *why, size_t n)
-{
-    for (int i = 0; i < e->n; i++) {
-        const struct sample *c = &e->samples[i];
-        const char *family = e->families[c->family];
-        double last_le = -INFINITY, last = 0;
-        int buckets = 0;
-        char bucket[140];
-        if (strcmp(e->types[c->family], "histogram") ||
-            strcmp(c->name + strlen(family), "_count"))
-            continue;
-        snprintf(bucket, sizeof(bucket), "%.127s_bucket", family);
-        for (int j = 0; j < e->n; j++) {
-            const struct sample *b = &e->samples[j];
-            if (strcmp(b->name, bucket) || strcmp(b->labels, c->labels))
-                continue;
-            if (!(b->le > last_le) || b->value < last) {
-                snprintf(why, n, "%s{%s}: buckets not ascending or not cumulative",
-                         family, c->labels);
-                return false;
-            }
-            last_le = b->le;
-            last = b->value;
-            buckets++;
-        }
-        if (!buckets || !isinf(last_le) || last != c->value) {
-            snprintf(why, n, "%s{%s}: no +Inf bucket equal to _count (%g vs %g)", family,
-                     c->labels, last, c->value);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Parses text strictly; false with why on the first problem. */
-static bool parse_expo(const char *text, struct expo *e, char *why, size_t n)
-{
-    int current = -1, line_no = 0;
-
-    memset(e, 0, sizeof(*e));
-    if (!*text || text[strlen(text) - 1] != '\n') {
-        snprintf(why, n, "empty or not newline-terminated");
-        return false;
-    }
-    for (const char *p = text; *p; line_no++) {
-        const char *eol = strchr(p, '\n');
-        char line[1024], name[128];
-        struct sample *s;
-        const char *q;
-        char *end;
-        if ((size_t)(eol - p) >= sizeof(line)) {
-            snprintf(why, n, "line %d: too long", line_no);
-            return false;
-        }
-        memcpy(line, p, (size_t)(eol - p));
-        line[eol - p] = '\0';
-        p = eol + 1;
-        if (!strncmp(line, "# HELP ", 7) || !strncmp(line, "# TYPE ", 7)) {
-            char type[32] = "";
-            q = parse_name(line + 7, name, sizeof(name), true);
-            if (!q || *q != ' ') {
-                snprintf(why, n, "line %d: bad metadata: %.200s", line_no, line);
-                return false;
-            }
-            if (line[2] == 'H')
-                continue;
-            snprintf(type, sizeof(type), "%s", q + 1);
-            if (family_of(e, name) >= 0 || e->n_families == 128 ||
-                (strcmp(type, "counter") && strcmp(type, "gauge") &&
-                 strcmp(type, "histogram") && strcmp(type, "summary") &&
-                 strcmp(type, "untyped"))) {
-                snprintf(why, n, "line %d: bad or repeated TYPE: %.200s", line_no, line);
-                return false;
-            }
-            current = e->n_families++;
-            snprintf(e->families[current], sizeof(e->families[0]), "%s", name);
-            snprintf(e->types[current], sizeof(e->types[0]), "%s", type);
-            continue;
-        }
-        if (line[0] == '#' || !line[0])
-            continue;
-        cr_assert_lt(e->n, 4096);
-        s = &e->samples[e->n++];
-        if (!(q = parse_name(line, s->name, sizeof(s->name), true)) ||
-            !(q = parse_labels(q, s)) || *q++ != ' ') {
-            snprintf(why, n, "line %d: bad sample: %.200s", line_no, line);
-            return false;
-        }
-        s->value = strtod(q, &end);
-        if (end == q || (*end && *end != ' ')) {
-            snprintf(why, n, "line %d: bad value: %.200s", line_no, line);
-            return false;
-        }
-        if (current < 0 ||
-            !sample_name_fits(e->families[current], e->types[current], s->name)) {
-            snprintf(why, n, "line %d: sample outside its TYPE-declared family: %.200s",
-                     line_no, line);
-            return false;
-        }
-        s->family = current;
-        if (!strcmp(e->types[current], "counter") && !(s->value >= 0)) {
-            snprintf(why, n, "line %d: negative counter: %.200s", line_no, line);
-            return false;
-        }
-        if (!strcmp(s->name + strlen(e->families[current]), "_bucket") != !isnan(s->le)) {
-            snprintf(why, n, "line %d: le on a non-bucket or bucket without le", line_no);
-            return false;
-        }
-    }
-    return check_histograms(e, why, n);
-}
-
-/* The value of the sample, or NAN when it is absent. */
-static double value_of(const struct expo *e, const char *name, const char *labels)
-{
-    for (int i = 0; i < e->n; i++)
-        if (!strcmp(e->samples[i].name, name) && !strcmp(e->samples[i].labels, labels))
-            return e->samples[i].value;
-    return NAN;
-}
-
-/* Absent counts as 0, for series that appear only once something happened. */
-static double count_of(const struct expo *e, const char *name, const char *labels)
-{
-    double v = value_of(e, name, labels);
-    return isnan(v) ? 0 : v;
-}
-
 /* Fetches and parses /metrics on port into e; asserts it parses. */
-static void scrape(int port, struct expo *e, char **text)
+static void scrape(int port, struct bt_test_expo *e, char **text)
 {
     char why[512];
     int status;
 
-    *text = http_get(port, "/metrics", &status);
+    *text = bt_test_http_get(port, "/metrics", &status);
     cr_assert_not_null(*text, "no answer on port %d", port);
     cr_assert_eq(status, 200);
-    cr_assert(parse_expo(*text, e, why, sizeof(why)), "port %d: %s", port, why);
+    cr_assert(bt_test_expo_parse(*text, e, why, sizeof(why)), "port %d: %s", port, why);
 }
 
-/* promtool check metrics: $PROMTOOL, promtool on the PATH, or the one
- * scripts/bootstrap unpacks into .tools/ (Debian: prometheus). Required in CI. */
+/* promtool check metrics, required in CI (scripts/bootstrap fetches it). */
 static void promtool_accepts(const char *text)
 {
-    static const char local[] = BT_SOURCE_DIR "/.tools/promtool";
-    const char *tool = getenv("PROMTOOL");
-    char path[] = "/tmp/bt-metrics-XXXXXX", cmd[600];
-    FILE *f;
-    int fd, rc;
+    int rc = bt_test_promtool(text);
 
-    if (!tool || !*tool)
-        tool = system("command -v promtool >/dev/null 2>&1") == 0 ? "promtool"
-               : access(local, X_OK) == 0                         ? local
-                                                                  : NULL;
-    if (!tool) {
+    if (rc < 0) {
         cr_assert(!getenv("CI"),
                   "CI must check /metrics with promtool: run scripts/bootstrap");
         cr_log_info(
             "promtool not installed: exposition checked by this test's reader only");
         return;
     }
-    fd = mkstemp(path);
-    f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "%s check metrics < %s 1>&2", tool, path);
-    rc = system(cmd);
-    unlink(path);
     cr_assert_eq(rc, 0, "promtool check metrics rejected the output (status %d)", rc);
 }
 
-static bool settled(int port, struct expo *e)
+static bool settled(int port, struct bt_test_expo *e)
 {
     char *text;
 
     scrape(port, e, &text);
     free(text);
-    return count_of(e, "baton_instances_finished_total",
-                    "workflow=\"chain3\",status=\"completed\"") == 50 &&
-           count_of(e, "baton_instances_finished_total",
-                    "workflow=\"always_fails\",status=\"failed\"") == 3 &&
-           count_of(e, "baton_instances_finished_total",
-                    "workflow=\"sleeper\",status=\"completed\"") == 5 &&
-           count_of(e, "baton_dead_letters_total", "role=\"workflow\"") >= 1 &&
-           count_of(e, "baton_events_applied_total", "") >= 58 + 153 + 5;
+    return bt_test_expo_count(e, "baton_instances_finished_total",
+                              "workflow=\"chain3\",status=\"completed\"") == 50 &&
+           bt_test_expo_count(e, "baton_instances_finished_total",
+                              "workflow=\"always_fails\",status=\"failed\"") == 3 &&
+           bt_test_expo_count(e, "baton_instances_finished_total",
+                              "workflow=\"sleeper\",status=\"completed\"") == 5 &&
+           bt_test_expo_count(e, "baton_dead_letters_total", "role=\"workflow\"") >= 1 &&
+           bt_test_expo_count(e, "baton_events_applied_total", "") >= 58 + 153 + 5;
 }
 
 Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
      .fini = teardown, .timeout = 120)
 {
-    static struct expo e;
+    static struct bt_test_expo e;
     struct bt_stack_results r;
     char wport[16], sched_env[64], *text, timing[512];
     int worker_port, sched_port, status;
     pid_t worker, sched;
     bool ok;
 
-    free_ports(&worker_port, &sched_port);
+    cr_assert_eq(bt_test_free_ports(&worker_port, &sched_port), 0);
     snprintf(wport, sizeof(wport), "%d", worker_port);
     snprintf(timing, sizeof(timing), "%s/timing.so", BT_PLUGIN_DIR);
     worker = bt_stack_worker(
@@ -408,8 +94,8 @@ Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
     stack.envp[6] = NULL;
     cr_assert_gt(sched, 0);
 
-    BT_TEST_WAIT_UNTIL(ok, (text = http_get(worker_port, "/metrics", &status)) != NULL,
-                       10000);
+    BT_TEST_WAIT_UNTIL(
+        ok, (text = bt_test_http_get(worker_port, "/metrics", &status)) != NULL, 10000);
     cr_assert(ok, "the worker's /metrics never answered");
     free(text);
     for (int i = 0; i < 50; i++) {
@@ -448,41 +134,49 @@ Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
             snprintf(
                 st, sizeof(st), "%s,status=\"%s\"", wf,
                 (const char *[]){"completed", "failed", "cancelled", "terminated"}[k]);
-            ended += count_of(&e, "baton_instances_finished_total", st);
+            ended += bt_test_expo_count(&e, "baton_instances_finished_total", st);
         }
-        cr_assert_eq(value_of(&e, "baton_instances_started_total", wf),
+        cr_assert_eq(bt_test_expo_value(&e, "baton_instances_started_total", wf),
                      t == 0   ? 50
                      : t == 1 ? 3
                               : 5,
                      "%s started", type);
         /* started = completed + failed + ... + blocked + in flight */
-        cr_assert_eq(value_of(&e, "baton_instances_started_total", wf),
-                     ended + count_of(&e, "baton_instances_blocked", wf) +
-                         value_of(&e, "baton_instances_in_flight", wf),
+        cr_assert_eq(bt_test_expo_value(&e, "baton_instances_started_total", wf),
+                     ended + bt_test_expo_count(&e, "baton_instances_blocked", wf) +
+                         bt_test_expo_value(&e, "baton_instances_in_flight", wf),
                      "%s: started must equal finished + blocked + in flight", type);
-        cr_assert_eq(value_of(&e, "baton_instances_in_flight", wf), 0);
+        cr_assert_eq(bt_test_expo_value(&e, "baton_instances_in_flight", wf), 0);
     }
     /* 3 steps of each chain3 and 1 of each always_fails, each run once */
-    cr_assert_eq(value_of(&e, "baton_activity_attempts_total",
-                          "activity=\"inc\",outcome=\"completed\""),
+    cr_assert_eq(bt_test_expo_value(&e, "baton_activity_attempts_total",
+                                    "activity=\"inc\",outcome=\"completed\""),
                  153);
-    cr_assert_eq(count_of(&e, "baton_activity_attempts_total",
-                          "activity=\"inc\",outcome=\"failed\""),
+    cr_assert_eq(bt_test_expo_count(&e, "baton_activity_attempts_total",
+                                    "activity=\"inc\",outcome=\"failed\""),
                  0);
-    cr_assert_eq(
-        value_of(&e, "baton_activity_duration_seconds_count", "activity=\"inc\""), 153);
-    cr_assert_eq(value_of(&e, "baton_activity_schedule_to_start_seconds_count",
-                          "activity=\"inc\""),
+    cr_assert_eq(bt_test_expo_value(&e, "baton_activity_duration_seconds_count",
+                                    "activity=\"inc\""),
                  153);
-    cr_assert_eq(value_of(&e, "baton_events_applied_total", ""), 58 + 153 + 5);
-    cr_assert_geq(value_of(&e, "baton_dead_letters_total", "role=\"workflow\""), 1);
-    cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"workflow\""), 0);
-    cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"activity\""), 0);
-    cr_assert(!isnan(value_of(&e, "baton_kafka_consumer_lag", "role=\"workflow\"")));
+    cr_assert_eq(bt_test_expo_value(&e, "baton_activity_schedule_to_start_seconds_count",
+                                    "activity=\"inc\""),
+                 153);
+    cr_assert_eq(bt_test_expo_value(&e, "baton_events_applied_total", ""), 58 + 153 + 5);
+    cr_assert_geq(bt_test_expo_value(&e, "baton_dead_letters_total", "role=\"workflow\""),
+                  1);
+    cr_assert_gt(
+        bt_test_expo_value(&e, "baton_redis_round_trips_total", "role=\"workflow\""), 0);
+    cr_assert_gt(
+        bt_test_expo_value(&e, "baton_redis_round_trips_total", "role=\"activity\""), 0);
+    cr_assert(
+        !isnan(bt_test_expo_value(&e, "baton_kafka_consumer_lag", "role=\"workflow\"")));
     /* each sleeper's timer, measured where its instance saw it */
-    cr_assert_eq(
-        value_of(&e, "baton_timer_applied_lateness_seconds_count", "kind=\"sleep\""), 5);
-    cr_assert(!isnan(value_of(&e, "baton_uptime_seconds", "")));
+    cr_assert_eq(bt_test_expo_value(&e, "baton_timer_applied_lateness_seconds_count",
+                                    "kind=\"sleep\""),
+                 5);
+    cr_assert(!isnan(bt_test_expo_value(&e, "process_start_time_seconds", "")));
+    cr_assert_eq(bt_test_expo_value(&e, "baton_build_info", "version=\"" BT_VERSION "\""),
+                 1);
     scrape(worker_port, &e, &text);
     promtool_accepts(text);
     free(text);
@@ -490,18 +184,19 @@ Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
     /* the scheduler fired the 5 sleeps */
     BT_TEST_WAIT_UNTIL(ok,
                        (scrape(sched_port, &e, &text), free(text),
-                        value_of(&e, "baton_timers_fired_total", "") >= 5),
+                        bt_test_expo_value(&e, "baton_timers_fired_total", "") >= 5),
                        10000);
     cr_assert(ok, "the scheduler's fired count never reached 5");
-    cr_assert_geq(value_of(&e, "baton_timer_lateness_seconds_count", ""), 5);
-    cr_assert(!isnan(value_of(&e, "baton_timers_pending", "")));
-    cr_assert(!isnan(value_of(&e, "baton_outbox_resent_total", "")));
-    cr_assert_gt(value_of(&e, "baton_redis_round_trips_total", "role=\"scheduler\""), 0);
+    cr_assert_geq(bt_test_expo_value(&e, "baton_timer_lateness_seconds_count", ""), 5);
+    cr_assert(!isnan(bt_test_expo_value(&e, "baton_timers_pending", "")));
+    cr_assert(!isnan(bt_test_expo_value(&e, "baton_outbox_resent_total", "")));
+    cr_assert_gt(
+        bt_test_expo_value(&e, "baton_redis_round_trips_total", "role=\"scheduler\""), 0);
     scrape(sched_port, &e, &text);
     promtool_accepts(text);
     free(text);
 
-    text = http_get(worker_port, "/elsewhere", &status);
+    text = bt_test_http_get(worker_port, "/elsewhere", &status);
     free(text);
     cr_assert_eq(status, 404);
     cr_assert_eq(bt_test_stop(worker, 10000), 0,
@@ -528,7 +223,7 @@ static void *hammer(void *arg)
 
 Test(metrics, counts_exactly_from_many_threads)
 {
-    static struct expo e;
+    static struct bt_test_expo e;
     struct bt_metrics *m = bt_metrics_new();
     pthread_t threads[4];
     char why[256], *text;
@@ -543,14 +238,16 @@ Test(metrics, counts_exactly_from_many_threads)
         pthread_join(threads[i], NULL);
     cr_assert_not_null(text = bt_metrics_render(m, &len));
     cr_assert_eq(strlen(text), len);
-    cr_assert(parse_expo(text, &e, why, sizeof(why)), "%s", why);
-    cr_assert_eq(value_of(&e, "t_ops_total", "name=\"a\",result=\"ok\""), 4 * 33334);
-    cr_assert_eq(value_of(&e, "t_ops_total", "name=\"b\",result=\"ok\""), 4 * 33333);
-    cr_assert_eq(value_of(&e, "t_size_count", "name=\"c\""), 4 * 33333);
+    cr_assert(bt_test_expo_parse(text, &e, why, sizeof(why)), "%s", why);
+    cr_assert_eq(bt_test_expo_value(&e, "t_ops_total", "name=\"a\",result=\"ok\""),
+                 4 * 33334);
+    cr_assert_eq(bt_test_expo_value(&e, "t_ops_total", "name=\"b\",result=\"ok\""),
+                 4 * 33333);
+    cr_assert_eq(bt_test_expo_value(&e, "t_size_count", "name=\"c\""), 4 * 33333);
     /* (i % 10) / 10 <= 0.25 for 0, 0.1, 0.2: 3 of every 10 */
-    cr_assert_eq(value_of(&e, "t_size_count", "name=\"a\"") +
-                     value_of(&e, "t_size_count", "name=\"b\"") +
-                     value_of(&e, "t_size_count", "name=\"c\""),
+    cr_assert_eq(bt_test_expo_value(&e, "t_size_count", "name=\"a\"") +
+                     bt_test_expo_value(&e, "t_size_count", "name=\"b\"") +
+                     bt_test_expo_value(&e, "t_size_count", "name=\"c\""),
                  400000);
     free(text);
     bt_metrics_destroy(m);
@@ -558,7 +255,7 @@ Test(metrics, counts_exactly_from_many_threads)
 
 Test(metrics, escapes_label_values_and_shares_families_by_name)
 {
-    static struct expo e;
+    static struct bt_test_expo e;
     struct bt_metrics *m = bt_metrics_new();
     struct bt_metric *f = bt_metrics_gauge(m, "t_odd", "Help with \\ and more.", "v");
     char why[256], *text;
@@ -578,7 +275,7 @@ Test(metrics, escapes_label_values_and_shares_families_by_name)
     cr_assert(strstr(text, "t_odd{v=\"quote\\\" back\\\\slash\\nnewline\"} -7\n"), "%s",
               text);
     cr_assert(strstr(text, "# HELP t_odd Help with \\\\ and more.\n"), "%s", text);
-    cr_assert(parse_expo(text, &e, why, sizeof(why)), "%s", why);
+    cr_assert(bt_test_expo_parse(text, &e, why, sizeof(why)), "%s", why);
     free(text);
     bt_metrics_destroy(m);
 }
@@ -590,7 +287,7 @@ Test(metrics, serves_only_slash_metrics_on_the_configured_address)
     char errstr[256], *text;
     int port, other, status;
 
-    free_ports(&port, &other);
+    cr_assert_eq(bt_test_free_ports(&port, &other), 0);
     cfg.metrics_port = 0;
     cr_assert_eq(bt_metrics_start(m, &cfg, errstr, sizeof(errstr)), 0,
                  "port 0: no endpoint");
@@ -598,15 +295,16 @@ Test(metrics, serves_only_slash_metrics_on_the_configured_address)
     bt_metrics_add(
         bt_metrics_series(bt_metrics_counter(m, "t_hits_total", "Hits.", NULL)), 2);
     cr_assert_eq(bt_metrics_start(m, &cfg, errstr, sizeof(errstr)), 0, "%s", errstr);
-    text = http_get(port, "/metrics", &status);
+    text = bt_test_http_get(port, "/metrics", &status);
     cr_assert_eq(status, 200);
     cr_assert(text && strstr(text, "\nt_hits_total 2\n"));
     free(text);
-    text = http_get(port, "/", &status);
+    text = bt_test_http_get(port, "/", &status);
     free(text);
     cr_assert_eq(status, 404);
     bt_metrics_stop(m);
-    cr_assert_null(http_get(port, "/metrics", &status), "stopped: nothing listens");
+    cr_assert_null(bt_test_http_get(port, "/metrics", &status),
+                   "stopped: nothing listens");
 
     /* a documentation address (TEST-NET-1) is no address of this host */
     cfg.metrics_addr = (char *)(uintptr_t) "192.0.2.1";
@@ -624,30 +322,30 @@ struct key_peaks {
 
 static void watch_keys(int port, struct key_peaks *p)
 {
-    static struct expo e;
+    static struct bt_test_expo e;
     char *text;
     double v;
 
     scrape(port, &e, &text);
     free(text);
-    v = count_of(&e, "baton_concurrency_in_use", "key=\"cc\"");
+    v = bt_test_expo_count(&e, "baton_concurrency_in_use", "key=\"cc\"");
     p->cc_over |= v > 2;
     p->cc_in_use = v > p->cc_in_use ? v : p->cc_in_use;
-    v = count_of(&e, "baton_concurrency_waiting", "key=\"cc\"");
+    v = bt_test_expo_count(&e, "baton_concurrency_waiting", "key=\"cc\"");
     p->cc_waiting = v > p->cc_waiting ? v : p->cc_waiting;
-    v = count_of(&e, "baton_ratelimit_waiting", "key=\"carrier\"");
+    v = bt_test_expo_count(&e, "baton_ratelimit_waiting", "key=\"carrier\"");
     p->rl_waiting = v > p->rl_waiting ? v : p->rl_waiting;
 }
 
-static bool keys_idle(int port, struct expo *e)
+static bool keys_idle(int port, struct bt_test_expo *e)
 {
     char *text;
 
     scrape(port, e, &text);
     free(text);
-    return count_of(e, "baton_concurrency_in_use", "key=\"cc\"") == 0 &&
-           count_of(e, "baton_concurrency_waiting", "key=\"cc\"") == 0 &&
-           count_of(e, "baton_ratelimit_waiting", "key=\"carrier\"") == 0;
+    return bt_test_expo_count(e, "baton_concurrency_in_use", "key=\"cc\"") == 0 &&
+           bt_test_expo_count(e, "baton_concurrency_waiting", "key=\"cc\"") == 0 &&
+           bt_test_expo_count(e, "baton_ratelimit_waiting", "key=\"carrier\"") == 0;
 }
 
 /* Instances of the per-key test that completed, from Redis. */
@@ -671,14 +369,14 @@ static int completed_count(void)
 Test(metrics, per_key_limit_figures_follow_the_run, .init = setup, .fini = teardown,
      .timeout = 120)
 {
-    static struct expo e;
+    static struct bt_test_expo e;
     struct bt_stack_results r = {0};
     struct key_peaks peaks = {0};
     char wport[16], capped[512], marker[256], *text;
     int port, unused, status;
     bool ok;
 
-    free_ports(&port, &unused);
+    cr_assert_eq(bt_test_free_ports(&port, &unused), 0);
     snprintf(wport, sizeof(wport), "%d", port);
     snprintf(capped, sizeof(capped), "%s/capped.so", BT_PLUGIN_DIR);
     snprintf(marker, sizeof(marker), "/tmp/%s-marker", stack.prefix);
@@ -688,7 +386,8 @@ Test(metrics, per_key_limit_figures_follow_the_run, .init = setup, .fini = teard
                                                        "--metrics-port", wport, NULL}),
                  0);
     cr_assert_gt(bt_stack_scheduler(&stack), 0);
-    BT_TEST_WAIT_UNTIL(ok, (text = http_get(port, "/metrics", &status)) != NULL, 10000);
+    BT_TEST_WAIT_UNTIL(ok, (text = bt_test_http_get(port, "/metrics", &status)) != NULL,
+                       10000);
     cr_assert(ok, "the worker's /metrics never answered");
     free(text);
     /* limited_call: key "carrier", 5/s burst 5: 10 steps, 5 of them wait */
@@ -729,15 +428,19 @@ Test(metrics, per_key_limit_figures_follow_the_run, .init = setup, .fini = teard
     cr_assert(ok, "leases or waits left on the gauges after the run");
     /* every token taken is one wait observed; 5 of the 10 waited 200 ms and
      * more (5/s), so the waits add up to well over a second */
-    cr_assert_eq(value_of(&e, "baton_ratelimit_wait_seconds_count", "key=\"carrier\""),
-                 10);
-    cr_assert_gt(value_of(&e, "baton_ratelimit_wait_seconds_sum", "key=\"carrier\""),
-                 1.0);
-    cr_assert_geq(value_of(&e, "baton_ratelimit_tokens", "key=\"carrier\""), 0);
-    cr_assert_leq(value_of(&e, "baton_ratelimit_tokens", "key=\"carrier\""), 5);
-    cr_assert_eq(value_of(&e, "baton_ratelimit_throttles_total", "key=\"api\""), 1);
-    cr_assert_geq(value_of(&e, "baton_ratelimit_wait_seconds_count", "key=\"api\""), 2,
-                  "the throttled attempt and its retry each took a token");
+    cr_assert_eq(
+        bt_test_expo_value(&e, "baton_ratelimit_wait_seconds_count", "key=\"carrier\""),
+        10);
+    cr_assert_gt(
+        bt_test_expo_value(&e, "baton_ratelimit_wait_seconds_sum", "key=\"carrier\""),
+        1.0);
+    cr_assert_geq(bt_test_expo_value(&e, "baton_ratelimit_tokens", "key=\"carrier\""), 0);
+    cr_assert_leq(bt_test_expo_value(&e, "baton_ratelimit_tokens", "key=\"carrier\""), 5);
+    cr_assert_eq(bt_test_expo_value(&e, "baton_ratelimit_throttles_total", "key=\"api\""),
+                 1);
+    cr_assert_geq(
+        bt_test_expo_value(&e, "baton_ratelimit_wait_seconds_count", "key=\"api\""), 2,
+        "the throttled attempt and its retry each took a token");
     scrape(port, &e, &text);
     promtool_accepts(text);
     free(text);
