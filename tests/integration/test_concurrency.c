@@ -303,10 +303,13 @@ Test(concurrency, a_killed_workers_lease_frees_its_slot_when_it_expires, .init =
     cr_log_info("first start after the kill: %lld ms after it, %lld ms after the expiry",
                 (long long)(first - killed), (long long)(first - expiry));
     /* the slot freed with the lease: not before it, and soon after it (a
-     * waiting task asks again at least once a second) */
+     * waiting task asks again at least once a second; but the kill's
+     * rebalance revokes every partition on the embedded cluster, and tasks
+     * waiting on a revoked partition are left to its next owner, which
+     * fetches them again once the group has settled, about 2 s) */
     cr_assert_geq(first, expiry, "a step started %lld ms before the lease expired",
                   (long long)(expiry - first));
-    cr_assert_leq(first, expiry + 1500, "the freed slot stayed unused %lld ms",
+    cr_assert_leq(first, expiry + 3000, "the freed slot stayed unused %lld ms",
                   (long long)(first - expiry));
     /* the killed run counts as running until its lease expired */
     cr_assert_leq(peak(v, n, expiry), 2, "more than 2 steps ran at once");
