@@ -93,7 +93,7 @@ static void warn_unserved(const struct bt_config *cfg, const char *queue)
         goto out;
     reply = bt_redis_command(
         bt_store_redis(store), "EXISTS %s",
-        bt_serving_key(cfg->prefix, queue ? queue : "default", key, sizeof(key)));
+        bt_serving_key(cfg->key_prefix, queue ? queue : "default", key, sizeof(key)));
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
         fprintf(stderr,
                 "baton start: warning: no worker serves queue \"%s\" (none alive in the "

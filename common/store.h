@@ -86,13 +86,13 @@ int bt_store_take_resend(struct bt_store *store, const char *id, const char *hol
                          int64_t ttl_ms);
 void bt_store_give_resend(struct bt_store *store, const char *id);
 
-/* The heartbeat key of worker ("<prefix>:alive:<worker>") into buf. It
+/* The heartbeat key of worker ("<key prefix>:alive:<worker>") into buf. It
  * expires BT_ALIVE_TTL_MS after the worker's last refresh (workers/alive.c);
  * the outbox sweep sends an eager task on once its worker's key is gone. */
 #define BT_ALIVE_TTL_MS 5000
-char *bt_alive_key(const char *prefix, const char *worker, char *buf, size_t n);
+char *bt_alive_key(const char *key_prefix, const char *worker, char *buf, size_t n);
 /* The key that exists while a worker serving queue lives
- * ("<prefix>:serving:<queue>"), same expiry. */
+ * ("<key prefix>:serving:<queue>"), same expiry. */
 char *bt_serving_key(const char *prefix, const char *queue, char *buf, size_t n);
 
 #endif

@@ -88,7 +88,7 @@ static enum held held(const struct bt_config *cfg, struct bt_redis *r, const cha
     if (!holder)
         return NOT_HELD;
     alive = bt_redis_command(r, "EXISTS %s",
-                             bt_alive_key(cfg->prefix, holder, key, sizeof(key)));
+                             bt_alive_key(cfg->key_prefix, holder, key, sizeof(key)));
     yes = alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
     freeReplyObject(alive);
     if (!yes) {

@@ -75,14 +75,14 @@ struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    bt_alive_key(cfg->prefix, worker, a->key, sizeof(a->key));
+    bt_alive_key(cfg->key_prefix, worker, a->key, sizeof(a->key));
     if (cfg->queues) {
         char *list = strdup(cfg->queues), *save = NULL;
         for (char *q = list ? strtok_r(list, ", ", &save) : NULL;
              q && a->n_queues < MAX_QUEUES; q = strtok_r(NULL, ", ", &save)) {
             char key[600];
             if (!(a->queues[a->n_queues] =
-                      strdup(bt_serving_key(cfg->prefix, q, key, sizeof(key)))))
+                      strdup(bt_serving_key(cfg->key_prefix, q, key, sizeof(key)))))
                 break;
             a->n_queues++;
         }
