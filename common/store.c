@@ -34,7 +34,8 @@ struct bt_store {
     char *kp;               /* key prefix */
     struct forget *forgets; /* not answered yet, oldest first */
     size_t n_forgets;
-    size_t owed; /* the first `owed` forgets are in the pipeline, replies due */
+    size_t owed;  /* the first `owed` forgets are in the pipeline, replies due */
+    char *holder; /* its held outbox fields are loaded (bt_store_set_holder) */
 };
 
 struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
@@ -53,10 +54,17 @@ struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
     return store;
 }
 
+void bt_store_set_holder(struct bt_store *store, const char *holder)
+{
+    free(store->holder);
+    store->holder = holder ? strdup(holder) : NULL;
+}
+
 void bt_store_destroy(struct bt_store *store)
 {
     if (!store)
         return;
+    free(store->holder);
     while (store->forgets) {
         struct forget *f = store->forgets;
         store->forgets = f->next;
@@ -239,12 +247,15 @@ static int load_journal(struct bt_instance *inst, const redisReply *reply)
 }
 
 /* Unsent commands: "<topic>\n<key>\n<payload>" under their outbox field;
- * but eager tasks, held by a worker: the sweep's business. */
-static int load_outbox(struct bt_instance *inst, const redisReply *reply)
+ * but eager tasks held by another worker: the sweep's business. Those held
+ * by this store's holder come as local commands. */
+static int load_outbox(const struct bt_store *store, struct bt_instance *inst,
+                       const redisReply *reply)
 {
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
         const redisReply *v = reply->element[i + 1];
-        if (bt_command_holder(reply->element[i]->str))
+        const char *holder = bt_command_holder(reply->element[i]->str);
+        if (holder && (!store->holder || strcmp(holder, store->holder)))
             continue;
         const char *nl1 = memchr(v->str, '\n', v->len), *nl2;
         if (!nl1 || !(nl2 = memchr(nl1 + 1, '\n', v->len - (size_t)(nl1 + 1 - v->str))))
@@ -259,6 +270,7 @@ static int load_outbox(struct bt_instance *inst, const redisReply *reply)
                              strndup(v->str, (size_t)(nl1 - v->str)),
                              strndup(nl1 + 1, (size_t)(nl2 - nl1 - 1)), payload, plen))
             return BT_ENOMEM;
+        inst->delta.cmds[inst->delta.n_cmds - 1].local = holder != NULL;
     }
     return 0;
 }
@@ -303,7 +315,7 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
                 mark_corrupt(insts[i], "meta fields");
             else if (!bad && load_journal(insts[i], replies[1]))
                 mark_corrupt(insts[i], "journal entry");
-            else if (!bad && load_outbox(insts[i], replies[2]))
+            else if (!bad && load_outbox(store, insts[i], replies[2]))
                 mark_corrupt(insts[i], "outbox entry");
             else if (bad)
                 ret = BT_EAGAIN;

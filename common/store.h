@@ -23,6 +23,11 @@ void bt_store_destroy(struct bt_store *store);
 struct bt_redis *bt_store_redis(struct bt_store *store);
 const char *bt_store_prefix(const struct bt_store *store);
 
+/* Loads the outbox fields held by holder (an eager worker's name) too, as
+ * local commands, so that it can tell which of its eager tasks a commit it
+ * did not see succeed left unsubmitted. NULL: none (the default). */
+void bt_store_set_holder(struct bt_store *store, const char *holder);
+
 /* Fills insts[0..n) (fresh instances with only their id set) from Redis.
  * An instance not in Redis stays BT_STATUS_NONE. When unsent outbox commands
  * are found they are put in the instance's delta (to be produced again:

@@ -578,6 +578,32 @@ Test(engine, eager_tasks_of_a_dead_worker_are_sent_again_from_the_outbox, .init 
     freeReplyObject(keys);
 }
 
+/* A commit whose reply is lost (failpoint commit-reply-lost: every 4th
+ * batch with eager tasks) is tried again; the retry finds the instances
+ * already advanced, with their eager tasks in the outbox but never handed to
+ * the activity role. It hands them over then: with a 600 s step timeout and
+ * no dead worker, nothing else would run them within the test. */
+Test(engine, eager_tasks_of_a_commit_whose_reply_was_lost_still_run, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    const int n = 40;
+    const char *const args[] = {"--eager=1", "--activity-timeout-ms", "600000", NULL};
+    struct bt_stack_results r;
+    pid_t worker;
+
+    snprintf(stack.env[6], sizeof(stack.env[6]), "BATON_FAILPOINTS=commit-reply-lost");
+    stack.envp[6] = stack.env[6];
+    worker = bt_stack_worker(&stack, "flows", args);
+    stack.envp[6] = NULL;
+    cr_assert_gt(worker, 0);
+    start_chains("lost", n);
+    bt_stack_results(&stack, &r, n, 90000);
+    assert_chains_done("lost", n, &r);
+    json_decref(r.by_id);
+    cr_assert_geq(bt_test_count_lines_with(stack.log, "failpoint commit-reply-lost"), 1);
+    cr_assert_eq(bt_test_stop(worker, 10000), 0);
+}
+
 Test(engine, eager_steps_of_a_killed_worker_are_retried_after_their_timeout,
      .init = setup, .fini = teardown, .timeout = 180)
 {
