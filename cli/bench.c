@@ -585,10 +585,12 @@ out:
 }
 
 /* Whether a worker's log says it owns partitions in both roles (the workflow
- * role's line and the activity role's "task ..." one, count > 0). */
+ * role's line and the activity role's "task ..." one, count > 0), in logfmt
+ * (msg="partitions assigned" count=4) or JSON ("count":"4"). */
 static bool owns_partitions(const char *path)
 {
-    static const char needle[] = "partitions assigned: count=";
+    static const char *const needles[] = {"partitions assigned\" count=",
+                                          "partitions assigned\",\"count\":\""};
     char line[1024];
     bool wf = false, task = false;
     FILE *f = fopen(path, "r");
@@ -596,8 +598,11 @@ static bool owns_partitions(const char *path)
     if (!f)
         return false;
     while (fgets(line, sizeof(line), f)) {
-        const char *p = strstr(line, needle), *count;
-        if (!p || (count = p + sizeof(needle) - 1)[0] < '1' || count[0] > '9')
+        const char *p = NULL, *count = NULL;
+        for (size_t i = 0; i < 2 && !p; i++)
+            if ((p = strstr(line, needles[i])))
+                count = p + strlen(needles[i]);
+        if (!p || count[0] < '1' || count[0] > '9')
             continue;
         if (p - line >= 5 && !strncmp(p - 5, "task ", 5))
             task = true;

@@ -1,6 +1,7 @@
 /* Child processes for tests: spawned so that they die with the test process,
  * waited for with a deadline, and stopped politely or not; plus the clock and
  * the unique prefixes tests name their topics and keys with. */
+#define _GNU_SOURCE /* close_range(2) */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -94,6 +95,7 @@ pid_t bt_test_spawn(const char *const *argv, const char *const *env, const char 
     char **args = strv_merge(argv, NULL);
     char **envp = env ? strv_merge((const char *const *)environ, env) : environ;
     pid_t parent = getpid(), pid = -1;
+    long max_fd = sysconf(_SC_OPEN_MAX);
     int fd = -1;
 
     if (!args || !envp)
@@ -111,6 +113,13 @@ pid_t bt_test_spawn(const char *const *argv, const char *const *env, const char 
             _exit(127);
         if (fd >= 0 && (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0))
             _exit(127);
+        /* Only stdio: a child holding a copy of a socket of the Kafka mock
+         * cluster (librdkafka opens them without O_CLOEXEC) would keep a
+         * connection open after the mock closed it, and a broker taken down
+         * would stay up for whoever was connected. */
+        if (close_range(3, ~0U, 0) < 0)
+            for (long i = 3; i < max_fd; i++)
+                close((int)i);
         execve(args[0], args, envp);
         _exit(127);
     }
