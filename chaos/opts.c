@@ -35,8 +35,9 @@ static const struct flag flags[] = {
     {"schedulers", INT, O(schedulers), "scheduler processes [2]"},
     {"partitions", INT, O(partitions), "partitions per topic [6]"},
     {"plugin", TEXT, O(plugin), "workload plugin, build/plugins/<name>.so [chaos]"},
-    {"eager", SWITCH, O(eager),
-     "workers run the steps they decide themselves (--eager=1)"},
+    {"eager", INT, O(eager),
+     "workers run the steps they decide themselves (1) or send every step through "
+     "Kafka (0) [1]"},
 #define X(e, name, help) {name, EVERY, O(fault[CHAOS_##e]), help},
     CHAOS_FAULTS(X)
 #undef X
@@ -102,6 +103,7 @@ static void defaults(struct chaos_opts *o)
                              .schedulers = 2,
                              .partitions = 6,
                              .restart_after_ms = 500,
+                             .eager = 1,
                              .pause_ms = 3000,
                              .redis_down_ms = 1000,
                              .broker_down_ms = 2000,

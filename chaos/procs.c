@@ -19,7 +19,7 @@ static int spawn(struct chaos_run *r, int i)
     struct chaos_proc *p = &r->procs[i];
     char plugin[400];
     const char *worker[] = {BT_BIN_DIR "/baton-worker", "--plugin", plugin,
-                            r->opts->eager ? "--eager=1" : NULL, NULL};
+                            r->opts->eager ? "--eager=1" : "--eager=0", NULL};
     const char *scheduler[] = {BT_BIN_DIR "/baton-scheduler", NULL};
 
     snprintf(plugin, sizeof(plugin), "%s/%s.so", BT_PLUGIN_DIR, r->opts->plugin);

@@ -268,7 +268,8 @@ Test(faults, a_worker_whose_task_fetch_stops_is_mended_by_its_watchdog, .init = 
     snprintf(stack.env[7], sizeof(stack.env[7]), "BATON_WATCHDOG_MS=2000");
     stack.envp[6] = stack.env[6];
     stack.envp[7] = stack.env[7];
-    worker = bt_stack_worker(&stack, "flows", NULL);
+    /* tasks through Kafka: the failpoint stops their fetch */
+    worker = bt_stack_worker(&stack, "flows", (const char *const[]){"--eager=0", NULL});
     cr_assert_gt(worker, 0);
     for (int i = 0; i < n; i++) {
         char id[32];
