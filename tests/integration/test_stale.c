@@ -49,7 +49,8 @@ Test(stale, stale_tasks_are_skipped_and_the_wanted_ones_beside_them_run, .init =
      .fini = teardown, .timeout = 120)
 {
     const int n = 60;
-    const char *const args[] = {"--log-level", "debug", NULL};
+    /* every step through Kafka: the test reads the tasks there */
+    const char *const args[] = {"--log-level", "debug", "--eager=0", NULL};
     pid_t worker = bt_stack_worker(&stack, "flows", args);
     struct bt_stack_results r;
     json_t *tasks = json_object(), *stale = json_array();
