@@ -372,7 +372,7 @@ static void hand_off_inbox(struct bt_wftask *wt)
             h[n].payload = strdup(ev->payload);
             BT_ASSERT(h[n].suffix && h[n].payload);
             n++;
-        } /* else its step times out and is retried */
+        } /* else the sweep sends its task again once this worker is gone */
         free(ev->suffix);
         free(ev->id);
         free(ev);
