@@ -62,7 +62,8 @@ rd_kafka_t *bt_lookback_reader_new(const struct bt_config *cfg, char *errstr,
         return NULL;
     }
     /* an end of partition ends a read early (the last offset may be gone) */
-    memcpy(props, cfg->kafka, cfg->n_kafka * sizeof(*props));
+    if (cfg->n_kafka) /* memcpy from NULL, even of 0 bytes, is undefined */
+        memcpy(props, cfg->kafka, cfg->n_kafka * sizeof(*props));
     props[cfg->n_kafka] = eof;
     own.kafka = props;
     own.n_kafka = cfg->n_kafka + 1;
