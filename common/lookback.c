@@ -62,7 +62,7 @@ rd_kafka_t *bt_lookback_reader_new(const struct bt_config *cfg, char *errstr,
         return NULL;
     }
     /* an end of partition ends a read early (the last offset may be gone) */
-    if (cfg->n_kafka) /* cfg->kafka may be NULL then */
+    if (cfg->n_kafka) /* memcpy from NULL, even of 0 bytes, is undefined */
         memcpy(props, cfg->kafka, cfg->n_kafka * sizeof(*props));
     props[cfg->n_kafka] = eof;
     own.kafka = props;
