@@ -163,7 +163,7 @@ size_t bt_unsent_hand_off(rd_kafka_t *producer, const struct bt_config *cfg,
         bt_kafka_produce(producer, topic, h[i].id, strlen(h[i].id), h[i].payload,
                          h[i].len, &batch);
     }
-    if (bt_kafka_wait(producer, &batch, 10000)) {
+    if (bt_kafka_wait(producer, &batch, 5000)) {
         /* left in the outbox: the sweep sends them once the alive key is gone */
         bt_log(BT_LOG_WARN, "cannot hand eager work to Kafka at the stop: count=%zu", n);
         if (batch.pending)

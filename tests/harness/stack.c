@@ -50,8 +50,29 @@ int bt_stack_start(struct bt_stack *s, const char *const *queues)
     return s->producer && s->rc && !s->rc->err ? 0 : -1;
 }
 
+/* With BT_TEST_KEEP_LOGS=DIR, the programs' log outlives the stack as
+ * DIR/<prefix>.log (to read a failure's cause after the test). */
+static void keep_log(const struct bt_stack *s)
+{
+    const char *dir = getenv("BT_TEST_KEEP_LOGS");
+    char path[600], buf[65536];
+    FILE *in, *out;
+    size_t n;
+
+    if (!dir || !s->log[0] || !(in = fopen(s->log, "r")))
+        return;
+    snprintf(path, sizeof(path), "%s/%s.log", dir, s->prefix);
+    if ((out = fopen(path, "w"))) {
+        while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+            fwrite(buf, 1, n, out);
+        fclose(out);
+    }
+    fclose(in);
+}
+
 void bt_stack_stop(struct bt_stack *s)
 {
+    keep_log(s);
     if (s->results) {
         rd_kafka_consumer_close(s->results);
         rd_kafka_destroy(s->results);
