@@ -166,6 +166,9 @@ size_t bt_unsent_hand_off(rd_kafka_t *producer, const struct bt_config *cfg,
     if (bt_kafka_wait(producer, &batch, 5000)) {
         /* left in the outbox: the sweep sends them once the alive key is gone */
         bt_log(BT_LOG_WARN, "cannot hand eager work to Kafka at the stop: count=%zu", n);
+        /* the stop must not wait for Kafka: what is still queued is dropped
+         * (reported at once), and the messages point at batch until then */
+        rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE);
         if (batch.pending)
             bt_kafka_wait(producer, &batch, -1);
         return 0;
