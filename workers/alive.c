@@ -27,24 +27,19 @@ struct bt_alive {
     bool stop;
 };
 
-/* One pipeline: the alive key and the serving keys, with their expiry. */
+/* The alive key and the serving keys, with their expiry: one call each (a
+ * pipeline cut by a Redis restart would leave replies owed, and a wait for
+ * them that never ends would hold the worker's stop). */
 static void beat(struct bt_alive *a)
 {
     char ttl[16];
-    redisReply *reply;
-    size_t sent = 0;
 
     snprintf(ttl, sizeof(ttl), "%d", BT_ALIVE_TTL_MS);
-    sent += bt_redis_append_argv(a->r, 5, (const char *[]){"SET", a->key, "1", "PX", ttl},
-                                 NULL) == 0;
+    freeReplyObject(
+        bt_redis_argv(a->r, 5, (const char *[]){"SET", a->key, "1", "PX", ttl}, NULL));
     for (size_t i = 0; i < a->n_queues; i++)
-        sent += bt_redis_append_argv(
-                    a->r, 5, (const char *[]){"SET", a->queues[i], "1", "PX", ttl},
-                    NULL) == 0;
-    if (bt_redis_flush(a->r))
-        return;
-    while (sent-- && bt_redis_reply(a->r, &reply) == 0)
-        freeReplyObject(reply);
+        freeReplyObject(bt_redis_argv(
+            a->r, 5, (const char *[]){"SET", a->queues[i], "1", "PX", ttl}, NULL));
 }
 
 static void *run(void *arg)
