@@ -2,12 +2,14 @@
  * --workflow-threads threads (each a consumer of its share of the events
  * partitions) and the activity role on its own threads until SIGTERM or
  * SIGINT. */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acttask.h"
@@ -20,6 +22,35 @@
 #include "wftask.h"
 
 static volatile sig_atomic_t stopping;
+
+/* A stop hands work on and closes the Kafka clients, each step bounded by
+ * its own timeout; STOP_GRACE_S bounds the whole, whatever blocks (what is
+ * not committed then is redelivered, a held eager task swept). */
+#define STOP_GRACE_S 20
+static const char *volatile stop_step = "stopping";
+
+static void *stop_deadline(void *arg)
+{
+    struct timespec ts = {STOP_GRACE_S, 0};
+
+    (void)arg;
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+    bt_log(BT_LOG_WARN, "the stop took over %d s, exiting: step=\"%s\"", STOP_GRACE_S,
+           stop_step);
+    _exit(0);
+    return NULL;
+}
+
+/* Starts the stop's deadline (a detached thread; the process ends first
+ * when the stop is in time). */
+static void start_stop_deadline(void)
+{
+    pthread_t t;
+
+    if (pthread_create(&t, NULL, stop_deadline, NULL) == 0)
+        pthread_detach(t);
+}
 
 static void on_signal(int sig)
 {
@@ -156,11 +187,15 @@ int main(int argc, char **argv)
                (unsigned long long)as.started, (unsigned long long)as.stale);
     }
     ret = 0;
+    start_stop_deadline();
 out:
     bt_metrics_stop(metrics);
+    stop_step = "activity role";
     bt_acttask_destroy(at);
+    stop_step = "workflow role";
     for (int i = 0; i < n_wts + 1 && i < 64; i++)
         bt_wftask_destroy(wts[i]);
+    stop_step = "heartbeat";
     bt_alive_stop(alive); /* after the eager tasks' outcomes are forgotten */
     bt_metrics_destroy(metrics);
     bt_registry_destroy(reg);
