@@ -89,7 +89,7 @@ struct chaos_opts {
     int max_duplicates; /* duplicate results allowed */
     double min_ratio;   /* tput under faults / baseline's, 0: not checked */
     int baseline;       /* run without faults first, for the ratio */
-    int eager;          /* workers' --eager: 1 (their default) or 0 */
+    int eager;          /* workers' --eager: 0 (their default) or 1 */
     unsigned seed;
 };
 
