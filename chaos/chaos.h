@@ -26,11 +26,12 @@
 #include "harness.h"
 #include "kafka.h"
 
-#define CHAOS_STEPS     3  /* steps of the workload's workflow (tests/plugins/chaos.c) */
-#define CHAOS_MAX_PROCS 32 /* workers + schedulers */
-#define CHAOS_POISON_ID "chaos-poison"
-#define CHAOS_WARMUP_ID "chaos-warmup"
-#define CHAOS_ID_PREFIX "wf-" /* instance i is "wf-<i>" */
+#define CHAOS_STEPS          3 /* steps of the workload's workflow (tests/plugins/chaos.c) */
+#define CHAOS_MAX_PROCS      32 /* workers + schedulers */
+#define CHAOS_MAX_PASSED_ENV 8  /* BATON_KAFKA_* passed on to the programs */
+#define CHAOS_POISON_ID      "chaos-poison"
+#define CHAOS_WARMUP_ID      "chaos-warmup"
+#define CHAOS_ID_PREFIX      "wf-" /* instance i is "wf-<i>" */
 
 /* The fault kinds: enum value, flag name, what one injection does. */
 #define CHAOS_FAULTS(X)                                                                  \
@@ -147,8 +148,9 @@ struct chaos_run {
     bool redis_up;
     struct bt_test_kafka kafka;
     char prefix[64], dir[256], log[320];
-    char env[6][320];
-    const char *envp[7];
+    char env[6 + CHAOS_MAX_PASSED_ENV]
+            [320]; /* the stack's, then BATON_KAFKA_* passed on */
+    const char *envp[6 + CHAOS_MAX_PASSED_ENV + 1];
     int log_fd;
 
     /* procs.c */

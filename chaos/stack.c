@@ -16,8 +16,12 @@
 #include "chaos.h"
 #include "config.h"
 
+extern char **environ;
+
 int chaos_stack_start(struct chaos_run *r, const char *dir)
 {
+    int n;
+
     snprintf(r->prefix, sizeof(r->prefix), "%s", bt_test_prefix());
     snprintf(r->dir, sizeof(r->dir), "%s", dir);
     snprintf(r->log, sizeof(r->log), "%s/%s.log", dir, r->name);
@@ -41,9 +45,15 @@ int chaos_stack_start(struct chaos_run *r, const char *dir)
     snprintf(r->env[3], sizeof(r->env[3]), "BATON_EMBEDDED=1");
     snprintf(r->env[4], sizeof(r->env[4]), "BATON_HOME=%s", dir);
     snprintf(r->env[5], sizeof(r->env[5]), "BATON_LOG_LEVEL=info");
-    for (int i = 0; i < 6; i++)
+    n = 6;
+    /* client settings to try under faults (BATON_KAFKA_SESSION_TIMEOUT_MS=...)
+     * reach the workers and schedulers */
+    for (char **e = environ; *e && n < 6 + CHAOS_MAX_PASSED_ENV; e++)
+        if (!strncmp(*e, "BATON_KAFKA_", 12))
+            snprintf(r->env[n++], sizeof(r->env[0]), "%s", *e);
+    for (int i = 0; i < n; i++)
         r->envp[i] = r->env[i];
-    r->envp[6] = NULL;
+    r->envp[n] = NULL;
     chaos_note(r, "starting: run=%s redis=%s brokers=%s prefix=%s", r->name,
                r->redis.addr, r->kafka.brokers, r->prefix);
     return 0;
