@@ -26,6 +26,7 @@
 #include "jsonw.h"
 #include "kafka.h"
 #include "log.h"
+#include "stop.h"
 #include "lua_scripts.h"
 #include "actpool.h"
 #include "admission.h"
@@ -949,13 +950,16 @@ void bt_acttask_destroy(struct bt_acttask *at)
     if (!at)
         return;
     if (at->consumer_thread) {
+        bt_stop_step("activity role: consumer thread");
         atomic_store(&at->stop, true);
         pthread_join(at->consumer_thread, NULL);
     }
+    bt_stop_step("activity role: running tasks");
     if (at->pool)
         bt_actpool_stop(at->pool);
     if (at->consumer) {
         /* outcomes on their way: wait for them so their offsets can be committed */
+        bt_stop_step("activity role: outcomes to Kafka");
         rd_kafka_flush(at->producer, 10000);
         reap(at);
         commit_offsets(at);
@@ -982,15 +986,18 @@ void bt_acttask_destroy(struct bt_acttask *at)
             j->next = eager;
             eager = j;
         }
+        bt_stop_step("activity role: eager hand-off");
         hand_off(at, eager);
         bt_admission_destroy(at->adm); /* and the slots of tasks that will not run */
         at->adm = NULL;
         if (at->wake)
             rd_kafka_queue_destroy(at->wake);
+        bt_stop_step("activity role: consumer close");
         rd_kafka_consumer_close(at->consumer);
         rd_kafka_destroy(at->consumer);
     }
     if (at->producer) {
+        bt_stop_step("activity role: producer close");
         rd_kafka_flush(at->producer, 5000);
         rd_kafka_destroy(at->producer);
     }

@@ -19,38 +19,14 @@
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
+#include "stop.h"
 #include "wftask.h"
 
 static volatile sig_atomic_t stopping;
 
 /* A stop hands work on and closes the Kafka clients, each step bounded by
- * its own timeout; STOP_GRACE_S bounds the whole, whatever blocks (what is
- * not committed then is redelivered, a held eager task swept). */
+ * its own timeout; STOP_GRACE_S bounds the whole, whatever blocks (stop.h). */
 #define STOP_GRACE_S 20
-static const char *volatile stop_step = "stopping";
-
-static void *stop_deadline(void *arg)
-{
-    struct timespec ts = {STOP_GRACE_S, 0};
-
-    (void)arg;
-    while (nanosleep(&ts, &ts) && errno == EINTR)
-        ;
-    bt_log(BT_LOG_WARN, "the stop took over %d s, exiting: step=\"%s\"", STOP_GRACE_S,
-           stop_step);
-    _exit(0);
-    return NULL;
-}
-
-/* Starts the stop's deadline (a detached thread; the process ends first
- * when the stop is in time). */
-static void start_stop_deadline(void)
-{
-    pthread_t t;
-
-    if (pthread_create(&t, NULL, stop_deadline, NULL) == 0)
-        pthread_detach(t);
-}
 
 static void on_signal(int sig)
 {
@@ -187,16 +163,19 @@ int main(int argc, char **argv)
                (unsigned long long)as.started, (unsigned long long)as.stale);
     }
     ret = 0;
-    start_stop_deadline();
+    bt_stop_begin(STOP_GRACE_S);
 out:
+    bt_stop_step("metrics");
     bt_metrics_stop(metrics);
-    stop_step = "activity role";
+    bt_stop_step("activity role");
     bt_acttask_destroy(at);
-    stop_step = "workflow role";
-    for (int i = 0; i < n_wts + 1 && i < 64; i++)
+    for (int i = 0; i < n_wts + 1 && i < 64; i++) {
+        bt_stop_step("workflow role");
         bt_wftask_destroy(wts[i]);
-    stop_step = "heartbeat";
+    }
+    bt_stop_step("heartbeat");
     bt_alive_stop(alive); /* after the eager tasks' outcomes are forgotten */
+    bt_stop_step("stopped");
     bt_metrics_destroy(metrics);
     bt_registry_destroy(reg);
     bt_config_release(&cfg);

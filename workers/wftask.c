@@ -32,6 +32,7 @@
 #include "idmap.h"
 #include "kafka.h"
 #include "log.h"
+#include "stop.h"
 #include "replay.h"
 #include "store.h"
 #include "unsent.h"
@@ -390,22 +391,28 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     if (!wt)
         return;
     if (wt->consumer && wt->producer && wt->store) {
+        bt_stop_step("workflow role: last batch");
         land(wt, 0, false);
+        bt_stop_step("workflow role: eager hand-off");
         hand_off_inbox(wt);
     }
+    bt_stop_step("workflow role: redis replies");
     if (wt->store)
         bt_store_settle(wt->store);
     if (wt->wake)
         rd_kafka_queue_destroy(wt->wake);
     if (wt->consumer) {
+        bt_stop_step("workflow role: consumer close");
         rd_kafka_consumer_close(wt->consumer);
         rd_kafka_destroy(wt->consumer);
     }
     if (wt->lookback) {
+        bt_stop_step("workflow role: lookback close");
         rd_kafka_consumer_close(wt->lookback);
         rd_kafka_destroy(wt->lookback);
     }
     if (wt->producer) {
+        bt_stop_step("workflow role: producer close");
         rd_kafka_flush(wt->producer, 5000);
         rd_kafka_destroy(wt->producer);
     }
