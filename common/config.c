@@ -54,6 +54,11 @@ static const struct setting settings[] = {
      "run an activity on the worker that decided it when that worker serves its "
      "queue and has room for it (no Kafka hops; when the worker dies, the "
      "scheduler sends its tasks to Kafka)"},
+    {"member", "BATON_MEMBER", STR, F(member), 0, NULL, 0, 0,
+     "a name this worker keeps across restarts (a StatefulSet pod's, a systemd "
+     "instance's): its consumers join as static members (group.instance.id "
+     "<member>-<n>), so a restart within the session timeout takes their partitions "
+     "back without a rebalance; unset: dynamic members (docs/reliability.md, churn)"},
     {"concurrency-lease-ms", "BATON_CONCURRENCY_LEASE_MS", INT, F(concurrency_lease_ms),
      0, "30000", 300, 3600000,
      "lease of a concurrency-limit slot: a dead worker's slot frees after this long"},

@@ -37,6 +37,7 @@ struct bt_config {
     /* ms a concurrency-limit lease lasts unless renewed (every third of it) */
     int concurrency_lease_ms;
     int eager;       /* run a step's activity on the deciding worker when it can */
+    char *member;    /* static group membership's name, or NULL */
     int watchdog_ms; /* a consumer idle this long with messages waiting is stalled */
 };
 

@@ -2,6 +2,7 @@
  * (our settings first, the operator's kafka.* properties last) and counts
  * delivery reports per batch, so a caller commits an offset only after the
  * messages it produced for it are on the brokers. */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -282,6 +283,23 @@ int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms)
     return __atomic_load_n(&batch->failed, __ATOMIC_RELAXED) ? BT_EAGAIN : 0;
 }
 
+/* Static membership (--member): the process's group members are numbered in
+ * the order they are made, which is the same at every start of one
+ * configuration, so each takes back its own partitions after a restart. The
+ * other consumers (readers without a group role) stay dynamic. */
+static int set_member(rd_kafka_conf_t *conf, const char *member, char *errstr,
+                      size_t errstr_size)
+{
+    static atomic_int made;
+    char id[256];
+
+    snprintf(id, sizeof(id), "%s-%d", member, atomic_fetch_add(&made, 1));
+    if (rd_kafka_conf_set(conf, "group.instance.id", id, errstr, errstr_size) !=
+        RD_KAFKA_CONF_OK)
+        return BT_EINVAL;
+    return 0;
+}
+
 rd_kafka_t *bt_kafka_consumer_new(
     const struct bt_config *cfg, const char *group,
     void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -323,6 +341,11 @@ rd_kafka_t *bt_kafka_consumer_new(
     conf = conf_new(cfg, ours, sizeof(ours) / sizeof(ours[0]), errstr, errstr_size);
     if (!conf)
         return NULL;
+    if (rebalance_cb && cfg->member && *cfg->member &&
+        set_member(conf, cfg->member, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     if (rebalance_cb)
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, opaque);

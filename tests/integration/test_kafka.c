@@ -440,3 +440,55 @@ Test(kafka, passes_kafka_properties_through_and_rejects_unknown_ones)
     cr_assert_null(bt_kafka_producer_new(&cfg, errstr, sizeof(errstr)));
     cr_assert(strstr(errstr, "no-equals-sign"), "errstr: %s", errstr);
 }
+
+static void take_and_give_back(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        bt_kafka_assign(rk, parts);
+    else
+        bt_kafka_unassign(rk, parts);
+}
+
+/* The consumer's group.instance.id, "" when it has none. */
+static void instance_id(rd_kafka_t *rk, char *value, size_t size)
+{
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "group.instance.id", value, &size) !=
+        RD_KAFKA_CONF_OK)
+        value[0] = '\0';
+}
+
+/* --member: each group member of the process gets its own static id, the
+ * same at every start (numbered in the order they are made); readers without
+ * a group role stay dynamic; a static member consumes like any other. */
+Test(kafka, members_of_a_named_worker_are_static_and_distinct, .timeout = 60)
+{
+    char errstr[512], first[128], second[128], plain[128], topic[256], base[128];
+    struct bt_kafka_batch batch = {0};
+    const char *topics[1] = {topic};
+    rd_kafka_t *a, *b, *r, *rk = producer();
+
+    cr_assert(cfg.member = strdup("pod-3"));
+    a = keep(bt_kafka_consumer_new(&cfg, "members", take_and_give_back, NULL, errstr,
+                                   sizeof(errstr)));
+    b = keep(bt_kafka_consumer_new(&cfg, "members", take_and_give_back, NULL, errstr,
+                                   sizeof(errstr)));
+    r = keep(bt_kafka_consumer_new(&cfg, "reader", NULL, NULL, errstr, sizeof(errstr)));
+    cr_assert(a && b && r, "%s", errstr);
+    instance_id(a, first, sizeof(first));
+    instance_id(b, second, sizeof(second));
+    instance_id(r, plain, sizeof(plain));
+    cr_assert(!strncmp(first, "pod-3-", 6), "group.instance.id %s", first);
+    snprintf(base, sizeof(base), "pod-3-%d", atoi(first + 6) + 1);
+    cr_assert_str_eq(second, base, "the next member is numbered after the first");
+    cr_assert(strncmp(plain, "pod-3", 5), "a reader is no static member: %s", plain);
+
+    drop(b);
+    bt_kafka_topic(&cfg, "static", topic, sizeof(topic));
+    produce_ids(rk, topic, 0, 10, &batch);
+    cr_assert_eq(bt_kafka_wait(rk, &batch, 10000), 0);
+    cr_assert_eq(bt_kafka_subscribe(a, topics, 1), 0);
+    poll_msgs(a, &got_a, 10, 20000);
+    assert_exactly(&got_a, 10);
+}
