@@ -11,10 +11,29 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "args.h"
 #include "config.h"
 #include "store.h"
 
 enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE = 3 };
+
+/* The settings a command that reads Redis, or produces to Kafka, uses: for
+ * the `.settings` of its struct bt_cmd (args.h), in its --help. */
+#define BT_CLI_REDIS_SETTINGS "redis", "redis-password", "key-prefix"
+#define BT_CLI_KAFKA_SETTINGS "brokers", "prefix", "kafka.<property>=<value>"
+
+/* Parses a command's arguments with bt_args_parse(). Returns -1 when the
+ * command should run, else the exit status to return at once: 0 after
+ * --help or --version, BT_EXIT_USAGE when argv is wrong (said on stderr). */
+int bt_cli_args(const struct bt_cmd *cmd, int argc, char **argv, char **pos, int *n_pos);
+
+/* Prints root as one line of compact JSON on stdout and releases it (takes
+ * the reference; NULL prints nothing). The `--json` of every command. */
+void bt_cli_print_json(json_t *root);
+/* ms since the epoch as RFC 3339 in UTC with milliseconds
+ * ("2026-12-04T19:45:50.123Z"), the time format of every output, into buf
+ * (size n, 32 is enough). Returns buf. */
+char *bt_cli_time(int64_t ms, char *buf, size_t n);
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);

@@ -4,11 +4,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "err.h"
 #include "journal.h"
 #include "kafka.h"
+
+int bt_cli_args(const struct bt_cmd *cmd, int argc, char **argv, char **pos, int *n_pos)
+{
+    int rc = bt_args_parse(cmd, argc, argv, pos, n_pos);
+
+    return rc == 0 ? -1 : rc == 1 ? BT_EXIT_OK : BT_EXIT_USAGE;
+}
+
+void bt_cli_print_json(json_t *root)
+{
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+    if (text)
+        printf("%s\n", text);
+    free(text);
+    json_decref(root);
+}
+
+char *bt_cli_time(int64_t ms, char *buf, size_t n)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char date[32];
+
+    gmtime_r(&s, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, n, "%s.%03dZ", date, (int)(ms % 1000));
+    return buf;
+}
 
 int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *key,
                    const char *payload, size_t len)

@@ -41,7 +41,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: baton [settings] <command> [arguments]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "  %-10s %s\n\n", "help", "show this text");
+    fprintf(f, "  %-10s %s\n", "help", "show this text");
+    fprintf(f, "  %-10s %s\n\n", "--version", "print the version");
     fprintf(f, "`baton <command> --help` shows a command's own flags. Settings go "
                "anywhere on the line.\n\n");
     bt_config_usage(f);
@@ -75,6 +76,11 @@ int main(int argc, char **argv)
     }
     if (is_help(argv[1])) {
         usage(stdout);
+        ret = BT_EXIT_OK;
+        goto out;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("baton %s\n", bt_args_version());
         ret = BT_EXIT_OK;
         goto out;
     }

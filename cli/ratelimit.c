@@ -11,6 +11,25 @@
 static const char usage_text[] =
     "usage: baton ratelimit set KEY RATE[/s] [--burst N] | get KEY | list\n";
 
+static int64_t burst_arg = -1;
+
+static const struct bt_arg ratelimit_args[] = {
+    {"burst", 0, BT_ARG_INT, &burst_arg, "N", "unchanged, or RATE at first", 1,
+     1000000000, .help = "set: tokens the bucket holds at most"},
+    {NULL},
+};
+
+static const struct bt_cmd ratelimit_cmd = {
+    .name = "baton ratelimit",
+    .synopsis = "set KEY RATE[/s] [--burst N] | get KEY | list",
+    .about = "Rate limits (token buckets shared by every worker), read and tuned while "
+             "everything runs.",
+    .args = ratelimit_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 3,
+};
+
 static void print_bucket(struct bt_store *store, const char *bucket, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store),
@@ -25,36 +44,35 @@ static void print_bucket(struct bt_store *store, const char *bucket, const char 
     freeReplyObject(reply);
 }
 
-static int set(struct bt_store *store, int argc, char **argv)
+/* RATE or RATE/s, tokens per second: 0 or -1 having said why. */
+static int parse_rate(const char *text, double *rate)
 {
-    char bucket[600], *end;
-    double rate;
-    long burst = -1;
+    char *end;
+
+    *rate = strtod(text, &end);
+    if (end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9) {
+        fprintf(stderr,
+                "baton ratelimit: rate \"%s\" is not a positive number per second "
+                "(10, 10/s, 0.5/s)\n",
+                text);
+        return -1;
+    }
+    return 0;
+}
+
+static int set(struct bt_store *store, const char *key, double rate)
+{
+    char bucket[600];
     redisReply *reply;
 
-    if (argc != 4 && argc != 6)
-        goto usage;
-    rate = strtod(argv[3], &end);
-    if (end == argv[3] || (*end && strcmp(end, "/s")) || rate <= 0)
-        goto usage;
-    if (argc == 6) {
-        if (strcmp(argv[4], "--burst"))
-            goto usage;
-        burst = strtol(argv[5], &end, 10);
-        if (*end || burst < 1)
-            goto usage;
-    }
-    bt_ratelimit_key(bt_store_prefix(store), argv[2], bucket, sizeof(bucket));
-    if (burst > 0)
-        reply = bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g burst %ld",
-                                 bucket, rate, burst);
+    bt_ratelimit_key(bt_store_prefix(store), key, bucket, sizeof(bucket));
+    if (burst_arg > 0)
+        reply = bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g burst %lld",
+                                 bucket, rate, (long long)burst_arg);
     else
         reply =
             bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g", bucket, rate);
-    return bt_cli_stored(store, reply, bucket, argv[2], print_bucket);
-usage:
-    fputs(usage_text, stderr);
-    return BT_EXIT_USAGE;
+    return bt_cli_stored(store, reply, bucket, key, print_bucket);
 }
 
 static int get(struct bt_store *store, const char *key)
@@ -78,21 +96,30 @@ static int list(struct bt_store *store)
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
-    int ret;
+    char *pos[3];
+    double rate = 0;
+    int n_pos, ret;
 
-    if (argc < 2 ||
-        (strcmp(argv[1], "set") && strcmp(argv[1], "get") && strcmp(argv[1], "list")) ||
-        (!strcmp(argv[1], "get") && argc != 3) ||
-        (!strcmp(argv[1], "list") && argc != 2)) {
+    if ((ret = bt_cli_args(&ratelimit_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    if (!(!strcmp(pos[0], "set") && n_pos == 3) &&
+        !(!strcmp(pos[0], "get") && n_pos == 2) &&
+        !(!strcmp(pos[0], "list") && n_pos == 1)) {
         fputs(usage_text, stderr);
         return BT_EXIT_USAGE;
     }
+    if (burst_arg > 0 && strcmp(pos[0], "set")) {
+        fprintf(stderr, "baton ratelimit: --burst is for set\n");
+        return BT_EXIT_USAGE;
+    }
+    if (!strcmp(pos[0], "set") && parse_rate(pos[2], &rate))
+        return BT_EXIT_USAGE;
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
-    if (!strcmp(argv[1], "set"))
-        ret = set(store, argc, argv);
-    else if (!strcmp(argv[1], "get"))
-        ret = get(store, argv[2]);
+    if (!strcmp(pos[0], "set"))
+        ret = set(store, pos[1], rate);
+    else if (!strcmp(pos[0], "get"))
+        ret = get(store, pos[1]);
     else
         ret = list(store);
     bt_store_destroy(store);

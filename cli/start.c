@@ -1,5 +1,5 @@
-/* `baton start TYPE [--id ID] [--input JSON|@file] [--queue Q] [--execution-timeout SEC]
- * [--at TIME] [--wait] [--timeout SEC]`:
+/* `baton start TYPE [--id ID] [--input JSON|@file] [--queue Q]
+ * [--execution-timeout DURATION] [--at TIME] [--wait] [--timeout DURATION]`:
  * produces a start event (with --at, a one-shot schedule fires it at TIME);
  * with --wait, follows the instance in Redis until it finishes, prints its
  * result and exits 1 when it failed. */
@@ -106,43 +106,63 @@ out:
     bt_store_destroy(store);
 }
 
+static const char *id_arg, *input_arg, *queue_arg, *at_arg;
+static bool wait_arg;
+static int64_t timeout_arg, execution_timeout_arg;
+
+static const struct bt_arg start_args[] = {
+    {"id", 0, BT_ARG_STR, &id_arg, "ID", "TYPE-<microseconds>",
+     .help = "the instance id"},
+    {"input", 0, BT_ARG_STR, &input_arg, "JSON|@FILE", "null",
+     .help = "the workflow's input, or @file to read it from"},
+    {"queue", 0, BT_ARG_STR, &queue_arg, "QUEUE", "default",
+     .help = "the workflow queue whose workers run it"},
+    {"execution-timeout", 0, BT_ARG_DURATION, &execution_timeout_arg, "DURATION", "none",
+     1, INT64_C(3155760000000),
+     .help = "the workflow fails if it has not finished by then (seconds, or 500ms, "
+             "5m, 2h, 1d)"},
+    {"at", 0, BT_ARG_STR, &at_arg, "TIME", "now",
+     .help = "start it then: RFC 3339 (2026-11-27T10:00:00Z) or +30s, +5m, +2h, +1d"},
+    {"wait", 0, BT_ARG_BOOL, &wait_arg,
+     .help = "wait until it finishes, print its result, exit 1 when it failed"},
+    {"timeout", 0, BT_ARG_DURATION, &timeout_arg, "DURATION", "forever", 1,
+     INT64_C(3155760000000), .help = "how long --wait waits"},
+    {NULL},
+};
+
+static const struct bt_cmd start_cmd = {
+    .name = "baton start",
+    .synopsis =
+        "TYPE [--id ID] [--input JSON|@file] [--queue Q] "
+        "[--execution-timeout DURATION] [--at TIME] [--wait] [--timeout DURATION]",
+    .about = "Start a workflow instance of TYPE: produce its start event (with --at, a "
+             "one-shot schedule fires it at TIME).",
+    .args = start_args,
+    .settings = (const char *const[]){BT_CLI_KAFKA_SETTINGS, BT_CLI_REDIS_SETTINGS,
+                                      "max-payload", NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *type = NULL, *id = NULL, *at = NULL;
+    const char *type, *id;
+    char *pos[1];
     json_t *input = NULL;
-    bool wait = false;
-    int64_t timeout_ms = 0;
     char *generated = NULL, *bytes = NULL, *suffix = NULL;
     struct bt_msg msg = {.type = BT_MSG_START};
     size_t len;
-    int ret = BT_EXIT_USAGE;
+    int n_pos, ret;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--id") && i + 1 < argc) {
-            id = argv[++i];
-        } else if (!strcmp(argv[i], "--input") && i + 1 < argc) {
-            json_decref(input);
-            if (!(input = read_input(argv[++i])))
-                goto out;
-        } else if (!strcmp(argv[i], "--queue") && i + 1 < argc) {
-            msg.queue = argv[++i];
-        } else if (!strcmp(argv[i], "--at") && i + 1 < argc) {
-            at = argv[++i];
-        } else if (!strcmp(argv[i], "--wait")) {
-            wait = true;
-        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-            timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
-        } else if (!strcmp(argv[i], "--execution-timeout") && i + 1 < argc) {
-            msg.timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
-        } else if (argv[i][0] != '-' && !type) {
-            type = argv[i];
-        } else {
-            fprintf(stderr, "baton start: unexpected argument \"%s\"\n", argv[i]);
-            goto usage;
-        }
-    }
-    if (!type)
-        goto usage;
+    if ((ret = bt_cli_args(&start_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    ret = BT_EXIT_USAGE;
+    type = pos[0];
+    id = id_arg;
+    if (input_arg && !(input = read_input(input_arg)))
+        goto out;
+    msg.queue = (char *)(uintptr_t)queue_arg;
+    msg.timeout_ms = execution_timeout_arg;
     if (!id) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -161,27 +181,18 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
         goto out;
     }
     suffix = bt_events_suffix(msg.queue);
-    ret = at ? bt_cli_schedule_at(cfg, type, id, bytes, at)
-             : bt_cli_produce(cfg, suffix, id, bytes, len);
+    ret = at_arg ? bt_cli_schedule_at(cfg, type, id, bytes, at_arg)
+                 : bt_cli_produce(cfg, suffix, id, bytes, len);
     if (ret)
         goto out;
-    if (!at) {
+    if (!at_arg) {
         fprintf(stderr, "started %s %s\n", type, id);
         warn_unserved(cfg, msg.queue);
     }
-    if (!wait)
+    if (!wait_arg)
         printf("%s\n", id);
     else
-        ret = wait_result(cfg, id, timeout_ms);
-    goto out;
-usage:
-    fprintf(stderr,
-            "usage: baton start TYPE [--id ID] [--input JSON|@file] [--queue QUEUE] "
-            "[--execution-timeout SECONDS] [--at TIME] [--wait] [--timeout SECONDS]\n"
-            "  --queue: the workflow queue whose workers run it [default]\n"
-            "  --execution-timeout: the workflow fails if it has not finished by then\n"
-            "  --timeout: how long --wait waits\n");
-    ret = BT_EXIT_USAGE;
+        ret = wait_result(cfg, id, timeout_arg);
 out:
     json_decref(input);
     free(generated);

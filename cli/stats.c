@@ -150,16 +150,33 @@ static int print_stats(const struct bt_config *cfg, struct bt_store *store)
     return BT_EXIT_OK;
 }
 
+static bool watch_arg;
+
+static const struct bt_arg stats_args[] = {
+    {"watch", 0, BT_ARG_BOOL, &watch_arg,
+     .help = "print it again every 2 s until Ctrl-C"},
+    {NULL},
+};
+
+static const struct bt_cmd stats_cmd = {
+    .name = "baton stats",
+    .synopsis = "[--watch]",
+    .about =
+        "A summary from Redis: instances by type and status, completions in the last "
+        "minute, pending timers, the outbox, dead letters.",
+    .args = stats_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+};
+
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
-    bool watch = argc == 2 && !strcmp(argv[1], "--watch");
-    int ret;
+    bool watch;
+    int n_pos, ret;
 
-    if (argc > 2 || (argc == 2 && !watch)) {
-        fprintf(stderr, "usage: baton stats [--watch]\n");
-        return BT_EXIT_USAGE;
-    }
+    if ((ret = bt_cli_args(&stats_cmd, argc, argv, NULL, &n_pos)) >= 0)
+        return ret;
+    watch = watch_arg;
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
     signal(SIGINT, on_signal);

@@ -14,6 +14,7 @@
 
 #include "acttask.h"
 #include "alive.h"
+#include "args.h"
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
@@ -34,12 +35,35 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: baton-worker [--plugin lib.so]... [--queues q1,q2] "
-                    "[--concurrency N] [settings]\n\n");
-    bt_config_usage(stderr);
-}
+static const struct bt_cmd worker_cmd = {
+    .name = "baton-worker",
+    .synopsis = "[--plugin lib.so]... [--queues q1,q2] [--concurrency N] [settings]",
+    .about = "Run the workflows and activities the plugins register, for the queues it "
+             "serves, until SIGTERM or SIGINT.",
+    .settings = (const char *const[]){"plugin",
+                                      "queues",
+                                      "concurrency",
+                                      "workflow-threads",
+                                      "eager",
+                                      "member",
+                                      "brokers",
+                                      "redis",
+                                      "redis-password",
+                                      "prefix",
+                                      "key-prefix",
+                                      "max-payload",
+                                      "activity-timeout-ms",
+                                      "history-max",
+                                      "concurrency-lease-ms",
+                                      "watchdog-ms",
+                                      "embedded",
+                                      "metrics-addr",
+                                      "metrics-port",
+                                      "log-level",
+                                      "log-json",
+                                      "kafka.<property>=<value>",
+                                      NULL},
+};
 
 /* The activity role as the workflow role's eager executor. */
 static int eager_slots(void *at, const char *queue)
@@ -81,17 +105,17 @@ int main(int argc, char **argv)
     mallopt(M_MXFAST, 0);
 
     if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
-        fprintf(stderr, "baton-worker: %s\n", errstr);
-        usage();
+        fprintf(stderr,
+                "baton-worker: %s\n  (`baton-worker --help` lists the settings)\n",
+                errstr);
+        ret = 2;
         goto out;
     }
-    if (argc > 1) {
-        if (strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))
-            fprintf(stderr, "baton-worker: unknown argument \"%s\"\n", argv[1]);
-        usage();
-        ret = strcmp(argv[1], "--help") && strcmp(argv[1], "-h") ? 2 : 0;
+    if ((ret = bt_args_parse(&worker_cmd, argc, argv, NULL, &(int){0}))) {
+        ret = ret == 1 ? 0 : 2; /* --help or --version; or a usage error */
         goto out;
     }
+    ret = 1;
     bt_log_setup("worker",
                  bt_log_parse_level(cfg.log_level) < 0
                      ? BT_LOG_INFO
