@@ -9,12 +9,21 @@
 #include "cli.h"
 #include "concurrency.h"
 
+static bool json_arg;
+
 static const char usage_text[] =
     "usage: baton concurrency set KEY N (0: no limit) | get KEY | list\n";
 
+static const struct bt_arg concurrency_args[] = {
+    {"json", 0, BT_ARG_BOOL, &json_arg,
+     .help = "one JSON object per key and line (JSON lines)"},
+    {NULL},
+};
+
 static const struct bt_cmd concurrency_cmd = {
     .name = "baton concurrency",
-    .synopsis = "set KEY N | get KEY | list",
+    .synopsis = "set KEY N | get KEY | list  [--json]",
+    .args = concurrency_args,
     .about = "Concurrency limits (at most N steps of a key running at once across every "
              "worker; 0: no limit), read and tuned while everything runs.",
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
@@ -43,14 +52,27 @@ static void count_leases(struct bt_store *store, const char *key, char *out, siz
     freeReplyObject(reply);
 }
 
+static json_t *integer_or_null(const char *text)
+{
+    char *end;
+    long long x = text ? strtoll(text, &end, 10) : 0;
+
+    return text && end != text && !*end ? json_integer(x) : json_null();
+}
+
 static void print_limit(struct bt_store *store, const char *hash, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store), "HGET %s limit", hash);
+    const char *limit = reply && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
     char in_use[32];
 
     count_leases(store, key, in_use, sizeof(in_use));
-    printf("%s limit=%s in_use=%s\n", key,
-           reply && reply->type == REDIS_REPLY_STRING ? reply->str : "-", in_use);
+    if (json_arg)
+        bt_cli_print_json(json_pack("{s:s, s:o, s:o}", "key", key, "limit",
+                                    integer_or_null(limit), "in_use",
+                                    integer_or_null(in_use)));
+    else
+        printf("%s limit=%s in_use=%s\n", key, limit ? limit : "-", in_use);
     freeReplyObject(reply);
 }
 

@@ -1,12 +1,15 @@
 /* `baton ratelimit set KEY RATE/s [--burst N] | get KEY | list`: reads and
  * tunes the token buckets in Redis (<prefix>:rl:<key>) while everything runs;
  * workers see a change on their next take. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "ratelimit.h"
+
+static bool json_arg;
 
 static const char usage_text[] =
     "usage: baton ratelimit set KEY RATE[/s] [--burst N] | get KEY | list\n";
@@ -16,12 +19,14 @@ static int64_t burst_arg = -1;
 static const struct bt_arg ratelimit_args[] = {
     {"burst", 0, BT_ARG_INT, &burst_arg, "N", "unchanged, or RATE at first", 1,
      1000000000, .help = "set: tokens the bucket holds at most"},
+    {"json", 0, BT_ARG_BOOL, &json_arg,
+     .help = "one JSON object per key and line (JSON lines)"},
     {NULL},
 };
 
 static const struct bt_cmd ratelimit_cmd = {
     .name = "baton ratelimit",
-    .synopsis = "set KEY RATE[/s] [--burst N] | get KEY | list",
+    .synopsis = "set KEY RATE[/s] [--burst N] | get KEY | list  [--json]",
     .about = "Rate limits (token buckets shared by every worker), read and tuned while "
              "everything runs.",
     .args = ratelimit_args,
@@ -30,17 +35,40 @@ static const struct bt_cmd ratelimit_cmd = {
     .max_pos = 3,
 };
 
+/* A stored number as JSON (an integer when it is one): null when absent or
+ * not a number. */
+static json_t *number(const char *text)
+{
+    char *end;
+    double x = text ? strtod(text, &end) : 0;
+
+    if (!text || end == text || *end || !isfinite(x))
+        return json_null();
+    return fabs(x) < 9e15 && x == (double)(json_int_t)x ? json_integer((json_int_t)x)
+                                                        : json_real(x);
+}
+
 static void print_bucket(struct bt_store *store, const char *bucket, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store),
                                          "HMGET %s rate burst tokens until", bucket);
-    const char *f[4] = {"-", "-", "-", "0"};
+    const char *f[4] = {NULL, NULL, NULL, NULL};
+    char until[40];
 
     for (size_t i = 0;
          reply && reply->type == REDIS_REPLY_ARRAY && i < 4 && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             f[i] = reply->element[i]->str;
-    printf("%s rate=%s/s burst=%s tokens=%s until=%s\n", key, f[0], f[1], f[2], f[3]);
+    if (json_arg) {
+        long long ms = f[3] ? strtoll(f[3], NULL, 10) : 0;
+        bt_cli_print_json(json_pack(
+            "{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]), "burst",
+            number(f[1]), "tokens", number(f[2]), "until",
+            ms > 0 ? json_string(bt_cli_time(ms, until, sizeof(until))) : json_null()));
+    } else {
+        printf("%s rate=%s/s burst=%s tokens=%s until=%s\n", key, f[0] ? f[0] : "-",
+               f[1] ? f[1] : "-", f[2] ? f[2] : "-", f[3] ? f[3] : "0");
+    }
     freeReplyObject(reply);
 }
 

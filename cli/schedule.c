@@ -251,11 +251,44 @@ out:
     return ret;
 }
 
+static bool list_json;
+
+/* One schedule (its HGETALL reply h) as a line of text or of JSON. */
+static void print_schedule(const char *name, const redisReply *h)
+{
+    const char *paused = field(h, "paused"), *once = field(h, "once"),
+               *next = field(h, "next"), *err = field(h, "error"),
+               *queue = field(h, "queue");
+    int64_t next_ms = next ? strtoll(next, NULL, 10) : 0;
+    char when[40];
+
+    queue = queue && *queue ? queue : "default";
+    if (list_json) {
+        bt_cli_print_json(json_pack(
+            "{s:s, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}", "name", name,
+            "state", paused && !strcmp(paused, "1") ? "paused" : "active", "next",
+            bt_cli_time(next_ms, when, sizeof(when)), "once", once != NULL, "cron",
+            once ? NULL : field(h, "cron"), "tz", once ? NULL : field(h, "tz"),
+            "workflow", field(h, "workflow"), "queue", queue, "overlap",
+            once ? NULL : field(h, "overlap"), "last_id",
+            field(h, once ? "id" : "last_id"), "error", err));
+        return;
+    }
+    printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", name,
+           paused && !strcmp(paused, "1") ? "paused" : "active",
+           format_time(next_ms, when, sizeof(when)),
+           once ? "once" : show(field(h, "cron")), once ? "-" : show(field(h, "tz")),
+           show(field(h, "workflow")), queue, once ? "-" : show(field(h, "overlap")),
+           show(field(h, once ? "id" : "last_id")));
+    if (err)
+        printf("  error: %s\n", err);
+}
+
 static int list(struct bt_store *store)
 {
     struct bt_redis *r = bt_store_redis(store);
     redisReply *names;
-    char set[600], when[32];
+    char set[600];
     int ret = BT_EXIT_UNAVAILABLE;
 
     snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
@@ -275,33 +308,17 @@ static int list(struct bt_store *store)
             goto out; /* the connection dies with the process */
         }
     }
-    printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", "NAME", "STATE", "NEXT",
-           "SCHEDULE", "TZ", "WORKFLOW", "QUEUE", "OVERLAP", "LAST");
+    if (!list_json)
+        printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", "NAME", "STATE",
+               "NEXT", "SCHEDULE", "TZ", "WORKFLOW", "QUEUE", "OVERLAP", "LAST");
     for (size_t i = 0; i < names->elements; i++) {
         redisReply *h = NULL;
-        const char *paused, *once, *next, *err;
         if (bt_redis_reply(r, &h)) {
             fprintf(stderr, "baton: lost Redis while listing\n");
             goto out;
         }
-        paused = field(h, "paused");
-        once = field(h, "once");
-        next = field(h, "next");
-        err = field(h, "error");
-        if (h->type == REDIS_REPLY_ARRAY && h->elements > 0) {
-            const char *queue = field(h, "queue");
-            printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n",
-                   names->element[i]->str,
-                   paused && !strcmp(paused, "1") ? "paused" : "active",
-                   format_time(next ? strtoll(next, NULL, 10) : 0, when, sizeof(when)),
-                   once ? "once" : show(field(h, "cron")),
-                   once ? "-" : show(field(h, "tz")), show(field(h, "workflow")),
-                   queue && *queue ? queue : "default",
-                   once ? "-" : show(field(h, "overlap")),
-                   show(field(h, once ? "id" : "last_id")));
-            if (err)
-                printf("  error: %s\n", err);
-        }
+        if (h->type == REDIS_REPLY_ARRAY && h->elements > 0)
+            print_schedule(names->element[i]->str, h);
         freeReplyObject(h);
     }
     ret = BT_EXIT_OK;
@@ -440,9 +457,16 @@ out:
     return ret;
 }
 
+static const struct bt_arg list_args[] = {
+    {"json", 0, BT_ARG_BOOL, &list_json,
+     .help = "one JSON object per schedule and line (JSON lines), no header"},
+    {NULL},
+};
+
 static const struct bt_cmd list_cmd = {
     .name = "baton schedule list",
-    .synopsis = "",
+    .synopsis = "[--json]",
+    .args = list_args,
     .about = "List the schedules: state, next fire, cron, zone, workflow, queue, overlap "
              "policy, last instance started.",
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
