@@ -72,6 +72,15 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
 
 struct bt_store *bt_cli_store(const struct bt_config *cfg);
 
+/* Every Redis call of the CLI gives up after this long: a Redis that
+ * accepts connections but never answers gets the user an error (exit 3)
+ * within 5 s, counting the connect timeout. Blocking reads block for less. */
+#define BT_CLI_REDIS_TIMEOUT_MS 3000
+/* bt_store_new() with BT_CLI_REDIS_TIMEOUT_MS on its calls; NULL with
+ * errstr filled. Freed with bt_store_destroy(). */
+struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
+                                  size_t errstr_size);
+
 /* Blocks up to block_ms (at least 1) for the history records of instance id
  * after stream position after (in/out, size n; "0-0" from the start), the
  * way `baton history --follow` reads them. Returns 1 when one of them is the

@@ -75,10 +75,20 @@ out:
     return ret;
 }
 
+struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
+                                  size_t errstr_size)
+{
+    struct bt_store *store = bt_store_new(cfg, errstr, errstr_size);
+
+    if (store)
+        bt_redis_set_timeout(bt_store_redis(store), BT_CLI_REDIS_TIMEOUT_MS);
+    return store;
+}
+
 struct bt_store *bt_cli_store(const struct bt_config *cfg)
 {
     char errstr[512];
-    struct bt_store *store = bt_store_new(cfg, errstr, sizeof(errstr));
+    struct bt_store *store = bt_cli_store_new(cfg, errstr, sizeof(errstr));
     redisReply *reply;
 
     if (!store) {

@@ -85,7 +85,7 @@ out:
 static void warn_unserved(const struct bt_config *cfg, const char *queue)
 {
     char errstr[256], key[600], topic[600];
-    struct bt_store *store = bt_store_new(cfg, errstr, sizeof(errstr));
+    struct bt_store *store = bt_cli_store_new(cfg, errstr, sizeof(errstr));
     redisReply *reply;
     char *suffix = bt_events_suffix(queue);
 

@@ -56,6 +56,13 @@ int bt_redis_reply(struct bt_redis *r, redisReply **reply);
  * command is lost, as above). */
 int bt_redis_flush(struct bt_redis *r);
 
+/* Bounds each read and write of every connection (this one and the next)
+ * to ms: a Redis that accepts connections but does not answer makes the
+ * call return NULL, as unreachable, instead of blocking for ever. Blocking
+ * commands (XREAD BLOCK) must block for less. Default: none, for the
+ * long-lived workers and scheduler, whose stop has its own deadline. */
+void bt_redis_set_timeout(struct bt_redis *r, int ms);
+
 /* Round trips made so far (a pipeline counts once; AUTH and the SCRIPT LOAD
  * after a NOSCRIPT count too): for metrics and bench. */
 uint64_t bt_redis_round_trips(const struct bt_redis *r);
