@@ -90,6 +90,32 @@ struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
 int bt_cli_follow(struct bt_store *store, const char *id, char *after, size_t n,
                   int block_ms, json_t **finished);
 
+/* `baton start` of an id that is taken: an instance of it runs (and
+ * --id-conflict is fail), or it finished (and --id-reuse is reject), or it
+ * is a child workflow's or lives on another queue. */
+enum { BT_EXIT_CONFLICT = 4 };
+
+/* What lives under an instance id (idpolicy.c). */
+struct bt_cli_existing {
+    bool exists;
+    bool finished; /* completed, failed, cancelled or terminated */
+    bool child;    /* started by a parent workflow */
+    char status[32];
+    int run;         /* its current run: 1, more after continue-as-new */
+    char queue[300]; /* "default" when none */
+};
+/* Reads what lives under id into *ex. Returns BT_EXIT_OK (ex->exists says
+ * whether anything does) or BT_EXIT_UNAVAILABLE. */
+int bt_cli_existing(struct bt_store *store, const char *id, struct bt_cli_existing *ex);
+/* Whether a live worker of queue (NULL: default) runs workflow type, from
+ * the sets the workers' heartbeats keep (workers/alive.h). When live workers
+ * of the queue say what they run and type is not among it, says so on
+ * stderr and returns BT_EXIT_FAIL when refuse, else only warns. When none
+ * says (none lives, or older workers), returns BT_EXIT_OK: the caller warns
+ * about a queue nobody serves. BT_EXIT_UNAVAILABLE when Redis does not answer. */
+int bt_cli_check_type(struct bt_store *store, const char *queue, const char *type,
+                      bool refuse);
+
 /* The end of a `set`: reply (freed here) to the HSET of key; prints the
  * stored limit, or says why it failed. Returns a BT_EXIT_* status. */
 int bt_cli_stored(struct bt_store *store, redisReply *reply, const char *key,

@@ -77,6 +77,17 @@ static void eager_submit(void *at, const char *payload, size_t len,
     bt_acttask_submit(at, payload, len, owner);
 }
 
+/* The registry's workflow types, for the heartbeat to register: a new array
+ * of borrowed names (caller frees the array), or NULL out of memory. */
+static const char **workflow_types(const bt_registry *reg)
+{
+    const char **types = calloc(reg->n_workflows + 1, sizeof(*types));
+
+    for (size_t i = 0; types && i < reg->n_workflows; i++)
+        types[i] = reg->workflows[i].type;
+    return types;
+}
+
 static void *run_workflows(void *wt)
 {
     while (!stopping)
@@ -95,6 +106,7 @@ int main(int argc, char **argv)
     int n_wts = 0, n_threads = 0;
     struct bt_acttask *at = NULL;
     struct bt_alive *alive = NULL;
+    const char **types = NULL;
     struct bt_wftask_stats ws = {0};
     int ret = 1;
 
@@ -148,8 +160,10 @@ int main(int argc, char **argv)
     if (n_wts < cfg.workflow_threads ||
         !(at = bt_acttask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr)) ||
+        !(types = workflow_types(reg)) ||
         /* eager tasks are recovered from the outbox once its key is gone */
-        !(alive = bt_alive_start(&cfg, name, errstr, sizeof(errstr)))) {
+        !(alive = bt_alive_start(&cfg, name, types, reg->n_workflows, errstr,
+                                 sizeof(errstr)))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
     }
@@ -201,6 +215,7 @@ out:
     bt_alive_stop(alive); /* after the eager tasks' outcomes are forgotten */
     bt_stop_step("stopped");
     bt_metrics_destroy(metrics);
+    free(types);
     bt_registry_destroy(reg);
     bt_config_release(&cfg);
     return ret;
