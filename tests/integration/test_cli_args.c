@@ -179,3 +179,93 @@ Test(cli_args, bad_numbers_and_durations_exit_two_naming_the_flag, .init = setup
         cr_assert(strstr(out, cases[i][0]), "case %zu names %s: %s", i, cases[i][0], out);
     }
 }
+
+/* The lines of the README's CLI reference ("## Commands", its first sh
+ * block), a line that starts with spaces joined to the one before, comments
+ * dropped. Returns how many (at most max), each a malloc'd string. */
+static size_t readme_commands(char **lines, size_t max)
+{
+    FILE *f = fopen(BT_SOURCE_DIR "/README.md", "r");
+    char buf[1024];
+    size_t n = 0;
+    int state = 0; /* 0 before the section, 1 in it, 2 in its block */
+
+    cr_assert(f, "cannot read README.md");
+    while (fgets(buf, sizeof(buf), f) && state < 3) {
+        buf[strcspn(buf, "\n")] = '\0';
+        if (state == 0 && !strcmp(buf, "## Commands"))
+            state = 1;
+        else if (state == 1 && !strncmp(buf, "```", 3))
+            state = 2;
+        else if (state == 2 && !strncmp(buf, "```", 3))
+            state = 3;
+        else if (state == 2) {
+            char *hash = strstr(buf, " #");
+            if (hash)
+                *hash = '\0';
+            if (buf[0] == ' ' && n > 0) {
+                size_t len = strlen(lines[n - 1]) + strlen(buf) + 1;
+                lines[n - 1] = realloc(lines[n - 1], len);
+                strcat(lines[n - 1], buf);
+            } else if (!strncmp(buf, "baton ", 6) && n < max) {
+                lines[n++] = strdup(buf);
+            }
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+/* Whether text holds flag as a whole word ("--id" is not "--id-conflict"). */
+static bool has_flag(const char *text, const char *flag, size_t len)
+{
+    for (const char *p = strstr(text, flag); p; p = strstr(p + 1, flag)) {
+        char next = p[len];
+        if ((next == '\0' || strchr(" =]\n|", next)) && (p == text || p[-1] != '-'))
+            return true;
+    }
+    return false;
+}
+
+/* Each command of the README's reference has its flags in its --help, and
+ * each flag its --help lists (bar --help and --version) is in the README. */
+Test(cli_args, the_readme_reference_agrees_with_help, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    char *lines[64], help[16384], word1[64], word2[64];
+    size_t n = readme_commands(lines, 64);
+
+    cr_assert_gt(n, 10, "the reference has the commands");
+    for (size_t i = 0; i < n; i++) {
+        const char *line = lines[i];
+        word2[0] = '\0';
+        cr_assert_geq(sscanf(line, "baton %63[a-z-] %63[a-z-]", word1, word2), 1);
+        /* a subcommand's own help when it has one (schedule add), else the group's */
+        if (!*word2 || STDOUT(help, "baton", word1, word2, "--help") != 0 ||
+            strncmp(help, "usage:", 6))
+            cr_assert_eq(STDOUT(help, "baton", word1, "--help"), 0, "%s", line);
+        for (const char *p = strstr(line, "--"); p; p = strstr(p + 2, "--")) {
+            size_t len = 2 + strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789-");
+            char flag[64];
+            snprintf(flag, sizeof(flag), "%.*s", (int)len, p);
+            cr_assert(has_flag(help, flag, len),
+                      "README: %s\nhas %s, its --help not:\n%s", line, flag, help);
+        }
+        const char *flags = strstr(help, "\nFlags:\n");
+        cr_assert(flags, "%s", help);
+        for (const char *l = flags + 8; *l && *l != '\n'; l = strchr(l, '\n') + 1) {
+            const char *p = strstr(l, "--");
+            size_t len =
+                p ? 2 + strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789-") : 0;
+            char flag[64];
+            if (!p || p > strchr(l, '\n'))
+                continue;
+            snprintf(flag, sizeof(flag), "%.*s", (int)len, p);
+            if (strcmp(flag, "--help") && strcmp(flag, "--version"))
+                cr_assert(has_flag(line, flag, len),
+                          "`%s --help` has %s, the README's line not: %s", word1, flag,
+                          line);
+        }
+        free(lines[i]);
+    }
+}
