@@ -50,7 +50,12 @@ int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv);
  * exit status, having told the user what went wrong. */
 int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
                        const char *event, const char *at);
+/* "+30s" / "+5m" / "+2h" / "+1d" from now, or RFC 3339 with Z or an offset
+ * and optional fractions of a second, into *ms (since the epoch). Returns 0
+ * or -1. */
+int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms);
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_dlq(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);

@@ -33,6 +33,7 @@ static const struct command commands[] = {
     {"terminate", bt_cli_terminate, "stop an instance at once: terminate ID [--reason TEXT]"},
     {"ratelimit", bt_cli_ratelimit, "rate limits, tuned live: ratelimit set|get|list"},
     {"concurrency", bt_cli_concurrency, "concurrency limits, tuned live: concurrency set|get|list"},
+    {"dlq", bt_cli_dlq, "dead letters as a working queue: dlq list|show|redrive"},
 };
 /* clang-format on */
 

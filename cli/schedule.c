@@ -550,9 +550,7 @@ int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv)
     return ret;
 }
 
-/* "+30s" / "+5m" / "+2h" / "+1d" from now, or RFC 3339 with Z or an offset
- * and optional fractions of a second. Returns 0 or -1. */
-static int parse_at(const char *at, int64_t now, int64_t *ms)
+int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms)
 {
     struct tm tm = {0};
     char *end;
@@ -621,7 +619,7 @@ int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
     int64_t now = bt_clock_now_ms(), fire;
     int ret = BT_EXIT_USAGE, rc;
 
-    if (parse_at(at, now, &fire)) {
+    if (bt_cli_parse_time(at, now, &fire)) {
         fprintf(stderr,
                 "baton start: --at: \"%s\" is not RFC 3339 "
                 "(2026-11-27T10:00:00Z) or +N followed by s, m, h or d\n",

@@ -58,6 +58,7 @@ Test(cli_silent, every_redis_command_gives_up_within_5_s_with_exit_3, .init = se
         {"schedule", "add", "n", "--cron=* * * * *", "--workflow=t"},
         {"ratelimit", "list"},
         {"concurrency", "get", "k"},
+        {"dlq", "list"},
         {"replay-check", "--plugin", BT_PLUGIN_DIR "/flows.so"},
     };
     const char *env[] = {env_home, NULL};
