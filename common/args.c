@@ -144,6 +144,7 @@ static size_t build_options(const struct bt_cmd *cmd, struct option *opts, char 
     shorts[ns++] = ':'; /* a missing value answers ':', not '?' */
     shorts[ns++] = 'h';
     for (const struct bt_arg *a = cmd->args; a && a->name; a++, n++) {
+        BT_ASSERT(n < MAX_ARGS); /* the tables are ours: a longer one is a bug */
         int has_arg = a->type == BT_ARG_BOOL ? no_argument : required_argument;
         opts[n] = (struct option){a->name, has_arg, NULL, OPT_FIRST + (int)n};
         if (a->short_name) {
