@@ -35,6 +35,7 @@
 #include "stop.h"
 #include "replay.h"
 #include "store.h"
+#include "unseen.h"
 #include "unsent.h"
 #include "watchdog.h"
 #include "wftask.h"
@@ -117,14 +118,8 @@ struct bt_wftask {
     const volatile sig_atomic_t *stop; /* set: give up a batch being retried */
     uint64_t taken;                    /* events taken from Kafka or the inbox */
     struct bt_watchdog watchdog;
-    rd_kafka_t *lookback; /* bt_unsent_drop_delivered's reader */
-    /* the eager tasks of tries that failed before they were submitted (their
-     * commit may have gone through all the same): "<id> <field>", noted at */
-    struct unseen {
-        char *key;
-        int64_t at; /* mono ms */
-    } * unseen;
-    size_t n_unseen;
+    rd_kafka_t *lookback;    /* bt_unsent_drop_delivered's reader */
+    struct bt_unseen unseen; /* eager tasks of failed tries (unseen.h) */
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_metric *timer_late;
@@ -148,7 +143,6 @@ static void land(struct bt_wftask *wt, int max_left, bool patient);
 static bool stop_asked(const struct bt_wftask *wt);
 static void forward_local(struct bt_wftask *wt, struct item *it);
 static void flight_destroy(struct flight *f);
-static void drop_unseen(struct bt_wftask *wt, size_t u);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -435,9 +429,7 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     }
     pthread_mutex_destroy(&wt->inbox_lock);
     free(wt->touched);
-    while (wt->n_unseen)
-        drop_unseen(wt, 0);
-    free(wt->unseen);
+    bt_unseen_release(&wt->unseen);
     free(wt->m.before);
     for (size_t i = 0; i < wt->n_queues; i++)
         free(wt->queues[i]);
@@ -453,7 +445,7 @@ const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt)
 void bt_wftask_set_eager(struct bt_wftask *wt, const struct bt_wftask_eager *eager)
 {
     wt->eager = *eager;
-    bt_store_set_holder(wt->store, wt->worker); /* see keep_unseen */
+    bt_store_set_holder(wt->store, wt->worker); /* see unseen.h */
 }
 
 void bt_wftask_deliver(void *ctx, const char *suffix, const char *id, const char *payload,
@@ -665,80 +657,6 @@ static void drop_flying(const struct bt_wftask *wt, struct bt_instance *inst)
     d->n_cmds = k;
 }
 
-/* ---- eager tasks of a failed try ---- */
-
-/* How long a noted eager task waits for its instance to be loaded again: its
- * outcome may come back through Kafka, forwarded, after a cache clear. */
-#define UNSEEN_MS 300000
-
-static char *unseen_key(const char *id, const char *field)
-{
-    size_t il = strlen(id), fl = strlen(field);
-    char *k = malloc(il + fl + 2);
-
-    BT_ASSERT(k);
-    memcpy(k, id, il);
-    k[il] = ' ';
-    memcpy(k + il + 1, field, fl + 1);
-    return k;
-}
-
-static void drop_unseen(struct bt_wftask *wt, size_t u)
-{
-    free(wt->unseen[u].key);
-    wt->unseen[u] = wt->unseen[--wt->n_unseen];
-}
-
-/* Before a failed try's instances are dropped: notes their eager tasks not
- * submitted yet (submission follows the commit, whose reply may be lost). */
-static void note_unseen(struct bt_wftask *wt)
-{
-    int64_t now = bt_clock_mono_ms();
-
-    for (size_t u = wt->n_unseen; u-- > 0;)
-        if (now - wt->unseen[u].at > UNSEEN_MS)
-            drop_unseen(wt, u);
-    for (size_t i = 0; i < wt->n_touched; i++) {
-        const struct bt_delta *d = &wt->touched[i]->delta;
-        for (size_t c = 0; c < d->n_cmds; c++) {
-            struct unseen *grown;
-            if (!d->cmds[c].local)
-                continue;
-            grown = realloc(wt->unseen, (wt->n_unseen + 1) * sizeof(*grown));
-            BT_ASSERT(grown);
-            wt->unseen = grown;
-            wt->unseen[wt->n_unseen++] =
-                (struct unseen){unseen_key(wt->touched[i]->id, d->cmds[c].field), now};
-        }
-    }
-}
-
-/* A freshly loaded instance brings the outbox fields this worker holds (its
- * eager tasks, bt_store_set_holder). Those of a failed try are in Redis: its
- * commit went through unseen, and they are submitted now; the others run
- * here already and are dropped from the delta. */
-static void keep_unseen(struct bt_wftask *wt, struct bt_instance *inst)
-{
-    struct bt_delta *d = &inst->delta;
-    size_t k = 0;
-
-    for (size_t c = 0; c < d->n_cmds; c++) {
-        bool keep = !d->cmds[c].local;
-        if (!keep && wt->n_unseen) {
-            char *key = unseen_key(inst->id, d->cmds[c].field);
-            for (size_t u = 0; !keep && u < wt->n_unseen; u++)
-                if ((keep = !strcmp(key, wt->unseen[u].key)))
-                    drop_unseen(wt, u);
-            free(key);
-        }
-        if (keep)
-            d->cmds[k++] = d->cmds[c];
-        else
-            bt_command_release(&d->cmds[c]);
-    }
-    d->n_cmds = k;
-}
-
 /* ---- one batch ---- */
 
 static void touch(struct bt_wftask *wt, struct bt_instance *inst)
@@ -835,7 +753,7 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
         for (size_t i = 0; i < n_load; i++) {
             load[i]->delta.old_status = load[i]->status;
             if (load[i]->delta.n_cmds)
-                keep_unseen(wt, load[i]);
+                bt_unseen_keep(&wt->unseen, load[i]);
             if (load[i]->delta.n_cmds && wt->flights)
                 drop_flying(wt, load[i]);
             if (load[i]->delta.n_cmds) /* unsent commands of a dead worker */
@@ -1428,7 +1346,7 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
     wt->cur->backoff_ms = 50;
     decode_all(wt);
     while (advance(wt) == BT_EAGAIN) {
-        note_unseen(wt);
+        bt_unseen_note(&wt->unseen, wt->touched, wt->n_touched);
         drop_touched(wt);
         /* a failed load leaves empty instances in the cache, a failed commit
          * instances ahead of Redis: nothing cached is known to match Redis
