@@ -30,6 +30,7 @@
 #include "err.h"
 #include "failpoint.h"
 #include "idmap.h"
+#include "inbox.h"
 #include "kafka.h"
 #include "log.h"
 #include "stop.h"
@@ -49,8 +50,8 @@
 #define COMMIT_PART   64 /* instances replayed and sent to Redis at a time */
 
 struct item {
-    rd_kafka_message_t *rkm; /* NULL for a local event (an eager task's outcome) */
-    struct local_event *local;
+    rd_kafka_message_t *rkm;      /* NULL for a local event (an eager task's outcome) */
+    struct bt_local_event *local; /* from the inbox */
     struct bt_msg msg;
     struct bt_instance *inst;
     bool decoded;
@@ -59,16 +60,6 @@ struct item {
     bool forwarded; /* to the topic of its instance's queue */
     bool suspect;   /* refused by a cached instance that may be behind Redis */
     bool verified;  /* refused once already, by a fresh load: dead-letter it */
-};
-
-/* An event handed over by this worker's activity role, queued for the next
- * poll. */
-struct local_event {
-    struct local_event *next;
-    char *suffix; /* its events topic, should the instance be another's now */
-    char *id;
-    size_t len;
-    char payload[];
 };
 
 /* A batch whose decisions are committed and whose messages are on their way
@@ -111,9 +102,8 @@ struct bt_wftask {
     struct flight *flights, **landing; /* in flight, oldest first; tail link */
     int n_flights;
     struct bt_wftask_stats stats;
-    struct bt_wftask_eager eager; /* .submit NULL: off */
-    pthread_mutex_t inbox_lock;   /* guards inbox: activity threads add to it */
-    struct local_event *inbox, **inbox_tail;
+    struct bt_wftask_eager eager;      /* .submit NULL: off */
+    struct bt_inbox inbox;             /* eager tasks' outcomes (inbox.h) */
     rd_kafka_queue_t *wake;            /* the consumer's queue: yielded on delivery */
     const volatile sig_atomic_t *stop; /* set: give up a batch being retried */
     uint64_t taken;                    /* events taken from Kafka or the inbox */
@@ -307,8 +297,7 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
     wt->worker = strdup(worker_name);
     wt->cache = bt_idmap_new();
     wt->landing = &wt->flights;
-    wt->inbox_tail = &wt->inbox;
-    pthread_mutex_init(&wt->inbox_lock, NULL);
+    bt_inbox_init(&wt->inbox);
     register_metrics(wt, metrics);
     bt_watchdog_init(&wt->watchdog, "workflow", cfg->watchdog_ms, metrics);
     snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
@@ -356,9 +345,7 @@ static void hand_off_inbox(struct bt_wftask *wt)
     size_t n = 0;
     char errstr[256];
 
-    while (wt->inbox) {
-        struct local_event *ev = wt->inbox;
-        wt->inbox = ev->next;
+    for (struct bt_local_event *ev; (ev = bt_inbox_pop(&wt->inbox));) {
         if (n < 256 &&
             !bt_codec_decode(ev->payload, ev->len, (size_t)wt->cfg->max_payload, &msgs[n],
                              errstr, sizeof(errstr))) {
@@ -368,9 +355,7 @@ static void hand_off_inbox(struct bt_wftask *wt)
             BT_ASSERT(h[n].suffix && h[n].payload);
             n++;
         } /* else the sweep sends its task again once this worker is gone */
-        free(ev->suffix);
-        free(ev->id);
-        free(ev);
+        bt_local_event_free(ev);
     }
     bt_unsent_hand_off(wt->producer, wt->cfg, wt->store, wt->worker, h, n);
     for (size_t i = 0; i < n; i++) {
@@ -420,14 +405,7 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     bt_store_destroy(wt->store);
     bt_idmap_destroy(wt->cache, destroy_instance);
     /* outcomes that came too late for this worker's own batches */
-    while (wt->inbox) {
-        struct local_event *ev = wt->inbox;
-        wt->inbox = ev->next;
-        free(ev->suffix);
-        free(ev->id);
-        free(ev);
-    }
-    pthread_mutex_destroy(&wt->inbox_lock);
+    bt_inbox_release(&wt->inbox);
     free(wt->touched);
     bt_unseen_release(&wt->unseen);
     free(wt->m.before);
@@ -452,20 +430,8 @@ void bt_wftask_deliver(void *ctx, const char *suffix, const char *id, const char
                        size_t len)
 {
     struct bt_wftask *wt = ctx;
-    struct local_event *ev = malloc(sizeof(*ev) + len + 1);
 
-    BT_ASSERT(ev);
-    ev->next = NULL;
-    ev->suffix = strdup(suffix);
-    ev->id = strdup(id);
-    BT_ASSERT(ev->suffix && ev->id);
-    ev->len = len;
-    memcpy(ev->payload, payload, len);
-    ev->payload[len] = '\0';
-    pthread_mutex_lock(&wt->inbox_lock);
-    *wt->inbox_tail = ev;
-    wt->inbox_tail = &ev->next;
-    pthread_mutex_unlock(&wt->inbox_lock);
+    bt_inbox_push(&wt->inbox, suffix, id, payload, len);
     rd_kafka_queue_yield(wt->wake); /* the workflow thread may be in a poll */
 }
 
@@ -1273,16 +1239,11 @@ static void note_held(struct bt_wftask *wt)
 static void release_items(struct bt_wftask *wt)
 {
     for (size_t i = 0; i < wt->n_items; i++) {
-        struct local_event *ev = wt->items[i].local;
         if (wt->items[i].decoded)
             bt_msg_release(&wt->items[i].msg);
         if (wt->items[i].rkm)
             rd_kafka_message_destroy(wt->items[i].rkm);
-        if (ev) {
-            free(ev->suffix);
-            free(ev->id);
-            free(ev);
-        }
+        bt_local_event_free(wt->items[i].local);
     }
     wt->n_items = 0;
 }
@@ -1323,15 +1284,13 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         }
         rkm = rd_kafka_consumer_poll(wt->consumer, 0);
     }
-    pthread_mutex_lock(&wt->inbox_lock);
-    while (wt->inbox && wt->n_items < MAX_BATCH) {
-        struct local_event *ev = wt->inbox;
-        if (!(wt->inbox = ev->next))
-            wt->inbox_tail = &wt->inbox;
+    while (wt->n_items < MAX_BATCH) {
+        struct bt_local_event *ev = bt_inbox_pop(&wt->inbox);
+        if (!ev)
+            break;
         memset(&wt->items[wt->n_items], 0, sizeof(wt->items[0]));
         wt->items[wt->n_items++].local = ev;
     }
-    pthread_mutex_unlock(&wt->inbox_lock);
     if (!wt->n_items) {
         /* idle: nothing else will carry the outbox removals */
         land(wt, MAX_FLIGHTS, true);
