@@ -1,0 +1,205 @@
+/* The test kit (baton_test.h) on the registration example (examples/
+ * registration.c and campaigns.c): the tutorial of docs/testing.md, each case
+ * in virtual time, no Kafka, no Redis. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "baton_test.h"
+
+static bt_test_env *env;
+
+static void setup(void)
+{
+    cr_assert(env = bt_test_env_new());
+    cr_assert_eq(bt_test_load_plugin(env, BT_PLUGIN_DIR "/registration.so"), 0, "%s",
+                 bt_test_error_text(env));
+    cr_assert_eq(bt_test_load_plugin(env, BT_PLUGIN_DIR "/campaigns.so"), 0, "%s",
+                 bt_test_error_text(env));
+}
+
+static void teardown(void)
+{
+    bt_test_env_free(env);
+}
+
+TestSuite(testkit, .init = setup, .fini = teardown);
+
+static void start_acme(void)
+{
+    cr_assert_eq(bt_test_start(env, "brand_registration", "acme",
+                               json_pack("{s:s, s:s, s:i}", "brand", "acme", "use_case",
+                                         "2fa", "numbers", 2)),
+                 0, "%s", bt_test_error_text(env));
+}
+
+static const char *result_text(const char *id, const char *key)
+{
+    return json_string_value(json_object_get(bt_test_result(env, id), key));
+}
+
+static json_t *review(const char *decision)
+{
+    return json_pack("{s:s, s:s}", "decision", decision, "reason", "looks fine");
+}
+
+/* The carriers lose the webhook: nothing for 24 h, so the campaign is sent
+ * to them again; their review comes 30 h after the start. */
+Test(testkit, the_lost_webhook_is_resent_after_the_24_hour_review_timeout)
+{
+    start_acme();
+    cr_assert_eq(
+        bt_test_signal(env, "acme/campaign", "review", review("approved"), "30h"), 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+
+    cr_assert_str_eq(bt_test_status(env, "acme"), "completed");
+    cr_assert_str_eq(result_text("acme", "status"), "approved");
+    cr_assert_eq(bt_test_calls(env, "resend_to_carriers"), 1, "one resend, at 24 h");
+    cr_assert_geq(bt_test_call(env, "resend_to_carriers", 0)->at_ms,
+                  bt_test_call(env, "create_campaign", 0)->at_ms + 24 * 3600 * 1000);
+    cr_assert_eq(bt_test_calls(env, "register_numbers"), 1);
+    cr_assert_eq(bt_test_dead_letters(env), 0);
+}
+
+/* Silence for good: three resends, then the campaign fails, and the brand
+ * registration with it. */
+Test(testkit, no_review_at_all_fails_after_three_resends)
+{
+    start_acme();
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme/campaign"), "failed");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(bt_test_failure(env, "acme/campaign"), "type")),
+        "NoReview");
+    cr_assert_str_eq(bt_test_status(env, "acme"), "failed");
+    cr_assert_eq(bt_test_calls(env, "resend_to_carriers"), 3);
+    cr_assert_geq(bt_test_now(env), bt_test_call(env, "create_campaign", 0)->at_ms +
+                                        INT64_C(4) * 24 * 3600 * 1000);
+}
+
+/* Every carrier fails twice, then answers: each submission runs three
+ * attempts with the same idempotency key. */
+Test(testkit, a_carrier_failing_twice_is_retried)
+{
+    const struct bt_test_call *first, *third;
+
+    cr_assert_eq(bt_test_fail_activity(env, "submit_to_carrier", 2, "CarrierDown"), 0);
+    start_acme();
+    cr_assert_eq(bt_test_signal(env, "acme/campaign", "review", review("approved"), "1h"),
+                 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+
+    cr_assert_str_eq(bt_test_status(env, "acme"), "completed");
+    cr_assert_eq(bt_test_calls(env, "submit_to_carrier"), 9, "3 carriers x 3 attempts");
+    first = bt_test_call(env, "submit_to_carrier", 0);
+    for (size_t i = 1; i < 9; i++) {
+        third = bt_test_call(env, "submit_to_carrier", i);
+        if (third->seq == first->seq && third->attempt == 3)
+            break;
+    }
+    cr_assert_eq(third->attempt, 3);
+    cr_assert_str_eq(third->idempotency_key, first->idempotency_key,
+                     "a retry keeps its idempotency key");
+    cr_assert_gt(third->at_ms, first->at_ms, "the retries waited their backoff");
+}
+
+/* A person decides: rejected two hours in, completed with the reason. */
+Test(testkit, a_manual_rejection_completes_with_the_reason)
+{
+    start_acme();
+    cr_assert_eq(bt_test_advance(env, "2h"), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme"), "running");
+    cr_assert_eq(bt_test_signal(env, "acme/campaign", "review", review("rejected"), NULL),
+                 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme"), "completed");
+    cr_assert_str_eq(result_text("acme", "status"), "rejected");
+    cr_assert_str_eq(result_text("acme", "reason"), "looks fine");
+    cr_assert_eq(bt_test_calls(env, "register_numbers"), 0);
+}
+
+/* A crash after every event: each instance is loaded again from its journal
+ * before the next one, and no attempt runs twice. */
+Test(testkit, a_crash_after_every_event_changes_nothing)
+{
+    size_t n_calls = 0;
+    const char *names[] = {"register_brand", "create_campaign", "submit_to_carrier",
+                           "resend_to_carriers", "register_numbers"};
+
+    bt_test_crash_after_every_event(env, true);
+    cr_assert_eq(bt_test_fail_activity(env, "submit_to_carrier", 1, "CarrierDown"), 0);
+    start_acme();
+    cr_assert_eq(
+        bt_test_signal(env, "acme/campaign", "review", review("approved"), "25h"), 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme"), "completed");
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        for (size_t i = 0; i < bt_test_calls(env, names[k]); i++) {
+            const struct bt_test_call *a = bt_test_call(env, names[k], i);
+            n_calls++;
+            for (size_t j = i + 1; j < bt_test_calls(env, names[k]); j++) {
+                const struct bt_test_call *b = bt_test_call(env, names[k], j);
+                cr_assert(strcmp(a->id, b->id) || a->seq != b->seq ||
+                              a->attempt != b->attempt,
+                          "%s seq %lld attempt %d ran twice", names[k], (long long)a->seq,
+                          a->attempt);
+            }
+        }
+    cr_assert_eq(n_calls, 1 + 1 + 6 + 1 + 1,
+                 "brand, campaign, 3x2 submissions, a "
+                 "resend, the numbers");
+}
+
+/* A scripted attempt that never answers: its start-to-close timeout fires
+ * (virtual time) and the next attempt completes with the scripted result. */
+Test(testkit, a_scripted_timeout_is_retried_after_the_timeout)
+{
+    const struct bt_test_call *a, *b;
+
+    cr_assert_eq(bt_test_script_activity(
+                     env, "register_brand",
+                     "[{\"timeout\": true}, {\"result\": {\"brand_id\": \"BRD-1\", "
+                     "\"brand\": \"acme\"}}]"),
+                 0);
+    start_acme();
+    cr_assert_eq(bt_test_signal(env, "acme/campaign", "review", review("approved"), "1h"),
+                 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme"), "completed");
+    cr_assert_str_eq(result_text("acme", "brand_id"), "BRD-1");
+    cr_assert_eq(bt_test_calls(env, "register_brand"), 2);
+    a = bt_test_call(env, "register_brand", 0);
+    b = bt_test_call(env, "register_brand", 1);
+    cr_assert_geq(b->at_ms - a->at_ms, 60000, "retried after the 60 s default timeout");
+}
+
+/* The history is the worker's: records for the start and the end. */
+Test(testkit, the_history_holds_the_records_the_worker_writes)
+{
+    bool started = false, finished = false;
+
+    start_acme();
+    cr_assert_eq(bt_test_signal(env, "acme/campaign", "review", review("approved"), "1h"),
+                 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_gt(bt_test_history_len(env, "acme"), 2);
+    for (size_t i = 0; i < bt_test_history_len(env, "acme"); i++) {
+        json_t *rec = json_loads(bt_test_history(env, "acme", i), 0, NULL);
+        const char *ev = json_string_value(json_object_get(rec, "ev"));
+        cr_assert(rec, "record %zu is JSON", i);
+        started |= ev && !strcmp(ev, "started");
+        finished |= ev && !strcmp(ev, "finished");
+        json_decref(rec);
+    }
+    cr_assert(started && finished, "a started and a finished record");
+}
+
+Test(testkit, refuses_what_it_cannot_do_with_a_reason)
+{
+    cr_assert_eq(bt_test_start(env, "no_such_type", "x", NULL), -1);
+    cr_assert(strstr(bt_test_error_text(env), "no_such_type"));
+    cr_assert_eq(bt_test_advance(env, "soon"), -1);
+    cr_assert(strstr(bt_test_error_text(env), "soon"));
+    cr_assert_eq(bt_test_script_activity(env, "register_brand", "{}"), -1);
+    cr_assert_eq(bt_test_load_plugin(env, "/nonexistent/plugin.so"), -1);
+    cr_assert_str_eq(bt_test_status(env, "x") ? "?" : "none", "none");
+}
