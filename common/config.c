@@ -50,7 +50,7 @@ static const struct setting settings[] = {
      "queues this worker serves (their workflows and activities), comma-separated"},
     {"concurrency", "BATON_CONCURRENCY", INT, F(concurrency), 0, "4", 1, 1024,
      "activity threads per worker"},
-    {"eager", "BATON_EAGER", BOOL, F(eager), 0, "0", 0, 1,
+    {"eager", "BATON_EAGER", BOOL, F(eager), 0, "1", 0, 1,
      "run an activity on the worker that decided it when that worker serves its "
      "queue and has room for it (no Kafka hops; when the worker dies, the "
      "scheduler sends its tasks to Kafka)"},
