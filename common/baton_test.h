@@ -78,6 +78,18 @@ void bt_test_crash(bt_test_env *env);
 /* The same after every event from now on (the strictest replay test). */
 void bt_test_crash_after_every_event(bt_test_env *env, bool on);
 
+/* ---- versioning ---- */
+/* Replays a recorded run (its history: JSON lines as `baton history ID
+ * --json` prints them, or bt_test_history's records) against the loaded code,
+ * as `baton replay-check` does for a live instance: the recorded events are
+ * applied in order at their recorded times, and nothing runs. Returns 0 when
+ * the code makes the same decisions (it never blocks, takes every recorded
+ * outcome, and ends as the record ends), 1 when it does not (why says where),
+ * -1 when the history cannot be read (why says why). A continue-as-new ends
+ * the check (its first run only). */
+int bt_test_replay_history(bt_test_env *env, const char *history, char *why,
+                           size_t why_size);
+
 /* ---- what happened ---- */
 /* "running", "completed", "failed", "cancelled", "terminated", "blocked",
  * or NULL for an unknown instance. */

@@ -256,13 +256,14 @@ static void commit(bt_test_env *env, struct record *rec)
     struct bt_delta *d = &inst->delta;
 
     for (size_t i = 0; i < d->n_cmds; i++) {
-        bt_testkit_send(env, d->cmds[i].payload, d->cmds[i].len);
+        if (!env->replaying) /* a replayed history brings its own outcomes */
+            bt_testkit_send(env, d->cmds[i].payload, d->cmds[i].len);
         bt_command_release(&d->cmds[i]);
     }
     d->n_cmds = 0;
     for (size_t i = 0; i < d->n_timers_del; i++)
         timer_del(env, d->timers_del[i].member);
-    for (size_t i = 0; i < d->n_timers_add; i++) {
+    for (size_t i = 0; i < d->n_timers_add && !env->replaying; i++) {
         char *member = strdup(d->timers_add[i].member);
         BT_ASSERT(member);
         bt_testkit_timer(env, member, NULL, d->timers_add[i].due);
@@ -287,32 +288,33 @@ void bt_testkit_replay_env(const bt_test_env *env, struct bt_replay_env *renv)
                                    .max_message = MAX_PAYLOAD};
 }
 
-/* An instance event: applied, the code replayed, the decision committed. */
-static void apply_event(bt_test_env *env, const struct bt_msg *msg)
+int bt_testkit_apply(bt_test_env *env, const struct bt_msg *msg, const char **why)
 {
     struct record *rec = bt_testkit_find(env, msg->id);
     struct bt_replay_env renv;
-    const char *why = NULL;
     int rc;
 
+    *why = NULL;
     if (!rec && msg->type != BT_MSG_START) {
         env->dead_letters++;
-        return;
+        *why = "no such instance";
+        return BT_ENOENT;
     }
     if (!rec)
         rec = record_add(env, msg->id);
     bt_testkit_replay_env(env, &renv);
-    rc = bt_replay_apply(rec->inst, msg, &renv, &why);
+    rc = bt_replay_apply(rec->inst, msg, &renv, why);
     if (rc == BT_EEXIST)
-        return;
+        return rc;
     if (rc) {
         env->dead_letters++;
-        return;
+        return rc;
     }
     bt_replay_run(rec->inst, &renv);
     commit(env, rec);
     if (env->crash_every)
         crash_one(rec);
+    return 0;
 }
 
 /* Takes one queued message; 0 when there was none. */
@@ -334,7 +336,7 @@ static int step(bt_test_env *env)
         else if (msg.type == BT_MSG_DEAD_LETTER)
             env->dead_letters++;
         else if (msg.type != BT_MSG_RESULT) /* a result is in its instance */
-            apply_event(env, &msg);
+            bt_testkit_apply(env, &msg, &(const char *){NULL});
         bt_msg_release(&msg);
     }
     free(q);

@@ -64,6 +64,7 @@ struct bt_test_env {
     size_t dead_letters;
     size_t events; /* of the current run */
     bool crash_every;
+    bool replaying; /* bt_test_replay_history: decisions send nothing */
     char error[512];
 };
 
@@ -76,6 +77,9 @@ void bt_testkit_send(bt_test_env *env, const char *payload, size_t len);
 void bt_testkit_timer(bt_test_env *env, char *member, struct queued *q, int64_t due);
 struct record *bt_testkit_find(const bt_test_env *env, const char *id);
 void bt_testkit_replay_env(const bt_test_env *env, struct bt_replay_env *renv);
+/* Applies an instance event, replays, commits. Returns bt_replay_apply's
+ * code (*why its reason); 0 when applied. */
+int bt_testkit_apply(bt_test_env *env, const struct bt_msg *msg, const char **why);
 
 /* testkit_act.c */
 /* Runs an attempt as the activity role does: skipped when its journal entry

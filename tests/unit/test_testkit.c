@@ -203,3 +203,72 @@ Test(testkit, refuses_what_it_cannot_do_with_a_reason)
     cr_assert_eq(bt_test_load_plugin(env, "/nonexistent/plugin.so"), -1);
     cr_assert_str_eq(bt_test_status(env, "x") ? "?" : "none", "none");
 }
+
+/* The history of an instance run here, as JSON lines. */
+static char *history_lines(bt_test_env *e, const char *id)
+{
+    size_t size = 0;
+    char *text = NULL;
+    FILE *f = open_memstream(&text, &size);
+
+    cr_assert(f);
+    for (size_t i = 0; i < bt_test_history_len(e, id); i++)
+        fprintf(f, "%s\n", bt_test_history(e, id, i));
+    fclose(f);
+    return text;
+}
+
+static char *recorded_versioned_run(void)
+{
+    bt_test_env *v1 = bt_test_env_new();
+    char *text;
+
+    cr_assert_eq(bt_test_load_plugin(v1, BT_PLUGIN_DIR "/versioned_v1.so"), 0);
+    cr_assert_eq(bt_test_start(v1, "versioned", "v", json_pack("{s:i}", "n", 1)), 0);
+    cr_assert_eq(bt_test_signal(v1, "v", "go", NULL, "1h"), 0);
+    cr_assert_eq(bt_test_run(v1), 0, "%s", bt_test_error_text(v1));
+    cr_assert_str_eq(bt_test_status(v1, "v"), "completed");
+    text = history_lines(v1, "v");
+    bt_test_env_free(v1);
+    return text;
+}
+
+static int replay_on(const char *plugin, const char *history, char *why, size_t n)
+{
+    bt_test_env *e = bt_test_env_new();
+    int ret;
+
+    cr_assert_eq(bt_test_load_plugin(e, plugin), 0, "%s", bt_test_error_text(e));
+    ret = bt_test_replay_history(e, history, why, n);
+    bt_test_env_free(e);
+    return ret;
+}
+
+/* A recorded run replays on the code that made it; a deploy that reorders
+ * steps or adds one before the end is caught, with the reason. */
+Test(testkit, a_recorded_history_replays_on_its_code_and_not_on_an_incompatible_one)
+{
+    char why[512] = "", *v1 = recorded_versioned_run(), *acme;
+
+    cr_assert_eq(replay_on(BT_PLUGIN_DIR "/versioned_v1.so", v1, why, sizeof(why)), 0,
+                 "%s", why);
+    cr_assert_eq(replay_on(BT_PLUGIN_DIR "/versioned_v3.so", v1, why, sizeof(why)), 1,
+                 "steps reordered");
+    cr_assert_gt(strlen(why), 0);
+    why[0] = '\0';
+    cr_assert_eq(replay_on(BT_PLUGIN_DIR "/versioned_v2.so", v1, why, sizeof(why)), 1,
+                 "a step added before the end");
+    cr_assert(strstr(why, "completed"), "%s", why);
+    free(v1);
+
+    start_acme();
+    cr_assert_eq(bt_test_fail_activity(env, "register_brand", 1, "Flaky"), 0);
+    cr_assert_eq(
+        bt_test_signal(env, "acme/campaign", "review", review("approved"), "26h"), 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    acme = history_lines(env, "acme");
+    cr_assert_eq(replay_on(BT_PLUGIN_DIR "/registration.so", acme, why, sizeof(why)), 0,
+                 "%s", why);
+    free(acme);
+    cr_assert_eq(bt_test_replay_history(env, "not json", why, sizeof(why)), -1);
+}
