@@ -82,7 +82,8 @@ static void usage(FILE *f)
         f,
         "usage: baton dev [--no-worker] [--no-scheduler] [settings]\n\n"
         "Runs redis-server, an embedded Kafka cluster, baton-scheduler and baton-worker\n"
-        "in the foreground until Ctrl-C. State lives in $BATON_HOME; the\n"
+        "in the foreground until Ctrl-C (baton-worker only when a --plugin is given:\n"
+        "it refuses to run with nothing registered). State lives in $BATON_HOME; the\n"
         "addresses are written to $BATON_HOME/dev.env, where the other baton commands\n"
         "find them. --plugin, --queues, --concurrency, --kafka.* and the log settings\n"
         "are passed on to the worker; with --metrics-port N the scheduler serves\n"
@@ -693,6 +694,13 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
     if (check_queues(cfg->queues))
         return BT_EXIT_USAGE;
     ret = BT_EXIT_FAIL;
+    /* baton-worker refuses to run with nothing registered; restarting it
+     * five times would only repeat that */
+    if (!no_worker && !cfg->n_plugins) {
+        bt_log(BT_LOG_WARN, "no --plugin given: not running baton-worker, which would "
+                            "have nothing to run (give --plugin lib.so, or run your own)");
+        no_worker = 1;
+    }
 
     /* blocked before librdkafka starts its threads, so they inherit the mask
      * and every signal is taken by sigtimedwait() below; a shell starts

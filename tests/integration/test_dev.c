@@ -173,8 +173,13 @@ Test(dev, kafka_properties_reach_the_worker_in_its_environment_not_its_command_l
     snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", bt_test_prefix());
     snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
     snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
-    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--no-scheduler",
-                                "--kafka.client.id=secret-7d1f", NULL};
+    const char *const argv[] = {BT_BIN_DIR "/baton",
+                                "dev",
+                                "--no-scheduler",
+                                "--plugin",
+                                BT_PLUGIN_DIR "/flows.so",
+                                "--kafka.client.id=secret-7d1f",
+                                NULL};
     const char *const env[] = {home_env, prefix_env, NULL};
 
     pid = bt_test_spawn(argv, env, log_path);
