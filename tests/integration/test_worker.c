@@ -51,9 +51,9 @@ Test(worker, refuses_to_start_without_a_plugin, .init = setup, .fini = teardown,
     int status = run_worker(NULL);
 
     cr_assert_eq(status, 2, "exit status %d, see %s", status, stack.log);
-    cr_assert_eq(bt_test_count_lines_with(
-                     stack.log, "msg=\"nothing to run: no workflow or activity "
-                                "registered (plugins=0); give --plugin lib.so"),
+    cr_assert_eq(bt_test_count_lines_with(stack.log,
+                                          "msg=\"nothing to run: no workflow or activity "
+                                          "registered (plugins=0); give --plugin lib.so"),
                  1, "no clear error in %s", stack.log);
     cr_expect_eq(bt_test_count_lines_with(stack.log, "partitions assigned"), 0,
                  "it joined a group first: see %s", stack.log);
@@ -62,8 +62,8 @@ Test(worker, refuses_to_start_without_a_plugin, .init = setup, .fini = teardown,
 Test(worker, refuses_to_start_when_its_plugins_register_nothing, .init = setup,
      .fini = teardown, .timeout = 60)
 {
-    int status = run_worker((const char *const[]){"--plugin", BT_PLUGIN_DIR "/empty.so",
-                                                  NULL});
+    int status =
+        run_worker((const char *const[]){"--plugin", BT_PLUGIN_DIR "/empty.so", NULL});
 
     cr_assert_eq(status, 2, "exit status %d, see %s", status, stack.log);
     cr_assert_eq(bt_test_count_lines_with(
