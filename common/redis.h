@@ -12,11 +12,15 @@
 
 struct bt_redis;
 
-/* addr "host:port"; password may be NULL. Does not connect yet: the first
- * call does, so a client can start before its Redis. Returns a new handle,
- * freed with bt_redis_destroy(); NULL with errstr filled on a bad address. */
-struct bt_redis *bt_redis_new(const char *addr, const char *password, char *errstr,
-                              size_t errstr_size);
+/* addr "host:port"; user and password may be NULL (copied): each
+ * connection sends AUTH password, or AUTH user password (an ACL user) when
+ * both are set. Refused credentials are logged once per connection and make
+ * the process not ready (health.h); the connection stays, and every command
+ * then answers a NOAUTH error. Does not connect yet: the first call does, so
+ * a client can start before its Redis. Returns a new handle, freed with
+ * bt_redis_destroy(); NULL with errstr filled on a bad address. */
+struct bt_redis *bt_redis_new(const char *addr, const char *user, const char *password,
+                              char *errstr, size_t errstr_size);
 void bt_redis_destroy(struct bt_redis *r);
 
 /* Runs one command (hiredis format). Returns a new reply, freed with
