@@ -70,7 +70,8 @@ struct workload {
 };
 
 static const struct workload workloads[] = {
-    [IDLE] = {"idle", NULL, 0, false, "2 s without work: what polling costs"},
+    [IDLE] = {"idle", NULL, 0, false,
+              "--idle-s S (30) without work: CPU and Redis calls that polling costs"},
     [CHAIN] = {"chain", "bench_chain", 2000, false,
                "W workflows of K no-op steps in sequence"},
     [LATENCY] = {"latency", "bench_chain", 200, true,
@@ -89,6 +90,7 @@ struct opts {
     int workflows; /* 0: each workload's default */
     int steps;
     int inflight;
+    int idle_s; /* length of the idle workload */
     bool json;
     bool attach;
 };
@@ -1586,9 +1588,8 @@ static void emit(const struct bench *b, const json_t *o)
 
 /* ---- one workload ---- */
 
-#define IDLE_MS 2000
-
-/* The stack with nothing to do: CPU and Redis calls per second of polling. */
+/* The stack with nothing to do: CPU and Redis calls per second of polling,
+ * over --idle-s (30 s: a 10 ms CPU tick is then 0.03 % of a core). */
 static void run_idle(struct bench *b)
 {
     struct snapshot *s0 = calloc(1, sizeof(*s0)), *s1 = calloc(1, sizeof(*s1));
@@ -1599,7 +1600,7 @@ static void run_idle(struct bench *b)
     if (!s0 || !s1)
         goto out;
     take_snapshot(b, s0, true);
-    sleep_ms(IDLE_MS);
+    sleep_ms(b->opts.idle_s * 1000);
     take_snapshot(b, s1, true);
     el = s1->t - s0->t;
     o = json_pack("{s:s}", "workload", "idle");
@@ -1696,10 +1697,10 @@ out:
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f, "usage: baton bench [WORKLOAD...] [--workflows W] [--steps K] "
-           "[--inflight N] [--json] [--attach]\n\nWorkloads (default: idle chain latency "
-           "retry fanout limited):\n");
+    fprintf(f, "usage: baton bench [WORKLOAD...] [--workflows W] [--steps K] "
+               "[--inflight N] [--idle-s S] [--json] [--attach]\n\nWorkloads (default: "
+               "idle chain latency "
+               "retry fanout limited):\n");
     for (size_t i = 0; i < N_WORKLOADS; i++)
         fprintf(f, "  %-8s %s\n", workloads[i].name, workloads[i].about);
     fprintf(
@@ -1709,6 +1710,7 @@ static void usage(FILE *f)
         "                 limited 1000)\n"
         "  --steps K      steps of chain and latency [3]\n"
         "  --inflight N   start events awaiting Kafka's ack at most [200]\n"
+        "  --idle-s S     length of the idle workload, seconds [30]\n"
         "  --json         one JSON object per workload instead of key=value\n"
         "  --attach       use the configured --brokers/--redis (their workers must load\n"
         "                 bench.so) instead of starting `baton dev` in a temporary home\n"
@@ -1719,7 +1721,7 @@ static void usage(FILE *f)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.steps = 3, .inflight = 200};
+    *o = (struct opts){.steps = 3, .inflight = 200, .idle_s = 30};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         size_t k;
@@ -1728,7 +1730,7 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--attach")) {
             o->attach = true;
         } else if ((!strcmp(a, "--workflows") || !strcmp(a, "--steps") ||
-                    !strcmp(a, "--inflight")) &&
+                    !strcmp(a, "--inflight") || !strcmp(a, "--idle-s")) &&
                    i + 1 < argc) {
             int v = atoi(argv[++i]);
             if (v < 1 || v > 10000000) {
@@ -1736,7 +1738,10 @@ static int parse(int argc, char **argv, struct opts *o)
                         argv[i]);
                 return BT_EXIT_USAGE;
             }
-            *(a[2] == 'w' ? &o->workflows : a[2] == 's' ? &o->steps : &o->inflight) = v;
+            *(a[2] == 'w'   ? &o->workflows
+              : a[2] == 's' ? &o->steps
+              : a[3] == 'd' ? &o->idle_s
+                            : &o->inflight) = v;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return BT_EXIT_OK;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -601,4 +602,66 @@ void bt_redis_destroy(struct bt_redis *r)
     free(r->user);
     free(r->password);
     free(r);
+}
+
+int bt_redis_subscribe(struct bt_redis *r, const char *channel)
+{
+    redisReply *reply = NULL;
+    int ret = BT_EAGAIN;
+
+    BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
+    if (redis_connect(r) < 0)
+        goto out;
+    if (redisAppendCommand(r->rc, "SUBSCRIBE %s", channel) != REDIS_OK) {
+        disconnect(r);
+        goto out;
+    }
+    if (!(reply = round_trip(r)))
+        goto out;
+    ret = reply->type == REDIS_REPLY_ARRAY ? 0 : BT_EINVAL;
+    if (ret)
+        bt_log(BT_LOG_WARN, "redis refused a subscription: %s channel=%s",
+               reply->str ? reply->str : "", channel);
+out:
+    freeReplyObject(reply);
+    return ret;
+}
+
+/* Discards the replies hiredis has read already; returns how many. */
+static int drain(struct bt_redis *r)
+{
+    void *reply = NULL;
+    int n = 0;
+
+    while (redisGetReplyFromReader(r->rc, &reply) == REDIS_OK && reply) {
+        freeReplyObject(reply);
+        reply = NULL;
+        n++;
+    }
+    return n;
+}
+
+int bt_redis_wait_message(struct bt_redis *r, int timeout_ms)
+{
+    struct pollfd pfd = {.events = POLLIN};
+    int n;
+
+    if (!r->rc)
+        return BT_EAGAIN;
+    /* a message may have come in one read with the SUBSCRIBE's reply */
+    if ((n = drain(r)) > 0)
+        return n;
+    pfd.fd = r->rc->fd;
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return 0;
+    if (redisBufferRead(r->rc) != REDIS_OK) {
+        disconnect(r);
+        return BT_EAGAIN;
+    }
+    n = drain(r);
+    if (r->rc->err) {
+        disconnect(r);
+        return BT_EAGAIN;
+    }
+    return n;
 }

@@ -60,6 +60,18 @@ int bt_redis_reply(struct bt_redis *r, redisReply **reply);
  * command is lost, as above). */
 int bt_redis_flush(struct bt_redis *r);
 
+/* Subscribe mode, for a handle used for nothing else (asserted: no pipeline
+ * in flight): bt_redis_subscribe connects if needed and subscribes to
+ * channel; 0, BT_EAGAIN when Redis is unreachable, or BT_EINVAL when Redis
+ * refused (no channel permission for an ACL user, say: the caller polls
+ * instead). bt_redis_wait_message then waits up to timeout_ms for messages
+ * on it and discards them: returns how many came (0: none in time, or a
+ * signal cut the wait short), or BT_EAGAIN when the connection broke (the
+ * next bt_redis_subscribe reconnects; messages sent meanwhile are lost, so
+ * the caller must look at what they announce after subscribing again). */
+int bt_redis_subscribe(struct bt_redis *r, const char *channel);
+int bt_redis_wait_message(struct bt_redis *r, int timeout_ms);
+
 /* Round trips made so far (a pipeline counts once; AUTH and the SCRIPT LOAD
  * after a NOSCRIPT count too): for metrics and bench. */
 uint64_t bt_redis_round_trips(const struct bt_redis *r);
