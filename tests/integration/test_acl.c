@@ -33,9 +33,11 @@ static void expect_ok(redisReply *reply)
 static void setup(void)
 {
     cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
-    /* the test's own connection stays authenticated as it was */
-    expect_ok(
-        bt_stack_redis(&stack, "ACL SETUSER %s on >%s ~* &* +@all", USER, PASSWORD));
+    /* the rules docs/operations.md recommends, on the test's key prefix;
+     * the test's own connection stays authenticated as it was */
+    expect_ok(bt_stack_redis(&stack,
+                             "ACL SETUSER %s on >%s ~%s:* ~{%s:* &%s:* +@all -@dangerous",
+                             USER, PASSWORD, stack.prefix, stack.prefix, stack.prefix));
     expect_ok(bt_stack_redis(&stack, "CONFIG SET requirepass %s", "not-for-baton"));
     snprintf(right_file, sizeof(right_file), "%s/right.pw", stack.redis.dir);
     snprintf(wrong_file, sizeof(wrong_file), "%s/wrong.pw", stack.redis.dir);
