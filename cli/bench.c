@@ -18,6 +18,7 @@
  * and reads when each step started from the results. */
 #define _GNU_SOURCE /* nftw, asprintf */
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -426,8 +427,9 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
                        const char *plugin, bool worker)
 {
     char conc[16], parts[16];
-    /* 16 fixed arguments at most, the plugins', the kafka ones, the NULL */
-    size_t n = 0, cap = 17 + 2 * cfg->n_plugins + cfg->n_kafka;
+    /* 16 fixed arguments at most, the plugins', the NULL (the kafka
+     * properties go in the environment: dev_envp) */
+    size_t n = 0, cap = 17 + 2 * cfg->n_plugins;
     char **argv = calloc(cap, sizeof(*argv));
 
     if (!argv)
@@ -460,31 +462,10 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
         argv[n++] = strdup("--plugin");
         argv[n++] = strdup(cfg->plugins[i]);
     }
-    for (size_t i = 0; i < cfg->n_kafka; i++)
-        if (asprintf(&argv[n++], "--kafka.%s", cfg->kafka[i]) < 0)
-            argv[n - 1] = NULL;
     for (size_t i = 0; i < n; i++)
         if (!argv[i])
             return NULL; /* out of memory at start-up: the process exits anyway */
     return argv;
-}
-
-/* home_var: NULL, or "BATON_HOME=..." added (a worker's) */
-static char **dev_envp(char *home_var)
-{
-    size_t n = 0, k = 0;
-    char **envp;
-
-    while (environ[n])
-        n++;
-    if (!(envp = calloc(n + 2, sizeof(*envp))))
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "BATON_", 6))
-            envp[k++] = environ[i];
-    if (home_var)
-        envp[k++] = home_var;
-    return envp;
 }
 
 static void free_strv(char **v)
@@ -492,6 +473,48 @@ static void free_strv(char **v)
     for (char **p = v; p && *p; p++)
         free(*p);
     free(v);
+}
+
+/* "BATON_KAFKA_<NAME>=value" of a "name=value" property (malloc'ed; NULL
+ * when out of memory), as common/config.c reads it back. */
+static char *kafka_var(const char *prop)
+{
+    const char *eq = strchr(prop, '=');
+    size_t len = eq ? (size_t)(eq - prop) : strlen(prop);
+    char *var = NULL;
+
+    if (asprintf(&var, "BATON_KAFKA_%.*s=%s", (int)len, prop, eq ? eq + 1 : "") < 0)
+        return NULL;
+    for (size_t i = 12; i < 12 + len; i++)
+        var[i] = var[i] == '.' ? '_' : (char)toupper((unsigned char)var[i]);
+    return var;
+}
+
+/* The environment without the inherited BATON_* variables, with home_var
+ * (NULL, or "BATON_HOME=..." for a worker) and the kafka properties: they
+ * may hold secrets (a SASL password), and a command line is anybody's to
+ * read in ps. Every string is a copy: free with free_strv. */
+static char **dev_envp(const struct bt_config *cfg, const char *home_var)
+{
+    size_t n = 0, k = 0;
+    char **envp;
+
+    while (environ[n])
+        n++;
+    if (!(envp = calloc(n + 2 + cfg->n_kafka, sizeof(*envp))))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "BATON_", 6) && !(envp[k++] = strdup(environ[i])))
+            goto oom;
+    if (home_var && !(envp[k++] = strdup(home_var)))
+        goto oom;
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (!(envp[k++] = kafka_var(cfg->kafka[i])))
+            goto oom;
+    return envp;
+oom:
+    free_strv(envp);
+    return NULL;
 }
 
 /* The bench plugin next to this binary: <bin>/../plugins/bench.so */
@@ -538,7 +561,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     snprintf(s->log, sizeof(s->log), "%s/dev.log", s->home);
     snprintf(env_path, sizeof(env_path), "%s/dev.env", s->home);
     argv = dev_argv(cfg, self, s->home, cfg->n_plugins ? NULL : plugin, false);
-    envp = dev_envp(NULL);
+    envp = dev_envp(cfg, NULL);
     if (!argv || !envp)
         goto out;
 
@@ -582,7 +605,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     ret = BT_EXIT_OK;
 out:
     free_strv(argv);
-    free(envp); /* its strings are environ's */
+    free_strv(envp);
     return ret;
 }
 
@@ -639,7 +662,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
     snprintf(slash + 1, sizeof(exe) - (size_t)(slash + 1 - exe), "baton-worker");
     snprintf(home_var, sizeof(home_var), "BATON_HOME=%s", s->home);
     argv = dev_argv(cfg, exe, s->home, cfg->n_plugins ? NULL : plugin, true);
-    envp = dev_envp(home_var);
+    envp = dev_envp(cfg, home_var);
     if (!argv || !envp)
         goto out;
     for (int i = 0; i < EXTRA_WORKERS; i++) {
@@ -668,7 +691,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
     ret = 0;
 out:
     free_strv(argv);
-    free(envp); /* its strings are environ's and home_var */
+    free_strv(envp);
     return ret;
 }
 
