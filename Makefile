@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install deb clean
+.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install deb clean check-compose
 
 all: build
 
@@ -58,3 +58,8 @@ deb: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# compose/ checked without Docker: docker-compose config, promtool on the
+# Prometheus configuration and alert rules (scripts/check-compose).
+check-compose:
+	@scripts/check-compose

@@ -17,6 +17,11 @@
 enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE = 3 };
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
+/* Writes the Redis credentials of cfg (requirepass, and the ACL user when
+ * there is one) to <home>/redis-auth.conf, mode 0600, for baton dev's
+ * redis-server, and its path into path (size n); path is "" when there is no
+ * password. Returns 0, or -1 having logged why. */
+int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);

@@ -46,7 +46,8 @@ struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
     if (!store)
         return NULL;
     store->kp = strdup(cfg->key_prefix);
-    store->r = bt_redis_new(cfg->redis, cfg->redis_password, errstr, errstr_size);
+    store->r = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
+                            errstr_size);
     if (!store->r || !store->kp) {
         bt_store_destroy(store);
         return NULL;

@@ -33,6 +33,7 @@ struct bt_timers {
     rd_kafka_t *rk;
     struct bt_timer_stats *stats;
     struct flight *flights; /* oldest first */
+    int64_t next;           /* earliest due or lease expiry at the last claim */
     char timers[300], leased[300];
 };
 
@@ -176,12 +177,24 @@ int bt_timers_fire(struct bt_timers *t)
         reply = NULL;
     }
     if (!claimed || bt_redis_reply(r, &reply) || reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements % 3)
+        reply->elements % 3 != 1 ||
+        reply->element[reply->elements - 1]->type != REDIS_REPLY_INTEGER)
         goto out;
-    ret = reply->elements ? produce(t, reply, now) : 0;
+    t->next = reply->element[reply->elements - 1]->integer;
+    ret = reply->elements > 1 ? produce(t, reply, now) : 0;
 out:
     freeReplyObject(reply);
     return ret;
+}
+
+int64_t bt_timers_next(const struct bt_timers *t)
+{
+    return t->next;
+}
+
+bool bt_timers_in_flight(const struct bt_timers *t)
+{
+    return t->flights != NULL;
 }
 
 void bt_timers_destroy(struct bt_timers *t, int timeout_ms)
