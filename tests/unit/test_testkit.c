@@ -32,6 +32,20 @@ static void start_acme(void)
                  0, "%s", bt_test_error_text(env));
 }
 
+/* The history of an instance run here, as JSON lines. */
+static char *history_lines(bt_test_env *e, const char *id)
+{
+    size_t size = 0;
+    char *text = NULL;
+    FILE *f = open_memstream(&text, &size);
+
+    cr_assert(f);
+    for (size_t i = 0; i < bt_test_history_len(e, id); i++)
+        fprintf(f, "%s\n", bt_test_history(e, id, i));
+    fclose(f);
+    return text;
+}
+
 static const char *result_text(const char *id, const char *key)
 {
     return json_string_value(json_object_get(bt_test_result(env, id), key));
@@ -204,20 +218,6 @@ Test(testkit, refuses_what_it_cannot_do_with_a_reason)
     cr_assert_str_eq(bt_test_status(env, "x") ? "?" : "none", "none");
 }
 
-/* The history of an instance run here, as JSON lines. */
-static char *history_lines(bt_test_env *e, const char *id)
-{
-    size_t size = 0;
-    char *text = NULL;
-    FILE *f = open_memstream(&text, &size);
-
-    cr_assert(f);
-    for (size_t i = 0; i < bt_test_history_len(e, id); i++)
-        fprintf(f, "%s\n", bt_test_history(e, id, i));
-    fclose(f);
-    return text;
-}
-
 static char *recorded_versioned_run(void)
 {
     bt_test_env *v1 = bt_test_env_new();
@@ -271,4 +271,70 @@ Test(testkit, a_recorded_history_replays_on_its_code_and_not_on_an_incompatible_
                  "%s", why);
     free(acme);
     cr_assert_eq(bt_test_replay_history(env, "not json", why, sizeof(why)), -1);
+}
+
+/* A review whose decision is neither approved nor rejected fails the
+ * campaign, and the brand registration with it. */
+Test(testkit, an_invalid_review_fails_the_campaign)
+{
+    start_acme();
+    cr_assert_eq(bt_test_signal(env, "acme/campaign", "review", review("maybe"), "3h"),
+                 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme/campaign"), "failed");
+    cr_assert_str_eq(bt_test_status(env, "acme"), "failed");
+    cr_assert(strstr(
+        json_string_value(json_object_get(bt_test_failure(env, "acme"), "message")),
+        "acme/campaign"));
+}
+
+Test(testkit, a_registration_with_too_many_numbers_is_refused_at_once)
+{
+    cr_assert_eq(bt_test_start(env, "brand_registration", "big",
+                               json_pack("{s:s, s:i}", "brand", "big", "numbers", 11)),
+                 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "big"), "failed");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(bt_test_failure(env, "big"), "type")),
+        "InvalidInput");
+    cr_assert_eq(bt_test_calls(env, "register_brand"), 0);
+}
+
+/* Runs the 10-step workflow (each step after a "go" signal, one a minute)
+ * and returns its history as JSON lines. */
+static char *ten_steps(bool crash_every)
+{
+    bt_test_env *e = bt_test_env_new();
+    char after[16], *text;
+
+    cr_assert_eq(bt_test_load_plugin(e, BT_PLUGIN_DIR "/steps10.so"), 0);
+    bt_test_crash_after_every_event(e, crash_every);
+    cr_assert_eq(bt_test_start(e, "steps", "ten", NULL), 0);
+    for (int i = 1; i <= 10; i++) {
+        snprintf(after, sizeof(after), "%dm", i);
+        cr_assert_eq(bt_test_signal(e, "ten", "go", NULL, after), 0);
+    }
+    cr_assert_eq(bt_test_run(e), 0, "%s", bt_test_error_text(e));
+    cr_assert_str_eq(bt_test_status(e, "ten"), "completed");
+    for (int i = 1; i <= 10; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "s%d", i);
+        cr_assert_eq(bt_test_calls(e, name), 1, "%s ran %zu times", name,
+                     bt_test_calls(e, name));
+    }
+    text = history_lines(e, "ten");
+    bt_test_env_free(e);
+    return text;
+}
+
+/* Dropping the memory after each of the 10-step workflow's events changes
+ * neither a step's count nor a byte of the history. */
+Test(testkit, a_crash_after_every_event_of_ten_steps_gives_the_same_run)
+{
+    char *plain = ten_steps(false), *crashed = ten_steps(true);
+
+    cr_assert_str_eq(crashed, plain);
+    free(plain);
+    free(crashed);
 }
