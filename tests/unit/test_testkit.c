@@ -338,3 +338,39 @@ Test(testkit, a_crash_after_every_event_of_ten_steps_gives_the_same_run)
     free(plain);
     free(crashed);
 }
+
+/* A throttled attempt ("try again in 5 s") is not counted as a failure: the
+ * next attempt comes after the wait. */
+Test(testkit, a_throttled_attempt_is_tried_again_after_its_wait)
+{
+    const struct bt_test_call *a, *b;
+
+    cr_assert_eq(
+        bt_test_script_activity(env, "register_numbers",
+                                "[{\"error\": \"Busy\", \"retry_after_ms\": 5000}, "
+                                "{\"result\": {\"numbers\": [\"+1\"]}}]"),
+        0);
+    start_acme();
+    cr_assert_eq(bt_test_signal(env, "acme/campaign", "review", review("approved"), "1h"),
+                 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme"), "completed");
+    cr_assert_eq(bt_test_calls(env, "register_numbers"), 2);
+    a = bt_test_call(env, "register_numbers", 0);
+    b = bt_test_call(env, "register_numbers", 1);
+    cr_assert_geq(b->at_ms - a->at_ms, 5000);
+}
+
+/* A terminate 3 hours in, while the campaign waits for its review: the
+ * brand registration ends terminated, its campaign is closed with it, and
+ * nothing runs afterwards. */
+Test(testkit, a_terminate_at_a_given_time_ends_the_instance)
+{
+    start_acme();
+    cr_assert_eq(bt_test_cancel(env, "acme", true, "3h"), 0);
+    cr_assert_eq(bt_test_run(env), 0, "%s", bt_test_error_text(env));
+    cr_assert_str_eq(bt_test_status(env, "acme"), "terminated");
+    cr_assert_str_neq(bt_test_status(env, "acme/campaign"), "running");
+    cr_assert_eq(bt_test_calls(env, "register_numbers"), 0);
+    cr_assert_eq(bt_test_calls(env, "resend_to_carriers"), 0);
+}
