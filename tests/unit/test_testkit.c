@@ -374,3 +374,45 @@ Test(testkit, a_terminate_at_a_given_time_ends_the_instance)
     cr_assert_eq(bt_test_calls(env, "register_numbers"), 0);
     cr_assert_eq(bt_test_calls(env, "resend_to_carriers"), 0);
 }
+
+/* ---- registration functions given directly, no plugin ---- */
+
+static int doubled(bt_act *act, const json_t *input, json_t **result)
+{
+    (void)act;
+    *result = json_integer(2 * json_integer_value(json_object_get(input, "n")));
+    return 0;
+}
+
+static bt_poll twice_then_sleep(bt_wf *wf, const json_t *input)
+{
+    const json_t *out = NULL;
+
+    BT_RUN(wf, &out, "doubled", json_deep_copy(input), NULL);
+    BT_SLEEP(wf, BT_HOURS(90 * 24));
+    return bt_complete(wf, json_pack("{s:O, s:I}", "doubled", out, "at", bt_now(wf)));
+}
+
+static int register_inline(bt_registry *r)
+{
+    return bt_register_workflow(r, "inline", twice_then_sleep) ||
+           bt_register_activity(r, "doubled", doubled, NULL);
+}
+
+/* A 90-day durable sleep passes in virtual time, and bt_now() is that time. */
+Test(testkit, registers_functions_directly_and_sleeps_ninety_days_at_once)
+{
+    bt_test_env *e = bt_test_env_new();
+    int64_t start = bt_test_now(e);
+
+    cr_assert_eq(bt_test_register(e, register_inline), 0, "%s", bt_test_error_text(e));
+    cr_assert_eq(bt_test_start(e, "inline", "i", json_pack("{s:i}", "n", 21)), 0);
+    cr_assert_eq(bt_test_run(e), 0, "%s", bt_test_error_text(e));
+    cr_assert_str_eq(bt_test_status(e, "i"), "completed");
+    cr_assert_eq(json_integer_value(json_object_get(bt_test_result(e, "i"), "doubled")),
+                 42);
+    cr_assert_geq(json_integer_value(json_object_get(bt_test_result(e, "i"), "at")),
+                  start + INT64_C(90) * 24 * 3600 * 1000);
+    cr_assert_geq(bt_test_now(e), start + INT64_C(90) * 24 * 3600 * 1000);
+    bt_test_env_free(e);
+}
