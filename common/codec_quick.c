@@ -1,4 +1,5 @@
 /* The codec's fast path (codec_int.h). */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -128,6 +129,50 @@ static bool scan_value_end(struct scan *sc)
 /* name (a C string from the tables) equals the len bytes at s. */
 static json_t *quick_value(struct scan *sc, int depth);
 
+/* The 4 hex digits after the 'u' at *at, which is left on the last one;
+ * UINT_MAX when they are not 4 hex digits before end. */
+static unsigned hex4(const char **at, const char *end)
+{
+    unsigned cp = 0;
+
+    for (int k = 0; k < 4; k++) {
+        char h;
+        if (end - *at <= 1)
+            return UINT_MAX;
+        h = *++*at;
+        if (h >= '0' && h <= '9')
+            cp = cp << 4 | (unsigned)(h - '0');
+        else if (h >= 'a' && h <= 'f')
+            cp = cp << 4 | (unsigned)(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F')
+            cp = cp << 4 | (unsigned)(h - 'A' + 10);
+        else
+            return UINT_MAX;
+    }
+    return cp;
+}
+
+/* Writes code point cp (<= U+10FFFF, no surrogate) as UTF-8 at o. */
+static char *put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | cp >> 6);
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | cp >> 12);
+        *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | cp >> 18);
+        *o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+        *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
 /* A string with escapes resolved; NULL where jansson should judge (\u0000,
  * lone surrogates, controls, text that is not UTF-8). */
 static json_t *quick_string(struct scan *sc)
@@ -162,79 +207,33 @@ static json_t *quick_string(struct scan *sc)
     if (!(buf = malloc((size_t)(p - start) + 1)))
         return NULL;
     for (o = buf; start < p; start++) {
-        unsigned cp = 0, lo = 0;
+        static const char simple[] = "\"\\/bfnrt", meant[] = "\"\\/\b\f\n\r\t";
+        const char *e;
+        unsigned cp, lo;
 
         if (*start != '\\') {
             *o++ = *start;
             continue;
         }
-        switch (*++start) {
-        case '"':
-        case '\\':
-        case '/':
-            *o++ = *start;
+        if (*++start != 'u') {
+            if (!*start || !(e = strchr(simple, *start)))
+                goto out;
+            *o++ = meant[e - simple];
             continue;
-        case 'b':
-            *o++ = '\b';
-            continue;
-        case 'f':
-            *o++ = '\f';
-            continue;
-        case 'n':
-            *o++ = '\n';
-            continue;
-        case 'r':
-            *o++ = '\r';
-            continue;
-        case 't':
-            *o++ = '\t';
-            continue;
-        case 'u':
-            break;
-        default:
-            goto out;
         }
-        for (int k = 0; k < 4; k++) {
-            char h = p - start > 1 ? *++start : 0;
-
-            cp = cp << 4 | (unsigned)(h >= '0' && h <= '9'   ? h - '0'
-                                      : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                      : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                                             : 0x10000);
-        }
+        cp = hex4(&start, p);
         if (cp == 0 || cp > 0xffff || (cp >= 0xdc00 && cp <= 0xdfff))
             goto out;
-        if (cp >= 0xd800 && cp <= 0xdbff) {
+        if (cp >= 0xd800 && cp <= 0xdbff) { /* a surrogate pair */
             if (p - start < 7 || start[1] != '\\' || start[2] != 'u')
                 goto out;
             start += 2;
-            for (int k = 0; k < 4; k++) {
-                char h = *++start;
-
-                lo = lo << 4 | (unsigned)(h >= '0' && h <= '9'   ? h - '0'
-                                          : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                          : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                                                 : 0x10000);
-            }
+            lo = hex4(&start, p);
             if (lo < 0xdc00 || lo > 0xdfff)
                 goto out;
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         }
-        if (cp < 0x80) {
-            *o++ = (char)cp;
-        } else if (cp < 0x800) {
-            *o++ = (char)(0xc0 | cp >> 6);
-            *o++ = (char)(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            *o++ = (char)(0xe0 | cp >> 12);
-            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
-            *o++ = (char)(0x80 | (cp & 0x3f));
-        } else {
-            *o++ = (char)(0xf0 | cp >> 18);
-            *o++ = (char)(0x80 | (cp >> 12 & 0x3f));
-            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
-            *o++ = (char)(0x80 | (cp & 0x3f));
-        }
+        o = put_utf8(o, cp);
     }
     str = json_stringn_nocheck(buf, (size_t)(o - buf));
 out:
