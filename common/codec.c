@@ -1,10 +1,12 @@
 /* The message codec: one table per message type says which properties it
- * has, their kind and their limits, in the order the encoder writes them. The
- * encoder walks the table against the struct and writes JSON itself (jsonw).
- * The decoder reads text the encoder wrote on a fast path, straight into the
- * struct; anything else is parsed by jansson and walked once against the
- * table, which words every error. schemas/<type>.schema.json say the same
- * thing for other languages; tests/schemas/ holds the cases both obey. */
+ * has, their kind and their limits, in the order the encoder writes them
+ * (codec_encode.c walks it against the struct and writes JSON itself). The
+ * decoder reads text the encoder wrote on a fast path, straight into the
+ * struct (codec_quick.c); anything else is parsed by jansson and walked once
+ * against the table here, which words every error. This file holds the
+ * tables, the rules both directions share, the full decoding path and the
+ * building and releasing of messages. schemas/<type>.schema.json say the
+ * same thing for other languages; tests/schemas/ holds the cases both obey. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "base64.h"
 #include "codec_int.h"
 #include "err.h"
 #include "jsonw.h"
@@ -180,7 +183,7 @@ const char *bt_msg_type_name(enum bt_msg_type type)
 
 /* ---- the struct, seen through the tables ---- */
 
-static const char *get_str(const struct bt_msg *msg, size_t off)
+const char *bt_codec_get_str(const struct bt_msg *msg, size_t off)
 {
     const char *s;
 
@@ -193,7 +196,7 @@ void bt_codec_set_ptr(struct bt_msg *msg, size_t off, const void *p)
     memcpy((char *)msg + off, &p, sizeof(p));
 }
 
-static int64_t get_int(const struct bt_msg *msg, const struct field *f)
+int64_t bt_codec_get_int(const struct bt_msg *msg, const struct field *f)
 {
     int64_t v64;
     int32_t v32;
@@ -216,7 +219,7 @@ void bt_codec_set_int(struct bt_msg *msg, const struct field *f, int64_t v)
         memcpy((char *)msg + f->off, &v32, sizeof(v32));
 }
 
-static bool get_bool(const struct bt_msg *msg, size_t off)
+bool bt_codec_get_bool(const struct bt_msg *msg, size_t off)
 {
     bool b;
 
@@ -229,7 +232,7 @@ void bt_codec_set_bool(struct bt_msg *msg, size_t off, bool b)
     memcpy((char *)msg + off, &b, sizeof(b));
 }
 
-static bool is_completed(const struct bt_msg *msg)
+bool bt_codec_is_completed(const struct bt_msg *msg)
 {
     return msg->status && strcmp(msg->status, "completed") == 0;
 }
@@ -251,7 +254,7 @@ char *bt_codec_str_dup(const char *s, size_t len)
     return p;
 }
 
-static void str_free(char *s)
+void bt_codec_str_free(char *s)
 {
     json_malloc_t alloc;
     json_free_t dealloc;
@@ -307,59 +310,6 @@ int bt_codec_id_check(const char *str, size_t len, size_t *pos, unsigned *cp)
         }
     }
     return ID_OK;
-}
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static bool b64_char(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
-}
-
-/* Padded standard base64 (RFC 4648 section 4), as the schemas' pattern says. */
-static bool b64_valid(const char *s, size_t len)
-{
-    size_t body = len;
-
-    if (len % 4)
-        return false;
-    if (len && s[len - 1] == '=')
-        body -= s[len - 2] == '=' ? 2 : 1;
-    for (size_t i = 0; i < body; i++) {
-        if (!b64_char((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
-
-static size_t b64_len(size_t len)
-{
-    return (len + 2) / 3 * 4;
-}
-
-/* Writes b64_len(len) characters and a NUL to dst. */
-static void b64_encode(char *dst, const void *src, size_t len)
-{
-    const unsigned char *s = src;
-    size_t i;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        *dst++ = b64_alphabet[s[i] >> 2];
-        *dst++ = b64_alphabet[(s[i] & 0x03) << 4 | s[i + 1] >> 4];
-        *dst++ = b64_alphabet[(s[i + 1] & 0x0f) << 2 | s[i + 2] >> 6];
-        *dst++ = b64_alphabet[s[i + 2] & 0x3f];
-    }
-    if (i < len) {
-        unsigned last = i + 1 < len ? s[i + 1] : 0;
-
-        *dst++ = b64_alphabet[s[i] >> 2];
-        *dst++ = b64_alphabet[(s[i] & 0x03) << 4 | last >> 4];
-        *dst++ = i + 1 < len ? b64_alphabet[(last & 0x0f) << 2] : '=';
-        *dst++ = '=';
-    }
-    *dst = '\0';
 }
 
 /* ---- decoding ---- */
@@ -591,17 +541,17 @@ int bt_codec_decode_rules(struct dec *d, const char *path, const struct field *f
         bt_codec_set_bool(d->msg, f->off, f->def != 0);
     if (!seen && f->kind == K_INT)
         bt_codec_set_int(d->msg, f, f->def);
-    if ((f->flags & F_IF_COMPLETED) && seen && !is_completed(msg))
+    if ((f->flags & F_IF_COMPLETED) && seen && !bt_codec_is_completed(msg))
         return fail(d, path, f->name, "only allowed when status is completed");
-    if ((f->flags & F_UNLESS_COMPLETED) && seen && is_completed(msg))
+    if ((f->flags & F_UNLESS_COMPLETED) && seen && bt_codec_is_completed(msg))
         return fail(d, path, f->name, "not allowed when status is completed");
-    if ((f->flags & F_UNLESS_COMPLETED) && !seen && !is_completed(msg))
+    if ((f->flags & F_UNLESS_COMPLETED) && !seen && !bt_codec_is_completed(msg))
         return fail(d, path, f->name, "required unless status is completed");
     if (f->kind == K_BYTES) {
-        s = get_str(msg, f->off);
+        s = bt_codec_get_str(msg, f->off);
         if (!s)
             bt_codec_set_bool(d->msg, f->enc_off, false); /* key_encoding without a key */
-        else if (get_bool(msg, f->enc_off) && !b64_valid(s, strlen(s)))
+        else if (bt_codec_get_bool(msg, f->enc_off) && !bt_b64_valid(s, strlen(s)))
             return fail(d, path, f->name, "not valid base64");
     }
     return 0;
@@ -724,164 +674,6 @@ int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_m
     return ret;
 }
 
-/* ---- encoding ---- */
-
-/* Property names are the tables' ASCII literals: nothing to escape. */
-static void out_key(struct bt_jw *o, const char *name, bool first)
-{
-    if (!first)
-        bt_jw_lit(o, ",");
-    bt_jw_lit(o, "\"");
-    bt_jw_put(o, name, strlen(name));
-    bt_jw_lit(o, "\":");
-}
-
-/* Writes the value of a K_BYTES field and, when it is base64, its encoding
- * property; text that is not valid UTF-8 becomes base64 here. */
-static int encode_bytes(struct bt_jw *o, const struct field *f, const char *s,
-                        bool base64)
-{
-    size_t len = strlen(s);
-    char *b64;
-
-    if (base64 && !b64_valid(s, len))
-        return -1;
-    if (base64 || bt_codec_text_ok(s, len)) {
-        bt_jw_string(o, s, len);
-    } else {
-        b64 = malloc(b64_len(len) + 1);
-        if (!b64)
-            return -1;
-        b64_encode(b64, s, len);
-        bt_jw_string(o, b64, b64_len(len));
-        free(b64);
-        base64 = true;
-    }
-    if (base64) {
-        bt_jw_lit(o, ",\"");
-        bt_jw_put(o, f->name, strlen(f->name));
-        bt_jw_lit(o, "_encoding\":\"base64\"");
-    }
-    return 0;
-}
-
-static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
-                         const struct field *fields, size_t n, bool first);
-
-static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct field *f,
-                        bool *first)
-{
-    const char *s = NULL;
-    size_t pos, len;
-    unsigned cp;
-    int64_t v;
-    bool present = true;
-
-    if (f->flags & F_IF_COMPLETED)
-        present = is_completed(msg);
-    if (f->flags & F_UNLESS_COMPLETED)
-        present = !is_completed(msg);
-    if (!present || f->kind == K_ENC)
-        return 0;
-    switch ((enum kind)f->kind) {
-    case K_ID:
-    case K_STR:
-    case K_BYTES:
-    case K_ENUM:
-        s = get_str(msg, f->off);
-        if (!s)
-            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
-        len = strlen(s);
-        if (f->kind == K_ID &&
-            (!bt_codec_text_ok(s, len) || bt_codec_id_check(s, len, &pos, &cp) != ID_OK))
-            return -1;
-        if (f->kind == K_STR &&
-            (!bt_codec_text_ok(s, len) || (!len && (f->flags & F_NONEMPTY))))
-            return -1;
-        if (f->kind == K_ENUM) {
-            const char *const *val = f->values;
-
-            while (*val && !bt_codec_same_name(*val, s, len))
-                val++;
-            if (!*val)
-                return -1;
-        }
-        out_key(o, f->name, *first);
-        if (f->kind == K_BYTES) {
-            if (encode_bytes(o, f, s, get_bool(msg, f->enc_off)))
-                return -1;
-        } else {
-            bt_jw_string(o, s, len);
-        }
-        break;
-    case K_INT:
-        v = get_int(msg, f);
-        if (v < f->min || v > f->max)
-            return -1;
-        if (!(f->flags & F_REQ) && v == f->def)
-            return 0;
-        out_key(o, f->name, *first);
-        bt_jw_int(o, v);
-        break;
-    case K_BOOL:
-        if (get_bool(msg, f->off) == (f->def != 0))
-            return 0;
-        out_key(o, f->name, *first);
-        if (get_bool(msg, f->off))
-            bt_jw_lit(o, "true");
-        else
-            bt_jw_lit(o, "false");
-        break;
-    case K_ANY:
-        if (!msg->body)
-            return 0;
-        out_key(o, f->name, *first);
-        bt_jw_value(o, msg->body);
-        break;
-    case K_OBJ:
-        if (!get_str(msg, f->sub[0].off))
-            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
-        out_key(o, f->name, *first);
-        bt_jw_lit(o, "{");
-        if (encode_fields(o, msg, f->sub, f->nsub, true))
-            return -1;
-        bt_jw_lit(o, "}");
-        break;
-    case K_ENC:
-        break;
-    }
-    *first = false;
-    return 0;
-}
-
-static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
-                         const struct field *fields, size_t n, bool first)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (encode_field(o, msg, &fields[i], &first))
-            return -1;
-    }
-    return 0;
-}
-
-char *bt_codec_encode(const struct bt_msg *msg, size_t *len)
-{
-    struct bt_jw o = {0};
-    const char *name;
-
-    if (!msg || !(name = bt_msg_type_name(msg->type)))
-        return NULL;
-    bt_jw_lit(&o, "{\"v\":1,\"type\":");
-    bt_jw_string(&o, name, strlen(name));
-    if (encode_fields(&o, msg, bt_codec_types[msg->type].fields,
-                      bt_codec_types[msg->type].n, false)) {
-        bt_jw_release(&o);
-        return NULL;
-    }
-    bt_jw_lit(&o, "}");
-    return bt_jw_finish(&o, len);
-}
-
 /* ---- building and releasing ---- */
 
 static int bytes_dup(const void *data, size_t len, char **out, bool *base64)
@@ -894,9 +686,9 @@ static int bytes_dup(const void *data, size_t len, char **out, bool *base64)
         json_free_t dealloc;
 
         json_get_alloc_funcs(&alloc, &dealloc);
-        *out = alloc(b64_len(len) + 1);
+        *out = alloc(bt_b64_len(len) + 1);
         if (*out)
-            b64_encode(*out, data, len);
+            bt_b64_encode(*out, data, len);
         *base64 = true;
     }
     return *out ? 0 : BT_ENOMEM;
@@ -963,25 +755,25 @@ void bt_msg_release(struct bt_msg *msg)
 {
     if (!msg)
         return;
-    str_free(msg->id);
-    str_free(msg->workflow);
-    str_free(msg->name);
-    str_free(msg->queue);
-    str_free(msg->rate_key);
-    str_free(msg->wf_queue);
-    str_free(msg->parent_queue);
-    str_free(msg->on_parent_close);
-    str_free(msg->concurrency_key);
-    str_free(msg->kind);
-    str_free(msg->child);
-    str_free(msg->status);
-    str_free(msg->parent_id);
-    str_free(msg->error.type);
-    str_free(msg->error.message);
-    str_free(msg->reason);
-    str_free(msg->origin_topic);
-    str_free(msg->key);
-    str_free(msg->payload);
+    bt_codec_str_free(msg->id);
+    bt_codec_str_free(msg->workflow);
+    bt_codec_str_free(msg->name);
+    bt_codec_str_free(msg->queue);
+    bt_codec_str_free(msg->rate_key);
+    bt_codec_str_free(msg->wf_queue);
+    bt_codec_str_free(msg->parent_queue);
+    bt_codec_str_free(msg->on_parent_close);
+    bt_codec_str_free(msg->concurrency_key);
+    bt_codec_str_free(msg->kind);
+    bt_codec_str_free(msg->child);
+    bt_codec_str_free(msg->status);
+    bt_codec_str_free(msg->parent_id);
+    bt_codec_str_free(msg->error.type);
+    bt_codec_str_free(msg->error.message);
+    bt_codec_str_free(msg->reason);
+    bt_codec_str_free(msg->origin_topic);
+    bt_codec_str_free(msg->key);
+    bt_codec_str_free(msg->payload);
     json_decref(msg->body);
     memset(msg, 0, sizeof(*msg));
 }

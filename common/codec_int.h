@@ -1,6 +1,6 @@
 /* The codec's insides, shared by codec.c (the tables, the full decoding path
- * through jansson, the encoder) and codec_quick.c (the fast path that reads
- * the encoder's own text). Not a public header. */
+ * through jansson, releasing), codec_quick.c (the fast path that reads the
+ * encoder's own text) and codec_encode.c. Not a public header. */
 #ifndef BT_CODEC_INT_H
 #define BT_CODEC_INT_H
 
@@ -62,6 +62,12 @@ struct dec {
 };
 
 /* The struct's members through a table's offsets. */
+const char *bt_codec_get_str(const struct bt_msg *msg, size_t off);
+int64_t bt_codec_get_int(const struct bt_msg *msg, const struct field *f);
+bool bt_codec_get_bool(const struct bt_msg *msg, size_t off);
+/* A result's status is "completed" (fields that depend on it). */
+bool bt_codec_is_completed(const struct bt_msg *msg);
+void bt_codec_str_free(char *s);
 void bt_codec_set_ptr(struct bt_msg *msg, size_t off, const void *p);
 void bt_codec_set_int(struct bt_msg *msg, const struct field *f, int64_t v);
 void bt_codec_set_bool(struct bt_msg *msg, size_t off, bool b);
