@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install deb clean
+.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install deb clean check-compose
 
 all: build
 
@@ -23,7 +23,7 @@ test: build
 	@$(BUILD)/bin/baton-tests --jobs 2
 
 test-asan: build-asan
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  $(BUILD_ASAN)/bin/baton-tests --jobs 2
 
@@ -58,3 +58,8 @@ deb: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)
+
+# compose/ checked without Docker: docker-compose config, promtool on the
+# Prometheus configuration and alert rules (scripts/check-compose).
+check-compose:
+	@scripts/check-compose

@@ -37,7 +37,7 @@ static const struct flag flags[] = {
     {"plugin", TEXT, O(plugin), "workload plugin, build/plugins/<name>.so [chaos]"},
     {"eager", INT, O(eager),
      "workers run the steps they decide themselves (1) or send every step through "
-     "Kafka (0) [0]"},
+     "Kafka (0) [1]"},
 #define X(e, name, help) {name, EVERY, O(fault[CHAOS_##e]), help},
     CHAOS_FAULTS(X)
 #undef X
@@ -103,7 +103,7 @@ static void defaults(struct chaos_opts *o)
                              .schedulers = 2,
                              .partitions = 6,
                              .restart_after_ms = 500,
-                             .eager = 0,
+                             .eager = 1,
                              .pause_ms = 3000,
                              .redis_down_ms = 1000,
                              .broker_down_ms = 2000,

@@ -18,6 +18,7 @@
  * and reads when each step started from the results. */
 #define _GNU_SOURCE /* nftw, asprintf */
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -70,7 +71,8 @@ struct workload {
 };
 
 static const struct workload workloads[] = {
-    [IDLE] = {"idle", NULL, 0, false, "2 s without work: what polling costs"},
+    [IDLE] = {"idle", NULL, 0, false,
+              "--idle-s S (30) without work: CPU and Redis calls that polling costs"},
     [CHAIN] = {"chain", "bench_chain", 2000, false,
                "W workflows of K no-op steps in sequence"},
     [LATENCY] = {"latency", "bench_chain", 200, true,
@@ -89,6 +91,7 @@ struct opts {
     int workflows; /* 0: each workload's default */
     int steps;
     int inflight;
+    int idle_s; /* length of the idle workload */
     bool json;
     bool attach;
 };
@@ -424,8 +427,9 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
                        const char *plugin, bool worker)
 {
     char conc[16], parts[16];
-    /* 16 fixed arguments at most, the plugins', the kafka ones, the NULL */
-    size_t n = 0, cap = 17 + 2 * cfg->n_plugins + cfg->n_kafka;
+    /* 16 fixed arguments at most, the plugins', the NULL (the kafka
+     * properties go in the environment: dev_envp) */
+    size_t n = 0, cap = 17 + 2 * cfg->n_plugins;
     char **argv = calloc(cap, sizeof(*argv));
 
     if (!argv)
@@ -458,31 +462,10 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
         argv[n++] = strdup("--plugin");
         argv[n++] = strdup(cfg->plugins[i]);
     }
-    for (size_t i = 0; i < cfg->n_kafka; i++)
-        if (asprintf(&argv[n++], "--kafka.%s", cfg->kafka[i]) < 0)
-            argv[n - 1] = NULL;
     for (size_t i = 0; i < n; i++)
         if (!argv[i])
             return NULL; /* out of memory at start-up: the process exits anyway */
     return argv;
-}
-
-/* home_var: NULL, or "BATON_HOME=..." added (a worker's) */
-static char **dev_envp(char *home_var)
-{
-    size_t n = 0, k = 0;
-    char **envp;
-
-    while (environ[n])
-        n++;
-    if (!(envp = calloc(n + 2, sizeof(*envp))))
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "BATON_", 6))
-            envp[k++] = environ[i];
-    if (home_var)
-        envp[k++] = home_var;
-    return envp;
 }
 
 static void free_strv(char **v)
@@ -490,6 +473,48 @@ static void free_strv(char **v)
     for (char **p = v; p && *p; p++)
         free(*p);
     free(v);
+}
+
+/* "BATON_KAFKA_<NAME>=value" of a "name=value" property (malloc'ed; NULL
+ * when out of memory), as common/config.c reads it back. */
+static char *kafka_var(const char *prop)
+{
+    const char *eq = strchr(prop, '=');
+    size_t len = eq ? (size_t)(eq - prop) : strlen(prop);
+    char *var = NULL;
+
+    if (asprintf(&var, "BATON_KAFKA_%.*s=%s", (int)len, prop, eq ? eq + 1 : "") < 0)
+        return NULL;
+    for (size_t i = 12; i < 12 + len; i++)
+        var[i] = var[i] == '.' ? '_' : (char)toupper((unsigned char)var[i]);
+    return var;
+}
+
+/* The environment without the inherited BATON_* variables, with home_var
+ * (NULL, or "BATON_HOME=..." for a worker) and the kafka properties: they
+ * may hold secrets (a SASL password), and a command line is anybody's to
+ * read in ps. Every string is a copy: free with free_strv. */
+static char **dev_envp(const struct bt_config *cfg, const char *home_var)
+{
+    size_t n = 0, k = 0;
+    char **envp;
+
+    while (environ[n])
+        n++;
+    if (!(envp = calloc(n + 2 + cfg->n_kafka, sizeof(*envp))))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "BATON_", 6) && !(envp[k++] = strdup(environ[i])))
+            goto oom;
+    if (home_var && !(envp[k++] = strdup(home_var)))
+        goto oom;
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (!(envp[k++] = kafka_var(cfg->kafka[i])))
+            goto oom;
+    return envp;
+oom:
+    free_strv(envp);
+    return NULL;
 }
 
 /* The bench plugin next to this binary: <bin>/../plugins/bench.so */
@@ -536,7 +561,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     snprintf(s->log, sizeof(s->log), "%s/dev.log", s->home);
     snprintf(env_path, sizeof(env_path), "%s/dev.env", s->home);
     argv = dev_argv(cfg, self, s->home, cfg->n_plugins ? NULL : plugin, false);
-    envp = dev_envp(NULL);
+    envp = dev_envp(cfg, NULL);
     if (!argv || !envp)
         goto out;
 
@@ -580,7 +605,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     ret = BT_EXIT_OK;
 out:
     free_strv(argv);
-    free(envp); /* its strings are environ's */
+    free_strv(envp);
     return ret;
 }
 
@@ -637,7 +662,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
     snprintf(slash + 1, sizeof(exe) - (size_t)(slash + 1 - exe), "baton-worker");
     snprintf(home_var, sizeof(home_var), "BATON_HOME=%s", s->home);
     argv = dev_argv(cfg, exe, s->home, cfg->n_plugins ? NULL : plugin, true);
-    envp = dev_envp(home_var);
+    envp = dev_envp(cfg, home_var);
     if (!argv || !envp)
         goto out;
     for (int i = 0; i < EXTRA_WORKERS; i++) {
@@ -666,7 +691,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
     ret = 0;
 out:
     free_strv(argv);
-    free(envp); /* its strings are environ's and home_var */
+    free_strv(envp);
     return ret;
 }
 
@@ -1586,9 +1611,8 @@ static void emit(const struct bench *b, const json_t *o)
 
 /* ---- one workload ---- */
 
-#define IDLE_MS 2000
-
-/* The stack with nothing to do: CPU and Redis calls per second of polling. */
+/* The stack with nothing to do: CPU and Redis calls per second of polling,
+ * over --idle-s (30 s: a 10 ms CPU tick is then 0.03 % of a core). */
 static void run_idle(struct bench *b)
 {
     struct snapshot *s0 = calloc(1, sizeof(*s0)), *s1 = calloc(1, sizeof(*s1));
@@ -1599,7 +1623,7 @@ static void run_idle(struct bench *b)
     if (!s0 || !s1)
         goto out;
     take_snapshot(b, s0, true);
-    sleep_ms(IDLE_MS);
+    sleep_ms(b->opts.idle_s * 1000);
     take_snapshot(b, s1, true);
     el = s1->t - s0->t;
     o = json_pack("{s:s}", "workload", "idle");
@@ -1706,7 +1730,7 @@ static void workloads_help(void *file)
             "and --kafka.*\n(default plugin: <bin>/../plugins/bench.so).\n");
 }
 
-static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200;
+static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30;
 static bool json_arg, attach_arg;
 
 static const struct bt_arg bench_args[] = {
@@ -1717,6 +1741,8 @@ static const struct bt_arg bench_args[] = {
      .help = "steps of chain and latency"},
     {"inflight", 0, BT_ARG_INT, &inflight_arg, "N", "200", 1, 10000000,
      .help = "start events awaiting Kafka's ack at most"},
+    {"idle-s", 0, BT_ARG_INT, &idle_s_arg, "S", "30", 1, 10000000,
+     .help = "length of the idle workload, seconds"},
     {"json", 0, BT_ARG_BOOL, &json_arg,
      .help = "one JSON object per workload instead of key=value"},
     {"attach", 0, BT_ARG_BOOL, &attach_arg,
@@ -1727,8 +1753,8 @@ static const struct bt_arg bench_args[] = {
 
 static const struct bt_cmd bench_cmd = {
     .name = "baton bench",
-    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--json] "
-                "[--attach]",
+    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--idle-s S] "
+                "[--json] [--attach]",
     .about = "Measure throughput, latency and cost per step on a fresh embedded stack "
              "(bench/README.md).",
     .args = bench_args,
@@ -1746,6 +1772,7 @@ static int parse(int argc, char **argv, struct opts *o)
     *o = (struct opts){.workflows = (int)workflows_arg,
                        .steps = (int)steps_arg,
                        .inflight = (int)inflight_arg,
+                       .idle_s = (int)idle_s_arg,
                        .json = json_arg,
                        .attach = attach_arg};
     for (int i = 0; i < n_pos; i++) {

@@ -19,7 +19,8 @@ enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE 
 
 /* The settings a command that reads Redis, or produces to Kafka, uses: for
  * the `.settings` of its struct bt_cmd (args.h), in its --help. */
-#define BT_CLI_REDIS_SETTINGS "redis", "redis-password", "key-prefix"
+#define BT_CLI_REDIS_SETTINGS                                                            \
+    "redis", "redis-user", "redis-password", "redis-password-file", "key-prefix"
 #define BT_CLI_KAFKA_SETTINGS "brokers", "prefix", "kafka.<property>=<value>"
 
 /* Parses a command's arguments with bt_args_parse(). Returns -1 when the
@@ -36,6 +37,11 @@ void bt_cli_print_json(json_t *root);
 char *bt_cli_time(int64_t ms, char *buf, size_t n);
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
+/* Writes the Redis credentials of cfg (requirepass, and the ACL user when
+ * there is one) to <home>/redis-auth.conf, mode 0600, for baton dev's
+ * redis-server, and its path into path (size n); path is "" when there is no
+ * password. Returns 0, or -1 having logged why. */
+int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);

@@ -1,6 +1,7 @@
 /* What every command needs from the services: one message produced and
  * confirmed, and a Redis connection that answers. Errors are printed here in
  * words a shell user can act on. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,10 +98,14 @@ struct bt_store *bt_cli_store(const struct bt_config *cfg)
     }
     reply = bt_redis_command(bt_store_redis(store), "PING");
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr,
-                "baton: cannot reach Redis at %s: %s\n"
-                "  (is `baton dev` running, or are --redis / BATON_REDIS right?)\n",
-                cfg->redis, reply ? reply->str : "connection failed");
+        /* a refused AUTH leaves the connection up: PING then says NOAUTH */
+        bool refused = reply && !strncmp(reply->str, "NOAUTH", 6);
+        fprintf(stderr, "baton: %s Redis at %s: %s\n  (%s)\n",
+                refused ? "refused by" : "cannot reach", cfg->redis,
+                reply ? reply->str : "connection failed",
+                refused ? "check --redis-user / BATON_REDIS_USER and the password: "
+                          "BATON_REDIS_PASSWORD or --redis-password-file"
+                        : "is `baton dev` running, or are --redis / BATON_REDIS right?");
         freeReplyObject(reply);
         bt_store_destroy(store);
         return NULL;

@@ -209,6 +209,8 @@ static int build_env(struct dev *dev)
           envp_push(&dev->envp, &n, "BATON_CONCURRENCY_LEASE_MS", num[6]) ||
           envp_push(&dev->envp, &n, "BATON_WORKFLOW_THREADS", num[7]) ||
           envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
+          (cfg->redis_user &&
+           envp_push(&dev->envp, &n, "BATON_REDIS_USER", cfg->redis_user)) ||
           (cfg->redis_password &&
            envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
     /* Kafka properties (a SASL password, say) go in the environment, as the
@@ -265,7 +267,7 @@ static int baton_child(struct dev *dev, struct child *c, const char *name,
 static int redis_child(struct dev *dev, struct child *c)
 {
     const struct bt_config *cfg = dev->cfg;
-    char path[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], port[16];
+    char path[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], port[16], conf[PATH_MAX];
 
     c->name = "redis-server";
     c->deathsig = SIGTERM; /* lets it flush the append-only file */
@@ -281,14 +283,12 @@ static int redis_child(struct dev *dev, struct child *c)
                dir);
         return -1;
     }
-    if (argv_push(c, path) || argv_push(c, "--port") || argv_push(c, port) ||
+    if (bt_cli_dev_redis_conf(cfg, conf, sizeof(conf)) || argv_push(c, path) ||
+        (*conf && argv_push(c, conf)) || argv_push(c, "--port") || argv_push(c, port) ||
         argv_push(c, "--bind") || argv_push(c, "127.0.0.1") || argv_push(c, "--dir") ||
         argv_push(c, dir) || argv_push(c, "--appendonly") || argv_push(c, "yes") ||
         argv_push(c, "--save") || argv_push(c, "") || argv_push(c, "--daemonize") ||
         argv_push(c, "no") || argv_push(c, "--logfile") || argv_push(c, log))
-        return -1;
-    if (cfg->redis_password &&
-        (argv_push(c, "--requirepass") || argv_push(c, cfg->redis_password)))
         return -1;
     return 0;
 }
@@ -341,7 +341,10 @@ static int redis_wait(struct dev *dev)
         int ok = 0;
 
         if (rc && !rc->err && dev->cfg->redis_password)
-            freeReplyObject(redisCommand(rc, "AUTH %s", dev->cfg->redis_password));
+            freeReplyObject(dev->cfg->redis_user
+                                ? redisCommand(rc, "AUTH %s %s", dev->cfg->redis_user,
+                                               dev->cfg->redis_password)
+                                : redisCommand(rc, "AUTH %s", dev->cfg->redis_password));
         if (rc && !rc->err && (reply = redisCommand(rc, "PING")))
             ok = reply->type == REDIS_REPLY_STATUS && !strcmp(reply->str, "PONG");
         freeReplyObject(reply);
@@ -480,6 +483,8 @@ static int write_env(struct dev *dev)
             "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
             "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\n",
             dev->brokers, dev->redis_port, cfg->prefix, cfg->key_prefix);
+    if (cfg->redis_user)
+        fprintf(f, "BATON_REDIS_USER=%s\n", cfg->redis_user);
     if (cfg->redis_password)
         fprintf(f, "BATON_REDIS_PASSWORD=%s\n", cfg->redis_password);
     bad = fflush(f) || fsync(fileno(f));
@@ -604,10 +609,17 @@ static int run(struct dev *dev, const sigset_t *signals)
 
 static void dev_release(struct dev *dev)
 {
+    char conf[PATH_MAX];
+
     if (dev->wrote_env)
         unlink(dev->env_path);
     stop_children(dev, PROC_SCHEDULER, N_PROCS);
     stop_children(dev, PROC_REDIS, PROC_REDIS + 1);
+    /* the credentials rest on disk only while it runs, as dev.env's do (and
+     * only ours: without the home's lock, redis was never started) */
+    if (dev->procs[PROC_REDIS].argv && snprintf(conf, sizeof(conf), "%s/redis-auth.conf",
+                                                dev->cfg->home) < (int)sizeof(conf))
+        unlink(conf);
     if (dev->mcluster)
         rd_kafka_mock_cluster_destroy(dev->mcluster);
     if (dev->rk)
@@ -661,16 +673,19 @@ static const struct bt_cmd dev_cmd = {
     .name = "baton dev",
     .synopsis = "[--no-worker] [--no-scheduler] [settings]",
     .about = "Run redis-server, an embedded Kafka cluster, baton-scheduler and "
-             "baton-worker in the\nforeground until Ctrl-C. State lives in $BATON_HOME; "
-             "the addresses are written to\n$BATON_HOME/dev.env, where the other baton "
-             "commands find them. --plugin, --queues,\n--concurrency, --kafka.* and the "
-             "log settings are passed on to the worker; with\n--metrics-port N the "
-             "scheduler serves metrics on N and the worker on N+1.",
+             "baton-worker in the\nforeground until Ctrl-C (baton-worker only when a "
+             "--plugin is given: it refuses to run\nwith nothing registered). State "
+             "lives in $BATON_HOME; the addresses are written to\n$BATON_HOME/dev.env, "
+             "where the other baton commands find them. --plugin, --queues,\n"
+             "--concurrency, --kafka.* and the log settings are passed on to the worker; "
+             "with\n--metrics-port N the scheduler serves metrics on N and the worker on "
+             "N+1.",
     .args = dev_args,
     .settings =
         (const char *const[]){"home", "dev-redis-port", "partitions", "plugin", "queues",
-                              "concurrency", "eager", "metrics-port", "redis-password",
-                              "prefix", "key-prefix", "log-level", "log-json",
+                              "concurrency", "eager", "metrics-port", "redis-user",
+                              "redis-password", "redis-password-file", "prefix",
+                              "key-prefix", "log-level", "log-json",
                               "kafka.<property>=<value>", NULL},
 };
 
@@ -688,6 +703,14 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
     if (check_queues(cfg->queues))
         return BT_EXIT_USAGE;
     ret = BT_EXIT_FAIL;
+    /* baton-worker refuses to run with nothing registered; restarting it
+     * five times would only repeat that */
+    if (!no_worker && !cfg->n_plugins) {
+        bt_log(BT_LOG_WARN,
+               "no --plugin given: not running baton-worker, which would "
+               "have nothing to run (give --plugin lib.so, or run your own)");
+        no_worker = 1;
+    }
 
     /* blocked before librdkafka starts its threads, so they inherit the mask
      * and every signal is taken by sigtimedwait() below; a shell starts

@@ -1,10 +1,12 @@
 /* The message codec: one table per message type says which properties it
- * has, their kind and their limits, in the order the encoder writes them. The
- * encoder walks the table against the struct and writes JSON itself (jsonw).
- * The decoder reads text the encoder wrote on a fast path, straight into the
- * struct; anything else is parsed by jansson and walked once against the
- * table, which words every error. schemas/<type>.schema.json say the same
- * thing for other languages; tests/schemas/ holds the cases both obey. */
+ * has, their kind and their limits, in the order the encoder writes them
+ * (codec_encode.c walks it against the struct and writes JSON itself). The
+ * decoder reads text the encoder wrote on a fast path, straight into the
+ * struct (codec_quick.c); anything else is parsed by jansson and walked once
+ * against the table here, which words every error. This file holds the
+ * tables, the rules both directions share, the full decoding path and the
+ * building and releasing of messages. schemas/<type>.schema.json say the
+ * same thing for other languages; tests/schemas/ holds the cases both obey. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -13,45 +15,12 @@
 #include <string.h>
 
 #include "codec.h"
+#include "base64.h"
+#include "codec_int.h"
 #include "err.h"
 #include "jsonw.h"
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "attempt is stored as a 32-bit int");
-
-enum kind {
-    K_ID,    /* non-empty, <= BT_ID_MAX bytes, no control characters -> char * */
-    K_STR,   /* any string -> char * */
-    K_BYTES, /* string, maybe base64 (see enc_off) -> char * */
-    K_ENC,   /* "utf8" | "base64" -> bool (true: base64) */
-    K_ENUM,  /* one of values -> char * */
-    K_INT,   /* integer in [min, max] -> int64_t or int32_t (size) */
-    K_BOOL,  /* true | false -> bool */
-    K_ANY,   /* any JSON value -> json_t *, a reference to the parsed one */
-    K_OBJ,   /* nested object of sub fields */
-};
-
-enum {
-    F_REQ = 1,               /* required */
-    F_NONEMPTY = 2,          /* K_STR: "" is refused */
-    F_NULLABLE = 4,          /* K_BYTES: null means absent */
-    F_IF_COMPLETED = 8,      /* allowed only when status is "completed" */
-    F_UNLESS_COMPLETED = 16, /* required unless status is "completed", else refused */
-};
-
-struct field {
-    const char *name;
-    unsigned char kind;
-    unsigned char flags;
-    unsigned char size; /* K_INT: bytes of the member */
-    size_t off;         /* of the member in struct bt_msg */
-    size_t enc_off;     /* K_BYTES: of its bool "is base64" */
-    int64_t min, max, def;
-    const char *const *values; /* K_ENUM, NULL-terminated */
-    const char *expect;        /* K_ENUM, K_ENC: "a|b|c" for error texts */
-    const struct field *sub;   /* K_OBJ; its first field is a required string,
-                                * non-NULL iff the object is present */
-    size_t nsub;
-};
 
 /* One initializer per kind; the tables below read like the schemas. */
 /* clang-format off */
@@ -192,11 +161,7 @@ static const struct field dead_letter_fields[] = {
     F_TS,
 };
 
-static const struct {
-    const char *name;
-    const struct field *fields;
-    size_t n;
-} types[BT_MSG__COUNT] = {
+const struct bt_codec_type bt_codec_types[BT_MSG__COUNT] = {
     [BT_MSG_START] = {"start", SHAPE(start_fields)},
     [BT_MSG_SIGNAL] = {"signal", SHAPE(signal_fields)},
     [BT_MSG_CANCEL] = {"cancel", SHAPE(cancel_fields)},
@@ -214,12 +179,12 @@ const char *bt_msg_type_name(enum bt_msg_type type)
 {
     if ((unsigned)type >= BT_MSG__COUNT)
         return NULL;
-    return types[type].name;
+    return bt_codec_types[type].name;
 }
 
 /* ---- the struct, seen through the tables ---- */
 
-static const char *get_str(const struct bt_msg *msg, size_t off)
+const char *bt_codec_get_str(const struct bt_msg *msg, size_t off)
 {
     const char *s;
 
@@ -227,12 +192,12 @@ static const char *get_str(const struct bt_msg *msg, size_t off)
     return s;
 }
 
-static void set_ptr(struct bt_msg *msg, size_t off, const void *p)
+void bt_codec_set_ptr(struct bt_msg *msg, size_t off, const void *p)
 {
     memcpy((char *)msg + off, &p, sizeof(p));
 }
 
-static int64_t get_int(const struct bt_msg *msg, const struct field *f)
+int64_t bt_codec_get_int(const struct bt_msg *msg, const struct field *f)
 {
     int64_t v64;
     int32_t v32;
@@ -245,7 +210,7 @@ static int64_t get_int(const struct bt_msg *msg, const struct field *f)
     return v32;
 }
 
-static void set_int(struct bt_msg *msg, const struct field *f, int64_t v)
+void bt_codec_set_int(struct bt_msg *msg, const struct field *f, int64_t v)
 {
     int32_t v32 = (int32_t)v; /* range checked against f->max before */
 
@@ -255,7 +220,7 @@ static void set_int(struct bt_msg *msg, const struct field *f, int64_t v)
         memcpy((char *)msg + f->off, &v32, sizeof(v32));
 }
 
-static bool get_bool(const struct bt_msg *msg, size_t off)
+bool bt_codec_get_bool(const struct bt_msg *msg, size_t off)
 {
     bool b;
 
@@ -263,19 +228,19 @@ static bool get_bool(const struct bt_msg *msg, size_t off)
     return b;
 }
 
-static void set_bool(struct bt_msg *msg, size_t off, bool b)
+void bt_codec_set_bool(struct bt_msg *msg, size_t off, bool b)
 {
     memcpy((char *)msg + off, &b, sizeof(b));
 }
 
-static bool is_completed(const struct bt_msg *msg)
+bool bt_codec_is_completed(const struct bt_msg *msg)
 {
     return msg->status && strcmp(msg->status, "completed") == 0;
 }
 
 /* Strings come from jansson's allocator so that a message, body included,
  * has one owner (see codec.h). */
-static char *str_dup(const char *s, size_t len)
+char *bt_codec_str_dup(const char *s, size_t len)
 {
     json_malloc_t alloc;
     json_free_t dealloc;
@@ -290,7 +255,7 @@ static char *str_dup(const char *s, size_t len)
     return p;
 }
 
-static void str_free(char *s)
+void bt_codec_str_free(char *s)
 {
     json_malloc_t alloc;
     json_free_t dealloc;
@@ -305,7 +270,7 @@ static void str_free(char *s)
 
 /* Valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)
  * without NUL bytes: what a JSON string can carry and a C string can hold. */
-static bool text_ok(const char *str, size_t len)
+bool bt_codec_text_ok(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -322,11 +287,9 @@ static bool text_ok(const char *str, size_t len)
     return true;
 }
 
-enum { ID_OK, ID_EMPTY, ID_LONG, ID_CTRL };
-
 /* Checks an id-like string that is already valid UTF-8. On ID_CTRL, *pos is
  * the byte offset and *cp the code point (C0, DEL or C1). */
-static int id_check(const char *str, size_t len, size_t *pos, unsigned *cp)
+int bt_codec_id_check(const char *str, size_t len, size_t *pos, unsigned *cp)
 {
     const unsigned char *s = (const unsigned char *)str;
 
@@ -350,66 +313,7 @@ static int id_check(const char *str, size_t len, size_t *pos, unsigned *cp)
     return ID_OK;
 }
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static bool b64_char(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
-}
-
-/* Padded standard base64 (RFC 4648 section 4), as the schemas' pattern says. */
-static bool b64_valid(const char *s, size_t len)
-{
-    size_t body = len;
-
-    if (len % 4)
-        return false;
-    if (len && s[len - 1] == '=')
-        body -= s[len - 2] == '=' ? 2 : 1;
-    for (size_t i = 0; i < body; i++) {
-        if (!b64_char((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
-
-static size_t b64_len(size_t len)
-{
-    return (len + 2) / 3 * 4;
-}
-
-/* Writes b64_len(len) characters and a NUL to dst. */
-static void b64_encode(char *dst, const void *src, size_t len)
-{
-    const unsigned char *s = src;
-    size_t i;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        *dst++ = b64_alphabet[s[i] >> 2];
-        *dst++ = b64_alphabet[(s[i] & 0x03) << 4 | s[i + 1] >> 4];
-        *dst++ = b64_alphabet[(s[i + 1] & 0x0f) << 2 | s[i + 2] >> 6];
-        *dst++ = b64_alphabet[s[i + 2] & 0x3f];
-    }
-    if (i < len) {
-        unsigned last = i + 1 < len ? s[i + 1] : 0;
-
-        *dst++ = b64_alphabet[s[i] >> 2];
-        *dst++ = b64_alphabet[(s[i] & 0x03) << 4 | last >> 4];
-        *dst++ = i + 1 < len ? b64_alphabet[(last & 0x0f) << 2] : '=';
-        *dst++ = '=';
-    }
-    *dst = '\0';
-}
-
 /* ---- decoding ---- */
-
-struct dec {
-    struct bt_msg *msg;
-    char *errstr;
-    size_t errstr_size;
-};
 
 /* Replaces control bytes (from jansson's text or a cut escape) and drops a
  * UTF-8 sequence cut by truncation, so errstr is one line of valid text. */
@@ -425,7 +329,7 @@ static void errstr_tidy(char *s, bool truncated)
         return;
     while (lead > 0 && ((unsigned char)s[lead - 1] & 0xc0) == 0x80)
         lead--;
-    if (lead > 0 && !text_ok(s + lead - 1, len - lead + 1))
+    if (lead > 0 && !bt_codec_text_ok(s + lead - 1, len - lead + 1))
         s[lead - 1] = '\0';
 }
 
@@ -523,7 +427,7 @@ static int decode_string(struct dec *d, const char *path, const struct field *f,
     char *copy;
 
     if (f->kind == K_ID) {
-        switch (id_check(s, len, &pos, &cp)) {
+        switch (bt_codec_id_check(s, len, &pos, &cp)) {
         case ID_EMPTY:
             return fail(d, path, f->name, "must not be empty");
         case ID_LONG:
@@ -536,10 +440,10 @@ static int decode_string(struct dec *d, const char *path, const struct field *f,
     } else if (!len && (f->flags & F_NONEMPTY)) {
         return fail(d, path, f->name, "must not be empty");
     }
-    copy = str_dup(s, len);
+    copy = bt_codec_str_dup(s, len);
     if (!copy)
         return fail_nomem(d);
-    set_ptr(d->msg, f->off, copy);
+    bt_codec_set_ptr(d->msg, f->off, copy);
     return 0;
 }
 
@@ -554,7 +458,7 @@ static int decode_choice(struct dec *d, const char *path, const struct field *f,
                     json_kind(value));
     if (f->kind == K_ENC) {
         if (strcmp(s, "base64") == 0 || strcmp(s, "utf8") == 0) {
-            set_bool(d->msg, f->off, s[0] == 'b');
+            bt_codec_set_bool(d->msg, f->off, s[0] == 'b');
             return 0;
         }
     } else {
@@ -596,12 +500,12 @@ static int decode_field(struct dec *d, const char *path, const struct field *f,
         if (v > f->max)
             return fail(d, path, f->name, "expected an integer <= %" PRId64 ", got %lld",
                         f->max, (long long)v);
-        set_int(d->msg, f, v);
+        bt_codec_set_int(d->msg, f, v);
         return 0;
     case K_BOOL:
         if (!json_is_boolean(value))
             return fail(d, path, f->name, "expected a boolean, got %s", json_kind(value));
-        set_bool(d->msg, f->off, json_is_true(value));
+        bt_codec_set_bool(d->msg, f->off, json_is_true(value));
         return 0;
     case K_ANY:
         /* a reference, not a copy: the rest of the parsed tree goes with root */
@@ -626,7 +530,8 @@ static const struct field *find_field(const struct field *fields, size_t n,
 }
 
 /* Rules that look at more than one property, checked once all are read. */
-static int decode_rules(struct dec *d, const char *path, const struct field *f, bool seen)
+int bt_codec_decode_rules(struct dec *d, const char *path, const struct field *f,
+                          bool seen)
 {
     const struct bt_msg *msg = d->msg;
     const char *s;
@@ -634,20 +539,20 @@ static int decode_rules(struct dec *d, const char *path, const struct field *f, 
     if ((f->flags & F_REQ) && !seen)
         return fail(d, path, f->name, "required field missing");
     if (!seen && f->kind == K_BOOL)
-        set_bool(d->msg, f->off, f->def != 0);
+        bt_codec_set_bool(d->msg, f->off, f->def != 0);
     if (!seen && f->kind == K_INT)
-        set_int(d->msg, f, f->def);
-    if ((f->flags & F_IF_COMPLETED) && seen && !is_completed(msg))
+        bt_codec_set_int(d->msg, f, f->def);
+    if ((f->flags & F_IF_COMPLETED) && seen && !bt_codec_is_completed(msg))
         return fail(d, path, f->name, "only allowed when status is completed");
-    if ((f->flags & F_UNLESS_COMPLETED) && seen && is_completed(msg))
+    if ((f->flags & F_UNLESS_COMPLETED) && seen && bt_codec_is_completed(msg))
         return fail(d, path, f->name, "not allowed when status is completed");
-    if ((f->flags & F_UNLESS_COMPLETED) && !seen && !is_completed(msg))
+    if ((f->flags & F_UNLESS_COMPLETED) && !seen && !bt_codec_is_completed(msg))
         return fail(d, path, f->name, "required unless status is completed");
     if (f->kind == K_BYTES) {
-        s = get_str(msg, f->off);
+        s = bt_codec_get_str(msg, f->off);
         if (!s)
-            set_bool(d->msg, f->enc_off, false); /* key_encoding without a key */
-        else if (get_bool(msg, f->enc_off) && !b64_valid(s, strlen(s)))
+            bt_codec_set_bool(d->msg, f->enc_off, false); /* key_encoding without a key */
+        else if (bt_codec_get_bool(msg, f->enc_off) && !bt_b64_valid(s, strlen(s)))
             return fail(d, path, f->name, "not valid base64");
     }
     return 0;
@@ -681,7 +586,7 @@ static int decode_object(struct dec *d, const char *path, const json_t *obj,
         seen |= UINT32_C(1) << (f - fields);
     }
     for (size_t i = 0; i < n; i++) {
-        ret = decode_rules(d, path, &fields[i], seen & UINT32_C(1) << i);
+        ret = bt_codec_decode_rules(d, path, &fields[i], seen & UINT32_C(1) << i);
         if (ret)
             return ret;
     }
@@ -711,484 +616,14 @@ static int decode_root(struct dec *d, const json_t *root)
     if (!name)
         return fail(d, NULL, "type", "expected a string, got %s", json_kind(type));
     for (int t = 0; t < BT_MSG__COUNT; t++) {
-        if (strcmp(name, types[t].name) == 0) {
+        if (strcmp(name, bt_codec_types[t].name) == 0) {
             d->msg->type = (enum bt_msg_type)t;
-            return decode_object(d, NULL, root, types[t].fields, types[t].n);
+            return decode_object(d, NULL, root, bt_codec_types[t].fields,
+                                 bt_codec_types[t].n);
         }
     }
     return fail(d, NULL, "type", "unknown message type %s",
                 quote(q, sizeof(q), name, json_string_length(type)));
-}
-
-/* ---- the fast path ----
- * Events and tasks are nearly always text that bt_codec_encode wrote: "v" and
- * "type" first, no escapes, no duplicates, no extensions. quick_decode reads
- * such text straight into the struct, with jansson only for the body, and
- * gives up (false, msg released) at the first thing it does not expect: the
- * full path below then decodes the message and words its error. Whatever the
- * fast path accepts, the full path accepts too and builds the same message. */
-
-struct scan {
-    const char *p, *end;
-};
-
-static void skip_ws(struct scan *sc)
-{
-    while (sc->p < sc->end &&
-           (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
-        sc->p++;
-}
-
-static bool scan_char(struct scan *sc, char c)
-{
-    skip_ws(sc);
-    if (sc->p < sc->end && *sc->p == c) {
-        sc->p++;
-        return true;
-    }
-    return false;
-}
-
-/* A string without escapes or control bytes, in valid UTF-8. */
-static bool scan_string(struct scan *sc, const char **s, size_t *len)
-{
-    const char *start;
-    bool ascii = true;
-
-    if (!scan_char(sc, '"'))
-        return false;
-    for (start = sc->p; sc->p < sc->end && *sc->p != '"'; sc->p++) {
-        unsigned char c = (unsigned char)*sc->p;
-
-        if (c == '\\' || c < 0x20)
-            return false;
-        ascii &= c < 0x80;
-    }
-    if (sc->p == sc->end)
-        return false;
-    *s = start;
-    *len = (size_t)(sc->p++ - start);
-    return ascii || text_ok(start, *len);
-}
-
-/* An integer of at most 18 digits (longer ones: jansson judges the range). */
-static bool scan_int(struct scan *sc, int64_t *v)
-{
-    const char *digits;
-    bool neg;
-    int64_t u = 0;
-
-    skip_ws(sc);
-    neg = sc->p < sc->end && *sc->p == '-';
-    sc->p += neg;
-    for (digits = sc->p; sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9'; sc->p++) {
-        if (sc->p - digits == 18)
-            return false;
-        u = u * 10 + (*sc->p - '0');
-    }
-    if (sc->p == digits || (*digits == '0' && sc->p - digits > 1))
-        return false;
-    if (sc->p < sc->end && (*sc->p == '.' || *sc->p == 'e' || *sc->p == 'E'))
-        return false;
-    *v = neg ? -u : u;
-    return true;
-}
-
-static bool scan_word(struct scan *sc, const char *word, size_t n)
-{
-    skip_ws(sc);
-    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
-        return false;
-    sc->p += n;
-    return true;
-}
-
-/* Where one JSON value ends, roughly: jansson then parses exactly that. */
-static bool scan_value_end(struct scan *sc)
-{
-    int depth = 0;
-
-    skip_ws(sc);
-    while (sc->p < sc->end) {
-        char c = *sc->p;
-
-        if (c == '"') {
-            for (sc->p++; sc->p < sc->end && *sc->p != '"'; sc->p++)
-                sc->p += *sc->p == '\\';
-            if (sc->p >= sc->end)
-                return false;
-            sc->p++;
-            if (!depth)
-                return true;
-            continue;
-        }
-        if (!depth && (c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' ||
-                       c == '\n' || c == '\r'))
-            return true;
-        if (c == '{' || c == '[') {
-            if (++depth > 1000)
-                return false; /* near jansson's limit, which counts the envelope */
-        } else if ((c == '}' || c == ']') && --depth == 0) {
-            sc->p++;
-            return true;
-        }
-        sc->p++;
-    }
-    return !depth;
-}
-
-/* name (a C string from the tables) equals the len bytes at s. */
-static bool same_name(const char *name, const char *s, size_t len)
-{
-    return strncmp(name, s, len) == 0 && name[len] == '\0';
-}
-
-static json_t *quick_value(struct scan *sc, int depth);
-
-/* A string with escapes resolved; NULL where jansson should judge (\u0000,
- * lone surrogates, controls, text that is not UTF-8). */
-static json_t *quick_string(struct scan *sc)
-{
-    const char *start, *p;
-    char *buf, *o;
-    json_t *str = NULL;
-    bool ascii = true, plain = true;
-
-    if (!scan_char(sc, '"'))
-        return NULL;
-    for (start = p = sc->p; p < sc->end && *p != '"'; p++) {
-        unsigned char c = (unsigned char)*p;
-
-        if (c < 0x20)
-            return NULL;
-        ascii &= c < 0x80;
-        if (c == '\\') {
-            plain = false;
-            if (++p == sc->end)
-                return NULL;
-        }
-    }
-    if (p == sc->end)
-        return NULL;
-    sc->p = p + 1;
-    if (!ascii && !text_ok(start, (size_t)(p - start)))
-        return NULL;
-    if (plain)
-        return json_stringn_nocheck(start, (size_t)(p - start));
-    /* escapes only shorten the text */
-    if (!(buf = malloc((size_t)(p - start) + 1)))
-        return NULL;
-    for (o = buf; start < p; start++) {
-        unsigned cp = 0, lo = 0;
-
-        if (*start != '\\') {
-            *o++ = *start;
-            continue;
-        }
-        switch (*++start) {
-        case '"':
-        case '\\':
-        case '/':
-            *o++ = *start;
-            continue;
-        case 'b':
-            *o++ = '\b';
-            continue;
-        case 'f':
-            *o++ = '\f';
-            continue;
-        case 'n':
-            *o++ = '\n';
-            continue;
-        case 'r':
-            *o++ = '\r';
-            continue;
-        case 't':
-            *o++ = '\t';
-            continue;
-        case 'u':
-            break;
-        default:
-            goto out;
-        }
-        for (int k = 0; k < 4; k++) {
-            char h = p - start > 1 ? *++start : 0;
-
-            cp = cp << 4 | (unsigned)(h >= '0' && h <= '9'   ? h - '0'
-                                      : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                      : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                                             : 0x10000);
-        }
-        if (cp == 0 || cp > 0xffff || (cp >= 0xdc00 && cp <= 0xdfff))
-            goto out;
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-            if (p - start < 7 || start[1] != '\\' || start[2] != 'u')
-                goto out;
-            start += 2;
-            for (int k = 0; k < 4; k++) {
-                char h = *++start;
-
-                lo = lo << 4 | (unsigned)(h >= '0' && h <= '9'   ? h - '0'
-                                          : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                          : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                                                 : 0x10000);
-            }
-            if (lo < 0xdc00 || lo > 0xdfff)
-                goto out;
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        }
-        if (cp < 0x80) {
-            *o++ = (char)cp;
-        } else if (cp < 0x800) {
-            *o++ = (char)(0xc0 | cp >> 6);
-            *o++ = (char)(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            *o++ = (char)(0xe0 | cp >> 12);
-            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
-            *o++ = (char)(0x80 | (cp & 0x3f));
-        } else {
-            *o++ = (char)(0xf0 | cp >> 18);
-            *o++ = (char)(0x80 | (cp >> 12 & 0x3f));
-            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
-            *o++ = (char)(0x80 | (cp & 0x3f));
-        }
-    }
-    str = json_stringn_nocheck(buf, (size_t)(o - buf));
-out:
-    free(buf);
-    return str;
-}
-
-/* An object key of printable ASCII without escapes (what keys almost always
- * are), copied into buf: no string value to allocate and free per member.
- * NULL, with nothing consumed, for any other key: quick_string reads it. */
-static const char *quick_plain_key(struct scan *sc, char *buf, size_t size)
-{
-    const char *start, *p;
-
-    skip_ws(sc);
-    if (sc->p == sc->end || *sc->p != '"')
-        return NULL;
-    for (start = p = sc->p + 1; p < sc->end && *p != '"'; p++) {
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80 || *p == '\\' ||
-            (size_t)(p - start) + 1 >= size)
-            return NULL;
-    }
-    if (p == sc->end)
-        return NULL;
-    memcpy(buf, start, (size_t)(p - start));
-    buf[p - start] = '\0';
-    sc->p = p + 1;
-    return buf;
-}
-
-/* A body value built straight from the text: objects, arrays, strings,
- * integers, true, false, null. NULL for anything else (reals, duplicate
- * keys, deep nesting, bad text) or out of memory: jansson then parses it. */
-static json_t *quick_value(struct scan *sc, int depth)
-{
-    json_t *v = NULL, *item;
-    int64_t n;
-
-    skip_ws(sc);
-    if (sc->p == sc->end || depth > 64)
-        return NULL;
-    switch (*sc->p) {
-    case '{':
-        sc->p++;
-        if (!(v = json_object()) || scan_char(sc, '}'))
-            return v;
-        do {
-            char plain[128];
-            json_t *key = NULL;
-            const char *k = quick_plain_key(sc, plain, sizeof(plain));
-
-            if (!k && (key = quick_string(sc)))
-                k = strlen(json_string_value(key)) == json_string_length(key)
-                        ? json_string_value(key)
-                        : NULL;
-            if (!k || json_object_get(v, k) || !scan_char(sc, ':') ||
-                !(item = quick_value(sc, depth + 1))) {
-                json_decref(key);
-                goto fail;
-            }
-            if (json_object_set_new_nocheck(v, k, item)) {
-                json_decref(key);
-                goto fail;
-            }
-            json_decref(key);
-        } while (scan_char(sc, ','));
-        if (!scan_char(sc, '}'))
-            goto fail;
-        return v;
-    case '[':
-        sc->p++;
-        if (!(v = json_array()) || scan_char(sc, ']'))
-            return v;
-        do {
-            if (!(item = quick_value(sc, depth + 1)) || json_array_append_new(v, item))
-                goto fail;
-        } while (scan_char(sc, ','));
-        if (!scan_char(sc, ']'))
-            goto fail;
-        return v;
-    case '"':
-        return quick_string(sc);
-    case 't':
-        return scan_word(sc, "true", 4) ? json_true() : NULL;
-    case 'f':
-        return scan_word(sc, "false", 5) ? json_false() : NULL;
-    case 'n':
-        return scan_word(sc, "null", 4) ? json_null() : NULL;
-    default:
-        return scan_int(sc, &n) ? json_integer(n) : NULL;
-    }
-fail:
-    json_decref(v);
-    return NULL;
-}
-
-static bool quick_field(struct dec *d, struct scan *sc, const struct field *f)
-{
-    const char *s, *start;
-    size_t len, pos;
-    unsigned cp;
-    int64_t v;
-    char *copy;
-
-    switch ((enum kind)f->kind) {
-    case K_ID:
-    case K_STR:
-    case K_ENUM:
-        if (!scan_string(sc, &s, &len))
-            return false;
-        if (f->kind == K_ID && id_check(s, len, &pos, &cp) != ID_OK)
-            return false;
-        if (!len && (f->flags & F_NONEMPTY))
-            return false;
-        if (f->kind == K_ENUM) {
-            const char *const *val = f->values;
-
-            while (*val && !same_name(*val, s, len))
-                val++;
-            if (!*val)
-                return false;
-        }
-        if (!(copy = str_dup(s, len)))
-            return false;
-        set_ptr(d->msg, f->off, copy);
-        return true;
-    case K_INT:
-        if (!scan_int(sc, &v) || v < f->min || v > f->max)
-            return false;
-        set_int(d->msg, f, v);
-        return true;
-    case K_BOOL:
-        if (scan_word(sc, "true", 4))
-            set_bool(d->msg, f->off, true);
-        else if (scan_word(sc, "false", 5))
-            set_bool(d->msg, f->off, false);
-        else
-            return false;
-        return true;
-    case K_ANY:
-        skip_ws(sc);
-        start = sc->p;
-        if ((d->msg->body = quick_value(sc, 0)))
-            return true;
-        sc->p = start;
-        if (!scan_value_end(sc))
-            return false;
-        d->msg->body = json_loadb(start, (size_t)(sc->p - start),
-                                  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
-        return d->msg->body != NULL;
-    case K_OBJ:
-    case K_BYTES:
-    case K_ENC:
-        return false; /* K_OBJ is read by quick_object */
-    }
-    return false;
-}
-
-static bool quick_object(struct dec *d, struct scan *sc, const char *path,
-                         const struct field *fields, size_t n, bool root)
-{
-    uint32_t seen = 0;
-    const char *key;
-    size_t len, next = 0;
-    int i = 0;
-
-    if (!scan_char(sc, '{'))
-        return false;
-    if (scan_char(sc, '}'))
-        goto rules;
-    do {
-        const struct field *f = NULL;
-
-        if (!scan_string(sc, &key, &len) || !scan_char(sc, ':'))
-            return false;
-        if (root && i++ < 2) { /* "v" and "type", read by quick_decode */
-            if (!scan_value_end(sc))
-                return false;
-            continue;
-        }
-        /* we write fields in the table's order: look from the last one on */
-        for (size_t j = 0; j < n && !f; j++) {
-            size_t k = (next + j) % n;
-            if (same_name(fields[k].name, key, len))
-                f = &fields[k];
-        }
-        if (f)
-            next = (size_t)(f - fields) + 1;
-        if (!f || (seen & UINT32_C(1) << (f - fields)))
-            return false; /* unknown, extension or duplicate: the full path says */
-        seen |= UINT32_C(1) << (f - fields);
-        if (f->kind == K_OBJ ? !quick_object(d, sc, f->name, f->sub, f->nsub, false)
-                             : !quick_field(d, sc, f))
-            return false;
-    } while (scan_char(sc, ','));
-    if (!scan_char(sc, '}'))
-        return false;
-rules:
-    for (size_t k = 0; k < n; k++) {
-        if (decode_rules(d, path, &fields[k], seen & UINT32_C(1) << k))
-            return false;
-    }
-    return true;
-}
-
-static bool quick_decode(struct dec *d, const char *buf, size_t len)
-{
-    struct scan sc = {buf, buf + len};
-    const char *key, *name;
-    size_t klen, nlen;
-    int64_t v;
-    int t;
-
-    /* {"v":1,"type":"<name>", ... */
-    if (!scan_char(&sc, '{') || !scan_string(&sc, &key, &klen) || klen != 1 ||
-        *key != 'v' || !scan_char(&sc, ':') || !scan_int(&sc, &v) ||
-        v != BT_SCHEMA_VERSION || !scan_char(&sc, ',') ||
-        !scan_string(&sc, &key, &klen) || klen != 4 || memcmp(key, "type", 4) ||
-        !scan_char(&sc, ':') || !scan_string(&sc, &name, &nlen))
-        return false;
-    for (t = 0; t < BT_MSG__COUNT; t++) {
-        if (same_name(types[t].name, name, nlen))
-            break;
-    }
-    if (t == BT_MSG__COUNT || t == BT_MSG_DEAD_LETTER)
-        return false;
-    d->msg->type = (enum bt_msg_type)t;
-    sc.p = buf;
-    if (!quick_object(d, &sc, NULL, types[t].fields, types[t].n, true))
-        goto fail;
-    skip_ws(&sc);
-    if (sc.p != sc.end)
-        goto fail;
-    return true;
-fail:
-    bt_msg_release(d->msg);
-    return false;
 }
 
 int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_msg *msg,
@@ -1209,7 +644,7 @@ int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_m
              max_payload);
         return BT_ETOOBIG;
     }
-    if (quick_decode(&d, buf ? buf : "", len))
+    if (bt_codec_quick_decode(&d, buf ? buf : "", len))
         return 0;
     /* jansson leaves the text empty, or says so in the code, when it ran out
      * of memory: that is not the message's fault */
@@ -1240,176 +675,21 @@ int bt_codec_decode(const void *buf, size_t len, size_t max_payload, struct bt_m
     return ret;
 }
 
-/* ---- encoding ---- */
-
-/* Property names are the tables' ASCII literals: nothing to escape. */
-static void out_key(struct bt_jw *o, const char *name, bool first)
-{
-    if (!first)
-        bt_jw_lit(o, ",");
-    bt_jw_lit(o, "\"");
-    bt_jw_put(o, name, strlen(name));
-    bt_jw_lit(o, "\":");
-}
-
-/* Writes the value of a K_BYTES field and, when it is base64, its encoding
- * property; text that is not valid UTF-8 becomes base64 here. */
-static int encode_bytes(struct bt_jw *o, const struct field *f, const char *s,
-                        bool base64)
-{
-    size_t len = strlen(s);
-    char *b64;
-
-    if (base64 && !b64_valid(s, len))
-        return -1;
-    if (base64 || text_ok(s, len)) {
-        bt_jw_string(o, s, len);
-    } else {
-        b64 = malloc(b64_len(len) + 1);
-        if (!b64)
-            return -1;
-        b64_encode(b64, s, len);
-        bt_jw_string(o, b64, b64_len(len));
-        free(b64);
-        base64 = true;
-    }
-    if (base64) {
-        bt_jw_lit(o, ",\"");
-        bt_jw_put(o, f->name, strlen(f->name));
-        bt_jw_lit(o, "_encoding\":\"base64\"");
-    }
-    return 0;
-}
-
-static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
-                         const struct field *fields, size_t n, bool first);
-
-static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct field *f,
-                        bool *first)
-{
-    const char *s = NULL;
-    size_t pos, len;
-    unsigned cp;
-    int64_t v;
-    bool present = true;
-
-    if (f->flags & F_IF_COMPLETED)
-        present = is_completed(msg);
-    if (f->flags & F_UNLESS_COMPLETED)
-        present = !is_completed(msg);
-    if (!present || f->kind == K_ENC)
-        return 0;
-    switch ((enum kind)f->kind) {
-    case K_ID:
-    case K_STR:
-    case K_BYTES:
-    case K_ENUM:
-        s = get_str(msg, f->off);
-        if (!s)
-            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
-        len = strlen(s);
-        if (f->kind == K_ID && (!text_ok(s, len) || id_check(s, len, &pos, &cp) != ID_OK))
-            return -1;
-        if (f->kind == K_STR && (!text_ok(s, len) || (!len && (f->flags & F_NONEMPTY))))
-            return -1;
-        if (f->kind == K_ENUM) {
-            const char *const *val = f->values;
-
-            while (*val && !same_name(*val, s, len))
-                val++;
-            if (!*val)
-                return -1;
-        }
-        out_key(o, f->name, *first);
-        if (f->kind == K_BYTES) {
-            if (encode_bytes(o, f, s, get_bool(msg, f->enc_off)))
-                return -1;
-        } else {
-            bt_jw_string(o, s, len);
-        }
-        break;
-    case K_INT:
-        v = get_int(msg, f);
-        if (v < f->min || v > f->max)
-            return -1;
-        if (!(f->flags & F_REQ) && v == f->def)
-            return 0;
-        out_key(o, f->name, *first);
-        bt_jw_int(o, v);
-        break;
-    case K_BOOL:
-        if (get_bool(msg, f->off) == (f->def != 0))
-            return 0;
-        out_key(o, f->name, *first);
-        if (get_bool(msg, f->off))
-            bt_jw_lit(o, "true");
-        else
-            bt_jw_lit(o, "false");
-        break;
-    case K_ANY:
-        if (!msg->body)
-            return 0;
-        out_key(o, f->name, *first);
-        bt_jw_value(o, msg->body);
-        break;
-    case K_OBJ:
-        if (!get_str(msg, f->sub[0].off))
-            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
-        out_key(o, f->name, *first);
-        bt_jw_lit(o, "{");
-        if (encode_fields(o, msg, f->sub, f->nsub, true))
-            return -1;
-        bt_jw_lit(o, "}");
-        break;
-    case K_ENC:
-        break;
-    }
-    *first = false;
-    return 0;
-}
-
-static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
-                         const struct field *fields, size_t n, bool first)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (encode_field(o, msg, &fields[i], &first))
-            return -1;
-    }
-    return 0;
-}
-
-char *bt_codec_encode(const struct bt_msg *msg, size_t *len)
-{
-    struct bt_jw o = {0};
-    const char *name;
-
-    if (!msg || !(name = bt_msg_type_name(msg->type)))
-        return NULL;
-    bt_jw_lit(&o, "{\"v\":1,\"type\":");
-    bt_jw_string(&o, name, strlen(name));
-    if (encode_fields(&o, msg, types[msg->type].fields, types[msg->type].n, false)) {
-        bt_jw_release(&o);
-        return NULL;
-    }
-    bt_jw_lit(&o, "}");
-    return bt_jw_finish(&o, len);
-}
-
 /* ---- building and releasing ---- */
 
 static int bytes_dup(const void *data, size_t len, char **out, bool *base64)
 {
-    if (text_ok(data, len)) {
-        *out = str_dup(data, len);
+    if (bt_codec_text_ok(data, len)) {
+        *out = bt_codec_str_dup(data, len);
         *base64 = false;
     } else {
         json_malloc_t alloc;
         json_free_t dealloc;
 
         json_get_alloc_funcs(&alloc, &dealloc);
-        *out = alloc(b64_len(len) + 1);
+        *out = alloc(bt_b64_len(len) + 1);
         if (*out)
-            b64_encode(*out, data, len);
+            bt_b64_encode(*out, data, len);
         *base64 = true;
     }
     return *out ? 0 : BT_ENOMEM;
@@ -1423,13 +703,13 @@ int bt_codec_dead_letter(struct bt_msg *msg, const char *reason, const char *top
 
     memset(msg, 0, sizeof(*msg));
     msg->type = BT_MSG_DEAD_LETTER;
-    if (!reason || !topic || !text_ok(reason, strlen(reason)) ||
-        !text_ok(topic, strlen(topic)) || partition < -1 || offset < -1 ||
+    if (!reason || !topic || !bt_codec_text_ok(reason, strlen(reason)) ||
+        !bt_codec_text_ok(topic, strlen(topic)) || partition < -1 || offset < -1 ||
         (!payload && len))
         goto out;
     ret = BT_ENOMEM;
-    msg->reason = str_dup(reason, strlen(reason));
-    msg->origin_topic = str_dup(topic, strlen(topic));
+    msg->reason = bt_codec_str_dup(reason, strlen(reason));
+    msg->origin_topic = bt_codec_str_dup(topic, strlen(topic));
     if (!msg->reason || !msg->origin_topic)
         goto out;
     msg->origin_partition = partition;
@@ -1476,25 +756,25 @@ void bt_msg_release(struct bt_msg *msg)
 {
     if (!msg)
         return;
-    str_free(msg->id);
-    str_free(msg->workflow);
-    str_free(msg->name);
-    str_free(msg->queue);
-    str_free(msg->rate_key);
-    str_free(msg->wf_queue);
-    str_free(msg->parent_queue);
-    str_free(msg->on_parent_close);
-    str_free(msg->concurrency_key);
-    str_free(msg->kind);
-    str_free(msg->child);
-    str_free(msg->status);
-    str_free(msg->parent_id);
-    str_free(msg->error.type);
-    str_free(msg->error.message);
-    str_free(msg->reason);
-    str_free(msg->origin_topic);
-    str_free(msg->key);
-    str_free(msg->payload);
+    bt_codec_str_free(msg->id);
+    bt_codec_str_free(msg->workflow);
+    bt_codec_str_free(msg->name);
+    bt_codec_str_free(msg->queue);
+    bt_codec_str_free(msg->rate_key);
+    bt_codec_str_free(msg->wf_queue);
+    bt_codec_str_free(msg->parent_queue);
+    bt_codec_str_free(msg->on_parent_close);
+    bt_codec_str_free(msg->concurrency_key);
+    bt_codec_str_free(msg->kind);
+    bt_codec_str_free(msg->child);
+    bt_codec_str_free(msg->status);
+    bt_codec_str_free(msg->parent_id);
+    bt_codec_str_free(msg->error.type);
+    bt_codec_str_free(msg->error.message);
+    bt_codec_str_free(msg->reason);
+    bt_codec_str_free(msg->origin_topic);
+    bt_codec_str_free(msg->key);
+    bt_codec_str_free(msg->payload);
     json_decref(msg->body);
     memset(msg, 0, sizeof(*msg));
 }

@@ -28,8 +28,12 @@ static const struct setting settings[] = {
     {"brokers", "BATON_BROKERS", STR, F(brokers), 0, "localhost:9092", 0, 0,
      "Kafka bootstrap servers"},
     {"redis", "BATON_REDIS", STR, F(redis), 0, "127.0.0.1:6379", 0, 0, "Redis host:port"},
+    {"redis-user", "BATON_REDIS_USER", STR, F(redis_user), 0, NULL, 0, 0,
+     "Redis ACL user: AUTH user password (needs a password)"},
     {"redis-password", "BATON_REDIS_PASSWORD", STR, F(redis_password), 0, NULL, 0, 0,
-     "Redis AUTH password"},
+     "Redis AUTH password (prefer the environment or the file: ps shows flags)"},
+    {"redis-password-file", "BATON_REDIS_PASSWORD_FILE", STR, F(redis_password_file), 0,
+     NULL, 0, 0, "file whose first line is the Redis AUTH password"},
     {"prefix", "BATON_PREFIX", STR, F(prefix), 0, "baton", 0, 0,
      "topic prefix (tenancy): <prefix>.events, <prefix>.tasks.<queue>"},
     {"key-prefix", "BATON_KEY_PREFIX", STR, F(key_prefix), 0, NULL, 0, 0,
@@ -50,7 +54,7 @@ static const struct setting settings[] = {
      "queues this worker serves (their workflows and activities), comma-separated"},
     {"concurrency", "BATON_CONCURRENCY", INT, F(concurrency), 0, "4", 1, 1024,
      "activity threads per worker"},
-    {"eager", "BATON_EAGER", BOOL, F(eager), 0, "0", 0, 1,
+    {"eager", "BATON_EAGER", BOOL, F(eager), 0, "1", 0, 1,
      "run an activity on the worker that decided it when that worker serves its "
      "queue and has room for it (no Kafka hops; when the worker dies, the "
      "scheduler sends its tasks to Kafka)"},
@@ -191,6 +195,60 @@ char *bt_config_dev_file(const struct bt_config *cfg, char *buf, size_t n)
     return buf;
 }
 
+/* The password from --redis-password-file: its first line, without the line
+ * end (a file written by `echo` has one). */
+static int read_password_file(struct bt_config *cfg, char *errstr, size_t n)
+{
+    char line[1024];
+    FILE *f = fopen(cfg->redis_password_file, "r");
+    int ret = BT_EINVAL;
+
+    if (!f) {
+        snprintf(errstr, n, "redis-password-file: cannot read %s: %s",
+                 cfg->redis_password_file, strerror(errno));
+        return BT_EINVAL;
+    }
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!*line) {
+        snprintf(errstr, n, "redis-password-file: %s: the first line is empty",
+                 cfg->redis_password_file);
+        goto out;
+    }
+    ret = (cfg->redis_password = strdup(line)) ? 0 : BT_ENOMEM;
+out:
+    fclose(f);
+    return ret;
+}
+
+/* The password file, when given, wins over a password from anywhere else
+ * (dev.env holds one for baton dev's own Redis); a user needs a password
+ * (Redis has no passwordless AUTH of a user). */
+static int redis_credentials(struct bt_config *cfg, char *errstr, size_t n)
+{
+    int ret;
+
+    if (cfg->redis_user && !*cfg->redis_user) {
+        free(cfg->redis_user);
+        cfg->redis_user = NULL;
+    }
+    if (cfg->redis_password_file && *cfg->redis_password_file) {
+        free(cfg->redis_password);
+        cfg->redis_password = NULL;
+        if ((ret = read_password_file(cfg, errstr, n)))
+            return ret;
+    }
+    if (cfg->redis_user && !cfg->redis_password) {
+        snprintf(errstr, n,
+                 "redis-user: \"%s\" needs a password (redis-password-file or "
+                 "BATON_REDIS_PASSWORD)",
+                 cfg->redis_user);
+        return BT_EINVAL;
+    }
+    return 0;
+}
+
 extern char **environ;
 
 int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
@@ -312,6 +370,8 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
                  (long long)(bt_config_message_max(cfg) - BT_CONFIG_ENVELOPE_ROOM));
         return BT_EINVAL;
     }
+    if ((ret = redis_credentials(cfg, errstr, errstr_size)))
+        return ret;
     if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {
         snprintf(errstr, errstr_size,
                  "prefix: \"%s\" must be non-empty, without spaces, "

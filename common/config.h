@@ -11,9 +11,11 @@
 struct bt_config {
     char *brokers;        /* Kafka bootstrap servers */
     char *redis;          /* host:port */
-    char *redis_password; /* NULL: no AUTH */
-    char *prefix;         /* topic prefix: <prefix>.events, <prefix>.tasks.<q> */
-    char *key_prefix;     /* Redis key prefix: <key_prefix>:{ID} */
+    char *redis_user;     /* ACL user; NULL: AUTH password alone (user default) */
+    char *redis_password; /* NULL: no AUTH; read from redis_password_file when set */
+    char *redis_password_file;
+    char *prefix;     /* topic prefix: <prefix>.events, <prefix>.tasks.<q> */
+    char *key_prefix; /* Redis key prefix: <key_prefix>:{ID} */
     char *log_level;
     int log_json;
     int64_t max_payload; /* bytes; larger messages are dead-lettered, larger

@@ -1,10 +1,12 @@
 /* Instances, journal entries and decision deltas: memory management and the
  * JSON form of an entry in the journal hash ({"k":"a","s":5,"n":"charge",...}). */
 #define _GNU_SOURCE /* asprintf */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "err.h"
 #include "journal.h"
 #include "jsonw.h"
@@ -277,6 +279,38 @@ void bt_delta_reset(struct bt_delta *d)
     d->reset_history = 0;
 }
 
+int64_t bt_instance_history_after(const struct bt_instance *inst)
+{
+    const struct bt_delta *d = &inst->delta;
+
+    if (d->reset)
+        return (int64_t)(d->n_history - d->reset_history);
+    return inst->hlen + (int64_t)d->n_history;
+}
+
+void bt_instance_committed(struct bt_instance *inst, int64_t ver)
+{
+    struct bt_delta *d = &inst->delta;
+
+    inst->ver = ver;
+    inst->hlen = bt_instance_history_after(inst);
+    inst->kpos_stored = inst->koff_stored = inst->kpos != NULL;
+    d->reset = false;
+    d->reset_history = 0;
+    inst->n_committed = inst->n_entries;
+    for (size_t i = 0; i < inst->n_entries; i++)
+        inst->entries[i].dirty = false;
+    for (size_t i = 0; i < d->n_timers_add; i++)
+        free(d->timers_add[i].member);
+    for (size_t i = 0; i < d->n_timers_del; i++)
+        free(d->timers_del[i].member);
+    for (size_t i = 0; i < d->n_history; i++)
+        free(d->history[i]);
+    d->n_timers_add = d->n_timers_del = d->n_history = 0;
+    d->meta_dirty = false;
+    d->old_status = inst->status;
+}
+
 bool bt_instance_dirty(const struct bt_instance *inst)
 {
     const struct bt_delta *d = &inst->delta;
@@ -313,4 +347,26 @@ char *bt_timer_member(const char *kind, int64_t seq, int attempt, const char *id
     bt_jw_lit(&w, "|");
     bt_jw_put(&w, id, strlen(id));
     return bt_jw_finish(&w, NULL);
+}
+
+int bt_timer_parse(const char *member, struct bt_msg *msg, char *kind, size_t kind_n)
+{
+    const char *p1 = strchr(member, '|'), *p2, *p3;
+    char *end;
+
+    if (!p1 || !(p2 = strchr(p1 + 1, '|')) || !(p3 = strchr(p2 + 1, '|')) ||
+        (size_t)(p1 - member) >= kind_n || !p3[1])
+        return BT_EINVALMSG;
+    memcpy(kind, member, (size_t)(p1 - member));
+    kind[p1 - member] = '\0';
+    msg->type = BT_MSG_TIMER;
+    msg->kind = kind;
+    msg->seq = strtoll(p1 + 1, &end, 10);
+    if (end != p2)
+        return BT_EINVALMSG;
+    msg->attempt = (int)strtol(p2 + 1, &end, 10);
+    if (end != p3)
+        return BT_EINVALMSG;
+    msg->id = (char *)(uintptr_t)(p3 + 1);
+    return 0;
 }

@@ -171,6 +171,12 @@ int bt_delta_history(struct bt_delta *d, char *record);
 void bt_delta_reset(struct bt_delta *d);
 /* True when the instance has something to commit. */
 bool bt_instance_dirty(const struct bt_instance *inst);
+/* History records of the current run once the delta is committed. */
+int64_t bt_instance_history_after(const struct bt_instance *inst);
+/* The delta is committed as version ver: the entries are clean, the timers
+ * and history records of the delta freed (its commands stay: the caller
+ * sends them). */
+void bt_instance_committed(struct bt_instance *inst, int64_t ver);
 
 /* Topic suffix of the events of workflow queue q (NULL or "default":
  * "events", else "events.<q>"): new malloc'd string. */
@@ -178,5 +184,10 @@ char *bt_events_suffix(const char *queue);
 
 /* "<kind>|<seq>|<attempt>|<id>": new malloc'd string. */
 char *bt_timer_member(const char *kind, int64_t seq, int attempt, const char *id);
+/* The timer event of a member (the inverse): fills msg's type, kind (copied
+ * into kind[kind_n]), seq, attempt and id (pointing into member). Returns 0
+ * or BT_EINVALMSG. */
+struct bt_msg;
+int bt_timer_parse(const char *member, struct bt_msg *msg, char *kind, size_t kind_n);
 
 #endif

@@ -360,9 +360,13 @@ rd_kafka_t *bt_kafka_consumer_new(
     return rk;
 }
 
+/* NULL once the consumer is closing (its group's thread no longer answers):
+ * then the plain assign, which is always allowed, empties the assignment. */
 static bool cooperative(rd_kafka_t *rk)
 {
-    return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
+
+    return protocol && !strcmp(protocol, "COOPERATIVE");
 }
 
 static void assign_error(rd_kafka_error_t *error, const char *what)

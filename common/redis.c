@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -47,6 +48,7 @@ struct bt_redis {
     redisContext *rc; /* NULL: not connected */
     char *host;
     int port;
+    char *user; /* NULL: AUTH with the password alone */
     char *password;
     uint64_t conn; /* connections made so far; names the current one */
     bool down;     /* unreachable already reported: log the change, not every try */
@@ -67,8 +69,8 @@ struct bt_redis {
     size_t npreloads;    /* their replies, read before the batch's first */
 };
 
-struct bt_redis *bt_redis_new(const char *addr, const char *password, char *errstr,
-                              size_t errstr_size)
+struct bt_redis *bt_redis_new(const char *addr, const char *user, const char *password,
+                              char *errstr, size_t errstr_size)
 {
     struct bt_redis *r = NULL;
     const char *colon = strrchr(addr, ':');
@@ -86,8 +88,9 @@ struct bt_redis *bt_redis_new(const char *addr, const char *password, char *errs
         goto oom;
     r->port = (int)port;
     r->host = strndup(addr, (size_t)(colon - addr));
+    r->user = user && *user ? strdup(user) : NULL;
     r->password = password ? strdup(password) : NULL;
-    if (!r->host || (password && !r->password))
+    if (!r->host || (password && !r->password) || (user && *user && !r->user))
         goto oom;
     goto out;
 oom:
@@ -250,6 +253,26 @@ static redisReply *round_trip(struct bt_redis *r)
     return reply;
 }
 
+/* AUTH on a new connection. Returns its reply (caller frees), NULL when the
+ * connection broke. A refusal is for the operator to fix, not an outage:
+ * the connection stays, and every command's NOAUTH error says why. */
+static redisReply *authenticate(struct bt_redis *r)
+{
+    redisReply *reply;
+    int rc = r->user ? redisAppendCommand(r->rc, "AUTH %s %s", r->user, r->password)
+                     : redisAppendCommand(r->rc, "AUTH %s", r->password);
+
+    if (rc != REDIS_OK) {
+        disconnect(r);
+        return NULL;
+    }
+    if ((reply = round_trip(r)) && reply->type == REDIS_REPLY_ERROR)
+        bt_log(BT_LOG_ERROR, "redis refused the %s: %s user=%s addr=%s:%d",
+               r->user ? "user or password" : "password", reply->str,
+               r->user ? r->user : "default", r->host, r->port);
+    return reply;
+}
+
 static int redis_connect(struct bt_redis *r)
 {
     struct timeval tv = {.tv_sec = BT_REDIS_CONNECT_TIMEOUT_MS / 1000,
@@ -272,27 +295,15 @@ static int redis_connect(struct bt_redis *r)
         disconnect(r);
         goto out;
     }
-    if (r->password) {
-        if (redisAppendCommand(r->rc, "AUTH %s", r->password) != REDIS_OK) {
-            disconnect(r);
-            goto out;
-        }
-        reply = round_trip(r);
-        if (!reply)
-            goto out;
-        /* A wrong password is for the operator to fix, not an outage: the
-         * connection stays, and every command's NOAUTH error says why. */
-        if (reply->type == REDIS_REPLY_ERROR)
-            bt_log(BT_LOG_ERROR, "redis refused the password: %s addr=%s:%d", reply->str,
-                   r->host, r->port);
-    }
+    if (r->password && !(reply = authenticate(r)))
+        goto out;
     r->conn++;
     if (r->down)
         bt_log(BT_LOG_INFO, "redis reachable again addr=%s:%d", r->host, r->port);
     r->down = false;
-    bt_health_set(BT_HEALTH_REDIS, reply && reply->type == REDIS_REPLY_ERROR
-                                       ? "redis refused the password"
-                                       : NULL);
+    bt_health_set(BT_HEALTH_REDIS, !reply || reply->type != REDIS_REPLY_ERROR ? NULL
+                                   : r->user ? "redis refused the user or password"
+                                             : "redis refused the password");
     ret = 0;
 out:
     freeReplyObject(reply);
@@ -614,6 +625,69 @@ void bt_redis_destroy(struct bt_redis *r)
     }
     redisFree(r->rc);
     free(r->host);
+    free(r->user);
     free(r->password);
     free(r);
+}
+
+int bt_redis_subscribe(struct bt_redis *r, const char *channel)
+{
+    redisReply *reply = NULL;
+    int ret = BT_EAGAIN;
+
+    BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
+    if (redis_connect(r) < 0)
+        goto out;
+    if (redisAppendCommand(r->rc, "SUBSCRIBE %s", channel) != REDIS_OK) {
+        disconnect(r);
+        goto out;
+    }
+    if (!(reply = round_trip(r)))
+        goto out;
+    ret = reply->type == REDIS_REPLY_ARRAY ? 0 : BT_EINVAL;
+    if (ret)
+        bt_log(BT_LOG_WARN, "redis refused a subscription: %s channel=%s",
+               reply->str ? reply->str : "", channel);
+out:
+    freeReplyObject(reply);
+    return ret;
+}
+
+/* Discards the replies hiredis has read already; returns how many. */
+static int drain(struct bt_redis *r)
+{
+    void *reply = NULL;
+    int n = 0;
+
+    while (redisGetReplyFromReader(r->rc, &reply) == REDIS_OK && reply) {
+        freeReplyObject(reply);
+        reply = NULL;
+        n++;
+    }
+    return n;
+}
+
+int bt_redis_wait_message(struct bt_redis *r, int timeout_ms)
+{
+    struct pollfd pfd = {.events = POLLIN};
+    int n;
+
+    if (!r->rc)
+        return BT_EAGAIN;
+    /* a message may have come in one read with the SUBSCRIBE's reply */
+    if ((n = drain(r)) > 0)
+        return n;
+    pfd.fd = r->rc->fd;
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return 0;
+    if (redisBufferRead(r->rc) != REDIS_OK) {
+        disconnect(r);
+        return BT_EAGAIN;
+    }
+    n = drain(r);
+    if (r->rc->err) {
+        disconnect(r);
+        return BT_EAGAIN;
+    }
+    return n;
 }

@@ -12,11 +12,15 @@
 
 struct bt_redis;
 
-/* addr "host:port"; password may be NULL. Does not connect yet: the first
- * call does, so a client can start before its Redis. Returns a new handle,
- * freed with bt_redis_destroy(); NULL with errstr filled on a bad address. */
-struct bt_redis *bt_redis_new(const char *addr, const char *password, char *errstr,
-                              size_t errstr_size);
+/* addr "host:port"; user and password may be NULL (copied): each
+ * connection sends AUTH password, or AUTH user password (an ACL user) when
+ * both are set. Refused credentials are logged once per connection and make
+ * the process not ready (health.h); the connection stays, and every command
+ * then answers a NOAUTH error. Does not connect yet: the first call does, so
+ * a client can start before its Redis. Returns a new handle, freed with
+ * bt_redis_destroy(); NULL with errstr filled on a bad address. */
+struct bt_redis *bt_redis_new(const char *addr, const char *user, const char *password,
+                              char *errstr, size_t errstr_size);
 void bt_redis_destroy(struct bt_redis *r);
 
 /* Runs one command (hiredis format). Returns a new reply, freed with
@@ -62,6 +66,18 @@ int bt_redis_flush(struct bt_redis *r);
  * commands (XREAD BLOCK) must block for less. Default: none, for the
  * long-lived workers and scheduler, whose stop has its own deadline. */
 void bt_redis_set_timeout(struct bt_redis *r, int ms);
+
+/* Subscribe mode, for a handle used for nothing else (asserted: no pipeline
+ * in flight): bt_redis_subscribe connects if needed and subscribes to
+ * channel; 0, BT_EAGAIN when Redis is unreachable, or BT_EINVAL when Redis
+ * refused (no channel permission for an ACL user, say: the caller polls
+ * instead). bt_redis_wait_message then waits up to timeout_ms for messages
+ * on it and discards them: returns how many came (0: none in time, or a
+ * signal cut the wait short), or BT_EAGAIN when the connection broke (the
+ * next bt_redis_subscribe reconnects; messages sent meanwhile are lost, so
+ * the caller must look at what they announce after subscribing again). */
+int bt_redis_subscribe(struct bt_redis *r, const char *channel);
+int bt_redis_wait_message(struct bt_redis *r, int timeout_ms);
 
 /* Round trips made so far (a pipeline counts once; AUTH and the SCRIPT LOAD
  * after a NOSCRIPT count too): for metrics and bench. */

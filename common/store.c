@@ -46,7 +46,8 @@ struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
     if (!store)
         return NULL;
     store->kp = strdup(cfg->key_prefix);
-    store->r = bt_redis_new(cfg->redis, cfg->redis_password, errstr, errstr_size);
+    store->r = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
+                            errstr_size);
     if (!store->r || !store->kp) {
         bt_store_destroy(store);
         return NULL;
@@ -492,16 +493,6 @@ static void args_free(struct args *a)
     free(a->buf);
 }
 
-/* History records of the current run once the delta is committed. */
-static int64_t history_after(const struct bt_instance *inst)
-{
-    const struct bt_delta *d = &inst->delta;
-
-    if (d->reset)
-        return (int64_t)(d->n_history - d->reset_history);
-    return inst->hlen + (int64_t)d->n_history;
-}
-
 /* The index key of status s. */
 static void arg_index(struct args *a, const char *kp, enum bt_status s)
 {
@@ -548,7 +539,7 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     arg_int(a, now_ms);
     arg_int(a, d->reset ? (long long)d->reset_history : -1);
     arg_int(a, (long long)inst->n_entries);
-    arg_int(a, (long long)history_after(inst));
+    arg_int(a, (long long)bt_instance_history_after(inst));
     /* the event position, only what Redis does not hold yet */
     arg_str(a, inst->kpos && !inst->kpos_stored ? inst->kpos : "");
     if (inst->kpos && (!inst->koff_stored || !inst->kpos_stored)) {
@@ -667,29 +658,6 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     return (int)nkeys;
 }
 
-static void committed(struct bt_instance *inst, int64_t ver)
-{
-    struct bt_delta *d = &inst->delta;
-
-    inst->ver = ver;
-    inst->hlen = history_after(inst);
-    inst->kpos_stored = inst->koff_stored = inst->kpos != NULL;
-    d->reset = false;
-    d->reset_history = 0;
-    inst->n_committed = inst->n_entries;
-    for (size_t i = 0; i < inst->n_entries; i++)
-        inst->entries[i].dirty = false;
-    for (size_t i = 0; i < d->n_timers_add; i++)
-        free(d->timers_add[i].member);
-    for (size_t i = 0; i < d->n_timers_del; i++)
-        free(d->timers_del[i].member);
-    for (size_t i = 0; i < d->n_history; i++)
-        free(d->history[i]);
-    d->n_timers_add = d->n_timers_del = d->n_history = 0;
-    d->meta_dirty = false;
-    d->old_status = inst->status;
-}
-
 int bt_store_commit_send(struct bt_store *store, struct bt_instance **insts, size_t n,
                          int64_t now_ms, bool *sent)
 {
@@ -734,7 +702,7 @@ int bt_store_commit_recv(struct bt_store *store, struct bt_instance **insts, siz
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
             reply->element[0]->type == REDIS_REPLY_INTEGER) {
             if (reply->element[0]->integer == 0)
-                committed(insts[i], reply->element[1]->integer);
+                bt_instance_committed(insts[i], reply->element[1]->integer);
             else
                 results[i] = BT_ECONFLICT;
         } else {

@@ -1,8 +1,9 @@
-/* Instances in Redis (DESIGN §3): loading meta + journal + unsent outbox in
- * one pipelined round trip for a whole batch of instances, and committing a
- * batch of decisions, one Lua call each, pipelined. Keys are hash-tagged by
- * instance id: <kp>:{ID}, <kp>:{ID}:journal, <kp>:{ID}:history,
- * <kp>:{ID}:outbox. One store per thread (it owns a Redis connection). */
+/* Instances in Redis (docs/architecture.md#redis-keys): loading meta +
+ * journal + unsent outbox in one pipelined round trip for a whole batch of
+ * instances, and committing a batch of decisions, one Lua call each,
+ * pipelined. Keys are hash-tagged by instance id: <kp>:{ID},
+ * <kp>:{ID}:journal, <kp>:{ID}:history, <kp>:{ID}:outbox. One store per
+ * thread (it owns a Redis connection). */
 #ifndef BT_STORE_H
 #define BT_STORE_H
 

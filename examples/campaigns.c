@@ -1,4 +1,4 @@
-/* Team B's plugin: the campaign registration of DESIGN.md §1, everything on
+/* Team B's plugin: the campaign registration of the README, everything on
  * the task queue "campaigns". Brand registration (examples/registration.c,
  * team A) starts it as a child workflow and awaits its outcome.
  *

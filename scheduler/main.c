@@ -19,8 +19,8 @@
 #include "schedules.h"
 #include "store.h"
 #include "timers.h"
+#include "wake.h"
 
-#define IDLE_MS         2 /* poll interval when nothing is due: bounds lateness */
 #define OUTBOX_EVERY_MS 1000
 #define OUTBOX_GRACE_MS 5000
 #define GAUGES_EVERY_MS 2000
@@ -40,9 +40,10 @@ static const struct bt_cmd scheduler_cmd = {
              "dead workers left in their outbox, until SIGTERM or SIGINT. Run one or "
              "more.",
     .settings =
-        (const char *const[]){"brokers", "redis", "redis-password", "prefix",
-                              "key-prefix", "max-payload", "metrics-addr", "metrics-port",
-                              "log-level", "log-json", "kafka.<property>=<value>", NULL},
+        (const char *const[]){"brokers", "redis", "redis-user", "redis-password",
+                              "redis-password-file", "prefix", "key-prefix",
+                              "max-payload", "metrics-addr", "metrics-port", "log-level",
+                              "log-json", "kafka.<property>=<value>", NULL},
 };
 
 static void nap(int ms)
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
     struct bt_store *store = NULL;
     struct bt_timer_stats stats = {0};
     struct bt_timers *timers = NULL;
+    struct bt_wake *wake = NULL;
     struct bt_schedule_stats sched = {0};
     struct bt_metrics *metrics = NULL;
     struct bt_series *fired_total, *resent_total, *pending, *round_trips;
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
     if (!(store = bt_store_new(&cfg, errstr, sizeof(errstr))) ||
         !(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr))) ||
         !(timers = bt_timers_new(&cfg, store, rk, &stats)) ||
+        !(wake = bt_wake_new(&cfg, bt_store_prefix(store), errstr, sizeof(errstr))) ||
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
@@ -137,8 +140,15 @@ int main(int argc, char **argv)
                            (int64_t)bt_redis_round_trips(bt_store_redis(store)));
             next_gauges = bt_clock_mono_ms() + GAUGES_EVERY_MS;
         }
-        if (fired == 0 && started == 0)
-            nap(IDLE_MS);
+        if (fired == 0 && started == 0) {
+            int64_t due = bt_timers_next(timers);
+            if (sched.next > 0 && (due <= 0 || sched.next < due))
+                due = sched.next;
+            bt_wake_sleep(
+                wake,
+                bt_wake_timeout(due, next_sweep < next_gauges ? next_sweep : next_gauges,
+                                bt_timers_in_flight(timers)));
+        }
         rd_kafka_poll(rk, 0);
     }
     bt_log(BT_LOG_INFO,
@@ -147,6 +157,7 @@ int main(int argc, char **argv)
            (unsigned long long)sched.fired, (unsigned long long)sched.skipped);
     ret = 0;
 out:
+    bt_wake_destroy(wake);
     bt_timers_destroy(timers, 5000);
     bt_outbox_sweep_end(&sweep);
     bt_metrics_destroy(metrics);

@@ -310,9 +310,11 @@ int bt_schedules_fire(const struct bt_config *cfg, struct bt_store *store, rd_ka
     snprintf(limit_s, sizeof(limit_s), "%d", BATCH);
     claimed =
         bt_redis_eval(bt_store_redis(store), bt_lua_claim_schedules, 1, 4, argv, NULL);
-    if (!claimed || claimed->type != REDIS_REPLY_ARRAY)
+    if (!claimed || claimed->type != REDIS_REPLY_ARRAY || claimed->elements < 1 ||
+        claimed->element[claimed->elements - 1]->type != REDIS_REPLY_INTEGER)
         goto out;
-    if ((n = claimed->elements) == 0) {
+    stats->next = claimed->element[claimed->elements - 1]->integer;
+    if ((n = claimed->elements - 1) == 0) {
         ret = 0;
         goto out;
     }

@@ -21,6 +21,8 @@
 struct bt_schedule_stats {
     uint64_t fired;   /* start events delivered */
     uint64_t skipped; /* fires skipped: the previous instance was still running */
+    int64_t next;     /* earliest fire time or lease expiry left at the last claim
+                       * (wall ms; 0: none): when to claim again if idle */
 };
 
 /* Fires the schedules due now (at most one batch). Each fire's instance id is

@@ -18,29 +18,6 @@
 #define BATCH    1000
 #define LEASE_MS 10000
 
-/* Parses a member into a timer event; 0 or BT_EINVALMSG. */
-static int parse_member(const char *member, struct bt_msg *msg, char *kind, size_t kind_n)
-{
-    const char *p1 = strchr(member, '|'), *p2, *p3;
-    char *end;
-
-    if (!p1 || !(p2 = strchr(p1 + 1, '|')) || !(p3 = strchr(p2 + 1, '|')) ||
-        (size_t)(p1 - member) >= kind_n || !p3[1])
-        return BT_EINVALMSG;
-    memcpy(kind, member, (size_t)(p1 - member));
-    kind[p1 - member] = '\0';
-    msg->type = BT_MSG_TIMER;
-    msg->kind = kind;
-    msg->seq = strtoll(p1 + 1, &end, 10);
-    if (end != p2)
-        return BT_EINVALMSG;
-    msg->attempt = (int)strtol(p2 + 1, &end, 10);
-    if (end != p3)
-        return BT_EINVALMSG;
-    msg->id = (char *)(uintptr_t)(p3 + 1);
-    return 0;
-}
-
 /* The events of one claim, on their way to Kafka: their leases go once all
  * are delivered. */
 struct flight {
@@ -56,6 +33,7 @@ struct bt_timers {
     rd_kafka_t *rk;
     struct bt_timer_stats *stats;
     struct flight *flights; /* oldest first */
+    int64_t next;           /* earliest due or lease expiry at the last claim */
     char timers[300], leased[300];
 };
 
@@ -139,7 +117,7 @@ static int produce(struct bt_timers *t, const redisReply *reply, int64_t now)
         /* its lease goes once the flight lands: malformed ones are dropped */
         if (!(f->members[f->n] = strdup(member)))
             goto out;
-        if (parse_member(member, &msg, kind, sizeof(kind))) {
+        if (bt_timer_parse(member, &msg, kind, sizeof(kind))) {
             bt_log(BT_LOG_ERROR, "dropping a malformed timer: %s", member);
             f->n++;
             continue;
@@ -199,12 +177,24 @@ int bt_timers_fire(struct bt_timers *t)
         reply = NULL;
     }
     if (!claimed || bt_redis_reply(r, &reply) || reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements % 3)
+        reply->elements % 3 != 1 ||
+        reply->element[reply->elements - 1]->type != REDIS_REPLY_INTEGER)
         goto out;
-    ret = reply->elements ? produce(t, reply, now) : 0;
+    t->next = reply->element[reply->elements - 1]->integer;
+    ret = reply->elements > 1 ? produce(t, reply, now) : 0;
 out:
     freeReplyObject(reply);
     return ret;
+}
+
+int64_t bt_timers_next(const struct bt_timers *t)
+{
+    return t->next;
+}
+
+bool bt_timers_in_flight(const struct bt_timers *t)
+{
+    return t->flights != NULL;
 }
 
 void bt_timers_destroy(struct bt_timers *t, int timeout_ms)

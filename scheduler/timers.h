@@ -5,6 +5,8 @@
 #ifndef BT_SCHED_TIMERS_H
 #define BT_SCHED_TIMERS_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
@@ -30,6 +32,12 @@ struct bt_timers *bt_timers_new(const struct bt_config *cfg, struct bt_store *st
  * unreachable (leases then expire and the timers fire later, here or
  * elsewhere). Serve delivery reports with rd_kafka_poll between calls. */
 int bt_timers_fire(struct bt_timers *t);
+/* The earliest due time or lease expiry (wall ms) left after the last claim,
+ * 0 when there was none: when to claim again if nothing else happens. */
+int64_t bt_timers_next(const struct bt_timers *t);
+/* Whether fired events still wait for their delivery reports (their leases
+ * go at the next bt_timers_fire after them). */
+bool bt_timers_in_flight(const struct bt_timers *t);
 /* Waits (up to timeout_ms) for the events in flight, releases their leases,
  * and frees the handle. NULL is a no-op. */
 void bt_timers_destroy(struct bt_timers *t, int timeout_ms);

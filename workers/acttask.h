@@ -1,6 +1,7 @@
 /* The activity role of baton-worker: consumes <prefix>.tasks.<queue> for the
  * queues it serves in the "<prefix>.activities" consumer group, runs each
- * attempt on a thread pool and produces its completion event (DESIGN §4). */
+ * attempt on a thread pool and produces its completion event
+ * (docs/architecture.md#the-activity-role). */
 #ifndef BT_ACTTASK_H
 #define BT_ACTTASK_H
 

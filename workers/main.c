@@ -143,6 +143,18 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* a worker with nothing registered would join the groups, take its
+     * share of the partitions and fail what arrives there (unknown workflow
+     * type, ActivityNotRegistered): a deploy that lost its plugin setting
+     * must stop here, loudly, not look healthy */
+    if (reg->n_workflows == 0 && reg->n_activities == 0) {
+        bt_log(BT_LOG_ERROR,
+               "nothing to run: no workflow or activity registered (plugins=%zu); "
+               "give --plugin lib.so or BATON_PLUGINS=a.so:b.so",
+               cfg.n_plugins);
+        ret = 2;
+        goto out;
+    }
     bt_log(BT_LOG_INFO,
            "starting: workflows=%zu activities=%zu queues=%s concurrency=%d "
            "brokers=%s redis=%s prefix=%s",

@@ -30,11 +30,13 @@
 #include "err.h"
 #include "failpoint.h"
 #include "idmap.h"
+#include "inbox.h"
 #include "kafka.h"
 #include "log.h"
 #include "stop.h"
 #include "replay.h"
 #include "store.h"
+#include "unseen.h"
 #include "unsent.h"
 #include "watchdog.h"
 #include "wftask.h"
@@ -48,8 +50,8 @@
 #define COMMIT_PART   64 /* instances replayed and sent to Redis at a time */
 
 struct item {
-    rd_kafka_message_t *rkm; /* NULL for a local event (an eager task's outcome) */
-    struct local_event *local;
+    rd_kafka_message_t *rkm;      /* NULL for a local event (an eager task's outcome) */
+    struct bt_local_event *local; /* from the inbox */
     struct bt_msg msg;
     struct bt_instance *inst;
     bool decoded;
@@ -58,16 +60,6 @@ struct item {
     bool forwarded; /* to the topic of its instance's queue */
     bool suspect;   /* refused by a cached instance that may be behind Redis */
     bool verified;  /* refused once already, by a fresh load: dead-letter it */
-};
-
-/* An event handed over by this worker's activity role, queued for the next
- * poll. */
-struct local_event {
-    struct local_event *next;
-    char *suffix; /* its events topic, should the instance be another's now */
-    char *id;
-    size_t len;
-    char payload[];
 };
 
 /* A batch whose decisions are committed and whose messages are on their way
@@ -110,21 +102,14 @@ struct bt_wftask {
     struct flight *flights, **landing; /* in flight, oldest first; tail link */
     int n_flights;
     struct bt_wftask_stats stats;
-    struct bt_wftask_eager eager; /* .submit NULL: off */
-    pthread_mutex_t inbox_lock;   /* guards inbox: activity threads add to it */
-    struct local_event *inbox, **inbox_tail;
+    struct bt_wftask_eager eager;      /* .submit NULL: off */
+    struct bt_inbox inbox;             /* eager tasks' outcomes (inbox.h) */
     rd_kafka_queue_t *wake;            /* the consumer's queue: yielded on delivery */
     const volatile sig_atomic_t *stop; /* set: give up a batch being retried */
     uint64_t taken;                    /* events taken from Kafka or the inbox */
     struct bt_watchdog watchdog;
-    rd_kafka_t *lookback; /* bt_unsent_drop_delivered's reader */
-    /* the eager tasks of tries that failed before they were submitted (their
-     * commit may have gone through all the same): "<id> <field>", noted at */
-    struct unseen {
-        char *key;
-        int64_t at; /* mono ms */
-    } * unseen;
-    size_t n_unseen;
+    rd_kafka_t *lookback;    /* bt_unsent_drop_delivered's reader */
+    struct bt_unseen unseen; /* eager tasks of failed tries (unseen.h) */
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
         struct bt_metric *timer_late;
@@ -148,7 +133,6 @@ static void land(struct bt_wftask *wt, int max_left, bool patient);
 static bool stop_asked(const struct bt_wftask *wt);
 static void forward_local(struct bt_wftask *wt, struct item *it);
 static void flight_destroy(struct flight *f);
-static void drop_unseen(struct bt_wftask *wt, size_t u);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -313,8 +297,7 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
     wt->worker = strdup(worker_name);
     wt->cache = bt_idmap_new();
     wt->landing = &wt->flights;
-    wt->inbox_tail = &wt->inbox;
-    pthread_mutex_init(&wt->inbox_lock, NULL);
+    bt_inbox_init(&wt->inbox);
     register_metrics(wt, metrics);
     bt_watchdog_init(&wt->watchdog, "workflow", cfg->watchdog_ms, metrics);
     snprintf(group, sizeof(group), "%s.workflows", cfg->prefix);
@@ -362,9 +345,7 @@ static void hand_off_inbox(struct bt_wftask *wt)
     size_t n = 0;
     char errstr[256];
 
-    while (wt->inbox) {
-        struct local_event *ev = wt->inbox;
-        wt->inbox = ev->next;
+    for (struct bt_local_event *ev; (ev = bt_inbox_pop(&wt->inbox));) {
         if (n < 256 &&
             !bt_codec_decode(ev->payload, ev->len, (size_t)wt->cfg->max_payload, &msgs[n],
                              errstr, sizeof(errstr))) {
@@ -374,9 +355,7 @@ static void hand_off_inbox(struct bt_wftask *wt)
             BT_ASSERT(h[n].suffix && h[n].payload);
             n++;
         } /* else the sweep sends its task again once this worker is gone */
-        free(ev->suffix);
-        free(ev->id);
-        free(ev);
+        bt_local_event_free(ev);
     }
     bt_unsent_hand_off(wt->producer, wt->cfg, wt->store, wt->worker, h, n);
     for (size_t i = 0; i < n; i++) {
@@ -426,18 +405,9 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     bt_store_destroy(wt->store);
     bt_idmap_destroy(wt->cache, destroy_instance);
     /* outcomes that came too late for this worker's own batches */
-    while (wt->inbox) {
-        struct local_event *ev = wt->inbox;
-        wt->inbox = ev->next;
-        free(ev->suffix);
-        free(ev->id);
-        free(ev);
-    }
-    pthread_mutex_destroy(&wt->inbox_lock);
+    bt_inbox_release(&wt->inbox);
     free(wt->touched);
-    while (wt->n_unseen)
-        drop_unseen(wt, 0);
-    free(wt->unseen);
+    bt_unseen_release(&wt->unseen);
     free(wt->m.before);
     for (size_t i = 0; i < wt->n_queues; i++)
         free(wt->queues[i]);
@@ -453,27 +423,15 @@ const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt)
 void bt_wftask_set_eager(struct bt_wftask *wt, const struct bt_wftask_eager *eager)
 {
     wt->eager = *eager;
-    bt_store_set_holder(wt->store, wt->worker); /* see keep_unseen */
+    bt_store_set_holder(wt->store, wt->worker); /* see unseen.h */
 }
 
 void bt_wftask_deliver(void *ctx, const char *suffix, const char *id, const char *payload,
                        size_t len)
 {
     struct bt_wftask *wt = ctx;
-    struct local_event *ev = malloc(sizeof(*ev) + len + 1);
 
-    BT_ASSERT(ev);
-    ev->next = NULL;
-    ev->suffix = strdup(suffix);
-    ev->id = strdup(id);
-    BT_ASSERT(ev->suffix && ev->id);
-    ev->len = len;
-    memcpy(ev->payload, payload, len);
-    ev->payload[len] = '\0';
-    pthread_mutex_lock(&wt->inbox_lock);
-    *wt->inbox_tail = ev;
-    wt->inbox_tail = &ev->next;
-    pthread_mutex_unlock(&wt->inbox_lock);
+    bt_inbox_push(&wt->inbox, suffix, id, payload, len);
     rd_kafka_queue_yield(wt->wake); /* the workflow thread may be in a poll */
 }
 
@@ -665,80 +623,6 @@ static void drop_flying(const struct bt_wftask *wt, struct bt_instance *inst)
     d->n_cmds = k;
 }
 
-/* ---- eager tasks of a failed try ---- */
-
-/* How long a noted eager task waits for its instance to be loaded again: its
- * outcome may come back through Kafka, forwarded, after a cache clear. */
-#define UNSEEN_MS 300000
-
-static char *unseen_key(const char *id, const char *field)
-{
-    size_t il = strlen(id), fl = strlen(field);
-    char *k = malloc(il + fl + 2);
-
-    BT_ASSERT(k);
-    memcpy(k, id, il);
-    k[il] = ' ';
-    memcpy(k + il + 1, field, fl + 1);
-    return k;
-}
-
-static void drop_unseen(struct bt_wftask *wt, size_t u)
-{
-    free(wt->unseen[u].key);
-    wt->unseen[u] = wt->unseen[--wt->n_unseen];
-}
-
-/* Before a failed try's instances are dropped: notes their eager tasks not
- * submitted yet (submission follows the commit, whose reply may be lost). */
-static void note_unseen(struct bt_wftask *wt)
-{
-    int64_t now = bt_clock_mono_ms();
-
-    for (size_t u = wt->n_unseen; u-- > 0;)
-        if (now - wt->unseen[u].at > UNSEEN_MS)
-            drop_unseen(wt, u);
-    for (size_t i = 0; i < wt->n_touched; i++) {
-        const struct bt_delta *d = &wt->touched[i]->delta;
-        for (size_t c = 0; c < d->n_cmds; c++) {
-            struct unseen *grown;
-            if (!d->cmds[c].local)
-                continue;
-            grown = realloc(wt->unseen, (wt->n_unseen + 1) * sizeof(*grown));
-            BT_ASSERT(grown);
-            wt->unseen = grown;
-            wt->unseen[wt->n_unseen++] =
-                (struct unseen){unseen_key(wt->touched[i]->id, d->cmds[c].field), now};
-        }
-    }
-}
-
-/* A freshly loaded instance brings the outbox fields this worker holds (its
- * eager tasks, bt_store_set_holder). Those of a failed try are in Redis: its
- * commit went through unseen, and they are submitted now; the others run
- * here already and are dropped from the delta. */
-static void keep_unseen(struct bt_wftask *wt, struct bt_instance *inst)
-{
-    struct bt_delta *d = &inst->delta;
-    size_t k = 0;
-
-    for (size_t c = 0; c < d->n_cmds; c++) {
-        bool keep = !d->cmds[c].local;
-        if (!keep && wt->n_unseen) {
-            char *key = unseen_key(inst->id, d->cmds[c].field);
-            for (size_t u = 0; !keep && u < wt->n_unseen; u++)
-                if ((keep = !strcmp(key, wt->unseen[u].key)))
-                    drop_unseen(wt, u);
-            free(key);
-        }
-        if (keep)
-            d->cmds[k++] = d->cmds[c];
-        else
-            bt_command_release(&d->cmds[c]);
-    }
-    d->n_cmds = k;
-}
-
 /* ---- one batch ---- */
 
 static void touch(struct bt_wftask *wt, struct bt_instance *inst)
@@ -835,7 +719,7 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
         for (size_t i = 0; i < n_load; i++) {
             load[i]->delta.old_status = load[i]->status;
             if (load[i]->delta.n_cmds)
-                keep_unseen(wt, load[i]);
+                bt_unseen_keep(&wt->unseen, load[i]);
             if (load[i]->delta.n_cmds && wt->flights)
                 drop_flying(wt, load[i]);
             if (load[i]->delta.n_cmds) /* unsent commands of a dead worker */
@@ -1355,16 +1239,11 @@ static void note_held(struct bt_wftask *wt)
 static void release_items(struct bt_wftask *wt)
 {
     for (size_t i = 0; i < wt->n_items; i++) {
-        struct local_event *ev = wt->items[i].local;
         if (wt->items[i].decoded)
             bt_msg_release(&wt->items[i].msg);
         if (wt->items[i].rkm)
             rd_kafka_message_destroy(wt->items[i].rkm);
-        if (ev) {
-            free(ev->suffix);
-            free(ev->id);
-            free(ev);
-        }
+        bt_local_event_free(wt->items[i].local);
     }
     wt->n_items = 0;
 }
@@ -1405,15 +1284,13 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         }
         rkm = rd_kafka_consumer_poll(wt->consumer, 0);
     }
-    pthread_mutex_lock(&wt->inbox_lock);
-    while (wt->inbox && wt->n_items < MAX_BATCH) {
-        struct local_event *ev = wt->inbox;
-        if (!(wt->inbox = ev->next))
-            wt->inbox_tail = &wt->inbox;
+    while (wt->n_items < MAX_BATCH) {
+        struct bt_local_event *ev = bt_inbox_pop(&wt->inbox);
+        if (!ev)
+            break;
         memset(&wt->items[wt->n_items], 0, sizeof(wt->items[0]));
         wt->items[wt->n_items++].local = ev;
     }
-    pthread_mutex_unlock(&wt->inbox_lock);
     if (!wt->n_items) {
         /* idle: nothing else will carry the outbox removals */
         land(wt, MAX_FLIGHTS, true);
@@ -1428,7 +1305,7 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
     wt->cur->backoff_ms = 50;
     decode_all(wt);
     while (advance(wt) == BT_EAGAIN) {
-        note_unseen(wt);
+        bt_unseen_note(&wt->unseen, wt->touched, wt->n_touched);
         drop_touched(wt);
         /* a failed load leaves empty instances in the cache, a failed commit
          * instances ahead of Redis: nothing cached is known to match Redis

@@ -1,5 +1,6 @@
-/* The workflow role of baton-worker: consumes <prefix>.events in the
- * "<prefix>.workflows" consumer group and advances instances (DESIGN §4). */
+/* The workflow role of baton-worker: consumes <prefix>.events (and
+ * <prefix>.events.<queue>) in the "<prefix>.workflows" consumer group and
+ * advances instances (docs/architecture.md#the-workflow-role). */
 #ifndef BT_WFTASK_H
 #define BT_WFTASK_H
 

@@ -3,9 +3,11 @@
 -- fire a timer twice. Leases that expired (their scheduler died before the
 -- event was delivered) are claimed again.
 -- KEYS: 1 timers, 2 leased. ARGV: now ms, lease ms, limit, key prefix.
--- Returns {member, due, queue, member, due, queue, ...}: queue is the
+-- Returns {member, due, queue, member, due, queue, ..., next}: queue is the
 -- instance's workflow queue ("" for default or a gone instance), whose events
 -- topic the timer goes to; looked up here to spare the scheduler a round trip.
+-- next is the earliest due time or lease expiry left in either set (0: both
+-- empty): the scheduler sleeps until then when nothing was due.
 local now, lease, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local kp = ARGV[4]
 local out = {}
@@ -33,4 +35,11 @@ if #expired < limit then
     claimed(due[i], due[i + 1])
   end
 end
+
+local function first(key)
+  local f = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return f[2] and tonumber(f[2])
+end
+local a, b = first(KEYS[1]), first(KEYS[2])
+out[#out + 1] = (a and b and math.min(a, b)) or a or b or 0
 return out

@@ -103,6 +103,18 @@ end
 local tadd, nta = section(2)
 if nta > 0 then
   redis.call('ZADD', KEYS[6], unpack(ARGV, tadd, tadd + 2 * nta - 1))
+  -- Schedulers sleep until the earliest timer they saw, or 1 s at most
+  -- (scheduler/wake.h): one due sooner may come before their wake-up, so it
+  -- wakes them (2 s: room for the clocks of two hosts to differ). pcall: an
+  -- ACL user without the channel still commits; the timer then fires at the
+  -- next wake-up, up to 1 s late.
+  local soon = now + 2000
+  for t = tadd, tadd + 2 * nta - 2, 2 do
+    if tonumber(ARGV[t]) < soon then
+      redis.pcall('PUBLISH', string.sub(KEYS[6], 1, -7) .. 'wake', ARGV[t])
+      break
+    end
+  end
 end
 
 -- A timer is in one of the two sets at a time (claim_timers.lua moves it,

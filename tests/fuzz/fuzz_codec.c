@@ -3,7 +3,9 @@
  * be a fix point (decode + encode gives the same bytes again). The same bytes
  * also go through bt_codec_dead_letter(), which must keep any payload.
  *
- * Not built by CMake. Build and run from the repository root:
+ * CMake builds it with its own driver (driver.c) as baton-fuzz-codec, which
+ * the test suite runs on edited golden messages (tests/integration/
+ * test_fuzz.c). With clang's libFuzzer, from the repository root:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *     -D_POSIX_C_SOURCE=200809L -std=c11 -Icommon \
  *     tests/fuzz/fuzz_codec.c common/codec.c common/jsonw.c common/err.c -ljansson \

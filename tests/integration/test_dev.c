@@ -173,8 +173,13 @@ Test(dev, kafka_properties_reach_the_worker_in_its_environment_not_its_command_l
     snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", bt_test_prefix());
     snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
     snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
-    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--no-scheduler",
-                                "--kafka.client.id=secret-7d1f", NULL};
+    const char *const argv[] = {BT_BIN_DIR "/baton",
+                                "dev",
+                                "--no-scheduler",
+                                "--plugin",
+                                BT_PLUGIN_DIR "/flows.so",
+                                "--kafka.client.id=secret-7d1f",
+                                NULL};
     const char *const env[] = {home_env, prefix_env, NULL};
 
     pid = bt_test_spawn(argv, env, log_path);
@@ -194,6 +199,77 @@ Test(dev, kafka_properties_reach_the_worker_in_its_environment_not_its_command_l
               "not in the worker's environment");
     cr_assert_eq(kill(pid, SIGINT), 0);
     cr_assert_eq(bt_test_wait(pid, 20000), 0);
+    snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", home);
+    cr_expect_eq(system(cmdline), 0);
+}
+
+/* A reply's text, or its type when it has none (for messages). */
+static const char *reply_text(const redisReply *reply)
+{
+    return !reply ? "(no reply)" : reply->str ? reply->str : "(no text)";
+}
+
+Test(dev, redis_credentials_reach_its_redis_and_children_but_no_command_line,
+     .timeout = 60)
+{
+    char home[] = "/tmp/baton-test-dev-XXXXXX", home_env[64], prefix_env[64];
+    char env_path[128], log_path[128], conf_path[160], redis[64], user[64];
+    char children[256], cmdline[4096], environ_[16384];
+    struct timeval tv = {.tv_sec = 2};
+    redisContext *rc;
+    redisReply *reply;
+    long sched, rpid;
+    pid_t pid;
+    bool ok;
+
+    cr_assert(mkdtemp(home));
+    snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
+    snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", bt_test_prefix());
+    snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
+    snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
+    snprintf(conf_path, sizeof(conf_path), "%s/redis-auth.conf", home);
+    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--no-worker", NULL};
+    const char *const env[] = {home_env, prefix_env, "BATON_REDIS_USER=app",
+                               "BATON_REDIS_PASSWORD=secret 9c2e", NULL};
+
+    pid = bt_test_spawn(argv, env, log_path);
+    cr_assert(pid > 0);
+    BT_TEST_WAIT_UNTIL(ok, exists(env_path), 20000);
+    cr_assert(ok, "no %s after 20 s; see %s", env_path, log_path);
+    env_value(env_path, "BATON_REDIS", redis, sizeof(redis));
+    env_value(env_path, "BATON_REDIS_USER", user, sizeof(user));
+    cr_expect_str_eq(user, "app");
+
+    rpid = child_named(pid, "redis-server", children, sizeof(children));
+    cr_assert(rpid > 0, "no redis-server among %s", children);
+    proc_text(rpid, "cmdline", cmdline, sizeof(cmdline));
+    cr_expect_null(strstr(cmdline, "9c2e"), "on redis's command line: %s", cmdline);
+    BT_TEST_WAIT_UNTIL(
+        ok, (sched = child_named(pid, "baton-scheduler", children, sizeof(children))) > 0,
+        20000);
+    cr_assert(ok, "no baton-scheduler among %s", children);
+    proc_text(sched, "cmdline", cmdline, sizeof(cmdline));
+    proc_text(sched, "environ", environ_, sizeof(environ_));
+    cr_expect_null(strstr(cmdline, "9c2e"), "on the command line: %s", cmdline);
+    cr_expect(strstr(environ_, "BATON_REDIS_USER=app ") &&
+                  strstr(environ_, "BATON_REDIS_PASSWORD=secret 9c2e "),
+              "not in the scheduler's environment");
+
+    rc = redisConnectWithTimeout("127.0.0.1", atoi(strchr(redis, ':') + 1), tv);
+    cr_assert(rc && !rc->err);
+    reply = redisCommand(rc, "PING");
+    cr_expect(reply && reply->type == REDIS_REPLY_ERROR, "PING without AUTH: %s",
+              reply_text(reply));
+    freeReplyObject(reply);
+    reply = redisCommand(rc, "AUTH app %s", "secret 9c2e");
+    cr_expect(reply && reply->type == REDIS_REPLY_STATUS, "AUTH app: %s",
+              reply_text(reply));
+    freeReplyObject(reply);
+    redisFree(rc);
+
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_assert_eq(bt_test_wait(pid, 20000), 0);
+    cr_expect(!exists(conf_path), "%s is left behind", conf_path);
     snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", home);
     cr_expect_eq(system(cmdline), 0);
 }

@@ -492,3 +492,77 @@ Test(kafka, members_of_a_named_worker_are_static_and_distinct, .timeout = 60)
     poll_msgs(a, &got_a, 10, 20000);
     assert_exactly(&got_a, 10);
 }
+
+static bool assigned(rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    bool any = !rd_kafka_assignment(rk, &parts) && parts && parts->cnt > 0;
+
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+    return any;
+}
+
+/* A consumer closed while its group rebalances runs its revoke callback with
+ * no current rebalance protocol (librdkafka answers NULL then): the stop of a
+ * worker during a rebalance crashed on it (chaos, rolling restarts). Each
+ * round closes the first member just after a second one joined. */
+Test(kafka, a_member_closed_during_a_rebalance_gives_back_its_partitions, .timeout = 120)
+{
+    char errstr[512], topic[256];
+    const char *topics[1] = {topic};
+    struct bt_kafka_batch batch = {0};
+    rd_kafka_t *rk = producer();
+
+    bt_kafka_topic(&cfg, "closing", topic, sizeof(topic));
+    produce_ids(rk, topic, 0, 4, &batch);
+    cr_assert_eq(bt_kafka_wait(rk, &batch, 10000), 0);
+    for (int round = 0; round < 3; round++) {
+        rd_kafka_t *a = keep(bt_kafka_consumer_new(&cfg, "closing", take_and_give_back,
+                                                   NULL, errstr, sizeof(errstr)));
+        rd_kafka_t *b;
+        int64_t deadline = bt_test_now_ms() + 20000;
+
+        cr_assert(a, "%s", errstr);
+        cr_assert_eq(bt_kafka_subscribe(a, topics, 1), 0);
+        while (!assigned(a) && bt_test_now_ms() < deadline) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(a, 50);
+            if (m)
+                rd_kafka_message_destroy(m);
+        }
+        cr_assert(assigned(a), "the first member got no partitions");
+        b = keep(bt_kafka_consumer_new(&cfg, "closing", take_and_give_back, NULL, errstr,
+                                       sizeof(errstr)));
+        cr_assert(b, "%s", errstr);
+        cr_assert_eq(bt_kafka_subscribe(b, topics, 1), 0);
+        for (int i = 0; i < 4 + round * 3; i++) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(b, 50);
+            if (m)
+                rd_kafka_message_destroy(m);
+        }
+        drop(a); /* the revoke callback runs in here */
+        drop(b);
+    }
+}
+
+/* The callbacks' helpers when the group has no protocol any more (librdkafka
+ * answers NULL for it once the consumer is closing): they must not crash. */
+Test(kafka, giving_back_partitions_works_once_the_group_is_gone, .timeout = 60)
+{
+    char errstr[512], topic[256];
+    const char *topics[1] = {topic};
+    rd_kafka_t *a = bt_kafka_consumer_new(&cfg, "gone", take_and_give_back, NULL, errstr,
+                                          sizeof(errstr));
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+
+    cr_assert(a, "%s", errstr);
+    bt_kafka_topic(&cfg, "gone", topic, sizeof(topic));
+    cr_assert_eq(bt_kafka_subscribe(a, topics, 1), 0);
+    rd_kafka_topic_partition_list_add(parts, topic, 0);
+    rd_kafka_consumer_close(a);
+    bt_kafka_unassign(a, parts);
+    bt_kafka_assign(a, parts);
+    bt_kafka_unassign(a, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(a);
+}

@@ -139,7 +139,9 @@ Test(logs, baton_dev_with_log_json_prints_only_json_lines, .timeout = 90)
     snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
     snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", bt_test_prefix());
     snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
-    const char *const argv[] = {BT_BIN_DIR "/baton", "dev", "--log-json", NULL};
+    const char *const argv[] = {
+        BT_BIN_DIR "/baton",       "dev", "--log-json", "--plugin",
+        BT_PLUGIN_DIR "/flows.so", NULL};
     const char *const env[] = {home_env, prefix_env, NULL};
 
     /* stdout and stderr both go to the file */

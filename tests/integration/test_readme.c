@@ -6,7 +6,11 @@
  * and its workflow run to completion. Compiler messages point at the
  * markdown's lines (#line).
  *
- * A block without baton_register is a fragment of a workflow or of a
+ * A block with a main() is a program (docs/testing.md's, on the test kit):
+ * linked against the installed libbaton and run with the paths of the
+ * examples' plugins as its arguments; it must exit 0.
+ *
+ * A block without baton_register or main is a fragment of a workflow or of a
  * registration: it is compiled as the body of a function that has the names
  * such fragments use, a workflow's wf, a registry r, an activity function
  * submit, a json_t *brand, a const char *key and a const json_t *out, and
@@ -119,6 +123,41 @@ static bool is_plugin(const struct block *b)
     return strstr(b->text, "baton_register") != NULL;
 }
 
+static bool is_program(const struct block *b)
+{
+    return strstr(b->text, "int main(") != NULL;
+}
+
+/* Compiles program block i against the installed library and runs it on the
+ * examples' plugins. */
+static void run_program(int i)
+{
+    const struct block *b = &blocks[i];
+    char src[400], exe[400], tail[4096];
+    FILE *f;
+
+    snprintf(src, sizeof(src), "%s/program_%d.c", work, i);
+    snprintf(exe, sizeof(exe), "%s/program_%d", work, i);
+    f = fopen(src, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "#line %d \"%s\"\n%s", b->line, b->file, b->text);
+    fclose(f);
+    cr_assert_eq(
+        bt_test_sh(blog, 60000,
+                   "export PKG_CONFIG_PATH='%s/lib/pkgconfig'; cc -std=c11 -Wall "
+                   "-Wextra -Werror $(pkg-config --cflags baton) -o '%s' '%s' "
+                   "$(pkg-config --libs baton)",
+                   prefix, exe, src),
+        0, "the C program of %s:%d does not compile:\n%s", b->file, b->line,
+        bt_test_tail(blog, tail, sizeof(tail)));
+    cr_assert_eq(bt_test_sh(blog, 60000,
+                            "LD_LIBRARY_PATH='%s/lib' '%s' '%s/registration.so' "
+                            "'%s/campaigns.so'",
+                            prefix, exe, BT_PLUGIN_DIR, BT_PLUGIN_DIR),
+                 0, "the C program of %s:%d failed:\n%s", b->file, b->line,
+                 bt_test_tail(blog, tail, sizeof(tail)));
+}
+
 /* Compiles block i into <work>/block_<i>.so; returns its path in so. */
 static void compile(int i, char *so, size_t n)
 {
@@ -187,6 +226,10 @@ Test(readme, every_c_block_compiles_and_the_sdk_example_completes_its_workflow,
         globfree(&docs);
     }
     for (int i = 0; i < n_blocks; i++) {
+        if (is_program(&blocks[i])) {
+            run_program(i);
+            continue;
+        }
         compile(i, so, sizeof(so));
         if (!strcmp(blocks[i].file, "README.md") && is_plugin(&blocks[i]) &&
             plugins++ == 0)

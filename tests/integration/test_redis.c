@@ -20,7 +20,7 @@ static const char echo_lua[] = "return {KEYS[1], ARGV[1], #KEYS, #ARGV}";
 static struct bt_redis *connect_to(const char *password)
 {
     char errstr[256] = "";
-    struct bt_redis *h = bt_redis_new(srv.addr, password, errstr, sizeof(errstr));
+    struct bt_redis *h = bt_redis_new(srv.addr, NULL, password, errstr, sizeof(errstr));
 
     cr_assert_not_null(h, "bt_redis_new: %s", errstr);
     return h;
@@ -117,7 +117,8 @@ Test(redis, rejects_addresses_that_are_not_host_and_port)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         errstr[0] = '\0';
-        cr_assert_null(bt_redis_new(bad[i], NULL, errstr, sizeof(errstr)), "%s", bad[i]);
+        cr_assert_null(bt_redis_new(bad[i], NULL, NULL, errstr, sizeof(errstr)), "%s",
+                       bad[i]);
         cr_assert(strstr(errstr, bad[i]), "errstr \"%s\" does not name %s", errstr,
                   bad[i]);
     }
@@ -325,7 +326,7 @@ static void *mover_main(void *arg)
 {
     struct mover *m = arg;
     char errstr[128];
-    struct bt_redis *h = bt_redis_new(srv.addr, NULL, errstr, sizeof(errstr));
+    struct bt_redis *h = bt_redis_new(srv.addr, NULL, NULL, errstr, sizeof(errstr));
 
     pthread_barrier_wait(&start_line);
     for (int i = 0; i < MOVES; i++) {
@@ -350,7 +351,7 @@ static void *reader_main(void *arg)
 {
     struct reader *rd = arg;
     char errstr[128];
-    struct bt_redis *h = bt_redis_new(srv.addr, NULL, errstr, sizeof(errstr));
+    struct bt_redis *h = bt_redis_new(srv.addr, NULL, NULL, errstr, sizeof(errstr));
 
     pthread_barrier_wait(&start_line);
     while (h && !atomic_load(&movers_done)) {

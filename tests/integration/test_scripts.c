@@ -17,7 +17,7 @@ static void setup(void)
     char errstr[256] = "";
 
     cr_assert_eq(bt_test_redis_start(&srv), 0, "redis-server did not start");
-    r = bt_redis_new(srv.addr, NULL, errstr, sizeof(errstr));
+    r = bt_redis_new(srv.addr, NULL, NULL, errstr, sizeof(errstr));
     cr_assert_not_null(r, "bt_redis_new: %s", errstr);
 }
 

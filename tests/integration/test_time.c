@@ -359,3 +359,47 @@ Test(time, a_workflow_past_its_execution_timeout_fails, .init = setup, .fini = t
     bt_test_stop(w, 10000);
     bt_test_stop(sch, 10000);
 }
+
+/* The scheduler's "late_ms_max=" at its stop (-1 when not found in the log). */
+static long late_ms_max(void)
+{
+    char line[1024];
+    long late = -1;
+    FILE *f = fopen(stack.log, "r");
+    const char *p;
+
+    while (f && fgets(line, sizeof(line), f))
+        if (strstr(line, "prog=scheduler") && (p = strstr(line, "late_ms_max=")))
+            late = strtol(p + strlen("late_ms_max="), NULL, 10);
+    if (f)
+        fclose(f);
+    return late;
+}
+
+/* An idle scheduler sleeps until the earliest timer it knows of, up to 1 s
+ * (scheduler/wake.h); a timer committed meanwhile that is due sooner must
+ * wake it (commit.lua publishes on <kp>:wake), not wait for that wake-up.
+ * Three 300 ms sleeps one after the other, each started with nothing else
+ * pending: without the wake-up each would be up to 700 ms late. */
+Test(time, an_idle_scheduler_wakes_for_a_timer_due_before_its_wake_up, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    pid_t w = bt_stack_worker(&stack, "timing", NULL), sch = bt_stack_scheduler(&stack);
+    long late;
+
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        bt_test_sleep_ms(1200); /* the scheduler is asleep for up to 1 s now */
+        snprintf(id, sizeof(id), "idle-%d", i);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "sleeper", id, json_pack("{s:i}", "ms", 300)), 0);
+        json_decref(wait_results(i + 1, 20000));
+    }
+    cr_assert_eq(bt_test_stop(sch, 10000), 0);
+    late = late_ms_max();
+    cr_assert(
+        late >= 0 && late < 150,
+        "a timer fired %ld ms late: the scheduler slept through its wake-up (see %s)",
+        late, stack.log);
+    bt_test_stop(w, 10000);
+}

@@ -1,0 +1,73 @@
+/* baton-worker's start-up checks, run as a deploy meets them: the real
+ * binary against a real stack (redis-server and the mock cluster on
+ * loopback), so that a refusal is the worker's own and not a missing
+ * service. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "stack.h"
+
+static struct bt_stack stack;
+
+static void setup(void)
+{
+    cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
+}
+
+static void teardown(void)
+{
+    bt_stack_stop(&stack);
+}
+
+/* Runs baton-worker with the stack's settings, BATON_PLUGINS emptied (an
+ * inherited one must not load a plugin) and args (NULL-terminated); returns
+ * its exit status, -1 when it still runs after 15 s. */
+static int run_worker(const char *const *args)
+{
+    const char *argv[8] = {BT_BIN_DIR "/baton-worker"}, *env[12] = {NULL};
+    size_t n = 0, argc = 1;
+    pid_t pid;
+    int status;
+
+    while (stack.envp[n] && n < 10) {
+        env[n] = stack.envp[n];
+        n++;
+    }
+    env[n] = "BATON_PLUGINS=";
+    for (; args && *args && argc < 7; args++)
+        argv[argc++] = *args;
+    pid = bt_test_spawn(argv, env, stack.log);
+    cr_assert_gt(pid, 0);
+    status = bt_test_wait(pid, 15000);
+    if (status < 0)
+        bt_test_kill9(pid);
+    return status;
+}
+
+Test(worker, refuses_to_start_without_a_plugin, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    int status = run_worker(NULL);
+
+    cr_assert_eq(status, 2, "exit status %d, see %s", status, stack.log);
+    cr_assert_eq(bt_test_count_lines_with(stack.log,
+                                          "msg=\"nothing to run: no workflow or activity "
+                                          "registered (plugins=0); give --plugin lib.so"),
+                 1, "no clear error in %s", stack.log);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, "partitions assigned"), 0,
+                 "it joined a group first: see %s", stack.log);
+}
+
+Test(worker, refuses_to_start_when_its_plugins_register_nothing, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    int status =
+        run_worker((const char *const[]){"--plugin", BT_PLUGIN_DIR "/empty.so", NULL});
+
+    cr_assert_eq(status, 2, "exit status %d, see %s", status, stack.log);
+    cr_assert_eq(bt_test_count_lines_with(
+                     stack.log, "nothing to run: no workflow or activity registered "
+                                "(plugins=1)"),
+                 1, "no clear error in %s", stack.log);
+}
