@@ -204,3 +204,19 @@ Test(cli, history_follow_streams_until_the_instance_finishes, .init = setup,
                   strstr(out, "finished"),
               "%s", out);
 }
+
+/* The issue's report: replay-check could not load a plugin whose activities
+ * call the SDK (undefined symbol bt_act_attempt). It loads the repository's
+ * own examples, each with the symbols from libbaton, as the worker does. */
+Test(cli, replay_check_loads_every_plugin_the_worker_loads, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    char out[8192];
+
+    cr_assert_eq(BATON(out, "replay-check", "--plugin", BT_PLUGIN_DIR "/campaigns.so",
+                       "--plugin", BT_PLUGIN_DIR "/registration.so", "--plugin",
+                       BT_PLUGIN_DIR "/flows.so"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "replay-check: 0 instances replayed"), "%s", out);
+    cr_assert(!strstr(out, "undefined symbol"), "%s", out);
+}
