@@ -102,7 +102,7 @@ struct bt_store *bt_cli_store(const struct bt_config *cfg)
         bool refused = reply && !strncmp(reply->str, "NOAUTH", 6);
         fprintf(stderr, "baton: %s Redis at %s: %s\n  (%s)\n",
                 refused ? "refused by" : "cannot reach", cfg->redis,
-                reply ? reply->str : "connection failed",
+                reply ? reply->str : "no connection, or no answer in time",
                 refused ? "check --redis-user / BATON_REDIS_USER and the password: "
                           "BATON_REDIS_PASSWORD or --redis-password-file"
                         : "is `baton dev` running, or are --redis / BATON_REDIS right?");
