@@ -28,10 +28,12 @@ static json_t *read_input(const char *arg)
     return root;
 }
 
-/* Follows the instance's status until it is final (or blocked): reads it
- * again whenever its history grows (a blocking read, no polling), and at
- * least once a second (blocked leaves no "finished" record). */
-static int wait_result(const struct bt_config *cfg, const char *id, int64_t timeout_ms)
+/* Follows the instance's status until it is final (or blocked) on run
+ * min_run or a later one: reads it again whenever its history grows (a
+ * blocking read, no polling), and at least once a second (blocked leaves no
+ * "finished" record). */
+static int wait_result(const struct bt_config *cfg, const char *id, int min_run,
+                       int64_t timeout_ms)
 {
     struct bt_store *store = bt_cli_store(cfg);
     char key[600], after[64] = "0-0";
@@ -42,15 +44,17 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
         return ret;
     bt_store_key(store, id, "", key, sizeof(key));
     while (bt_clock_now_ms() < deadline) {
-        redisReply *reply =
-            bt_redis_command(bt_store_redis(store), "HMGET %s status result error", key);
+        redisReply *reply = bt_redis_command(bt_store_redis(store),
+                                             "HMGET %s status result error run", key);
         const char *status = NULL;
-        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
             fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
             freeReplyObject(reply);
             goto out;
         }
-        status = reply->element[0]->str;
+        /* the run the start replaces may still be the one in Redis */
+        if (!reply->element[3]->str || atoi(reply->element[3]->str) >= min_run)
+            status = reply->element[0]->str;
         if (status && !strcmp(status, "completed")) {
             printf("%s\n", reply->element[1]->str ? reply->element[1]->str : "null");
             ret = BT_EXIT_OK;
@@ -266,7 +270,8 @@ static int send_start(struct bt_config *cfg, struct bt_store *store,
         printf("%s\n", msg->id);
         return BT_EXIT_OK;
     }
-    return wait_result(cfg, msg->id, timeout_arg);
+    /* a new run follows the one replaced; the instance used is on its own */
+    return wait_result(cfg, msg->id, use ? 0 : (int)msg->replaces_run + 1, timeout_arg);
 }
 
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
