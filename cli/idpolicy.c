@@ -37,48 +37,45 @@ out:
     return ret;
 }
 
-/* Prints the types the live workers of the set at key run, for the refusal. */
-static void print_types(struct bt_store *store, const char *key)
+/* Prints the types of the reply to ZRANGE, for the refusal. */
+static void print_types(const redisReply *types)
 {
-    redisReply *reply = bt_redis_command(bt_store_redis(store), "ZRANGE %s 0 -1", key);
-
-    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
-         i++)
-        fprintf(stderr, "%s%s", i ? ", " : "", reply->element[i]->str);
-    freeReplyObject(reply);
+    for (size_t i = 0; i < types->elements; i++)
+        fprintf(stderr, "%s%s", i ? ", " : "", types->element[i]->str);
 }
 
 int bt_cli_check_type(struct bt_store *store, const char *queue, const char *type,
                       bool refuse)
 {
     char key[600];
-    redisReply *score, *exists = NULL;
+    redisReply *types;
     int ret = BT_EXIT_UNAVAILABLE;
 
     queue = queue ? queue : "default";
     bt_types_key(bt_store_prefix(store), queue, key, sizeof(key));
-    score = bt_redis_command(bt_store_redis(store), "ZSCORE %s %s", key, type);
-    if (!score || score->type == REDIS_REPLY_ERROR)
+    /* one read of the whole set: a first heartbeat between two reads would
+     * make the type look missing from a set that holds it */
+    types = bt_redis_command(bt_store_redis(store), "ZRANGE %s 0 -1", key);
+    if (!types || types->type != REDIS_REPLY_ARRAY)
         goto out;
     ret = BT_EXIT_OK;
-    if (score->type == REDIS_REPLY_STRING)
-        goto out;
-    exists = bt_redis_command(bt_store_redis(store), "EXISTS %s", key);
-    /* no live worker of the queue says what it runs: the serving warning
-     * (start.c) tells the user when none lives at all */
-    if (!exists || exists->type != REDIS_REPLY_INTEGER || exists->integer == 0)
+    /* empty: no live worker of the queue says what it runs; the serving
+     * warning (start.c) tells the user when none lives at all */
+    for (size_t i = 0; i < types->elements; i++)
+        if (!strcmp(types->element[i]->str, type))
+            goto out;
+    if (types->elements == 0)
         goto out;
     fprintf(stderr,
             "baton start: %s: no live worker of queue \"%s\" runs workflow type "
             "\"%s\" (they run: ",
             refuse ? "error" : "warning", queue, type);
-    print_types(store, key);
+    print_types(types);
     fprintf(stderr, ")%s\n",
             refuse ? "; deploy a plugin that registers it, or check the type and --queue"
                    : "; it must be deployed by the time the start fires");
     ret = refuse ? BT_EXIT_FAIL : BT_EXIT_OK;
 out:
-    freeReplyObject(score);
-    freeReplyObject(exists);
+    freeReplyObject(types);
     return ret;
 }
