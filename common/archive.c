@@ -1,0 +1,445 @@
+/* Archive, then delete: the claims and the deletes are Lua scripts
+ * (retention_claim.lua, retention_delete.lua), the archive messages are built
+ * here from the run's history stream and the instance's meta hash. A run's
+ * history is split over several messages ("part" of "parts") only when it
+ * does not fit in one under max-payload. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "archive.h"
+#include "err.h"
+#include "journal.h"
+#include "log.h"
+#include "lua_scripts.h"
+
+/* A failed delivery is tried again this much later; a message too big for
+ * Kafka only after an operator could have raised its limits. */
+#define RETRY_FAILED_MS 10000
+#define RETRY_TOOBIG_MS 3600000
+#define RETRY_OUTBOX_MS 5000
+#define RECORD_OVERHEAD 1 /* the comma between two records */
+
+static void set_names(const struct bt_store *store, char *set, char *leased, size_t n)
+{
+    snprintf(set, n, "%s:retention", bt_store_prefix(store));
+    snprintf(leased, n, "%s:retention:leased", bt_store_prefix(store));
+}
+
+/* Fills ar from a claim's member and token; 0 or BT_ENOMEM. */
+static int claimed(struct bt_archive_run *ar, const char *member, long long token)
+{
+    const char *bar = strchr(member, '|');
+
+    memset(ar, 0, sizeof(*ar));
+    if (!(ar->member = strdup(member)))
+        return BT_ENOMEM;
+    ar->run = bar ? atoi(member) : 0;
+    ar->id = bar ? ar->member + (bar - member) + 1 : ar->member;
+    ar->token = token;
+    ar->action = BT_ARCHIVE_RETRY;
+    return 0;
+}
+
+int bt_archive_claim(struct bt_store *store, int64_t now_ms, size_t limit,
+                     const char *const *members, size_t n_members,
+                     struct bt_archive_run **runs, size_t *n)
+{
+    char set[300], leased[300], now[32], lease[32], lim[32];
+    const char **argv = calloc(5 + n_members, sizeof(*argv));
+    redisReply *reply = NULL;
+    int ret = BT_EAGAIN;
+
+    *runs = NULL;
+    *n = 0;
+    if (!argv)
+        return BT_ENOMEM;
+    set_names(store, set, leased, sizeof(set));
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    snprintf(lease, sizeof(lease), "%d", BT_ARCHIVE_LEASE_MS);
+    snprintf(lim, sizeof(lim), "%zu", limit);
+    argv[0] = set;
+    argv[1] = leased;
+    argv[2] = now;
+    argv[3] = lease;
+    argv[4] = lim;
+    for (size_t i = 0; i < n_members; i++)
+        argv[5 + i] = members[i];
+    reply = bt_redis_eval(bt_store_redis(store), bt_lua_retention_claim, 2,
+                          (int)(5 + n_members), argv, NULL);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            bt_log(BT_LOG_WARN, "retention claim refused by redis: %s", reply->str);
+        goto out;
+    }
+    if (reply->elements && !(*runs = calloc(reply->elements / 2, sizeof(**runs)))) {
+        ret = BT_ENOMEM;
+        goto out;
+    }
+    /* the runs are claimed now: each one is returned, even if memory runs out
+     * (its lease then expires and it is claimed again) */
+    ret = 0;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2)
+        if (claimed(&(*runs)[*n], reply->element[i]->str,
+                    reply->element[i + 1]->integer) == 0)
+            (*n)++;
+out:
+    freeReplyObject(reply);
+    free(argv);
+    return ret;
+}
+
+/* ---- reading a run ---- */
+
+static const char *field(const redisReply *hash, const char *name)
+{
+    for (size_t i = 0; i + 1 < hash->elements; i += 2)
+        if (!strcmp(hash->element[i]->str, name))
+            return hash->element[i + 1]->str;
+    return NULL;
+}
+
+/* The records of a history stream, in order: a new array of parsed records
+ * (a record that is not JSON is kept as its text), *entries the stream
+ * entries. NULL when Redis did not answer. */
+static json_t *read_history(struct bt_store *store, const char *key, int64_t *entries)
+{
+    redisReply *reply = bt_redis_command(bt_store_redis(store), "XRANGE %s - +", key);
+    json_t *records;
+
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(reply);
+        return NULL;
+    }
+    records = json_array();
+    *entries = (int64_t)reply->elements;
+    /* [[id, [field, value, ...]], ...]: one entry per decision, "e" records */
+    for (size_t i = 0; records && i < reply->elements; i++) {
+        const redisReply *fields = reply->element[i]->element[1];
+        for (size_t f = 1; f < fields->elements; f += 2) {
+            const redisReply *v = fields->element[f];
+            json_t *rec = json_loadb(v->str, v->len, 0, NULL);
+            json_array_append_new(records, rec ? rec : json_stringn(v->str, v->len));
+        }
+    }
+    freeReplyObject(reply);
+    return records;
+}
+
+/* Adds the JSON text of meta field name to root as key, when there is one. */
+static void set_json_field(json_t *root, const char *key, const redisReply *meta,
+                           const char *name)
+{
+    const char *text = field(meta, name);
+    json_t *v = text && *text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+
+    if (v)
+        json_object_set_new(root, key, v);
+}
+
+/* The workflow type of a run whose instance is gone: its "started" record. */
+static const char *type_in(const json_t *records)
+{
+    const json_t *first = json_array_get(records, 0);
+    const char *type = json_string_value(json_object_get(first, "workflow"));
+
+    return type ? type : "(unknown)";
+}
+
+/* The fields of every part of ar's archive message but its history. */
+static json_t *header(const struct bt_archive_run *ar, const redisReply *meta,
+                      const json_t *records)
+{
+    const char *type = meta ? field(meta, "type") : NULL;
+    const json_t *last = json_array_get(records, json_array_size(records) - 1);
+    json_int_t finished = json_integer_value(json_object_get(last, "ts"));
+    json_t *root;
+
+    root = json_pack("{s:i, s:s, s:s, s:s, s:i, s:s}", "v", 1, "type", "archive", "id",
+                     ar->id, "workflow", type ? type : type_in(records), "run", ar->run,
+                     "status", ar->last ? field(meta, "status") : "continued");
+    if (!root)
+        return NULL;
+    if (ar->last) {
+        set_json_field(root, "result", meta, "result");
+        set_json_field(root, "error", meta, "error");
+    }
+    if (ar->last && field(meta, "parent"))
+        json_object_set_new(
+            root, "parent",
+            json_pack(
+                "{s:s, s:I}", "id", field(meta, "parent"), "seq",
+                (json_int_t)atoll(field(meta, "pseq") ? field(meta, "pseq") : "0")));
+    if (ar->last && field(meta, "created"))
+        json_object_set_new(root, "created", json_integer(atoll(field(meta, "created"))));
+    if (!finished && ar->last && field(meta, "updated"))
+        finished = atoll(field(meta, "updated"));
+    json_object_set_new(root, "finished", json_integer(finished));
+    return root;
+}
+
+/* ---- producing its parts ---- */
+
+/* Encoded length of v. */
+static size_t encoded_len(const json_t *v)
+{
+    return json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* Produces records[from, to) with head as part `part` of `parts`. */
+static int produce_part(const struct bt_config *cfg, rd_kafka_t *rk,
+                        struct bt_archive_run *ar, json_t *head, const json_t *records,
+                        size_t from, size_t to, int part, int parts)
+{
+    json_t *root = json_deep_copy(head), *slice = json_array();
+    char topic[300], *text = NULL;
+    int ret = BT_ENOMEM;
+
+    for (size_t i = from; slice && i < to; i++)
+        json_array_append(slice, json_array_get(records, i));
+    if (!root || !slice)
+        goto out;
+    json_object_set(root, "history", slice);
+    if (parts > 1) {
+        json_object_set_new(root, "part", json_integer(part));
+        json_object_set_new(root, "parts", json_integer(parts));
+    }
+    if (!(text = json_dumps(root, JSON_COMPACT)))
+        goto out;
+    bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
+    ret = bt_kafka_produce(rk, topic, ar->id, strlen(ar->id), text, strlen(text),
+                           &ar->batch);
+out:
+    free(text);
+    json_decref(slice);
+    json_decref(root);
+    return ret;
+}
+
+/* Splits records into parts that fit max-payload with head, and produces
+ * them in order (one partition: the id's). */
+static int produce_all(const struct bt_config *cfg, rd_kafka_t *rk,
+                       struct bt_archive_run *ar, json_t *head, const json_t *records)
+{
+    size_t n = json_array_size(records), used = 0;
+    /* the header is in every part, with room for "history", part and parts */
+    size_t head_len = encoded_len(head) + 64;
+    size_t budget = (size_t)cfg->max_payload > head_len
+                        ? (size_t)cfg->max_payload - head_len
+                        : 1;                   /* one record a part */
+    size_t *cut = calloc(n + 2, sizeof(*cut)); /* part p: records [cut[p], cut[p+1]) */
+    int parts = 0, ret = 0;
+
+    if (!cut)
+        return BT_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = encoded_len(json_array_get(records, i)) + RECORD_OVERHEAD;
+        if (i > 0 && used + len > budget) {
+            cut[++parts] = i;
+            used = 0;
+        }
+        used += len;
+    }
+    cut[++parts] = n;
+    for (int p = 0; p < parts && ret == 0; p++)
+        ret = produce_part(cfg, rk, ar, head, records, cut[p], cut[p + 1], p + 1, parts);
+    ar->parts = ret == 0 ? parts : 0;
+    free(cut);
+    return ret;
+}
+
+/* The tombstone kept once the instance is gone: "<ttl>|<json>". */
+static char *tombstone(const struct bt_config *cfg, const json_t *head, int64_t now_ms)
+{
+    const char *type = json_string_value(json_object_get(head, "workflow"));
+    int64_t ttl = bt_config_retention(cfg->retention_ms, cfg->retention_types,
+                                      cfg->n_retention_types, type);
+    json_t *root;
+    char topic[300], *text, *out = NULL;
+
+    if (ttl > BT_ARCHIVE_TOMBSTONE_MAX_MS)
+        ttl = BT_ARCHIVE_TOMBSTONE_MAX_MS;
+    if (ttl < 1000)
+        ttl = 1000;
+    bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
+    root = json_pack("{s:O, s:O, s:O, s:O, s:I, s:s}", "workflow",
+                     json_object_get(head, "workflow"), "status",
+                     json_object_get(head, "status"), "run", json_object_get(head, "run"),
+                     "finished", json_object_get(head, "finished"), "deleted",
+                     (json_int_t)now_ms, "archive", topic);
+    if (root && (text = json_dumps(root, JSON_COMPACT))) {
+        size_t len = strlen(text) + 32;
+        if ((out = malloc(len)))
+            snprintf(out, len, "%lld|%s", (long long)ttl, text);
+        free(text);
+    }
+    json_decref(root);
+    return out;
+}
+
+/* Whether meta (of a last run) may be archived now: finished (else DROP),
+ * with nothing left in its outbox (its result not on Kafka yet: RETRY). */
+static bool ready(struct bt_store *store, struct bt_archive_run *ar,
+                  const redisReply *meta, int64_t now_ms)
+{
+    const char *status = field(meta, "status");
+    char key[600];
+    redisReply *reply;
+    bool empty;
+
+    if (!status || !bt_status_final(bt_status_parse(status))) {
+        bt_log(BT_LOG_ERROR,
+               "a run in the retention set has not finished: not deleting "
+               "it workflow=%s run=%d status=%s",
+               ar->id, ar->run, status ? status : "?");
+        ar->action = BT_ARCHIVE_DROP;
+        return false;
+    }
+    reply = bt_redis_command(bt_store_redis(store), "EXISTS %s",
+                             bt_store_key(store, ar->id, ":outbox", key, sizeof(key)));
+    empty = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
+    freeReplyObject(reply);
+    if (!empty)
+        ar->retry_at = now_ms + RETRY_OUTBOX_MS;
+    return empty;
+}
+
+int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
+                       rd_kafka_t *rk, struct bt_archive_run *ar, int64_t now_ms)
+{
+    char key[600], suffix[64];
+    redisReply *meta;
+    json_t *records = NULL, *head = NULL;
+    int ret = BT_EAGAIN;
+
+    ar->action = BT_ARCHIVE_RETRY;
+    ar->retry_at = now_ms;
+    meta = bt_redis_command(bt_store_redis(store), "HGETALL %s",
+                            bt_store_key(store, ar->id, "", key, sizeof(key)));
+    if (!meta || meta->type != REDIS_REPLY_ARRAY)
+        goto out;
+    ar->last = field(meta, "run") && atoi(field(meta, "run")) == ar->run;
+    if (ar->last && !ready(store, ar, meta, now_ms)) {
+        ret = 0;
+        goto out;
+    }
+    snprintf(suffix, sizeof(suffix), ar->last ? ":history" : ":history:%d", ar->run);
+    if (!(records =
+              read_history(store, bt_store_key(store, ar->id, suffix, key, sizeof(key)),
+                           &ar->entries)))
+        goto out;
+    if (!ar->last && ar->entries == 0) {
+        /* an earlier run with nothing left (`baton delete` took it): the
+         * claim only goes */
+        ar->action = BT_ARCHIVE_DELETE;
+        ret = 0;
+        goto out;
+    }
+    ret = BT_ENOMEM;
+    if (!(head = header(ar, meta->elements ? meta : NULL, records)) ||
+        (ar->last && !(ar->tombstone = tombstone(cfg, head, now_ms))))
+        goto out;
+    ret = produce_all(cfg, rk, ar, head, records);
+    if (ret == 0) {
+        ar->action = BT_ARCHIVE_DELETE;
+    } else if (ret == BT_ETOOBIG) {
+        bt_log(BT_LOG_ERROR,
+               "cannot archive a run: a part is over Kafka's message.max.bytes; "
+               "trying again in an hour workflow=%s run=%d",
+               ar->id, ar->run);
+        ar->retry_at = now_ms + RETRY_TOOBIG_MS;
+    }
+out:
+    json_decref(head);
+    json_decref(records);
+    freeReplyObject(meta);
+    return ret;
+}
+
+/* ---- ending the claims ---- */
+
+int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_t n,
+                      int64_t now_ms)
+{
+    char set[300], leased[300], now[32];
+    char(*nums)[3][32] = calloc(n ? n : 1, sizeof(*nums));
+    const char **argv = calloc(4 + 6 * n, sizeof(*argv));
+    redisReply *reply = NULL;
+    int ret = BT_ENOMEM;
+
+    if (!nums || !argv)
+        goto out;
+    set_names(store, set, leased, sizeof(set));
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms);
+    argv[0] = set;
+    argv[1] = leased;
+    argv[2] = bt_store_prefix(store);
+    argv[3] = now;
+    for (size_t i = 0; i < n; i++) {
+        struct bt_archive_run *ar = &runs[i];
+        const char **a = argv + 4 + 6 * i;
+        BT_ASSERT(ar->batch.pending == 0);
+        if (ar->action == BT_ARCHIVE_DELETE && ar->batch.failed) {
+            bt_log(BT_LOG_WARN,
+                   "cannot archive a run: %s; trying again workflow=%s run=%d",
+                   rd_kafka_err2str(ar->batch.err), ar->id, ar->run);
+            ar->action = BT_ARCHIVE_RETRY;
+            ar->retry_at = now_ms + RETRY_FAILED_MS;
+        }
+        snprintf(nums[i][0], sizeof(nums[i][0]), "%lld", (long long)ar->token);
+        snprintf(nums[i][1], sizeof(nums[i][1]), "%lld", (long long)ar->retry_at);
+        snprintf(nums[i][2], sizeof(nums[i][2]), "%lld", (long long)ar->entries);
+        a[0] = ar->member;
+        a[1] = nums[i][0];
+        /* a dropped run is deleted from the leased set by the script's
+         * refusal: it says so again (-1) */
+        a[2] = ar->action == BT_ARCHIVE_RETRY ? "r" : "d";
+        a[3] = nums[i][1];
+        a[4] = nums[i][2];
+        a[5] = ar->tombstone ? ar->tombstone : "";
+    }
+    reply = bt_redis_eval(bt_store_redis(store), bt_lua_retention_delete, 2,
+                          (int)(4 + 6 * n), argv, NULL);
+    ret = BT_EAGAIN;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            bt_log(BT_LOG_WARN, "retention delete refused by redis: %s", reply->str);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        runs[i].result = (int)reply->element[i]->integer;
+    ret = 0;
+out:
+    freeReplyObject(reply);
+    free(argv);
+    free(nums);
+    return ret;
+}
+
+void bt_archive_runs_free(struct bt_archive_run *runs, size_t n)
+{
+    for (size_t i = 0; runs && i < n; i++) {
+        free(runs[i].member);
+        free(runs[i].tombstone);
+    }
+    free(runs);
+}
+
+int64_t bt_archive_backlog(struct bt_store *store, int64_t now_ms)
+{
+    char set[300], leased[300];
+    struct bt_redis *r = bt_store_redis(store);
+    redisReply *due, *held;
+    int64_t n = BT_EAGAIN;
+
+    set_names(store, set, leased, sizeof(set));
+    due = bt_redis_command(r, "ZCOUNT %s -inf %lld", set, (long long)now_ms);
+    held = due ? bt_redis_command(r, "ZCARD %s", leased) : NULL;
+    if (due && held && due->type == REDIS_REPLY_INTEGER &&
+        held->type == REDIS_REPLY_INTEGER)
+        n = due->integer + held->integer;
+    freeReplyObject(due);
+    freeReplyObject(held);
+    return n;
+}
