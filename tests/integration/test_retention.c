@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stack.h"
 
@@ -176,6 +177,9 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
     cr_assert_eq(integer("ZCARD %s:retention", stack.prefix, NULL), 25,
                  "every finished run is due once");
 
+    /* a running instance in the retention set (none is put there, but were
+     * one) is left alone, and leaves the set */
+    cr_assert_eq(integer("ZADD %s:retention 0 1|%s", stack.prefix, "open-1"), 1);
     scheduler = bt_stack_scheduler(&stack);
     cr_assert_gt(scheduler, 0);
     await_all("done", 20, "", 30000);
@@ -218,5 +222,247 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
     json_decref(archive);
     json_decref(histories);
     bt_test_stop(scheduler, 10000);
+    bt_test_kill9(worker);
+}
+
+/* Every archive message read validates against schemas/archive.schema.json
+ * (python3-jsonschema, as `make test` uses for the golden cases). */
+static void expect_valid(const json_t *archive)
+{
+    char path[] = "/tmp/baton-archive-XXXXXX", cmd[1024];
+    const char *key;
+    json_t *list, *msg;
+    size_t i;
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+    cr_assert(f);
+    json_object_foreach((json_t *)(uintptr_t)archive, key, list)
+        json_array_foreach(list, i, msg) json_dumpf(msg, f, JSON_COMPACT),
+        fputc('\n', f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd),
+             "python3 -c 'import json, sys; from jsonschema import Draft202012Validator "
+             "as V; v = V(json.load(open(\"%s/schemas/archive.schema.json\"))); "
+             "[v.validate(json.loads(l)) for l in open(\"%s\")]'",
+             BT_SOURCE_DIR, path);
+    cr_expect_eq(system(cmd), 0, "an archive message does not match its schema");
+    unlink(path);
+}
+
+/* Makes every run in the retention set due now (its retention ended). */
+static void expire_all(void)
+{
+    redisReply *reply = bt_stack_redis(&stack,
+                                       "ZUNIONSTORE %s:retention 1 %s:retention "
+                                       "WEIGHTS 0",
+                                       stack.prefix, stack.prefix);
+
+    cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+}
+
+/* Two real schedulers claim from one retention set at once: each run (of
+ * 400 chains and of 4 instances that continued as new twice) reaches the
+ * archive exactly once, and every instance goes. The loops sleep, so the
+ * schedulers run from the start; the runs' retention (1 h) ends when the test
+ * says so, once their histories are read. */
+Test(retention, two_schedulers_archive_each_run_exactly_once)
+{
+    const char *looping[] = {"--plugin", BT_PLUGIN_DIR "/looping.so", NULL};
+    json_t *histories = json_object(), *archive;
+    pid_t worker, schedulers[2];
+    const int n = 400, loops = 4;
+
+    retention("1h", NULL);
+    worker = bt_stack_worker(&stack, "flows", looping);
+    for (int s = 0; s < 2; s++)
+        cr_assert_gt(schedulers[s] = bt_stack_scheduler(&stack), 0);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "c-%d", i);
+        start("chain3", id);
+    }
+    for (int i = 0; i < loops; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "loop-%d", i);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "looper", id,
+                              json_pack("{s:i, s:i, s:i}", "i", 0, "until", 3, "sum", 0)),
+            0);
+    }
+    await_all("c", n, "completed", 90000);
+    await_all("loop", loops, "completed", 90000);
+    snapshot(histories, "c", n, 1);
+    snapshot(histories, "loop", loops, 3);
+
+    expire_all();
+    await_all("c", n, "", 60000);
+    await_all("loop", loops, "", 60000);
+    for (int i = 0; i < loops; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "loop-%d", i);
+        cr_expect_eq(keys_of(id), 0, "%s left keys (earlier runs?)", id);
+    }
+    archive = archived();
+    cr_expect_eq(expect_archived_once(archive, histories), (size_t)(n + 3 * loops));
+    const json_t *run1 = json_array_get(json_object_get(archive, "loop-0|1"), 0);
+    const json_t *run3 = json_array_get(json_object_get(archive, "loop-0|3"), 0);
+    cr_expect_str_eq(json_string_value(json_object_get(run1, "status")), "continued");
+    cr_expect_str_eq(json_string_value(json_object_get(run3, "status")), "completed");
+    expect_valid(archive);
+    cr_expect_eq(integer("ZCARD %s:retention", stack.prefix, NULL), 0);
+    cr_expect_eq(integer("ZCARD %s:retention:leased", stack.prefix, NULL), 0);
+    json_decref(archive);
+    json_decref(histories);
+    for (int s = 0; s < 2; s++)
+        cr_expect_eq(bt_test_stop(schedulers[s], 10000), 0);
+    bt_test_kill9(worker);
+}
+
+/* Instances "<name>-<i>", i < n, still in Redis. */
+static int left(const char *name, int n)
+{
+    char id[64];
+    int k = 0;
+
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s-%d", name, i);
+        k += exists(id);
+    }
+    return k;
+}
+
+/* With the broker down, the scheduler claims and produces but deletes
+ * nothing: the archive is not confirmed. Once it is back, every instance is
+ * archived once and deleted. */
+Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
+{
+    json_t *histories = json_object(), *archive;
+    const int n = 30;
+    pid_t worker, scheduler;
+    bool ok;
+
+    retention("1s", NULL);
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "k-%d", i);
+        start("chain3", id);
+    }
+    await_all("k", n, "completed", 60000);
+    snapshot(histories, "k", n, 1);
+    bt_test_kill9(worker);
+
+    cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
+    cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(ok, integer("ZCARD %s:retention:leased", stack.prefix, NULL) == n,
+                       30000);
+    cr_assert(ok, "the scheduler claimed the expired runs");
+    /* a window to see nothing go (the producer keeps its messages queued for
+     * message.timeout.ms, 5 min, far longer) */
+    int64_t until = bt_test_now_ms() + 3000;
+    while (bt_test_now_ms() < until) {
+        cr_assert_eq(left("k", n), n, "deleted while its archive was not confirmed");
+        bt_test_sleep_ms(100);
+    }
+    cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
+    BT_TEST_WAIT_UNTIL(ok, left("k", n) == 0, 60000);
+    cr_assert(ok, "%d instances left once Kafka was back", left("k", n));
+    archive = archived();
+    cr_expect_eq(expect_archived_once(archive, histories), (size_t)n);
+    json_decref(archive);
+    json_decref(histories);
+    bt_test_stop(scheduler, 10000);
+}
+
+/* Redis is killed (SIGKILL) and restarted while a batch of runs is claimed
+ * and its archive produced but not confirmed (the broker is down meanwhile,
+ * to hold the batch there): the claims survive in Redis's append-only file,
+ * and once Kafka is back the scheduler deletes them in the restarted Redis.
+ * Every instance is archived exactly once and deleted. */
+Test(retention, a_redis_restart_during_deletion_loses_nothing)
+{
+    json_t *histories = json_object(), *archive;
+    const int n = 200;
+    pid_t worker, scheduler;
+    bool ok;
+
+    retention("1s", NULL);
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "r-%d", i);
+        start("chain3", id);
+    }
+    await_all("r", n, "completed", 120000);
+    snapshot(histories, "r", n, 1);
+    bt_test_stop(worker, 10000);
+
+    cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
+    cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(
+        ok, integer("ZCARD %s:retention:leased", stack.prefix, NULL) == 100, 30000);
+    cr_assert(ok, "the scheduler claimed a batch");
+    cr_assert_eq(bt_stack_redis_restart(&stack, "kill"), 0);
+    cr_assert_eq(integer("ZCARD %s:retention:leased", stack.prefix, NULL), 100,
+                 "the claims survive the restart");
+    cr_assert_eq(left("r", n), n);
+    cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
+    BT_TEST_WAIT_UNTIL(ok, left("r", n) == 0, 60000);
+    cr_assert(ok, "%d instances left after the restart", left("r", n));
+    archive = archived();
+    cr_expect_eq(expect_archived_once(archive, histories), (size_t)n);
+    cr_expect_eq(integer("ZCARD %s:retention:leased", stack.prefix, NULL), 0);
+    json_decref(archive);
+    json_decref(histories);
+    bt_test_stop(scheduler, 10000);
+}
+
+/* `baton delete`: a running instance is refused, a finished one is archived
+ * and deleted at once (default retention: 7 days), and both `describe` and
+ * `history` then say so. */
+Test(retention, baton_delete_archives_a_finished_instance_and_refuses_a_running_one)
+{
+    char out[8192];
+    pid_t worker = bt_stack_worker(&stack, "flows", NULL);
+    json_t *history, *archive;
+    const json_t *msg;
+
+    start("chain3", "del-0");
+    start("await_review", "del-open");
+    bool ok;
+
+    BT_TEST_WAIT_UNTIL(ok, exists("del-open"), 30000);
+    cr_assert(ok, "del-open started");
+    await_all("del", 1, "completed", 60000);
+
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "delete", "del-open"), 1, "%s", out);
+    cr_expect(strstr(out, "del-open is running: only a finished instance can be deleted"),
+              "%s", out);
+    cr_expect(exists("del-open") && keys_of("del-open") >= 3);
+
+    history = bt_stack_history(&stack, "del-0", ":history", NULL);
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "delete", "del-0"), 0, "%s", out);
+    cr_expect(strstr(out, "deleted del-0: 1 run archived to"), "%s", out);
+    cr_expect_eq(keys_of("del-0"), 0);
+    archive = archived();
+    msg = json_array_get(json_object_get(archive, "del-0|1"), 0);
+    cr_expect_eq(json_array_size(json_object_get(archive, "del-0|1")), 1);
+    cr_expect(msg && json_equal(json_object_get(msg, "history"), history));
+    expect_valid(archive);
+
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "describe", "del-0"), 1, "%s", out);
+    cr_expect(strstr(out, "del-0 was archived to") && strstr(out, "and deleted at"), "%s",
+              out);
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "history", "del-0"), 1, "%s", out);
+    cr_expect(strstr(out, "del-0 was archived to"), "%s", out);
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "delete", "del-0"), 1, "%s", out);
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "describe", "nobody"), 1, "%s", out);
+    cr_expect(strstr(out, "no workflow instance \"nobody\" (a finished instance is "
+                          "deleted when its retention ends"),
+              "%s", out);
+    json_decref(archive);
+    json_decref(history);
     bt_test_kill9(worker);
 }
