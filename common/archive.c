@@ -260,8 +260,8 @@ static char *tombstone(const struct bt_config *cfg, const json_t *head, int64_t 
 
     if (ttl > BT_ARCHIVE_TOMBSTONE_MAX_MS)
         ttl = BT_ARCHIVE_TOMBSTONE_MAX_MS;
-    if (ttl < 1000)
-        ttl = 1000;
+    if (ttl < BT_ARCHIVE_TOMBSTONE_MIN_MS)
+        ttl = BT_ARCHIVE_TOMBSTONE_MIN_MS;
     bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
     root = json_pack("{s:O, s:O, s:O, s:O, s:I, s:s}", "workflow",
                      json_object_get(head, "workflow"), "status",

@@ -25,9 +25,12 @@
  * deliveries keeps its claim; a dead holder's runs wait that long. */
 #define BT_ARCHIVE_LEASE_MS (15 * 60 * 1000)
 
-/* The tombstone of a deleted instance ("<kp>:{id}:deleted") lasts as long as
- * the instance stayed after it finished, at most this long: a few bytes per
- * instance, bounded like the instances themselves. */
+/* The tombstone of a deleted instance ("<kp>:{id}:deleted", ~200 bytes) lasts
+ * as long as the instance stayed after it finished, within these bounds: so
+ * there are about as many tombstones as finished instances kept, whatever
+ * the retention, and `baton describe` can say what became of an instance
+ * for at least a minute. */
+#define BT_ARCHIVE_TOMBSTONE_MIN_MS (60 * 1000)
 #define BT_ARCHIVE_TOMBSTONE_MAX_MS (24 * 3600 * 1000)
 
 enum bt_archive_action {

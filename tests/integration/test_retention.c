@@ -4,11 +4,13 @@
  * running one, never one whose retention has not ended, and never before
  * Kafka confirmed its archive. `baton delete` does the same at once. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "scrape.h"
 #include "stack.h"
 
 static struct bt_stack stack;
@@ -60,6 +62,33 @@ static long long keys_of(const char *id)
         n += strstr(reply->element[i]->str, "}:deleted") == NULL;
     freeReplyObject(reply);
     return n;
+}
+
+/* baton-scheduler with extra arguments (NULL-terminated). */
+static pid_t scheduler_with(const char *const *args)
+{
+    const char *argv[8] = {BT_BIN_DIR "/baton-scheduler"};
+    int argc = 1;
+
+    for (; *args && argc < 7; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+    return bt_test_spawn(argv, stack.envp, stack.log);
+}
+
+/* Sample name of the scheduler's /metrics on port, or NAN. */
+static double scraped(int port, const char *name)
+{
+    static struct bt_test_expo expo;
+    char why[256];
+    int status;
+    char *text = bt_test_http_get(port, "/metrics", &status);
+    double v = NAN;
+
+    if (text && bt_test_expo_parse(text, &expo, why, sizeof(why)))
+        v = bt_test_expo_count(&expo, name, "");
+    free(text);
+    return v;
 }
 
 static void start(const char *type, const char *id)
@@ -153,6 +182,8 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
 {
     json_t *histories = json_object(), *archive;
     pid_t worker, scheduler;
+    int port, unused;
+    char port_arg[16];
     bool ok;
 
     /* always_fails keeps 1 h: finished, but not expired */
@@ -180,9 +211,21 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
     /* a running instance in the retention set (none is put there, but were
      * one) is left alone, and leaves the set */
     cr_assert_eq(integer("ZADD %s:retention 0 1|%s", stack.prefix, "open-1"), 1);
-    scheduler = bt_stack_scheduler(&stack);
+    cr_assert_eq(bt_test_free_ports(&port, &unused), 0);
+    snprintf(port_arg, sizeof(port_arg), "%d", port);
+    scheduler = scheduler_with((const char *const[]){"--metrics-port", port_arg, NULL});
     cr_assert_gt(scheduler, 0);
     await_all("done", 20, "", 30000);
+    /* the backlog gauge is read from Redis every 2 s */
+    BT_TEST_WAIT_UNTIL(ok,
+                       scraped(port, "baton_retention_deleted_total") == 20 &&
+                           scraped(port, "baton_retention_archived_total") == 20 &&
+                           scraped(port, "baton_retention_backlog") == 0,
+                       10000);
+    cr_expect(ok, "/metrics: deleted %g archived %g backlog %g",
+              scraped(port, "baton_retention_deleted_total"),
+              scraped(port, "baton_retention_archived_total"),
+              scraped(port, "baton_retention_backlog"));
     for (int i = 0; i < 20; i++) {
         char id[32];
         snprintf(id, sizeof(id), "done-%d", i);
@@ -464,5 +507,54 @@ Test(retention, baton_delete_archives_a_finished_instance_and_refuses_a_running_
               "%s", out);
     json_decref(archive);
     json_decref(history);
+    bt_test_kill9(worker);
+}
+
+/* A history longer than max-payload goes in parts, each under it, in order
+ * on the id's partition: put together they are the whole history. */
+Test(retention, a_long_history_is_archived_in_parts_under_max_payload)
+{
+    json_t *history, *archive;
+    const json_t *parts, *msg;
+    pid_t worker, scheduler;
+    size_t i;
+    bool ok;
+
+    retention("1s", NULL);
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    char pad[301];
+    memset(pad, 'x', 300);
+    pad[300] = '\0';
+    /* each step's input and result carry it: 300 bytes in each record */
+    cr_assert_eq(bt_stack_start_wf(&stack, "chain3", "long-0",
+                                   json_pack("{s:i, s:s}", "v", 1, "pad", pad)),
+                 0);
+    await_all("long", 1, "completed", 60000);
+    history = bt_stack_history(&stack, "long-0", ":history", NULL);
+    cr_assert_gt(json_dumpb(history, NULL, 0, JSON_COMPACT), 2048,
+                 "the history is long enough to need parts at 1 KiB");
+    scheduler = scheduler_with((const char *const[]){"--max-payload", "1024", NULL});
+    BT_TEST_WAIT_UNTIL(ok, !exists("long-0"), 30000);
+    cr_assert(ok, "long-0 was deleted");
+    archive = archived();
+    parts = json_object_get(archive, "long-0|1");
+    cr_assert_gt(json_array_size(parts), 1, "one message for a run over max-payload");
+    json_t *joined = json_array();
+    json_array_foreach(parts, i, msg)
+    {
+        char *text = json_dumps(msg, JSON_COMPACT);
+        cr_expect_leq(strlen(text), 1024, "part %zu is %zu bytes", i + 1, strlen(text));
+        free(text);
+        cr_expect_eq(json_integer_value(json_object_get(msg, "part")), (json_int_t)i + 1);
+        cr_expect_eq(json_integer_value(json_object_get(msg, "parts")),
+                     (json_int_t)json_array_size(parts));
+        json_array_extend(joined, json_object_get(msg, "history"));
+    }
+    cr_expect(json_equal(joined, history), "the parts put together are the history");
+    expect_valid(archive);
+    json_decref(joined);
+    json_decref(archive);
+    json_decref(history);
+    bt_test_stop(scheduler, 10000);
     bt_test_kill9(worker);
 }
