@@ -53,59 +53,78 @@ static char **kept_runs(struct bt_store *store, const char *id, int last, size_t
     return members;
 }
 
-/* Archives and deletes the claimed runs; returns an exit status. */
-static int archive_runs(const struct bt_config *cfg, struct bt_store *store,
-                        struct bt_archive_run *runs, size_t n)
+/* Produces the archives of runs[0..n) and waits up to DELIVERY_WAIT_MS for
+ * Kafka; what it has not confirmed by then is purged, so that every report
+ * is in. Returns 0 or the exit status of a producer that cannot be made. */
+static int produce(const struct bt_config *cfg, struct bt_store *store,
+                   struct bt_archive_run *runs, size_t n)
 {
-    char errstr[512], topic[300];
+    char errstr[512];
     rd_kafka_t *rk = bt_kafka_producer_new(cfg, errstr, sizeof(errstr));
-    int64_t now = bt_clock_now_ms();
-    int ret = BT_EXIT_UNAVAILABLE, delivered = 0;
+    int64_t now = bt_clock_now_ms(), deadline = bt_clock_mono_ms() + DELIVERY_WAIT_MS;
 
     if (!rk) {
         fprintf(stderr, "baton: %s\n", errstr);
         return BT_EXIT_USAGE;
     }
-    bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
     for (size_t i = 0; i < n; i++)
         bt_archive_prepare(store, cfg, rk, &runs[i], now);
-    for (size_t i = 0; i < n; i++)
-        if (bt_kafka_wait(rk, &runs[i].batch, DELIVERY_WAIT_MS) == 0 &&
-            runs[i].action == BT_ARCHIVE_DELETE)
-            delivered++;
-    if (delivered < (int)n) {
-        /* the claims stay: a scheduler takes them over when they expire, and
-         * a message still queued here is dropped with this process */
-        fprintf(stderr,
-                "baton: cannot archive to Kafka topic %s at %s: nothing deleted (try "
-                "again; a scheduler also will)\n",
-                topic, cfg->brokers);
-        goto out;
+    for (size_t i = 0; i < n; i++) {
+        int64_t left = deadline - bt_clock_mono_ms();
+        bt_kafka_wait(rk, &runs[i].batch, left > 0 ? (int)left : 0);
     }
-    if (bt_archive_settle(store, runs, n, bt_clock_now_ms())) {
-        fprintf(stderr,
-                "baton: archived, but cannot delete from Redis at %s: a "
-                "scheduler will, once its claim expires\n",
-                cfg->redis);
-        goto out;
-    }
-    ret = BT_EXIT_OK;
-    for (size_t i = 0; i < n; i++)
-        if (runs[i].result != 1)
-            ret = BT_EXIT_FAIL;
-    if (ret == BT_EXIT_OK)
-        printf("deleted %s: %zu run%s archived to %s\n", runs[n - 1].id, n,
-               n == 1 ? "" : "s", topic);
-    else
-        fprintf(stderr, "baton: %s changed while it was archived: not deleted\n",
-                runs[n - 1].id);
-out:
-    /* messages still queued point at runs: drop them before runs goes */
+    /* a purged message may still have reached Kafka: its run is put back
+     * and archived again later, at least once */
     rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     for (size_t i = 0; i < n; i++)
-        bt_kafka_wait(rk, &runs[i].batch, 5000);
+        bt_kafka_wait(rk, &runs[i].batch, -1);
     rd_kafka_destroy(rk);
-    return ret;
+    return 0;
+}
+
+/* Archives and deletes the claimed runs; returns an exit status. */
+static int archive_runs(const struct bt_config *cfg, struct bt_store *store,
+                        struct bt_archive_run *runs, size_t n)
+{
+    char topic[300];
+    size_t deleted = 0, unsent = 0, waiting = 0;
+    int ret = produce(cfg, store, runs, n);
+
+    if (ret)
+        return ret;
+    bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
+    /* delivered runs are deleted, the others put back for a scheduler */
+    if (bt_archive_settle(store, runs, n, bt_clock_now_ms())) {
+        fprintf(stderr,
+                "baton: cannot end the deletion in Redis at %s: a scheduler will, "
+                "once its claim expires\n",
+                cfg->redis);
+        return BT_EXIT_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        deleted += runs[i].action == BT_ARCHIVE_DELETE && runs[i].result == 1;
+        unsent += runs[i].action == BT_ARCHIVE_RETRY && runs[i].parts > 0;
+        waiting += runs[i].result == -2 ||
+                   (runs[i].action == BT_ARCHIVE_RETRY && runs[i].parts == 0);
+    }
+    if (deleted == n) {
+        printf("deleted %s: %zu run%s archived to %s\n", runs[n - 1].id, n,
+               n == 1 ? "" : "s", topic);
+        return BT_EXIT_OK;
+    }
+    if (unsent)
+        fprintf(stderr, "baton: cannot archive to Kafka topic %s at %s", topic,
+                cfg->brokers);
+    else if (waiting)
+        fprintf(stderr, "baton: %s's result is not on Kafka yet (try again in a moment)",
+                runs[n - 1].id);
+    else
+        fprintf(stderr, "baton: %s changed while it was archived", runs[n - 1].id);
+    fprintf(stderr,
+            ": %zu of %zu runs deleted (the others are due again: a running "
+            "baton-scheduler archives and deletes them within seconds)\n",
+            deleted, n);
+    return unsent ? BT_EXIT_UNAVAILABLE : BT_EXIT_FAIL;
 }
 
 /* Checks that id has finished; its last run into *run. Exit status. */

@@ -463,8 +463,8 @@ Test(retention, a_redis_restart_during_deletion_loses_nothing)
 }
 
 /* `baton delete`: a running instance is refused, a finished one is archived
- * and deleted at once (default retention: 7 days), and both `describe` and
- * `history` then say so. */
+ * and deleted at once (default retention: 7 days), not while Kafka is down,
+ * and both `describe` and `history` then say so. */
 Test(retention, baton_delete_archives_a_finished_instance_and_refuses_a_running_one)
 {
     char out[8192];
@@ -486,6 +486,15 @@ Test(retention, baton_delete_archives_a_finished_instance_and_refuses_a_running_
     cr_expect(exists("del-open") && keys_of("del-open") >= 3);
 
     history = bt_stack_history(&stack, "del-0", ":history", NULL);
+    /* Kafka down: nothing deleted, exit 3, and the run waits for a retry */
+    cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "delete", "del-0"), 3, "%s", out);
+    cr_expect(strstr(out, "cannot archive to Kafka topic") &&
+                  strstr(out, "0 of 1 runs deleted"),
+              "%s", out);
+    cr_expect_eq(keys_of("del-0"), 3, "del-0 is whole");
+    cr_expect_eq(integer("ZCARD %s:retention", stack.prefix, NULL), 1, "put back");
+    cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
     cr_expect_eq(BT_STACK_BATON(&stack, out, "delete", "del-0"), 0, "%s", out);
     cr_expect(strstr(out, "deleted del-0: 1 run archived to"), "%s", out);
     cr_expect_eq(keys_of("del-0"), 0);
