@@ -365,6 +365,8 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
     char set[300], leased[300], now[32];
     char(*nums)[3][32] = calloc(n ? n : 1, sizeof(*nums));
     const char **argv = calloc(4 + 6 * n, sizeof(*argv));
+    const struct bt_archive_run *first = NULL; /* of those that failed */
+    size_t failed = 0;
     redisReply *reply = NULL;
     int ret = BT_ENOMEM;
 
@@ -381,9 +383,8 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
         const char **a = argv + 4 + 6 * i;
         BT_ASSERT(ar->batch.pending == 0);
         if (ar->action == BT_ARCHIVE_DELETE && ar->batch.failed) {
-            bt_log(BT_LOG_WARN,
-                   "cannot archive a run: %s; trying again workflow=%s run=%d",
-                   rd_kafka_err2str(ar->batch.err), ar->id, ar->run);
+            if (!failed++)
+                first = ar;
             ar->action = BT_ARCHIVE_RETRY;
             ar->retry_at = now_ms + RETRY_FAILED_MS;
         }
@@ -399,6 +400,11 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
         a[4] = nums[i][2];
         a[5] = ar->tombstone ? ar->tombstone : "";
     }
+    if (failed)
+        bt_log(BT_LOG_WARN,
+               "cannot archive runs: %s; trying again in 10 s count=%zu workflow=%s "
+               "run=%d",
+               rd_kafka_err2str(first->batch.err), failed, first->id, first->run);
     reply = bt_redis_eval(bt_store_redis(store), bt_lua_retention_delete, 2,
                           (int)(4 + 6 * n), argv, NULL);
     ret = BT_EAGAIN;

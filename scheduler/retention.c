@@ -118,16 +118,14 @@ void bt_retention_destroy(struct bt_retention *rt, int timeout_ms)
     deadline = bt_clock_mono_ms() + timeout_ms;
     while (rt->n > 0 && !reported(rt) && bt_clock_mono_ms() < deadline)
         rd_kafka_poll(rt->rk, 10);
-    if (rt->n > 0 && reported(rt)) {
-        if (settle(rt) == BT_EAGAIN)
-            bt_log(BT_LOG_WARN,
-                   "cannot end the retention claims at stop: redis "
-                   "unreachable; they are claimed again when their lease ends");
-    } else if (rt->n > 0) {
-        /* their reports point into runs: purged, they come at once. Whether
-         * Kafka has them is not known, so they are not deleted: claimed
-         * again when their lease ends, they may reach the archive twice */
-        bt_log(BT_LOG_WARN, "archives still in flight at stop, left claimed: count=%zu",
+    if (rt->n > 0 && !reported(rt)) {
+        /* a stop does not wait for a broker that is away: what Kafka has not
+         * confirmed is purged and its run put back, due again in 10 s. A
+         * purged message may still have reached Kafka: that run is then
+         * archived twice (at least once, as after a crash) */
+        bt_log(BT_LOG_WARN,
+               "archives not confirmed at stop, putting their runs back: "
+               "count=%zu",
                rt->n);
         rd_kafka_purge(rt->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         for (int i = 0; i < 500 && !reported(rt); i++)
@@ -135,6 +133,9 @@ void bt_retention_destroy(struct bt_retention *rt, int timeout_ms)
         if (!reported(rt))
             return; /* kept, not freed: a report could still write into it */
     }
+    if (rt->n > 0 && settle(rt) == BT_EAGAIN)
+        bt_log(BT_LOG_WARN, "cannot end the retention claims at stop: redis unreachable; "
+                            "they are claimed again when their lease ends");
     bt_archive_runs_free(rt->runs, rt->n);
     free(rt);
 }

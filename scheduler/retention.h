@@ -41,9 +41,11 @@ struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_sto
  * claims hold and the step is tried again later). */
 int bt_retention_step(struct bt_retention *rt);
 
-/* Waits up to timeout_ms for the deliveries in flight, ends what it can, and
- * frees the handle (runs left claimed are claimed again when their lease
- * expires). NULL is a no-op. */
+/* Waits up to timeout_ms for the deliveries in flight, purges the rest
+ * (their runs are put back, due again 10 s later), ends the claims, and
+ * frees the handle. Call it before the producer is destroyed. Runs whose
+ * claims cannot be ended (Redis away) are claimed again when their lease
+ * expires. NULL is a no-op. */
 void bt_retention_destroy(struct bt_retention *rt, int timeout_ms);
 
 #endif

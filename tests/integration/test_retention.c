@@ -376,9 +376,20 @@ static int left(const char *name, int n)
     return k;
 }
 
+/* Outbox hashes in Redis. */
+static long long outboxes(void)
+{
+    redisReply *reply = bt_stack_redis(&stack, "KEYS %s:{*}:outbox", stack.prefix);
+    long long n =
+        reply && reply->type == REDIS_REPLY_ARRAY ? (long long)reply->elements : -1;
+
+    freeReplyObject(reply);
+    return n;
+}
+
 /* With the broker down, the scheduler claims and produces but deletes
- * nothing: the archive is not confirmed. Once it is back, every instance is
- * archived once and deleted. */
+ * nothing: the archive is not confirmed. Stopped then, it puts the runs
+ * back. Once Kafka is back, every instance is archived once and deleted. */
 Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
 {
     json_t *histories = json_object(), *archive;
@@ -395,7 +406,11 @@ Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
     }
     await_all("k", n, "completed", 60000);
     snapshot(histories, "k", n, 1);
-    bt_test_kill9(worker);
+    /* stopped cleanly, the worker leaves no result unsent: the outbox sweep
+     * has nothing to send while the broker is down */
+    cr_assert_eq(bt_test_stop(worker, 20000), 0);
+    BT_TEST_WAIT_UNTIL(ok, outboxes() == 0, 10000);
+    cr_assert(ok, "the results left the outboxes");
 
     cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
     cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
@@ -409,7 +424,14 @@ Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
         cr_assert_eq(left("k", n), n, "deleted while its archive was not confirmed");
         bt_test_sleep_ms(100);
     }
+    /* stopped meanwhile, it does not wait for the broker: its runs are put
+     * back, whole, for the next scheduler */
+    cr_expect_eq(bt_test_stop(scheduler, 20000), 0, "the scheduler stopped cleanly");
+    cr_expect_eq(integer("ZCARD %s:retention:leased", stack.prefix, NULL), 0);
+    cr_expect_eq(integer("ZCARD %s:retention", stack.prefix, NULL), n);
+    cr_assert_eq(left("k", n), n);
     cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
+    cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
     BT_TEST_WAIT_UNTIL(ok, left("k", n) == 0, 60000);
     cr_assert(ok, "%d instances left once Kafka was back", left("k", n));
     archive = archived();
