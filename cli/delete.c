@@ -67,8 +67,7 @@ static int produce(const struct bt_config *cfg, struct bt_store *store,
         fprintf(stderr, "baton: %s\n", errstr);
         return BT_EXIT_USAGE;
     }
-    for (size_t i = 0; i < n; i++)
-        bt_archive_prepare(store, cfg, rk, &runs[i], now);
+    bt_archive_prepare(store, cfg, rk, runs, n, now);
     for (size_t i = 0; i < n; i++) {
         int64_t left = deadline - bt_clock_mono_ms();
         bt_kafka_wait(rk, &runs[i].batch, left > 0 ? (int)left : 0);

@@ -100,22 +100,18 @@ static const char *field(const redisReply *hash, const char *name)
     return NULL;
 }
 
-/* The records of a history stream, in order: a new array of parsed records
+/* The records of an XRANGE reply, in order: a new array of parsed records
  * (a record that is not JSON is kept as its text), *entries the stream
- * entries. NULL when Redis did not answer. */
-static json_t *read_history(struct bt_store *store, const char *key, int64_t *entries)
+ * entries. NULL when the reply is not a stream's. */
+static json_t *records_of(const redisReply *reply, int64_t *entries)
 {
-    redisReply *reply = bt_redis_command(bt_store_redis(store), "XRANGE %s - +", key);
     json_t *records;
 
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(reply);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || !(records = json_array()))
         return NULL;
-    }
-    records = json_array();
     *entries = (int64_t)reply->elements;
     /* [[id, [field, value, ...]], ...]: one entry per decision, "e" records */
-    for (size_t i = 0; records && i < reply->elements; i++) {
+    for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *fields = reply->element[i]->element[1];
         for (size_t f = 1; f < fields->elements; f += 2) {
             const redisReply *v = fields->element[f];
@@ -123,7 +119,6 @@ static json_t *read_history(struct bt_store *store, const char *key, int64_t *en
             json_array_append_new(records, rec ? rec : json_stringn(v->str, v->len));
         }
     }
-    freeReplyObject(reply);
     return records;
 }
 
@@ -278,16 +273,71 @@ static char *tombstone(const struct bt_config *cfg, const json_t *head, int64_t 
     return out;
 }
 
-/* Whether meta (of a last run) may be archived now: finished (else DROP),
- * with nothing left in its outbox (its result not on Kafka yet: RETRY). */
-static bool ready(struct bt_store *store, struct bt_archive_run *ar,
-                  const redisReply *meta, int64_t now_ms)
-{
-    const char *status = field(meta, "status");
-    char key[600];
-    redisReply *reply;
-    bool empty;
+/* ---- reading a batch: two pipelined round trips ---- */
 
+/* What is read of one run. */
+struct loaded {
+    redisReply *meta;    /* HGETALL of the instance */
+    redisReply *outbox;  /* EXISTS of its outbox */
+    redisReply *history; /* XRANGE of the run's stream, when it is archived */
+};
+
+/* Reads the replies owed to the commands appended: one per non-NULL slot of
+ * what[0..n) in order. Returns 0 or BT_EAGAIN (then every reply is read,
+ * NULL ones left where the connection broke). */
+static int read_replies(struct bt_store *store, redisReply ***what, size_t n)
+{
+    int ret = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (what[i] && bt_redis_reply(bt_store_redis(store), what[i]))
+            ret = BT_EAGAIN;
+    return ret;
+}
+
+/* Appends argv as a command whose reply goes to *slot (in slots[*k]). */
+static int append(struct bt_store *store, redisReply ***slots, size_t *k,
+                  redisReply **slot, int argc, const char **argv)
+{
+    if (bt_redis_append_argv(bt_store_redis(store), argc, argv, NULL))
+        return BT_ENOMEM;
+    slots[(*k)++] = slot;
+    return 0;
+}
+
+/* The meta hash and the outbox of each run's instance. */
+static int read_meta(struct bt_store *store, struct bt_archive_run *runs, size_t n,
+                     struct loaded *in, redisReply ***slots)
+{
+    char meta[600], outbox[600];
+    size_t k = 0;
+    int ret = 0;
+
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        bt_store_key(store, runs[i].id, "", meta, sizeof(meta));
+        bt_store_key(store, runs[i].id, ":outbox", outbox, sizeof(outbox));
+        ret = append(store, slots, &k, &in[i].meta, 2, (const char *[]){"HGETALL", meta});
+        ret = ret ? ret
+                  : append(store, slots, &k, &in[i].outbox, 2,
+                           (const char *[]){"EXISTS", outbox});
+    }
+    return read_replies(store, slots, k) ? BT_EAGAIN : ret;
+}
+
+/* Whether run ar may be archived now, by what was read: an earlier run, or
+ * the last one of a finished instance (else DROP: never deleted) whose
+ * outbox is empty (else its result is not on Kafka yet: RETRY soon). */
+static bool ready(struct bt_archive_run *ar, const struct loaded *in, int64_t now_ms)
+{
+    const char *run, *status;
+
+    if (!in->meta || in->meta->type != REDIS_REPLY_ARRAY || !in->outbox ||
+        in->outbox->type != REDIS_REPLY_INTEGER)
+        return false; /* Redis: RETRY now */
+    run = field(in->meta, "run");
+    if (!(ar->last = run && atoi(run) == ar->run))
+        return true;
+    status = field(in->meta, "status");
     if (!status || !bt_status_final(bt_status_parse(status))) {
         bt_log(BT_LOG_ERROR,
                "a run in the retention set has not finished: not deleting "
@@ -296,48 +346,51 @@ static bool ready(struct bt_store *store, struct bt_archive_run *ar,
         ar->action = BT_ARCHIVE_DROP;
         return false;
     }
-    reply = bt_redis_command(bt_store_redis(store), "EXISTS %s",
-                             bt_store_key(store, ar->id, ":outbox", key, sizeof(key)));
-    empty = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
-    freeReplyObject(reply);
-    if (!empty)
+    if (in->outbox->integer != 0)
         ar->retry_at = now_ms + RETRY_OUTBOX_MS;
-    return empty;
+    return in->outbox->integer == 0;
 }
 
-int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
-                       rd_kafka_t *rk, struct bt_archive_run *ar, int64_t now_ms)
+/* The history of each run that is ready. */
+static int read_histories(struct bt_store *store, struct bt_archive_run *runs, size_t n,
+                          struct loaded *in, redisReply ***slots, int64_t now_ms)
 {
     char key[600], suffix[64];
-    redisReply *meta;
-    json_t *records = NULL, *head = NULL;
-    int ret = BT_EAGAIN;
+    size_t k = 0;
+    int ret = 0;
 
-    ar->action = BT_ARCHIVE_RETRY;
-    ar->retry_at = now_ms;
-    meta = bt_redis_command(bt_store_redis(store), "HGETALL %s",
-                            bt_store_key(store, ar->id, "", key, sizeof(key)));
-    if (!meta || meta->type != REDIS_REPLY_ARRAY)
-        goto out;
-    ar->last = field(meta, "run") && atoi(field(meta, "run")) == ar->run;
-    if (ar->last && !ready(store, ar, meta, now_ms)) {
-        ret = 0;
-        goto out;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        if (!ready(&runs[i], &in[i], now_ms))
+            continue;
+        snprintf(suffix, sizeof(suffix), runs[i].last ? ":history" : ":history:%d",
+                 runs[i].run);
+        bt_store_key(store, runs[i].id, suffix, key, sizeof(key));
+        ret = append(store, slots, &k, &in[i].history, 4,
+                     (const char *[]){"XRANGE", key, "-", "+"});
     }
-    snprintf(suffix, sizeof(suffix), ar->last ? ":history" : ":history:%d", ar->run);
-    if (!(records =
-              read_history(store, bt_store_key(store, ar->id, suffix, key, sizeof(key)),
-                           &ar->entries)))
-        goto out;
+    return read_replies(store, slots, k) ? BT_EAGAIN : ret;
+}
+
+/* ---- producing a batch ---- */
+
+/* Produces run ar's archive from what was read; sets its action. */
+static int produce_run(const struct bt_config *cfg, rd_kafka_t *rk,
+                       struct bt_archive_run *ar, const struct loaded *in, int64_t now_ms)
+{
+    json_t *records = records_of(in->history, &ar->entries), *head = NULL;
+    int ret = BT_ENOMEM;
+
+    if (!records)
+        return in->history && in->history->type != REDIS_REPLY_ERROR ? BT_ENOMEM
+                                                                     : BT_EAGAIN;
     if (!ar->last && ar->entries == 0) {
         /* an earlier run with nothing left (`baton delete` took it): the
          * claim only goes */
         ar->action = BT_ARCHIVE_DELETE;
-        ret = 0;
-        goto out;
+        json_decref(records);
+        return 0;
     }
-    ret = BT_ENOMEM;
-    if (!(head = header(ar, meta->elements ? meta : NULL, records)) ||
+    if (!(head = header(ar, in->meta->elements ? in->meta : NULL, records)) ||
         (ar->last && !(ar->tombstone = tombstone(cfg, head, now_ms))))
         goto out;
     ret = produce_all(cfg, rk, ar, head, records);
@@ -353,7 +406,37 @@ int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
 out:
     json_decref(head);
     json_decref(records);
-    freeReplyObject(meta);
+    return ret;
+}
+
+int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
+                       rd_kafka_t *rk, struct bt_archive_run *runs, size_t n,
+                       int64_t now_ms)
+{
+    struct loaded *in = calloc(n ? n : 1, sizeof(*in));
+    redisReply ***slots = calloc(2 * n + 1, sizeof(*slots));
+    int ret = BT_ENOMEM, rc;
+
+    for (size_t i = 0; i < n; i++) {
+        runs[i].action = BT_ARCHIVE_RETRY;
+        runs[i].retry_at = now_ms;
+    }
+    if (!in || !slots)
+        goto out;
+    if ((ret = read_meta(store, runs, n, in, slots)) == 0)
+        ret = read_histories(store, runs, n, in, slots, now_ms);
+    for (size_t i = 0; i < n; i++)
+        if (in[i].history && (rc = produce_run(cfg, rk, &runs[i], &in[i], now_ms)) &&
+            (ret == 0 || rc == BT_EAGAIN))
+            ret = rc;
+out:
+    for (size_t i = 0; in && i < n; i++) {
+        freeReplyObject(in[i].meta);
+        freeReplyObject(in[i].outbox);
+        freeReplyObject(in[i].history);
+    }
+    free(in);
+    free(slots);
     return ret;
 }
 

@@ -64,16 +64,18 @@ int bt_archive_claim(struct bt_store *store, int64_t now_ms, size_t limit,
                      const char *const *members, size_t n_members,
                      struct bt_archive_run **runs, size_t *n);
 
-/* Reads claimed run ar from Redis and produces its archive message(s) to
- * <prefix>.archive with rk, keyed by the instance id, counted in ar->batch
- * (serve the reports with rd_kafka_poll or bt_kafka_wait; ar must not move
- * until ar->batch.pending is 0). Sets ar->action: DELETE when produced,
- * RETRY (the result is not on Kafka yet, Kafka's queue is full, Redis did
- * not answer) or DROP (the instance has not finished: it is never deleted).
- * Returns 0, BT_EAGAIN (Redis or Kafka) or BT_ETOOBIG (a part over Kafka's
- * limit: retried in an hour, logged). */
+/* Reads claimed runs[0..n) from Redis (two pipelined round trips for the
+ * whole batch) and produces each one's archive message(s) to
+ * <prefix>.archive with rk, keyed by the instance id, counted in its batch
+ * (serve the reports with rd_kafka_poll or bt_kafka_wait; runs must not move
+ * until every batch.pending is 0). Sets each run's action: DELETE when
+ * produced, RETRY (its result is not on Kafka yet, Kafka's queue is full,
+ * Redis did not answer) or DROP (the instance has not finished: it is never
+ * deleted). Returns 0, BT_EAGAIN (Redis or Kafka), BT_ENOMEM or BT_ETOOBIG
+ * (a part over Kafka's limit: that run is tried again in an hour, logged). */
 int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
-                       rd_kafka_t *rk, struct bt_archive_run *ar, int64_t now_ms);
+                       rd_kafka_t *rk, struct bt_archive_run *runs, size_t n,
+                       int64_t now_ms);
 
 /* Ends the claims of runs[0..n), all delivered or failed (batch.pending 0):
  * deletes those whose action is DELETE and whose archive was delivered,

@@ -84,11 +84,8 @@ static int claim(struct bt_retention *rt)
     rt->next_ms =
         bt_clock_mono_ms() +
         (rt->n == BT_RETENTION_BATCH ? BT_RETENTION_PACE_MS : BT_RETENTION_IDLE_MS);
-    for (size_t i = 0; i < rt->n; i++)
-        if (bt_archive_prepare(rt->store, rt->cfg, rt->rk, &rt->runs[i], now) ==
-            BT_EAGAIN)
-            ret = BT_EAGAIN; /* those wait for their retry */
-    return ret;
+    /* runs not produced wait for their retry */
+    return bt_archive_prepare(rt->store, rt->cfg, rt->rk, rt->runs, rt->n, now);
 }
 
 int bt_retention_step(struct bt_retention *rt)
