@@ -244,6 +244,11 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
     }
     cr_expect_eq(integer("ZCARD %s:retention", stack.prefix, NULL), 5);
     cr_expect_eq(integer("ZCARD %s:retention:leased", stack.prefix, NULL), 0);
+    char out[8192];
+    cr_expect_eq(BT_STACK_BATON(&stack, out, "stats"), 0, "%s", out);
+    cr_expect(strstr(out, "finished runs kept until their retention ends: 5 (due for "
+                          "archive and deletion now: 0, being archived: 0)"),
+              "%s", out);
     archive = archived();
     cr_expect_eq(expect_archived_once(archive, histories), 20,
                  "only the expired ones are archived");
