@@ -172,7 +172,7 @@ int bt_cli_delete(struct bt_config *cfg, int argc, char **argv)
         goto out;
     ret = BT_EXIT_UNAVAILABLE;
     if (!(members = kept_runs(store, argv[1], run, &n_members)) ||
-        bt_archive_claim(store, bt_clock_now_ms(), n_members,
+        bt_archive_claim(store, bt_clock_now_ms(), bt_archive_lease_ms(cfg), n_members,
                          (const char *const *)members, n_members, &runs, &n))
         goto out;
     if (n == 0) {

@@ -42,8 +42,20 @@ static int claimed(struct bt_archive_run *ar, const char *member, long long toke
     return 0;
 }
 
-int bt_archive_claim(struct bt_store *store, int64_t now_ms, size_t limit,
-                     const char *const *members, size_t n_members,
+int64_t bt_archive_lease_ms(const struct bt_config *cfg)
+{
+    static const char name[] = "message.timeout.ms=";
+    int64_t lease = BT_ARCHIVE_LEASE_MS;
+
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (!strncmp(cfg->kafka[i], name, sizeof(name) - 1) &&
+            2 * atoll(cfg->kafka[i] + sizeof(name) - 1) > lease)
+            lease = 2 * atoll(cfg->kafka[i] + sizeof(name) - 1);
+    return lease;
+}
+
+int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
+                     size_t limit, const char *const *members, size_t n_members,
                      struct bt_archive_run **runs, size_t *n)
 {
     char set[300], leased[300], now[32], lease[32], lim[32];
@@ -57,7 +69,7 @@ int bt_archive_claim(struct bt_store *store, int64_t now_ms, size_t limit,
         return BT_ENOMEM;
     set_names(store, set, leased, sizeof(set));
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    snprintf(lease, sizeof(lease), "%d", BT_ARCHIVE_LEASE_MS);
+    snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
     snprintf(lim, sizeof(lim), "%zu", limit);
     argv[0] = set;
     argv[1] = leased;

@@ -20,10 +20,12 @@
 #include "kafka.h"
 #include "store.h"
 
-/* How long a claim lasts: longer than the producer's default
- * message.timeout.ms (5 min), so that a holder still waiting for its
- * deliveries keeps its claim; a dead holder's runs wait that long. */
+/* How long a claim lasts: 15 min, or twice the producer's message.timeout.ms
+ * (kafka.message.timeout.ms, default 5 min) when that is longer, so that a
+ * holder still waiting for its deliveries keeps its claim; a dead holder's
+ * runs wait that long. */
 #define BT_ARCHIVE_LEASE_MS (15 * 60 * 1000)
+int64_t bt_archive_lease_ms(const struct bt_config *cfg);
 
 /* The tombstone of a deleted instance ("<kp>:{id}:deleted", ~200 bytes) lasts
  * as long as the instance stayed after it finished, within these bounds: so
@@ -55,13 +57,13 @@ struct bt_archive_run {
     int result;                  /* of bt_archive_settle: retention_delete.lua's answer */
 };
 
-/* Claims up to limit runs: the ones given (members[0..n_members), "<run>|<id>",
- * claimed whatever their due time unless another holds them), or with
- * n_members 0 those whose retention ended by now_ms and those whose lease
- * expired. *runs: a new array of *n runs (bt_archive_runs_free), each with
- * member, id, run and token set. Returns 0 or BT_EAGAIN (Redis). */
-int bt_archive_claim(struct bt_store *store, int64_t now_ms, size_t limit,
-                     const char *const *members, size_t n_members,
+/* Claims up to limit runs for lease_ms (bt_archive_lease_ms): the ones given
+ * (members[0..n_members), "<run>|<id>", claimed whatever their due time unless another
+ * holds them), or with n_members 0 those whose retention ended by now_ms and those whose
+ * lease expired. *runs: a new array of *n runs (bt_archive_runs_free), each with member,
+ * id, run and token set. Returns 0 or BT_EAGAIN (Redis). */
+int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
+                     size_t limit, const char *const *members, size_t n_members,
                      struct bt_archive_run **runs, size_t *n);
 
 /* Reads claimed runs[0..n) from Redis (two pipelined round trips for the

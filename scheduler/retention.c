@@ -76,8 +76,8 @@ static int settle(struct bt_retention *rt)
 static int claim(struct bt_retention *rt)
 {
     int64_t now = bt_clock_now_ms();
-    int ret =
-        bt_archive_claim(rt->store, now, BT_RETENTION_BATCH, NULL, 0, &rt->runs, &rt->n);
+    int ret = bt_archive_claim(rt->store, now, bt_archive_lease_ms(rt->cfg),
+                               BT_RETENTION_BATCH, NULL, 0, &rt->runs, &rt->n);
 
     if (ret)
         return ret;
