@@ -60,14 +60,14 @@ static int produce(const struct bt_config *cfg, struct bt_store *store,
                    struct bt_archive_run *runs, size_t n)
 {
     char errstr[512];
-    rd_kafka_t *rk = bt_kafka_producer_new(cfg, errstr, sizeof(errstr));
+    rd_kafka_t *rk = bt_kafka_producer_new(cfg, errstr, sizeof(errstr)), *reader = NULL;
     int64_t now = bt_clock_now_ms(), deadline = bt_clock_mono_ms() + DELIVERY_WAIT_MS;
 
     if (!rk) {
         fprintf(stderr, "baton: %s\n", errstr);
         return BT_EXIT_USAGE;
     }
-    bt_archive_prepare(store, cfg, rk, runs, n, now);
+    bt_archive_prepare(store, cfg, rk, &reader, runs, n, now);
     for (size_t i = 0; i < n; i++) {
         int64_t left = deadline - bt_clock_mono_ms();
         bt_kafka_wait(rk, &runs[i].batch, left > 0 ? (int)left : 0);
@@ -78,6 +78,10 @@ static int produce(const struct bt_config *cfg, struct bt_store *store,
     for (size_t i = 0; i < n; i++)
         bt_kafka_wait(rk, &runs[i].batch, -1);
     rd_kafka_destroy(rk);
+    if (reader) {
+        rd_kafka_consumer_close(reader);
+        rd_kafka_destroy(reader);
+    }
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "journal.h"
 #include "log.h"
+#include "lookback.h"
 #include "lua_scripts.h"
 
 /* A failed delivery is tried again this much later; a message too big for
@@ -28,7 +29,8 @@ static void set_names(const struct bt_store *store, char *set, char *leased, siz
 }
 
 /* Fills ar from a claim's member and token; 0 or BT_ENOMEM. */
-static int claimed(struct bt_archive_run *ar, const char *member, long long token)
+static int claimed(struct bt_archive_run *ar, const char *member, long long token,
+                   long long previous)
 {
     const char *bar = strchr(member, '|');
 
@@ -38,6 +40,7 @@ static int claimed(struct bt_archive_run *ar, const char *member, long long toke
     ar->run = bar ? atoi(member) : 0;
     ar->id = bar ? ar->member + (bar - member) + 1 : ar->member;
     ar->token = token;
+    ar->previous = previous;
     ar->action = BT_ARCHIVE_RETRY;
     return 0;
 }
@@ -85,16 +88,16 @@ int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
             bt_log(BT_LOG_WARN, "retention claim refused by redis: %s", reply->str);
         goto out;
     }
-    if (reply->elements && !(*runs = calloc(reply->elements / 2, sizeof(**runs)))) {
+    if (reply->elements && !(*runs = calloc(reply->elements / 3, sizeof(**runs)))) {
         ret = BT_ENOMEM;
         goto out;
     }
     /* the runs are claimed now: each one is returned, even if memory runs out
      * (its lease then expires and it is claimed again) */
     ret = 0;
-    for (size_t i = 0; i + 1 < reply->elements; i += 2)
-        if (claimed(&(*runs)[*n], reply->element[i]->str,
-                    reply->element[i + 1]->integer) == 0)
+    for (size_t i = 0; i + 2 < reply->elements; i += 3)
+        if (claimed(&(*runs)[*n], reply->element[i]->str, reply->element[i + 1]->integer,
+                    reply->element[i + 2]->integer) == 0)
             (*n)++;
 out:
     freeReplyObject(reply);
@@ -194,64 +197,122 @@ static size_t encoded_len(const json_t *v)
     return json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-/* Produces records[from, to) with head as part `part` of `parts`. */
-static int produce_part(const struct bt_config *cfg, rd_kafka_t *rk,
-                        struct bt_archive_run *ar, json_t *head, const json_t *records,
-                        size_t from, size_t to, int part, int parts)
+/* The text of part `part` of `parts`: head with records[from, to). A new
+ * string (free), or NULL. */
+static char *encode_part(const json_t *head, const json_t *records, size_t from,
+                         size_t to, int part, int parts)
 {
     json_t *root = json_deep_copy(head), *slice = json_array();
-    char topic[300], *text = NULL;
-    int ret = BT_ENOMEM;
+    char *text = NULL;
 
     for (size_t i = from; slice && i < to; i++)
         json_array_append(slice, json_array_get(records, i));
-    if (!root || !slice)
-        goto out;
-    json_object_set(root, "history", slice);
-    if (parts > 1) {
-        json_object_set_new(root, "part", json_integer(part));
-        json_object_set_new(root, "parts", json_integer(parts));
+    if (root && slice) {
+        json_object_set(root, "history", slice);
+        if (parts > 1) {
+            json_object_set_new(root, "part", json_integer(part));
+            json_object_set_new(root, "parts", json_integer(parts));
+        }
+        text = json_dumps(root, JSON_COMPACT);
     }
-    if (!(text = json_dumps(root, JSON_COMPACT)))
-        goto out;
-    bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
-    ret = bt_kafka_produce(rk, topic, ar->id, strlen(ar->id), text, strlen(text),
-                           &ar->batch);
-out:
-    free(text);
     json_decref(slice);
     json_decref(root);
-    return ret;
+    return text;
 }
 
-/* Splits records into parts that fit max-payload with head, and produces
- * them in order (one partition: the id's). */
-static int produce_all(const struct bt_config *cfg, rd_kafka_t *rk,
-                       struct bt_archive_run *ar, json_t *head, const json_t *records)
+/* Where records are cut into parts that fit max-payload with head: part p
+ * (from 0) is records [cut[p], cut[p + 1]). A new array (free), *parts set;
+ * NULL when out of memory. */
+static size_t *cut_parts(const struct bt_config *cfg, const json_t *head,
+                         const json_t *records, int *parts)
 {
     size_t n = json_array_size(records), used = 0;
     /* the header is in every part, with room for "history", part and parts */
     size_t head_len = encoded_len(head) + 64;
     size_t budget = (size_t)cfg->max_payload > head_len
                         ? (size_t)cfg->max_payload - head_len
-                        : 1;                   /* one record a part */
-    size_t *cut = calloc(n + 2, sizeof(*cut)); /* part p: records [cut[p], cut[p+1]) */
-    int parts = 0, ret = 0;
+                        : 1; /* one record a part */
+    size_t *cut = calloc(n + 2, sizeof(*cut));
 
+    *parts = 0;
     if (!cut)
-        return BT_ENOMEM;
+        return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t len = encoded_len(json_array_get(records, i)) + RECORD_OVERHEAD;
         if (i > 0 && used + len > budget) {
-            cut[++parts] = i;
+            cut[++*parts] = i;
             used = 0;
         }
         used += len;
     }
-    cut[++parts] = n;
-    for (int p = 0; p < parts && ret == 0; p++)
-        ret = produce_part(cfg, rk, ar, head, records, cut[p], cut[p + 1], p + 1, parts);
+    cut[++*parts] = n;
+    return cut;
+}
+
+/* Marks found[p] for each of texts[0..parts) already on the archive topic,
+ * produced by the claim ar took over (between its start and its expiry). */
+static void look_back(const struct bt_config *cfg, rd_kafka_t **reader,
+                      const struct bt_archive_run *ar, char **texts, int parts,
+                      bool *found)
+{
+    struct bt_sought *sought = calloc((size_t)parts, sizeof(*sought));
+    char topic[300], errstr[256];
+
+    if (!sought)
+        return;
+    if (!*reader && !(*reader = bt_lookback_reader_new(cfg, errstr, sizeof(errstr))))
+        bt_log(BT_LOG_WARN, "cannot look for archives sent already: %s", errstr);
+    for (int p = 0; p < parts; p++)
+        sought[p] = (struct bt_sought){ar->id, texts[p], strlen(texts[p]),
+                                       ar->previous - bt_archive_lease_ms(cfg), false};
+    bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
+    if (*reader && bt_lookback(*reader, cfg, topic, sought, (size_t)parts))
+        bt_log(BT_LOG_WARN,
+               "cannot tell whether a run was archived; archiving it: "
+               "workflow=%s run=%d",
+               ar->id, ar->run);
+    for (int p = 0; p < parts; p++)
+        found[p] = sought[p].found;
+    free(sought);
+}
+
+/* Produces the parts of ar's archive, in order (one partition: the id's),
+ * but those a claim it took over delivered already. */
+static int produce_all(const struct bt_config *cfg, rd_kafka_t *rk, rd_kafka_t **reader,
+                       struct bt_archive_run *ar, json_t *head, const json_t *records)
+{
+    int parts = 0, ret = BT_ENOMEM;
+    size_t *cut = cut_parts(cfg, head, records, &parts);
+    char **texts = cut ? calloc((size_t)parts, sizeof(*texts)) : NULL;
+    bool *found = cut ? calloc((size_t)parts, sizeof(*found)) : NULL;
+    char topic[300];
+
+    if (!texts || !found)
+        goto out;
+    for (int p = 0; p < parts; p++)
+        if (!(texts[p] = encode_part(head, records, cut[p], cut[p + 1], p + 1, parts)))
+            goto out;
+    if (ar->previous)
+        look_back(cfg, reader, ar, texts, parts, found);
+    bt_kafka_topic(cfg, "archive", topic, sizeof(topic));
+    ret = 0;
+    for (int p = 0; p < parts && ret == 0; p++) {
+        ar->found += found[p];
+        if (!found[p])
+            ret = bt_kafka_produce(rk, topic, ar->id, strlen(ar->id), texts[p],
+                                   strlen(texts[p]), &ar->batch);
+    }
+    if (ar->found)
+        bt_log(BT_LOG_INFO,
+               "archive found sent, not sending it again: parts=%d of %d "
+               "workflow=%s run=%d",
+               ar->found, parts, ar->id, ar->run);
     ar->parts = ret == 0 ? parts : 0;
+out:
+    for (int p = 0; texts && p < parts; p++)
+        free(texts[p]);
+    free(texts);
+    free(found);
     free(cut);
     return ret;
 }
@@ -386,7 +447,7 @@ static int read_histories(struct bt_store *store, struct bt_archive_run *runs, s
 /* ---- producing a batch ---- */
 
 /* Produces run ar's archive from what was read; sets its action. */
-static int produce_run(const struct bt_config *cfg, rd_kafka_t *rk,
+static int produce_run(const struct bt_config *cfg, rd_kafka_t *rk, rd_kafka_t **reader,
                        struct bt_archive_run *ar, const struct loaded *in, int64_t now_ms)
 {
     json_t *records = records_of(in->history, &ar->entries), *head = NULL;
@@ -405,7 +466,7 @@ static int produce_run(const struct bt_config *cfg, rd_kafka_t *rk,
     if (!(head = header(ar, in->meta->elements ? in->meta : NULL, records)) ||
         (ar->last && !(ar->tombstone = tombstone(cfg, head, now_ms))))
         goto out;
-    ret = produce_all(cfg, rk, ar, head, records);
+    ret = produce_all(cfg, rk, reader, ar, head, records);
     if (ret == 0) {
         ar->action = BT_ARCHIVE_DELETE;
     } else if (ret == BT_ETOOBIG) {
@@ -422,8 +483,8 @@ out:
 }
 
 int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
-                       rd_kafka_t *rk, struct bt_archive_run *runs, size_t n,
-                       int64_t now_ms)
+                       rd_kafka_t *rk, rd_kafka_t **reader, struct bt_archive_run *runs,
+                       size_t n, int64_t now_ms)
 {
     struct loaded *in = calloc(n ? n : 1, sizeof(*in));
     redisReply ***slots = calloc(2 * n + 1, sizeof(*slots));
@@ -438,7 +499,8 @@ int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
     if ((ret = read_meta(store, runs, n, in, slots)) == 0)
         ret = read_histories(store, runs, n, in, slots, now_ms);
     for (size_t i = 0; i < n; i++)
-        if (in[i].history && (rc = produce_run(cfg, rk, &runs[i], &in[i], now_ms)) &&
+        if (in[i].history &&
+            (rc = produce_run(cfg, rk, reader, &runs[i], &in[i], now_ms)) &&
             (ret == 0 || rc == BT_EAGAIN))
             ret = rc;
 out:

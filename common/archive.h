@@ -47,6 +47,10 @@ struct bt_archive_run {
     const char *id; /* into member */
     int run;
     int64_t token;   /* the lease's expiry: the claim's identity */
+    /* the expiry of the claim this one took over (0: none): its holder may
+     * have archived the run before it died, so Kafka is looked at first */
+    int64_t previous;
+    int found; /* parts found on Kafka already (not produced again) */
     bool last;       /* the instance's last run: the instance goes with it */
     int64_t entries; /* history stream entries archived (the delete checks) */
     int parts;       /* archive messages produced */
@@ -58,10 +62,11 @@ struct bt_archive_run {
 };
 
 /* Claims up to limit runs for lease_ms (bt_archive_lease_ms): the ones given
- * (members[0..n_members), "<run>|<id>", claimed whatever their due time unless another
- * holds them), or with n_members 0 those whose retention ended by now_ms and those whose
- * lease expired. *runs: a new array of *n runs (bt_archive_runs_free), each with member,
- * id, run and token set. Returns 0 or BT_EAGAIN (Redis). */
+ * (members[0..n_members), "<run>|<id>", claimed whatever their due time
+ * unless another holds them), or with n_members 0 those whose retention
+ * ended by now_ms and those whose lease expired. *runs: a new array of *n
+ * runs (bt_archive_runs_free), each with member, id, run, token and previous
+ * set. Returns 0 or BT_EAGAIN (Redis). */
 int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
                      size_t limit, const char *const *members, size_t n_members,
                      struct bt_archive_run **runs, size_t *n);
@@ -73,10 +78,14 @@ int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
  * until every batch.pending is 0). Sets each run's action: DELETE when
  * produced, RETRY (its result is not on Kafka yet, Kafka's queue is full,
  * Redis did not answer) or DROP (the instance has not finished: it is never
- * deleted). Returns 0, BT_EAGAIN (Redis or Kafka), BT_ENOMEM or BT_ETOOBIG
- * (a part over Kafka's limit: that run is tried again in an hour, logged). */
-int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
-                       rd_kafka_t *rk, struct bt_archive_run *runs, size_t n,
+ * deleted). A run taken over from an expired claim is first looked for on
+ * the topic (lookback.h, with *reader, made here when first needed: the
+ * caller closes and destroys it): parts found there byte for byte are not
+ * produced again. Returns 0, BT_EAGAIN (Redis or Kafka), BT_ENOMEM or
+ * BT_ETOOBIG (a part over Kafka's limit: that run is tried again in an
+ * hour, logged). */
+int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg, rd_kafka_t *rk,
+                       rd_kafka_t **reader, struct bt_archive_run *runs, size_t n,
                        int64_t now_ms);
 
 /* Ends the claims of runs[0..n), all delivered or failed (batch.pending 0):

@@ -15,6 +15,7 @@ struct bt_retention {
     const struct bt_config *cfg;
     struct bt_store *store;
     rd_kafka_t *rk;
+    rd_kafka_t *reader; /* looks for archives of claims taken over; made when needed */
     struct bt_retention_stats stats;
     struct bt_archive_run *runs; /* in flight: produced, reports awaited */
     size_t n;
@@ -85,7 +86,8 @@ static int claim(struct bt_retention *rt)
         bt_clock_mono_ms() +
         (rt->n == BT_RETENTION_BATCH ? BT_RETENTION_PACE_MS : BT_RETENTION_IDLE_MS);
     /* runs not produced wait for their retry */
-    return bt_archive_prepare(rt->store, rt->cfg, rt->rk, rt->runs, rt->n, now);
+    return bt_archive_prepare(rt->store, rt->cfg, rt->rk, &rt->reader, rt->runs, rt->n,
+                              now);
 }
 
 int bt_retention_step(struct bt_retention *rt)
@@ -134,5 +136,9 @@ void bt_retention_destroy(struct bt_retention *rt, int timeout_ms)
         bt_log(BT_LOG_WARN, "cannot end the retention claims at stop: redis unreachable; "
                             "they are claimed again when their lease ends");
     bt_archive_runs_free(rt->runs, rt->n);
+    if (rt->reader) {
+        rd_kafka_consumer_close(rt->reader);
+        rd_kafka_destroy(rt->reader);
+    }
     free(rt);
 }

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "archive.h"
+#include "clock.h"
+#include "kafka.h"
 #include "scrape.h"
 #include "stack.h"
 
@@ -593,4 +596,90 @@ Test(retention, a_long_history_is_archived_in_parts_under_max_payload)
     json_decref(history);
     bt_test_stop(scheduler, 10000);
     bt_test_kill9(worker);
+}
+
+/* The settings of the stack's programs, for the test's own archive calls. */
+static void stack_config(struct bt_config *cfg)
+{
+    char name[] = "test", *argv[] = {name, NULL}, errstr[256];
+    int argc = 1;
+
+    setenv("BATON_BROKERS", stack.kafka.brokers, 1);
+    setenv("BATON_REDIS", stack.redis.addr, 1);
+    setenv("BATON_PREFIX", stack.prefix, 1);
+    setenv("BATON_EMBEDDED", "1", 1);
+    setenv("BATON_HOME", stack.redis.dir, 1);
+    cr_assert_eq(bt_config_load(cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s",
+                 errstr);
+}
+
+/* The test plays a scheduler that claims the due runs, archives them (Kafka
+ * confirms) and dies before it deletes them; once its claims expire, the
+ * real scheduler takes them over, finds each archive on the topic and
+ * deletes the runs without archiving them again. */
+Test(retention, a_run_taken_over_from_a_dead_scheduler_is_archived_once)
+{
+    json_t *histories = json_object(), *archive;
+    struct bt_archive_run *runs = NULL;
+    struct bt_config cfg;
+    struct bt_store *store;
+    rd_kafka_t *rk, *reader = NULL;
+    char errstr[256];
+    const int n = 5;
+    size_t claimed = 0;
+    pid_t worker, scheduler;
+    bool ok;
+
+    retention("1s", NULL);
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "t-%d", i);
+        start("chain3", id);
+    }
+    await_all("t", n, "completed", 60000);
+    snapshot(histories, "t", n, 1);
+    cr_assert_eq(bt_test_stop(worker, 20000), 0);
+    BT_TEST_WAIT_UNTIL(ok, outboxes() == 0, 10000);
+    cr_assert(ok, "the results left the outboxes");
+
+    stack_config(&cfg);
+    cr_assert(store = bt_store_new(&cfg, errstr, sizeof(errstr)), "%s", errstr);
+    cr_assert(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr)), "%s", errstr);
+    BT_TEST_WAIT_UNTIL(ok, bt_archive_backlog(store, bt_clock_now_ms()) == n, 10000);
+    cr_assert(ok, "the runs are due");
+    cr_assert_eq(bt_archive_claim(store, bt_clock_now_ms(), bt_archive_lease_ms(&cfg),
+                                  100, NULL, 0, &runs, &claimed),
+                 0);
+    cr_assert_eq(claimed, (size_t)n);
+    cr_assert_eq(
+        bt_archive_prepare(store, &cfg, rk, &reader, runs, claimed, bt_clock_now_ms()),
+        0);
+    for (size_t i = 0; i < claimed; i++)
+        cr_assert_eq(bt_kafka_wait(rk, &runs[i].batch, 10000), 0, "archived");
+    bt_archive_runs_free(runs, claimed); /* and dies: no delete */
+    rd_kafka_destroy(rk);
+
+    /* its claims expire */
+    redisReply *held =
+        bt_stack_redis(&stack, "ZRANGE %s:retention:leased 0 -1", stack.prefix);
+    cr_assert(held && held->elements == (size_t)n);
+    for (size_t i = 0; i < held->elements; i++) {
+        char now[32];
+        snprintf(now, sizeof(now), "%lld", (long long)bt_clock_now_ms() - 1);
+        freeReplyObject(bt_stack_redis(&stack, "ZADD %s:retention:leased XX %s %s",
+                                       stack.prefix, now, held->element[i]->str));
+    }
+    freeReplyObject(held);
+    cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(ok, left("t", n) == 0, 30000);
+    cr_assert(ok, "%d instances left", left("t", n));
+    archive = archived();
+    cr_expect_eq(expect_archived_once(archive, histories), (size_t)n);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, "archive found sent"), (size_t)n);
+    json_decref(archive);
+    json_decref(histories);
+    bt_store_destroy(store);
+    bt_config_release(&cfg);
+    bt_test_stop(scheduler, 10000);
 }

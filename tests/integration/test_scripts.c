@@ -338,28 +338,35 @@ Test(scripts, retention_claims_each_due_run_once_and_again_when_its_lease_expire
 
     run("ZADD t:retention 10 1|a 20 1|b 30 1|c 5000 %s", "1|later");
     reply = claim("25", "256", NULL);
-    cr_assert_eq(reply->elements, 4, "a and b are due at 25");
+    cr_assert_eq(reply->elements, 6, "a and b are due at 25: member, token, previous");
     cr_expect_str_eq(reply->element[0]->str, "1|a");
     cr_expect_eq(reply->element[1]->integer, 125, "the token: the lease's expiry");
-    cr_expect_str_eq(reply->element[2]->str, "1|b");
+    cr_expect_eq(reply->element[2]->integer, 0, "a fresh claim");
+    cr_expect_str_eq(reply->element[3]->str, "1|b");
     freeReplyObject(reply);
     /* another scheduler at once: nothing left for it but c, due at 30 */
     reply = claim("30", "256", NULL);
-    cr_assert_eq(reply->elements, 2);
+    cr_assert_eq(reply->elements, 3);
     cr_expect_str_eq(reply->element[0]->str, "1|c");
     freeReplyObject(reply);
-    /* past the leases of a and b (125): claimed again, with a new token */
+    /* past the leases of a and b (125): claimed again, with a new token, and
+     * the old one said (its holder may have archived it) */
     reply = claim("126", "1", NULL);
-    cr_assert_eq(reply->elements, 2, "the limit holds");
+    cr_assert_eq(reply->elements, 3, "the limit holds");
     cr_expect_str_eq(reply->element[0]->str, "1|a");
     cr_expect_eq(reply->element[1]->integer, 226);
+    cr_expect_eq(reply->element[2]->integer, 125, "taken over from the claim of 125");
     freeReplyObject(reply);
     /* named (baton delete): taken unless its lease holds, due or not */
     reply = claim("127", "1", "1|later");
-    cr_expect_eq(reply->elements, 2);
+    cr_expect_eq(reply->elements, 3);
     freeReplyObject(reply);
     reply = claim("127", "1", "1|a");
     cr_expect_eq(reply->elements, 0, "held by another until 226");
+    freeReplyObject(reply);
+    reply = claim("127", "1", "1|b");
+    cr_assert_eq(reply->elements, 3, "b's claim expired at 125");
+    cr_expect_eq(reply->element[2]->integer, 125);
     freeReplyObject(reply);
     cr_expect_eq(count("ZCARD %s", "t:retention"), 0);
 }
@@ -378,7 +385,7 @@ Test(scripts, retention_delete_needs_the_claim_a_finished_instance_and_its_histo
     run("HSET t:{o}:outbox r %s", "results\nx\n{}");
     run("ZADD t:retention 10 1|a 10 1|r 10 %s", "1|o");
     reply = claim("20", "256", NULL);
-    cr_assert_eq(reply->elements, 6);
+    cr_assert_eq(reply->elements, 9);
     freeReplyObject(reply);
 
     cr_expect_eq(settle("1|a", "119", "d", "1"), 0, "another token: not ours");
@@ -395,7 +402,7 @@ Test(scripts, retention_delete_needs_the_claim_a_finished_instance_and_its_histo
     cr_expect_eq(reply->elements, 0);
     freeReplyObject(reply);
     reply = claim("10001", "256", NULL);
-    cr_assert_eq(reply->elements, 4);
+    cr_assert_eq(reply->elements, 6);
     freeReplyObject(reply);
     cr_expect_eq(settle("1|a", "10101", "d", "1"), 1);
     cr_expect_eq(count("EXISTS t:{a} t:{a}:history t:{a}:journal %s", "x"), 0);
