@@ -46,11 +46,11 @@ struct bt_archive_run {
     char *member;   /* "<run>|<id>", owned */
     const char *id; /* into member */
     int run;
-    int64_t token;   /* the lease's expiry: the claim's identity */
+    int64_t token; /* the lease's expiry: the claim's identity */
     /* the expiry of the claim this one took over (0: none): its holder may
      * have archived the run before it died, so Kafka is looked at first */
     int64_t previous;
-    int found; /* parts found on Kafka already (not produced again) */
+    int found;       /* parts found on Kafka already (not produced again) */
     bool last;       /* the instance's last run: the instance goes with it */
     int64_t entries; /* history stream entries archived (the delete checks) */
     int parts;       /* archive messages produced */
@@ -84,9 +84,9 @@ int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
  * produced again. Returns 0, BT_EAGAIN (Redis or Kafka), BT_ENOMEM or
  * BT_ETOOBIG (a part over Kafka's limit: that run is tried again in an
  * hour, logged). */
-int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg, rd_kafka_t *rk,
-                       rd_kafka_t **reader, struct bt_archive_run *runs, size_t n,
-                       int64_t now_ms);
+int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
+                       rd_kafka_t *rk, rd_kafka_t **reader, struct bt_archive_run *runs,
+                       size_t n, int64_t now_ms);
 
 /* Ends the claims of runs[0..n), all delivered or failed (batch.pending 0):
  * deletes those whose action is DELETE and whose archive was delivered,
