@@ -1,7 +1,8 @@
 /* `baton stats [--watch]`: a summary computed from Redis — instances by type
  * and status, completions per second over the last minute, pending timers,
- * the outbox index (and how much of it holds old unsent commands), and the
- * dead-letter count on Kafka. */
+ * the outbox index (and how much of it holds old unsent commands), finished
+ * runs waiting for their retention to end, and the dead-letter count on
+ * Kafka. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,11 @@ static int print_stats(const struct bt_config *cfg, struct bt_store *store)
            "or no scheduler running: %lld)\n",
            zcount(store, "outbox", "-inf", "+inf"),
            zcount(store, "outbox", "-inf", stale));
+    printf("finished runs kept until their retention ends: %lld (due for archive and "
+           "deletion now: %lld, being archived: %lld)\n",
+           zcount(store, "retention", "-inf", "+inf"),
+           zcount(store, "retention", "-inf", now_s),
+           zcount(store, "retention:leased", "-inf", "+inf"));
     long long dlq = dead_letters(cfg);
     if (dlq >= 0)
         printf("dead letters: %lld\n", dlq);

@@ -28,7 +28,7 @@ int bt_test_redis_restart(struct bt_test_redis *r);
 void bt_test_redis_stop(struct bt_test_redis *r);
 
 /* A Kafka mock cluster in this process, with the baton topics of `prefix`
- * created (events, results, dlq, tasks.default, tasks.legacy and any extra
+ * created (events, results, dlq, tasks.default, tasks.legacy, archive and any extra
  * task queues given, `partitions` each). */
 struct bt_test_kafka {
     rd_kafka_t *rk; /* owns the cluster */
