@@ -1718,66 +1718,75 @@ out:
 
 /* ---- set-up ---- */
 
-static void usage(FILE *f)
+static void workloads_help(void *file)
 {
-    fprintf(f, "usage: baton bench [WORKLOAD...] [--workflows W] [--steps K] "
-               "[--inflight N] [--idle-s S] [--json] [--attach]\n\nWorkloads (default: "
-               "idle chain latency "
-               "retry fanout limited):\n");
+    FILE *f = file;
+
+    fprintf(f, "\nWorkloads (default: idle chain latency retry fanout limited):\n");
     for (size_t i = 0; i < N_WORKLOADS; i++)
         fprintf(f, "  %-8s %s\n", workloads[i].name, workloads[i].about);
-    fprintf(
-        f,
-        "\n  --workflows W  instances per workload (chain 2000, latency 200, retry 200, "
-        "fanout 500,\n"
-        "                 limited 1000)\n"
-        "  --steps K      steps of chain and latency [3]\n"
-        "  --inflight N   start events awaiting Kafka's ack at most [200]\n"
-        "  --idle-s S     length of the idle workload, seconds [30]\n"
-        "  --json         one JSON object per workload instead of key=value\n"
-        "  --attach       use the configured --brokers/--redis (their workers must load\n"
-        "                 bench.so) instead of starting `baton dev` in a temporary home\n"
-        "\nThe stack gets --concurrency, --partitions, --queues, --eager, --plugin and "
-        "--kafka.*\n"
-        "(default plugin: <bin>/../plugins/bench.so).\n");
+    fprintf(f,
+            "\nThe stack gets --concurrency, --partitions, --queues, --eager, --plugin "
+            "and --kafka.*\n(default plugin: <bin>/../plugins/bench.so).\n");
 }
+
+static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30;
+static bool json_arg, attach_arg;
+
+static const struct bt_arg bench_args[] = {
+    {"workflows", 0, BT_ARG_INT, &workflows_arg, "W",
+     "chain 2000, latency 200, retry 200, fanout 500, limited 1000", 1, 10000000,
+     .help = "instances per workload"},
+    {"steps", 0, BT_ARG_INT, &steps_arg, "K", "3", 1, 10000000,
+     .help = "steps of chain and latency"},
+    {"inflight", 0, BT_ARG_INT, &inflight_arg, "N", "200", 1, 10000000,
+     .help = "start events awaiting Kafka's ack at most"},
+    {"idle-s", 0, BT_ARG_INT, &idle_s_arg, "S", "30", 1, 10000000,
+     .help = "length of the idle workload, seconds"},
+    {"json", 0, BT_ARG_BOOL, &json_arg,
+     .help = "one JSON object per workload instead of key=value"},
+    {"attach", 0, BT_ARG_BOOL, &attach_arg,
+     .help = "use the configured --brokers/--redis (their workers must load bench.so) "
+             "instead of starting `baton dev` in a temporary home"},
+    {NULL},
+};
+
+static const struct bt_cmd bench_cmd = {
+    .name = "baton bench",
+    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--idle-s S] "
+                "[--json] [--attach]",
+    .about = "Measure throughput, latency and cost per step on a fresh embedded stack "
+             "(bench/README.md).",
+    .args = bench_args,
+    .max_pos = 16,
+    .more = workloads_help,
+};
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.steps = 3, .inflight = 200, .idle_s = 30};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+    char *pos[16];
+    int n_pos, ret;
+
+    if ((ret = bt_cli_args(&bench_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    *o = (struct opts){.workflows = (int)workflows_arg,
+                       .steps = (int)steps_arg,
+                       .inflight = (int)inflight_arg,
+                       .idle_s = (int)idle_s_arg,
+                       .json = json_arg,
+                       .attach = attach_arg};
+    for (int i = 0; i < n_pos; i++) {
         size_t k;
-        if (!strcmp(a, "--json")) {
-            o->json = true;
-        } else if (!strcmp(a, "--attach")) {
-            o->attach = true;
-        } else if ((!strcmp(a, "--workflows") || !strcmp(a, "--steps") ||
-                    !strcmp(a, "--inflight") || !strcmp(a, "--idle-s")) &&
-                   i + 1 < argc) {
-            int v = atoi(argv[++i]);
-            if (v < 1 || v > 10000000) {
-                fprintf(stderr, "baton bench: %s: \"%s\" is not a positive number\n", a,
-                        argv[i]);
-                return BT_EXIT_USAGE;
-            }
-            *(a[2] == 'w'   ? &o->workflows
-              : a[2] == 's' ? &o->steps
-              : a[3] == 'd' ? &o->idle_s
-                            : &o->inflight) = v;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return BT_EXIT_OK;
-        } else {
-            for (k = 0; k < N_WORKLOADS && strcmp(a, workloads[k].name); k++)
-                ;
-            if (k == N_WORKLOADS || o->n_run == sizeof(o->run) / sizeof(o->run[0])) {
-                fprintf(stderr, "baton bench: unknown argument \"%s\"\n", a);
-                usage(stderr);
-                return BT_EXIT_USAGE;
-            }
-            o->run[o->n_run++] = (enum kind)k;
+        for (k = 0; k < N_WORKLOADS && strcmp(pos[i], workloads[k].name); k++)
+            ;
+        if (k == N_WORKLOADS) {
+            fprintf(stderr,
+                    "baton bench: unknown workload \"%s\" (`baton bench --help` lists "
+                    "them)\n",
+                    pos[i]);
+            return BT_EXIT_USAGE;
         }
+        o->run[o->n_run++] = (enum kind)k;
     }
     if (!o->n_run) {
         o->run[o->n_run++] = IDLE;

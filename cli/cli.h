@@ -11,10 +11,30 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "args.h"
 #include "config.h"
 #include "store.h"
 
 enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE = 3 };
+
+/* The settings a command that reads Redis, or produces to Kafka, uses: for
+ * the `.settings` of its struct bt_cmd (args.h), in its --help. */
+#define BT_CLI_REDIS_SETTINGS                                                            \
+    "redis", "redis-user", "redis-password", "redis-password-file", "key-prefix"
+#define BT_CLI_KAFKA_SETTINGS "brokers", "prefix", "kafka.<property>=<value>"
+
+/* Parses a command's arguments with bt_args_parse(). Returns -1 when the
+ * command should run, else the exit status to return at once: 0 after
+ * --help or --version, BT_EXIT_USAGE when argv is wrong (said on stderr). */
+int bt_cli_args(const struct bt_cmd *cmd, int argc, char **argv, char **pos, int *n_pos);
+
+/* Prints root as one line of compact JSON on stdout and releases it (takes
+ * the reference; NULL prints nothing). The `--json` of every command. */
+void bt_cli_print_json(json_t *root);
+/* ms since the epoch as RFC 3339 in UTC with milliseconds
+ * ("2026-12-04T19:45:50.123Z"), the time format of every output, into buf
+ * (size n, 32 is enough). Returns buf. */
+char *bt_cli_time(int64_t ms, char *buf, size_t n);
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
 /* Writes the Redis credentials of cfg (requirepass, and the ACL user when
@@ -41,7 +61,12 @@ int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv);
  * exit status, having told the user what went wrong. */
 int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
                        const char *event, const char *at);
+/* "+30s" / "+5m" / "+2h" / "+1d" from now, or RFC 3339 with Z or an offset
+ * and optional fractions of a second, into *ms (since the epoch). Returns 0
+ * or -1. */
+int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms);
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_dlq(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);
@@ -63,6 +88,15 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
 
 struct bt_store *bt_cli_store(const struct bt_config *cfg);
 
+/* Every Redis call of the CLI gives up after this long: a Redis that
+ * accepts connections but never answers gets the user an error (exit 3)
+ * within 5 s, counting the connect timeout. Blocking reads block for less. */
+#define BT_CLI_REDIS_TIMEOUT_MS 3000
+/* bt_store_new() with BT_CLI_REDIS_TIMEOUT_MS on its calls; NULL with
+ * errstr filled. Freed with bt_store_destroy(). */
+struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
+                                  size_t errstr_size);
+
 /* Blocks up to block_ms (at least 1) for the history records of instance id
  * after stream position after (in/out, size n; "0-0" from the start), the
  * way `baton history --follow` reads them. Returns 1 when one of them is the
@@ -71,6 +105,32 @@ struct bt_store *bt_cli_store(const struct bt_config *cfg);
  * answer. */
 int bt_cli_follow(struct bt_store *store, const char *id, char *after, size_t n,
                   int block_ms, json_t **finished);
+
+/* `baton start` of an id that is taken: an instance of it runs (and
+ * --id-conflict is fail), or it finished (and --id-reuse is reject), or it
+ * is a child workflow's or lives on another queue. */
+enum { BT_EXIT_CONFLICT = 4 };
+
+/* What lives under an instance id (idpolicy.c). */
+struct bt_cli_existing {
+    bool exists;
+    bool finished; /* completed, failed, cancelled or terminated */
+    bool child;    /* started by a parent workflow */
+    char status[32];
+    int run;         /* its current run: 1, more after continue-as-new */
+    char queue[300]; /* "default" when none */
+};
+/* Reads what lives under id into *ex. Returns BT_EXIT_OK (ex->exists says
+ * whether anything does) or BT_EXIT_UNAVAILABLE. */
+int bt_cli_existing(struct bt_store *store, const char *id, struct bt_cli_existing *ex);
+/* Whether a live worker of queue (NULL: default) runs workflow type, from
+ * the sets the workers' heartbeats keep (workers/alive.h). When live workers
+ * of the queue say what they run and type is not among it, says so on
+ * stderr and returns BT_EXIT_FAIL when refuse, else only warns. When none
+ * says (none lives, or older workers), returns BT_EXIT_OK: the caller warns
+ * about a queue nobody serves. BT_EXIT_UNAVAILABLE when Redis does not answer. */
+int bt_cli_check_type(struct bt_store *store, const char *queue, const char *type,
+                      bool refuse);
 
 /* The end of a `set`: reply (freed here) to the HSET of key; prints the
  * stored limit, or says why it failed. Returns a BT_EXIT_* status. */

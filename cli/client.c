@@ -5,11 +5,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "err.h"
 #include "journal.h"
 #include "kafka.h"
+
+int bt_cli_args(const struct bt_cmd *cmd, int argc, char **argv, char **pos, int *n_pos)
+{
+    int rc = bt_args_parse(cmd, argc, argv, pos, n_pos);
+
+    return rc == 0 ? -1 : rc == 1 ? BT_EXIT_OK : BT_EXIT_USAGE;
+}
+
+void bt_cli_print_json(json_t *root)
+{
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+    if (text)
+        printf("%s\n", text);
+    free(text);
+    json_decref(root);
+}
+
+char *bt_cli_time(int64_t ms, char *buf, size_t n)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char date[32];
+
+    gmtime_r(&s, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, n, "%s.%03dZ", date, (int)(ms % 1000));
+    return buf;
+}
 
 int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *key,
                    const char *payload, size_t len)
@@ -46,10 +76,20 @@ out:
     return ret;
 }
 
+struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
+                                  size_t errstr_size)
+{
+    struct bt_store *store = bt_store_new(cfg, errstr, errstr_size);
+
+    if (store)
+        bt_redis_set_timeout(bt_store_redis(store), BT_CLI_REDIS_TIMEOUT_MS);
+    return store;
+}
+
 struct bt_store *bt_cli_store(const struct bt_config *cfg)
 {
     char errstr[512];
-    struct bt_store *store = bt_store_new(cfg, errstr, sizeof(errstr));
+    struct bt_store *store = bt_cli_store_new(cfg, errstr, sizeof(errstr));
     redisReply *reply;
 
     if (!store) {

@@ -9,8 +9,27 @@
 #include "cli.h"
 #include "concurrency.h"
 
+static bool json_arg;
+
 static const char usage_text[] =
     "usage: baton concurrency set KEY N (0: no limit) | get KEY | list\n";
+
+static const struct bt_arg concurrency_args[] = {
+    {"json", 0, BT_ARG_BOOL, &json_arg,
+     .help = "one JSON object per key and line (JSON lines)"},
+    {NULL},
+};
+
+static const struct bt_cmd concurrency_cmd = {
+    .name = "baton concurrency",
+    .synopsis = "set KEY N | get KEY | list  [--json]",
+    .args = concurrency_args,
+    .about = "Concurrency limits (at most N steps of a key running at once across every "
+             "worker; 0: no limit), read and tuned while everything runs.",
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 3,
+};
 
 /* Leases not expired on Redis's clock: "-" when Redis does not answer. */
 static void count_leases(struct bt_store *store, const char *key, char *out, size_t n)
@@ -33,30 +52,50 @@ static void count_leases(struct bt_store *store, const char *key, char *out, siz
     freeReplyObject(reply);
 }
 
+static json_t *integer_or_null(const char *text)
+{
+    char *end;
+    long long x = text ? strtoll(text, &end, 10) : 0;
+
+    return text && end != text && !*end ? json_integer(x) : json_null();
+}
+
 static void print_limit(struct bt_store *store, const char *hash, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store), "HGET %s limit", hash);
+    const char *limit = reply && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
     char in_use[32];
 
     count_leases(store, key, in_use, sizeof(in_use));
-    printf("%s limit=%s in_use=%s\n", key,
-           reply && reply->type == REDIS_REPLY_STRING ? reply->str : "-", in_use);
+    if (json_arg)
+        bt_cli_print_json(json_pack("{s:s, s:o, s:o}", "key", key, "limit",
+                                    integer_or_null(limit), "in_use",
+                                    integer_or_null(in_use)));
+    else
+        printf("%s limit=%s in_use=%s\n", key, limit ? limit : "-", in_use);
     freeReplyObject(reply);
 }
 
-static int set(struct bt_store *store, const char *key, const char *value)
+/* N in [0, 1000000]: 0 or -1 having said why. */
+static int parse_limit(const char *text, long *limit)
 {
-    char hash[600], *end;
-    long limit = strtol(value, &end, 10);
+    char *end;
+
+    *limit = strtol(text, &end, 10);
+    if (end == text || *end || *limit < 0 || *limit > 1000000) {
+        fprintf(stderr,
+                "baton concurrency: limit \"%s\" is not an integer from 0 to 1000000\n",
+                text);
+        return -1;
+    }
+    return 0;
+}
+
+static int set(struct bt_store *store, const char *key, long limit)
+{
+    char hash[600];
     redisReply *reply;
 
-    if (end == value || *end || limit < 0 || limit > 1000000) {
-        fprintf(stderr,
-                "baton: concurrency limit \"%s\" is not an integer in [0, 1000000]\n",
-                value);
-        fputs(usage_text, stderr);
-        return BT_EXIT_USAGE;
-    }
     bt_concurrency_key(bt_store_prefix(store), key, hash, sizeof(hash));
     reply = bt_redis_command(bt_store_redis(store), "HSET %s limit %ld", hash, limit);
     return bt_cli_stored(store, reply, hash, key, print_limit);
@@ -83,21 +122,26 @@ static int list(struct bt_store *store)
 int bt_cli_concurrency(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
-    int ret;
+    char *pos[3];
+    long limit = 0;
+    int n_pos, ret;
 
-    if (argc < 2 || (!strcmp(argv[1], "set") && argc != 4) ||
-        (!strcmp(argv[1], "get") && argc != 3) ||
-        (!strcmp(argv[1], "list") && argc != 2) ||
-        (strcmp(argv[1], "set") && strcmp(argv[1], "get") && strcmp(argv[1], "list"))) {
+    if ((ret = bt_cli_args(&concurrency_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    if (!(!strcmp(pos[0], "set") && n_pos == 3) &&
+        !(!strcmp(pos[0], "get") && n_pos == 2) &&
+        !(!strcmp(pos[0], "list") && n_pos == 1)) {
         fputs(usage_text, stderr);
         return BT_EXIT_USAGE;
     }
+    if (!strcmp(pos[0], "set") && parse_limit(pos[2], &limit))
+        return BT_EXIT_USAGE;
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
-    if (!strcmp(argv[1], "set"))
-        ret = set(store, argv[2], argv[3]);
-    else if (!strcmp(argv[1], "get"))
-        ret = get(store, argv[2]);
+    if (!strcmp(pos[0], "set"))
+        ret = set(store, pos[1], limit);
+    else if (!strcmp(pos[0], "get"))
+        ret = get(store, pos[1]);
     else
         ret = list(store);
     bt_store_destroy(store);

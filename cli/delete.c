@@ -158,18 +158,27 @@ out:
     return ret;
 }
 
+static const struct bt_cmd delete_cmd = {
+    .name = "baton delete",
+    .synopsis = "ID",
+    .about = "Archive a finished instance's runs to <prefix>.archive and delete it from "
+             "Redis now, as its retention would (refused while it runs).",
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
 int bt_cli_delete(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
     struct bt_archive_run *runs = NULL;
-    char **members = NULL;
+    char **members = NULL, *pos[1];
     size_t n_members = 0, n = 0;
-    int run = 0, ret;
+    int run = 0, ret, n_pos;
 
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: baton delete ID\n");
-        return BT_EXIT_USAGE;
-    }
+    if ((ret = bt_cli_args(&delete_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    argv[1] = pos[0]; /* the id, wherever it was among the flags */
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
     if ((ret = finished(store, argv[1], &run)) != BT_EXIT_OK)

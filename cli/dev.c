@@ -76,22 +76,6 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void usage(FILE *f)
-{
-    fprintf(
-        f,
-        "usage: baton dev [--no-worker] [--no-scheduler] [settings]\n\n"
-        "Runs redis-server, an embedded Kafka cluster, baton-scheduler and baton-worker\n"
-        "in the foreground until Ctrl-C (baton-worker only when a --plugin is given:\n"
-        "it refuses to run with nothing registered). State lives in $BATON_HOME; the\n"
-        "addresses are written to $BATON_HOME/dev.env, where the other baton commands\n"
-        "find them. --plugin, --queues, --concurrency, --kafka.* and the log settings\n"
-        "are passed on to the worker; with --metrics-port N the scheduler serves\n"
-        "metrics on N and the worker on N+1.\n\n"
-        "  --no-worker      do not run baton-worker (run your own)\n"
-        "  --no-scheduler   do not run baton-scheduler\n");
-}
-
 static int mkdir_p(const char *path)
 {
     char buf[PATH_MAX];
@@ -703,34 +687,47 @@ static void banner(const struct dev *dev)
     fflush(stdout);
 }
 
-static int parse_flags(int argc, char **argv, int *no_worker, int *no_scheduler)
-{
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--no-worker")) {
-            *no_worker = 1;
-        } else if (!strcmp(argv[i], "--no-scheduler")) {
-            *no_scheduler = 1;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return BT_EXIT_OK;
-        } else {
-            fprintf(stderr, "baton dev: unknown argument \"%s\"\n", argv[i]);
-            usage(stderr);
-            return BT_EXIT_USAGE;
-        }
-    }
-    return -1;
-}
+static bool no_worker_arg, no_scheduler_arg;
+
+static const struct bt_arg dev_args[] = {
+    {"no-worker", 0, BT_ARG_BOOL, &no_worker_arg,
+     .help = "do not run baton-worker (run your own)"},
+    {"no-scheduler", 0, BT_ARG_BOOL, &no_scheduler_arg,
+     .help = "do not run baton-scheduler"},
+    {NULL},
+};
+
+static const struct bt_cmd dev_cmd = {
+    .name = "baton dev",
+    .synopsis = "[--no-worker] [--no-scheduler] [settings]",
+    .about = "Run redis-server, an embedded Kafka cluster, baton-scheduler and "
+             "baton-worker in the\nforeground until Ctrl-C (baton-worker only when a "
+             "--plugin is given: it refuses to run\nwith nothing registered). State "
+             "lives in $BATON_HOME; the addresses are written to\n$BATON_HOME/dev.env, "
+             "where the other baton commands find them. --plugin, --queues,\n"
+             "--concurrency, --kafka.* and the log settings are passed on to the worker; "
+             "with\n--metrics-port N the scheduler serves metrics on N and the worker on "
+             "N+1.",
+    .args = dev_args,
+    .settings =
+        (const char *const[]){"home", "dev-redis-port", "partitions", "plugin", "queues",
+                              "concurrency", "eager", "metrics-port", "redis-user",
+                              "redis-password", "redis-password-file", "prefix",
+                              "key-prefix", "log-level", "log-json",
+                              "kafka.<property>=<value>", NULL},
+};
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
 {
     struct dev dev = {.cfg = cfg, .lock_fd = -1};
-    int no_worker = 0, no_scheduler = 0, ret, sig;
+    int no_worker, no_scheduler, ret, sig, n_pos;
     sigset_t signals;
     pid_t other;
 
-    if ((ret = parse_flags(argc, argv, &no_worker, &no_scheduler)) >= 0)
+    if ((ret = bt_cli_args(&dev_cmd, argc, argv, NULL, &n_pos)) >= 0)
         return ret;
+    no_worker = no_worker_arg;
+    no_scheduler = no_scheduler_arg;
     if (check_queues(cfg->queues))
         return BT_EXIT_USAGE;
     ret = BT_EXIT_FAIL;

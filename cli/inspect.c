@@ -1,5 +1,6 @@
-/* Read-only views of instances, straight from Redis: `baton describe ID`,
- * `baton history ID [--json] [--follow]`, `baton list [--status S] [--type T]`. */
+/* Read-only views of instances, straight from Redis: `baton history ID
+ * [--json] [--follow]`, `baton list [--status S] [--type T] [--json]`
+ * (`baton describe` is describe.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,144 +9,28 @@
 #include "cli.h"
 #include "journal.h"
 
-static void print_time(int64_t ms)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    char buf[32];
-
-    gmtime_r(&s, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    printf("%s.%03dZ", buf, (int)(ms % 1000));
-}
-
-static const char *field(const redisReply *hash, const char *name)
-{
-    for (size_t i = 0; i + 1 < hash->elements; i += 2)
-        if (!strcmp(hash->element[i]->str, name))
-            return hash->element[i + 1]->str;
-    return NULL;
-}
-
-static const char *const state_names[] = {"waiting",  "attempt failed", "backing off",
-                                          "retrying", "done",           "failed"};
-
-int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
-{
-    struct bt_store *store;
-    redisReply *meta = NULL, *journal = NULL;
-    char key[600];
-    int ret = BT_EXIT_UNAVAILABLE;
-
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: baton describe ID\n");
-        return BT_EXIT_USAGE;
-    }
-    if (!(store = bt_cli_store(cfg)))
-        return ret;
-    meta = bt_redis_command(bt_store_redis(store), "HGETALL %s",
-                            bt_store_key(store, argv[1], "", key, sizeof(key)));
-    journal =
-        bt_redis_command(bt_store_redis(store), "HGETALL %s",
-                         bt_store_key(store, argv[1], ":journal", key, sizeof(key)));
-    if (!meta || !journal || meta->type != REDIS_REPLY_ARRAY ||
-        journal->type != REDIS_REPLY_ARRAY)
-        goto out;
-    if (meta->elements == 0) {
-        bt_cli_gone(store, argv[1]);
-        ret = BT_EXIT_FAIL;
-        goto out;
-    }
-    printf("id:       %s\ntype:     %s\nstatus:   %s\n", argv[1], field(meta, "type"),
-           field(meta, "status"));
-    printf("created:  ");
-    print_time(strtoll(field(meta, "created") ? field(meta, "created") : "0", NULL, 10));
-    printf("\nupdated:  ");
-    print_time(strtoll(field(meta, "updated") ? field(meta, "updated") : "0", NULL, 10));
-    printf("\ninput:    %s\n", field(meta, "input") ? field(meta, "input") : "null");
-    if (field(meta, "queue"))
-        printf("queue:    %s\n", field(meta, "queue"));
-    if (field(meta, "run") && strcmp(field(meta, "run"), "1"))
-        printf("run:      %s (continued as new; `baton history --run N` shows earlier "
-               "ones)\n",
-               field(meta, "run"));
-    if (field(meta, "parent"))
-        printf("parent:   %s (seq %s)\n", field(meta, "parent"), field(meta, "pseq"));
-    if (field(meta, "result") && *field(meta, "result"))
-        printf("result:   %s\n", field(meta, "result"));
-    if (field(meta, "error") && *field(meta, "error"))
-        printf("error:    %s\n", field(meta, "error"));
-    if (field(meta, "signals") && *field(meta, "signals"))
-        printf("buffered signals: %s\n", field(meta, "signals"));
-    if (field(meta, "cancel") && field(meta, "cancel")[0] == '1')
-        printf("cancellation requested\n");
-
-    size_t n = journal->elements / 2;
-    long long base = field(meta, "base") ? strtoll(field(meta, "base"), NULL, 10) : 0;
-    struct bt_entry *entries = calloc(n + 1, sizeof(*entries));
-    for (size_t i = 0; i < journal->elements; i += 2) {
-        long long seq = strtoll(journal->element[i]->str, NULL, 10) - base;
-        if (seq >= 0 && (size_t)seq < n)
-            bt_entry_decode(&entries[seq], journal->element[i + 1]->str,
-                            journal->element[i + 1]->len);
-    }
-    printf("steps:    %zu\n", n);
-    printf("  %-4s %-8s %-24s %-15s %-7s %s\n", "SEQ", "KIND", "NAME", "STATE", "ATTEMPT",
-           "DUE / VALUE");
-    for (size_t i = 0; i < n; i++) {
-        const struct bt_entry *e = &entries[i];
-        char kind[2] = {e->kind, 0};
-        if (!e->name)
-            continue;
-        printf("  %-4lld %-8s %-24s %-15s %-7d ", base + (long long)i,
-               e->kind == 'a'   ? "activity"
-               : e->kind == 'c' ? "child"
-               : e->kind == 't' ? "sleep"
-               : e->kind == 's' ? "signal"
-               : e->kind == 'x' ? "recorded"
-               : e->kind == 'p' ? "patch"
-                                : kind,
-               e->name, e->state < 6 ? state_names[e->state] : "?", e->attempt);
-        if (e->state != BT_ST_DONE && e->state != BT_ST_FAILED && e->due) {
-            printf("due ");
-            print_time(e->due);
-        } else if (e->error && e->state != BT_ST_DONE) {
-            char *s = json_dumps(e->error, JSON_COMPACT);
-            printf("%s", s);
-            free(s);
-        } else if (e->value) {
-            char *s = json_dumps(e->value, JSON_COMPACT | JSON_ENCODE_ANY);
-            printf("%.60s%s", s, strlen(s) > 60 ? "..." : "");
-            free(s);
-        }
-        printf("\n");
-    }
-    for (size_t i = 0; i < n; i++)
-        bt_entry_release(&entries[i]);
-    free(entries);
-    ret = BT_EXIT_OK;
-out:
-    if (ret == BT_EXIT_UNAVAILABLE)
-        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
-    freeReplyObject(meta);
-    freeReplyObject(journal);
-    bt_store_destroy(store);
-    return ret;
-}
-
+/* One history record: as JSON with its time in RFC 3339 like every --json
+ * output, or as a line of text. */
 static void print_record(const char *text, bool as_json)
 {
     json_t *root = json_loads(text, 0, NULL);
+    const json_t *ts = json_object_get(root, "ts");
     const char *k;
     json_t *v;
+    char when[40];
 
-    if (as_json || !root) {
+    if (!json_is_integer(ts)) {
         printf("%s\n", text);
         json_decref(root);
         return;
     }
-    print_time(json_integer_value(json_object_get(root, "ts")));
-    printf("  %-20s", json_string_value(json_object_get(root, "ev")));
+    bt_cli_time(json_integer_value(ts), when, sizeof(when));
+    if (as_json) {
+        json_object_set_new(root, "ts", json_string(when));
+        bt_cli_print_json(root);
+        return;
+    }
+    printf("%s  %-20s", when, json_string_value(json_object_get(root, "ev")));
     json_object_foreach(root, k, v)
     {
         char *s;
@@ -204,33 +89,46 @@ static int print_history(struct bt_store *store, const char *id, const char *suf
     }
 }
 
+static bool history_json, history_follow;
+static int64_t history_run;
+
+static const struct bt_arg history_args[] = {
+    {"json", 0, BT_ARG_BOOL, &history_json,
+     .help = "one JSON record per line, as stored"},
+    {"follow", 'f', BT_ARG_BOOL, &history_follow,
+     .help = "keep printing new records until the instance finishes"},
+    {"run", 0, BT_ARG_INT, &history_run, "N", "the current run", 1, INT32_MAX,
+     .help = "an earlier run of an instance that continued as new"},
+    {NULL},
+};
+
+static const struct bt_cmd history_cmd = {
+    .name = "baton history",
+    .synopsis = "ID [--json] [--follow] [--run N]",
+    .about = "Print an instance's audit log: every event applied and command issued.",
+    .args = history_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
     redisReply *exists = NULL;
-    const char *id = NULL;
-    bool as_json = false, follow = false;
-    char key[600], suffix[64] = ":history";
-    long run = 0;
-    int ret = BT_EXIT_UNAVAILABLE;
+    const char *id;
+    bool as_json, follow;
+    char key[600], suffix[64] = ":history", *pos[1];
+    long run;
+    int n_pos, ret;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            as_json = true;
-        else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
-            follow = true;
-        else if (!strcmp(argv[i], "--run") && i + 1 < argc && (run = atol(argv[++i])) > 0)
-            continue;
-        else if (argv[i][0] != '-' && !id)
-            id = argv[i];
-        else
-            id = NULL, argc = 0;
-    }
-    if (!id) {
-        fprintf(stderr, "usage: baton history ID [--json] [--follow] [--run N]\n"
-                        "  --run: an earlier run of an instance that continued as new\n");
-        return BT_EXIT_USAGE;
-    }
+    if ((ret = bt_cli_args(&history_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    ret = BT_EXIT_UNAVAILABLE;
+    id = pos[0];
+    as_json = history_json;
+    follow = history_follow;
+    run = (long)history_run;
     if (!(store = bt_cli_store(cfg)))
         return ret;
     exists = bt_redis_command(bt_store_redis(store), "HGET %s run",
@@ -269,34 +167,58 @@ out:
     return ret;
 }
 
+static const char *list_status = "all", *list_type;
+static int64_t list_limit = 100;
+static bool list_json;
+
+static const struct bt_arg list_args[] = {
+    {"status", 0, BT_ARG_CHOICE, &list_status, "S", "all",
+     .choices = "running|completed|failed|cancelled|terminated|blocked|all",
+     .help = "only instances in this status"},
+    {"type", 0, BT_ARG_STR, &list_type, "TYPE", .help = "only instances of this type"},
+    {"limit", 0, BT_ARG_INT, &list_limit, "N", "100", 1, 1000000,
+     .help = "at most this many, newest first"},
+    {"json", 0, BT_ARG_BOOL, &list_json,
+     .help = "one JSON object per instance and line (JSON lines), no header"},
+    {NULL},
+};
+
+static void print_row(const char *id, const char *type, const char *status,
+                      int64_t created)
+{
+    char when[40];
+
+    bt_cli_time(created, when, sizeof(when));
+    if (list_json)
+        bt_cli_print_json(json_pack("{s:s, s:s, s:s?, s:s}", "id", id, "type", type,
+                                    "status", status, "created", when));
+    else
+        printf("%-40s %-24s %-11s %s\n", id, type, status ? status : "?", when);
+}
+
+static const struct bt_cmd list_cmd = {
+    .name = "baton list",
+    .synopsis = "[--status S] [--type T] [--limit N] [--json]",
+    .about = "List instances, newest first.",
+    .args = list_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
+};
+
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *status = "all", *type = NULL;
-    long limit = 100;
+    const char *status, *type;
+    long limit;
     struct bt_store *store;
     redisReply *ids = NULL;
     char key[600];
-    int ret = BT_EXIT_UNAVAILABLE;
+    int n_pos, ret;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--status") && i + 1 < argc) {
-            status = argv[++i];
-            if (bt_status_parse(status) < 0 && strcmp(status, "all")) {
-                fprintf(stderr,
-                        "baton list: unknown status \"%s\" (running, completed, "
-                        "failed, cancelled, terminated, blocked or all)\n",
-                        status);
-                return BT_EXIT_USAGE;
-            }
-        } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
-            type = argv[++i];
-        } else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
-            limit = strtol(argv[++i], NULL, 10);
-        } else {
-            fprintf(stderr, "usage: baton list [--status S] [--type T] [--limit N]\n");
-            return BT_EXIT_USAGE;
-        }
-    }
+    if ((ret = bt_cli_args(&list_cmd, argc, argv, NULL, &n_pos)) >= 0)
+        return ret;
+    ret = BT_EXIT_UNAVAILABLE;
+    status = list_status;
+    type = list_type;
+    limit = (long)list_limit;
     if (!(store = bt_cli_store(cfg)))
         return ret;
     snprintf(key, sizeof(key), "%s:idx:%s", bt_store_prefix(store), status);
@@ -310,17 +232,16 @@ int bt_cli_list(struct bt_config *cfg, int argc, char **argv)
         bt_store_key(store, ids->element[i]->str, "", mkey, sizeof(mkey));
         bt_redis_append_argv(bt_store_redis(store), 5, argv2, NULL);
     }
-    printf("%-40s %-24s %-11s %s\n", "ID", "TYPE", "STATUS", "CREATED");
+    if (!list_json)
+        printf("%-40s %-24s %-11s %s\n", "ID", "TYPE", "STATUS", "CREATED");
     for (size_t i = 0, shown = 0; i < ids->elements; i++) {
         redisReply *m = NULL;
         if (bt_redis_reply(bt_store_redis(store), &m))
             goto out;
         if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 && m->element[0]->str &&
             (!type || !strcmp(type, m->element[0]->str)) && (long)shown < limit) {
-            printf("%-40s %-24s %-11s ", ids->element[i]->str, m->element[0]->str,
-                   m->element[1]->str ? m->element[1]->str : "?");
-            print_time(strtoll(m->element[2]->str ? m->element[2]->str : "0", NULL, 10));
-            printf("\n");
+            print_row(ids->element[i]->str, m->element[0]->str, m->element[1]->str,
+                      strtoll(m->element[2]->str ? m->element[2]->str : "0", NULL, 10));
             shown++;
         }
         freeReplyObject(m);

@@ -18,22 +18,23 @@ struct command {
 /* clang-format off */
 static const struct command commands[] = {
     {"dev", bt_cli_dev, "run Kafka (embedded), Redis, the scheduler and a worker here"},
-    {"bench", bt_cli_bench, "measure throughput, latency and cost per step: bench [chain|latency|retry|fanout...] [--json]"},
-    {"start", bt_cli_start, "start a workflow: start TYPE [--id ID] [--input JSON|@file] [--at TIME] [--wait]"},
-    {"describe", bt_cli_describe, "show where an instance stands: describe ID"},
-    {"history", bt_cli_history, "print an instance's audit log: history ID [--json] [--follow]"},
-    {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N]"},
+    {"bench", bt_cli_bench, "measure throughput, latency and cost per step"},
+    {"start", bt_cli_start, "start a workflow: start TYPE [flags]"},
+    {"describe", bt_cli_describe, "show where an instance stands: describe ID [--json]"},
+    {"history", bt_cli_history, "print an instance's audit log: history ID [--json] [--follow] [--run N]"},
+    {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N] [--json]"},
     {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID"},
     {"delete", bt_cli_delete, "archive a finished instance to <prefix>.archive and delete it now: delete ID"},
-    {"schedule", bt_cli_schedule, "cron schedules: schedule add NAME --cron EXPR --workflow TYPE [--input JSON] [--overlap skip|allow] [--tz ZONE] | list | pause|resume|trigger|delete NAME"},
+    {"schedule", bt_cli_schedule, "cron schedules: schedule add|list|pause|resume|trigger|delete"},
     {"replay-check", bt_cli_replay_check,
      "replay in-flight instances against new code: replay-check --plugin new.so [--type T]"},
-    {"stats", bt_cli_stats, "summary from Redis: stats [--watch]"},
+    {"stats", bt_cli_stats, "summary from Redis: stats [--watch] [--json]"},
     {"signal", bt_cli_signal, "send a signal: signal ID NAME [--payload JSON]"},
-    {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID"},
+    {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID [--reason TEXT]"},
     {"terminate", bt_cli_terminate, "stop an instance at once: terminate ID [--reason TEXT]"},
-    {"ratelimit", bt_cli_ratelimit, "rate limits, tuned live: ratelimit set KEY RATE/s [--burst N] | get KEY | list"},
-    {"concurrency", bt_cli_concurrency, "concurrency limits, tuned live: concurrency set KEY N | get KEY | list"},
+    {"ratelimit", bt_cli_ratelimit, "rate limits, tuned live: ratelimit set|get|list"},
+    {"concurrency", bt_cli_concurrency, "concurrency limits, tuned live: concurrency set|get|list"},
+    {"dlq", bt_cli_dlq, "dead letters as a working queue: dlq list|show|redrive"},
 };
 /* clang-format on */
 
@@ -42,9 +43,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: baton [settings] <command> [arguments]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "  %-10s %s\n\n", "help", "show this text");
-    fprintf(f, "`baton <command> --help` shows a command's own flags. Settings go "
-               "anywhere on the line.\n\n");
+    fprintf(f, "  %-10s %s\n", "help", "show this text");
+    fprintf(f, "  %-10s %s\n\n", "--version", "print the version");
+    fprintf(f, "`baton <command> --help` shows a command's own flags and defaults. "
+               "Settings go\nanywhere on the line.\n\n");
     bt_config_usage(f);
 }
 
@@ -76,6 +78,11 @@ int main(int argc, char **argv)
     }
     if (is_help(argv[1])) {
         usage(stdout);
+        ret = BT_EXIT_OK;
+        goto out;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("baton %s\n", bt_args_version());
         ret = BT_EXIT_OK;
         goto out;
     }

@@ -1,6 +1,7 @@
 /* `baton ratelimit set KEY RATE/s [--burst N] | get KEY | list`: reads and
  * tunes the token buckets in Redis (<prefix>:rl:<key>) while everything runs;
  * workers see a change on their next take. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,53 +9,98 @@
 #include "cli.h"
 #include "ratelimit.h"
 
+static bool json_arg;
+
 static const char usage_text[] =
     "usage: baton ratelimit set KEY RATE[/s] [--burst N] | get KEY | list\n";
+
+static int64_t burst_arg = -1;
+
+static const struct bt_arg ratelimit_args[] = {
+    {"burst", 0, BT_ARG_INT, &burst_arg, "N", "unchanged, or RATE at first", 1,
+     1000000000, .help = "set: tokens the bucket holds at most"},
+    {"json", 0, BT_ARG_BOOL, &json_arg,
+     .help = "one JSON object per key and line (JSON lines)"},
+    {NULL},
+};
+
+static const struct bt_cmd ratelimit_cmd = {
+    .name = "baton ratelimit",
+    .synopsis = "set KEY RATE[/s] [--burst N] | get KEY | list  [--json]",
+    .about = "Rate limits (token buckets shared by every worker), read and tuned while "
+             "everything runs.",
+    .args = ratelimit_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 3,
+};
+
+/* A stored number as JSON (an integer when it is one): null when absent or
+ * not a number. */
+static json_t *number(const char *text)
+{
+    char *end;
+    double x = text ? strtod(text, &end) : 0;
+
+    if (!text || end == text || *end || !isfinite(x))
+        return json_null();
+    return fabs(x) < 9e15 && x == (double)(json_int_t)x ? json_integer((json_int_t)x)
+                                                        : json_real(x);
+}
 
 static void print_bucket(struct bt_store *store, const char *bucket, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store),
                                          "HMGET %s rate burst tokens until", bucket);
-    const char *f[4] = {"-", "-", "-", "0"};
+    const char *f[4] = {NULL, NULL, NULL, NULL};
+    char until[40];
 
     for (size_t i = 0;
          reply && reply->type == REDIS_REPLY_ARRAY && i < 4 && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             f[i] = reply->element[i]->str;
-    printf("%s rate=%s/s burst=%s tokens=%s until=%s\n", key, f[0], f[1], f[2], f[3]);
+    if (json_arg) {
+        long long ms = f[3] ? strtoll(f[3], NULL, 10) : 0;
+        bt_cli_print_json(json_pack(
+            "{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]), "burst",
+            number(f[1]), "tokens", number(f[2]), "until",
+            ms > 0 ? json_string(bt_cli_time(ms, until, sizeof(until))) : json_null()));
+    } else {
+        printf("%s rate=%s/s burst=%s tokens=%s until=%s\n", key, f[0] ? f[0] : "-",
+               f[1] ? f[1] : "-", f[2] ? f[2] : "-", f[3] ? f[3] : "0");
+    }
     freeReplyObject(reply);
 }
 
-static int set(struct bt_store *store, int argc, char **argv)
+/* RATE or RATE/s, tokens per second: 0 or -1 having said why. */
+static int parse_rate(const char *text, double *rate)
 {
-    char bucket[600], *end;
-    double rate;
-    long burst = -1;
+    char *end;
+
+    *rate = strtod(text, &end);
+    if (end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9) {
+        fprintf(stderr,
+                "baton ratelimit: rate \"%s\" is not a positive number per second "
+                "(10, 10/s, 0.5/s)\n",
+                text);
+        return -1;
+    }
+    return 0;
+}
+
+static int set(struct bt_store *store, const char *key, double rate)
+{
+    char bucket[600];
     redisReply *reply;
 
-    if (argc != 4 && argc != 6)
-        goto usage;
-    rate = strtod(argv[3], &end);
-    if (end == argv[3] || (*end && strcmp(end, "/s")) || rate <= 0)
-        goto usage;
-    if (argc == 6) {
-        if (strcmp(argv[4], "--burst"))
-            goto usage;
-        burst = strtol(argv[5], &end, 10);
-        if (*end || burst < 1)
-            goto usage;
-    }
-    bt_ratelimit_key(bt_store_prefix(store), argv[2], bucket, sizeof(bucket));
-    if (burst > 0)
-        reply = bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g burst %ld",
-                                 bucket, rate, burst);
+    bt_ratelimit_key(bt_store_prefix(store), key, bucket, sizeof(bucket));
+    if (burst_arg > 0)
+        reply = bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g burst %lld",
+                                 bucket, rate, (long long)burst_arg);
     else
         reply =
             bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g", bucket, rate);
-    return bt_cli_stored(store, reply, bucket, argv[2], print_bucket);
-usage:
-    fputs(usage_text, stderr);
-    return BT_EXIT_USAGE;
+    return bt_cli_stored(store, reply, bucket, key, print_bucket);
 }
 
 static int get(struct bt_store *store, const char *key)
@@ -78,21 +124,30 @@ static int list(struct bt_store *store)
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
-    int ret;
+    char *pos[3];
+    double rate = 0;
+    int n_pos, ret;
 
-    if (argc < 2 ||
-        (strcmp(argv[1], "set") && strcmp(argv[1], "get") && strcmp(argv[1], "list")) ||
-        (!strcmp(argv[1], "get") && argc != 3) ||
-        (!strcmp(argv[1], "list") && argc != 2)) {
+    if ((ret = bt_cli_args(&ratelimit_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    if (!(!strcmp(pos[0], "set") && n_pos == 3) &&
+        !(!strcmp(pos[0], "get") && n_pos == 2) &&
+        !(!strcmp(pos[0], "list") && n_pos == 1)) {
         fputs(usage_text, stderr);
         return BT_EXIT_USAGE;
     }
+    if (burst_arg > 0 && strcmp(pos[0], "set")) {
+        fprintf(stderr, "baton ratelimit: --burst is for set\n");
+        return BT_EXIT_USAGE;
+    }
+    if (!strcmp(pos[0], "set") && parse_rate(pos[2], &rate))
+        return BT_EXIT_USAGE;
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
-    if (!strcmp(argv[1], "set"))
-        ret = set(store, argc, argv);
-    else if (!strcmp(argv[1], "get"))
-        ret = get(store, argv[2]);
+    if (!strcmp(pos[0], "set"))
+        ret = set(store, pos[1], rate);
+    else if (!strcmp(pos[0], "get"))
+        ret = get(store, pos[1]);
     else
         ret = list(store);
     bt_store_destroy(store);

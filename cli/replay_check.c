@@ -45,30 +45,47 @@ static void check_one(struct bt_instance *inst, const struct bt_replay_env *env,
     }
 }
 
+static const char *type_arg;
+static int64_t sample_arg = -1;
+
+static const struct bt_arg replay_check_args[] = {
+    {"type", 0, BT_ARG_STR, &type_arg, "TYPE", "every type",
+     .help = "only instances of this type"},
+    {"sample", 0, BT_ARG_INT, &sample_arg, "N", "all", 1, INT64_C(1) << 40,
+     .help = "replay at most N instances"},
+    {NULL},
+};
+
+static const struct bt_cmd replay_check_cmd = {
+    .name = "baton replay-check",
+    .synopsis = "--plugin new.so [--plugin ...] [--type T] [--sample N]",
+    .about = "Before a deploy: replay every in-flight instance against the code in the "
+             "plugins, in memory, and list those it would block (exit 1 when any would).",
+    .args = replay_check_args,
+    .settings = (const char *const[]){"plugin", BT_CLI_REDIS_SETTINGS, NULL},
+};
+
 int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *type = NULL;
-    long sample = -1, seen = 0;
+    const char *type;
+    long sample, seen = 0;
     struct bt_store *store = NULL;
     bt_registry *reg = NULL;
     struct tally t = {0};
     struct timespec ts;
     char errstr[512];
-    int ret = BT_EXIT_USAGE;
+    int ret, n_pos;
     static const char *const indexes[] = {"running", "blocked"};
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--type") && i + 1 < argc) {
-            type = argv[++i];
-        } else if (!strcmp(argv[i], "--sample") && i + 1 < argc) {
-            sample = strtol(argv[++i], NULL, 10);
-        } else {
-            fprintf(stderr, "baton replay-check: unexpected argument \"%s\"\n", argv[i]);
-            goto usage;
-        }
-    }
-    if (cfg->n_plugins == 0)
+    if ((ret = bt_cli_args(&replay_check_cmd, argc, argv, NULL, &n_pos)) >= 0)
+        return ret;
+    ret = BT_EXIT_USAGE;
+    type = type_arg;
+    sample = (long)sample_arg;
+    if (cfg->n_plugins == 0) {
+        fprintf(stderr, "baton replay-check: --plugin is required\n");
         goto usage;
+    }
     reg = bt_registry_new();
     for (size_t i = 0; i < cfg->n_plugins; i++)
         if (bt_registry_load(reg, cfg->plugins[i], errstr, sizeof(errstr))) {

@@ -137,46 +137,60 @@ static bool valid_start(const char *id, const char *type, const char *input)
     return bytes != NULL;
 }
 
+static const char *cron_arg, *workflow_arg, *input_arg,
+    *queue_arg = "", *overlap_arg = "skip", *tz_arg = "UTC";
+
+static const struct bt_arg add_args[] = {
+    {"cron", 0, BT_ARG_STR, &cron_arg, "EXPR",
+     .help = "when it fires: five cron fields (\"*/5 * * * *\"); required"},
+    {"workflow", 0, BT_ARG_STR, &workflow_arg, "TYPE",
+     .help = "the workflow type it starts; required"},
+    {"input", 0, BT_ARG_STR, &input_arg, "JSON|@FILE", "null",
+     .help = "the input of every instance it starts"},
+    {"queue", 0, BT_ARG_STR, &queue_arg, "QUEUE", "default",
+     .help = "the workflow queue of the instances"},
+    {"overlap", 0, BT_ARG_CHOICE, &overlap_arg, "POLICY", "skip", .choices = "skip|allow",
+     .help = "when the previous instance still runs: skip this fire, or start anyway"},
+    {"tz", 0, BT_ARG_STR, &tz_arg, "ZONE", "UTC",
+     .help = "the time zone of the cron fields (Europe/Paris)"},
+    {NULL},
+};
+
+static const struct bt_cmd add_cmd = {
+    .name = "baton schedule add",
+    .synopsis = "NAME --cron EXPR --workflow TYPE [--input JSON|@file] [--queue QUEUE] "
+                "[--overlap skip|allow] [--tz ZONE]",
+    .about = "Add a cron schedule: baton-scheduler starts an instance of TYPE at each "
+             "fire, with the id NAME@<fire time>.",
+    .args = add_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
 static int add(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *name = NULL, *cron_s = NULL, *type = NULL, *overlap = "skip", *tz = "UTC",
-               *queue = "";
+    const char *name, *cron_s, *type, *overlap, *tz, *queue;
     char *input = NULL, errstr[300], next_s[32], created_s[32], id[BT_ID_MAX + 1],
-         when[32];
+         when[32], *pos[1];
     struct bt_store *store = NULL;
     struct bt_cron cron;
     int64_t next;
-    int ret = BT_EXIT_USAGE, rc;
+    int ret, rc, n_pos;
 
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--cron") && i + 1 < argc) {
-            cron_s = argv[++i];
-        } else if (!strcmp(argv[i], "--workflow") && i + 1 < argc) {
-            type = argv[++i];
-        } else if (!strcmp(argv[i], "--input") && i + 1 < argc) {
-            free(input);
-            input = NULL;
-            if ((ret = read_input(argv[++i], &input)))
-                goto out;
-        } else if (!strcmp(argv[i], "--queue") && i + 1 < argc) {
-            queue = argv[++i];
-        } else if (!strcmp(argv[i], "--overlap") && i + 1 < argc) {
-            overlap = argv[++i];
-        } else if (!strcmp(argv[i], "--tz") && i + 1 < argc) {
-            tz = argv[++i];
-        } else if (argv[i][0] != '-' && !name) {
-            name = argv[i];
-        } else {
-            fprintf(stderr, "baton schedule add: unexpected argument \"%s\"\n%s", argv[i],
-                    usage_text);
-            ret = BT_EXIT_USAGE;
-            goto out;
-        }
-    }
+    if ((ret = bt_cli_args(&add_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    name = pos[0];
+    cron_s = cron_arg;
+    type = workflow_arg;
+    overlap = overlap_arg;
+    tz = tz_arg;
+    queue = queue_arg;
+    if (input_arg && (ret = read_input(input_arg, &input)))
+        goto out;
     ret = BT_EXIT_USAGE;
-    if (!name || !cron_s || !type) {
-        fprintf(stderr,
-                "baton schedule add: NAME, --cron and --workflow are required\n%s",
+    if (!cron_s || !type) {
+        fprintf(stderr, "baton schedule add: --cron and --workflow are required\n%s",
                 usage_text);
         goto out;
     }
@@ -237,11 +251,44 @@ out:
     return ret;
 }
 
+static bool list_json;
+
+/* One schedule (its HGETALL reply h) as a line of text or of JSON. */
+static void print_schedule(const char *name, const redisReply *h)
+{
+    const char *paused = field(h, "paused"), *once = field(h, "once"),
+               *next = field(h, "next"), *err = field(h, "error"),
+               *queue = field(h, "queue");
+    int64_t next_ms = next ? strtoll(next, NULL, 10) : 0;
+    char when[40];
+
+    queue = queue && *queue ? queue : "default";
+    if (list_json) {
+        bt_cli_print_json(json_pack(
+            "{s:s, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}", "name", name,
+            "state", paused && !strcmp(paused, "1") ? "paused" : "active", "next",
+            bt_cli_time(next_ms, when, sizeof(when)), "once", once != NULL, "cron",
+            once ? NULL : field(h, "cron"), "tz", once ? NULL : field(h, "tz"),
+            "workflow", field(h, "workflow"), "queue", queue, "overlap",
+            once ? NULL : field(h, "overlap"), "last_id",
+            field(h, once ? "id" : "last_id"), "error", err));
+        return;
+    }
+    printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", name,
+           paused && !strcmp(paused, "1") ? "paused" : "active",
+           format_time(next_ms, when, sizeof(when)),
+           once ? "once" : show(field(h, "cron")), once ? "-" : show(field(h, "tz")),
+           show(field(h, "workflow")), queue, once ? "-" : show(field(h, "overlap")),
+           show(field(h, once ? "id" : "last_id")));
+    if (err)
+        printf("  error: %s\n", err);
+}
+
 static int list(struct bt_store *store)
 {
     struct bt_redis *r = bt_store_redis(store);
     redisReply *names;
-    char set[600], when[32];
+    char set[600];
     int ret = BT_EXIT_UNAVAILABLE;
 
     snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
@@ -261,33 +308,17 @@ static int list(struct bt_store *store)
             goto out; /* the connection dies with the process */
         }
     }
-    printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", "NAME", "STATE", "NEXT",
-           "SCHEDULE", "TZ", "WORKFLOW", "QUEUE", "OVERLAP", "LAST");
+    if (!list_json)
+        printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", "NAME", "STATE",
+               "NEXT", "SCHEDULE", "TZ", "WORKFLOW", "QUEUE", "OVERLAP", "LAST");
     for (size_t i = 0; i < names->elements; i++) {
         redisReply *h = NULL;
-        const char *paused, *once, *next, *err;
         if (bt_redis_reply(r, &h)) {
             fprintf(stderr, "baton: lost Redis while listing\n");
             goto out;
         }
-        paused = field(h, "paused");
-        once = field(h, "once");
-        next = field(h, "next");
-        err = field(h, "error");
-        if (h->type == REDIS_REPLY_ARRAY && h->elements > 0) {
-            const char *queue = field(h, "queue");
-            printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n",
-                   names->element[i]->str,
-                   paused && !strcmp(paused, "1") ? "paused" : "active",
-                   format_time(next ? strtoll(next, NULL, 10) : 0, when, sizeof(when)),
-                   once ? "once" : show(field(h, "cron")),
-                   once ? "-" : show(field(h, "tz")), show(field(h, "workflow")),
-                   queue && *queue ? queue : "default",
-                   once ? "-" : show(field(h, "overlap")),
-                   show(field(h, once ? "id" : "last_id")));
-            if (err)
-                printf("  error: %s\n", err);
-        }
+        if (h->type == REDIS_REPLY_ARRAY && h->elements > 0)
+            print_schedule(names->element[i]->str, h);
         freeReplyObject(h);
     }
     ret = BT_EXIT_OK;
@@ -426,42 +457,100 @@ out:
     return ret;
 }
 
+static const struct bt_arg list_args[] = {
+    {"json", 0, BT_ARG_BOOL, &list_json,
+     .help = "one JSON object per schedule and line (JSON lines), no header"},
+    {NULL},
+};
+
+static const struct bt_cmd list_cmd = {
+    .name = "baton schedule list",
+    .synopsis = "[--json]",
+    .args = list_args,
+    .about = "List the schedules: state, next fire, cron, zone, workflow, queue, overlap "
+             "policy, last instance started.",
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
+};
+
+/* pause, resume, trigger and delete: NAME and nothing else */
+static const struct bt_cmd name_cmds[] = {
+    {"baton schedule pause", "NAME", "Pause a schedule: it fires no more until resumed.",
+     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL}, 1, 1},
+    {"baton schedule resume", "NAME",
+     "Resume a paused schedule from its next fire time after now.",
+     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL}, 1, 1},
+    {"baton schedule trigger", "NAME",
+     "Start the schedule's workflow once now, whatever its overlap policy.",
+     .settings =
+         (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+     1, 1},
+    {"baton schedule delete", "NAME", "Delete a schedule (and a pending `start --at`).",
+     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL}, 1, 1},
+};
+
+static const struct bt_cmd schedule_cmd = {
+    .name = "baton schedule",
+    .synopsis = "add NAME --cron EXPR --workflow TYPE [flags] | list | "
+                "pause|resume|trigger|delete NAME",
+    .about = "Cron schedules, fired by baton-scheduler (docs/schedules.md). `baton "
+             "schedule SUBCOMMAND --help` shows each one's flags.",
+    .min_pos = 1,
+    .max_pos = 2,
+};
+
+/* The schedule command whose verb is cmd, or NULL. */
+static const struct bt_cmd *sub_cmd(const char *cmd)
+{
+    size_t len = strlen(cmd);
+
+    if (!strcmp(cmd, "list"))
+        return &list_cmd;
+    for (size_t i = 0; i < sizeof(name_cmds) / sizeof(name_cmds[0]); i++) {
+        const char *verb = strrchr(name_cmds[i].name, ' ') + 1;
+        if (strlen(verb) == len && !strcmp(verb, cmd))
+            return &name_cmds[i];
+    }
+    return NULL;
+}
+
 int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
+    const struct bt_cmd *sub = sub_cmd(cmd);
     struct bt_store *store;
-    int ret, rc;
+    char *pos[2];
+    int ret, rc, n_pos;
 
     if (!strcmp(cmd, "add"))
-        return add(cfg, argc, argv);
-    if (!(!strcmp(cmd, "list") && argc == 2) &&
-        !((!strcmp(cmd, "pause") || !strcmp(cmd, "resume") || !strcmp(cmd, "trigger") ||
-           !strcmp(cmd, "delete")) &&
-          argc == 3 && argv[2][0] != '-')) {
-        fprintf(stderr, "%s", usage_text);
+        return add(cfg, argc - 1, argv + 1);
+    if (!sub) {
+        if ((ret = bt_cli_args(&schedule_cmd, argc, argv, pos, &n_pos)) >= 0)
+            return ret;
+        fprintf(stderr, "baton schedule: unknown subcommand \"%s\"\n%s", pos[0],
+                usage_text);
         return BT_EXIT_USAGE;
     }
+    if ((ret = bt_cli_args(sub, argc - 1, argv + 1, pos, &n_pos)) >= 0)
+        return ret;
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
     if (!strcmp(cmd, "list")) {
         ret = list(store);
     } else if (!strcmp(cmd, "trigger")) {
-        ret = trigger(cfg, store, argv[2]);
+        ret = trigger(cfg, store, pos[0]);
     } else if (!strcmp(cmd, "delete")) {
-        rc = update(store, argv[2], "delete", "", NULL, 0);
+        rc = update(store, pos[0], "delete", "", NULL, 0);
         ret = rc < 0    ? BT_EXIT_UNAVAILABLE
-              : rc == 0 ? not_found(cmd, argv[2])
+              : rc == 0 ? not_found(cmd, pos[0])
                         : BT_EXIT_OK;
     } else {
-        ret = pause_resume(store, cmd, argv[2]);
+        ret = pause_resume(store, cmd, pos[0]);
     }
     bt_store_destroy(store);
     return ret;
 }
 
-/* "+30s" / "+5m" / "+2h" / "+1d" from now, or RFC 3339 with Z or an offset
- * and optional fractions of a second. Returns 0 or -1. */
-static int parse_at(const char *at, int64_t now, int64_t *ms)
+int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms)
 {
     struct tm tm = {0};
     char *end;
@@ -530,7 +619,7 @@ int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
     int64_t now = bt_clock_now_ms(), fire;
     int ret = BT_EXIT_USAGE, rc;
 
-    if (parse_at(at, now, &fire)) {
+    if (bt_cli_parse_time(at, now, &fire)) {
         fprintf(stderr,
                 "baton start: --at: \"%s\" is not RFC 3339 "
                 "(2026-11-27T10:00:00Z) or +N followed by s, m, h or d\n",

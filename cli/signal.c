@@ -35,32 +35,44 @@ static int send_event(const struct bt_config *cfg, const struct bt_msg *msg)
     return ret;
 }
 
+static const char *payload_arg, *reason_arg;
+
+static const struct bt_arg signal_args[] = {
+    {"payload", 0, BT_ARG_STR, &payload_arg, "JSON", "null",
+     .help = "what the workflow receives with the signal"},
+    {NULL},
+};
+
+static const struct bt_cmd signal_cmd = {
+    .name = "baton signal",
+    .synopsis = "ID NAME [--payload JSON]",
+    .about = "Send the signal NAME to a running instance (names starting with $ are "
+             "baton's).",
+    .args = signal_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+    .min_pos = 2,
+    .max_pos = 2,
+};
+
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_msg msg = {.type = BT_MSG_SIGNAL};
     json_error_t jerr;
-    int ret = BT_EXIT_USAGE;
+    char *pos[2];
+    int n_pos, ret;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--payload") && i + 1 < argc) {
-            json_decref(msg.body);
-            if (!(msg.body = json_loads(argv[++i], JSON_DECODE_ANY, &jerr))) {
-                fprintf(stderr, "baton signal: --payload: %s (column %d)\n", jerr.text,
-                        jerr.column);
-                goto out;
-            }
-        } else if (argv[i][0] != '-' && !msg.id) {
-            msg.id = argv[i];
-        } else if (argv[i][0] != '-' && !msg.name) {
-            msg.name = argv[i];
-        } else {
-            msg.id = NULL;
-            break;
-        }
+    if ((ret = bt_cli_args(&signal_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    ret = BT_EXIT_USAGE;
+    msg.id = pos[0];
+    msg.name = pos[1];
+    if (msg.name[0] == '$') {
+        fprintf(stderr, "baton signal: names starting with $ are baton's\n");
+        goto out;
     }
-    if (!msg.id || !msg.name || msg.name[0] == '$') {
-        fprintf(stderr, "usage: baton signal ID NAME [--payload JSON]  (names starting "
-                        "with $ are baton's)\n");
+    if (payload_arg && !(msg.body = json_loads(payload_arg, JSON_DECODE_ANY, &jerr))) {
+        fprintf(stderr, "baton signal: --payload: %s (column %d)\n", jerr.text,
+                jerr.column);
         goto out;
     }
     if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
@@ -70,27 +82,43 @@ out:
     return ret;
 }
 
+static const struct bt_arg stop_args[] = {
+    {"reason", 0, BT_ARG_STR, &reason_arg, "TEXT", .help = "why, kept in its history"},
+    {NULL},
+};
+
+static const struct bt_cmd cancel_cmd = {
+    .name = "baton cancel",
+    .synopsis = "ID [--reason TEXT]",
+    .about = "Ask an instance to cancel: the steps it waits on fail with \"Cancelled\", "
+             "so its code may clean up; failing with \"Cancelled\" ends it as cancelled.",
+    .args = stop_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+static const struct bt_cmd terminate_cmd = {
+    .name = "baton terminate",
+    .synopsis = "ID [--reason TEXT]",
+    .about = "Stop an instance at once: no code of it runs again.",
+    .args = stop_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
 static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
 {
     struct bt_msg msg = {.type = BT_MSG_CANCEL, .terminate = terminate};
-    int ret;
+    char *pos[1];
+    int n_pos, ret;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reason") && i + 1 < argc) {
-            json_decref(msg.body);
-            msg.body = json_string(argv[++i]);
-        } else if (argv[i][0] != '-' && !msg.id) {
-            msg.id = argv[i];
-        } else {
-            msg.id = NULL;
-            break;
-        }
-    }
-    if (!msg.id) {
-        fprintf(stderr, "usage: baton %s ID [--reason TEXT]\n", argv[0]);
-        json_decref(msg.body);
-        return BT_EXIT_USAGE;
-    }
+    if ((ret = bt_cli_args(terminate ? &terminate_cmd : &cancel_cmd, argc, argv, pos,
+                           &n_pos)) >= 0)
+        return ret;
+    msg.id = pos[0];
+    msg.body = reason_arg ? json_string(reason_arg) : NULL;
     if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
         fprintf(stderr, "%s requested for %s\n",
                 terminate ? "termination" : "cancellation", msg.id);

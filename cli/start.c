@@ -1,5 +1,5 @@
-/* `baton start TYPE [--id ID] [--input JSON|@file] [--queue Q] [--execution-timeout SEC]
- * [--at TIME] [--wait] [--timeout SEC]`:
+/* `baton start TYPE [--id ID] [--input JSON|@file] [--queue Q]
+ * [--execution-timeout DURATION] [--at TIME] [--wait] [--timeout DURATION]`:
  * produces a start event (with --at, a one-shot schedule fires it at TIME);
  * with --wait, follows the instance in Redis until it finishes, prints its
  * result and exits 1 when it failed. */
@@ -30,8 +30,11 @@ static json_t *read_input(const char *arg)
 
 /* Follows the instance's status until it is final (or blocked): reads it
  * again whenever its history grows (a blocking read, no polling), and at
- * least once a second (blocked leaves no "finished" record). */
-static int wait_result(const struct bt_config *cfg, const char *id, int64_t timeout_ms)
+ * least once a second (blocked leaves no "finished" record). A status counts
+ * from run min_run on: a new run of a finished id is not done because the run
+ * it follows is. */
+static int wait_result(const struct bt_config *cfg, const char *id, int64_t timeout_ms,
+                       int64_t min_run)
 {
     struct bt_store *store = bt_cli_store(cfg);
     char key[600], after[64] = "0-0";
@@ -42,15 +45,17 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
         return ret;
     bt_store_key(store, id, "", key, sizeof(key));
     while (bt_clock_now_ms() < deadline) {
-        redisReply *reply =
-            bt_redis_command(bt_store_redis(store), "HMGET %s status result error", key);
+        redisReply *reply = bt_redis_command(bt_store_redis(store),
+                                             "HMGET %s status result error run", key);
         const char *status = NULL;
-        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
             fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
             freeReplyObject(reply);
             goto out;
         }
         status = reply->element[0]->str;
+        if (reply->element[3]->str && strtoll(reply->element[3]->str, NULL, 10) < min_run)
+            status = NULL; /* the run this start follows */
         if (status && !strcmp(status, "completed")) {
             printf("%s\n", reply->element[1]->str ? reply->element[1]->str : "null");
             ret = BT_EXIT_OK;
@@ -82,15 +87,15 @@ out:
 /* Warns when no live worker serves queue (workers/alive.c): the start is
  * not lost, it waits on the queue's events topic, but nothing runs it. Says
  * nothing when Redis cannot tell. */
-static void warn_unserved(const struct bt_config *cfg, const char *queue)
+static void warn_unserved(const struct bt_config *cfg, struct bt_store *store,
+                          const char *queue)
 {
-    char errstr[256], key[600], topic[600];
-    struct bt_store *store = bt_store_new(cfg, errstr, sizeof(errstr));
+    char key[600], topic[600];
     redisReply *reply;
     char *suffix = bt_events_suffix(queue);
 
-    if (!store || !suffix)
-        goto out;
+    if (!suffix)
+        return;
     reply = bt_redis_command(
         bt_store_redis(store), "EXISTS %s",
         bt_serving_key(cfg->key_prefix, queue ? queue : "default", key, sizeof(key)));
@@ -101,91 +106,221 @@ static void warn_unserved(const struct bt_config *cfg, const char *queue)
                 queue ? queue : "default", BT_ALIVE_TTL_MS / 1000,
                 bt_kafka_topic(cfg, suffix, topic, sizeof(topic)));
     freeReplyObject(reply);
-out:
     free(suffix);
-    bt_store_destroy(store);
+}
+
+/* msg's start event, checked against the payload limit before anything is
+ * sent: a new buffer (caller frees) and its *len, or NULL having said why
+ * (*ret: the exit status). */
+static char *encode_start(const struct bt_config *cfg, const struct bt_msg *msg,
+                          size_t *len, int *ret)
+{
+    char *bytes = bt_codec_encode(msg, len);
+
+    *ret = BT_EXIT_USAGE;
+    if (!bytes) {
+        fprintf(stderr, "baton start: invalid id or type (1..256 characters, no control "
+                        "characters)\n");
+        return NULL;
+    }
+    if ((int64_t)*len > cfg->max_payload) {
+        fprintf(stderr,
+                "baton start: the start event is %zu bytes, over the limit of "
+                "%lld bytes (setting max-payload); pass large inputs by reference\n",
+                *len, (long long)cfg->max_payload);
+        free(bytes);
+        *ret = BT_EXIT_FAIL;
+        return NULL;
+    }
+    return bytes;
+}
+
+static const char *id_arg, *input_arg, *queue_arg, *at_arg;
+static const char *conflict_arg = "fail", *reuse_arg = "allow";
+static bool wait_arg;
+static int64_t timeout_arg, execution_timeout_arg;
+
+static const struct bt_arg start_args[] = {
+    {"id", 0, BT_ARG_STR, &id_arg, "ID", "TYPE-<microseconds>",
+     .help = "the instance id"},
+    {"input", 0, BT_ARG_STR, &input_arg, "JSON|@FILE", "null",
+     .help = "the workflow's input, or @file to read it from"},
+    {"queue", 0, BT_ARG_STR, &queue_arg, "QUEUE", "default",
+     .help = "the workflow queue whose workers run it"},
+    {"execution-timeout", 0, BT_ARG_DURATION, &execution_timeout_arg, "DURATION", "none",
+     1, INT64_C(3155760000000),
+     .help = "the workflow fails if it has not finished by then (seconds, or 500ms, "
+             "5m, 2h, 1d)"},
+    {"at", 0, BT_ARG_STR, &at_arg, "TIME", "now",
+     .help = "start it then: RFC 3339 (2026-11-27T10:00:00Z) or +30s, +5m, +2h, +1d"},
+    {"id-conflict", 0, BT_ARG_CHOICE, &conflict_arg, "POLICY", "fail",
+     .choices = "fail|use-existing|terminate-existing",
+     .help = "when an instance of the id runs: refuse (exit 4), use it, or terminate "
+             "it and start a new run"},
+    {"id-reuse", 0, BT_ARG_CHOICE, &reuse_arg, "POLICY", "allow",
+     .choices = "allow|reject",
+     .help = "when an instance of the id has finished: start a new run of it, or "
+             "refuse (exit 4)"},
+    {"wait", 0, BT_ARG_BOOL, &wait_arg,
+     .help = "wait until it finishes, print its result, exit 1 when it failed"},
+    {"timeout", 0, BT_ARG_DURATION, &timeout_arg, "DURATION", "forever", 1,
+     INT64_C(3155760000000), .help = "how long --wait waits"},
+    {NULL},
+};
+
+static const struct bt_cmd start_cmd = {
+    .name = "baton start",
+    .synopsis =
+        "TYPE [--id ID] [--input JSON|@file] [--queue Q] "
+        "[--execution-timeout DURATION] [--at TIME] "
+        "[--id-conflict fail|use-existing|terminate-existing] [--id-reuse allow|reject] "
+        "[--wait] [--timeout DURATION]",
+    .about = "Start a workflow instance of TYPE: produce its start event (with --at, a "
+             "one-shot schedule fires it at TIME). Refused at once when live workers of "
+             "the queue do not run TYPE,\nor the input is over the payload limit. Exit "
+             "4: the id is taken (see --id-conflict, --id-reuse).",
+    .args = start_args,
+    .settings = (const char *const[]){BT_CLI_KAFKA_SETTINGS, BT_CLI_REDIS_SETTINGS,
+                                      "max-payload", NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
+/* Ends the instance that runs under msg->id, for a new run to follow. */
+static int terminate_existing(const struct bt_config *cfg, const struct bt_msg *start,
+                              const char *queue)
+{
+    struct bt_msg msg = {.type = BT_MSG_CANCEL, .id = start->id, .terminate = true};
+    char *bytes, *suffix = bt_events_suffix(queue);
+    size_t len;
+    int ret = BT_EXIT_FAIL;
+
+    msg.body = json_string("replaced by a new start (--id-conflict terminate-existing)");
+    if ((bytes = bt_codec_encode(&msg, &len)) && suffix)
+        ret = bt_cli_produce(cfg, suffix, msg.id, bytes, len);
+    json_decref(msg.body);
+    free(bytes);
+    free(suffix);
+    return ret;
+}
+
+/* --id-conflict and --id-reuse against what lives under msg->id: sets
+ * msg->replaces_run when a new run is to follow a finished one, *use when
+ * the running one is to be used. Returns -1 to go on, else an exit status
+ * (the reason said on stderr). */
+static int id_policy(const struct bt_config *cfg, struct bt_store *store,
+                     struct bt_msg *msg, bool *use)
+{
+    struct bt_cli_existing ex;
+    int ret = bt_cli_existing(store, msg->id, &ex);
+
+    if (ret || !ex.exists)
+        return ret ? ret : -1;
+    if (ex.child || strcmp(ex.queue, msg->queue ? msg->queue : "default")) {
+        fprintf(stderr, "baton start: %s is taken by %s; pick another id\n", msg->id,
+                ex.child ? "a child workflow" : "an instance of another queue");
+        return BT_EXIT_CONFLICT;
+    }
+    if (!ex.finished && !strcmp(conflict_arg, "fail")) {
+        fprintf(stderr,
+                "baton start: workflow %s is already %s (run %d); --id-conflict "
+                "use-existing uses it, terminate-existing ends it and starts anew\n",
+                msg->id, ex.status, ex.run);
+        return BT_EXIT_CONFLICT;
+    }
+    if (ex.finished && !strcmp(reuse_arg, "reject")) {
+        fprintf(stderr,
+                "baton start: workflow %s already ran (%s, run %d) and --id-reuse is "
+                "reject\n",
+                msg->id, ex.status, ex.run);
+        return BT_EXIT_CONFLICT;
+    }
+    if (!ex.finished && !strcmp(conflict_arg, "use-existing")) {
+        fprintf(stderr, "workflow %s is already %s: using it\n", msg->id, ex.status);
+        *use = true;
+        return -1;
+    }
+    if (!ex.finished && (ret = terminate_existing(cfg, msg, ex.queue)))
+        return ret;
+    /* the terminate goes first on the same partition: the start finds it done */
+    msg->replaces_run = ex.run;
+    fprintf(stderr, "workflow %s %s on run %d: run %d follows\n", msg->id,
+            ex.finished ? ex.status : "terminated", ex.run, ex.run + 1);
+    return -1;
+}
+
+/* Produces the start (or schedules it at --at), unless *use says the running
+ * instance is used; then --wait, or prints the id. */
+static int send_start(struct bt_config *cfg, struct bt_store *store,
+                      const struct bt_msg *msg, const char *bytes, size_t len, bool use)
+{
+    char *suffix = bt_events_suffix(msg->queue);
+    int ret = BT_EXIT_OK;
+
+    if (!use)
+        ret = at_arg ? bt_cli_schedule_at(cfg, msg->workflow, msg->id, bytes, at_arg)
+                     : bt_cli_produce(cfg, suffix, msg->id, bytes, len);
+    free(suffix);
+    if (ret)
+        return ret;
+    if (!at_arg && !use) {
+        fprintf(stderr, "started %s %s\n", msg->workflow, msg->id);
+        warn_unserved(cfg, store, msg->queue);
+    }
+    if (!wait_arg) {
+        printf("%s\n", msg->id);
+        return BT_EXIT_OK;
+    }
+    return wait_result(cfg, msg->id, timeout_arg,
+                       msg->replaces_run ? msg->replaces_run + 1 : 0);
 }
 
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *type = NULL, *id = NULL, *at = NULL;
-    json_t *input = NULL;
-    bool wait = false;
-    int64_t timeout_ms = 0;
-    char *generated = NULL, *bytes = NULL, *suffix = NULL;
+    char *pos[1], *generated = NULL, *bytes = NULL;
     struct bt_msg msg = {.type = BT_MSG_START};
+    struct bt_store *store = NULL;
+    bool use = false;
     size_t len;
-    int ret = BT_EXIT_USAGE;
+    int n_pos, ret;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--id") && i + 1 < argc) {
-            id = argv[++i];
-        } else if (!strcmp(argv[i], "--input") && i + 1 < argc) {
-            json_decref(input);
-            if (!(input = read_input(argv[++i])))
-                goto out;
-        } else if (!strcmp(argv[i], "--queue") && i + 1 < argc) {
-            msg.queue = argv[++i];
-        } else if (!strcmp(argv[i], "--at") && i + 1 < argc) {
-            at = argv[++i];
-        } else if (!strcmp(argv[i], "--wait")) {
-            wait = true;
-        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-            timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
-        } else if (!strcmp(argv[i], "--execution-timeout") && i + 1 < argc) {
-            msg.timeout_ms = (int64_t)(atof(argv[++i]) * 1000);
-        } else if (argv[i][0] != '-' && !type) {
-            type = argv[i];
-        } else {
-            fprintf(stderr, "baton start: unexpected argument \"%s\"\n", argv[i]);
-            goto usage;
-        }
-    }
-    if (!type)
-        goto usage;
-    if (!id) {
+    if ((ret = bt_cli_args(&start_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    ret = BT_EXIT_USAGE;
+    if (input_arg && !(msg.body = read_input(input_arg)))
+        goto out;
+    if (!id_arg) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        if (asprintf(&generated, "%s-%lld%06ld", type, (long long)ts.tv_sec,
+        if (asprintf(&generated, "%s-%lld%06ld", pos[0], (long long)ts.tv_sec,
                      ts.tv_nsec / 1000) < 0)
             goto out;
-        id = generated;
     }
-    msg.id = (char *)(uintptr_t)id;
-    msg.workflow = (char *)(uintptr_t)type;
-    msg.body = input;
+    msg.id = id_arg ? (char *)(uintptr_t)id_arg : generated;
+    msg.workflow = pos[0];
+    msg.queue = (char *)(uintptr_t)queue_arg;
+    msg.timeout_ms = execution_timeout_arg;
     msg.ts = bt_clock_now_ms();
-    if (!(bytes = bt_codec_encode(&msg, &len))) {
-        fprintf(stderr, "baton start: invalid id or type (1..256 characters, no control "
-                        "characters)\n");
+    if (!(bytes = encode_start(cfg, &msg, &len, &ret)))
         goto out;
-    }
-    suffix = bt_events_suffix(msg.queue);
-    ret = at ? bt_cli_schedule_at(cfg, type, id, bytes, at)
-             : bt_cli_produce(cfg, suffix, id, bytes, len);
-    if (ret)
+    ret = BT_EXIT_UNAVAILABLE;
+    if (!(store = bt_cli_store(cfg)))
         goto out;
-    if (!at) {
-        fprintf(stderr, "started %s %s\n", type, id);
-        warn_unserved(cfg, msg.queue);
+    /* a start --at may come before its type's deploy: warned, not refused */
+    if ((ret = bt_cli_check_type(store, msg.queue, msg.workflow, !at_arg)))
+        goto out;
+    if (id_arg && (ret = id_policy(cfg, store, &msg, &use)) >= 0)
+        goto out;
+    if (msg.replaces_run) {
+        free(bytes);
+        if (!(bytes = encode_start(cfg, &msg, &len, &ret)))
+            goto out;
     }
-    if (!wait)
-        printf("%s\n", id);
-    else
-        ret = wait_result(cfg, id, timeout_ms);
-    goto out;
-usage:
-    fprintf(stderr,
-            "usage: baton start TYPE [--id ID] [--input JSON|@file] [--queue QUEUE] "
-            "[--execution-timeout SECONDS] [--at TIME] [--wait] [--timeout SECONDS]\n"
-            "  --queue: the workflow queue whose workers run it [default]\n"
-            "  --execution-timeout: the workflow fails if it has not finished by then\n"
-            "  --timeout: how long --wait waits\n");
-    ret = BT_EXIT_USAGE;
+    ret = send_start(cfg, store, &msg, bytes, len, use);
 out:
-    json_decref(input);
+    json_decref(msg.body);
     free(generated);
     free(bytes);
-    free(suffix);
+    bt_store_destroy(store);
     return ret;
 }

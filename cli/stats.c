@@ -1,4 +1,4 @@
-/* `baton stats [--watch]`: a summary computed from Redis — instances by type
+/* `baton stats [--watch] [--json]`: a summary computed from Redis — instances by type
  * and status, completions per second over the last minute, pending timers,
  * the outbox index (and how much of it holds old unsent commands), finished
  * runs waiting for their retention to end, and the dead-letter count on
@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "journal.h"
 #include "kafka.h"
@@ -66,21 +66,19 @@ static long long dead_letters(const struct bt_config *cfg)
     return total;
 }
 
-static int print_stats(const struct bt_config *cfg, struct bt_store *store)
+/* Instances by type and status: {"<type>": {"<status>": n, ...}, ...}, or
+ * NULL when Redis does not answer. */
+static json_t *by_type(struct bt_store *store)
 {
     struct bt_redis *r = bt_store_redis(store);
     redisReply *ids =
         bt_redis_command(r, "ZRANGE %s:idx:all 0 -1", bt_store_prefix(store));
-    json_t *by_type = json_object();
-    char now_s[32], minute_ago[32];
-    struct timespec ts;
-    const char *type;
-    json_t *counts;
+    json_t *types = json_object();
 
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(ids);
-        json_decref(by_type);
-        return BT_EXIT_UNAVAILABLE;
+        json_decref(types);
+        return NULL;
     }
     for (size_t i = 0; i < ids->elements; i++) {
         char key[600];
@@ -94,9 +92,9 @@ static int print_stats(const struct bt_config *cfg, struct bt_store *store)
             break;
         if (m->type == REDIS_REPLY_ARRAY && m->elements == 2 && m->element[0]->str &&
             m->element[1]->str) {
-            json_t *t = json_object_get(by_type, m->element[0]->str);
+            json_t *t = json_object_get(types, m->element[0]->str);
             if (!t)
-                json_object_set_new(by_type, m->element[0]->str, t = json_object());
+                json_object_set_new(types, m->element[0]->str, t = json_object());
             json_object_set_new(
                 t, m->element[1]->str,
                 json_integer(json_integer_value(json_object_get(t, m->element[1]->str)) +
@@ -104,75 +102,157 @@ static int print_stats(const struct bt_config *cfg, struct bt_store *store)
         }
         freeReplyObject(m);
     }
-    printf("%-28s %9s %9s %9s %9s %9s %9s\n", "TYPE", "running", "completed", "failed",
-           "blocked", "cancelled", "total");
-    json_object_foreach(by_type, type, counts)
-    {
-        json_int_t total = 0;
-        const char *k;
-        json_t *v;
-        json_object_foreach(counts, k, v) total += json_integer_value(v);
-        printf("%-28s %9lld %9lld %9lld %9lld %9lld %9lld\n", type,
-               (long long)json_integer_value(json_object_get(counts, "running")),
-               (long long)json_integer_value(json_object_get(counts, "completed")),
-               (long long)json_integer_value(json_object_get(counts, "failed")),
-               (long long)json_integer_value(json_object_get(counts, "blocked")),
-               (long long)(json_integer_value(json_object_get(counts, "cancelled")) +
-                           json_integer_value(json_object_get(counts, "terminated"))),
-               (long long)total);
-    }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    freeReplyObject(ids);
+    return types;
+}
+
+/* Every count of every status, 0 when none, and their total. */
+static json_t *type_counts(const json_t *counts)
+{
+    static const char *const statuses[] = {"running",   "completed",  "failed",
+                                           "cancelled", "terminated", "blocked"};
+    json_t *row = json_object();
+    json_int_t total = 0;
+    const char *k;
+    json_t *v;
+
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        json_object_set_new(
+            row, statuses[i],
+            json_integer(json_integer_value(json_object_get(counts, statuses[i]))));
+    json_object_foreach((json_t *)(uintptr_t)counts, k, v) total += json_integer_value(v);
+    json_object_set_new(row, "total", json_integer(total));
+    return row;
+}
+
+static json_t *count_or_null(long long n)
+{
+    return n >= 0 ? json_integer(n) : json_null();
+}
+
+/* The model both outputs print; NULL when Redis does not answer. */
+static json_t *model(const struct bt_config *cfg, struct bt_store *store)
+{
+    json_t *types = by_type(store), *root, *counts;
+    char now_s[32], minute_ago[32], stale[32];
+    const char *type;
+    long long now = bt_clock_now_ms();
+
+    if (!types)
+        return NULL;
+    json_object_foreach(types, type, counts)
+        json_object_set_new(types, type, type_counts(counts));
     snprintf(now_s, sizeof(now_s), "%lld", now);
     snprintf(minute_ago, sizeof(minute_ago), "%lld", now - 60000);
-    long long done = zcount(store, "idx:completed", minute_ago, now_s) +
-                     zcount(store, "idx:failed", minute_ago, now_s);
-    printf("\nfinished in the last minute: %lld (%.1f/s)\n", done, (double)done / 60.0);
-    printf("timers pending: %lld (due now: %lld, being fired: %lld)\n",
-           zcount(store, "timers", "-inf", "+inf"),
-           zcount(store, "timers", "-inf", now_s),
-           zcount(store, "timers:leased", "-inf", "+inf"));
     /* workers empty an outbox without unindexing it; the scheduler's sweep
      * drops it a few seconds later: what is older holds unsent commands */
-    char stale[32];
     snprintf(stale, sizeof(stale), "%lld", now - 10000);
+    root = json_pack(
+        "{s:o, s:I, s:{s:o, s:o, s:o}, s:{s:o, s:o}, s:{s:o, s:o, s:o}, s:o}", "types",
+        types, "finished_last_minute",
+        (json_int_t)(zcount(store, "idx:completed", minute_ago, now_s) +
+                     zcount(store, "idx:failed", minute_ago, now_s)),
+        "timers", "pending", count_or_null(zcount(store, "timers", "-inf", "+inf")),
+        "due", count_or_null(zcount(store, "timers", "-inf", now_s)), "leased",
+        count_or_null(zcount(store, "timers:leased", "-inf", "+inf")), "outbox",
+        "instances", count_or_null(zcount(store, "outbox", "-inf", "+inf")), "stale",
+        count_or_null(zcount(store, "outbox", "-inf", stale)), "retention", "kept",
+        count_or_null(zcount(store, "retention", "-inf", "+inf")), "due",
+        count_or_null(zcount(store, "retention", "-inf", now_s)), "archiving",
+        count_or_null(zcount(store, "retention:leased", "-inf", "+inf")), "dead_letters",
+        count_or_null(dead_letters(cfg)));
+    return root;
+}
+
+static long long num(const json_t *root, const char *a, const char *b)
+{
+    const json_t *v = json_object_get(root, a);
+
+    return (long long)json_integer_value(b ? json_object_get(v, b) : v);
+}
+
+static void print_text(const struct bt_config *cfg, const json_t *root)
+{
+    const char *type;
+    json_t *c;
+    long long done = num(root, "finished_last_minute", NULL);
+
+    printf("%-28s %9s %9s %9s %9s %9s %9s\n", "TYPE", "running", "completed", "failed",
+           "blocked", "cancelled", "total");
+    json_object_foreach((json_t *)(uintptr_t)json_object_get(root, "types"), type, c)
+        printf("%-28s %9lld %9lld %9lld %9lld %9lld %9lld\n", type,
+               num(c, "running", NULL), num(c, "completed", NULL), num(c, "failed", NULL),
+               num(c, "blocked", NULL),
+               num(c, "cancelled", NULL) + num(c, "terminated", NULL),
+               num(c, "total", NULL));
+    printf("\nfinished in the last minute: %lld (%.1f/s)\n", done, (double)done / 60.0);
+    printf("timers pending: %lld (due now: %lld, being fired: %lld)\n",
+           num(root, "timers", "pending"), num(root, "timers", "due"),
+           num(root, "timers", "leased"));
     printf("instances in the outbox index: %lld (with commands unsent for 10 s or more, "
            "or no scheduler running: %lld)\n",
-           zcount(store, "outbox", "-inf", "+inf"),
-           zcount(store, "outbox", "-inf", stale));
+           num(root, "outbox", "instances"), num(root, "outbox", "stale"));
     printf("finished runs kept until their retention ends: %lld (due for archive and "
            "deletion now: %lld, being archived: %lld)\n",
-           zcount(store, "retention", "-inf", "+inf"),
-           zcount(store, "retention", "-inf", now_s),
-           zcount(store, "retention:leased", "-inf", "+inf"));
-    long long dlq = dead_letters(cfg);
-    if (dlq >= 0)
-        printf("dead letters: %lld\n", dlq);
+           num(root, "retention", "kept"), num(root, "retention", "due"),
+           num(root, "retention", "archiving"));
+    if (json_is_integer(json_object_get(root, "dead_letters")))
+        printf("dead letters: %lld\n", num(root, "dead_letters", NULL));
     else
         printf("dead letters: unknown (Kafka at %s does not answer)\n", cfg->brokers);
+}
+
+static int print_stats(const struct bt_config *cfg, struct bt_store *store, bool json)
+{
+    json_t *root = model(cfg, store);
+
+    if (!root)
+        return BT_EXIT_UNAVAILABLE;
+    if (json)
+        bt_cli_print_json(json_incref(root));
+    else
+        print_text(cfg, root);
     fflush(stdout);
-    freeReplyObject(ids);
-    json_decref(by_type);
+    json_decref(root);
     return BT_EXIT_OK;
 }
+
+static bool watch_arg, json_arg;
+
+static const struct bt_arg stats_args[] = {
+    {"watch", 0, BT_ARG_BOOL, &watch_arg,
+     .help = "print it again every 2 s until Ctrl-C"},
+    {"json", 0, BT_ARG_BOOL, &json_arg,
+     .help = "one JSON object (with --watch, one per line every 2 s)"},
+    {NULL},
+};
+
+static const struct bt_cmd stats_cmd = {
+    .name = "baton stats",
+    .synopsis = "[--watch] [--json]",
+    .about =
+        "A summary from Redis: instances by type and status, completions in the last "
+        "minute, pending timers, the outbox, dead letters.",
+    .args = stats_args,
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+};
 
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_store *store;
-    bool watch = argc == 2 && !strcmp(argv[1], "--watch");
-    int ret;
+    bool watch;
+    int n_pos, ret;
 
-    if (argc > 2 || (argc == 2 && !watch)) {
-        fprintf(stderr, "usage: baton stats [--watch]\n");
-        return BT_EXIT_USAGE;
-    }
+    if ((ret = bt_cli_args(&stats_cmd, argc, argv, NULL, &n_pos)) >= 0)
+        return ret;
+    watch = watch_arg;
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
     signal(SIGINT, on_signal);
     do {
-        if (watch)
+        if (watch && !json_arg)
             printf("\033[H\033[2J");
-        ret = print_stats(cfg, store);
+        ret = print_stats(cfg, store, json_arg);
         if (watch)
             sleep(2);
     } while (watch && !stopping && ret == BT_EXIT_OK);

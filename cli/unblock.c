@@ -8,31 +8,40 @@
 #include "codec.h"
 #include "replay.h"
 
+static const struct bt_cmd unblock_cmd = {
+    .name = "baton unblock",
+    .synopsis = "ID",
+    .about = "Replay a blocked instance now, after a compatible deploy (it would also "
+             "resume on its next event).",
+    .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
+    .min_pos = 1,
+    .max_pos = 1,
+};
+
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_msg msg = {.type = BT_MSG_SIGNAL,
                          .name = (char *)(uintptr_t)BT_SIGNAL_UNBLOCK};
-    char status[64], suffix[300], *bytes;
+    char status[64], suffix[300], *bytes, *pos[1];
     size_t len;
-    int ret;
+    char *id;
+    int n_pos, ret;
 
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: baton unblock ID\n");
-        return BT_EXIT_USAGE;
-    }
-    if ((ret =
-             bt_cli_lookup(cfg, argv[1], status, sizeof(status), suffix, sizeof(suffix))))
+    if ((ret = bt_cli_args(&unblock_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    id = pos[0];
+    if ((ret = bt_cli_lookup(cfg, id, status, sizeof(status), suffix, sizeof(suffix))))
         return ret;
     if (strcmp(status, "blocked")) {
-        fprintf(stderr, "baton: %s is %s, not blocked\n", argv[1], status);
+        fprintf(stderr, "baton: %s is %s, not blocked\n", id, status);
         return BT_EXIT_FAIL;
     }
-    msg.id = argv[1];
+    msg.id = id;
     bytes = bt_codec_encode(&msg, &len);
-    ret = bytes ? bt_cli_produce(cfg, suffix, argv[1], bytes, len) : BT_EXIT_FAIL;
+    ret = bytes ? bt_cli_produce(cfg, suffix, id, bytes, len) : BT_EXIT_FAIL;
     free(bytes);
     if (ret == BT_EXIT_OK)
-        fprintf(stderr, "asked %s to replay; `baton describe %s` shows the outcome\n",
-                argv[1], argv[1]);
+        fprintf(stderr, "asked %s to replay; `baton describe %s` shows the outcome\n", id,
+                id);
     return ret;
 }

@@ -84,6 +84,7 @@ static const struct field start_fields[] = {
     F_ANY("input", 0),
     F_OBJ("parent", 0, parent_fields),
     F_INT("execution_timeout_ms", timeout_ms, 0, 0, INT64_MAX, 0),
+    F_INT("replaces_run", replaces_run, 0, 0, INT32_MAX, 0),
     F_TS,
 };
 static const struct field signal_fields[] = {

@@ -67,6 +67,8 @@ struct bt_msg {
     int64_t deadline;      /* task: start-to-close deadline, ms since epoch (0: none) */
     int64_t due;           /* timer: when it was due, ms since epoch (0: not said) */
     int64_t timeout_ms;    /* start: whole-workflow execution timeout (0: none) */
+    int64_t replaces_run;  /* start: the finished run of an existing instance that
+                            * this start follows with a new run (0: a new instance) */
     bool terminate;        /* cancel: stop at once, no cleanup steps */
     json_t *body;          /* start: input; signal: payload; task: input; completed,
                             * child_completed, result(completed): result; cancel: reason.

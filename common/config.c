@@ -512,3 +512,22 @@ void bt_config_usage(void *file)
             "  --kafka.<property>=<value> BATON_KAFKA_<PROPERTY>\n"
             "      any librdkafka property, passed through unchanged (SASL, TLS, ...)\n");
 }
+
+void bt_config_usage_of(void *file, const char *const *names)
+{
+    FILE *f = file;
+    const size_t n_settings = sizeof(settings) / sizeof(settings[0]);
+
+    for (; *names; names++) {
+        const struct setting *s = NULL;
+        for (size_t i = 0; i < n_settings && !s; i++)
+            if (!strcmp(settings[i].name, *names))
+                s = &settings[i];
+        if (!s) {
+            fprintf(f, "  --%s\n", *names); /* kafka.<property> */
+            continue;
+        }
+        fprintf(f, "  --%-22s %-26s %s%s%s\n      %s\n", s->name, s->env,
+                s->def ? "[" : "", s->def ? s->def : "", s->def ? "]" : "", s->help);
+    }
+}

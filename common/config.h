@@ -79,6 +79,9 @@ int64_t bt_config_retention(int64_t retention_ms, char *const *rules, size_t n,
 
 /* The help text of every setting: flag, environment variable, default. */
 void bt_config_usage(void *file);
+/* The same for the settings named in names (NULL-terminated): the ones a
+ * command reads, in its --help. A name not in the table is printed as it is. */
+void bt_config_usage_of(void *file, const char *const *names);
 
 /* Path of the address file of `baton dev` under cfg->home; static buffer-free:
  * writes into buf. Returns buf. */

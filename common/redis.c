@@ -53,6 +53,7 @@ struct bt_redis {
     uint64_t conn; /* connections made so far; names the current one */
     bool down;     /* unreachable already reported: log the change, not every try */
     uint64_t round_trips;
+    int timeout_ms; /* of each read and write; 0: none (hiredis blocks) */
     struct bt_redis_script *scripts;
     /* The pipeline. cmds[head..nread) have their reply read, [nread..nsent)
      * wait for it on the wire, [nsent..ncmds) are not written yet: they go
@@ -217,10 +218,24 @@ static void report_down(struct bt_redis *r, const char *why)
     bt_health_set(BT_HEALTH_REDIS, "redis unreachable");
 }
 
+/* Why the connection is dropped, for the log: past the timeout hiredis says
+ * only "Resource temporarily unavailable". */
+static const char *down_reason(const struct bt_redis *r, char *buf, size_t n)
+{
+    if (r->timeout_ms > 0 && r->rc->err == REDIS_ERR_IO &&
+        (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        snprintf(buf, n, "no answer within %d ms", r->timeout_ms);
+        return buf;
+    }
+    return r->rc->err ? r->rc->errstr : "connection dropped";
+}
+
 static void disconnect(struct bt_redis *r)
 {
+    char why[64];
+
     if (r->rc)
-        report_down(r, r->rc->err ? r->rc->errstr : "connection dropped");
+        report_down(r, down_reason(r, why, sizeof(why)));
     redisFree(r->rc);
     r->rc = NULL;
 }
@@ -269,6 +284,9 @@ static int redis_connect(struct bt_redis *r)
         goto out;
     ret = BT_EAGAIN;
     r->rc = redisConnectWithTimeout(r->host, r->port, tv);
+    if (r->rc && !r->rc->err && r->timeout_ms > 0)
+        redisSetTimeout(r->rc, (struct timeval){.tv_sec = r->timeout_ms / 1000,
+                                                .tv_usec = r->timeout_ms % 1000 * 1000});
     if (!r->rc) {
         report_down(r, "out of memory");
         goto out;
@@ -576,6 +594,14 @@ int bt_redis_flush(struct bt_redis *r)
         queue_clear(r);
     }
     return ret;
+}
+
+void bt_redis_set_timeout(struct bt_redis *r, int ms)
+{
+    r->timeout_ms = ms;
+    if (r->rc)
+        redisSetTimeout(
+            r->rc, (struct timeval){.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000});
 }
 
 uint64_t bt_redis_round_trips(const struct bt_redis *r)

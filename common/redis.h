@@ -60,6 +60,13 @@ int bt_redis_reply(struct bt_redis *r, redisReply **reply);
  * command is lost, as above). */
 int bt_redis_flush(struct bt_redis *r);
 
+/* Bounds each read and write of every connection (this one and the next)
+ * to ms: a Redis that accepts connections but does not answer makes the
+ * call return NULL, as unreachable, instead of blocking for ever. Blocking
+ * commands (XREAD BLOCK) must block for less. Default: none, for the
+ * long-lived workers and scheduler, whose stop has its own deadline. */
+void bt_redis_set_timeout(struct bt_redis *r, int ms);
+
 /* Subscribe mode, for a handle used for nothing else (asserted: no pipeline
  * in flight): bt_redis_subscribe connects if needed and subscribes to
  * channel; 0, BT_EAGAIN when Redis is unreachable, or BT_EINVAL when Redis

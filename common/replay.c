@@ -118,17 +118,65 @@ static char *queue_dup(const char *queue)
 static void close_children(struct bt_instance *inst, const struct bt_replay_env *env,
                            const char *why);
 
+static bool same_queue(const char *a, const char *b)
+{
+    return !strcmp(a && strcmp(a, "default") ? a : "",
+                   b && strcmp(b, "default") ? b : "");
+}
+
+/* Whether a start may follow the instance's finished run with a new one: it
+ * names that run (so that a redelivered start finds another run and is a
+ * duplicate), on the instance's queue, and neither is a child (a child's
+ * outcome goes to its parent, which starts it). */
+static bool replaces(const struct bt_instance *inst, const struct bt_msg *msg,
+                     const char **why)
+{
+    if (!msg->replaces_run || msg->replaces_run != inst->run ||
+        !bt_status_final(inst->status)) {
+        *why = msg->replaces_run ? "the run it replaces is not the finished current one"
+                                 : "instance already started";
+        return false;
+    }
+    if (inst->parent_id || msg->parent_id || !same_queue(inst->queue, msg->queue)) {
+        *why = inst->parent_id || msg->parent_id ? "a child workflow's id is not reused"
+                                                 : "instance lives on another queue";
+        return false;
+    }
+    return true;
+}
+
+/* The finished run ends and the start's new run begins, as on continue-as-new
+ * (its history archived as that run's, a journal whose seqs follow), with the
+ * start's type and input and nothing of the old outcome. */
+static void reuse_run(struct bt_instance *inst)
+{
+    struct bt_delta *d = &inst->delta;
+
+    d->reset = true;
+    d->reset_history = d->n_history;
+    inst->base += (int64_t)inst->n_entries;
+    while (inst->n_entries)
+        bt_entry_release(&inst->entries[--inst->n_entries]);
+    inst->n_committed = 0;
+    inst->run++;
+    inst->hlen = 0;
+    inst->cancel_requested = false;
+    set_json(&inst->result, NULL);
+    set_json(&inst->error, NULL);
+    set_json(&inst->signals, NULL);
+}
+
 static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
                        const struct bt_replay_env *env, const char **why)
 {
-    if (inst->status != BT_STATUS_NONE) {
-        *why = "instance already started";
+    if (inst->status != BT_STATUS_NONE && !replaces(inst, msg, why))
         return BT_EEXIST;
-    }
     if (!bt_registry_workflow(env->reg, msg->workflow)) {
         *why = "unknown workflow type";
         return BT_ENOENT;
     }
+    if (inst->status != BT_STATUS_NONE)
+        reuse_run(inst);
     free(inst->type);
     inst->type = strdup(msg->workflow);
     set_json(&inst->input, json_incref(msg->body ? msg->body : json_null()));
@@ -148,9 +196,14 @@ static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
         bt_delta_timer(&inst->delta, true,
                        bt_timer_member("workflow_timeout", 0, 0, inst->id),
                        env->now_ms + msg->timeout_ms);
-    history(inst, env, "{s:s, s:s, s:s, s:O, s:s*}", "ev", "started", "workflow",
-            msg->workflow, "queue", msg->queue ? msg->queue : "default", "input",
-            inst->input, "parent", msg->parent_id);
+    if (msg->replaces_run)
+        history(inst, env, "{s:s, s:s, s:s, s:O, s:i}", "ev", "started", "workflow",
+                msg->workflow, "queue", msg->queue ? msg->queue : "default", "input",
+                inst->input, "run", inst->run);
+    else
+        history(inst, env, "{s:s, s:s, s:s, s:O, s:s*}", "ev", "started", "workflow",
+                msg->workflow, "queue", msg->queue ? msg->queue : "default", "input",
+                inst->input, "parent", msg->parent_id);
     return 0;
 }
 

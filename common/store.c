@@ -643,10 +643,12 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
         arg_str(a, "base");
         arg_int(a, inst->base);
         n += 2;
-        if (inst->ver > 0) {
+        if (inst->ver > 0) { /* the type too: a reused id's new run may change it */
             arg_str(a, "input");
             arg_json(a, inst->input);
-            n++;
+            arg_str(a, "type");
+            arg_str(a, inst->type);
+            n += 2;
         }
     }
     if (d->meta_dirty || inst->ver == 0) {
@@ -885,6 +887,12 @@ char *bt_alive_key(const char *prefix, const char *worker, char *buf, size_t n)
 char *bt_serving_key(const char *prefix, const char *queue, char *buf, size_t n)
 {
     snprintf(buf, n, "%s:serving:%s", prefix, queue);
+    return buf;
+}
+
+char *bt_types_key(const char *prefix, const char *queue, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s:types:%s", prefix, queue);
     return buf;
 }
 

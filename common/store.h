@@ -106,5 +106,9 @@ char *bt_alive_key(const char *key_prefix, const char *worker, char *buf, size_t
 /* The key that exists while a worker serving queue lives
  * ("<key prefix>:serving:<queue>"), same expiry. */
 char *bt_serving_key(const char *prefix, const char *queue, char *buf, size_t n);
+/* The sorted set of the workflow types that live workers of queue run
+ * ("<key prefix>:types:<queue>"), each scored by its expiry (ms), the set
+ * expiring with the last of them (workers/alive.h). */
+char *bt_types_key(const char *prefix, const char *queue, char *buf, size_t n);
 
 #endif

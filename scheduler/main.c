@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "args.h"
 #include "clock.h"
 #include "config.h"
 #include "archive.h"
@@ -33,6 +34,19 @@ static void on_signal(int sig)
     (void)sig;
     stopping = 1;
 }
+
+static const struct bt_cmd scheduler_cmd = {
+    .name = "baton-scheduler",
+    .synopsis = "[settings]",
+    .about = "Fire due timers, start the instances of due schedules and re-send what "
+             "dead workers left in their outbox, until SIGTERM or SIGINT. Run one or "
+             "more.",
+    .settings =
+        (const char *const[]){"brokers", "redis", "redis-user", "redis-password",
+                              "redis-password-file", "prefix", "key-prefix",
+                              "max-payload", "metrics-addr", "metrics-port", "log-level",
+                              "log-json", "kafka.<property>=<value>", NULL},
+};
 
 static void nap(int ms)
 {
@@ -78,12 +92,18 @@ int main(int argc, char **argv)
     struct bt_outbox_sweep sweep = {0};
     int backoff = 50, ret = 1, level;
 
-    if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)) || argc > 1) {
-        fprintf(stderr, "baton-scheduler: %s\nusage: baton-scheduler [settings]\n\n",
-                argc > 1 ? "unknown argument" : errstr);
-        bt_config_usage(stderr);
+    if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
+        fprintf(stderr,
+                "baton-scheduler: %s\n  (`baton-scheduler --help` lists the settings)\n",
+                errstr);
+        ret = 2;
         goto out;
     }
+    if ((ret = bt_args_parse(&scheduler_cmd, argc, argv, NULL, &(int){0}))) {
+        ret = ret == 1 ? 0 : 2; /* --help or --version; or a usage error */
+        goto out;
+    }
+    ret = 1;
     level = bt_log_parse_level(cfg.log_level);
     bt_log_setup("scheduler", level < 0 ? BT_LOG_INFO : (enum bt_log_level)level,
                  cfg.log_json);

@@ -21,11 +21,43 @@ struct bt_alive {
     char key[600];
     char *queues[MAX_QUEUES]; /* their serving keys */
     size_t n_queues;
+    char *types_keys[MAX_QUEUES]; /* <kp>:types:<queue>, one per queue */
+    const char **types;           /* borrowed: the registry's workflow types */
+    size_t n_types;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
 };
+
+/* The workflow types this worker runs, in the sorted set of one of its
+ * queues, each scored by when it expires; the set expires with the last
+ * worker of the queue, and each beat drops the types whose workers died or
+ * stopped serving them (by the clocks of the workers, never the CLI's). */
+static void register_types(struct bt_alive *a, const char *key)
+{
+    const char **argv = malloc((2 + 2 * a->n_types) * sizeof(*argv));
+    char expiry[24], now[24], ttl[16];
+    int argc = 0;
+
+    if (!argv)
+        return;
+    snprintf(now, sizeof(now), "%lld", (long long)bt_clock_now_ms());
+    snprintf(expiry, sizeof(expiry), "%lld",
+             (long long)bt_clock_now_ms() + BT_ALIVE_TTL_MS);
+    snprintf(ttl, sizeof(ttl), "%d", BT_ALIVE_TTL_MS);
+    argv[argc++] = "ZADD";
+    argv[argc++] = key;
+    for (size_t i = 0; i < a->n_types; i++) {
+        argv[argc++] = expiry;
+        argv[argc++] = a->types[i];
+    }
+    freeReplyObject(bt_redis_argv(a->r, argc, argv, NULL));
+    freeReplyObject(bt_redis_argv(a->r, 3, (const char *[]){"PEXPIRE", key, ttl}, NULL));
+    freeReplyObject(bt_redis_argv(
+        a->r, 4, (const char *[]){"ZREMRANGEBYSCORE", key, "-inf", now}, NULL));
+    free(argv);
+}
 
 /* The alive key and the serving keys, with their expiry: one call each (a
  * pipeline cut by a Redis restart would leave replies owed, and a wait for
@@ -40,6 +72,8 @@ static void beat(struct bt_alive *a)
     for (size_t i = 0; i < a->n_queues; i++)
         freeReplyObject(bt_redis_argv(
             a->r, 5, (const char *[]){"SET", a->queues[i], "1", "PX", ttl}, NULL));
+    for (size_t i = 0; i < a->n_queues && a->n_types; i++)
+        register_types(a, a->types_keys[i]);
 }
 
 static void *run(void *arg)
@@ -62,7 +96,8 @@ static void *run(void *arg)
 }
 
 struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
-                                char *errstr, size_t errstr_size)
+                                const char **types, size_t n_types, char *errstr,
+                                size_t errstr_size)
 {
     struct bt_alive *a = calloc(1, sizeof(*a));
 
@@ -71,6 +106,8 @@ struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
         return NULL;
     }
     bt_alive_key(cfg->key_prefix, worker, a->key, sizeof(a->key));
+    a->types = types;
+    a->n_types = n_types;
     if (cfg->queues) {
         char *list = strdup(cfg->queues), *save = NULL;
         for (char *q = list ? strtok_r(list, ", ", &save) : NULL;
@@ -79,6 +116,11 @@ struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
             if (!(a->queues[a->n_queues] =
                       strdup(bt_serving_key(cfg->key_prefix, q, key, sizeof(key)))))
                 break;
+            if (!(a->types_keys[a->n_queues] =
+                      strdup(bt_types_key(cfg->key_prefix, q, key, sizeof(key))))) {
+                free(a->queues[a->n_queues]);
+                break;
+            }
             a->n_queues++;
         }
         free(list);
@@ -94,8 +136,10 @@ struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
     }
     return a;
 fail:
-    for (size_t i = 0; i < a->n_queues; i++)
+    for (size_t i = 0; i < a->n_queues; i++) {
         free(a->queues[i]);
+        free(a->types_keys[i]);
+    }
     bt_redis_destroy(a->r);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
@@ -118,8 +162,10 @@ void bt_alive_stop(struct bt_alive *a)
     reply = bt_redis_argv(a->r, 2, (const char *[]){"DEL", a->key}, NULL);
     freeReplyObject(reply);
     bt_redis_destroy(a->r);
-    for (size_t i = 0; i < a->n_queues; i++)
+    for (size_t i = 0; i < a->n_queues; i++) {
         free(a->queues[i]);
+        free(a->types_keys[i]);
+    }
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
     free(a);

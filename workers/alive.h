@@ -4,7 +4,8 @@
  * each queue it serves while one worker of the queue lives. The outbox sweep
  * reads the first to tell an eager task still running on its worker from
  * one that died with it; `baton start` the second, to warn about a start
- * that no worker will take. */
+ * that no worker will take, and the types sets, to refuse one of a type no
+ * worker runs. */
 #ifndef BT_ALIVE_H
 #define BT_ALIVE_H
 
@@ -15,9 +16,14 @@
 struct bt_alive;
 
 /* Starts the heartbeat of worker (its name, as in the outbox fields) on its
- * own thread and Redis connection. NULL with errstr filled. */
+ * own thread and Redis connection. types (borrowed until bt_alive_stop, may
+ * be NULL when n_types is 0): the workflow types it runs, kept in
+ * <kp>:types:<queue> for each queue it serves (a sorted set, each type scored
+ * by its expiry in ms, refreshed with the rest), for `baton start` to refuse
+ * a type no live worker runs. NULL with errstr filled. */
 struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
-                                char *errstr, size_t errstr_size);
+                                const char **types, size_t n_types, char *errstr,
+                                size_t errstr_size);
 /* Stops it and deletes the key. NULL is a no-op. */
 void bt_alive_stop(struct bt_alive *a);
 

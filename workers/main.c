@@ -14,6 +14,7 @@
 
 #include "acttask.h"
 #include "alive.h"
+#include "args.h"
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
@@ -34,12 +35,35 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: baton-worker [--plugin lib.so]... [--queues q1,q2] "
-                    "[--concurrency N] [settings]\n\n");
-    bt_config_usage(stderr);
-}
+static const struct bt_cmd worker_cmd = {
+    .name = "baton-worker",
+    .synopsis = "[--plugin lib.so]... [--queues q1,q2] [--concurrency N] [settings]",
+    .about = "Run the workflows and activities the plugins register, for the queues it "
+             "serves, until SIGTERM or SIGINT.",
+    .settings = (const char *const[]){"plugin",
+                                      "queues",
+                                      "concurrency",
+                                      "workflow-threads",
+                                      "eager",
+                                      "member",
+                                      "brokers",
+                                      "redis",
+                                      "redis-password",
+                                      "prefix",
+                                      "key-prefix",
+                                      "max-payload",
+                                      "activity-timeout-ms",
+                                      "history-max",
+                                      "concurrency-lease-ms",
+                                      "watchdog-ms",
+                                      "embedded",
+                                      "metrics-addr",
+                                      "metrics-port",
+                                      "log-level",
+                                      "log-json",
+                                      "kafka.<property>=<value>",
+                                      NULL},
+};
 
 /* The activity role as the workflow role's eager executor. */
 static int eager_slots(void *at, const char *queue)
@@ -51,6 +75,17 @@ static void eager_submit(void *at, const char *payload, size_t len,
                          struct bt_wftask *owner)
 {
     bt_acttask_submit(at, payload, len, owner);
+}
+
+/* The registry's workflow types, for the heartbeat to register: a new array
+ * of borrowed names (caller frees the array), or NULL out of memory. */
+static const char **workflow_types(const bt_registry *reg)
+{
+    const char **types = calloc(reg->n_workflows + 1, sizeof(*types));
+
+    for (size_t i = 0; types && i < reg->n_workflows; i++)
+        types[i] = reg->workflows[i].type;
+    return types;
 }
 
 static void *run_workflows(void *wt)
@@ -71,6 +106,7 @@ int main(int argc, char **argv)
     int n_wts = 0, n_threads = 0;
     struct bt_acttask *at = NULL;
     struct bt_alive *alive = NULL;
+    const char **types = NULL;
     struct bt_wftask_stats ws = {0};
     int ret = 1;
 
@@ -81,17 +117,17 @@ int main(int argc, char **argv)
     mallopt(M_MXFAST, 0);
 
     if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
-        fprintf(stderr, "baton-worker: %s\n", errstr);
-        usage();
+        fprintf(stderr,
+                "baton-worker: %s\n  (`baton-worker --help` lists the settings)\n",
+                errstr);
+        ret = 2;
         goto out;
     }
-    if (argc > 1) {
-        if (strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))
-            fprintf(stderr, "baton-worker: unknown argument \"%s\"\n", argv[1]);
-        usage();
-        ret = strcmp(argv[1], "--help") && strcmp(argv[1], "-h") ? 2 : 0;
+    if ((ret = bt_args_parse(&worker_cmd, argc, argv, NULL, &(int){0}))) {
+        ret = ret == 1 ? 0 : 2; /* --help or --version; or a usage error */
         goto out;
     }
+    ret = 1;
     bt_log_setup("worker",
                  bt_log_parse_level(cfg.log_level) < 0
                      ? BT_LOG_INFO
@@ -136,8 +172,10 @@ int main(int argc, char **argv)
     if (n_wts < cfg.workflow_threads ||
         !(at = bt_acttask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr)) ||
+        !(types = workflow_types(reg)) ||
         /* eager tasks are recovered from the outbox once its key is gone */
-        !(alive = bt_alive_start(&cfg, name, errstr, sizeof(errstr)))) {
+        !(alive = bt_alive_start(&cfg, name, types, reg->n_workflows, errstr,
+                                 sizeof(errstr)))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
     }
@@ -189,6 +227,7 @@ out:
     bt_alive_stop(alive); /* after the eager tasks' outcomes are forgotten */
     bt_stop_step("stopped");
     bt_metrics_destroy(metrics);
+    free(types);
     bt_registry_destroy(reg);
     bt_config_release(&cfg);
     return ret;

@@ -1,0 +1,90 @@
+/* A Redis that accepts connections but never answers (a listening loopback
+ * socket of the test's own that nobody reads: the kernel completes the
+ * handshake, no byte ever comes back). Every command that reads or writes
+ * Redis must give up with a clear error and exit 3 within 5 s. */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static int listener = -1;
+static char home[64], env_home[128], redis_addr[64];
+
+/* Listens on a free loopback port and never accepts. */
+static void setup(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t len = sizeof(sa);
+
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(listener >= 0);
+    cr_assert_eq(bind(listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(listener, 64), 0);
+    cr_assert_eq(getsockname(listener, (struct sockaddr *)&sa, &len), 0);
+    snprintf(redis_addr, sizeof(redis_addr), "--redis=127.0.0.1:%d", ntohs(sa.sin_port));
+    snprintf(home, sizeof(home), "/tmp/bt-silent-XXXXXX");
+    cr_assert(mkdtemp(home));
+    snprintf(env_home, sizeof(env_home), "BATON_HOME=%s", home);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+
+    close(listener);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(cli_silent, every_redis_command_gives_up_within_5_s_with_exit_3, .init = setup,
+     .fini = teardown, .timeout = 240)
+{
+    static const char *const commands[][5] = {
+        {"describe", "x"},
+        {"history", "x"},
+        {"history", "x", "--follow"},
+        {"list"},
+        {"stats"},
+        {"signal", "x", "review"},
+        {"cancel", "x"},
+        {"unblock", "x"},
+        {"start", "t", "--at", "+1m"},
+        {"schedule", "list"},
+        {"schedule", "add", "n", "--cron=* * * * *", "--workflow=t"},
+        {"ratelimit", "list"},
+        {"concurrency", "get", "k"},
+        {"dlq", "list"},
+        {"replay-check", "--plugin", BT_PLUGIN_DIR "/flows.so"},
+    };
+    const char *env[] = {env_home, NULL};
+    char log[128], out[4096];
+
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const char *argv[10] = {BT_BIN_DIR "/baton"};
+        int argc = 1;
+        for (int k = 0; k < 5 && commands[i][k]; k++)
+            argv[argc++] = commands[i][k];
+        argv[argc++] = redis_addr;
+        argv[argc] = NULL;
+        snprintf(log, sizeof(log), "%s/out-%zu", home, i);
+        int64_t t0 = bt_test_now_ms();
+        pid_t pid = bt_test_spawn(argv, env, log);
+        int rc = bt_test_wait(pid, 5000);
+        int64_t took = bt_test_now_ms() - t0;
+        if (rc < 0)
+            bt_test_kill9(pid);
+        FILE *f = fopen(log, "r");
+        out[f ? fread(out, 1, sizeof(out) - 1, f) : 0] = '\0';
+        if (f)
+            fclose(f);
+        cr_assert_eq(rc, 3, "baton %s %s: exit %d after %lld ms: %s", argv[1],
+                     argc > 2 ? argv[2] : "", rc, (long long)took, out);
+        cr_assert(strstr(out, "Redis") && strstr(out, "no answer within 3000 ms"),
+                  "baton %s: a message naming Redis and the timeout: %s", argv[1], out);
+    }
+}

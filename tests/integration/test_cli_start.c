@@ -1,0 +1,194 @@
+/* `baton start` as Temporal's: an id that runs is refused unless
+ * --id-conflict says otherwise, a finished one gets a new run unless
+ * --id-reuse reject, a type no live worker runs is refused at once, and an
+ * input over the payload limit is refused before anything is sent. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack.h"
+
+static struct bt_stack stack;
+static pid_t worker;
+
+static bool types_known(void)
+{
+    redisReply *r =
+        bt_stack_redis(&stack, "ZSCORE %s:types:default chain3", stack.prefix);
+    bool yes = r && r->type == REDIS_REPLY_STRING;
+
+    freeReplyObject(r);
+    return yes;
+}
+
+static void setup(void)
+{
+    bool ok;
+
+    cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    cr_assert_gt(worker, 0);
+    BT_TEST_WAIT_UNTIL(ok, types_known(), 30000);
+    cr_assert(ok, "the worker never registered its workflow types");
+}
+
+static void teardown(void)
+{
+    bt_test_kill9(worker);
+    bt_stack_stop(&stack);
+}
+
+#define BATON(out, ...) BT_STACK_BATON(&stack, (out), __VA_ARGS__)
+
+static long long field_int(const char *id, const char *name)
+{
+    redisReply *r = bt_stack_redis(&stack, "HGET %s:{%s} %s", stack.prefix, id, name);
+    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+
+    freeReplyObject(r);
+    return v;
+}
+
+static bool is(const char *id, const char *status, long long run)
+{
+    char buf[32];
+
+    return !strcmp(bt_stack_status(&stack, id, buf, sizeof(buf)), status) &&
+           field_int(id, "run") == run;
+}
+
+Test(cli_start, a_running_id_is_refused_used_or_terminated_as_asked, .init = setup,
+     .fini = teardown, .timeout = 90)
+{
+    char out[8192];
+    bool ok;
+
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "c-1"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, is("c-1", "running", 1), 20000);
+    cr_assert(ok);
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "c-1"), 4, "%s", out);
+    cr_assert(strstr(out, "already running") && strstr(out, "--id-conflict"), "%s", out);
+    cr_assert_eq(BATON(out, "start", "await_review", "--id=c-1", "--id-conflict=fail"),
+                 4);
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "c-1", "--id-conflict",
+                       "use-existing"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "c-1\n") && strstr(out, "using it"), "%s", out);
+    cr_assert(!strstr(out, "started"), "nothing is started: %s", out);
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "c-1", "--id-conflict",
+                       "terminate-existing"),
+                 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, is("c-1", "running", 2), 20000);
+    cr_assert(ok, "a new run follows the terminated one: status run %lld",
+              field_int("c-1", "run"));
+    json_t *ended = bt_stack_history(&stack, "c-1", ":history:1", "finished");
+    cr_assert_eq(json_array_size(ended), 1, "run 1 kept, finished (terminated)");
+    json_decref(ended);
+    cr_assert_eq(BATON(out, "signal", "c-1", "review", "--payload", "2"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, is("c-1", "completed", 2), 20000);
+    cr_assert(ok, "the new run completes");
+}
+
+Test(cli_start, a_finished_id_runs_again_unless_reuse_is_rejected, .init = setup,
+     .fini = teardown, .timeout = 90)
+{
+    char out[8192];
+
+    cr_assert_eq(
+        BATON(out, "start", "chain3", "--id", "r-1", "--input", "{\"v\":1}", "--wait"), 0,
+        "%s", out);
+    cr_assert(strstr(out, "{\"v\":4}"), "%s", out);
+    cr_assert_eq(BATON(out, "start", "chain3", "--id", "r-1", "--input", "{\"v\":1}",
+                       "--id-reuse", "reject"),
+                 4, "%s", out);
+    cr_assert(strstr(out, "already ran (completed, run 1)"), "%s", out);
+    cr_assert_eq(
+        BATON(out, "start", "chain3", "--id", "r-1", "--input", "{\"v\":10}", "--wait"),
+        0, "%s", out);
+    cr_assert(strstr(out, "{\"v\":13}"), "the new run's own result: %s", out);
+    cr_assert(strstr(out, "run 2 follows"), "%s", out);
+    cr_assert_eq(field_int("r-1", "run"), 2);
+    cr_assert_eq(BATON(out, "describe", "r-1"), 0);
+    cr_assert(strstr(out, "input:    {\"v\":10}") && strstr(out, "run:      2"), "%s",
+              out);
+}
+
+/* A start that replaces a run, delivered twice: the second finds another
+ * run and is dropped, so nothing runs twice. */
+Test(cli_start, a_redelivered_start_of_a_new_run_does_not_run_again, .init = setup,
+     .fini = teardown, .timeout = 90)
+{
+    char out[8192];
+    static const char start2[] =
+        "{\"v\":1,\"type\":\"start\",\"id\":\"d-1\",\"workflow\":"
+        "\"chain3\",\"input\":{\"v\":0},\"replaces_run\":1}";
+    static const char start3[] =
+        "{\"v\":1,\"type\":\"start\",\"id\":\"d-1\",\"workflow\":"
+        "\"chain3\",\"input\":{\"v\":0},\"replaces_run\":2}";
+    bool ok;
+
+    cr_assert_eq(
+        BATON(out, "start", "chain3", "--id", "d-1", "--input", "{\"v\":0}", "--wait"), 0,
+        "%s", out);
+    cr_assert_eq(bt_stack_produce(&stack, "events", "d-1", start2, strlen(start2)), 0);
+    cr_assert_eq(bt_stack_produce(&stack, "events", "d-1", start2, strlen(start2)), 0);
+    BT_TEST_WAIT_UNTIL(ok, is("d-1", "completed", 2), 20000);
+    cr_assert(ok);
+    cr_assert_eq(bt_stack_produce(&stack, "events", "d-1", start3, strlen(start3)), 0);
+    BT_TEST_WAIT_UNTIL(ok, is("d-1", "completed", 3), 20000);
+    cr_assert(ok, "run %lld", field_int("d-1", "run"));
+    json_t *started = bt_stack_history(&stack, "d-1", ":history:2", "started");
+    cr_assert_eq(json_array_size(started), 1, "run 2 started once");
+    json_decref(started);
+}
+
+Test(cli_start, an_unknown_type_is_refused_at_once, .init = setup, .fini = teardown,
+     .timeout = 90)
+{
+    char out[8192], buf[32];
+
+    cr_assert_eq(BATON(out, "start", "chian3", "--id", "t-1"), 1, "%s", out);
+    cr_assert(strstr(out, "no live worker of queue \"default\" runs workflow type "
+                          "\"chian3\"") &&
+                  strstr(out, "chain3"),
+              "the message names the types that run: %s", out);
+    cr_assert(!strstr(out, "started"), "%s", out);
+    cr_assert_str_eq(bt_stack_status(&stack, "t-1", buf, sizeof(buf)), "");
+    /* a scheduled start may come before its deploy: warned only */
+    cr_assert_eq(BATON(out, "start", "chian3", "--id", "t-2", "--at", "+1h"), 0, "%s",
+                 out);
+    cr_assert(strstr(out, "warning") && strstr(out, "chian3"), "%s", out);
+    /* no live worker says what it runs on this queue: the serving warning */
+    cr_assert_eq(BATON(out, "start", "chian3", "--id", "t-3", "--queue", "nobody"), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "no worker serves queue \"nobody\""), "%s", out);
+}
+
+Test(cli_start, an_input_over_the_payload_limit_is_refused_before_sending, .init = setup,
+     .fini = teardown, .timeout = 90)
+{
+    char out[8192], path[400];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/big.json", stack.redis.dir);
+    f = fopen(path, "w");
+    cr_assert(f);
+    fputc('"', f);
+    for (int i = 0; i < 1000000; i++)
+        fputc('x', f);
+    fputc('"', f);
+    fclose(f);
+    char at_path[420];
+    snprintf(at_path, sizeof(at_path), "@%s", path);
+    cr_assert_eq(BATON(out, "start", "chain3", "--id", "p-1", "--input", at_path), 1,
+                 "%s", out);
+    cr_assert(strstr(out, "over the limit of 900000 bytes") && strstr(out, "max-payload"),
+              "%s", out);
+    cr_assert_eq(
+        BATON(out, "start", "chain3", "--id", "p-2", "--input", at_path, "--at", "+1h"),
+        1, "%s", out);
+    redisReply *r = bt_stack_redis(&stack, "EXISTS %s:schedule:p-2", stack.prefix);
+    cr_assert_eq(r->integer, 0, "nothing scheduled");
+    freeReplyObject(r);
+}
