@@ -145,9 +145,9 @@ static void run_program(int i)
     cr_assert_eq(
         bt_test_sh(blog, 60000,
                    "export PKG_CONFIG_PATH='%s/lib/pkgconfig'; cc -std=c11 -Wall "
-                   "-Wextra -Werror $(pkg-config --cflags baton) -o '%s' '%s' "
+                   "-Wextra -Werror %s $(pkg-config --cflags baton) -o '%s' '%s' "
                    "$(pkg-config --libs baton)",
-                   prefix, exe, src),
+                   prefix, BT_PROGRAM_CFLAGS, exe, src),
         0, "the C program of %s:%d does not compile:\n%s", b->file, b->line,
         bt_test_tail(blog, tail, sizeof(tail)));
     cr_assert_eq(bt_test_sh(blog, 60000,
