@@ -206,7 +206,7 @@ static void run_example(const char *plugin)
     cr_assert_eq(status, 0, "the README's workflow did not complete (%d): %s\n%s", status,
                  text, bt_test_tail(stack.log, (char[4096]){0}, 4096));
     cr_assert(strstr(text, "\"campaign\""), "%s", text);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0, "the worker exited non-zero");
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0, "the worker exited non-zero");
 }
 
 Test(readme, every_c_block_compiles_and_the_sdk_example_completes_its_workflow,

@@ -38,7 +38,7 @@ static void teardown(void)
 
     for (size_t i = 0; i < 3; i++)
         if (*pids[i] > 0)
-            bt_test_stop(*pids[i], 10000);
+            bt_test_stop(*pids[i], BT_TEST_STOP_MS);
     bt_stack_stop(&stack);
 }
 

@@ -272,7 +272,7 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
     cr_expect_eq(json_array_size(json_object_get(archive, "open-0|1")), 1);
     json_decref(archive);
     json_decref(histories);
-    bt_test_stop(scheduler, 10000);
+    bt_test_stop(scheduler, BT_TEST_STOP_MS);
     bt_test_kill9(worker);
 }
 
@@ -367,7 +367,7 @@ Test(retention, two_schedulers_archive_each_run_exactly_once)
     json_decref(archive);
     json_decref(histories);
     for (int s = 0; s < 2; s++)
-        cr_expect_eq(bt_test_stop(schedulers[s], 10000), 0);
+        cr_expect_eq(bt_test_stop(schedulers[s], BT_TEST_STOP_MS), 0);
     bt_test_kill9(worker);
 }
 
@@ -446,7 +446,7 @@ Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
     cr_expect_eq(expect_archived_once(archive, histories), (size_t)n);
     json_decref(archive);
     json_decref(histories);
-    bt_test_stop(scheduler, 10000);
+    bt_test_stop(scheduler, BT_TEST_STOP_MS);
 }
 
 /* Redis is killed (SIGKILL) and restarted while a batch of runs is claimed
@@ -470,7 +470,7 @@ Test(retention, a_redis_restart_during_deletion_loses_nothing)
     }
     await_all("r", n, "completed", 120000);
     snapshot(histories, "r", n, 1);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 
     cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
     cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
@@ -489,7 +489,7 @@ Test(retention, a_redis_restart_during_deletion_loses_nothing)
     cr_expect_eq(integer("ZCARD %s:retention:leased", stack.prefix, NULL), 0);
     json_decref(archive);
     json_decref(histories);
-    bt_test_stop(scheduler, 10000);
+    bt_test_stop(scheduler, BT_TEST_STOP_MS);
 }
 
 /* `baton delete`: a running instance is refused, a finished one is archived
@@ -594,7 +594,7 @@ Test(retention, a_long_history_is_archived_in_parts_under_max_payload)
     json_decref(joined);
     json_decref(archive);
     json_decref(history);
-    bt_test_stop(scheduler, 10000);
+    bt_test_stop(scheduler, BT_TEST_STOP_MS);
     bt_test_kill9(worker);
 }
 
@@ -681,5 +681,5 @@ Test(retention, a_run_taken_over_from_a_dead_scheduler_is_archived_once)
     json_decref(histories);
     bt_store_destroy(store);
     bt_config_release(&cfg);
-    bt_test_stop(scheduler, 10000);
+    bt_test_stop(scheduler, BT_TEST_STOP_MS);
 }
