@@ -67,7 +67,7 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
         printf("queue:    %s\n", field(meta, "queue"));
     if (field(meta, "run") && strcmp(field(meta, "run"), "1"))
         printf("run:      %s (continued as new; `baton history --run N` shows earlier "
-               "ones)\n",
+               "ones until their retention ends)\n",
                field(meta, "run"));
     if (field(meta, "parent"))
         printf("parent:   %s (seq %s)\n", field(meta, "parent"), field(meta, "pseq"));
