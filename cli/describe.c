@@ -181,7 +181,7 @@ static void print_text(const json_t *root)
         printf("queue:    %s\n", str(root, "queue"));
     if (run != 1)
         printf("run:      %lld (continued as new; `baton history --run N` shows earlier "
-               "ones)\n",
+               "ones until their retention ends)\n",
                (long long)run);
     if (str(root, "parent"))
         printf("parent:   %s (seq %lld)\n", str(root, "parent"),

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "config.h"
 #include "archive.h"
+#include "backfill.h"
 #include "err.h"
 #include "kafka.h"
 #include "log.h"
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
     struct bt_series *fired_total, *resent_total, *pending, *round_trips, *backlog;
     struct bt_retention_stats kept = {0};
     struct bt_retention *retention = NULL;
+    struct bt_backfill backfill = {0};
     rd_kafka_t *rk = NULL;
     char errstr[512] =
         "out of memory"; /* what a failed constructor without errstr means */
@@ -157,6 +159,7 @@ int main(int argc, char **argv)
             next_sweep = bt_clock_mono_ms() + (sweep.more ? 0 : OUTBOX_EVERY_MS);
         }
         bt_retention_step(retention);
+        bt_backfill_step(&backfill, &cfg, store);
         if (bt_clock_mono_ms() >= next_gauges) {
             int64_t n = bt_timers_pending(store);
             if (n >= 0)

@@ -683,3 +683,46 @@ Test(retention, a_run_taken_over_from_a_dead_scheduler_is_archived_once)
     bt_config_release(&cfg);
     bt_test_stop(scheduler, BT_TEST_STOP_MS);
 }
+
+/* Instances that finished before retention existed have no run in the
+ * retention set: the scheduler's one pass over the status indexes gives them
+ * theirs (due when they finished plus their retention), and they go like the
+ * others; running ones get none. */
+Test(retention, instances_finished_before_retention_existed_are_backfilled)
+{
+    json_t *histories = json_object(), *archive;
+    const int n = 3;
+    pid_t worker, scheduler;
+    bool ok;
+
+    retention("1s", NULL);
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "old-%d", i);
+        start("chain3", id);
+    }
+    start("await_review", "live-0");
+    await_all("old", n, "completed", 60000);
+    await_all("live", 1, "running", 60000);
+    snapshot(histories, "old", n, 1);
+    cr_assert_eq(bt_test_stop(worker, 20000), 0);
+    BT_TEST_WAIT_UNTIL(ok, outboxes() == 0, 10000);
+    cr_assert(ok, "the results left the outboxes");
+    /* as an older baton left them */
+    cr_assert_eq(integer("DEL %s:retention", stack.prefix, NULL), 1);
+
+    cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(ok, left("old", n) == 0, 30000);
+    cr_assert(ok, "%d old instances left", left("old", n));
+    BT_TEST_WAIT_UNTIL(
+        ok, integer("EXISTS %s:retention:backfilled", stack.prefix, NULL) == 1, 10000);
+    cr_expect(ok, "the pass is marked done");
+    cr_expect(exists("live-0") && keys_of("live-0") >= 3, "the running one is whole");
+    cr_expect_eq(integer("ZCARD %s:retention", stack.prefix, NULL), 0);
+    archive = archived();
+    cr_expect_eq(expect_archived_once(archive, histories), (size_t)n);
+    json_decref(archive);
+    json_decref(histories);
+    bt_test_stop(scheduler, 10000);
+}
