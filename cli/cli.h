@@ -48,6 +48,11 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_delete(struct bt_config *cfg, int argc, char **argv);
+/* Tells the user (stderr) that instance id is not in Redis: when it was
+ * archived and deleted if its tombstone is still there, else that it may
+ * have been deleted after its retention. */
+void bt_cli_gone(struct bt_store *store, const char *id);
 int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv);
 
 /* `baton start TYPE --at TIME`: stores a one-shot schedule, named id, that

@@ -181,7 +181,7 @@ static void print_text(const json_t *root)
         printf("queue:    %s\n", str(root, "queue"));
     if (run != 1)
         printf("run:      %lld (continued as new; `baton history --run N` shows earlier "
-               "ones)\n",
+               "ones until their retention ends)\n",
                (long long)run);
     if (str(root, "parent"))
         printf("parent:   %s (seq %lld)\n", str(root, "parent"),
@@ -227,7 +227,7 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
         journal->type != REDIS_REPLY_ARRAY)
         goto out;
     if (meta->elements == 0) {
-        fprintf(stderr, "baton: no workflow instance \"%s\"\n", id);
+        bt_cli_gone(store, id); /* deleted after its retention, or never there */
         ret = BT_EXIT_FAIL;
         goto out;
     }

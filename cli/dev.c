@@ -160,13 +160,33 @@ static int envp_push(char ***envp, size_t *n, const char *name, const char *valu
 
 extern char **environ;
 
+/* texts[0..n) joined by sep: a new string (free), or NULL. */
+static char *join(char *const *texts, size_t n, char sep)
+{
+    size_t len = 1, at = 0;
+    char *out;
+
+    for (size_t i = 0; i < n; i++)
+        len += strlen(texts[i]) + 1;
+    if (!(out = malloc(len)))
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(texts[i]);
+        memcpy(out + at, texts[i], l);
+        at += l;
+        out[at++] = sep;
+    }
+    out[at ? at - 1 : 0] = '\0';
+    return out;
+}
+
 /* The children see exactly the settings baton dev resolved: every inherited
  * BATON_* variable is dropped (BATON_PLUGINS would otherwise load each plugin
  * twice, with the --plugin flags) and the resolved ones are set. */
 static int build_env(struct dev *dev)
 {
     const struct bt_config *cfg = dev->cfg;
-    char redis[64], num[8][32];
+    char redis[64], num[9][32], *rules = NULL;
     size_t n = 0;
     int ret = 0;
 
@@ -192,6 +212,10 @@ static int build_env(struct dev *dev)
     snprintf(num[5], sizeof(num[5]), "%lld", (long long)cfg->history_max);
     snprintf(num[6], sizeof(num[6]), "%d", cfg->concurrency_lease_ms);
     snprintf(num[7], sizeof(num[7]), "%d", cfg->workflow_threads);
+    snprintf(num[8], sizeof(num[8]), "%lldms", (long long)cfg->retention_ms);
+    if (cfg->n_retention_types &&
+        !(rules = join(cfg->retention_types, cfg->n_retention_types, ':')))
+        return -1;
     ret = ret || envp_push(&dev->envp, &n, "BATON_BROKERS", dev->brokers) ||
           envp_push(&dev->envp, &n, "BATON_REDIS", redis) ||
           envp_push(&dev->envp, &n, "BATON_PREFIX", cfg->prefix) ||
@@ -211,6 +235,8 @@ static int build_env(struct dev *dev)
           envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
           (cfg->redis_user &&
            envp_push(&dev->envp, &n, "BATON_REDIS_USER", cfg->redis_user)) ||
+          envp_push(&dev->envp, &n, "BATON_RETENTION", num[8]) ||
+          (rules && envp_push(&dev->envp, &n, "BATON_RETENTION_TYPES", rules)) ||
           (cfg->redis_password &&
            envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
     /* Kafka properties (a SASL password, say) go in the environment, as the
@@ -226,6 +252,7 @@ static int build_env(struct dev *dev)
         name[k] = '\0';
         ret = eq && envp_push(&dev->envp, &n, name, eq + 1);
     }
+    free(rules);
     return ret ? -1 : 0;
 }
 
@@ -398,11 +425,12 @@ static int topic_create(struct dev *dev, const char *suffix)
     return 0;
 }
 
-/* events, results, dlq, tasks.legacy, and tasks.<q> and events.<q> for each
+/* events, results, dlq, tasks.legacy, archive, and tasks.<q> and events.<q> for each
  * of cfg->queues (the default queue's events are on "events"). */
 static int kafka_start(struct dev *dev)
 {
-    static const char *const fixed[] = {"events", "results", "dlq", "tasks.legacy"};
+    static const char *const fixed[] = {"events", "results", "dlq", "tasks.legacy",
+                                        "archive"};
     char errstr[512], *queues = NULL, *save = NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *bootstraps;

@@ -136,7 +136,7 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
     if (!exists || exists->type == REDIS_REPLY_ERROR)
         goto out;
     if (exists->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "baton: no workflow instance \"%s\"\n", id);
+        bt_cli_gone(store, id);
         ret = BT_EXIT_FAIL;
         goto out;
     }
@@ -149,8 +149,9 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
         freeReplyObject(kept);
         if (!there) {
             fprintf(stderr,
-                    "baton: %s has no run %ld kept (it is on run %s; earlier runs are "
-                    "kept for a week)\n",
+                    "baton: %s has no run %ld kept (it is on run %s; an earlier run "
+                    "is archived to the archive topic and deleted when its retention "
+                    "ends)\n",
                     id, run, exists->str);
             ret = BT_EXIT_FAIL;
             goto out;

@@ -28,12 +28,13 @@ static json_t *read_input(const char *arg)
     return root;
 }
 
-/* Follows the instance's status until it is final (or blocked) on run
- * min_run or a later one: reads it again whenever its history grows (a
- * blocking read, no polling), and at least once a second (blocked leaves no
- * "finished" record). */
-static int wait_result(const struct bt_config *cfg, const char *id, int min_run,
-                       int64_t timeout_ms)
+/* Follows the instance's status until it is final (or blocked): reads it
+ * again whenever its history grows (a blocking read, no polling), and at
+ * least once a second (blocked leaves no "finished" record). A status counts
+ * from run min_run on: a new run of a finished id is not done because the run
+ * it follows is. */
+static int wait_result(const struct bt_config *cfg, const char *id, int64_t timeout_ms,
+                       int64_t min_run)
 {
     struct bt_store *store = bt_cli_store(cfg);
     char key[600], after[64] = "0-0";
@@ -52,9 +53,9 @@ static int wait_result(const struct bt_config *cfg, const char *id, int min_run,
             freeReplyObject(reply);
             goto out;
         }
-        /* the run the start replaces may still be the one in Redis */
-        if (!reply->element[3]->str || atoi(reply->element[3]->str) >= min_run)
-            status = reply->element[0]->str;
+        status = reply->element[0]->str;
+        if (reply->element[3]->str && strtoll(reply->element[3]->str, NULL, 10) < min_run)
+            status = NULL; /* the run this start follows */
         if (status && !strcmp(status, "completed")) {
             printf("%s\n", reply->element[1]->str ? reply->element[1]->str : "null");
             ret = BT_EXIT_OK;
@@ -270,8 +271,8 @@ static int send_start(struct bt_config *cfg, struct bt_store *store,
         printf("%s\n", msg->id);
         return BT_EXIT_OK;
     }
-    /* a new run follows the one replaced; the instance used is on its own */
-    return wait_result(cfg, msg->id, use ? 0 : (int)msg->replaces_run + 1, timeout_arg);
+    return wait_result(cfg, msg->id, timeout_arg,
+                       msg->replaces_run ? msg->replaces_run + 1 : 0);
 }
 
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv)

@@ -1,7 +1,8 @@
 /* `baton stats [--watch] [--json]`: a summary computed from Redis — instances by type
  * and status, completions per second over the last minute, pending timers,
- * the outbox index (and how much of it holds old unsent commands), and the
- * dead-letter count on Kafka. */
+ * the outbox index (and how much of it holds old unsent commands), finished
+ * runs waiting for their retention to end, and the dead-letter count on
+ * Kafka. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,15 +148,18 @@ static json_t *model(const struct bt_config *cfg, struct bt_store *store)
      * drops it a few seconds later: what is older holds unsent commands */
     snprintf(stale, sizeof(stale), "%lld", now - 10000);
     root = json_pack(
-        "{s:o, s:I, s:{s:o, s:o, s:o}, s:{s:o, s:o}, s:o}", "types", types,
-        "finished_last_minute",
+        "{s:o, s:I, s:{s:o, s:o, s:o}, s:{s:o, s:o}, s:{s:o, s:o, s:o}, s:o}", "types",
+        types, "finished_last_minute",
         (json_int_t)(zcount(store, "idx:completed", minute_ago, now_s) +
                      zcount(store, "idx:failed", minute_ago, now_s)),
         "timers", "pending", count_or_null(zcount(store, "timers", "-inf", "+inf")),
         "due", count_or_null(zcount(store, "timers", "-inf", now_s)), "leased",
         count_or_null(zcount(store, "timers:leased", "-inf", "+inf")), "outbox",
         "instances", count_or_null(zcount(store, "outbox", "-inf", "+inf")), "stale",
-        count_or_null(zcount(store, "outbox", "-inf", stale)), "dead_letters",
+        count_or_null(zcount(store, "outbox", "-inf", stale)), "retention", "kept",
+        count_or_null(zcount(store, "retention", "-inf", "+inf")), "due",
+        count_or_null(zcount(store, "retention", "-inf", now_s)), "archiving",
+        count_or_null(zcount(store, "retention:leased", "-inf", "+inf")), "dead_letters",
         count_or_null(dead_letters(cfg)));
     return root;
 }
@@ -188,6 +192,10 @@ static void print_text(const struct bt_config *cfg, const json_t *root)
     printf("instances in the outbox index: %lld (with commands unsent for 10 s or more, "
            "or no scheduler running: %lld)\n",
            num(root, "outbox", "instances"), num(root, "outbox", "stale"));
+    printf("finished runs kept until their retention ends: %lld (due for archive and "
+           "deletion now: %lld, being archived: %lld)\n",
+           num(root, "retention", "kept"), num(root, "retention", "due"),
+           num(root, "retention", "archiving"));
     if (json_is_integer(json_object_get(root, "dead_letters")))
         printf("dead letters: %lld\n", num(root, "dead_letters", NULL));
     else

@@ -10,7 +10,7 @@
 #include "config.h"
 #include "err.h"
 
-enum kind { STR, INT, BOOL, LIST };
+enum kind { STR, INT, BOOL, LIST, DURATION };
 
 struct setting {
     const char *name; /* flag without dashes */
@@ -88,6 +88,14 @@ static const struct setting settings[] = {
      "the brokers are `baton dev`'s embedded cluster (short group timeouts)"},
     {"plugin", "BATON_PLUGINS", LIST, F(plugins), F(n_plugins), NULL, 0, 0,
      "plugin shared object to load (repeatable; env: colon-separated)"},
+    {"retention", "BATON_RETENTION", DURATION, F(retention_ms), 0, "7d", 0, 0,
+     "how long a finished instance (or a run ended by continue-as-new) stays in "
+     "Redis before the scheduler archives it to <prefix>.archive and deletes it "
+     "(units ms, s, m, h, d)"},
+    {"retention-type", "BATON_RETENTION_TYPES", LIST, F(retention_types),
+     F(n_retention_types), NULL, 0, 0,
+     "TYPE=DURATION: the retention of one workflow type (repeatable; env: "
+     "colon-separated)"},
 };
 #undef F
 
@@ -115,6 +123,15 @@ static int set_value(struct bt_config *cfg, const struct setting *s, const char 
         grown[(*cnt)++] = strdup(v);
         return 0;
     }
+    case DURATION:
+        if (bt_config_duration(v, (int64_t *)(base + s->off))) {
+            snprintf(errstr, n,
+                     "%s: \"%s\" is not a duration (an integer and a unit: ms, s, m, "
+                     "h or d)",
+                     s->name, v);
+            return BT_EINVAL;
+        }
+        return 0;
     case INT:
     case BOOL:
         errno = 0;
@@ -251,6 +268,8 @@ static int redis_credentials(struct bt_config *cfg, char *errstr, size_t n)
 
 extern char **environ;
 
+static int check_retention_types(const struct bt_config *cfg, char *errstr, size_t n);
+
 int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
                    size_t errstr_size)
 {
@@ -379,7 +398,70 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
                  cfg->prefix);
         return BT_EINVAL;
     }
+    return check_retention_types(cfg, errstr, errstr_size);
+}
+
+int bt_config_duration(const char *text, int64_t *ms)
+{
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    char *end;
+    long long x;
+
+    errno = 0;
+    x = strtoll(text, &end, 10);
+    if (errno || end == text || x < 0 || *text == '-' || *text == '+')
+        return BT_EINVAL;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        /* 100 years at most: no overflow once added to a time in ms */
+        if (!strcmp(end, units[i].name) && x <= INT64_C(3155760000000) / units[i].ms) {
+            *ms = x * units[i].ms;
+            return 0;
+        }
+    }
+    return BT_EINVAL;
+}
+
+/* The duration of rule ("TYPE=DURATION") when its type is type (NULL: any). */
+static int rule_ms(const char *rule, const char *type, int64_t *ms)
+{
+    const char *eq = strrchr(rule, '=');
+
+    if (!eq || eq == rule ||
+        (type && (strlen(type) != (size_t)(eq - rule) ||
+                  strncmp(rule, type, (size_t)(eq - rule)))))
+        return BT_EINVAL;
+    return bt_config_duration(eq + 1, ms);
+}
+
+static int check_retention_types(const struct bt_config *cfg, char *errstr, size_t n)
+{
+    int64_t ms;
+
+    for (size_t i = 0; i < cfg->n_retention_types; i++) {
+        if (rule_ms(cfg->retention_types[i], NULL, &ms)) {
+            snprintf(errstr, n,
+                     "retention-type: \"%s\" is not TYPE=DURATION (e.g. "
+                     "registration=30d; units ms, s, m, h, d)",
+                     cfg->retention_types[i]);
+            return BT_EINVAL;
+        }
+    }
     return 0;
+}
+
+int64_t bt_config_retention(int64_t retention_ms, char *const *rules, size_t n,
+                            const char *type)
+{
+    int64_t ms;
+
+    /* the last rule for a type wins, as a later flag overrides an earlier one */
+    for (size_t i = n; type && i-- > 0;)
+        if (rule_ms(rules[i], type, &ms) == 0)
+            return ms;
+    return retention_ms;
 }
 
 int64_t bt_config_message_max(const struct bt_config *cfg)

@@ -41,6 +41,11 @@ struct bt_config {
     int eager;       /* run a step's activity on the deciding worker when it can */
     char *member;    /* static group membership's name, or NULL */
     int watchdog_ms; /* a consumer idle this long with messages waiting is stalled */
+    /* how long a finished instance (or a run ended by continue-as-new) stays
+     * in Redis before it is archived to <prefix>.archive and deleted */
+    int64_t retention_ms;
+    char **retention_types; /* "TYPE=DURATION": retention_ms for one type */
+    size_t n_retention_types;
 };
 
 /* Fills cfg from the table and consumes the flags it knows from argv
@@ -60,6 +65,17 @@ void bt_config_release(struct bt_config *cfg);
 #define BT_CONFIG_MESSAGE_MAX   1000000
 #define BT_CONFIG_ENVELOPE_ROOM 65536
 int64_t bt_config_message_max(const struct bt_config *cfg);
+
+/* Parses a duration, "<integer><unit>" with unit ms, s, m, h or d ("7d",
+ * "1500ms"), into *ms. Returns 0, or BT_EINVAL (no unit, not a number, or
+ * beyond 100 years). */
+int bt_config_duration(const char *text, int64_t *ms);
+
+/* The retention of instances of workflow type: its retention-type rule when
+ * there is one, else retention_ms. rules are "TYPE=DURATION" texts checked
+ * by bt_config_load (one that does not parse is skipped). */
+int64_t bt_config_retention(int64_t retention_ms, char *const *rules, size_t n,
+                            const char *type);
 
 /* The help text of every setting: flag, environment variable, default. */
 void bt_config_usage(void *file);

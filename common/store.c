@@ -36,7 +36,27 @@ struct bt_store {
     size_t n_forgets;
     size_t owed;  /* the first `owed` forgets are in the pipeline, replies due */
     char *holder; /* its held outbox fields are loaded (bt_store_set_holder) */
+    /* the retention settings, copied: when a finished run is deleted */
+    int64_t retention_ms;
+    char **retention_types;
+    size_t n_retention_types;
 };
+
+static int copy_retention(struct bt_store *store, const struct bt_config *cfg)
+{
+    size_t n = cfg->n_retention_types;
+
+    store->retention_ms = cfg->retention_ms;
+    if (n && !(store->retention_types = calloc(n, sizeof(*store->retention_types))))
+        return BT_ENOMEM;
+    for (; store->n_retention_types < n; store->n_retention_types++) {
+        char *rule = strdup(cfg->retention_types[store->n_retention_types]);
+        if (!rule)
+            return BT_ENOMEM;
+        store->retention_types[store->n_retention_types] = rule;
+    }
+    return 0;
+}
 
 struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
                               size_t errstr_size)
@@ -48,7 +68,7 @@ struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
     store->kp = strdup(cfg->key_prefix);
     store->r = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
                             errstr_size);
-    if (!store->r || !store->kp) {
+    if (!store->r || !store->kp || copy_retention(store, cfg)) {
         bt_store_destroy(store);
         return NULL;
     }
@@ -66,6 +86,9 @@ void bt_store_destroy(struct bt_store *store)
     if (!store)
         return;
     free(store->holder);
+    for (size_t i = 0; i < store->n_retention_types; i++)
+        free(store->retention_types[i]);
+    free(store->retention_types);
     while (store->forgets) {
         struct forget *f = store->forgets;
         store->forgets = f->next;
@@ -503,6 +526,32 @@ static void arg_index(struct args *a, const char *kp, enum bt_status s)
     arg_end(a);
 }
 
+/* The section of runs that this commit ends, in the shape ZADD takes
+ * (retention due, "<run>|<id>"): the one continue-as-new ends, and the last
+ * one when the instance finishes (both in one decision when the new run ends
+ * at once). */
+static void arg_ended_runs(const struct bt_store *store, const struct bt_instance *inst,
+                           int64_t now_ms, struct args *a)
+{
+    const struct bt_delta *d = &inst->delta;
+    bool finished = inst->status != d->old_status && bt_status_final(inst->status);
+    int64_t due =
+        now_ms + bt_config_retention(store->retention_ms, store->retention_types,
+                                     store->n_retention_types, inst->type);
+
+    arg_int(a, (long long)d->reset + finished);
+    for (int run = d->reset ? inst->run - 1 : inst->run; run <= inst->run; run++) {
+        if (run == inst->run && !finished)
+            break;
+        arg_int(a, due);
+        arg_begin(a);
+        arg_put_int(a, run);
+        arg_put(a, "|", 1);
+        arg_puts(a, inst->id);
+        arg_end(a);
+    }
+}
+
 /* Appends the keys and arguments of inst's commit.lua call; returns how many
  * of them are keys. */
 static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_t now_ms,
@@ -655,6 +704,7 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     arg_int(a, (long long)d->n_timers_del);
     for (size_t i = 0; i < d->n_timers_del; i++)
         arg_str(a, d->timers_del[i].member);
+    arg_ended_runs(store, inst, now_ms, a);
     return (int)nkeys;
 }
 

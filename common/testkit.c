@@ -17,6 +17,7 @@
 #include "err.h"
 #include "idmap.h"
 #include "journal.h"
+#include "log.h"
 #include "registry.h"
 #include "replay.h"
 #include "testkit.h"
@@ -408,6 +409,10 @@ bt_test_env *bt_test_env_new(void)
         return NULL;
     env->tail = &env->head;
     env->now = START_MS;
+    /* a test's output is its own: the engine's notes (an attempt failed, as
+     * the test asked) only when BATON_LOG_LEVEL asks for them */
+    if (!getenv("BATON_LOG_LEVEL"))
+        bt_log_setup("baton-test", BT_LOG_WARN, 0);
     if (!(env->reg = bt_registry_new()) || !(env->records = bt_idmap_new())) {
         bt_test_env_free(env);
         return NULL;

@@ -1,8 +1,8 @@
 /* baton-scheduler: fires due timers (durable sleeps, signal timeouts, activity
  * timeouts, delayed retries) as `timer` events, starts the instances of due
- * schedules (cron and one-shot) and re-sends outbox commands
- * that dead workers left unsent. Run one or more; they share the work
- * through atomic claims in Redis. */
+ * schedules (cron and one-shot), re-sends outbox commands that dead workers
+ * left unsent, and archives and deletes finished runs whose retention ended.
+ * Run one or more; they share the work through atomic claims in Redis. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,11 +11,14 @@
 #include "args.h"
 #include "clock.h"
 #include "config.h"
+#include "archive.h"
+#include "backfill.h"
 #include "err.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "retention.h"
 #include "schedules.h"
 #include "store.h"
 #include "timers.h"
@@ -53,6 +56,24 @@ static void nap(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* The retention families; returns the backlog gauge. */
+static struct bt_series *retention_metrics(struct bt_metrics *metrics,
+                                           struct bt_retention_stats *kept)
+{
+    kept->deleted = bt_metrics_series(bt_metrics_counter(
+        metrics, "baton_retention_deleted_total",
+        "Finished instances archived and deleted after their retention.", NULL));
+    kept->archived = bt_metrics_series(bt_metrics_counter(
+        metrics, "baton_retention_archived_total",
+        "Runs (of finished or continued instances) archived and deleted.", NULL));
+    kept->failed = bt_metrics_series(bt_metrics_counter(
+        metrics, "baton_retention_failures_total",
+        "Runs whose archive Kafka did not confirm: kept, tried again.", NULL));
+    return bt_metrics_series(
+        bt_metrics_gauge(metrics, "baton_retention_backlog",
+                         "Runs whose retention ended that are not deleted yet.", NULL));
+}
+
 int main(int argc, char **argv)
 {
     struct bt_config cfg;
@@ -62,7 +83,10 @@ int main(int argc, char **argv)
     struct bt_wake *wake = NULL;
     struct bt_schedule_stats sched = {0};
     struct bt_metrics *metrics = NULL;
-    struct bt_series *fired_total, *resent_total, *pending, *round_trips;
+    struct bt_series *fired_total, *resent_total, *pending, *round_trips, *backlog;
+    struct bt_retention_stats kept = {0};
+    struct bt_retention *retention = NULL;
+    struct bt_backfill backfill = {0};
     rd_kafka_t *rk = NULL;
     char errstr[512] =
         "out of memory"; /* what a failed constructor without errstr means */
@@ -102,10 +126,12 @@ int main(int argc, char **argv)
         bt_metrics_counter(metrics, "baton_redis_round_trips_total",
                            "Round trips to Redis (a pipeline counts once).", "role"),
         "scheduler");
+    backlog = retention_metrics(metrics, &kept);
     if (!(store = bt_store_new(&cfg, errstr, sizeof(errstr))) ||
         !(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr))) ||
         !(timers = bt_timers_new(&cfg, store, rk, &stats)) ||
         !(wake = bt_wake_new(&cfg, bt_store_prefix(store), errstr, sizeof(errstr))) ||
+        !(retention = bt_retention_new(&cfg, store, rk, &kept)) ||
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;
@@ -132,10 +158,14 @@ int main(int argc, char **argv)
             /* a full step: the rest of the round goes on between timer claims */
             next_sweep = bt_clock_mono_ms() + (sweep.more ? 0 : OUTBOX_EVERY_MS);
         }
+        bt_retention_step(retention);
+        bt_backfill_step(&backfill, &cfg, store);
         if (bt_clock_mono_ms() >= next_gauges) {
             int64_t n = bt_timers_pending(store);
             if (n >= 0)
                 bt_metrics_set(pending, n);
+            if ((n = bt_archive_backlog(store, bt_clock_now_ms())) >= 0)
+                bt_metrics_set(backlog, n);
             bt_metrics_set(round_trips,
                            (int64_t)bt_redis_round_trips(bt_store_redis(store)));
             next_gauges = bt_clock_mono_ms() + GAUGES_EVERY_MS;
@@ -159,6 +189,7 @@ int main(int argc, char **argv)
 out:
     bt_wake_destroy(wake);
     bt_timers_destroy(timers, 5000);
+    bt_retention_destroy(retention, 5000);
     bt_outbox_sweep_end(&sweep);
     bt_metrics_destroy(metrics);
     if (rk) {

@@ -83,6 +83,18 @@ struct before {
     int64_t ver;
 };
 
+/* The batch being advanced: the events of one poll and the instances they
+ * touch. Its flight collects the delivery reports of its commands and joins
+ * the flights in the air once the batch is committed. */
+struct batch {
+    struct item items[MAX_BATCH];
+    size_t n_items;
+    struct bt_instance **touched; /* each once, in first-touch order */
+    size_t n_touched, cap_touched;
+    uint64_t no; /* batches so far: an instance's mark says it is touched */
+    struct flight *flight;
+};
+
 struct bt_wftask {
     const struct bt_config *cfg;
     const bt_registry *reg;
@@ -93,12 +105,7 @@ struct bt_wftask {
     char cluster[128];
     char *queues[MAX_QUEUES]; /* served workflow queues */
     size_t n_queues;
-    struct item items[MAX_BATCH];
-    size_t n_items;
-    struct bt_instance **touched;
-    size_t n_touched, cap_touched;
-    uint64_t batch_no;
-    struct flight *cur;                /* the batch being advanced */
+    struct batch batch;                /* the events being advanced */
     struct flight *flights, **landing; /* in flight, oldest first; tail link */
     int n_flights;
     struct bt_wftask_stats stats;
@@ -245,23 +252,24 @@ static void export_metrics(struct bt_wftask *wt)
 /* Remembers each touched instance's committed status and version. */
 static void before_commit(struct bt_wftask *wt)
 {
-    if (wt->n_touched > wt->m.cap_before) {
-        struct before *grown = realloc(wt->m.before, wt->n_touched * sizeof(*grown));
+    if (wt->batch.n_touched > wt->m.cap_before) {
+        struct before *grown =
+            realloc(wt->m.before, wt->batch.n_touched * sizeof(*grown));
         BT_ASSERT(grown);
         wt->m.before = grown;
-        wt->m.cap_before = wt->n_touched;
+        wt->m.cap_before = wt->batch.n_touched;
     }
-    for (size_t i = 0; i < wt->n_touched; i++)
-        wt->m.before[i] =
-            (struct before){wt->touched[i]->delta.old_status, wt->touched[i]->ver};
+    for (size_t i = 0; i < wt->batch.n_touched; i++)
+        wt->m.before[i] = (struct before){wt->batch.touched[i]->delta.old_status,
+                                          wt->batch.touched[i]->ver};
 }
 
 /* Counts the status changes the commit made durable: an instance's version
  * advances only when its commit went through, whatever the call returned. */
 static void after_commit(struct bt_wftask *wt)
 {
-    for (size_t i = 0; i < wt->n_touched; i++) {
-        const struct bt_instance *inst = wt->touched[i];
+    for (size_t i = 0; i < wt->batch.n_touched; i++) {
+        const struct bt_instance *inst = wt->batch.touched[i];
         const char *type = inst->type ? inst->type : "";
         enum bt_status from = wt->m.before[i].status, to = inst->status;
         if (inst->ver == wt->m.before[i].ver || from == to)
@@ -401,12 +409,12 @@ void bt_wftask_destroy(struct bt_wftask *wt)
         wt->flights = f->next;
         flight_destroy(f);
     }
-    flight_destroy(wt->cur);
+    flight_destroy(wt->batch.flight);
     bt_store_destroy(wt->store);
     bt_idmap_destroy(wt->cache, destroy_instance);
     /* outcomes that came too late for this worker's own batches */
     bt_inbox_release(&wt->inbox);
-    free(wt->touched);
+    free(wt->batch.touched);
     bt_unseen_release(&wt->unseen);
     free(wt->m.before);
     for (size_t i = 0; i < wt->n_queues; i++)
@@ -444,7 +452,7 @@ static int produce(struct bt_wftask *wt, const char *suffix, const char *key,
 
     bt_kafka_topic(wt->cfg, suffix, topic, sizeof(topic));
     return bt_kafka_produce(wt->producer, topic, key, strlen(key), payload, len,
-                            &wt->cur->cmds);
+                            &wt->batch.flight->cmds);
 }
 
 static void dead_letter(struct bt_wftask *wt, const struct item *it, const char *reason)
@@ -470,7 +478,7 @@ static void dead_letter(struct bt_wftask *wt, const struct item *it, const char 
     if ((bytes = bt_codec_encode_dead_letter(&dl, (size_t)wt->cfg->max_payload, &len))) {
         bt_kafka_topic(wt->cfg, "dlq", topic, sizeof(topic));
         bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
-                         bytes, len, &wt->cur->dlq);
+                         bytes, len, &wt->batch.flight->dlq);
     }
     free(bytes);
     bt_msg_release(&dl);
@@ -627,25 +635,25 @@ static void drop_flying(const struct bt_wftask *wt, struct bt_instance *inst)
 
 static void touch(struct bt_wftask *wt, struct bt_instance *inst)
 {
-    if (inst->mark == wt->batch_no)
+    if (inst->mark == wt->batch.no)
         return;
-    inst->mark = wt->batch_no;
-    if (wt->n_touched == wt->cap_touched) {
-        size_t cap = wt->cap_touched ? wt->cap_touched * 2 : 256;
-        struct bt_instance **grown = realloc(wt->touched, cap * sizeof(*grown));
+    inst->mark = wt->batch.no;
+    if (wt->batch.n_touched == wt->batch.cap_touched) {
+        size_t cap = wt->batch.cap_touched ? wt->batch.cap_touched * 2 : 256;
+        struct bt_instance **grown = realloc(wt->batch.touched, cap * sizeof(*grown));
         BT_ASSERT(grown);
-        wt->touched = grown;
-        wt->cap_touched = cap;
+        wt->batch.touched = grown;
+        wt->batch.cap_touched = cap;
     }
-    wt->touched[wt->n_touched++] = inst;
+    wt->batch.touched[wt->batch.n_touched++] = inst;
 }
 
 static void decode_all(struct bt_wftask *wt)
 {
     char errstr[512];
 
-    for (size_t i = 0; i < wt->n_items; i++) {
-        struct item *it = &wt->items[i];
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct item *it = &wt->batch.items[i];
         int rc = bt_codec_decode(it->rkm ? it->rkm->payload : it->local->payload,
                                  it->rkm ? it->rkm->len : it->local->len,
                                  (size_t)wt->cfg->max_payload, &it->msg, errstr,
@@ -688,10 +696,10 @@ static int resolve(struct bt_wftask *wt, bool only_conflicted)
     size_t n_load = 0;
     int ret = 0;
 
-    load = malloc(wt->n_items * sizeof(*load));
+    load = malloc(wt->batch.n_items * sizeof(*load));
     BT_ASSERT(load);
-    for (size_t i = 0; i < wt->n_items; i++) {
-        struct item *it = &wt->items[i];
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct item *it = &wt->batch.items[i];
         if (!it->decoded || it->forwarded || (only_conflicted && !it->conflicted))
             continue;
         it->assumed = false;
@@ -766,7 +774,7 @@ static void forward_local(struct bt_wftask *wt, struct item *it)
 
     bt_kafka_topic(wt->cfg, it->local->suffix, topic, sizeof(topic));
     if (bt_kafka_produce(wt->producer, topic, it->local->id, strlen(it->local->id),
-                         it->local->payload, it->local->len, &wt->cur->dlq) == 0)
+                         it->local->payload, it->local->len, &wt->batch.flight->dlq) == 0)
         wt->stats.forwarded++;
     it->forwarded = true;
 }
@@ -781,7 +789,7 @@ static void forward(struct bt_wftask *wt, struct item *it, const char *queue)
     bt_log(BT_LOG_DEBUG, "forwarded: workflow=%s type=%s from=%s to=%s", it->msg.id,
            bt_msg_type_name(it->msg.type), rd_kafka_topic_name(rkm->rkt), topic);
     if (bt_kafka_produce(wt->producer, topic, rkm->key, rkm->key ? rkm->key_len : 0,
-                         rkm->payload, rkm->len, &wt->cur->dlq) == 0)
+                         rkm->payload, rkm->len, &wt->batch.flight->dlq) == 0)
         wt->stats.forwarded++;
     free(suffix);
     it->forwarded = true;
@@ -797,8 +805,8 @@ static void apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
     const rd_kafka_topic_t *pos_rkt = NULL;
     int32_t pos_partition = -1;
 
-    for (size_t i = 0; i < wt->n_items; i++) {
-        struct item *it = &wt->items[i];
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct item *it = &wt->batch.items[i];
         const char *why;
         int64_t ts;
         int rc;
@@ -879,7 +887,7 @@ static void replay_range(struct bt_wftask *wt, const struct bt_replay_env *env,
                          size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
-        struct bt_instance *inst = wt->touched[i];
+        struct bt_instance *inst = wt->batch.touched[i];
         if (bt_replay_run(inst, env) == BT_ENOENT)
             bt_log(BT_LOG_ERROR,
                    "workflow type not registered on this worker: %s workflow=%s",
@@ -893,13 +901,13 @@ static size_t reload_suspects(struct bt_wftask *wt)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < wt->n_items; i++) {
-        struct bt_instance *inst = wt->items[i].inst;
-        if (!wt->items[i].suspect || !inst)
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct bt_instance *inst = wt->batch.items[i].inst;
+        if (!wt->batch.items[i].suspect || !inst)
             continue;
         n++;
-        for (size_t j = 0; j < wt->n_items; j++) {
-            struct item *it = &wt->items[j];
+        for (size_t j = 0; j < wt->batch.n_items; j++) {
+            struct item *it = &wt->batch.items[j];
             if (it->inst != inst)
                 continue;
             it->verified |= it->suspect;
@@ -908,9 +916,9 @@ static size_t reload_suspects(struct bt_wftask *wt)
             it->assumed = false;
             it->inst = NULL;
         }
-        for (size_t t = 0; t < wt->n_touched;) {
-            if (wt->touched[t] == inst)
-                wt->touched[t] = wt->touched[--wt->n_touched];
+        for (size_t t = 0; t < wt->batch.n_touched;) {
+            if (wt->batch.touched[t] == inst)
+                wt->batch.touched[t] = wt->batch.touched[--wt->batch.n_touched];
             else
                 t++;
         }
@@ -927,30 +935,30 @@ static size_t drop_conflicts(struct bt_wftask *wt, const int *results, bool *rac
     size_t n = 0;
 
     *raced = false;
-    for (size_t i = 0; i < wt->n_touched; i++) {
-        struct bt_instance *inst = wt->touched[i];
+    for (size_t i = 0; i < wt->batch.n_touched; i++) {
+        struct bt_instance *inst = wt->batch.touched[i];
         bool assumed = false;
         if (results[i] != BT_ECONFLICT)
             continue;
         n++;
-        for (size_t j = 0; j < wt->n_items; j++)
-            if (wt->items[j].inst == inst) {
-                assumed |= wt->items[j].assumed;
-                wt->items[j].conflicted = true;
-                wt->items[j].assumed = false;
-                wt->items[j].inst = NULL;
+        for (size_t j = 0; j < wt->batch.n_items; j++)
+            if (wt->batch.items[j].inst == inst) {
+                assumed |= wt->batch.items[j].assumed;
+                wt->batch.items[j].conflicted = true;
+                wt->batch.items[j].assumed = false;
+                wt->batch.items[j].inst = NULL;
             }
         *raced |= !assumed;
         bt_idmap_del(wt->cache, inst->id);
         bt_instance_destroy(inst);
-        wt->touched[i] = NULL;
+        wt->batch.touched[i] = NULL;
     }
     /* keep the committed ones: their commands still have to be produced */
     size_t k = 0;
-    for (size_t i = 0; i < wt->n_touched; i++)
-        if (wt->touched[i])
-            wt->touched[k++] = wt->touched[i];
-    wt->n_touched = k;
+    for (size_t i = 0; i < wt->batch.n_touched; i++)
+        if (wt->batch.touched[i])
+            wt->batch.touched[k++] = wt->batch.touched[i];
+    wt->batch.n_touched = k;
     return n;
 }
 
@@ -974,7 +982,7 @@ static void mark_eager(struct bt_wftask *wt, struct eager_room *room, size_t fro
     if (!wt->eager.submit)
         return;
     for (size_t i = from; i < to; i++) {
-        struct bt_delta *d = &wt->touched[i]->delta;
+        struct bt_delta *d = &wt->batch.touched[i]->delta;
         for (size_t c = 0; c < d->n_cmds; c++) {
             struct bt_command *cmd = &d->cmds[c];
             const char *queue = cmd->topic + strlen("tasks.");
@@ -1020,10 +1028,10 @@ static void submit_eager(struct bt_wftask *wt, struct bt_delta *d)
  * deltas into the batch's flight, which forgets them once they landed. */
 static int produce_commands(struct bt_wftask *wt)
 {
-    struct flight *f = wt->cur;
+    struct flight *f = wt->batch.flight;
 
-    for (size_t i = 0; i < wt->n_touched; i++) {
-        struct bt_delta *d = &wt->touched[i]->delta;
+    for (size_t i = 0; i < wt->batch.n_touched; i++) {
+        struct bt_delta *d = &wt->batch.touched[i]->delta;
         submit_eager(wt, d);
         if (!d->n_cmds)
             continue;
@@ -1038,7 +1046,7 @@ static int produce_commands(struct bt_wftask *wt)
             f->sent = grown;
             f->cap_sent = cap;
         }
-        f->sent[f->n_sent].id = strdup(wt->touched[i]->id);
+        f->sent[f->n_sent].id = strdup(wt->batch.touched[i]->id);
         BT_ASSERT(f->sent[f->n_sent].id);
         f->sent[f->n_sent].cmds = d->cmds;
         f->sent[f->n_sent++].n = d->n_cmds;
@@ -1051,26 +1059,26 @@ static int produce_commands(struct bt_wftask *wt)
 static void drop_touched(struct bt_wftask *wt)
 {
     /* their memory may be ahead of Redis: reload them next time */
-    for (size_t i = 0; i < wt->n_touched; i++) {
-        bt_idmap_del(wt->cache, wt->touched[i]->id);
-        bt_instance_destroy(wt->touched[i]);
+    for (size_t i = 0; i < wt->batch.n_touched; i++) {
+        bt_idmap_del(wt->cache, wt->batch.touched[i]->id);
+        bt_instance_destroy(wt->batch.touched[i]);
     }
-    wt->n_touched = 0;
-    for (size_t i = 0; i < wt->n_items; i++)
-        wt->items[i].inst = NULL;
+    wt->batch.n_touched = 0;
+    for (size_t i = 0; i < wt->batch.n_items; i++)
+        wt->batch.items[i].inst = NULL;
 }
 
 /* Instances that turned out not to exist, or to be another queue's, were
  * cached only to find that out. */
 static void forget_unknown(struct bt_wftask *wt)
 {
-    for (size_t i = 0; i < wt->n_items; i++) {
-        struct bt_instance *inst = wt->items[i].inst;
-        if (!inst || (inst->status != BT_STATUS_NONE && !wt->items[i].forwarded))
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct bt_instance *inst = wt->batch.items[i].inst;
+        if (!inst || (inst->status != BT_STATUS_NONE && !wt->batch.items[i].forwarded))
             continue;
-        for (size_t j = i; j < wt->n_items; j++)
-            if (wt->items[j].inst == inst)
-                wt->items[j].inst = NULL;
+        for (size_t j = i; j < wt->batch.n_items; j++)
+            if (wt->batch.items[j].inst == inst)
+                wt->batch.items[j].inst = NULL;
         if (bt_idmap_del(wt->cache, inst->id) == inst)
             bt_instance_destroy(inst);
     }
@@ -1088,9 +1096,9 @@ static bool lose_reply(struct bt_wftask *wt)
     static int seen;
     bool eager = false;
 
-    for (size_t i = 0; i < wt->n_touched && !eager; i++)
-        for (size_t c = 0; c < wt->touched[i]->delta.n_cmds; c++)
-            eager |= wt->touched[i]->delta.cmds[c].local;
+    for (size_t i = 0; i < wt->batch.n_touched && !eager; i++)
+        for (size_t c = 0; c < wt->batch.touched[i]->delta.n_cmds; c++)
+            eager |= wt->batch.touched[i]->delta.cmds[c].local;
     if (!eager || !bt_failpoint("commit-reply-lost") ||
         __atomic_add_fetch(&seen, 1, __ATOMIC_RELAXED) % 4)
         return false;
@@ -1101,20 +1109,21 @@ static bool lose_reply(struct bt_wftask *wt)
 static int commit_all(struct bt_wftask *wt, const struct bt_replay_env *env, int *results)
 {
     struct eager_room room = {0};
-    bool *sent = calloc(wt->n_touched + 1, sizeof(*sent));
+    bool *sent = calloc(wt->batch.n_touched + 1, sizeof(*sent));
     size_t from, to;
     int ret = 0, rc;
 
     BT_ASSERT(sent);
-    for (from = 0; from < wt->n_touched && ret == 0; from = to) {
-        to = from + COMMIT_PART < wt->n_touched ? from + COMMIT_PART : wt->n_touched;
+    for (from = 0; from < wt->batch.n_touched && ret == 0; from = to) {
+        to = from + COMMIT_PART < wt->batch.n_touched ? from + COMMIT_PART
+                                                      : wt->batch.n_touched;
         replay_range(wt, env, from, to);
         mark_eager(wt, &room, from, to);
-        ret = bt_store_commit_send(wt->store, wt->touched + from, to - from, env->now_ms,
-                                   sent + from);
+        ret = bt_store_commit_send(wt->store, wt->batch.touched + from, to - from,
+                                   env->now_ms, sent + from);
     }
     before_commit(wt);
-    rc = bt_store_commit_recv(wt->store, wt->touched, from, sent, results);
+    rc = bt_store_commit_recv(wt->store, wt->batch.touched, from, sent, results);
     after_commit(wt);
     free(sent);
     if (!ret && !rc && lose_reply(wt))
@@ -1136,20 +1145,20 @@ static int advance(struct bt_wftask *wt)
     int *results = NULL;
     int ret = BT_EAGAIN, rc;
 
-    wt->batch_no++;
-    wt->n_touched = 0;
+    wt->batch.no++;
+    wt->batch.n_touched = 0;
     for (int round = 0; round < MAX_CONFLICTS; round++) {
         if (resolve(wt, redo))
             goto out;
         apply_all(wt, &env, redo);
         suspects = reload_suspects(wt);
         free(results);
-        results = calloc(wt->n_touched + 1, sizeof(*results));
+        results = calloc(wt->batch.n_touched + 1, sizeof(*results));
         BT_ASSERT(results);
         rc = commit_all(wt, &env, results);
         if (rc)
             goto out;
-        wt->stats.commits += wt->n_touched;
+        wt->stats.commits += wt->batch.n_touched;
         if (!drop_conflicts(wt, results, &raced) && !suspects) {
             ret = 0;
             break;
@@ -1166,17 +1175,17 @@ static int advance(struct bt_wftask *wt)
         goto out;
     }
     /* their commands are in the flight now: done with them */
-    for (size_t i = 0; i < wt->n_touched; i++) {
-        struct bt_instance *inst = wt->touched[i];
+    for (size_t i = 0; i < wt->batch.n_touched; i++) {
+        struct bt_instance *inst = wt->batch.touched[i];
         if (bt_status_final(inst->status)) {
             bt_idmap_del(wt->cache, inst->id);
-            for (size_t j = 0; j < wt->n_items; j++)
-                if (wt->items[j].inst == inst)
-                    wt->items[j].inst = NULL;
+            for (size_t j = 0; j < wt->batch.n_items; j++)
+                if (wt->batch.items[j].inst == inst)
+                    wt->batch.items[j].inst = NULL;
             bt_instance_destroy(inst);
         }
     }
-    wt->n_touched = 0;
+    wt->batch.n_touched = 0;
     forget_unknown(wt);
 out:
     free(results);
@@ -1188,8 +1197,8 @@ static rd_kafka_topic_partition_list_t *batch_offsets(const struct bt_wftask *wt
 {
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
 
-    for (size_t i = 0; i < wt->n_items; i++) {
-        const rd_kafka_message_t *rkm = wt->items[i].rkm;
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        const rd_kafka_message_t *rkm = wt->batch.items[i].rkm;
         if (!rkm)
             continue;
         rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
@@ -1209,17 +1218,17 @@ static rd_kafka_topic_partition_list_t *batch_offsets(const struct bt_wftask *wt
  * them to the outbox sweep, which sends those tasks again. */
 static void note_held(struct bt_wftask *wt)
 {
-    struct flight *f = wt->cur;
+    struct flight *f = wt->batch.flight;
     size_t n = 0;
 
-    for (size_t i = 0; i < wt->n_items; i++)
-        n += wt->items[i].local != NULL && wt->items[i].decoded;
+    for (size_t i = 0; i < wt->batch.n_items; i++)
+        n += wt->batch.items[i].local != NULL && wt->batch.items[i].decoded;
     if (!n)
         return;
     f->held = calloc(n, sizeof(*f->held));
     BT_ASSERT(f->held);
-    for (size_t i = 0; i < wt->n_items; i++) {
-        const struct item *it = &wt->items[i];
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        const struct item *it = &wt->batch.items[i];
         struct bt_command *cmd;
         char *id;
         int rc;
@@ -1238,14 +1247,14 @@ static void note_held(struct bt_wftask *wt)
 
 static void release_items(struct bt_wftask *wt)
 {
-    for (size_t i = 0; i < wt->n_items; i++) {
-        if (wt->items[i].decoded)
-            bt_msg_release(&wt->items[i].msg);
-        if (wt->items[i].rkm)
-            rd_kafka_message_destroy(wt->items[i].rkm);
-        bt_local_event_free(wt->items[i].local);
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        if (wt->batch.items[i].decoded)
+            bt_msg_release(&wt->batch.items[i].msg);
+        if (wt->batch.items[i].rkm)
+            rd_kafka_message_destroy(wt->batch.items[i].rkm);
+        bt_local_event_free(wt->batch.items[i].local);
     }
-    wt->n_items = 0;
+    wt->batch.n_items = 0;
 }
 
 void bt_wftask_set_stop(struct bt_wftask *wt, const volatile sig_atomic_t *flag)
@@ -1277,21 +1286,21 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
                 bt_log(BT_LOG_WARN, "consumer error: %s", rd_kafka_message_errstr(rkm));
             rd_kafka_message_destroy(rkm);
         } else {
-            memset(&wt->items[wt->n_items], 0, sizeof(wt->items[0]));
-            wt->items[wt->n_items++].rkm = rkm;
-            if (wt->n_items == MAX_BATCH)
+            memset(&wt->batch.items[wt->batch.n_items], 0, sizeof(wt->batch.items[0]));
+            wt->batch.items[wt->batch.n_items++].rkm = rkm;
+            if (wt->batch.n_items == MAX_BATCH)
                 break;
         }
         rkm = rd_kafka_consumer_poll(wt->consumer, 0);
     }
-    while (wt->n_items < MAX_BATCH) {
+    while (wt->batch.n_items < MAX_BATCH) {
         struct bt_local_event *ev = bt_inbox_pop(&wt->inbox);
         if (!ev)
             break;
-        memset(&wt->items[wt->n_items], 0, sizeof(wt->items[0]));
-        wt->items[wt->n_items++].local = ev;
+        memset(&wt->batch.items[wt->batch.n_items], 0, sizeof(wt->batch.items[0]));
+        wt->batch.items[wt->batch.n_items++].local = ev;
     }
-    if (!wt->n_items) {
+    if (!wt->batch.n_items) {
         /* idle: nothing else will carry the outbox removals */
         land(wt, MAX_FLIGHTS, true);
         bt_store_settle(wt->store);
@@ -1299,13 +1308,13 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         return 0;
     }
     wt->stats.batches++;
-    wt->taken += wt->n_items;
-    wt->cur = calloc(1, sizeof(*wt->cur));
-    BT_ASSERT(wt->cur);
-    wt->cur->backoff_ms = 50;
+    wt->taken += wt->batch.n_items;
+    wt->batch.flight = calloc(1, sizeof(*wt->batch.flight));
+    BT_ASSERT(wt->batch.flight);
+    wt->batch.flight->backoff_ms = 50;
     decode_all(wt);
     while (advance(wt) == BT_EAGAIN) {
-        bt_unseen_note(&wt->unseen, wt->touched, wt->n_touched);
+        bt_unseen_note(&wt->unseen, wt->batch.touched, wt->batch.n_touched);
         drop_touched(wt);
         /* a failed load leaves empty instances in the cache, a failed commit
          * instances ahead of Redis: nothing cached is known to match Redis
@@ -1316,7 +1325,7 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
              * gets the batch again */
             bt_log(BT_LOG_INFO, "stopping with a batch not advanced: it is redelivered");
             abandoned = true;
-            sent_release(wt->cur);
+            sent_release(wt->batch.flight);
             break;
         }
         bt_log(BT_LOG_WARN, "redis or kafka unavailable, retrying batch: backoff_ms=%d",
@@ -1331,20 +1340,20 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
          * but for the results found delivered; so first let what is still in
          * flight from it land (what does not in time reports into the flight
          * later, and its result may come twice) */
-        bt_kafka_wait(wt->producer, &wt->cur->cmds, 5000);
-        sent_release(wt->cur);
-        wt->cur->cmds.err = 0;
-        wt->cur->cmds.failed = 0;
+        bt_kafka_wait(wt->producer, &wt->batch.flight->cmds, 5000);
+        sent_release(wt->batch.flight);
+        wt->batch.flight->cmds.err = 0;
+        wt->batch.flight->cmds.failed = 0;
     }
-    wt->cur->offsets =
+    wt->batch.flight->offsets =
         abandoned ? rd_kafka_topic_partition_list_new(1) : batch_offsets(wt);
     if (!abandoned)
         note_held(wt);
-    *wt->landing = wt->cur;
-    wt->landing = &wt->cur->next;
+    *wt->landing = wt->batch.flight;
+    wt->landing = &wt->batch.flight->next;
     wt->n_flights++;
-    wt->cur = NULL;
-    handled = (int)wt->n_items;
+    wt->batch.flight = NULL;
+    handled = (int)wt->batch.n_items;
     release_items(wt);
     if (bt_idmap_size(wt->cache) > MAX_CACHED)
         bt_idmap_clear(wt->cache, destroy_instance);

@@ -10,12 +10,14 @@
 --       written: their names are made here when needed.
 -- ARGV: expected ver, id, now ms, reset (-1, or on continue-as-new how many
 --       history records belong to the run that ends: the journal restarts,
---       that run's history is archived for a week), jlen, hlen, kpos, koff,
+--       that run's history is kept under its own key until its retention
+--       ends), jlen, hlen, kpos, koff,
 --       kts (kpos "" when it is stored already, koff and kts "" too when no
 --       Kafka event caused it), then sections, each a count n
 --       and n items: other meta pairs, journal pairs (seq, entry), history
 --       records, outbox (field, command), timers to add (due, member),
---       timers to delete (member).
+--       timers to delete (member), runs that ended (retention due, member
+--       "<run>|<id>").
 -- Sections come in the shape the commands take, passed on with unpack(ARGV,
 -- from, to): Lua tables cost more than the commands.
 -- An argument costs more than a command's work on it (parsing, a Lua string,
@@ -83,7 +85,6 @@ if reset then
   redis.call('DEL', KEYS[2])
   if redis.call('EXISTS', KEYS[3]) == 1 then
     redis.call('RENAME', KEYS[3], KEYS[#KEYS])
-    redis.call('EXPIRE', KEYS[#KEYS], 7 * 86400)
   end
   append_history(reset + 1, nh)
 else
@@ -123,6 +124,15 @@ end
 local tdel, ntd = section(1)
 if ntd > 0 and redis.call('ZREM', KEYS[6], unpack(ARGV, tdel, tdel + ntd - 1)) < ntd then
   redis.call('ZREM', KEYS[6] .. ':leased', unpack(ARGV, tdel, tdel + ntd - 1))
+end
+
+-- A run that ended (the instance finished, or continued as new) is archived
+-- and deleted by the scheduler when its retention ends (retention_claim.lua):
+-- no EXPIRE, which would delete it unarchived.
+local rend, nre = section(2)
+if nre > 0 then
+  redis.call('ZADD', string.sub(KEYS[6], 1, -7) .. 'retention',
+             unpack(ARGV, rend, rend + 2 * nre - 1))
 end
 
 -- a new instance is in no index yet

@@ -28,7 +28,7 @@ int bt_test_redis_restart(struct bt_test_redis *r);
 void bt_test_redis_stop(struct bt_test_redis *r);
 
 /* A Kafka mock cluster in this process, with the baton topics of `prefix`
- * created (events, results, dlq, tasks.default, tasks.legacy and any extra
+ * created (events, results, dlq, tasks.default, tasks.legacy, archive and any extra
  * task queues given, `partitions` each). */
 struct bt_test_kafka {
     rd_kafka_t *rk; /* owns the cluster */
@@ -56,6 +56,10 @@ int bt_test_wait(pid_t pid, int timeout_ms);
 void bt_test_kill9(pid_t pid);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; returns the exit status. */
 int bt_test_stop(pid_t pid, int timeout_ms);
+/* How long a test lets a baton program take to stop: past a worker's own
+ * 20 s stop deadline (workers/stop.h), which a sanitizer build on a loaded
+ * machine may approach, so that a slow stop is not taken for a hang. */
+#define BT_TEST_STOP_MS 25000
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t bt_test_now_ms(void);

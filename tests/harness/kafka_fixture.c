@@ -30,8 +30,8 @@ static int create_suffix(struct bt_test_kafka *k, const char *prefix, const char
 int bt_test_kafka_start(struct bt_test_kafka *k, const char *prefix, int partitions,
                         const char *const *extra_queues)
 {
-    static const char *const fixed[] = {"events", "results", "dlq", "tasks.default",
-                                        "tasks.legacy"};
+    static const char *const fixed[] = {"events",        "results",      "dlq",
+                                        "tasks.default", "tasks.legacy", "archive"};
     char errstr[512], suffix[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *bootstraps;

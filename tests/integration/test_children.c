@@ -112,8 +112,8 @@ Test(children, a_child_of_another_teams_type_runs_on_that_teams_workers, .init =
     bt_stack_read_all(&stack, "dlq", 5000, count, &dead);
     cr_assert_eq(dead, 0, "%d dead letters", dead);
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(a, 10000), 0, "a must exit cleanly");
-    cr_assert_eq(bt_test_stop(b, 10000), 0, "b must exit cleanly");
+    cr_assert_eq(bt_test_stop(a, BT_TEST_STOP_MS), 0, "a must exit cleanly");
+    cr_assert_eq(bt_test_stop(b, BT_TEST_STOP_MS), 0, "b must exit cleanly");
 }
 
 static size_t records(const char *id, const char *ev)
@@ -193,8 +193,8 @@ Test(children, closing_the_parent_cancels_terminates_or_abandons_its_child, .ini
     int dead = 0;
     bt_stack_read_all(&stack, "dlq", 5000, count, &dead);
     cr_assert_eq(dead, 0, "%d dead letters", dead);
-    cr_assert_eq(bt_test_stop(a, 10000), 0, "a must exit cleanly");
-    cr_assert_eq(bt_test_stop(b, 10000), 0, "b must exit cleanly");
+    cr_assert_eq(bt_test_stop(a, BT_TEST_STOP_MS), 0, "a must exit cleanly");
+    cr_assert_eq(bt_test_stop(b, BT_TEST_STOP_MS), 0, "b must exit cleanly");
 }
 
 Test(children, a_workflow_that_continues_as_new_keeps_its_history_bounded, .init = setup,
@@ -237,8 +237,8 @@ Test(children, a_workflow_that_continues_as_new_keeps_its_history_bounded, .init
     cr_assert_eq(BT_STACK_BATON(&stack, out, "history", "loop-1", "--run", "99"), 1);
     cr_assert(strstr(out, "no run 99"), "%s", out);
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(w, 10000), 0, "w must exit cleanly");
-    cr_assert_eq(bt_test_stop(sch, 10000), 0, "sch must exit cleanly");
+    cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0, "w must exit cleanly");
+    cr_assert_eq(bt_test_stop(sch, BT_TEST_STOP_MS), 0, "sch must exit cleanly");
 }
 
 Test(children, a_history_past_the_limit_fails_the_instance_pointing_to_continue_as_new,
@@ -269,5 +269,5 @@ Test(children, a_history_past_the_limit_fails_the_instance_pointing_to_continue_
         json_string_value(json_object_get(json_object_get(spin, "error"), "type")),
         "ContinueAsNewLoop");
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(w, 10000), 0, "w must exit cleanly");
+    cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0, "w must exit cleanly");
 }

@@ -21,8 +21,12 @@ static struct bt_store *store;
 static void setup(void)
 {
     char errstr[256] = "";
-    char kp[] = "c";
-    struct bt_config cfg = {.key_prefix = kp};
+    char kp[] = "c", rule[] = "short=1s";
+    char *rules[] = {rule};
+    struct bt_config cfg = {.key_prefix = kp,
+                            .retention_ms = 5000,
+                            .retention_types = rules,
+                            .n_retention_types = 1};
 
     cr_assert_eq(bt_test_redis_start(&srv), 0, "redis-server did not start");
     cfg.redis = srv.addr;
@@ -74,6 +78,17 @@ static int indexed(const char *name, const char *id)
     in = reply->type == REDIS_REPLY_STRING;
     freeReplyObject(reply);
     return in;
+}
+
+/* When run member ("<run>|<id>") of the retention set is due; -1 when it is
+ * not there. */
+static long long retention_due(const char *member)
+{
+    redisReply *reply = cmd("ZSCORE c:retention %s", member);
+    long long due = reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : -1;
+
+    freeReplyObject(reply);
+    return due;
 }
 
 /* Records in stream key (a full key name). */
@@ -347,6 +362,29 @@ Test(commit, a_status_change_moves_the_instance_between_indexes)
     bt_instance_destroy(inst);
 }
 
+Test(commit, a_finished_instance_is_due_for_deletion_when_its_retention_ends)
+{
+    struct bt_instance *inst = started("r1"), *other = started("r2");
+
+    cr_expect_eq(retention_due("1|r1"), -1, "a running instance is never due");
+    inst->status = BT_STATUS_FAILED;
+    inst->error = json_pack("{s:s, s:s}", "type", "Boom", "message", "");
+    inst->delta.meta_dirty = true;
+    record(inst, "finished");
+    commit(inst, 2000, 0);
+    cr_expect_eq(retention_due("1|r1"), 2000 + 5000, "the retention setting");
+    /* a type with its own rule (retention-type short=1s) */
+    free(other->type);
+    other->type = strdup("short");
+    other->status = BT_STATUS_CANCELLED;
+    other->delta.meta_dirty = true;
+    record(other, "finished");
+    commit(other, 3000, 0);
+    cr_expect_eq(retention_due("1|r2"), 3000 + 1000, "the type's own retention");
+    bt_instance_destroy(inst);
+    bt_instance_destroy(other);
+}
+
 Test(commit, a_stale_version_writes_nothing)
 {
     struct bt_instance *inst = started("s4");
@@ -386,8 +424,12 @@ static void continue_as_new(const char *id, enum bt_status status)
     snprintf(key, sizeof(key), "c:{%s}:history:1", id);
     cr_expect_eq(stream_len(key), 2, "run 1: started, continued_as_new");
     ttl = cmd("TTL %s", key);
-    cr_expect_gt(ttl->integer, 0, "the archive expires");
+    cr_expect_eq(ttl->integer, -1, "kept until the scheduler archives it");
     freeReplyObject(ttl);
+    snprintf(key, sizeof(key), "1|%s", id);
+    cr_expect_eq(retention_due(key), 2000 + 5000, "run 1 ended: due for its archive");
+    snprintf(key, sizeof(key), "2|%s", id);
+    cr_expect_eq(retention_due(key), bt_status_final(status) ? 2000 + 5000 : -1);
     snprintf(key, sizeof(key), "c:{%s}:history", id);
     cr_expect_eq(stream_len(key), 1, "run 2: started");
     cr_expect(indexed(bt_status_name(status), id));
@@ -403,4 +445,9 @@ Test(commit, continue_as_new_archives_the_old_run)
 Test(commit, continue_as_new_with_a_status_change_archives_and_moves)
 {
     continue_as_new("s6", BT_STATUS_BLOCKED);
+}
+
+Test(commit, a_new_run_that_finishes_in_the_same_decision_ends_both_runs)
+{
+    continue_as_new("s7", BT_STATUS_COMPLETED);
 }

@@ -65,8 +65,8 @@ static long redis_pid(int port)
 
 Test(dev, serves_kafka_and_redis_and_stops_cleanly_on_ctrl_c, .timeout = 60)
 {
-    static const char *const suffixes[] = {"events", "results", "dlq", "tasks.default",
-                                           "tasks.legacy"};
+    static const char *const suffixes[] = {"events",        "results",      "dlq",
+                                           "tasks.default", "tasks.legacy", "archive"};
     char home[] = "/tmp/baton-test-dev-XXXXXX", home_env[64], prefix_env[64];
     char env_path[128], log_path[128], brokers[256], redis[64], cmd[512], out[16384];
     const char *prefix = bt_test_prefix();

@@ -67,7 +67,7 @@ Test(engine, completes_a_thousand_three_step_workflows_started_through_kafka,
                   id);
     }
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0,
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0,
                  "the worker must exit cleanly on SIGTERM");
 }
 
@@ -100,7 +100,7 @@ Test(engine, fans_out_and_in_whatever_the_completion_order, .init = setup,
         cr_assert(count_journal_done(id, 3));
     }
     json_decref(r.by_id);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 Test(engine, side_effects_are_recorded_and_replayed_identically, .init = setup,
@@ -129,7 +129,7 @@ Test(engine, side_effects_are_recorded_and_replayed_identically, .init = setup,
     json_decref(entry);
     freeReplyObject(e0);
     json_decref(r.by_id);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 static void start_chains(const char *prefix, int n)
@@ -189,8 +189,8 @@ Test(engine, loses_nothing_when_the_worker_is_killed_at_random_moments, .init = 
         "after 4 kills: distinct=%d raw=%d (raw - distinct = duplicates on Kafka)",
         r.distinct, r.raw);
     json_decref(r.by_id);
-    bt_test_stop(worker, 10000);
-    bt_test_stop(sched, 10000);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
+    bt_test_stop(sched, BT_TEST_STOP_MS);
 }
 
 /* Two workers with args; one stops cleanly (SIGTERM) mid-run and comes back.
@@ -225,8 +225,8 @@ static void share_and_rebalance(const char *tag, const char *const *args)
         snprintf(id, sizeof(id), "%s-%d", tag2, i);
         cr_assert(count_journal_done(id, 3), "%s", id);
     }
-    bt_test_stop(w1, 10000);
-    bt_test_stop(w2, 10000);
+    bt_test_stop(w1, BT_TEST_STOP_MS);
+    bt_test_stop(w2, BT_TEST_STOP_MS);
 }
 
 Test(engine, two_workers_share_the_work_and_a_rebalance_loses_nothing, .init = setup,
@@ -324,7 +324,7 @@ Test(engine, appended_steps_run_in_flight_and_reordered_steps_block, .init = set
             !strcmp(bt_stack_status(&stack, "ver-3", buf, sizeof(buf)), "completed"),
         60000);
     cr_assert(ok, "blocked instance must resume after a compatible deploy: %s", buf);
-    bt_test_stop(w, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
 }
 
 struct dlq {
@@ -382,7 +382,7 @@ Test(engine, bad_input_goes_to_the_dlq_and_the_rest_goes_on, .init = setup,
     char want[128];
     snprintf(want, sizeof(want), "%s.events", stack.prefix);
     cr_assert_str_eq(d.origin, want);
-    cr_assert_eq(bt_test_stop(w, 10000), 0,
+    cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0,
                  "the worker must still be alive and exit cleanly");
 }
 
@@ -459,7 +459,7 @@ Test(engine, a_second_start_of_an_instance_changes_nothing, .init = setup,
     cr_assert_eq(strtoll(meta->element[3]->str, NULL, 10), ver_done,
                  "nothing committed after it finished");
     freeReplyObject(meta);
-    cr_assert_eq(bt_test_stop(w, 10000), 0);
+    cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0);
 }
 
 Test(engine, an_external_program_serves_a_queue_through_the_published_schemas,
@@ -495,7 +495,7 @@ Test(engine, an_external_program_serves_a_queue_through_the_published_schemas,
     json_decref(r.by_id);
     kill(-pipeline, SIGKILL); /* setsid made it a process group: kcat and jq too */
     bt_test_kill9(pipeline);
-    bt_test_stop(w, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
 }
 
 static bool count_msgs(const json_t *msg, void *arg)
@@ -539,7 +539,8 @@ Test(engine, eager_dispatch_runs_steps_on_the_deciding_worker_without_kafka,
     r.distinct -= 10; /* the one-at-a-time ones, checked above */
     assert_chains_done("eager", n, &r);
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0, "the worker must exit cleanly");
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0,
+                 "the worker must exit cleanly");
 }
 
 /* An eager task lives in its instance's outbox under a field held by its
@@ -573,8 +574,8 @@ Test(engine, eager_tasks_of_a_dead_worker_are_sent_again_from_the_outbox, .init 
     json_decref(r.by_id);
     cr_assert_geq(bt_test_count_lines_with(stack.log, "an eager task's worker is gone"),
                   1);
-    cr_assert_eq(bt_test_stop(second, 10000), 0);
-    cr_assert_eq(bt_test_stop(sched, 10000), 0);
+    cr_assert_eq(bt_test_stop(second, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0);
     /* every held field was forgotten: the outboxes are empty */
     redisReply *keys = bt_stack_redis(&stack, "KEYS %s:{*}:outbox", stack.prefix);
     cr_assert(keys && keys->type == REDIS_REPLY_ARRAY);
@@ -605,7 +606,7 @@ Test(engine, eager_tasks_of_a_commit_whose_reply_was_lost_still_run, .init = set
     assert_chains_done("lost", n, &r);
     json_decref(r.by_id);
     cr_assert_geq(bt_test_count_lines_with(stack.log, "failpoint commit-reply-lost"), 1);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
 
 Test(engine, eager_steps_of_a_killed_worker_are_retried_after_their_timeout,
@@ -634,6 +635,6 @@ Test(engine, eager_steps_of_a_killed_worker_are_retried_after_their_timeout,
     bt_stack_results(&stack, &r, n, 120000);
     assert_chains_done("ekill", n, &r);
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0);
-    cr_assert_eq(bt_test_stop(sched, 10000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0);
 }

@@ -155,7 +155,8 @@ Test(health, worker_is_ready_once_assigned_and_not_while_redis_is_down, .init = 
     cr_assert(readyz_becomes(port, 200, "ready\n", 20000, body, sizeof(body)),
               "last answer: \"%s\"", body);
     cr_assert_eq(probe(port, "/nowhere", body, sizeof(body)), 404);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0, "the worker must exit cleanly");
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0,
+                 "the worker must exit cleanly");
 }
 
 Test(health, scheduler_is_ready_with_redis_and_kafka_only, .init = setup,
@@ -197,5 +198,6 @@ Test(health, scheduler_is_ready_with_redis_and_kafka_only, .init = setup,
     cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
     cr_assert(readyz_becomes(port, 200, "ready\n", 30000, body, sizeof(body)),
               "last answer: \"%s\"", body);
-    cr_assert_eq(bt_test_stop(sched, 10000), 0, "the scheduler must exit cleanly");
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0,
+                 "the scheduler must exit cleanly");
 }

@@ -87,7 +87,8 @@ static void run_hello(const char *plugin, const char *id)
               "%s", text);
     cr_assert(maps_libbaton_from_prefix(worker),
               "the installed worker did not take libbaton from %s/lib", prefix);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0, "the installed worker exited non-zero");
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0,
+                 "the installed worker exited non-zero");
 }
 
 Test(install, an_out_of_tree_plugin_builds_with_pkg_config_and_cmake_and_runs_installed,
@@ -125,7 +126,7 @@ Test(install, an_out_of_tree_plugin_builds_with_pkg_config_and_cmake_and_runs_in
     run_hello(plugin, "hello-pkg-config");
     snprintf(plugin, sizeof(plugin), "%s/cmake-build/hello.so", work);
     run_hello(plugin, "hello-cmake");
-    cr_assert_eq(bt_test_stop(scheduler, 10000), 0,
+    cr_assert_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0,
                  "the installed scheduler exited non-zero");
 }
 

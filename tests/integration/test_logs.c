@@ -76,8 +76,8 @@ static json_t *run_programs(const char *env, const char *id, int results, bool j
     BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "dead letter") >= 1,
                        30000);
     cr_assert(ok, "no dead letter logged: see %s", stack.log);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0);
-    cr_assert_eq(bt_test_stop(sched, 10000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0);
     lines = bt_test_log_read(stack.log, json, why, sizeof(why));
     cr_assert_not_null(lines, "%s", why);
     return lines;

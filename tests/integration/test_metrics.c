@@ -201,9 +201,9 @@ Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
     text = bt_test_http_get(worker_port, "/elsewhere", &status);
     free(text);
     cr_assert_eq(status, 404);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0,
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0,
                  "the worker must exit cleanly on SIGTERM");
-    cr_assert_eq(bt_test_stop(sched, 10000), 0,
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0,
                  "the scheduler must exit cleanly on SIGTERM");
 }
 

@@ -152,7 +152,7 @@ Test(outbox, a_worker_forgets_every_delivered_command_of_its_batches, .init = se
     /* no scheduler runs yet: only the worker's acks can empty the outboxes */
     BT_TEST_WAIT_UNTIL(gone, outboxes_left() == 0, 10000);
     cr_assert(gone, "%lld outboxes left after every result", outboxes_left());
-    cr_assert_eq(bt_test_stop(worker, 10000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
     /* they stay indexed until the sweep finds them empty past its grace; one
      * sweep step looks at 256: the rest of the round follows */
     cr_assert_gt(indexed(), 256, "the index holds the emptied outboxes");

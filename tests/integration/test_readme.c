@@ -145,9 +145,9 @@ static void run_program(int i)
     cr_assert_eq(
         bt_test_sh(blog, 60000,
                    "export PKG_CONFIG_PATH='%s/lib/pkgconfig'; cc -std=c11 -Wall "
-                   "-Wextra -Werror $(pkg-config --cflags baton) -o '%s' '%s' "
+                   "-Wextra -Werror %s $(pkg-config --cflags baton) -o '%s' '%s' "
                    "$(pkg-config --libs baton)",
-                   prefix, exe, src),
+                   prefix, BT_PROGRAM_CFLAGS, exe, src),
         0, "the C program of %s:%d does not compile:\n%s", b->file, b->line,
         bt_test_tail(blog, tail, sizeof(tail)));
     cr_assert_eq(bt_test_sh(blog, 60000,
@@ -206,7 +206,7 @@ static void run_example(const char *plugin)
     cr_assert_eq(status, 0, "the README's workflow did not complete (%d): %s\n%s", status,
                  text, bt_test_tail(stack.log, (char[4096]){0}, 4096));
     cr_assert(strstr(text, "\"campaign\""), "%s", text);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0, "the worker exited non-zero");
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0, "the worker exited non-zero");
 }
 
 Test(readme, every_c_block_compiles_and_the_sdk_example_completes_its_workflow,

@@ -172,8 +172,9 @@ Test(schedule, fires_every_second_for_five_seconds, .init = setup, .fini = teard
     cr_assert(ok, "%d instances, %d fires: each fire starts one chain3 that completes", n,
               fired);
     cr_assert_eq(hash_int("tick", "skipped"), 0);
-    cr_assert_eq(bt_test_stop(sched, 10000), 0, "the scheduler must exit cleanly");
-    cr_assert_eq(bt_test_stop(worker, 10000), 0);
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0,
+                 "the scheduler must exit cleanly");
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
 
 Test(schedule, paused_schedule_starts_nothing, .init = setup, .fini = teardown,
@@ -200,8 +201,8 @@ Test(schedule, paused_schedule_starts_nothing, .init = setup, .fini = teardown,
     cr_assert_eq(baton((const char *const[]){"schedule", "resume", "idle", NULL}), 0);
     BT_TEST_WAIT_UNTIL(ok, instances("idle", false, NULL) >= 1, 30000);
     cr_assert(ok, "a resumed schedule must fire");
-    bt_test_stop(sched, 10000);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(sched, BT_TEST_STOP_MS);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 Test(schedule, two_schedulers_never_start_twice, .init = setup, .fini = teardown,
@@ -225,9 +226,9 @@ Test(schedule, two_schedulers_never_start_twice, .init = setup, .fini = teardown
     cr_assert_eq((int)json_object_size(starts.ids), fired);
     cr_assert_eq(starts.raw, fired, "no slot may be fired by both schedulers");
     json_decref(starts.ids);
-    cr_assert_eq(bt_test_stop(s1, 10000), 0);
-    cr_assert_eq(bt_test_stop(s2, 10000), 0);
-    bt_test_stop(worker, 10000);
+    cr_assert_eq(bt_test_stop(s1, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(s2, BT_TEST_STOP_MS), 0);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 Test(schedule, start_at_fires_once_at_its_time, .init = setup, .fini = teardown,
@@ -269,8 +270,8 @@ Test(schedule, start_at_fires_once_at_its_time, .init = setup, .fini = teardown,
     freeReplyObject(reply);
     cr_assert_eq(hash_int("later", "next"), -1);
     cr_assert_eq(instances("later", true, NULL), 1);
-    bt_test_stop(sched, 10000);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(sched, BT_TEST_STOP_MS);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 Test(schedule, skips_a_fire_while_the_previous_instance_runs, .init = setup,
@@ -292,8 +293,8 @@ Test(schedule, skips_a_fire_while_the_previous_instance_runs, .init = setup,
     cr_assert_eq(baton((const char *const[]){"schedule", "pause", "review", NULL}), 0);
     cr_assert_eq(instances("review", false, NULL), 1);
     cr_assert_eq(hash_int("review", "fired"), 1);
-    bt_test_stop(sched, 10000);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(sched, BT_TEST_STOP_MS);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 Test(schedule, fires_once_for_missed_slots_then_follows_from_now, .init = setup,
@@ -331,8 +332,8 @@ Test(schedule, fires_once_for_missed_slots_then_follows_from_now, .init = setup,
                   next == (now / 3600000 + 2) * 3600000,
               "next %lld", next);
     cr_assert_eq(instances("hourly", false, NULL), 1);
-    bt_test_stop(sched, 10000);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(sched, BT_TEST_STOP_MS);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 Test(schedule, trigger_starts_one_instance_now_and_keeps_the_next_fire, .init = setup,
@@ -354,7 +355,7 @@ Test(schedule, trigger_starts_one_instance_now_and_keeps_the_next_fire, .init = 
     cr_assert_eq(baton((const char *const[]){"schedule", "trigger", "nope", NULL}), 1);
     cr_assert_eq(baton((const char *const[]){"schedule", "delete", "yearly", NULL}), 0);
     cr_assert_eq(baton((const char *const[]){"schedule", "delete", "yearly", NULL}), 1);
-    bt_test_stop(worker, 10000);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
 }
 
 /* The line of `baton schedule list` that starts with name, or NULL. */

@@ -291,3 +291,124 @@ Test(scripts, outbox_sweep_finds_the_few_outboxes_left_among_many_emptied_ones)
     freeReplyObject(reply);
     expect_index("i100 i199 i7 i8"); /* claimed: all scored 1000 */
 }
+
+/* retention_claim.lua at now with lease 100 (members: explicit ones). */
+static redisReply *claim(const char *now, const char *limit, const char *member)
+{
+    const char *argv[] = {"t:retention", "t:retention:leased", now, "100", limit, member};
+    redisReply *reply =
+        bt_redis_eval(r, bt_lua_retention_claim, 2, member ? 6 : 5, argv, NULL);
+
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY, "claim: %s",
+              reply && reply->str ? reply->str : "no reply");
+    return reply;
+}
+
+/* retention_delete.lua for one run: its answer. */
+static long long settle(const char *member, const char *token, const char *action,
+                        const char *entries)
+{
+    const char *argv[] = {"t:retention", "t:retention:leased",
+                          "t",           "5000",
+                          member,        token,
+                          action,        "7000",
+                          entries,       "60000|{}"};
+    redisReply *reply = bt_redis_eval(r, bt_lua_retention_delete, 2, 10, argv, NULL);
+    long long v;
+
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1,
+              "settle: %s", reply && reply->str ? reply->str : "no reply");
+    v = reply->element[0]->integer;
+    freeReplyObject(reply);
+    return v;
+}
+
+static long long count(const char *fmt, const char *arg)
+{
+    redisReply *reply = bt_redis_command(r, fmt, arg);
+    long long n = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+
+    freeReplyObject(reply);
+    return n;
+}
+
+Test(scripts, retention_claims_each_due_run_once_and_again_when_its_lease_expired)
+{
+    redisReply *reply;
+
+    run("ZADD t:retention 10 1|a 20 1|b 30 1|c 5000 %s", "1|later");
+    reply = claim("25", "256", NULL);
+    cr_assert_eq(reply->elements, 6, "a and b are due at 25: member, token, previous");
+    cr_expect_str_eq(reply->element[0]->str, "1|a");
+    cr_expect_eq(reply->element[1]->integer, 125, "the token: the lease's expiry");
+    cr_expect_eq(reply->element[2]->integer, 0, "a fresh claim");
+    cr_expect_str_eq(reply->element[3]->str, "1|b");
+    freeReplyObject(reply);
+    /* another scheduler at once: nothing left for it but c, due at 30 */
+    reply = claim("30", "256", NULL);
+    cr_assert_eq(reply->elements, 3);
+    cr_expect_str_eq(reply->element[0]->str, "1|c");
+    freeReplyObject(reply);
+    /* past the leases of a and b (125): claimed again, with a new token, and
+     * the old one said (its holder may have archived it) */
+    reply = claim("126", "1", NULL);
+    cr_assert_eq(reply->elements, 3, "the limit holds");
+    cr_expect_str_eq(reply->element[0]->str, "1|a");
+    cr_expect_eq(reply->element[1]->integer, 226);
+    cr_expect_eq(reply->element[2]->integer, 125, "taken over from the claim of 125");
+    freeReplyObject(reply);
+    /* named (baton delete): taken unless its lease holds, due or not */
+    reply = claim("127", "1", "1|later");
+    cr_expect_eq(reply->elements, 3);
+    freeReplyObject(reply);
+    reply = claim("127", "1", "1|a");
+    cr_expect_eq(reply->elements, 0, "held by another until 226");
+    freeReplyObject(reply);
+    reply = claim("127", "1", "1|b");
+    cr_assert_eq(reply->elements, 3, "b's claim expired at 125");
+    cr_expect_eq(reply->element[2]->integer, 125);
+    freeReplyObject(reply);
+    cr_expect_eq(count("ZCARD %s", "t:retention"), 0);
+}
+
+Test(scripts, retention_delete_needs_the_claim_a_finished_instance_and_its_history)
+{
+    redisReply *reply;
+
+    run("HSET t:{a} status completed run 1 type %s", "w");
+    run("XADD t:{a}:history * e %s", "{}");
+    run("HSET t:{a}:journal 0 %s", "{}");
+    run("ZADD t:idx:all 1 a 1 r 1 %s", "o");
+    run("ZADD t:idx:completed 1 %s", "a");
+    run("HSET t:{r} status running run %s", "1");
+    run("HSET t:{o} status failed run %s", "1");
+    run("HSET t:{o}:outbox r %s", "results\nx\n{}");
+    run("ZADD t:retention 10 1|a 10 1|r 10 %s", "1|o");
+    reply = claim("20", "256", NULL);
+    cr_assert_eq(reply->elements, 9);
+    freeReplyObject(reply);
+
+    cr_expect_eq(settle("1|a", "119", "d", "1"), 0, "another token: not ours");
+    cr_expect_eq(count("EXISTS %s", "t:{a}"), 1);
+    cr_expect_eq(settle("1|r", "120", "d", "0"), -1, "a running instance: refused");
+    cr_expect_eq(count("EXISTS %s", "t:{r}"), 1);
+    cr_expect_eq(count("ZRANK t:retention %s", "1|r"), -1, "the running one is dropped");
+    cr_expect_eq(settle("1|o", "120", "d", "0"), -2, "its result is not on Kafka yet");
+    cr_expect_eq(settle("1|a", "120", "d", "2"), -3, "its history changed");
+    cr_expect_eq(count("EXISTS t:{o} t:{a} %s", "t:{r}"), 3);
+    cr_expect_eq(count("ZCARD %s", "t:retention:leased"), 0, "no claim left");
+    cr_expect_eq(count("ZCARD %s", "t:retention"), 2, "a and o put back, 5 s later");
+    reply = claim("6000", "256", NULL);
+    cr_expect_eq(reply->elements, 0);
+    freeReplyObject(reply);
+    reply = claim("10001", "256", NULL);
+    cr_assert_eq(reply->elements, 6);
+    freeReplyObject(reply);
+    cr_expect_eq(settle("1|a", "10101", "d", "1"), 1);
+    cr_expect_eq(count("EXISTS t:{a} t:{a}:history t:{a}:journal %s", "x"), 0);
+    cr_expect_eq(count("ZRANK t:idx:all %s", "a"), -1);
+    cr_expect_eq(count("ZCARD %s", "t:idx:completed"), 0);
+    cr_expect_eq(count("PTTL %s", "t:{a}:deleted") > 0, 1, "a tombstone with a TTL");
+    cr_expect_eq(settle("1|o", "10101", "r", "0"), 2, "put back as asked");
+    cr_expect_eq(count("ZCARD %s", "t:retention:leased"), 0);
+}

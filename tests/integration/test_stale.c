@@ -108,5 +108,5 @@ Test(stale, stale_tasks_are_skipped_and_the_wanted_ones_beside_them_run, .init =
     cr_assert_eq(skipped, 5, "stale tasks skipped: %zu of 5", skipped);
     json_decref(tasks);
     json_decref(stale);
-    cr_assert_eq(bt_test_stop(worker, 10000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }

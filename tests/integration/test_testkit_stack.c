@@ -24,7 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    bt_test_stop(worker, 10000);
+    bt_test_stop(worker, BT_TEST_STOP_MS);
     bt_stack_stop(&stack);
 }
 

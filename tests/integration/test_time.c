@@ -79,8 +79,8 @@ Test(time, retries_with_exponential_backoff_until_the_activity_succeeds, .init =
     json_decref(scheduled);
     json_decref(failed);
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 Test(time, gives_the_failure_to_the_workflow_when_attempts_run_out, .init = setup,
@@ -101,8 +101,8 @@ Test(time, gives_the_failure_to_the_workflow_when_attempts_run_out, .init = setu
         json_integer_value(json_object_get(json_array_get(gave_up, 0), "attempts")), 2);
     json_decref(gave_up);
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 Test(time, a_non_retryable_error_type_fails_the_step_at_once, .init = setup,
@@ -123,8 +123,8 @@ Test(time, a_non_retryable_error_type_fails_the_step_at_once, .init = setup,
     cr_assert_eq(json_array_size(scheduled), 1, "no retry of a non-retryable error");
     json_decref(scheduled);
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 static bool file_has(const char *path, const char *text)
@@ -168,8 +168,8 @@ Test(time, an_attempt_on_a_killed_worker_times_out_and_is_retried_elsewhere,
     json_decref(failed);
     json_decref(timer);
     json_decref(res);
-    bt_test_stop(b, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(b, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 /* One activity thread and eager dispatch: six 1-s first attempts with a
@@ -208,8 +208,8 @@ Test(time, an_attempt_whose_timeout_fired_while_it_waited_is_not_run, .init = se
     cr_log_info("first attempts run: %d of %d", first, n);
     cr_assert_leq(first, 3, "%d first attempts ran after their timeout had fired", first);
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 Test(time, a_signal_in_time_takes_branch_a_and_its_absence_branch_b, .init = setup,
@@ -233,8 +233,8 @@ Test(time, a_signal_in_time_takes_branch_a_and_its_absence_branch_b, .init = set
     cr_assert(json_is_true(json_object_get(json_object_get(a, "review"), "approved")));
     cr_assert_str_eq(json_string_value(json_object_get(b, "branch")), "B");
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 /* Timer events per instance id, read from the events topic. */
@@ -309,8 +309,8 @@ Test(time, a_thousand_timers_fire_once_across_a_scheduler_kill, .init = setup,
     cr_log_info("timer events duplicated on Kafka after the kill: %d", dup);
     json_decref(counts);
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 Test(time, two_schedulers_fire_each_timer_once, .init = setup, .fini = teardown,
@@ -335,9 +335,9 @@ Test(time, two_schedulers_fire_each_timer_once, .init = setup, .fini = teardown,
     }
     json_decref(counts);
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(s1, 10000);
-    bt_test_stop(s2, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(s1, BT_TEST_STOP_MS);
+    bt_test_stop(s2, BT_TEST_STOP_MS);
 }
 
 Test(time, a_workflow_past_its_execution_timeout_fails, .init = setup, .fini = teardown,
@@ -356,8 +356,8 @@ Test(time, a_workflow_past_its_execution_timeout_fails, .init = setup, .fini = t
         json_string_value(json_object_get(json_object_get(r, "error"), "type")),
         "WorkflowTimeout");
     json_decref(res);
-    bt_test_stop(w, 10000);
-    bt_test_stop(sch, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(sch, BT_TEST_STOP_MS);
 }
 
 /* The scheduler's "late_ms_max=" at its stop (-1 when not found in the log). */
@@ -395,11 +395,11 @@ Test(time, an_idle_scheduler_wakes_for_a_timer_due_before_its_wake_up, .init = s
             bt_stack_start_wf(&stack, "sleeper", id, json_pack("{s:i}", "ms", 300)), 0);
         json_decref(wait_results(i + 1, 20000));
     }
-    cr_assert_eq(bt_test_stop(sch, 10000), 0);
+    cr_assert_eq(bt_test_stop(sch, BT_TEST_STOP_MS), 0);
     late = late_ms_max();
     cr_assert(
         late >= 0 && late < 150,
         "a timer fired %ld ms late: the scheduler slept through its wake-up (see %s)",
         late, stack.log);
-    bt_test_stop(w, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
 }

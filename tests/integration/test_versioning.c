@@ -126,5 +126,5 @@ Test(versioning, patched_insert_and_appended_steps_reach_instances_paused_anywhe
         cr_assert(ran(at[i].id, "s11") && ran(at[i].id, "s12"), "%s: steps 11 and 12",
                   at[i].id);
     }
-    bt_test_stop(w, 10000);
+    bt_test_stop(w, BT_TEST_STOP_MS);
 }

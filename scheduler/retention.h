@@ -1,0 +1,51 @@
+/* Retention in the scheduler: runs whose retention ended are archived and
+ * deleted in the background (archive.h), at most BT_RETENTION_BATCH per
+ * claim and a few claims a second, so that Redis is never held for long and
+ * timers keep firing between the steps. Several schedulers share the work:
+ * each run is claimed by one of them. */
+#ifndef BT_SCHED_RETENTION_H
+#define BT_SCHED_RETENTION_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "store.h"
+
+/* Runs per claim (one retention_claim.lua and one retention_delete.lua
+ * call each), and the pause between two claims while a backlog lasts (1 s
+ * when none): at most 500 runs a second per scheduler. */
+#define BT_RETENTION_BATCH   100
+#define BT_RETENTION_PACE_MS 200
+#define BT_RETENTION_IDLE_MS 1000
+
+struct bt_retention_stats {
+    struct bt_series *deleted;  /* counter: instances deleted; NULL: none */
+    struct bt_series *archived; /* counter: runs archived and deleted */
+    struct bt_series *failed;   /* counter: archives not delivered, tried again */
+};
+
+struct bt_retention;
+
+/* cfg, store, rk and stats are borrowed and must outlive the handle. NULL when
+ * out of memory. */
+struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_store *store,
+                                      rd_kafka_t *rk,
+                                      const struct bt_retention_stats *stats);
+
+/* One step, never blocking on Kafka: when the runs of the last claim all have
+ * their delivery reports, ends their claims (deletes the delivered ones);
+ * when none are in flight and the pace allows, claims the next due ones and
+ * produces their archives. Serve delivery reports with rd_kafka_poll between
+ * calls. Returns the runs deleted (>= 0) or BT_EAGAIN (Redis unreachable: the
+ * claims hold and the step is tried again later). */
+int bt_retention_step(struct bt_retention *rt);
+
+/* Waits up to timeout_ms for the deliveries in flight, purges the rest
+ * (their runs are put back, due again 10 s later), ends the claims, and
+ * frees the handle. Call it before the producer is destroyed. Runs whose
+ * claims cannot be ended (Redis away) are claimed again when their lease
+ * expires. NULL is a no-op. */
+void bt_retention_destroy(struct bt_retention *rt, int timeout_ms);
+
+#endif

@@ -1,0 +1,99 @@
+/* The retention settings: durations with units, per-type rules, and the
+ * errors a user sees for a bad one. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "err.h"
+
+Test(config, durations_take_a_unit)
+{
+    static const struct {
+        const char *text;
+        int64_t ms;
+    } ok[] = {{"0s", 0},
+              {"1500ms", 1500},
+              {"1s", 1000},
+              {"5m", 300000},
+              {"2h", 7200000},
+              {"7d", 604800000},
+              {"36500d", INT64_C(3153600000000)}};
+    static const char *const bad[] = {
+        "",    "7",    "d",   "1x",     "-1s",
+        "+1s", "1.5h", "1 s", "36526d", "99999999999999999999d"};
+    int64_t ms;
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        cr_expect_eq(bt_config_duration(ok[i].text, &ms), 0, "%s", ok[i].text);
+        cr_expect_eq(ms, ok[i].ms, "%s: %lld", ok[i].text, (long long)ms);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_expect_eq(bt_config_duration(bad[i], &ms), BT_EINVAL, "\"%s\" accepted",
+                     bad[i]);
+}
+
+Test(config, a_type_rule_overrides_the_retention_and_the_last_rule_wins)
+{
+    char a[] = "signup=1h", b[] = "report=2d", c[] = "signup=30s";
+    char *rules[] = {a, b, c};
+
+    cr_expect_eq(bt_config_retention(1000, rules, 3, "signup"), 30000);
+    cr_expect_eq(bt_config_retention(1000, rules, 3, "report"), 172800000);
+    cr_expect_eq(bt_config_retention(1000, rules, 3, "sign"), 1000, "no prefix match");
+    cr_expect_eq(bt_config_retention(1000, rules, 3, "other"), 1000);
+    cr_expect_eq(bt_config_retention(1000, rules, 3, NULL), 1000);
+    cr_expect_eq(bt_config_retention(1000, NULL, 0, "signup"), 1000);
+}
+
+/* Loads argv (NULL-terminated) with no environment of ours. */
+static int load(struct bt_config *cfg, char **argv, char *errstr, size_t n)
+{
+    int argc = 0;
+
+    while (argv[argc])
+        argc++;
+    unsetenv("BATON_RETENTION");
+    unsetenv("BATON_RETENTION_TYPES");
+    setenv("BATON_HOME", "/nonexistent-baton-home", 1);
+    return bt_config_load(cfg, &argc, argv, errstr, n);
+}
+
+Test(config, retention_defaults_to_a_week_and_takes_flags)
+{
+    char p[] = "prog", f1[] = "--retention", v1[] = "1h", f2[] = "--retention-type",
+         v2[] = "a=1s", f3[] = "--retention-type=b=2d";
+    char *none[] = {p, NULL}, *argv[] = {p, f1, v1, f2, v2, f3, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+
+    cr_assert_eq(load(&cfg, none, errstr, sizeof(errstr)), 0, "%s", errstr);
+    cr_expect_eq(cfg.retention_ms, INT64_C(7) * 86400000);
+    cr_expect_eq(cfg.n_retention_types, 0);
+    bt_config_release(&cfg);
+
+    cr_assert_eq(load(&cfg, argv, errstr, sizeof(errstr)), 0, "%s", errstr);
+    cr_expect_eq(cfg.retention_ms, 3600000);
+    cr_assert_eq(cfg.n_retention_types, 2);
+    cr_expect_eq(bt_config_retention(cfg.retention_ms, cfg.retention_types,
+                                     cfg.n_retention_types, "b"),
+                 172800000);
+    bt_config_release(&cfg);
+}
+
+Test(config, a_bad_retention_names_the_setting)
+{
+    char p[] = "prog", f[] = "--retention", v[] = "7", t[] = "--retention-type=x";
+    char *argv[] = {p, f, v, NULL}, *argv2[] = {p, t, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+
+    cr_expect_eq(load(&cfg, argv, errstr, sizeof(errstr)), BT_EINVAL);
+    cr_expect_str_eq(errstr, "retention: \"7\" is not a duration (an integer and a unit: "
+                             "ms, s, m, h or d)");
+    bt_config_release(&cfg);
+    cr_expect_eq(load(&cfg, argv2, errstr, sizeof(errstr)), BT_EINVAL);
+    cr_expect(strstr(errstr, "retention-type: \"x\" is not TYPE=DURATION"), "%s", errstr);
+    bt_config_release(&cfg);
+}
