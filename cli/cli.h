@@ -44,6 +44,7 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv);

@@ -29,6 +29,7 @@ static const struct command commands[] = {
     {"replay-check", bt_cli_replay_check,
      "replay in-flight instances against new code: replay-check --plugin new.so [--type T]"},
     {"stats", bt_cli_stats, "summary from Redis: stats [--watch] [--json]"},
+    {"signal-with-start", bt_cli_signal_with_start, "signal an instance, starting it first when it is not running: signal-with-start TYPE --id ID --signal NAME"},
     {"signal", bt_cli_signal, "send a signal: signal ID NAME [--payload JSON]"},
     {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID [--reason TEXT]"},
     {"terminate", bt_cli_terminate, "stop an instance at once: terminate ID [--reason TEXT]"},

@@ -137,35 +137,95 @@ static char *encode_start(const struct bt_config *cfg, const struct bt_msg *msg,
 
 static const char *id_arg, *input_arg, *queue_arg, *at_arg;
 static const char *conflict_arg = "fail", *reuse_arg = "allow";
+static const char *signal_arg, *signal_payload_arg;
 static bool wait_arg;
 static int64_t timeout_arg, execution_timeout_arg;
+
+/* the flags start and signal-with-start share */
+#define ARG_INPUT                                                                        \
+    {                                                                                    \
+        "input", 0, BT_ARG_STR, &input_arg, "JSON|@FILE", "null",                        \
+            .help = "the workflow's input, or @file to read it from"                     \
+    }
+#define ARG_QUEUE                                                                        \
+    {                                                                                    \
+        "queue", 0, BT_ARG_STR, &queue_arg, "QUEUE", "default",                          \
+            .help = "the workflow queue whose workers run it"                            \
+    }
+#define ARG_EXECUTION_TIMEOUT                                                            \
+    {                                                                                    \
+        "execution-timeout", 0, BT_ARG_DURATION, &execution_timeout_arg, "DURATION",     \
+            "none", 1, INT64_C(3155760000000),                                           \
+            .help =                                                                      \
+                "the workflow fails if it has not finished by then (seconds, or 500ms, " \
+                "5m, 2h, 1d)"                                                            \
+    }
+#define ARG_ID_REUSE                                                                     \
+    {                                                                                    \
+        "id-reuse", 0, BT_ARG_CHOICE, &reuse_arg, "POLICY", "allow",                     \
+            .choices = "allow|reject",                                                   \
+            .help =                                                                      \
+                "when an instance of the id has finished: start a new run of it, or "    \
+                "refuse (exit 4)"                                                        \
+    }
+#define ARG_WAIT                                                                         \
+    {                                                                                    \
+        "wait", 0, BT_ARG_BOOL, &wait_arg,                                               \
+            .help = "wait until it finishes, print its result, exit 1 when it failed"    \
+    }
+#define ARG_TIMEOUT                                                                      \
+    {                                                                                    \
+        "timeout", 0, BT_ARG_DURATION, &timeout_arg, "DURATION", "forever", 1,           \
+            INT64_C(3155760000000), .help = "how long --wait waits"                      \
+    }
 
 static const struct bt_arg start_args[] = {
     {"id", 0, BT_ARG_STR, &id_arg, "ID", "TYPE-<microseconds>",
      .help = "the instance id"},
-    {"input", 0, BT_ARG_STR, &input_arg, "JSON|@FILE", "null",
-     .help = "the workflow's input, or @file to read it from"},
-    {"queue", 0, BT_ARG_STR, &queue_arg, "QUEUE", "default",
-     .help = "the workflow queue whose workers run it"},
-    {"execution-timeout", 0, BT_ARG_DURATION, &execution_timeout_arg, "DURATION", "none",
-     1, INT64_C(3155760000000),
-     .help = "the workflow fails if it has not finished by then (seconds, or 500ms, "
-             "5m, 2h, 1d)"},
+    ARG_INPUT,
+    ARG_QUEUE,
+    ARG_EXECUTION_TIMEOUT,
     {"at", 0, BT_ARG_STR, &at_arg, "TIME", "now",
      .help = "start it then: RFC 3339 (2026-11-27T10:00:00Z) or +30s, +5m, +2h, +1d"},
     {"id-conflict", 0, BT_ARG_CHOICE, &conflict_arg, "POLICY", "fail",
      .choices = "fail|use-existing|terminate-existing",
      .help = "when an instance of the id runs: refuse (exit 4), use it, or terminate "
              "it and start a new run"},
-    {"id-reuse", 0, BT_ARG_CHOICE, &reuse_arg, "POLICY", "allow",
-     .choices = "allow|reject",
-     .help = "when an instance of the id has finished: start a new run of it, or "
-             "refuse (exit 4)"},
-    {"wait", 0, BT_ARG_BOOL, &wait_arg,
-     .help = "wait until it finishes, print its result, exit 1 when it failed"},
-    {"timeout", 0, BT_ARG_DURATION, &timeout_arg, "DURATION", "forever", 1,
-     INT64_C(3155760000000), .help = "how long --wait waits"},
+    ARG_ID_REUSE,
+    ARG_WAIT,
+    ARG_TIMEOUT,
     {NULL},
+};
+
+static const struct bt_arg signal_with_start_args[] = {
+    {"id", 0, BT_ARG_STR, &id_arg, "ID", NULL, .help = "the instance id (required)"},
+    {"signal", 0, BT_ARG_STR, &signal_arg, "NAME", NULL,
+     .help = "the signal to send (required)"},
+    {"signal-payload", 0, BT_ARG_STR, &signal_payload_arg, "JSON", "null",
+     .help = "what the workflow receives with the signal"},
+    ARG_INPUT,
+    ARG_QUEUE,
+    ARG_EXECUTION_TIMEOUT,
+    ARG_ID_REUSE,
+    ARG_WAIT,
+    ARG_TIMEOUT,
+    {NULL},
+};
+
+static const struct bt_cmd signal_with_start_cmd = {
+    .name = "baton signal-with-start",
+    .synopsis = "TYPE --id ID --signal NAME [--signal-payload JSON] [--input JSON|@file] "
+                "[--queue Q] [--execution-timeout DURATION] [--id-reuse allow|reject] "
+                "[--wait] [--timeout DURATION]",
+    .about = "Send the signal NAME to the instance ID of TYPE, starting it first when it "
+             "is not running (a finished one gets a new run unless --id-reuse "
+             "reject).\nThe start and the signal go to the same partition: the "
+             "workflow sees the signal after its start.",
+    .args = signal_with_start_args,
+    .settings = (const char *const[]){BT_CLI_KAFKA_SETTINGS, BT_CLI_REDIS_SETTINGS,
+                                      "max-payload", NULL},
+    .min_pos = 1,
+    .max_pos = 1,
 };
 
 static const struct bt_cmd start_cmd = {
@@ -249,8 +309,41 @@ static int id_policy(const struct bt_config *cfg, struct bt_store *store,
     return -1;
 }
 
+/* signal-with-start's signal, after the start (bt_cli_produce waits for each
+ * delivery: one partition, in this order). */
+static int send_signal(const struct bt_config *cfg, const struct bt_msg *start,
+                       const char *suffix)
+{
+    struct bt_msg msg = {.type = BT_MSG_SIGNAL,
+                         .id = start->id,
+                         .name = (char *)(uintptr_t)signal_arg,
+                         .ts = bt_clock_now_ms()};
+    json_error_t jerr;
+    size_t len;
+    char *bytes;
+    int ret = BT_EXIT_USAGE;
+
+    if (signal_payload_arg &&
+        !(msg.body = json_loads(signal_payload_arg, JSON_DECODE_ANY, &jerr))) {
+        fprintf(stderr, "baton signal-with-start: --signal-payload: %s\n", jerr.text);
+        return ret;
+    }
+    if ((bytes = bt_codec_encode(&msg, &len))) {
+        ret = bt_cli_produce(cfg, suffix, msg.id, bytes, len);
+        if (!ret)
+            fprintf(stderr, "signalled %s %s\n", msg.id, msg.name);
+    } else {
+        fprintf(stderr, "baton signal-with-start: invalid signal name (1..256 "
+                        "characters, no control characters)\n");
+    }
+    free(bytes);
+    json_decref(msg.body);
+    return ret;
+}
+
 /* Produces the start (or schedules it at --at), unless *use says the running
- * instance is used; then --wait, or prints the id. */
+ * instance is used, and signal-with-start's signal; then --wait, or prints
+ * the id. */
 static int send_start(struct bt_config *cfg, struct bt_store *store,
                       const struct bt_msg *msg, const char *bytes, size_t len, bool use)
 {
@@ -260,6 +353,8 @@ static int send_start(struct bt_config *cfg, struct bt_store *store,
     if (!use)
         ret = at_arg ? bt_cli_schedule_at(cfg, msg->workflow, msg->id, bytes, at_arg)
                      : bt_cli_produce(cfg, suffix, msg->id, bytes, len);
+    if (!ret && signal_arg)
+        ret = send_signal(cfg, msg, suffix);
     free(suffix);
     if (ret)
         return ret;
@@ -275,7 +370,8 @@ static int send_start(struct bt_config *cfg, struct bt_store *store,
                        msg->replaces_run ? msg->replaces_run + 1 : 0);
 }
 
-int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
+/* start, or signal-with-start (cmd) */
+static int start(struct bt_config *cfg, const struct bt_cmd *cmd, int argc, char **argv)
 {
     char *pos[1], *generated = NULL, *bytes = NULL;
     struct bt_msg msg = {.type = BT_MSG_START};
@@ -284,9 +380,16 @@ int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
     size_t len;
     int n_pos, ret;
 
-    if ((ret = bt_cli_args(&start_cmd, argc, argv, pos, &n_pos)) >= 0)
+    if ((ret = bt_cli_args(cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
     ret = BT_EXIT_USAGE;
+    if (cmd == &signal_with_start_cmd) {
+        if (!id_arg || !signal_arg) {
+            fprintf(stderr, "baton signal-with-start: --id and --signal are required\n");
+            return ret;
+        }
+        conflict_arg = "use-existing"; /* a running instance gets the signal */
+    }
     if (input_arg && !(msg.body = read_input(input_arg)))
         goto out;
     if (!id_arg) {
@@ -323,4 +426,14 @@ out:
     free(bytes);
     bt_store_destroy(store);
     return ret;
+}
+
+int bt_cli_start(struct bt_config *cfg, int argc, char **argv)
+{
+    return start(cfg, &start_cmd, argc, argv);
+}
+
+int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv)
+{
+    return start(cfg, &signal_with_start_cmd, argc, argv);
 }

@@ -192,3 +192,39 @@ Test(cli_start, an_input_over_the_payload_limit_is_refused_before_sending, .init
     cr_assert_eq(r->integer, 0, "nothing scheduled");
     freeReplyObject(r);
 }
+
+/* signal-with-start: a new id is started and gets the signal after its start;
+ * a running one only gets the signal (no second start); a finished one gets
+ * a new run with the signal. */
+Test(cli_start, signal_with_start_starts_when_needed_and_signals_always, .init = setup,
+     .fini = teardown, .timeout = 90)
+{
+    char out[8192];
+    bool ok;
+
+    cr_assert_eq(BATON(out, "signal-with-start", "await_review", "--id", "s-1",
+                       "--signal", "review", "--signal-payload", "{\"ok\":1}", "--wait"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "{\"review\": {\"ok\": 1}}") ||
+                  strstr(out, "{\"review\":{\"ok\":1}}"),
+              "the new instance got the signal: %s", out);
+    cr_assert_eq(field_int("s-1", "run"), 1);
+
+    cr_assert_eq(BATON(out, "start", "await_review", "--id", "s-2"), 0, "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, is("s-2", "running", 1), 20000);
+    cr_assert(ok, "s-2 runs");
+    cr_assert_eq(BATON(out, "signal-with-start", "await_review", "--id", "s-2",
+                       "--signal", "review", "--signal-payload", "2", "--wait"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "using it"), "the running one is used: %s", out);
+    cr_assert(strstr(out, "2}"), "%s", out);
+    cr_assert_eq(field_int("s-2", "run"), 1, "no second start");
+
+    cr_assert_eq(BATON(out, "signal-with-start", "await_review", "--id", "s-1",
+                       "--signal", "review", "--signal-payload", "3", "--wait"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "run 2 follows"), "%s", out);
+    cr_assert_eq(field_int("s-1", "run"), 2);
+    cr_assert_eq(BATON(out, "signal-with-start", "await_review", "--id", "s-3"), 2,
+                 "--signal is required: %s", out);
+}
