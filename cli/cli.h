@@ -45,6 +45,12 @@ int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv);
+/* batch.c: sends msg (its id set per instance) to every instance that query
+ * matches ("status=running AND type=T AND started<2026-12-01"), after --yes or
+ * a person's "y"; verb names the action in its messages. An exit status. */
+struct bt_msg;
+int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
+                 struct bt_msg *msg, const char *verb);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv);

@@ -35,24 +35,50 @@ static int send_event(const struct bt_config *cfg, const struct bt_msg *msg)
     return ret;
 }
 
-static const char *payload_arg, *reason_arg;
+static const char *payload_arg, *reason_arg, *query_arg;
+static bool yes_arg;
+
+#define ARG_QUERY                                                                        \
+    {                                                                                    \
+        "query", 0, BT_ARG_STR, &query_arg, "QUERY", NULL,                               \
+            .help =                                                                      \
+                "every running instance that matches instead of ID: status=S, type=T, "  \
+                "started<TIME, started>TIME, joined by AND"                              \
+    }
+#define ARG_YES                                                                          \
+    {                                                                                    \
+        "yes", 0, BT_ARG_BOOL, &yes_arg, .help = "with --query: do not ask"              \
+    }
 
 static const struct bt_arg signal_args[] = {
     {"payload", 0, BT_ARG_STR, &payload_arg, "JSON", "null",
      .help = "what the workflow receives with the signal"},
+    ARG_QUERY,
+    ARG_YES,
     {NULL},
 };
 
 static const struct bt_cmd signal_cmd = {
     .name = "baton signal",
-    .synopsis = "ID NAME [--payload JSON]",
-    .about = "Send the signal NAME to a running instance (names starting with $ are "
-             "baton's).",
+    .synopsis = "ID NAME [--payload JSON] | NAME --query QUERY [--yes] [--payload JSON]",
+    .about = "Send the signal NAME to a running instance, or to every one a query "
+             "matches (names starting with $ are baton's).",
     .args = signal_args,
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
-    .min_pos = 2,
+    .min_pos = 1,
     .max_pos = 2,
 };
+
+/* ID, or --query: exactly one of them. */
+static bool one_target(const char *cmd, int n_pos, int with_id)
+{
+    if ((n_pos == with_id) == (query_arg != NULL)) {
+        fprintf(stderr, "baton %s: give %s\n", cmd,
+                query_arg ? "--query or an ID, not both" : "an ID, or --query");
+        return false;
+    }
+    return true;
+}
 
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
 {
@@ -64,8 +90,10 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
     if ((ret = bt_cli_args(&signal_cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
     ret = BT_EXIT_USAGE;
-    msg.id = pos[0];
-    msg.name = pos[1];
+    if (!one_target("signal", n_pos, 2))
+        return ret;
+    msg.id = query_arg ? NULL : pos[0];
+    msg.name = pos[n_pos - 1];
     if (msg.name[0] == '$') {
         fprintf(stderr, "baton signal: names starting with $ are baton's\n");
         goto out;
@@ -75,7 +103,9 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
                 jerr.column);
         goto out;
     }
-    if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
+    if (query_arg)
+        ret = bt_cli_batch(cfg, query_arg, yes_arg, &msg, "signal");
+    else if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
         fprintf(stderr, "signal %s sent to %s\n", msg.name, msg.id);
 out:
     json_decref(msg.body);
@@ -84,27 +114,30 @@ out:
 
 static const struct bt_arg stop_args[] = {
     {"reason", 0, BT_ARG_STR, &reason_arg, "TEXT", .help = "why, kept in its history"},
+    ARG_QUERY,
+    ARG_YES,
     {NULL},
 };
 
 static const struct bt_cmd cancel_cmd = {
     .name = "baton cancel",
-    .synopsis = "ID [--reason TEXT]",
+    .synopsis = "ID [--reason TEXT] | --query QUERY [--yes] [--reason TEXT]",
     .about = "Ask an instance to cancel: the steps it waits on fail with \"Cancelled\", "
              "so its code may clean up; failing with \"Cancelled\" ends it as cancelled.",
     .args = stop_args,
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
-    .min_pos = 1,
+    .min_pos = 0,
     .max_pos = 1,
 };
 
 static const struct bt_cmd terminate_cmd = {
     .name = "baton terminate",
-    .synopsis = "ID [--reason TEXT]",
-    .about = "Stop an instance at once: no code of it runs again.",
+    .synopsis = "ID [--reason TEXT] | --query QUERY [--yes] [--reason TEXT]",
+    .about = "Stop an instance (or every one a query matches) at once: no code of it "
+             "runs again.",
     .args = stop_args,
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
-    .min_pos = 1,
+    .min_pos = 0,
     .max_pos = 1,
 };
 
@@ -117,9 +150,14 @@ static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
     if ((ret = bt_cli_args(terminate ? &terminate_cmd : &cancel_cmd, argc, argv, pos,
                            &n_pos)) >= 0)
         return ret;
-    msg.id = pos[0];
+    if (!one_target(terminate ? "terminate" : "cancel", n_pos, 1))
+        return BT_EXIT_USAGE;
+    msg.id = query_arg ? NULL : pos[0];
     msg.body = reason_arg ? json_string(reason_arg) : NULL;
-    if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
+    if (query_arg)
+        ret = bt_cli_batch(cfg, query_arg, yes_arg, &msg,
+                           terminate ? "terminate" : "cancel");
+    else if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
         fprintf(stderr, "%s requested for %s\n",
                 terminate ? "termination" : "cancellation", msg.id);
     json_decref(msg.body);

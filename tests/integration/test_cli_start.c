@@ -228,3 +228,72 @@ Test(cli_start, signal_with_start_starts_when_needed_and_signals_always, .init =
     cr_assert_eq(BATON(out, "signal-with-start", "await_review", "--id", "s-3"), 2,
                  "--signal is required: %s", out);
 }
+
+/* Batch operations: 500 waiting instances and 20 of another type; without
+ * --yes nothing is sent (not a terminal); terminate by query ends exactly the
+ * 500; a signal by query reaches the 10 running ones it matches; a bad query
+ * and an ID with a query are refused. */
+Test(cli_start, terminate_and_signal_by_query, .init = setup, .fini = teardown,
+     .timeout = 180)
+{
+    char out[8192], id[32];
+    bool ok;
+    int done = 0;
+
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof(id), "q-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "await_review", id, NULL), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        snprintf(id, sizeof(id), "other-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "legacy1", id, NULL), 0);
+    }
+    BT_TEST_WAIT_UNTIL(ok, is("q-499", "running", 1) && is("q-0", "running", 1), 60000);
+    cr_assert(ok, "the 500 run");
+
+    cr_assert_eq(
+        BATON(out, "terminate", "--query", "status=running AND type=await_review"), 2,
+        "%s", out);
+    cr_assert(strstr(out, "500 instances match; pass --yes"), "%s", out);
+    cr_assert(is("q-7", "running", 1), "nothing sent without --yes");
+    cr_assert_eq(BATON(out, "terminate", "--query",
+                       "type=await_review AND status=running", "--yes", "--reason",
+                       "batch"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "terminate: 500 instances"), "%s", out);
+    for (int64_t deadline = bt_test_now_ms() + 60000;
+         done < 500 && bt_test_now_ms() < deadline;) {
+        done = 0;
+        for (int i = 0; i < 500; i++) {
+            snprintf(id, sizeof(id), "q-%d", i);
+            done += is(id, "terminated", 1);
+        }
+        if (done < 500)
+            bt_test_sleep_ms(100);
+    }
+    cr_assert_eq(done, 500, "terminated");
+    for (int i = 0; i < 20; i++) {
+        char buf[32];
+        snprintf(id, sizeof(id), "other-%d", i);
+        cr_assert_str_neq(bt_stack_status(&stack, id, buf, sizeof(buf)), "terminated",
+                          "another type was left alone");
+    }
+    /* a signal by query: the terminated ones match no more, 10 new ones do */
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "sig-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "await_review", id, NULL), 0);
+    }
+    BT_TEST_WAIT_UNTIL(ok, is("sig-9", "running", 1) && is("sig-0", "running", 1), 30000);
+    cr_assert(ok, "the 10 run");
+    cr_assert_eq(BATON(out, "signal", "review", "--query",
+                       "status=running AND type=await_review", "--payload", "\"ok\"",
+                       "--yes"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "signal: 10 instances"), "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, is("sig-0", "completed", 1) && is("sig-9", "completed", 1),
+                       30000);
+    cr_assert(ok, "the signal reached them");
+    cr_assert_eq(BATON(out, "terminate", "--query", "colour=red", "--yes"), 2, "%s", out);
+    cr_assert_eq(BATON(out, "terminate", "q-1", "--query", "status=running"), 2, "%s",
+                 out);
+}
