@@ -6,8 +6,8 @@
  * per pipelined round trip; the events go out through one producer, with a
  * progress line. Without --yes it asks on a terminal and refuses elsewhere,
  * saying how many would be touched. */
-#define _XOPEN_SOURCE 700 /* strptime */
-#define _DEFAULT_SOURCE   /* timegm */
+#define _XOPEN_SOURCE   700 /* strptime */
+#define _DEFAULT_SOURCE     /* timegm */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
