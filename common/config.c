@@ -99,8 +99,10 @@ static const struct setting settings[] = {
 };
 #undef F
 
+/* Sets s from text v; a bad value's error names it as the user gave it
+ * (as: "--concurrency", "BATON_CONCURRENCY"). */
 static int set_value(struct bt_config *cfg, const struct setting *s, const char *v,
-                     char *errstr, size_t n)
+                     const char *as, char *errstr, size_t n)
 {
     char *base = (char *)cfg;
     char *end;
@@ -128,7 +130,7 @@ static int set_value(struct bt_config *cfg, const struct setting *s, const char 
             snprintf(errstr, n,
                      "%s: \"%s\" is not a duration (an integer and a unit: ms, s, m, "
                      "h or d)",
-                     s->name, v);
+                     as, v);
             return BT_EINVAL;
         }
         return 0;
@@ -142,11 +144,11 @@ static int set_value(struct bt_config *cfg, const struct setting *s, const char 
         else
             x = strtoll(v, &end, 10);
         if (s->kind == INT && (errno || end == v || *end)) {
-            snprintf(errstr, n, "%s: \"%s\" is not an integer", s->name, v);
+            snprintf(errstr, n, "%s: \"%s\" is not an integer", as, v);
             return BT_EINVAL;
         }
         if (x < s->min || x > s->max) {
-            snprintf(errstr, n, "%s: %lld is out of range [%lld, %lld]", s->name, x,
+            snprintf(errstr, n, "%s: %lld is out of range [%lld, %lld]", as, x,
                      (long long)s->min, (long long)s->max);
             return BT_EINVAL;
         }
@@ -200,7 +202,7 @@ static int load_dev_file(struct bt_config *cfg, char *errstr, size_t n)
         *eq = '\0';
         for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
             if (!strcmp(settings[i].env, line))
-                ret = set_value(cfg, &settings[i], eq + 1, errstr, n);
+                ret = set_value(cfg, &settings[i], eq + 1, settings[i].env, errstr, n);
     }
     fclose(f);
     return ret;
@@ -279,8 +281,8 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
 
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < n_settings; i++)
-        if (settings[i].def &&
-            (ret = set_value(cfg, &settings[i], settings[i].def, errstr, errstr_size)))
+        if (settings[i].def && (ret = set_value(cfg, &settings[i], settings[i].def,
+                                                settings[i].name, errstr, errstr_size)))
             return ret;
     if ((v = getenv("BATON_HOME")) && *v) {
         cfg->home = strdup(v);
@@ -300,11 +302,12 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
             char *copy = strdup(v), *save = NULL;
             for (char *tok = strtok_r(copy, ":", &save); tok;
                  tok = strtok_r(NULL, ":", &save))
-                if ((ret = set_value(cfg, &settings[i], tok, errstr, errstr_size)))
+                if ((ret = set_value(cfg, &settings[i], tok, settings[i].env, errstr,
+                                     errstr_size)))
                     break;
             free(copy);
         } else {
-            ret = set_value(cfg, &settings[i], v, errstr, errstr_size);
+            ret = set_value(cfg, &settings[i], v, settings[i].env, errstr, errstr_size);
         }
         if (ret)
             return ret;
@@ -331,6 +334,7 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
     for (int i = 1; i < *argc; i++) {
         const char *arg = argv[i], *val, *eq;
         const struct setting *s;
+        char flag[96];
         size_t len;
 
         if (!strcmp(arg, "--")) {
@@ -372,7 +376,8 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
             snprintf(errstr, errstr_size, "--%s needs a value", s->name);
             return BT_EINVAL;
         }
-        if ((ret = set_value(cfg, s, val, errstr, errstr_size)))
+        snprintf(flag, sizeof(flag), "--%s", s->name);
+        if ((ret = set_value(cfg, s, val, flag, errstr, errstr_size)))
             return ret;
     }
     *argc = out;

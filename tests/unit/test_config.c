@@ -90,10 +90,28 @@ Test(config, a_bad_retention_names_the_setting)
     struct bt_config cfg;
 
     cr_expect_eq(load(&cfg, argv, errstr, sizeof(errstr)), BT_EINVAL);
-    cr_expect_str_eq(errstr, "retention: \"7\" is not a duration (an integer and a unit: "
-                             "ms, s, m, h or d)");
+    cr_expect_str_eq(errstr, "--retention: \"7\" is not a duration (an integer and a "
+                             "unit: ms, s, m, h or d)");
     bt_config_release(&cfg);
     cr_expect_eq(load(&cfg, argv2, errstr, sizeof(errstr)), BT_EINVAL);
     cr_expect(strstr(errstr, "retention-type: \"x\" is not TYPE=DURATION"), "%s", errstr);
+    bt_config_release(&cfg);
+}
+
+/* A bad value is named as the user gave it: the flag, or the variable. */
+Test(config, a_bad_value_names_its_flag_or_its_variable)
+{
+    char p[] = "prog", f[] = "--concurrency=abc";
+    char *argv[] = {p, f, NULL}, *plain[] = {p, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+
+    cr_expect_eq(load(&cfg, argv, errstr, sizeof(errstr)), BT_EINVAL);
+    cr_expect_str_eq(errstr, "--concurrency: \"abc\" is not an integer");
+    bt_config_release(&cfg);
+    setenv("BATON_CONCURRENCY", "5000", 1);
+    cr_expect_eq(load(&cfg, plain, errstr, sizeof(errstr)), BT_EINVAL);
+    unsetenv("BATON_CONCURRENCY");
+    cr_expect_str_eq(errstr, "BATON_CONCURRENCY: 5000 is out of range [1, 1024]");
     bt_config_release(&cfg);
 }
