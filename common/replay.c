@@ -148,7 +148,9 @@ static bool replaces(const struct bt_instance *inst, const struct bt_msg *msg,
 /* The finished run ends and the start's new run begins, as on continue-as-new
  * (its history archived as that run's, a journal whose seqs follow), with the
  * start's type and input and nothing of the old outcome. */
-static void reuse_run(struct bt_instance *inst)
+/* Ends the current run's journal: the records so far belong to it (its
+ * history is kept under its own key), the next run's seqs follow its own. */
+static void end_run(struct bt_instance *inst)
 {
     struct bt_delta *d = &inst->delta;
 
@@ -160,6 +162,11 @@ static void reuse_run(struct bt_instance *inst)
     inst->n_committed = 0;
     inst->run++;
     inst->hlen = 0;
+}
+
+static void reuse_run(struct bt_instance *inst)
+{
+    end_run(inst);
     inst->cancel_requested = false;
     set_json(&inst->result, NULL);
     set_json(&inst->error, NULL);
@@ -1250,14 +1257,7 @@ static void next_run(struct bt_instance *inst, const struct bt_replay_env *env,
         drop_entry_timer(inst, i);
     history(inst, env, "{s:s, s:i, s:O}", "ev", "continued_as_new", "next_run",
             inst->run + 1, "input", input);
-    d->reset = true;
-    d->reset_history = d->n_history;
-    inst->base += (int64_t)inst->n_entries;
-    while (inst->n_entries)
-        bt_entry_release(&inst->entries[--inst->n_entries]);
-    inst->n_committed = 0;
-    inst->run++;
-    inst->hlen = 0;
+    end_run(inst);
     set_json(&inst->input, input);
     d->meta_dirty = true;
     history(inst, env, "{s:s, s:s, s:i, s:O}", "ev", "started", "workflow", inst->type,
