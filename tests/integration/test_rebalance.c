@@ -74,8 +74,8 @@ Test(rebalance, a_worker_never_runs_two_copies_of_one_attempt_at_once, .init = s
     cr_expect_eq(runs_twice_in_one_process(), 0, "a worker ran one attempt twice");
     /* only the two running when the partitions moved may run once more */
     cr_expect_leq(runs, (size_t)n + 2, "queued tasks of moved partitions ran twice");
-    cr_assert_eq(bt_test_stop(a, 15000), 0);
-    cr_assert_eq(bt_test_stop(b, 15000), 0);
+    cr_assert_eq(bt_test_stop(a, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(b, BT_TEST_STOP_MS), 0);
 }
 
 /* Steps of 1 s under a rate of 2 per second in all: the first worker runs
@@ -113,8 +113,8 @@ Test(rebalance, tasks_waiting_for_a_token_are_left_to_their_partitions_new_owner
     cr_expect_eq(runs_twice_in_one_process(), 0, "a worker ran one attempt twice");
     /* only the one running when the partitions moved may run once more */
     cr_expect_leq(runs, (size_t)n + 1, "waiting tasks of moved partitions ran twice");
-    cr_assert_eq(bt_test_stop(a, 15000), 0);
-    cr_assert_eq(bt_test_stop(b, 15000), 0);
+    cr_assert_eq(bt_test_stop(a, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(b, BT_TEST_STOP_MS), 0);
 }
 
 /* A worker whose buffer is full pauses its task partitions; a rebalance
@@ -151,6 +151,6 @@ Test(rebalance, partitions_given_back_after_a_pause_fetch_again, .init = setup,
     cr_assert_eq(r.distinct, n, "results: %d of %d (a partition stayed paused?)",
                  r.distinct, n);
     json_decref(r.by_id);
-    cr_assert_eq(bt_test_stop(a, 15000), 0);
-    cr_assert_eq(bt_test_stop(b, 15000), 0);
+    cr_assert_eq(bt_test_stop(a, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(b, BT_TEST_STOP_MS), 0);
 }
