@@ -105,8 +105,8 @@ static void run_through_an_outage(const char *how, const char *tag, int n)
                 bt_test_count_lines_with(stack.log, "re-sent unsent"));
     cr_assert_eq(dup, 0, "results produced twice: %d", dup);
     cr_assert_eq(dead, 0, "valid events dead-lettered while redis was away: %d", dead);
-    cr_assert_eq(bt_test_stop(worker, 15000), 0);
-    cr_assert_eq(bt_test_stop(scheduler, 15000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
 }
 
 Test(faults, redis_killed_and_restarted_mid_run_loses_and_repeats_nothing, .init = setup,
@@ -231,7 +231,8 @@ Test(faults, oversized_messages_fail_with_a_clear_error_and_the_partition_flows,
     cr_expect_eq(dead.size[0], 1040078, "%s", dead.reason[0]);
     cr_expect_eq(dead.size[1], 2 << 20, "%s", dead.reason[1]);
     cr_expect(strstr(dead.reason[0], "exceeds the limit"), "%s", dead.reason[0]);
-    cr_assert_eq(bt_test_stop(worker, 15000), 0, "the worker must stop on SIGTERM");
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0,
+                 "the worker must stop on SIGTERM");
 }
 
 Test(faults, the_cli_refuses_an_input_over_the_limit_before_producing, .init = setup,
@@ -283,7 +284,7 @@ Test(faults, a_worker_whose_task_fetch_stops_is_mended_by_its_watchdog, .init = 
                  "the failpoint did not fire");
     cr_assert_eq(r.distinct, n, "results: %d of %d", r.distinct, n);
     cr_expect_geq(bt_test_count_lines_with(stack.log, "consumer stalled"), 1);
-    cr_assert_eq(bt_test_stop(worker, 15000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
 
 static bool collect_reasons(const json_t *msg, void *arg)
@@ -341,7 +342,7 @@ Test(faults, an_outcome_no_task_could_have_produced_is_dead_lettered, .init = se
         json_object_get(json_object_get(json_array_get(done, 0), "result"), "forged"));
     json_decref(done);
     json_decref(reasons);
-    cr_assert_eq(bt_test_stop(worker, 15000), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
 
 /* The test's own copy of tests/plugins/overlap.c's two_holds, to commit a

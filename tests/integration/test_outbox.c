@@ -231,7 +231,7 @@ Test(outbox, a_result_delivered_before_its_worker_died_is_not_sent_again, .init 
     bt_stack_read_all(&stack, "results", 10000, count_once, &results);
     cr_assert_eq(results, 1, "once-1 has %d results", results);
     cr_assert_eq(bt_test_count_lines_with(stack.log, "result found sent"), 1);
-    cr_assert_eq(bt_test_stop(second, 15000), 0);
+    cr_assert_eq(bt_test_stop(second, BT_TEST_STOP_MS), 0);
 }
 
 /* The worker that reloads an instance and the sweep may find its result
