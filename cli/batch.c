@@ -1,5 +1,6 @@
-/* Batch operations: `baton cancel|terminate|signal ... --query Q [--yes]`
- * sends the event to every instance the query matches. A query is terms
+/* Batch operations: `baton cancel|terminate|signal|pause|resume|reset ...
+ * --query Q [--yes]` sends the event to every instance the query matches
+ * (live ones; finished ones too for a reset). A query is terms
  * joined by AND: status=S, type=T, started<TIME, started>TIME (TIME: RFC
  * 3339, or a date). The instances come from the status index (idx:<status>,
  * or idx:all), their type, status and start time from their meta hashes, 500
@@ -79,20 +80,20 @@ bad:
     return BT_EXIT_USAGE;
 }
 
-static bool matches(const struct query *q, const redisReply *m)
+static bool matches(const struct query *q, const redisReply *m, bool finished_too)
 {
     const char *type = m->element[0]->str, *status = m->element[1]->str;
     int64_t created = m->element[2]->str ? strtoll(m->element[2]->str, NULL, 10) : 0;
 
     return type && status && (!q->type || !strcmp(q->type, type)) &&
            (!q->status || !strcmp(q->status, status)) &&
-           !bt_status_final(bt_status_parse(status)) &&
+           (finished_too || !bt_status_final(bt_status_parse(status))) &&
            (!q->before || created < q->before) && (!q->after || created > q->after);
 }
 
 /* Appends to *ids the ids of ids[from, to) (a ZRANGE reply) that match. */
 static int filter(struct bt_store *store, const struct query *q, const redisReply *all,
-                  size_t from, size_t to, json_t *out)
+                  size_t from, size_t to, bool finished_too, json_t *out)
 {
     struct bt_redis *r = bt_store_redis(store);
     char key[600];
@@ -112,7 +113,7 @@ static int filter(struct bt_store *store, const struct query *q, const redisRepl
             freeReplyObject(m);
             return BT_EXIT_UNAVAILABLE;
         }
-        if (matches(q, m))
+        if (matches(q, m, finished_too))
             json_array_append_new(
                 out, json_pack("[s, s]", all->element[i]->str,
                                m->element[3]->str ? m->element[3]->str : "default"));
@@ -122,7 +123,8 @@ static int filter(struct bt_store *store, const struct query *q, const redisRepl
 }
 
 /* The [id, queue] pairs of the instances q matches, or NULL (said why). */
-static json_t *select_instances(const struct bt_config *cfg, const struct query *q)
+static json_t *select_instances(const struct bt_config *cfg, const struct query *q,
+                                bool finished_too)
 {
     struct bt_store *store = bt_cli_store(cfg);
     redisReply *all = NULL;
@@ -137,7 +139,8 @@ static json_t *select_instances(const struct bt_config *cfg, const struct query 
         goto out;
     for (size_t i = 0; i < all->elements; i += CHUNK)
         if ((ret = filter(store, q, all, i,
-                          i + CHUNK < all->elements ? i + CHUNK : all->elements, out)))
+                          i + CHUNK < all->elements ? i + CHUNK : all->elements,
+                          finished_too, out)))
             goto out;
     ret = 0;
 out:
@@ -220,10 +223,12 @@ int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
 
     if ((ret = parse_query(&q, query)))
         return ret;
-    if (!(ids = select_instances(cfg, &q)))
+    /* a reset starts finished instances again; the rest acts on live ones */
+    if (!(ids = select_instances(cfg, &q, msg->type == BT_MSG_RESET)))
         return BT_EXIT_UNAVAILABLE;
     if (!json_array_size(ids)) {
-        fprintf(stderr, "%s: no running instance matches\n", verb);
+        fprintf(stderr, "%s: no %sinstance matches\n", verb,
+                msg->type == BT_MSG_RESET ? "" : "live ");
         ret = BT_EXIT_OK;
     } else if (!confirmed(yes, verb, json_array_size(ids))) {
         ret = BT_EXIT_USAGE;

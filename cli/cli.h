@@ -76,6 +76,15 @@ int bt_cli_stats(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_dlq(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);
+/* Encodes msg and produces it to the topic suffix, keyed by its id: an exit
+ * status, having said what went wrong. */
+int bt_cli_send(const struct bt_config *cfg, const char *suffix,
+                const struct bt_msg *msg);
+/* "user@host (baton cli)": who sent an operator's control, for its history. */
+const char *bt_cli_who(void);
+int bt_cli_pause(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_resume(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_reset(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_terminate(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv);

@@ -116,9 +116,9 @@ static json_t *steps_json(const redisReply *journal, long long base)
 static json_t *model(const char *id, const redisReply *meta, const redisReply *journal)
 {
     const char *run = field(meta, "run"), *pseq = field(meta, "pseq"),
-               *cancel = field(meta, "cancel"), *base = field(meta, "base");
-
-    return json_pack(
+               *cancel = field(meta, "cancel"), *base = field(meta, "base"),
+               *paused = field(meta, "paused");
+    json_t *m = json_pack(
         "{s:s, s:s?, s:s?, s:o, s:o, s:o, s:s?, s:I, s:s?, s:o, s:o, s:o, s:o, s:b, s:o}",
         "id", id, "type", field(meta, "type"), "status", field(meta, "status"), "created",
         time_json(field(meta, "created")), "updated", time_json(field(meta, "updated")),
@@ -129,6 +129,11 @@ static json_t *model(const char *id, const redisReply *meta, const redisReply *j
         stored_json(field(meta, "error")), "signals", stored_json(field(meta, "signals")),
         "cancel_requested", cancel && cancel[0] == '1', "steps",
         steps_json(journal, base ? strtoll(base, NULL, 10) : 0));
+
+    /* since when it is paused (its timers stopped then), while it is */
+    if (m && paused && strtoll(paused, NULL, 10) > 0)
+        json_object_set_new(m, "paused_since", time_json(paused));
+    return m;
 }
 
 static const char *str(const json_t *root, const char *name)
@@ -194,6 +199,10 @@ static void print_text(const json_t *root)
         printf("buffered signals: %s\n", signals);
     if (json_is_true(json_object_get(root, "cancel_requested")))
         printf("cancellation requested\n");
+    if (json_is_string(json_object_get(root, "paused_since")))
+        printf("paused since %s: no step runs and its timers are stopped until `baton "
+               "resume`\n",
+               str(root, "paused_since"));
     printf("steps:    %zu\n", json_array_size(steps));
     printf("  %-4s %-8s %-24s %-15s %-7s %s\n", "SEQ", "KIND", "NAME", "STATE", "ATTEMPT",
            "DUE / VALUE");

@@ -173,7 +173,7 @@ static bool list_json;
 
 static const struct bt_arg list_args[] = {
     {"status", 0, BT_ARG_CHOICE, &list_status, "S", "all",
-     .choices = "running|completed|failed|cancelled|terminated|blocked|all",
+     .choices = "running|completed|failed|cancelled|terminated|blocked|paused|all",
      .help = "only instances in this status"},
     {"type", 0, BT_ARG_STR, &list_type, "TYPE", .help = "only instances of this type"},
     {"limit", 0, BT_ARG_INT, &list_limit, "N", "100", 1, 1000000,

@@ -15,8 +15,6 @@
 static int send_event(const struct bt_config *cfg, const struct bt_msg *msg)
 {
     char status[64], suffix[300];
-    size_t len;
-    char *bytes;
     int ret = bt_cli_lookup(cfg, msg->id, status, sizeof(status), suffix, sizeof(suffix));
 
     if (ret)
@@ -25,14 +23,7 @@ static int send_event(const struct bt_config *cfg, const struct bt_msg *msg)
         fprintf(stderr, "baton: workflow %s is already %s\n", msg->id, status);
         return BT_EXIT_FAIL;
     }
-    if (!(bytes = bt_codec_encode(msg, &len))) {
-        fprintf(stderr, "baton: invalid id or name (1..256 characters, no control "
-                        "characters)\n");
-        return BT_EXIT_USAGE;
-    }
-    ret = bt_cli_produce(cfg, suffix, msg->id, bytes, len);
-    free(bytes);
-    return ret;
+    return bt_cli_send(cfg, suffix, msg);
 }
 
 static const char *payload_arg, *reason_arg, *query_arg;

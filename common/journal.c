@@ -15,7 +15,7 @@ static const char *const status_names[] = {
     [BT_STATUS_NONE] = "none",           [BT_STATUS_RUNNING] = "running",
     [BT_STATUS_COMPLETED] = "completed", [BT_STATUS_FAILED] = "failed",
     [BT_STATUS_CANCELLED] = "cancelled", [BT_STATUS_TERMINATED] = "terminated",
-    [BT_STATUS_BLOCKED] = "blocked",
+    [BT_STATUS_BLOCKED] = "blocked",     [BT_STATUS_PAUSED] = "paused",
 };
 
 const char *bt_status_name(enum bt_status s)
@@ -275,6 +275,7 @@ void bt_delta_reset(struct bt_delta *d)
         free(d->history[i]);
     d->n_cmds = d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
+    d->pause_changed = false;
     d->reset = false;
     d->reset_history = 0;
 }
@@ -308,6 +309,7 @@ void bt_instance_committed(struct bt_instance *inst, int64_t ver)
         free(d->history[i]);
     d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
+    d->pause_changed = false;
     d->old_status = inst->status;
 }
 
@@ -315,8 +317,8 @@ bool bt_instance_dirty(const struct bt_instance *inst)
 {
     const struct bt_delta *d = &inst->delta;
 
-    if (d->meta_dirty || d->reset || d->n_timers_add || d->n_timers_del || d->n_history ||
-        inst->n_committed < inst->n_entries)
+    if (d->meta_dirty || d->pause_changed || d->reset || d->n_timers_add ||
+        d->n_timers_del || d->n_history || inst->n_committed < inst->n_entries)
         return true;
     for (size_t i = 0; i < inst->n_committed; i++)
         if (inst->entries[i].dirty)

@@ -49,6 +49,7 @@ enum bt_status {
     BT_STATUS_CANCELLED,
     BT_STATUS_TERMINATED,
     BT_STATUS_BLOCKED,
+    BT_STATUS_PAUSED, /* by an operator: no step, timers stopped (control.c) */
 };
 const char *bt_status_name(enum bt_status s);
 /* Returns the status named s, or -1. */
@@ -111,6 +112,7 @@ struct bt_delta {
     bool reset;
     size_t reset_history;
     enum bt_status old_status; /* status at the last commit (for the indexes) */
+    bool pause_changed;        /* paused_at changed: written (or cleared) */
 };
 
 struct bt_instance {
@@ -128,9 +130,10 @@ struct bt_instance {
     int64_t base;       /* seq of entries[0]: seqs never repeat across runs */
     int64_t hlen;       /* history records of this run in Redis */
     bool cancel_requested;
-    json_t *result;  /* when completed */
-    json_t *error;   /* when failed / blocked: {"type","message"} */
-    json_t *signals; /* buffered signals: [[name, payload], ...] */
+    int64_t paused_at; /* ms: when it was paused (status paused), else 0 */
+    json_t *result;    /* when completed */
+    json_t *error;     /* when failed / blocked: {"type","message"} */
+    json_t *signals;   /* buffered signals: [[name, payload], ...] */
     /* where the last applied event was read: "<cluster>/<topic>/<partition>"
      * and its offset; a redelivered event at or below it (and no newer) is a
      * duplicate */

@@ -19,7 +19,9 @@
 #include "err.h"
 #include "jsonw.h"
 #include "log.h"
+#include "control.h"
 #include "replay.h"
+#include "replay_int.h"
 
 /* A saved entry, to roll a replay back when it meets nondeterminism. */
 struct undo {
@@ -61,16 +63,13 @@ static const char *const kind_names[128] = {
 
 /* Records are written as text (jsonw.h), not built as a json_t and dumped:
  * a step writes two of them. fmt and its arguments: see bt_jw_pairs. */
-static void history(struct bt_instance *inst, const struct bt_replay_env *env,
-                    const char *fmt, ...)
+static void history_v(struct bt_instance *inst, const struct bt_replay_env *env,
+                      const char *fmt, va_list ap)
 {
     struct bt_jw w = {0};
-    va_list ap;
 
     bt_jw_lit(&w, "{");
-    va_start(ap, fmt);
     bt_jw_pairs(&w, true, fmt, ap);
-    va_end(ap);
     bt_jw_lit(&w, ",\"ts\":");
     bt_jw_int(&w, env->now_ms);
     if (env->worker) {
@@ -81,7 +80,27 @@ static void history(struct bt_instance *inst, const struct bt_replay_env *env,
     bt_delta_history(&inst->delta, bt_jw_finish(&w, NULL));
 }
 
-static json_t *error_json(const char *type, const char *message)
+static void history(struct bt_instance *inst, const struct bt_replay_env *env,
+                    const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    history_v(inst, env, fmt, ap);
+    va_end(ap);
+}
+
+void bt_replay_record(struct bt_instance *inst, const struct bt_replay_env *env,
+                      const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    history_v(inst, env, fmt, ap);
+    va_end(ap);
+}
+
+json_t *bt_replay_error(const char *type, const char *message)
 {
     return json_pack("{s:s, s:s}", "type", type, "message", message);
 }
@@ -115,9 +134,6 @@ static char *queue_dup(const char *queue)
     return queue && strcmp(queue, "default") ? strdup(queue) : NULL;
 }
 
-static void close_children(struct bt_instance *inst, const struct bt_replay_env *env,
-                           const char *why);
-
 static bool same_queue(const char *a, const char *b)
 {
     return !strcmp(a && strcmp(a, "default") ? a : "",
@@ -150,7 +166,7 @@ static bool replaces(const struct bt_instance *inst, const struct bt_msg *msg,
  * start's type and input and nothing of the old outcome. */
 /* Ends the current run's journal: the records so far belong to it (its
  * history is kept under its own key), the next run's seqs follow its own. */
-static void end_run(struct bt_instance *inst)
+void bt_replay_end_run(struct bt_instance *inst)
 {
     struct bt_delta *d = &inst->delta;
 
@@ -166,7 +182,7 @@ static void end_run(struct bt_instance *inst)
 
 static void reuse_run(struct bt_instance *inst)
 {
-    end_run(inst);
+    bt_replay_end_run(inst);
     inst->cancel_requested = false;
     set_json(&inst->result, NULL);
     set_json(&inst->error, NULL);
@@ -258,8 +274,6 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
                    enum bt_status status, json_t *result /* stolen */,
                    json_t *error /* stolen */);
 
-static void drop_entry_timer(struct bt_instance *inst, size_t i);
-
 static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
                         const struct bt_replay_env *env)
 {
@@ -267,22 +281,22 @@ static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
             msg->terminate, "reason", msg->body ? msg->body : json_null());
     if (msg->terminate) {
         finish(inst, env, BT_STATUS_TERMINATED, NULL,
-               error_json("Terminated", "terminated by request"));
+               bt_replay_error("Terminated", "terminated by request"));
         return 0;
     }
     /* every step the code waits on now fails with Cancelled: replay then sees
      * the cancellation at the same point every time, and the code's own
      * failure handling runs its cleanup steps; running children first get
      * their parent-close policy */
-    close_children(inst, env, "cancelled");
+    bt_replay_close_children(inst, env, "cancelled");
     for (size_t i = 0; i < inst->n_entries; i++) {
         struct bt_entry *e = &inst->entries[i];
         if (e->state == BT_ST_DONE || e->state == BT_ST_FAILED)
             continue;
-        drop_entry_timer(inst, i);
+        bt_replay_drop_entry_timer(inst, i);
         e->state = BT_ST_FAILED;
         e->dirty = true;
-        set_json(&e->error, error_json("Cancelled", "the instance was cancelled"));
+        set_json(&e->error, bt_replay_error("Cancelled", "the instance was cancelled"));
     }
     inst->cancel_requested = true;
     inst->delta.meta_dirty = true;
@@ -344,9 +358,9 @@ static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
     *why = "stale timer";
     if (!strcmp(k, "workflow_timeout")) {
         history(inst, env, "{s:s, s:s}", "ev", "timer_fired", "kind", k);
-        finish(
-            inst, env, BT_STATUS_FAILED, NULL,
-            error_json("WorkflowTimeout", "the workflow ran past its execution timeout"));
+        finish(inst, env, BT_STATUS_FAILED, NULL,
+               bt_replay_error("WorkflowTimeout",
+                               "the workflow ran past its execution timeout"));
         return 0;
     }
     if (!strcmp(k, "sleep")) {
@@ -399,7 +413,7 @@ static int apply_child(struct bt_instance *inst, const struct bt_msg *msg,
         set_json(&e->value, json_incref(msg->body ? msg->body : json_null()));
     } else {
         e->state = BT_ST_FAILED;
-        set_json(&e->error, error_json(msg->error.type, msg->error.message));
+        set_json(&e->error, bt_replay_error(msg->error.type, msg->error.message));
     }
     history(inst, env, "{s:s, s:I, s:s, s:O}", "ev",
             ok ? "child_completed" : "child_failed", "seq", (json_int_t)msg->seq, "child",
@@ -425,12 +439,16 @@ int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
         *why = "unknown instance";
         return BT_ENOENT;
     }
+    if (msg->type == BT_MSG_RESET) /* a finished run too: it is done again */
+        return bt_control_apply(inst, msg, env, why);
     if (bt_status_final(inst->status)) {
         *why = "instance already finished";
         if (msg->type == BT_MSG_CANCEL && from_parent(inst, msg))
             return BT_EEXIST; /* the child finished first: nothing to cancel */
-        return msg->type == BT_MSG_SIGNAL || msg->type == BT_MSG_CANCEL ? BT_ESTATE
-                                                                        : BT_EEXIST;
+        return msg->type == BT_MSG_SIGNAL || msg->type == BT_MSG_CANCEL ||
+                       msg->type == BT_MSG_PAUSE || msg->type == BT_MSG_RESUME
+                   ? BT_ESTATE
+                   : BT_EEXIST;
     }
     switch (msg->type) {
     case BT_MSG_SIGNAL:
@@ -445,6 +463,9 @@ int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
     case BT_MSG_CHILD_COMPLETED:
     case BT_MSG_CHILD_FAILED:
         return apply_child(inst, msg, env, why);
+    case BT_MSG_PAUSE:
+    case BT_MSG_RESUME:
+        return bt_control_apply(inst, msg, env, why);
     default:
         *why = "not an event";
         return BT_EINVALMSG;
@@ -505,9 +526,9 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
         status = BT_STATUS_CANCELLED;
     /* nothing is waited on any more: no timer of it is to fire */
     for (size_t i = 0; i < inst->n_entries; i++)
-        drop_entry_timer(inst, i);
+        bt_replay_drop_entry_timer(inst, i);
     drop_timer(inst, "workflow_timeout", 0, 0);
-    close_children(inst, env, bt_status_name(status));
+    bt_replay_close_children(inst, env, bt_status_name(status));
     inst->status = status;
     inst->delta.meta_dirty = true;
     set_json(&inst->result, result);
@@ -545,8 +566,8 @@ static const char *const close_policies[] = {
 
 /* The parent is done with its running children (it finished, was cancelled
  * or continued as new): each gets the policy it was started with. */
-static void close_children(struct bt_instance *inst, const struct bt_replay_env *env,
-                           const char *why)
+void bt_replay_close_children(struct bt_instance *inst, const struct bt_replay_env *env,
+                              const char *why)
 {
     for (size_t i = 0; i < inst->n_entries; i++) {
         const struct bt_entry *e = &inst->entries[i];
@@ -1153,7 +1174,7 @@ bt_poll bt_fail(bt_wf *wf, const char *error_type, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    return fail_json(wf, error_json(error_type, text));
+    return fail_json(wf, bt_replay_error(error_type, text));
 }
 
 bt_poll bt__fail_with(bt_wf *wf, const json_t *error)
@@ -1162,7 +1183,8 @@ bt_poll bt__fail_with(bt_wf *wf, const json_t *error)
     const char *type = json_string_value(json_object_get(err, "type"));
     const char *message = json_string_value(json_object_get(err, "message"));
 
-    return fail_json(wf, error_json(type ? type : "StepFailed", message ? message : ""));
+    return fail_json(wf,
+                     bt_replay_error(type ? type : "StepFailed", message ? message : ""));
 }
 
 /* ---- running a replay ---- */
@@ -1225,23 +1247,33 @@ static void refuse_oversized(struct bt_instance *inst, const struct bt_replay_en
              d->cmds[c].topic, d->cmds[c].len, (long long)env->max_message);
     bt_log(BT_LOG_WARN, "instance failed: %s workflow=%s", text, inst->id);
     drop_after(d, before, false);
-    finish(inst, env, BT_STATUS_FAILED, NULL, error_json("PayloadTooLarge", text));
+    finish(inst, env, BT_STATUS_FAILED, NULL, bt_replay_error("PayloadTooLarge", text));
 }
 
-/* The timer an unfinished entry may still have in the timers set. */
-static void drop_entry_timer(struct bt_instance *inst, size_t i)
+bool bt_replay_entry_timer(const struct bt_instance *inst, size_t i, const char **kind)
 {
     const struct bt_entry *e = &inst->entries[i];
-    int64_t seq = inst->base + (int64_t)i;
 
+    *kind = NULL;
     if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_WAITING)
-        drop_timer(inst, "timeout", seq, e->attempt);
+        *kind = "timeout";
     else if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_BACKOFF)
-        drop_timer(inst, "retry", seq, e->attempt);
+        *kind = "retry";
     else if (e->kind == BT_ENTRY_TIMER && e->state == BT_ST_WAITING)
-        drop_timer(inst, "sleep", seq, 0);
+        *kind = "sleep";
     else if (e->kind == BT_ENTRY_SIGNAL && e->state == BT_ST_WAITING)
-        drop_timer(inst, "signal_timeout", seq, 0);
+        *kind = "signal_timeout";
+    return *kind != NULL;
+}
+
+void bt_replay_drop_entry_timer(struct bt_instance *inst, size_t i)
+{
+    const char *kind;
+
+    if (bt_replay_entry_timer(inst, i, &kind))
+        drop_timer(inst, kind, inst->base + (int64_t)i,
+                   inst->entries[i].kind == BT_ENTRY_ACTIVITY ? inst->entries[i].attempt
+                                                              : 0);
 }
 
 /* Continue-as-new: the run ends and the next one starts with input (stolen)
@@ -1252,12 +1284,12 @@ static void next_run(struct bt_instance *inst, const struct bt_replay_env *env,
 {
     struct bt_delta *d = &inst->delta;
 
-    close_children(inst, env, "continued as new");
+    bt_replay_close_children(inst, env, "continued as new");
     for (size_t i = 0; i < inst->n_entries; i++)
-        drop_entry_timer(inst, i);
+        bt_replay_drop_entry_timer(inst, i);
     history(inst, env, "{s:s, s:i, s:O}", "ev", "continued_as_new", "next_run",
             inst->run + 1, "input", input);
-    end_run(inst);
+    bt_replay_end_run(inst);
     set_json(&inst->input, input);
     d->meta_dirty = true;
     history(inst, env, "{s:s, s:s, s:i, s:O}", "ev", "started", "workflow", inst->type,

@@ -220,6 +220,8 @@ static int load_meta(struct bt_instance *inst, const redisReply *reply)
             inst->parent_seq = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "cancel")) {
             inst->cancel_requested = v->str[0] == '1';
+        } else if (!strcmp(f, "paused")) {
+            inst->paused_at = strtoll(v->str, NULL, 10);
         } else if (!strcmp(f, "input")) {
             inst->input = parse_json(v);
         } else if (!strcmp(f, "result") && v->len) {
@@ -661,6 +663,11 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
         arg_str(a, "cancel");
         arg_str(a, inst->cancel_requested ? "1" : "0");
         n += 4;
+    }
+    if (d->pause_changed) { /* only then: most instances are never paused */
+        arg_str(a, "paused");
+        arg_int(a, inst->paused_at);
+        n++;
     }
     arg_patch_int(a, count_at, (long long)n);
 

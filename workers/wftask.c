@@ -118,7 +118,8 @@ struct bt_wftask {
     rd_kafka_t *lookback;    /* bt_unsent_drop_delivered's reader */
     struct bt_unseen unseen; /* eager tasks of failed tries (unseen.h) */
     struct {
-        struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
+        struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked,
+            *paused;
         struct bt_metric *timer_late;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
             *lag, *forwarded, *eager;
@@ -180,6 +181,9 @@ static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
     wt->m.blocked =
         bt_metrics_gauge(m, "baton_instances_blocked",
                          "Blocked instances: blocked minus unblocked here.", "workflow");
+    wt->m.paused = bt_metrics_gauge(
+        m, "baton_instances_paused",
+        "Paused instances: paused minus resumed, reset or ended here.", "workflow");
     wt->m.events = bt_metrics_series(bt_metrics_counter(
         m, "baton_events_applied_total", "Events applied to instances.", NULL));
     wt->m.ignored = bt_metrics_series(
@@ -285,6 +289,8 @@ static void after_commit(struct bt_wftask *wt)
                        (to == BT_STATUS_RUNNING) - (from == BT_STATUS_RUNNING));
         bt_metrics_add(bt_metrics_series(wt->m.blocked, type),
                        (to == BT_STATUS_BLOCKED) - (from == BT_STATUS_BLOCKED));
+        bt_metrics_add(bt_metrics_series(wt->m.paused, type),
+                       (to == BT_STATUS_PAUSED) - (from == BT_STATUS_PAUSED));
     }
 }
 
