@@ -49,6 +49,20 @@ int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv);
  * matches ("status=running AND type=T AND started<2026-12-01"), after --yes or
  * a person's "y"; verb names the action in its messages. An exit status. */
 struct bt_msg;
+/* The query language (query.h) in a flag's help, and the --query and --yes
+ * flags of the batch operations. */
+#define BT_CLI_QUERY_TERMS                                                               \
+    "terms joined by AND: status=S, type=T, started<TIME, or a search attribute "        \
+    "(brand=\"acme\", tier>=2)"
+#define BT_CLI_ARG_QUERY(var)                                                            \
+    {                                                                                    \
+        "query", 0, BT_ARG_STR, &(var), "QUERY", NULL,                                   \
+            .help = "every instance that matches, instead of ID: " BT_CLI_QUERY_TERMS    \
+    }
+#define BT_CLI_ARG_YES(var)                                                              \
+    {                                                                                    \
+        "yes", 0, BT_ARG_BOOL, &(var), .help = "with --query: do not ask"                \
+    }
 int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
                  struct bt_msg *msg, const char *verb);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);

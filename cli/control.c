@@ -23,16 +23,8 @@ static bool last_failure_arg, yes_arg;
     {                                                                                    \
         "reason", 0, BT_ARG_STR, &reason_arg, "TEXT", .help = "why, kept in its history" \
     }
-#define ARG_QUERY                                                                        \
-    {                                                                                    \
-        "query", 0, BT_ARG_STR, &query_arg, "QUERY", NULL,                               \
-            .help = "every instance that matches instead of ID: status=S, type=T, "      \
-                    "started<TIME, started>TIME, joined by AND"                          \
-    }
-#define ARG_YES                                                                          \
-    {                                                                                    \
-        "yes", 0, BT_ARG_BOOL, &yes_arg, .help = "with --query: do not ask"              \
-    }
+#define ARG_QUERY BT_CLI_ARG_QUERY(query_arg)
+#define ARG_YES   BT_CLI_ARG_YES(yes_arg)
 
 static const struct bt_arg pause_args[] = {ARG_REASON, ARG_QUERY, ARG_YES, {NULL}};
 

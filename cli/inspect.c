@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "query.h"
 #include "journal.h"
 
 /* One history record: as JSON with its time in RFC 3339 like every --json
@@ -167,7 +168,7 @@ out:
     return ret;
 }
 
-static const char *list_status = "all", *list_type;
+static const char *list_status = "all", *list_type, *list_query, *list_after;
 static int64_t list_limit = 100;
 static bool list_json;
 
@@ -176,81 +177,76 @@ static const struct bt_arg list_args[] = {
      .choices = "running|completed|failed|cancelled|terminated|blocked|paused|all",
      .help = "only instances in this status"},
     {"type", 0, BT_ARG_STR, &list_type, "TYPE", .help = "only instances of this type"},
+    {"query", 0, BT_ARG_STR, &list_query, "QUERY",
+     .help = "only instances that match: " BT_CLI_QUERY_TERMS},
     {"limit", 0, BT_ARG_INT, &list_limit, "N", "100", 1, 1000000,
      .help = "at most this many, newest first"},
+    {"after", 0, BT_ARG_STR, &list_after, "CURSOR",
+     .help = "the next page: where the previous page ended (it prints the cursor)"},
     {"json", 0, BT_ARG_BOOL, &list_json,
      .help = "one JSON object per instance and line (JSON lines), no header"},
     {NULL},
 };
 
-static void print_row(const char *id, const char *type, const char *status,
-                      int64_t created)
+struct page {
+    int64_t shown;
+};
+
+static bool print_row(const struct bt_query_row *row, void *arg)
 {
+    struct page *page = arg;
     char when[40];
 
-    bt_cli_time(created, when, sizeof(when));
+    bt_cli_time(row->created, when, sizeof(when));
     if (list_json)
-        bt_cli_print_json(json_pack("{s:s, s:s, s:s?, s:s}", "id", id, "type", type,
-                                    "status", status, "created", when));
+        bt_cli_print_json(json_pack("{s:s, s:s, s:s?, s:s, s:O?}", "id", row->id, "type",
+                                    row->type, "status", row->status, "created", when,
+                                    "attributes", row->attrs));
     else
-        printf("%-40s %-24s %-11s %s\n", id, type, status ? status : "?", when);
+        printf("%-40s %-24s %-11s %s\n", row->id, row->type,
+               row->status ? row->status : "?", when);
+    return ++page->shown < list_limit;
 }
 
 static const struct bt_cmd list_cmd = {
     .name = "baton list",
-    .synopsis = "[--status S] [--type T] [--limit N] [--json]",
-    .about = "List instances, newest first.",
+    .synopsis = "[--status S] [--type T] [--query QUERY] [--limit N] [--after CURSOR] "
+                "[--json]",
+    .about = "List instances, newest first, a page at a time.",
     .args = list_args,
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
 };
 
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *status, *type;
-    long limit;
-    struct bt_store *store;
-    redisReply *ids = NULL;
-    char key[600];
+    struct bt_query q = {0};
+    struct page page = {0};
+    struct bt_store *store = NULL;
+    char next[64];
     int n_pos, ret;
 
     if ((ret = bt_cli_args(&list_cmd, argc, argv, NULL, &n_pos)) >= 0)
         return ret;
-    ret = BT_EXIT_UNAVAILABLE;
-    status = list_status;
-    type = list_type;
-    limit = (long)list_limit;
-    if (!(store = bt_cli_store(cfg)))
-        return ret;
-    snprintf(key, sizeof(key), "%s:idx:%s", bt_store_prefix(store), status);
-    ids = bt_redis_command(bt_store_redis(store), "ZREVRANGE %s 0 %ld", key,
-                           type ? -1 : limit - 1);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY)
+    if ((strcmp(list_status, "all") &&
+         (ret = bt_query_add(&q, "status", "=", list_status))) ||
+        (list_type && (ret = bt_query_add(&q, "type", "=", list_type))) ||
+        (list_query && (ret = bt_query_parse(&q, list_query))))
         goto out;
-    for (size_t i = 0; i < ids->elements; i++) {
-        char mkey[600];
-        const char *argv2[] = {"HMGET", mkey, "type", "status", "created"};
-        bt_store_key(store, ids->element[i]->str, "", mkey, sizeof(mkey));
-        bt_redis_append_argv(bt_store_redis(store), 5, argv2, NULL);
-    }
+    ret = BT_EXIT_UNAVAILABLE;
+    if (!(store = bt_cli_store(cfg)))
+        goto out;
     if (!list_json)
         printf("%-40s %-24s %-11s %s\n", "ID", "TYPE", "STATUS", "CREATED");
-    for (size_t i = 0, shown = 0; i < ids->elements; i++) {
-        redisReply *m = NULL;
-        if (bt_redis_reply(bt_store_redis(store), &m))
-            goto out;
-        if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 && m->element[0]->str &&
-            (!type || !strcmp(type, m->element[0]->str)) && (long)shown < limit) {
-            print_row(ids->element[i]->str, m->element[0]->str, m->element[1]->str,
-                      strtoll(m->element[2]->str ? m->element[2]->str : "0", NULL, 10));
-            shown++;
-        }
-        freeReplyObject(m);
+    if (bt_query_run(store, &q, list_after, print_row, &page, next, sizeof(next))) {
+        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
+        goto out;
     }
+    fflush(stdout); /* the rows before the hint, where both go to one file */
+    if (next[0])
+        fprintf(stderr, "more: the next page is --after %s\n", next);
     ret = BT_EXIT_OK;
 out:
-    if (ret == BT_EXIT_UNAVAILABLE)
-        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
-    freeReplyObject(ids);
+    bt_query_release(&q);
     bt_store_destroy(store);
     return ret;
 }

@@ -29,17 +29,8 @@ static int send_event(const struct bt_config *cfg, const struct bt_msg *msg)
 static const char *payload_arg, *reason_arg, *query_arg;
 static bool yes_arg;
 
-#define ARG_QUERY                                                                        \
-    {                                                                                    \
-        "query", 0, BT_ARG_STR, &query_arg, "QUERY", NULL,                               \
-            .help =                                                                      \
-                "every running instance that matches instead of ID: status=S, type=T, "  \
-                "started<TIME, started>TIME, joined by AND"                              \
-    }
-#define ARG_YES                                                                          \
-    {                                                                                    \
-        "yes", 0, BT_ARG_BOOL, &yes_arg, .help = "with --query: do not ask"              \
-    }
+#define ARG_QUERY BT_CLI_ARG_QUERY(query_arg)
+#define ARG_YES   BT_CLI_ARG_YES(yes_arg)
 
 static const struct bt_arg signal_args[] = {
     {"payload", 0, BT_ARG_STR, &payload_arg, "JSON", "null",

@@ -76,6 +76,7 @@ void bt_instance_destroy(struct bt_instance *inst)
     json_decref(inst->result);
     json_decref(inst->error);
     json_decref(inst->signals);
+    json_decref(inst->attrs);
     free(inst);
 }
 
@@ -147,7 +148,7 @@ int bt_entry_decode(struct bt_entry *e, const char *text, size_t len)
         json_unpack(root, "{s:s, s:I, s:s, s:I, s?I, s?I}", "k", &kind, "s", &state, "n",
                     &name, "at", &attempt, "th", &throttles, "d", &due))
         goto out;
-    if (strlen(kind) != 1 || !strchr("actsxp", kind[0]) || state < 0 ||
+    if (strlen(kind) != 1 || !strchr("actsxpu", kind[0]) || state < 0 ||
         state > BT_ST_FAILED)
         goto out;
     e->kind = kind[0];
@@ -276,6 +277,7 @@ void bt_delta_reset(struct bt_delta *d)
     d->n_cmds = d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
     d->pause_changed = false;
+    d->attrs_changed = false;
     d->reset = false;
     d->reset_history = 0;
 }
@@ -310,6 +312,7 @@ void bt_instance_committed(struct bt_instance *inst, int64_t ver)
     d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
     d->pause_changed = false;
+    d->attrs_changed = false;
     d->old_status = inst->status;
 }
 
@@ -317,7 +320,7 @@ bool bt_instance_dirty(const struct bt_instance *inst)
 {
     const struct bt_delta *d = &inst->delta;
 
-    if (d->meta_dirty || d->pause_changed || d->reset || d->n_timers_add ||
+    if (d->meta_dirty || d->pause_changed || d->attrs_changed || d->reset || d->n_timers_add ||
         d->n_timers_del || d->n_history || inst->n_committed < inst->n_entries)
         return true;
     for (size_t i = 0; i < inst->n_committed; i++)

@@ -18,6 +18,7 @@ enum bt_entry_kind {
     BT_ENTRY_SIGNAL = 's',
     BT_ENTRY_SIDE_EFFECT = 'x',
     BT_ENTRY_PATCH = 'p',
+    BT_ENTRY_ATTRIBUTES = 'u', /* search attributes set (value: the object) */
 };
 
 enum bt_entry_state {
@@ -113,6 +114,7 @@ struct bt_delta {
     size_t reset_history;
     enum bt_status old_status; /* status at the last commit (for the indexes) */
     bool pause_changed;        /* paused_at changed: written (or cleared) */
+    bool attrs_changed;        /* attrs changed: written */
 };
 
 struct bt_instance {
@@ -131,6 +133,7 @@ struct bt_instance {
     int64_t hlen;       /* history records of this run in Redis */
     bool cancel_requested;
     int64_t paused_at; /* ms: when it was paused (status paused), else 0 */
+    json_t *attrs;     /* search attributes (bt_upsert_attributes), or NULL */
     json_t *result;    /* when completed */
     json_t *error;     /* when failed / blocked: {"type","message"} */
     json_t *signals;   /* buffered signals: [[name, payload], ...] */

@@ -57,6 +57,7 @@ static const char *const kind_names[128] = {
     [BT_ENTRY_SIGNAL] = "signal wait",
     [BT_ENTRY_SIDE_EFFECT] = "side effect",
     [BT_ENTRY_PATCH] = "patch marker",
+    [BT_ENTRY_ATTRIBUTES] = "search attributes",
 };
 
 /* ---- history ---- */
@@ -1009,6 +1010,26 @@ bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
 }
 
 /* A recorded value: the first execution computes it, replays read it back. */
+struct bt_entry *bt_replay_take(bt_wf *wf, char kind, const char *name, bool *fresh)
+{
+    return take(wf, kind, name, fresh);
+}
+
+struct bt_instance *bt_replay_instance(bt_wf *wf)
+{
+    return wf->inst;
+}
+
+const struct bt_replay_env *bt_replay_environment(bt_wf *wf)
+{
+    return wf->env;
+}
+
+int64_t bt_replay_seq(bt_wf *wf, const struct bt_entry *e)
+{
+    return (int64_t)seq_of(wf, e);
+}
+
 static const json_t *side_effect(bt_wf *wf, const char *name, json_t *(*make)(void))
 {
     bool fresh;
@@ -1340,6 +1361,7 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
             free(wf.undo);
             break;
         }
+        bt_attributes_merge(inst, runs == 0 ? n_before : 0); /* a new run: all */
         if (runs == 0 && was_blocked && !(wf.finished && !wf.continue_input)) {
             inst->status = BT_STATUS_RUNNING;
             set_json(&inst->error, NULL);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "baton.h"
 #include "journal.h"
 #include "replay.h"
 
@@ -34,5 +35,18 @@ void bt_replay_close_children(struct bt_instance *inst, const struct bt_replay_e
  * history is kept under its own key and archived), the next run's seqs
  * follow its own. */
 void bt_replay_end_run(struct bt_instance *inst);
+
+/* The journal entry the code's next call stands for (a new one appended
+ * when the journal ends: *fresh), or NULL after nondeterminism (the replay
+ * is then rolled back) or once the code finished. */
+struct bt_entry *bt_replay_take(bt_wf *wf, char kind, const char *name, bool *fresh);
+/* The instance a replay runs, its environment, and the seq of one entry. */
+struct bt_instance *bt_replay_instance(bt_wf *wf);
+const struct bt_replay_env *bt_replay_environment(bt_wf *wf);
+int64_t bt_replay_seq(bt_wf *wf, const struct bt_entry *e);
+
+/* After a replay that stands: the search attributes entries[from..) set,
+ * merged into inst->attrs (attributes.c). */
+void bt_attributes_merge(struct bt_instance *inst, size_t from);
 
 #endif

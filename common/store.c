@@ -222,6 +222,8 @@ static int load_meta(struct bt_instance *inst, const redisReply *reply)
             inst->cancel_requested = v->str[0] == '1';
         } else if (!strcmp(f, "paused")) {
             inst->paused_at = strtoll(v->str, NULL, 10);
+        } else if (!strcmp(f, "attrs") && v->len) {
+            inst->attrs = parse_json(v);
         } else if (!strcmp(f, "input")) {
             inst->input = parse_json(v);
         } else if (!strcmp(f, "result") && v->len) {
@@ -667,6 +669,11 @@ static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_
     if (d->pause_changed) { /* only then: most instances are never paused */
         arg_str(a, "paused");
         arg_int(a, inst->paused_at);
+        n++;
+    }
+    if (d->attrs_changed) {
+        arg_str(a, "attrs");
+        arg_json(a, inst->attrs);
         n++;
     }
     arg_patch_int(a, count_at, (long long)n);
