@@ -320,8 +320,9 @@ bool bt_instance_dirty(const struct bt_instance *inst)
 {
     const struct bt_delta *d = &inst->delta;
 
-    if (d->meta_dirty || d->pause_changed || d->attrs_changed || d->reset || d->n_timers_add ||
-        d->n_timers_del || d->n_history || inst->n_committed < inst->n_entries)
+    if (d->meta_dirty || d->pause_changed || d->attrs_changed || d->reset ||
+        d->n_timers_add || d->n_timers_del || d->n_history ||
+        inst->n_committed < inst->n_entries)
         return true;
     for (size_t i = 0; i < inst->n_committed; i++)
         if (inst->entries[i].dirty)
