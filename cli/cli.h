@@ -63,6 +63,9 @@ struct bt_msg;
     {                                                                                    \
         "yes", 0, BT_ARG_BOOL, &(var), .help = "with --query: do not ask"                \
     }
+/* A batch operation's target: an ID (n_pos == with_id positionals) or a
+ * query, exactly one of them; false having said so. */
+bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *query);
 int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
                  struct bt_msg *msg, const char *verb);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);

@@ -94,6 +94,16 @@ int bt_cli_send(const struct bt_config *cfg, const char *suffix, const struct bt
     return ret;
 }
 
+bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *query)
+{
+    if ((n_pos == with_id) == (query != NULL)) {
+        fprintf(stderr, "baton %s: give %s\n", cmd,
+                query ? "--query or an ID, not both" : "an ID, or --query");
+        return false;
+    }
+    return true;
+}
+
 const char *bt_cli_who(void)
 {
     static char who[300];

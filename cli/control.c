@@ -78,17 +78,6 @@ static const struct bt_cmd reset_cmd = {
     .max_pos = 1,
 };
 
-/* ID, or --query: exactly one of them. */
-static bool one_target(const char *cmd, int n_pos)
-{
-    if ((n_pos == 1) == (query_arg != NULL)) {
-        fprintf(stderr, "baton %s: give %s\n", cmd,
-                query_arg ? "--query or an ID, not both" : "an ID, or --query");
-        return false;
-    }
-    return true;
-}
-
 /* Whether the reset msg asks for fits the instance as Redis has it now. */
 static int check_reset(const struct bt_config *cfg, const struct bt_msg *msg)
 {
@@ -145,7 +134,7 @@ static int control(struct bt_config *cfg, int argc, char **argv, const struct bt
 
     if ((ret = bt_cli_args(cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
-    if (!one_target(verb, n_pos))
+    if (!bt_cli_one_target(verb, n_pos, 1, query_arg))
         return BT_EXIT_USAGE;
     if (msg->type == BT_MSG_RESET && (to_arg >= 0) == last_failure_arg) {
         fprintf(stderr, "baton reset: give --to SEQ or --to-last-failure\n");

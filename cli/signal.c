@@ -51,17 +51,6 @@ static const struct bt_cmd signal_cmd = {
     .max_pos = 2,
 };
 
-/* ID, or --query: exactly one of them. */
-static bool one_target(const char *cmd, int n_pos, int with_id)
-{
-    if ((n_pos == with_id) == (query_arg != NULL)) {
-        fprintf(stderr, "baton %s: give %s\n", cmd,
-                query_arg ? "--query or an ID, not both" : "an ID, or --query");
-        return false;
-    }
-    return true;
-}
-
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_msg msg = {.type = BT_MSG_SIGNAL};
@@ -72,7 +61,7 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
     if ((ret = bt_cli_args(&signal_cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
     ret = BT_EXIT_USAGE;
-    if (!one_target("signal", n_pos, 2))
+    if (!bt_cli_one_target("signal", n_pos, 2, query_arg))
         return ret;
     msg.id = query_arg ? NULL : pos[0];
     msg.name = pos[n_pos - 1];
@@ -132,7 +121,7 @@ static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
     if ((ret = bt_cli_args(terminate ? &terminate_cmd : &cancel_cmd, argc, argv, pos,
                            &n_pos)) >= 0)
         return ret;
-    if (!one_target(terminate ? "terminate" : "cancel", n_pos, 1))
+    if (!bt_cli_one_target(terminate ? "terminate" : "cancel", n_pos, 1, query_arg))
         return BT_EXIT_USAGE;
     msg.id = query_arg ? NULL : pos[0];
     msg.body = reason_arg ? json_string(reason_arg) : NULL;
