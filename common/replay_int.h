@@ -1,5 +1,6 @@
-/* What replay.c shares with the operators' controls (control.c): the few
- * steps of applying an event that both take. Not part of any public API. */
+/* What the parts of the replay engine share: replay.c (running the code,
+ * the SDK's workflow side), apply.c (applying events), control.c (pause,
+ * resume, reset) and attributes.c. Not part of any public API. */
 #ifndef BT_REPLAY_INT_H
 #define BT_REPLAY_INT_H
 
@@ -18,6 +19,22 @@ void bt_replay_record(struct bt_instance *inst, const struct bt_replay_env *env,
 
 /* {"type": type, "message": message}, new. */
 json_t *bt_replay_error(const char *type, const char *message);
+
+/* A workflow queue as the instance keeps it: NULL for "default" (new). */
+char *bt_replay_queue_dup(const char *queue);
+
+/* Replaces *slot by value (stolen), releasing the old one. */
+void bt_replay_set_json(json_t **slot, json_t *value);
+
+/* Takes the timer "<kind>|<seq>|<attempt>|<id>" out of the timers set. */
+void bt_replay_drop_timer(struct bt_instance *inst, const char *kind, int64_t seq,
+                          int attempt);
+
+/* Ends the instance with status and its result or error (both stolen): its
+ * timers dropped, its children closed, its result (and its parent's event)
+ * in the outbox. A cancel that ends in "Cancelled" is cancelled. */
+void bt_replay_finish(struct bt_instance *inst, const struct bt_replay_env *env,
+                      enum bt_status status, json_t *result, json_t *error);
 
 /* Whether entries[i] has a timer in the timers set while it waits (its
  * kind: "timeout", "retry", "sleep", "signal_timeout"); the timer is due at
