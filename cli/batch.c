@@ -49,8 +49,7 @@ static json_t *select_instances(const struct bt_config *cfg, const struct bt_que
     return sel.ids;
 }
 
-/* --yes, or a person's "y" on a terminal. */
-static bool confirmed(bool yes, const char *verb, size_t n)
+bool bt_cli_confirmed(bool yes, const char *verb, size_t n)
 {
     char answer[16] = "";
 
@@ -129,7 +128,7 @@ int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
         fprintf(stderr, "%s: no %sinstance matches\n", verb,
                 msg->type == BT_MSG_RESET ? "" : "live ");
         ret = BT_EXIT_OK;
-    } else if (!confirmed(yes, verb, json_array_size(ids))) {
+    } else if (!bt_cli_confirmed(yes, verb, json_array_size(ids))) {
         ret = BT_EXIT_USAGE;
     } else {
         ret = send_all(cfg, ids, msg, verb);

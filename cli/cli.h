@@ -66,6 +66,9 @@ struct bt_msg;
 /* A batch operation's target: an ID (n_pos == with_id positionals) or a
  * query, exactly one of them; false having said so. */
 bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *query);
+/* --yes, or a person's "y" on a terminal to "<verb> <n> instances?"; false
+ * having said what --yes would do where nobody can answer. */
+bool bt_cli_confirmed(bool yes, const char *verb, size_t n);
 int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
                  struct bt_msg *msg, const char *verb);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);

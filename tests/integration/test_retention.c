@@ -549,6 +549,47 @@ Test(retention, baton_delete_archives_a_finished_instance_and_refuses_a_running_
     bt_test_kill9(worker);
 }
 
+/* delete --query: every finished match is due now and the scheduler archives
+ * and deletes it (retention 7 d would keep it); a running match is kept, and
+ * so is a finished one the query does not match. */
+Test(retention, delete_by_query_hands_every_finished_match_to_the_scheduler)
+{
+    char out[8192];
+    enum { N = 30 };
+    char id[32];
+
+    retention("7d", NULL);
+    pid_t worker = bt_stack_worker(&stack, "flows", NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "dq-%d", i);
+        start("chain3", id);
+    }
+    start("fanout3", "other-0");
+    start("await_review", "dq-open");
+    await_all("dq", N, "completed", 60000);
+    await_all("other", 1, "completed", 60000);
+
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "delete", "--query", "type=chain3"), 2, "%s",
+                 out);
+    cr_assert(strstr(out, "pass --yes"), "%s", out);
+    cr_assert_eq(
+        BT_STACK_BATON(&stack, out, "delete", "--query", "type!=fanout3", "--yes"), 0,
+        "%s", out);
+    cr_assert(strstr(out, "30 of 30 instances due for deletion now"), "%s", out);
+    pid_t sch = scheduler_with((const char *const[]){NULL});
+    await_all("dq", N, "", 60000);
+    cr_expect(exists("dq-open"), "a running instance is never deleted");
+    cr_expect(exists("other-0"), "an instance the query does not match is kept");
+    json_t *archive = archived();
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "dq-%d|1", i);
+        cr_expect_eq(json_array_size(json_object_get(archive, id)), 1, "%s archived", id);
+    }
+    json_decref(archive);
+    bt_test_kill9(sch);
+    bt_test_kill9(worker);
+}
+
 /* A history longer than max-payload goes in parts, each under it, in order
  * on the id's partition: put together they are the whole history. */
 Test(retention, a_long_history_is_archived_in_parts_under_max_payload)
