@@ -286,7 +286,7 @@ static int scan_chunk(struct bt_store *store, const struct bt_query *q,
             struct bt_query_row row = {
                 .id = members->element[2 * i]->str,
                 .type = h->element[0]->str,
-                .status = h->element[1]->str,
+                .status = h->element[1]->str ? h->element[1]->str : "",
                 .created = h->element[2]->str ? strtoll(h->element[2]->str, NULL, 10) : 0,
                 .queue = h->element[3]->str ? h->element[3]->str : "default",
                 .attrs = attrs};

@@ -15,7 +15,8 @@
  * with the rest, its last record naming the next run) and a new run starts
  * with the journal before the chosen step. Its seqs follow the old run's, so
  * late outcomes of the old run find nothing to apply to; the code replays
- * the kept steps from the journal and does the chosen one again. */
+ * the kept steps from the journal and does the chosen one again. An
+ * execution timeout that ended with the old run is not armed again. */
 #include <stdlib.h>
 #include <string.h>
 
