@@ -32,12 +32,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <librdkafka/rdkafka.h>
 
 #include "cli.h"
+#include "clock.h"
+#include "proc.h"
 #include "codec.h"
 #include "err.h"
 #include "kafka.h"
@@ -118,13 +119,6 @@ static int64_t wall_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
 }
 
 /* ---- processes and their CPU, from /proc ---- */
@@ -303,39 +297,21 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
  * 10 s) and drops them from the worker role. */
 static void extra_stop(struct stack *s)
 {
-    int status;
-
     for (int i = 0; i < s->n_extra; i++)
         if (s->extra[i] > 0)
-            kill(s->extra[i], SIGTERM);
-    for (int i = 0; i < s->n_extra; i++) {
-        if (s->extra[i] <= 0)
-            continue;
-        for (int t = 0; t < 100 && waitpid(s->extra[i], &status, WNOHANG) == 0; t++)
-            sleep_ms(100);
-        if (waitpid(s->extra[i], &status, WNOHANG) == 0) {
-            kill(s->extra[i], SIGKILL);
-            waitpid(s->extra[i], &status, 0);
-        }
-    }
+            kill(s->extra[i], SIGTERM); /* all at once, then each waited for */
+    for (int i = 0; i < s->n_extra; i++)
+        bt_proc_stop(s->extra[i], 10000, false);
     s->roles[R_WORKER].n -= s->n_extra;
     s->n_extra = 0;
 }
 
 static void stack_stop(struct stack *s)
 {
-    int status;
-
     extra_stop(s);
     if (s->dev > 0) {
         /* baton dev stops its children (SIGTERM, SIGKILL after 5 s), then exits */
-        kill(s->dev, SIGTERM);
-        for (int i = 0; i < 150 && waitpid(s->dev, &status, WNOHANG) == 0; i++)
-            sleep_ms(100);
-        if (waitpid(s->dev, &status, WNOHANG) == 0) {
-            kill(-s->dev, SIGKILL);
-            waitpid(s->dev, &status, 0);
-        }
+        bt_proc_stop(s->dev, 15000, true);
         s->dev = 0;
     }
     if (s->home[0]) {
@@ -395,31 +371,15 @@ extern char **environ;
  * (BATON_PLUGINS would load a plugin twice). A worker finds the addresses in
  * the dev.env of BATON_HOME, as scripts/demo's do. */
 /* Starts argv with its output in log, in its own process group (a Ctrl-C
- * reaches the driver, which stops it in order), dying with parent. Between
- * fork and exec only async-signal-safe calls: the driver may run librdkafka
- * threads. Returns the pid, or -1. */
-static pid_t spawn_logged(char **argv, char **envp, const char *log, pid_t parent)
+ * reaches the driver, which stops it in order), dying with the driver.
+ * Returns the pid, or -1 having said why. */
+static pid_t spawn_logged(char **argv, char **envp, const char *log)
 {
-    pid_t pid = fork();
+    const struct bt_spawn how = {.log = log, .own_group = true, .deathsig = SIGTERM};
+    pid_t pid = bt_proc_spawn(argv, envp, &how);
 
-    if (pid < 0) {
-        fprintf(stderr, "baton bench: cannot fork: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    setpgid(pid, pid);
+    if (pid < 0)
+        fprintf(stderr, "baton bench: cannot start %s: %s\n", argv[0], strerror(errno));
     return pid;
 }
 
@@ -468,13 +428,6 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
     return argv;
 }
 
-static void free_strv(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
-
 /* "BATON_KAFKA_<NAME>=value" of a "name=value" property (malloc'ed; NULL
  * when out of memory), as common/config.c reads it back. */
 static char *kafka_var(const char *prop)
@@ -513,7 +466,7 @@ static char **dev_envp(const struct bt_config *cfg, const char *home_var)
             goto oom;
     return envp;
 oom:
-    free_strv(envp);
+    bt_strv_free(envp);
     return NULL;
 }
 
@@ -539,7 +492,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     char self[PATH_MAX], plugin[PATH_MAX + 32], env_path[PATH_MAX + 16];
     char **argv = NULL, **envp = NULL;
     double deadline;
-    pid_t parent = getpid(), pid;
+    pid_t pid;
     int status, ret = BT_EXIT_FAIL;
 
     if (find_plugin(self, sizeof(self), plugin, sizeof(plugin))) {
@@ -565,7 +518,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     if (!argv || !envp)
         goto out;
 
-    if ((pid = spawn_logged(argv, envp, s->log, parent)) < 0)
+    if ((pid = spawn_logged(argv, envp, s->log)) < 0)
         goto out;
     s->dev = pid;
 
@@ -578,7 +531,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
             print_log_tail(s->log);
             goto out;
         }
-        sleep_ms(20);
+        bt_clock_sleep_ms(20);
     }
     if (read_addresses(cfg, env_path)) {
         fprintf(stderr, "baton bench: cannot read %s\n", env_path);
@@ -598,14 +551,14 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
             print_log_tail(s->log);
             goto out;
         }
-        sleep_ms(50);
+        bt_clock_sleep_ms(50);
     }
     s->roles[R_BROKER].pids[0] = pid;
     s->roles[R_BROKER].n = 1;
     ret = BT_EXIT_OK;
 out:
-    free_strv(argv);
-    free_strv(envp);
+    bt_strv_free(argv);
+    bt_strv_free(envp);
     return ret;
 }
 
@@ -651,7 +604,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
     char self[PATH_MAX], plugin[PATH_MAX + 32], exe[PATH_MAX + 32];
     char home_var[PATH_MAX + 16], log[PATH_MAX + 32], *slash;
     char **argv = NULL, **envp = NULL;
-    pid_t parent = getpid(), pid;
+    pid_t pid;
     double deadline;
     int ret = -1, status;
 
@@ -667,7 +620,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
         goto out;
     for (int i = 0; i < EXTRA_WORKERS; i++) {
         extra_log(s, i, log, sizeof(log));
-        if ((pid = spawn_logged(argv, envp, log, parent)) < 0)
+        if ((pid = spawn_logged(argv, envp, log)) < 0)
             goto out;
         s->extra[s->n_extra++] = pid;
         s->roles[R_WORKER].pids[s->roles[R_WORKER].n++] = pid;
@@ -685,13 +638,13 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
                 print_log_tail(log);
                 goto out;
             }
-            sleep_ms(50);
+            bt_clock_sleep_ms(50);
         }
     }
     ret = 0;
 out:
-    free_strv(argv);
-    free_strv(envp);
+    bt_strv_free(argv);
+    bt_strv_free(envp);
     return ret;
 }
 
@@ -1623,7 +1576,7 @@ static void run_idle(struct bench *b)
     if (!s0 || !s1)
         goto out;
     take_snapshot(b, s0, true);
-    sleep_ms(b->opts.idle_s * 1000);
+    bt_clock_sleep_ms(b->opts.idle_s * 1000);
     take_snapshot(b, s1, true);
     el = s1->t - s0->t;
     o = json_pack("{s:s}", "workload", "idle");
@@ -1666,7 +1619,7 @@ static int run_workload(struct bench *b, enum kind kind, const char *tag, int n,
     if (measure) {
         take_snapshot(b, s1, false);
         /* counters settle: the worker acks its outbox after the results */
-        sleep_ms(200);
+        bt_clock_sleep_ms(200);
         read_cmdstats(b, s1);
         read_topics(b, s1);
         json_t *o = report(b, &run, s0, s1);
@@ -1704,7 +1657,7 @@ static int run_limited(struct bench *b, const char *tag, int n, bool more)
     }
     if (run_workload(b, LIMITED, "warmup-limited", WARMUP, 1, false))
         goto out;
-    sleep_ms(300); /* the bucket fills up again (burst 10 at 100/s: 0.1 s) */
+    bt_clock_sleep_ms(300); /* the bucket fills up again (burst 10 at 100/s: 0.1 s) */
     ret = run_workload(b, LIMITED, tag, n, 1, true);
 out:
     if (b->stack.n_extra) {
