@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -580,10 +579,8 @@ static void land(struct bt_wftask *wt, int max_left, bool patient)
                 int64_t left = f->retry_at - bt_clock_mono_ms();
                 if ((!patient || stop_asked(wt)) && left > 0)
                     break;
-                if (left > 0) {
-                    struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
-                    nanosleep(&ts, NULL);
-                }
+                if (left > 0)
+                    bt_clock_sleep_ms((int)left);
             }
             continue;
         }
@@ -1336,10 +1333,8 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         }
         bt_log(BT_LOG_WARN, "redis or kafka unavailable, retrying batch: backoff_ms=%d",
                backoff_ms);
-        for (int slept = 0; slept < backoff_ms && !stop_asked(wt); slept += 50) {
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        for (int slept = 0; slept < backoff_ms && !stop_asked(wt); slept += 50)
+            bt_clock_sleep_ms(50);
         if (backoff_ms < 5000)
             backoff_ms *= 2;
         /* the reloaded outboxes hold what this try produced: it is sent again,
