@@ -69,11 +69,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "baton: %s\n", errstr);
         goto out;
     }
-    if ((level = bt_log_parse_level(cfg.log_level)) < 0) {
-        fprintf(stderr, "baton: log-level: \"%s\" is not debug, info, warn or error\n",
-                cfg.log_level);
-        goto out;
-    }
+    /* bt_config_load refused a level it does not know */
+    level = bt_log_parse_level(cfg.log_level);
     bt_log_setup("baton", (enum bt_log_level)level, cfg.log_json);
 
     if (argc < 2) {

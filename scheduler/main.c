@@ -98,9 +98,9 @@ int main(int argc, char **argv)
         goto out;
     }
     ret = 1;
+    /* bt_config_load refused a level it does not know */
     level = bt_log_parse_level(cfg.log_level);
-    bt_log_setup("scheduler", level < 0 ? BT_LOG_INFO : (enum bt_log_level)level,
-                 cfg.log_json);
+    bt_log_setup("scheduler", (enum bt_log_level)level, cfg.log_json);
     metrics = bt_metrics_new();
     fired_total = bt_metrics_series(
         bt_metrics_counter(metrics, "baton_timers_fired_total", "Timers fired.", NULL));
