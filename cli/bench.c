@@ -40,6 +40,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "err.h"
+#include "history.h"
 #include "kafka.h"
 #include "ratelimit.h"
 
@@ -50,7 +51,7 @@
 #define MAX_THREADS   64   /* threads of one process listed in --json */
 #define MAX_CMDS      96   /* distinct Redis commands in INFO commandstats */
 #define MAX_TOPICS    32
-#define HISTORY_CHUNK 256 /* XRANGEs per pipelined round trip */
+#define HISTORY_CHUNK 256 /* LRANGEs per pipelined round trip */
 #define EXTRA_WORKERS 2   /* the limited workload's, beside baton dev's own */
 /* the limited workload's bucket as bench/bench.c registers it; the live values
  * in Redis win (an operator may have set others) */
@@ -751,6 +752,8 @@ struct bench {
     struct stack stack;
     rd_kafka_t *producer, *consumer;
     struct bt_store *store;
+    struct bt_cli_follow follow; /* the latency workload's waits */
+    struct bt_history hist;
     char events[300];
     char results[300];
     char run_tag[16];
@@ -959,11 +962,10 @@ static int produce_start(struct bench *b, struct run *run)
 static int await_finished(struct bench *b, struct run *run)
 {
     int i = run->seen;
-    char after[64] = "0-0";
 
     while (!interrupted && !__atomic_load_n(&run->stop, __ATOMIC_ACQUIRE)) {
         json_t *rec = NULL;
-        int rc = bt_cli_follow(b->store, run->ids[i], after, sizeof(after), 1000, &rec);
+        int rc = bt_cli_follow(&b->follow, b->store, run->ids[i], 1000, &b->hist, &rec);
         if (rc == 1) {
             const json_t *res = json_object_get(rec, "result");
             const char *status = json_string_value(json_object_get(rec, "status"));
@@ -1238,33 +1240,23 @@ static void history_record(struct steps *st, const char *text, size_t len)
     json_decref(rec);
 }
 
-/* One instance's history (an XRANGE reply; each stream entry holds the
- * records of one decision, as "e" fields): appends the latency of every
- * activity attempt that completed, in ms, and counts failed attempts. */
+/* One instance's history (an LRANGE reply of its list: a fresh stack has
+ * no old streams, history.h): appends the latency of every activity attempt
+ * that completed, in ms, and counts failed attempts. */
 static void history_steps(const redisReply *reply, double **lat, size_t *n, size_t *cap,
                           long *failed_attempts)
 {
     struct steps st = {
         .lat = lat, .n = n, .cap = cap, .failed_attempts = failed_attempts};
-    size_t records = 0;
 
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+    if (!reply || reply->type != REDIS_REPLY_ARRAY ||
+        !(st.open = calloc(reply->elements + 1, sizeof(*st.open))))
         return;
     for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *entry = reply->element[i];
-        if (entry->type == REDIS_REPLY_ARRAY && entry->elements == 2 &&
-            entry->element[1]->type == REDIS_REPLY_ARRAY)
-            records += entry->element[1]->elements / 2;
-    }
-    if (!(st.open = calloc(records + 1, sizeof(*st.open))))
-        return;
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *entry = reply->element[i], *fields;
-        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-            (fields = entry->element[1])->type != REDIS_REPLY_ARRAY)
-            continue;
-        for (size_t f = 0; f + 1 < fields->elements; f += 2)
-            history_record(&st, fields->element[f + 1]->str, fields->element[f + 1]->len);
+        char *text = bt_history_unpack(reply->element[i]->str, reply->element[i]->len);
+        if (text)
+            history_record(&st, text, strlen(text));
+        free(text);
     }
     free(st.open);
 }
@@ -1283,8 +1275,8 @@ static double *step_latencies(struct bench *b, const struct run *run, size_t *n,
         int to = from + HISTORY_CHUNK < run->n ? from + HISTORY_CHUNK : run->n;
         for (int i = from; i < to; i++) {
             char key[600];
-            const char *argv[] = {"XRANGE", key, "-", "+"};
-            bt_store_key(b->store, run->ids[i], ":history", key, sizeof(key));
+            const char *argv[] = {"LRANGE", key, "0", "-1"};
+            bt_history_key(b->store, run->ids[i], 0, key, sizeof(key));
             if (bt_redis_append_argv(r, 4, argv, NULL))
                 return lat;
         }
@@ -1868,6 +1860,8 @@ int bt_cli_bench(struct bt_config *cfg, int argc, char **argv)
         if (stack_start(&b.stack, cfg))
             goto out;
     }
+    bt_history_init(&b.hist);
+    bt_cli_follow_init(&b.follow, cfg);
     if (!(b.store = bt_cli_store(cfg)))
         goto out;
     if (b.opts.attach)
@@ -1918,6 +1912,8 @@ out:
     if (b.producer)
         rd_kafka_destroy(b.producer);
     bt_store_destroy(b.store);
+    bt_cli_follow_release(&b.follow);
+    bt_history_release(&b.hist);
     stack_stop(&b.stack);
     return ret;
 }
