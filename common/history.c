@@ -13,6 +13,7 @@
 #include "history.h"
 
 #define MARK_NUMBER 0x1e
+#define MARK_RAW    0x1f /* first byte: the rest is the record as it is */
 #define MIN_DIGITS  6
 #define MAX_DIGITS  18 /* < 2^63: a varint of at most 9 bytes */
 
@@ -93,8 +94,9 @@ size_t bt_history_pack(char *dst, const char *src, size_t len)
 
     for (size_t k = 0; k < len; k++) {
         if ((unsigned char)src[k] < 0x20) {
-            memcpy(dst, src, len);
-            return len;
+            dst[0] = MARK_RAW;
+            memcpy(dst + 1, src, len);
+            return len + 1;
         }
     }
     while (i < len) {
@@ -162,6 +164,13 @@ char *bt_history_unpack(const char *src, size_t len)
     long n;
     char *dst;
 
+    if (len && (unsigned char)src[0] == MARK_RAW) {
+        if ((dst = malloc(len)) != NULL) {
+            memcpy(dst, src + 1, len - 1);
+            dst[len - 1] = '\0';
+        }
+        return dst;
+    }
     if ((n = unpack_into(NULL, src, len)) < 0 || !(dst = malloc((size_t)n + 1)))
         return NULL;
     unpack_into(dst, src, len);

@@ -14,13 +14,13 @@
 
 #include "store.h"
 
-/* Packs the JSON record src[0..len) into dst (room for len bytes: a packed
- * record is never longer) and returns its length. JSON text never holds a
- * byte below 0x20 (those are escaped), so such bytes mark what packing put
- * in: a name from a fixed table of the texts records repeat, or 0x1e and a
- * varint for a run of 6 to 18 digits. A record that holds such a byte all
- * the same is copied as it is. The table only grows at its end: records in
- * Redis depend on it. */
+/* Packs the JSON record src[0..len) into dst (room for len + 1 bytes) and
+ * returns its length. JSON text never holds a byte below 0x20 (those are
+ * escaped), so such bytes mark what packing put in: a name from a fixed
+ * table of the texts records repeat, or 0x1e and a varint for a run of 6 to
+ * 18 digits. A record that holds such a byte all the same is kept as it is
+ * behind 0x1f (one byte longer). The table only grows at its end: records
+ * in Redis depend on it. */
 size_t bt_history_pack(char *dst, const char *src, size_t len);
 
 /* The JSON text of a packed record (or of a plain one, which is itself):

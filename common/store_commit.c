@@ -315,7 +315,8 @@ static void build_entries(const struct bt_instance *inst, struct bt_argbuf *a)
     for (size_t i = 0; i < d->n_history; i++) {
         size_t len = strlen(d->history[i]);
         bt_argbuf_begin(a);
-        bt_argbuf_wrote(a, bt_history_pack(bt_argbuf_room(a, len), d->history[i], len));
+        bt_argbuf_wrote(a,
+                        bt_history_pack(bt_argbuf_room(a, len + 1), d->history[i], len));
         bt_argbuf_end(a);
     }
 }
