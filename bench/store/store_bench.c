@@ -181,6 +181,8 @@ int main(int argc, char **argv)
         freeReplyObject(bt_redis_command(bt_store_redis(store),
                                          "DEL bt:idx:all bt:idx:completed bt:retention "
                                          "bt:outbox bt:timers"));
+    /* INFO commandstats after it tells the measured part alone */
+    freeReplyObject(bt_redis_command(bt_store_redis(store), "CONFIG RESETSTAT"));
     cpu0 = info("cpu", "used_cpu_user:") + info("cpu", "used_cpu_sys:");
     calls0 = info("commandstats", "cmdstat_evalsha:calls=");
     run(n, m);
