@@ -11,7 +11,7 @@
 #include "err.h"
 #include "redis.h"
 
-#define POLL_MS 2 /* without a subscription */
+#define POLL_MS 20 /* without a subscription */
 
 void bt_cli_follow_init(struct bt_cli_follow *f, const struct bt_config *cfg)
 {
