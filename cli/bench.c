@@ -92,7 +92,8 @@ struct opts {
     int workflows; /* 0: each workload's default */
     int steps;
     int inflight;
-    int idle_s; /* length of the idle workload */
+    int running; /* started and not done at most; 0: no bound */
+    int idle_s;  /* length of the idle workload */
     bool json;
     bool attach;
 };
@@ -1131,7 +1132,8 @@ static int drive(struct bench *b, struct run *run, int inflight)
         if (interrupted || __atomic_load_n(&caller.failed, __ATOMIC_ACQUIRE))
             goto out;
         while (!sequential && run->started < run->n &&
-               __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight)
+               __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight &&
+               (!b->opts.running || run->started - run->done < b->opts.running))
             if (produce_start(b, run))
                 break;
         if (!sequential)
@@ -1464,8 +1466,10 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
     json_object_set_new(o, "workload", json_string(run->w->name));
     json_object_set_new(o, "workflows", json_integer(run->n));
     json_object_set_new(o, "steps", json_integer(run->k));
-    if (!run->w->sequential)
+    if (!run->w->sequential) {
         json_object_set_new(o, "inflight", json_integer(b->opts.inflight));
+        json_object_set_new(o, "running", json_integer(b->opts.running));
+    }
     put(o, "elapsed_s", elapsed, 3);
     put(o, "wf_per_s", run->n / elapsed, 1);
     put(o, "steps_per_s", steps / elapsed, 1);
@@ -1730,7 +1734,8 @@ static void workloads_help(void *file)
             "and --kafka.*\n(default plugin: <bin>/../plugins/bench.so).\n");
 }
 
-static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30;
+static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30,
+                              running_arg;
 static bool json_arg, attach_arg;
 
 static const struct bt_arg bench_args[] = {
@@ -1741,6 +1746,9 @@ static const struct bt_arg bench_args[] = {
      .help = "steps of chain and latency"},
     {"inflight", 0, BT_ARG_INT, &inflight_arg, "N", "200", 1, 10000000,
      .help = "start events awaiting Kafka's ack at most"},
+    {"running", 0, BT_ARG_INT, &running_arg, "R", "no bound", 0, 10000000,
+     .help = "instances started and not finished at most (a closed loop: W then "
+             "measures the data held, not a backlog of W running instances)"},
     {"idle-s", 0, BT_ARG_INT, &idle_s_arg, "S", "30", 1, 10000000,
      .help = "length of the idle workload, seconds"},
     {"json", 0, BT_ARG_BOOL, &json_arg,
@@ -1753,8 +1761,8 @@ static const struct bt_arg bench_args[] = {
 
 static const struct bt_cmd bench_cmd = {
     .name = "baton bench",
-    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--idle-s S] "
-                "[--json] [--attach]",
+    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--running R] "
+                "[--idle-s S] [--json] [--attach]",
     .about = "Measure throughput, latency and cost per step on a fresh embedded stack "
              "(bench/README.md).",
     .args = bench_args,
@@ -1772,6 +1780,7 @@ static int parse(int argc, char **argv, struct opts *o)
     *o = (struct opts){.workflows = (int)workflows_arg,
                        .steps = (int)steps_arg,
                        .inflight = (int)inflight_arg,
+                       .running = (int)running_arg,
                        .idle_s = (int)idle_s_arg,
                        .json = json_arg,
                        .attach = attach_arg};
