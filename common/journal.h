@@ -104,11 +104,11 @@ struct bt_delta {
     size_t n_timers_add, cap_timers_add;
     struct bt_timer *timers_del;
     size_t n_timers_del, cap_timers_del;
-    char **history; /* JSON records for the audit stream */
+    char **history; /* JSON records for the audit history (history.h) */
     size_t n_history, cap_history;
     bool meta_dirty; /* status, result, signals, flags changed */
     /* continue-as-new: the journal restarts; the history records before
-     * reset_history (of the run that ended) go to the old run's stream, which
+     * reset_history (of the run that ended) go to the old run's list, which
      * is then archived, the later ones start the new run's */
     bool reset;
     size_t reset_history;
