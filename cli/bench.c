@@ -41,6 +41,7 @@
 #include "proc.h"
 #include "codec.h"
 #include "err.h"
+#include "history.h"
 #include "kafka.h"
 #include "ratelimit.h"
 
@@ -51,7 +52,7 @@
 #define MAX_THREADS   64   /* threads of one process listed in --json */
 #define MAX_CMDS      96   /* distinct Redis commands in INFO commandstats */
 #define MAX_TOPICS    32
-#define HISTORY_CHUNK 256 /* XRANGEs per pipelined round trip */
+#define HISTORY_CHUNK 256 /* LRANGEs per pipelined round trip */
 #define EXTRA_WORKERS 2   /* the limited workload's, beside baton dev's own */
 /* the limited workload's bucket as bench/bench.c registers it; the live values
  * in Redis win (an operator may have set others) */
@@ -92,7 +93,8 @@ struct opts {
     int workflows; /* 0: each workload's default */
     int steps;
     int inflight;
-    int idle_s; /* length of the idle workload */
+    int running; /* started and not done at most; 0: no bound */
+    int idle_s;  /* length of the idle workload */
     bool json;
     bool attach;
 };
@@ -704,6 +706,8 @@ struct bench {
     struct stack stack;
     rd_kafka_t *producer, *consumer;
     struct bt_store *store;
+    struct bt_cli_follow follow; /* the latency workload's waits */
+    struct bt_history hist;
     char events[300];
     char results[300];
     char run_tag[16];
@@ -912,11 +916,10 @@ static int produce_start(struct bench *b, struct run *run)
 static int await_finished(struct bench *b, struct run *run)
 {
     int i = run->seen;
-    char after[64] = "0-0";
 
     while (!interrupted && !__atomic_load_n(&run->stop, __ATOMIC_ACQUIRE)) {
         json_t *rec = NULL;
-        int rc = bt_cli_follow(b->store, run->ids[i], after, sizeof(after), 1000, &rec);
+        int rc = bt_cli_follow(&b->follow, b->store, run->ids[i], 1000, &b->hist, &rec);
         if (rc == 1) {
             const json_t *res = json_object_get(rec, "result");
             const char *status = json_string_value(json_object_get(rec, "status"));
@@ -1082,7 +1085,8 @@ static int drive(struct bench *b, struct run *run, int inflight)
         if (interrupted || __atomic_load_n(&caller.failed, __ATOMIC_ACQUIRE))
             goto out;
         while (!sequential && run->started < run->n &&
-               __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight)
+               __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight &&
+               (!b->opts.running || run->started - run->done < b->opts.running))
             if (produce_start(b, run))
                 break;
         if (!sequential)
@@ -1191,33 +1195,23 @@ static void history_record(struct steps *st, const char *text, size_t len)
     json_decref(rec);
 }
 
-/* One instance's history (an XRANGE reply; each stream entry holds the
- * records of one decision, as "e" fields): appends the latency of every
- * activity attempt that completed, in ms, and counts failed attempts. */
+/* One instance's history (an LRANGE reply of its list: a fresh stack has
+ * no old streams, history.h): appends the latency of every activity attempt
+ * that completed, in ms, and counts failed attempts. */
 static void history_steps(const redisReply *reply, double **lat, size_t *n, size_t *cap,
                           long *failed_attempts)
 {
     struct steps st = {
         .lat = lat, .n = n, .cap = cap, .failed_attempts = failed_attempts};
-    size_t records = 0;
 
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+    if (!reply || reply->type != REDIS_REPLY_ARRAY ||
+        !(st.open = calloc(reply->elements + 1, sizeof(*st.open))))
         return;
     for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *entry = reply->element[i];
-        if (entry->type == REDIS_REPLY_ARRAY && entry->elements == 2 &&
-            entry->element[1]->type == REDIS_REPLY_ARRAY)
-            records += entry->element[1]->elements / 2;
-    }
-    if (!(st.open = calloc(records + 1, sizeof(*st.open))))
-        return;
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *entry = reply->element[i], *fields;
-        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-            (fields = entry->element[1])->type != REDIS_REPLY_ARRAY)
-            continue;
-        for (size_t f = 0; f + 1 < fields->elements; f += 2)
-            history_record(&st, fields->element[f + 1]->str, fields->element[f + 1]->len);
+        char *text = bt_history_unpack(reply->element[i]->str, reply->element[i]->len);
+        if (text)
+            history_record(&st, text, strlen(text));
+        free(text);
     }
     free(st.open);
 }
@@ -1236,8 +1230,8 @@ static double *step_latencies(struct bench *b, const struct run *run, size_t *n,
         int to = from + HISTORY_CHUNK < run->n ? from + HISTORY_CHUNK : run->n;
         for (int i = from; i < to; i++) {
             char key[600];
-            const char *argv[] = {"XRANGE", key, "-", "+"};
-            bt_store_key(b->store, run->ids[i], ":history", key, sizeof(key));
+            const char *argv[] = {"LRANGE", key, "0", "-1"};
+            bt_history_key(b->store, run->ids[i], 0, key, sizeof(key));
             if (bt_redis_append_argv(r, 4, argv, NULL))
                 return lat;
         }
@@ -1396,7 +1390,8 @@ static void limited_report(struct bench *b, const struct run *run, json_t *o)
 static json_t *report(struct bench *b, const struct run *run, const struct snapshot *s0,
                       const struct snapshot *s1)
 {
-    json_t *o = json_object(), *cmds = json_object(), *topics = json_object(), *cpu;
+    json_t *o = json_object(), *cmds = json_object(), *usecs = json_object(),
+           *topics = json_object(), *cpu;
     double first = run->t_start[0], last = 0, elapsed, run_s = s1->t - s0->t, *wf_lat,
            *res_lat;
     double steps = (double)run->n * run->k, ours = 0, *step_lat;
@@ -1424,8 +1419,10 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
     json_object_set_new(o, "workload", json_string(run->w->name));
     json_object_set_new(o, "workflows", json_integer(run->n));
     json_object_set_new(o, "steps", json_integer(run->k));
-    if (!run->w->sequential)
+    if (!run->w->sequential) {
         json_object_set_new(o, "inflight", json_integer(b->opts.inflight));
+        json_object_set_new(o, "running", json_integer(b->opts.running));
+    }
     put(o, "elapsed_s", elapsed, 3);
     put(o, "wf_per_s", run->n / elapsed, 1);
     put(o, "steps_per_s", steps / elapsed, 1);
@@ -1486,6 +1483,12 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
             continue;
         calls += d;
         put(cmds, s1->cmds[i].name, (double)d / steps, 2);
+        /* where Redis's time goes, nested calls of scripts included: a
+         * command whose cost grows with the data held shows here */
+        put(usecs, s1->cmds[i].name,
+            (double)(s1->cmds[i].usec - cmd_calls(s0, s1->cmds[i].name, true)) /
+                (double)d,
+            2);
         if (!strcmp(s1->cmds[i].name, "evalsha") || !strcmp(s1->cmds[i].name, "eval"))
             evals += d;
     }
@@ -1510,6 +1513,7 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
     json_object_set_new(o, "duplicate_results", json_integer(run->duplicates));
     json_object_set_new(o, "bad_results", json_integer(run->bad));
     json_object_set_new(o, "redis_calls_per_step_by_command", cmds);
+    json_object_set_new(o, "redis_usec_per_call_by_command", usecs);
     json_object_set_new(o, "kafka_msgs_per_step_by_topic", topics);
     json_object_set_new(o, "worker_threads", cpu);
     if (b->stack.roles[R_BROKER].n)
@@ -1683,7 +1687,8 @@ static void workloads_help(void *file)
             "and --kafka.*\n(default plugin: <bin>/../plugins/bench.so).\n");
 }
 
-static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30;
+static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30,
+                              running_arg;
 static bool json_arg, attach_arg;
 
 static const struct bt_arg bench_args[] = {
@@ -1694,6 +1699,9 @@ static const struct bt_arg bench_args[] = {
      .help = "steps of chain and latency"},
     {"inflight", 0, BT_ARG_INT, &inflight_arg, "N", "200", 1, 10000000,
      .help = "start events awaiting Kafka's ack at most"},
+    {"running", 0, BT_ARG_INT, &running_arg, "R", "no bound", 0, 10000000,
+     .help = "instances started and not finished at most (a closed loop: W then "
+             "measures the data held, not a backlog of W running instances)"},
     {"idle-s", 0, BT_ARG_INT, &idle_s_arg, "S", "30", 1, 10000000,
      .help = "length of the idle workload, seconds"},
     {"json", 0, BT_ARG_BOOL, &json_arg,
@@ -1706,8 +1714,8 @@ static const struct bt_arg bench_args[] = {
 
 static const struct bt_cmd bench_cmd = {
     .name = "baton bench",
-    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--idle-s S] "
-                "[--json] [--attach]",
+    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--running R] "
+                "[--idle-s S] [--json] [--attach]",
     .about = "Measure throughput, latency and cost per step on a fresh embedded stack "
              "(bench/README.md).",
     .args = bench_args,
@@ -1725,6 +1733,7 @@ static int parse(int argc, char **argv, struct opts *o)
     *o = (struct opts){.workflows = (int)workflows_arg,
                        .steps = (int)steps_arg,
                        .inflight = (int)inflight_arg,
+                       .running = (int)running_arg,
                        .idle_s = (int)idle_s_arg,
                        .json = json_arg,
                        .attach = attach_arg};
@@ -1821,6 +1830,8 @@ int bt_cli_bench(struct bt_config *cfg, int argc, char **argv)
         if (stack_start(&b.stack, cfg))
             goto out;
     }
+    bt_history_init(&b.hist);
+    bt_cli_follow_init(&b.follow, cfg);
     if (!(b.store = bt_cli_store(cfg)))
         goto out;
     if (b.opts.attach)
@@ -1871,6 +1882,8 @@ out:
     if (b.producer)
         rd_kafka_destroy(b.producer);
     bt_store_destroy(b.store);
+    bt_cli_follow_release(&b.follow);
+    bt_history_release(&b.hist);
     stack_stop(&b.stack);
     return ret;
 }

@@ -13,6 +13,7 @@
 
 #include "args.h"
 #include "config.h"
+#include "history.h"
 #include "store.h"
 
 enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE = 3 };
@@ -133,14 +134,29 @@ struct bt_store *bt_cli_store(const struct bt_config *cfg);
 struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
                                   size_t errstr_size);
 
-/* Blocks up to block_ms (at least 1) for the history records of instance id
- * after stream position after (in/out, size n; "0-0" from the start), the
- * way `baton history --follow` reads them. Returns 1 when one of them is the
- * "finished" record (*finished: it, for the caller to json_decref), 0 when
- * none came or none finished the instance, BT_EAGAIN when Redis did not
- * answer. */
-int bt_cli_follow(struct bt_store *store, const char *id, char *after, size_t n,
-                  int block_ms, json_t **finished);
+/* Following an instance's history as `baton history --follow` and `start
+ * --wait` do: a subscriber connection to the channel the commit that ends a
+ * run publishes on (history.h), so the wait ends the moment the outcome is
+ * in Redis. Without the subscription (an ACL user without the channel) it
+ * polls every few ms. */
+struct bt_cli_follow {
+    struct bt_redis *sub; /* NULL: polling */
+    char channel[600];    /* subscribed to */
+    size_t from;          /* records read so far */
+};
+
+/* f follows on cfg's Redis; bt_cli_follow_release frees what it holds. */
+void bt_cli_follow_init(struct bt_cli_follow *f, const struct bt_config *cfg);
+void bt_cli_follow_release(struct bt_cli_follow *f);
+
+/* Reads the current run's records of instance id after those read so far
+ * into h (released first); when there are none, waits up to block_ms (at
+ * least 1) for its run to end and reads again. Following another id starts
+ * from its first record. Returns 1 when one of them is the "finished"
+ * record (*finished: it, for the caller to json_decref), 0 when none came or
+ * none finished it, BT_EAGAIN when Redis did not answer. */
+int bt_cli_follow(struct bt_cli_follow *f, struct bt_store *store, const char *id,
+                  int block_ms, struct bt_history *h, json_t **finished);
 
 /* `baton start` of an id that is taken: an instance of it runs (and
  * --id-conflict is fail), or it finished (and --id-reuse is reject), or it

@@ -12,6 +12,7 @@
 
 #include "archive.h"
 #include "cli.h"
+#include "history.h"
 #include "clock.h"
 #include "journal.h"
 #include "kafka.h"
@@ -26,7 +27,7 @@
 static char **kept_runs(struct bt_store *store, const char *id, int last, size_t *n)
 {
     char **members = calloc((size_t)last, sizeof(*members));
-    char key[600], suffix[32];
+    char key[600], list[600], suffix[32];
     bool ok = members != NULL;
 
     *n = 0;
@@ -34,11 +35,12 @@ static char **kept_runs(struct bt_store *store, const char *id, int last, size_t
         redisReply *reply = NULL;
         if (run < last) {
             snprintf(suffix, sizeof(suffix), ":history:%d", run);
-            reply = bt_redis_command(bt_store_redis(store), "EXISTS %s",
+            reply = bt_redis_command(bt_store_redis(store), "EXISTS %s %s",
+                                     bt_history_key(store, id, run, list, sizeof(list)),
                                      bt_store_key(store, id, suffix, key, sizeof(key)));
             ok = reply && reply->type == REDIS_REPLY_INTEGER;
         }
-        if (ok && (run == last || reply->integer == 1)) {
+        if (ok && (run == last || reply->integer >= 1)) {
             size_t len = strlen(id) + 16;
             if ((members[*n] = malloc(len)))
                 snprintf(members[(*n)++], len, "%d|%s", run, id);

@@ -7,8 +7,9 @@
 #include <time.h>
 
 #include "cli.h"
-#include "query.h"
+#include "err.h"
 #include "journal.h"
+#include "query.h"
 
 /* One history record: as JSON with its time in RFC 3339 like every --json
  * output, or as a line of text. */
@@ -45,49 +46,54 @@ static void print_record(const char *text, bool as_json)
     json_decref(root);
 }
 
-/* Prints the records after stream id `after` (advanced); follow: blocks for
+/* Prints the records of run (0: the current one); follow: then waits for
  * new ones until the instance finishes. */
-static int print_history(struct bt_store *store, const char *id, const char *suffix,
-                         bool as_json, bool follow)
+static int print_history(const struct bt_config *cfg, struct bt_store *store,
+                         const char *id, int run, bool as_json, bool follow)
 {
-    struct bt_redis *r = bt_store_redis(store);
-    char key[600], meta[600], after[64] = "0-0";
+    struct bt_cli_follow f;
+    struct bt_history h;
+    char meta[600];
+    int ret = BT_EXIT_UNAVAILABLE;
 
-    bt_store_key(store, id, suffix, key, sizeof(key));
+    bt_history_init(&h);
+    if (!follow) {
+        if (bt_history_read(store, id, run, 0, &h) != BT_EAGAIN) {
+            for (size_t i = 0; i < h.n; i++)
+                print_record(h.records[i], as_json);
+            ret = BT_EXIT_OK;
+        }
+        bt_history_release(&h);
+        return ret;
+    }
+    bt_cli_follow_init(&f, cfg);
     bt_store_key(store, id, "", meta, sizeof(meta));
     for (;;) {
-        redisReply *reply = bt_redis_command(r, "XREAD COUNT 1000 BLOCK %d STREAMS %s %s",
-                                             follow ? 1000 : 1, key, after);
-        if (!reply || reply->type == REDIS_REPLY_ERROR) {
-            freeReplyObject(reply);
-            return BT_EXIT_UNAVAILABLE;
-        }
-        /* [[key, [[id, [field, value]], ...]]] or nil when nothing new */
-        size_t got = 0;
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
-            const redisReply *entries = reply->element[0]->element[1];
-            got = entries->elements;
-            for (size_t i = 0; i < entries->elements; i++) {
-                const redisReply *entry = entries->element[i];
-                snprintf(after, sizeof(after), "%s", entry->element[0]->str);
-                /* one entry per decision: "e" record pairs */
-                for (size_t f = 1; f < entry->element[1]->elements; f += 2)
-                    print_record(entry->element[1]->element[f]->str, as_json);
-            }
-            fflush(stdout);
-        }
-        freeReplyObject(reply);
-        if (got)
+        json_t *finished = NULL;
+        /* records in between come at least this often: only a run's end
+         * wakes a follower */
+        int rc = bt_cli_follow(&f, store, id, 200, &h, &finished);
+        if (rc == BT_EAGAIN)
+            break;
+        for (size_t i = 0; i < h.n; i++)
+            print_record(h.records[i], as_json);
+        fflush(stdout);
+        json_decref(finished);
+        if (rc == 1 || h.n)
             continue;
-        if (!follow)
-            return BT_EXIT_OK;
-        reply = bt_redis_command(r, "HGET %s status", meta);
+        redisReply *reply =
+            bt_redis_command(bt_store_redis(store), "HGET %s status", meta);
         bool done = reply && reply->type == REDIS_REPLY_STRING &&
                     bt_status_final(bt_status_parse(reply->str));
         freeReplyObject(reply);
-        if (done)
-            return BT_EXIT_OK;
+        if (done) {
+            ret = BT_EXIT_OK;
+            break;
+        }
     }
+    bt_history_release(&h);
+    bt_cli_follow_release(&f);
+    return ret;
 }
 
 static bool history_json, history_follow;
@@ -119,7 +125,7 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
     redisReply *exists = NULL;
     const char *id;
     bool as_json, follow;
-    char key[600], suffix[64] = ":history", *pos[1];
+    char key[600], list[600], suffix[64], *pos[1];
     long run;
     int n_pos, ret;
 
@@ -144,7 +150,8 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
     if (run && run != atol(exists->str)) {
         redisReply *kept;
         snprintf(suffix, sizeof(suffix), ":history:%ld", run);
-        kept = bt_redis_command(bt_store_redis(store), "EXISTS %s",
+        kept = bt_redis_command(bt_store_redis(store), "EXISTS %s %s",
+                                bt_history_key(store, id, (int)run, list, sizeof(list)),
                                 bt_store_key(store, id, suffix, key, sizeof(key)));
         bool there = kept && kept->type == REDIS_REPLY_INTEGER && kept->integer;
         freeReplyObject(kept);
@@ -158,8 +165,10 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
             goto out;
         }
         follow = false;
+    } else {
+        run = 0;
     }
-    ret = print_history(store, id, suffix, as_json, follow);
+    ret = print_history(cfg, store, id, (int)run, as_json, follow);
 out:
     if (ret == BT_EXIT_UNAVAILABLE)
         fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);

@@ -88,7 +88,9 @@ int bt_command_hold(char **field, const char *worker);
 /* The worker holding field, or NULL when it is not held. */
 const char *bt_command_holder(const char *field);
 
-/* Frees what a command holds (not the command itself). */
+/* An empty command; bt_command_release frees what a command holds (not the
+ * command itself) and leaves it empty, so releasing twice is harmless. */
+void bt_command_init(struct bt_command *c);
 void bt_command_release(struct bt_command *c);
 
 struct bt_timer {
@@ -104,11 +106,11 @@ struct bt_delta {
     size_t n_timers_add, cap_timers_add;
     struct bt_timer *timers_del;
     size_t n_timers_del, cap_timers_del;
-    char **history; /* JSON records for the audit stream */
+    char **history; /* JSON records for the audit history (history.h) */
     size_t n_history, cap_history;
     bool meta_dirty; /* status, result, signals, flags changed */
     /* continue-as-new: the journal restarts; the history records before
-     * reset_history (of the run that ended) go to the old run's stream, which
+     * reset_history (of the run that ended) go to the old run's list, which
      * is then archived, the later ones start the new run's */
     bool reset;
     size_t reset_history;
@@ -173,7 +175,12 @@ int bt_delta_command(struct bt_delta *d, char *field, char *topic, char *key,
                      char *payload, size_t len);
 int bt_delta_timer(struct bt_delta *d, bool add, char *member, int64_t due);
 int bt_delta_history(struct bt_delta *d, char *record);
-/* Frees and forgets everything in d. */
+/* An empty delta (embedded in an instance: bt_instance_new does it);
+ * bt_delta_release frees everything it holds, its arrays too. */
+void bt_delta_init(struct bt_delta *d);
+void bt_delta_release(struct bt_delta *d);
+/* Frees and forgets everything in d, keeping its arrays for the next
+ * decision. */
 void bt_delta_reset(struct bt_delta *d);
 /* True when the instance has something to commit. */
 bool bt_instance_dirty(const struct bt_instance *inst);
