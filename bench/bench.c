@@ -19,7 +19,8 @@
 
 #define FANOUT 10
 
-/* the limited workload's bucket; the driver (bench/driver/) reads its live values in Redis */
+/* the limited workload's bucket; the driver (bench/driver/) reads its live values in
+ * Redis */
 #define LIMIT_KEY   "bench_limited"
 #define LIMIT_RATE  100.0
 #define LIMIT_BURST 10
