@@ -446,9 +446,12 @@ static void decide_retry(bt_wf *wf, struct bt_entry *e, const json_t *input,
     }
     e->state = BT_ST_BACKOFF;
     set_timer(wf, "retry", e, e->attempt, wf->env->now_ms + after);
-    history(wf->inst, wf->env, "{s:s, s:I, s:i, s:s, s:I}", "ev", "retry_scheduled",
+    /* counted: the attempts so far that count against max_attempts (a
+     * throttle does not) */
+    history(wf->inst, wf->env, "{s:s, s:I, s:i, s:s, s:I, s:i}", "ev", "retry_scheduled",
             "seq", (json_int_t)seq_of(wf, e), "attempt", e->attempt + 1, "name", e->name,
-            "due", (json_int_t)(wf->env->now_ms + after));
+            "due", (json_int_t)(wf->env->now_ms + after), "counted",
+            e->attempt - e->throttles);
 }
 
 bt_future *bt_start(bt_wf *wf, const char *name, json_t *input,
