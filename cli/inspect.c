@@ -9,28 +9,39 @@
 #include "cli.h"
 #include "journal.h"
 
-/* One history record: as JSON with its time in RFC 3339 like every --json
- * output, or as a line of text. */
-static void print_record(const char *text, bool as_json)
+json_t *bt_cli_record(const char *text)
 {
     json_t *root = json_loads(text, 0, NULL);
     const json_t *ts = json_object_get(root, "ts");
-    const char *k;
-    json_t *v;
     char when[40];
 
     if (!json_is_integer(ts)) {
-        printf("%s\n", text);
         json_decref(root);
-        return;
+        return NULL;
     }
     bt_cli_time(json_integer_value(ts), when, sizeof(when));
+    json_object_set_new(root, "ts", json_string(when));
+    return root;
+}
+
+/* One history record: as JSON with its time in RFC 3339 like every --json
+ * output, or as a line of text. */
+static void print_record(const char *text, void *arg)
+{
+    json_t *root = bt_cli_record(text), *v;
+    bool as_json = *(const bool *)arg;
+    const char *k;
+
+    if (!root) {
+        printf("%s\n", text);
+        return;
+    }
     if (as_json) {
-        json_object_set_new(root, "ts", json_string(when));
         bt_cli_print_json(root);
         return;
     }
-    printf("%s  %-20s", when, json_string_value(json_object_get(root, "ev")));
+    printf("%s  %-20s", json_string_value(json_object_get(root, "ts")),
+           json_string_value(json_object_get(root, "ev")));
     json_object_foreach(root, k, v)
     {
         char *s;
@@ -44,10 +55,8 @@ static void print_record(const char *text, bool as_json)
     json_decref(root);
 }
 
-/* Prints the records after stream id `after` (advanced); follow: blocks for
- * new ones until the instance finishes. */
-static int print_history(struct bt_store *store, const char *id, const char *suffix,
-                         bool as_json, bool follow)
+int bt_cli_history_each(struct bt_store *store, const char *id, const char *suffix,
+                        bool follow, void (*fn)(const char *text, void *arg), void *arg)
 {
     struct bt_redis *r = bt_store_redis(store);
     char key[600], meta[600], after[64] = "0-0";
@@ -71,7 +80,7 @@ static int print_history(struct bt_store *store, const char *id, const char *suf
                 snprintf(after, sizeof(after), "%s", entry->element[0]->str);
                 /* one entry per decision: "e" record pairs */
                 for (size_t f = 1; f < entry->element[1]->elements; f += 2)
-                    print_record(entry->element[1]->element[f]->str, as_json);
+                    fn(entry->element[1]->element[f]->str, arg);
             }
             fflush(stdout);
         }
@@ -158,7 +167,7 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
         }
         follow = false;
     }
-    ret = print_history(store, id, suffix, as_json, follow);
+    ret = bt_cli_history_each(store, id, suffix, follow, print_record, &as_json);
 out:
     if (ret == BT_EXIT_UNAVAILABLE)
         fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
@@ -183,19 +192,6 @@ static const struct bt_arg list_args[] = {
     {NULL},
 };
 
-static void print_row(const char *id, const char *type, const char *status,
-                      int64_t created)
-{
-    char when[40];
-
-    bt_cli_time(created, when, sizeof(when));
-    if (list_json)
-        bt_cli_print_json(json_pack("{s:s, s:s, s:s?, s:s}", "id", id, "type", type,
-                                    "status", status, "created", when));
-    else
-        printf("%-40s %-24s %-11s %s\n", id, type, status ? status : "?", when);
-}
-
 static const struct bt_cmd list_cmd = {
     .name = "baton list",
     .synopsis = "[--status S] [--type T] [--limit N] [--json]",
@@ -204,53 +200,117 @@ static const struct bt_cmd list_cmd = {
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
 };
 
+/* Appends to rows the instances of page (HMGET replies in ids' order) that
+ * type (NULL: any) keeps, at most limit - the rows there; returns how many
+ * of ids it went through, all of them when rows did not fill up. */
+static size_t keep(struct bt_store *store, const redisReply *ids, const char *type,
+                   json_t *rows, long limit, int *err)
+{
+    size_t i, used = ids->elements;
+    char created[40], updated[40];
+
+    for (i = 0; i < ids->elements; i++) {
+        redisReply *m = NULL;
+        if (bt_redis_reply(bt_store_redis(store), &m)) {
+            *err = BT_EXIT_UNAVAILABLE;
+            return i; /* the connection is unusable: the rest is never read */
+        }
+        if ((long)json_array_size(rows) < limit && m->type == REDIS_REPLY_ARRAY &&
+            m->elements == 4 && m->element[0]->str &&
+            (!type || !strcmp(type, m->element[0]->str))) {
+            const char *u = m->element[3]->str;
+            json_array_append_new(
+                rows,
+                json_pack("{s:s, s:s, s:s?, s:s, s:s?}", "id", ids->element[i]->str,
+                          "type", m->element[0]->str, "status", m->element[1]->str,
+                          "created",
+                          bt_cli_time(strtoll(m->element[2]->str ? m->element[2]->str
+                                                                 : "0",
+                                              NULL, 10),
+                                      created, sizeof(created)),
+                          "updated",
+                          u ? bt_cli_time(strtoll(u, NULL, 10), updated, sizeof(updated))
+                            : NULL));
+            if ((long)json_array_size(rows) == limit && used == ids->elements)
+                used = i + 1;
+        }
+        freeReplyObject(m);
+    }
+    return used;
+}
+
+int bt_cli_list_page(struct bt_store *store, const char *status, const char *type,
+                     long long cursor, long limit, json_t *rows, long long *next)
+{
+    /* with a type filter, look at this many ids per call at most: a page
+     * costs a bounded time however rare the type is; the cursor goes on */
+    const long long chunk = limit < 500 ? 500 : limit, budget = 20000;
+    char key[600], mkey[600];
+    int err = BT_EXIT_OK;
+
+    snprintf(key, sizeof(key), "%s:idx:%s", bt_store_prefix(store), status);
+    *next = cursor;
+    while ((long)json_array_size(rows) < limit && *next - cursor < budget) {
+        redisReply *ids = bt_redis_command(bt_store_redis(store), "ZREVRANGE %s %lld %lld",
+                                           key, *next, *next + chunk - 1);
+        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(ids);
+            return BT_EXIT_UNAVAILABLE;
+        }
+        for (size_t i = 0; i < ids->elements; i++) {
+            const char *argv[] = {"HMGET", mkey, "type", "status", "created", "updated"};
+            bt_store_key(store, ids->element[i]->str, "", mkey, sizeof(mkey));
+            bt_redis_append_argv(bt_store_redis(store), 6, argv, NULL);
+        }
+        *next += (long long)keep(store, ids, type, rows, limit, &err);
+        bool end = (long long)ids->elements < chunk;
+        freeReplyObject(ids);
+        if (err)
+            return err;
+        if (end && (long)json_array_size(rows) < limit) {
+            *next = -1;
+            break;
+        }
+    }
+    return BT_EXIT_OK;
+}
+
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *status, *type;
-    long limit;
     struct bt_store *store;
-    redisReply *ids = NULL;
-    char key[600];
+    json_t *rows = NULL, *row;
+    long long next = 0;
+    size_t i;
     int n_pos, ret;
 
     if ((ret = bt_cli_args(&list_cmd, argc, argv, NULL, &n_pos)) >= 0)
         return ret;
-    ret = BT_EXIT_UNAVAILABLE;
-    status = list_status;
-    type = list_type;
-    limit = (long)list_limit;
     if (!(store = bt_cli_store(cfg)))
-        return ret;
-    snprintf(key, sizeof(key), "%s:idx:%s", bt_store_prefix(store), status);
-    ids = bt_redis_command(bt_store_redis(store), "ZREVRANGE %s 0 %ld", key,
-                           type ? -1 : limit - 1);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY)
-        goto out;
-    for (size_t i = 0; i < ids->elements; i++) {
-        char mkey[600];
-        const char *argv2[] = {"HMGET", mkey, "type", "status", "created"};
-        bt_store_key(store, ids->element[i]->str, "", mkey, sizeof(mkey));
-        bt_redis_append_argv(bt_store_redis(store), 5, argv2, NULL);
-    }
-    if (!list_json)
-        printf("%-40s %-24s %-11s %s\n", "ID", "TYPE", "STATUS", "CREATED");
-    for (size_t i = 0, shown = 0; i < ids->elements; i++) {
-        redisReply *m = NULL;
-        if (bt_redis_reply(bt_store_redis(store), &m))
-            goto out;
-        if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 && m->element[0]->str &&
-            (!type || !strcmp(type, m->element[0]->str)) && (long)shown < limit) {
-            print_row(ids->element[i]->str, m->element[0]->str, m->element[1]->str,
-                      strtoll(m->element[2]->str ? m->element[2]->str : "0", NULL, 10));
-            shown++;
-        }
-        freeReplyObject(m);
-    }
-    ret = BT_EXIT_OK;
-out:
+        return BT_EXIT_UNAVAILABLE;
+    rows = json_array();
+    while (next >= 0 && (long)json_array_size(rows) < list_limit &&
+           !(ret = bt_cli_list_page(store, list_status, list_type, next, (long)list_limit,
+                                    rows, &next)))
+        ;
     if (ret == BT_EXIT_UNAVAILABLE)
         fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
-    freeReplyObject(ids);
+    else if (!list_json)
+        printf("%-40s %-24s %-11s %s\n", "ID", "TYPE", "STATUS", "CREATED");
+    json_array_foreach(rows, i, row)
+    {
+        if (ret)
+            break;
+        if (list_json)
+            bt_cli_print_json(json_incref(row));
+        else
+            printf("%-40s %-24s %-11s %s\n", json_string_value(json_object_get(row, "id")),
+                   json_string_value(json_object_get(row, "type")),
+                   json_string_value(json_object_get(row, "status"))
+                       ? json_string_value(json_object_get(row, "status"))
+                       : "?",
+                   json_string_value(json_object_get(row, "created")));
+    }
+    json_decref(rows);
     bt_store_destroy(store);
     return ret;
 }
