@@ -296,13 +296,13 @@ static void client(struct MHD_Connection *conn, char *buf, size_t n)
     else if (info && info->client_addr && info->client_addr->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)info->client_addr)->sin6_addr,
                   addr, sizeof(addr));
-    snprintf(buf, n, "baton ui from %s", addr);
+    snprintf(buf, n, "%s", addr);
 }
 
 static enum MHD_Result api(struct server *srv, struct MHD_Connection *conn,
                            const char *url, bool post, const struct request *req)
 {
-    char *path = strdup(url + 5), *seg[8], who[128];
+    char *path = strdup(url + 5), *seg[8], who[INET6_ADDRSTRLEN + 1];
     struct query q = {.conn = conn};
     json_t *out = NULL, *body = NULL;
     json_error_t jerr;
@@ -327,7 +327,7 @@ static enum MHD_Result api(struct server *srv, struct MHD_Connection *conn,
         client(conn, who, sizeof(who));
         srv->ui.who = who;
         status = bt_ui_post(&srv->ui, seg, n, body, &out);
-        bt_log(BT_LOG_INFO, "ui action: path=%s status=%u %s", url, status, who);
+        bt_log(BT_LOG_INFO, "ui action: path=%s status=%u from=%s", url, status, who);
     }
     json_decref(body);
     free(path);

@@ -28,7 +28,7 @@ struct bt_ui {
     const struct bt_config *cfg;
     struct bt_store *store; /* connected on first use, dropped when Redis fails */
     bool read_only;
-    const char *who; /* "baton ui from <address>", recorded with an action */
+    const char *who; /* the client's address, recorded with an action */
 };
 
 /* The store, connected when it is not: NULL when Redis does not answer. */

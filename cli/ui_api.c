@@ -393,8 +393,8 @@ static unsigned post_stop(struct bt_ui *ui, char *id, const json_t *body,
     if (json_string_length(reason) > 4096)
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "reason: over 4096 bytes");
     msg.body = json_string_length(reason)
-                   ? json_sprintf("%s (%s)", json_string_value(reason), ui->who)
-                   : json_string(ui->who);
+                   ? json_sprintf("%s (baton ui from %s)", json_string_value(reason), ui->who)
+                   : json_sprintf("baton ui from %s", ui->who);
     status = send_event(ui, &msg, terminate ? "terminate" : "cancel", out);
     json_decref(msg.body);
     return status;

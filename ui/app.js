@@ -92,6 +92,15 @@ function hashQuery() {
   return new URLSearchParams(i < 0 ? '' : location.hash.slice(i + 1));
 }
 
+/* A view's redraw, only when what it shows changed: the DOM (and what is
+ * selected or focused in it) stays put between identical answers. */
+function changed(state, data) {
+  const text = JSON.stringify(data);
+  if (state.last === text) return false;
+  state.last = text;
+  return true;
+}
+
 /* ---- instances ---- */
 
 function instancesView() {
@@ -118,6 +127,7 @@ function instancesView() {
       page = await api('instances?status=' + enc(state.status) + '&type=' + enc(state.type) +
         '&limit=50&cursor=' + enc(cursor));
     } catch (e) { flash(e.message); return; }
+    if (!changed(state, [page, state.cursors])) return;
     const now = Date.now();
     body.replaceChildren(table(['status', 'type', 'id', 'started', 'closed', 'duration'],
       page.instances.map((r) => {
@@ -209,7 +219,8 @@ function timeline(records, endMs) {
   for (let i = 0; i <= 4; i++) {
     const t = t0 + ((t1 - t0) * i) / 4;
     svg.append(s('line', { x1: x(t), x2: x(t), y1: 14, y2: top + bars.length * row, class: 'axis' }),
-      s('text', { x: x(t) - 10, y: 11 }, '+' + duration(t - t0)));
+      s('text', { x: x(t), y: 11, 'text-anchor': i === 4 ? 'end' : i ? 'middle' : 'start' },
+        '+' + duration(t - t0)));
   }
   bars.forEach((b, i) => {
     const y = top + i * row;
@@ -288,6 +299,7 @@ function instanceView(id) {
   const head = h('div');
   const body = h('div');
   view.replaceChildren(head, body);
+  const seen = {};
   let lastStatus = null;
 
   async function refresh() {
@@ -299,6 +311,7 @@ function instanceView(id) {
       flash(e.message);
       return;
     }
+    if (!changed(seen, [d, records])) return;
     /* the forms are kept while typing: redrawn only when the status changes */
     if (lastStatus !== d.status) {
       head.replaceChildren(h('h1', {}, d.type + ' ', h('span', { class: 'mono' }, d.id), ' ',
@@ -306,7 +319,7 @@ function instanceView(id) {
       lastStatus = d.status;
     }
     const end = isFinal(d.status) ? ms(d.updated) : Date.now();
-    body.replaceChildren(
+    body.replaceChildren(...[
       summary(d, records),
       h('h2', {}, 'Input'), h('pre', { id: 'input' }, json(d.input)),
       d.result !== null ? [h('h2', {}, 'Result'), h('pre', { id: 'result' }, json(d.result))] : '',
@@ -319,7 +332,7 @@ function instanceView(id) {
         h('span', { class: 'l-sleep' }, 'sleep'), h('span', { class: 'l-child' }, 'child')),
       timeline(records, end),
       h('h2', {}, 'Events (' + records.length + ')'), eventTable(records),
-      h('h2', {}, 'Raw JSON'), h('pre', { id: 'raw' }, json({ describe: d, history: records })));
+      h('h2', {}, 'Raw JSON'), h('pre', { id: 'raw' }, json({ describe: d, history: records }))].flat());
   }
   return { refresh };
 }
@@ -330,6 +343,7 @@ function dlqView() {
   const body = h('div');
   const whole = h('pre', { id: 'letter' });
   const picked = new Set();
+  const seen = {};
   view.replaceChildren(h('h1', {}, 'Dead letters'), h('div', { class: 'bar' },
     serverInfo.read_only ? '' : h('button', { id: 'redrive', onclick: () => {
       if (!picked.size) { flash('pick dead letters to redrive'); return; }
@@ -341,6 +355,7 @@ function dlqView() {
   async function refresh() {
     let rows;
     try { rows = await api('dlq?limit=500'); } catch (e) { flash(e.message); return; }
+    if (!changed(seen, [rows, [...picked]])) return;
     body.replaceChildren(rows.length ? table(['', 'name', 'time', 'reason', 'origin', 'redriven', 'size'],
       rows.map((l) => h('tr', { class: 'letter' },
         h('td', {}, h('input', { type: 'checkbox', checked: picked.has(l.name), disabled: l.redriven,
@@ -365,6 +380,7 @@ function limitsView() {
   const key = h('input', { id: 'rate-key', placeholder: 'key', size: 16 });
   const value = h('input', { id: 'rate-value', placeholder: 'rate/s', size: 6 });
   const burst = h('input', { id: 'rate-burst', placeholder: 'burst', size: 6 });
+  const seen = {};
   view.replaceChildren(h('h1', {}, 'Limits'),
     serverInfo.read_only ? '' : h('form', { class: 'bar', id: 'rate-form', onsubmit: (e) => {
       e.preventDefault();
@@ -381,6 +397,7 @@ function limitsView() {
   async function refresh() {
     let l;
     try { l = await api('limits'); } catch (e) { flash(e.message); return; }
+    if (!changed(seen, l)) return;
     rate.replaceChildren(table(['key', 'rate/s', 'burst', 'tokens', 'throttled until'], l.rate.map((r) =>
       h('tr', { class: 'rate', 'data-key': r.key, onclick: () => { key.value = r.key; value.value = r.rate; burst.value = r.burst; } },
         h('td', { class: 'mono' }, r.key), h('td', { class: 'num' }, r.rate), h('td', { class: 'num' }, r.burst),
@@ -397,6 +414,7 @@ function limitsView() {
 
 function schedulesView() {
   const body = h('div');
+  const seen = {};
   view.replaceChildren(h('h1', {}, 'Schedules'), body);
   const verb = (sc, v) => h('button', { class: 'verb-' + v, onclick: () => {
     if (confirm(v + ' schedule ' + sc.name + '?')) act(v + ' ' + sc.name, () => post('schedules/' + enc(sc.name) + '/' + v, {}));
@@ -405,6 +423,7 @@ function schedulesView() {
   async function refresh() {
     let rows;
     try { rows = await api('schedules'); } catch (e) { flash(e.message); return; }
+    if (!changed(seen, rows)) return;
     body.replaceChildren(rows.length ? table(['name', 'state', 'next fire', 'cron', 'tz', 'workflow', 'queue', 'overlap', 'last', ''],
       rows.map((sc) => h('tr', { class: 'schedule', 'data-name': sc.name },
         h('td', { class: 'mono' }, sc.name), h('td', {}, sc.state), h('td', {}, sc.state === 'paused' ? '' : sc.next),

@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""The page of `baton ui` in a real browser (Debian's chromium, headless,
+driven by python3-selenium through chromium-driver), on `baton dev` with the
+registration example's two workers, as scripts/demo runs them.
+
+It finds a brand registration's campaign by filter, opens it, counts its
+timeline's activity bars against its history, sends the `review` signal from
+the page and sees the campaign complete without a reload; sees the
+`carriers` rate limit's tokens move while registrations run; and keeps a
+screenshot of each view. Exit 0 when all of it held, 1 with the reason.
+
+usage: ui.py BIN_DIR PLUGIN_DIR OUT_DIR
+Run by the criterion test ui/the_page_works_in_chromium (tests/integration/test_ui.c).
+Everything it starts it stops by pid; the browser has no network beyond
+127.0.0.1 (--host-resolver-rules), so the page fetches nothing else."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+BIN, PLUGINS, OUT = sys.argv[1:4]
+HOME = tempfile.mkdtemp(prefix="baton-ui-")
+ENV = dict(os.environ, BATON_HOME=HOME)
+procs = []  # (name, Popen), stopped in reverse order
+
+
+def spawn(name, *argv):
+    log = open(os.path.join(HOME, name + ".log"), "w")
+    p = subprocess.Popen(argv, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+    procs.append((name, p))
+    return p
+
+
+def log_of(name):
+    with open(os.path.join(HOME, name + ".log")) as f:
+        return f.read()
+
+
+def until(what, cond, timeout=30.0):
+    """Polls cond every 50 ms until it is truthy; its value, or fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out: " + what)
+        time.sleep(0.05)
+
+
+def baton(*args):
+    r = subprocess.run([os.path.join(BIN, "baton"), *args], env=ENV,
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode:
+        raise AssertionError("baton %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr))
+    return r.stdout
+
+
+def start_stack():
+    dev = spawn("dev", os.path.join(BIN, "baton"), "dev", "--no-worker",
+                "--queues", "default,campaigns")
+    until("baton dev writes dev.env",
+          lambda: os.path.exists(os.path.join(HOME, "dev.env")) or dev.poll() is not None)
+    if dev.poll() is not None:
+        raise AssertionError("baton dev ended: " + log_of("dev"))
+    for team, queue, plugin in (("team-a", "default", "registration"),
+                                ("team-b", "campaigns", "campaigns")):
+        spawn(team, os.path.join(BIN, "baton-worker"), "--queues", queue,
+              "--plugin", os.path.join(PLUGINS, plugin + ".so"))
+    for team in ("team-a", "team-b"):
+        until(team + "'s worker gets partitions in both roles",
+              lambda: re.search(r'msg="task partitions assigned" count=[1-9]', log_of(team))
+              and re.search(r'msg="partitions assigned" count=[1-9]', log_of(team)), 60)
+    spawn("ui", os.path.join(BIN, "baton"), "ui", "--listen", "127.0.0.1:0")
+    m = until("baton ui says where it serves",
+              lambda: re.search(r"serving (http://127\.0\.0\.1:\d+/)", log_of("ui")))
+    return m.group(1)
+
+
+def api(url, path):
+    with urllib.request.urlopen(url + "api/" + path, timeout=10) as r:
+        return json.load(r)
+
+
+def register(brand, review_ms=600000):
+    baton("start", "brand_registration", "--id", "brand-" + brand, "--input",
+          json.dumps({"brand": brand, "use_case": "2fa", "review_timeout_ms": review_ms}))
+
+
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+              "--disable-gpu", "--window-size=1400,1000",
+              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def wait(driver, what, cond, timeout=20):
+    """WebDriverWait, failing with what was waited for."""
+    try:
+        return WebDriverWait(driver, timeout, ignored_exceptions=(
+            StaleElementReferenceException,)).until(cond)
+    except TimeoutException:
+        shot(driver, "failed")
+        raise AssertionError("timed out in the browser: " + what) from None
+
+
+def shot(driver, name):
+    driver.save_screenshot(os.path.join(OUT, name + ".png"))
+
+
+def check_instance(driver, url, campaign):
+    """The campaign's page: its timeline bars, then the review signal sent
+    from the page, and the completion seen without a reload."""
+    Select(driver.find_element(By.ID, "f-status")).select_by_value("running")
+    driver.find_element(By.ID, "f-type").send_keys("campaign_registration")
+    driver.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    wait(driver, "the campaign listed", lambda d: d.find_element(
+        By.CSS_SELECTOR, 'tr.instance[data-id="%s"] a.id' % campaign))
+    shot(driver, "instances")
+    wait(driver, "the campaign's link clicked", lambda d: d.find_element(
+        By.CSS_SELECTOR, 'tr.instance[data-id="%s"] a.id' % campaign).click() or True)
+    # it waits for its review once its three carriers answered
+    until("the campaign waits for its review", lambda: any(
+        s["kind"] == "signal" and s["state"] == "waiting"
+        for s in api(url, "instances/" + urllib.request.quote(campaign, safe=""))["steps"]))
+    history = api(url, "instances/" + urllib.request.quote(campaign, safe="") + "/history")
+    want = sum(1 for r in history if r["ev"] == "activity_scheduled")
+    if want < 4:
+        raise AssertionError("create_campaign and three submits expected, history has %d" % want)
+    wait(driver, "%d activity bars" % want,
+         lambda d: len(d.find_elements(By.CSS_SELECTOR, "rect.bar.activity")) == want)
+    wait(driver, "the review wait's bar",
+         lambda d: d.find_elements(By.CSS_SELECTOR, "rect.bar.wait"))
+    shot(driver, "instance-waiting")
+    driver.execute_script("window.__same_page = 1;")
+    driver.find_element(By.ID, "signal-name").send_keys("review")
+    driver.find_element(By.ID, "signal-payload").send_keys('{"decision": "approved"}')
+    driver.find_element(By.ID, "signal-send").click()
+    wait(driver, "the confirmation", lambda d: d.switch_to.alert).accept()
+    wait(driver, "the campaign completed", lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#status [data-status="completed"]'), 30)
+    if driver.execute_script("return window.__same_page") != 1:
+        raise AssertionError("the page was reloaded")
+    # read in the page: the view redraws itself every second
+    result = wait(driver, "its result", lambda d: d.execute_script(
+        "const e = document.getElementById('result'); return e && e.textContent;"))
+    if "approved" not in result:
+        raise AssertionError("the result does not say approved: " + result)
+    shot(driver, "instance-completed")
+    return want
+
+
+def check_limits(driver, url):
+    """The carriers' tokens, as the page shows them, move while campaigns
+    take them."""
+    driver.get(url + "#/limits")
+    cell = 'tr.rate[data-key="carriers"] td.tokens'
+    wait(driver, "the carriers' rate limit", lambda d: d.find_elements(By.CSS_SELECTOR, cell))
+    seen = set()
+    for b in ("globex", "initech", "umbrella", "hooli", "stark", "wayne"):
+        register(b)
+    deadline = time.monotonic() + 30
+    while len(seen) < 2 and time.monotonic() < deadline:
+        v = driver.execute_script(
+            "const e = document.querySelector(arguments[0]); return e && e.textContent;", cell)
+        if v:
+            seen.add(v)
+        time.sleep(0.1)
+    shot(driver, "limits")
+    if len(seen) < 2:
+        raise AssertionError("the tokens of carriers did not move: %s" % sorted(seen))
+    return sorted(seen)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    url = start_stack()
+    register("acme")
+    baton("schedule", "add", "nightly", "--cron", "0 3 * * *", "--workflow",
+          "brand_registration", "--input", '{"brand":"nightly","use_case":"2fa"}')
+    driver = browser()
+    try:
+        t0 = time.monotonic()
+        driver.get(url)
+        wait(driver, "the instances", lambda d: d.find_elements(By.CSS_SELECTOR, "tr.instance"))
+        loaded = time.monotonic() - t0
+        bars = check_instance(driver, url, "brand-acme/campaign")
+        tokens = check_limits(driver, url)
+        driver.get(url + "#/dlq")
+        wait(driver, "the dead letters", lambda d: d.find_elements(
+            By.XPATH, '//main//p[text()="No dead letters."] | //main//tr[@class="letter"]'), 30)
+        shot(driver, "dlq")
+        driver.get(url + "#/schedules")
+        wait(driver, "the schedule", lambda d: d.find_elements(
+            By.CSS_SELECTOR, 'tr.schedule[data-name="nightly"]'))
+        shot(driver, "schedules")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        if errors:
+            raise AssertionError("the console has errors: %s" % errors)
+        print("ui.py: ok: first page %.2f s, %d activity bars, tokens seen %s, screenshots in %s"
+              % (loaded, bars, tokens, OUT))
+    finally:
+        driver.quit()
+
+
+def stop_all():
+    for name, p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT if name == "dev" else signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+if __name__ == "__main__":
+    ok = False
+    try:
+        main()
+        ok = True
+    except (AssertionError, TimeoutException) as e:
+        print("ui.py: FAILED: %s" % (e or "a wait timed out"), file=sys.stderr)
+    except Exception as e:  # anything else from selenium: still stop what runs
+        print("ui.py: FAILED: %r" % e, file=sys.stderr)
+    finally:
+        if not ok:
+            for name, _ in procs:
+                print("--- %s.log (end)\n%s" % (name, log_of(name)[-3000:]), file=sys.stderr)
+        stop_all()
+    sys.exit(0 if ok else 1)
