@@ -13,6 +13,7 @@ usage: ui.py BIN_DIR PLUGIN_DIR OUT_DIR
 Run by the criterion test ui/the_page_works_in_chromium (tests/integration/test_ui.c).
 Everything it starts it stops by pid; the browser has no network beyond
 127.0.0.1 (--host-resolver-rules), so the page fetches nothing else."""
+import ctypes
 import json
 import os
 import re
@@ -35,9 +36,19 @@ ENV = dict(os.environ, BATON_HOME=HOME)
 procs = []  # (name, Popen), stopped in reverse order
 
 
+LIBC = ctypes.CDLL(None)
+
+
+def die_with_us():
+    """Runs in each child before exec: it is killed when this script dies,
+    however it dies (PR_SET_PDEATHSIG), so a killed test leaves nothing."""
+    LIBC.prctl(1, signal.SIGKILL)
+
+
 def spawn(name, *argv):
     log = open(os.path.join(HOME, name + ".log"), "w")
-    p = subprocess.Popen(argv, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(argv, env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                         preexec_fn=die_with_us)
     procs.append((name, p))
     return p
 

@@ -455,3 +455,41 @@ Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds,
     cr_assert_lt(bt_test_now_ms() - t0, 3000, "every page of a rare type");
     json_decref(seen);
 }
+
+/* The page in chromium (tests/browser/ui.py, which starts its own `baton dev`
+ * and the registration example's workers): a campaign found by filter, its
+ * timeline's bars, the review signal sent from the page and the completion
+ * seen without a reload, the rate limit's tokens moving; a screenshot of
+ * each view in <build>/ui-screenshots. Not under the sanitizers (make
+ * test-asan): the API tests above cover the C there, and the browser adds
+ * ~15 s to a run that is slow already. */
+Test(ui, the_page_works_in_chromium, .timeout = 240)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("the browser test runs in the release build only");
+#endif
+    const char *argv[] = {"/usr/bin/python3",
+                          BT_SOURCE_DIR "/tests/browser/ui.py",
+                          BT_BIN_DIR,
+                          BT_PLUGIN_DIR,
+                          BT_BUILD_DIR "/ui-screenshots",
+                          NULL};
+    const char *log = BT_BUILD_DIR "/ui-browser.log";
+    char text[8192] = "";
+    FILE *f;
+    int rc;
+
+    remove(log);
+    rc = bt_test_wait(bt_test_spawn(argv, NULL, log), 200000);
+    if ((f = fopen(log, "r"))) {
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, size > (long)sizeof(text) - 1 ? size - (long)sizeof(text) + 1 : 0,
+              SEEK_SET);
+        text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+        fclose(f);
+    }
+    cr_assert_eq(rc, 0, "tests/browser/ui.py: exit %d (scripts/bootstrap installs "
+                        "chromium, chromium-driver, python3-selenium):\n%s",
+                 rc, text);
+}
