@@ -206,8 +206,8 @@ int bt_cli_check_type(struct bt_store *store, const char *queue, const char *typ
  * stored limit, or says why it failed. Returns a BT_EXIT_* status. */
 int bt_cli_stored(struct bt_store *store, redisReply *reply, const char *key,
                   const char *name,
-                  void (*print)(struct bt_store *store, const char *key,
-                                const char *name, void *arg));
+                  void (*print)(struct bt_store *store, const char *key, const char *name,
+                                void *arg));
 
 /* `get` of a limit: print(store, key, name) when the Redis key exists, else
  * says there is no such <what> yet. Returns a BT_EXIT_* status. */

@@ -189,8 +189,8 @@ int bt_cli_show(struct bt_store *store, const char *key, const char *name,
 
 int bt_cli_stored(struct bt_store *store, redisReply *reply, const char *key,
                   const char *name,
-                  void (*print)(struct bt_store *store, const char *key,
-                                const char *name, void *arg))
+                  void (*print)(struct bt_store *store, const char *key, const char *name,
+                                void *arg))
 {
     int ret = !reply                             ? BT_EXIT_UNAVAILABLE
               : reply->type == REDIS_REPLY_ERROR ? BT_EXIT_FAIL

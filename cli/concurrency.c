@@ -60,8 +60,7 @@ static json_t *integer_or_null(const char *text)
     return text && end != text && !*end ? json_integer(x) : json_null();
 }
 
-json_t *bt_cli_concurrency_json(struct bt_store *store, const char *hash,
-                                const char *key)
+json_t *bt_cli_concurrency_json(struct bt_store *store, const char *hash, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store), "HGET %s limit", hash);
     const char *limit = reply && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;

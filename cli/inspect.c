@@ -221,16 +221,15 @@ static size_t keep(struct bt_store *store, const redisReply *ids, const char *ty
             const char *u = m->element[3]->str;
             json_array_append_new(
                 rows,
-                json_pack("{s:s, s:s, s:s?, s:s, s:s?}", "id", ids->element[i]->str,
-                          "type", m->element[0]->str, "status", m->element[1]->str,
-                          "created",
-                          bt_cli_time(strtoll(m->element[2]->str ? m->element[2]->str
-                                                                 : "0",
-                                              NULL, 10),
-                                      created, sizeof(created)),
-                          "updated",
-                          u ? bt_cli_time(strtoll(u, NULL, 10), updated, sizeof(updated))
-                            : NULL));
+                json_pack(
+                    "{s:s, s:s, s:s?, s:s, s:s?}", "id", ids->element[i]->str, "type",
+                    m->element[0]->str, "status", m->element[1]->str, "created",
+                    bt_cli_time(
+                        strtoll(m->element[2]->str ? m->element[2]->str : "0", NULL, 10),
+                        created, sizeof(created)),
+                    "updated",
+                    u ? bt_cli_time(strtoll(u, NULL, 10), updated, sizeof(updated))
+                      : NULL));
             if ((long)json_array_size(rows) == limit && used == ids->elements)
                 used = i + 1;
         }
@@ -251,8 +250,9 @@ int bt_cli_list_page(struct bt_store *store, const char *status, const char *typ
     snprintf(key, sizeof(key), "%s:idx:%s", bt_store_prefix(store), status);
     *next = cursor;
     while ((long)json_array_size(rows) < limit && *next - cursor < budget) {
-        redisReply *ids = bt_redis_command(bt_store_redis(store), "ZREVRANGE %s %lld %lld",
-                                           key, *next, *next + chunk - 1);
+        redisReply *ids =
+            bt_redis_command(bt_store_redis(store), "ZREVRANGE %s %lld %lld", key, *next,
+                             *next + chunk - 1);
         if (!ids || ids->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(ids);
             return BT_EXIT_UNAVAILABLE;
@@ -303,7 +303,8 @@ int bt_cli_list(struct bt_config *cfg, int argc, char **argv)
         if (list_json)
             bt_cli_print_json(json_incref(row));
         else
-            printf("%-40s %-24s %-11s %s\n", json_string_value(json_object_get(row, "id")),
+            printf("%-40s %-24s %-11s %s\n",
+                   json_string_value(json_object_get(row, "id")),
                    json_string_value(json_object_get(row, "type")),
                    json_string_value(json_object_get(row, "status"))
                        ? json_string_value(json_object_get(row, "status"))

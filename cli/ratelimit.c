@@ -48,8 +48,7 @@ static json_t *number(const char *text)
                                                         : json_real(x);
 }
 
-json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket,
-                              const char *key)
+json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store),
                                          "HMGET %s rate burst tokens until", bucket);
@@ -63,10 +62,10 @@ json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket,
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             f[i] = reply->element[i]->str;
     ms = f[3] ? strtoll(f[3], NULL, 10) : 0;
-    root = json_pack(
-        "{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]), "burst",
-        number(f[1]), "tokens", number(f[2]), "until",
-        ms > 0 ? json_string(bt_cli_time(ms, until, sizeof(until))) : json_null());
+    root = json_pack("{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]),
+                     "burst", number(f[1]), "tokens", number(f[2]), "until",
+                     ms > 0 ? json_string(bt_cli_time(ms, until, sizeof(until)))
+                            : json_null());
     freeReplyObject(reply);
     return root;
 }
@@ -101,9 +100,8 @@ int bt_cli_ratelimit_parse(const char *text, double *rate)
     char *end;
 
     *rate = strtod(text, &end);
-    return end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9
-               ? -1
-               : 0;
+    return end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9 ? -1
+                                                                                     : 0;
 }
 
 redisReply *bt_cli_ratelimit_hset(struct bt_store *store, const char *key, double rate,

@@ -361,7 +361,8 @@ static int list(struct bt_store *store)
     return each_schedule(store, print_one, NULL);
 }
 
-int bt_cli_schedule_pause_resume(struct bt_store *store, const char *cmd, const char *name)
+int bt_cli_schedule_pause_resume(struct bt_store *store, const char *cmd,
+                                 const char *name)
 {
     redisReply *hash = NULL;
     const char *pairs[] = {"paused", "1", "next", NULL, "error", ""};
@@ -435,7 +436,7 @@ static char *queue_of(const struct bt_config *cfg, const char *bytes, size_t len
 }
 
 int bt_cli_schedule_trigger(const struct bt_config *cfg, struct bt_store *store,
-                           const char *name, char *id_out, size_t n)
+                            const char *name, char *id_out, size_t n)
 {
     struct bt_msg msg = {.type = BT_MSG_START};
     redisReply *hash = NULL;

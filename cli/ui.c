@@ -217,14 +217,15 @@ static const char *refused(const struct server *srv, struct MHD_Connection *conn
                            unsigned *status)
 {
     const char *type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
-               *origin = header(conn, "Origin"), *host = header(conn, MHD_HTTP_HEADER_HOST),
+               *origin = header(conn, "Origin"),
+               *host = header(conn, MHD_HTTP_HEADER_HOST),
                *auth = header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
 
     *status = MHD_HTTP_FORBIDDEN;
     if (srv->ui.read_only)
         return "read-only: baton ui was started with --read-only";
-    if (!header(conn, "X-Baton-UI") || !type ||
-        strncmp(type, "application/json", 16) || (type[16] && type[16] != ';'))
+    if (!header(conn, "X-Baton-UI") || !type || strncmp(type, "application/json", 16) ||
+        (type[16] && type[16] != ';'))
         return "cross-site request refused: an action needs the header X-Baton-UI and "
                "Content-Type: application/json";
     if (origin && strcmp(origin, "null")) {
@@ -320,9 +321,9 @@ static enum MHD_Result api(struct server *srv, struct MHD_Connection *conn,
                              "the body is over %d bytes", BODY_MAX);
     } else if (!(body = json_loadb(req->body ? req->body : "", req->len, 0, &jerr)) ||
                !json_is_object(body)) {
-        status = bt_ui_error(&out, MHD_HTTP_BAD_REQUEST,
-                             "the body is not a JSON object: %s",
-                             body ? "another JSON value" : jerr.text);
+        status =
+            bt_ui_error(&out, MHD_HTTP_BAD_REQUEST, "the body is not a JSON object: %s",
+                        body ? "another JSON value" : jerr.text);
     } else {
         client(conn, who, sizeof(who));
         srv->ui.who = who;
@@ -407,7 +408,8 @@ static int load_token(struct server *srv)
     if (token_arg)
         snprintf(srv->token, sizeof(srv->token), "%s", token_arg);
     if (token_file_arg) {
-        if (!(f = fopen(token_file_arg, "r")) || !fgets(srv->token, sizeof(srv->token), f)) {
+        if (!(f = fopen(token_file_arg, "r")) ||
+            !fgets(srv->token, sizeof(srv->token), f)) {
             fprintf(stderr, "baton ui: --token-file: cannot read %s: %s\n",
                     token_file_arg, f ? "empty" : strerror(errno));
             if (f)
@@ -502,8 +504,8 @@ static int serve(struct server *srv, const struct addrinfo *ai)
     else
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->ai_addr)->sin_addr, addr,
                   sizeof(addr));
-    snprintf(url, sizeof(url), ai->ai_family == AF_INET6 ? "http://[%s]:%d/" : "http://%s:%d/",
-             addr, port);
+    snprintf(url, sizeof(url),
+             ai->ai_family == AF_INET6 ? "http://[%s]:%d/" : "http://%s:%d/", addr, port);
     snprintf(srv->hosts[0], sizeof(srv->hosts[0]), "%.*s", (int)strlen(url) - 8, url + 7);
     snprintf(srv->hosts[1], sizeof(srv->hosts[1]), "localhost:%d", port);
     snprintf(srv->hosts[2], sizeof(srv->hosts[2]), "127.0.0.1:%d", port);

@@ -43,7 +43,8 @@ unsigned bt_ui_get(struct bt_ui *ui, char **seg, int n,
                    json_t **out);
 /* Answers POST /api/<path>: an action, body its parsed JSON object
  * (borrowed). Same return as bt_ui_get. */
-unsigned bt_ui_post(struct bt_ui *ui, char **seg, int n, const json_t *body, json_t **out);
+unsigned bt_ui_post(struct bt_ui *ui, char **seg, int n, const json_t *body,
+                    json_t **out);
 
 /* {"error": message, "status": status}: a new reference; returns status. */
 unsigned bt_ui_error(json_t **out, unsigned status, const char *fmt, ...)

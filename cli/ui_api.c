@@ -87,9 +87,8 @@ static unsigned lost(struct bt_ui *ui, json_t **out, int ret, const char *what)
     return failed(out, ret, what);
 }
 
-static unsigned get_instances(struct bt_ui *ui,
-                              const char *(*arg)(void *, const char *), void *args,
-                              json_t **out)
+static unsigned get_instances(struct bt_ui *ui, const char *(*arg)(void *, const char *),
+                              void *args, json_t **out)
 {
     char status[16] = "all", type[BT_ID_MAX + 1] = "";
     const char *v;
@@ -117,8 +116,8 @@ static unsigned get_instances(struct bt_ui *ui,
     if (!int_arg(arg(args, "cursor"), 0, 0, INT64_MAX / 2, &cursor))
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "cursor: not a cursor");
     if (!int_arg(arg(args, "limit"), LIST_DEFAULT, 1, LIST_MAX, &limit))
-        return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "limit: not an integer from 1 to %d",
-                           LIST_MAX);
+        return bt_ui_error(out, MHD_HTTP_BAD_REQUEST,
+                           "limit: not an integer from 1 to %d", LIST_MAX);
     if (!(store = store_or(ui, out)))
         return MHD_HTTP_SERVICE_UNAVAILABLE;
     rows = json_array();
@@ -205,8 +204,8 @@ static unsigned get_dlq(struct bt_ui *ui, const char *name, const char *limit_ar
     int ret;
 
     if (!int_arg(limit_arg, DLQ_DEFAULT, 1, DLQ_MAX, &limit))
-        return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "limit: not an integer from 1 to %d",
-                           DLQ_MAX);
+        return bt_ui_error(out, MHD_HTTP_BAD_REQUEST,
+                           "limit: not an integer from 1 to %d", DLQ_MAX);
     if (name && !valid_letter(name))
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST,
                            "\"%.40s\" is not a dead letter's name (partition:offset)",
@@ -381,8 +380,8 @@ static unsigned post_signal(struct bt_ui *ui, char *id, const json_t *body, json
 
 /* cancel or terminate; the reason names who asked, from where: it is kept in
  * the history's cancel_requested record. */
-static unsigned post_stop(struct bt_ui *ui, char *id, const json_t *body,
-                          bool terminate, json_t **out)
+static unsigned post_stop(struct bt_ui *ui, char *id, const json_t *body, bool terminate,
+                          json_t **out)
 {
     const json_t *reason = json_object_get(body, "reason");
     struct bt_msg msg = {.type = BT_MSG_CANCEL, .id = id, .terminate = terminate};
@@ -392,9 +391,10 @@ static unsigned post_stop(struct bt_ui *ui, char *id, const json_t *body,
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "reason: not a string");
     if (json_string_length(reason) > 4096)
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "reason: over 4096 bytes");
-    msg.body = json_string_length(reason)
-                   ? json_sprintf("%s (baton ui from %s)", json_string_value(reason), ui->who)
-                   : json_sprintf("baton ui from %s", ui->who);
+    msg.body =
+        json_string_length(reason)
+            ? json_sprintf("%s (baton ui from %s)", json_string_value(reason), ui->who)
+            : json_sprintf("baton ui from %s", ui->who);
     status = send_event(ui, &msg, terminate ? "terminate" : "cancel", out);
     json_decref(msg.body);
     return status;

@@ -64,8 +64,8 @@ char *bt_test_http(int port, const char *method, const char *path, const char *h
                              .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {30, 0};
-    size_t blen = body ? strlen(body) : 0, n = blen + strlen(path) + 1024 +
-                                               (headers ? strlen(headers) : 0);
+    size_t blen = body ? strlen(body) : 0,
+           n = blen + strlen(path) + 1024 + (headers ? strlen(headers) : 0);
     char *req = malloc(n), *buf = NULL, *start;
     int fd = socket(AF_INET, SOCK_STREAM, 0), len;
 
@@ -73,10 +73,10 @@ char *bt_test_http(int port, const char *method, const char *path, const char *h
     if (fd < 0 || !req)
         goto out;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    len = snprintf(req, n, "%s %s HTTP/1.0\r\n%s%d\r\n%sContent-Length: %zu\r\n\r\n%s",
-                   method, path,
-                   headers && strstr(headers, "Host:") ? "X-Port: " : "Host: 127.0.0.1:",
-                   port, headers ? headers : "", blen, body ? body : "");
+    len = snprintf(
+        req, n, "%s %s HTTP/1.0\r\n%s%d\r\n%sContent-Length: %zu\r\n\r\n%s", method, path,
+        headers && strstr(headers, "Host:") ? "X-Port: " : "Host: 127.0.0.1:", port,
+        headers ? headers : "", blen, body ? body : "");
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
         send(fd, req, (size_t)len, MSG_NOSIGNAL) != (ssize_t)len || !(buf = read_all(fd)))
         goto out;

@@ -36,8 +36,8 @@ static pid_t spawn_ui(int *p, const char *const *args)
     snprintf(log, sizeof(log), "%s/ui-%d.log", stack.redis.dir, *p);
     pid = bt_test_spawn(argv, stack.envp, log);
     cr_assert_gt(pid, 0);
-    BT_TEST_WAIT_UNTIL(up, (free(bt_test_http_get(*p, "/api/ui", &status)), status == 200),
-                       15000);
+    BT_TEST_WAIT_UNTIL(
+        up, (free(bt_test_http_get(*p, "/api/ui", &status)), status == 200), 15000);
     cr_assert(up, "baton ui did not answer on %d", *p);
     return pid;
 }
@@ -86,8 +86,8 @@ static json_t *call_on(int p, const char *method, const char *path, const char *
     free(text);
     return root;
 }
-#define GET(path, want)              call_on(port, "GET", (path), NULL, NULL, (want))
-#define POST(path, body, want)       call_on(port, "POST", (path), ACTION, (body), (want))
+#define GET(path, want)               call_on(port, "GET", (path), NULL, NULL, (want))
+#define POST(path, body, want)        call_on(port, "POST", (path), ACTION, (body), (want))
 #define EXPECT(method, path, h, b, w) json_decref(call_on(port, method, path, h, b, w))
 
 /* `baton args... --json` as JSON: one object, or an array of its lines. */
@@ -121,13 +121,82 @@ static bool status_is(const char *id, const char *want)
     return !strcmp(bt_stack_status(&stack, id, buf, sizeof(buf)), want);
 }
 
-Test(ui, every_read_endpoint_answers_the_json_of_the_cli, .init = setup,
-     .fini = teardown, .timeout = 120)
+/* The API's answer is the CLI's; both are released. */
+static void same(json_t *api, json_t *cli)
+{
+    cr_assert(json_equal(api, cli), "API %s\nCLI %s", json_dumps(api, 0),
+              json_dumps(cli, 0));
+    json_decref(api);
+    json_decref(cli);
+}
+
+/* The rows of `list --json`, two and then one: the cursor goes on. */
+static void instances_page_by_page(void)
+{
+    json_t *root = GET("/api/instances?status=completed&type=chain3&limit=2", 200),
+           *cli = CLI(true, "list", "--json", "--status=completed", "--type=chain3");
+    char path[128];
+
+    cr_assert_eq(json_array_size(cli), 3);
+    same(json_incref(json_object_get(root, "instances")),
+         json_pack("[O, O]", json_array_get(cli, 0), json_array_get(cli, 1)));
+    snprintf(path, sizeof(path), "/api/instances?status=completed&type=chain3&cursor=%s",
+             json_string_value(json_object_get(root, "next")));
+    json_decref(root);
+    root = GET(path, 200);
+    cr_assert(json_is_null(json_object_get(root, "next")), "the last page has no next");
+    same(json_incref(json_object_get(root, "instances")),
+         json_pack("[O]", json_array_get(cli, 2)));
+    json_decref(root);
+    json_decref(cli);
+}
+
+/* A signal for an instance that does not exist is dead-lettered: listed as
+ * `dlq list --json` lists it, and shown whole. */
+static void dead_letter_listed(void)
+{
+    static const char orphan[] =
+        "{\"v\":1,\"type\":\"signal\",\"id\":\"nobody\",\"name\":\"x\"}";
+    char path[128];
+    json_t *root;
+    bool ok;
+
+    cr_assert_eq(bt_stack_produce(&stack, "events", "nobody", orphan, strlen(orphan)), 0);
+    BT_TEST_WAIT_UNTIL(ok,
+                       (root = GET("/api/dlq", 200),
+                        json_array_size(root) == 1 || (json_decref(root), 0)),
+                       30000);
+    cr_assert(ok, "the dead letter is listed");
+    snprintf(path, sizeof(path), "/api/dlq/%s",
+             json_string_value(json_object_get(json_array_get(root, 0), "name")));
+    same(root, CLI(true, "dlq", "list", "--json"));
+    root = GET(path, 200);
+    cr_assert(strstr(json_string_value(json_object_get(root, "payload")), "nobody"));
+    json_decref(root);
+}
+
+/* The page and its parts, from the binary. */
+static void page_served(void)
+{
+    int status;
+    char *html = bt_test_http_get(port, "/", &status);
+
+    cr_assert_eq(status, 200);
+    cr_assert(strstr(html, "<script src=\"/app.js\""), "%s", html);
+    free(html);
+    free(bt_test_http_get(port, "/app.js", &status));
+    cr_assert_eq(status, 200);
+    free(bt_test_http_get(port, "/app.css", &status));
+    cr_assert_eq(status, 200);
+    free(bt_test_http_get(port, "/nothing.js", &status));
+    cr_assert_eq(status, 404);
+}
+
+Test(ui, every_read_endpoint_answers_the_json_of_the_cli, .init = setup, .fini = teardown,
+     .timeout = 120)
 {
     char out[8192];
-    json_t *root, *cli;
-    bool ok;
-    int status;
+    json_t *root;
 
     for (int i = 0; i < 3; i++) {
         char id[32];
@@ -136,8 +205,6 @@ Test(ui, every_read_endpoint_answers_the_json_of_the_cli, .init = setup,
                                     "{\"v\":1}", "--wait"),
                      0, "%s", out);
     }
-    cr_assert_eq(BT_STACK_BATON(&stack, out, "start", "await_review", "--id", "ui-wait"),
-                 0, "%s", out);
     cr_assert_eq(BT_STACK_BATON(&stack, out, "ratelimit", "set", "carriers", "5/s",
                                 "--burst", "2"),
                  0, "%s", out);
@@ -147,81 +214,22 @@ Test(ui, every_read_endpoint_answers_the_json_of_the_cli, .init = setup,
                                 "0 3 * * *", "--workflow=chain3"),
                  0, "%s", out);
 
-    /* the instances: the rows of `list --json`, a page at a time */
-    root = GET("/api/instances?status=completed&type=chain3&limit=2", 200);
-    cli = CLI(true, "list", "--json", "--status=completed", "--type=chain3");
-    cr_assert_eq(json_array_size(cli), 3);
-    json_t *two = json_pack("[O, O]", json_array_get(cli, 0), json_array_get(cli, 1));
-    cr_assert(json_equal(json_object_get(root, "instances"), two), "%s",
-              json_dumps(root, 0));
-    json_decref(two);
-    char path[128];
-    snprintf(path, sizeof(path), "/api/instances?status=completed&type=chain3&cursor=%s",
-             json_string_value(json_object_get(root, "next")));
-    json_decref(root);
-    root = GET(path, 200);
-    cr_assert_eq(json_array_size(json_object_get(root, "instances")), 1);
-    cr_assert(json_equal(json_array_get(json_object_get(root, "instances"), 0),
-                         json_array_get(cli, 2)));
-    cr_assert(json_is_null(json_object_get(root, "next")), "the last page has no next");
-    json_decref(root);
-    json_decref(cli);
-
-    /* one instance, an id with a "/" sent as %2F, and its history */
-    root = GET("/api/instances/ui%2Fchain-1", 200);
-    cli = CLI(false, "describe", "ui/chain-1", "--json");
-    cr_assert(json_equal(root, cli), "%s", json_dumps(root, 0));
-    json_decref(root);
-    json_decref(cli);
+    instances_page_by_page();
+    /* an id with a "/" is sent as %2F */
+    same(GET("/api/instances/ui%2Fchain-1", 200),
+         CLI(false, "describe", "ui/chain-1", "--json"));
     root = GET("/api/instances/ui%2Fchain-1/history", 200);
-    cli = CLI(true, "history", "ui/chain-1", "--json");
-    cr_assert(json_equal(root, cli), "%s", json_dumps(root, 0));
     cr_assert_gt(json_array_size(root), 6);
-    json_decref(root);
-    json_decref(cli);
-
+    same(root, CLI(true, "history", "ui/chain-1", "--json"));
     root = GET("/api/limits", 200);
-    cli = CLI(true, "ratelimit", "list", "--json");
-    cr_assert(json_equal(json_object_get(root, "rate"), cli), "%s", json_dumps(root, 0));
-    json_decref(cli);
-    cli = CLI(true, "concurrency", "list", "--json");
-    cr_assert(json_equal(json_object_get(root, "concurrency"), cli));
-    json_decref(cli);
+    same(json_incref(json_object_get(root, "rate")),
+         CLI(true, "ratelimit", "list", "--json"));
+    same(json_incref(json_object_get(root, "concurrency")),
+         CLI(true, "concurrency", "list", "--json"));
     json_decref(root);
-
-    root = GET("/api/schedules", 200);
-    cli = CLI(true, "schedule", "list", "--json");
-    cr_assert(json_equal(root, cli), "%s", json_dumps(root, 0));
-    json_decref(root);
-    json_decref(cli);
-
-    /* a dead letter: a signal for an instance that does not exist */
-    static const char orphan[] =
-        "{\"v\":1,\"type\":\"signal\",\"id\":\"nobody\",\"name\":\"x\"}";
-    cr_assert_eq(bt_stack_produce(&stack, "events", "nobody", orphan, strlen(orphan)), 0);
-    BT_TEST_WAIT_UNTIL(
-        ok, (root = GET("/api/dlq", 200), json_array_size(root) == 1 || (json_decref(root), 0)),
-        30000);
-    cr_assert(ok, "the dead letter is listed");
-    cli = CLI(true, "dlq", "list", "--json");
-    cr_assert(json_equal(root, cli), "%s", json_dumps(root, 0));
-    snprintf(path, sizeof(path), "/api/dlq/%s",
-             json_string_value(json_object_get(json_array_get(root, 0), "name")));
-    json_decref(root);
-    json_decref(cli);
-    root = GET(path, 200);
-    cr_assert(strstr(json_string_value(json_object_get(root, "payload")), "nobody"));
-    json_decref(root);
-
-    /* the page and its parts, from the binary */
-    char *html = bt_test_http_get(port, "/", &status);
-    cr_assert_eq(status, 200);
-    cr_assert(strstr(html, "<script src=\"/app.js\""), "%s", html);
-    free(html);
-    free(bt_test_http_get(port, "/app.js", &status));
-    cr_assert_eq(status, 200);
-    free(bt_test_http_get(port, "/app.css", &status));
-    cr_assert_eq(status, 200);
+    same(GET("/api/schedules", 200), CLI(true, "schedule", "list", "--json"));
+    dead_letter_listed();
+    page_served();
 }
 
 Test(ui, errors_are_json_with_their_status_and_bad_input_is_refused, .init = setup,
@@ -229,8 +237,8 @@ Test(ui, errors_are_json_with_their_status_and_bad_input_is_refused, .init = set
 {
     char out[4096];
 
-    cr_assert_eq(BT_STACK_BATON(&stack, out, "start", "chain3", "--id", "done-1", "--input",
-                                "{\"v\":1}", "--wait"),
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "start", "chain3", "--id", "done-1",
+                                "--input", "{\"v\":1}", "--wait"),
                  0, "%s", out);
     EXPECT("GET", "/api/instances/nobody", NULL, NULL, 404);
     EXPECT("GET", "/api/instances/nobody/history", NULL, NULL, 404);
@@ -247,7 +255,8 @@ Test(ui, errors_are_json_with_their_status_and_bad_input_is_refused, .init = set
     EXPECT("POST", "/api/instances/done-1/signal", ACTION, "{\"name\":", 400);
     EXPECT("POST", "/api/instances/done-1/signal", ACTION, "[1,2]", 400);
     EXPECT("POST", "/api/instances/done-1/signal", ACTION, "", 400);
-    EXPECT("POST", "/api/instances/done-1/signal", ACTION, "{\"name\":\"$internal\"}", 400);
+    EXPECT("POST", "/api/instances/done-1/signal", ACTION, "{\"name\":\"$internal\"}",
+           400);
     EXPECT("POST", "/api/instances/done-1/signal", ACTION, "{\"payload\":1}", 400);
     EXPECT("POST", "/api/instances/done-1/signal", ACTION, "{\"name\":\"review\"}", 409);
     EXPECT("POST", "/api/instances/nobody/cancel", ACTION, "{}", 404);
@@ -272,7 +281,8 @@ Test(ui, errors_are_json_with_their_status_and_bad_input_is_refused, .init = set
 static bool cancel_recorded(const char *id, const char *text)
 {
     json_t *recs = bt_stack_history(&stack, id, ":history", "cancel_requested");
-    const char *reason = json_string_value(json_object_get(json_array_get(recs, 0), "reason"));
+    const char *reason =
+        json_string_value(json_object_get(json_array_get(recs, 0), "reason"));
     bool found = reason && strstr(reason, text);
 
     json_decref(recs);
@@ -297,14 +307,15 @@ Test(ui, actions_go_the_ways_of_the_cli_and_are_recorded, .init = setup, .fini =
     cr_assert(ok);
 
     json_decref(POST("/api/instances/rv-0/signal",
-                     "{\"name\":\"review\",\"payload\":{\"decision\":\"approved\"}}", 202));
+                     "{\"name\":\"review\",\"payload\":{\"decision\":\"approved\"}}",
+                     202));
     BT_TEST_WAIT_UNTIL(ok, status_is("rv-0", "completed"), 30000);
     cr_assert(ok, "the signal sent from the API completes it");
     root = GET("/api/instances/rv-0", 200);
-    cr_assert_str_eq(json_string_value(json_object_get(
-                         json_object_get(json_object_get(root, "result"), "review"),
-                         "decision")),
-                     "approved");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(root, "result"), "review"), "decision")),
+        "approved");
     json_decref(root);
 
     json_decref(POST("/api/instances/rv-1/cancel", "{\"reason\":\"duplicate\"}", 202));
@@ -317,12 +328,13 @@ Test(ui, actions_go_the_ways_of_the_cli_and_are_recorded, .init = setup, .fini =
     cr_assert(ok);
     cr_assert(cancel_recorded("rv-2", "baton ui from 127.0.0.1"));
 
-    root = POST("/api/limits/rate", "{\"key\":\"carriers\",\"rate\":\"12/s\",\"burst\":3}",
-                200);
+    root = POST("/api/limits/rate",
+                "{\"key\":\"carriers\",\"rate\":\"12/s\",\"burst\":3}", 200);
     cr_assert_eq(json_integer_value(json_object_get(root, "rate")), 12);
     json_decref(root);
     reply = bt_stack_redis(&stack, "HGET %s:rl:carriers burst", stack.prefix);
-    cr_assert(reply && reply->str && !strcmp(reply->str, "3"), "the HSET of ratelimit set");
+    cr_assert(reply && reply->str && !strcmp(reply->str, "3"),
+              "the HSET of ratelimit set");
     freeReplyObject(reply);
 
     cr_assert_eq(BT_STACK_BATON(&stack, out, "schedule", "add", "hourly", "--cron",
@@ -377,7 +389,8 @@ Test(ui, actions_need_the_page_the_token_and_no_read_only, .init = setup,
     json_decref(call_on(ro, "GET", "/api/instances/t-1", NULL, NULL, 200));
     cr_assert(status_is("t-1", "running"), "nothing refused reached it");
     snprintf(out, sizeof(out),
-             ACTION "Authorization: Bearer s3cret-token\r\nOrigin: http://127.0.0.1:%d\r\n",
+             ACTION
+             "Authorization: Bearer s3cret-token\r\nOrigin: http://127.0.0.1:%d\r\n",
              port);
     EXPECT("POST", SIGNAL, out, REVIEW, 202);
     BT_TEST_WAIT_UNTIL(ok, status_is("t-1", "completed"), 30000);
@@ -390,8 +403,7 @@ Test(ui, actions_need_the_page_the_token_and_no_read_only, .init = setup,
 static void store_instances(int n)
 {
     redisReply *reply = bt_stack_redis(
-        &stack,
-        "EVAL %s 0 %s %d",
+        &stack, "EVAL %s 0 %s %d",
         "for i = 1, tonumber(ARGV[2]) do "
         "  local id = 'bulk-' .. i "
         "  local t = (i % 100 == 0) and 'rare' or 'chain3' "
@@ -408,8 +420,8 @@ static void store_instances(int n)
     freeReplyObject(reply);
 }
 
-Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds,
-     .init = setup_redis_only, .fini = teardown, .timeout = 120)
+Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds, .init = setup_redis_only,
+     .fini = teardown, .timeout = 120)
 {
     json_t *root, *seen = json_object(), *row;
     char path[160], cursor[32] = "0";
@@ -430,9 +442,10 @@ Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds,
             json_object_set_new(seen, id, json_true());
         }
         if (page == 0)
-            cr_assert_str_eq(json_string_value(json_object_get(
-                                 json_array_get(json_object_get(root, "instances"), 0), "id")),
-                             "bulk-10000", "newest first");
+            cr_assert_str_eq(
+                json_string_value(json_object_get(
+                    json_array_get(json_object_get(root, "instances"), 0), "id")),
+                "bulk-10000", "newest first");
         snprintf(cursor, sizeof(cursor), "%s",
                  json_string_value(json_object_get(root, "next")));
         json_decref(root);
@@ -442,7 +455,8 @@ Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds,
     size_t found = 0;
     snprintf(cursor, sizeof(cursor), "0");
     do {
-        snprintf(path, sizeof(path), "/api/instances?type=rare&limit=50&cursor=%s", cursor);
+        snprintf(path, sizeof(path), "/api/instances?type=rare&limit=50&cursor=%s",
+                 cursor);
         root = GET(path, 200);
         found += json_array_size(json_object_get(root, "instances"));
         snprintf(cursor, sizeof(cursor), "%s",
@@ -468,12 +482,9 @@ Test(ui, the_page_works_in_chromium, .timeout = 240)
 #if defined(__SANITIZE_ADDRESS__)
     cr_skip_test("the browser test runs in the release build only");
 #endif
-    const char *argv[] = {"/usr/bin/python3",
-                          BT_SOURCE_DIR "/tests/browser/ui.py",
-                          BT_BIN_DIR,
-                          BT_PLUGIN_DIR,
-                          BT_BUILD_DIR "/ui-screenshots",
-                          NULL};
+    const char *argv[] = {
+        "/usr/bin/python3", BT_SOURCE_DIR "/tests/browser/ui.py", BT_BIN_DIR,
+        BT_PLUGIN_DIR,      BT_BUILD_DIR "/ui-screenshots",       NULL};
     const char *log = BT_BUILD_DIR "/ui-browser.log";
     char text[8192] = "";
     FILE *f;
@@ -489,7 +500,8 @@ Test(ui, the_page_works_in_chromium, .timeout = 240)
         text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
         fclose(f);
     }
-    cr_assert_eq(rc, 0, "tests/browser/ui.py: exit %d (scripts/bootstrap installs "
-                        "chromium, chromium-driver, python3-selenium):\n%s",
+    cr_assert_eq(rc, 0,
+                 "tests/browser/ui.py: exit %d (scripts/bootstrap installs "
+                 "chromium, chromium-driver, python3-selenium):\n%s",
                  rc, text);
 }
