@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,6 +176,48 @@ def check_instance(driver, url, campaign):
     return want
 
 
+def check_actions(driver, url):
+    """The other forms: a rate set, a schedule paused, a dead letter
+    redriven, each confirmed in its dialog."""
+    driver.get(url + "#/limits")
+    row = 'tr.rate[data-key="carriers"]'
+    wait(driver, "the carriers' row", lambda d: d.find_element(By.CSS_SELECTOR, row).click() or True)
+    value = driver.find_element(By.ID, "rate-value")
+    value.clear()
+    value.send_keys("7")
+    driver.find_element(By.CSS_SELECTOR, "#rate-form button").click()
+    wait(driver, "the confirmation", lambda d: d.switch_to.alert).accept()
+    wait(driver, "the rate of carriers set to 7", lambda d: d.execute_script(
+        "const r = document.querySelector(arguments[0]);"
+        "return r && r.children[1].textContent === '7';", row))
+    shot(driver, "limits")
+
+    driver.get(url + "#/schedules")
+    wait(driver, "pause clicked", lambda d: d.find_element(
+        By.CSS_SELECTOR, 'tr.schedule[data-name="nightly"] button.verb-pause').click() or True)
+    wait(driver, "the confirmation", lambda d: d.switch_to.alert).accept()
+    wait(driver, "the schedule paused", lambda d: d.find_elements(
+        By.CSS_SELECTOR, 'tr.schedule[data-name="nightly"] button.verb-resume'))
+    shot(driver, "schedules")
+
+    # a signal for an instance nobody has: dead-lettered by the worker
+    env = dict(line.split("=", 1) for line in
+               open(os.path.join(HOME, "dev.env")).read().split("\n") if "=" in line)
+    subprocess.run(["kcat", "-P", "-b", env["BATON_BROKERS"], "-t", "baton.events", "-K", "|"],
+                   input='nobody|{"v":1,"type":"signal","id":"nobody","name":"x"}\n',
+                   text=True, check=True, timeout=30)
+    driver.get(url + "#/dlq")
+    box = 'tr.letter input[type=checkbox]'
+    wait(driver, "the dead letter listed and picked", lambda d: d.find_element(
+        By.CSS_SELECTOR, box).click() or True, 30)
+    shot(driver, "dlq")
+    driver.find_element(By.ID, "redrive").click()
+    wait(driver, "the confirmation", lambda d: d.switch_to.alert).accept()
+    wait(driver, "the dead letter redriven", lambda d: d.execute_script(
+        "const r = document.querySelector('tr.letter');"
+        "return r && r.children[5].textContent === 'yes';"), 30)
+
+
 def check_limits(driver, url):
     """The carriers' tokens, as the page shows them, move while campaigns
     take them."""
@@ -191,7 +234,6 @@ def check_limits(driver, url):
         if v:
             seen.add(v)
         time.sleep(0.1)
-    shot(driver, "limits")
     if len(seen) < 2:
         raise AssertionError("the tokens of carriers did not move: %s" % sorted(seen))
     return sorted(seen)
@@ -211,14 +253,7 @@ def main():
         loaded = time.monotonic() - t0
         bars = check_instance(driver, url, "brand-acme/campaign")
         tokens = check_limits(driver, url)
-        driver.get(url + "#/dlq")
-        wait(driver, "the dead letters", lambda d: d.find_elements(
-            By.XPATH, '//main//p[text()="No dead letters."] | //main//tr[@class="letter"]'), 30)
-        shot(driver, "dlq")
-        driver.get(url + "#/schedules")
-        wait(driver, "the schedule", lambda d: d.find_elements(
-            By.CSS_SELECTOR, 'tr.schedule[data-name="nightly"]'))
-        shot(driver, "schedules")
+        check_actions(driver, url)
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         if errors:
             raise AssertionError("the console has errors: %s" % errors)
@@ -253,4 +288,5 @@ if __name__ == "__main__":
             for name, _ in procs:
                 print("--- %s.log (end)\n%s" % (name, log_of(name)[-3000:]), file=sys.stderr)
         stop_all()
+        shutil.rmtree(HOME, ignore_errors=True)
     sys.exit(0 if ok else 1)
