@@ -129,19 +129,19 @@ static enum MHD_Result send_bytes(struct MHD_Connection *conn, unsigned status,
                                   enum MHD_ResponseMemoryMode mode)
 {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, mode);
+        bt_ui_mhd.create_response_from_buffer(len, (void *)(uintptr_t)data, mode);
     enum MHD_Result ret;
 
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; frame-ancestors 'none'");
-    ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
+    bt_ui_mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    bt_ui_mhd.add_response_header(resp, "Cache-Control", "no-store");
+    bt_ui_mhd.add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    bt_ui_mhd.add_response_header(resp, "X-Frame-Options", "DENY");
+    bt_ui_mhd.add_response_header(resp, "Content-Security-Policy",
+                                  "default-src 'self'; frame-ancestors 'none'");
+    ret = bt_ui_mhd.queue_response(conn, status, resp);
+    bt_ui_mhd.destroy_response(resp);
     return ret;
 }
 
@@ -184,7 +184,7 @@ static enum MHD_Result send_asset(struct MHD_Connection *conn, const char *url)
 
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
-    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+    return bt_ui_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
 /* Compares without stopping at the first difference: the time a wrong token
@@ -257,7 +257,8 @@ struct query {
 static const char *query_arg(void *args, const char *name)
 {
     struct query *q = args;
-    const char *v = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
+    const char *v =
+        bt_ui_mhd.lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
 
     if (!v)
         return NULL;
@@ -288,7 +289,7 @@ static int split(char *path, char **seg, int max)
 static void client(struct MHD_Connection *conn, char *buf, size_t n)
 {
     const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        bt_ui_mhd.get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char addr[INET6_ADDRSTRLEN] = "?";
 
     if (info && info->client_addr && info->client_addr->sa_family == AF_INET)
@@ -469,11 +470,11 @@ static struct MHD_Daemon *start(struct server *srv, const struct addrinfo *ai)
 
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                            ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
+    return bt_ui_mhd.start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+        on_done, NULL, MHD_OPTION_END);
 }
 
 /* Serves until SIGINT or SIGTERM. */
@@ -496,7 +497,7 @@ static int serve(struct server *srv, const struct addrinfo *ai)
                 strerror(errno));
         return BT_EXIT_FAIL;
     }
-    info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    info = bt_ui_mhd.get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
     port = info ? (int)info->port : 0;
     if (ai->ai_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, addr,
@@ -513,7 +514,7 @@ static int serve(struct server *srv, const struct addrinfo *ai)
             srv->ui.read_only ? " (read-only)" : "",
             !srv->token[0] && !srv->loopback ? " (actions off: no --token)" : "");
     sigwait(&set, &sig);
-    MHD_stop_daemon(daemon);
+    bt_ui_mhd.stop_daemon(daemon);
     return BT_EXIT_OK;
 }
 
@@ -525,8 +526,15 @@ int bt_cli_ui(struct bt_config *cfg, int argc, char **argv)
 
     if ((ret = bt_cli_args(&ui_cmd, argc, argv, NULL, &n_pos)) >= 0)
         return ret;
+    char errstr[300];
+
     if ((ret = load_token(&srv)) || (ret = resolve(listen_arg, &res)))
         return ret;
+    if (bt_ui_mhd_load(errstr, sizeof(errstr))) {
+        fprintf(stderr, "baton ui: %s\n", errstr);
+        freeaddrinfo(res);
+        return BT_EXIT_FAIL;
+    }
     srv.loopback = is_loopback(res->ai_addr);
     srv.ui.read_only = read_only_arg;
     ret = serve(&srv, res);

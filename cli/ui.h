@@ -8,7 +8,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <jansson.h>
+#include <microhttpd.h>
 
 #include "config.h"
 #include "store.h"
@@ -22,6 +25,34 @@ struct bt_ui_asset {
 };
 extern const struct bt_ui_asset bt_ui_assets[];
 extern const size_t bt_ui_n_assets;
+
+/* The functions of libmicrohttpd that ui.c calls, with their prototypes,
+ * filled by bt_ui_mhd_load() (ui_mhd.c: why dlopen). */
+struct bt_ui_mhd {
+    struct MHD_Daemon *(*start_daemon)(unsigned int flags, uint16_t port,
+                                       MHD_AcceptPolicyCallback apc, void *apc_cls,
+                                       MHD_AccessHandlerCallback dh, void *dh_cls, ...);
+    void (*stop_daemon)(struct MHD_Daemon *daemon);
+    const union MHD_DaemonInfo *(*get_daemon_info)(struct MHD_Daemon *daemon,
+                                                   enum MHD_DaemonInfoType info_type,
+                                                   ...);
+    const union MHD_ConnectionInfo *(*get_connection_info)(
+        struct MHD_Connection *connection, enum MHD_ConnectionInfoType info_type, ...);
+    const char *(*lookup_connection_value)(struct MHD_Connection *connection,
+                                           enum MHD_ValueKind kind, const char *key);
+    struct MHD_Response *(*create_response_from_buffer)(size_t size, void *buffer,
+                                                        enum MHD_ResponseMemoryMode mode);
+    enum MHD_Result (*add_response_header)(struct MHD_Response *response,
+                                           const char *header, const char *content);
+    enum MHD_Result (*queue_response)(struct MHD_Connection *connection,
+                                      unsigned int status_code,
+                                      struct MHD_Response *response);
+    void (*destroy_response)(struct MHD_Response *response);
+};
+extern struct bt_ui_mhd bt_ui_mhd;
+/* Loads libmicrohttpd and fills bt_ui_mhd: 0, or -1 with errstr filled.
+ * Called once, before any thread starts. */
+int bt_ui_mhd_load(char *errstr, size_t errstr_size);
 
 /* What a request's handler sees of the server: borrowed for the request. */
 struct bt_ui {
