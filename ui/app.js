@@ -171,19 +171,19 @@ function timelineBars(records, endMs) {
       case 'activity_completed': close('a' + r.seq + '/' + r.attempt, t, 'ok'); break;
       case 'activity_failed': close('a' + r.seq + '/' + r.attempt, t, 'failed'); break;
       case 'retry_scheduled':
-        start('b' + r.seq, { kind: 'backoff', start: t, plannedEnd: r.due, label: r.name + ' backoff' });
+        start('b' + r.seq, { kind: 'backoff', start: t, seq: r.seq, label: r.name + ' backoff' });
         break;
       case 'sleep_started':
-        start('s' + r.seq, { kind: 'sleep', start: t, plannedEnd: r.due, label: 'sleep' });
+        start('s' + r.seq, { kind: 'sleep', start: t, seq: r.seq, label: 'sleep' });
         break;
       case 'signal_wait':
-        start('w' + r.seq, { kind: 'wait', start: t, name: r.name, label: 'wait for signal ' + r.name });
+        start('w' + r.seq, { kind: 'wait', start: t, seq: r.seq, name: r.name, label: 'wait for signal ' + r.name });
         break;
       case 'signal_received':
         for (const [k, b] of open) if (b.kind === 'wait' && b.name === r.name) { close(k, t, 'ok'); break; }
         break;
       case 'child_started':
-        start('c' + r.seq, { kind: 'child', start: t, label: 'child ' + r.child, child: r.child });
+        start('c' + r.seq, { kind: 'child', start: t, seq: r.seq, label: 'child ' + r.child, child: r.child });
         break;
       case 'child_completed': close('c' + r.seq, t, 'ok'); break;
       case 'child_failed': close('c' + r.seq, t, 'failed'); break;

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -105,6 +106,16 @@ def api(url, path):
         return json.load(r)
 
 
+def history_of(url, wid):
+    """The history of instance wid, or [] while it does not exist yet."""
+    try:
+        return api(url, "instances/" + urllib.request.quote(wid, safe="") + "/history")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+
+
 def register(brand, review_ms=600000):
     baton("start", "brand_registration", "--id", "brand-" + brand, "--input",
           json.dumps({"brand": brand, "use_case": "2fa", "review_timeout_ms": review_ms}))
@@ -174,6 +185,20 @@ def check_instance(driver, url, campaign):
         raise AssertionError("the result does not say approved: " + result)
     shot(driver, "instance-completed")
     return want
+
+
+def check_timed_out_wait(driver, url):
+    """A review that does not come in time (a lost webhook): its wait's bar
+    is marked timed out, and the resend's bar follows it."""
+    register("lost", review_ms=500)
+    campaign = "brand-lost/campaign"
+    until("the review wait of lost times out and the resend starts",
+          lambda: any(r["ev"] == "activity_scheduled" and r["name"] == "resend_to_carriers"
+                      for r in history_of(url, campaign)))
+    driver.get(url + "#/instance/" + urllib.request.quote(campaign, safe=""))
+    wait(driver, "a wait bar marked timed out", lambda d: d.find_elements(
+        By.CSS_SELECTOR, 'rect.bar.wait[data-outcome="timeout"]'))
+    shot(driver, "instance-timed-out-wait")
 
 
 def check_actions(driver, url):
@@ -253,6 +278,7 @@ def main():
         loaded = time.monotonic() - t0
         bars = check_instance(driver, url, "brand-acme/campaign")
         tokens = check_limits(driver, url)
+        check_timed_out_wait(driver, url)
         check_actions(driver, url)
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         if errors:
