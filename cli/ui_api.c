@@ -315,8 +315,8 @@ unsigned bt_ui_get(struct bt_ui *ui, char **seg, int n,
 
 /* ---- actions ---- */
 
-/* The status of instance id into status (size n): 0, or the HTTP status of
- * why not (in *out). */
+/* Whether instance id is there and not finished, as `baton signal` checks
+ * before sending: 0, or the HTTP status of why not (its error in *out). */
 static unsigned running(struct bt_ui *ui, const char *id, json_t **out)
 {
     struct bt_store *store;
