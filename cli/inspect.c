@@ -262,12 +262,14 @@ int bt_cli_list_page(struct bt_store *store, const char *status, const char *typ
             bt_store_key(store, ids->element[i]->str, "", mkey, sizeof(mkey));
             bt_redis_append_argv(bt_store_redis(store), 6, argv, NULL);
         }
-        *next += (long long)keep(store, ids, type, rows, limit, &err);
-        bool end = (long long)ids->elements < chunk;
+        size_t used = keep(store, ids, type, rows, limit, &err);
+        /* the index's end reached, and every id of it looked at */
+        bool end = (long long)ids->elements < chunk && used == ids->elements;
+        *next += (long long)used;
         freeReplyObject(ids);
         if (err)
             return err;
-        if (end && (long)json_array_size(rows) < limit) {
+        if (end) {
             *next = -1;
             break;
         }

@@ -163,6 +163,9 @@ static void instances_page_by_page(void)
     same(json_incref(json_object_get(root, "instances")),
          json_pack("[O]", json_array_get(cli, 2)));
     json_decref(root);
+    root = GET("/api/instances?status=completed&type=chain3&limit=3", 200);
+    cr_assert(json_is_null(json_object_get(root, "next")), "a page that ends the list");
+    json_decref(root);
     json_decref(cli);
 }
 
