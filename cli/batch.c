@@ -1,18 +1,11 @@
-/* Batch operations: `baton cancel|terminate|signal ... --query Q [--yes]`
- * sends the event to every instance the query matches. A query is terms
- * joined by AND: status=S, type=T, started<TIME, started>TIME (TIME: RFC
- * 3339, or a date). The instances come from the status index (idx:<status>,
- * or idx:all), their type, status and start time from their meta hashes, 500
- * per pipelined round trip; the events go out through one producer, with a
- * progress line. Without --yes it asks on a terminal and refuses elsewhere,
- * saying how many would be touched. */
-#define _XOPEN_SOURCE   700 /* strptime */
-#define _DEFAULT_SOURCE     /* timegm */
+/* Batch operations: `baton cancel|terminate|signal|pause|resume|reset ...
+ * --query Q [--yes]` sends the event to every instance the query matches
+ * (query.h; live ones, and finished ones too for a reset), through one
+ * producer, with a progress line. Without --yes it asks on a terminal and
+ * refuses elsewhere, saying how many would be touched. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -21,138 +14,42 @@
 #include "err.h"
 #include "journal.h"
 #include "kafka.h"
+#include "query.h"
 
 #define CHUNK 500
 
-struct query {
-    const char *status, *type;
-    int64_t before, after; /* started, ms; 0: no bound */
-    char text[1024];
+struct selection {
+    bool finished_too;
+    json_t *ids; /* [[id, queue], ...] */
 };
 
-/* RFC 3339 ("2026-12-01T10:00:00Z") or a date ("2026-12-01", its midnight
- * UTC), as ms since the epoch; -1 when it is neither. */
-static int64_t parse_time(const char *s)
+static bool select_one(const struct bt_query_row *row, void *arg)
 {
-    struct tm tm = {0};
-    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    struct selection *sel = arg;
 
-    if (!end) {
-        memset(&tm, 0, sizeof(tm));
-        end = strptime(s, "%Y-%m-%d", &tm);
-    }
-    if (!end || (*end && strcmp(end, "Z")))
-        return -1;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
-/* Parses q->text in place. Returns 0, or BT_EXIT_USAGE having said why. */
-static int parse_query(struct query *q, const char *text)
-{
-    char *save = NULL, *term;
-
-    snprintf(q->text, sizeof(q->text), "%s", text);
-    for (term = strtok_r(q->text, " ", &save); term; term = strtok_r(NULL, " ", &save)) {
-        char *op = strpbrk(term, "=<>");
-        if (!strcasecmp(term, "AND"))
-            continue;
-        if (!op || op == term || !op[1])
-            goto bad;
-        if (*op == '=' && !strncmp(term, "status", 6) && op == term + 6 &&
-            bt_status_parse(op + 1) >= 0)
-            q->status = op + 1;
-        else if (*op == '=' && !strncmp(term, "type", 4) && op == term + 4)
-            q->type = op + 1;
-        else if (*op != '=' && !strncmp(term, "started", 7) && op == term + 7 &&
-                 parse_time(op + 1) >= 0)
-            *(*op == '<' ? &q->before : &q->after) = parse_time(op + 1);
-        else
-            goto bad;
-        *op = '\0';
-    }
-    return 0;
-bad:
-    fprintf(stderr,
-            "baton: --query: cannot read \"%s\": terms are status=S, type=T, "
-            "started<TIME, started>TIME (RFC 3339 or a date), joined by AND\n",
-            term);
-    return BT_EXIT_USAGE;
-}
-
-static bool matches(const struct query *q, const redisReply *m)
-{
-    const char *type = m->element[0]->str, *status = m->element[1]->str;
-    int64_t created = m->element[2]->str ? strtoll(m->element[2]->str, NULL, 10) : 0;
-
-    return type && status && (!q->type || !strcmp(q->type, type)) &&
-           (!q->status || !strcmp(q->status, status)) &&
-           !bt_status_final(bt_status_parse(status)) &&
-           (!q->before || created < q->before) && (!q->after || created > q->after);
-}
-
-/* Appends to *ids the ids of ids[from, to) (a ZRANGE reply) that match. */
-static int filter(struct bt_store *store, const struct query *q, const redisReply *all,
-                  size_t from, size_t to, json_t *out)
-{
-    struct bt_redis *r = bt_store_redis(store);
-    char key[600];
-
-    for (size_t i = from; i < to; i++) {
-        const char *argv[] = {
-            "HMGET",   bt_store_key(store, all->element[i]->str, "", key, sizeof(key)),
-            "type",    "status",
-            "created", "queue"};
-        if (bt_redis_append_argv(r, 6, argv, NULL))
-            return BT_EXIT_UNAVAILABLE;
-    }
-    for (size_t i = from; i < to; i++) {
-        redisReply *m = NULL;
-        if (bt_redis_reply(r, &m) || !m || m->type != REDIS_REPLY_ARRAY ||
-            m->elements != 4) {
-            freeReplyObject(m);
-            return BT_EXIT_UNAVAILABLE;
-        }
-        if (matches(q, m))
-            json_array_append_new(
-                out, json_pack("[s, s]", all->element[i]->str,
-                               m->element[3]->str ? m->element[3]->str : "default"));
-        freeReplyObject(m);
-    }
-    return 0;
+    if (sel->finished_too || !bt_status_final(bt_status_parse(row->status)))
+        json_array_append_new(sel->ids, json_pack("[s, s]", row->id, row->queue));
+    return true;
 }
 
 /* The [id, queue] pairs of the instances q matches, or NULL (said why). */
-static json_t *select_instances(const struct bt_config *cfg, const struct query *q)
+static json_t *select_instances(const struct bt_config *cfg, const struct bt_query *q,
+                                bool finished_too)
 {
     struct bt_store *store = bt_cli_store(cfg);
-    redisReply *all = NULL;
-    json_t *out = json_array();
-    int ret = BT_EXIT_UNAVAILABLE;
+    struct selection sel = {finished_too, json_array()};
+    char next[64];
 
-    if (!store)
-        goto out;
-    all = bt_redis_command(bt_store_redis(store), "ZRANGE %s:idx:%s 0 -1",
-                           bt_store_prefix(store), q->status ? q->status : "all");
-    if (!all || all->type != REDIS_REPLY_ARRAY)
-        goto out;
-    for (size_t i = 0; i < all->elements; i += CHUNK)
-        if ((ret = filter(store, q, all, i,
-                          i + CHUNK < all->elements ? i + CHUNK : all->elements, out)))
-            goto out;
-    ret = 0;
-out:
-    if (ret) {
+    if (!store || bt_query_run(store, q, NULL, select_one, &sel, next, sizeof(next))) {
         fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
-        json_decref(out);
-        out = NULL;
+        json_decref(sel.ids);
+        sel.ids = NULL;
     }
-    freeReplyObject(all);
     bt_store_destroy(store);
-    return out;
+    return sel.ids;
 }
 
-/* --yes, or a person's "y" on a terminal. */
-static bool confirmed(bool yes, const char *verb, size_t n)
+bool bt_cli_confirmed(bool yes, const char *verb, size_t n)
 {
     char answer[16] = "";
 
@@ -214,22 +111,29 @@ static int send_all(const struct bt_config *cfg, json_t *ids, struct bt_msg *msg
 int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
                  struct bt_msg *msg, const char *verb)
 {
-    struct query q = {0};
+    struct bt_query q = {0};
     json_t *ids;
     int ret;
 
-    if ((ret = parse_query(&q, query)))
+    if ((ret = bt_query_parse(&q, query))) {
+        bt_query_release(&q);
         return ret;
-    if (!(ids = select_instances(cfg, &q)))
+    }
+    /* a reset starts finished instances again; the rest acts on live ones */
+    if (!(ids = select_instances(cfg, &q, msg->type == BT_MSG_RESET))) {
+        bt_query_release(&q);
         return BT_EXIT_UNAVAILABLE;
+    }
     if (!json_array_size(ids)) {
-        fprintf(stderr, "%s: no running instance matches\n", verb);
+        fprintf(stderr, "%s: no %sinstance matches\n", verb,
+                msg->type == BT_MSG_RESET ? "" : "live ");
         ret = BT_EXIT_OK;
-    } else if (!confirmed(yes, verb, json_array_size(ids))) {
+    } else if (!bt_cli_confirmed(yes, verb, json_array_size(ids))) {
         ret = BT_EXIT_USAGE;
     } else {
         ret = send_all(cfg, ids, msg, verb);
     }
     json_decref(ids);
+    bt_query_release(&q);
     return ret;
 }

@@ -32,14 +32,16 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <librdkafka/rdkafka.h>
 
 #include "cli.h"
+#include "clock.h"
+#include "proc.h"
 #include "codec.h"
 #include "err.h"
+#include "history.h"
 #include "kafka.h"
 #include "ratelimit.h"
 
@@ -50,7 +52,7 @@
 #define MAX_THREADS   64   /* threads of one process listed in --json */
 #define MAX_CMDS      96   /* distinct Redis commands in INFO commandstats */
 #define MAX_TOPICS    32
-#define HISTORY_CHUNK 256 /* XRANGEs per pipelined round trip */
+#define HISTORY_CHUNK 256 /* LRANGEs per pipelined round trip */
 #define EXTRA_WORKERS 2   /* the limited workload's, beside baton dev's own */
 /* the limited workload's bucket as bench/bench.c registers it; the live values
  * in Redis win (an operator may have set others) */
@@ -91,7 +93,8 @@ struct opts {
     int workflows; /* 0: each workload's default */
     int steps;
     int inflight;
-    int idle_s; /* length of the idle workload */
+    int running; /* started and not done at most; 0: no bound */
+    int idle_s;  /* length of the idle workload */
     bool json;
     bool attach;
 };
@@ -118,13 +121,6 @@ static int64_t wall_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
 }
 
 /* ---- processes and their CPU, from /proc ---- */
@@ -303,39 +299,21 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
  * 10 s) and drops them from the worker role. */
 static void extra_stop(struct stack *s)
 {
-    int status;
-
     for (int i = 0; i < s->n_extra; i++)
         if (s->extra[i] > 0)
-            kill(s->extra[i], SIGTERM);
-    for (int i = 0; i < s->n_extra; i++) {
-        if (s->extra[i] <= 0)
-            continue;
-        for (int t = 0; t < 100 && waitpid(s->extra[i], &status, WNOHANG) == 0; t++)
-            sleep_ms(100);
-        if (waitpid(s->extra[i], &status, WNOHANG) == 0) {
-            kill(s->extra[i], SIGKILL);
-            waitpid(s->extra[i], &status, 0);
-        }
-    }
+            kill(s->extra[i], SIGTERM); /* all at once, then each waited for */
+    for (int i = 0; i < s->n_extra; i++)
+        bt_proc_stop(s->extra[i], 10000, false);
     s->roles[R_WORKER].n -= s->n_extra;
     s->n_extra = 0;
 }
 
 static void stack_stop(struct stack *s)
 {
-    int status;
-
     extra_stop(s);
     if (s->dev > 0) {
         /* baton dev stops its children (SIGTERM, SIGKILL after 5 s), then exits */
-        kill(s->dev, SIGTERM);
-        for (int i = 0; i < 150 && waitpid(s->dev, &status, WNOHANG) == 0; i++)
-            sleep_ms(100);
-        if (waitpid(s->dev, &status, WNOHANG) == 0) {
-            kill(-s->dev, SIGKILL);
-            waitpid(s->dev, &status, 0);
-        }
+        bt_proc_stop(s->dev, 15000, true);
         s->dev = 0;
     }
     if (s->home[0]) {
@@ -395,31 +373,15 @@ extern char **environ;
  * (BATON_PLUGINS would load a plugin twice). A worker finds the addresses in
  * the dev.env of BATON_HOME, as scripts/demo's do. */
 /* Starts argv with its output in log, in its own process group (a Ctrl-C
- * reaches the driver, which stops it in order), dying with parent. Between
- * fork and exec only async-signal-safe calls: the driver may run librdkafka
- * threads. Returns the pid, or -1. */
-static pid_t spawn_logged(char **argv, char **envp, const char *log, pid_t parent)
+ * reaches the driver, which stops it in order), dying with the driver.
+ * Returns the pid, or -1 having said why. */
+static pid_t spawn_logged(char **argv, char **envp, const char *log)
 {
-    pid_t pid = fork();
+    const struct bt_spawn how = {.log = log, .own_group = true, .deathsig = SIGTERM};
+    pid_t pid = bt_proc_spawn(argv, envp, &how);
 
-    if (pid < 0) {
-        fprintf(stderr, "baton bench: cannot fork: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    setpgid(pid, pid);
+    if (pid < 0)
+        fprintf(stderr, "baton bench: cannot start %s: %s\n", argv[0], strerror(errno));
     return pid;
 }
 
@@ -468,13 +430,6 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
     return argv;
 }
 
-static void free_strv(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
-
 /* "BATON_KAFKA_<NAME>=value" of a "name=value" property (malloc'ed; NULL
  * when out of memory), as common/config.c reads it back. */
 static char *kafka_var(const char *prop)
@@ -513,7 +468,7 @@ static char **dev_envp(const struct bt_config *cfg, const char *home_var)
             goto oom;
     return envp;
 oom:
-    free_strv(envp);
+    bt_strv_free(envp);
     return NULL;
 }
 
@@ -539,7 +494,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     char self[PATH_MAX], plugin[PATH_MAX + 32], env_path[PATH_MAX + 16];
     char **argv = NULL, **envp = NULL;
     double deadline;
-    pid_t parent = getpid(), pid;
+    pid_t pid;
     int status, ret = BT_EXIT_FAIL;
 
     if (find_plugin(self, sizeof(self), plugin, sizeof(plugin))) {
@@ -565,7 +520,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
     if (!argv || !envp)
         goto out;
 
-    if ((pid = spawn_logged(argv, envp, s->log, parent)) < 0)
+    if ((pid = spawn_logged(argv, envp, s->log)) < 0)
         goto out;
     s->dev = pid;
 
@@ -578,7 +533,7 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
             print_log_tail(s->log);
             goto out;
         }
-        sleep_ms(20);
+        bt_clock_sleep_ms(20);
     }
     if (read_addresses(cfg, env_path)) {
         fprintf(stderr, "baton bench: cannot read %s\n", env_path);
@@ -598,14 +553,14 @@ static int stack_start(struct stack *s, struct bt_config *cfg)
             print_log_tail(s->log);
             goto out;
         }
-        sleep_ms(50);
+        bt_clock_sleep_ms(50);
     }
     s->roles[R_BROKER].pids[0] = pid;
     s->roles[R_BROKER].n = 1;
     ret = BT_EXIT_OK;
 out:
-    free_strv(argv);
-    free_strv(envp);
+    bt_strv_free(argv);
+    bt_strv_free(envp);
     return ret;
 }
 
@@ -651,7 +606,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
     char self[PATH_MAX], plugin[PATH_MAX + 32], exe[PATH_MAX + 32];
     char home_var[PATH_MAX + 16], log[PATH_MAX + 32], *slash;
     char **argv = NULL, **envp = NULL;
-    pid_t parent = getpid(), pid;
+    pid_t pid;
     double deadline;
     int ret = -1, status;
 
@@ -667,7 +622,7 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
         goto out;
     for (int i = 0; i < EXTRA_WORKERS; i++) {
         extra_log(s, i, log, sizeof(log));
-        if ((pid = spawn_logged(argv, envp, log, parent)) < 0)
+        if ((pid = spawn_logged(argv, envp, log)) < 0)
             goto out;
         s->extra[s->n_extra++] = pid;
         s->roles[R_WORKER].pids[s->roles[R_WORKER].n++] = pid;
@@ -685,13 +640,13 @@ static int extra_start(struct stack *s, const struct bt_config *cfg)
                 print_log_tail(log);
                 goto out;
             }
-            sleep_ms(50);
+            bt_clock_sleep_ms(50);
         }
     }
     ret = 0;
 out:
-    free_strv(argv);
-    free_strv(envp);
+    bt_strv_free(argv);
+    bt_strv_free(envp);
     return ret;
 }
 
@@ -751,6 +706,8 @@ struct bench {
     struct stack stack;
     rd_kafka_t *producer, *consumer;
     struct bt_store *store;
+    struct bt_cli_follow follow; /* the latency workload's waits */
+    struct bt_history hist;
     char events[300];
     char results[300];
     char run_tag[16];
@@ -959,11 +916,10 @@ static int produce_start(struct bench *b, struct run *run)
 static int await_finished(struct bench *b, struct run *run)
 {
     int i = run->seen;
-    char after[64] = "0-0";
 
     while (!interrupted && !__atomic_load_n(&run->stop, __ATOMIC_ACQUIRE)) {
         json_t *rec = NULL;
-        int rc = bt_cli_follow(b->store, run->ids[i], after, sizeof(after), 1000, &rec);
+        int rc = bt_cli_follow(&b->follow, b->store, run->ids[i], 1000, &b->hist, &rec);
         if (rc == 1) {
             const json_t *res = json_object_get(rec, "result");
             const char *status = json_string_value(json_object_get(rec, "status"));
@@ -1129,7 +1085,8 @@ static int drive(struct bench *b, struct run *run, int inflight)
         if (interrupted || __atomic_load_n(&caller.failed, __ATOMIC_ACQUIRE))
             goto out;
         while (!sequential && run->started < run->n &&
-               __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight)
+               __atomic_load_n(&run->kbatch.pending, __ATOMIC_ACQUIRE) < inflight &&
+               (!b->opts.running || run->started - run->done < b->opts.running))
             if (produce_start(b, run))
                 break;
         if (!sequential)
@@ -1238,33 +1195,23 @@ static void history_record(struct steps *st, const char *text, size_t len)
     json_decref(rec);
 }
 
-/* One instance's history (an XRANGE reply; each stream entry holds the
- * records of one decision, as "e" fields): appends the latency of every
- * activity attempt that completed, in ms, and counts failed attempts. */
+/* One instance's history (an LRANGE reply of its list: a fresh stack has
+ * no old streams, history.h): appends the latency of every activity attempt
+ * that completed, in ms, and counts failed attempts. */
 static void history_steps(const redisReply *reply, double **lat, size_t *n, size_t *cap,
                           long *failed_attempts)
 {
     struct steps st = {
         .lat = lat, .n = n, .cap = cap, .failed_attempts = failed_attempts};
-    size_t records = 0;
 
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+    if (!reply || reply->type != REDIS_REPLY_ARRAY ||
+        !(st.open = calloc(reply->elements + 1, sizeof(*st.open))))
         return;
     for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *entry = reply->element[i];
-        if (entry->type == REDIS_REPLY_ARRAY && entry->elements == 2 &&
-            entry->element[1]->type == REDIS_REPLY_ARRAY)
-            records += entry->element[1]->elements / 2;
-    }
-    if (!(st.open = calloc(records + 1, sizeof(*st.open))))
-        return;
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *entry = reply->element[i], *fields;
-        if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-            (fields = entry->element[1])->type != REDIS_REPLY_ARRAY)
-            continue;
-        for (size_t f = 0; f + 1 < fields->elements; f += 2)
-            history_record(&st, fields->element[f + 1]->str, fields->element[f + 1]->len);
+        char *text = bt_history_unpack(reply->element[i]->str, reply->element[i]->len);
+        if (text)
+            history_record(&st, text, strlen(text));
+        free(text);
     }
     free(st.open);
 }
@@ -1283,8 +1230,8 @@ static double *step_latencies(struct bench *b, const struct run *run, size_t *n,
         int to = from + HISTORY_CHUNK < run->n ? from + HISTORY_CHUNK : run->n;
         for (int i = from; i < to; i++) {
             char key[600];
-            const char *argv[] = {"XRANGE", key, "-", "+"};
-            bt_store_key(b->store, run->ids[i], ":history", key, sizeof(key));
+            const char *argv[] = {"LRANGE", key, "0", "-1"};
+            bt_history_key(b->store, run->ids[i], 0, key, sizeof(key));
             if (bt_redis_append_argv(r, 4, argv, NULL))
                 return lat;
         }
@@ -1443,7 +1390,8 @@ static void limited_report(struct bench *b, const struct run *run, json_t *o)
 static json_t *report(struct bench *b, const struct run *run, const struct snapshot *s0,
                       const struct snapshot *s1)
 {
-    json_t *o = json_object(), *cmds = json_object(), *topics = json_object(), *cpu;
+    json_t *o = json_object(), *cmds = json_object(), *usecs = json_object(),
+           *topics = json_object(), *cpu;
     double first = run->t_start[0], last = 0, elapsed, run_s = s1->t - s0->t, *wf_lat,
            *res_lat;
     double steps = (double)run->n * run->k, ours = 0, *step_lat;
@@ -1471,8 +1419,10 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
     json_object_set_new(o, "workload", json_string(run->w->name));
     json_object_set_new(o, "workflows", json_integer(run->n));
     json_object_set_new(o, "steps", json_integer(run->k));
-    if (!run->w->sequential)
+    if (!run->w->sequential) {
         json_object_set_new(o, "inflight", json_integer(b->opts.inflight));
+        json_object_set_new(o, "running", json_integer(b->opts.running));
+    }
     put(o, "elapsed_s", elapsed, 3);
     put(o, "wf_per_s", run->n / elapsed, 1);
     put(o, "steps_per_s", steps / elapsed, 1);
@@ -1533,6 +1483,12 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
             continue;
         calls += d;
         put(cmds, s1->cmds[i].name, (double)d / steps, 2);
+        /* where Redis's time goes, nested calls of scripts included: a
+         * command whose cost grows with the data held shows here */
+        put(usecs, s1->cmds[i].name,
+            (double)(s1->cmds[i].usec - cmd_calls(s0, s1->cmds[i].name, true)) /
+                (double)d,
+            2);
         if (!strcmp(s1->cmds[i].name, "evalsha") || !strcmp(s1->cmds[i].name, "eval"))
             evals += d;
     }
@@ -1557,6 +1513,7 @@ static json_t *report(struct bench *b, const struct run *run, const struct snaps
     json_object_set_new(o, "duplicate_results", json_integer(run->duplicates));
     json_object_set_new(o, "bad_results", json_integer(run->bad));
     json_object_set_new(o, "redis_calls_per_step_by_command", cmds);
+    json_object_set_new(o, "redis_usec_per_call_by_command", usecs);
     json_object_set_new(o, "kafka_msgs_per_step_by_topic", topics);
     json_object_set_new(o, "worker_threads", cpu);
     if (b->stack.roles[R_BROKER].n)
@@ -1623,7 +1580,7 @@ static void run_idle(struct bench *b)
     if (!s0 || !s1)
         goto out;
     take_snapshot(b, s0, true);
-    sleep_ms(b->opts.idle_s * 1000);
+    bt_clock_sleep_ms(b->opts.idle_s * 1000);
     take_snapshot(b, s1, true);
     el = s1->t - s0->t;
     o = json_pack("{s:s}", "workload", "idle");
@@ -1666,7 +1623,7 @@ static int run_workload(struct bench *b, enum kind kind, const char *tag, int n,
     if (measure) {
         take_snapshot(b, s1, false);
         /* counters settle: the worker acks its outbox after the results */
-        sleep_ms(200);
+        bt_clock_sleep_ms(200);
         read_cmdstats(b, s1);
         read_topics(b, s1);
         json_t *o = report(b, &run, s0, s1);
@@ -1704,7 +1661,7 @@ static int run_limited(struct bench *b, const char *tag, int n, bool more)
     }
     if (run_workload(b, LIMITED, "warmup-limited", WARMUP, 1, false))
         goto out;
-    sleep_ms(300); /* the bucket fills up again (burst 10 at 100/s: 0.1 s) */
+    bt_clock_sleep_ms(300); /* the bucket fills up again (burst 10 at 100/s: 0.1 s) */
     ret = run_workload(b, LIMITED, tag, n, 1, true);
 out:
     if (b->stack.n_extra) {
@@ -1730,7 +1687,8 @@ static void workloads_help(void *file)
             "and --kafka.*\n(default plugin: <bin>/../plugins/bench.so).\n");
 }
 
-static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30;
+static int64_t workflows_arg, steps_arg = 3, inflight_arg = 200, idle_s_arg = 30,
+                              running_arg;
 static bool json_arg, attach_arg;
 
 static const struct bt_arg bench_args[] = {
@@ -1741,6 +1699,9 @@ static const struct bt_arg bench_args[] = {
      .help = "steps of chain and latency"},
     {"inflight", 0, BT_ARG_INT, &inflight_arg, "N", "200", 1, 10000000,
      .help = "start events awaiting Kafka's ack at most"},
+    {"running", 0, BT_ARG_INT, &running_arg, "R", "no bound", 0, 10000000,
+     .help = "instances started and not finished at most (a closed loop: W then "
+             "measures the data held, not a backlog of W running instances)"},
     {"idle-s", 0, BT_ARG_INT, &idle_s_arg, "S", "30", 1, 10000000,
      .help = "length of the idle workload, seconds"},
     {"json", 0, BT_ARG_BOOL, &json_arg,
@@ -1753,8 +1714,8 @@ static const struct bt_arg bench_args[] = {
 
 static const struct bt_cmd bench_cmd = {
     .name = "baton bench",
-    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--idle-s S] "
-                "[--json] [--attach]",
+    .synopsis = "[WORKLOAD...] [--workflows W] [--steps K] [--inflight N] [--running R] "
+                "[--idle-s S] [--json] [--attach]",
     .about = "Measure throughput, latency and cost per step on a fresh embedded stack "
              "(bench/README.md).",
     .args = bench_args,
@@ -1772,6 +1733,7 @@ static int parse(int argc, char **argv, struct opts *o)
     *o = (struct opts){.workflows = (int)workflows_arg,
                        .steps = (int)steps_arg,
                        .inflight = (int)inflight_arg,
+                       .running = (int)running_arg,
                        .idle_s = (int)idle_s_arg,
                        .json = json_arg,
                        .attach = attach_arg};
@@ -1868,6 +1830,8 @@ int bt_cli_bench(struct bt_config *cfg, int argc, char **argv)
         if (stack_start(&b.stack, cfg))
             goto out;
     }
+    bt_history_init(&b.hist);
+    bt_cli_follow_init(&b.follow, cfg);
     if (!(b.store = bt_cli_store(cfg)))
         goto out;
     if (b.opts.attach)
@@ -1918,6 +1882,8 @@ out:
     if (b.producer)
         rd_kafka_destroy(b.producer);
     bt_store_destroy(b.store);
+    bt_cli_follow_release(&b.follow);
+    bt_history_release(&b.hist);
     stack_stop(&b.stack);
     return ret;
 }

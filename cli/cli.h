@@ -13,6 +13,7 @@
 
 #include "args.h"
 #include "config.h"
+#include "history.h"
 #include "store.h"
 
 enum { BT_EXIT_OK = 0, BT_EXIT_FAIL = 1, BT_EXIT_USAGE = 2, BT_EXIT_UNAVAILABLE = 3 };
@@ -49,6 +50,26 @@ int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv);
  * matches ("status=running AND type=T AND started<2026-12-01"), after --yes or
  * a person's "y"; verb names the action in its messages. An exit status. */
 struct bt_msg;
+/* The query language (query.h) in a flag's help, and the --query and --yes
+ * flags of the batch operations. */
+#define BT_CLI_QUERY_TERMS                                                               \
+    "terms joined by AND: status=S, type=T, started<TIME, or a search attribute "        \
+    "(brand=\"acme\", tier>=2)"
+#define BT_CLI_ARG_QUERY(var)                                                            \
+    {                                                                                    \
+        "query", 0, BT_ARG_STR, &(var), "QUERY", NULL,                                   \
+            .help = "every instance that matches, instead of ID: " BT_CLI_QUERY_TERMS    \
+    }
+#define BT_CLI_ARG_YES(var)                                                              \
+    {                                                                                    \
+        "yes", 0, BT_ARG_BOOL, &(var), .help = "with --query: do not ask"                \
+    }
+/* A batch operation's target: an ID (n_pos == with_id positionals) or a
+ * query, exactly one of them; false having said so. */
+bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *query);
+/* --yes, or a person's "y" on a terminal to "<verb> <n> instances?"; false
+ * having said what --yes would do where nobody can answer. */
+bool bt_cli_confirmed(bool yes, const char *verb, size_t n);
 int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
                  struct bt_msg *msg, const char *verb);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
@@ -66,19 +87,12 @@ int bt_cli_describe_read(struct bt_store *store, const char *id, json_t **root);
 /* inspect.c: one stored history record as `history --json` prints it (ts in
  * RFC 3339): a new reference, or NULL when the text is not a record. */
 json_t *bt_cli_record(const char *text);
-/* Calls fn(text, arg) for each record (stored JSON text, borrowed for the
- * call) of the stream <id><suffix> (":history", ":history:<run>"); follow:
- * keeps reading until the instance finishes. */
-int bt_cli_history_each(struct bt_store *store, const char *id, const char *suffix,
-                        bool follow, void (*fn)(const char *text, void *arg), void *arg);
-/* Appends to rows (borrowed) at most limit instances of <kp>:idx:<status>
- * ("all" or a status) whose type is type (NULL: any), newest first, from
- * position cursor (0: the newest) on, as `list --json` prints them. *next is
- * where the following page starts, -1 when there is none. With a type, one
- * call looks at a bounded number of ids: a page may hold fewer than limit
- * rows and still have a next. */
-int bt_cli_list_page(struct bt_store *store, const char *status, const char *type,
-                     long long cursor, long limit, json_t *rows, long long *next);
+/* Appends to rows (borrowed) the records of instance id's run (0: the
+ * current one) as `history --json` prints them. */
+int bt_cli_history_json(struct bt_store *store, const char *id, int run, json_t *rows);
+/* One instance as `list --json` prints it: a new reference. */
+struct bt_query_row;
+json_t *bt_cli_list_row(const struct bt_query_row *row);
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_delete(struct bt_config *cfg, int argc, char **argv);
 /* Tells the user (stderr) that instance id is not in Redis: when it was
@@ -138,6 +152,15 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);
  * events topic, once Redis says the instance is there and not finished.
  * Returns an exit status, having told the user (stderr) what went wrong. */
 int bt_cli_send_event(const struct bt_config *cfg, const struct bt_msg *msg);
+/* Encodes msg and produces it to the topic suffix, keyed by its id: an exit
+ * status, having said what went wrong. */
+int bt_cli_send(const struct bt_config *cfg, const char *suffix,
+                const struct bt_msg *msg);
+/* "user@host (baton cli)": who sent an operator's control, for its history. */
+const char *bt_cli_who(void);
+int bt_cli_pause(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_resume(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_reset(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_terminate(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv);
@@ -167,14 +190,29 @@ struct bt_store *bt_cli_store(const struct bt_config *cfg);
 struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
                                   size_t errstr_size);
 
-/* Blocks up to block_ms (at least 1) for the history records of instance id
- * after stream position after (in/out, size n; "0-0" from the start), the
- * way `baton history --follow` reads them. Returns 1 when one of them is the
- * "finished" record (*finished: it, for the caller to json_decref), 0 when
- * none came or none finished the instance, BT_EAGAIN when Redis did not
- * answer. */
-int bt_cli_follow(struct bt_store *store, const char *id, char *after, size_t n,
-                  int block_ms, json_t **finished);
+/* Following an instance's history as `baton history --follow` and `start
+ * --wait` do: a subscriber connection to the channel the commit that ends a
+ * run publishes on (history.h), so the wait ends the moment the outcome is
+ * in Redis. Without the subscription (an ACL user without the channel) it
+ * polls every few ms. */
+struct bt_cli_follow {
+    struct bt_redis *sub; /* NULL: polling */
+    char channel[600];    /* subscribed to */
+    size_t from;          /* records read so far */
+};
+
+/* f follows on cfg's Redis; bt_cli_follow_release frees what it holds. */
+void bt_cli_follow_init(struct bt_cli_follow *f, const struct bt_config *cfg);
+void bt_cli_follow_release(struct bt_cli_follow *f);
+
+/* Reads the current run's records of instance id after those read so far
+ * into h (released first); when there are none, waits up to block_ms (at
+ * least 1) for its run to end and reads again. Following another id starts
+ * from its first record. Returns 1 when one of them is the "finished"
+ * record (*finished: it, for the caller to json_decref), 0 when none came or
+ * none finished it, BT_EAGAIN when Redis did not answer. */
+int bt_cli_follow(struct bt_cli_follow *f, struct bt_store *store, const char *id,
+                  int block_ms, struct bt_history *h, json_t **finished);
 
 /* `baton start` of an id that is taken: an instance of it runs (and
  * --id-conflict is fail), or it finished (and --id-reuse is reject), or it

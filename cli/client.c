@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "codec.h"
 #include "err.h"
 #include "journal.h"
 #include "kafka.h"
@@ -74,6 +76,46 @@ int bt_cli_produce(const struct bt_config *cfg, const char *suffix, const char *
 out:
     rd_kafka_destroy(rk);
     return ret;
+}
+
+int bt_cli_send(const struct bt_config *cfg, const char *suffix, const struct bt_msg *msg)
+{
+    size_t len;
+    char *bytes = bt_codec_encode(msg, &len);
+    int ret;
+
+    if (!bytes) {
+        fprintf(stderr, "baton: invalid id or name (1..256 characters, no control "
+                        "characters)\n");
+        return BT_EXIT_USAGE;
+    }
+    ret = bt_cli_produce(cfg, suffix, msg->id, bytes, len);
+    free(bytes);
+    return ret;
+}
+
+bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *query)
+{
+    if ((n_pos == with_id) == (query != NULL)) {
+        fprintf(stderr, "baton %s: give %s\n", cmd,
+                query ? "--query or an ID, not both" : "an ID, or --query");
+        return false;
+    }
+    return true;
+}
+
+const char *bt_cli_who(void)
+{
+    static char who[300];
+    char host[256] = "";
+    const char *user = getenv("USER");
+
+    if (!who[0]) {
+        if (gethostname(host, sizeof(host) - 1))
+            snprintf(host, sizeof(host), "?");
+        snprintf(who, sizeof(who), "%s@%s (baton cli)", user && *user ? user : "?", host);
+    }
+    return who;
 }
 
 struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,

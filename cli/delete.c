@@ -1,7 +1,9 @@
 /* `baton delete ID`: archives a finished instance now and deletes it, as the
  * scheduler does when its retention ends (archive.h): every run still kept
  * goes to <prefix>.archive, and only once Kafka confirmed it is the instance
- * deleted. A running (or blocked) instance is refused. Also what `baton
+ * deleted. A running (or blocked) instance is refused. `baton delete --query`
+ * makes every finished match due for deletion now, for the schedulers'
+ * retention loop, which deletes in small batches without stalling Redis. Also what `baton
  * describe` and `baton history` say about an instance that is gone. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +12,11 @@
 
 #include "archive.h"
 #include "cli.h"
+#include "history.h"
 #include "clock.h"
 #include "journal.h"
 #include "kafka.h"
+#include "query.h"
 
 /* How long `baton delete` waits for Kafka to confirm the archive. */
 #define DELIVERY_WAIT_MS 15000
@@ -23,7 +27,7 @@
 static char **kept_runs(struct bt_store *store, const char *id, int last, size_t *n)
 {
     char **members = calloc((size_t)last, sizeof(*members));
-    char key[600], suffix[32];
+    char key[600], list[600], suffix[32];
     bool ok = members != NULL;
 
     *n = 0;
@@ -31,11 +35,12 @@ static char **kept_runs(struct bt_store *store, const char *id, int last, size_t
         redisReply *reply = NULL;
         if (run < last) {
             snprintf(suffix, sizeof(suffix), ":history:%d", run);
-            reply = bt_redis_command(bt_store_redis(store), "EXISTS %s",
+            reply = bt_redis_command(bt_store_redis(store), "EXISTS %s %s",
+                                     bt_history_key(store, id, run, list, sizeof(list)),
                                      bt_store_key(store, id, suffix, key, sizeof(key)));
             ok = reply && reply->type == REDIS_REPLY_INTEGER;
         }
-        if (ok && (run == last || reply->integer == 1)) {
+        if (ok && (run == last || reply->integer >= 1)) {
             size_t len = strlen(id) + 16;
             if ((members[*n] = malloc(len)))
                 snprintf(members[(*n)++], len, "%d|%s", run, id);
@@ -158,15 +163,104 @@ out:
     return ret;
 }
 
+static const char *query_arg;
+static bool yes_arg;
+
+static const struct bt_arg delete_args[] = {
+    BT_CLI_ARG_QUERY(query_arg),
+    BT_CLI_ARG_YES(yes_arg),
+    {NULL},
+};
+
 static const struct bt_cmd delete_cmd = {
     .name = "baton delete",
-    .synopsis = "ID",
+    .synopsis = "ID | --query QUERY [--yes]",
     .about = "Archive a finished instance's runs to <prefix>.archive and delete it from "
-             "Redis now, as its retention would (refused while it runs).",
+             "Redis now, as its retention would (refused while it runs). With --query: "
+             "every finished instance that matches becomes due for deletion now, and "
+             "the schedulers archive and delete them in small batches.",
+    .args = delete_args,
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
-    .min_pos = 1,
     .max_pos = 1,
 };
+
+static bool select_finished(const struct bt_query_row *row, void *arg)
+{
+    if (bt_status_final(bt_status_parse(row->status)))
+        json_array_append_new(arg, json_string(row->id));
+    return true;
+}
+
+/* Makes each kept run of id due for deletion now (ZADD XX: a run a
+ * scheduler is archiving already is left to it). Exit status. */
+static int due_now(struct bt_store *store, const char *id, int64_t now)
+{
+    char key[300], score[32];
+    size_t n = 0;
+    int run = 0, ret = finished(store, id, &run);
+    char **members = ret ? NULL : kept_runs(store, id, run, &n);
+
+    if (ret)
+        return ret;
+    if (!members)
+        return BT_EXIT_UNAVAILABLE;
+    snprintf(key, sizeof(key), "%s:retention", bt_store_prefix(store));
+    snprintf(score, sizeof(score), "%lld", (long long)now);
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[] = {"ZADD", key, "XX", score, members[i]};
+        redisReply *reply = bt_redis_argv(bt_store_redis(store), 5, argv, NULL);
+        if (!reply || reply->type != REDIS_REPLY_INTEGER)
+            ret = BT_EXIT_UNAVAILABLE;
+        freeReplyObject(reply);
+        free(members[i]);
+    }
+    free(members);
+    return ret;
+}
+
+static int delete_by_query(const struct bt_config *cfg, struct bt_store *store)
+{
+    struct bt_query q = {0};
+    json_t *ids = json_array();
+    char next[64];
+    size_t i, done = 0;
+    json_t *id;
+    int ret = bt_query_parse(&q, query_arg);
+
+    if (ret)
+        goto out;
+    ret = BT_EXIT_UNAVAILABLE;
+    if (bt_query_run(store, &q, NULL, select_finished, ids, next, sizeof(next)))
+        goto out;
+    ret = BT_EXIT_OK;
+    if (!json_array_size(ids)) {
+        fprintf(stderr, "delete: no finished instance matches\n");
+        goto out;
+    }
+    ret = BT_EXIT_USAGE;
+    if (!bt_cli_confirmed(yes_arg, "delete", json_array_size(ids)))
+        goto out;
+    ret = BT_EXIT_OK;
+    json_array_foreach(ids, i, id)
+    {
+        int r = due_now(store, json_string_value(id), bt_clock_now_ms());
+        if (r == BT_EXIT_UNAVAILABLE) {
+            ret = r;
+            break;
+        }
+        done += r == BT_EXIT_OK;
+    }
+    fprintf(stderr,
+            "delete: %zu of %zu instances due for deletion now; the schedulers archive "
+            "them to <prefix>.archive and delete them in small batches\n",
+            done, json_array_size(ids));
+out:
+    if (ret == BT_EXIT_UNAVAILABLE)
+        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
+    json_decref(ids);
+    bt_query_release(&q);
+    return ret;
+}
 
 int bt_cli_delete(struct bt_config *cfg, int argc, char **argv)
 {
@@ -178,9 +272,16 @@ int bt_cli_delete(struct bt_config *cfg, int argc, char **argv)
 
     if ((ret = bt_cli_args(&delete_cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
-    argv[1] = pos[0]; /* the id, wherever it was among the flags */
+    if (!bt_cli_one_target("delete", n_pos, 1, query_arg))
+        return BT_EXIT_USAGE;
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
+    if (query_arg) {
+        ret = delete_by_query(cfg, store);
+        bt_store_destroy(store);
+        return ret;
+    }
+    argv[1] = pos[0]; /* the id, wherever it was among the flags */
     if ((ret = finished(store, argv[1], &run)) != BT_EXIT_OK)
         goto out;
     ret = BT_EXIT_UNAVAILABLE;

@@ -18,7 +18,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -28,6 +27,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "clock.h"
+#include "proc.h"
 #include "cli.h"
 #include "err.h"
 #include "kafka.h"
@@ -68,13 +68,6 @@ struct dev {
     char topics[2048]; /* created, space-separated, for the user */
     struct child procs[N_PROCS];
 };
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
-}
 
 static int mkdir_p(const char *path)
 {
@@ -324,29 +317,14 @@ static int redis_child(struct dev *dev, struct child *c)
  * baton dev alone, which then stops the children in order. */
 static int child_start(struct child *c, char **envp)
 {
-    pid_t parent = getpid();
-    sigset_t none;
-    pid_t pid;
+    const struct bt_spawn how = {
+        .stdin_null = true, .own_group = true, .deathsig = c->deathsig};
+    pid_t pid = bt_proc_spawn(c->argv, envp, &how);
 
-    sigemptyset(&none);
-    if ((pid = fork()) < 0) {
-        bt_log(BT_LOG_ERROR, "cannot fork: %s name=%s", strerror(errno), c->name);
+    if (pid < 0) {
+        bt_log(BT_LOG_ERROR, "cannot start: %s name=%s", strerror(errno), c->name);
         return -1;
     }
-    if (pid == 0) {
-        int fd = open("/dev/null", O_RDONLY);
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, c->deathsig);
-        if (getppid() != parent)
-            _exit(127);
-        if (fd >= 0)
-            dup2(fd, STDIN_FILENO);
-        signal(SIGPIPE, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(c->argv[0], c->argv, envp);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also here: stop_children() may signal the group at once */
     c->pid = pid;
     c->started_ms = bt_clock_mono_ms();
     c->restart_at_ms = 0;
@@ -382,7 +360,7 @@ static int redis_wait(struct dev *dev)
             c->pid = 0;
             break;
         }
-        sleep_ms(50);
+        bt_clock_sleep_ms(50);
     }
     bt_log(BT_LOG_ERROR, "redis-server did not answer port=%d log=%s/redis.log",
            dev->redis_port, dev->cfg->home);
@@ -604,7 +582,7 @@ static void stop_children(struct dev *dev, int from, int to)
             }
         }
         if (running)
-            sleep_ms(10);
+            bt_clock_sleep_ms(10);
     } while (running);
 }
 

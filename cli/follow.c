@@ -1,23 +1,42 @@
-/* Waiting for an instance without polling: the commit that finishes an
- * instance appends a "finished" record to its history stream in the same
- * script, so a blocking XREAD of that stream wakes the moment the outcome is
- * in Redis (the truth), before the result message reaches Kafka. */
+/* Waiting for an instance without polling: the commit that ends a run
+ * publishes on the run's history channel in the same script (commit.lua), so
+ * a subscriber wakes the moment the outcome is in Redis (the truth), before
+ * the result message reaches Kafka. Subscribing comes before reading: a run
+ * that ends in between has published to a subscriber already. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "err.h"
+#include "redis.h"
 
-/* The "finished" record among the "e" fields of one stream entry, or NULL. */
-static json_t *finished_in(const redisReply *fields)
+#define POLL_MS 20 /* without a subscription */
+
+void bt_cli_follow_init(struct bt_cli_follow *f, const struct bt_config *cfg)
 {
-    for (size_t f = 1; f < fields->elements; f += 2) {
-        const redisReply *v = fields->element[f];
+    char errstr[256];
+
+    memset(f, 0, sizeof(*f));
+    f->sub = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
+                          sizeof(errstr));
+}
+
+void bt_cli_follow_release(struct bt_cli_follow *f)
+{
+    bt_redis_destroy(f->sub);
+    memset(f, 0, sizeof(*f));
+}
+
+/* The "finished" record among h's, or NULL. */
+static json_t *finished_in(const struct bt_history *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
         json_t *rec;
         const char *ev;
-        if (v->type != REDIS_REPLY_STRING || !strstr(v->str, "\"finished\""))
+        if (!strstr(h->records[i], "\"finished\""))
             continue;
-        rec = json_loadb(v->str, v->len, 0, NULL);
+        rec = json_loads(h->records[i], 0, NULL);
         ev = json_string_value(json_object_get(rec, "ev"));
         if (ev && !strcmp(ev, "finished"))
             return rec;
@@ -26,37 +45,57 @@ static json_t *finished_in(const redisReply *fields)
     return NULL;
 }
 
-int bt_cli_follow(struct bt_store *store, const char *id, char *after, size_t n,
-                  int block_ms, json_t **finished)
+/* Reads the records after f->from. A run that continued as new left the
+ * list to the next run, which starts again at 0. */
+static int read_new(struct bt_cli_follow *f, struct bt_store *store, const char *id,
+                    struct bt_history *h)
 {
-    char key[600];
-    redisReply *reply;
-    int ret = 0;
+    int ret = bt_history_read(store, id, 0, f->from, h);
+
+    if (ret == 0 && h->entries < (int64_t)f->from) {
+        f->from = 0;
+        ret = bt_history_read(store, id, 0, 0, h);
+    }
+    if (ret == 0)
+        f->from += h->n;
+    return ret == BT_EINVALMSG ? 0 : ret;
+}
+
+static void wait_end(struct bt_cli_follow *f, int block_ms)
+{
+    struct timespec ts = {0, POLL_MS * 1000000L};
+
+    if (!f->sub || bt_redis_wait_message(f->sub, block_ms) < 0) {
+        if (f->sub) /* broken: subscribe again on the next call */
+            f->channel[0] = '\0';
+        nanosleep(&ts, NULL);
+    }
+}
+
+int bt_cli_follow(struct bt_cli_follow *f, struct bt_store *store, const char *id,
+                  int block_ms, struct bt_history *h, json_t **finished)
+{
+    char channel[600];
+    int ret;
 
     *finished = NULL;
-    bt_store_key(store, id, ":history", key, sizeof(key));
-    reply =
-        bt_redis_command(bt_store_redis(store), "XREAD COUNT 100 BLOCK %d STREAMS %s %s",
-                         block_ms > 0 ? block_ms : 1, key, after);
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(reply);
-        return BT_EAGAIN;
-    }
-    /* [[key, [[id, [field, value, ...]], ...]]], or nil when nothing came */
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-        reply->element[0]->type == REDIS_REPLY_ARRAY &&
-        reply->element[0]->elements == 2) {
-        const redisReply *entries = reply->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements; i++) {
-            const redisReply *entry = entries->element[i];
-            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2)
-                continue;
-            snprintf(after, n, "%s", entry->element[0]->str);
-            if (!*finished && entry->element[1]->type == REDIS_REPLY_ARRAY)
-                *finished = finished_in(entry->element[1]);
+    bt_history_channel(store, id, 0, channel, sizeof(channel));
+    if (strcmp(channel, f->channel)) {
+        f->from = 0;
+        if (f->sub && bt_redis_subscribe(f->sub, channel) == 0) {
+            snprintf(f->channel, sizeof(f->channel), "%s", channel);
+        } else { /* refused: poll */
+            bt_redis_destroy(f->sub);
+            f->sub = NULL;
         }
-        ret = *finished ? 1 : 0;
     }
-    freeReplyObject(reply);
-    return ret;
+    if ((ret = read_new(f, store, id, h)))
+        return ret;
+    if (h->n == 0) {
+        wait_end(f, block_ms > 0 ? block_ms : 1);
+        if ((ret = read_new(f, store, id, h)))
+            return ret;
+    }
+    *finished = finished_in(h);
+    return *finished ? 1 : 0;
 }

@@ -7,7 +7,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "err.h"
 #include "journal.h"
+#include "query.h"
 
 json_t *bt_cli_record(const char *text)
 {
@@ -26,10 +28,9 @@ json_t *bt_cli_record(const char *text)
 
 /* One history record: as JSON with its time in RFC 3339 like every --json
  * output, or as a line of text. */
-static void print_record(const char *text, void *arg)
+static void print_record(const char *text, bool as_json)
 {
     json_t *root = bt_cli_record(text), *v;
-    bool as_json = *(const bool *)arg;
     const char *k;
 
     if (!root) {
@@ -55,47 +56,72 @@ static void print_record(const char *text, void *arg)
     json_decref(root);
 }
 
-int bt_cli_history_each(struct bt_store *store, const char *id, const char *suffix,
-                        bool follow, void (*fn)(const char *text, void *arg), void *arg)
+int bt_cli_history_json(struct bt_store *store, const char *id, int run, json_t *rows)
 {
-    struct bt_redis *r = bt_store_redis(store);
-    char key[600], meta[600], after[64] = "0-0";
+    struct bt_history h;
+    int ret = BT_EXIT_UNAVAILABLE;
 
-    bt_store_key(store, id, suffix, key, sizeof(key));
+    bt_history_init(&h);
+    if (bt_history_read(store, id, run, 0, &h) != BT_EAGAIN) {
+        for (size_t i = 0; i < h.n; i++) {
+            json_t *rec = bt_cli_record(h.records[i]);
+            if (rec)
+                json_array_append_new(rows, rec);
+        }
+        ret = BT_EXIT_OK;
+    }
+    bt_history_release(&h);
+    return ret;
+}
+
+/* Prints the records of run (0: the current one); follow: then waits for
+ * new ones until the instance finishes. */
+static int print_history(const struct bt_config *cfg, struct bt_store *store,
+                         const char *id, int run, bool as_json, bool follow)
+{
+    struct bt_cli_follow f;
+    struct bt_history h;
+    char meta[600];
+    int ret = BT_EXIT_UNAVAILABLE;
+
+    bt_history_init(&h);
+    if (!follow) {
+        if (bt_history_read(store, id, run, 0, &h) != BT_EAGAIN) {
+            for (size_t i = 0; i < h.n; i++)
+                print_record(h.records[i], as_json);
+            ret = BT_EXIT_OK;
+        }
+        bt_history_release(&h);
+        return ret;
+    }
+    bt_cli_follow_init(&f, cfg);
     bt_store_key(store, id, "", meta, sizeof(meta));
     for (;;) {
-        redisReply *reply = bt_redis_command(r, "XREAD COUNT 1000 BLOCK %d STREAMS %s %s",
-                                             follow ? 1000 : 1, key, after);
-        if (!reply || reply->type == REDIS_REPLY_ERROR) {
-            freeReplyObject(reply);
-            return BT_EXIT_UNAVAILABLE;
-        }
-        /* [[key, [[id, [field, value]], ...]]] or nil when nothing new */
-        size_t got = 0;
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
-            const redisReply *entries = reply->element[0]->element[1];
-            got = entries->elements;
-            for (size_t i = 0; i < entries->elements; i++) {
-                const redisReply *entry = entries->element[i];
-                snprintf(after, sizeof(after), "%s", entry->element[0]->str);
-                /* one entry per decision: "e" record pairs */
-                for (size_t f = 1; f < entry->element[1]->elements; f += 2)
-                    fn(entry->element[1]->element[f]->str, arg);
-            }
-            fflush(stdout);
-        }
-        freeReplyObject(reply);
-        if (got)
+        json_t *finished = NULL;
+        /* records in between come at least this often: only a run's end
+         * wakes a follower */
+        int rc = bt_cli_follow(&f, store, id, 200, &h, &finished);
+        if (rc == BT_EAGAIN)
+            break;
+        for (size_t i = 0; i < h.n; i++)
+            print_record(h.records[i], as_json);
+        fflush(stdout);
+        json_decref(finished);
+        if (rc == 1 || h.n)
             continue;
-        if (!follow)
-            return BT_EXIT_OK;
-        reply = bt_redis_command(r, "HGET %s status", meta);
+        redisReply *reply =
+            bt_redis_command(bt_store_redis(store), "HGET %s status", meta);
         bool done = reply && reply->type == REDIS_REPLY_STRING &&
                     bt_status_final(bt_status_parse(reply->str));
         freeReplyObject(reply);
-        if (done)
-            return BT_EXIT_OK;
+        if (done) {
+            ret = BT_EXIT_OK;
+            break;
+        }
     }
+    bt_history_release(&h);
+    bt_cli_follow_release(&f);
+    return ret;
 }
 
 static bool history_json, history_follow;
@@ -127,7 +153,7 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
     redisReply *exists = NULL;
     const char *id;
     bool as_json, follow;
-    char key[600], suffix[64] = ":history", *pos[1];
+    char key[600], list[600], suffix[64], *pos[1];
     long run;
     int n_pos, ret;
 
@@ -152,7 +178,8 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
     if (run && run != atol(exists->str)) {
         redisReply *kept;
         snprintf(suffix, sizeof(suffix), ":history:%ld", run);
-        kept = bt_redis_command(bt_store_redis(store), "EXISTS %s",
+        kept = bt_redis_command(bt_store_redis(store), "EXISTS %s %s",
+                                bt_history_key(store, id, (int)run, list, sizeof(list)),
                                 bt_store_key(store, id, suffix, key, sizeof(key)));
         bool there = kept && kept->type == REDIS_REPLY_INTEGER && kept->integer;
         freeReplyObject(kept);
@@ -166,8 +193,10 @@ int bt_cli_history(struct bt_config *cfg, int argc, char **argv)
             goto out;
         }
         follow = false;
+    } else {
+        run = 0;
     }
-    ret = bt_cli_history_each(store, id, suffix, follow, print_record, &as_json);
+    ret = print_history(cfg, store, id, (int)run, as_json, follow);
 out:
     if (ret == BT_EXIT_UNAVAILABLE)
         fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
@@ -176,144 +205,95 @@ out:
     return ret;
 }
 
-static const char *list_status = "all", *list_type;
+static const char *list_status = "all", *list_type, *list_query, *list_after;
 static int64_t list_limit = 100;
 static bool list_json;
 
 static const struct bt_arg list_args[] = {
     {"status", 0, BT_ARG_CHOICE, &list_status, "S", "all",
-     .choices = "running|completed|failed|cancelled|terminated|blocked|all",
+     .choices = "running|completed|failed|cancelled|terminated|blocked|paused|all",
      .help = "only instances in this status"},
     {"type", 0, BT_ARG_STR, &list_type, "TYPE", .help = "only instances of this type"},
+    {"query", 0, BT_ARG_STR, &list_query, "QUERY",
+     .help = "only instances that match: " BT_CLI_QUERY_TERMS},
     {"limit", 0, BT_ARG_INT, &list_limit, "N", "100", 1, 1000000,
      .help = "at most this many, newest first"},
+    {"after", 0, BT_ARG_STR, &list_after, "CURSOR",
+     .help = "the next page: where the previous page ended (it prints the cursor)"},
     {"json", 0, BT_ARG_BOOL, &list_json,
      .help = "one JSON object per instance and line (JSON lines), no header"},
     {NULL},
 };
 
+struct page {
+    int64_t shown;
+};
+
+json_t *bt_cli_list_row(const struct bt_query_row *row)
+{
+    char created[40], updated[40];
+
+    return json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:O?}", "id", row->id, "type",
+                     row->type, "status", row->status, "created",
+                     bt_cli_time(row->created, created, sizeof(created)), "updated",
+                     row->updated ? bt_cli_time(row->updated, updated, sizeof(updated))
+                                  : NULL,
+                     "attributes", row->attrs);
+}
+
+static bool print_row(const struct bt_query_row *row, void *arg)
+{
+    struct page *page = arg;
+    char when[40];
+
+    if (list_json)
+        bt_cli_print_json(bt_cli_list_row(row));
+    else
+        printf("%-40s %-24s %-11s %s\n", row->id, row->type,
+               row->status ? row->status : "?",
+               bt_cli_time(row->created, when, sizeof(when)));
+    return ++page->shown < list_limit;
+}
+
 static const struct bt_cmd list_cmd = {
     .name = "baton list",
-    .synopsis = "[--status S] [--type T] [--limit N] [--json]",
-    .about = "List instances, newest first.",
+    .synopsis = "[--status S] [--type T] [--query QUERY] [--limit N] [--after CURSOR] "
+                "[--json]",
+    .about = "List instances, newest first, a page at a time.",
     .args = list_args,
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, NULL},
 };
 
-/* Appends to rows the instances of page (HMGET replies in ids' order) that
- * type (NULL: any) keeps, at most limit - the rows there; returns how many
- * of ids it went through, all of them when rows did not fill up. */
-static size_t keep(struct bt_store *store, const redisReply *ids, const char *type,
-                   json_t *rows, long limit, int *err)
-{
-    size_t i, used = ids->elements;
-    char created[40], updated[40];
-
-    for (i = 0; i < ids->elements; i++) {
-        redisReply *m = NULL;
-        if (bt_redis_reply(bt_store_redis(store), &m)) {
-            *err = BT_EXIT_UNAVAILABLE;
-            return i; /* the connection is unusable: the rest is never read */
-        }
-        if ((long)json_array_size(rows) < limit && m->type == REDIS_REPLY_ARRAY &&
-            m->elements == 4 && m->element[0]->str &&
-            (!type || !strcmp(type, m->element[0]->str))) {
-            const char *u = m->element[3]->str;
-            json_array_append_new(
-                rows,
-                json_pack(
-                    "{s:s, s:s, s:s?, s:s, s:s?}", "id", ids->element[i]->str, "type",
-                    m->element[0]->str, "status", m->element[1]->str, "created",
-                    bt_cli_time(
-                        strtoll(m->element[2]->str ? m->element[2]->str : "0", NULL, 10),
-                        created, sizeof(created)),
-                    "updated",
-                    u ? bt_cli_time(strtoll(u, NULL, 10), updated, sizeof(updated))
-                      : NULL));
-            if ((long)json_array_size(rows) == limit && used == ids->elements)
-                used = i + 1;
-        }
-        freeReplyObject(m);
-    }
-    return used;
-}
-
-int bt_cli_list_page(struct bt_store *store, const char *status, const char *type,
-                     long long cursor, long limit, json_t *rows, long long *next)
-{
-    /* with a type filter, look at this many ids per call at most: a page
-     * costs a bounded time however rare the type is; the cursor goes on */
-    const long long chunk = limit < 500 ? 500 : limit, budget = 20000;
-    char key[600], mkey[600];
-    int err = BT_EXIT_OK;
-
-    snprintf(key, sizeof(key), "%s:idx:%s", bt_store_prefix(store), status);
-    *next = cursor;
-    while ((long)json_array_size(rows) < limit && *next - cursor < budget) {
-        redisReply *ids =
-            bt_redis_command(bt_store_redis(store), "ZREVRANGE %s %lld %lld", key, *next,
-                             *next + chunk - 1);
-        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(ids);
-            return BT_EXIT_UNAVAILABLE;
-        }
-        for (size_t i = 0; i < ids->elements; i++) {
-            const char *argv[] = {"HMGET", mkey, "type", "status", "created", "updated"};
-            bt_store_key(store, ids->element[i]->str, "", mkey, sizeof(mkey));
-            bt_redis_append_argv(bt_store_redis(store), 6, argv, NULL);
-        }
-        size_t used = keep(store, ids, type, rows, limit, &err);
-        /* the index's end reached, and every id of it looked at */
-        bool end = (long long)ids->elements < chunk && used == ids->elements;
-        *next += (long long)used;
-        freeReplyObject(ids);
-        if (err)
-            return err;
-        if (end) {
-            *next = -1;
-            break;
-        }
-    }
-    return BT_EXIT_OK;
-}
-
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv)
 {
-    struct bt_store *store;
-    json_t *rows = NULL, *row;
-    long long next = 0;
-    size_t i;
+    struct bt_query q = {0};
+    struct page page = {0};
+    struct bt_store *store = NULL;
+    char next[64];
     int n_pos, ret;
 
     if ((ret = bt_cli_args(&list_cmd, argc, argv, NULL, &n_pos)) >= 0)
         return ret;
+    if ((strcmp(list_status, "all") &&
+         (ret = bt_query_add(&q, "status", "=", list_status))) ||
+        (list_type && (ret = bt_query_add(&q, "type", "=", list_type))) ||
+        (list_query && (ret = bt_query_parse(&q, list_query))))
+        goto out;
+    ret = BT_EXIT_UNAVAILABLE;
     if (!(store = bt_cli_store(cfg)))
-        return BT_EXIT_UNAVAILABLE;
-    rows = json_array();
-    while (next >= 0 && (long)json_array_size(rows) < list_limit &&
-           !(ret = bt_cli_list_page(store, list_status, list_type, next, (long)list_limit,
-                                    rows, &next)))
-        ;
-    if (ret == BT_EXIT_UNAVAILABLE)
-        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
-    else if (!list_json)
+        goto out;
+    if (!list_json)
         printf("%-40s %-24s %-11s %s\n", "ID", "TYPE", "STATUS", "CREATED");
-    json_array_foreach(rows, i, row)
-    {
-        if (ret)
-            break;
-        if (list_json)
-            bt_cli_print_json(json_incref(row));
-        else
-            printf("%-40s %-24s %-11s %s\n",
-                   json_string_value(json_object_get(row, "id")),
-                   json_string_value(json_object_get(row, "type")),
-                   json_string_value(json_object_get(row, "status"))
-                       ? json_string_value(json_object_get(row, "status"))
-                       : "?",
-                   json_string_value(json_object_get(row, "created")));
+    if (bt_query_run(store, &q, list_after, print_row, &page, next, sizeof(next))) {
+        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
+        goto out;
     }
-    json_decref(rows);
+    fflush(stdout); /* the rows before the hint, where both go to one file */
+    if (next[0])
+        fprintf(stderr, "more: the next page is --after %s\n", next);
+    ret = BT_EXIT_OK;
+out:
+    bt_query_release(&q);
     bt_store_destroy(store);
     return ret;
 }

@@ -24,7 +24,7 @@ static const struct command commands[] = {
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json] [--follow] [--run N]"},
     {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N] [--json]"},
     {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID"},
-    {"delete", bt_cli_delete, "archive a finished instance to <prefix>.archive and delete it now: delete ID"},
+    {"delete", bt_cli_delete, "archive a finished instance to <prefix>.archive and delete it now: delete ID | --query Q"},
     {"schedule", bt_cli_schedule, "cron schedules: schedule add|list|pause|resume|trigger|delete"},
     {"replay-check", bt_cli_replay_check,
      "replay in-flight instances against new code: replay-check --plugin new.so [--type T]"},
@@ -33,6 +33,9 @@ static const struct command commands[] = {
     {"signal", bt_cli_signal, "send a signal: signal ID NAME [--payload JSON]"},
     {"cancel", bt_cli_cancel, "ask an instance to cancel (its code may clean up): cancel ID [--reason TEXT]"},
     {"terminate", bt_cli_terminate, "stop an instance at once: terminate ID [--reason TEXT]"},
+    {"pause", bt_cli_pause, "stop an instance's steps and timers until resumed: pause ID"},
+    {"resume", bt_cli_resume, "resume a paused instance: resume ID"},
+    {"reset", bt_cli_reset, "a new run from a step of the journal: reset ID --to SEQ | --to-last-failure"},
     {"ratelimit", bt_cli_ratelimit, "rate limits, tuned live: ratelimit set|get|list"},
     {"concurrency", bt_cli_concurrency, "concurrency limits, tuned live: concurrency set|get|list"},
     {"dlq", bt_cli_dlq, "dead letters as a working queue: dlq list|show|redrive"},
@@ -67,11 +70,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "baton: %s\n", errstr);
         goto out;
     }
-    if ((level = bt_log_parse_level(cfg.log_level)) < 0) {
-        fprintf(stderr, "baton: log-level: \"%s\" is not debug, info, warn or error\n",
-                cfg.log_level);
-        goto out;
-    }
+    /* bt_config_load refused a level it does not know */
+    level = bt_log_parse_level(cfg.log_level);
     bt_log_setup("baton", (enum bt_log_level)level, cfg.log_json);
 
     if (argc < 2) {

@@ -14,8 +14,6 @@
 int bt_cli_send_event(const struct bt_config *cfg, const struct bt_msg *msg)
 {
     char status[64], suffix[300];
-    size_t len;
-    char *bytes;
     int ret = bt_cli_lookup(cfg, msg->id, status, sizeof(status), suffix, sizeof(suffix));
 
     if (ret)
@@ -24,30 +22,14 @@ int bt_cli_send_event(const struct bt_config *cfg, const struct bt_msg *msg)
         fprintf(stderr, "baton: workflow %s is already %s\n", msg->id, status);
         return BT_EXIT_FAIL;
     }
-    if (!(bytes = bt_codec_encode(msg, &len))) {
-        fprintf(stderr, "baton: invalid id or name (1..256 characters, no control "
-                        "characters)\n");
-        return BT_EXIT_USAGE;
-    }
-    ret = bt_cli_produce(cfg, suffix, msg->id, bytes, len);
-    free(bytes);
-    return ret;
+    return bt_cli_send(cfg, suffix, msg);
 }
 
 static const char *payload_arg, *reason_arg, *query_arg;
 static bool yes_arg;
 
-#define ARG_QUERY                                                                        \
-    {                                                                                    \
-        "query", 0, BT_ARG_STR, &query_arg, "QUERY", NULL,                               \
-            .help =                                                                      \
-                "every running instance that matches instead of ID: status=S, type=T, "  \
-                "started<TIME, started>TIME, joined by AND"                              \
-    }
-#define ARG_YES                                                                          \
-    {                                                                                    \
-        "yes", 0, BT_ARG_BOOL, &yes_arg, .help = "with --query: do not ask"              \
-    }
+#define ARG_QUERY BT_CLI_ARG_QUERY(query_arg)
+#define ARG_YES   BT_CLI_ARG_YES(yes_arg)
 
 static const struct bt_arg signal_args[] = {
     {"payload", 0, BT_ARG_STR, &payload_arg, "JSON", "null",
@@ -68,17 +50,6 @@ static const struct bt_cmd signal_cmd = {
     .max_pos = 2,
 };
 
-/* ID, or --query: exactly one of them. */
-static bool one_target(const char *cmd, int n_pos, int with_id)
-{
-    if ((n_pos == with_id) == (query_arg != NULL)) {
-        fprintf(stderr, "baton %s: give %s\n", cmd,
-                query_arg ? "--query or an ID, not both" : "an ID, or --query");
-        return false;
-    }
-    return true;
-}
-
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
 {
     struct bt_msg msg = {.type = BT_MSG_SIGNAL};
@@ -89,7 +60,7 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
     if ((ret = bt_cli_args(&signal_cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
     ret = BT_EXIT_USAGE;
-    if (!one_target("signal", n_pos, 2))
+    if (!bt_cli_one_target("signal", n_pos, 2, query_arg))
         return ret;
     msg.id = query_arg ? NULL : pos[0];
     msg.name = pos[n_pos - 1];
@@ -149,7 +120,7 @@ static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
     if ((ret = bt_cli_args(terminate ? &terminate_cmd : &cancel_cmd, argc, argv, pos,
                            &n_pos)) >= 0)
         return ret;
-    if (!one_target(terminate ? "terminate" : "cancel", n_pos, 1))
+    if (!bt_cli_one_target(terminate ? "terminate" : "cancel", n_pos, 1, query_arg))
         return BT_EXIT_USAGE;
     msg.id = query_arg ? NULL : pos[0];
     msg.body = reason_arg ? json_string(reason_arg) : NULL;

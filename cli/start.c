@@ -29,7 +29,7 @@ static json_t *read_input(const char *arg)
 }
 
 /* Follows the instance's status until it is final (or blocked): reads it
- * again whenever its history grows (a blocking read, no polling), and at
+ * again whenever a run of it ends (woken by the commit, no polling), and at
  * least once a second (blocked leaves no "finished" record). A status counts
  * from run min_run on: a new run of a finished id is not done because the run
  * it follows is. */
@@ -37,12 +37,16 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
                        int64_t min_run)
 {
     struct bt_store *store = bt_cli_store(cfg);
-    char key[600], after[64] = "0-0";
+    char key[600];
+    struct bt_cli_follow follow;
+    struct bt_history h;
     int64_t deadline = timeout_ms > 0 ? bt_clock_now_ms() + timeout_ms : INT64_MAX;
     int ret = BT_EXIT_UNAVAILABLE;
 
     if (!store)
         return ret;
+    bt_cli_follow_init(&follow, cfg);
+    bt_history_init(&h);
     bt_store_key(store, id, "", key, sizeof(key));
     while (bt_clock_now_ms() < deadline) {
         redisReply *reply = bt_redis_command(bt_store_redis(store),
@@ -70,7 +74,7 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
             goto out;
         int64_t left = deadline - bt_clock_now_ms();
         json_t *finished = NULL;
-        if (bt_cli_follow(store, id, after, sizeof(after), left < 1000 ? (int)left : 1000,
+        if (bt_cli_follow(&follow, store, id, left < 1000 ? (int)left : 1000, &h,
                           &finished) == BT_EAGAIN) {
             fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
             goto out;
@@ -80,6 +84,8 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
     fprintf(stderr, "baton: workflow %s did not finish within the timeout\n", id);
     ret = BT_EXIT_FAIL;
 out:
+    bt_history_release(&h);
+    bt_cli_follow_release(&follow);
     bt_store_destroy(store);
     return ret;
 }

@@ -109,8 +109,8 @@ static json_t *by_type(struct bt_store *store)
 /* Every count of every status, 0 when none, and their total. */
 static json_t *type_counts(const json_t *counts)
 {
-    static const char *const statuses[] = {"running",   "completed",  "failed",
-                                           "cancelled", "terminated", "blocked"};
+    static const char *const statuses[] = {
+        "running", "completed", "failed", "cancelled", "terminated", "blocked", "paused"};
     json_t *row = json_object();
     json_int_t total = 0;
     const char *k;
@@ -177,12 +177,12 @@ static void print_text(const struct bt_config *cfg, const json_t *root)
     json_t *c;
     long long done = num(root, "finished_last_minute", NULL);
 
-    printf("%-28s %9s %9s %9s %9s %9s %9s\n", "TYPE", "running", "completed", "failed",
-           "blocked", "cancelled", "total");
+    printf("%-28s %9s %9s %9s %9s %9s %9s %9s\n", "TYPE", "running", "completed",
+           "failed", "blocked", "paused", "cancelled", "total");
     json_object_foreach((json_t *)(uintptr_t)json_object_get(root, "types"), type, c)
-        printf("%-28s %9lld %9lld %9lld %9lld %9lld %9lld\n", type,
+        printf("%-28s %9lld %9lld %9lld %9lld %9lld %9lld %9lld\n", type,
                num(c, "running", NULL), num(c, "completed", NULL), num(c, "failed", NULL),
-               num(c, "blocked", NULL),
+               num(c, "blocked", NULL), num(c, "paused", NULL),
                num(c, "cancelled", NULL) + num(c, "terminated", NULL),
                num(c, "total", NULL));
     printf("\nfinished in the last minute: %lld (%.1f/s)\n", done, (double)done / 60.0);

@@ -14,6 +14,7 @@
 #include "concurrency.h"
 #include "journal.h"
 #include "ratelimit.h"
+#include "query.h"
 #include "ui.h"
 
 #define LIST_DEFAULT 50
@@ -87,49 +88,97 @@ static unsigned lost(struct bt_ui *ui, json_t **out, int ret, const char *what)
     return failed(out, ret, what);
 }
 
-static unsigned get_instances(struct bt_ui *ui, const char *(*arg)(void *, const char *),
-                              void *args, json_t **out)
-{
-    char status[16] = "all", type[BT_ID_MAX + 1] = "";
-    const char *v;
-    long long cursor, limit, next;
-    struct bt_store *store;
+struct page {
     json_t *rows;
-    bool known = false;
-    int ret;
+    long limit;
+};
 
-    if ((v = arg(args, "status")) && *v) {
+static bool append_row(const struct bt_query_row *row, void *arg)
+{
+    struct page *page = arg;
+
+    json_array_append_new(page->rows, bt_cli_list_row(row));
+    return (long)json_array_size(page->rows) < page->limit;
+}
+
+/* A cursor as bt_query_run writes it: "<score>:<count>". */
+static bool valid_cursor(const char *c)
+{
+    size_t score = strcspn(c, ":");
+
+    return score > 0 && score < 40 && c[score] == ':' && c[score + 1] &&
+           strspn(c + score + 1, "0123456789") == strlen(c + score + 1) &&
+           strspn(c, "0123456789.e+-inf") == score;
+}
+
+/* The query of status=, type= and query= (the language of `baton list
+ * --query`), into q: 0, or the HTTP status of why not. */
+static unsigned query_of(const char *(*arg)(void *, const char *), void *args,
+                         struct bt_query *q, json_t **out)
+{
+    const char *v;
+    bool known = false;
+
+    if ((v = arg(args, "status")) && *v && strcmp(v, "all")) {
         for (int i = 0; statuses[i]; i++)
             known |= !strcmp(v, statuses[i]);
-        if (!known)
+        if (!known || bt_query_add(q, "status", "=", v))
             return bt_ui_error(out, MHD_HTTP_BAD_REQUEST,
                                "status: \"%.40s\" is not running, completed, failed, "
                                "cancelled, terminated, blocked or all",
                                v);
-        snprintf(status, sizeof(status), "%s", v);
     }
-    if ((v = arg(args, "type")) && *v) {
-        if (!valid_name(v))
-            return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "type: not a workflow type");
-        snprintf(type, sizeof(type), "%s", v);
-    }
-    if (!int_arg(arg(args, "cursor"), 0, 0, INT64_MAX / 2, &cursor))
-        return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "cursor: not a cursor");
-    if (!int_arg(arg(args, "limit"), LIST_DEFAULT, 1, LIST_MAX, &limit))
+    if ((v = arg(args, "type")) && *v &&
+        (!valid_name(v) || bt_query_add(q, "type", "=", v)))
+        return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "type: not a workflow type");
+    if ((v = arg(args, "query")) && *v && bt_query_parse(q, v))
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST,
-                           "limit: not an integer from 1 to %d", LIST_MAX);
-    if (!(store = store_or(ui, out)))
-        return MHD_HTTP_SERVICE_UNAVAILABLE;
-    rows = json_array();
-    if ((ret = bt_cli_list_page(store, status, *type ? type : NULL, cursor, (long)limit,
-                                rows, &next))) {
-        json_decref(rows);
-        return lost(ui, out, ret, "list");
+                           "query: not a query (terms joined by AND, as baton list "
+                           "--query takes them)");
+    return 0;
+}
+
+static unsigned get_instances(struct bt_ui *ui, const char *(*arg)(void *, const char *),
+                              void *args, json_t **out)
+{
+    struct bt_query q = {0};
+    struct page page = {.rows = NULL};
+    char cursor[64] = "", next[64];
+    struct bt_store *store;
+    const char *v;
+    long long limit;
+    unsigned status;
+    int ret;
+
+    if ((status = query_of(arg, args, &q, out)))
+        goto out;
+    status = MHD_HTTP_BAD_REQUEST;
+    if ((v = arg(args, "cursor")) && *v) {
+        if (strlen(v) >= sizeof(cursor) || !valid_cursor(v)) {
+            bt_ui_error(out, status, "cursor: not a cursor (the next of a page)");
+            goto out;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", v);
     }
-    char next_s[32];
-    snprintf(next_s, sizeof(next_s), "%lld", next);
-    *out = json_pack("{s:o, s:s?}", "instances", rows, "next", next >= 0 ? next_s : NULL);
-    return MHD_HTTP_OK;
+    if (!int_arg(arg(args, "limit"), LIST_DEFAULT, 1, LIST_MAX, &limit)) {
+        bt_ui_error(out, status, "limit: not an integer from 1 to %d", LIST_MAX);
+        goto out;
+    }
+    status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (!(store = store_or(ui, out)))
+        goto out;
+    page.rows = json_array();
+    page.limit = (long)limit;
+    if ((ret = bt_query_run(store, &q, cursor, append_row, &page, next, sizeof(next)))) {
+        status = lost(ui, out, ret, "list");
+        goto out;
+    }
+    *out = json_pack("{s:O, s:s?}", "instances", page.rows, "next", *next ? next : NULL);
+    status = MHD_HTTP_OK;
+out:
+    json_decref(page.rows);
+    bt_query_release(&q);
+    return status;
 }
 
 static unsigned get_instance(struct bt_ui *ui, const char *id, json_t **out)
@@ -144,20 +193,12 @@ static unsigned get_instance(struct bt_ui *ui, const char *id, json_t **out)
     return ret ? lost(ui, out, ret, "describe") : MHD_HTTP_OK;
 }
 
-static void append_record(const char *text, void *arg)
-{
-    json_t *rec = bt_cli_record(text);
-
-    if (rec)
-        json_array_append_new(arg, rec);
-}
-
 static unsigned get_history(struct bt_ui *ui, const char *id, const char *run_arg,
                             json_t **out)
 {
     struct bt_store *store;
     redisReply *reply;
-    char key[600], suffix[64] = ":history";
+    char key[600];
     long long run;
     int ret;
 
@@ -170,14 +211,14 @@ static unsigned get_history(struct bt_ui *ui, const char *id, const char *run_ar
     ret = !reply || reply->type == REDIS_REPLY_ERROR ? BT_EXIT_UNAVAILABLE
           : reply->type != REDIS_REPLY_STRING        ? BT_EXIT_FAIL
                                                      : BT_EXIT_OK;
-    if (!ret && run && run != atoll(reply->str))
-        snprintf(suffix, sizeof(suffix), ":history:%lld", run);
+    if (!ret && run == atoll(reply->str))
+        run = 0; /* the current run */
     freeReplyObject(reply);
     if (ret == BT_EXIT_FAIL)
         return bt_ui_error(out, MHD_HTTP_NOT_FOUND, "no workflow instance \"%s\"", id);
     *out = json_array();
     if (!ret)
-        ret = bt_cli_history_each(store, id, suffix, false, append_record, *out);
+        ret = bt_cli_history_json(store, id, (int)run, *out);
     if (ret) {
         json_decref(*out);
         return lost(ui, out, ret, "history");

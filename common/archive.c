@@ -1,6 +1,6 @@
 /* Archive, then delete: the claims and the deletes are Lua scripts
  * (retention_claim.lua, retention_delete.lua), the archive messages are built
- * here from the run's history stream and the instance's meta hash. A run's
+ * here from the run's history (history.h) and the instance's meta hash. A run's
  * history is split over several messages ("part" of "parts") only when it
  * does not fit in one under max-payload. */
 #include <stdio.h>
@@ -10,6 +10,7 @@
 
 #include "archive.h"
 #include "err.h"
+#include "history.h"
 #include "journal.h"
 #include "log.h"
 #include "lookback.h"
@@ -115,24 +116,40 @@ static const char *field(const redisReply *hash, const char *name)
     return NULL;
 }
 
-/* The records of an XRANGE reply, in order: a new array of parsed records
- * (a record that is not JSON is kept as its text), *entries the stream
- * entries. NULL when the reply is not a stream's. */
-static json_t *records_of(const redisReply *reply, int64_t *entries)
+/* Appends a record's text to records: parsed, or kept as its text when it
+ * is not JSON. */
+static void add_record(json_t *records, const char *text, size_t len)
+{
+    json_t *rec = json_loadb(text, len, 0, NULL);
+
+    json_array_append_new(records, rec ? rec : json_stringn(text, len));
+}
+
+/* The records of a run, in order: those of its old stream (an XRANGE reply:
+ * [[id, [e, record, ...]], ...]) and then its list's (packed, LRANGE), as a
+ * new array; *entries the stream entries and list elements. NULL when a
+ * reply is not what it should be. */
+static json_t *records_of(const redisReply *stream, const redisReply *list,
+                          int64_t *entries)
 {
     json_t *records;
 
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || !(records = json_array()))
+    if (!stream || stream->type != REDIS_REPLY_ARRAY || !list ||
+        list->type != REDIS_REPLY_ARRAY || !(records = json_array()))
         return NULL;
-    *entries = (int64_t)reply->elements;
-    /* [[id, [field, value, ...]], ...]: one entry per decision, "e" records */
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *fields = reply->element[i]->element[1];
-        for (size_t f = 1; f < fields->elements; f += 2) {
-            const redisReply *v = fields->element[f];
-            json_t *rec = json_loadb(v->str, v->len, 0, NULL);
-            json_array_append_new(records, rec ? rec : json_stringn(v->str, v->len));
-        }
+    *entries = (int64_t)(stream->elements + list->elements);
+    for (size_t i = 0; i < stream->elements; i++) {
+        const redisReply *fields = stream->element[i]->element[1];
+        for (size_t f = 1; f < fields->elements; f += 2)
+            add_record(records, fields->element[f]->str, fields->element[f]->len);
+    }
+    for (size_t i = 0; i < list->elements; i++) {
+        char *text = bt_history_unpack(list->element[i]->str, list->element[i]->len);
+        if (text)
+            add_record(records, text, strlen(text));
+        else /* kept as it is: the archive holds what Redis held */
+            add_record(records, list->element[i]->str, list->element[i]->len);
+        free(text);
     }
     return records;
 }
@@ -352,7 +369,8 @@ static char *tombstone(const struct bt_config *cfg, const json_t *head, int64_t 
 struct loaded {
     redisReply *meta;    /* HGETALL of the instance */
     redisReply *outbox;  /* EXISTS of its outbox */
-    redisReply *history; /* XRANGE of the run's stream, when it is archived */
+    redisReply *history; /* XRANGE of the run's old stream, when it is archived */
+    redisReply *list;    /* LRANGE of its list, then */
 };
 
 /* Reads the replies owed to the commands appended: one per non-NULL slot of
@@ -428,7 +446,7 @@ static bool ready(struct bt_archive_run *ar, const struct loaded *in, int64_t no
 static int read_histories(struct bt_store *store, struct bt_archive_run *runs, size_t n,
                           struct loaded *in, redisReply ***slots, int64_t now_ms)
 {
-    char key[600], suffix[64];
+    char key[600], list[600], suffix[64];
     size_t k = 0;
     int ret = 0;
 
@@ -438,8 +456,13 @@ static int read_histories(struct bt_store *store, struct bt_archive_run *runs, s
         snprintf(suffix, sizeof(suffix), runs[i].last ? ":history" : ":history:%d",
                  runs[i].run);
         bt_store_key(store, runs[i].id, suffix, key, sizeof(key));
+        bt_history_key(store, runs[i].id, runs[i].last ? 0 : runs[i].run, list,
+                       sizeof(list));
         ret = append(store, slots, &k, &in[i].history, 4,
                      (const char *[]){"XRANGE", key, "-", "+"});
+        ret = ret ? ret
+                  : append(store, slots, &k, &in[i].list, 4,
+                           (const char *[]){"LRANGE", list, "0", "-1"});
     }
     return read_replies(store, slots, k) ? BT_EAGAIN : ret;
 }
@@ -450,12 +473,14 @@ static int read_histories(struct bt_store *store, struct bt_archive_run *runs, s
 static int produce_run(const struct bt_config *cfg, rd_kafka_t *rk, rd_kafka_t **reader,
                        struct bt_archive_run *ar, const struct loaded *in, int64_t now_ms)
 {
-    json_t *records = records_of(in->history, &ar->entries), *head = NULL;
+    json_t *records = records_of(in->history, in->list, &ar->entries), *head = NULL;
     int ret = BT_ENOMEM;
 
     if (!records)
-        return in->history && in->history->type != REDIS_REPLY_ERROR ? BT_ENOMEM
-                                                                     : BT_EAGAIN;
+        return in->history && in->history->type == REDIS_REPLY_ARRAY && in->list &&
+                       in->list->type == REDIS_REPLY_ARRAY
+                   ? BT_ENOMEM
+                   : BT_EAGAIN;
     if (!ar->last && ar->entries == 0) {
         /* an earlier run with nothing left (`baton delete` took it): the
          * claim only goes */
@@ -487,7 +512,7 @@ int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
                        size_t n, int64_t now_ms)
 {
     struct loaded *in = calloc(n ? n : 1, sizeof(*in));
-    redisReply ***slots = calloc(2 * n + 1, sizeof(*slots));
+    redisReply ***slots = calloc(2 * n + 1, sizeof(*slots)); /* two a run a trip */
     int ret = BT_ENOMEM, rc;
 
     for (size_t i = 0; i < n; i++) {
@@ -508,6 +533,7 @@ out:
         freeReplyObject(in[i].meta);
         freeReplyObject(in[i].outbox);
         freeReplyObject(in[i].history);
+        freeReplyObject(in[i].list);
     }
     free(in);
     free(slots);

@@ -52,7 +52,8 @@ struct bt_archive_run {
     int64_t previous;
     int found;       /* parts found on Kafka already (not produced again) */
     bool last;       /* the instance's last run: the instance goes with it */
-    int64_t entries; /* history stream entries archived (the delete checks) */
+    int64_t entries; /* history entries archived (list elements and old stream
+                      * entries: the delete checks them) */
     int parts;       /* archive messages produced */
     char *tombstone; /* "<ttl>|<json>", last run only; owned */
     enum bt_archive_action action;

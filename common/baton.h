@@ -177,6 +177,14 @@ void bt_retire_patch(bt_wf *wf, const char *patch_id);
  * cancellation from other failures. */
 bool bt_cancel_requested(bt_wf *wf);
 
+/* Search attributes: attrs (stolen) is an object whose members are strings,
+ * numbers, booleans or null (null removes one); they are merged into the
+ * instance's, so that `baton list --query 'brand="acme" AND tier>2'` finds
+ * it. Names: letters, digits and _ (up to 64), not status, type, started or
+ * id. Recorded in the journal like a step: a replay does not set them again.
+ * Anything else fails the instance (InvalidSearchAttributes). */
+void bt_upsert_attributes(bt_wf *wf, json_t *attrs);
+
 const char *bt_workflow_id(const bt_wf *wf);
 
 /* Ends this run and starts the instance again, same id, with input (stolen;

@@ -64,6 +64,11 @@ int bt_test_signal(bt_test_env *env, const char *id, const char *name, json_t *p
                    const char *after);
 /* Cancels (terminate: ends at once) an instance `after` from now. */
 int bt_test_cancel(bt_test_env *env, const char *id, bool terminate, const char *after);
+/* As `baton pause`, `resume` and `reset` would, `after` from now; a reset
+ * starts again from step seq, or from the last failed step when seq < 0. */
+int bt_test_pause(bt_test_env *env, const char *id, const char *after);
+int bt_test_resume(bt_test_env *env, const char *id, const char *after);
+int bt_test_reset(bt_test_env *env, const char *id, int64_t seq, const char *after);
 
 /* Processes every event, jumping the clock to the next timer whenever all
  * instances wait, until nothing is left to happen (or, as a guard against a
@@ -93,12 +98,14 @@ int bt_test_replay_history(bt_test_env *env, const char *history, char *why,
                            size_t why_size);
 
 /* ---- what happened ---- */
-/* "running", "completed", "failed", "cancelled", "terminated", "blocked",
+/* "running", "completed", "failed", "cancelled", "terminated", "blocked", "paused",
  * or NULL for an unknown instance. */
 const char *bt_test_status(const bt_test_env *env, const char *id);
 /* The result (completed) or error ({"type","message"}); borrowed, or NULL. */
 const json_t *bt_test_result(const bt_test_env *env, const char *id);
 const json_t *bt_test_failure(const bt_test_env *env, const char *id);
+/* Its search attributes (bt_upsert_attributes), or NULL. */
+const json_t *bt_test_attributes(const bt_test_env *env, const char *id);
 /* The instance's history records, as the worker writes them (JSON text). */
 size_t bt_test_history_len(const bt_test_env *env, const char *id);
 const char *bt_test_history(const bt_test_env *env, const char *id, size_t i);

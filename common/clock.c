@@ -20,3 +20,10 @@ int64_t bt_clock_mono_ms(void)
 {
     return ms(CLOCK_MONOTONIC);
 }
+
+void bt_clock_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}

@@ -99,6 +99,21 @@ static const struct field cancel_fields[] = {
     F_BOOL("terminate", terminate, false),
     F_TS,
 };
+/* pause, resume: what an operator says and who they are */
+static const struct field control_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_ANY("reason", 0),
+    F_STR("by", by, 0),
+    F_TS,
+};
+static const struct field reset_fields[] = {
+    F_ID("id", id, F_REQ),
+    F_INT("seq", seq, 0, 0, INT64_MAX, -1),
+    F_BOOL("last_failure", last_failure, false),
+    F_ANY("reason", 0),
+    F_STR("by", by, 0),
+    F_TS,
+};
 static const struct field completed_fields[] = {
     F_ID("id", id, F_REQ), F_SEQ, F_TRY, F_ID("name", name, 0), F_ANY("result", 0), F_TS,
 };
@@ -170,6 +185,9 @@ const struct bt_codec_type bt_codec_types[BT_MSG__COUNT] = {
     [BT_MSG_TIMER] = {"timer", SHAPE(timer_fields)},
     [BT_MSG_CHILD_COMPLETED] = {"child_completed", SHAPE(child_completed_fields)},
     [BT_MSG_CHILD_FAILED] = {"child_failed", SHAPE(child_failed_fields)},
+    [BT_MSG_PAUSE] = {"pause", SHAPE(control_fields)},
+    [BT_MSG_RESUME] = {"resume", SHAPE(control_fields)},
+    [BT_MSG_RESET] = {"reset", SHAPE(reset_fields)},
     [BT_MSG_TASK] = {"task", SHAPE(task_fields)},
     [BT_MSG_RESULT] = {"result", SHAPE(result_fields)},
     [BT_MSG_DEAD_LETTER] = {"dead_letter", SHAPE(dead_letter_fields)},
@@ -772,6 +790,7 @@ void bt_msg_release(struct bt_msg *msg)
     bt_codec_str_free(msg->error.type);
     bt_codec_str_free(msg->error.message);
     bt_codec_str_free(msg->reason);
+    bt_codec_str_free(msg->by);
     bt_codec_str_free(msg->origin_topic);
     bt_codec_str_free(msg->key);
     bt_codec_str_free(msg->payload);

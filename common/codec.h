@@ -23,6 +23,9 @@ enum bt_msg_type {
     BT_MSG_TIMER,           /* baton.events: a timer fired */
     BT_MSG_CHILD_COMPLETED, /* baton.events: a child workflow completed */
     BT_MSG_CHILD_FAILED,    /* baton.events: a child workflow failed */
+    BT_MSG_PAUSE,           /* baton.events: an operator pauses an instance */
+    BT_MSG_RESUME,          /* baton.events: an operator resumes a paused one */
+    BT_MSG_RESET,           /* baton.events: a new run from a point of the journal */
     BT_MSG_TASK,            /* baton.tasks.<queue>: run an activity attempt */
     BT_MSG_RESULT,          /* baton.results: final outcome of an instance */
     BT_MSG_DEAD_LETTER,     /* baton.dlq: a message that could not be processed */
@@ -62,7 +65,9 @@ struct bt_msg {
     char *parent_queue; /* start: the parent's workflow queue (NULL: "default") */
     char *on_parent_close; /* start: cancel|terminate|abandon, when parent_id set */
     int64_t seq;           /* task, completed, failed, timer, child_*: step seq;
-                            * start: parent's seq when parent_id is set */
+                            * start: parent's seq when parent_id is set;
+                            * reset: the first step the new run does again
+                            * (-1: not given) */
     int attempt;           /* task, completed, failed: >= 1; timer: >= 0 */
     int64_t deadline;      /* task: start-to-close deadline, ms since epoch (0: none) */
     int64_t due;           /* timer: when it was due, ms since epoch (0: not said) */
@@ -70,8 +75,11 @@ struct bt_msg {
     int64_t replaces_run;  /* start: the finished run of an existing instance that
                             * this start follows with a new run (0: a new instance) */
     bool terminate;        /* cancel: stop at once, no cleanup steps */
+    bool last_failure;     /* reset: to the last failed step (seq is then -1) */
+    char *by;              /* pause, resume, reset: who asked, from where */
     json_t *body;          /* start: input; signal: payload; task: input; completed,
-                            * child_completed, result(completed): result; cancel: reason.
+                            * child_completed, result(completed): result; cancel, pause,
+                            * resume, reset: reason.
                             * May be NULL (absent) */
     struct bt_msg_error error; /* failed, child_failed, result(not completed) */
     /* dead_letter only */

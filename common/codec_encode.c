@@ -101,10 +101,11 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
         break;
     case K_INT:
         v = bt_codec_get_int(msg, f);
-        if (v < f->min || v > f->max)
-            return -1;
+        /* absent: a default may lie outside the range */
         if (!(f->flags & F_REQ) && v == f->def)
             return 0;
+        if (v < f->min || v > f->max)
+            return -1;
         out_key(o, f->name, *first);
         bt_jw_int(o, v);
         break;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "err.h"
 
 enum kind { STR, INT, BOOL, LIST, DURATION };
@@ -111,6 +112,11 @@ static int set_value(struct bt_config *cfg, const struct setting *s, const char 
     switch (s->kind) {
     case STR: {
         char **p = (char **)(base + s->off);
+        if (s->off == offsetof(struct bt_config, log_level) && v &&
+            bt_log_parse_level(v) < 0) {
+            snprintf(errstr, n, "%s: \"%s\" is not debug, info, warn or error", as, v);
+            return BT_EINVAL;
+        }
         free(*p);
         *p = v ? strdup(v) : NULL;
         return 0;

@@ -15,7 +15,7 @@ static const char *const status_names[] = {
     [BT_STATUS_NONE] = "none",           [BT_STATUS_RUNNING] = "running",
     [BT_STATUS_COMPLETED] = "completed", [BT_STATUS_FAILED] = "failed",
     [BT_STATUS_CANCELLED] = "cancelled", [BT_STATUS_TERMINATED] = "terminated",
-    [BT_STATUS_BLOCKED] = "blocked",
+    [BT_STATUS_BLOCKED] = "blocked",     [BT_STATUS_PAUSED] = "paused",
 };
 
 const char *bt_status_name(enum bt_status s)
@@ -39,6 +39,7 @@ struct bt_instance *bt_instance_new(const char *id)
     if (!inst)
         return NULL;
     inst->run = 1;
+    bt_delta_init(&inst->delta);
     if (!(inst->id = strdup(id))) {
         free(inst);
         return NULL;
@@ -61,11 +62,7 @@ void bt_instance_destroy(struct bt_instance *inst)
     for (size_t i = 0; i < inst->n_entries; i++)
         bt_entry_release(&inst->entries[i]);
     free(inst->entries);
-    bt_delta_reset(&inst->delta);
-    free(inst->delta.cmds);
-    free(inst->delta.timers_add);
-    free(inst->delta.timers_del);
-    free(inst->delta.history);
+    bt_delta_release(&inst->delta);
     free(inst->id);
     free(inst->type);
     free(inst->queue);
@@ -76,6 +73,7 @@ void bt_instance_destroy(struct bt_instance *inst)
     json_decref(inst->result);
     json_decref(inst->error);
     json_decref(inst->signals);
+    json_decref(inst->attrs);
     free(inst);
 }
 
@@ -127,7 +125,9 @@ char *bt_entry_encode(const struct bt_entry *e)
         bt_jw_lit(&w, ",\"e\":");
         bt_jw_value(&w, e->error);
     }
-    if (e->due) {
+    /* a finished step's time is past use: without it most entries stay
+     * under Redis's 64 bytes of a small hash (listpack, a third the size) */
+    if (e->due && e->state != BT_ST_DONE && e->state != BT_ST_FAILED) {
         bt_jw_lit(&w, ",\"d\":");
         bt_jw_int(&w, e->due);
     }
@@ -147,7 +147,7 @@ int bt_entry_decode(struct bt_entry *e, const char *text, size_t len)
         json_unpack(root, "{s:s, s:I, s:s, s:I, s?I, s?I}", "k", &kind, "s", &state, "n",
                     &name, "at", &attempt, "th", &throttles, "d", &due))
         goto out;
-    if (strlen(kind) != 1 || !strchr("actsxp", kind[0]) || state < 0 ||
+    if (strlen(kind) != 1 || !strchr("actsxpu", kind[0]) || state < 0 ||
         state > BT_ST_FAILED)
         goto out;
     e->kind = kind[0];
@@ -255,12 +255,33 @@ const char *bt_command_holder(const char *field)
     return mark ? mark + sizeof(BT_HELD_MARK) - 1 : NULL;
 }
 
+void bt_command_init(struct bt_command *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
 void bt_command_release(struct bt_command *c)
 {
     free(c->field);
     free(c->topic);
     free(c->key);
     free(c->payload);
+    bt_command_init(c);
+}
+
+void bt_delta_init(struct bt_delta *d)
+{
+    memset(d, 0, sizeof(*d));
+}
+
+void bt_delta_release(struct bt_delta *d)
+{
+    bt_delta_reset(d);
+    free(d->cmds);
+    free(d->timers_add);
+    free(d->timers_del);
+    free(d->history);
+    bt_delta_init(d);
 }
 
 void bt_delta_reset(struct bt_delta *d)
@@ -275,6 +296,8 @@ void bt_delta_reset(struct bt_delta *d)
         free(d->history[i]);
     d->n_cmds = d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
+    d->pause_changed = false;
+    d->attrs_changed = false;
     d->reset = false;
     d->reset_history = 0;
 }
@@ -308,6 +331,8 @@ void bt_instance_committed(struct bt_instance *inst, int64_t ver)
         free(d->history[i]);
     d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
+    d->pause_changed = false;
+    d->attrs_changed = false;
     d->old_status = inst->status;
 }
 
@@ -315,7 +340,8 @@ bool bt_instance_dirty(const struct bt_instance *inst)
 {
     const struct bt_delta *d = &inst->delta;
 
-    if (d->meta_dirty || d->reset || d->n_timers_add || d->n_timers_del || d->n_history ||
+    if (d->meta_dirty || d->pause_changed || d->attrs_changed || d->reset ||
+        d->n_timers_add || d->n_timers_del || d->n_history ||
         inst->n_committed < inst->n_entries)
         return true;
     for (size_t i = 0; i < inst->n_committed; i++)

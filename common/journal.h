@@ -18,6 +18,7 @@ enum bt_entry_kind {
     BT_ENTRY_SIGNAL = 's',
     BT_ENTRY_SIDE_EFFECT = 'x',
     BT_ENTRY_PATCH = 'p',
+    BT_ENTRY_ATTRIBUTES = 'u', /* search attributes set (value: the object) */
 };
 
 enum bt_entry_state {
@@ -49,6 +50,7 @@ enum bt_status {
     BT_STATUS_CANCELLED,
     BT_STATUS_TERMINATED,
     BT_STATUS_BLOCKED,
+    BT_STATUS_PAUSED, /* by an operator: no step, timers stopped (control.c) */
 };
 const char *bt_status_name(enum bt_status s);
 /* Returns the status named s, or -1. */
@@ -86,7 +88,9 @@ int bt_command_hold(char **field, const char *worker);
 /* The worker holding field, or NULL when it is not held. */
 const char *bt_command_holder(const char *field);
 
-/* Frees what a command holds (not the command itself). */
+/* An empty command; bt_command_release frees what a command holds (not the
+ * command itself) and leaves it empty, so releasing twice is harmless. */
+void bt_command_init(struct bt_command *c);
 void bt_command_release(struct bt_command *c);
 
 struct bt_timer {
@@ -102,15 +106,17 @@ struct bt_delta {
     size_t n_timers_add, cap_timers_add;
     struct bt_timer *timers_del;
     size_t n_timers_del, cap_timers_del;
-    char **history; /* JSON records for the audit stream */
+    char **history; /* JSON records for the audit history (history.h) */
     size_t n_history, cap_history;
     bool meta_dirty; /* status, result, signals, flags changed */
     /* continue-as-new: the journal restarts; the history records before
-     * reset_history (of the run that ended) go to the old run's stream, which
+     * reset_history (of the run that ended) go to the old run's list, which
      * is then archived, the later ones start the new run's */
     bool reset;
     size_t reset_history;
     enum bt_status old_status; /* status at the last commit (for the indexes) */
+    bool pause_changed;        /* paused_at changed: written (or cleared) */
+    bool attrs_changed;        /* attrs changed: written */
 };
 
 struct bt_instance {
@@ -128,9 +134,11 @@ struct bt_instance {
     int64_t base;       /* seq of entries[0]: seqs never repeat across runs */
     int64_t hlen;       /* history records of this run in Redis */
     bool cancel_requested;
-    json_t *result;  /* when completed */
-    json_t *error;   /* when failed / blocked: {"type","message"} */
-    json_t *signals; /* buffered signals: [[name, payload], ...] */
+    int64_t paused_at; /* ms: when it was paused (status paused), else 0 */
+    json_t *attrs;     /* search attributes (bt_upsert_attributes), or NULL */
+    json_t *result;    /* when completed */
+    json_t *error;     /* when failed / blocked: {"type","message"} */
+    json_t *signals;   /* buffered signals: [[name, payload], ...] */
     /* where the last applied event was read: "<cluster>/<topic>/<partition>"
      * and its offset; a redelivered event at or below it (and no newer) is a
      * duplicate */
@@ -167,7 +175,12 @@ int bt_delta_command(struct bt_delta *d, char *field, char *topic, char *key,
                      char *payload, size_t len);
 int bt_delta_timer(struct bt_delta *d, bool add, char *member, int64_t due);
 int bt_delta_history(struct bt_delta *d, char *record);
-/* Frees and forgets everything in d. */
+/* An empty delta (embedded in an instance: bt_instance_new does it);
+ * bt_delta_release frees everything it holds, its arrays too. */
+void bt_delta_init(struct bt_delta *d);
+void bt_delta_release(struct bt_delta *d);
+/* Frees and forgets everything in d, keeping its arrays for the next
+ * decision. */
 void bt_delta_reset(struct bt_delta *d);
 /* True when the instance has something to commit. */
 bool bt_instance_dirty(const struct bt_instance *inst);

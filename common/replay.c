@@ -1,12 +1,12 @@
 /* The replay engine and the workflow side of the SDK (baton.h).
  *
- * bt_replay_apply() turns an event into a state change of one journal entry;
- * bt_replay_run() re-runs the workflow function, whose calls walk the journal
- * seq by seq: an entry that is there answers at once, a missing one is
- * appended and its command (task, timer, child start) goes to the delta. All
- * retry decisions are taken during the replay, where the step's options are
- * at hand. A kind or name that differs from the journal is nondeterminism: the
- * replay is rolled back and the instance blocked, never half-applied. */
+ * bt_replay_apply() (apply.c) turns an event into a state change of one
+ * journal entry; bt_replay_run() here re-runs the workflow function, whose calls walk the
+ * journal seq by seq: an entry that is there answers at once, a missing one is appended
+ * and its command (task, timer, child start) goes to the delta. All retry decisions are
+ * taken during the replay, where the step's options are at hand. A kind or name that
+ * differs from the journal is nondeterminism: the replay is rolled back and the instance
+ * blocked, never half-applied. */
 #define _GNU_SOURCE /* vasprintf */
 #include <math.h>
 #include <stdarg.h>
@@ -19,7 +19,9 @@
 #include "err.h"
 #include "jsonw.h"
 #include "log.h"
+#include "control.h"
 #include "replay.h"
+#include "replay_int.h"
 
 /* A saved entry, to roll a replay back when it meets nondeterminism. */
 struct undo {
@@ -55,22 +57,20 @@ static const char *const kind_names[128] = {
     [BT_ENTRY_SIGNAL] = "signal wait",
     [BT_ENTRY_SIDE_EFFECT] = "side effect",
     [BT_ENTRY_PATCH] = "patch marker",
+    [BT_ENTRY_ATTRIBUTES] = "search attributes",
 };
 
 /* ---- history ---- */
 
 /* Records are written as text (jsonw.h), not built as a json_t and dumped:
  * a step writes two of them. fmt and its arguments: see bt_jw_pairs. */
-static void history(struct bt_instance *inst, const struct bt_replay_env *env,
-                    const char *fmt, ...)
+static void history_v(struct bt_instance *inst, const struct bt_replay_env *env,
+                      const char *fmt, va_list ap)
 {
     struct bt_jw w = {0};
-    va_list ap;
 
     bt_jw_lit(&w, "{");
-    va_start(ap, fmt);
     bt_jw_pairs(&w, true, fmt, ap);
-    va_end(ap);
     bt_jw_lit(&w, ",\"ts\":");
     bt_jw_int(&w, env->now_ms);
     if (env->worker) {
@@ -81,377 +81,44 @@ static void history(struct bt_instance *inst, const struct bt_replay_env *env,
     bt_delta_history(&inst->delta, bt_jw_finish(&w, NULL));
 }
 
-static json_t *error_json(const char *type, const char *message)
+static void history(struct bt_instance *inst, const struct bt_replay_env *env,
+                    const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    history_v(inst, env, fmt, ap);
+    va_end(ap);
+}
+
+void bt_replay_record(struct bt_instance *inst, const struct bt_replay_env *env,
+                      const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    history_v(inst, env, fmt, ap);
+    va_end(ap);
+}
+
+json_t *bt_replay_error(const char *type, const char *message)
 {
     return json_pack("{s:s, s:s}", "type", type, "message", message);
 }
 
-/* ---- applying events ---- */
+/* ---- commands ---- */
 
-static struct bt_entry *entry_at(struct bt_instance *inst, int64_t seq, char kind)
-{
-    /* seqs of earlier runs (continue-as-new) are below base: stale */
-    seq -= inst->base;
-    if (seq < 0 || (uint64_t)seq >= inst->n_entries)
-        return NULL;
-    return inst->entries[seq].kind == kind ? &inst->entries[seq] : NULL;
-}
-
-static void set_json(json_t **slot, json_t *value /* stolen */)
+void bt_replay_set_json(json_t **slot, json_t *value /* stolen */)
 {
     json_decref(*slot);
     *slot = value;
 }
 
-static void drop_timer(struct bt_instance *inst, const char *kind, int64_t seq,
-                       int attempt)
+void bt_replay_drop_timer(struct bt_instance *inst, const char *kind, int64_t seq,
+                          int attempt)
 {
     bt_delta_timer(&inst->delta, false, bt_timer_member(kind, seq, attempt, inst->id), 0);
 }
-
-/* A workflow queue as the instance keeps it: NULL for "default". */
-static char *queue_dup(const char *queue)
-{
-    return queue && strcmp(queue, "default") ? strdup(queue) : NULL;
-}
-
-static void close_children(struct bt_instance *inst, const struct bt_replay_env *env,
-                           const char *why);
-
-static bool same_queue(const char *a, const char *b)
-{
-    return !strcmp(a && strcmp(a, "default") ? a : "",
-                   b && strcmp(b, "default") ? b : "");
-}
-
-/* Whether a start may follow the instance's finished run with a new one: it
- * names that run (so that a redelivered start finds another run and is a
- * duplicate), on the instance's queue, and neither is a child (a child's
- * outcome goes to its parent, which starts it). */
-static bool replaces(const struct bt_instance *inst, const struct bt_msg *msg,
-                     const char **why)
-{
-    if (!msg->replaces_run || msg->replaces_run != inst->run ||
-        !bt_status_final(inst->status)) {
-        *why = msg->replaces_run ? "the run it replaces is not the finished current one"
-                                 : "instance already started";
-        return false;
-    }
-    if (inst->parent_id || msg->parent_id || !same_queue(inst->queue, msg->queue)) {
-        *why = inst->parent_id || msg->parent_id ? "a child workflow's id is not reused"
-                                                 : "instance lives on another queue";
-        return false;
-    }
-    return true;
-}
-
-/* The finished run ends and the start's new run begins, as on continue-as-new
- * (its history archived as that run's, a journal whose seqs follow), with the
- * start's type and input and nothing of the old outcome. */
-/* Ends the current run's journal: the records so far belong to it (its
- * history is kept under its own key), the next run's seqs follow its own. */
-static void end_run(struct bt_instance *inst)
-{
-    struct bt_delta *d = &inst->delta;
-
-    d->reset = true;
-    d->reset_history = d->n_history;
-    inst->base += (int64_t)inst->n_entries;
-    while (inst->n_entries)
-        bt_entry_release(&inst->entries[--inst->n_entries]);
-    inst->n_committed = 0;
-    inst->run++;
-    inst->hlen = 0;
-}
-
-static void reuse_run(struct bt_instance *inst)
-{
-    end_run(inst);
-    inst->cancel_requested = false;
-    set_json(&inst->result, NULL);
-    set_json(&inst->error, NULL);
-    set_json(&inst->signals, NULL);
-}
-
-static int apply_start(struct bt_instance *inst, const struct bt_msg *msg,
-                       const struct bt_replay_env *env, const char **why)
-{
-    if (inst->status != BT_STATUS_NONE && !replaces(inst, msg, why))
-        return BT_EEXIST;
-    if (!bt_registry_workflow(env->reg, msg->workflow)) {
-        *why = "unknown workflow type";
-        return BT_ENOENT;
-    }
-    if (inst->status != BT_STATUS_NONE)
-        reuse_run(inst);
-    free(inst->type);
-    inst->type = strdup(msg->workflow);
-    set_json(&inst->input, json_incref(msg->body ? msg->body : json_null()));
-    free(inst->queue);
-    inst->queue = queue_dup(msg->queue);
-    if (msg->parent_id) {
-        free(inst->parent_id);
-        inst->parent_id = strdup(msg->parent_id);
-        inst->parent_seq = msg->seq;
-        free(inst->parent_queue);
-        inst->parent_queue = queue_dup(msg->parent_queue);
-    }
-    inst->status = BT_STATUS_RUNNING;
-    inst->created = env->now_ms;
-    inst->delta.meta_dirty = true;
-    if (msg->timeout_ms > 0)
-        bt_delta_timer(&inst->delta, true,
-                       bt_timer_member("workflow_timeout", 0, 0, inst->id),
-                       env->now_ms + msg->timeout_ms);
-    if (msg->replaces_run)
-        history(inst, env, "{s:s, s:s, s:s, s:O, s:i}", "ev", "started", "workflow",
-                msg->workflow, "queue", msg->queue ? msg->queue : "default", "input",
-                inst->input, "run", inst->run);
-    else
-        history(inst, env, "{s:s, s:s, s:s, s:O, s:s*}", "ev", "started", "workflow",
-                msg->workflow, "queue", msg->queue ? msg->queue : "default", "input",
-                inst->input, "parent", msg->parent_id);
-    return 0;
-}
-
-static void buffer_signal(struct bt_instance *inst, const struct bt_msg *msg)
-{
-    if (!inst->signals)
-        inst->signals = json_array();
-    json_array_append_new(inst->signals, json_pack("[s, O]", msg->name,
-                                                   msg->body ? msg->body : json_null()));
-}
-
-static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
-                        const struct bt_replay_env *env)
-{
-    struct bt_entry *waiting = NULL;
-
-    if (!strcmp(msg->name, BT_SIGNAL_UNBLOCK)) {
-        /* not for the workflow: only a reason to replay a blocked instance */
-        history(inst, env, "{s:s}", "ev", "unblock_requested");
-        return 0;
-    }
-    for (size_t i = 0; i < inst->n_entries; i++) {
-        struct bt_entry *e = &inst->entries[i];
-        if (e->kind == BT_ENTRY_SIGNAL && e->state == BT_ST_WAITING &&
-            !strcmp(e->name, msg->name)) {
-            waiting = e;
-            break;
-        }
-    }
-    if (waiting) {
-        waiting->state = BT_ST_DONE;
-        set_json(&waiting->value, json_incref(msg->body ? msg->body : json_null()));
-        waiting->dirty = true;
-        drop_timer(inst, "signal_timeout", inst->base + (waiting - inst->entries), 0);
-    } else {
-        buffer_signal(inst, msg);
-        inst->delta.meta_dirty = true;
-    }
-    history(inst, env, "{s:s, s:s, s:O, s:b}", "ev", "signal_received", "name", msg->name,
-            "payload", msg->body ? msg->body : json_null(), "buffered", !waiting);
-    return 0;
-}
-
-static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
-                   enum bt_status status, json_t *result /* stolen */,
-                   json_t *error /* stolen */);
-
-static void drop_entry_timer(struct bt_instance *inst, size_t i);
-
-static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
-                        const struct bt_replay_env *env)
-{
-    history(inst, env, "{s:s, s:b, s:O}", "ev", "cancel_requested", "terminate",
-            msg->terminate, "reason", msg->body ? msg->body : json_null());
-    if (msg->terminate) {
-        finish(inst, env, BT_STATUS_TERMINATED, NULL,
-               error_json("Terminated", "terminated by request"));
-        return 0;
-    }
-    /* every step the code waits on now fails with Cancelled: replay then sees
-     * the cancellation at the same point every time, and the code's own
-     * failure handling runs its cleanup steps; running children first get
-     * their parent-close policy */
-    close_children(inst, env, "cancelled");
-    for (size_t i = 0; i < inst->n_entries; i++) {
-        struct bt_entry *e = &inst->entries[i];
-        if (e->state == BT_ST_DONE || e->state == BT_ST_FAILED)
-            continue;
-        drop_entry_timer(inst, i);
-        e->state = BT_ST_FAILED;
-        e->dirty = true;
-        set_json(&e->error, error_json("Cancelled", "the instance was cancelled"));
-    }
-    inst->cancel_requested = true;
-    inst->delta.meta_dirty = true;
-    return 0;
-}
-
-static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
-                          const struct bt_replay_env *env, const char **why)
-{
-    struct bt_entry *e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY);
-    int64_t i = msg->seq - inst->base;
-
-    /* what no task of this instance could have produced: refused, said */
-    if (i >= 0 && ((uint64_t)i >= inst->n_entries || !e)) {
-        *why = (uint64_t)i >= inst->n_entries
-                   ? "no step with this seq was scheduled in"
-                   : "the step with this seq is no activity in";
-        return BT_EINVALMSG;
-    }
-    if (e && msg->attempt > e->attempt) {
-        *why = "this attempt of the step was never started in";
-        return BT_EINVALMSG;
-    }
-    if (e && msg->name && strcmp(msg->name, e->name)) {
-        *why = "the outcome names another activity than the step's in";
-        return BT_EINVALMSG;
-    }
-    if (!e || e->state != BT_ST_WAITING || e->attempt != msg->attempt) {
-        *why = "stale activity outcome (step done or attempt superseded)";
-        return BT_EEXIST;
-    }
-    drop_timer(inst, "timeout", msg->seq, msg->attempt);
-    e->dirty = true;
-    if (msg->type == BT_MSG_COMPLETED) {
-        e->state = BT_ST_DONE;
-        set_json(&e->value, json_incref(msg->body ? msg->body : json_null()));
-        history(inst, env, "{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_completed", "seq",
-                (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name, "result",
-                e->value);
-        return 0;
-    }
-    e->state = BT_ST_ATTEMPT_FAILED;
-    set_json(&e->error,
-             json_pack("{s:s, s:s, s:b, s:I}", "type", msg->error.type, "message",
-                       msg->error.message, "retryable", msg->error.retryable,
-                       "retry_after_ms", (json_int_t)msg->error.retry_after_ms));
-    history(inst, env, "{s:s, s:I, s:i, s:s, s:O}", "ev", "activity_failed", "seq",
-            (json_int_t)msg->seq, "attempt", msg->attempt, "name", e->name, "error",
-            e->error);
-    return 0;
-}
-
-static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
-                       const struct bt_replay_env *env, const char **why)
-{
-    struct bt_entry *e;
-    const char *k = msg->kind;
-
-    *why = "stale timer";
-    if (!strcmp(k, "workflow_timeout")) {
-        history(inst, env, "{s:s, s:s}", "ev", "timer_fired", "kind", k);
-        finish(
-            inst, env, BT_STATUS_FAILED, NULL,
-            error_json("WorkflowTimeout", "the workflow ran past its execution timeout"));
-        return 0;
-    }
-    if (!strcmp(k, "sleep")) {
-        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_TIMER)) || e->state != BT_ST_WAITING)
-            return BT_EEXIST;
-        e->state = BT_ST_DONE;
-    } else if (!strcmp(k, "signal_timeout")) {
-        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_SIGNAL)) || e->state != BT_ST_WAITING)
-            return BT_EEXIST;
-        e->state = BT_ST_DONE;
-        set_json(&e->value, NULL);
-    } else if (!strcmp(k, "timeout")) {
-        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY)) ||
-            e->state != BT_ST_WAITING || e->attempt != msg->attempt)
-            return BT_EEXIST;
-        e->state = BT_ST_ATTEMPT_FAILED;
-        set_json(&e->error,
-                 json_pack("{s:s, s:s, s:b}", "type", "StartToCloseTimeout", "message",
-                           "the attempt ran past its start-to-close "
-                           "timeout",
-                           "retryable", 1));
-    } else if (!strcmp(k, "retry")) {
-        if (!(e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY)) ||
-            e->state != BT_ST_BACKOFF || e->attempt != msg->attempt)
-            return BT_EEXIST;
-        e->state = BT_ST_REDISPATCH;
-    } else {
-        *why = "unknown timer kind";
-        return BT_EINVALMSG;
-    }
-    e->dirty = true;
-    history(inst, env, "{s:s, s:s, s:I, s:i}", "ev", "timer_fired", "kind", k, "seq",
-            (json_int_t)msg->seq, "attempt", msg->attempt);
-    return 0;
-}
-
-static int apply_child(struct bt_instance *inst, const struct bt_msg *msg,
-                       const struct bt_replay_env *env, const char **why)
-{
-    struct bt_entry *e = entry_at(inst, msg->seq, BT_ENTRY_CHILD);
-    bool ok = msg->type == BT_MSG_CHILD_COMPLETED;
-
-    if (!e || e->state != BT_ST_WAITING) {
-        *why = "stale child outcome";
-        return BT_EEXIST;
-    }
-    e->dirty = true;
-    if (ok) {
-        e->state = BT_ST_DONE;
-        set_json(&e->value, json_incref(msg->body ? msg->body : json_null()));
-    } else {
-        e->state = BT_ST_FAILED;
-        set_json(&e->error, error_json(msg->error.type, msg->error.message));
-    }
-    history(inst, env, "{s:s, s:I, s:s, s:O}", "ev",
-            ok ? "child_completed" : "child_failed", "seq", (json_int_t)msg->seq, "child",
-            msg->child, ok ? "result" : "error", ok ? e->value : e->error);
-    return 0;
-}
-
-/* A cancel sent by the parent's close policy (its reason names the parent). */
-static bool from_parent(const struct bt_instance *inst, const struct bt_msg *msg)
-{
-    const char *parent = json_string_value(json_object_get(msg->body, "parent"));
-
-    return parent && inst->parent_id && !strcmp(parent, inst->parent_id);
-}
-
-int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
-                    const struct bt_replay_env *env, const char **why)
-{
-    *why = "";
-    if (msg->type == BT_MSG_START)
-        return apply_start(inst, msg, env, why);
-    if (inst->status == BT_STATUS_NONE) {
-        *why = "unknown instance";
-        return BT_ENOENT;
-    }
-    if (bt_status_final(inst->status)) {
-        *why = "instance already finished";
-        if (msg->type == BT_MSG_CANCEL && from_parent(inst, msg))
-            return BT_EEXIST; /* the child finished first: nothing to cancel */
-        return msg->type == BT_MSG_SIGNAL || msg->type == BT_MSG_CANCEL ? BT_ESTATE
-                                                                        : BT_EEXIST;
-    }
-    switch (msg->type) {
-    case BT_MSG_SIGNAL:
-        return apply_signal(inst, msg, env);
-    case BT_MSG_CANCEL:
-        return apply_cancel(inst, msg, env);
-    case BT_MSG_COMPLETED:
-    case BT_MSG_FAILED:
-        return apply_activity(inst, msg, env, why);
-    case BT_MSG_TIMER:
-        return apply_timer(inst, msg, env, why);
-    case BT_MSG_CHILD_COMPLETED:
-    case BT_MSG_CHILD_FAILED:
-        return apply_child(inst, msg, env, why);
-    default:
-        *why = "not an event";
-        return BT_EINVALMSG;
-    }
-}
-
-/* ---- commands ---- */
 
 static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *dupf(const char *fmt, ...)
@@ -491,8 +158,8 @@ static void command(struct bt_instance *inst, char *field, char *topic, const ch
 }
 
 /* Publishes the outcome: on the results topic, and to the parent, if any. */
-static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
-                   enum bt_status status, json_t *result, json_t *error)
+void bt_replay_finish(struct bt_instance *inst, const struct bt_replay_env *env,
+                      enum bt_status status, json_t *result, json_t *error)
 {
     struct bt_msg msg = {
         .type = BT_MSG_RESULT, .id = inst->id, .workflow = inst->type, .ts = env->now_ms};
@@ -505,13 +172,13 @@ static void finish(struct bt_instance *inst, const struct bt_replay_env *env,
         status = BT_STATUS_CANCELLED;
     /* nothing is waited on any more: no timer of it is to fire */
     for (size_t i = 0; i < inst->n_entries; i++)
-        drop_entry_timer(inst, i);
-    drop_timer(inst, "workflow_timeout", 0, 0);
-    close_children(inst, env, bt_status_name(status));
+        bt_replay_drop_entry_timer(inst, i);
+    bt_replay_drop_timer(inst, "workflow_timeout", 0, 0);
+    bt_replay_close_children(inst, env, bt_status_name(status));
     inst->status = status;
     inst->delta.meta_dirty = true;
-    set_json(&inst->result, result);
-    set_json(&inst->error, error);
+    bt_replay_set_json(&inst->result, result);
+    bt_replay_set_json(&inst->error, error);
     msg.status = (char *)(uintptr_t)bt_status_name(status);
     msg.body = inst->result;
     if (error) {
@@ -545,8 +212,8 @@ static const char *const close_policies[] = {
 
 /* The parent is done with its running children (it finished, was cancelled
  * or continued as new): each gets the policy it was started with. */
-static void close_children(struct bt_instance *inst, const struct bt_replay_env *env,
-                           const char *why)
+void bt_replay_close_children(struct bt_instance *inst, const struct bt_replay_env *env,
+                              const char *why)
 {
     for (size_t i = 0; i < inst->n_entries; i++) {
         const struct bt_entry *e = &inst->entries[i];
@@ -609,10 +276,10 @@ static void nondeterminism(bt_wf *wf, size_t seq, char kind, const char *name)
         "%s \"%s\"",
         (long long)(inst->base + (int64_t)seq), kind_names[(int)e->kind], e->name,
         kind_names[(int)kind], name);
-    set_json(&inst->error,
-             json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", "Nondeterminism", "message",
-                       text, "seq", (json_int_t)(inst->base + (int64_t)seq), "journal",
-                       e->name, "code", name));
+    bt_replay_set_json(&inst->error, json_pack("{s:s, s:s, s:I, s:s, s:s}", "type",
+                                               "Nondeterminism", "message", text, "seq",
+                                               (json_int_t)(inst->base + (int64_t)seq),
+                                               "journal", e->name, "code", name));
 }
 
 /* Consumes the next seq for a step of this kind and name. Returns the entry
@@ -830,7 +497,7 @@ bt_future *bt_start_child(bt_wf *wf, const char *type, json_t *input,
         int64_t seq = (int64_t)seq_of(wf, e);
         char *child = opts && opts->id ? strdup(opts->id)
                                        : dupf("%s/%lld", wf->inst->id, (long long)seq);
-        char *queue = queue_dup(opts ? opts->queue : NULL);
+        char *queue = bt_replay_queue_dup(opts ? opts->queue : NULL);
         unsigned pc = opts ? (unsigned)opts->on_parent_close : 0;
         const char *policy = close_policies[pc < 3 ? pc : 0];
         struct bt_msg msg = {.type = BT_MSG_START,
@@ -845,8 +512,8 @@ bt_future *bt_start_child(bt_wf *wf, const char *type, json_t *input,
                              .ts = wf->env->now_ms};
         e->state = BT_ST_WAITING;
         /* while it runs, the entry knows where the child is, for close_children */
-        set_json(&e->value, json_pack("{s:s, s:s*, s:s}", "child", child, "queue", queue,
-                                      "on_close", policy));
+        bt_replay_set_json(&e->value, json_pack("{s:s, s:s*, s:s}", "child", child,
+                                                "queue", queue, "on_close", policy));
         command(wf->inst, dupf("c|%lld", (long long)seq), bt_events_suffix(queue), child,
                 &msg);
         history(wf->inst, wf->env, "{s:s, s:I, s:s, s:s, s:s, s:s, s:O}", "ev",
@@ -988,6 +655,26 @@ bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
 }
 
 /* A recorded value: the first execution computes it, replays read it back. */
+struct bt_entry *bt_replay_take(bt_wf *wf, char kind, const char *name, bool *fresh)
+{
+    return take(wf, kind, name, fresh);
+}
+
+struct bt_instance *bt_replay_instance(bt_wf *wf)
+{
+    return wf->inst;
+}
+
+const struct bt_replay_env *bt_replay_environment(bt_wf *wf)
+{
+    return wf->env;
+}
+
+int64_t bt_replay_seq(bt_wf *wf, const struct bt_entry *e)
+{
+    return (int64_t)seq_of(wf, e);
+}
+
 static const json_t *side_effect(bt_wf *wf, const char *name, json_t *(*make)(void))
 {
     bool fresh;
@@ -1114,7 +801,8 @@ bt_poll bt_complete(bt_wf *wf, json_t *result)
         return wf->nondet ? BT_PENDING : BT_READY;
     }
     wf->finished = true;
-    finish(wf->inst, wf->env, BT_STATUS_COMPLETED, result ? result : json_null(), NULL);
+    bt_replay_finish(wf->inst, wf->env, BT_STATUS_COMPLETED,
+                     result ? result : json_null(), NULL);
     return BT_READY;
 }
 
@@ -1141,7 +829,7 @@ static bt_poll fail_json(bt_wf *wf, json_t *error)
         return wf->nondet ? BT_PENDING : BT_FAILED;
     }
     wf->finished = true;
-    finish(wf->inst, wf->env, BT_STATUS_FAILED, NULL, error);
+    bt_replay_finish(wf->inst, wf->env, BT_STATUS_FAILED, NULL, error);
     return BT_FAILED;
 }
 
@@ -1153,7 +841,7 @@ bt_poll bt_fail(bt_wf *wf, const char *error_type, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    return fail_json(wf, error_json(error_type, text));
+    return fail_json(wf, bt_replay_error(error_type, text));
 }
 
 bt_poll bt__fail_with(bt_wf *wf, const json_t *error)
@@ -1162,7 +850,8 @@ bt_poll bt__fail_with(bt_wf *wf, const json_t *error)
     const char *type = json_string_value(json_object_get(err, "type"));
     const char *message = json_string_value(json_object_get(err, "message"));
 
-    return fail_json(wf, error_json(type ? type : "StepFailed", message ? message : ""));
+    return fail_json(wf,
+                     bt_replay_error(type ? type : "StepFailed", message ? message : ""));
 }
 
 /* ---- running a replay ---- */
@@ -1225,23 +914,34 @@ static void refuse_oversized(struct bt_instance *inst, const struct bt_replay_en
              d->cmds[c].topic, d->cmds[c].len, (long long)env->max_message);
     bt_log(BT_LOG_WARN, "instance failed: %s workflow=%s", text, inst->id);
     drop_after(d, before, false);
-    finish(inst, env, BT_STATUS_FAILED, NULL, error_json("PayloadTooLarge", text));
+    bt_replay_finish(inst, env, BT_STATUS_FAILED, NULL,
+                     bt_replay_error("PayloadTooLarge", text));
 }
 
-/* The timer an unfinished entry may still have in the timers set. */
-static void drop_entry_timer(struct bt_instance *inst, size_t i)
+bool bt_replay_entry_timer(const struct bt_instance *inst, size_t i, const char **kind)
 {
     const struct bt_entry *e = &inst->entries[i];
-    int64_t seq = inst->base + (int64_t)i;
 
+    *kind = NULL;
     if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_WAITING)
-        drop_timer(inst, "timeout", seq, e->attempt);
+        *kind = "timeout";
     else if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_BACKOFF)
-        drop_timer(inst, "retry", seq, e->attempt);
+        *kind = "retry";
     else if (e->kind == BT_ENTRY_TIMER && e->state == BT_ST_WAITING)
-        drop_timer(inst, "sleep", seq, 0);
+        *kind = "sleep";
     else if (e->kind == BT_ENTRY_SIGNAL && e->state == BT_ST_WAITING)
-        drop_timer(inst, "signal_timeout", seq, 0);
+        *kind = "signal_timeout";
+    return *kind != NULL;
+}
+
+void bt_replay_drop_entry_timer(struct bt_instance *inst, size_t i)
+{
+    const char *kind;
+
+    if (bt_replay_entry_timer(inst, i, &kind))
+        bt_replay_drop_timer(
+            inst, kind, inst->base + (int64_t)i,
+            inst->entries[i].kind == BT_ENTRY_ACTIVITY ? inst->entries[i].attempt : 0);
 }
 
 /* Continue-as-new: the run ends and the next one starts with input (stolen)
@@ -1252,13 +952,13 @@ static void next_run(struct bt_instance *inst, const struct bt_replay_env *env,
 {
     struct bt_delta *d = &inst->delta;
 
-    close_children(inst, env, "continued as new");
+    bt_replay_close_children(inst, env, "continued as new");
     for (size_t i = 0; i < inst->n_entries; i++)
-        drop_entry_timer(inst, i);
+        bt_replay_drop_entry_timer(inst, i);
     history(inst, env, "{s:s, s:i, s:O}", "ev", "continued_as_new", "next_run",
             inst->run + 1, "input", input);
-    end_run(inst);
-    set_json(&inst->input, input);
+    bt_replay_end_run(inst);
+    bt_replay_set_json(&inst->input, input);
     d->meta_dirty = true;
     history(inst, env, "{s:s, s:s, s:i, s:O}", "ev", "started", "workflow", inst->type,
             "run", inst->run, "input", inst->input);
@@ -1295,7 +995,7 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
 
         if (wf.nondet) {
             rollback(&wf, n_before, &before);
-            set_json(&inst->signals, signals_before);
+            bt_replay_set_json(&inst->signals, signals_before);
             signals_before = NULL;
             if (!was_blocked) {
                 inst->status = BT_STATUS_BLOCKED;
@@ -1308,9 +1008,10 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
             free(wf.undo);
             break;
         }
+        bt_attributes_merge(inst, runs == 0 ? n_before : 0); /* a new run: all */
         if (runs == 0 && was_blocked && !(wf.finished && !wf.continue_input)) {
             inst->status = BT_STATUS_RUNNING;
-            set_json(&inst->error, NULL);
+            bt_replay_set_json(&inst->error, NULL);
             inst->delta.meta_dirty = true;
             history(inst, env, "{s:s}", "ev", "unblocked");
         }

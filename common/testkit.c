@@ -209,6 +209,8 @@ static struct bt_instance *reload(const struct bt_instance *o)
     n->base = o->base;
     n->hlen = o->hlen;
     n->cancel_requested = o->cancel_requested;
+    n->paused_at = o->paused_at;
+    n->attrs = copy_json(o->attrs);
     n->result = copy_json(o->result);
     n->error = copy_json(o->error);
     n->signals = copy_json(o->signals);
@@ -523,7 +525,41 @@ int bt_test_cancel(bt_test_env *env, const char *id, bool terminate, const char 
     return deliver(env, &msg, after);
 }
 
+int bt_test_pause(bt_test_env *env, const char *id, const char *after)
+{
+    struct bt_msg msg = {
+        .type = BT_MSG_PAUSE, .id = (char *)(uintptr_t)id, .ts = env->now};
+
+    return deliver(env, &msg, after);
+}
+
+int bt_test_resume(bt_test_env *env, const char *id, const char *after)
+{
+    struct bt_msg msg = {
+        .type = BT_MSG_RESUME, .id = (char *)(uintptr_t)id, .ts = env->now};
+
+    return deliver(env, &msg, after);
+}
+
+int bt_test_reset(bt_test_env *env, const char *id, int64_t seq, const char *after)
+{
+    struct bt_msg msg = {.type = BT_MSG_RESET,
+                         .id = (char *)(uintptr_t)id,
+                         .seq = seq < 0 ? -1 : seq,
+                         .last_failure = seq < 0,
+                         .ts = env->now};
+
+    return deliver(env, &msg, after);
+}
+
 /* ---- what happened ---- */
+
+const json_t *bt_test_attributes(const bt_test_env *env, const char *id)
+{
+    const struct record *rec = bt_testkit_find(env, id);
+
+    return rec ? rec->inst->attrs : NULL;
+}
 
 const char *bt_test_status(const bt_test_env *env, const char *id)
 {

@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "args.h"
 #include "clock.h"
@@ -48,13 +47,6 @@ static const struct bt_cmd scheduler_cmd = {
                               "max-payload", "metrics-addr", "metrics-port", "log-level",
                               "log-json", "kafka.<property>=<value>", NULL},
 };
-
-static void nap(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
 
 /* The retention families; returns the backlog gauge. */
 static struct bt_series *retention_metrics(struct bt_metrics *metrics,
@@ -106,9 +98,9 @@ int main(int argc, char **argv)
         goto out;
     }
     ret = 1;
+    /* bt_config_load refused a level it does not know */
     level = bt_log_parse_level(cfg.log_level);
-    bt_log_setup("scheduler", level < 0 ? BT_LOG_INFO : (enum bt_log_level)level,
-                 cfg.log_json);
+    bt_log_setup("scheduler", (enum bt_log_level)level, cfg.log_json);
     metrics = bt_metrics_new();
     fired_total = bt_metrics_series(
         bt_metrics_counter(metrics, "baton_timers_fired_total", "Timers fired.", NULL));
@@ -146,7 +138,7 @@ int main(int argc, char **argv)
         int started = fired == BT_EAGAIN ? 0 : bt_schedules_fire(&cfg, store, rk, &sched);
         if (fired == BT_EAGAIN || started == BT_EAGAIN) {
             bt_log(BT_LOG_WARN, "redis or kafka unavailable: backoff_ms=%d", backoff);
-            nap(backoff);
+            bt_clock_sleep_ms(backoff);
             backoff = backoff < 5000 ? backoff * 2 : backoff;
             continue;
         }

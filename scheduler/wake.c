@@ -2,7 +2,6 @@
  * with poll(2). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "clock.h"
 #include "err.h"
@@ -59,13 +58,6 @@ int bt_wake_timeout(int64_t due_ms, int64_t mono_ms, bool in_flight)
     return ms > 0 ? (int)ms : 0;
 }
 
-static void nap(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 void bt_wake_sleep(struct bt_wake *w, int timeout_ms)
 {
     if (!w->subscribed && bt_clock_mono_ms() >= w->retry_at) {
@@ -75,7 +67,7 @@ void bt_wake_sleep(struct bt_wake *w, int timeout_ms)
         w->retry_at = bt_clock_mono_ms() + RESUBSCRIBE_MS;
     }
     if (!w->subscribed) {
-        nap(timeout_ms < POLL_MS ? timeout_ms : POLL_MS);
+        bt_clock_sleep_ms(timeout_ms < POLL_MS ? timeout_ms : POLL_MS);
         return;
     }
     if (bt_redis_wait_message(w->r, timeout_ms) == BT_EAGAIN) {

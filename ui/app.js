@@ -105,7 +105,7 @@ function changed(state, data) {
 
 function instancesView() {
   const q = hashQuery();
-  const state = { status: q.get('status') || 'all', type: q.get('type') || '', cursors: ['0'] };
+  const state = { status: q.get('status') || 'all', type: q.get('type') || '', cursors: [''] };
   const status = h('select', { name: 'status', id: 'f-status' },
     ['all', 'running', 'completed', 'failed', 'cancelled', 'terminated', 'blocked']
       .map((s) => h('option', { value: s, selected: s === state.status }, s)));

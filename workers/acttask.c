@@ -258,8 +258,7 @@ static void produce_dead_letter(struct bt_acttask *at, const char *key, struct b
             break;
         bt_log(BT_LOG_WARN, "cannot deliver to %s, retrying: %s backoff_ms=%d", topic,
                rd_kafka_err2str(batch.err), backoff);
-        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        bt_clock_sleep_ms(backoff);
         if (atomic_load(&at->stop) && backoff >= 5000)
             break;
     }

@@ -128,10 +128,8 @@ int main(int argc, char **argv)
         goto out;
     }
     ret = 1;
-    bt_log_setup("worker",
-                 bt_log_parse_level(cfg.log_level) < 0
-                     ? BT_LOG_INFO
-                     : (enum bt_log_level)bt_log_parse_level(cfg.log_level),
+    /* bt_config_load refused a level it does not know */
+    bt_log_setup("worker", (enum bt_log_level)bt_log_parse_level(cfg.log_level),
                  cfg.log_json);
     gethostname(host, sizeof(host) - 1);
     snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());

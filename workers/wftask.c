@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -118,7 +117,8 @@ struct bt_wftask {
     rd_kafka_t *lookback;    /* bt_unsent_drop_delivered's reader */
     struct bt_unseen unseen; /* eager tasks of failed tries (unseen.h) */
     struct {
-        struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked;
+        struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked,
+            *paused;
         struct bt_metric *timer_late;
         struct bt_series *events, *ignored, *dead, *conflicts, *batches, *round_trips,
             *lag, *forwarded, *eager;
@@ -180,6 +180,9 @@ static void register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
     wt->m.blocked =
         bt_metrics_gauge(m, "baton_instances_blocked",
                          "Blocked instances: blocked minus unblocked here.", "workflow");
+    wt->m.paused = bt_metrics_gauge(
+        m, "baton_instances_paused",
+        "Paused instances: paused minus resumed, reset or ended here.", "workflow");
     wt->m.events = bt_metrics_series(bt_metrics_counter(
         m, "baton_events_applied_total", "Events applied to instances.", NULL));
     wt->m.ignored = bt_metrics_series(
@@ -285,6 +288,8 @@ static void after_commit(struct bt_wftask *wt)
                        (to == BT_STATUS_RUNNING) - (from == BT_STATUS_RUNNING));
         bt_metrics_add(bt_metrics_series(wt->m.blocked, type),
                        (to == BT_STATUS_BLOCKED) - (from == BT_STATUS_BLOCKED));
+        bt_metrics_add(bt_metrics_series(wt->m.paused, type),
+                       (to == BT_STATUS_PAUSED) - (from == BT_STATUS_PAUSED));
     }
 }
 
@@ -574,10 +579,8 @@ static void land(struct bt_wftask *wt, int max_left, bool patient)
                 int64_t left = f->retry_at - bt_clock_mono_ms();
                 if ((!patient || stop_asked(wt)) && left > 0)
                     break;
-                if (left > 0) {
-                    struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
-                    nanosleep(&ts, NULL);
-                }
+                if (left > 0)
+                    bt_clock_sleep_ms((int)left);
             }
             continue;
         }
@@ -1330,10 +1333,8 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         }
         bt_log(BT_LOG_WARN, "redis or kafka unavailable, retrying batch: backoff_ms=%d",
                backoff_ms);
-        for (int slept = 0; slept < backoff_ms && !stop_asked(wt); slept += 50) {
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        for (int slept = 0; slept < backoff_ms && !stop_asked(wt); slept += 50)
+            bt_clock_sleep_ms(50);
         if (backoff_ms < 5000)
             backoff_ms *= 2;
         /* the reloaded outboxes hold what this try produced: it is sent again,

@@ -2,22 +2,14 @@
 -- outbox, timers and status indexes. Guarded by the expected version (the
 -- commit count): when another worker committed first, nothing is written and
 -- {-1, ver} tells the caller to reload.
--- KEYS: 1 meta, 2 journal, 3 history, 4 outbox, 5 outbox index (by last
---       commit with commands), 6 timers (<kp>:timers); when the status
---       changes, 7 index of the new status and 8 of the old one (none if
---       new); last, on continue-as-new only: where the ending run's history
---       goes. The leased timers and the index of all instances are seldom
---       written: their names are made here when needed.
--- ARGV: expected ver, id, now ms, reset (-1, or on continue-as-new how many
---       history records belong to the run that ends: the journal restarts,
---       that run's history is kept under its own key until its retention
---       ends), jlen, hlen, kpos, koff,
---       kts (kpos "" when it is stored already, koff and kts "" too when no
---       Kafka event caused it), then sections, each a count n
---       and n items: other meta pairs, journal pairs (seq, entry), history
---       records, outbox (field, command), timers to add (due, member),
---       timers to delete (member), runs that ended (retention due, member
---       "<run>|<id>").
+-- Its KEYS and ARGV are declared in common/commit_proto.h, which also makes
+-- the preamble this script runs after (store_commit.c): K_* and A_* name
+-- the fixed KEYS and ARGV, S_* the sections (WIDTH[S_X] arguments per item),
+-- A__SECTIONS where the first section's count is. After the fixed KEYS: when
+-- the status changes, the index of the new status and of the old one (none
+-- if new); last, on continue-as-new only, the list the ending run's history
+-- goes to. The leased timers, the index of all instances and the retention
+-- set are seldom written: their names are made here when needed.
 -- Sections come in the shape the commands take, passed on with unpack(ARGV,
 -- from, to): Lua tables cost more than the commands.
 -- An argument costs more than a command's work on it (parsing, a Lua string,
@@ -30,89 +22,92 @@ local function num(s)
   return tonumber(s)
 end
 
-local cur = redis.call('HGET', KEYS[1], 'ver') or '0'
-if cur ~= ARGV[1] then
+local cur = redis.call('HGET', KEYS[K_META], 'ver') or '0'
+if cur ~= ARGV[A_VER] then
   return {-1, tonumber(cur)}
 end
-local id, now, nver = ARGV[2], ARGV[3], cur + 1
-local reset = ARGV[4] ~= '-1' and num(ARGV[4])
-local i = 10
+local id, now, nver = ARGV[A_ID], ARGV[A_NOW], cur + 1
+local reset = ARGV[A_RESET] ~= '-1' and num(ARGV[A_RESET])
+local finish = ARGV[A_FINISH] == '1'
 
--- The next section of ARGV: the index of its first item, and n.
-local function section(width)
-  local n = num(ARGV[i])
-  local from = i + 1
-  i = from + n * width
-  return from, n
+-- where each section's items start, and how many
+local from, count = {}, {}
+local i = A__SECTIONS
+for s = 1, #WIDTH do
+  count[s] = num(ARGV[i])
+  from[s] = i + 1
+  i = i + 1 + count[s] * WIDTH[s]
 end
 
-local meta, nm = section(2)
-local journal, nj = section(2)
-local hist, nh = section(1)
+local function pass(s)
+  return unpack(ARGV, from[s], from[s] + count[s] * WIDTH[s] - 1)
+end
 
-local m, a = KEYS[1], ARGV
-if a[7] ~= '' then
-  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
-             'kpos', a[7], 'koff', a[8], 'kts', a[9], unpack(a, meta, meta + 2 * nm - 1))
-elseif a[8] ~= '' then
-  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
-             'koff', a[8], 'kts', a[9], unpack(a, meta, meta + 2 * nm - 1))
+local m, a = KEYS[K_META], ARGV
+if a[A_KPOS] ~= '' then
+  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[A_JLEN], 'hlen', a[A_HLEN],
+             'kpos', a[A_KPOS], 'koff', a[A_KOFF], 'kts', a[A_KTS], pass(S_META))
+elseif a[A_KOFF] ~= '' then
+  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[A_JLEN], 'hlen', a[A_HLEN],
+             'koff', a[A_KOFF], 'kts', a[A_KTS], pass(S_META))
 else
-  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[5], 'hlen', a[6],
-             unpack(a, meta, meta + 2 * nm - 1))
+  redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[A_JLEN], 'hlen', a[A_HLEN],
+             pass(S_META))
 end
 
--- records first .. last: one stream entry per decision, one "e" field each
--- (XADD is the costliest call: once, twice on continue-as-new). Most
--- decisions have one or two: those need no table for the field names.
-local function append_history(first, last)
-  local h, n = hist + first - 1, last - first + 1
-  if n == 1 then
-    redis.call('XADD', KEYS[3], '*', 'e', ARGV[h])
-  elseif n == 2 then
-    redis.call('XADD', KEYS[3], '*', 'e', ARGV[h], 'e', ARGV[h + 1])
-  elseif n > 2 then
-    local t = {}
-    for r = 0, n - 1 do
-      t[2 * r + 1], t[2 * r + 2] = 'e', ARGV[h + r]
-    end
-    redis.call('XADD', KEYS[3], '*', unpack(t))
-  end
-end
-
+-- One list element per record, packed by the caller (history.h): RPUSH is
+-- the cheapest way to grow it and a list of small strings the smallest.
+local hist = KEYS[K_HISTORY]
 if reset then
-  append_history(1, reset)
-  redis.call('DEL', KEYS[2])
-  if redis.call('EXISTS', KEYS[3]) == 1 then
-    redis.call('RENAME', KEYS[3], KEYS[#KEYS])
+  if reset > 0 then
+    redis.call('RPUSH', hist, unpack(ARGV, from[S_HISTORY], from[S_HISTORY] + reset - 1))
   end
-  append_history(reset + 1, nh)
-else
-  append_history(1, nh)
+  redis.call('DEL', KEYS[K_JOURNAL])
+  local run_hist = KEYS[#KEYS]
+  if redis.call('EXISTS', hist) == 1 then
+    redis.call('RENAME', hist, run_hist)
+  end
+  -- a run begun before the list (history.h): its stream goes with it
+  local old = m .. ':history'
+  if redis.call('EXISTS', old) == 1 then
+    redis.call('RENAME', old, old .. ':' .. string.match(run_hist, '(%d+)$'))
+  end
+  if count[S_HISTORY] > reset then
+    redis.call('RPUSH', hist, unpack(ARGV, from[S_HISTORY] + reset,
+                                     from[S_HISTORY] + count[S_HISTORY] - 1))
+  end
+elseif count[S_HISTORY] > 0 then
+  redis.call('RPUSH', hist, pass(S_HISTORY))
 end
 
-if nj > 0 then
-  redis.call('HSET', KEYS[2], unpack(ARGV, journal, journal + 2 * nj - 1))
+-- The journal of an instance that completes is not kept: the history holds
+-- every step (describe reads it there), and a later run's seqs start past it
+-- (base). A failed, cancelled or terminated one keeps it for `baton reset`.
+if finish then
+  redis.call('DEL', KEYS[K_JOURNAL])
+elseif count[S_JOURNAL] > 0 then
+  redis.call('HSET', KEYS[K_JOURNAL], pass(S_JOURNAL))
 end
 
-local outbox, no = section(2)
-if no > 0 then
-  redis.call('HSET', KEYS[4], unpack(ARGV, outbox, outbox + 2 * no - 1))
-  redis.call('ZADD', KEYS[5], now, id)
+if count[S_OUTBOX] > 0 then
+  redis.call('HSET', KEYS[K_OUTBOX], pass(S_OUTBOX))
+  redis.call('ZADD', KEYS[K_OUTBOX_INDEX], now, id)
 end
 
-local tadd, nta = section(2)
-if nta > 0 then
-  redis.call('ZADD', KEYS[6], unpack(ARGV, tadd, tadd + 2 * nta - 1))
+local timers = KEYS[K_TIMERS]
+local kp = string.sub(timers, 1, -7)
+if count[S_TIMERS_ADD] > 0 then
+  redis.call('ZADD', timers, pass(S_TIMERS_ADD))
   -- Schedulers sleep until the earliest timer they saw, or 1 s at most
   -- (scheduler/wake.h): one due sooner may come before their wake-up, so it
   -- wakes them (2 s: room for the clocks of two hosts to differ). pcall: an
   -- ACL user without the channel still commits; the timer then fires at the
   -- next wake-up, up to 1 s late.
   local soon = now + 2000
-  for t = tadd, tadd + 2 * nta - 2, 2 do
+  local t0 = from[S_TIMERS_ADD]
+  for t = t0, t0 + 2 * count[S_TIMERS_ADD] - 2, 2 do
     if tonumber(ARGV[t]) < soon then
-      redis.pcall('PUBLISH', string.sub(KEYS[6], 1, -7) .. 'wake', ARGV[t])
+      redis.pcall('PUBLISH', kp .. 'wake', ARGV[t])
       break
     end
   end
@@ -121,29 +116,30 @@ end
 -- A timer is in one of the two sets at a time (claim_timers.lua moves it,
 -- a member is never added twice): the leased set only needs a look when the
 -- timers set did not hold them all (most steps end before their timeout).
-local tdel, ntd = section(1)
-if ntd > 0 and redis.call('ZREM', KEYS[6], unpack(ARGV, tdel, tdel + ntd - 1)) < ntd then
-  redis.call('ZREM', KEYS[6] .. ':leased', unpack(ARGV, tdel, tdel + ntd - 1))
+local ntd = count[S_TIMERS_DEL]
+if ntd > 0 and redis.call('ZREM', timers, pass(S_TIMERS_DEL)) < ntd then
+  redis.call('ZREM', timers .. ':leased', pass(S_TIMERS_DEL))
 end
 
 -- A run that ended (the instance finished, or continued as new) is archived
 -- and deleted by the scheduler when its retention ends (retention_claim.lua):
--- no EXPIRE, which would delete it unarchived.
-local rend, nre = section(2)
-if nre > 0 then
-  redis.call('ZADD', string.sub(KEYS[6], 1, -7) .. 'retention',
-             unpack(ARGV, rend, rend + 2 * nre - 1))
+-- no EXPIRE, which would delete it unarchived. Whoever waits for the
+-- instance (baton start --wait, history --follow) subscribes to the
+-- history's name: told here, not at every step. pcall as for the wake.
+if count[S_RUNS_ENDED] > 0 then
+  redis.call('ZADD', kp .. 'retention', pass(S_RUNS_ENDED))
+  redis.pcall('PUBLISH', hist, a[A_HLEN])
 end
 
 -- a new instance is in no index yet
 if cur == '0' then
-  redis.call('ZADD', string.sub(KEYS[6], 1, -7) .. 'idx:all', now, id)
+  redis.call('ZADD', kp .. 'idx:all', now, id)
 end
-local nidx = #KEYS - 6 - (reset and 1 or 0)
+local nidx = #KEYS - K_TIMERS - (reset and 1 or 0)
 if nidx > 0 then
   if nidx > 1 then
-    redis.call('ZREM', KEYS[8], id)
+    redis.call('ZREM', KEYS[K_TIMERS + 2], id)
   end
-  redis.call('ZADD', KEYS[7], now, id)
+  redis.call('ZADD', KEYS[K_TIMERS + 1], now, id)
 end
 return {0, nver}

@@ -4,14 +4,15 @@
 -- leased set is its token): a holder whose lease expired and was claimed
 -- again leaves the run to the new holder. A run is "<run>|<id>": the last
 -- run of the instance when its meta hash says so, and the instance goes with
--- it; an earlier one (continued as new) is its :history:<run> stream only.
+-- it; an earlier one (continued as new) is its :h:<run> list only (and the
+-- :history:<run> stream of a run written before the list, history.h).
 -- Checked here again, atomically with the delete: the instance has finished,
 -- its outbox is empty (its result is on Kafka) and its history is the one
 -- archived.
 -- KEYS: 1 retention set, 2 leased set.
 -- ARGV: key prefix, now ms, then per run 6 values: member, token, action
---       ("d" delete, "r" try again at due), due, history stream entries
---       archived, tombstone ("" none: else "<ttl ms>|<text>", kept as
+--       ("d" delete, "r" try again at due), due, history entries archived
+--       (list elements plus old stream entries), tombstone ("" none: else "<ttl ms>|<text>", kept as
 --       <kp>:{id}:deleted).
 -- Returns per run: 1 deleted, 2 put back, 0 lease lost, -1 refused (the
 -- instance is not finished: dropped), -2 put back (its outbox is not empty),
@@ -19,6 +20,11 @@
 local kp, now = ARGV[1], tonumber(ARGV[2])
 local final = {completed = true, failed = true, cancelled = true, terminated = true}
 local out = {}
+
+-- The entries of a run's history: its list's, and its old stream's if any.
+local function entries_of(key, legacy)
+  return redis.call('LLEN', key) + redis.call('XLEN', legacy)
+end
 
 local function put_back(member, due)
   redis.call('ZREM', KEYS[2], member)
@@ -33,11 +39,11 @@ local function delete_last(meta, id, entries, tombstone)
   if redis.call('EXISTS', meta .. ':outbox') == 1 then
     return -2
   end
-  if redis.call('XLEN', meta .. ':history') ~= entries then
+  if entries_of(meta .. ':h', meta .. ':history') ~= entries then
     return -3
   end
-  redis.call('DEL', meta, meta .. ':journal', meta .. ':history', meta .. ':outbox',
-             meta .. ':resend')
+  redis.call('DEL', meta, meta .. ':journal', meta .. ':h', meta .. ':history',
+             meta .. ':outbox', meta .. ':resend')
   redis.call('ZREM', kp .. ':idx:all', id)
   redis.call('ZREM', kp .. ':idx:' .. status, id)
   redis.call('ZREM', kp .. ':outbox', id)
@@ -62,11 +68,11 @@ local function settle(member, token, action, due, entries, tombstone)
   if id and redis.call('HGET', meta, 'run') == run then
     r = delete_last(meta, id, tonumber(entries), tombstone)
   elseif id then
-    local history = meta .. ':history:' .. run
-    if redis.call('XLEN', history) ~= tonumber(entries) then
+    local list, legacy = meta .. ':h:' .. run, meta .. ':history:' .. run
+    if entries_of(list, legacy) ~= tonumber(entries) then
       r = -3
     else
-      redis.call('DEL', history)
+      redis.call('DEL', list, legacy)
     end
   end
   if r == -2 or r == -3 then

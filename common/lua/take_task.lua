@@ -34,8 +34,11 @@ local function take(journal, meta, seq, attempt, member, due)
   if not waiting(raw, attempt) then
     return 0
   end
+  -- a paused instance's attempt runs too: it was started before the pause
+  -- (its outcome is kept for when the code runs again); its timeout timer
+  -- is out of the set until the resume, so ZADD XX leaves it out
   local status = redis.call('HGET', meta, 'status')
-  if status ~= 'running' and status ~= 'blocked' then
+  if status ~= 'running' and status ~= 'blocked' and status ~= 'paused' then
     return 0
   end
   -- due 0: the task has no deadline (hand-written, say); its timer stays

@@ -1,7 +1,6 @@
 /* Child processes for tests: spawned so that they die with the test process,
  * waited for with a deadline, and stopped politely or not; plus the clock and
  * the unique prefixes tests name their topics and keys with. */
-#define _GNU_SOURCE /* close_range(2) */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -9,29 +8,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "harness.h"
+#include "proc.h"
 
 extern char **environ;
 
 int64_t bt_test_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return bt_clock_mono_ms();
 }
 
 void bt_test_sleep_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    int64_t end = bt_test_now_ms() + ms;
 
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    for (int64_t left = ms; left > 0; left = end - bt_test_now_ms())
+        bt_clock_sleep_ms((int)left); /* the whole time, signals or not */
 }
 
 /* Each call gets its own slot of a ring, so a prefix stays valid for the next
@@ -44,13 +40,6 @@ const char *bt_test_prefix(void)
 
     snprintf(ring[n % 64], sizeof(ring[0]), "t%ldx%u", (long)getpid(), n);
     return ring[n % 64];
-}
-
-static void free_strv(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
 }
 
 /* A NULL-terminated copy of a then b, leaving out the entries of a whose
@@ -82,7 +71,7 @@ static char **strv_merge(const char *const *a, const char *const *b)
             goto fail;
     goto out;
 fail:
-    free_strv(v);
+    bt_strv_free(v);
     v = NULL;
 out:
     return v;
@@ -90,73 +79,21 @@ out:
 
 pid_t bt_test_spawn(const char *const *argv, const char *const *env, const char *log_path)
 {
-    /* Built before fork: only async-signal-safe calls are allowed in the
-     * child of a process that may have threads. */
+    /* dies with the test process, even one killed by criterion's timeout */
+    const struct bt_spawn how = {.log = log_path, .append = true, .deathsig = SIGKILL};
     char **args = strv_merge(argv, NULL);
     char **envp = env ? strv_merge((const char *const *)environ, env) : environ;
-    pid_t parent = getpid(), pid = -1;
-    long max_fd = sysconf(_SC_OPEN_MAX);
-    int fd = -1;
+    pid_t pid = args && envp ? bt_proc_spawn(args, envp, &how) : -1;
 
-    if (!args || !envp)
-        goto out;
-    if (log_path) {
-        fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0)
-            goto out;
-    }
-    pid = fork();
-    if (pid == 0) {
-        /* The death signal follows the parent thread, and a parent that is
-         * already gone would never send it. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-            _exit(127);
-        if (fd >= 0 && (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0))
-            _exit(127);
-        /* Only stdio: a child holding a copy of a socket of the Kafka mock
-         * cluster (librdkafka opens them without O_CLOEXEC) would keep a
-         * connection open after the mock closed it, and a broker taken down
-         * would stay up for whoever was connected. */
-        if (close_range(3, ~0U, 0) < 0)
-            for (long i = 3; i < max_fd; i++)
-                close((int)i);
-        execve(args[0], args, envp);
-        _exit(127);
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    free_strv(args);
+    bt_strv_free(args);
     if (envp != environ)
-        free_strv(envp);
+        bt_strv_free(envp);
     return pid;
-}
-
-static int exit_status(int status)
-{
-    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
 int bt_test_wait(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = bt_test_now_ms() + timeout_ms;
-    int status, ret = -1;
-
-    if (pid <= 0)
-        goto out;
-    for (;;) {
-        pid_t got = waitpid(pid, &status, WNOHANG);
-
-        if (got == pid) {
-            ret = exit_status(status);
-            break;
-        }
-        if ((got < 0 && errno != EINTR) || bt_test_now_ms() >= deadline)
-            break;
-        bt_test_sleep_ms(5);
-    }
-out:
-    return ret;
+    return bt_proc_wait(pid, timeout_ms);
 }
 
 void bt_test_kill9(pid_t pid)
@@ -171,21 +108,7 @@ void bt_test_kill9(pid_t pid)
 
 int bt_test_stop(pid_t pid, int timeout_ms)
 {
-    int status = 0, ret = -1;
-    pid_t got;
-
-    if (pid <= 0)
-        goto out;
-    kill(pid, SIGTERM);
-    ret = bt_test_wait(pid, timeout_ms);
-    if (ret >= 0)
-        goto out;
-    kill(pid, SIGKILL);
-    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-        ;
-    ret = got == pid ? exit_status(status) : -1;
-out:
-    return ret;
+    return bt_proc_stop(pid, timeout_ms, false);
 }
 
 size_t bt_test_count_lines_with(const char *path, const char *text)

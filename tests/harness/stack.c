@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "config.h"
 #include "kafka.h"
+#include "history.h"
 #include "stack.h"
 
 static void test_config(struct bt_stack *s, struct bt_config *cfg)
@@ -285,23 +286,40 @@ const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_
     return buf;
 }
 
+static void add_record(json_t *out, const char *text, const char *ev)
+{
+    json_t *rec = json_loads(text, 0, NULL);
+    const char *name = json_string_value(json_object_get(rec, "ev"));
+
+    if (rec && (!ev || (name && !strcmp(name, ev))))
+        json_array_append(out, rec);
+    json_decref(rec);
+}
+
+/* The old stream's records (history.h), then the list's. */
 json_t *bt_stack_history(struct bt_stack *s, const char *id, const char *suffix,
                          const char *ev)
 {
-    redisReply *reply = bt_stack_redis(s, "XRANGE %s:{%s}%s - +", s->prefix, id,
-                                       suffix ? suffix : ":history");
+    const char *legacy = suffix ? suffix : ":history";
+    const char *run = strncmp(legacy, ":history:", 9) ? NULL : legacy + 9;
+    redisReply *reply = bt_stack_redis(s, "XRANGE %s:{%s}%s - +", s->prefix, id, legacy);
     json_t *out = json_array();
 
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
          i++) {
         const redisReply *fields = reply->element[i]->element[1];
-        for (size_t f = 1; f < fields->elements; f += 2) {
-            json_t *rec = json_loads(fields->element[f]->str, 0, NULL);
-            const char *name = json_string_value(json_object_get(rec, "ev"));
-            if (rec && (!ev || (name && !strcmp(name, ev))))
-                json_array_append(out, rec);
-            json_decref(rec);
-        }
+        for (size_t f = 1; f < fields->elements; f += 2)
+            add_record(out, fields->element[f]->str, ev);
+    }
+    freeReplyObject(reply);
+    reply = bt_stack_redis(s, "LRANGE %s:{%s}:h%s%s 0 -1", s->prefix, id, run ? ":" : "",
+                           run ? run : "");
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+         i++) {
+        char *text = bt_history_unpack(reply->element[i]->str, reply->element[i]->len);
+        if (text)
+            add_record(out, text, ev);
+        free(text);
     }
     freeReplyObject(reply);
     return out;

@@ -293,7 +293,12 @@ Test(cli_start, terminate_and_signal_by_query, .init = setup, .fini = teardown,
     BT_TEST_WAIT_UNTIL(ok, is("sig-0", "completed", 1) && is("sig-9", "completed", 1),
                        30000);
     cr_assert(ok, "the signal reached them");
-    cr_assert_eq(BATON(out, "terminate", "--query", "colour=red", "--yes"), 2, "%s", out);
+    cr_assert_eq(BATON(out, "terminate", "--query", "colour~red", "--yes"), 2, "%s", out);
+    cr_assert_eq(BATON(out, "terminate", "--query", "started=2026-01-01", "--yes"), 2,
+                 "%s", out);
+    /* a search attribute no instance has matches none */
+    cr_assert_eq(BATON(out, "terminate", "--query", "colour=red", "--yes"), 0, "%s", out);
+    cr_assert(strstr(out, "no live instance matches"), "%s", out);
     cr_assert_eq(BATON(out, "terminate", "q-1", "--query", "status=running"), 2, "%s",
                  out);
 }

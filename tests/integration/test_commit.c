@@ -1,5 +1,5 @@
 /* bt_store_commit against a real redis-server: what each commit leaves in the
- * meta hash, the history stream and the status indexes. commit.lua only gets
+ * meta hash, the history list and the status indexes. commit.lua only gets
  * the keys and fields a commit changes (the indexes when the status moves,
  * the archive key on continue-as-new, the status when it may differ), so
  * these check that every kind of commit still writes what it did. */
@@ -12,6 +12,7 @@
 #include "config.h"
 #include "err.h"
 #include "harness.h"
+#include "history.h"
 #include "journal.h"
 #include "store.h"
 
@@ -91,10 +92,10 @@ static long long retention_due(const char *member)
     return due;
 }
 
-/* Records in stream key (a full key name). */
-static long long stream_len(const char *key)
+/* Records in history list key (a full key name). */
+static long long history_len(const char *key)
 {
-    redisReply *reply = cmd("XLEN %s", key);
+    redisReply *reply = cmd("LLEN %s", key);
     long long n = reply->integer;
 
     freeReplyObject(reply);
@@ -156,7 +157,7 @@ Test(commit, a_start_writes_the_meta_fields_and_both_indexes)
     cr_expect(indexed("all", "s1"));
     cr_expect(indexed("running", "s1"));
     cr_expect_not(indexed("none", "s1"));
-    cr_expect_eq(stream_len("c:{s1}:history"), 1);
+    cr_expect_eq(history_len("c:{s1}:h"), 1);
     bt_instance_destroy(inst);
 }
 
@@ -179,7 +180,7 @@ Test(commit, a_step_keeps_the_status_and_its_index_and_advances_the_rest)
     cr_expect_str_eq(meta("s2", "koff"), "8");
     cr_expect_str_eq(meta("s2", "kts"), "1990");
     cr_expect(indexed("running", "s2"));
-    cr_expect_eq(stream_len("c:{s2}:history"), 2, "one stream entry per commit");
+    cr_expect_eq(history_len("c:{s2}:h"), 3, "one element per record");
 
     /* a decision no Kafka event caused leaves the event position as it was */
     free(inst->kpos);
@@ -242,11 +243,12 @@ Test(commit, the_outbox_index_holds_the_time_of_the_last_commit_with_commands)
     bt_instance_destroy(inst);
 }
 
-Test(commit, a_decision_is_one_stream_entry_with_its_records_in_order)
+Test(commit, each_record_is_one_list_element_in_order)
 {
     struct bt_instance *inst = started("h1");
     static const char *const evs[] = {"activity_completed", "activity_scheduled",
                                       "activity_scheduled", "activity_scheduled"};
+    struct bt_history h;
 
     for (int n = 1; n <= 4; n++) {
         bt_delta_reset(&inst->delta);
@@ -254,20 +256,69 @@ Test(commit, a_decision_is_one_stream_entry_with_its_records_in_order)
             record(inst, evs[r]);
         commit(inst, 2000 + n, 0);
     }
-    redisReply *reply = cmd("XRANGE %s - +", "c:{h1}:history");
-    cr_assert_eq(reply->elements, 5, "one entry per commit");
-    for (size_t n = 1; n <= 4; n++) {
-        const redisReply *fields = reply->element[n]->element[1];
-        cr_assert_eq(fields->elements, 2 * n, "commit of %zu records", n);
-        for (size_t r = 0; r < n; r++) {
+    bt_history_init(&h);
+    cr_assert_eq(bt_history_read(store, "h1", 0, 0, &h), 0);
+    cr_assert_eq(h.n, 11);
+    cr_expect_eq(h.entries, 11);
+    for (size_t n = 1, i = 1; n <= 4; n++) {
+        for (size_t r = 0; r < n; r++, i++) {
             char want[64];
             snprintf(want, sizeof(want), "{\"ev\":\"%s\"}", evs[r]);
-            cr_expect_str_eq(fields->element[2 * r]->str, "e");
-            cr_expect_str_eq(fields->element[2 * r + 1]->str, want);
+            cr_expect_str_eq(h.records[i], want);
         }
     }
-    freeReplyObject(reply);
+    cr_assert_eq(bt_history_read(store, "h1", 0, 9, &h), 0, "from the 10th on");
+    cr_expect_eq(h.n, 2);
+    bt_history_release(&h);
     cr_expect_str_eq(meta("h1", "hlen"), "11");
+    bt_instance_destroy(inst);
+}
+
+/* Redis written before the list kept a run's history as a stream: an
+ * instance running at the upgrade goes on in the list, and is read whole */
+Test(commit, an_old_stream_history_is_read_before_the_list)
+{
+    struct bt_instance *inst = started("old1");
+    struct bt_history h;
+
+    freeReplyObject(cmd("DEL %s", "c:{old1}:h"));
+    freeReplyObject(
+        cmd("XADD c:{old1}:history * e {\"ev\":\"started\"} e %s", "{\"ev\":\"a\"}"));
+    freeReplyObject(cmd("XADD c:{old1}:history * e %s", "{\"ev\":\"b\"}"));
+    record(inst, "c");
+    commit(inst, 2000, 0);
+    bt_history_init(&h);
+    cr_assert_eq(bt_history_read(store, "old1", 0, 0, &h), 0);
+    cr_assert_eq(h.n, 4);
+    cr_expect_str_eq(h.records[0], "{\"ev\":\"started\"}");
+    cr_expect_str_eq(h.records[2], "{\"ev\":\"b\"}");
+    cr_expect_str_eq(h.records[3], "{\"ev\":\"c\"}");
+    cr_expect_eq(h.entries, 3, "two stream entries and one list element");
+    cr_assert_eq(bt_history_read(store, "old1", 0, 3, &h), 0);
+    cr_assert_eq(h.n, 1);
+    cr_expect_str_eq(h.records[0], "{\"ev\":\"c\"}");
+    bt_history_release(&h);
+    bt_instance_destroy(inst);
+}
+
+/* the journal of a run that ends goes (the history has every step); the
+ * next run's seqs start after it */
+Test(commit, finishing_drops_the_journal_and_moves_base_past_it)
+{
+    struct bt_instance *inst = started("f1");
+    redisReply *reply;
+
+    cr_assert_not_null(bt_instance_append(inst, 'a', "next"));
+    inst->status = BT_STATUS_COMPLETED;
+    inst->delta.meta_dirty = true;
+    record(inst, "finished");
+    commit(inst, 2000, 0);
+    reply = cmd("EXISTS %s", "c:{f1}:journal");
+    cr_expect_eq(reply->integer, 0);
+    freeReplyObject(reply);
+    cr_expect_str_eq(meta("f1", "base"), "2");
+    cr_expect_str_eq(meta("f1", "jlen"), "0");
+    cr_expect_str_eq(meta("f1", "status"), "completed");
     bt_instance_destroy(inst);
 }
 
@@ -398,7 +449,7 @@ Test(commit, a_stale_version_writes_nothing)
     cr_expect_str_eq(meta("s4", "updated"), "1000");
     cr_expect(indexed("running", "s4"));
     cr_expect_not(indexed("failed", "s4"));
-    cr_expect_eq(stream_len("c:{s4}:history"), 1);
+    cr_expect_eq(history_len("c:{s4}:h"), 1);
     bt_instance_destroy(inst);
 }
 
@@ -421,8 +472,8 @@ static void continue_as_new(const char *id, enum bt_status status)
     cr_expect_str_eq(meta(id, "run"), "2");
     cr_expect_str_eq(meta(id, "hlen"), "1");
     cr_expect_str_eq(meta(id, "status"), bt_status_name(status));
-    snprintf(key, sizeof(key), "c:{%s}:history:1", id);
-    cr_expect_eq(stream_len(key), 2, "run 1: started, continued_as_new");
+    snprintf(key, sizeof(key), "c:{%s}:h:1", id);
+    cr_expect_eq(history_len(key), 2, "run 1: started, continued_as_new");
     ttl = cmd("TTL %s", key);
     cr_expect_eq(ttl->integer, -1, "kept until the scheduler archives it");
     freeReplyObject(ttl);
@@ -430,8 +481,8 @@ static void continue_as_new(const char *id, enum bt_status status)
     cr_expect_eq(retention_due(key), 2000 + 5000, "run 1 ended: due for its archive");
     snprintf(key, sizeof(key), "2|%s", id);
     cr_expect_eq(retention_due(key), bt_status_final(status) ? 2000 + 5000 : -1);
-    snprintf(key, sizeof(key), "c:{%s}:history", id);
-    cr_expect_eq(stream_len(key), 1, "run 2: started");
+    snprintf(key, sizeof(key), "c:{%s}:h", id);
+    cr_expect_eq(history_len(key), 1, "run 2: started");
     cr_expect(indexed(bt_status_name(status), id));
     cr_expect_eq(indexed("running", id), status == BT_STATUS_RUNNING);
     bt_instance_destroy(inst);

@@ -163,9 +163,6 @@ static void instances_page_by_page(void)
     same(json_incref(json_object_get(root, "instances")),
          json_pack("[O]", json_array_get(cli, 2)));
     json_decref(root);
-    root = GET("/api/instances?status=completed&type=chain3&limit=3", 200);
-    cr_assert(json_is_null(json_object_get(root, "next")), "a page that ends the list");
-    json_decref(root);
     json_decref(cli);
 }
 
@@ -265,6 +262,7 @@ Test(ui, errors_are_json_with_their_status_and_bad_input_is_refused, .init = set
     EXPECT("GET", "/api/instances?limit=0", NULL, NULL, 400);
     EXPECT("GET", "/api/instances?limit=abc", NULL, NULL, 400);
     EXPECT("GET", "/api/instances?cursor=-3", NULL, NULL, 400);
+    EXPECT("GET", "/api/instances?query=tier%3E%3E2", NULL, NULL, 400);
     EXPECT("GET", "/api/instances/done-1/history?run=x", NULL, NULL, 400);
     EXPECT("GET", "/api/dlq/not-a-name", NULL, NULL, 400);
     EXPECT("GET", "/api/nothing", NULL, NULL, 404);
@@ -442,7 +440,7 @@ Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds, .init = setup_r
      .fini = teardown, .timeout = 120)
 {
     json_t *root, *seen = json_object(), *row;
-    char path[160], cursor[32] = "0";
+    char path[160], cursor[64] = "";
     size_t i;
 
     store_instances(10000);
@@ -471,7 +469,7 @@ Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds, .init = setup_r
     /* a rare type: found a bounded slice at a time, and every one of them */
     int64_t t0 = bt_test_now_ms();
     size_t found = 0;
-    snprintf(cursor, sizeof(cursor), "0");
+    cursor[0] = '\0';
     do {
         snprintf(path, sizeof(path), "/api/instances?type=rare&limit=50&cursor=%s",
                  cursor);

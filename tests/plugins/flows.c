@@ -117,6 +117,16 @@ static bt_poll await_review(bt_wf *wf, const json_t *input)
     return bt_complete(wf, json_pack("{s:O}", "review", review));
 }
 
+/* sets its search attributes from its input (input.attrs), runs one step,
+ * then sets one more (stage): replays pass over both */
+static bt_poll tagged(bt_wf *wf, const json_t *input)
+{
+    bt_upsert_attributes(wf, json_deep_copy(json_object_get(input, "attrs")));
+    BT_RUN(wf, NULL, "inc", json_pack("{s:i}", "v", 1), NULL);
+    bt_upsert_attributes(wf, json_pack("{s:s}", "stage", "done"));
+    return bt_complete(wf, NULL);
+}
+
 int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
@@ -126,6 +136,7 @@ int baton_register(bt_registry *r)
         bt_register_workflow(r, "side_effects", side_effects) ||
         bt_register_workflow(r, "always_fails", always_fails) ||
         bt_register_workflow(r, "await_review", await_review) ||
+        bt_register_workflow(r, "tagged", tagged) ||
         bt_register_activity(r, "inc", inc, NULL) ||
         bt_register_activity(r, "nap", nap, NULL))
         return -1;

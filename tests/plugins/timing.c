@@ -49,6 +49,20 @@ static int slow(bt_act *act, const json_t *input, json_t **result)
     return 0;
 }
 
+/* fails, not retryably, until the file input.gate exists: a fault fixed
+ * outside the workflow (for `baton reset`) */
+static int gate(bt_act *act, const json_t *input, json_t **result)
+{
+    const char *path = json_string_value(json_object_get(input, "gate"));
+    FILE *f = path ? fopen(path, "r") : NULL;
+
+    if (!f)
+        return bt_act_fail(act, "GateClosed", false, "no file %s yet", path ? path : "");
+    fclose(f);
+    *result = json_pack("{s:b}", "passed", 1);
+    return 0;
+}
+
 static bt_poll retry_or_compensate(bt_wf *wf, const json_t *input)
 {
     struct bt_step_opts opts = {.retry = {.max_attempts = (int)json_integer_value(
@@ -111,6 +125,18 @@ static bt_poll slow_once(bt_wf *wf, const json_t *input)
     return bt_complete(wf, json_deep_copy(result));
 }
 
+/* "slow" (quick here: first_ms 0; it writes to input.marker each time it
+ * runs), then "gate": the instance fails while the gate is closed */
+static bt_poll gated(bt_wf *wf, const json_t *input)
+{
+    static const struct bt_step_opts once = {.retry = {.max_attempts = 1}};
+    const json_t *first, *second;
+
+    BT_RUN(wf, &first, "slow", json_deep_copy(input), NULL);
+    BT_RUN(wf, &second, "gate", json_deep_copy(input), &once);
+    return bt_complete(wf, json_pack("{s:O, s:O}", "first", first, "second", second));
+}
+
 int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
@@ -119,6 +145,8 @@ int baton_register(bt_registry *r)
         bt_register_workflow(r, "no_retry", no_retry) ||
         bt_register_workflow(r, "wait_review", wait_review) ||
         bt_register_workflow(r, "slow_once", slow_once) ||
+        bt_register_workflow(r, "gated", gated) ||
+        bt_register_activity(r, "gate", gate, NULL) ||
         bt_register_activity(r, "flaky", flaky, NULL) ||
         bt_register_activity(r, "compensate", compensate, NULL) ||
         bt_register_activity(r, "slow", slow, NULL))

@@ -115,3 +115,20 @@ Test(config, a_bad_value_names_its_flag_or_its_variable)
     cr_expect_str_eq(errstr, "BATON_CONCURRENCY: 5000 is out of range [1, 1024]");
     bt_config_release(&cfg);
 }
+
+/* Every program refuses a log level it does not know, instead of logging at
+ * info without a word (the worker and the scheduler once did). */
+Test(config, an_unknown_log_level_is_refused)
+{
+    char p[] = "prog", f[] = "--log-level=loud", ok[] = "--log-level=warn";
+    char *argv[] = {p, f, NULL}, *good[] = {p, ok, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+
+    cr_expect_eq(load(&cfg, argv, errstr, sizeof(errstr)), BT_EINVAL);
+    cr_expect_str_eq(errstr, "--log-level: \"loud\" is not debug, info, warn or error");
+    bt_config_release(&cfg);
+    cr_expect_eq(load(&cfg, good, errstr, sizeof(errstr)), 0, "%s", errstr);
+    cr_expect_str_eq(cfg.log_level, "warn");
+    bt_config_release(&cfg);
+}
