@@ -161,6 +161,10 @@ const char *bt_cli_who(void);
 int bt_cli_pause(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_resume(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_reset(struct bt_config *cfg, int argc, char **argv);
+/* control.c: sends msg (a pause, resume or reset of msg->id; borrowed) once
+ * the instance's status allows it, as `baton pause ID` does. Returns an exit
+ * status, having said on stderr what went wrong. */
+int bt_cli_control_send(const struct bt_config *cfg, const struct bt_msg *msg);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_terminate(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv);

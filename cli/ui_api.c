@@ -441,6 +441,49 @@ static unsigned post_stop(struct bt_ui *ui, char *id, const json_t *body, bool t
     return status;
 }
 
+/* pause, resume or reset (to a seq, or to the last failure), sent as
+ * `baton pause ID` sends it, with who asked from where in its "by": the
+ * instance's history records it. */
+static unsigned post_control(struct bt_ui *ui, char *id, const json_t *body,
+                             enum bt_msg_type type, json_t **out)
+{
+    const json_t *reason = json_object_get(body, "reason"),
+                 *to = json_object_get(body, "to");
+    bool last = json_is_true(json_object_get(body, "to_last_failure"));
+    struct bt_msg msg = {.type = type, .id = id, .seq = -1};
+    char by[128];
+    int ret;
+
+    if (reason && !json_is_null(reason) &&
+        (!json_is_string(reason) || json_string_length(reason) > 4096))
+        return bt_ui_error(out, MHD_HTTP_BAD_REQUEST,
+                           "reason: a string of 4096 bytes at most");
+    if (type == BT_MSG_RESET &&
+        ((to && (!json_is_integer(to) || json_integer_value(to) < 0)) || !to == !last))
+        return bt_ui_error(
+            out, MHD_HTTP_BAD_REQUEST,
+            "reset: give \"to\" (a step's seq) or \"to_last_failure\": true");
+    snprintf(by, sizeof(by), "baton ui from %s", ui->who);
+    msg.by = by;
+    msg.seq = to ? (int64_t)json_integer_value(to) : -1;
+    msg.last_failure = last;
+    msg.body =
+        json_string_length(reason) ? json_incref((json_t *)(uintptr_t)reason) : NULL;
+    ret = bt_cli_control_send(ui->cfg, &msg);
+    json_decref(msg.body);
+    if (ret == BT_EXIT_FAIL)
+        return bt_ui_error(out, MHD_HTTP_CONFLICT,
+                           "%s refused: no such instance, or not in a state for it (see "
+                           "the log of baton ui)",
+                           type == BT_MSG_PAUSE    ? "pause"
+                           : type == BT_MSG_RESUME ? "resume"
+                                                   : "reset");
+    if (ret)
+        return failed(out, ret, "control");
+    *out = json_pack("{s:b, s:s}", "ok", 1, "id", id);
+    return MHD_HTTP_ACCEPTED;
+}
+
 static unsigned post_redrive(struct bt_ui *ui, const json_t *body, json_t **out)
 {
     const json_t *names = json_object_get(body, "names"), *name;
@@ -539,6 +582,12 @@ unsigned bt_ui_post(struct bt_ui *ui, char **seg, int n, const json_t *body, jso
             return post_signal(ui, seg[1], body, out);
         if (!strcmp(seg[2], "cancel") || !strcmp(seg[2], "terminate"))
             return post_stop(ui, seg[1], body, !strcmp(seg[2], "terminate"), out);
+        if (!strcmp(seg[2], "pause"))
+            return post_control(ui, seg[1], body, BT_MSG_PAUSE, out);
+        if (!strcmp(seg[2], "resume"))
+            return post_control(ui, seg[1], body, BT_MSG_RESUME, out);
+        if (!strcmp(seg[2], "reset"))
+            return post_control(ui, seg[1], body, BT_MSG_RESET, out);
     }
     if (!strcmp(seg[0], "dlq") && n == 2 && !strcmp(seg[1], "redrive"))
         return post_redrive(ui, body, out);

@@ -277,7 +277,10 @@ Test(ui, errors_are_json_with_their_status_and_bad_input_is_refused, .init = set
     EXPECT("POST", "/api/instances/done-1/signal", ACTION, "{\"name\":\"review\"}", 409);
     EXPECT("POST", "/api/instances/nobody/cancel", ACTION, "{}", 404);
     EXPECT("POST", "/api/instances/done-1/cancel", ACTION, "{\"reason\":5}", 400);
-    EXPECT("POST", "/api/instances/done-1/pause", ACTION, "{}", 404);
+    EXPECT("POST", "/api/instances/done-1/pause", ACTION, "{}", 409);
+    EXPECT("POST", "/api/instances/done-1/reset", ACTION, "{}", 400);
+    EXPECT("POST", "/api/instances/done-1/reset", ACTION, "{\"to\":-1}", 400);
+    EXPECT("POST", "/api/instances/done-1/explode", ACTION, "{}", 404);
     EXPECT("POST", "/api/limits/rate", ACTION, "{\"key\":\"k\",\"rate\":\"fast\"}", 400);
     EXPECT("POST", "/api/limits/rate", ACTION, "{\"key\":\"k\",\"rate\":-1}", 400);
     EXPECT("POST", "/api/limits/rate", ACTION, "{\"key\":\"k\",\"rate\":5,\"burst\":0}",
@@ -303,6 +306,38 @@ static bool cancel_recorded(const char *id, const char *text)
 
     json_decref(recs);
     return found;
+}
+
+/* The record ev of instance id names who sent it: "baton ui from <addr>". */
+static bool recorded_by_ui(const char *id, const char *ev)
+{
+    json_t *recs = bt_stack_history(&stack, id, ":history", ev);
+    const char *by = json_string_value(json_object_get(json_array_get(recs, 0), "by"));
+    bool found = by && !strcmp(by, "baton ui from 127.0.0.1");
+
+    json_decref(recs);
+    return found;
+}
+
+/* An instance paused and resumed from the API, each recorded with who. */
+static void pause_and_resume(void)
+{
+    char out[4096];
+    bool ok;
+
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "start", "await_review", "--id", "pz-1"), 0,
+                 "%s", out);
+    BT_TEST_WAIT_UNTIL(ok, status_is("pz-1", "running"), 30000);
+    cr_assert(ok);
+    json_decref(POST("/api/instances/pz-1/pause", "{\"reason\":\"audit\"}", 202));
+    BT_TEST_WAIT_UNTIL(ok, status_is("pz-1", "paused"), 30000);
+    cr_assert(ok, "paused from the API");
+    EXPECT("POST", "/api/instances/pz-1/pause", ACTION, "{}", 409);
+    json_decref(POST("/api/instances/pz-1/resume", "{}", 202));
+    BT_TEST_WAIT_UNTIL(ok, status_is("pz-1", "running"), 30000);
+    cr_assert(ok, "resumed from the API");
+    cr_assert(recorded_by_ui("pz-1", "paused") && recorded_by_ui("pz-1", "resumed"),
+              "who paused and resumed it is in its history");
 }
 
 Test(ui, actions_go_the_ways_of_the_cli_and_are_recorded, .init = setup, .fini = teardown,
@@ -344,6 +379,7 @@ Test(ui, actions_go_the_ways_of_the_cli_and_are_recorded, .init = setup, .fini =
     cr_assert(ok);
     cr_assert(cancel_recorded("rv-2", "baton ui from 127.0.0.1"));
 
+    pause_and_resume();
     root = POST("/api/limits/rate",
                 "{\"key\":\"carriers\",\"rate\":\"12/s\",\"burst\":3}", 200);
     cr_assert_eq(json_integer_value(json_object_get(root, "rate")), 12);
