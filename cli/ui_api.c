@@ -22,8 +22,10 @@
 #define DLQ_DEFAULT  200
 #define DLQ_MAX      10000
 
-static const char *const statuses[] = {"all",       "running",    "completed", "failed",
-                                       "cancelled", "terminated", "blocked",   NULL};
+/* as `baton list --status` takes them */
+static const char *const statuses[] = {"all",     "running",   "completed",
+                                       "failed",  "cancelled", "terminated",
+                                       "blocked", "paused",    NULL};
 
 /* An id, a name or a key as the codec takes one: 1..BT_ID_MAX bytes, no
  * control characters. */
@@ -125,7 +127,7 @@ static unsigned query_of(const char *(*arg)(void *, const char *), void *args,
         if (!known || bt_query_add(q, "status", "=", v))
             return bt_ui_error(out, MHD_HTTP_BAD_REQUEST,
                                "status: \"%.40s\" is not running, completed, failed, "
-                               "cancelled, terminated, blocked or all",
+                               "cancelled, terminated, blocked, paused or all",
                                v);
     }
     if ((v = arg(args, "type")) && *v &&

@@ -105,19 +105,22 @@ function changed(state, data) {
 
 function instancesView() {
   const q = hashQuery();
-  const state = { status: q.get('status') || 'all', type: q.get('type') || '', cursors: [''] };
+  const state = { status: q.get('status') || 'all', type: q.get('type') || '', query: q.get('query') || '', cursors: [''] };
   const status = h('select', { name: 'status', id: 'f-status' },
-    ['all', 'running', 'completed', 'failed', 'cancelled', 'terminated', 'blocked']
+    ['all', 'running', 'paused', 'completed', 'failed', 'cancelled', 'terminated', 'blocked']
       .map((s) => h('option', { value: s, selected: s === state.status }, s)));
   const type = h('input', { name: 'type', id: 'f-type', placeholder: 'workflow type', value: state.type });
+  const query = h('input', { name: 'query', id: 'f-query', size: 30, value: state.query,
+    placeholder: 'brand="acme" AND tier>=2' });
   const idBox = h('input', { id: 'f-id', placeholder: 'open an id' });
   const body = h('div');
   const pager = h('div', { class: 'bar' });
   const form = h('form', { class: 'bar', id: 'filters', onsubmit: (e) => {
     e.preventDefault();
     if (idBox.value) { location.hash = '#/instance/' + enc(idBox.value); return; }
-    location.hash = '#/instances?status=' + enc(status.value) + '&type=' + enc(type.value);
-  } }, 'status', status, 'type', type, h('button', { type: 'submit' }, 'Filter'), idBox);
+    location.hash = '#/instances?status=' + enc(status.value) + '&type=' + enc(type.value) +
+      '&query=' + enc(query.value);
+  } }, 'status', status, 'type', type, 'query', query, h('button', { type: 'submit' }, 'Filter'), idBox);
   view.replaceChildren(h('h1', {}, 'Instances'), form, body, pager);
 
   async function refresh() {
@@ -125,7 +128,7 @@ function instancesView() {
     let page;
     try {
       page = await api('instances?status=' + enc(state.status) + '&type=' + enc(state.type) +
-        '&limit=50&cursor=' + enc(cursor));
+        '&query=' + enc(state.query) + '&limit=50&cursor=' + enc(cursor));
     } catch (e) { flash(e.message); return; }
     if (!changed(state, [page, state.cursors])) return;
     const now = Date.now();
@@ -234,8 +237,26 @@ function timeline(records, endMs) {
   return h('div', { class: 'timeline' }, svg);
 }
 
+function controlButton(d, verb, label, cls) {
+  return h('button', { id: verb, class: cls, onclick: () => {
+    const reason = prompt(label + ' ' + d.id + '? Reason:', '');
+    if (reason !== null) act(verb, () => post('instances/' + enc(d.id) + '/' + verb, { reason }));
+  } }, label);
+}
+
+/* Reset: a new run from a step (its seq), or from the last failed one. */
+function resetButton(d) {
+  return h('button', { id: 'reset', onclick: () => {
+    const to = prompt('Reset ' + d.id + ': a new run replayed up to this step (its seq), or "last" for the last failed step:', 'last');
+    if (to === null) return;
+    const body = to.trim() === 'last' ? { to_last_failure: true } : { to: Number(to) };
+    act('reset', () => post('instances/' + enc(d.id) + '/reset', body));
+  } }, 'Reset');
+}
+
 function actionsBar(d) {
-  if (serverInfo.read_only || isFinal(d.status)) return '';
+  if (serverInfo.read_only) return '';
+  if (isFinal(d.status)) return h('div', { class: 'bar' }, resetButton(d));
   const name = h('input', { id: 'signal-name', placeholder: 'signal name', size: 14 });
   const payload = h('textarea', { id: 'signal-payload', rows: 1, cols: 40, placeholder: '{"decision": "approved"}' });
   return h('div', { class: 'bar' },
@@ -249,14 +270,10 @@ function actionsBar(d) {
       if (!confirm('Send signal "' + name.value + '" to ' + d.id + '?')) return;
       act('signal ' + name.value, () => post('instances/' + enc(d.id) + '/signal', { name: name.value, payload: p }));
     } }, name, payload, h('button', { type: 'submit', id: 'signal-send' }, 'Send signal')),
-    h('button', { id: 'cancel', onclick: () => {
-      const reason = prompt('Cancel ' + d.id + ' (its code may clean up). Reason:', '');
-      if (reason !== null) act('cancel', () => post('instances/' + enc(d.id) + '/cancel', { reason }));
-    } }, 'Cancel'),
-    h('button', { class: 'danger', id: 'terminate', onclick: () => {
-      const reason = prompt('Terminate ' + d.id + ' at once? Reason:', '');
-      if (reason !== null) act('terminate', () => post('instances/' + enc(d.id) + '/terminate', { reason }));
-    } }, 'Terminate'));
+    d.status === 'paused' ? controlButton(d, 'resume', 'Resume') : controlButton(d, 'pause', 'Pause'),
+    resetButton(d),
+    controlButton(d, 'cancel', 'Cancel'),
+    controlButton(d, 'terminate', 'Terminate', 'danger'));
 }
 
 function summary(d, records) {
@@ -463,7 +480,13 @@ setInterval(() => {
 }, 1000);
 
 window.addEventListener('hashchange', route);
+/* the view does not wait for the server's mode: it is drawn again (without
+ * its actions) in the rare read-only case */
+route();
 api('ui').then((info) => {
   serverInfo = info;
-  if (info.read_only) document.getElementById('mode').textContent = 'read-only';
-}).catch(() => {}).finally(route);
+  if (info.read_only) {
+    document.getElementById('mode').textContent = 'read-only';
+    route();
+  }
+}).catch(() => {});
