@@ -30,7 +30,7 @@
     X(KPOS)   /* the event's Kafka position, "" when Redis holds it already */           \
     X(KOFF)   /* its offset, "" when stored or no event caused it */                     \
     X(KTS)    /* its timestamp, "" likewise */                                           \
-    X(FINISH) /* "1": the last run completes; its journal goes (the history has it all) */
+    X(FINISH) /* "1": the last run completes; its journal goes (history has it all) */
 
 #define BT_COMMIT_SECTIONS(X)                                                            \
     X(META, 2)       /* other meta pairs */                                              \

@@ -685,6 +685,9 @@ static const json_t *side_effect(bt_wf *wf, const char *name, json_t *(*make)(vo
     if (fresh) {
         e->value = make();
         e->state = BT_ST_DONE;
+        /* in the audit log too: once the instance completes its journal goes */
+        history(wf->inst, wf->env, "{s:s, s:I, s:s, s:O}", "ev", "side_effect", "seq",
+                (json_int_t)seq_of(wf, e), "name", name, "value", e->value);
     }
     return e->value;
 }

@@ -39,17 +39,21 @@ static long long journal_len(const char *id)
     return n;
 }
 
-/* Whether the journal of id holds a step called name. */
+/* Whether a step called name completed in id's history (its journal goes
+ * when it completes: the history is what stays). */
 static bool ran(const char *id, const char *name)
 {
-    char needle[64];
-    redisReply *reply = bt_stack_redis(&stack, "HVALS %s:{%s}:journal", stack.prefix, id);
+    json_t *done = bt_stack_history(&stack, id, NULL, "activity_completed");
     bool found = false;
+    size_t i;
+    json_t *rec;
 
-    snprintf(needle, sizeof(needle), "\"n\":\"%s\"", name);
-    for (size_t i = 0; reply && i < reply->elements; i++)
-        found |= strstr(reply->element[i]->str, needle) != NULL;
-    freeReplyObject(reply);
+    json_array_foreach(done, i, rec)
+    {
+        const char *n = json_string_value(json_object_get(rec, "name"));
+        found |= n && !strcmp(n, name);
+    }
+    json_decref(done);
     return found;
 }
 
