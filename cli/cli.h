@@ -75,6 +75,24 @@ int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv);
+
+/* The reads behind the commands' --json, for `baton ui` (ui.c) too: each
+ * returns BT_EXIT_OK, BT_EXIT_FAIL or BT_EXIT_UNAVAILABLE (Redis did not
+ * answer) and prints nothing. */
+
+/* describe.c: the model `describe --json` prints, into *root (a new
+ * reference, caller json_decref()s it); BT_EXIT_FAIL when there is no
+ * instance id. */
+int bt_cli_describe_read(struct bt_store *store, const char *id, json_t **root);
+/* inspect.c: one stored history record as `history --json` prints it (ts in
+ * RFC 3339): a new reference, or NULL when the text is not a record. */
+json_t *bt_cli_record(const char *text);
+/* Appends to rows (borrowed) the records of instance id's run (0: the
+ * current one) as `history --json` prints them. */
+int bt_cli_history_json(struct bt_store *store, const char *id, int run, json_t *rows);
+/* One instance as `list --json` prints it: a new reference. */
+struct bt_query_row;
+json_t *bt_cli_list_row(const struct bt_query_row *row);
 int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_delete(struct bt_config *cfg, int argc, char **argv);
 /* Tells the user (stderr) that instance id is not in Redis: when it was
@@ -95,8 +113,45 @@ int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
 int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms);
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_dlq(struct bt_config *cfg, int argc, char **argv);
+/* schedule.c: every schedule as `schedule list --json` prints it, appended to
+ * rows (borrowed), in order of next fire. */
+int bt_cli_schedule_list(struct bt_store *store, json_t *rows);
+/* `schedule pause NAME` (cmd "pause") or `resume NAME` ("resume"). */
+int bt_cli_schedule_pause_resume(struct bt_store *store, const char *cmd,
+                                 const char *name);
+/* `schedule trigger NAME`: the id of the instance started into id (size n). */
+int bt_cli_schedule_trigger(const struct bt_config *cfg, struct bt_store *store,
+                            const char *name, char *id, size_t n);
+/* dlq.c: the dead letters named (n_names 0: every one), oldest first, at
+ * most limit, as `dlq list --json` (whole: `dlq show --json`) prints them,
+ * appended to rows (borrowed). Reads the DLQ topic to its end: seconds. */
+int bt_cli_dlq_read(const struct bt_config *cfg, char **names, int n_names, bool whole,
+                    long limit, json_t *rows);
+/* `dlq redrive NAME...`: the names produced again into *sent (a new array,
+ * caller json_decref()s it; NULL when nothing was tried). */
+int bt_cli_dlq_redrive(const struct bt_config *cfg, char **names, int n_names,
+                       json_t **sent);
+/* ratelimit.c, concurrency.c: the limit stored at Redis key (a bucket, or a
+ * concurrency hash) named name, as their `get --json` prints it: a new
+ * reference. */
+json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket,
+                              const char *name);
+/* RATE or RATE/s, tokens per second in (0, 1e9], as `ratelimit set` takes
+ * it, into *rate: 0, or -1 when it is not one. */
+int bt_cli_ratelimit_parse(const char *text, double *rate);
+/* The HSET of `ratelimit set KEY RATE [--burst N]` (burst <= 0: unchanged);
+ * the bucket's Redis key into bucket (size n). Returns the reply (caller
+ * frees; NULL: Redis did not answer). */
+redisReply *bt_cli_ratelimit_hset(struct bt_store *store, const char *key, double rate,
+                                  long long burst, char *bucket, size_t n);
+json_t *bt_cli_concurrency_json(struct bt_store *store, const char *hash,
+                                const char *name);
 int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal(struct bt_config *cfg, int argc, char **argv);
+/* Sends msg (a signal or cancel of msg->id; borrowed) to its instance's
+ * events topic, once Redis says the instance is there and not finished.
+ * Returns an exit status, having told the user (stderr) what went wrong. */
+int bt_cli_send_event(const struct bt_config *cfg, const struct bt_msg *msg);
 /* Encodes msg and produces it to the topic suffix, keyed by its id: an exit
  * status, having said what went wrong. */
 int bt_cli_send(const struct bt_config *cfg, const char *suffix,
@@ -106,10 +161,15 @@ const char *bt_cli_who(void);
 int bt_cli_pause(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_resume(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_reset(struct bt_config *cfg, int argc, char **argv);
+/* control.c: sends msg (a pause, resume or reset of msg->id; borrowed) once
+ * the instance's status allows it, as `baton pause ID` does. Returns an exit
+ * status, having said on stderr what went wrong. */
+int bt_cli_control_send(const struct bt_config *cfg, const struct bt_msg *msg);
 int bt_cli_cancel(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_terminate(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_concurrency(struct bt_config *cfg, int argc, char **argv);
+int bt_cli_ui(struct bt_config *cfg, int argc, char **argv);
 
 /* Produces one message to <prefix>.<suffix> and waits for its delivery.
  * Returns an exit status, having told the user what went wrong. */
@@ -188,19 +248,22 @@ int bt_cli_check_type(struct bt_store *store, const char *queue, const char *typ
  * stored limit, or says why it failed. Returns a BT_EXIT_* status. */
 int bt_cli_stored(struct bt_store *store, redisReply *reply, const char *key,
                   const char *name,
-                  void (*print)(struct bt_store *store, const char *key,
-                                const char *name));
+                  void (*print)(struct bt_store *store, const char *key, const char *name,
+                                void *arg));
 
 /* `get` of a limit: print(store, key, name) when the Redis key exists, else
  * says there is no such <what> yet. Returns a BT_EXIT_* status. */
 int bt_cli_show(struct bt_store *store, const char *key, const char *name,
                 const char *what,
-                void (*print)(struct bt_store *store, const char *key, const char *name));
+                void (*print)(struct bt_store *store, const char *key, const char *name,
+                              void *arg));
 
-/* Calls fn(store, key, name) for every Redis key matching pattern, which ends
- * in "*"; name is the part of the key the "*" matched. Returns BT_EXIT_OK or
+/* Calls fn(store, key, name, arg) for every Redis key matching pattern, which
+ * ends in "*"; name is the part of the key the "*" matched. Returns BT_EXIT_OK or
  * BT_EXIT_UNAVAILABLE. */
 int bt_cli_scan(struct bt_store *store, const char *pattern,
-                void (*fn)(struct bt_store *store, const char *key, const char *name));
+                void (*fn)(struct bt_store *store, const char *key, const char *name,
+                           void *arg),
+                void *arg);
 
 #endif

@@ -186,7 +186,9 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
 }
 
 int bt_cli_scan(struct bt_store *store, const char *pattern,
-                void (*fn)(struct bt_store *store, const char *key, const char *name))
+                void (*fn)(struct bt_store *store, const char *key, const char *name,
+                           void *arg),
+                void *arg)
 {
     size_t skip = strlen(pattern) - 1;
     char cursor[32] = "0";
@@ -201,7 +203,7 @@ int bt_cli_scan(struct bt_store *store, const char *pattern,
         snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
         for (size_t i = 0; i < reply->element[1]->elements; i++) {
             const char *key = reply->element[1]->element[i]->str;
-            fn(store, key, key + skip);
+            fn(store, key, key + skip, arg);
         }
         freeReplyObject(reply);
     } while (strcmp(cursor, "0"));
@@ -210,7 +212,8 @@ int bt_cli_scan(struct bt_store *store, const char *pattern,
 
 int bt_cli_show(struct bt_store *store, const char *key, const char *name,
                 const char *what,
-                void (*print)(struct bt_store *store, const char *key, const char *name))
+                void (*print)(struct bt_store *store, const char *key, const char *name,
+                              void *arg))
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store), "EXISTS %s", key);
     bool there = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer;
@@ -222,21 +225,21 @@ int bt_cli_show(struct bt_store *store, const char *key, const char *name,
         fprintf(stderr, "baton: no %s \"%s\" (none used or set yet)\n", what, name);
         return BT_EXIT_FAIL;
     }
-    print(store, key, name);
+    print(store, key, name, NULL);
     return BT_EXIT_OK;
 }
 
 int bt_cli_stored(struct bt_store *store, redisReply *reply, const char *key,
                   const char *name,
-                  void (*print)(struct bt_store *store, const char *key,
-                                const char *name))
+                  void (*print)(struct bt_store *store, const char *key, const char *name,
+                                void *arg))
 {
     int ret = !reply                             ? BT_EXIT_UNAVAILABLE
               : reply->type == REDIS_REPLY_ERROR ? BT_EXIT_FAIL
                                                  : BT_EXIT_OK;
 
     if (ret == BT_EXIT_OK)
-        print(store, key, name);
+        print(store, key, name, NULL);
     else
         fprintf(stderr, "baton: cannot set %s: %s\n", name,
                 reply ? reply->str : "Redis unreachable");

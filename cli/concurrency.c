@@ -60,20 +60,39 @@ static json_t *integer_or_null(const char *text)
     return text && end != text && !*end ? json_integer(x) : json_null();
 }
 
-static void print_limit(struct bt_store *store, const char *hash, const char *key)
+json_t *bt_cli_concurrency_json(struct bt_store *store, const char *hash, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store), "HGET %s limit", hash);
     const char *limit = reply && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
     char in_use[32];
+    json_t *root;
 
     count_leases(store, key, in_use, sizeof(in_use));
-    if (json_arg)
-        bt_cli_print_json(json_pack("{s:s, s:o, s:o}", "key", key, "limit",
-                                    integer_or_null(limit), "in_use",
-                                    integer_or_null(in_use)));
-    else
-        printf("%s limit=%s in_use=%s\n", key, limit ? limit : "-", in_use);
+    root = json_pack("{s:s, s:o, s:o}", "key", key, "limit", integer_or_null(limit),
+                     "in_use", integer_or_null(in_use));
     freeReplyObject(reply);
+    return root;
+}
+
+static void print_limit(struct bt_store *store, const char *hash, const char *key,
+                        void *arg)
+{
+    json_t *root = bt_cli_concurrency_json(store, hash, key);
+    const json_t *limit = json_object_get(root, "limit"),
+                 *in_use = json_object_get(root, "in_use");
+
+    (void)arg;
+    if (json_arg) {
+        bt_cli_print_json(root);
+        return;
+    }
+    char l[32] = "-", u[32] = "-";
+    if (json_is_integer(limit))
+        snprintf(l, sizeof(l), "%lld", (long long)json_integer_value(limit));
+    if (json_is_integer(in_use))
+        snprintf(u, sizeof(u), "%lld", (long long)json_integer_value(in_use));
+    printf("%s limit=%s in_use=%s\n", key, l, u);
+    json_decref(root);
 }
 
 /* N in [0, 1000000]: 0 or -1 having said why. */
@@ -116,7 +135,7 @@ static int list(struct bt_store *store)
 
     return bt_cli_scan(
         store, bt_concurrency_key(bt_store_prefix(store), "*", pattern, sizeof(pattern)),
-        print_limit);
+        print_limit, NULL);
 }
 
 int bt_cli_concurrency(struct bt_config *cfg, int argc, char **argv)

@@ -102,8 +102,7 @@ out:
     return ret;
 }
 
-/* Sends msg to its one instance once its status allows it. */
-static int send_one(const struct bt_config *cfg, const struct bt_msg *msg)
+int bt_cli_control_send(const struct bt_config *cfg, const struct bt_msg *msg)
 {
     char status[64], suffix[300];
     int ret = bt_cli_lookup(cfg, msg->id, status, sizeof(status), suffix, sizeof(suffix));
@@ -152,7 +151,7 @@ static int control(struct bt_config *cfg, int argc, char **argv, const struct bt
     msg->body = reason_arg ? json_string(reason_arg) : NULL;
     if (query_arg)
         ret = bt_cli_batch(cfg, query_arg, yes_arg, msg, verb);
-    else if ((ret = send_one(cfg, msg)) == BT_EXIT_OK)
+    else if ((ret = bt_cli_control_send(cfg, msg)) == BT_EXIT_OK)
         fprintf(stderr, "%s %s\n", done, msg->id);
     json_decref(msg->body);
     return ret;

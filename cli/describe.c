@@ -289,21 +289,13 @@ static void print_text(const json_t *root)
     free(signals);
 }
 
-int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
+int bt_cli_describe_read(struct bt_store *store, const char *id, json_t **root)
 {
-    struct bt_store *store;
     redisReply *meta = NULL, *journal = NULL;
-    char key[600], *pos[1];
-    const char *id;
-    json_t *root;
-    int n_pos, ret;
+    char key[600];
+    int ret = BT_EXIT_UNAVAILABLE;
 
-    if ((ret = bt_cli_args(&describe_cmd, argc, argv, pos, &n_pos)) >= 0)
-        return ret;
-    id = pos[0];
-    ret = BT_EXIT_UNAVAILABLE;
-    if (!(store = bt_cli_store(cfg)))
-        return ret;
+    *root = NULL;
     meta = bt_redis_command(bt_store_redis(store), "HGETALL %s",
                             bt_store_key(store, id, "", key, sizeof(key)));
     journal = bt_redis_command(bt_store_redis(store), "HGETALL %s",
@@ -311,27 +303,36 @@ int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
     if (!meta || !journal || meta->type != REDIS_REPLY_ARRAY ||
         journal->type != REDIS_REPLY_ARRAY)
         goto out;
-    if (meta->elements == 0) {
-        bt_cli_gone(store, id); /* deleted after its retention, or never there */
-        ret = BT_EXIT_FAIL;
-        goto out;
-    }
-    if (!(root = model(store, id, meta, journal))) {
-        fprintf(stderr, "baton: out of memory\n");
-        ret = BT_EXIT_FAIL;
-        goto out;
-    }
-    if (json_arg)
+    ret = BT_EXIT_FAIL;
+    if (meta->elements > 0 && (*root = model(store, id, meta, journal)))
+        ret = BT_EXIT_OK;
+out:
+    freeReplyObject(meta);
+    freeReplyObject(journal);
+    return ret;
+}
+
+int bt_cli_describe(struct bt_config *cfg, int argc, char **argv)
+{
+    struct bt_store *store;
+    char *pos[1];
+    json_t *root = NULL;
+    int n_pos, ret;
+
+    if ((ret = bt_cli_args(&describe_cmd, argc, argv, pos, &n_pos)) >= 0)
+        return ret;
+    if (!(store = bt_cli_store(cfg)))
+        return BT_EXIT_UNAVAILABLE;
+    ret = bt_cli_describe_read(store, pos[0], &root);
+    if (ret == BT_EXIT_FAIL)
+        bt_cli_gone(store, pos[0]); /* deleted after its retention, or never there */
+    else if (ret == BT_EXIT_UNAVAILABLE)
+        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
+    else if (json_arg)
         bt_cli_print_json(json_incref(root));
     else
         print_text(root);
     json_decref(root);
-    ret = BT_EXIT_OK;
-out:
-    if (ret == BT_EXIT_UNAVAILABLE)
-        fprintf(stderr, "baton: cannot read from Redis at %s\n", cfg->redis);
-    freeReplyObject(meta);
-    freeReplyObject(journal);
     bt_store_destroy(store);
     return ret;
 }

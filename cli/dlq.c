@@ -71,6 +71,9 @@ struct scan {
     rd_kafka_t *producer;  /* redrive */
     struct bt_kafka_batch batch;
     json_t *sent; /* redrive: names produced, array */
+    long limit;   /* list: at most this many */
+    json_t *rows; /* collect: the letters as JSON, array */
+    bool whole;   /* collect: with their messages */
 };
 
 static bool kept(const struct scan *s, const struct letter *l)
@@ -215,7 +218,7 @@ static int print_row(struct scan *s, const struct letter *l)
 {
     char when[40];
 
-    if (s->seen++ >= limit_arg)
+    if (s->seen++ >= s->limit)
         return -1;
     if (json_arg) {
         bt_cli_print_json(letter_json(s, l, false));
@@ -250,6 +253,14 @@ static int print_whole(struct scan *s, const struct letter *l)
     }
     json_decref(root);
     return -1;
+}
+
+static int collect(struct scan *s, const struct letter *l)
+{
+    if (s->seen++ >= s->limit)
+        return -1;
+    json_array_append_new(s->rows, letter_json(s, l, s->whole));
+    return 0;
 }
 
 /* Produces the original message again, unless it was redriven already or
@@ -348,47 +359,84 @@ static int filters(struct scan *s, const char *cmd, char **names, int n_names)
     }
     s->names = n_names ? names : NULL;
     s->n_names = n_names;
+    s->limit = (long)limit_arg;
     s->fn = !strcmp(cmd, "list")   ? print_row
             : !strcmp(cmd, "show") ? print_whole
                                    : redrive_one;
     return -1;
 }
 
+/* Runs the scan s was set up for: loads what was redriven, reads the DLQ,
+ * and for a redrive waits for Kafka and records it. A BT_EXIT_* status. */
+static int run(struct scan *s)
+{
+    struct bt_store *store = NULL;
+    char key[600], errstr[512];
+    json_t *redriven = NULL;
+    int ret = BT_EXIT_UNAVAILABLE;
+
+    if (!(store = bt_cli_store(s->cfg)) ||
+        !(redriven = load_redriven(store, key, sizeof(key))))
+        goto out;
+    s->redriven = redriven;
+    if (s->fn == redrive_one) {
+        s->sent = json_array();
+        if (!(s->producer = bt_kafka_producer_new(s->cfg, errstr, sizeof(errstr)))) {
+            fprintf(stderr, "baton dlq: %s\n", errstr);
+            goto out;
+        }
+    }
+    if ((ret = scan_dlq(s)) == BT_EXIT_OK && s->fn == redrive_one)
+        ret = redrive_end(s, store, key);
+out:
+    if (s->producer)
+        rd_kafka_destroy(s->producer);
+    s->producer = NULL;
+    json_decref(redriven);
+    s->redriven = NULL;
+    bt_store_destroy(store);
+    return ret;
+}
+
+int bt_cli_dlq_read(const struct bt_config *cfg, char **names, int n_names, bool whole,
+                    long limit, json_t *rows)
+{
+    struct scan s = {.cfg = cfg,
+                     .names = n_names ? names : NULL,
+                     .n_names = n_names,
+                     .fn = collect,
+                     .limit = limit,
+                     .rows = rows,
+                     .whole = whole};
+
+    return run(&s);
+}
+
+int bt_cli_dlq_redrive(const struct bt_config *cfg, char **names, int n_names,
+                       json_t **sent)
+{
+    struct scan s = {.cfg = cfg, .names = names, .n_names = n_names, .fn = redrive_one};
+    int ret = run(&s);
+
+    *sent = s.sent;
+    return ret;
+}
+
 int bt_cli_dlq(struct bt_config *cfg, int argc, char **argv)
 {
     struct scan s = {.cfg = cfg};
-    struct bt_store *store = NULL;
-    char *pos[64], key[600], errstr[512];
-    json_t *redriven = NULL;
+    char *pos[64];
     int n_pos, ret;
 
     if ((ret = bt_cli_args(&dlq_cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
     if ((ret = filters(&s, pos[0], pos + 1, n_pos - 1)) >= 0)
         return ret;
-    ret = BT_EXIT_UNAVAILABLE;
-    if (!(store = bt_cli_store(cfg)) ||
-        !(redriven = load_redriven(store, key, sizeof(key))))
-        goto out;
-    s.redriven = redriven;
-    if (s.fn == redrive_one) {
-        s.sent = json_array();
-        if (!(s.producer = bt_kafka_producer_new(cfg, errstr, sizeof(errstr)))) {
-            fprintf(stderr, "baton dlq: %s\n", errstr);
-            goto out;
-        }
-    }
-    if ((ret = scan_dlq(&s)) == BT_EXIT_OK && s.fn == redrive_one)
-        ret = redrive_end(&s, store, key);
+    ret = run(&s);
     if (ret == BT_EXIT_OK && s.fn == print_whole && !s.seen) {
         fprintf(stderr, "baton dlq: no dead letter %s\n", pos[1]);
         ret = BT_EXIT_FAIL;
     }
-out:
-    if (s.producer)
-        rd_kafka_destroy(s.producer);
     json_decref(s.sent);
-    json_decref(redriven);
-    bt_store_destroy(store);
     return ret;
 }

@@ -11,28 +11,38 @@
 #include "journal.h"
 #include "query.h"
 
+json_t *bt_cli_record(const char *text)
+{
+    json_t *root = json_loads(text, 0, NULL);
+    const json_t *ts = json_object_get(root, "ts");
+    char when[40];
+
+    if (!json_is_integer(ts)) {
+        json_decref(root);
+        return NULL;
+    }
+    bt_cli_time(json_integer_value(ts), when, sizeof(when));
+    json_object_set_new(root, "ts", json_string(when));
+    return root;
+}
+
 /* One history record: as JSON with its time in RFC 3339 like every --json
  * output, or as a line of text. */
 static void print_record(const char *text, bool as_json)
 {
-    json_t *root = json_loads(text, 0, NULL);
-    const json_t *ts = json_object_get(root, "ts");
+    json_t *root = bt_cli_record(text), *v;
     const char *k;
-    json_t *v;
-    char when[40];
 
-    if (!json_is_integer(ts)) {
+    if (!root) {
         printf("%s\n", text);
-        json_decref(root);
         return;
     }
-    bt_cli_time(json_integer_value(ts), when, sizeof(when));
     if (as_json) {
-        json_object_set_new(root, "ts", json_string(when));
         bt_cli_print_json(root);
         return;
     }
-    printf("%s  %-20s", when, json_string_value(json_object_get(root, "ev")));
+    printf("%s  %-20s", json_string_value(json_object_get(root, "ts")),
+           json_string_value(json_object_get(root, "ev")));
     json_object_foreach(root, k, v)
     {
         char *s;
@@ -44,6 +54,24 @@ static void print_record(const char *text, bool as_json)
     }
     printf("\n");
     json_decref(root);
+}
+
+int bt_cli_history_json(struct bt_store *store, const char *id, int run, json_t *rows)
+{
+    struct bt_history h;
+    int ret = BT_EXIT_UNAVAILABLE;
+
+    bt_history_init(&h);
+    if (bt_history_read(store, id, run, 0, &h) != BT_EAGAIN) {
+        for (size_t i = 0; i < h.n; i++) {
+            json_t *rec = bt_cli_record(h.records[i]);
+            if (rec)
+                json_array_append_new(rows, rec);
+        }
+        ret = BT_EXIT_OK;
+    }
+    bt_history_release(&h);
+    return ret;
 }
 
 /* Prints the records of run (0: the current one); follow: then waits for
@@ -201,19 +229,29 @@ struct page {
     int64_t shown;
 };
 
+json_t *bt_cli_list_row(const struct bt_query_row *row)
+{
+    char created[40], updated[40];
+
+    return json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:O?}", "id", row->id, "type",
+                     row->type, "status", row->status, "created",
+                     bt_cli_time(row->created, created, sizeof(created)), "updated",
+                     row->updated ? bt_cli_time(row->updated, updated, sizeof(updated))
+                                  : NULL,
+                     "attributes", row->attrs);
+}
+
 static bool print_row(const struct bt_query_row *row, void *arg)
 {
     struct page *page = arg;
     char when[40];
 
-    bt_cli_time(row->created, when, sizeof(when));
     if (list_json)
-        bt_cli_print_json(json_pack("{s:s, s:s, s:s?, s:s, s:O?}", "id", row->id, "type",
-                                    row->type, "status", row->status, "created", when,
-                                    "attributes", row->attrs));
+        bt_cli_print_json(bt_cli_list_row(row));
     else
         printf("%-40s %-24s %-11s %s\n", row->id, row->type,
-               row->status ? row->status : "?", when);
+               row->status ? row->status : "?",
+               bt_cli_time(row->created, when, sizeof(when)));
     return ++page->shown < list_limit;
 }
 

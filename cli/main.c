@@ -39,6 +39,7 @@ static const struct command commands[] = {
     {"ratelimit", bt_cli_ratelimit, "rate limits, tuned live: ratelimit set|get|list"},
     {"concurrency", bt_cli_concurrency, "concurrency limits, tuned live: concurrency set|get|list"},
     {"dlq", bt_cli_dlq, "dead letters as a working queue: dlq list|show|redrive"},
+    {"ui", bt_cli_ui, "serve the web view and its JSON API: ui [--listen ADDR:PORT] [--token T] [--read-only]"},
 };
 /* clang-format on */
 

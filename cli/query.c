@@ -261,15 +261,16 @@ static int scan_chunk(struct bt_store *store, const struct bt_query *q,
             "status",
             "created",
             "queue",
-            "attrs"};
-        if (bt_redis_append_argv(r, 7, argv, NULL))
+            "attrs",
+            "updated"};
+        if (bt_redis_append_argv(r, 8, argv, NULL))
             return BT_EXIT_UNAVAILABLE;
     }
     for (size_t i = 0; i < m; i++) {
         const char *score = members->element[2 * i + 1]->str;
         redisReply *h = NULL;
         if (bt_redis_reply(r, &h) || !h || h->type != REDIS_REPLY_ARRAY ||
-            h->elements != 5) {
+            h->elements != 6) {
             freeReplyObject(h);
             ret = BT_EXIT_UNAVAILABLE; /* the replies left are read (and dropped) */
             continue;
@@ -289,7 +290,9 @@ static int scan_chunk(struct bt_store *store, const struct bt_query *q,
                 .status = h->element[1]->str ? h->element[1]->str : "",
                 .created = h->element[2]->str ? strtoll(h->element[2]->str, NULL, 10) : 0,
                 .queue = h->element[3]->str ? h->element[3]->str : "default",
-                .attrs = attrs};
+                .attrs = attrs,
+                .updated =
+                    h->element[5]->str ? strtoll(h->element[5]->str, NULL, 10) : 0};
             if (bt_query_matches(q, &row) && !fn(&row, arg))
                 *stop = true;
             json_decref(attrs);

@@ -43,6 +43,7 @@ struct bt_query {
 struct bt_query_row {
     const char *id, *type, *status, *queue;
     int64_t created;
+    int64_t updated;     /* its last commit, ms; 0 when unknown */
     const json_t *attrs; /* its search attributes, or NULL */
 };
 

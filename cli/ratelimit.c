@@ -48,58 +48,78 @@ static json_t *number(const char *text)
                                                         : json_real(x);
 }
 
-static void print_bucket(struct bt_store *store, const char *bucket, const char *key)
+json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket, const char *key)
 {
     redisReply *reply = bt_redis_command(bt_store_redis(store),
                                          "HMGET %s rate burst tokens until", bucket);
     const char *f[4] = {NULL, NULL, NULL, NULL};
     char until[40];
+    long long ms;
+    json_t *root;
 
     for (size_t i = 0;
          reply && reply->type == REDIS_REPLY_ARRAY && i < 4 && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             f[i] = reply->element[i]->str;
-    if (json_arg) {
-        long long ms = f[3] ? strtoll(f[3], NULL, 10) : 0;
-        bt_cli_print_json(json_pack(
-            "{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]), "burst",
-            number(f[1]), "tokens", number(f[2]), "until",
-            ms > 0 ? json_string(bt_cli_time(ms, until, sizeof(until))) : json_null()));
-    } else {
-        printf("%s rate=%s/s burst=%s tokens=%s until=%s\n", key, f[0] ? f[0] : "-",
-               f[1] ? f[1] : "-", f[2] ? f[2] : "-", f[3] ? f[3] : "0");
-    }
+    ms = f[3] ? strtoll(f[3], NULL, 10) : 0;
+    root = json_pack("{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]),
+                     "burst", number(f[1]), "tokens", number(f[2]), "until",
+                     ms > 0 ? json_string(bt_cli_time(ms, until, sizeof(until)))
+                            : json_null());
     freeReplyObject(reply);
+    return root;
 }
 
-/* RATE or RATE/s, tokens per second: 0 or -1 having said why. */
-static int parse_rate(const char *text, double *rate)
+static void print_bucket(struct bt_store *store, const char *bucket, const char *key,
+                         void *arg)
+{
+    json_t *root = bt_cli_ratelimit_json(store, bucket, key);
+    char *f[4] = {NULL, NULL, NULL, NULL};
+    const char *names[4] = {"rate", "burst", "tokens", "until"};
+
+    (void)arg;
+    if (json_arg) {
+        bt_cli_print_json(root);
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        const json_t *v = json_object_get(root, names[i]);
+        if (v && !json_is_null(v))
+            f[i] = json_is_string(v) ? strdup(json_string_value(v))
+                                     : json_dumps(v, JSON_ENCODE_ANY);
+    }
+    printf("%s rate=%s/s burst=%s tokens=%s until=%s\n", key, f[0] ? f[0] : "-",
+           f[1] ? f[1] : "-", f[2] ? f[2] : "-", f[3] ? f[3] : "-");
+    for (int i = 0; i < 4; i++)
+        free(f[i]);
+    json_decref(root);
+}
+
+int bt_cli_ratelimit_parse(const char *text, double *rate)
 {
     char *end;
 
     *rate = strtod(text, &end);
-    if (end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9) {
-        fprintf(stderr,
-                "baton ratelimit: rate \"%s\" is not a positive number per second "
-                "(10, 10/s, 0.5/s)\n",
-                text);
-        return -1;
-    }
-    return 0;
+    return end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9 ? -1
+                                                                                     : 0;
+}
+
+redisReply *bt_cli_ratelimit_hset(struct bt_store *store, const char *key, double rate,
+                                  long long burst, char *bucket, size_t n)
+{
+    bt_ratelimit_key(bt_store_prefix(store), key, bucket, n);
+    if (burst > 0)
+        return bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g burst %lld",
+                                bucket, rate, burst);
+    return bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g", bucket, rate);
 }
 
 static int set(struct bt_store *store, const char *key, double rate)
 {
     char bucket[600];
-    redisReply *reply;
+    redisReply *reply =
+        bt_cli_ratelimit_hset(store, key, rate, burst_arg, bucket, sizeof(bucket));
 
-    bt_ratelimit_key(bt_store_prefix(store), key, bucket, sizeof(bucket));
-    if (burst_arg > 0)
-        reply = bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g burst %lld",
-                                 bucket, rate, (long long)burst_arg);
-    else
-        reply =
-            bt_redis_command(bt_store_redis(store), "HSET %s rate %.17g", bucket, rate);
     return bt_cli_stored(store, reply, bucket, key, print_bucket);
 }
 
@@ -118,7 +138,7 @@ static int list(struct bt_store *store)
 
     return bt_cli_scan(
         store, bt_ratelimit_key(bt_store_prefix(store), "*", pattern, sizeof(pattern)),
-        print_bucket);
+        print_bucket, NULL);
 }
 
 int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv)
@@ -140,8 +160,13 @@ int bt_cli_ratelimit(struct bt_config *cfg, int argc, char **argv)
         fprintf(stderr, "baton ratelimit: --burst is for set\n");
         return BT_EXIT_USAGE;
     }
-    if (!strcmp(pos[0], "set") && parse_rate(pos[2], &rate))
+    if (!strcmp(pos[0], "set") && bt_cli_ratelimit_parse(pos[2], &rate)) {
+        fprintf(stderr,
+                "baton ratelimit: rate \"%s\" is not a positive number per second "
+                "(10, 10/s, 0.5/s)\n",
+                pos[2]);
         return BT_EXIT_USAGE;
+    }
     if (!(store = bt_cli_store(cfg)))
         return BT_EXIT_UNAVAILABLE;
     if (!strcmp(pos[0], "set"))

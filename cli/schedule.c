@@ -253,6 +253,23 @@ out:
 
 static bool list_json;
 
+/* One schedule (its HGETALL reply h) as JSON: a new reference. */
+static json_t *schedule_json(const char *name, const redisReply *h)
+{
+    const char *paused = field(h, "paused"), *once = field(h, "once"),
+               *next = field(h, "next"), *queue = field(h, "queue");
+    char when[40];
+
+    return json_pack(
+        "{s:s, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}", "name", name,
+        "state", paused && !strcmp(paused, "1") ? "paused" : "active", "next",
+        bt_cli_time(next ? strtoll(next, NULL, 10) : 0, when, sizeof(when)), "once",
+        once != NULL, "cron", once ? NULL : field(h, "cron"), "tz",
+        once ? NULL : field(h, "tz"), "workflow", field(h, "workflow"), "queue",
+        queue && *queue ? queue : "default", "overlap", once ? NULL : field(h, "overlap"),
+        "last_id", field(h, once ? "id" : "last_id"), "error", field(h, "error"));
+}
+
 /* One schedule (its HGETALL reply h) as a line of text or of JSON. */
 static void print_schedule(const char *name, const redisReply *h)
 {
@@ -264,14 +281,7 @@ static void print_schedule(const char *name, const redisReply *h)
 
     queue = queue && *queue ? queue : "default";
     if (list_json) {
-        bt_cli_print_json(json_pack(
-            "{s:s, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?}", "name", name,
-            "state", paused && !strcmp(paused, "1") ? "paused" : "active", "next",
-            bt_cli_time(next_ms, when, sizeof(when)), "once", once != NULL, "cron",
-            once ? NULL : field(h, "cron"), "tz", once ? NULL : field(h, "tz"),
-            "workflow", field(h, "workflow"), "queue", queue, "overlap",
-            once ? NULL : field(h, "overlap"), "last_id",
-            field(h, once ? "id" : "last_id"), "error", err));
+        bt_cli_print_json(schedule_json(name, h));
         return;
     }
     printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", name,
@@ -284,7 +294,10 @@ static void print_schedule(const char *name, const redisReply *h)
         printf("  error: %s\n", err);
 }
 
-static int list(struct bt_store *store)
+/* Calls fn(name, hash, arg) for each schedule, in order of next fire. */
+static int each_schedule(struct bt_store *store,
+                         void (*fn)(const char *name, const redisReply *h, void *arg),
+                         void *arg)
 {
     struct bt_redis *r = bt_store_redis(store);
     redisReply *names;
@@ -308,9 +321,6 @@ static int list(struct bt_store *store)
             goto out; /* the connection dies with the process */
         }
     }
-    if (!list_json)
-        printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", "NAME", "STATE",
-               "NEXT", "SCHEDULE", "TZ", "WORKFLOW", "QUEUE", "OVERLAP", "LAST");
     for (size_t i = 0; i < names->elements; i++) {
         redisReply *h = NULL;
         if (bt_redis_reply(r, &h)) {
@@ -318,7 +328,7 @@ static int list(struct bt_store *store)
             goto out;
         }
         if (h->type == REDIS_REPLY_ARRAY && h->elements > 0)
-            print_schedule(names->element[i]->str, h);
+            fn(names->element[i]->str, h, arg);
         freeReplyObject(h);
     }
     ret = BT_EXIT_OK;
@@ -327,7 +337,32 @@ out:
     return ret;
 }
 
-static int pause_resume(struct bt_store *store, const char *cmd, const char *name)
+static void print_one(const char *name, const redisReply *h, void *arg)
+{
+    (void)arg;
+    print_schedule(name, h);
+}
+
+static void append_one(const char *name, const redisReply *h, void *arg)
+{
+    json_array_append_new(arg, schedule_json(name, h));
+}
+
+int bt_cli_schedule_list(struct bt_store *store, json_t *rows)
+{
+    return each_schedule(store, append_one, rows);
+}
+
+static int list(struct bt_store *store)
+{
+    if (!list_json)
+        printf("%-24s %-7s %-20s %-16s %-14s %-16s %-12s %-7s %s\n", "NAME", "STATE",
+               "NEXT", "SCHEDULE", "TZ", "WORKFLOW", "QUEUE", "OVERLAP", "LAST");
+    return each_schedule(store, print_one, NULL);
+}
+
+int bt_cli_schedule_pause_resume(struct bt_store *store, const char *cmd,
+                                 const char *name)
 {
     redisReply *hash = NULL;
     const char *pairs[] = {"paused", "1", "next", NULL, "error", ""};
@@ -400,7 +435,8 @@ static char *queue_of(const struct bt_config *cfg, const char *bytes, size_t len
     return suffix;
 }
 
-static int trigger(struct bt_config *cfg, struct bt_store *store, const char *name)
+int bt_cli_schedule_trigger(const struct bt_config *cfg, struct bt_store *store,
+                            const char *name, char *id_out, size_t n)
 {
     struct bt_msg msg = {.type = BT_MSG_START};
     redisReply *hash = NULL;
@@ -449,7 +485,7 @@ static int trigger(struct bt_config *cfg, struct bt_store *store, const char *na
     if (update(store, name, once ? "delete" : "update", "", pairs, 2) < 0)
         fprintf(stderr, "baton schedule trigger: started, but not recorded in %s\n",
                 name);
-    printf("%s\n", id);
+    snprintf(id_out, n, "%s", id);
 out:
     json_decref(msg.body);
     free(bytes);
@@ -537,14 +573,17 @@ int bt_cli_schedule(struct bt_config *cfg, int argc, char **argv)
     if (!strcmp(cmd, "list")) {
         ret = list(store);
     } else if (!strcmp(cmd, "trigger")) {
-        ret = trigger(cfg, store, pos[0]);
+        char id[BT_ID_MAX + 1];
+        if ((ret = bt_cli_schedule_trigger(cfg, store, pos[0], id, sizeof(id))) ==
+            BT_EXIT_OK)
+            printf("%s\n", id);
     } else if (!strcmp(cmd, "delete")) {
         rc = update(store, pos[0], "delete", "", NULL, 0);
         ret = rc < 0    ? BT_EXIT_UNAVAILABLE
               : rc == 0 ? not_found(cmd, pos[0])
                         : BT_EXIT_OK;
     } else {
-        ret = pause_resume(store, cmd, pos[0]);
+        ret = bt_cli_schedule_pause_resume(store, cmd, pos[0]);
     }
     bt_store_destroy(store);
     return ret;

@@ -11,8 +11,7 @@
 #include "codec.h"
 #include "journal.h"
 
-/* Sends msg to its instance's events topic, once it is known to be alive. */
-static int send_event(const struct bt_config *cfg, const struct bt_msg *msg)
+int bt_cli_send_event(const struct bt_config *cfg, const struct bt_msg *msg)
 {
     char status[64], suffix[300];
     int ret = bt_cli_lookup(cfg, msg->id, status, sizeof(status), suffix, sizeof(suffix));
@@ -76,7 +75,7 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
     }
     if (query_arg)
         ret = bt_cli_batch(cfg, query_arg, yes_arg, &msg, "signal");
-    else if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
+    else if ((ret = bt_cli_send_event(cfg, &msg)) == BT_EXIT_OK)
         fprintf(stderr, "signal %s sent to %s\n", msg.name, msg.id);
 out:
     json_decref(msg.body);
@@ -128,7 +127,7 @@ static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
     if (query_arg)
         ret = bt_cli_batch(cfg, query_arg, yes_arg, &msg,
                            terminate ? "terminate" : "cancel");
-    else if ((ret = send_event(cfg, &msg)) == BT_EXIT_OK)
+    else if ((ret = bt_cli_send_event(cfg, &msg)) == BT_EXIT_OK)
         fprintf(stderr, "%s requested for %s\n",
                 terminate ? "termination" : "cancellation", msg.id);
     json_decref(msg.body);

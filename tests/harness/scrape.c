@@ -33,33 +33,18 @@ int bt_test_free_ports(int *a, int *b)
     return ret;
 }
 
-char *bt_test_http_get(int port, const char *path, int *status)
+/* Everything fd sends until it closes, NUL-terminated (caller frees), or NULL. */
+static char *read_all(int fd)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {5, 0};
-    char req[256], *buf = NULL, *body;
+    char *buf = NULL;
     size_t len = 0, cap = 0;
     ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
 
-    *status = 0;
-    if (fd < 0)
-        return NULL;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-        close(fd);
-        return NULL;
-    }
     do {
         if (cap - len < 4096) {
             char *grown = realloc(buf, cap = cap ? cap * 2 : 65536);
             if (!grown) {
                 free(buf);
-                close(fd);
                 return NULL;
             }
             buf = grown;
@@ -68,14 +53,49 @@ char *bt_test_http_get(int port, const char *path, int *status)
         if (n > 0)
             len += (size_t)n;
     } while (n > 0);
-    close(fd);
     buf[len] = '\0';
-    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1 || !(body = strstr(buf, "\r\n\r\n"))) {
-        free(buf);
-        return NULL;
-    }
-    memmove(buf, body + 4, strlen(body + 4) + 1);
     return buf;
+}
+
+char *bt_test_http(int port, const char *method, const char *path, const char *headers,
+                   const char *body, int *status)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {30, 0};
+    size_t blen = body ? strlen(body) : 0,
+           n = blen + strlen(path) + 1024 + (headers ? strlen(headers) : 0);
+    char *req = malloc(n), *buf = NULL, *start;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), len;
+
+    *status = 0;
+    if (fd < 0 || !req)
+        goto out;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    len = snprintf(
+        req, n, "%s %s HTTP/1.0\r\n%s%d\r\n%sContent-Length: %zu\r\n\r\n%s", method, path,
+        headers && strstr(headers, "Host:") ? "X-Port: " : "Host: 127.0.0.1:", port,
+        headers ? headers : "", blen, body ? body : "");
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        send(fd, req, (size_t)len, MSG_NOSIGNAL) != (ssize_t)len || !(buf = read_all(fd)))
+        goto out;
+    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1 || !(start = strstr(buf, "\r\n\r\n"))) {
+        free(buf);
+        buf = NULL;
+        goto out;
+    }
+    memmove(buf, start + 4, strlen(start + 4) + 1);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(req);
+    return buf;
+}
+
+char *bt_test_http_get(int port, const char *path, int *status)
+{
+    return bt_test_http(port, "GET", path, NULL, NULL, status);
 }
 
 /* ---- a strict reader of the text exposition format 0.0.4 ---- */

@@ -12,6 +12,12 @@ int bt_test_free_ports(int *a, int *b);
 /* GET path on 127.0.0.1:port over HTTP/1.0: the body (malloc'd, caller frees)
  * and *status, or NULL when nothing answers. */
 char *bt_test_http_get(int port, const char *path, int *status);
+/* method path on 127.0.0.1:port over HTTP/1.0, with the header lines headers
+ * ("Name: value\r\n" each; NULL: none) and body (NULL: none): the answer's
+ * body and *status as bt_test_http_get. Host is 127.0.0.1:<port> unless
+ * headers has one. */
+char *bt_test_http(int port, const char *method, const char *path, const char *headers,
+                   const char *body, int *status);
 
 #define BT_TEST_EXPO_MAX 4096 /* samples */
 

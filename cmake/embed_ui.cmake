@@ -1,0 +1,37 @@
+# Turns the web view's files (ui/*.html, *.css, *.js) into one C file of byte
+# arrays and a table (struct bt_ui_asset, cli/ui.h), so `baton ui` serves
+# them from the binary: nothing is read or fetched at run time, and no xxd is
+# needed to build. Invoked as:
+#   cmake -DOUT=<file.c> -DSRC="<a.html|b.js>" -P embed_ui.cmake
+cmake_policy(SET CMP0007 NEW)
+string(REPLACE "|" ";" SRC "${SRC}")
+set(body "/* generated from ui/ by cmake/embed_ui.cmake: do not edit */\n#include \"ui.h\"\n\n")
+set(table "const struct bt_ui_asset bt_ui_assets[] = {\n")
+set(i 0)
+foreach(f ${SRC})
+  get_filename_component(name ${f} NAME)
+  get_filename_component(ext ${f} LAST_EXT)
+  if(ext STREQUAL ".html")
+    set(type "text/html; charset=utf-8")
+  elseif(ext STREQUAL ".css")
+    set(type "text/css; charset=utf-8")
+  elseif(ext STREQUAL ".js")
+    set(type "text/javascript; charset=utf-8")
+  elseif(ext STREQUAL ".svg")
+    set(type "image/svg+xml")
+  else()
+    set(type "application/octet-stream")
+  endif()
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" n)
+  math(EXPR len "${n} / 2")
+  # 0x.., sixteen bytes a line
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(REGEX REPLACE "((0x..,){16})" "\\1\n    " hex "${hex}")
+  string(APPEND body "static const unsigned char asset_${i}[] = {\n    ${hex}0x00};\n\n")
+  string(APPEND table "    {\"/${name}\", \"${type}\", asset_${i}, ${len}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "};\nconst size_t bt_ui_n_assets = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}${table}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})
