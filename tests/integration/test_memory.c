@@ -1,6 +1,7 @@
 /* What an instance costs Redis, measured on the real engine: MEMORY USAGE
  * summed over every key of an instance, plus its share of the indexes it is
- * in (idx:all, its status index, the retention set, the outbox index), for
+ * in (idx:all, its status index, the retention set; the outbox index once
+ * the sweep dropped it), for
  * three-step workflows finished and running. The bounds are issue 14's:
  * a finished three-step instance in 1.5 KB until its retention ends, a
  * running one no more than it needs. */
