@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "history.h"
 #include "journal.h"
 
 static bool json_arg;
@@ -113,85 +112,12 @@ static json_t *steps_json(const redisReply *journal, long long base)
     return steps;
 }
 
-/* What a history record says of its step: kind, name, state; 0 when it
- * says nothing of one. */
-static char record_step(const char *ev, uint8_t *state)
-{
-    static const struct {
-        const char *ev;
-        char kind;
-        uint8_t state;
-    } evs[] = {
-        {"activity_scheduled", 'a', BT_ST_WAITING},
-        {"activity_completed", 'a', BT_ST_DONE},
-        {"activity_failed", 'a', BT_ST_ATTEMPT_FAILED},
-        {"retry_scheduled", 'a', BT_ST_BACKOFF},
-        {"activity_gave_up", 'a', BT_ST_FAILED},
-        {"child_started", 'c', BT_ST_WAITING},
-        {"child_completed", 'c', BT_ST_DONE},
-        {"child_failed", 'c', BT_ST_FAILED},
-        {"sleep_started", 't', BT_ST_WAITING},
-        {"signal_wait", 's', BT_ST_WAITING},
-    };
-
-    for (size_t i = 0; ev && i < sizeof(evs) / sizeof(evs[0]); i++) {
-        if (!strcmp(ev, evs[i].ev)) {
-            *state = evs[i].state;
-            return evs[i].kind;
-        }
-    }
-    return 0;
-}
-
-/* The steps of a finished run, whose journal is gone (commit.lua), as its
- * history tells them: each step's last record wins. */
-static json_t *steps_from_history(struct bt_store *store, const char *id)
-{
-    struct bt_history h;
-    json_t *steps = json_array(), *by_seq = json_object();
-    const char *key;
-    json_t *step;
-
-    bt_history_init(&h);
-    bt_history_read(store, id, 0, 0, &h);
-    for (size_t i = 0; i < h.n; i++) {
-        json_t *rec = json_loads(h.records[i], 0, NULL);
-        struct bt_entry e = {0};
-        const json_t *seq = json_object_get(rec, "seq");
-        const char *name = json_string_value(json_object_get(rec, "name"));
-        char k[32], nm[256];
-        if (!json_is_integer(seq) ||
-            !(e.kind =
-                  record_step(json_string_value(json_object_get(rec, "ev")), &e.state))) {
-            json_decref(rec);
-            continue;
-        }
-        snprintf(k, sizeof(k), "%lld", (long long)json_integer_value(seq));
-        step = json_object_get(by_seq, k);
-        if (!name)
-            name = json_string_value(
-                json_object_get(step ? step : rec, step ? "name" : "workflow"));
-        snprintf(nm, sizeof(nm), "%s", name ? name : "");
-        e.name = nm;
-        e.attempt = (int)json_integer_value(json_object_get(rec, "attempt"));
-        e.value = json_object_get(rec, "result");
-        e.error = json_object_get(rec, "error");
-        json_object_set_new(by_seq, k, step_json(json_integer_value(seq), &e));
-        json_decref(rec);
-    }
-    json_object_foreach(by_seq, key, step) json_array_append(steps, step);
-    json_decref(by_seq);
-    bt_history_release(&h);
-    return steps;
-}
-
 /* The model both outputs print. Returns a new reference. */
-static json_t *model(struct bt_store *store, const char *id, const redisReply *meta,
-                     const redisReply *journal)
+static json_t *model(const char *id, const redisReply *meta, const redisReply *journal)
 {
     const char *run = field(meta, "run"), *pseq = field(meta, "pseq"),
                *cancel = field(meta, "cancel"), *base = field(meta, "base"),
-               *status = field(meta, "status"), *paused = field(meta, "paused");
+               *paused = field(meta, "paused");
     json_t *m = json_pack(
         "{s:s, s:s?, s:s?, s:o, s:o, s:o, s:s?, s:I, s:s?, s:o, s:o, s:o, s:o, s:b, s:o}",
         "id", id, "type", field(meta, "type"), "status", field(meta, "status"), "created",
@@ -202,9 +128,7 @@ static json_t *model(struct bt_store *store, const char *id, const redisReply *m
         "result", stored_json(field(meta, "result")), "error",
         stored_json(field(meta, "error")), "signals", stored_json(field(meta, "signals")),
         "cancel_requested", cancel && cancel[0] == '1', "steps",
-        journal->elements == 0 && status && bt_status_final(bt_status_parse(status))
-            ? steps_from_history(store, id)
-            : steps_json(journal, base ? strtoll(base, NULL, 10) : 0));
+        steps_json(journal, base ? strtoll(base, NULL, 10) : 0));
 
     /* since when it is paused (its timers stopped then), while it is */
     if (m && paused && strtoll(paused, NULL, 10) > 0)
@@ -304,7 +228,7 @@ int bt_cli_describe_read(struct bt_store *store, const char *id, json_t **root)
         journal->type != REDIS_REPLY_ARRAY)
         goto out;
     ret = BT_EXIT_FAIL;
-    if (meta->elements > 0 && (*root = model(store, id, meta, journal)))
+    if (meta->elements > 0 && (*root = model(id, meta, journal)))
         ret = BT_EXIT_OK;
 out:
     freeReplyObject(meta);

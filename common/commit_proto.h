@@ -21,16 +21,15 @@
     X(TIMERS)       /* <kp>:timers; the script derives the other global names */
 
 #define BT_COMMIT_ARGS(X)                                                                \
-    X(VER)    /* the version the worker loaded: the guard */                             \
-    X(ID)     /* the instance id */                                                      \
-    X(NOW)    /* ms */                                                                   \
-    X(RESET)  /* -1, or on continue-as-new the records of the run that ends */           \
-    X(JLEN)   /* journal entries */                                                      \
-    X(HLEN)   /* history records of the run */                                           \
-    X(KPOS)   /* the event's Kafka position, "" when Redis holds it already */           \
-    X(KOFF)   /* its offset, "" when stored or no event caused it */                     \
-    X(KTS)    /* its timestamp, "" likewise */                                           \
-    X(FINISH) /* "1": the last run completes; its journal goes (history has it all) */
+    X(VER)   /* the version the worker loaded: the guard */                              \
+    X(ID)    /* the instance id */                                                       \
+    X(NOW)   /* ms */                                                                    \
+    X(RESET) /* -1, or on continue-as-new the records of the run that ends */            \
+    X(JLEN)  /* journal entries */                                                       \
+    X(HLEN)  /* history records of the run */                                            \
+    X(KPOS)  /* the event's Kafka position, "" when Redis holds it already */            \
+    X(KOFF)  /* its offset, "" when stored or no event caused it */                      \
+    X(KTS)   /* its timestamp, "" likewise */
 
 #define BT_COMMIT_SECTIONS(X)                                                            \
     X(META, 2)       /* other meta pairs */                                              \

@@ -92,10 +92,6 @@ static int reset_point(const struct bt_instance *inst, const struct bt_msg *msg,
 {
     int64_t i = msg->seq - inst->base;
 
-    if (inst->status == BT_STATUS_COMPLETED && inst->n_entries == 0) {
-        *why = "reset: a completed instance keeps no journal to start again from:";
-        return BT_EINVALMSG;
-    }
     if (msg->last_failure) {
         for (i = (int64_t)inst->n_entries - 1; i >= 0; i--)
             if (inst->entries[i].state == BT_ST_FAILED)

@@ -46,9 +46,7 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);
  * when another writer moved the instance on (reload and redo). Returns 0 or
  * BT_EAGAIN (then nothing is known to be committed; the caller retries with
  * fresh loads). A delta that resets the journal (continue-as-new) restarts
- * it and keeps the old run's history as <id>:h:<run>; a commit that ends the
- * last run deletes its journal (the history holds its steps) and moves base
- * past it. Each run that a
+ * it and keeps the old run's history as <id>:h:<run>. Each run that a
  * commit ends (continue-as-new, or the instance reaching a final status)
  * enters the retention set "<kp>:retention" as "<run>|<id>", scored by when
  * its retention (cfg's retention and retention-type) ends: the scheduler

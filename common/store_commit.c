@@ -109,20 +109,6 @@ static void arg_ended_runs(const struct bt_store *store, const struct bt_instanc
     }
 }
 
-/* Whether this commit ends the instance's last run: its status becomes final. */
-static bool finishes(const struct bt_instance *inst)
-{
-    return inst->status != inst->delta.old_status && bt_status_final(inst->status);
-}
-
-/* Whether the run's journal goes with this commit: when the instance
- * completes. A failed, cancelled or terminated one keeps it, so that
- * `baton reset` can start a new run from one of its steps. */
-static bool drops_journal(const struct bt_instance *inst)
-{
-    return finishes(inst) && inst->status == BT_STATUS_COMPLETED;
-}
-
 /* The fixed keys, each where commit_proto.h puts it, then the optional ones;
  * returns how many keys. */
 static int build_keys(const struct bt_store *store, const struct bt_instance *inst,
@@ -195,8 +181,8 @@ static void build_fixed(const struct bt_instance *inst, int64_t now_ms,
         case BT_CA_RESET:
             bt_argbuf_int(a, d->reset ? (long long)d->reset_history : -1);
             break;
-        case BT_CA_JLEN: /* a completed run's journal goes */
-            bt_argbuf_int(a, drops_journal(inst) ? 0 : (long long)inst->n_entries);
+        case BT_CA_JLEN:
+            bt_argbuf_int(a, (long long)inst->n_entries);
             break;
         case BT_CA_HLEN:
             bt_argbuf_int(a, (long long)bt_instance_history_after(inst));
@@ -210,18 +196,13 @@ static void build_fixed(const struct bt_instance *inst, int64_t now_ms,
         case BT_CA_KTS:
             koff ? bt_argbuf_int(a, inst->kts) : bt_argbuf_str(a, "");
             break;
-        case BT_CA_FINISH:
-            bt_argbuf_str(a, drops_journal(inst) ? "1" : "0");
-            break;
         case BT_CA__FIXED:
             break;
         }
     }
 }
 
-/* The meta pairs of a new instance or a new run. The seqs of a run's
- * journal never repeat in the next (a stale task must not match): when the
- * instance completes its journal goes, so base moves past it here. */
+/* The meta pairs of a new instance or a new run. */
 static size_t build_meta_run(const struct bt_instance *inst, struct bt_argbuf *a)
 {
     size_t n = 0;
@@ -256,7 +237,9 @@ static size_t build_meta_run(const struct bt_instance *inst, struct bt_argbuf *a
     if (run) {
         bt_argbuf_str(a, "run");
         bt_argbuf_int(a, inst->run);
-        n++;
+        bt_argbuf_str(a, "base");
+        bt_argbuf_int(a, inst->base);
+        n += 2;
         if (inst->ver > 0) { /* the type too: a reused id's new run may change it */
             bt_argbuf_str(a, "input");
             bt_argbuf_json(a, inst->input);
@@ -264,12 +247,6 @@ static size_t build_meta_run(const struct bt_instance *inst, struct bt_argbuf *a
             bt_argbuf_str(a, inst->type);
             n += 2;
         }
-    }
-    if (run || drops_journal(inst)) {
-        bt_argbuf_str(a, "base");
-        bt_argbuf_int(a, inst->base +
-                             (drops_journal(inst) ? (long long)inst->n_entries : 0));
-        n++;
     }
     return n;
 }

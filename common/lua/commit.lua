@@ -28,7 +28,6 @@ if cur ~= ARGV[A_VER] then
 end
 local id, now, nver = ARGV[A_ID], ARGV[A_NOW], cur + 1
 local reset = ARGV[A_RESET] ~= '-1' and num(ARGV[A_RESET])
-local finish = ARGV[A_FINISH] == '1'
 
 -- where each section's items start, and how many
 local from, count = {}, {}
@@ -80,12 +79,7 @@ elseif count[S_HISTORY] > 0 then
   redis.call('RPUSH', hist, pass(S_HISTORY))
 end
 
--- The journal of an instance that completes is not kept: the history holds
--- every step (describe reads it there), and a later run's seqs start past it
--- (base). A failed, cancelled or terminated one keeps it for `baton reset`.
-if finish then
-  redis.call('DEL', KEYS[K_JOURNAL])
-elseif count[S_JOURNAL] > 0 then
+if count[S_JOURNAL] > 0 then
   redis.call('HSET', KEYS[K_JOURNAL], pass(S_JOURNAL))
 end
 

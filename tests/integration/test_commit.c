@@ -301,27 +301,6 @@ Test(commit, an_old_stream_history_is_read_before_the_list)
     bt_instance_destroy(inst);
 }
 
-/* the journal of a run that ends goes (the history has every step); the
- * next run's seqs start after it */
-Test(commit, finishing_drops_the_journal_and_moves_base_past_it)
-{
-    struct bt_instance *inst = started("f1");
-    redisReply *reply;
-
-    cr_assert_not_null(bt_instance_append(inst, 'a', "next"));
-    inst->status = BT_STATUS_COMPLETED;
-    inst->delta.meta_dirty = true;
-    record(inst, "finished");
-    commit(inst, 2000, 0);
-    reply = cmd("EXISTS %s", "c:{f1}:journal");
-    cr_expect_eq(reply->integer, 0);
-    freeReplyObject(reply);
-    cr_expect_str_eq(meta("f1", "base"), "2");
-    cr_expect_str_eq(meta("f1", "jlen"), "0");
-    cr_expect_str_eq(meta("f1", "status"), "completed");
-    bt_instance_destroy(inst);
-}
-
 /* The score of member in timers set key, or -1 when it is not there. */
 static long long timer_score(const char *key, const char *member)
 {

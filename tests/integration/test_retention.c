@@ -241,8 +241,7 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
     for (int i = 0; i < 5; i++) {
         char id[32];
         snprintf(id, sizeof(id), "kept-%d", i);
-        /* meta and history: a finished run's journal is gone already */
-        cr_expect(exists(id) && keys_of(id) >= 2, "%s was touched", id);
+        cr_expect(exists(id) && keys_of(id) >= 3, "%s was touched", id);
         snprintf(id, sizeof(id), "open-%d", i);
         cr_expect(exists(id) && keys_of(id) >= 3, "%s was touched", id);
     }
@@ -523,7 +522,7 @@ Test(retention, baton_delete_archives_a_finished_instance_and_refuses_a_running_
     cr_expect(strstr(out, "cannot archive to Kafka topic") &&
                   strstr(out, "0 of 1 runs deleted"),
               "%s", out);
-    cr_expect_eq(keys_of("del-0"), 2, "del-0 is whole (meta and history)");
+    cr_expect_eq(keys_of("del-0"), 3, "del-0 is whole");
     cr_expect_eq(integer("ZCARD %s:retention", stack.prefix, NULL), 1, "put back");
     cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
     cr_expect_eq(BT_STACK_BATON(&stack, out, "delete", "del-0"), 0, "%s", out);

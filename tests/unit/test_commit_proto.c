@@ -30,8 +30,8 @@ Test(commit_proto, the_preamble_gives_each_position_its_lua_name)
     expect_line("local K_TIMERS = 6\n");
     cr_expect_eq(BT_CK__FIXED, 6);
     expect_line("local A_VER = 1\n");
-    expect_line("local A_FINISH = 10\n");
-    cr_expect_eq(BT_CA__FIXED, 10);
+    expect_line("local A_KTS = 9\n");
+    cr_expect_eq(BT_CA__FIXED, 9);
     expect_line("local S_META = 1\n");
     expect_line("local S_RUNS_ENDED = 7\n");
     snprintf(line, sizeof(line), "local A__SECTIONS = %d\n", BT_CA__FIXED + 1);
