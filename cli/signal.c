@@ -64,6 +64,7 @@ int bt_cli_signal(struct bt_config *cfg, int argc, char **argv)
         return ret;
     msg.id = query_arg ? NULL : pos[0];
     msg.name = pos[n_pos - 1];
+    msg.by = (char *)(uintptr_t)bt_cli_who();
     if (msg.name[0] == '$') {
         fprintf(stderr, "baton signal: names starting with $ are baton's\n");
         goto out;
@@ -123,6 +124,7 @@ static int stop(struct bt_config *cfg, int argc, char **argv, bool terminate)
     if (!bt_cli_one_target(terminate ? "terminate" : "cancel", n_pos, 1, query_arg))
         return BT_EXIT_USAGE;
     msg.id = query_arg ? NULL : pos[0];
+    msg.by = (char *)(uintptr_t)bt_cli_who();
     msg.body = reason_arg ? json_string(reason_arg) : NULL;
     if (query_arg)
         ret = bt_cli_batch(cfg, query_arg, yes_arg, &msg,

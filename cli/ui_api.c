@@ -416,13 +416,17 @@ static unsigned post_signal(struct bt_ui *ui, char *id, const json_t *body, json
                            "name: a signal name (1..%d bytes, no control characters, "
                            "not starting with $, which are baton's)",
                            BT_ID_MAX);
+    char by[128];
+
+    snprintf(by, sizeof(by), "baton ui from %s", ui->who);
+    msg.by = by;
     msg.name = (char *)(uintptr_t)name;
     msg.body = json_object_get(body, "payload");
     return send_event(ui, &msg, "signal", out);
 }
 
-/* cancel or terminate; the reason names who asked, from where: it is kept in
- * the history's cancel_requested record. */
+/* cancel or terminate, with who asked from where in its "by": the history's
+ * cancel_requested record keeps it. */
 static unsigned post_stop(struct bt_ui *ui, char *id, const json_t *body, bool terminate,
                           json_t **out)
 {
@@ -434,10 +438,12 @@ static unsigned post_stop(struct bt_ui *ui, char *id, const json_t *body, bool t
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "reason: not a string");
     if (json_string_length(reason) > 4096)
         return bt_ui_error(out, MHD_HTTP_BAD_REQUEST, "reason: over 4096 bytes");
+    char by[128];
+
+    snprintf(by, sizeof(by), "baton ui from %s", ui->who);
+    msg.by = by;
     msg.body =
-        json_string_length(reason)
-            ? json_sprintf("%s (baton ui from %s)", json_string_value(reason), ui->who)
-            : json_sprintf("baton ui from %s", ui->who);
+        json_string_length(reason) ? json_incref((json_t *)(uintptr_t)reason) : NULL;
     status = send_event(ui, &msg, terminate ? "terminate" : "cancel", out);
     json_decref(msg.body);
     return status;

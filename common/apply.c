@@ -159,17 +159,18 @@ static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
         buffer_signal(inst, msg);
         inst->delta.meta_dirty = true;
     }
-    bt_replay_record(inst, env, "{s:s, s:s, s:O, s:b}", "ev", "signal_received", "name",
-                     msg->name, "payload", msg->body ? msg->body : json_null(),
-                     "buffered", !waiting);
+    bt_replay_record(inst, env, "{s:s, s:s, s:O, s:b, s:s*}", "ev", "signal_received",
+                     "name", msg->name, "payload", msg->body ? msg->body : json_null(),
+                     "buffered", !waiting, "by", msg->by);
     return 0;
 }
 
 static int apply_cancel(struct bt_instance *inst, const struct bt_msg *msg,
                         const struct bt_replay_env *env)
 {
-    bt_replay_record(inst, env, "{s:s, s:b, s:O}", "ev", "cancel_requested", "terminate",
-                     msg->terminate, "reason", msg->body ? msg->body : json_null());
+    bt_replay_record(inst, env, "{s:s, s:b, s:O, s:s*}", "ev", "cancel_requested",
+                     "terminate", msg->terminate, "reason",
+                     msg->body ? msg->body : json_null(), "by", msg->by);
     if (msg->terminate) {
         bt_replay_finish(inst, env, BT_STATUS_TERMINATED, NULL,
                          bt_replay_error("Terminated", "terminated by request"));

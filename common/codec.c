@@ -91,12 +91,14 @@ static const struct field signal_fields[] = {
     F_ID("id", id, F_REQ),
     F_ID("name", name, F_REQ),
     F_ANY("payload", 0),
+    F_STR("by", by, 0),
     F_TS,
 };
 static const struct field cancel_fields[] = {
     F_ID("id", id, F_REQ),
     F_ANY("reason", 0),
     F_BOOL("terminate", terminate, false),
+    F_STR("by", by, 0),
     F_TS,
 };
 /* pause, resume: what an operator says and who they are */

@@ -76,7 +76,7 @@ struct bt_msg {
                             * this start follows with a new run (0: a new instance) */
     bool terminate;        /* cancel: stop at once, no cleanup steps */
     bool last_failure;     /* reset: to the last failed step (seq is then -1) */
-    char *by;              /* pause, resume, reset: who asked, from where */
+    char *by;              /* signal, cancel, pause, resume, reset: who sent it */
     json_t *body;          /* start: input; signal: payload; task: input; completed,
                             * child_completed, result(completed): result; cancel, pause,
                             * resume, reset: reason.
