@@ -360,13 +360,20 @@ rd_kafka_t *bt_kafka_consumer_new(
     return rk;
 }
 
-/* NULL once the consumer is closing (its group's thread no longer answers):
- * then the plain assign, which is always allowed, empties the assignment. */
+/* Whether the consumer's group gives partitions one by one (cooperative-sticky,
+ * the only cooperative strategy; librdkafka refuses to mix it with eager
+ * ones). Read from its own settings, not asked of the group's thread with
+ * rd_kafka_rebalance_protocol(): inside a revoke that rd_kafka_consumer_close
+ * runs, that call can wait for an answer that never comes (seen as a test
+ * that hung in the close). */
 static bool cooperative(rd_kafka_t *rk)
 {
-    const char *protocol = rd_kafka_rebalance_protocol(rk);
+    char strategy[256];
+    size_t n = sizeof(strategy);
 
-    return protocol && !strcmp(protocol, "COOPERATIVE");
+    return rd_kafka_conf_get(rd_kafka_conf(rk), "partition.assignment.strategy", strategy,
+                             &n) == RD_KAFKA_CONF_OK &&
+           strstr(strategy, "cooperative") != NULL;
 }
 
 static void assign_error(rd_kafka_error_t *error, const char *what)
@@ -393,12 +400,20 @@ void bt_kafka_unassign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
     /* an eager revoke takes every partition until the next assignment; a
      * cooperative one keeps the member in the group with the rest, unless
      * the group lost it */
+    rd_kafka_error_t *error;
+
     if (!cooperative(rk) || rd_kafka_assignment_lost(rk))
         bt_health_consumer(rk, false);
-    if (cooperative(rk))
-        assign_error(rd_kafka_incremental_unassign(rk, parts), "give back");
-    else
+    if (!cooperative(rk)) {
         rd_kafka_assign(rk, NULL);
+        return;
+    }
+    /* a closing consumer's group refuses the incremental form: the plain
+     * assign, always allowed, empties the assignment then */
+    if ((error = rd_kafka_incremental_unassign(rk, parts))) {
+        rd_kafka_error_destroy(error);
+        rd_kafka_assign(rk, NULL);
+    }
 }
 
 int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n)
