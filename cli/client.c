@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -109,7 +110,10 @@ const char *bt_cli_who(void)
     static char who[300];
     char host[256] = "";
     const char *user = getenv("USER");
+    const struct passwd *pw = user && *user ? NULL : getpwuid(getuid());
 
+    if (pw)
+        user = pw->pw_name;
     if (!who[0]) {
         if (gethostname(host, sizeof(host) - 1))
             snprintf(host, sizeof(host), "?");
