@@ -1,8 +1,8 @@
 /* The test kit against the real stack (a worker on Kafka and Redis): the
  * same workflow gives the same history both ways (timestamps, due times,
- * deadlines, worker names and who sent an event aside), and a history recorded on the stack
- * replays in the kit on the code that made it, and not on a deploy that
- * reordered its steps. */
+ * deadlines, worker names and who sent an event aside), and a history
+ * recorded on the stack replays in the kit on the code that made it, and not
+ * on a deploy that reordered its steps. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
