@@ -41,6 +41,7 @@ _Static_assert(sizeof(int) == sizeof(int32_t), "attempt is stored as a 32-bit in
 #define F_OBJ(n, fl, s) \
     {.name = n, .kind = K_OBJ, .flags = fl, .sub = s, .nsub = sizeof(s) / sizeof(s[0])}
 #define F_TS     F_INT("ts", ts, 0, 0, INT64_MAX, 0)
+#define F_BY     F_STR("by", by, 0) /* who sent an operator's event, from where */
 #define F_SEQ    F_INT("seq", seq, F_REQ, 0, INT64_MAX, 0)
 #define F_TRY    F_INT("attempt", attempt, F_REQ, 1, INT_MAX, 0)
 #define SHAPE(a) a, sizeof(a) / sizeof(a[0])
@@ -88,24 +89,20 @@ static const struct field start_fields[] = {
     F_TS,
 };
 static const struct field signal_fields[] = {
-    F_ID("id", id, F_REQ),
-    F_ID("name", name, F_REQ),
-    F_ANY("payload", 0),
-    F_STR("by", by, 0),
-    F_TS,
+    F_ID("id", id, F_REQ), F_ID("name", name, F_REQ), F_ANY("payload", 0), F_BY, F_TS,
 };
 static const struct field cancel_fields[] = {
     F_ID("id", id, F_REQ),
     F_ANY("reason", 0),
     F_BOOL("terminate", terminate, false),
-    F_STR("by", by, 0),
+    F_BY,
     F_TS,
 };
 /* pause, resume: what an operator says and who they are */
 static const struct field control_fields[] = {
     F_ID("id", id, F_REQ),
     F_ANY("reason", 0),
-    F_STR("by", by, 0),
+    F_BY,
     F_TS,
 };
 static const struct field reset_fields[] = {
@@ -113,7 +110,7 @@ static const struct field reset_fields[] = {
     F_INT("seq", seq, 0, 0, INT64_MAX, -1),
     F_BOOL("last_failure", last_failure, false),
     F_ANY("reason", 0),
-    F_STR("by", by, 0),
+    F_BY,
     F_TS,
 };
 static const struct field completed_fields[] = {
