@@ -48,25 +48,52 @@ static json_t *number(const char *text)
                                                         : json_real(x);
 }
 
+/* The tokens a take would find now: the stored count refilled at `rate`
+ * for the time since the last take (`ts`), up to `burst`, as rate_take.lua
+ * computes it; on Redis's clock. The stored count alone stays at a take's
+ * leftover while nobody takes, which reads as an empty bucket. */
+static json_t *tokens_now(const char *const f[5], long long now_ms)
+{
+    double rate, burst, tokens, ts;
+
+    if (!f[2])
+        return json_null();
+    tokens = strtod(f[2], NULL);
+    rate = f[0] ? strtod(f[0], NULL) : 0;
+    burst = f[1] ? strtod(f[1], NULL) : tokens;
+    ts = f[4] ? strtod(f[4], NULL) : (double)now_ms;
+    if (now_ms > ts && rate > 0)
+        tokens += ((double)now_ms - ts) * rate / 1000;
+    if (tokens > burst)
+        tokens = burst;
+    tokens = floor(tokens * 1000) / 1000;
+    return tokens == floor(tokens) ? json_integer((json_int_t)tokens) : json_real(tokens);
+}
+
 json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket, const char *key)
 {
-    redisReply *reply = bt_redis_command(bt_store_redis(store),
-                                         "HMGET %s rate burst tokens until", bucket);
-    const char *f[4] = {NULL, NULL, NULL, NULL};
+    struct bt_redis *r = bt_store_redis(store);
+    redisReply *reply = bt_redis_command(r, "HMGET %s rate burst tokens until ts", bucket);
+    redisReply *time = bt_redis_command(r, "TIME");
+    const char *f[5] = {NULL, NULL, NULL, NULL, NULL};
+    long long now = 0, ms;
     char until[40];
-    long long ms;
     json_t *root;
 
     for (size_t i = 0;
-         reply && reply->type == REDIS_REPLY_ARRAY && i < 4 && i < reply->elements; i++)
+         reply && reply->type == REDIS_REPLY_ARRAY && i < 5 && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             f[i] = reply->element[i]->str;
+    if (time && time->type == REDIS_REPLY_ARRAY && time->elements == 2)
+        now = strtoll(time->element[0]->str, NULL, 10) * 1000 +
+              strtoll(time->element[1]->str, NULL, 10) / 1000;
     ms = f[3] ? strtoll(f[3], NULL, 10) : 0;
     root = json_pack("{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]),
-                     "burst", number(f[1]), "tokens", number(f[2]), "until",
-                     ms > 0 ? json_string(bt_cli_time(ms, until, sizeof(until)))
-                            : json_null());
+                     "burst", number(f[1]), "tokens", tokens_now(f, now), "until",
+                     ms > now ? json_string(bt_cli_time(ms, until, sizeof(until)))
+                              : json_null());
     freeReplyObject(reply);
+    freeReplyObject(time);
     return root;
 }
 

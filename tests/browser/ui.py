@@ -198,8 +198,13 @@ def check_instance(driver, url, campaign):
     driver.find_element(By.ID, "signal-payload").send_keys('{"decision": "approved"}')
     driver.find_element(By.ID, "signal-send").click()
     wait(driver, "the confirmation", lambda d: d.switch_to.alert).accept()
-    wait(driver, "the campaign completed", lambda d: d.find_elements(
-        By.CSS_SELECTOR, '#status [data-status="completed"]'), 30)
+    try:
+        wait(driver, "the campaign completed", lambda d: d.find_elements(
+            By.CSS_SELECTOR, '#status [data-status="completed"]'), 30)
+    except AssertionError as e:
+        raise AssertionError("%s; the API says %s; its history ends %s" % (
+            e, api(url, "instances/" + urllib.request.quote(campaign, safe="")),
+            history_of(url, campaign)[-4:])) from None
     if driver.execute_script("return window.__same_page") != 1:
         raise AssertionError("the page was reloaded")
     # read in the page: the view redraws itself every second
@@ -278,14 +283,15 @@ def check_limits(driver, url):
     take them."""
     driver.get(url + "#/limits")
     cell = 'tr.rate[data-key="carriers"] td.tokens'
-    wait(driver, "the carriers' rate limit", lambda d: d.find_elements(By.CSS_SELECTOR, cell))
-    seen = set()
+    read = lambda d: d.execute_script(
+        "const e = document.querySelector(arguments[0]); return e && e.textContent;", cell)
+    # the tokens before the registrations: the bucket refilled since acme's
+    seen = {wait(driver, "the carriers' rate limit", read)}
     for b in ("globex", "initech", "umbrella", "hooli", "stark", "wayne"):
         register(b)
     deadline = time.monotonic() + 30
     while len(seen) < 2 and time.monotonic() < deadline:
-        v = driver.execute_script(
-            "const e = document.querySelector(arguments[0]); return e && e.textContent;", cell)
+        v = read(driver)
         if v:
             seen.add(v)
         time.sleep(0.1)
@@ -343,17 +349,21 @@ def stop_all():
 
 if __name__ == "__main__":
     ok = False
+    reason = ""
     try:
         main()
         ok = True
     except (AssertionError, TimeoutException) as e:
-        print("ui.py: FAILED: %s" % (e or "a wait timed out"), file=sys.stderr)
+        reason = "ui.py: FAILED: %s" % (e or "a wait timed out")
     except Exception as e:  # anything else from selenium: still stop what runs
-        print("ui.py: FAILED: %r" % e, file=sys.stderr)
+        reason = "ui.py: FAILED: %r" % e
     finally:
         if not ok:
+            # the reason again after the logs: a reader of the tail sees it
+            print(reason, file=sys.stderr)
             for name, _ in procs:
                 print("--- %s.log (end)\n%s" % (name, log_of(name)[-3000:]), file=sys.stderr)
+            print(reason, file=sys.stderr)
         stop_all()
         shutil.rmtree(HOME, ignore_errors=True)
     sys.exit(0 if ok else 1)

@@ -259,3 +259,27 @@ Test(ratelimit, the_cli_sets_gets_and_lists_buckets, .init = setup, .fini = tear
               "%s", out);
     cr_assert_eq(BATON(out, "ratelimit", "set", "carrier:att", "fast"), 2, "%s", out);
 }
+
+/* get shows the tokens a take would find now, refilled since the last take
+ * up to the burst, not the leftover of that take. */
+Test(ratelimit, get_shows_the_tokens_refilled_until_now, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    char out[4096];
+    redisReply *reply;
+
+    /* emptied by a take long ago: full again */
+    freeReplyObject(bt_stack_redis(&stack, "HSET %s:rl:carrier:dhl rate 10 burst 5 tokens 0 ts 1",
+                                   stack.prefix));
+    cr_assert_eq(BATON(out, "ratelimit", "get", "carrier:dhl"), 0, "%s", out);
+    cr_assert(strstr(out, "carrier:dhl rate=10/s burst=5 tokens=5 "), "%s", out);
+    /* a take stamped a minute ahead of Redis's clock: nothing refilled yet */
+    reply = bt_stack_redis(&stack, "TIME");
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2);
+    long long ahead = atoll(reply->element[0]->str) * 1000 + 60000;
+    freeReplyObject(reply);
+    freeReplyObject(bt_stack_redis(&stack, "HSET %s:rl:carrier:dhl tokens 0.5 ts %lld",
+                                   stack.prefix, ahead));
+    cr_assert_eq(BATON(out, "ratelimit", "get", "carrier:dhl"), 0, "%s", out);
+    cr_assert(strstr(out, "carrier:dhl rate=10/s burst=5 tokens=0.5 "), "%s", out);
+}
