@@ -73,7 +73,8 @@ static json_t *tokens_now(const char *const f[5], long long now_ms)
 json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket, const char *key)
 {
     struct bt_redis *r = bt_store_redis(store);
-    redisReply *reply = bt_redis_command(r, "HMGET %s rate burst tokens until ts", bucket);
+    redisReply *reply =
+        bt_redis_command(r, "HMGET %s rate burst tokens until ts", bucket);
     redisReply *time = bt_redis_command(r, "TIME");
     const char *f[5] = {NULL, NULL, NULL, NULL, NULL};
     long long now = 0, ms;

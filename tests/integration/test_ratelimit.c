@@ -269,8 +269,8 @@ Test(ratelimit, get_shows_the_tokens_refilled_until_now, .init = setup, .fini = 
     redisReply *reply;
 
     /* emptied by a take long ago: full again */
-    freeReplyObject(bt_stack_redis(&stack, "HSET %s:rl:carrier:dhl rate 10 burst 5 tokens 0 ts 1",
-                                   stack.prefix));
+    freeReplyObject(bt_stack_redis(
+        &stack, "HSET %s:rl:carrier:dhl rate 10 burst 5 tokens 0 ts 1", stack.prefix));
     cr_assert_eq(BATON(out, "ratelimit", "get", "carrier:dhl"), 0, "%s", out);
     cr_assert(strstr(out, "carrier:dhl rate=10/s burst=5 tokens=5 "), "%s", out);
     /* a take stamped a minute ahead of Redis's clock: nothing refilled yet */
