@@ -35,16 +35,12 @@ static const struct bt_cmd concurrency_cmd = {
 static void count_leases(struct bt_store *store, const char *key, char *out, size_t n)
 {
     char holders[600];
-    redisReply *reply = bt_redis_command(bt_store_redis(store), "TIME");
-    long long now;
+    long long now = (long long)bt_redis_now_ms(bt_store_redis(store));
+    redisReply *reply;
 
     snprintf(out, n, "-");
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        freeReplyObject(reply);
+    if (now < 0)
         return;
-    }
-    now = atoll(reply->element[0]->str) * 1000 + atoll(reply->element[1]->str) / 1000;
-    freeReplyObject(reply);
     bt_concurrency_holders_key(bt_store_prefix(store), key, holders, sizeof(holders));
     reply = bt_redis_command(bt_store_redis(store), "ZCOUNT %s (%lld +inf", holders, now);
     if (reply && reply->type == REDIS_REPLY_INTEGER)

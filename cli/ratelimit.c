@@ -70,55 +70,65 @@ static json_t *tokens_now(const char *const f[5], long long now_ms)
     return tokens == floor(tokens) ? json_integer((json_int_t)tokens) : json_real(tokens);
 }
 
+/* A time in ms as the CLI prints times, or null when absent or not after
+ * after_ms. */
+static json_t *time_after(const char *ms_text, long long after_ms)
+{
+    long long ms = ms_text ? strtoll(ms_text, NULL, 10) : 0;
+    char text[40];
+
+    return ms > after_ms ? json_string(bt_cli_time(ms, text, sizeof(text))) : json_null();
+}
+
 json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket, const char *key)
 {
     struct bt_redis *r = bt_store_redis(store);
-    redisReply *reply =
-        bt_redis_command(r, "HMGET %s rate burst tokens until ts", bucket);
-    redisReply *time = bt_redis_command(r, "TIME");
-    const char *f[5] = {NULL, NULL, NULL, NULL, NULL};
-    long long now = 0, ms;
-    char until[40];
+    redisReply *reply = bt_redis_command(
+        r, "HMGET %s rate burst tokens until ts throttles throttled_at", bucket);
+    long long now = (long long)bt_redis_now_ms(r);
+    int64_t waiters = bt_ratelimit_waiters(r, bt_store_prefix(store), key);
+    const char *f[7] = {NULL};
     json_t *root;
 
     for (size_t i = 0;
-         reply && reply->type == REDIS_REPLY_ARRAY && i < 5 && i < reply->elements; i++)
+         reply && reply->type == REDIS_REPLY_ARRAY && i < 7 && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_STRING)
             f[i] = reply->element[i]->str;
-    if (time && time->type == REDIS_REPLY_ARRAY && time->elements == 2)
-        now = strtoll(time->element[0]->str, NULL, 10) * 1000 +
-              strtoll(time->element[1]->str, NULL, 10) / 1000;
-    ms = f[3] ? strtoll(f[3], NULL, 10) : 0;
-    root = json_pack("{s:s, s:o, s:o, s:o, s:o}", "key", key, "rate", number(f[0]),
-                     "burst", number(f[1]), "tokens", tokens_now(f, now), "until",
-                     ms > now ? json_string(bt_cli_time(ms, until, sizeof(until)))
-                              : json_null());
+    root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o}", "key", key, "rate",
+                     number(f[0]), "burst", number(f[1]), "tokens", tokens_now(f, now),
+                     "until", time_after(f[3], now), "waiters",
+                     waiters >= 0 ? json_integer(waiters) : json_null(), "throttles",
+                     (json_int_t)(f[5] ? strtoll(f[5], NULL, 10) : 0), "throttled_at",
+                     time_after(f[6], 0));
     freeReplyObject(reply);
-    freeReplyObject(time);
     return root;
 }
 
 static void print_bucket(struct bt_store *store, const char *bucket, const char *key,
                          void *arg)
 {
+    static const char *const names[] = {"rate",    "burst",     "tokens",      "until",
+                                        "waiters", "throttles", "throttled_at"};
+    enum { N = sizeof(names) / sizeof(names[0]) };
     json_t *root = bt_cli_ratelimit_json(store, bucket, key);
-    char *f[4] = {NULL, NULL, NULL, NULL};
-    const char *names[4] = {"rate", "burst", "tokens", "until"};
+    char *f[N] = {NULL};
 
     (void)arg;
     if (json_arg) {
         bt_cli_print_json(root);
         return;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N; i++) {
         const json_t *v = json_object_get(root, names[i]);
         if (v && !json_is_null(v))
             f[i] = json_is_string(v) ? strdup(json_string_value(v))
                                      : json_dumps(v, JSON_ENCODE_ANY);
     }
-    printf("%s rate=%s/s burst=%s tokens=%s until=%s\n", key, f[0] ? f[0] : "-",
-           f[1] ? f[1] : "-", f[2] ? f[2] : "-", f[3] ? f[3] : "-");
-    for (int i = 0; i < 4; i++)
+    printf("%s rate=%s/s burst=%s tokens=%s until=%s waiters=%s throttles=%s "
+           "throttled_at=%s\n",
+           key, f[0] ? f[0] : "-", f[1] ? f[1] : "-", f[2] ? f[2] : "-",
+           f[3] ? f[3] : "-", f[4] ? f[4] : "-", f[5] ? f[5] : "-", f[6] ? f[6] : "-");
+    for (int i = 0; i < N; i++)
         free(f[i]);
     json_decref(root);
 }

@@ -284,6 +284,16 @@ struct bt_series *bt_metrics_series(struct bt_metric *f, ...)
     return s;
 }
 
+void bt_metrics_each(struct bt_metric *f,
+                     void (*fn)(const char *label, int64_t v, void *arg), void *arg)
+{
+    if (!f || f->n_labels != 1)
+        return;
+    for (struct bt_series *s = atomic_load_explicit(&f->series, memory_order_acquire); s;
+         s = s->next)
+        fn(s->values[0], atomic_load_explicit(&s->value, memory_order_relaxed), arg);
+}
+
 void bt_metrics_add(struct bt_series *s, int64_t v)
 {
     if (s)

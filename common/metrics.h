@@ -81,6 +81,11 @@ void bt_metrics_add(struct bt_series *s, int64_t v);
 void bt_metrics_set(struct bt_series *s, int64_t v);
 /* Histogram: records one observation of v (in the family's unit). */
 void bt_metrics_observe(struct bt_series *s, double v);
+/* Counter or gauge of one label: calls fn with each series' label value
+ * and current value, newest series first. Lock free, from any thread (the
+ * heartbeat shares a gauge's values this way). */
+void bt_metrics_each(struct bt_metric *f,
+                     void (*fn)(const char *label, int64_t v, void *arg), void *arg);
 /* Counter or gauge: the current value (0 for NULL); for tests. */
 int64_t bt_metrics_value(const struct bt_series *s);
 

@@ -691,3 +691,17 @@ int bt_redis_wait_message(struct bt_redis *r, int timeout_ms)
     }
     return n;
 }
+
+int64_t bt_redis_now_ms(struct bt_redis *r)
+{
+    redisReply *reply = bt_redis_command(r, "TIME");
+    int64_t now = BT_EAGAIN;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING)
+        now = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+              strtoll(reply->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(reply);
+    return now;
+}

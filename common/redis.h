@@ -31,6 +31,10 @@ redisReply *bt_redis_command(struct bt_redis *r, const char *fmt, ...);
 redisReply *bt_redis_argv(struct bt_redis *r, int argc, const char **argv,
                           const size_t *argvlen);
 
+/* Redis's clock (TIME) in ms since the epoch, the clock its scripts use;
+ * BT_EAGAIN when Redis is unreachable or refused. */
+int64_t bt_redis_now_ms(struct bt_redis *r);
+
 /* Runs a script (one of lua_scripts.h's bt_lua_* texts) with nkeys keys
  * followed by the other args in argv[0..argc). Same reply rules as above. */
 redisReply *bt_redis_eval(struct bt_redis *r, const char *script, int nkeys, int argc,

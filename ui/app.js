@@ -408,17 +408,20 @@ function limitsView() {
     } }, 'set a rate', key, value, burst, h('button', { type: 'submit' }, 'Save'),
       h('span', { class: 'muted' }, 'the HSET of baton ratelimit set')),
     h('h2', {}, 'Rate limits (token buckets)'), rate,
-    h('p', { class: 'muted' }, 'Waiters and throttles per key are counted in each worker: see its /metrics (docs/metrics.md).'),
+    h('p', { class: 'muted' }, 'Waiters: tasks of every live worker waiting for a token. Throttles: attempts that reported "throttled", each holding the bucket.'),
     h('h2', {}, 'Concurrency limits'), cc);
 
   async function refresh() {
     let l;
     try { l = await api('limits'); } catch (e) { flash(e.message); return; }
     if (!changed(seen, l)) return;
-    rate.replaceChildren(table(['key', 'rate/s', 'burst', 'tokens', 'throttled until'], l.rate.map((r) =>
+    rate.replaceChildren(table(['key', 'rate/s', 'burst', 'tokens', 'waiters', 'throttles', 'last throttle', 'throttled until'], l.rate.map((r) =>
       h('tr', { class: 'rate', 'data-key': r.key, onclick: () => { key.value = r.key; value.value = r.rate; burst.value = r.burst; } },
         h('td', { class: 'mono' }, r.key), h('td', { class: 'num' }, r.rate), h('td', { class: 'num' }, r.burst),
         h('td', { class: 'num tokens' }, r.tokens === null ? '' : Number(r.tokens).toFixed(3)),
+        h('td', { class: 'num waiters' }, r.waiters === null ? '' : r.waiters),
+        h('td', { class: 'num throttles' }, r.throttles),
+        h('td', {}, r.throttled_at || ''),
         h('td', {}, r.until || '')))));
     cc.replaceChildren(table(['key', 'limit', 'slots in use'], l.concurrency.map((r) =>
       h('tr', { class: 'concurrency' }, h('td', { class: 'mono' }, r.key), h('td', { class: 'num' }, r.limit),

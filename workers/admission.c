@@ -54,6 +54,12 @@ struct bt_admission {
 static const double wait_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                      1,     2.5,   5,    10,    30,   60,  300};
 
+struct bt_metric *bt_admission_rate_waiting(struct bt_metrics *m)
+{
+    return bt_metrics_gauge(m, "baton_ratelimit_waiting",
+                            "Tasks here waiting for a token of the key.", "key");
+}
+
 struct bt_admission *bt_admission_new(const struct bt_config *cfg, const bt_registry *reg,
                                       struct bt_store *store, const char *worker,
                                       struct bt_metrics *m)
@@ -71,9 +77,7 @@ struct bt_admission *bt_admission_new(const struct bt_config *cfg, const bt_regi
     adm->m.rl_tokens = bt_metrics_gauge(
         m, "baton_ratelimit_tokens",
         "Whole tokens left in the key's bucket at this worker's last take.", "key");
-    adm->m.rl_waiting =
-        bt_metrics_gauge(m, "baton_ratelimit_waiting",
-                         "Tasks here waiting for a token of the key.", "key");
+    adm->m.rl_waiting = bt_admission_rate_waiting(m);
     adm->m.rl_wait = bt_metrics_histogram(
         m, "baton_ratelimit_wait_seconds",
         "From a task's first ask for a token of the key to the token.", "key",

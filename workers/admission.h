@@ -28,6 +28,9 @@ struct bt_admission;
 struct bt_admission *bt_admission_new(const struct bt_config *cfg, const bt_registry *reg,
                                       struct bt_store *store, const char *worker,
                                       struct bt_metrics *metrics);
+/* The gauge of tasks waiting for a rate key's token (label key), in metrics:
+ * the heartbeat shares its values in Redis for operators (alive.h). */
+struct bt_metric *bt_admission_rate_waiting(struct bt_metrics *metrics);
 /* Frees every task it still keeps (their leases given back) and the handle. */
 void bt_admission_destroy(struct bt_admission *adm);
 

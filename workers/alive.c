@@ -9,12 +9,18 @@
 #include "alive.h"
 #include "clock.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "redis.h"
 #include "store.h"
 
 #define EVERY_MS 1000
 
 #define MAX_QUEUES 64
+
+struct keys {
+    char **v;
+    size_t n, cap;
+};
 
 struct bt_alive {
     struct bt_redis *r;
@@ -24,6 +30,9 @@ struct bt_alive {
     char *types_keys[MAX_QUEUES]; /* <kp>:types:<queue>, one per queue */
     const char **types;           /* borrowed: the registry's workflow types */
     size_t n_types;
+    struct bt_metric *rate_waiting; /* borrowed, may be NULL */
+    char *prefix, *worker;
+    struct keys shared; /* rate keys shared with waiters at the last beat */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -59,6 +68,50 @@ static void register_types(struct bt_alive *a, const char *key)
     free(argv);
 }
 
+static void keys_free(struct keys *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->v[i]);
+    free(k->v);
+    *k = (struct keys){0};
+}
+
+static bool keys_has(const struct keys *k, const char *key)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (!strcmp(k->v[i], key))
+            return true;
+    return false;
+}
+
+struct sharing {
+    struct bt_alive *a;
+    struct keys now;
+};
+
+/* One rate key's waiters here: shared while there are some, and once more
+ * as none when they are gone, so operators see them go at once. */
+static void share_key(const char *key, int64_t waiting, void *arg)
+{
+    struct sharing *s = arg;
+    char **v;
+
+    if (waiting <= 0 && !keys_has(&s->a->shared, key))
+        return;
+    bt_ratelimit_share_waiting(s->a->r, s->a->prefix, key, s->a->worker, waiting);
+    if (waiting <= 0)
+        return;
+    if (s->now.n == s->now.cap) {
+        size_t cap = s->now.cap ? 2 * s->now.cap : 8;
+        if (!(v = realloc(s->now.v, cap * sizeof(*v))))
+            return;
+        s->now.v = v;
+        s->now.cap = cap;
+    }
+    if ((s->now.v[s->now.n] = strdup(key)))
+        s->now.n++;
+}
+
 /* The alive key and the serving keys, with their expiry: one call each (a
  * pipeline cut by a Redis restart would leave replies owed, and a wait for
  * them that never ends would hold the worker's stop). */
@@ -74,6 +127,12 @@ static void beat(struct bt_alive *a)
             a->r, 5, (const char *[]){"SET", a->queues[i], "1", "PX", ttl}, NULL));
     for (size_t i = 0; i < a->n_queues && a->n_types; i++)
         register_types(a, a->types_keys[i]);
+    if (a->rate_waiting) {
+        struct sharing s = {a, {0}};
+        bt_metrics_each(a->rate_waiting, share_key, &s);
+        keys_free(&a->shared);
+        a->shared = s.now;
+    }
 }
 
 static void *run(void *arg)
@@ -96,15 +155,20 @@ static void *run(void *arg)
 }
 
 struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
-                                const char **types, size_t n_types, char *errstr,
+                                const char **types, size_t n_types,
+                                struct bt_metric *rate_waiting, char *errstr,
                                 size_t errstr_size)
 {
     struct bt_alive *a = calloc(1, sizeof(*a));
 
-    if (!a) {
+    if (!a || !(a->prefix = strdup(cfg->key_prefix)) || !(a->worker = strdup(worker))) {
+        if (a)
+            free(a->prefix);
+        free(a);
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    a->rate_waiting = rate_waiting;
     bt_alive_key(cfg->key_prefix, worker, a->key, sizeof(a->key));
     a->types = types;
     a->n_types = n_types;
@@ -143,6 +207,8 @@ fail:
     bt_redis_destroy(a->r);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
+    free(a->prefix);
+    free(a->worker);
     free(a);
     return NULL;
 }
@@ -161,6 +227,9 @@ void bt_alive_stop(struct bt_alive *a)
     /* its eager tasks are done: nothing of it is left to recover */
     reply = bt_redis_argv(a->r, 2, (const char *[]){"DEL", a->key}, NULL);
     freeReplyObject(reply);
+    for (size_t i = 0; i < a->shared.n; i++) /* it waits for nothing any more */
+        bt_ratelimit_share_waiting(a->r, a->prefix, a->shared.v[i], a->worker, 0);
+    keys_free(&a->shared);
     bt_redis_destroy(a->r);
     for (size_t i = 0; i < a->n_queues; i++) {
         free(a->queues[i]);
@@ -168,5 +237,7 @@ void bt_alive_stop(struct bt_alive *a)
     }
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);
+    free(a->prefix);
+    free(a->worker);
     free(a);
 }

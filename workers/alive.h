@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "metrics.h"
 
 struct bt_alive;
 
@@ -20,9 +21,12 @@ struct bt_alive;
  * be NULL when n_types is 0): the workflow types it runs, kept in
  * <kp>:types:<queue> for each queue it serves (a sorted set, each type scored
  * by its expiry in ms, refreshed with the rest), for `baton start` to refuse
- * a type no live worker runs. NULL with errstr filled. */
+ * a type no live worker runs. rate_waiting (borrowed, may be NULL): the
+ * gauge of this worker's tasks waiting per rate key, shared every beat in
+ * Redis for operators (ratelimit.h). NULL with errstr filled. */
 struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
-                                const char **types, size_t n_types, char *errstr,
+                                const char **types, size_t n_types,
+                                struct bt_metric *rate_waiting, char *errstr,
                                 size_t errstr_size);
 /* Stops it and deletes the key. NULL is a no-op. */
 void bt_alive_stop(struct bt_alive *a);

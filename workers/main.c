@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "acttask.h"
+#include "admission.h"
 #include "alive.h"
 #include "args.h"
 #include "config.h"
@@ -172,7 +173,8 @@ int main(int argc, char **argv)
         bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr)) ||
         !(types = workflow_types(reg)) ||
         /* eager tasks are recovered from the outbox once its key is gone */
-        !(alive = bt_alive_start(&cfg, name, types, reg->n_workflows, errstr,
+        !(alive = bt_alive_start(&cfg, name, types, reg->n_workflows,
+                                 bt_admission_rate_waiting(metrics), errstr,
                                  sizeof(errstr)))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         goto out;

@@ -87,6 +87,23 @@ static json_t *wait_results(int want, int wait_ms)
     return r.by_id;
 }
 
+/* The waiters of every worker on the key "carrier", as `baton ratelimit get
+ * --json` sums them. */
+static json_int_t waiters(void)
+{
+    char out[4096];
+    json_t *root;
+    json_int_t n;
+
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "ratelimit", "get", "carrier", "--json"), 0,
+                 "%s", out);
+    root = json_loads(out, 0, NULL);
+    cr_assert(json_is_integer(json_object_get(root, "waiters")), "%s", out);
+    n = json_integer_value(json_object_get(root, "waiters"));
+    json_decref(root);
+    return n;
+}
+
 Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
      .fini = teardown, .timeout = 150)
 {
@@ -94,7 +111,7 @@ Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
     char path[256], id[64];
     enum { N = 150, BEFORE = 75 };
     int64_t *v, raised, deadline;
-    size_t n, peak = 0;
+    size_t n, peak = 0, sharing = 0;
 
     snprintf(path, sizeof(path), "/tmp/%s-starts", stack.prefix);
     unlink(path);
@@ -117,13 +134,27 @@ Test(ratelimit, three_workers_share_a_limit_that_changes_live, .init = setup,
             0);
     }
     deadline = bt_clock_now_ms() + 40000;
-    while (count_lines(path) < BEFORE && bt_clock_now_ms() < deadline)
+    while (count_lines(path) < BEFORE && bt_clock_now_ms() < deadline) {
+        /* each worker shares its waiters for operators */
+        redisReply *reply = bt_stack_redis(&stack, "HLEN %s:rlw:carrier", stack.prefix);
+        if (reply && reply->type == REDIS_REPLY_INTEGER &&
+            (size_t)reply->integer > sharing)
+            sharing = (size_t)reply->integer;
+        freeReplyObject(reply);
         nap();
+    }
     cr_assert_geq(count_lines(path), BEFORE, "%d steps must have started", BEFORE);
+    cr_assert_geq(sharing, 2, "waiters shared by %zu workers at most", sharing);
+    cr_assert_gt(waiters(), 0, "half of the steps still wait for their token");
     raised = bt_clock_now_ms();
     freeReplyObject(
         bt_stack_redis(&stack, "HSET %s:rl:carrier rate 10 burst 10", stack.prefix));
     json_decref(wait_results(N, 60000));
+    /* the last beat of each worker with waiters takes them back */
+    deadline = bt_clock_now_ms() + 10000;
+    while (waiters() != 0 && bt_clock_now_ms() < deadline)
+        nap();
+    cr_assert_eq(waiters(), 0, "every step ran: nobody waits");
 
     v = starts(path, &n);
     cr_assert_eq(n, N, "one start per step (none retried): %zu", n);
@@ -193,6 +224,13 @@ Test(ratelimit, a_throttle_holds_the_key_and_does_not_count_an_attempt, .init = 
     cr_assert_eq(stat(marker, &st), 0);
     thrown = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     cr_assert_geq(held, thrown + 1900, "held for 2 s from the throttle");
+    {
+        char out[4096];
+        cr_assert_eq(BT_STACK_BATON(&stack, out, "ratelimit", "get", "api"), 0, "%s",
+                     out);
+        cr_assert(strstr(out, " throttles=1 ") && !strstr(out, "throttled_at=-"),
+                  "the throttle counted and stamped: %s", out);
+    }
     cr_log_info("throttled at %lld, held until %lld", (long long)thrown, (long long)held);
     for (int i = 0; i < 5; i++) {
         snprintf(id, sizeof(id), "th-other-%d", i);
