@@ -54,7 +54,8 @@ static const struct bt_cmd ui_cmd = {
 #define BODY_MAX (1024 * 1024)
 
 struct server {
-    struct bt_ui ui;
+    struct bt_ui ui; /* under lock: its Redis connection serves one request at a time */
+    pthread_mutex_t lock;
     char token[512]; /* "": none */
     bool loopback;
     char hosts[3][300]; /* Host headers accepted on loopback */
@@ -301,6 +302,30 @@ static void client(struct MHD_Connection *conn, char *buf, size_t n)
     snprintf(buf, n, "%s", addr);
 }
 
+/* Each connection has its thread. The dead letters' routes read and write
+ * Kafka with clients of their own, for a second or more, and need nothing of
+ * the shared state: they run beside the others. Every other route takes
+ * turns on the one Redis connection, which answers in milliseconds. */
+static unsigned route(struct server *srv, char **seg, int n, struct query *q,
+                      const json_t *body, const char *who, json_t **out)
+{
+    struct bt_ui own = {.cfg = srv->ui.cfg, .read_only = srv->ui.read_only, .who = who};
+    unsigned status;
+
+    if (!strcmp(seg[0], "dlq")) {
+        status = body ? bt_ui_post(&own, seg, n, body, out)
+                      : bt_ui_get(&own, seg, n, query_arg, q, out);
+        bt_store_destroy(own.store); /* none: those routes do not use it */
+        return status;
+    }
+    pthread_mutex_lock(&srv->lock);
+    srv->ui.who = who;
+    status = body ? bt_ui_post(&srv->ui, seg, n, body, out)
+                  : bt_ui_get(&srv->ui, seg, n, query_arg, q, out);
+    pthread_mutex_unlock(&srv->lock);
+    return status;
+}
+
 static enum MHD_Result api(struct server *srv, struct MHD_Connection *conn,
                            const char *url, bool post, const struct request *req)
 {
@@ -316,7 +341,7 @@ static enum MHD_Result api(struct server *srv, struct MHD_Connection *conn,
     if ((n = split(path, seg, 8)) <= 0) {
         status = bt_ui_error(&out, MHD_HTTP_NOT_FOUND, "no such API path: %s", url);
     } else if (!post) {
-        status = bt_ui_get(&srv->ui, seg, n, query_arg, &q, &out);
+        status = route(srv, seg, n, &q, NULL, NULL, &out);
     } else if (req->too_big) {
         status = bt_ui_error(&out, MHD_HTTP_CONTENT_TOO_LARGE,
                              "the body is over %d bytes", BODY_MAX);
@@ -327,8 +352,7 @@ static enum MHD_Result api(struct server *srv, struct MHD_Connection *conn,
                         body ? "another JSON value" : jerr.text);
     } else {
         client(conn, who, sizeof(who));
-        srv->ui.who = who;
-        status = bt_ui_post(&srv->ui, seg, n, body, &out);
+        status = route(srv, seg, n, &q, body, who, &out);
         bt_log(BT_LOG_INFO, "ui action: path=%s status=%u from=%s", url, status, who);
     }
     json_decref(body);
@@ -466,7 +490,8 @@ static int resolve(const char *listen, struct addrinfo **res)
 
 static struct MHD_Daemon *start(struct server *srv, const struct addrinfo *ai)
 {
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    unsigned int flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO;
 
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -520,7 +545,7 @@ static int serve(struct server *srv, const struct addrinfo *ai)
 
 int bt_cli_ui(struct bt_config *cfg, int argc, char **argv)
 {
-    struct server srv = {.ui = {.cfg = cfg}};
+    struct server srv = {.ui = {.cfg = cfg}, .lock = PTHREAD_MUTEX_INITIALIZER};
     struct addrinfo *res = NULL;
     int n_pos, ret;
 

@@ -5,10 +5,12 @@
  * read-only mode, and a page of 10,000 stored instances comes fast. The
  * browser test (tests/browser/ui.py) is run by ui/the_page_works_in_chromium. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "scrape.h"
 #include "stack.h"
 
@@ -522,6 +524,54 @@ Test(ui, a_page_of_ten_thousand_instances_comes_in_milliseconds, .init = setup_r
     cr_assert_eq(found, 100);
     cr_assert_lt(bt_test_now_ms() - t0, 3000, "every page of a rare type");
     json_decref(seen);
+}
+
+struct slow_read {
+    int status;
+    int64_t done_ms;
+};
+
+static void *read_dlq(void *arg)
+{
+    struct slow_read *r = arg;
+
+    free(bt_test_http(port, "GET", "/api/dlq", NULL, NULL, &r->status));
+    r->done_ms = bt_clock_now_ms();
+    return NULL;
+}
+
+/* The dead letters are read from Kafka by clients made for the request,
+ * which takes a while on a slow broker: the other views, which need only
+ * Redis, keep answering meanwhile. */
+Test(ui, a_slow_dead_letter_read_does_not_hold_the_other_views, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    struct slow_read r = {0};
+    pthread_t thread;
+    int64_t t0;
+    int answered = 0;
+
+    /* every request to the embedded brokers takes 700 ms more */
+    cr_assert_eq(rd_kafka_mock_broker_set_rtt(stack.kafka.mcluster, -1, 700), 0);
+    t0 = bt_clock_now_ms();
+    cr_assert_eq(pthread_create(&thread, NULL, read_dlq, &r), 0);
+    /* the views asked from 300 ms on, while the read is surely in flight */
+    while (!r.done_ms || bt_clock_now_ms() < t0 + 300) {
+        json_t *root = GET("/api/limits", 200);
+        json_decref(root);
+        if (bt_clock_now_ms() >= t0 + 300 && !r.done_ms)
+            answered++;
+        bt_clock_sleep_ms(20); /* a pace, as a page polls, not a wait */
+    }
+    pthread_join(thread, NULL);
+    cr_assert_eq(rd_kafka_mock_broker_set_rtt(stack.kafka.mcluster, -1, 0), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_gt(r.done_ms - t0, 1400, "the slow read took %lld ms",
+                 (long long)(r.done_ms - t0));
+    cr_log_info("dead letters read in %lld ms, %d views answered meanwhile",
+                (long long)(r.done_ms - t0), answered);
+    cr_assert_geq(answered, 3, "only %d views answered during the %lld ms read", answered,
+                  (long long)(r.done_ms - t0));
 }
 
 /* The page in chromium (tests/browser/ui.py, which starts its own `baton dev`
