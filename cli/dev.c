@@ -232,6 +232,9 @@ static int build_env(struct dev *dev)
           (rules && envp_push(&dev->envp, &n, "BATON_RETENTION_TYPES", rules)) ||
           (cfg->redis_password &&
            envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
+    if (!ret && !bt_config_kafka(cfg, "fetch.wait.max.ms"))
+        ret = envp_push(&dev->envp, &n, "BATON_KAFKA_FETCH_WAIT_MAX_MS",
+                        BT_DEV_FETCH_WAIT_MS);
     /* Kafka properties (a SASL password, say) go in the environment, as the
      * Redis password does: a command line is anybody's to read in ps */
     for (size_t i = 0; i < cfg->n_kafka && !ret; i++) {
@@ -489,6 +492,10 @@ static int write_env(struct dev *dev)
             "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
             "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\n",
             dev->brokers, dev->redis_port, cfg->prefix, cfg->key_prefix);
+    fprintf(f, "BATON_KAFKA_FETCH_WAIT_MAX_MS=%s\n",
+            bt_config_kafka(cfg, "fetch.wait.max.ms")
+                ? bt_config_kafka(cfg, "fetch.wait.max.ms")
+                : BT_DEV_FETCH_WAIT_MS);
     if (cfg->redis_user)
         fprintf(f, "BATON_REDIS_USER=%s\n", cfg->redis_user);
     if (cfg->redis_password)

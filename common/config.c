@@ -190,6 +190,27 @@ static int add_kafka(struct bt_config *cfg, const char *name, const char *value)
     return 0;
 }
 
+/* BATON_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> the Kafka property
+ * security.protocol=SASL_SSL; anything else is not one and is skipped. */
+static int add_kafka_var(struct bt_config *cfg, const char *var)
+{
+    const char *eq = strchr(var, '=');
+    char name[256];
+    size_t len;
+
+    if (strncmp(var, "BATON_KAFKA_", 12) || !eq)
+        return 0;
+    len = (size_t)(eq - (var + 12));
+    if (len == 0 || len >= sizeof(name))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = var[12 + i];
+        name[i] = c == '_' ? '.' : (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    name[len] = '\0';
+    return add_kafka(cfg, name, eq + 1);
+}
+
 /* The file `baton dev` writes: lines "BATON_BROKERS=..." read like the environment. */
 static int load_dev_file(struct bt_config *cfg, char *errstr, size_t n)
 {
@@ -205,6 +226,10 @@ static int load_dev_file(struct bt_config *cfg, char *errstr, size_t n)
         line[strcspn(line, "\n")] = '\0';
         if (!eq)
             continue;
+        /* Kafka properties of the embedded cluster; the environment's and
+         * the flags' come after them, and the last of a name wins */
+        if ((ret = add_kafka_var(cfg, line)))
+            break;
         *eq = '\0';
         for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
             if (!strcmp(settings[i].env, line))
@@ -318,24 +343,9 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
         if (ret)
             return ret;
     }
-    /* BATON_KAFKA_SECURITY_PROTOCOL=SASL_SSL -> security.protocol=SASL_SSL */
-    for (char **e = environ; *e; e++) {
-        const char *eq = strchr(*e, '=');
-        char name[256];
-        size_t len;
-        if (strncmp(*e, "BATON_KAFKA_", 12) || !eq)
-            continue;
-        len = (size_t)(eq - (*e + 12));
-        if (len == 0 || len >= sizeof(name))
-            continue;
-        for (size_t i = 0; i < len; i++) {
-            char c = (*e)[12 + i];
-            name[i] = c == '_' ? '.' : (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        }
-        name[len] = '\0';
-        if ((ret = add_kafka(cfg, name, eq + 1)))
+    for (char **e = environ; *e; e++)
+        if ((ret = add_kafka_var(cfg, *e)))
             return ret;
-    }
 
     for (int i = 1; i < *argc; i++) {
         const char *arg = argv[i], *val, *eq;
@@ -475,15 +485,27 @@ int64_t bt_config_retention(int64_t retention_ms, char *const *rules, size_t n,
     return retention_ms;
 }
 
-int64_t bt_config_message_max(const struct bt_config *cfg)
+const char *bt_config_kafka(const struct bt_config *cfg, const char *name)
 {
-    static const char name[] = "message.max.bytes=";
-    int64_t max = BT_CONFIG_MESSAGE_MAX;
+    size_t len = strlen(name);
+    const char *v = NULL;
 
     for (size_t i = 0; i < cfg->n_kafka; i++)
-        if (!strncmp(cfg->kafka[i], name, sizeof(name) - 1))
-            max = strtoll(cfg->kafka[i] + sizeof(name) - 1, NULL, 10);
-    return max;
+        if (!strncmp(cfg->kafka[i], name, len) && cfg->kafka[i][len] == '=')
+            v = cfg->kafka[i] + len + 1;
+    return v;
+}
+
+int bt_config_add_kafka(struct bt_config *cfg, const char *name, const char *value)
+{
+    return add_kafka(cfg, name, value);
+}
+
+int64_t bt_config_message_max(const struct bt_config *cfg)
+{
+    const char *v = bt_config_kafka(cfg, "message.max.bytes");
+
+    return v ? strtoll(v, NULL, 10) : BT_CONFIG_MESSAGE_MAX;
 }
 
 void bt_config_release(struct bt_config *cfg)

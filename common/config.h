@@ -57,6 +57,23 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
                    size_t errstr_size);
 void bt_config_release(struct bt_config *cfg);
 
+/* The value of Kafka property name as the clients get it (the last one
+ * given wins), or NULL when none was given. */
+const char *bt_config_kafka(const struct bt_config *cfg, const char *name);
+/* Adds Kafka property name=value after those given: it wins over them.
+ * Returns 0 or BT_ENOMEM. */
+int bt_config_add_kafka(struct bt_config *cfg, const char *name, const char *value);
+
+/* How long `baton dev`'s embedded cluster holds an empty fetch (ms), for
+ * every consumer of its stack (its children, and the workers started beside
+ * it, which read dev.env). librdkafka's mock cluster answers an empty fetch
+ * only after this wait and never early, so an idle consumer asks it 1,000
+ * times a second at 1 ms: 17 % of a core for an idle stack, 3.5 % at 20 ms,
+ * where a hop waits 10 ms more on average (bench/README.md, "Idle"). The
+ * benchmark asks for 1 ms, the nearest the mock comes to a real broker,
+ * which answers as soon as data comes. */
+#define BT_DEV_FETCH_WAIT_MS "20"
+
 /* The producer's message.max.bytes: librdkafka's default, as most brokers'
  * max.message.bytes is a little above it, unless kafka.message.max.bytes is
  * set. max-payload must stay BT_CONFIG_ENVELOPE_ROOM below it, so that what

@@ -2,8 +2,10 @@
  * errors a user sees for a bad one. */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "err.h"
@@ -131,4 +133,46 @@ Test(config, an_unknown_log_level_is_refused)
     cr_expect_eq(load(&cfg, good, errstr, sizeof(errstr)), 0, "%s", errstr);
     cr_expect_str_eq(cfg.log_level, "warn");
     bt_config_release(&cfg);
+}
+
+/* A worker started beside `baton dev` takes the embedded cluster's Kafka
+ * properties from dev.env; its environment and flags come after, and win. */
+Test(config, dev_env_gives_kafka_properties_that_the_environment_overrides)
+{
+    char home[] = "/tmp/bt-config-XXXXXX", path[300], p[] = "prog",
+         flag[] = "--kafka.fetch.wait.max.ms=7";
+    char *none[] = {p, NULL}, *argv[] = {p, flag, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+    FILE *f;
+    int argc = 1;
+
+    cr_assert(mkdtemp(home));
+    snprintf(path, sizeof(path), "%s/dev.env", home);
+    cr_assert((f = fopen(path, "w")));
+    fprintf(f, "BATON_BROKERS=127.0.0.1:9\nBATON_KAFKA_FETCH_WAIT_MAX_MS=20\n");
+    fclose(f);
+    setenv("BATON_HOME", home, 1);
+    unsetenv("BATON_KAFKA_FETCH_WAIT_MAX_MS");
+    cr_assert_eq(bt_config_load(&cfg, &argc, none, errstr, sizeof(errstr)), 0, "%s",
+                 errstr);
+    cr_expect_str_eq(bt_config_kafka(&cfg, "fetch.wait.max.ms"), "20");
+    cr_expect_str_eq(cfg.brokers, "127.0.0.1:9");
+    cr_expect_null(bt_config_kafka(&cfg, "fetch.wait"));
+    bt_config_release(&cfg);
+
+    setenv("BATON_KAFKA_FETCH_WAIT_MAX_MS", "5", 1);
+    argc = 1;
+    cr_assert_eq(bt_config_load(&cfg, &argc, none, errstr, sizeof(errstr)), 0, "%s",
+                 errstr);
+    cr_expect_str_eq(bt_config_kafka(&cfg, "fetch.wait.max.ms"), "5");
+    bt_config_release(&cfg);
+    argc = 2;
+    cr_assert_eq(bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s",
+                 errstr);
+    cr_expect_str_eq(bt_config_kafka(&cfg, "fetch.wait.max.ms"), "7");
+    bt_config_release(&cfg);
+    unsetenv("BATON_KAFKA_FETCH_WAIT_MAX_MS");
+    unlink(path);
+    rmdir(home);
 }
