@@ -20,12 +20,12 @@ build-asan: bootstrap
 
 test: build
 	@/usr/bin/python3 tests/schemas/check_schemas.py
-	@$(BUILD)/bin/baton-tests --jobs 2
+	@scripts/run-tests $(BUILD)/test.log $(BUILD)/bin/baton-tests --jobs 2
 
 test-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
-	  $(BUILD_ASAN)/bin/baton-tests --jobs 2
+	  scripts/run-tests $(BUILD_ASAN)/test.log $(BUILD_ASAN)/bin/baton-tests --jobs 2
 
 # The main job: baton dev with the registration example (two plugins, two
 # queues), a batch of registrations run to completion with scripts/carriers
