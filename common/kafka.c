@@ -99,9 +99,53 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
     return BT_EINVAL;
 }
 
-/* cfg->kafka entries are "name=value"; applied after ours so they win. */
+/* Whether property name is for the other kind of client than this one
+ * (librdkafka's consumer-only and producer-only properties): the user's
+ * properties go to every client of a process, and librdkafka warns about
+ * each one a client ignores. */
+static bool other_role(const char *name, bool consumer)
+{
+    static const char *const consumer_only[] = {"fetch.",
+                                                "group.",
+                                                "session.timeout.ms",
+                                                "heartbeat.interval.ms",
+                                                "auto.offset.reset",
+                                                "enable.auto.",
+                                                "auto.commit.",
+                                                "partition.assignment.strategy",
+                                                "max.poll.interval.ms",
+                                                "isolation.level",
+                                                "queued.min.messages",
+                                                "queued.max.messages.kbytes",
+                                                "check.crcs",
+                                                "max.partition.fetch.bytes"};
+    static const char *const producer_only[] = {"linger.ms",
+                                                "queue.buffering.",
+                                                "acks",
+                                                "request.required.acks",
+                                                "message.timeout.ms",
+                                                "delivery.timeout.ms",
+                                                "batch.",
+                                                "enable.idempotence",
+                                                "compression.",
+                                                "retries",
+                                                "message.send.max.retries",
+                                                "transactional.id",
+                                                "sticky.partitioning.linger.ms"};
+    const char *const *list = consumer ? producer_only : consumer_only;
+    size_t n = consumer ? sizeof(producer_only) / sizeof(producer_only[0])
+                        : sizeof(consumer_only) / sizeof(consumer_only[0]);
+
+    for (size_t i = 0; i < n; i++)
+        if (!strncmp(name, list[i], strlen(list[i])))
+            return true;
+    return false;
+}
+
+/* cfg->kafka entries are "name=value"; applied after ours so they win,
+ * each to the kind of client it is for. */
 static int conf_apply_cfg(rd_kafka_conf_t *conf, const struct bt_config *cfg,
-                          char *errstr, size_t errstr_size)
+                          bool consumer, char *errstr, size_t errstr_size)
 {
     for (size_t i = 0; i < cfg->n_kafka; i++) {
         const char *prop = cfg->kafka[i], *eq = strchr(prop, '=');
@@ -115,6 +159,8 @@ static int conf_apply_cfg(rd_kafka_conf_t *conf, const struct bt_config *cfg,
         }
         memcpy(name, prop, len);
         name[len] = '\0';
+        if (other_role(name, consumer))
+            continue;
         if (conf_set(conf, name, eq + 1, errstr, errstr_size))
             return BT_EINVAL;
     }
@@ -124,7 +170,8 @@ static int conf_apply_cfg(rd_kafka_conf_t *conf, const struct bt_config *cfg,
 /* Returns a new conf (caller passes it to rd_kafka_new or destroys it), or NULL
  * with errstr filled. */
 static rd_kafka_conf_t *conf_new(const struct bt_config *cfg, const struct prop *ours,
-                                 size_t n_ours, char *errstr, size_t errstr_size)
+                                 size_t n_ours, bool consumer, char *errstr,
+                                 size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
@@ -135,7 +182,7 @@ static rd_kafka_conf_t *conf_new(const struct bt_config *cfg, const struct prop 
         if (ours[i].value &&
             conf_set(conf, ours[i].name, ours[i].value, errstr, errstr_size))
             goto fail;
-    if (conf_apply_cfg(conf, cfg, errstr, errstr_size))
+    if (conf_apply_cfg(conf, cfg, consumer, errstr, errstr_size))
         goto fail;
     return conf;
 fail:
@@ -213,7 +260,8 @@ rd_kafka_t *bt_kafka_producer_new(const struct bt_config *cfg, char *errstr,
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
 
-    conf = conf_new(cfg, ours, sizeof(ours) / sizeof(ours[0]), errstr, errstr_size);
+    conf =
+        conf_new(cfg, ours, sizeof(ours) / sizeof(ours[0]), false, errstr, errstr_size);
     if (!conf)
         return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
@@ -323,8 +371,9 @@ rd_kafka_t *bt_kafka_consumer_new(
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
         /* the mock cluster answers an empty fetch only after this wait, even
-         * when a message arrives meanwhile; a real broker answers as soon as
-         * there is data, so it may wait longer without polling */
+         * when a message arrives meanwhile (baton dev sets 20 ms for its
+         * stack, config.h); a real broker answers as soon as there is data,
+         * so it may wait longer without polling */
         {"fetch.wait.max.ms", cfg->embedded ? "1" : "100"},
         {"fetch.error.backoff.ms", "10"},
         {"session.timeout.ms", cfg->embedded ? "3000" : "10000"},
@@ -338,7 +387,7 @@ rd_kafka_t *bt_kafka_consumer_new(
     rd_kafka_t *rk;
 
     BT_ASSERT(group);
-    conf = conf_new(cfg, ours, sizeof(ours) / sizeof(ours[0]), errstr, errstr_size);
+    conf = conf_new(cfg, ours, sizeof(ours) / sizeof(ours[0]), true, errstr, errstr_size);
     if (!conf)
         return NULL;
     if (rebalance_cb && cfg->member && *cfg->member &&

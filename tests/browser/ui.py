@@ -229,12 +229,21 @@ def check_timed_out_wait(driver, url):
     wait(driver, "a wait bar marked timed out", lambda d: d.find_elements(
         By.CSS_SELECTOR, 'rect.bar.wait[data-outcome="timeout"]'))
     shot(driver, "instance-timed-out-wait")
-    # paused and resumed from the page (each asks for a reason)
-    for verb, status in (("pause", "paused"), ("resume", "running")):
-        wait(driver, verb + " clicked", lambda d: d.find_element(By.ID, verb).click() or True)
-        wait(driver, "the reason asked", lambda d: d.switch_to.alert).accept()
-        wait(driver, "the campaign " + status, lambda d: d.find_elements(
-            By.CSS_SELECTOR, '#status [data-status="%s"]' % status), 30)
+    # paused and resumed from the page (each asks for a reason). Resumed, its
+    # 500 ms waits run out again and it may fail (NoReview) before the page's
+    # next refresh shows it running: the page shows it no longer paused, and
+    # the history has the resume, sent by the page
+    wait(driver, "pause clicked", lambda d: d.find_element(By.ID, "pause").click() or True)
+    wait(driver, "the reason asked", lambda d: d.switch_to.alert).accept()
+    wait(driver, "the campaign paused", lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#status [data-status="paused"]'), 30)
+    wait(driver, "resume clicked", lambda d: d.find_element(By.ID, "resume").click() or True)
+    wait(driver, "the reason asked", lambda d: d.switch_to.alert).accept()
+    wait(driver, "the campaign no longer paused", lambda d: d.find_elements(
+        By.CSS_SELECTOR, '#status [data-status]:not([data-status="paused"]):not([data-status=""])'), 30)
+    until("the resume in the history, from the page", lambda: any(
+        r["ev"] == "resumed" and r.get("by", "").startswith("baton ui")
+        for r in history_of(url, campaign)))
 
 
 def check_actions(driver, url):

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <hiredis/hiredis.h>
 
+#include "config.h"
 #include "harness.h"
 
 static bool exists(const char *path)
@@ -197,6 +198,18 @@ Test(dev, kafka_properties_reach_the_worker_in_its_environment_not_its_command_l
     cr_expect_null(strstr(cmdline, "secret-7d1f"), "on the command line: %s", cmdline);
     cr_expect(strstr(environ_, "BATON_KAFKA_CLIENT_ID=secret-7d1f"),
               "not in the worker's environment");
+    /* the embedded cluster's fetch wait, for its children and for workers
+     * started beside it (dev.env) */
+    cr_expect(strstr(environ_, "BATON_KAFKA_FETCH_WAIT_MAX_MS=" BT_DEV_FETCH_WAIT_MS),
+              "the fetch wait is not in the worker's environment");
+    env_value(env_path, "BATON_KAFKA_FETCH_WAIT_MAX_MS", cmdline, sizeof(cmdline));
+    cr_expect_str_eq(cmdline, BT_DEV_FETCH_WAIT_MS);
+    /* each property reaches only the clients it is for: no warnings */
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(log_path, "partitions assigned") > 0,
+                       30000);
+    cr_assert(ok, "the worker never got partitions; see %s", log_path);
+    cr_expect_eq(bt_test_count_lines_with(log_path, "will be ignored by this"), 0,
+                 "a client was given a property it ignores; see %s", log_path);
     cr_assert_eq(kill(pid, SIGINT), 0);
     cr_assert_eq(bt_test_wait(pid, 20000), 0);
     snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", home);
