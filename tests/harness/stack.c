@@ -40,7 +40,8 @@ int bt_stack_start(struct bt_stack *s, const char *const *queues)
     snprintf(s->env[2], sizeof(s->env[2]), "BATON_PREFIX=%s", s->prefix);
     snprintf(s->env[3], sizeof(s->env[3]), "BATON_EMBEDDED=1");
     snprintf(s->env[4], sizeof(s->env[4]), "BATON_HOME=%s", s->redis.dir);
-    snprintf(s->env[5], sizeof(s->env[5]), "BATON_LOG_LEVEL=info");
+    snprintf(s->env[5], sizeof(s->env[5]), "BATON_LOG_LEVEL=%s",
+             getenv("BT_TEST_LOG_LEVEL") ? getenv("BT_TEST_LOG_LEVEL") : "info");
     for (int i = 0; i < 6; i++)
         s->envp[i] = s->env[i];
     snprintf(s->log, sizeof(s->log), "%s/programs.log", s->redis.dir);

@@ -50,12 +50,18 @@ static long long field_int(const char *id, const char *name)
     return v;
 }
 
+/* Whether id is in status on run, read in one call: two reads could see the
+ * status of one run and the number of the next. */
 static bool is(const char *id, const char *status, long long run)
 {
-    char buf[32];
+    redisReply *r = bt_stack_redis(&stack, "HMGET %s:{%s} status run", stack.prefix, id);
+    bool yes = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+               r->element[0]->type == REDIS_REPLY_STRING &&
+               r->element[1]->type == REDIS_REPLY_STRING &&
+               !strcmp(r->element[0]->str, status) && atoll(r->element[1]->str) == run;
 
-    return !strcmp(bt_stack_status(&stack, id, buf, sizeof(buf)), status) &&
-           field_int(id, "run") == run;
+    freeReplyObject(r);
+    return yes;
 }
 
 Test(cli_start, a_running_id_is_refused_used_or_terminated_as_asked, .init = setup,
