@@ -1,19 +1,20 @@
 /* The replay engine and the workflow side of the SDK (baton.h).
  *
  * bt_replay_apply() (apply.c) turns an event into a state change of one
- * journal entry; bt_replay_run() here re-runs the workflow function, whose calls walk the
- * journal seq by seq: an entry that is there answers at once, a missing one is appended
- * and its command (task, timer, child start) goes to the delta. All retry decisions are
- * taken during the replay, where the step's options are at hand. A kind or name that
- * differs from the journal is nondeterminism: the replay is rolled back and the instance
- * blocked, never half-applied. */
+ * journal entry; bt_replay_run() (replay_run.c) re-runs the workflow function,
+ * whose calls, here, walk the journal seq by seq: an entry that is there
+ * answers at once, a missing one is appended and its command (task, timer,
+ * child start) goes to the delta. All retry decisions are taken during the
+ * replay, where the step's options are at hand. A kind or name that differs
+ * from the journal is nondeterminism: the replay is rolled back and the
+ * instance blocked, never half-applied. Side effects and patch markers, which
+ * command nothing, are in replay_recorded.c. */
 #define _GNU_SOURCE /* vasprintf */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "baton.h"
 #include "err.h"
@@ -22,27 +23,6 @@
 #include "control.h"
 #include "replay.h"
 #include "replay_int.h"
-
-/* A saved entry, to roll a replay back when it meets nondeterminism. */
-struct undo {
-    size_t seq;
-    uint8_t state;
-    bool dirty;
-    int attempt, throttles;
-    int64_t due;
-};
-
-struct bt_wf {
-    struct bt_instance *inst;
-    const struct bt_replay_env *env;
-    size_t cursor;
-    bool nondet;
-    bool finished;
-    const json_t *last_error; /* of the step that failed an await_all/any */
-    json_t *continue_input;   /* bt_continue_as_new() was called: the next run's */
-    struct undo *undo;
-    size_t n_undo, cap_undo;
-};
 
 /* Futures are the journal index they stand for, encoded in the pointer: no
  * allocation. */
@@ -252,13 +232,13 @@ static void save_undo(bt_wf *wf, size_t seq)
 
     if (wf->n_undo == wf->cap_undo) {
         size_t cap = wf->cap_undo ? wf->cap_undo * 2 : 8;
-        struct undo *grown = realloc(wf->undo, cap * sizeof(*grown));
+        struct bt_replay_undo *grown = realloc(wf->undo, cap * sizeof(*grown));
         BT_ASSERT(grown);
         wf->undo = grown;
         wf->cap_undo = cap;
     }
-    wf->undo[wf->n_undo++] =
-        (struct undo){seq, e->state, e->dirty, e->attempt, e->throttles, e->due};
+    wf->undo[wf->n_undo++] = (struct bt_replay_undo){seq,        e->state,     e->dirty,
+                                                     e->attempt, e->throttles, e->due};
 }
 
 static void nondeterminism(bt_wf *wf, size_t seq, char kind, const char *name)
@@ -657,7 +637,6 @@ bt_poll bt_wait_signal(bt_wf *wf, const char *name, int64_t timeout_ms,
     return BT_READY;
 }
 
-/* A recorded value: the first execution computes it, replays read it back. */
 struct bt_entry *bt_replay_take(bt_wf *wf, char kind, const char *name, bool *fresh)
 {
     return take(wf, kind, name, fresh);
@@ -676,118 +655,6 @@ const struct bt_replay_env *bt_replay_environment(bt_wf *wf)
 int64_t bt_replay_seq(bt_wf *wf, const struct bt_entry *e)
 {
     return (int64_t)seq_of(wf, e);
-}
-
-static const json_t *side_effect(bt_wf *wf, const char *name, json_t *(*make)(void))
-{
-    bool fresh;
-    struct bt_entry *e = take(wf, BT_ENTRY_SIDE_EFFECT, name, &fresh);
-
-    if (!e)
-        return NULL;
-    if (fresh) {
-        e->value = make();
-        e->state = BT_ST_DONE;
-        /* in the audit log too: once the instance completes its journal goes */
-        history(wf->inst, wf->env, "{s:s, s:I, s:s, s:O}", "ev", "side_effect", "seq",
-                (json_int_t)seq_of(wf, e), "name", name, "value", e->value);
-    }
-    return e->value;
-}
-
-static json_t *make_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
-static uint64_t random64(void)
-{
-    uint64_t x = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-
-    if (!f || fread(&x, sizeof(x), 1, f) != 1) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x = (uint64_t)ts.tv_nsec * 6364136223846793005ULL ^ (uint64_t)rand();
-    }
-    if (f)
-        fclose(f);
-    return x;
-}
-
-static json_t *make_random(void)
-{
-    char hex[17];
-
-    /* as hex text: JSON integers are signed 64-bit in jansson */
-    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)random64());
-    return json_string(hex);
-}
-
-static json_t *make_uuid(void)
-{
-    uint64_t hi = random64(), lo = random64();
-    char s[37];
-
-    hi = (hi & ~0xf000ULL) | 0x4000ULL;                 /* version 4 */
-    lo = (lo & ~(0xc000ULL << 48)) | (0x8000ULL << 48); /* variant 10 */
-    snprintf(s, sizeof(s), "%08llx-%04llx-%04llx-%04llx-%012llx",
-             (unsigned long long)(hi >> 32), (unsigned long long)((hi >> 16) & 0xffff),
-             (unsigned long long)(hi & 0xffff), (unsigned long long)(lo >> 48),
-             (unsigned long long)(lo & 0xffffffffffffULL));
-    return json_string(s);
-}
-
-int64_t bt_now(bt_wf *wf)
-{
-    return json_integer_value(side_effect(wf, "now", make_now));
-}
-
-uint64_t bt_random(bt_wf *wf)
-{
-    const char *hex = json_string_value(side_effect(wf, "random", make_random));
-
-    return hex ? strtoull(hex, NULL, 16) : 0;
-}
-
-const char *bt_uuid(bt_wf *wf)
-{
-    const char *s = json_string_value(side_effect(wf, "uuid", make_uuid));
-
-    return s ? s : "00000000-0000-0000-0000-000000000000";
-}
-
-bool bt_patched(bt_wf *wf, const char *patch_id)
-{
-    struct bt_instance *inst = wf->inst;
-    bool fresh;
-
-    if (wf->nondet || wf->finished)
-        return false;
-    if (wf->cursor < inst->n_entries) {
-        /* history made before the patch has no marker here: take the old path */
-        const struct bt_entry *e = &inst->entries[wf->cursor];
-        if (e->kind != BT_ENTRY_PATCH || strcmp(e->name, patch_id))
-            return false;
-    }
-    if (take(wf, BT_ENTRY_PATCH, patch_id, &fresh) && fresh)
-        inst->entries[wf->cursor - 1].state = BT_ST_DONE;
-    return true;
-}
-
-void bt_retire_patch(bt_wf *wf, const char *patch_id)
-{
-    struct bt_instance *inst = wf->inst;
-    const struct bt_entry *e;
-
-    if (wf->nondet || wf->finished || wf->cursor >= inst->n_entries)
-        return;
-    e = &inst->entries[wf->cursor];
-    if (e->kind == BT_ENTRY_PATCH && !strcmp(e->name, patch_id))
-        wf->cursor++; /* history made while the patch was live: step over its marker */
 }
 
 bool bt_cancel_requested(bt_wf *wf)
@@ -858,198 +725,4 @@ bt_poll bt__fail_with(bt_wf *wf, const json_t *error)
 
     return fail_json(wf,
                      bt_replay_error(type ? type : "StepFailed", message ? message : ""));
-}
-
-/* ---- running a replay ---- */
-
-static void drop_after(struct bt_delta *d, const struct bt_delta *before,
-                       bool with_deletions);
-
-static void rollback(bt_wf *wf, size_t n_before, const struct bt_delta *before)
-{
-    struct bt_instance *inst = wf->inst;
-    struct bt_delta *d = &inst->delta;
-
-    for (size_t i = wf->n_undo; i-- > 0;) {
-        struct bt_entry *e = &inst->entries[wf->undo[i].seq];
-        e->state = wf->undo[i].state;
-        e->dirty = wf->undo[i].dirty;
-        e->attempt = wf->undo[i].attempt;
-        e->throttles = wf->undo[i].throttles;
-        e->due = wf->undo[i].due;
-    }
-    while (inst->n_entries > n_before)
-        bt_entry_release(&inst->entries[--inst->n_entries]);
-    drop_after(d, before, true);
-}
-
-/* Drops the commands, added timers and history records d gained since
- * before; with_deletions: the timer deletions too. */
-static void drop_after(struct bt_delta *d, const struct bt_delta *before,
-                       bool with_deletions)
-{
-    while (d->n_cmds > before->n_cmds)
-        bt_command_release(&d->cmds[--d->n_cmds]);
-    while (d->n_timers_add > before->n_timers_add)
-        free(d->timers_add[--d->n_timers_add].member);
-    while (with_deletions && d->n_timers_del > before->n_timers_del)
-        free(d->timers_del[--d->n_timers_del].member);
-    while (d->n_history > before->n_history)
-        free(d->history[--d->n_history]);
-}
-
-/* A decision with a command that no Kafka message can carry (a task's input,
- * a result or a child's input over max-payload) cannot be carried out, and
- * retrying it would wedge the partition: its commands, new timers and records
- * are dropped and the instance fails with PayloadTooLarge instead. */
-static void refuse_oversized(struct bt_instance *inst, const struct bt_replay_env *env,
-                             const struct bt_delta *before)
-{
-    struct bt_delta *d = &inst->delta;
-    char text[600];
-    size_t c;
-
-    for (c = before->n_cmds; c < d->n_cmds; c++)
-        if ((int64_t)d->cmds[c].len > env->max_message)
-            break;
-    if (env->max_message <= 0 || c == d->n_cmds)
-        return;
-    snprintf(text, sizeof(text),
-             "the decision's message for %s is %zu bytes, over the limit of %lld "
-             "(setting max-payload): pass large data by reference",
-             d->cmds[c].topic, d->cmds[c].len, (long long)env->max_message);
-    bt_log(BT_LOG_WARN, "instance failed: %s workflow=%s", text, inst->id);
-    drop_after(d, before, false);
-    bt_replay_finish(inst, env, BT_STATUS_FAILED, NULL,
-                     bt_replay_error("PayloadTooLarge", text));
-}
-
-bool bt_replay_entry_timer(const struct bt_instance *inst, size_t i, const char **kind)
-{
-    const struct bt_entry *e = &inst->entries[i];
-
-    *kind = NULL;
-    if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_WAITING)
-        *kind = "timeout";
-    else if (e->kind == BT_ENTRY_ACTIVITY && e->state == BT_ST_BACKOFF)
-        *kind = "retry";
-    else if (e->kind == BT_ENTRY_TIMER && e->state == BT_ST_WAITING)
-        *kind = "sleep";
-    else if (e->kind == BT_ENTRY_SIGNAL && e->state == BT_ST_WAITING)
-        *kind = "signal_timeout";
-    return *kind != NULL;
-}
-
-void bt_replay_drop_entry_timer(struct bt_instance *inst, size_t i)
-{
-    const char *kind;
-
-    if (bt_replay_entry_timer(inst, i, &kind))
-        bt_replay_drop_timer(
-            inst, kind, inst->base + (int64_t)i,
-            inst->entries[i].kind == BT_ENTRY_ACTIVITY ? inst->entries[i].attempt : 0);
-}
-
-/* Continue-as-new: the run ends and the next one starts with input (stolen)
- * and an empty journal whose seqs follow the old ones, so that late outcomes
- * of the old run's steps find nothing to apply to. */
-static void next_run(struct bt_instance *inst, const struct bt_replay_env *env,
-                     json_t *input)
-{
-    struct bt_delta *d = &inst->delta;
-
-    bt_replay_close_children(inst, env, "continued as new");
-    for (size_t i = 0; i < inst->n_entries; i++)
-        bt_replay_drop_entry_timer(inst, i);
-    history(inst, env, "{s:s, s:i, s:O}", "ev", "continued_as_new", "next_run",
-            inst->run + 1, "input", input);
-    bt_replay_end_run(inst);
-    bt_replay_set_json(&inst->input, input);
-    d->meta_dirty = true;
-    history(inst, env, "{s:s, s:s, s:i, s:O}", "ev", "started", "workflow", inst->type,
-            "run", inst->run, "input", inst->input);
-}
-
-/* History records of the current run, committed and pending. */
-static int64_t run_history(const struct bt_instance *inst)
-{
-    const struct bt_delta *d = &inst->delta;
-
-    return (d->reset ? 0 : inst->hlen) +
-           (int64_t)(d->n_history - (d->reset ? d->reset_history : 0));
-}
-
-int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
-{
-    const struct bt_workflow_def *def = bt_registry_workflow(env->reg, inst->type);
-    struct bt_delta before = inst->delta;
-    size_t n_before = inst->n_entries;
-    json_t *signals_before = inst->signals ? json_deep_copy(inst->signals) : NULL;
-    bool was_blocked = inst->status == BT_STATUS_BLOCKED;
-
-    if (inst->status != BT_STATUS_RUNNING && !was_blocked) {
-        json_decref(signals_before);
-        return 0;
-    }
-    if (!def) {
-        json_decref(signals_before);
-        return BT_ENOENT;
-    }
-    for (int runs = 0;; runs++) {
-        bt_wf wf = {.inst = inst, .env = env};
-        bt_poll p = def->fn(&wf, inst->input);
-
-        if (wf.nondet) {
-            rollback(&wf, n_before, &before);
-            bt_replay_set_json(&inst->signals, signals_before);
-            signals_before = NULL;
-            if (!was_blocked) {
-                inst->status = BT_STATUS_BLOCKED;
-                inst->delta.meta_dirty = true;
-                history(inst, env, "{s:s, s:O}", "ev", "blocked", "error", inst->error);
-                bt_log(BT_LOG_WARN, "instance blocked: %s workflow=%s",
-                       json_string_value(json_object_get(inst->error, "message")),
-                       inst->id);
-            }
-            free(wf.undo);
-            break;
-        }
-        bt_attributes_merge(inst, runs == 0 ? n_before : 0); /* a new run: all */
-        if (runs == 0 && was_blocked && !(wf.finished && !wf.continue_input)) {
-            inst->status = BT_STATUS_RUNNING;
-            bt_replay_set_json(&inst->error, NULL);
-            inst->delta.meta_dirty = true;
-            history(inst, env, "{s:s}", "ev", "unblocked");
-        }
-        free(wf.undo);
-        if (wf.continue_input && runs == 0) {
-            next_run(inst, env, wf.continue_input);
-            continue;
-        }
-        if (wf.continue_input) {
-            /* a run that continues before waiting on anything would loop here */
-            json_decref(wf.continue_input);
-            wf.finished = false;
-            bt_fail(&wf, "ContinueAsNewLoop",
-                    "run %d continued as new before waiting on any step", inst->run);
-        } else if (!wf.finished && p == BT_READY) {
-            bt_complete(&wf, NULL);
-        } else if (!wf.finished && p == BT_FAILED) {
-            bt__fail_with(&wf, NULL);
-        }
-        if (inst->status == BT_STATUS_RUNNING && env->history_max > 0 &&
-            run_history(inst) > env->history_max) {
-            wf.finished = false;
-            bt_fail(&wf, "HistoryLimitExceeded",
-                    "run %d of this instance has %lld history records, more than the "
-                    "limit of %lld (setting history-max); a workflow that loops for "
-                    "long should call bt_continue_as_new() now and then",
-                    inst->run, (long long)run_history(inst), (long long)env->history_max);
-        }
-        break;
-    }
-    json_decref(signals_before);
-    if (inst->status != BT_STATUS_BLOCKED)
-        refuse_oversized(inst, env, &before);
-    return 0;
 }

@@ -1,16 +1,42 @@
-/* What the parts of the replay engine share: replay.c (running the code,
- * the SDK's workflow side), apply.c (applying events), control.c (pause,
- * resume, reset) and attributes.c. Not part of any public API. */
+/* What the parts of the replay engine share: replay.c (the SDK's workflow
+ * side: the calls the code makes), replay_run.c (running the code),
+ * replay_recorded.c (side effects and patch markers), apply.c (applying
+ * events), control.c (pause, resume, reset) and attributes.c. Not part of
+ * any public API. */
 #ifndef BT_REPLAY_INT_H
 #define BT_REPLAY_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "baton.h"
 #include "journal.h"
 #include "replay.h"
+
+/* A saved entry, to roll a replay back when it meets nondeterminism. */
+struct bt_replay_undo {
+    size_t seq;
+    uint8_t state;
+    bool dirty;
+    int attempt, throttles;
+    int64_t due;
+};
+
+/* One replay: the code's calls walk the journal with cursor (replay.c),
+ * replay_run.c starts it and settles what it decided. */
+struct bt_wf {
+    struct bt_instance *inst;
+    const struct bt_replay_env *env;
+    size_t cursor;
+    bool nondet;
+    bool finished;
+    const json_t *last_error; /* of the step that failed an await_all/any */
+    json_t *continue_input;   /* bt_continue_as_new() was called: the next run's */
+    struct bt_replay_undo *undo;
+    size_t n_undo, cap_undo;
+};
 
 /* Appends a history record: fmt and its arguments as bt_jw_pairs takes
  * them; the decision time and the worker are added. */

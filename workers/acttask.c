@@ -6,7 +6,8 @@
  * thread releases each task's offset once its event is delivered. Attempts
  * finish out of order, so each partition's offset is committed only up to
  * its oldest task whose event is not delivered yet. Eager tasks, submitted by
- * this worker's workflow role, take the same way without Kafka. */
+ * this worker's workflow role, take the same way without Kafka. Producing
+ * the outcomes is in actproduce.c, the eager submissions in acteager.c. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,7 +21,6 @@
 #include "codec.h"
 #include "err.h"
 #include "failpoint.h"
-#include "unsent.h"
 #include "idmap.h"
 #include "journal.h"
 #include "jsonw.h"
@@ -34,46 +34,9 @@
 #include "offsets.h"
 #include "store.h"
 #include "watchdog.h"
-#include "acttask.h"
+#include "acttask_int.h"
 
-struct bt_acttask {
-    const struct bt_config *cfg;
-    const bt_registry *reg;
-    char *worker;
-    rd_kafka_t *consumer, *producer;
-    struct bt_store *store; /* consumer thread's */
-    pthread_t consumer_thread;
-    atomic_bool stop;
-    struct bt_actpool *pool; /* the activity threads */
-
-    pthread_mutex_t lock;                    /* guards submitted and stats */
-    struct job *submitted, **submitted_tail; /* eager tasks for the consumer thread */
-    int n_submitted;
-
-    struct job *sending;        /* consumer thread only: awaiting delivery reports */
-    struct bt_admission *adm;   /* consumer thread only: slots and tokens */
-    struct bt_offsets *offsets; /* consumer thread only */
-    struct bt_idmap *held;      /* consumer thread only: attempt key -> its job */
-    uint64_t taken;             /* consumer thread only: messages taken from Kafka */
-    struct bt_watchdog watchdog;
-    bool fetch_stopped; /* failpoint stop-task-fetch fired */
-    bool paused;
-
-    char *queues[64]; /* served task queues */
-    size_t n_queues;
-    rd_kafka_queue_t *wake; /* the consumer's queue: yielded on a submit */
-    void (*deliver)(void *owner, const char *suffix, const char *id, const char *payload,
-                    size_t len);
-
-    struct bt_acttask_stats stats; /* under lock */
-    struct {
-        struct bt_metric *attempts, *retries, *duration, *wait;
-        struct bt_series *dead, *round_trips, *lag;
-        int64_t lag_at; /* consumer thread: when the lag was last measured */
-    } m;
-};
-
-static void count(struct bt_acttask *at, uint64_t *field)
+void act_count(struct bt_acttask *at, uint64_t *field)
 {
     pthread_mutex_lock(&at->lock);
     (*field)++;
@@ -179,8 +142,6 @@ static void commit_offsets(struct bt_acttask *at)
     rd_kafka_topic_partition_list_destroy(offsets);
 }
 
-static void unhold(struct bt_acttask *at, struct job *job);
-
 /* Drops the tasks of revoked partitions not started yet (queued for a
  * thread, or waiting for a slot or a token): their new owner runs them, and
  * running them here too would run them twice at once. Their offsets are not
@@ -205,7 +166,7 @@ static void drop_waiting(struct bt_acttask *at,
         struct job *job = dropped;
         dropped = job->next;
         bt_admission_unlease(at->adm, job);
-        unhold(at, job);
+        act_unhold(at, job);
         bt_job_free(job);
     }
 }
@@ -231,80 +192,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bt_offsets_forget(at->offsets, parts);
     drop_waiting(at, parts);
     bt_kafka_unassign(rk, parts);
-}
-
-/* ---- producing ---- */
-
-static void produce_dead_letter(struct bt_acttask *at, const char *key, struct bt_msg *dl)
-{
-    char topic[512];
-    size_t len;
-    char *bytes;
-    struct bt_kafka_batch batch = {0};
-
-    dl->ts = bt_clock_now_ms();
-    bytes = bt_codec_encode_dead_letter(dl, (size_t)at->cfg->max_payload, &len);
-    bt_kafka_topic(at->cfg, "dlq", topic, sizeof(topic));
-    /* the task's offset is released only once this is on Kafka: keep trying */
-    for (int backoff = 50; bytes; backoff = backoff < 5000 ? backoff * 2 : backoff) {
-        batch = (struct bt_kafka_batch){0};
-        if (bt_kafka_produce(at->producer, topic, key, strlen(key), bytes, len, &batch) ==
-                0 &&
-            bt_kafka_wait(at->producer, &batch, 30000) == 0)
-            break;
-        if (batch.pending) /* still in flight: its report will come; do not resend yet */
-            bt_kafka_wait(at->producer, &batch, -1);
-        if (!batch.failed)
-            break;
-        bt_log(BT_LOG_WARN, "cannot deliver to %s, retrying: %s backoff_ms=%d", topic,
-               rd_kafka_err2str(batch.err), backoff);
-        bt_clock_sleep_ms(backoff);
-        if (atomic_load(&at->stop) && backoff >= 5000)
-            break;
-    }
-    free(bytes);
-}
-
-static void dead_letter(struct bt_acttask *at, const rd_kafka_message_t *rkm,
-                        const char *reason)
-{
-    struct bt_msg dl;
-    char key[BT_ID_MAX + 1];
-
-    bt_log(BT_LOG_WARN, "dead letter: %s topic=%s partition=%d offset=%lld", reason,
-           rd_kafka_topic_name(rkm->rkt), rkm->partition, (long long)rkm->offset);
-    snprintf(key, sizeof(key), "%.*s", rkm->key ? (int)rkm->key_len : 0,
-             rkm->key ? (const char *)rkm->key : "");
-    if (bt_codec_dead_letter(&dl, reason, rd_kafka_topic_name(rkm->rkt), rkm->partition,
-                             rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len))
-        return;
-    produce_dead_letter(at, key, &dl);
-    bt_msg_release(&dl);
-    count(at, &at->stats.dead);
-    bt_metrics_add(at->m.dead, 1);
-}
-
-/* Queues the job's outcome for Kafka; a full local queue is retried later.
- * A submitted task's outcome goes back to this worker's workflow role: then
- * returns true (nothing to wait for). */
-static bool produce_event(struct bt_acttask *at, struct job *job)
-{
-    char topic[512], *suffix = bt_events_suffix(job->task.wf_queue);
-
-    if (job->local && at->deliver && suffix) {
-        at->deliver(job->owner, suffix, job->task.id, job->event, job->event_len);
-        job->delivery = (struct bt_kafka_batch){0};
-        free(suffix);
-        return true;
-    }
-    /* to the events topic of the workflow's queue: it may be another team's */
-    bt_kafka_topic(at->cfg, suffix ? suffix : "events", topic, sizeof(topic));
-    free(suffix);
-    job->delivery = (struct bt_kafka_batch){0};
-    if (bt_kafka_produce(at->producer, topic, job->task.id, strlen(job->task.id),
-                         job->event, job->event_len, &job->delivery))
-        job->delivery.failed = 1;
-    return false;
 }
 
 /* ---- activity threads ---- */
@@ -333,7 +220,7 @@ static bool run_job(void *arg, struct job *job)
     double t0;
     bool done;
 
-    count(at, &at->stats.started);
+    act_count(at, &at->stats.started);
     if (expired(job)) {
         /* its timeout fired while it waited here: the workflow has given up
          * on this attempt (a retry is on its way), running it would only
@@ -365,8 +252,9 @@ static bool run_job(void *arg, struct job *job)
         job->throttle_ms = event.error.retry_after_ms;
     /* a direct job handed to the workflow role leaves the consumer thread
      * nothing to do (no offset, lease, throttle hold nor report) */
-    done = produce_event(at, job) && job->direct;
-    count(at, event.type == BT_MSG_COMPLETED ? &at->stats.completed : &at->stats.failed);
+    done = act_produce_event(at, job) && job->direct;
+    act_count(at,
+              event.type == BT_MSG_COMPLETED ? &at->stats.completed : &at->stats.failed);
     bt_msg_release(&event);
     return done;
 }
@@ -400,7 +288,7 @@ static bool hold(struct bt_acttask *at, struct job *job)
                "attempt already held here, not run twice: workflow=%s seq=%lld "
                "attempt=%d",
                job->task.id, (long long)job->task.seq, job->task.attempt);
-        count(at, &at->stats.twins);
+        act_count(at, &at->stats.twins);
         job->twin = first->twin;
         first->twin = job;
         return false;
@@ -410,8 +298,7 @@ static bool hold(struct bt_acttask *at, struct job *job)
     return true;
 }
 
-/* job's attempt is over here: it and its twins let their offsets go. */
-static void unhold(struct bt_acttask *at, struct job *job)
+void act_unhold(struct bt_acttask *at, struct job *job)
 {
     char key[BT_JOB_KEY_SIZE];
 
@@ -429,7 +316,7 @@ static void skip(struct bt_acttask *at, struct job *job)
 {
     bt_job_set_waiting(job, NULL);
     bt_admission_unlease(at->adm, job);
-    unhold(at, job);
+    act_unhold(at, job);
     bt_job_free(job);
 }
 
@@ -482,8 +369,7 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
     return ret;
 }
 
-/* Queues job for the activity threads. */
-static void enqueue(struct bt_acttask *at, struct job *job)
+void act_enqueue(struct bt_acttask *at, struct job *job)
 {
     bt_job_set_waiting(job, NULL);
     bt_actpool_enqueue(at->pool, job);
@@ -543,12 +429,12 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
                 bt_log(BT_LOG_DEBUG,
                        "stale task skipped: workflow=%s seq=%lld attempt=%d",
                        job->task.id, (long long)job->task.seq, job->task.attempt);
-                count(at, &at->stats.stale);
+                act_count(at, &at->stats.stale);
                 count_attempt(at, bt_registry_activity(at->reg, job->task.name),
                               job->task.name, "stale");
                 skip(at, job);
             } else {
-                enqueue(at, job);
+                act_enqueue(at, job);
             }
         }
         freeReplyObject(reply);
@@ -590,7 +476,7 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
         if (bt_codec_decode(bytes, len, (size_t)at->cfg->max_payload, &job->task, errstr,
                             sizeof(errstr))) {
             if (job->rkm)
-                dead_letter(at, job->rkm, errstr);
+                act_dead_letter(at, job->rkm, errstr);
             else /* encoded by this worker's workflow role: a bug, not input */
                 bt_log(BT_LOG_ERROR, "cannot decode a submitted task: %s", errstr);
         } else if (job->task.type != BT_MSG_TASK) {
@@ -598,7 +484,7 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
                      "type: a %s message does not belong on a task topic",
                      bt_msg_type_name(job->task.type));
             if (job->rkm)
-                dead_letter(at, job->rkm, errstr);
+                act_dead_letter(at, job->rkm, errstr);
             bt_msg_release(&job->task);
         } else {
             job->decoded = true;
@@ -612,50 +498,9 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
     admit(at, jobs, n);
 }
 
-/* Releases the jobs whose outcome Kafka confirmed; re-sends failed ones. */
-static void reap(struct bt_acttask *at)
-{
-    struct job *produced, *next, **pp;
-    int released = 0;
-
-    for (produced = bt_actpool_produced(at->pool); produced; produced = next) {
-        next = produced->next;
-        /* the downstream said "throttled": nobody takes this key's tokens for
-         * that long (its event is already on its way; the retry waits too) */
-        bt_admission_throttled(at->adm, produced);
-        bt_admission_unlease(at->adm, produced);
-        produced->next = at->sending;
-        at->sending = produced;
-    }
-    rd_kafka_poll(at->producer, 0);
-    for (pp = &at->sending; *pp;) {
-        struct job *job = *pp;
-        if (__atomic_load_n(&job->delivery.pending, __ATOMIC_ACQUIRE) > 0) {
-            pp = &job->next;
-            continue;
-        }
-        if (__atomic_load_n(&job->delivery.failed, __ATOMIC_RELAXED)) {
-            bt_log(BT_LOG_WARN,
-                   "activity outcome not delivered, sending again: %s "
-                   "workflow=%s seq=%lld",
-                   rd_kafka_err2str(job->delivery.err), job->task.id,
-                   (long long)job->task.seq);
-            produce_event(at, job);
-            pp = &job->next;
-            continue;
-        }
-        *pp = job->next;
-        released++;
-        unhold(at, job);
-        bt_job_free(job);
-    }
-    if (released)
-        bt_actpool_released(at->pool, released);
-}
-
 /* How many tasks the role holds (queued, running, waiting for a token):
  * past it, it fetches no more from Kafka and takes no eager task. */
-static int buffer_max(const struct bt_acttask *at)
+int act_buffer_max(const struct bt_acttask *at)
 {
     return 4 * at->cfg->concurrency + 256;
 }
@@ -695,7 +540,7 @@ static void backpressure(struct bt_acttask *at)
 
     inflight = bt_actpool_inflight(at->pool);
     inflight += bt_admission_waiting(at->adm); /* waiting for a token counts as busy */
-    want_pause = inflight >= buffer_max(at);
+    want_pause = inflight >= act_buffer_max(at);
     if (want_pause == at->paused || (!want_pause && inflight > 2 * at->cfg->concurrency))
         return;
     if (rd_kafka_assignment(at->consumer, &assigned) == 0) {
@@ -773,7 +618,7 @@ static void *consume(void *arg)
         if (n)
             take(at, jobs, n);
         admit_due(at);
-        reap(at);
+        act_reap(at);
         bt_admission_flush(at->adm);
         commit_offsets(at);
         backpressure(at);
@@ -844,65 +689,6 @@ fail:
     return NULL;
 }
 
-int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue)
-{
-    int room;
-    size_t i;
-
-    for (i = 0; i < at->n_queues && strcmp(at->queues[i], queue); i++)
-        ;
-    if (i == at->n_queues || !at->deliver)
-        return 0;
-    /* room in the buffer, not only idle threads: under load the threads are
-     * never idle, and a task queued here costs less than two Kafka hops */
-    pthread_mutex_lock(&at->lock);
-    room = buffer_max(at) - at->n_submitted;
-    pthread_mutex_unlock(&at->lock);
-    room -= bt_actpool_inflight(at->pool);
-    return room > 0 ? room : 0;
-}
-
-void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
-                       void *owner)
-{
-    struct job *job = calloc(1, sizeof(*job));
-    char errstr[512];
-
-    BT_ASSERT(job && (job->local = malloc(len)));
-    memcpy(job->local, payload, len);
-    job->local_len = len;
-    job->owner = owner;
-    if (bt_codec_decode(payload, len, (size_t)at->cfg->max_payload, &job->task, errstr,
-                        sizeof(errstr)) == 0) {
-        if (job->task.type != BT_MSG_TASK)
-            bt_msg_release(&job->task); /* take() says what is wrong with it */
-        else
-            job->decoded = true;
-    }
-    /* nothing to ask Redis for (no slot, no token, and an eager task is not
-     * stale): straight into the activity threads' queue, one thread hand-over less
-     * than through the consumer thread */
-    if (job->decoded && !job->task.concurrency_key && !job->task.rate_key) {
-        job->direct = true;
-        enqueue(at, job); /* a new job waits for nothing: no gauge to move */
-        return;
-    }
-    pthread_mutex_lock(&at->lock);
-    *at->submitted_tail = job;
-    at->submitted_tail = &job->next;
-    at->n_submitted++;
-    pthread_mutex_unlock(&at->lock);
-    rd_kafka_queue_yield(at->wake); /* the consumer thread may be in a poll */
-}
-
-void bt_acttask_on_local_outcome(struct bt_acttask *at,
-                                 void (*deliver)(void *owner, const char *suffix,
-                                                 const char *id, const char *payload,
-                                                 size_t len))
-{
-    at->deliver = deliver;
-}
-
 struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at)
 {
     struct bt_acttask_stats s;
@@ -911,37 +697,6 @@ struct bt_acttask_stats bt_acttask_stats(struct bt_acttask *at)
     s = at->stats;
     pthread_mutex_unlock(&at->lock);
     return s;
-}
-
-/* Hands the eager tasks of list jobs (never run) to Kafka at a clean stop,
- * then frees them (unsent.h). */
-static void hand_off(struct bt_acttask *at, struct job *jobs)
-{
-    struct bt_handoff *h;
-    size_t n = 0, i = 0;
-
-    for (struct job *j = jobs; j; j = j->next)
-        n += j->decoded;
-    h = calloc(n + 1, sizeof(*h));
-    BT_ASSERT(h);
-    for (struct job *j = jobs; j; j = j->next) {
-        char suffix[300];
-        if (!j->decoded)
-            continue;
-        snprintf(suffix, sizeof(suffix), "tasks.%s", j->task.queue);
-        h[i] = (struct bt_handoff){strdup(suffix), j->task.id,  j->local,
-                                   j->local_len,   j->task.seq, j->task.attempt};
-        BT_ASSERT(h[i++].suffix);
-    }
-    bt_unsent_hand_off(at->producer, at->cfg, at->store, at->worker, h, n);
-    for (i = 0; i < n; i++)
-        free((char *)(uintptr_t)h[i].suffix);
-    free(h);
-    while (jobs) {
-        struct job *j = jobs;
-        jobs = j->next;
-        bt_job_free(j);
-    }
 }
 
 void bt_acttask_destroy(struct bt_acttask *at)
@@ -960,33 +715,15 @@ void bt_acttask_destroy(struct bt_acttask *at)
         /* outcomes on their way: wait for them so their offsets can be committed */
         bt_stop_step("activity role: outcomes to Kafka");
         rd_kafka_flush(at->producer, 10000);
-        reap(at);
+        act_reap(at);
         commit_offsets(at);
         while (at->sending) {
             struct job *j = at->sending;
             at->sending = j->next;
             bt_job_free(j);
         }
-        /* tasks queued or waiting but never run are not committed: they are
-         * redelivered; eager ones (submitted here) are handed to Kafka */
-        struct job *eager = NULL;
-        for (struct job *j; at->pool && (j = bt_actpool_take_queued(at->pool));) {
-            bt_admission_unlease(at->adm, j);
-            if (j->local) {
-                j->next = eager;
-                eager = j;
-            } else {
-                bt_job_free(j);
-            }
-        }
-        while (at->submitted) {
-            struct job *j = at->submitted;
-            at->submitted = j->next;
-            j->next = eager;
-            eager = j;
-        }
-        bt_stop_step("activity role: eager hand-off");
-        hand_off(at, eager);
+        /* never run: redelivered, or handed to Kafka when eager */
+        act_hand_off_unrun(at);
         bt_admission_destroy(at->adm); /* and the slots of tasks that will not run */
         at->adm = NULL;
         if (at->wake)

@@ -1,0 +1,231 @@
+/* The workflow role's events to their instances (wftask_int.h): decoding a
+ * batch, resolving each event's instance (cached, assumed new, or loaded:
+ * one pipelined round trip for the batch), applying the events in order and
+ * replaying the touched instances. Events of another queue's instances are
+ * forwarded (wfsend.c), refused ones dead-lettered. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "unsent.h"
+#include "wftask_int.h"
+
+void wf_decode_all(struct bt_wftask *wt)
+{
+    char errstr[512];
+
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct wf_item *it = &wt->batch.items[i];
+        int rc = bt_codec_decode(it->rkm ? it->rkm->payload : it->local->payload,
+                                 it->rkm ? it->rkm->len : it->local->len,
+                                 (size_t)wt->cfg->max_payload, &it->msg, errstr,
+                                 sizeof(errstr));
+        if (rc) {
+            wf_dead_letter(wt, it, errstr);
+            continue;
+        }
+        if (it->msg.type >= BT_MSG_TASK) {
+            snprintf(errstr, sizeof(errstr),
+                     "type: a %s message does not belong on the "
+                     "events topic",
+                     bt_msg_type_name(it->msg.type));
+            wf_dead_letter(wt, it, errstr);
+            bt_msg_release(&it->msg);
+            continue;
+        }
+        it->decoded = true;
+    }
+}
+
+static bool serves(const struct bt_wftask *wt, const char *queue)
+{
+    if (!queue)
+        queue = "default";
+    for (size_t i = 0; i < wt->n_queues; i++)
+        if (!strcmp(wt->queues[i], queue))
+            return true;
+    return false;
+}
+
+/* Whether the start event of an instance not cached can skip the load: almost
+ * every start is of a new instance, and commit.lua refuses a commit that
+ * expects version 0 of an instance that exists (a conflict: the redo loads
+ * it and finds the duplicate). Only a start that can succeed here: its type
+ * known and its queue served (it is not forwarded on a guess). */
+static bool assume_new(const struct bt_wftask *wt, const struct wf_item *it)
+{
+    return it->msg.type == BT_MSG_START &&
+           bt_registry_workflow(wt->reg, it->msg.workflow) && serves(wt, it->msg.queue);
+}
+
+/* Loads (one round trip) every instance of the pending items not cached, but
+ * those of new instances' starts (first round only). */
+int wf_resolve(struct bt_wftask *wt, bool only_conflicted)
+{
+    struct bt_instance **load = NULL;
+    size_t n_load = 0;
+    int ret = 0;
+
+    load = malloc(wt->batch.n_items * sizeof(*load));
+    BT_ASSERT(load);
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct wf_item *it = &wt->batch.items[i];
+        if (!it->decoded || it->forwarded || (only_conflicted && !it->conflicted))
+            continue;
+        it->assumed = false;
+        it->inst = bt_idmap_get(wt->cache, it->msg.id);
+        if (it->inst)
+            continue;
+        if (it->local) {
+            /* not cached: its partition went to another worker meanwhile,
+             * which applies it from Kafka */
+            wf_forward_local(wt, it);
+            continue;
+        }
+        it->inst = bt_instance_new(it->msg.id);
+        BT_ASSERT(it->inst);
+        bt_idmap_put(wt->cache, it->msg.id, it->inst);
+        if (!only_conflicted && assume_new(wt, it)) {
+            it->assumed = true;
+            continue;
+        }
+        load[n_load++] = it->inst;
+    }
+    if (n_load) {
+        size_t n_unsent = 0;
+        ret = bt_store_load(wt->store, load, n_load);
+        for (size_t i = 0; i < n_load; i++) {
+            load[i]->delta.old_status = load[i]->status;
+            if (load[i]->delta.n_cmds)
+                bt_unseen_keep(&wt->unseen, load[i]);
+            if (load[i]->delta.n_cmds && wt->flights)
+                wf_drop_flying(wt, load[i]);
+            if (load[i]->delta.n_cmds) /* unsent commands of a dead worker */
+                load[n_unsent++] = load[i];
+        }
+        bt_unsent_drop_delivered(&wt->lookback, wt->cfg, wt->store, wt->worker, load,
+                                 n_unsent);
+        for (size_t i = 0; i < n_unsent; i++)
+            if (load[i]->delta.n_cmds) /* send them */
+                wf_batch_touch(&wt->batch, load[i]);
+    }
+    free(load);
+    return ret;
+}
+
+/* The queue whose workers run the item's instance, when this worker does not
+ * serve it: a start names it, other events find it in the instance. */
+static const char *foreign_queue(const struct bt_wftask *wt, const struct wf_item *it)
+{
+    const char *queue;
+
+    if (it->msg.type == BT_MSG_START && it->inst->status == BT_STATUS_NONE)
+        queue = it->msg.queue;
+    else if (it->inst->status != BT_STATUS_NONE)
+        queue = it->inst->queue;
+    else
+        return NULL;
+    return serves(wt, queue) ? NULL : queue ? queue : "default";
+}
+
+void wf_apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
+                  bool only_conflicted)
+{
+    /* "<cluster>/<topic>/<partition>", written once per run of a partition's
+     * events (a batch holds few partitions; snprintf per event cost 2 % of
+     * the worker) */
+    char pos[512] = "";
+    const rd_kafka_topic_t *pos_rkt = NULL;
+    int32_t pos_partition = -1;
+
+    for (size_t i = 0; i < wt->batch.n_items; i++) {
+        struct wf_item *it = &wt->batch.items[i];
+        const char *why;
+        int64_t ts;
+        int rc;
+
+        if (!it->decoded || it->forwarded || (only_conflicted && !it->conflicted))
+            continue;
+        it->conflicted = false;
+        if ((why = foreign_queue(wt, it))) {
+            if (it->local)
+                wf_forward_local(wt, it);
+            else
+                wf_forward(wt, it, why);
+            continue;
+        }
+        if (it->local) { /* no Kafka position: seq and attempt tell duplicates */
+            rc = bt_replay_apply(it->inst, &it->msg, env, &why);
+            if (rc == 0) {
+                wt->stats.events++;
+                wf_batch_touch(&wt->batch, it->inst);
+            } else {
+                wt->stats.duplicates++;
+            }
+            continue;
+        }
+        if (it->rkm->rkt != pos_rkt || it->rkm->partition != pos_partition) {
+            pos_rkt = it->rkm->rkt;
+            pos_partition = it->rkm->partition;
+            snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster,
+                     rd_kafka_topic_name(pos_rkt), pos_partition);
+        }
+        ts = rd_kafka_message_timestamp(it->rkm, NULL);
+        /* a redelivery sits at or below the last applied offset and was
+         * written no later than it: a new cluster (the embedded one restarted,
+         * whose id may repeat) restarts offsets, but not the clock */
+        if (it->inst->kpos && !strcmp(it->inst->kpos, pos) &&
+            it->rkm->offset <= it->inst->koff && ts <= it->inst->kts) {
+            wt->stats.duplicates++;
+            continue;
+        }
+        rc = bt_replay_apply(it->inst, &it->msg, env, &why);
+        if (rc == 0) {
+            if (!it->inst->kpos || strcmp(it->inst->kpos, pos)) {
+                free(it->inst->kpos);
+                it->inst->kpos = strdup(pos);
+                it->inst->kpos_stored = false;
+            }
+            it->inst->koff = it->rkm->offset;
+            it->inst->kts = ts;
+            it->inst->koff_stored = false;
+            wt->stats.events++;
+            wf_batch_touch(&wt->batch, it->inst);
+            if (it->msg.type == BT_MSG_TIMER && it->msg.due > 0)
+                bt_metrics_observe(
+                    bt_metrics_series(wt->m.timer_late, it->msg.kind),
+                    (double)(env->now_ms > it->msg.due ? env->now_ms - it->msg.due : 0) /
+                        1000.0);
+        } else if (rc == BT_EEXIST) {
+            bt_log(BT_LOG_DEBUG, "ignored: %s workflow=%s type=%s seq=%lld attempt=%d",
+                   why, it->msg.id, bt_msg_type_name(it->msg.type),
+                   (long long)it->msg.seq, it->msg.attempt);
+            wt->stats.duplicates++;
+        } else if (rc == BT_EINVALMSG && !it->verified) {
+            /* the cached copy may be behind Redis (another worker committed
+             * the instance after this one loaded it: one paused past its
+             * session that woke up): judged again against a fresh load */
+            it->suspect = true;
+        } else {
+            char reason[600];
+            snprintf(reason, sizeof(reason), "%s: %s \"%s\"",
+                     bt_msg_type_name(it->msg.type), why,
+                     it->msg.type == BT_MSG_START ? it->msg.workflow : it->msg.id);
+            wf_dead_letter(wt, it, reason);
+        }
+    }
+}
+
+void wf_replay_range(struct bt_wftask *wt, const struct bt_replay_env *env, size_t from,
+                     size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        struct bt_instance *inst = wt->batch.touched[i];
+        if (bt_replay_run(inst, env) == BT_ENOENT)
+            bt_log(BT_LOG_ERROR,
+                   "workflow type not registered on this worker: %s workflow=%s",
+                   inst->type, inst->id);
+    }
+}
