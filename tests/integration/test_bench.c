@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <jansson.h>
 
 /* The value of key in o as a number; fails the test when it is missing. */
@@ -18,12 +19,16 @@ static double number(const json_t *o, const char *key)
 
 Test(bench, chain_and_retry_report_their_figures_and_no_wrong_result, .timeout = 240)
 {
-    FILE *p = popen(
-        /* the Kafka path, whose messages per step are known */
-        "BATON_EAGER=0 " BT_BIN_DIR "/baton bench chain retry --workflows 60 --json "
-        "2>/dev/null",
-        "r");
-    char line[16384];
+    char cmd[512], err_path[64], line[16384], err[4096] = "";
+    FILE *p, *f;
+
+    snprintf(err_path, sizeof(err_path), "/tmp/baton-test-bench-%d.err", (int)getpid());
+    /* the Kafka path, whose messages per step are known */
+    snprintf(cmd, sizeof(cmd),
+             "BATON_EAGER=0 " BT_BIN_DIR "/baton bench chain retry --workflows 60 --json "
+             "2>%s",
+             err_path);
+    p = popen(cmd, "r");
     bool chain = false, retry = false;
     int status;
 
@@ -54,7 +59,16 @@ Test(bench, chain_and_retry_report_their_figures_and_no_wrong_result, .timeout =
         json_decref(o);
     }
     status = pclose(p);
-    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "baton bench failed: %d",
-              status);
+    if ((f = fopen(err_path, "r"))) { /* its last words, for a failure */
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, size > (long)sizeof(err) - 1 ? size - (long)sizeof(err) + 1 : 0,
+              SEEK_SET);
+        err[fread(err, 1, sizeof(err) - 1, f)] = '\0';
+        fclose(f);
+    }
+    unlink(err_path);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "baton bench failed: %d; its stderr ends:\n%s", status, err);
     cr_expect(chain && retry, "a workload is missing: chain %d retry %d", chain, retry);
 }
