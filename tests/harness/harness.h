@@ -77,4 +77,14 @@ void bt_test_sleep_ms(int ms);
 /* How many lines of the file at path contain text (0 when it cannot be read). */
 size_t bt_test_count_lines_with(const char *path, const char *text);
 
+/* Skips the test under the sanitizers (make test-asan): for tests of whole
+ * programs' timing and orchestration (the chaos and bench drivers, a browser,
+ * timeouts waited out), whose C paths other tests run there, so that CI
+ * stays within its 20 minutes. They run in the release build (make test). */
+#if defined(__SANITIZE_ADDRESS__)
+#define BT_TEST_RELEASE_ONLY() cr_skip_test("runs in the release build only (make test)")
+#else
+#define BT_TEST_RELEASE_ONLY() ((void)0)
+#endif
+
 #endif

@@ -88,6 +88,7 @@ static bool ends_with(const char *s, const char *tail)
 Test(chaos, a_short_schedule_with_a_kill_a_redis_restart_and_the_poison_passes,
      .timeout = 150)
 {
+    BT_TEST_RELEASE_ONLY();
     struct chaos_out out;
     int status =
         run_chaos((const char *const[]){"--preset", "smoke", NULL}, &out, 120000);
@@ -105,6 +106,7 @@ Test(chaos, a_short_schedule_with_a_kill_a_redis_restart_and_the_poison_passes,
 
 Test(chaos, an_impossible_count_fails_the_run_and_names_the_invariant, .timeout = 120)
 {
+    BT_TEST_RELEASE_ONLY();
     struct chaos_out out;
     int status =
         run_chaos((const char *const[]){"--no-faults", "--instances", "50", "--duration",

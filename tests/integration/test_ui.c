@@ -583,9 +583,7 @@ Test(ui, a_slow_dead_letter_read_does_not_hold_the_other_views, .init = setup,
  * ~15 s to a run that is slow already. */
 Test(ui, the_page_works_in_chromium, .timeout = 240)
 {
-#if defined(__SANITIZE_ADDRESS__)
-    cr_skip_test("the browser test runs in the release build only");
-#endif
+    BT_TEST_RELEASE_ONLY();
     const char *argv[] = {
         "/usr/bin/python3", BT_SOURCE_DIR "/tests/browser/ui.py", BT_BIN_DIR,
         BT_PLUGIN_DIR,      BT_BUILD_DIR "/ui-screenshots",       NULL};
