@@ -96,20 +96,148 @@ static void *run_workflows(void *wt)
     return NULL;
 }
 
+#define MAX_WORKFLOW_THREADS 64
+
+/* What main starts, stopped in reverse by stop_all. */
+struct worker {
+    struct bt_config cfg;
+    char name[300]; /* host:pid, as in the outbox fields and the heartbeat */
+    bt_registry *reg;
+    struct bt_metrics *metrics;
+    struct bt_wftask *wts[MAX_WORKFLOW_THREADS];
+    int n_wts;
+    struct bt_acttask *at;
+    struct bt_alive *alive;
+    const char **types;
+};
+
+/* Loads the plugins. Returns 0, or the exit code: 1 when one does not
+ * load, 2 when they register nothing. */
+static int load_plugins(struct worker *w, char *errstr, size_t errstr_size)
+{
+    w->reg = bt_registry_new();
+    for (size_t i = 0; i < w->cfg.n_plugins; i++) {
+        if (bt_registry_load(w->reg, w->cfg.plugins[i], errstr, errstr_size)) {
+            bt_log(BT_LOG_ERROR, "%s", errstr);
+            return 1;
+        }
+    }
+    /* a worker with nothing registered would join the groups, take its
+     * share of the partitions and fail what arrives there (unknown workflow
+     * type, ActivityNotRegistered): a deploy that lost its plugin setting
+     * must stop here, loudly, not look healthy */
+    if (w->reg->n_workflows == 0 && w->reg->n_activities == 0) {
+        bt_log(BT_LOG_ERROR,
+               "nothing to run: no workflow or activity registered (plugins=%zu); "
+               "give --plugin lib.so or BATON_PLUGINS=a.so:b.so",
+               w->cfg.n_plugins);
+        return 2;
+    }
+    return 0;
+}
+
+/* The roles, the metrics and the heartbeat. Returns 0, or -1 with errstr. */
+static int start_roles(struct worker *w, char *errstr, size_t errstr_size)
+{
+    const struct bt_config *cfg = &w->cfg;
+
+    w->metrics = bt_metrics_new();
+    for (w->n_wts = 0; w->n_wts < cfg->workflow_threads; w->n_wts++)
+        if (!(w->wts[w->n_wts] =
+                  bt_wftask_new(cfg, w->reg, w->metrics, w->name, errstr, errstr_size)))
+            return -1;
+    if (!(w->at =
+              bt_acttask_new(cfg, w->reg, w->metrics, w->name, errstr, errstr_size)) ||
+        bt_metrics_start(w->metrics, cfg, errstr, errstr_size))
+        return -1;
+    if (!(w->types = workflow_types(w->reg))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    /* eager tasks are recovered from the outbox once its key is gone */
+    if (!(w->alive =
+              bt_alive_start(cfg, w->name, w->types, w->reg->n_workflows,
+                             bt_admission_rate_waiting(w->metrics), errstr, errstr_size)))
+        return -1;
+    if (cfg->eager)
+        bt_acttask_on_local_outcome(w->at, bt_wftask_deliver);
+    for (int i = 0; i < w->n_wts; i++) {
+        bt_wftask_set_stop(w->wts[i], &stopping);
+        if (cfg->eager)
+            bt_wftask_set_eager(w->wts[i],
+                                &(struct bt_wftask_eager){.slots = eager_slots,
+                                                          .submit = eager_submit,
+                                                          .ctx = w->at});
+    }
+    return 0;
+}
+
+/* The workflow threads until a signal: the first on this thread. */
+static void run(struct worker *w)
+{
+    pthread_t threads[MAX_WORKFLOW_THREADS];
+    int n_threads = 0;
+
+    for (int i = 1; i < w->n_wts; i++) {
+        if (pthread_create(&threads[n_threads], NULL, run_workflows, w->wts[i])) {
+            bt_log(BT_LOG_ERROR, "cannot start a workflow thread");
+            stopping = 1;
+            break;
+        }
+        n_threads++;
+    }
+    run_workflows(w->wts[0]);
+    for (int i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+}
+
+static void log_totals(const struct worker *w)
+{
+    struct bt_wftask_stats ws = {0};
+    struct bt_acttask_stats as = bt_acttask_stats(w->at);
+
+    for (int i = 0; i < w->n_wts; i++) {
+        const struct bt_wftask_stats *s = bt_wftask_stats(w->wts[i]);
+        ws.events += s->events;
+        ws.duplicates += s->duplicates;
+        ws.dead += s->dead;
+        ws.conflicts += s->conflicts;
+    }
+    bt_log(BT_LOG_INFO,
+           "stopping: events=%llu duplicates_ignored=%llu dead_letters=%llu "
+           "conflicts=%llu attempts=%llu stale_tasks=%llu",
+           (unsigned long long)ws.events, (unsigned long long)ws.duplicates,
+           (unsigned long long)(ws.dead + as.dead), (unsigned long long)ws.conflicts,
+           (unsigned long long)as.started, (unsigned long long)as.stale);
+}
+
+/* Stops what started, in this order: the metrics, the activity role (its
+ * running attempts finish), the workflow role, then the heartbeat, after
+ * the eager tasks' outcomes are forgotten. NULL handles are skipped. */
+static void stop_all(struct worker *w)
+{
+    bt_stop_step("metrics");
+    bt_metrics_stop(w->metrics);
+    bt_stop_step("activity role");
+    bt_acttask_destroy(w->at);
+    for (int i = 0; i < w->n_wts + 1 && i < MAX_WORKFLOW_THREADS; i++) {
+        bt_stop_step("workflow role");
+        bt_wftask_destroy(w->wts[i]);
+    }
+    bt_stop_step("heartbeat");
+    bt_alive_stop(w->alive);
+    bt_stop_step("stopped");
+    bt_metrics_destroy(w->metrics);
+    free(w->types);
+    bt_registry_destroy(w->reg);
+    bt_config_release(&w->cfg);
+}
+
 int main(int argc, char **argv)
 {
-    struct bt_config cfg;
-    char errstr[512], name[300], host[256] = "localhost";
-    bt_registry *reg = NULL;
-    struct bt_metrics *metrics = NULL;
-    struct bt_wftask *wts[64] = {NULL};
-    pthread_t threads[64];
-    int n_wts = 0, n_threads = 0;
-    struct bt_acttask *at = NULL;
-    struct bt_alive *alive = NULL;
-    const char **types = NULL;
-    struct bt_wftask_stats ws = {0};
-    int ret = 1;
+    static struct worker w;
+    char errstr[512], host[256] = "localhost";
+    int ret;
 
     /* no fastbins: a batch frees thousands of small blocks at once, and each
      * large free then walked and merged them all (malloc_consolidate: 2 % of
@@ -117,7 +245,7 @@ int main(int argc, char **argv)
      * turns); small blocks still go through the tcache */
     mallopt(M_MXFAST, 0);
 
-    if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
+    if (bt_config_load(&w.cfg, &argc, argv, errstr, sizeof(errstr))) {
         fprintf(stderr,
                 "baton-worker: %s\n  (`baton-worker --help` lists the settings)\n",
                 errstr);
@@ -128,107 +256,30 @@ int main(int argc, char **argv)
         ret = ret == 1 ? 0 : 2; /* --help or --version; or a usage error */
         goto out;
     }
-    ret = 1;
     /* bt_config_load refused a level it does not know */
-    bt_log_setup("worker", (enum bt_log_level)bt_log_parse_level(cfg.log_level),
-                 cfg.log_json);
+    bt_log_setup("worker", (enum bt_log_level)bt_log_parse_level(w.cfg.log_level),
+                 w.cfg.log_json);
     gethostname(host, sizeof(host) - 1);
-    snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());
-
-    reg = bt_registry_new();
-    for (size_t i = 0; i < cfg.n_plugins; i++) {
-        if (bt_registry_load(reg, cfg.plugins[i], errstr, sizeof(errstr))) {
-            bt_log(BT_LOG_ERROR, "%s", errstr);
-            goto out;
-        }
-    }
-    /* a worker with nothing registered would join the groups, take its
-     * share of the partitions and fail what arrives there (unknown workflow
-     * type, ActivityNotRegistered): a deploy that lost its plugin setting
-     * must stop here, loudly, not look healthy */
-    if (reg->n_workflows == 0 && reg->n_activities == 0) {
-        bt_log(BT_LOG_ERROR,
-               "nothing to run: no workflow or activity registered (plugins=%zu); "
-               "give --plugin lib.so or BATON_PLUGINS=a.so:b.so",
-               cfg.n_plugins);
-        ret = 2;
+    snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
+    if ((ret = load_plugins(&w, errstr, sizeof(errstr))))
         goto out;
-    }
     bt_log(BT_LOG_INFO,
            "starting: workflows=%zu activities=%zu queues=%s concurrency=%d "
            "brokers=%s redis=%s prefix=%s",
-           reg->n_workflows, reg->n_activities, cfg.queues, cfg.concurrency, cfg.brokers,
-           cfg.redis, cfg.prefix);
-
+           w.reg->n_workflows, w.reg->n_activities, w.cfg.queues, w.cfg.concurrency,
+           w.cfg.brokers, w.cfg.redis, w.cfg.prefix);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    metrics = bt_metrics_new();
-    for (n_wts = 0; n_wts < cfg.workflow_threads; n_wts++)
-        if (!(wts[n_wts] =
-                  bt_wftask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))))
-            break;
-    if (n_wts < cfg.workflow_threads ||
-        !(at = bt_acttask_new(&cfg, reg, metrics, name, errstr, sizeof(errstr))) ||
-        bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr)) ||
-        !(types = workflow_types(reg)) ||
-        /* eager tasks are recovered from the outbox once its key is gone */
-        !(alive = bt_alive_start(&cfg, name, types, reg->n_workflows,
-                                 bt_admission_rate_waiting(metrics), errstr,
-                                 sizeof(errstr)))) {
+    if (start_roles(&w, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
+        ret = 1;
         goto out;
     }
-    if (cfg.eager)
-        bt_acttask_on_local_outcome(at, bt_wftask_deliver);
-    for (int i = 0; i < n_wts; i++) {
-        bt_wftask_set_stop(wts[i], &stopping);
-        if (cfg.eager)
-            bt_wftask_set_eager(wts[i], &(struct bt_wftask_eager){.slots = eager_slots,
-                                                                  .submit = eager_submit,
-                                                                  .ctx = at});
-        if (i > 0 && pthread_create(&threads[n_threads++], NULL, run_workflows, wts[i])) {
-            n_threads--;
-            bt_log(BT_LOG_ERROR, "cannot start a workflow thread");
-            stopping = 1;
-        }
-    }
-    run_workflows(wts[0]);
-    for (int i = 0; i < n_threads; i++)
-        pthread_join(threads[i], NULL);
-    for (int i = 0; i < n_wts; i++) {
-        const struct bt_wftask_stats *s = bt_wftask_stats(wts[i]);
-        ws.events += s->events;
-        ws.duplicates += s->duplicates;
-        ws.dead += s->dead;
-        ws.conflicts += s->conflicts;
-    }
-    {
-        struct bt_acttask_stats as = bt_acttask_stats(at);
-        bt_log(BT_LOG_INFO,
-               "stopping: events=%llu duplicates_ignored=%llu dead_letters=%llu "
-               "conflicts=%llu attempts=%llu stale_tasks=%llu",
-               (unsigned long long)ws.events, (unsigned long long)ws.duplicates,
-               (unsigned long long)(ws.dead + as.dead), (unsigned long long)ws.conflicts,
-               (unsigned long long)as.started, (unsigned long long)as.stale);
-    }
-    ret = 0;
+    run(&w);
+    log_totals(&w);
     bt_stop_begin(STOP_GRACE_S);
 out:
-    bt_stop_step("metrics");
-    bt_metrics_stop(metrics);
-    bt_stop_step("activity role");
-    bt_acttask_destroy(at);
-    for (int i = 0; i < n_wts + 1 && i < 64; i++) {
-        bt_stop_step("workflow role");
-        bt_wftask_destroy(wts[i]);
-    }
-    bt_stop_step("heartbeat");
-    bt_alive_stop(alive); /* after the eager tasks' outcomes are forgotten */
-    bt_stop_step("stopped");
-    bt_metrics_destroy(metrics);
-    free(types);
-    bt_registry_destroy(reg);
-    bt_config_release(&cfg);
+    stop_all(&w);
     return ret;
 }
