@@ -66,27 +66,146 @@ static struct bt_series *retention_metrics(struct bt_metrics *metrics,
                          "Runs whose retention ended that are not deleted yet.", NULL));
 }
 
+/* What main starts and what its rounds carry from one to the next. */
+struct scheduler {
+    struct bt_config cfg;
+    struct bt_store *store;
+    rd_kafka_t *rk;
+    struct bt_timers *timers;
+    struct bt_timer_stats stats;
+    struct bt_schedule_stats sched;
+    struct bt_wake *wake;
+    struct bt_retention *retention;
+    struct bt_retention_stats kept;
+    struct bt_backfill backfill;
+    struct bt_outbox_sweep sweep;
+    struct bt_metrics *metrics;
+    struct bt_series *fired_total, *resent_total, *pending, *round_trips, *backlog;
+    int64_t next_sweep, next_gauges; /* CLOCK_MONOTONIC ms */
+};
+
+static void register_metrics(struct scheduler *s)
+{
+    struct bt_metrics *m = s->metrics = bt_metrics_new();
+
+    s->fired_total = bt_metrics_series(
+        bt_metrics_counter(m, "baton_timers_fired_total", "Timers fired.", NULL));
+    s->stats.lateness = bt_metrics_series(bt_metrics_histogram(
+        m, "baton_timer_lateness_seconds", "How long after its due time a timer fired.",
+        NULL,
+        (const double[]){0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+        12));
+    s->pending = bt_metrics_series(bt_metrics_gauge(
+        m, "baton_timers_pending", "Timers waiting to fire, due or not.", NULL));
+    s->resent_total = bt_metrics_series(bt_metrics_counter(
+        m, "baton_outbox_resent_total",
+        "Commands re-sent from the outbox of instances a worker left unsent.", NULL));
+    s->round_trips = bt_metrics_series(
+        bt_metrics_counter(m, "baton_redis_round_trips_total",
+                           "Round trips to Redis (a pipeline counts once).", "role"),
+        "scheduler");
+    s->backlog = retention_metrics(m, &s->kept);
+}
+
+/* Returns 0, or -1 with errstr ("out of memory" when a constructor without
+ * errstr failed). */
+static int start(struct scheduler *s, char *errstr, size_t errstr_size)
+{
+    const struct bt_config *cfg = &s->cfg;
+
+    snprintf(errstr, errstr_size, "out of memory");
+    register_metrics(s);
+    if (!(s->store = bt_store_new(cfg, errstr, errstr_size)) ||
+        !(s->rk = bt_kafka_producer_new(cfg, errstr, errstr_size)) ||
+        !(s->timers = bt_timers_new(cfg, s->store, s->rk, &s->stats)) ||
+        !(s->wake = bt_wake_new(cfg, bt_store_prefix(s->store), errstr, errstr_size)) ||
+        !(s->retention = bt_retention_new(cfg, s->store, s->rk, &s->kept)) ||
+        bt_metrics_start(s->metrics, cfg, errstr, errstr_size))
+        return -1;
+    return 0;
+}
+
+/* The periodic chores between timer claims: the outbox sweep (a step at a
+ * time), retention, the backfill, the gauges. */
+static void chores(struct scheduler *s)
+{
+    if (bt_clock_mono_ms() >= s->next_sweep) {
+        int resent =
+            bt_outbox_resend(&s->cfg, s->store, s->rk, OUTBOX_GRACE_MS, &s->sweep);
+        bt_metrics_add(s->resent_total, resent > 0 ? resent : 0);
+        /* a full step: the rest of the round goes on between timer claims */
+        s->next_sweep = bt_clock_mono_ms() + (s->sweep.more ? 0 : OUTBOX_EVERY_MS);
+    }
+    bt_retention_step(s->retention);
+    bt_backfill_step(&s->backfill, &s->cfg, s->store);
+    if (bt_clock_mono_ms() >= s->next_gauges) {
+        int64_t n = bt_timers_pending(s->store);
+        if (n >= 0)
+            bt_metrics_set(s->pending, n);
+        if ((n = bt_archive_backlog(s->store, bt_clock_now_ms())) >= 0)
+            bt_metrics_set(s->backlog, n);
+        bt_metrics_set(s->round_trips,
+                       (int64_t)bt_redis_round_trips(bt_store_redis(s->store)));
+        s->next_gauges = bt_clock_mono_ms() + GAUGES_EVERY_MS;
+    }
+}
+
+/* Rounds until a signal: due timers, due schedules, the chores; with
+ * nothing due, a sleep until the earliest due time or a wake-up. */
+static void run(struct scheduler *s)
+{
+    int backoff = 50;
+
+    while (!stopping) {
+        int fired = bt_timers_fire(s->timers);
+        int started = fired == BT_EAGAIN
+                          ? 0
+                          : bt_schedules_fire(&s->cfg, s->store, s->rk, &s->sched);
+        if (fired == BT_EAGAIN || started == BT_EAGAIN) {
+            bt_log(BT_LOG_WARN, "redis or kafka unavailable: backoff_ms=%d", backoff);
+            bt_clock_sleep_ms(backoff);
+            backoff = backoff < 5000 ? backoff * 2 : backoff;
+            continue;
+        }
+        backoff = 50;
+        bt_metrics_add(s->fired_total, fired);
+        chores(s);
+        if (fired == 0 && started == 0) {
+            int64_t due = bt_timers_next(s->timers);
+            if (s->sched.next > 0 && (due <= 0 || s->sched.next < due))
+                due = s->sched.next;
+            bt_wake_sleep(s->wake,
+                          bt_wake_timeout(due,
+                                          s->next_sweep < s->next_gauges ? s->next_sweep
+                                                                         : s->next_gauges,
+                                          bt_timers_in_flight(s->timers)));
+        }
+        rd_kafka_poll(s->rk, 0);
+    }
+}
+
+static void stop_all(struct scheduler *s)
+{
+    bt_wake_destroy(s->wake);
+    bt_timers_destroy(s->timers, 5000);
+    bt_retention_destroy(s->retention, 5000);
+    bt_outbox_sweep_end(&s->sweep);
+    bt_metrics_destroy(s->metrics);
+    if (s->rk) {
+        rd_kafka_flush(s->rk, 5000);
+        rd_kafka_destroy(s->rk);
+    }
+    bt_store_destroy(s->store);
+    bt_config_release(&s->cfg);
+}
+
 int main(int argc, char **argv)
 {
-    struct bt_config cfg;
-    struct bt_store *store = NULL;
-    struct bt_timer_stats stats = {0};
-    struct bt_timers *timers = NULL;
-    struct bt_wake *wake = NULL;
-    struct bt_schedule_stats sched = {0};
-    struct bt_metrics *metrics = NULL;
-    struct bt_series *fired_total, *resent_total, *pending, *round_trips, *backlog;
-    struct bt_retention_stats kept = {0};
-    struct bt_retention *retention = NULL;
-    struct bt_backfill backfill = {0};
-    rd_kafka_t *rk = NULL;
-    char errstr[512] =
-        "out of memory"; /* what a failed constructor without errstr means */
-    int64_t next_sweep = 0, next_gauges = 0;
-    struct bt_outbox_sweep sweep = {0};
-    int backoff = 50, ret = 1, level;
+    static struct scheduler s;
+    char errstr[512];
+    int ret;
 
-    if (bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr))) {
+    if (bt_config_load(&s.cfg, &argc, argv, errstr, sizeof(errstr))) {
         fprintf(stderr,
                 "baton-scheduler: %s\n  (`baton-scheduler --help` lists the settings)\n",
                 errstr);
@@ -97,98 +216,25 @@ int main(int argc, char **argv)
         ret = ret == 1 ? 0 : 2; /* --help or --version; or a usage error */
         goto out;
     }
-    ret = 1;
     /* bt_config_load refused a level it does not know */
-    level = bt_log_parse_level(cfg.log_level);
-    bt_log_setup("scheduler", (enum bt_log_level)level, cfg.log_json);
-    metrics = bt_metrics_new();
-    fired_total = bt_metrics_series(
-        bt_metrics_counter(metrics, "baton_timers_fired_total", "Timers fired.", NULL));
-    stats.lateness = bt_metrics_series(bt_metrics_histogram(
-        metrics, "baton_timer_lateness_seconds",
-        "How long after its due time a timer fired.", NULL,
-        (const double[]){0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
-        12));
-    pending = bt_metrics_series(bt_metrics_gauge(
-        metrics, "baton_timers_pending", "Timers waiting to fire, due or not.", NULL));
-    resent_total = bt_metrics_series(bt_metrics_counter(
-        metrics, "baton_outbox_resent_total",
-        "Commands re-sent from the outbox of instances a worker left unsent.", NULL));
-    round_trips = bt_metrics_series(
-        bt_metrics_counter(metrics, "baton_redis_round_trips_total",
-                           "Round trips to Redis (a pipeline counts once).", "role"),
-        "scheduler");
-    backlog = retention_metrics(metrics, &kept);
-    if (!(store = bt_store_new(&cfg, errstr, sizeof(errstr))) ||
-        !(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr))) ||
-        !(timers = bt_timers_new(&cfg, store, rk, &stats)) ||
-        !(wake = bt_wake_new(&cfg, bt_store_prefix(store), errstr, sizeof(errstr))) ||
-        !(retention = bt_retention_new(&cfg, store, rk, &kept)) ||
-        bt_metrics_start(metrics, &cfg, errstr, sizeof(errstr))) {
+    bt_log_setup("scheduler", (enum bt_log_level)bt_log_parse_level(s.cfg.log_level),
+                 s.cfg.log_json);
+    if (start(&s, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
+        ret = 1;
         goto out;
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    bt_log(BT_LOG_INFO, "starting: brokers=%s redis=%s prefix=%s", cfg.brokers, cfg.redis,
-           cfg.prefix);
-    while (!stopping) {
-        int fired = bt_timers_fire(timers);
-        int started = fired == BT_EAGAIN ? 0 : bt_schedules_fire(&cfg, store, rk, &sched);
-        if (fired == BT_EAGAIN || started == BT_EAGAIN) {
-            bt_log(BT_LOG_WARN, "redis or kafka unavailable: backoff_ms=%d", backoff);
-            bt_clock_sleep_ms(backoff);
-            backoff = backoff < 5000 ? backoff * 2 : backoff;
-            continue;
-        }
-        backoff = 50;
-        bt_metrics_add(fired_total, fired);
-        if (bt_clock_mono_ms() >= next_sweep) {
-            int resent = bt_outbox_resend(&cfg, store, rk, OUTBOX_GRACE_MS, &sweep);
-            bt_metrics_add(resent_total, resent > 0 ? resent : 0);
-            /* a full step: the rest of the round goes on between timer claims */
-            next_sweep = bt_clock_mono_ms() + (sweep.more ? 0 : OUTBOX_EVERY_MS);
-        }
-        bt_retention_step(retention);
-        bt_backfill_step(&backfill, &cfg, store);
-        if (bt_clock_mono_ms() >= next_gauges) {
-            int64_t n = bt_timers_pending(store);
-            if (n >= 0)
-                bt_metrics_set(pending, n);
-            if ((n = bt_archive_backlog(store, bt_clock_now_ms())) >= 0)
-                bt_metrics_set(backlog, n);
-            bt_metrics_set(round_trips,
-                           (int64_t)bt_redis_round_trips(bt_store_redis(store)));
-            next_gauges = bt_clock_mono_ms() + GAUGES_EVERY_MS;
-        }
-        if (fired == 0 && started == 0) {
-            int64_t due = bt_timers_next(timers);
-            if (sched.next > 0 && (due <= 0 || sched.next < due))
-                due = sched.next;
-            bt_wake_sleep(
-                wake,
-                bt_wake_timeout(due, next_sweep < next_gauges ? next_sweep : next_gauges,
-                                bt_timers_in_flight(timers)));
-        }
-        rd_kafka_poll(rk, 0);
-    }
+    bt_log(BT_LOG_INFO, "starting: brokers=%s redis=%s prefix=%s", s.cfg.brokers,
+           s.cfg.redis, s.cfg.prefix);
+    run(&s);
     bt_log(BT_LOG_INFO,
            "stopping: fired=%llu late_ms_max=%lld scheduled=%llu skipped=%llu",
-           (unsigned long long)stats.fired, (long long)stats.late_ms_max,
-           (unsigned long long)sched.fired, (unsigned long long)sched.skipped);
-    ret = 0;
+           (unsigned long long)s.stats.fired, (long long)s.stats.late_ms_max,
+           (unsigned long long)s.sched.fired, (unsigned long long)s.sched.skipped);
 out:
-    bt_wake_destroy(wake);
-    bt_timers_destroy(timers, 5000);
-    bt_retention_destroy(retention, 5000);
-    bt_outbox_sweep_end(&sweep);
-    bt_metrics_destroy(metrics);
-    if (rk) {
-        rd_kafka_flush(rk, 5000);
-        rd_kafka_destroy(rk);
-    }
-    bt_store_destroy(store);
-    bt_config_release(&cfg);
+    stop_all(&s);
     return ret;
 }
