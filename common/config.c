@@ -303,15 +303,15 @@ extern char **environ;
 
 static int check_retention_types(const struct bt_config *cfg, char *errstr, size_t n);
 
-int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
-                   size_t errstr_size)
-{
-    const size_t n_settings = sizeof(settings) / sizeof(settings[0]);
-    int ret, out = 1;
-    const char *v;
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-    memset(cfg, 0, sizeof(*cfg));
-    for (size_t i = 0; i < n_settings; i++)
+/* The defaults, and where `baton dev` keeps its state. */
+static int load_defaults(struct bt_config *cfg, char *errstr, size_t errstr_size)
+{
+    const char *v;
+    int ret;
+
+    for (size_t i = 0; i < N_SETTINGS; i++)
         if (settings[i].def && (ret = set_value(cfg, &settings[i], settings[i].def,
                                                 settings[i].name, errstr, errstr_size)))
             return ret;
@@ -322,30 +322,57 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
         snprintf(buf, sizeof(buf), "%s/.baton", getenv("HOME") ? getenv("HOME") : ".");
         cfg->home = strdup(buf);
     }
-    /* the address file only fills what the environment does not set */
-    if ((ret = load_dev_file(cfg, errstr, errstr_size)))
-        return ret;
+    return cfg->home ? 0 : BT_ENOMEM;
+}
 
-    for (size_t i = 0; i < n_settings; i++) {
+/* BATON_* variables (a LIST setting's values separated by ':'), then the
+ * BATON_KAFKA_* properties. */
+static int load_environment(struct bt_config *cfg, char *errstr, size_t errstr_size)
+{
+    const char *v;
+    int ret = 0;
+
+    for (size_t i = 0; i < N_SETTINGS && !ret; i++) {
         if (!(v = getenv(settings[i].env)) || !*v)
             continue;
         if (settings[i].kind == LIST) {
             char *copy = strdup(v), *save = NULL;
-            for (char *tok = strtok_r(copy, ":", &save); tok;
+            for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok && !ret;
                  tok = strtok_r(NULL, ":", &save))
-                if ((ret = set_value(cfg, &settings[i], tok, settings[i].env, errstr,
-                                     errstr_size)))
-                    break;
+                ret = set_value(cfg, &settings[i], tok, settings[i].env, errstr,
+                                errstr_size);
             free(copy);
         } else {
             ret = set_value(cfg, &settings[i], v, settings[i].env, errstr, errstr_size);
         }
-        if (ret)
-            return ret;
     }
-    for (char **e = environ; *e; e++)
-        if ((ret = add_kafka_var(cfg, *e)))
-            return ret;
+    for (char **e = environ; *e && !ret; e++)
+        ret = add_kafka_var(cfg, *e);
+    return ret;
+}
+
+/* --kafka.<property>=<value> (arg without its "--"; len: up to any '='). */
+static int kafka_flag(struct bt_config *cfg, const char *arg, size_t len, char *errstr,
+                      size_t errstr_size)
+{
+    const char *eq = strchr(arg, '=');
+    char name[256];
+
+    if (!eq || len - 6 >= sizeof(name)) {
+        snprintf(errstr, errstr_size, "--%s: expected --kafka.<property>=<value>", arg);
+        return BT_EINVAL;
+    }
+    memcpy(name, arg + 6, len - 6);
+    name[len - 6] = '\0';
+    return add_kafka(cfg, name, eq + 1);
+}
+
+/* The settings' flags, taken out of argv; the program's own flags and
+ * arguments are left there, in order (*argc updated). */
+static int load_flags(struct bt_config *cfg, int *argc, char **argv, char *errstr,
+                      size_t errstr_size)
+{
+    int ret, out = 1;
 
     for (int i = 1; i < *argc; i++) {
         const char *arg = argv[i], *val, *eq;
@@ -366,15 +393,7 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
         eq = strchr(arg, '=');
         len = eq ? (size_t)(eq - arg) : strlen(arg);
         if (!strncmp(arg, "kafka.", 6)) {
-            char name[256];
-            if (!eq || len - 6 >= sizeof(name)) {
-                snprintf(errstr, errstr_size, "--%s: expected --kafka.<property>=<value>",
-                         arg);
-                return BT_EINVAL;
-            }
-            memcpy(name, arg + 6, len - 6);
-            name[len - 6] = '\0';
-            if ((ret = add_kafka(cfg, name, eq + 1)))
+            if ((ret = kafka_flag(cfg, arg, len, errstr, errstr_size)))
                 return ret;
             continue;
         }
@@ -398,6 +417,14 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
     }
     *argc = out;
     argv[out] = NULL;
+    return 0;
+}
+
+/* What holds only with every source read: derived values and limits that
+ * depend on one another. */
+static int finish(struct bt_config *cfg, char *errstr, size_t errstr_size)
+{
+    int ret;
 
     if (!cfg->key_prefix)
         cfg->key_prefix = strdup(strcmp(cfg->prefix, "baton") ? cfg->prefix : "bt");
@@ -420,6 +447,22 @@ int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
         return BT_EINVAL;
     }
     return check_retention_types(cfg, errstr, errstr_size);
+}
+
+int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,
+                   size_t errstr_size)
+{
+    int ret;
+
+    memset(cfg, 0, sizeof(*cfg));
+    /* each source over the one before: defaults, dev.env (the address file
+     * only fills what the environment does not set), the environment, flags */
+    if ((ret = load_defaults(cfg, errstr, errstr_size)) ||
+        (ret = load_dev_file(cfg, errstr, errstr_size)) ||
+        (ret = load_environment(cfg, errstr, errstr_size)) ||
+        (ret = load_flags(cfg, argc, argv, errstr, errstr_size)))
+        return ret;
+    return finish(cfg, errstr, errstr_size);
 }
 
 int bt_config_duration(const char *text, int64_t *ms)
