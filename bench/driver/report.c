@@ -139,19 +139,13 @@ static void limited_report(struct bench *b, const struct run *run, json_t *o)
     free(t);
 }
 
-json_t *bench_report(struct bench *b, const struct run *run, const struct snapshot *s0,
-                     const struct snapshot *s1)
+/* The run's size and speed, and its workflows' and steps' latencies. */
+static void report_latencies(struct bench *b, const struct run *run, json_t *o)
 {
-    json_t *o = json_object(), *cmds = json_object(), *usecs = json_object(),
-           *topics = json_object(), *cpu;
-    double first = run->t_start[0], last = 0, elapsed, run_s = s1->t - s0->t, *wf_lat,
-           *res_lat;
-    double steps = (double)run->n * run->k, ours = 0, *step_lat;
-    unsigned long long calls = 0, evals = 0;
-    long long msgs = 0, dlq;
+    double first = run->t_start[0], last = 0, elapsed, *wf_lat, *res_lat, *step_lat;
+    double steps = (double)run->n * run->k;
     long failed_attempts;
     size_t n_steps;
-    char dlq_topic[300];
 
     wf_lat = calloc((size_t)run->n, sizeof(*wf_lat));
     res_lat = calloc((size_t)run->n, sizeof(*res_lat));
@@ -196,8 +190,19 @@ json_t *bench_report(struct bench *b, const struct run *run, const struct snapsh
         bench_put(o, "over_floor_pct", 100 * (elapsed / 0.2 - 1), 0);
         json_object_set_new(o, "failed_attempts", json_integer(failed_attempts));
     }
-    if (run->w == &bench_workloads[LIMITED])
-        limited_report(b, run, o);
+    free(wf_lat);
+    free(res_lat);
+    free(step_lat);
+}
+
+/* CPU per step and use per role, and what the rest of the machine used.
+ * Returns the worker's threads (a new array). */
+static json_t *report_cpu(struct bench *b, const struct snapshot *s0,
+                          const struct snapshot *s1, double steps, json_t *o)
+{
+    double run_s = s1->t - s0->t, ours = 0;
+    json_t *cpu;
+
     for (int r = 0; r < N_ROLES; r++) {
         char key[64];
         double s = bench_seconds(s1->ticks[r] - s0->ticks[r]);
@@ -231,6 +236,16 @@ json_t *bench_report(struct bench *b, const struct run *run, const struct snapsh
         bench_put(o, "machine_busy_pct", 100.0 * (double)busy / (double)total, 1);
         bench_put(o, "other_cpu_pct", 100 * (bench_seconds(busy) - ours) / run_s, 1);
     }
+    return cpu;
+}
+
+/* Redis calls, round trips and scripts per step; per command into cmds
+ * (calls per step) and usecs (µs per call). */
+static void report_redis(const struct snapshot *s0, const struct snapshot *s1,
+                         double steps, json_t *o, json_t *cmds, json_t *usecs)
+{
+    unsigned long long calls = 0, evals = 0;
+
     for (int i = 0; i < s1->n_cmds; i++) {
         unsigned long long d =
             s1->cmds[i].calls - bench_cmd_calls(s0, s1->cmds[i].name, false);
@@ -257,6 +272,16 @@ json_t *bench_report(struct bench *b, const struct run *run, const struct snapsh
                        bench_cmd_calls(s0, "evalsha", true)) /
                   steps,
               1);
+}
+
+/* Kafka messages per step (per topic into topics), and the dead letters. */
+static void report_kafka(struct bench *b, const struct snapshot *s0,
+                         const struct snapshot *s1, double steps, json_t *o,
+                         json_t *topics)
+{
+    long long msgs = 0;
+    char dlq_topic[300];
+
     for (int i = 0; i < s1->n_topics; i++) {
         long long d = s1->topics[i].messages - topic_messages(s0, s1->topics[i].name);
         if (!d)
@@ -266,8 +291,24 @@ json_t *bench_report(struct bench *b, const struct run *run, const struct snapsh
     }
     bench_put(o, "kafka_msgs_per_step", (double)msgs / steps, 2);
     bt_kafka_topic(b->cfg, "dlq", dlq_topic, sizeof(dlq_topic));
-    dlq = topic_messages(s1, dlq_topic) - topic_messages(s0, dlq_topic);
-    json_object_set_new(o, "dead_letters", json_integer(dlq));
+    json_object_set_new(
+        o, "dead_letters",
+        json_integer(topic_messages(s1, dlq_topic) - topic_messages(s0, dlq_topic)));
+}
+
+json_t *bench_report(struct bench *b, const struct run *run, const struct snapshot *s0,
+                     const struct snapshot *s1)
+{
+    json_t *o = json_object(), *cmds = json_object(), *usecs = json_object(),
+           *topics = json_object(), *cpu;
+    double steps = (double)run->n * run->k;
+
+    report_latencies(b, run, o);
+    if (run->w == &bench_workloads[LIMITED])
+        limited_report(b, run, o);
+    cpu = report_cpu(b, s0, s1, steps, o);
+    report_redis(s0, s1, steps, o, cmds, usecs);
+    report_kafka(b, s0, s1, steps, o, topics);
     json_object_set_new(o, "duplicate_results", json_integer(run->duplicates));
     json_object_set_new(o, "bad_results", json_integer(run->bad));
     json_object_set_new(o, "redis_calls_per_step_by_command", cmds);
@@ -277,10 +318,7 @@ json_t *bench_report(struct bench *b, const struct run *run, const struct snapsh
     if (b->stack.roles[R_BROKER].n)
         json_object_set_new(
             o, "broker_threads",
-            threads_json(s0, s1, 1, b->stack.roles[R_BROKER].pids[0], run_s));
-    free(wf_lat);
-    free(res_lat);
-    free(step_lat);
+            threads_json(s0, s1, 1, b->stack.roles[R_BROKER].pids[0], s1->t - s0->t));
     return o;
 }
 
