@@ -268,6 +268,50 @@ out:
     return ret;
 }
 
+/* Starts the embedded stack for the run. The idle workload alone measures
+ * it as baton dev runs it; the others, the engine, on the embedded cluster
+ * at 1 ms, the nearest it comes to a real broker (config.h). */
+static int start_stack(struct bench *b, struct bt_config *cfg)
+{
+    bool idle_only = b->opts.n_run == 1 && b->opts.run[0] == IDLE;
+
+    if (b->tty)
+        fprintf(stderr, "starting baton dev (redis-server, embedded Kafka, scheduler, "
+                        "worker)...\r");
+    if (!bt_config_kafka(cfg, "fetch.wait.max.ms") &&
+        bt_config_add_kafka(cfg, "fetch.wait.max.ms",
+                            idle_only ? BT_DEV_FETCH_WAIT_MS : "1"))
+        return -1;
+    return bench_stack_start(&b->stack, cfg);
+}
+
+/* The workloads asked for, in order: BT_EXIT_OK, or BT_EXIT_FAIL when one
+ * failed (the others still run). */
+static int run_all(struct bench *b)
+{
+    int ret = BT_EXIT_OK;
+
+    for (size_t i = 0; i < b->opts.n_run && !bench_interrupted; i++) {
+        enum kind kind = b->opts.run[i];
+        const struct workload *w = &bench_workloads[kind];
+        int n = b->opts.workflows ? b->opts.workflows : w->workflows;
+        char tag[32];
+        if (kind == IDLE) {
+            bench_run_idle(b);
+            continue;
+        }
+        snprintf(tag, sizeof(tag), "%s%zu", w->name, i);
+        if (kind == LIMITED) {
+            if (bench_run_limited(b, tag, n, i + 1 < b->opts.n_run))
+                ret = BT_EXIT_FAIL;
+            continue;
+        }
+        if (bench_run_workload(b, kind, tag, n, b->opts.steps, true))
+            ret = BT_EXIT_FAIL;
+    }
+    return ret;
+}
+
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv)
 {
     struct bench b = {.cfg = cfg, .tty = isatty(STDERR_FILENO)};
@@ -286,21 +330,8 @@ int bt_cli_bench(struct bt_config *cfg, int argc, char **argv)
     bt_kafka_topic(cfg, "results", b.results, sizeof(b.results));
 
     ret = BT_EXIT_UNAVAILABLE;
-    if (!b.opts.attach) {
-        if (b.tty)
-            fprintf(stderr,
-                    "starting baton dev (redis-server, embedded Kafka, scheduler, "
-                    "worker)...\r");
-        /* the idle workload alone measures the stack as baton dev runs it;
-         * the others, the engine, on the embedded cluster at 1 ms, the
-         * nearest it comes to a real broker (config.h) */
-        bool idle_only = b.opts.n_run == 1 && b.opts.run[0] == IDLE;
-        if ((!bt_config_kafka(cfg, "fetch.wait.max.ms") &&
-             bt_config_add_kafka(cfg, "fetch.wait.max.ms",
-                                 idle_only ? BT_DEV_FETCH_WAIT_MS : "1")) ||
-            bench_stack_start(&b.stack, cfg))
-            goto out;
-    }
+    if (!b.opts.attach && start_stack(&b, cfg))
+        goto out;
     bt_history_init(&b.hist);
     bt_cli_follow_init(&b.follow, cfg);
     if (!(b.store = bt_cli_store(cfg)))
@@ -322,25 +353,7 @@ int bt_cli_bench(struct bt_config *cfg, int argc, char **argv)
         ret = BT_EXIT_FAIL;
         goto out;
     }
-    ret = BT_EXIT_OK;
-    for (size_t i = 0; i < b.opts.n_run && !bench_interrupted; i++) {
-        enum kind kind = b.opts.run[i];
-        const struct workload *w = &bench_workloads[kind];
-        int n = b.opts.workflows ? b.opts.workflows : w->workflows;
-        char tag[32];
-        if (kind == IDLE) {
-            bench_run_idle(&b);
-            continue;
-        }
-        snprintf(tag, sizeof(tag), "%s%zu", w->name, i);
-        if (kind == LIMITED) {
-            if (bench_run_limited(&b, tag, n, i + 1 < b.opts.n_run))
-                ret = BT_EXIT_FAIL;
-            continue;
-        }
-        if (bench_run_workload(&b, kind, tag, n, b.opts.steps, true))
-            ret = BT_EXIT_FAIL;
-    }
+    ret = run_all(&b);
     if (bench_interrupted) {
         fprintf(stderr, "baton bench: bench_interrupted; stopping the stack\n");
         ret = BT_EXIT_FAIL;
