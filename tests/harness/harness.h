@@ -76,6 +76,10 @@ void bt_test_sleep_ms(int ms);
 
 /* How many lines of the file at path contain text (0 when it cannot be read). */
 size_t bt_test_count_lines_with(const char *path, const char *text);
+/* The last n - 1 bytes of the file at path (all of a shorter one; "" when it
+ * cannot be read) in buf, NUL-terminated: a program's last words for a
+ * failure's message. Returns buf. */
+char *bt_test_file_tail(const char *path, char *buf, size_t n);
 
 /* Skips the test under the sanitizers (make test-asan): for tests of whole
  * programs' timing and orchestration (the chaos and bench drivers, a browser,

@@ -123,3 +123,19 @@ size_t bt_test_count_lines_with(const char *path, const char *text)
         fclose(f);
     return n;
 }
+
+char *bt_test_file_tail(const char *path, char *buf, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    long size;
+
+    buf[0] = '\0';
+    if (!f)
+        return buf;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, size > (long)n - 1 ? size - (long)n + 1 : 0, SEEK_SET);
+    buf[fread(buf, 1, n - 1, f)] = '\0';
+    fclose(f);
+    return buf;
+}

@@ -588,20 +588,12 @@ Test(ui, the_page_works_in_chromium, .timeout = 240)
         "/usr/bin/python3", BT_SOURCE_DIR "/tests/browser/ui.py", BT_BIN_DIR,
         BT_PLUGIN_DIR,      BT_BUILD_DIR "/ui-screenshots",       NULL};
     const char *log = BT_BUILD_DIR "/ui-browser.log";
-    char text[8192] = "";
-    FILE *f;
+    char text[8192];
     int rc;
 
     remove(log);
     rc = bt_test_wait(bt_test_spawn(argv, NULL, log), 200000);
-    if ((f = fopen(log, "r"))) {
-        fseek(f, 0, SEEK_END);
-        long size = ftell(f);
-        fseek(f, size > (long)sizeof(text) - 1 ? size - (long)sizeof(text) + 1 : 0,
-              SEEK_SET);
-        text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
-        fclose(f);
-    }
+    bt_test_file_tail(log, text, sizeof(text));
     cr_assert_eq(rc, 0,
                  "tests/browser/ui.py: exit %d (scripts/bootstrap installs "
                  "chromium, chromium-driver, python3-selenium):\n%s",
