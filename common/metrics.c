@@ -284,6 +284,30 @@ struct bt_series *bt_metrics_series(struct bt_metric *f, ...)
     return s;
 }
 
+struct bt_series *bt_metrics_dead_letters(struct bt_metrics *m, const char *role)
+{
+    return bt_metrics_series(bt_metrics_counter(m, "baton_dead_letters_total",
+                                                "Messages sent to the DLQ.", "role"),
+                             role);
+}
+
+struct bt_series *bt_metrics_round_trips(struct bt_metrics *m, const char *role)
+{
+    return bt_metrics_series(
+        bt_metrics_counter(m, "baton_redis_round_trips_total",
+                           "Round trips to Redis (a pipeline counts once).", "role"),
+        role);
+}
+
+struct bt_series *bt_metrics_lag_series(struct bt_metrics *m, const char *role)
+{
+    return bt_metrics_series(
+        bt_metrics_gauge(m, "baton_kafka_consumer_lag",
+                         "Messages behind the high watermark on the assigned partitions.",
+                         "role"),
+        role);
+}
+
 void bt_metrics_each(struct bt_metric *f,
                      void (*fn)(const char *label, int64_t v, void *arg), void *arg)
 {

@@ -74,6 +74,12 @@ struct bt_metric *bt_metrics_histogram(struct bt_metrics *m, const char *name,
  * a value is NULL, the family is full or memory ran out. */
 struct bt_series *bt_metrics_series(struct bt_metric *f, ...);
 
+/* The series of role ("workflow", "activity", "scheduler") in the families
+ * every role of baton exports, registered once here with their help. */
+struct bt_series *bt_metrics_dead_letters(struct bt_metrics *m, const char *role);
+struct bt_series *bt_metrics_round_trips(struct bt_metrics *m, const char *role);
+struct bt_series *bt_metrics_lag_series(struct bt_metrics *m, const char *role);
+
 /* Counter or gauge: adds v (a counter only ever grows: v >= 0). */
 void bt_metrics_add(struct bt_series *s, int64_t v);
 /* Counter or gauge: sets the value. For a counter this mirrors a monotonic

@@ -100,10 +100,7 @@ static void register_metrics(struct scheduler *s)
     s->resent_total = bt_metrics_series(bt_metrics_counter(
         m, "baton_outbox_resent_total",
         "Commands re-sent from the outbox of instances a worker left unsent.", NULL));
-    s->round_trips = bt_metrics_series(
-        bt_metrics_counter(m, "baton_redis_round_trips_total",
-                           "Round trips to Redis (a pipeline counts once).", "role"),
-        "scheduler");
+    s->round_trips = bt_metrics_round_trips(m, "scheduler");
     s->backlog = retention_metrics(m, &s->kept);
 }
 

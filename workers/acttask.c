@@ -65,19 +65,9 @@ static void register_metrics(struct bt_acttask *at, struct bt_metrics *m)
         bt_metrics_histogram(m, "baton_activity_schedule_to_start_seconds",
                              "From the task's scheduling to the start of its attempt.",
                              "activity", latency_bounds, n_bounds);
-    at->m.dead =
-        bt_metrics_series(bt_metrics_counter(m, "baton_dead_letters_total",
-                                             "Messages sent to the DLQ.", "role"),
-                          "activity");
-    at->m.round_trips = bt_metrics_series(
-        bt_metrics_counter(m, "baton_redis_round_trips_total",
-                           "Round trips to Redis (a pipeline counts once).", "role"),
-        "activity");
-    at->m.lag = bt_metrics_series(
-        bt_metrics_gauge(m, "baton_kafka_consumer_lag",
-                         "Messages behind the high watermark on the assigned partitions.",
-                         "role"),
-        "activity");
+    at->m.dead = bt_metrics_dead_letters(m, "activity");
+    at->m.round_trips = bt_metrics_round_trips(m, "activity");
+    at->m.lag = bt_metrics_lag_series(m, "activity");
 }
 
 /* The activity label: its name when registered (def not NULL), since task

@@ -47,14 +47,8 @@ void wf_register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
         "Events read on another queue's topic and forwarded to their instance's.", NULL));
     wt->m.batches = bt_metrics_series(bt_metrics_counter(
         m, "baton_event_batches_total", "Batches of events polled and advanced.", NULL));
-    wt->m.dead =
-        bt_metrics_series(bt_metrics_counter(m, "baton_dead_letters_total",
-                                             "Messages sent to the DLQ.", "role"),
-                          "workflow");
-    wt->m.round_trips = bt_metrics_series(
-        bt_metrics_counter(m, "baton_redis_round_trips_total",
-                           "Round trips to Redis (a pipeline counts once).", "role"),
-        "workflow");
+    wt->m.dead = bt_metrics_dead_letters(m, "workflow");
+    wt->m.round_trips = bt_metrics_round_trips(m, "workflow");
     wt->m.timer_late = bt_metrics_histogram(
         m, "baton_timer_applied_lateness_seconds",
         "How long after its due time a timer's event was applied to its instance (end "
@@ -62,11 +56,7 @@ void wf_register_metrics(struct bt_wftask *wt, struct bt_metrics *m)
         "kind",
         (const double[]){0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
         12);
-    wt->m.lag = bt_metrics_series(
-        bt_metrics_gauge(m, "baton_kafka_consumer_lag",
-                         "Messages behind the high watermark on the assigned partitions.",
-                         "role"),
-        "workflow");
+    wt->m.lag = bt_metrics_lag_series(m, "workflow");
 }
 
 /* Adds what counter grew since it was last exported: several workflow
