@@ -17,6 +17,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "redis.h"
+#include "redis_cluster.h"
 #include "sha1.h"
 
 #define BT_REDIS_CONNECT_TIMEOUT_MS 1000
@@ -45,7 +46,8 @@ struct resp {
 };
 
 struct bt_redis {
-    redisContext *rc; /* NULL: not connected */
+    struct bt_rcluster *cluster; /* set: every call goes to redis_cluster.c */
+    redisContext *rc;            /* NULL: not connected */
     char *host;
     int port;
     char *user; /* NULL: AUTH with the password alone */
@@ -98,6 +100,23 @@ oom:
     bt_redis_destroy(r);
     r = NULL;
 out:
+    return r;
+}
+
+struct bt_redis *bt_redis_new_cluster(const char *seeds, const char *user,
+                                      const char *password, char *errstr,
+                                      size_t errstr_size)
+{
+    struct bt_redis *r = calloc(1, sizeof(*r));
+
+    if (!r) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (!(r->cluster = bt_rcluster_new(seeds, user, password, errstr, errstr_size))) {
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -341,12 +360,59 @@ static redisReply *redis_call(struct bt_redis *r, int argc, const char **argv,
     return reply;
 }
 
+/* A formatted command's arguments, pointing into cmd: for the cluster's
+ * routing, which needs the key. argc, or -1 when out of memory. */
+static int resp_split(char *cmd, const char ***argvp, size_t **lensp)
+{
+    int argc = (int)strtol(cmd + 1, &cmd, 10);
+    const char **argv = malloc((size_t)(argc > 0 ? argc : 1) * sizeof(*argv));
+    size_t *lens = malloc((size_t)(argc > 0 ? argc : 1) * sizeof(*lens));
+
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = (size_t)strtoull(cmd + 3, &cmd, 10); /* "\r\n$<len>" */
+        argv[i] = cmd + 2;
+        cmd += 2 + lens[i];
+    }
+    *argvp = argv;
+    *lensp = lens;
+    return argc;
+}
+
+static redisReply *cluster_vcommand(struct bt_redis *r, const char *fmt, va_list ap)
+{
+    redisReply *reply = NULL;
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    char *cmd = NULL;
+    int argc;
+
+    if (redisvFormatCommand(&cmd, fmt, ap) < 0)
+        return NULL;
+    if ((argc = resp_split(cmd, &argv, &lens)) > 0)
+        reply = bt_rcluster_argv(r->cluster, argc, argv, lens);
+    free(argv);
+    free(lens);
+    redisFreeCommand(cmd);
+    return reply;
+}
+
 redisReply *bt_redis_command(struct bt_redis *r, const char *fmt, ...)
 {
     redisReply *reply = NULL;
     va_list ap;
     int rc;
 
+    if (r->cluster) {
+        va_start(ap, fmt);
+        reply = cluster_vcommand(r, fmt, ap);
+        va_end(ap);
+        return reply;
+    }
     BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
     if (redis_connect(r) < 0)
         goto out;
@@ -365,6 +431,8 @@ out:
 redisReply *bt_redis_argv(struct bt_redis *r, int argc, const char **argv,
                           const size_t *argvlen)
 {
+    if (r->cluster)
+        return bt_rcluster_argv(r->cluster, argc, argv, argvlen);
     return redis_call(r, argc, argv, argvlen);
 }
 
@@ -396,6 +464,8 @@ redisReply *bt_redis_eval(struct bt_redis *r, const char *script, int nkeys, int
     struct resp t = {0};
     redisReply *reply = NULL;
 
+    if (r->cluster)
+        return bt_rcluster_eval(r->cluster, script, nkeys, argc, argv, argvlen);
     if (eval_format(r, &t, &s, script, nkeys, argc, argv, argvlen) < 0)
         bt_log(BT_LOG_ERROR, "cannot run redis script: out of memory");
     else
@@ -448,8 +518,11 @@ int bt_redis_append_argv(struct bt_redis *r, int argc, const char **argv,
                          const size_t *argvlen)
 {
     size_t off = r->text.len;
-    int ret = resp_command(&r->text, 0, NULL, argc, argv, argvlen);
+    int ret;
 
+    if (r->cluster)
+        return bt_rcluster_append(r->cluster, NULL, 0, argc, argv, argvlen);
+    ret = resp_command(&r->text, 0, NULL, argc, argv, argvlen);
     return ret ? ret : queue_push(r, NULL, off);
 }
 
@@ -458,8 +531,11 @@ int bt_redis_append_eval(struct bt_redis *r, const char *script, int nkeys, int 
 {
     struct bt_redis_script *s;
     size_t off = r->text.len;
-    int ret = eval_format(r, &r->text, &s, script, nkeys, argc, argv, argvlen);
+    int ret;
 
+    if (r->cluster)
+        return bt_rcluster_append(r->cluster, script, nkeys, argc, argv, argvlen);
+    ret = eval_format(r, &r->text, &s, script, nkeys, argc, argv, argvlen);
     if (ret) {
         r->text.len = off;
         return ret;
@@ -540,6 +616,8 @@ int bt_redis_reply(struct bt_redis *r, redisReply **reply)
     struct bt_redis_cmd *cmd;
     int ret = 0;
 
+    if (r->cluster)
+        return bt_rcluster_reply(r->cluster, reply);
     *reply = NULL;
     if (r->head == r->ncmds && r->nlost > 0) {
         r->nlost--;
@@ -585,6 +663,8 @@ int bt_redis_flush(struct bt_redis *r)
 {
     int ret;
 
+    if (r->cluster)
+        return bt_rcluster_flush(r->cluster);
     if (r->nsent == r->ncmds)
         return 0;
     if ((ret = queue_flush(r)) < 0) {
@@ -599,6 +679,8 @@ int bt_redis_flush(struct bt_redis *r)
 void bt_redis_set_timeout(struct bt_redis *r, int ms)
 {
     r->timeout_ms = ms;
+    if (r->cluster)
+        bt_rcluster_set_timeout(r->cluster, ms);
     if (r->rc)
         redisSetTimeout(
             r->rc, (struct timeval){.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000});
@@ -606,7 +688,7 @@ void bt_redis_set_timeout(struct bt_redis *r, int ms)
 
 uint64_t bt_redis_round_trips(const struct bt_redis *r)
 {
-    return r->round_trips;
+    return r->cluster ? bt_rcluster_round_trips(r->cluster) : r->round_trips;
 }
 
 void bt_redis_destroy(struct bt_redis *r)
@@ -615,6 +697,7 @@ void bt_redis_destroy(struct bt_redis *r)
 
     if (!r)
         return;
+    bt_rcluster_destroy(r->cluster);
     queue_clear(r);
     free(r->cmds);
     free(r->text.buf);
@@ -635,6 +718,8 @@ int bt_redis_subscribe(struct bt_redis *r, const char *channel)
     redisReply *reply = NULL;
     int ret = BT_EAGAIN;
 
+    if (r->cluster)
+        return bt_rcluster_subscribe(r->cluster, channel);
     BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
     if (redis_connect(r) < 0)
         goto out;
@@ -672,6 +757,8 @@ int bt_redis_wait_message(struct bt_redis *r, int timeout_ms)
     struct pollfd pfd = {.events = POLLIN};
     int n;
 
+    if (r->cluster)
+        return bt_rcluster_wait_message(r->cluster, timeout_ms);
     if (!r->rc)
         return BT_EAGAIN;
     /* a message may have come in one read with the SUBSCRIBE's reply */

@@ -21,6 +21,15 @@ struct bt_redis;
  * bt_redis_destroy(); NULL with errstr filled on a bad address. */
 struct bt_redis *bt_redis_new(const char *addr, const char *user, const char *password,
                               char *errstr, size_t errstr_size);
+/* A handle on a Redis Cluster (redis_cluster.h): seeds "host:port[,...]",
+ * any nodes of it. Every call below then goes to the master that owns its
+ * key's slot (a script's: its first key), with the same reply rules: a node
+ * that cannot be reached is an unreachable Redis, and the next call reads
+ * the slot map again. A pipeline may span nodes; when one of them breaks,
+ * the batch is lost as a whole. Not connected yet, as above. */
+struct bt_redis *bt_redis_new_cluster(const char *seeds, const char *user,
+                                      const char *password, char *errstr,
+                                      size_t errstr_size);
 void bt_redis_destroy(struct bt_redis *r);
 
 /* Runs one command (hiredis format). Returns a new reply, freed with

@@ -17,6 +17,7 @@ struct bt_test_redis {
     int port;
     char addr[64]; /* "127.0.0.1:<port>" */
     char dir[256]; /* data dir, removed by stop */
+    bool cluster;  /* set before start: a Redis Cluster node (cluster-enabled) */
 };
 /* Starts it and waits until it answers PING. Returns 0 or -1. */
 int bt_test_redis_start(struct bt_test_redis *r);
@@ -26,6 +27,24 @@ void bt_test_redis_kill(struct bt_test_redis *r);
 int bt_test_redis_restart(struct bt_test_redis *r);
 /* Stops it and removes its data dir. Idempotent. */
 void bt_test_redis_stop(struct bt_test_redis *r);
+
+/* A Redis Cluster of 3 masters and 3 replicas (one each), all on loopback,
+ * made with `redis-cli --cluster create`; failover a second after a master
+ * stops answering. */
+#define BT_TEST_RCLUSTER_NODES 6
+struct bt_test_rcluster {
+    struct bt_test_redis node[BT_TEST_RCLUSTER_NODES];
+    char seeds[512]; /* "127.0.0.1:<port>,..." of every node */
+};
+/* Starts the nodes, makes the cluster, and waits until every node sees all
+ * 16384 slots served. Returns 0 or -1 (what was started is stopped). */
+int bt_test_rcluster_start(struct bt_test_rcluster *c);
+/* The node that serves key's slot as a master now; -1 when none does. */
+int bt_test_rcluster_master_of(struct bt_test_rcluster *c, const char *key);
+/* Waits up to timeout_ms until a node other than the dead one serves every
+ * slot the dead one served, seen from every live node. Returns 0 or -1. */
+int bt_test_rcluster_await_failover(struct bt_test_rcluster *c, int dead, int timeout_ms);
+void bt_test_rcluster_stop(struct bt_test_rcluster *c);
 
 /* A Kafka mock cluster in this process, with the baton topics of `prefix`
  * created (events, results, dlq, tasks.default, tasks.legacy, archive and any extra

@@ -104,6 +104,11 @@ static int launch(struct bt_test_redis *r)
                           "--appendfsync", "always",
                           "--save", "",
                           "--daemonize", "no",
+                          /* a cluster node: its state in its own dir, a
+                           * failover a second after a master stops */
+                          r->cluster ? "--cluster-enabled" : NULL, "yes",
+                          "--cluster-config-file", "nodes.conf",
+                          "--cluster-node-timeout", "1000",
                           NULL};
     /* clang-format on */
     int64_t deadline = bt_test_now_ms() + BT_TEST_REDIS_START_MS;
@@ -140,9 +145,11 @@ out:
 
 int bt_test_redis_start(struct bt_test_redis *r)
 {
+    bool cluster = r->cluster;
     int ret = -1;
 
     memset(r, 0, sizeof(*r));
+    r->cluster = cluster;
     snprintf(r->dir, sizeof(r->dir), "/tmp/bt-redis-XXXXXX");
     if (!mkdtemp(r->dir)) {
         r->dir[0] = '\0';
@@ -196,4 +203,151 @@ void bt_test_redis_stop(struct bt_test_redis *r)
     if (r->dir[0])
         nftw(r->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     r->dir[0] = '\0';
+}
+
+/* Redis Cluster. */
+
+#define BT_TEST_RCLUSTER_START_MS 30000
+
+static redisReply *node_command(const struct bt_test_redis *r, const char *cmd)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
+    redisContext *rc =
+        r->pid > 0 ? redisConnectWithTimeout("127.0.0.1", r->port, tv) : NULL;
+    redisReply *reply = rc && !rc->err ? redisCommand(rc, cmd) : NULL;
+
+    redisFree(rc);
+    return reply;
+}
+
+/* The port of the master serving slot in a CLUSTER SLOTS reply; -1: none. */
+static int slot_master(const redisReply *slots, long long slot)
+{
+    for (size_t i = 0; slots && i < slots->elements; i++) {
+        const redisReply *e = slots->element[i];
+
+        if (e->elements >= 3 && e->element[0]->integer <= slot &&
+            slot <= e->element[1]->integer)
+            return (int)e->element[2]->element[1]->integer;
+    }
+    return -1;
+}
+
+/* Whether node r sees the cluster up, every slot served, none by dead_port,
+ * and when dead_port is -1 each master with its replica. */
+static bool node_sees_cluster_up(const struct bt_test_redis *r, int dead_port)
+{
+    redisReply *info = node_command(r, "CLUSTER INFO");
+    redisReply *slots = node_command(r, "CLUSTER SLOTS");
+    bool ok = info && info->type == REDIS_REPLY_STRING &&
+              strstr(info->str, "cluster_state:ok") &&
+              strstr(info->str, "cluster_slots_ok:16384") && slots &&
+              slots->type == REDIS_REPLY_ARRAY;
+
+    for (size_t i = 0; ok && i < slots->elements; i++)
+        ok = slots->element[i]->elements >= (dead_port < 0 ? 4 : 3) &&
+             slots->element[i]->element[2]->element[1]->integer != dead_port;
+    freeReplyObject(info);
+    freeReplyObject(slots);
+    return ok;
+}
+
+static bool cluster_up(const struct bt_test_rcluster *c, int dead)
+{
+    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++)
+        if (i != dead &&
+            !node_sees_cluster_up(&c->node[i], dead >= 0 ? c->node[dead].port : -1))
+            return false;
+    return true;
+}
+
+static int cluster_create(struct bt_test_rcluster *c)
+{
+    const char *argv[BT_TEST_RCLUSTER_NODES + 8] = {0};
+    char exe[512], logpath[300], tail[2048];
+    int n = 0, status;
+    pid_t pid;
+
+    if (find_in_path("redis-cli", exe, sizeof(exe)) < 0)
+        return -1;
+    argv[n++] = exe;
+    argv[n++] = "--cluster";
+    argv[n++] = "create";
+    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++)
+        argv[n++] = c->node[i].addr;
+    argv[n++] = "--cluster-replicas";
+    argv[n++] = "1";
+    argv[n++] = "--cluster-yes";
+    snprintf(logpath, sizeof(logpath), "%s/create.log", c->node[0].dir);
+    if ((pid = bt_test_spawn(argv, NULL, logpath)) < 0)
+        return -1;
+    if ((status = bt_test_wait(pid, BT_TEST_RCLUSTER_START_MS)) != 0) {
+        bt_test_kill9(pid);
+        fprintf(stderr, "redis-cli --cluster create failed (%d):\n%s\n", status,
+                bt_test_file_tail(logpath, tail, sizeof(tail)));
+        return -1;
+    }
+    return 0;
+}
+
+int bt_test_rcluster_start(struct bt_test_rcluster *c)
+{
+    size_t len = 0;
+    bool up;
+
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++) {
+        c->node[i].cluster = true;
+        if (bt_test_redis_start(&c->node[i]) < 0)
+            goto fail;
+        len += (size_t)snprintf(c->seeds + len, sizeof(c->seeds) - len, "%s%s",
+                                i ? "," : "", c->node[i].addr);
+    }
+    if (cluster_create(c) < 0)
+        goto fail;
+    BT_TEST_WAIT_UNTIL(up, cluster_up(c, -1), BT_TEST_RCLUSTER_START_MS);
+    if (up)
+        return 0;
+    fprintf(stderr, "the redis cluster did not come up\n");
+fail:
+    bt_test_rcluster_stop(c);
+    return -1;
+}
+
+int bt_test_rcluster_master_of(struct bt_test_rcluster *c, const char *key)
+{
+    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++) {
+        struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
+        redisContext *rc;
+        redisReply *slot = NULL, *slots = NULL;
+        int port = -1;
+
+        if (c->node[i].pid <= 0)
+            continue;
+        rc = redisConnectWithTimeout("127.0.0.1", c->node[i].port, tv);
+        if (rc && !rc->err && (slot = redisCommand(rc, "CLUSTER KEYSLOT %s", key)) &&
+            (slots = redisCommand(rc, "CLUSTER SLOTS")))
+            port = slot_master(slots, slot->integer);
+        freeReplyObject(slot);
+        freeReplyObject(slots);
+        redisFree(rc);
+        for (int j = 0; port > 0 && j < BT_TEST_RCLUSTER_NODES; j++)
+            if (c->node[j].port == port)
+                return j;
+    }
+    return -1;
+}
+
+int bt_test_rcluster_await_failover(struct bt_test_rcluster *c, int dead, int timeout_ms)
+{
+    bool up;
+
+    BT_TEST_WAIT_UNTIL(up, cluster_up(c, dead), timeout_ms);
+    return up ? 0 : -1;
+}
+
+void bt_test_rcluster_stop(struct bt_test_rcluster *c)
+{
+    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++)
+        bt_test_redis_stop(&c->node[i]);
 }
