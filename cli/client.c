@@ -194,23 +194,30 @@ int bt_cli_scan(struct bt_store *store, const char *pattern,
                            void *arg),
                 void *arg)
 {
+    struct bt_redis *r = bt_store_redis(store);
     size_t skip = strlen(pattern) - 1;
-    char cursor[32] = "0";
+    int masters = bt_redis_masters(r); /* a Redis Cluster: each its own keys */
 
-    do {
-        redisReply *reply = bt_redis_command(
-            bt_store_redis(store), "SCAN %s MATCH %s COUNT 500", cursor, pattern);
-        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    if (masters < 0)
+        return BT_EXIT_UNAVAILABLE;
+    for (int m = 0; m < masters; m++) {
+        char cursor[32] = "0";
+
+        do {
+            const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "500"};
+            redisReply *reply = bt_redis_master_argv(r, m, 6, argv, NULL);
+            if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+                freeReplyObject(reply);
+                return BT_EXIT_UNAVAILABLE;
+            }
+            snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+            for (size_t i = 0; i < reply->element[1]->elements; i++) {
+                const char *key = reply->element[1]->element[i]->str;
+                fn(store, key, key + skip, arg);
+            }
             freeReplyObject(reply);
-            return BT_EXIT_UNAVAILABLE;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
-        for (size_t i = 0; i < reply->element[1]->elements; i++) {
-            const char *key = reply->element[1]->element[i]->str;
-            fn(store, key, key + skip, arg);
-        }
-        freeReplyObject(reply);
-    } while (strcmp(cursor, "0"));
+        } while (strcmp(cursor, "0"));
+    }
     return BT_EXIT_OK;
 }
 

@@ -195,7 +195,7 @@ static bool select_finished(const struct bt_query_row *row, void *arg)
  * scheduler is archiving already is left to it). Exit status. */
 static int due_now(struct bt_store *store, const char *id, int64_t now)
 {
-    char key[300], score[32];
+    char key[300], score[32], kp[BT_STORE_KP_SIZE];
     size_t n = 0;
     int run = 0, ret = finished(store, id, &run);
     char **members = ret ? NULL : kept_runs(store, id, run, &n);
@@ -204,7 +204,7 @@ static int due_now(struct bt_store *store, const char *id, int64_t now)
         return ret;
     if (!members)
         return BT_EXIT_UNAVAILABLE;
-    snprintf(key, sizeof(key), "%s:retention", bt_store_prefix(store));
+    snprintf(key, sizeof(key), "%s:retention", bt_store_kp_of(store, id, kp, sizeof(kp)));
     snprintf(score, sizeof(score), "%lld", (long long)now);
     for (size_t i = 0; i < n; i++) {
         const char *argv[] = {"ZADD", key, "XX", score, members[i]};
@@ -286,7 +286,8 @@ int bt_cli_delete(struct bt_config *cfg, int argc, char **argv)
         goto out;
     ret = BT_EXIT_UNAVAILABLE;
     if (!(members = kept_runs(store, argv[1], run, &n_members)) ||
-        bt_archive_claim(store, bt_clock_now_ms(), bt_archive_lease_ms(cfg), n_members,
+        bt_archive_claim(store, bt_store_shard_of(store, argv[1]), bt_clock_now_ms(),
+                         bt_archive_lease_ms(cfg), n_members,
                          (const char *const *)members, n_members, &runs, &n))
         goto out;
     if (n == 0) {

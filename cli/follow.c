@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "err.h"
 #include "redis.h"
+#include "store.h"
 
 #define POLL_MS 20 /* without a subscription */
 
@@ -18,8 +19,7 @@ void bt_cli_follow_init(struct bt_cli_follow *f, const struct bt_config *cfg)
     char errstr[256];
 
     memset(f, 0, sizeof(*f));
-    f->sub = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
-                          sizeof(errstr));
+    f->sub = bt_store_redis_new(cfg, errstr, sizeof(errstr));
 }
 
 void bt_cli_follow_release(struct bt_cli_follow *f)

@@ -314,25 +314,23 @@ static int scan_chunk(struct bt_store *store, const struct bt_query *q,
     return ret;
 }
 
-int bt_query_run(struct bt_store *store, const struct bt_query *q, const char *cursor,
-                 bool (*fn)(const struct bt_query_row *row, void *arg), void *arg,
-                 char *next, size_t n)
+/* Runs the query over one shard's index from at on (store.h); *stop set when
+ * fn stopped it, at then where. */
+static int run_shard(struct bt_store *store, const struct bt_query *q, int shard,
+                     struct position *at, bool (*fn)(const struct bt_query_row *, void *),
+                     void *arg, bool *stop)
 {
-    struct position at = {"+inf", 0};
-    char key[600], same[32];
-    bool stop = false;
+    char key[600], same[32], kp[BT_STORE_KP_SIZE];
     int ret = 0;
 
-    next[0] = '\0';
-    if (cursor && *cursor && sscanf(cursor, "%39[^:]:%ld", at.score, &at.same) != 2)
-        snprintf(at.score, sizeof(at.score), "+inf");
-    snprintf(key, sizeof(key), "%s:idx:%s", bt_store_prefix(store),
+    snprintf(key, sizeof(key), "%s:idx:%s",
+             bt_store_shard_kp(store, shard, kp, sizeof(kp)),
              q->status ? q->status : "all");
-    while (!stop) {
+    while (!*stop) {
         size_t m;
-        snprintf(same, sizeof(same), "%ld", at.same);
-        const char *argv[] = {"ZREVRANGEBYSCORE", key,     at.score, "-inf",
-                              "WITHSCORES",       "LIMIT", same,     "500"};
+        snprintf(same, sizeof(same), "%ld", at->same);
+        const char *argv[] = {"ZREVRANGEBYSCORE", key,     at->score, "-inf",
+                              "WITHSCORES",       "LIMIT", same,      "500"};
         redisReply *members = bt_redis_argv(bt_store_redis(store), 8, argv, NULL);
         if (!members || members->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(members);
@@ -340,14 +338,41 @@ int bt_query_run(struct bt_store *store, const struct bt_query *q, const char *c
         }
         m = members->elements / 2;
         if (m)
-            ret = scan_chunk(store, q, members, m, &at, fn, arg, &stop);
+            ret = scan_chunk(store, q, members, m, at, fn, arg, stop);
         freeReplyObject(members);
         if (ret)
             return ret;
         if (m < CHUNK)
             break;
     }
-    if (stop)
+    return 0;
+}
+
+int bt_query_run(struct bt_store *store, const struct bt_query *q, const char *cursor,
+                 bool (*fn)(const struct bt_query_row *row, void *arg), void *arg,
+                 char *next, size_t n)
+{
+    struct position at = {"+inf", 0};
+    bool stop = false;
+    int shard = 0, ret = 0;
+
+    next[0] = '\0';
+    /* sharded: "<shard>/<score>:<same>", the shards one after the other,
+     * each newest first */
+    if (cursor && bt_store_sharded(store) && sscanf(cursor, "%d/", &shard) == 1 &&
+        shard >= 0 && shard < bt_store_shards(store))
+        cursor = strchr(cursor, '/') + 1;
+    if (cursor && *cursor && sscanf(cursor, "%39[^:]:%ld", at.score, &at.same) != 2)
+        snprintf(at.score, sizeof(at.score), "+inf");
+    for (; shard < bt_store_shards(store) && !stop; shard++) {
+        if ((ret = run_shard(store, q, shard, &at, fn, arg, &stop)))
+            return ret;
+        if (!stop)
+            at = (struct position){"+inf", 0};
+    }
+    if (stop && bt_store_sharded(store))
+        snprintf(next, n, "%d/%s:%ld", shard - 1, at.score, at.same);
+    else if (stop)
         snprintf(next, n, "%s:%ld", at.score, at.same);
     return 0;
 }

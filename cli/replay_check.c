@@ -105,9 +105,11 @@ int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
                                     (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                                 .default_timeout_ms = cfg->activity_timeout_ms,
                                 .worker = "replay-check"};
-    for (int x = 0; x < 2; x++) {
-        redisReply *ids = bt_redis_command(bt_store_redis(store), "ZRANGE %s:idx:%s 0 -1",
-                                           bt_store_prefix(store), indexes[x]);
+    for (int x = 0; x < 2 * bt_store_shards(store); x++) {
+        char kp[BT_STORE_KP_SIZE];
+        redisReply *ids = bt_redis_command(
+            bt_store_redis(store), "ZRANGE %s:idx:%s 0 -1",
+            bt_store_shard_kp(store, x / 2, kp, sizeof(kp)), indexes[x % 2]);
         if (!ids || ids->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(ids);
             ret = BT_EXIT_UNAVAILABLE;

@@ -70,8 +70,8 @@ static int update(struct bt_store *store, const char *name, const char *mode,
     int argc = 5, ret = -1;
 
     BT_ASSERT(n * 2 + argc <= 32);
-    snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_prefix(store), name);
-    snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
+    snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_schedule_prefix(store), name);
+    snprintf(set, sizeof(set), "%s:schedules", bt_store_schedule_prefix(store));
     for (int i = 0; i < n * 2; i++)
         argv[argc++] = pairs[i];
     reply =
@@ -90,7 +90,7 @@ static redisReply *load(struct bt_store *store, const char *name)
     char key[600];
     redisReply *hash;
 
-    snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_prefix(store), name);
+    snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_schedule_prefix(store), name);
     hash = bt_redis_command(bt_store_redis(store), "HGETALL %s", key);
     if (!hash || hash->type != REDIS_REPLY_ARRAY)
         fprintf(stderr, "baton: cannot read from Redis: %s\n",
@@ -304,7 +304,7 @@ static int each_schedule(struct bt_store *store,
     char set[600];
     int ret = BT_EXIT_UNAVAILABLE;
 
-    snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
+    snprintf(set, sizeof(set), "%s:schedules", bt_store_schedule_prefix(store));
     names = bt_redis_command(r, "ZRANGE %s 0 -1", set);
     if (!names || names->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "baton: cannot read from Redis\n");
@@ -313,7 +313,7 @@ static int each_schedule(struct bt_store *store,
     for (size_t i = 0; i < names->elements; i++) {
         char key[600];
         const char *argv[] = {"HGETALL", key};
-        snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_prefix(store),
+        snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_schedule_prefix(store),
                  names->element[i]->str);
         if (bt_redis_append_argv(r, 2, argv, NULL)) {
             fprintf(stderr, "baton: out of memory\n");

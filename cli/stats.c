@@ -25,11 +25,16 @@ static void on_signal(int sig)
 static long long zcount(struct bt_store *store, const char *suffix, const char *min,
                         const char *max)
 {
-    redisReply *reply = bt_redis_command(bt_store_redis(store), "ZCOUNT %s:%s %s %s",
-                                         bt_store_prefix(store), suffix, min, max);
-    long long n = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+    long long n = 0;
 
-    freeReplyObject(reply);
+    for (int shard = 0; shard < bt_store_shards(store) && n >= 0; shard++) {
+        char kp[BT_STORE_KP_SIZE];
+        redisReply *reply = bt_redis_command(
+            bt_store_redis(store), "ZCOUNT %s:%s %s %s",
+            bt_store_shard_kp(store, shard, kp, sizeof(kp)), suffix, min, max);
+        n = reply && reply->type == REDIS_REPLY_INTEGER ? n + reply->integer : -1;
+        freeReplyObject(reply);
+    }
     return n;
 }
 
@@ -66,19 +71,18 @@ static long long dead_letters(const struct bt_config *cfg)
     return total;
 }
 
-/* Instances by type and status: {"<type>": {"<status>": n, ...}, ...}, or
- * NULL when Redis does not answer. */
-static json_t *by_type(struct bt_store *store)
+/* Counts shard's instances into types by type and status; false when Redis
+ * does not answer. */
+static bool count_shard(struct bt_store *store, int shard, json_t *types)
 {
     struct bt_redis *r = bt_store_redis(store);
-    redisReply *ids =
-        bt_redis_command(r, "ZRANGE %s:idx:all 0 -1", bt_store_prefix(store));
-    json_t *types = json_object();
+    char kp[BT_STORE_KP_SIZE];
+    redisReply *ids = bt_redis_command(r, "ZRANGE %s:idx:all 0 -1",
+                                       bt_store_shard_kp(store, shard, kp, sizeof(kp)));
 
     if (!ids || ids->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(ids);
-        json_decref(types);
-        return NULL;
+        return false;
     }
     for (size_t i = 0; i < ids->elements; i++) {
         char key[600];
@@ -103,6 +107,21 @@ static json_t *by_type(struct bt_store *store)
         freeReplyObject(m);
     }
     freeReplyObject(ids);
+    return true;
+}
+
+/* Instances by type and status: {"<type>": {"<status>": n, ...}, ...}, or
+ * NULL when Redis does not answer. */
+static json_t *by_type(struct bt_store *store)
+{
+    json_t *types = json_object();
+
+    for (int shard = 0; shard < bt_store_shards(store); shard++) {
+        if (!count_shard(store, shard, types)) {
+            json_decref(types);
+            return NULL;
+        }
+    }
     return types;
 }
 

@@ -23,10 +23,15 @@
 #define RETRY_OUTBOX_MS 5000
 #define RECORD_OVERHEAD 1 /* the comma between two records */
 
-static void set_names(const struct bt_store *store, char *set, char *leased, size_t n)
+/* The retention set of shard and its leased runs. */
+static void set_names(const struct bt_store *store, int shard, char *set, char *leased,
+                      size_t n)
 {
-    snprintf(set, n, "%s:retention", bt_store_prefix(store));
-    snprintf(leased, n, "%s:retention:leased", bt_store_prefix(store));
+    char buf[BT_STORE_KP_SIZE];
+    const char *kp = bt_store_shard_kp(store, shard, buf, sizeof(buf));
+
+    snprintf(set, n, "%s:retention", kp);
+    snprintf(leased, n, "%s:retention:leased", kp);
 }
 
 /* Fills ar from a claim's member and token; 0 or BT_ENOMEM. */
@@ -58,7 +63,7 @@ int64_t bt_archive_lease_ms(const struct bt_config *cfg)
     return lease;
 }
 
-int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
+int bt_archive_claim(struct bt_store *store, int shard, int64_t now_ms, int64_t lease_ms,
                      size_t limit, const char *const *members, size_t n_members,
                      struct bt_archive_run **runs, size_t *n)
 {
@@ -71,7 +76,7 @@ int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
     *n = 0;
     if (!argv)
         return BT_ENOMEM;
-    set_names(store, set, leased, sizeof(set));
+    set_names(store, shard, set, leased, sizeof(set));
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
     snprintf(lim, sizeof(lim), "%zu", limit);
@@ -545,7 +550,8 @@ out:
 int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_t n,
                       int64_t now_ms)
 {
-    char set[300], leased[300], now[32];
+    char set[300], leased[300], now[32], kp[BT_STORE_KP_SIZE];
+    int shard = n ? bt_store_shard_of(store, runs[0].id) : 0; /* one claim's */
     char(*nums)[3][32] = calloc(n ? n : 1, sizeof(*nums));
     const char **argv = calloc(4 + 6 * n, sizeof(*argv));
     const struct bt_archive_run *first = NULL; /* of those that failed */
@@ -555,11 +561,11 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
 
     if (!nums || !argv)
         goto out;
-    set_names(store, set, leased, sizeof(set));
+    set_names(store, shard, set, leased, sizeof(set));
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     argv[0] = set;
     argv[1] = leased;
-    argv[2] = bt_store_prefix(store);
+    argv[2] = bt_store_shard_kp(store, shard, kp, sizeof(kp));
     argv[3] = now;
     for (size_t i = 0; i < n; i++) {
         struct bt_archive_run *ar = &runs[i];
@@ -619,16 +625,21 @@ int64_t bt_archive_backlog(struct bt_store *store, int64_t now_ms)
 {
     char set[300], leased[300];
     struct bt_redis *r = bt_store_redis(store);
-    redisReply *due, *held;
-    int64_t n = BT_EAGAIN;
+    int64_t n = 0;
 
-    set_names(store, set, leased, sizeof(set));
-    due = bt_redis_command(r, "ZCOUNT %s -inf %lld", set, (long long)now_ms);
-    held = due ? bt_redis_command(r, "ZCARD %s", leased) : NULL;
-    if (due && held && due->type == REDIS_REPLY_INTEGER &&
-        held->type == REDIS_REPLY_INTEGER)
-        n = due->integer + held->integer;
-    freeReplyObject(due);
-    freeReplyObject(held);
+    for (int shard = 0; shard < bt_store_shards(store) && n >= 0; shard++) {
+        redisReply *due, *held;
+
+        set_names(store, shard, set, leased, sizeof(set));
+        due = bt_redis_command(r, "ZCOUNT %s -inf %lld", set, (long long)now_ms);
+        held = due ? bt_redis_command(r, "ZCARD %s", leased) : NULL;
+        if (due && held && due->type == REDIS_REPLY_INTEGER &&
+            held->type == REDIS_REPLY_INTEGER)
+            n += due->integer + held->integer;
+        else
+            n = BT_EAGAIN;
+        freeReplyObject(due);
+        freeReplyObject(held);
+    }
     return n;
 }

@@ -62,13 +62,13 @@ struct bt_archive_run {
     int result;                  /* of bt_archive_settle: retention_delete.lua's answer */
 };
 
-/* Claims up to limit runs for lease_ms (bt_archive_lease_ms): the ones given
- * (members[0..n_members), "<run>|<id>", claimed whatever their due time
- * unless another holds them), or with n_members 0 those whose retention
- * ended by now_ms and those whose lease expired. *runs: a new array of *n
- * runs (bt_archive_runs_free), each with member, id, run, token and previous
- * set. Returns 0 or BT_EAGAIN (Redis). */
-int bt_archive_claim(struct bt_store *store, int64_t now_ms, int64_t lease_ms,
+/* Claims, in shard's retention set (store.h), up to limit runs for lease_ms
+ * (bt_archive_lease_ms): the ones given (members[0..n_members), "<run>|<id>", claimed
+ * whatever their due time unless another holds them), or with n_members 0 those whose
+ * retention ended by now_ms and those whose lease expired. *runs: a new array of *n runs
+ * (bt_archive_runs_free), each with member, id, run, token and previous set. Returns 0 or
+ * BT_EAGAIN (Redis). */
+int bt_archive_claim(struct bt_store *store, int shard, int64_t now_ms, int64_t lease_ms,
                      size_t limit, const char *const *members, size_t n_members,
                      struct bt_archive_run **runs, size_t *n);
 
@@ -89,9 +89,9 @@ int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
                        rd_kafka_t *rk, rd_kafka_t **reader, struct bt_archive_run *runs,
                        size_t n, int64_t now_ms);
 
-/* Ends the claims of runs[0..n), all delivered or failed (batch.pending 0):
- * deletes those whose action is DELETE and whose archive was delivered,
- * puts the others back (a failed delivery is tried again 10 s later), in one
+/* Ends the claims of runs[0..n) (of one bt_archive_claim), all delivered or failed
+ * (batch.pending 0): deletes those whose action is DELETE and whose archive was
+ * delivered, puts the others back (a failed delivery is tried again 10 s later), in one
  * retention_delete.lua call; each run's result is set. Returns 0 or
  * BT_EAGAIN (Redis did not answer: call again, the claims hold). */
 int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_t n,
@@ -100,8 +100,8 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
 /* Frees runs[0..n) and the array. NULL is a no-op. */
 void bt_archive_runs_free(struct bt_archive_run *runs, size_t n);
 
-/* Runs due or claimed and not deleted yet (ZCOUNT of the due ones plus the
- * leased ones), or BT_EAGAIN. */
+/* Runs due or claimed and not deleted yet, over every shard (ZCOUNT of the due ones plus
+ * the leased ones), or BT_EAGAIN. */
 int64_t bt_archive_backlog(struct bt_store *store, int64_t now_ms);
 
 #endif

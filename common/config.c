@@ -35,6 +35,15 @@ static const struct setting settings[] = {
      "Redis AUTH password (prefer the environment or the file: ps shows flags)"},
     {"redis-password-file", "BATON_REDIS_PASSWORD_FILE", STR, F(redis_password_file), 0,
      NULL, 0, 0, "file whose first line is the Redis AUTH password"},
+    {"redis-cluster", "BATON_REDIS_CLUSTER", BOOL, F(redis_cluster), 0, "0", 0, 1,
+     "Redis is a Redis Cluster: --redis names any of its nodes "
+     "(host:port[,host:port...]); shards default to 16"},
+    {"redis-shards", "BATON_REDIS_SHARDS", INT, F(redis_shards), 0, "0", 0, 1024,
+     "spread the instances and their indexes over this many hash tags, as a Redis "
+     "Cluster needs (0: none; every program of a deployment must agree)"},
+    {"redis-wait-ms", "BATON_REDIS_WAIT_MS", INT, F(redis_wait_ms), 0, "1000", 0, 60000,
+     "on a Redis Cluster, each batch of writes waits until a replica has it, up to "
+     "this long, so that a failover loses nothing acknowledged (0: no wait)"},
     {"prefix", "BATON_PREFIX", STR, F(prefix), 0, "baton", 0, 0,
      "topic prefix (tenancy): <prefix>.events, <prefix>.tasks.<queue>"},
     {"key-prefix", "BATON_KEY_PREFIX", STR, F(key_prefix), 0, NULL, 0, 0,
@@ -439,6 +448,13 @@ static int finish(struct bt_config *cfg, char *errstr, size_t errstr_size)
     }
     if ((ret = redis_credentials(cfg, errstr, errstr_size)))
         return ret;
+    /* a cluster runs a script only on keys of one slot: the shards' tags */
+    if (cfg->redis_cluster && cfg->redis_shards == 0)
+        cfg->redis_shards = BT_CONFIG_CLUSTER_SHARDS;
+    if (!cfg->key_prefix || strlen(cfg->key_prefix) > 200) {
+        snprintf(errstr, errstr_size, "key-prefix: at most 200 bytes");
+        return cfg->key_prefix ? BT_EINVAL : BT_ENOMEM;
+    }
     if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {
         snprintf(errstr, errstr_size,
                  "prefix: \"%s\" must be non-empty, without spaces, "

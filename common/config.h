@@ -14,8 +14,11 @@ struct bt_config {
     char *redis_user;     /* ACL user; NULL: AUTH password alone (user default) */
     char *redis_password; /* NULL: no AUTH; read from redis_password_file when set */
     char *redis_password_file;
-    char *prefix;     /* topic prefix: <prefix>.events, <prefix>.tasks.<q> */
-    char *key_prefix; /* Redis key prefix: <key_prefix>:{ID} */
+    int redis_cluster; /* redis names nodes of a Redis Cluster */
+    int redis_shards;  /* hash tags the instances are spread over (0: none) */
+    int redis_wait_ms; /* on a cluster: writes wait for a replica (redis.h) */
+    char *prefix;      /* topic prefix: <prefix>.events, <prefix>.tasks.<q> */
+    char *key_prefix;  /* Redis key prefix: <key_prefix>:{ID} */
     char *log_level;
     int log_json;
     int64_t max_payload; /* bytes; larger messages are dead-lettered, larger
@@ -73,6 +76,10 @@ int bt_config_add_kafka(struct bt_config *cfg, const char *name, const char *val
  * benchmark asks for 1 ms, the nearest the mock comes to a real broker,
  * which answers as soon as data comes. */
 #define BT_DEV_FETCH_WAIT_MS "20"
+
+/* Shards on a Redis Cluster unless --redis-shards says: enough hash tags to
+ * spread over a few masters (16 land 6, 6 and 4 on three). */
+#define BT_CONFIG_CLUSTER_SHARDS 16
 
 /* The producer's message.max.bytes: librdkafka's default, as most brokers'
  * max.message.bytes is a little above it, unless kafka.message.max.bytes is

@@ -401,30 +401,31 @@ static redisReply *cluster_vcommand(struct bt_redis *r, const char *fmt, va_list
     return reply;
 }
 
-redisReply *bt_redis_command(struct bt_redis *r, const char *fmt, ...)
+redisReply *bt_redis_vcommand(struct bt_redis *r, const char *fmt, va_list ap)
 {
     redisReply *reply = NULL;
-    va_list ap;
-    int rc;
 
-    if (r->cluster) {
-        va_start(ap, fmt);
-        reply = cluster_vcommand(r, fmt, ap);
-        va_end(ap);
-        return reply;
-    }
+    if (r->cluster)
+        return cluster_vcommand(r, fmt, ap);
     BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
     if (redis_connect(r) < 0)
-        goto out;
-    va_start(ap, fmt);
-    rc = redisvAppendCommand(r->rc, fmt, ap);
-    va_end(ap);
-    if (rc != REDIS_OK) {
+        return NULL;
+    if (redisvAppendCommand(r->rc, fmt, ap) != REDIS_OK) {
         disconnect(r);
-        goto out;
+        return NULL;
     }
     reply = round_trip(r);
-out:
+    return reply;
+}
+
+redisReply *bt_redis_command(struct bt_redis *r, const char *fmt, ...)
+{
+    redisReply *reply;
+    va_list ap;
+
+    va_start(ap, fmt);
+    reply = bt_redis_vcommand(r, fmt, ap);
+    va_end(ap);
     return reply;
 }
 
@@ -684,6 +685,25 @@ void bt_redis_set_timeout(struct bt_redis *r, int ms)
     if (r->rc)
         redisSetTimeout(
             r->rc, (struct timeval){.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000});
+}
+
+int bt_redis_masters(struct bt_redis *r)
+{
+    return r->cluster ? bt_rcluster_masters(r->cluster) : 1;
+}
+
+redisReply *bt_redis_master_argv(struct bt_redis *r, int k, int argc, const char **argv,
+                                 const size_t *argvlen)
+{
+    if (r->cluster)
+        return bt_rcluster_master_argv(r->cluster, k, argc, argv, argvlen);
+    return k == 0 ? redis_call(r, argc, argv, argvlen) : NULL;
+}
+
+void bt_redis_set_wait(struct bt_redis *r, int ms)
+{
+    if (r->cluster)
+        bt_rcluster_set_wait(r->cluster, ms);
 }
 
 uint64_t bt_redis_round_trips(const struct bt_redis *r)

@@ -6,6 +6,7 @@
 #ifndef BT_REDIS_H
 #define BT_REDIS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <hiredis/hiredis.h>
@@ -37,6 +38,7 @@ void bt_redis_destroy(struct bt_redis *r);
  * (the server refused). NULL when Redis is unreachable (BT_EAGAIN): the
  * connection is dropped and the next call reconnects. */
 redisReply *bt_redis_command(struct bt_redis *r, const char *fmt, ...);
+redisReply *bt_redis_vcommand(struct bt_redis *r, const char *fmt, va_list ap);
 redisReply *bt_redis_argv(struct bt_redis *r, int argc, const char **argv,
                           const size_t *argvlen);
 
@@ -80,6 +82,23 @@ int bt_redis_flush(struct bt_redis *r);
  * long-lived workers and scheduler, whose stop has its own deadline. */
 void bt_redis_set_timeout(struct bt_redis *r, int ms);
 
+/* For what each node answers for its own keys alone (SCAN, DBSIZE): how
+ * many masters there are to ask (1 on a single Redis; on a cluster, from
+ * the slot map, read first when needed: BT_EAGAIN when it cannot be), and a
+ * command sent to the k-th of them, with the reply rules above. */
+int bt_redis_masters(struct bt_redis *r);
+redisReply *bt_redis_master_argv(struct bt_redis *r, int k, int argc, const char **argv,
+                                 const size_t *argvlen);
+
+/* On a Redis Cluster handle: every pipelined batch and every script waits
+ * until a replica of each master it went to has what this connection wrote
+ * (WAIT 1 ms); when none has it in time, the call fails as on an unreachable
+ * Redis (NULL, BT_EAGAIN), for the caller to retry: what a master
+ * acknowledged then survives its failover (replication is asynchronous). A
+ * master with no replica is not waited for. 0 (the default): no wait. No
+ * effect on a single Redis. */
+void bt_redis_set_wait(struct bt_redis *r, int ms);
+
 /* Subscribe mode, for a handle used for nothing else (asserted: no pipeline
  * in flight): bt_redis_subscribe connects if needed and subscribes to
  * channel; 0, BT_EAGAIN when Redis is unreachable, or BT_EINVAL when Redis
@@ -95,5 +114,11 @@ int bt_redis_wait_message(struct bt_redis *r, int timeout_ms);
 /* Round trips made so far (a pipeline counts once; AUTH and the SCRIPT LOAD
  * after a NOSCRIPT count too): for metrics and bench. */
 uint64_t bt_redis_round_trips(const struct bt_redis *r);
+
+/* The slot of a key, as Redis Cluster computes it: CRC16 (XMODEM) of the key,
+ * or of the part between the first '{' and the next '}' when that part is not
+ * empty (the hash tag), modulo BT_REDIS_SLOTS. */
+#define BT_REDIS_SLOTS 16384
+unsigned bt_redis_slot(const char *key, size_t len);
 
 #endif

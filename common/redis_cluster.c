@@ -23,6 +23,8 @@ struct node {
     char *addr;         /* "host:port" */
     struct bt_redis *r; /* made on first use */
     bool queued;        /* has pipelined commands whose replies are not read */
+    bool replica;       /* the map shows it a replica: writes wait for it */
+    bool waited;        /* a WAIT follows its part of the batch */
 };
 
 /* One command: what a redirect needs to send it again. */
@@ -46,6 +48,7 @@ struct pending {
 struct bt_rcluster {
     char *user, *password;
     int timeout_ms;
+    int wait_ms;        /* > 0: writes wait for a replica this long (redis.h) */
     struct node *nodes; /* the seeds, then every master the map named */
     size_t nnodes;
     int16_t slot_node[BT_REDIS_SLOTS]; /* node index; -1: no master known */
@@ -185,6 +188,8 @@ static int map_load(struct bt_rcluster *c, int asked, const redisReply *reply)
         return BT_ENOMEM;
     for (size_t s = 0; s < BT_REDIS_SLOTS; s++)
         map[s] = -1;
+    for (size_t i = 0; i < c->nnodes; i++)
+        c->nodes[i].replica = false;
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *e = reply->element[i], *m;
         char addr[300];
@@ -213,6 +218,7 @@ static int map_load(struct bt_rcluster *c, int asked, const redisReply *reply)
         }
         for (int s = first; s <= last; s++)
             map[s] = (int16_t)node;
+        c->nodes[node].replica = c->nodes[node].replica || e->elements > 3;
     }
     memcpy(c->slot_node, map, sizeof(c->slot_node));
     ret = 0;
@@ -325,9 +331,29 @@ static redisReply *node_run(struct bt_rcluster *c, int node, const struct cmd *c
                        : bt_redis_argv(r, cmd->argc, cmd->argv, cmd->argvlen);
 }
 
+/* Whether node's replica has what this connection wrote (WAIT 1): false
+ * when it did not answer within wait_ms, or the node broke. */
+static bool replicated(struct bt_rcluster *c, int node)
+{
+    char ms[32];
+    redisReply *reply;
+    bool ok;
+
+    snprintf(ms, sizeof(ms), "%d", c->wait_ms);
+    reply = bt_redis_argv(c->nodes[node].r, 3, (const char *[]){"WAIT", "1", ms}, NULL);
+    ok = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1;
+    if (reply && !ok)
+        bt_log(BT_LOG_WARN,
+               "redis cluster: no replica of %s took the writes within %d ms",
+               c->nodes[node].addr, c->wait_ms);
+    freeReplyObject(reply);
+    return ok;
+}
+
 /* Sends cmd to node, following redirects; no pipeline in flight. NULL when
  * a node cannot be reached or the cluster is down (the map is read again
- * before the next command). */
+ * before the next command), and when a script's writes did not reach a
+ * replica in time (redis.h, bt_redis_set_wait). */
 static redisReply *run(struct bt_rcluster *c, const struct cmd *cmd, int node)
 {
     bool asking = false;
@@ -343,6 +369,12 @@ static redisReply *run(struct bt_rcluster *c, const struct cmd *cmd, int node)
             return NULL;
         }
         how = redirect_of(reply, &slot, addr, sizeof(addr));
+        if (how == NOT_REDIRECTED && cmd->script && c->wait_ms > 0 &&
+            reply->type != REDIS_REPLY_ERROR && c->nodes[node].replica &&
+            !replicated(c, node)) {
+            freeReplyObject(reply);
+            return NULL;
+        }
         if (how == NOT_REDIRECTED || tries == BT_CLUSTER_REDIRECTS)
             return reply;
         freeReplyObject(reply);
@@ -523,8 +555,18 @@ static bool collect_redirected(struct bt_rcluster *c)
  * connection, and the map is read again before the next command. */
 static void collect(struct bt_rcluster *c)
 {
+    char ms[32];
     bool ok = true;
 
+    /* each master's part of the batch, then a WAIT for its replica */
+    snprintf(ms, sizeof(ms), "%d", c->wait_ms);
+    for (size_t i = 0; i < c->nnodes; i++) {
+        struct node *n = &c->nodes[i];
+
+        n->waited =
+            n->queued && n->r && n->replica && c->wait_ms > 0 &&
+            bt_redis_append_argv(n->r, 3, (const char *[]){"WAIT", "1", ms}, NULL) == 0;
+    }
     bt_rcluster_flush(c);
     for (size_t i = c->collected; i < c->n; i++) {
         struct pending *p = &c->q[i];
@@ -532,8 +574,21 @@ static void collect(struct bt_rcluster *c)
         if (p->node < 0 || bt_redis_reply(c->nodes[p->node].r, &p->reply) < 0)
             ok = false;
     }
-    for (size_t i = 0; i < c->nnodes; i++)
-        c->nodes[i].queued = false;
+    for (size_t i = 0; i < c->nnodes; i++) {
+        struct node *n = &c->nodes[i];
+        redisReply *acked = NULL;
+
+        if (n->waited && (bt_redis_reply(n->r, &acked) < 0 ||
+                          acked->type != REDIS_REPLY_INTEGER || acked->integer < 1)) {
+            if (acked)
+                bt_log(BT_LOG_WARN,
+                       "redis cluster: no replica of %s took the writes within %d ms",
+                       n->addr, c->wait_ms);
+            ok = false;
+        }
+        freeReplyObject(acked);
+        n->queued = n->waited = false;
+    }
     c->flushed = false;
     if (ok)
         ok = collect_redirected(c);
@@ -596,6 +651,55 @@ int bt_rcluster_wait_message(struct bt_rcluster *c, int timeout_ms)
     if ((n = bt_redis_wait_message(c->nodes[c->sub_node].r, timeout_ms)) == BT_EAGAIN)
         c->stale = true;
     return n;
+}
+
+/* The k-th master of the map (in slot order), -1 past the last. */
+static int master_at(const struct bt_rcluster *c, int k)
+{
+    int seen = 0, last = -1;
+
+    for (int s = 0; s < BT_REDIS_SLOTS; s++) {
+        int node = c->slot_node[s];
+
+        if (node < 0 || node == last)
+            continue;
+        last = node;
+        /* a master serves one range here, or several: count each once */
+        bool before = false;
+        for (int t = 0; t < s && !before; t++)
+            before = c->slot_node[t] == node;
+        if (!before && seen++ == k)
+            return node;
+    }
+    return -1;
+}
+
+int bt_rcluster_masters(struct bt_rcluster *c)
+{
+    int n = 0;
+
+    if (c->stale && map_refresh(c) < 0)
+        return BT_EAGAIN;
+    while (master_at(c, n) >= 0)
+        n++;
+    return n;
+}
+
+redisReply *bt_rcluster_master_argv(struct bt_rcluster *c, int k, int argc,
+                                    const char **argv, const size_t *argvlen)
+{
+    struct cmd cmd = {.argc = argc, .argv = argv, .argvlen = argvlen};
+    int node = master_at(c, k);
+    redisReply *reply = node >= 0 ? node_run(c, node, &cmd, false) : NULL;
+
+    if (!reply)
+        c->stale = true;
+    return reply;
+}
+
+void bt_rcluster_set_wait(struct bt_rcluster *c, int ms)
+{
+    c->wait_ms = ms;
 }
 
 void bt_rcluster_set_timeout(struct bt_rcluster *c, int ms)

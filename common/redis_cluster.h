@@ -15,14 +15,7 @@
 #include <stdint.h>
 #include <hiredis/hiredis.h>
 
-#define BT_REDIS_SLOTS 16384
-
 struct bt_rcluster;
-
-/* The slot of a key, as Redis Cluster computes it: CRC16 (XMODEM) of the key,
- * or of the part between the first '{' and the next '}' when that part is not
- * empty (the hash tag), modulo 16384. */
-unsigned bt_redis_slot(const char *key, size_t len);
 
 /* The key a command is routed by: *key and *len set and 1, or 0 for a command
  * that names none (TIME, INFO, SCRIPT, an EVAL with no keys...), which any
@@ -52,7 +45,11 @@ int bt_rcluster_flush(struct bt_rcluster *c);
 int bt_rcluster_subscribe(struct bt_rcluster *c, const char *channel);
 int bt_rcluster_wait_message(struct bt_rcluster *c, int timeout_ms);
 
+int bt_rcluster_masters(struct bt_rcluster *c);
+redisReply *bt_rcluster_master_argv(struct bt_rcluster *c, int k, int argc,
+                                    const char **argv, const size_t *argvlen);
 void bt_rcluster_set_timeout(struct bt_rcluster *c, int ms);
+void bt_rcluster_set_wait(struct bt_rcluster *c, int ms);
 uint64_t bt_rcluster_round_trips(const struct bt_rcluster *c);
 
 #endif

@@ -30,6 +30,21 @@ static int copy_retention(struct bt_store *store, const struct bt_config *cfg)
     return 0;
 }
 
+struct bt_redis *bt_store_redis_new(const struct bt_config *cfg, char *errstr,
+                                    size_t errstr_size)
+{
+    struct bt_redis *r;
+
+    if (!cfg->redis_cluster)
+        return bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
+                            errstr_size);
+    r = bt_redis_new_cluster(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
+                             errstr_size);
+    if (r)
+        bt_redis_set_wait(r, cfg->redis_wait_ms);
+    return r;
+}
+
 struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
                               size_t errstr_size)
 {
@@ -38,9 +53,16 @@ struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
     if (!store)
         return NULL;
     store->kp = strdup(cfg->key_prefix);
-    store->r = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
-                            errstr_size);
-    if (!store->r || !store->kp || copy_retention(store, cfg)) {
+    store->shards = cfg->redis_shards;
+    store->kp0 = malloc(BT_STORE_KP_SIZE);
+    if (store->kp0 && store->kp) {
+        const char *kp0 = bt_store_shard_kp(store, 0, store->kp0, BT_STORE_KP_SIZE);
+
+        if (kp0 != store->kp0) /* no shards: <kp> itself */
+            snprintf(store->kp0, BT_STORE_KP_SIZE, "%s", kp0);
+    }
+    store->r = bt_store_redis_new(cfg, errstr, errstr_size);
+    if (!store->r || !store->kp || !store->kp0 || copy_retention(store, cfg)) {
         bt_store_destroy(store);
         return NULL;
     }
@@ -68,6 +90,7 @@ void bt_store_destroy(struct bt_store *store)
     }
     bt_redis_destroy(store->r);
     free(store->kp);
+    free(store->kp0);
     free(store);
 }
 
@@ -81,21 +104,60 @@ const char *bt_store_prefix(const struct bt_store *store)
     return store->kp;
 }
 
+bool bt_store_sharded(const struct bt_store *store)
+{
+    return store->shards > 0;
+}
+
+const char *bt_store_schedule_prefix(const struct bt_store *store)
+{
+    return store->kp0;
+}
+
+int bt_store_shards(const struct bt_store *store)
+{
+    return store->shards > 0 ? store->shards : 1;
+}
+
+int bt_store_shard_of(const struct bt_store *store, const char *id)
+{
+    return store->shards > 0
+               ? (int)(bt_redis_slot(id, strlen(id)) % (unsigned)store->shards)
+               : 0;
+}
+
+const char *bt_store_shard_kp(const struct bt_store *store, int shard, char *buf,
+                              size_t n)
+{
+    if (store->shards == 0)
+        return store->kp;
+    snprintf(buf, n, "%s:{%d}", store->kp, shard);
+    return buf;
+}
+
+const char *bt_store_kp_of(const struct bt_store *store, const char *id, char *buf,
+                           size_t n)
+{
+    return bt_store_shard_kp(store, bt_store_shard_of(store, id), buf, n);
+}
+
 char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,
                    char *buf, size_t n)
 {
-    size_t kp = strlen(store->kp), il = strlen(id), sl = strlen(suffix);
+    char kpbuf[BT_STORE_KP_SIZE];
+    const char *kp = bt_store_kp_of(store, id, kpbuf, sizeof(kpbuf));
+    size_t kl = strlen(kp), il = strlen(id), sl = strlen(suffix);
 
     /* on every step's path: no printf unless the key does not fit */
-    if (kp + il + sl + 3 >= n) {
-        snprintf(buf, n, "%s:{%s}%s", store->kp, id, suffix);
+    if (kl + il + sl + 3 >= n) {
+        snprintf(buf, n, "%s:{%s}%s", kp, id, suffix);
         return buf;
     }
-    memcpy(buf, store->kp, kp);
-    memcpy(buf + kp, ":{", 2);
-    memcpy(buf + kp + 2, id, il);
-    buf[kp + 2 + il] = '}';
-    memcpy(buf + kp + 3 + il, suffix, sl + 1);
+    memcpy(buf, kp, kl);
+    memcpy(buf + kl, ":{", 2);
+    memcpy(buf + kl + 2, id, il);
+    buf[kl + 2 + il] = '}';
+    memcpy(buf + kl + 3 + il, suffix, sl + 1);
     return buf;
 }
 
@@ -382,9 +444,14 @@ struct piece {
 static int forget_chunk(struct bt_store *store, const struct bt_delivered *done,
                         const struct piece *pieces, size_t n, struct bt_argbuf *a)
 {
+    char kpbuf[BT_STORE_KP_SIZE];
+
     bt_argbuf_reset(a);
-    for (size_t p = 0; p < n; p++)
-        bt_argbuf_key(a, store->kp, done[pieces[p].i].id, ":outbox");
+    for (size_t p = 0; p < n; p++) {
+        const char *id = done[pieces[p].i].id;
+
+        bt_argbuf_key(a, bt_store_kp_of(store, id, kpbuf, sizeof(kpbuf)), id, ":outbox");
+    }
     for (size_t p = 0; p < n; p++) {
         const struct bt_delivered *d = &done[pieces[p].i];
         bt_argbuf_int(a, (long long)(pieces[p].to - pieces[p].from));
@@ -395,22 +462,48 @@ static int forget_chunk(struct bt_store *store, const struct bt_delivered *done,
     return keep_forget(store, (int)n, a);
 }
 
+/* done[] in the order of their shards (one ack.lua call touches one shard's
+ * slot): by shard, then as given. */
+struct by_shard {
+    int shard;
+    size_t i;
+};
+
+static int cmp_shard(const void *a, const void *b)
+{
+    const struct by_shard *x = a, *y = b;
+
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
 int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, size_t n)
 {
     struct piece pieces[FORGET_MAX_OUTBOXES];
     struct bt_argbuf a = {0};
+    struct by_shard *order = malloc((n ? n : 1) * sizeof(*order));
     size_t np = 0, fields = 0;
-    int ret = 0;
+    int ret = order ? 0 : BT_ENOMEM;
 
-    for (size_t i = 0; i < n && ret == 0; i++) {
-        size_t from = 0;
+    for (size_t k = 0; k < n && order; k++)
+        order[k] = (struct by_shard){bt_store_shard_of(store, done[k].id), k};
+    if (order && store->shards > 0)
+        qsort(order, n, sizeof(*order), cmp_shard);
+    for (size_t k = 0; k < n && ret == 0; k++) {
+        size_t i = order[k].i, from = 0;
+
+        if (np && order[k].shard != order[k - 1].shard) {
+            ret = forget_chunk(store, done, pieces, np, &a);
+            np = fields = 0;
+        }
         do {
-            size_t k = done[i].n - from;
-            if (k > FORGET_MAX_FIELDS - fields)
-                k = FORGET_MAX_FIELDS - fields;
-            pieces[np++] = (struct piece){i, from, from + k};
-            from += k;
-            fields += k;
+            size_t c = done[i].n - from;
+            if (c > FORGET_MAX_FIELDS - fields)
+                c = FORGET_MAX_FIELDS - fields;
+            pieces[np++] = (struct piece){i, from, from + c};
+            from += c;
+            fields += c;
             if (np == FORGET_MAX_OUTBOXES || fields == FORGET_MAX_FIELDS) {
                 ret = forget_chunk(store, done, pieces, np, &a);
                 np = fields = 0;
@@ -420,6 +513,7 @@ int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, siz
     if (np && ret == 0)
         ret = forget_chunk(store, done, pieces, np, &a);
     bt_argbuf_release(&a);
+    free(order);
     return ret;
 }
 

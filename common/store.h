@@ -9,6 +9,7 @@
 #ifndef BT_STORE_H
 #define BT_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,11 @@
 #include "redis.h"
 
 struct bt_store;
+
+/* A connection to cfg's Redis, a Redis Cluster when cfg says so (redis.h),
+ * or NULL with errstr. */
+struct bt_redis *bt_store_redis_new(const struct bt_config *cfg, char *errstr,
+                                    size_t errstr_size);
 
 /* Returns a new store on cfg's Redis (bt_store_destroy), or NULL with errstr. */
 struct bt_store *bt_store_new(const struct bt_config *cfg, char *errstr,
@@ -84,7 +90,26 @@ int bt_store_forget(struct bt_store *store, const struct bt_delivered *done, siz
 /* Sends what bt_store_forget appended and reads its replies. 0 or BT_EAGAIN. */
 int bt_store_settle(struct bt_store *store);
 
-/* Key of instance id with suffix ("" / ":journal" / ...) into buf. */
+/* Shards (--redis-shards, docs/scaling.md): with N > 0 shards, instance id
+ * belongs to shard slot(id) % N, and the key prefix of its keys and of its
+ * shard's indexes (timers, outbox, idx:*, retention) is "<kp>:{<shard>}", so
+ * that everything one commit touches is in one Redis Cluster slot; schedules
+ * live in shard 0. With none, every prefix is <kp>. bt_store_shards: how
+ * many prefixes there are to visit (1 with none). The _kp calls return
+ * store's <kp> itself with no shards, else buf (BT_STORE_KP_SIZE bytes). */
+#define BT_STORE_KP_SIZE 224
+bool bt_store_sharded(const struct bt_store *store);
+int bt_store_shards(const struct bt_store *store);
+int bt_store_shard_of(const struct bt_store *store, const char *id);
+const char *bt_store_shard_kp(const struct bt_store *store, int shard, char *buf,
+                              size_t n);
+const char *bt_store_kp_of(const struct bt_store *store, const char *id, char *buf,
+                           size_t n);
+/* The prefix of the schedules' keys (shard 0's). */
+const char *bt_store_schedule_prefix(const struct bt_store *store);
+
+/* Key of instance id with suffix ("" / ":journal" / ...) into buf: "<kp of
+ * id>:{<id>}<suffix>". */
 char *bt_store_key(const struct bt_store *store, const char *id, const char *suffix,
                    char *buf, size_t n);
 

@@ -115,40 +115,42 @@ static int build_keys(const struct bt_store *store, const struct bt_instance *in
                       struct bt_argbuf *a)
 {
     const struct bt_delta *d = &inst->delta;
+    char kpbuf[BT_STORE_KP_SIZE];
+    const char *kp = bt_store_kp_of(store, inst->id, kpbuf, sizeof(kpbuf));
 
     for (int k = 0; k < BT_CK__FIXED; k++) {
         switch ((enum bt_commit_key)k) {
         case BT_CK_META:
-            bt_argbuf_key(a, store->kp, inst->id, "");
+            bt_argbuf_key(a, kp, inst->id, "");
             break;
         case BT_CK_JOURNAL:
-            bt_argbuf_key(a, store->kp, inst->id, ":journal");
+            bt_argbuf_key(a, kp, inst->id, ":journal");
             break;
         case BT_CK_HISTORY:
-            bt_argbuf_key(a, store->kp, inst->id, ":h");
+            bt_argbuf_key(a, kp, inst->id, ":h");
             break;
         case BT_CK_OUTBOX:
-            bt_argbuf_key(a, store->kp, inst->id, ":outbox");
+            bt_argbuf_key(a, kp, inst->id, ":outbox");
             break;
         case BT_CK_OUTBOX_INDEX:
-            bt_argbuf_name(a, store->kp, "outbox");
+            bt_argbuf_name(a, kp, "outbox");
             break;
         case BT_CK_TIMERS:
-            bt_argbuf_name(a, store->kp, "timers");
+            bt_argbuf_name(a, kp, "timers");
             break;
         case BT_CK__FIXED:
             break;
         }
     }
     if (inst->status != d->old_status) {
-        arg_index(a, store->kp, inst->status);
+        arg_index(a, kp, inst->status);
         if (inst->ver > 0)
-            arg_index(a, store->kp, d->old_status);
+            arg_index(a, kp, d->old_status);
     }
     if (d->reset) {
         /* the run that ends on continue-as-new is the one before inst->run */
         bt_argbuf_begin(a);
-        bt_argbuf_puts(a, store->kp);
+        bt_argbuf_puts(a, kp);
         bt_argbuf_put(a, ":{", 2);
         bt_argbuf_puts(a, inst->id);
         bt_argbuf_puts(a, "}:h:");

@@ -27,6 +27,8 @@ struct forget {
 struct bt_store {
     struct bt_redis *r;
     char *kp;               /* key prefix */
+    int shards;             /* cfg's redis_shards: 0, or the hash tags {0}.. */
+    char *kp0;              /* shard 0's prefix: the schedules' */
     struct forget *forgets; /* not answered yet, oldest first */
     size_t n_forgets;
     size_t owed;  /* the first `owed` forgets are in the pipeline, replies due */

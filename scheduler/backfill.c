@@ -102,6 +102,11 @@ int bt_backfill_step(struct bt_backfill *bf, const struct bt_config *cfg,
 
     if (bf->done || bt_clock_mono_ms() < bf->next_ms)
         return 0;
+    /* sharded keys came after retention: nothing to backfill */
+    if (bt_store_sharded(store)) {
+        bf->done = true;
+        return 0;
+    }
     bf->next_ms = bt_clock_mono_ms() + BT_BACKFILL_PACE_MS;
     if (!bf->checked) {
         if ((ret = marked(store)) < 0)

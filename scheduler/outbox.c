@@ -188,16 +188,19 @@ out:
     return ret;
 }
 
-int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                     int64_t grace_ms, struct bt_outbox_sweep *sw)
+/* One shard's part of the sweep (store.h); *more set when it had more. */
+static int resend_shard(const struct bt_config *cfg, struct bt_store *store,
+                        rd_kafka_t *rk, int64_t grace_ms, struct bt_outbox_sweep *sw,
+                        int shard, bool *more)
 {
-    char index[300], before[32], limit[32], now[32];
-    const char *argv[] = {index, before, limit, bt_store_prefix(store), now};
+    char index[300], before[32], limit[32], now[32], kp[BT_STORE_KP_SIZE];
+    const char *argv[] = {index, before, limit,
+                          bt_store_shard_kp(store, shard, kp, sizeof(kp)), now};
     int64_t now_ms = bt_clock_now_ms();
     redisReply *ids;
     int total = 0;
 
-    snprintf(index, sizeof(index), "%s:outbox", bt_store_prefix(store));
+    snprintf(index, sizeof(index), "%s:outbox", argv[3]);
     snprintf(before, sizeof(before), "%lld", (long long)(now_ms - grace_ms));
     snprintf(limit, sizeof(limit), "%d", BT_OUTBOX_SWEEP_LIMIT);
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
@@ -211,17 +214,35 @@ int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kaf
     }
     /* the emptied ones left the index and the others were claimed (scored
      * now): the round's next step starts from the index's head again */
-    sw->more = ids->element[0]->integer == BT_OUTBOX_SWEEP_LIMIT;
+    *more = ids->element[0]->integer == BT_OUTBOX_SWEEP_LIMIT;
     for (size_t i = 1; i < ids->elements; i++) {
         int n = resend_one(cfg, store, rk, sw, ids->element[i]->str, grace_ms);
         if (n < 0) {
             total = n;
-            sw->more = false;
+            *more = false;
             break;
         }
         total += n;
     }
     freeReplyObject(ids);
+    return total;
+}
+
+int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
+                     int64_t grace_ms, struct bt_outbox_sweep *sw)
+{
+    int total = 0;
+
+    sw->more = false;
+    for (int shard = 0; shard < bt_store_shards(store); shard++) {
+        bool more = false;
+        int n = resend_shard(cfg, store, rk, grace_ms, sw, shard, &more);
+
+        if (n < 0)
+            return n;
+        total += n;
+        sw->more = sw->more || more;
+    }
     return total;
 }
 

@@ -19,6 +19,7 @@ struct bt_retention {
     struct bt_retention_stats stats;
     struct bt_archive_run *runs; /* in flight: produced, reports awaited */
     size_t n;
+    int shard;       /* the next to claim in: each in turn */
     int64_t next_ms; /* monotonic: the next claim, or try of a settle */
 };
 
@@ -73,13 +74,20 @@ static int settle(struct bt_retention *rt)
     return deleted;
 }
 
-/* Claims the next due runs and produces their archives. */
+/* Claims the next due runs, of the first shard in turn that has some, and
+ * produces their archives. */
 static int claim(struct bt_retention *rt)
 {
     int64_t now = bt_clock_now_ms();
-    int ret = bt_archive_claim(rt->store, now, bt_archive_lease_ms(rt->cfg),
-                               BT_RETENTION_BATCH, NULL, 0, &rt->runs, &rt->n);
+    int shards = bt_store_shards(rt->store), ret = 0;
 
+    for (int k = 0; k < shards && ret == 0 && rt->n == 0; k++) {
+        int shard = rt->shard;
+
+        rt->shard = (rt->shard + 1) % shards;
+        ret = bt_archive_claim(rt->store, shard, now, bt_archive_lease_ms(rt->cfg),
+                               BT_RETENTION_BATCH, NULL, 0, &rt->runs, &rt->n);
+    }
     if (ret)
         return ret;
     rt->next_ms =

@@ -50,7 +50,7 @@ static const char *field(const redisReply *hash, const char *name)
 
 static void schedule_key(struct bt_store *store, const char *name, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s:schedule:%s", bt_store_prefix(store), name);
+    snprintf(buf, n, "%s:schedule:%s", bt_store_schedule_prefix(store), name);
 }
 
 /* Decides what to do with one claimed schedule, short of the overlap check. */
@@ -247,7 +247,7 @@ static int advance(struct bt_store *store, struct fire *fires, size_t n, int64_t
     size_t sent = 0;
     int ret = 0;
 
-    snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
+    snprintf(set, sizeof(set), "%s:schedules", bt_store_schedule_prefix(store));
     snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
     for (size_t i = 0; i < n; i++) {
         struct fire *f = &fires[i];
@@ -304,7 +304,7 @@ int bt_schedules_fire(const struct bt_config *cfg, struct bt_store *store, rd_ka
     bool unsent = false;
     int ret = BT_EAGAIN;
 
-    snprintf(set, sizeof(set), "%s:schedules", bt_store_prefix(store));
+    snprintf(set, sizeof(set), "%s:schedules", bt_store_schedule_prefix(store));
     snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
     snprintf(lease_s, sizeof(lease_s), "%d", LEASE_MS);
     snprintf(limit_s, sizeof(limit_s), "%d", BATCH);

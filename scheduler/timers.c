@@ -23,6 +23,7 @@
 struct flight {
     struct flight *next;
     struct bt_kafka_batch batch; /* librdkafka points at it until the reports */
+    int shard;                   /* whose leased set holds them (store.h) */
     size_t n;
     char *members[]; /* of the leased set, to remove */
 };
@@ -33,9 +34,23 @@ struct bt_timers {
     rd_kafka_t *rk;
     struct bt_timer_stats *stats;
     struct flight *flights; /* oldest first */
-    int64_t next;           /* earliest due or lease expiry at the last claim */
-    char timers[300], leased[300];
+    int64_t next;           /* earliest due or lease expiry at the last claims */
 };
+
+/* Shard's timer set and its leased timers (store.h); kp: the shard's prefix. */
+struct names {
+    char timers[300], leased[300], kp[BT_STORE_KP_SIZE];
+};
+
+static void names(const struct bt_store *store, int shard, struct names *n)
+{
+    const char *kp = bt_store_shard_kp(store, shard, n->kp, sizeof(n->kp));
+
+    if (kp != n->kp)
+        snprintf(n->kp, sizeof(n->kp), "%s", kp);
+    snprintf(n->timers, sizeof(n->timers), "%s:timers", kp);
+    snprintf(n->leased, sizeof(n->leased), "%s:timers:leased", kp);
+}
 
 struct bt_timers *bt_timers_new(const struct bt_config *cfg, struct bt_store *store,
                                 rd_kafka_t *rk, struct bt_timer_stats *stats)
@@ -45,8 +60,6 @@ struct bt_timers *bt_timers_new(const struct bt_config *cfg, struct bt_store *st
     if (!t)
         return NULL;
     *t = (struct bt_timers){.cfg = cfg, .store = store, .rk = rk, .stats = stats};
-    snprintf(t->timers, sizeof(t->timers), "%s:timers", bt_store_prefix(store));
-    snprintf(t->leased, sizeof(t->leased), "%s:timers:leased", bt_store_prefix(store));
     return t;
 }
 
@@ -76,8 +89,11 @@ static int land(struct bt_timers *t)
                    "timer events not delivered: %s (their leases will expire)",
                    rd_kafka_err2str(f->batch.err));
         } else if ((argv = malloc((f->n + 2) * sizeof(*argv)))) {
+            struct names nm;
+
+            names(t->store, f->shard, &nm);
             argv[0] = "ZREM";
-            argv[1] = t->leased;
+            argv[1] = nm.leased;
             memcpy(argv + 2, f->members, f->n * sizeof(*argv));
             appended += bt_redis_append_argv(bt_store_redis(t->store), (int)f->n + 2,
                                              argv, NULL) == 0;
@@ -97,9 +113,9 @@ static void count_fired(struct bt_timer_stats *stats, int64_t late)
     bt_metrics_observe(stats->lateness, (double)(late > 0 ? late : 0) / 1000.0);
 }
 
-/* Produces the claimed timers' events (reply: member, due, queue triples) as
- * one flight. Returns how many went out, or BT_EAGAIN. */
-static int produce(struct bt_timers *t, const redisReply *reply, int64_t now)
+/* Produces the timers claimed in shard (reply: member, due, queue triples)
+ * as one flight. Returns how many went out, or BT_EAGAIN. */
+static int produce(struct bt_timers *t, int shard, const redisReply *reply, int64_t now)
 {
     size_t n = reply->elements / 3;
     struct flight *f = calloc(1, sizeof(*f) + n * sizeof(char *)), **tail;
@@ -107,6 +123,7 @@ static int produce(struct bt_timers *t, const redisReply *reply, int64_t now)
 
     if (!f)
         return BT_EAGAIN;
+    f->shard = shard;
     for (size_t i = 0; i < n; i++) {
         const char *member = reply->element[3 * i]->str,
                    *queue = reply->element[3 * i + 2]->str;
@@ -154,36 +171,73 @@ out:
     return ret;
 }
 
-int bt_timers_fire(struct bt_timers *t)
+/* Appends the claim of shard's due timers. 0 or BT_ENOMEM. */
+static int append_claim(struct bt_timers *t, int shard, int64_t now)
 {
-    struct bt_redis *r = bt_store_redis(t->store);
     char now_s[32], lease_s[32], limit_s[32];
-    const char *argv[] = {t->timers, t->leased, now_s,
-                          lease_s,   limit_s,   bt_store_prefix(t->store)};
-    redisReply *reply = NULL;
-    int64_t now = bt_clock_now_ms();
-    int zrems = land(t), ret = BT_EAGAIN;
-    bool claimed;
+    struct names nm;
+    const char *argv[] = {nm.timers, nm.leased, now_s, lease_s, limit_s, nm.kp};
 
+    names(t->store, shard, &nm);
     snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
     snprintf(lease_s, sizeof(lease_s), "%d", LEASE_MS);
     snprintf(limit_s, sizeof(limit_s), "%d", BATCH);
-    /* the lease releases go out in the claim's round trip, ahead of it */
-    claimed = bt_redis_append_eval(r, bt_lua_claim_timers, 2, 6, argv, NULL) == 0;
+    return bt_redis_append_eval(bt_store_redis(t->store), bt_lua_claim_timers, 2, 6, argv,
+                                NULL);
+}
+
+/* Reads one shard's claim and produces its timers: how many fired, or
+ * BT_EAGAIN; *next lowered to the shard's earliest due. */
+static int take_claim(struct bt_timers *t, int shard, int64_t now, int64_t *next)
+{
+    redisReply *reply = NULL;
+    int ret = BT_EAGAIN;
+
+    if (bt_redis_reply(bt_store_redis(t->store), &reply) ||
+        reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 1 ||
+        reply->element[reply->elements - 1]->type != REDIS_REPLY_INTEGER)
+        goto out;
+    if (reply->element[reply->elements - 1]->integer < *next)
+        *next = reply->element[reply->elements - 1]->integer;
+    ret = reply->elements > 1 ? produce(t, shard, reply, now) : 0;
+out:
+    freeReplyObject(reply);
+    return ret;
+}
+
+int bt_timers_fire(struct bt_timers *t)
+{
+    struct bt_redis *r = bt_store_redis(t->store);
+    redisReply *reply = NULL;
+    int64_t now = bt_clock_now_ms(), next = INT64_MAX;
+    int zrems = land(t), shards = bt_store_shards(t->store), claimed = 0, ret = 0;
+
+    /* the lease releases go out in the claims' round trip, ahead of them */
+    while (claimed < shards && append_claim(t, claimed, now) == 0)
+        claimed++;
     for (int i = 0; i < zrems; i++) {
-        if (bt_redis_reply(r, &reply))
-            goto out; /* a lost ZREM only fires those timers again, later */
+        if (bt_redis_reply(r, &reply)) {
+            /* a lost ZREM only fires those timers again, later; the batch
+             * is lost with it */
+            return BT_EAGAIN;
+        }
         freeReplyObject(reply);
         reply = NULL;
     }
-    if (!claimed || bt_redis_reply(r, &reply) || reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements % 3 != 1 ||
-        reply->element[reply->elements - 1]->type != REDIS_REPLY_INTEGER)
-        goto out;
-    t->next = reply->element[reply->elements - 1]->integer;
-    ret = reply->elements > 1 ? produce(t, reply, now) : 0;
-out:
-    freeReplyObject(reply);
+    for (int shard = 0; shard < claimed; shard++) {
+        int fired = take_claim(t, shard, now, &next);
+
+        if (fired < 0 && ret >= 0) {
+            ret = fired;
+            /* the rest of a broken batch answers BT_EAGAIN: read it all */
+        } else if (fired > 0 && ret >= 0) {
+            ret += fired;
+        }
+    }
+    if (claimed < shards)
+        ret = BT_EAGAIN;
+    if (ret >= 0)
+        t->next = next;
     return ret;
 }
 
@@ -232,15 +286,18 @@ void bt_timers_destroy(struct bt_timers *t, int timeout_ms)
 
 int64_t bt_timers_pending(struct bt_store *store)
 {
-    char timers[300];
-    const char *argv[] = {"ZCARD", timers};
-    redisReply *reply;
-    int64_t ret = BT_EAGAIN;
+    int64_t ret = 0;
 
-    snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(store));
-    reply = bt_redis_argv(bt_store_redis(store), 2, argv, NULL);
-    if (reply && reply->type == REDIS_REPLY_INTEGER)
-        ret = reply->integer;
-    freeReplyObject(reply);
+    for (int shard = 0; shard < bt_store_shards(store) && ret >= 0; shard++) {
+        struct names nm;
+        const char *argv[] = {"ZCARD", nm.timers};
+        redisReply *reply;
+
+        names(store, shard, &nm);
+        reply = bt_redis_argv(bt_store_redis(store), 2, argv, NULL);
+        ret = reply && reply->type == REDIS_REPLY_INTEGER ? ret + reply->integer
+                                                          : BT_EAGAIN;
+        freeReplyObject(reply);
+    }
     return ret;
 }

@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "err.h"
 #include "redis.h"
+#include "store.h"
 #include "wake.h"
 
 #define POLL_MS        2    /* without a subscription: the old poll interval */
@@ -29,8 +30,7 @@ struct bt_wake *bt_wake_new(const struct bt_config *cfg, const char *key_prefix,
         return NULL;
     }
     snprintf(w->channel, sizeof(w->channel), "%s:wake", key_prefix);
-    if (!(w->r = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
-                              errstr_size))) {
+    if (!(w->r = bt_store_redis_new(cfg, errstr, errstr_size))) {
         free(w);
         return NULL;
     }

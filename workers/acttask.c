@@ -312,8 +312,8 @@ static void skip(struct bt_acttask *at, struct job *job)
 
 #define TAKE_MAX 128 /* tasks per take_task.lua call */
 
-/* Appends one take_task.lua call for jobs[0..n) (n <= TAKE_MAX). Returns 0
- * or BT_ENOMEM. */
+/* Appends one take_task.lua call for jobs[0..n) (n <= TAKE_MAX, all of one
+ * shard: store.h). Returns 0 or BT_ENOMEM. */
 static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
 {
     struct texts {
@@ -323,10 +323,11 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
     } *t = calloc(n, sizeof(*t));
     /* KEYS: timers, then journal and meta per job; ARGV: 4 per job */
     const char *argv[1 + 6 * TAKE_MAX];
-    char timers[300];
+    char timers[300], kp[BT_STORE_KP_SIZE];
     int ret = t ? 0 : BT_ENOMEM;
 
-    snprintf(timers, sizeof(timers), "%s:timers", bt_store_prefix(at->store));
+    snprintf(timers, sizeof(timers), "%s:timers",
+             bt_store_kp_of(at->store, jobs[0]->task.id, kp, sizeof(kp)));
     argv[0] = timers;
     for (size_t i = 0; i < n && ret == 0; i++) {
         const struct bt_msg *task = &jobs[i]->task;
@@ -384,7 +385,7 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
     struct group {
         size_t first, end;
         bool sent;
-    } *groups = calloc(n / TAKE_MAX + 1, sizeof(*groups));
+    } *groups = calloc(n + 1, sizeof(*groups)); /* shards may split them */
     struct bt_redis *r = bt_store_redis(at->store);
     size_t n_groups = 0, i = 0;
 
@@ -393,9 +394,18 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
         struct job *ask[TAKE_MAX];
         struct group *g = &groups[n_groups++];
         size_t k = 0;
-        for (g->first = i; i < n && k < TAKE_MAX; i++)
-            if (to_check(jobs[i]))
-                ask[k++] = jobs[i];
+        int shard = 0;
+        /* one call touches one shard's keys: a group ends where it changes */
+        for (g->first = i; i < n && k < TAKE_MAX; i++) {
+            int s;
+            if (!to_check(jobs[i]))
+                continue;
+            s = bt_store_shard_of(at->store, jobs[i]->task.id);
+            if (k && s != shard)
+                break;
+            shard = s;
+            ask[k++] = jobs[i];
+        }
         g->end = i;
         g->sent = k && append_take(at, ask, k) == 0;
     }

@@ -191,8 +191,7 @@ struct bt_alive *bt_alive_start(const struct bt_config *cfg, const char *worker,
     }
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
-    if (!(a->r = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
-                              errstr_size)))
+    if (!(a->r = bt_store_redis_new(cfg, errstr, errstr_size)))
         goto fail;
     if (pthread_create(&a->thread, NULL, run, a)) {
         snprintf(errstr, errstr_size, "cannot start the heartbeat thread");

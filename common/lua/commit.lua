@@ -101,7 +101,8 @@ if count[S_TIMERS_ADD] > 0 then
   local t0 = from[S_TIMERS_ADD]
   for t = t0, t0 + 2 * count[S_TIMERS_ADD] - 2, 2 do
     if tonumber(ARGV[t]) < soon then
-      redis.pcall('PUBLISH', kp .. 'wake', ARGV[t])
+      -- one channel for all shards: "<kp>:{<shard>}:" -> "<kp>:wake"
+      redis.pcall('PUBLISH', string.gsub(kp, '{%d+}:$', '') .. 'wake', ARGV[t])
       break
     end
   end

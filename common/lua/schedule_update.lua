@@ -25,6 +25,8 @@ if ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   -- an idle scheduler sleeps until the earliest fire it knew of (1 s at
   -- most): this one may be sooner (commit.lua wakes it the same way)
-  redis.pcall('PUBLISH', string.sub(KEYS[2], 1, -10) .. 'wake', ARGV[3])
+  -- one channel for all shards: "<kp>:{0}:schedules" -> "<kp>:wake"
+  local kp = string.gsub(string.sub(KEYS[2], 1, -10), '{%d+}:$', '')
+  redis.pcall('PUBLISH', kp .. 'wake', ARGV[3])
 end
 return 1

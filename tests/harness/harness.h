@@ -34,7 +34,7 @@ void bt_test_redis_stop(struct bt_test_redis *r);
 #define BT_TEST_RCLUSTER_NODES 6
 struct bt_test_rcluster {
     struct bt_test_redis node[BT_TEST_RCLUSTER_NODES];
-    char seeds[512]; /* "127.0.0.1:<port>,..." of every node */
+    char seeds[256]; /* "127.0.0.1:<port>,..." of every node */
 };
 /* Starts the nodes, makes the cluster, and waits until every node sees all
  * 16384 slots served. Returns 0 or -1 (what was started is stopped). */

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "codec.h"
+#include "err.h"
+#include "redis.h"
 #include "config.h"
 #include "kafka.h"
 #include "history.h"
@@ -25,31 +27,80 @@ static void test_config(struct bt_stack *s, struct bt_config *cfg)
     cfg->embedded = 1;
 }
 
-int bt_stack_start(struct bt_stack *s, const char *const *queues)
+static int start(struct bt_stack *s, const char *const *queues, int shards)
 {
     struct bt_config cfg;
     char errstr[256];
+    int n = 0;
 
-    memset(s, 0, sizeof(*s));
     snprintf(s->prefix, sizeof(s->prefix), "%s", bt_test_prefix());
-    if (bt_test_redis_start(&s->redis) ||
-        bt_test_kafka_start(&s->kafka, s->prefix, 4, queues))
+    s->shards = shards;
+    if (bt_test_kafka_start(&s->kafka, s->prefix, 4, queues))
         return -1;
-    snprintf(s->env[0], sizeof(s->env[0]), "BATON_BROKERS=%s", s->kafka.brokers);
-    snprintf(s->env[1], sizeof(s->env[1]), "BATON_REDIS=%s", s->redis.addr);
-    snprintf(s->env[2], sizeof(s->env[2]), "BATON_PREFIX=%s", s->prefix);
-    snprintf(s->env[3], sizeof(s->env[3]), "BATON_EMBEDDED=1");
-    snprintf(s->env[4], sizeof(s->env[4]), "BATON_HOME=%s", s->redis.dir);
-    snprintf(s->env[5], sizeof(s->env[5]), "BATON_LOG_LEVEL=%s",
+    snprintf(s->env[n++], sizeof(s->env[0]), "BATON_BROKERS=%s", s->kafka.brokers);
+    snprintf(s->env[n++], sizeof(s->env[0]), "BATON_REDIS=%s",
+             s->cluster ? s->cluster->seeds : s->redis.addr);
+    snprintf(s->env[n++], sizeof(s->env[0]), "BATON_PREFIX=%s", s->prefix);
+    snprintf(s->env[n++], sizeof(s->env[0]), "BATON_EMBEDDED=1");
+    snprintf(s->env[n++], sizeof(s->env[0]), "BATON_HOME=%s", s->redis.dir);
+    snprintf(s->env[n++], sizeof(s->env[0]), "BATON_LOG_LEVEL=%s",
              getenv("BT_TEST_LOG_LEVEL") ? getenv("BT_TEST_LOG_LEVEL") : "info");
-    for (int i = 0; i < 6; i++)
+    if (s->cluster) {
+        snprintf(s->env[n++], sizeof(s->env[0]), "BATON_REDIS_CLUSTER=1");
+        snprintf(s->env[n++], sizeof(s->env[0]), "BATON_REDIS_SHARDS=%d", shards);
+    }
+    for (int i = 0; i < n; i++)
         s->envp[i] = s->env[i];
+    s->envp[n] = NULL;
     snprintf(s->log, sizeof(s->log), "%s/programs.log", s->redis.dir);
     test_config(s, &cfg);
     s->producer = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr));
+    s->r = s->cluster ? bt_redis_new_cluster(s->cluster->seeds, NULL, NULL, errstr,
+                                             sizeof(errstr))
+                      : bt_redis_new(s->redis.addr, NULL, NULL, errstr, sizeof(errstr));
     bt_config_release(&cfg);
-    s->rc = redisConnect("127.0.0.1", s->redis.port);
-    return s->producer && s->rc && !s->rc->err ? 0 : -1;
+    return s->producer && s->r ? 0 : -1;
+}
+
+int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int shards)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->redis.dir, sizeof(s->redis.dir), "/tmp/bt-stack-XXXXXX");
+    if (!mkdtemp(s->redis.dir)) {
+        s->redis.dir[0] = '\0';
+        return -1;
+    }
+    if (!(s->cluster = calloc(1, sizeof(*s->cluster))) ||
+        bt_test_rcluster_start(s->cluster) < 0) {
+        free(s->cluster);
+        s->cluster = NULL;
+        return -1;
+    }
+    return start(s, queues, shards);
+}
+
+int bt_stack_start(struct bt_stack *s, const char *const *queues)
+{
+    const char *cluster = getenv("BT_TEST_REDIS_CLUSTER");
+    const char *shards = getenv("BT_TEST_REDIS_SHARDS");
+
+    if (cluster && !strcmp(cluster, "1"))
+        return bt_stack_start_cluster(s, queues, shards ? atoi(shards) : 8);
+    memset(s, 0, sizeof(*s));
+    if (bt_test_redis_start(&s->redis))
+        return -1;
+    return start(s, queues, 0);
+}
+
+const char *bt_stack_key(const struct bt_stack *s, const char *id, const char *suffix,
+                         char *buf, size_t n)
+{
+    if (s->shards > 0)
+        snprintf(buf, n, "%s:{%u}:{%s}%s", s->prefix,
+                 bt_redis_slot(id, strlen(id)) % (unsigned)s->shards, id, suffix);
+    else
+        snprintf(buf, n, "%s:{%s}%s", s->prefix, id, suffix);
+    return buf;
 }
 
 /* With BT_TEST_KEEP_LOGS=DIR, the programs' log outlives the stack as
@@ -84,12 +135,15 @@ void bt_stack_stop(struct bt_stack *s)
         rd_kafka_destroy(s->producer);
         s->producer = NULL;
     }
-    if (s->rc) {
-        redisFree(s->rc);
-        s->rc = NULL;
-    }
+    bt_redis_destroy(s->r);
+    s->r = NULL;
     bt_test_kafka_stop(&s->kafka);
-    bt_test_redis_stop(&s->redis);
+    if (s->cluster) {
+        bt_test_rcluster_stop(s->cluster);
+        free(s->cluster);
+        s->cluster = NULL;
+    }
+    bt_test_redis_stop(&s->redis); /* on a cluster: its dir */
 }
 
 pid_t bt_stack_worker(struct bt_stack *s, const char *plugin, const char *const *args)
@@ -248,15 +302,16 @@ redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...)
     redisReply *reply;
 
     va_start(ap, fmt);
-    reply = redisvCommand(s->rc, fmt, ap);
+    reply = bt_redis_vcommand(s->r, fmt, ap);
     va_end(ap);
     return reply;
 }
 
 void bt_stack_redis_down(struct bt_stack *s, const char *how)
 {
+    BT_ASSERT(!s->cluster); /* a node at a time: bt_test_rcluster */
     if (!strcmp(how, "shutdown")) {
-        freeReplyObject(redisCommand(s->rc, "SHUTDOWN"));
+        freeReplyObject(bt_redis_command(s->r, "SHUTDOWN"));
         if (bt_test_wait(s->redis.pid, 10000) >= 0)
             s->redis.pid = 0;
     }
@@ -265,11 +320,8 @@ void bt_stack_redis_down(struct bt_stack *s, const char *how)
 
 int bt_stack_redis_up(struct bt_stack *s)
 {
-    if (bt_test_redis_restart(&s->redis))
-        return -1;
-    redisFree(s->rc);
-    s->rc = redisConnect("127.0.0.1", s->redis.port);
-    return s->rc && !s->rc->err ? 0 : -1;
+    /* s->r connects again at its next command */
+    return bt_test_redis_restart(&s->redis);
 }
 
 int bt_stack_redis_restart(struct bt_stack *s, const char *how)
@@ -280,7 +332,9 @@ int bt_stack_redis_restart(struct bt_stack *s, const char *how)
 
 const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n)
 {
-    redisReply *reply = bt_stack_redis(s, "HGET %s:{%s} status", s->prefix, id);
+    char key[600];
+    redisReply *reply =
+        bt_stack_redis(s, "HGET %s status", bt_stack_key(s, id, "", key, sizeof(key)));
 
     snprintf(buf, n, "%s", reply && reply->type == REDIS_REPLY_STRING ? reply->str : "");
     freeReplyObject(reply);
@@ -303,7 +357,9 @@ json_t *bt_stack_history(struct bt_stack *s, const char *id, const char *suffix,
 {
     const char *legacy = suffix ? suffix : ":history";
     const char *run = strncmp(legacy, ":history:", 9) ? NULL : legacy + 9;
-    redisReply *reply = bt_stack_redis(s, "XRANGE %s:{%s}%s - +", s->prefix, id, legacy);
+    char key[600];
+    redisReply *reply =
+        bt_stack_redis(s, "XRANGE %s - +", bt_stack_key(s, id, legacy, key, sizeof(key)));
     json_t *out = json_array();
 
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
@@ -313,8 +369,10 @@ json_t *bt_stack_history(struct bt_stack *s, const char *id, const char *suffix,
             add_record(out, fields->element[f]->str, ev);
     }
     freeReplyObject(reply);
-    reply = bt_stack_redis(s, "LRANGE %s:{%s}:h%s%s 0 -1", s->prefix, id, run ? ":" : "",
-                           run ? run : "");
+    bt_stack_key(s, id, ":h", key, sizeof(key));
+    snprintf(key + strlen(key), sizeof(key) - strlen(key), "%s%s", run ? ":" : "",
+             run ? run : "");
+    reply = bt_stack_redis(s, "LRANGE %s 0 -1", key);
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
          i++) {
         char *text = bt_history_unpack(reply->element[i]->str, reply->element[i]->len);

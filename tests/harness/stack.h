@@ -15,20 +15,32 @@
 #define BT_STACK_MAX_PROCS 8
 
 struct bt_stack {
-    struct bt_test_redis redis;
+    struct bt_test_redis redis;       /* on a cluster: only its dir, for the logs */
+    struct bt_test_rcluster *cluster; /* set: Redis is this Redis Cluster */
+    int shards;                       /* --redis-shards of the programs */
     struct bt_test_kafka kafka;
     char prefix[64];
     char env[8][512]; /* BATON_* settings for the programs */
     const char *envp[9];
     rd_kafka_t *producer;
     rd_kafka_t *results; /* consumer of <prefix>.results, own group */
-    redisContext *rc;
-    char log[320]; /* the programs' stdout/stderr */
+    struct bt_redis *r;  /* the test's own connection (cluster-aware) */
+    char log[320];       /* the programs' stdout/stderr */
 };
 
-/* Starts redis and the cluster (extra task queues NULL-terminated, may be
- * NULL). Returns 0 or -1. */
+/* Starts redis and the Kafka cluster (extra task queues NULL-terminated, may
+ * be NULL). With BT_TEST_REDIS_CLUSTER=1 in the environment, as
+ * bt_stack_start_cluster with BT_TEST_REDIS_SHARDS shards (8 when unset):
+ * the same tests on a Redis Cluster. Returns 0 or -1. */
 int bt_stack_start(struct bt_stack *s, const char *const *queues);
+/* The same on a Redis Cluster of 3 masters and 3 replicas
+ * (bt_test_rcluster), the programs told --redis-cluster --redis-shards
+ * shards. */
+int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int shards);
+/* The key of instance id with suffix as the programs name it (store.h):
+ * "<prefix>[:{<shard>}]:{<id>}<suffix>", into buf. */
+const char *bt_stack_key(const struct bt_stack *s, const char *id, const char *suffix,
+                         char *buf, size_t n);
 void bt_stack_stop(struct bt_stack *s);
 
 /* Spawns baton-worker with the test plugin (build/plugins/<plugin>.so) and

@@ -309,3 +309,30 @@ Test(redis_cluster, a_killed_master_is_replaced_by_its_replica_without_losing_a_
         expect_str(reply, "OK");
     }
 }
+
+Test(redis_cluster, a_scan_visits_every_master)
+{
+    char key[32];
+    int found = 0, masters;
+
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "scan:%d", i);
+        expect_str(bt_redis_command(r, "SET %s x", key), "OK");
+    }
+    masters = bt_redis_masters(r);
+    cr_assert_eq(masters, 3);
+    for (int m = 0; m < masters; m++) {
+        char cursor[32] = "0";
+
+        do {
+            const char *argv[] = {"SCAN", cursor, "MATCH", "scan:*", "COUNT", "100"};
+            redisReply *reply = bt_redis_master_argv(r, m, 6, argv, NULL);
+
+            cr_assert(reply && reply->type == REDIS_REPLY_ARRAY);
+            snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+            found += (int)reply->element[1]->elements;
+            freeReplyObject(reply);
+        } while (strcmp(cursor, "0"));
+    }
+    cr_expect_eq(found, 60, "SCAN over the masters found %d of 60 keys", found);
+}

@@ -689,7 +689,7 @@ Test(retention, a_run_taken_over_from_a_dead_scheduler_is_archived_once)
     cr_assert(rk = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr)), "%s", errstr);
     BT_TEST_WAIT_UNTIL(ok, bt_archive_backlog(store, bt_clock_now_ms()) == n, 10000);
     cr_assert(ok, "the runs are due");
-    cr_assert_eq(bt_archive_claim(store, bt_clock_now_ms(), bt_archive_lease_ms(&cfg),
+    cr_assert_eq(bt_archive_claim(store, 0, bt_clock_now_ms(), bt_archive_lease_ms(&cfg),
                                   100, NULL, 0, &runs, &claimed),
                  0);
     cr_assert_eq(claimed, (size_t)n);

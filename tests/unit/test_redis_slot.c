@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "redis.h"
 #include "redis_cluster.h"
 
 static unsigned slot(const char *key)

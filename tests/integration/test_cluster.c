@@ -1,0 +1,197 @@
+/* The engine on a real Redis Cluster (3 masters, 3 replicas, on loopback)
+ * with its instances over 8 shards: steps, fan-out, durable timers, retries,
+ * the CLI, and a master killed mid-run. The whole engine suite runs there
+ * too with BT_TEST_REDIS_CLUSTER=1 (tests/harness/stack.h). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack.h"
+
+#define SHARDS 8
+
+static struct bt_stack stack;
+
+static void setup(void)
+{
+    cr_assert_eq(bt_stack_start_cluster(&stack, NULL, SHARDS), 0,
+                 "cannot start the stack on a redis cluster");
+}
+
+static void teardown(void)
+{
+    bt_stack_stop(&stack);
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 240);
+
+static pid_t worker(void)
+{
+    char timing[512];
+    pid_t pid;
+
+    snprintf(timing, sizeof(timing), "%s/timing.so", BT_PLUGIN_DIR);
+    pid =
+        bt_stack_worker(&stack, "flows", (const char *const[]){"--plugin", timing, NULL});
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+static void start(const char *type, const char *id, json_t *input)
+{
+    cr_assert_eq(bt_stack_start_wf(&stack, type, id, input), 0, "cannot start %s", id);
+}
+
+static const json_t *result_of(const struct bt_stack_results *r, const char *id)
+{
+    const json_t *res = json_object_get(r->by_id, id);
+
+    cr_assert_not_null(res, "no result for %s", id);
+    cr_assert_str_eq(json_string_value(json_object_get(res, "status")), "completed",
+                     "%s did not complete", id);
+    return json_object_get(res, "result");
+}
+
+/* The masters that serve the shards' hash tags. */
+static int masters_of_shards(void)
+{
+    bool seen[BT_TEST_RCLUSTER_NODES] = {false};
+    int n = 0;
+
+    for (int shard = 0; shard < SHARDS; shard++) {
+        char tag[16];
+        int m;
+
+        snprintf(tag, sizeof(tag), "{%d}", shard);
+        m = bt_test_rcluster_master_of(stack.cluster, tag);
+        cr_assert_geq(m, 0);
+        n += !seen[m];
+        seen[m] = true;
+    }
+    return n;
+}
+
+Test(cluster, runs_steps_timers_retries_and_the_cli_on_a_redis_cluster)
+{
+    enum { CHAINS = 200, FANS = 20, SLEEPS = 20, RETRIES = 10 };
+    const int total = CHAINS + FANS + SLEEPS + RETRIES;
+    struct bt_stack_results r;
+    pid_t w = worker(), sched = bt_stack_scheduler(&stack);
+    char id[64], out[65536];
+
+    cr_assert_gt(sched, 0);
+    cr_expect_eq(masters_of_shards(), 3, "8 shards should land on all 3 masters");
+    for (int i = 0; i < CHAINS; i++) {
+        snprintf(id, sizeof(id), "chain-%d", i);
+        start("chain3", id, json_pack("{s:i}", "v", i));
+    }
+    for (int i = 0; i < FANS; i++) {
+        snprintf(id, sizeof(id), "fan-%d", i);
+        start("fanout3", id, json_pack("{s:i}", "v", i));
+    }
+    for (int i = 0; i < SLEEPS; i++) {
+        snprintf(id, sizeof(id), "sleep-%d", i);
+        start("sleeper", id, json_pack("{s:i}", "ms", 300 + 10 * i));
+    }
+    for (int i = 0; i < RETRIES; i++) {
+        snprintf(id, sizeof(id), "retry-%d", i);
+        start("retry_or_compensate", id,
+              json_pack("{s:i, s:i}", "fail_times", 2, "max_attempts", 5));
+    }
+    bt_stack_results(&stack, &r, total, 120000);
+    cr_assert_eq(r.distinct, total, "results: %d distinct of %d (raw %d)", r.distinct,
+                 total, r.raw);
+    cr_expect_eq(r.raw, total, "one result per instance");
+    for (int i = 0; i < CHAINS; i++) {
+        snprintf(id, sizeof(id), "chain-%d", i);
+        cr_assert_eq(json_integer_value(json_object_get(result_of(&r, id), "v")), i + 3,
+                     "%s: each step applied exactly once", id);
+    }
+    for (int i = 0; i < FANS; i++) {
+        snprintf(id, sizeof(id), "fan-%d", i);
+        result_of(&r, id);
+    }
+    for (int i = 0; i < SLEEPS; i++) {
+        snprintf(id, sizeof(id), "sleep-%d", i);
+        cr_assert(json_is_true(json_object_get(result_of(&r, id), "slept")));
+    }
+    for (int i = 0; i < RETRIES; i++) {
+        snprintf(id, sizeof(id), "retry-%d", i);
+        cr_assert_eq(json_integer_value(json_object_get(
+                         json_object_get(result_of(&r, id), "result"), "attempt")),
+                     3, "%s: the third attempt succeeds", id);
+    }
+    json_decref(r.by_id);
+
+    /* the CLI on the cluster: an instance's history, the list over every
+     * shard, the counts */
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "history", "retry-0", "--json"), 0, "%s",
+                 out);
+    cr_expect(strstr(out, "\"activity_failed\"") && strstr(out, "\"finished\""), "%s",
+              out);
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "list", "--status", "completed", "--limit",
+                                "1000", "--json"),
+                 0, "%s", out);
+    int lines = 0;
+    for (const char *p = out; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_expect_eq(lines, total, "list --json: %d lines", lines);
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "stats", "--json"), 0, "%s", out);
+    json_t *stats = json_loads(out, 0, NULL);
+    cr_assert_not_null(stats, "%s", out);
+    cr_expect_eq(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(stats, "types"), "chain3"), "completed")),
+        CHAINS, "%s", out);
+    json_decref(stats);
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0);
+}
+
+static bool count(const json_t *msg, void *arg)
+{
+    (void)msg;
+    ++*(int *)arg;
+    return false;
+}
+
+Test(cluster, a_master_killed_mid_run_loses_nothing)
+{
+    enum { N = 400 };
+    struct bt_stack_results r;
+    pid_t w = worker(), sched = bt_stack_scheduler(&stack);
+    int m, dead_letters = 0;
+    char id[64];
+
+    cr_assert_gt(sched, 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "chain-%d", i);
+        start("chain3", id, json_pack("{s:i}", "v", i));
+    }
+    bt_stack_results(&stack, &r, N / 4, 60000);
+    json_decref(r.by_id);
+    cr_assert_geq(r.distinct, N / 4, "the run did not get going");
+
+    /* the master of shard 0, with commits and timers in flight */
+    m = bt_test_rcluster_master_of(stack.cluster, "{0}");
+    cr_assert_geq(m, 0);
+    bt_test_redis_kill(&stack.cluster->node[m]);
+    cr_assert_eq(bt_test_rcluster_await_failover(stack.cluster, m, 30000), 0,
+                 "no replica took over");
+
+    bt_stack_results(&stack, &r, N, 120000);
+    cr_assert_eq(r.distinct, N, "results: %d distinct of %d (raw %d)", r.distinct, N,
+                 r.raw);
+    cr_expect_eq(r.raw, N, "one result per instance");
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "chain-%d", i);
+        cr_assert_eq(json_integer_value(json_object_get(result_of(&r, id), "v")), i + 3,
+                     "%s: each step applied exactly once", id);
+    }
+    json_decref(r.by_id);
+    bt_stack_read_all(&stack, "dlq", 2000, count, &dead_letters);
+    cr_expect_eq(dead_letters, 0, "nothing dead-lettered");
+    cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0);
+}
