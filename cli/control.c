@@ -13,7 +13,7 @@
 #include "codec.h"
 #include "control.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 
 static const char *reason_arg, *query_arg;
 static int64_t to_arg = -1;

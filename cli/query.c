@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "journal.h"
+#include "instance.h"
 #include "query.h"
 #include "redis.h"
 

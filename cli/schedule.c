@@ -14,7 +14,7 @@
 #include "codec.h"
 #include "cron.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "lua_scripts.h"
 
 #define NAME_MAX_LEN 200 /* leaves room for "@YYYYMMDDTHHMMSSZ" in an id */

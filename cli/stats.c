@@ -11,7 +11,7 @@
 
 #include "clock.h"
 #include "cli.h"
-#include "journal.h"
+#include "instance.h"
 #include "kafka.h"
 
 static volatile sig_atomic_t stopping;

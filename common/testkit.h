@@ -10,7 +10,7 @@
 #include "baton_test.h"
 #include "codec.h"
 #include "idmap.h"
-#include "journal.h"
+#include "instance.h"
 #include "replay.h"
 
 /* A message on its way, encoded as for Kafka. */

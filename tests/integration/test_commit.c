@@ -13,7 +13,7 @@
 #include "err.h"
 #include "harness.h"
 #include "history.h"
-#include "journal.h"
+#include "instance.h"
 #include "store.h"
 
 static struct bt_test_redis srv;

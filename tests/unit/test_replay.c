@@ -9,7 +9,7 @@
 #include "baton.h"
 #include "codec.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "registry.h"
 #include "replay.h"
 
