@@ -74,16 +74,16 @@ static int mkdir_p(const char *path)
     char buf[PATH_MAX];
 
     if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -1;
+        return BT_EINVAL;
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
         if (mkdir(buf, 0700) && errno != EEXIST)
-            return -1;
+            return BT_EIO;
         *p = '/';
     }
-    return mkdir(buf, 0700) && errno != EEXIST ? -1 : 0;
+    return mkdir(buf, 0700) && errno != EEXIST ? BT_EIO : 0;
 }
 
 /* Resolves a program name through $PATH before any fork: the child then only
@@ -92,10 +92,10 @@ static int find_in_path(const char *name, char *buf, size_t n)
 {
     const char *path = getenv("PATH");
     char *copy, *save = NULL;
-    int ret = -1;
+    int ret = BT_ENOENT;
 
     if (!(copy = strdup(path ? path : "/usr/local/bin:/usr/bin:/bin")))
-        return -1;
+        return BT_ENOMEM;
     for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
         if (snprintf(buf, n, "%s/%s", dir, name) < (int)n && access(buf, X_OK) == 0) {
             ret = 0;
@@ -111,11 +111,11 @@ static int free_port(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     socklen_t len = sizeof(sa);
-    int fd, port = -1;
+    int fd, port = BT_EIO;
 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-        return -1;
+        return BT_EIO;
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
         getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
         port = ntohs(sa.sin_port);
@@ -128,10 +128,10 @@ static int argv_push(struct child *c, const char *arg)
     char **grown = realloc(c->argv, (size_t)(c->argc + 2) * sizeof(*grown));
 
     if (!grown)
-        return -1;
+        return BT_ENOMEM;
     c->argv = grown;
     if (!(grown[c->argc] = strdup(arg)))
-        return -1;
+        return BT_ENOMEM;
     grown[++c->argc] = NULL;
     return 0;
 }
@@ -142,10 +142,10 @@ static int envp_push(char ***envp, size_t *n, const char *name, const char *valu
     size_t len = strlen(name) + strlen(value) + 2;
 
     if (!grown)
-        return -1;
+        return BT_ENOMEM;
     *envp = grown;
     if (!(grown[*n] = malloc(len)))
-        return -1;
+        return BT_ENOMEM;
     snprintf(grown[(*n)++], len, "%s=%s", name, value);
     grown[*n] = NULL;
     return 0;
@@ -185,16 +185,16 @@ static int build_env(struct dev *dev)
 
     dev->envp = calloc(1, sizeof(*dev->envp));
     if (!dev->envp)
-        return -1;
+        return BT_ENOMEM;
     for (char **e = environ; *e && !ret; e++)
         if (strncmp(*e, "BATON_", 6)) {
             char **grown = realloc(dev->envp, (n + 2) * sizeof(*grown));
             if (!grown)
-                return -1;
+                return BT_ENOMEM;
             dev->envp = grown;
             grown[n] = strdup(*e);
             grown[++n] = NULL;
-            ret = grown[n - 1] ? 0 : -1;
+            ret = grown[n - 1] ? 0 : BT_ENOMEM;
         }
     snprintf(redis, sizeof(redis), "127.0.0.1:%d", dev->redis_port);
     snprintf(num[0], sizeof(num[0]), "%d", cfg->concurrency);
@@ -208,7 +208,7 @@ static int build_env(struct dev *dev)
     snprintf(num[8], sizeof(num[8]), "%lldms", (long long)cfg->retention_ms);
     if (cfg->n_retention_types &&
         !(rules = join(cfg->retention_types, cfg->n_retention_types, ':')))
-        return -1;
+        return BT_ENOMEM;
     ret = ret || envp_push(&dev->envp, &n, "BATON_BROKERS", dev->brokers) ||
           envp_push(&dev->envp, &n, "BATON_REDIS", redis) ||
           envp_push(&dev->envp, &n, "BATON_PREFIX", cfg->prefix) ||
@@ -249,7 +249,7 @@ static int build_env(struct dev *dev)
         ret = eq && envp_push(&dev->envp, &n, name, eq + 1);
     }
     free(rules);
-    return ret ? -1 : 0;
+    return ret ? BT_ENOMEM : 0;
 }
 
 /* argv of baton-scheduler or baton-worker, next to the baton binary. */
@@ -264,25 +264,25 @@ static int baton_child(struct dev *dev, struct child *c, const char *name,
     c->name = name;
     c->deathsig = SIGKILL;
     if (len <= 0)
-        return -1;
+        return BT_EIO;
     path[len] = '\0';
     if (!(slash = strrchr(path, '/')) ||
         snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "%s", name) >=
             (int)(sizeof(path) - (size_t)(slash + 1 - path)))
-        return -1;
+        return BT_EINVAL;
     if (access(path, X_OK)) {
         bt_log(BT_LOG_WARN, "cannot run %s: %s path=%s", name, strerror(errno), path);
         return 0;
     }
     if (argv_push(c, path))
-        return -1;
+        return BT_ENOMEM;
     for (size_t i = 0; i < cfg->n_plugins; i++)
         if (argv_push(c, "--plugin") || argv_push(c, cfg->plugins[i]))
-            return -1;
+            return BT_ENOMEM;
     if (metrics_port) {
         snprintf(port, sizeof(port), "%d", metrics_port);
         if (argv_push(c, "--metrics-port") || argv_push(c, port))
-            return -1;
+            return BT_ENOMEM;
     }
     return 0;
 }
@@ -291,12 +291,13 @@ static int redis_child(struct dev *dev, struct child *c)
 {
     const struct bt_config *cfg = dev->cfg;
     char path[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], port[16], conf[PATH_MAX];
+    int ret;
 
     c->name = "redis-server";
     c->deathsig = SIGTERM; /* lets it flush the append-only file */
     if (find_in_path("redis-server", path, sizeof(path))) {
         bt_log(BT_LOG_ERROR, "redis-server not found in PATH (run scripts/bootstrap)");
-        return -1;
+        return BT_ENOENT;
     }
     snprintf(dir, sizeof(dir), "%s/redis", cfg->home);
     snprintf(log, sizeof(log), "%s/redis.log", cfg->home);
@@ -304,15 +305,17 @@ static int redis_child(struct dev *dev, struct child *c)
     if (mkdir_p(dir)) {
         bt_log(BT_LOG_ERROR, "cannot create a directory: %s dir=%s", strerror(errno),
                dir);
-        return -1;
+        return BT_EIO;
     }
-    if (bt_cli_dev_redis_conf(cfg, conf, sizeof(conf)) || argv_push(c, path) ||
-        (*conf && argv_push(c, conf)) || argv_push(c, "--port") || argv_push(c, port) ||
-        argv_push(c, "--bind") || argv_push(c, "127.0.0.1") || argv_push(c, "--dir") ||
-        argv_push(c, dir) || argv_push(c, "--appendonly") || argv_push(c, "yes") ||
-        argv_push(c, "--save") || argv_push(c, "") || argv_push(c, "--daemonize") ||
-        argv_push(c, "no") || argv_push(c, "--logfile") || argv_push(c, log))
-        return -1;
+    if ((ret = bt_cli_dev_redis_conf(cfg, conf, sizeof(conf))))
+        return ret;
+    if (argv_push(c, path) || (*conf && argv_push(c, conf)) || argv_push(c, "--port") ||
+        argv_push(c, port) || argv_push(c, "--bind") || argv_push(c, "127.0.0.1") ||
+        argv_push(c, "--dir") || argv_push(c, dir) || argv_push(c, "--appendonly") ||
+        argv_push(c, "yes") || argv_push(c, "--save") || argv_push(c, "") ||
+        argv_push(c, "--daemonize") || argv_push(c, "no") || argv_push(c, "--logfile") ||
+        argv_push(c, log))
+        return BT_ENOMEM;
     return 0;
 }
 
@@ -326,7 +329,7 @@ static int child_start(struct child *c, char **envp)
 
     if (pid < 0) {
         bt_log(BT_LOG_ERROR, "cannot start: %s name=%s", strerror(errno), c->name);
-        return -1;
+        return BT_EIO;
     }
     c->pid = pid;
     c->started_ms = bt_clock_mono_ms();
@@ -367,7 +370,7 @@ static int redis_wait(struct dev *dev)
     }
     bt_log(BT_LOG_ERROR, "redis-server did not answer port=%d log=%s/redis.log",
            dev->redis_port, dev->cfg->home);
-    return -1;
+    return BT_ETIMEDOUT;
 }
 
 /* Queue names become topic names: Kafka's characters, and short. */
@@ -383,7 +386,7 @@ static int check_queues(const char *queues)
                     "baton dev: queues: \"%s\" is not a comma-separated list of queue "
                     "names (letters, digits, '.', '_', '-'; up to 200 each)\n",
                     queues);
-            return -1;
+            return BT_EINVAL;
         }
     }
     return 0;
@@ -399,7 +402,7 @@ static int topic_create(struct dev *dev, const char *suffix)
     if (err) {
         bt_log(BT_LOG_ERROR, "cannot create a topic: %s topic=%s", rd_kafka_err2str(err),
                topic);
-        return -1;
+        return BT_EIO;
     }
     snprintf(dev->topics + strlen(dev->topics), sizeof(dev->topics) - strlen(dev->topics),
              "%s%s", *dev->topics ? " " : "", topic);
@@ -415,7 +418,7 @@ static int kafka_start(struct dev *dev)
     char errstr[512], *queues = NULL, *save = NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *bootstraps;
-    int ret = -1;
+    int ret = BT_EIO;
 
     /* this handle only hosts the cluster: its "no bootstrap.servers" notice is noise */
     rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
@@ -423,19 +426,19 @@ static int kafka_start(struct dev *dev)
     if (!(dev->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
         rd_kafka_conf_destroy(conf);
         bt_log(BT_LOG_ERROR, "cannot create a Kafka handle: %s", errstr);
-        return -1;
+        return BT_EIO;
     }
     if (!(dev->mcluster = rd_kafka_mock_cluster_new(dev->rk, 1)) ||
         !(bootstraps = rd_kafka_mock_cluster_bootstraps(dev->mcluster))) {
         bt_log(BT_LOG_ERROR, "cannot start the embedded Kafka cluster");
-        return -1;
+        return BT_EIO;
     }
     snprintf(dev->brokers, sizeof(dev->brokers), "%s", bootstraps);
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (topic_create(dev, fixed[i]))
-            return -1;
+            return BT_EIO;
     if (!(queues = strdup(dev->cfg->queues)))
-        return -1;
+        return BT_ENOMEM;
     for (char *q = strtok_r(queues, ", ", &save); q; q = strtok_r(NULL, ", ", &save)) {
         char suffix[300];
         if (!strcmp(q, "legacy"))
@@ -455,7 +458,7 @@ out:
 
 /* One baton dev per home: a record lock on $BATON_HOME/dev.lock, held while
  * this process lives (the kernel drops it even on kill -9). Returns 0, or
- * the pid of the baton dev holding it, or -1 on error. */
+ * the pid of the baton dev holding it, or BT_EIO (errno says why). */
 static pid_t lock_home(struct dev *dev)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
@@ -463,13 +466,13 @@ static pid_t lock_home(struct dev *dev)
 
     snprintf(path, sizeof(path), "%s/dev.lock", dev->cfg->home);
     if ((dev->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-        return -1;
+        return BT_EIO;
     if (fcntl(dev->lock_fd, F_SETLK, &fl) == 0)
         return 0;
     if ((errno == EAGAIN || errno == EACCES) && fcntl(dev->lock_fd, F_GETLK, &fl) == 0 &&
         fl.l_type != F_UNLCK)
         return fl.l_pid;
-    return -1;
+    return BT_EIO;
 }
 
 /* Written to a temporary file and renamed, so a reader sees all or nothing. */
@@ -486,7 +489,7 @@ static int write_env(struct dev *dev)
         if (fd >= 0)
             close(fd);
         bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), tmp);
-        return -1;
+        return BT_EIO;
     }
     fprintf(f,
             "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
@@ -504,7 +507,7 @@ static int write_env(struct dev *dev)
     if (fclose(f) || bad || rename(tmp, dev->env_path)) {
         bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), dev->env_path);
         unlink(tmp);
-        return -1;
+        return BT_EIO;
     }
     dev->wrote_env = 1;
     return 0;
