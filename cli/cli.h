@@ -43,6 +43,19 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
  * redis-server, and its path into path (size n); path is "" when there is no
  * password. Returns 0, or BT_EIO having logged why. */
 int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n);
+/* dev_env.c: the environment of the programs baton dev runs, into *envp
+ * (NULL-terminated "NAME=value" strings): the inherited one without its
+ * BATON_* variables (BATON_PLUGINS would otherwise load each plugin twice,
+ * with the --plugin flags), and the settings baton dev resolved, with the
+ * addresses of its Kafka cluster (brokers) and redis-server (redis_port).
+ * Returns 0 or BT_ENOMEM; *envp is set either way: the caller frees each
+ * string and the array. */
+int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_port,
+                    char ***envp);
+/* The addresses and credentials other commands need, written to path
+ * (dev.env) all or nothing. Returns 0, or BT_EIO having logged why. */
+int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path,
+                         const char *brokers, int redis_port);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv);

@@ -5,7 +5,6 @@
  * $BATON_HOME/dev.env for the other `baton` commands, and runs baton-scheduler
  * and baton-worker against them, restarting a child that crashes. Ctrl-C stops
  * everything; children die with this process even on kill -9 (PDEATHSIG). */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -68,6 +67,8 @@ struct dev {
     char topics[2048]; /* created, space-separated, for the user */
     struct child procs[N_PROCS];
 };
+
+extern char **environ;
 
 static int mkdir_p(const char *path)
 {
@@ -134,122 +135,6 @@ static int argv_push(struct child *c, const char *arg)
         return BT_ENOMEM;
     grown[++c->argc] = NULL;
     return 0;
-}
-
-static int envp_push(char ***envp, size_t *n, const char *name, const char *value)
-{
-    char **grown = realloc(*envp, (*n + 2) * sizeof(*grown));
-    size_t len = strlen(name) + strlen(value) + 2;
-
-    if (!grown)
-        return BT_ENOMEM;
-    *envp = grown;
-    if (!(grown[*n] = malloc(len)))
-        return BT_ENOMEM;
-    snprintf(grown[(*n)++], len, "%s=%s", name, value);
-    grown[*n] = NULL;
-    return 0;
-}
-
-extern char **environ;
-
-/* texts[0..n) joined by sep: a new string (free), or NULL. */
-static char *join(char *const *texts, size_t n, char sep)
-{
-    size_t len = 1, at = 0;
-    char *out;
-
-    for (size_t i = 0; i < n; i++)
-        len += strlen(texts[i]) + 1;
-    if (!(out = malloc(len)))
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(texts[i]);
-        memcpy(out + at, texts[i], l);
-        at += l;
-        out[at++] = sep;
-    }
-    out[at ? at - 1 : 0] = '\0';
-    return out;
-}
-
-/* The children see exactly the settings baton dev resolved: every inherited
- * BATON_* variable is dropped (BATON_PLUGINS would otherwise load each plugin
- * twice, with the --plugin flags) and the resolved ones are set. */
-static int build_env(struct dev *dev)
-{
-    const struct bt_config *cfg = dev->cfg;
-    char redis[64], num[9][32], *rules = NULL;
-    size_t n = 0;
-    int ret = 0;
-
-    dev->envp = calloc(1, sizeof(*dev->envp));
-    if (!dev->envp)
-        return BT_ENOMEM;
-    for (char **e = environ; *e && !ret; e++)
-        if (strncmp(*e, "BATON_", 6)) {
-            char **grown = realloc(dev->envp, (n + 2) * sizeof(*grown));
-            if (!grown)
-                return BT_ENOMEM;
-            dev->envp = grown;
-            grown[n] = strdup(*e);
-            grown[++n] = NULL;
-            ret = grown[n - 1] ? 0 : BT_ENOMEM;
-        }
-    snprintf(redis, sizeof(redis), "127.0.0.1:%d", dev->redis_port);
-    snprintf(num[0], sizeof(num[0]), "%d", cfg->concurrency);
-    snprintf(num[1], sizeof(num[1]), "%lld", (long long)cfg->max_payload);
-    snprintf(num[2], sizeof(num[2]), "%lld", (long long)cfg->activity_timeout_ms);
-    snprintf(num[3], sizeof(num[3]), "%d", cfg->log_json);
-    snprintf(num[4], sizeof(num[4]), "%d", cfg->eager);
-    snprintf(num[5], sizeof(num[5]), "%lld", (long long)cfg->history_max);
-    snprintf(num[6], sizeof(num[6]), "%d", cfg->concurrency_lease_ms);
-    snprintf(num[7], sizeof(num[7]), "%d", cfg->workflow_threads);
-    snprintf(num[8], sizeof(num[8]), "%lldms", (long long)cfg->retention_ms);
-    if (cfg->n_retention_types &&
-        !(rules = join(cfg->retention_types, cfg->n_retention_types, ':')))
-        return BT_ENOMEM;
-    ret = ret || envp_push(&dev->envp, &n, "BATON_BROKERS", dev->brokers) ||
-          envp_push(&dev->envp, &n, "BATON_REDIS", redis) ||
-          envp_push(&dev->envp, &n, "BATON_PREFIX", cfg->prefix) ||
-          envp_push(&dev->envp, &n, "BATON_KEY_PREFIX", cfg->key_prefix) ||
-          envp_push(&dev->envp, &n, "BATON_EMBEDDED", "1") ||
-          envp_push(&dev->envp, &n, "BATON_HOME", cfg->home) ||
-          envp_push(&dev->envp, &n, "BATON_QUEUES", cfg->queues) ||
-          envp_push(&dev->envp, &n, "BATON_CONCURRENCY", num[0]) ||
-          envp_push(&dev->envp, &n, "BATON_MAX_PAYLOAD", num[1]) ||
-          envp_push(&dev->envp, &n, "BATON_ACTIVITY_TIMEOUT_MS", num[2]) ||
-          envp_push(&dev->envp, &n, "BATON_LOG_LEVEL", cfg->log_level) ||
-          envp_push(&dev->envp, &n, "BATON_LOG_JSON", num[3]) ||
-          envp_push(&dev->envp, &n, "BATON_EAGER", num[4]) ||
-          envp_push(&dev->envp, &n, "BATON_HISTORY_MAX", num[5]) ||
-          envp_push(&dev->envp, &n, "BATON_CONCURRENCY_LEASE_MS", num[6]) ||
-          envp_push(&dev->envp, &n, "BATON_WORKFLOW_THREADS", num[7]) ||
-          envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
-          (cfg->redis_user &&
-           envp_push(&dev->envp, &n, "BATON_REDIS_USER", cfg->redis_user)) ||
-          envp_push(&dev->envp, &n, "BATON_RETENTION", num[8]) ||
-          (rules && envp_push(&dev->envp, &n, "BATON_RETENTION_TYPES", rules)) ||
-          (cfg->redis_password &&
-           envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
-    if (!ret && !bt_config_kafka(cfg, "fetch.wait.max.ms"))
-        ret = envp_push(&dev->envp, &n, "BATON_KAFKA_FETCH_WAIT_MAX_MS",
-                        BT_DEV_FETCH_WAIT_MS);
-    /* Kafka properties (a SASL password, say) go in the environment, as the
-     * Redis password does: a command line is anybody's to read in ps */
-    for (size_t i = 0; i < cfg->n_kafka && !ret; i++) {
-        const char *eq = strchr(cfg->kafka[i], '=');
-        char name[300] = "BATON_KAFKA_";
-        size_t len = eq ? (size_t)(eq - cfg->kafka[i]) : 0, k = strlen(name);
-        for (size_t j = 0; j < len && k + 1 < sizeof(name); j++) {
-            char ch = cfg->kafka[i][j];
-            name[k++] = ch == '.' ? '_' : (char)toupper((unsigned char)ch);
-        }
-        name[k] = '\0';
-        ret = eq && envp_push(&dev->envp, &n, name, eq + 1);
-    }
-    free(rules);
-    return ret ? BT_ENOMEM : 0;
 }
 
 /* argv of baton-scheduler or baton-worker, next to the baton binary. */
@@ -475,44 +360,6 @@ static pid_t lock_home(struct dev *dev)
     return BT_EIO;
 }
 
-/* Written to a temporary file and renamed, so a reader sees all or nothing. */
-static int write_env(struct dev *dev)
-{
-    const struct bt_config *cfg = dev->cfg;
-    char tmp[PATH_MAX + 32];
-    FILE *f;
-    int fd, bad;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", dev->env_path, (int)getpid());
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
-        !(f = fdopen(fd, "w"))) {
-        if (fd >= 0)
-            close(fd);
-        bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), tmp);
-        return BT_EIO;
-    }
-    fprintf(f,
-            "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
-            "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\n",
-            dev->brokers, dev->redis_port, cfg->prefix, cfg->key_prefix);
-    fprintf(f, "BATON_KAFKA_FETCH_WAIT_MAX_MS=%s\n",
-            bt_config_kafka(cfg, "fetch.wait.max.ms")
-                ? bt_config_kafka(cfg, "fetch.wait.max.ms")
-                : BT_DEV_FETCH_WAIT_MS);
-    if (cfg->redis_user)
-        fprintf(f, "BATON_REDIS_USER=%s\n", cfg->redis_user);
-    if (cfg->redis_password)
-        fprintf(f, "BATON_REDIS_PASSWORD=%s\n", cfg->redis_password);
-    bad = fflush(f) || fsync(fileno(f));
-    if (fclose(f) || bad || rename(tmp, dev->env_path)) {
-        bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), dev->env_path);
-        unlink(tmp);
-        return BT_EIO;
-    }
-    dev->wrote_env = 1;
-    return 0;
-}
-
 static void describe(int status, char *buf, size_t n)
 {
     if (WIFSIGNALED(status))
@@ -652,6 +499,44 @@ static void dev_release(struct dev *dev)
         close(dev->lock_fd);
 }
 
+/* Blocked before librdkafka starts its threads, so they inherit the mask and
+ * every signal is taken by sigtimedwait() in run(); a shell starts background
+ * jobs with SIGINT ignored, and `kill -INT` must still stop us. */
+static void take_signals(sigset_t *signals)
+{
+    sigemptyset(signals);
+    sigaddset(signals, SIGINT);
+    sigaddset(signals, SIGTERM);
+    sigaddset(signals, SIGHUP);
+    sigaddset(signals, SIGCHLD);
+    sigprocmask(SIG_BLOCK, signals, NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* baton-scheduler and baton-worker, as asked, with the environment of the
+ * settings baton dev resolved (one that cannot be spawned is logged and left
+ * out). 0, or BT_ENOMEM (logged). */
+static int start_programs(struct dev *dev, bool scheduler, bool worker)
+{
+    const struct bt_config *cfg = dev->cfg;
+
+    if (bt_cli_dev_envp(cfg, dev->brokers, dev->redis_port, &dev->envp) ||
+        (scheduler && baton_child(dev, &dev->procs[PROC_SCHEDULER], "baton-scheduler",
+                                  cfg->metrics_port)) ||
+        (worker && baton_child(dev, &dev->procs[PROC_WORKER], "baton-worker",
+                               cfg->metrics_port ? cfg->metrics_port + 1 : 0))) {
+        bt_log(BT_LOG_ERROR, "cannot start: out of memory");
+        return BT_ENOMEM;
+    }
+    for (int i = PROC_SCHEDULER; i < N_PROCS; i++)
+        if (dev->procs[i].argv)
+            child_start(&dev->procs[i], dev->envp);
+    return 0;
+}
+
 /* What runs where: for a person on stdout, or, with --log-json, one log line
  * (every line is JSON then, on stdout and stderr alike). */
 static void banner(const struct dev *dev)
@@ -728,20 +613,7 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
         no_worker = 1;
     }
 
-    /* blocked before librdkafka starts its threads, so they inherit the mask
-     * and every signal is taken by sigtimedwait() below; a shell starts
-     * background jobs with SIGINT ignored, and `kill -INT` must still stop us */
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGHUP);
-    sigaddset(&signals, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    signal(SIGPIPE, SIG_IGN);
-
+    take_signals(&signals);
     if (mkdir_p(cfg->home)) {
         bt_log(BT_LOG_ERROR, "cannot create a directory: %s dir=%s", strerror(errno),
                cfg->home);
@@ -768,21 +640,14 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
     if (redis_child(&dev, &dev.procs[PROC_REDIS]) ||
         child_start(&dev.procs[PROC_REDIS], environ) || redis_wait(&dev))
         goto out;
-    if (kafka_start(&dev) || write_env(&dev))
+    if (kafka_start(&dev) ||
+        bt_cli_dev_write_env(cfg, dev.env_path, dev.brokers, dev.redis_port))
         goto out;
+    dev.wrote_env = 1;
     banner(&dev);
 
-    if (build_env(&dev) ||
-        (!no_scheduler && baton_child(&dev, &dev.procs[PROC_SCHEDULER], "baton-scheduler",
-                                      cfg->metrics_port)) ||
-        (!no_worker && baton_child(&dev, &dev.procs[PROC_WORKER], "baton-worker",
-                                   cfg->metrics_port ? cfg->metrics_port + 1 : 0))) {
-        bt_log(BT_LOG_ERROR, "cannot start: out of memory");
+    if (start_programs(&dev, !no_scheduler, !no_worker))
         goto out;
-    }
-    for (int i = PROC_SCHEDULER; i < N_PROCS; i++)
-        if (dev.procs[i].argv)
-            child_start(&dev.procs[i], dev.envp);
 
     sig = run(&dev, &signals);
     bt_log(BT_LOG_INFO, "stopping signal=%d", sig);

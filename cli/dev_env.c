@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,15 +101,13 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_
           envp_push(envp, &n, "BATON_CONCURRENCY_LEASE_MS", num[6]) ||
           envp_push(envp, &n, "BATON_WORKFLOW_THREADS", num[7]) ||
           envp_push(envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
-          (cfg->redis_user &&
-           envp_push(envp, &n, "BATON_REDIS_USER", cfg->redis_user)) ||
+          (cfg->redis_user && envp_push(envp, &n, "BATON_REDIS_USER", cfg->redis_user)) ||
           envp_push(envp, &n, "BATON_RETENTION", num[8]) ||
           (rules && envp_push(envp, &n, "BATON_RETENTION_TYPES", rules)) ||
           (cfg->redis_password &&
            envp_push(envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
     if (!ret && !bt_config_kafka(cfg, "fetch.wait.max.ms"))
-        ret = envp_push(envp, &n, "BATON_KAFKA_FETCH_WAIT_MAX_MS",
-                        BT_DEV_FETCH_WAIT_MS);
+        ret = envp_push(envp, &n, "BATON_KAFKA_FETCH_WAIT_MAX_MS", BT_DEV_FETCH_WAIT_MS);
     /* Kafka properties (a SASL password, say) go in the environment, as the
      * Redis password does: a command line is anybody's to read in ps */
     for (size_t i = 0; i < cfg->n_kafka && !ret; i++) {
@@ -126,10 +125,9 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_
     return ret ? BT_ENOMEM : 0;
 }
 
-
 /* Written to a temporary file and renamed, so a reader sees all or nothing. */
-int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path, const char *brokers,
-                         int redis_port)
+int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path,
+                         const char *brokers, int redis_port)
 {
     char tmp[PATH_MAX + 32];
     FILE *f;
