@@ -14,6 +14,7 @@
 #include "commit_proto.h"
 #include "history.h"
 #include "instance.h"
+#include "instances.h"
 #include "store_int.h"
 
 static char kp[] = "c", rule[] = "short=1s";
@@ -124,24 +125,6 @@ static void record(struct bt_instance *inst, const char *text)
     cr_assert_eq(bt_delta_history(&inst->delta, strdup(text)), 0);
 }
 
-/* A new running instance of type "flow" (run 1, seqs from 0) read from
- * offset 7 at Kafka time 990, not committed yet. */
-static struct bt_instance *fresh(const char *id)
-{
-    struct bt_instance *inst = bt_instance_new(id);
-
-    cr_assert_not_null(inst);
-    inst->type = strdup("flow");
-    inst->input = json_pack("{s:i}", "n", 1);
-    inst->status = BT_STATUS_RUNNING;
-    inst->created = 1000;
-    inst->run = 1;
-    inst->kpos = strdup("cluster/events/0");
-    inst->koff = 7;
-    inst->kts = 990;
-    return inst;
-}
-
 /* inst as a worker holds it after commit ver. */
 static void committed(struct bt_instance *inst, int64_t ver)
 {
@@ -155,7 +138,7 @@ Test(store_commit, a_start_writes_every_key_the_meta_and_each_section_in_order)
         "status", "running", "type",    "flow", "input",  "{\"n\":1}", "created",
         "1000",   "run",     "1",       "base", "0",      "result",    "",
         "error",  "",        "signals", "",     "cancel", "0",         NULL};
-    struct bt_instance *inst = fresh("s1");
+    struct bt_instance *inst = bt_test_instance_new("s1");
     struct bt_entry *e = bt_instance_append(inst, 'a', "step");
     char *entry, *unpacked;
     size_t i;
@@ -212,7 +195,7 @@ Test(store_commit, a_start_writes_every_key_the_meta_and_each_section_in_order)
 
 Test(store_commit, a_step_sends_only_what_changed)
 {
-    struct bt_instance *inst = fresh("s2");
+    struct bt_instance *inst = bt_test_instance_new("s2");
     size_t i;
 
     cr_assert_not_null(bt_instance_append(inst, 'a', "step"));
@@ -260,7 +243,7 @@ Test(store_commit, finishing_names_both_indexes_and_ends_the_run_at_its_types_re
     static const char *const meta[] = {"status", "completed", "result",  "{\"ok\":true}",
                                        "error",  "",          "signals", "",
                                        "cancel", "0",         NULL};
-    struct bt_instance *inst = fresh("s3");
+    struct bt_instance *inst = bt_test_instance_new("s3");
     size_t i;
 
     free(inst->type);
@@ -292,7 +275,7 @@ Test(store_commit, continue_as_new_names_the_old_runs_list_and_ends_that_run)
 {
     static const char *const meta[] = {"run",       "2",    "base", "1", "input",
                                        "{\"n\":1}", "type", "flow", NULL};
-    struct bt_instance *inst = fresh("s4");
+    struct bt_instance *inst = bt_test_instance_new("s4");
     size_t i;
 
     cr_assert_not_null(bt_instance_append(inst, 'a', "step"));
