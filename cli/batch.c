@@ -12,7 +12,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "kafka.h"
 #include "query.h"
 

@@ -41,8 +41,21 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv);
 /* Writes the Redis credentials of cfg (requirepass, and the ACL user when
  * there is one) to <home>/redis-auth.conf, mode 0600, for baton dev's
  * redis-server, and its path into path (size n); path is "" when there is no
- * password. Returns 0, or -1 having logged why. */
+ * password. Returns 0, or BT_EIO having logged why. */
 int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n);
+/* dev_env.c: the environment of the programs baton dev runs, into *envp
+ * (NULL-terminated "NAME=value" strings): the inherited one without its
+ * BATON_* variables (BATON_PLUGINS would otherwise load each plugin twice,
+ * with the --plugin flags), and the settings baton dev resolved, with the
+ * addresses of its Kafka cluster (brokers) and redis-server (redis_port).
+ * Returns 0 or BT_ENOMEM; *envp is set either way: the caller frees each
+ * string and the array. */
+int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_port,
+                    char ***envp);
+/* The addresses and credentials other commands need, written to path
+ * (dev.env) all or nothing. Returns 0, or BT_EIO having logged why. */
+int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path,
+                         const char *brokers, int redis_port);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv);
@@ -109,7 +122,7 @@ int bt_cli_schedule_at(struct bt_config *cfg, const char *type, const char *id,
                        const char *event, const char *at);
 /* "+30s" / "+5m" / "+2h" / "+1d" from now, or RFC 3339 with Z or an offset
  * and optional fractions of a second, into *ms (since the epoch). Returns 0
- * or -1. */
+ * or BT_EINVAL. */
 int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms);
 int bt_cli_stats(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_dlq(struct bt_config *cfg, int argc, char **argv);
@@ -137,7 +150,7 @@ int bt_cli_dlq_redrive(const struct bt_config *cfg, char **names, int n_names,
 json_t *bt_cli_ratelimit_json(struct bt_store *store, const char *bucket,
                               const char *name);
 /* RATE or RATE/s, tokens per second in (0, 1e9], as `ratelimit set` takes
- * it, into *rate: 0, or -1 when it is not one. */
+ * it, into *rate: 0, or BT_EINVAL when it is not one. */
 int bt_cli_ratelimit_parse(const char *text, double *rate);
 /* The HSET of `ratelimit set KEY RATE [--burst N]` (burst <= 0: unchanged);
  * the bucket's Redis key into bucket (size n). Returns the reply (caller

@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "kafka.h"
 
 int bt_cli_args(const struct bt_cmd *cmd, int argc, char **argv, char **pos, int *n_pos)

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "concurrency.h"
+#include "err.h"
 
 static bool json_arg;
 
@@ -91,7 +92,7 @@ static void print_limit(struct bt_store *store, const char *hash, const char *ke
     json_decref(root);
 }
 
-/* N in [0, 1000000]: 0 or -1 having said why. */
+/* N in [0, 1000000]: 0 or BT_EINVAL having said why. */
 static int parse_limit(const char *text, long *limit)
 {
     char *end;
@@ -101,7 +102,7 @@ static int parse_limit(const char *text, long *limit)
         fprintf(stderr,
                 "baton concurrency: limit \"%s\" is not an integer from 0 to 1000000\n",
                 text);
-        return -1;
+        return BT_EINVAL;
     }
     return 0;
 }

@@ -1,6 +1,6 @@
 /* An operator's controls of instances: `baton pause`, `baton resume` and
  * `baton reset`, for one ID or every instance a query matches. Each is an
- * event on the instance's partition (common/control.c says what the worker
+ * event on the instance's partition (common/sdk/control.c says what the worker
  * does with it), recorded in its history with who sent it. For one ID the
  * instance is looked at first, so a wrong status or reset point is said
  * here rather than found in the dead letters. */
@@ -13,7 +13,7 @@
 #include "codec.h"
 #include "control.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 
 static const char *reason_arg, *query_arg;
 static int64_t to_arg = -1;

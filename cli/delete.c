@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "history.h"
 #include "clock.h"
-#include "journal.h"
+#include "instance.h"
 #include "kafka.h"
 #include "query.h"
 

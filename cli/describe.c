@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "journal.h"
+#include "instance.h"
 
 static bool json_arg;
 

@@ -5,7 +5,6 @@
  * $BATON_HOME/dev.env for the other `baton` commands, and runs baton-scheduler
  * and baton-worker against them, restarting a child that crashes. Ctrl-C stops
  * everything; children die with this process even on kill -9 (PDEATHSIG). */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -69,21 +68,23 @@ struct dev {
     struct child procs[N_PROCS];
 };
 
+extern char **environ;
+
 static int mkdir_p(const char *path)
 {
     char buf[PATH_MAX];
 
     if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -1;
+        return BT_EINVAL;
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
         if (mkdir(buf, 0700) && errno != EEXIST)
-            return -1;
+            return BT_EIO;
         *p = '/';
     }
-    return mkdir(buf, 0700) && errno != EEXIST ? -1 : 0;
+    return mkdir(buf, 0700) && errno != EEXIST ? BT_EIO : 0;
 }
 
 /* Resolves a program name through $PATH before any fork: the child then only
@@ -92,10 +93,10 @@ static int find_in_path(const char *name, char *buf, size_t n)
 {
     const char *path = getenv("PATH");
     char *copy, *save = NULL;
-    int ret = -1;
+    int ret = BT_ENOENT;
 
     if (!(copy = strdup(path ? path : "/usr/local/bin:/usr/bin:/bin")))
-        return -1;
+        return BT_ENOMEM;
     for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
         if (snprintf(buf, n, "%s/%s", dir, name) < (int)n && access(buf, X_OK) == 0) {
             ret = 0;
@@ -111,11 +112,11 @@ static int free_port(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     socklen_t len = sizeof(sa);
-    int fd, port = -1;
+    int fd, port = BT_EIO;
 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-        return -1;
+        return BT_EIO;
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
         getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
         port = ntohs(sa.sin_port);
@@ -128,128 +129,12 @@ static int argv_push(struct child *c, const char *arg)
     char **grown = realloc(c->argv, (size_t)(c->argc + 2) * sizeof(*grown));
 
     if (!grown)
-        return -1;
+        return BT_ENOMEM;
     c->argv = grown;
     if (!(grown[c->argc] = strdup(arg)))
-        return -1;
+        return BT_ENOMEM;
     grown[++c->argc] = NULL;
     return 0;
-}
-
-static int envp_push(char ***envp, size_t *n, const char *name, const char *value)
-{
-    char **grown = realloc(*envp, (*n + 2) * sizeof(*grown));
-    size_t len = strlen(name) + strlen(value) + 2;
-
-    if (!grown)
-        return -1;
-    *envp = grown;
-    if (!(grown[*n] = malloc(len)))
-        return -1;
-    snprintf(grown[(*n)++], len, "%s=%s", name, value);
-    grown[*n] = NULL;
-    return 0;
-}
-
-extern char **environ;
-
-/* texts[0..n) joined by sep: a new string (free), or NULL. */
-static char *join(char *const *texts, size_t n, char sep)
-{
-    size_t len = 1, at = 0;
-    char *out;
-
-    for (size_t i = 0; i < n; i++)
-        len += strlen(texts[i]) + 1;
-    if (!(out = malloc(len)))
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(texts[i]);
-        memcpy(out + at, texts[i], l);
-        at += l;
-        out[at++] = sep;
-    }
-    out[at ? at - 1 : 0] = '\0';
-    return out;
-}
-
-/* The children see exactly the settings baton dev resolved: every inherited
- * BATON_* variable is dropped (BATON_PLUGINS would otherwise load each plugin
- * twice, with the --plugin flags) and the resolved ones are set. */
-static int build_env(struct dev *dev)
-{
-    const struct bt_config *cfg = dev->cfg;
-    char redis[64], num[9][32], *rules = NULL;
-    size_t n = 0;
-    int ret = 0;
-
-    dev->envp = calloc(1, sizeof(*dev->envp));
-    if (!dev->envp)
-        return -1;
-    for (char **e = environ; *e && !ret; e++)
-        if (strncmp(*e, "BATON_", 6)) {
-            char **grown = realloc(dev->envp, (n + 2) * sizeof(*grown));
-            if (!grown)
-                return -1;
-            dev->envp = grown;
-            grown[n] = strdup(*e);
-            grown[++n] = NULL;
-            ret = grown[n - 1] ? 0 : -1;
-        }
-    snprintf(redis, sizeof(redis), "127.0.0.1:%d", dev->redis_port);
-    snprintf(num[0], sizeof(num[0]), "%d", cfg->concurrency);
-    snprintf(num[1], sizeof(num[1]), "%lld", (long long)cfg->max_payload);
-    snprintf(num[2], sizeof(num[2]), "%lld", (long long)cfg->activity_timeout_ms);
-    snprintf(num[3], sizeof(num[3]), "%d", cfg->log_json);
-    snprintf(num[4], sizeof(num[4]), "%d", cfg->eager);
-    snprintf(num[5], sizeof(num[5]), "%lld", (long long)cfg->history_max);
-    snprintf(num[6], sizeof(num[6]), "%d", cfg->concurrency_lease_ms);
-    snprintf(num[7], sizeof(num[7]), "%d", cfg->workflow_threads);
-    snprintf(num[8], sizeof(num[8]), "%lldms", (long long)cfg->retention_ms);
-    if (cfg->n_retention_types &&
-        !(rules = join(cfg->retention_types, cfg->n_retention_types, ':')))
-        return -1;
-    ret = ret || envp_push(&dev->envp, &n, "BATON_BROKERS", dev->brokers) ||
-          envp_push(&dev->envp, &n, "BATON_REDIS", redis) ||
-          envp_push(&dev->envp, &n, "BATON_PREFIX", cfg->prefix) ||
-          envp_push(&dev->envp, &n, "BATON_KEY_PREFIX", cfg->key_prefix) ||
-          envp_push(&dev->envp, &n, "BATON_EMBEDDED", "1") ||
-          envp_push(&dev->envp, &n, "BATON_HOME", cfg->home) ||
-          envp_push(&dev->envp, &n, "BATON_QUEUES", cfg->queues) ||
-          envp_push(&dev->envp, &n, "BATON_CONCURRENCY", num[0]) ||
-          envp_push(&dev->envp, &n, "BATON_MAX_PAYLOAD", num[1]) ||
-          envp_push(&dev->envp, &n, "BATON_ACTIVITY_TIMEOUT_MS", num[2]) ||
-          envp_push(&dev->envp, &n, "BATON_LOG_LEVEL", cfg->log_level) ||
-          envp_push(&dev->envp, &n, "BATON_LOG_JSON", num[3]) ||
-          envp_push(&dev->envp, &n, "BATON_EAGER", num[4]) ||
-          envp_push(&dev->envp, &n, "BATON_HISTORY_MAX", num[5]) ||
-          envp_push(&dev->envp, &n, "BATON_CONCURRENCY_LEASE_MS", num[6]) ||
-          envp_push(&dev->envp, &n, "BATON_WORKFLOW_THREADS", num[7]) ||
-          envp_push(&dev->envp, &n, "BATON_METRICS_ADDR", cfg->metrics_addr) ||
-          (cfg->redis_user &&
-           envp_push(&dev->envp, &n, "BATON_REDIS_USER", cfg->redis_user)) ||
-          envp_push(&dev->envp, &n, "BATON_RETENTION", num[8]) ||
-          (rules && envp_push(&dev->envp, &n, "BATON_RETENTION_TYPES", rules)) ||
-          (cfg->redis_password &&
-           envp_push(&dev->envp, &n, "BATON_REDIS_PASSWORD", cfg->redis_password));
-    if (!ret && !bt_config_kafka(cfg, "fetch.wait.max.ms"))
-        ret = envp_push(&dev->envp, &n, "BATON_KAFKA_FETCH_WAIT_MAX_MS",
-                        BT_DEV_FETCH_WAIT_MS);
-    /* Kafka properties (a SASL password, say) go in the environment, as the
-     * Redis password does: a command line is anybody's to read in ps */
-    for (size_t i = 0; i < cfg->n_kafka && !ret; i++) {
-        const char *eq = strchr(cfg->kafka[i], '=');
-        char name[300] = "BATON_KAFKA_";
-        size_t len = eq ? (size_t)(eq - cfg->kafka[i]) : 0, k = strlen(name);
-        for (size_t j = 0; j < len && k + 1 < sizeof(name); j++) {
-            char ch = cfg->kafka[i][j];
-            name[k++] = ch == '.' ? '_' : (char)toupper((unsigned char)ch);
-        }
-        name[k] = '\0';
-        ret = eq && envp_push(&dev->envp, &n, name, eq + 1);
-    }
-    free(rules);
-    return ret ? -1 : 0;
 }
 
 /* argv of baton-scheduler or baton-worker, next to the baton binary. */
@@ -264,25 +149,25 @@ static int baton_child(struct dev *dev, struct child *c, const char *name,
     c->name = name;
     c->deathsig = SIGKILL;
     if (len <= 0)
-        return -1;
+        return BT_EIO;
     path[len] = '\0';
     if (!(slash = strrchr(path, '/')) ||
         snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path), "%s", name) >=
             (int)(sizeof(path) - (size_t)(slash + 1 - path)))
-        return -1;
+        return BT_EINVAL;
     if (access(path, X_OK)) {
         bt_log(BT_LOG_WARN, "cannot run %s: %s path=%s", name, strerror(errno), path);
         return 0;
     }
     if (argv_push(c, path))
-        return -1;
+        return BT_ENOMEM;
     for (size_t i = 0; i < cfg->n_plugins; i++)
         if (argv_push(c, "--plugin") || argv_push(c, cfg->plugins[i]))
-            return -1;
+            return BT_ENOMEM;
     if (metrics_port) {
         snprintf(port, sizeof(port), "%d", metrics_port);
         if (argv_push(c, "--metrics-port") || argv_push(c, port))
-            return -1;
+            return BT_ENOMEM;
     }
     return 0;
 }
@@ -291,12 +176,13 @@ static int redis_child(struct dev *dev, struct child *c)
 {
     const struct bt_config *cfg = dev->cfg;
     char path[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], port[16], conf[PATH_MAX];
+    int ret;
 
     c->name = "redis-server";
     c->deathsig = SIGTERM; /* lets it flush the append-only file */
     if (find_in_path("redis-server", path, sizeof(path))) {
         bt_log(BT_LOG_ERROR, "redis-server not found in PATH (run scripts/bootstrap)");
-        return -1;
+        return BT_ENOENT;
     }
     snprintf(dir, sizeof(dir), "%s/redis", cfg->home);
     snprintf(log, sizeof(log), "%s/redis.log", cfg->home);
@@ -304,15 +190,17 @@ static int redis_child(struct dev *dev, struct child *c)
     if (mkdir_p(dir)) {
         bt_log(BT_LOG_ERROR, "cannot create a directory: %s dir=%s", strerror(errno),
                dir);
-        return -1;
+        return BT_EIO;
     }
-    if (bt_cli_dev_redis_conf(cfg, conf, sizeof(conf)) || argv_push(c, path) ||
-        (*conf && argv_push(c, conf)) || argv_push(c, "--port") || argv_push(c, port) ||
-        argv_push(c, "--bind") || argv_push(c, "127.0.0.1") || argv_push(c, "--dir") ||
-        argv_push(c, dir) || argv_push(c, "--appendonly") || argv_push(c, "yes") ||
-        argv_push(c, "--save") || argv_push(c, "") || argv_push(c, "--daemonize") ||
-        argv_push(c, "no") || argv_push(c, "--logfile") || argv_push(c, log))
-        return -1;
+    if ((ret = bt_cli_dev_redis_conf(cfg, conf, sizeof(conf))))
+        return ret;
+    if (argv_push(c, path) || (*conf && argv_push(c, conf)) || argv_push(c, "--port") ||
+        argv_push(c, port) || argv_push(c, "--bind") || argv_push(c, "127.0.0.1") ||
+        argv_push(c, "--dir") || argv_push(c, dir) || argv_push(c, "--appendonly") ||
+        argv_push(c, "yes") || argv_push(c, "--save") || argv_push(c, "") ||
+        argv_push(c, "--daemonize") || argv_push(c, "no") || argv_push(c, "--logfile") ||
+        argv_push(c, log))
+        return BT_ENOMEM;
     return 0;
 }
 
@@ -326,7 +214,7 @@ static int child_start(struct child *c, char **envp)
 
     if (pid < 0) {
         bt_log(BT_LOG_ERROR, "cannot start: %s name=%s", strerror(errno), c->name);
-        return -1;
+        return BT_EIO;
     }
     c->pid = pid;
     c->started_ms = bt_clock_mono_ms();
@@ -367,7 +255,7 @@ static int redis_wait(struct dev *dev)
     }
     bt_log(BT_LOG_ERROR, "redis-server did not answer port=%d log=%s/redis.log",
            dev->redis_port, dev->cfg->home);
-    return -1;
+    return BT_ETIMEDOUT;
 }
 
 /* Queue names become topic names: Kafka's characters, and short. */
@@ -383,7 +271,7 @@ static int check_queues(const char *queues)
                     "baton dev: queues: \"%s\" is not a comma-separated list of queue "
                     "names (letters, digits, '.', '_', '-'; up to 200 each)\n",
                     queues);
-            return -1;
+            return BT_EINVAL;
         }
     }
     return 0;
@@ -399,7 +287,7 @@ static int topic_create(struct dev *dev, const char *suffix)
     if (err) {
         bt_log(BT_LOG_ERROR, "cannot create a topic: %s topic=%s", rd_kafka_err2str(err),
                topic);
-        return -1;
+        return BT_EIO;
     }
     snprintf(dev->topics + strlen(dev->topics), sizeof(dev->topics) - strlen(dev->topics),
              "%s%s", *dev->topics ? " " : "", topic);
@@ -415,7 +303,7 @@ static int kafka_start(struct dev *dev)
     char errstr[512], *queues = NULL, *save = NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *bootstraps;
-    int ret = -1;
+    int ret = BT_EIO;
 
     /* this handle only hosts the cluster: its "no bootstrap.servers" notice is noise */
     rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
@@ -423,19 +311,19 @@ static int kafka_start(struct dev *dev)
     if (!(dev->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
         rd_kafka_conf_destroy(conf);
         bt_log(BT_LOG_ERROR, "cannot create a Kafka handle: %s", errstr);
-        return -1;
+        return BT_EIO;
     }
     if (!(dev->mcluster = rd_kafka_mock_cluster_new(dev->rk, 1)) ||
         !(bootstraps = rd_kafka_mock_cluster_bootstraps(dev->mcluster))) {
         bt_log(BT_LOG_ERROR, "cannot start the embedded Kafka cluster");
-        return -1;
+        return BT_EIO;
     }
     snprintf(dev->brokers, sizeof(dev->brokers), "%s", bootstraps);
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (topic_create(dev, fixed[i]))
-            return -1;
+            return BT_EIO;
     if (!(queues = strdup(dev->cfg->queues)))
-        return -1;
+        return BT_ENOMEM;
     for (char *q = strtok_r(queues, ", ", &save); q; q = strtok_r(NULL, ", ", &save)) {
         char suffix[300];
         if (!strcmp(q, "legacy"))
@@ -455,7 +343,7 @@ out:
 
 /* One baton dev per home: a record lock on $BATON_HOME/dev.lock, held while
  * this process lives (the kernel drops it even on kill -9). Returns 0, or
- * the pid of the baton dev holding it, or -1 on error. */
+ * the pid of the baton dev holding it, or BT_EIO (errno says why). */
 static pid_t lock_home(struct dev *dev)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
@@ -463,51 +351,13 @@ static pid_t lock_home(struct dev *dev)
 
     snprintf(path, sizeof(path), "%s/dev.lock", dev->cfg->home);
     if ((dev->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-        return -1;
+        return BT_EIO;
     if (fcntl(dev->lock_fd, F_SETLK, &fl) == 0)
         return 0;
     if ((errno == EAGAIN || errno == EACCES) && fcntl(dev->lock_fd, F_GETLK, &fl) == 0 &&
         fl.l_type != F_UNLCK)
         return fl.l_pid;
-    return -1;
-}
-
-/* Written to a temporary file and renamed, so a reader sees all or nothing. */
-static int write_env(struct dev *dev)
-{
-    const struct bt_config *cfg = dev->cfg;
-    char tmp[PATH_MAX + 32];
-    FILE *f;
-    int fd, bad;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", dev->env_path, (int)getpid());
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
-        !(f = fdopen(fd, "w"))) {
-        if (fd >= 0)
-            close(fd);
-        bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), tmp);
-        return -1;
-    }
-    fprintf(f,
-            "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
-            "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\n",
-            dev->brokers, dev->redis_port, cfg->prefix, cfg->key_prefix);
-    fprintf(f, "BATON_KAFKA_FETCH_WAIT_MAX_MS=%s\n",
-            bt_config_kafka(cfg, "fetch.wait.max.ms")
-                ? bt_config_kafka(cfg, "fetch.wait.max.ms")
-                : BT_DEV_FETCH_WAIT_MS);
-    if (cfg->redis_user)
-        fprintf(f, "BATON_REDIS_USER=%s\n", cfg->redis_user);
-    if (cfg->redis_password)
-        fprintf(f, "BATON_REDIS_PASSWORD=%s\n", cfg->redis_password);
-    bad = fflush(f) || fsync(fileno(f));
-    if (fclose(f) || bad || rename(tmp, dev->env_path)) {
-        bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), dev->env_path);
-        unlink(tmp);
-        return -1;
-    }
-    dev->wrote_env = 1;
-    return 0;
+    return BT_EIO;
 }
 
 static void describe(int status, char *buf, size_t n)
@@ -649,6 +499,44 @@ static void dev_release(struct dev *dev)
         close(dev->lock_fd);
 }
 
+/* Blocked before librdkafka starts its threads, so they inherit the mask and
+ * every signal is taken by sigtimedwait() in run(); a shell starts background
+ * jobs with SIGINT ignored, and `kill -INT` must still stop us. */
+static void take_signals(sigset_t *signals)
+{
+    sigemptyset(signals);
+    sigaddset(signals, SIGINT);
+    sigaddset(signals, SIGTERM);
+    sigaddset(signals, SIGHUP);
+    sigaddset(signals, SIGCHLD);
+    sigprocmask(SIG_BLOCK, signals, NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* baton-scheduler and baton-worker, as asked, with the environment of the
+ * settings baton dev resolved (one that cannot be spawned is logged and left
+ * out). 0, or BT_ENOMEM (logged). */
+static int start_programs(struct dev *dev, bool scheduler, bool worker)
+{
+    const struct bt_config *cfg = dev->cfg;
+
+    if (bt_cli_dev_envp(cfg, dev->brokers, dev->redis_port, &dev->envp) ||
+        (scheduler && baton_child(dev, &dev->procs[PROC_SCHEDULER], "baton-scheduler",
+                                  cfg->metrics_port)) ||
+        (worker && baton_child(dev, &dev->procs[PROC_WORKER], "baton-worker",
+                               cfg->metrics_port ? cfg->metrics_port + 1 : 0))) {
+        bt_log(BT_LOG_ERROR, "cannot start: out of memory");
+        return BT_ENOMEM;
+    }
+    for (int i = PROC_SCHEDULER; i < N_PROCS; i++)
+        if (dev->procs[i].argv)
+            child_start(&dev->procs[i], dev->envp);
+    return 0;
+}
+
 /* What runs where: for a person on stdout, or, with --log-json, one log line
  * (every line is JSON then, on stdout and stderr alike). */
 static void banner(const struct dev *dev)
@@ -725,20 +613,7 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
         no_worker = 1;
     }
 
-    /* blocked before librdkafka starts its threads, so they inherit the mask
-     * and every signal is taken by sigtimedwait() below; a shell starts
-     * background jobs with SIGINT ignored, and `kill -INT` must still stop us */
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGHUP);
-    sigaddset(&signals, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    signal(SIGPIPE, SIG_IGN);
-
+    take_signals(&signals);
     if (mkdir_p(cfg->home)) {
         bt_log(BT_LOG_ERROR, "cannot create a directory: %s dir=%s", strerror(errno),
                cfg->home);
@@ -765,21 +640,14 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
     if (redis_child(&dev, &dev.procs[PROC_REDIS]) ||
         child_start(&dev.procs[PROC_REDIS], environ) || redis_wait(&dev))
         goto out;
-    if (kafka_start(&dev) || write_env(&dev))
+    if (kafka_start(&dev) ||
+        bt_cli_dev_write_env(cfg, dev.env_path, dev.brokers, dev.redis_port))
         goto out;
+    dev.wrote_env = 1;
     banner(&dev);
 
-    if (build_env(&dev) ||
-        (!no_scheduler && baton_child(&dev, &dev.procs[PROC_SCHEDULER], "baton-scheduler",
-                                      cfg->metrics_port)) ||
-        (!no_worker && baton_child(&dev, &dev.procs[PROC_WORKER], "baton-worker",
-                                   cfg->metrics_port ? cfg->metrics_port + 1 : 0))) {
-        bt_log(BT_LOG_ERROR, "cannot start: out of memory");
+    if (start_programs(&dev, !no_scheduler, !no_worker))
         goto out;
-    }
-    for (int i = PROC_SCHEDULER; i < N_PROCS; i++)
-        if (dev.procs[i].argv)
-            child_start(&dev.procs[i], dev.envp);
 
     sig = run(&dev, &signals);
     bt_log(BT_LOG_INFO, "stopping signal=%d", sig);

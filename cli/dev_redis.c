@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "err.h"
 #include "log.h"
 
 /* One config-file argument in double quotes, as redis-server reads them
@@ -35,7 +36,7 @@ int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n)
         if (fd >= 0)
             close(fd);
         bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), path);
-        return -1;
+        return BT_EIO;
     }
     /* the default user gets the password too: clients without a user
      * (redis-cli -a) still work, and nobody gets in without it */
@@ -52,7 +53,7 @@ int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n)
     bad = fflush(f) != 0;
     if (fclose(f) || bad) {
         bt_log(BT_LOG_ERROR, "cannot write: %s file=%s", strerror(errno), path);
-        return -1;
+        return BT_EIO;
     }
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "cli.h"
+#include "err.h"
 #include "codec.h"
 #include "kafka.h"
 
@@ -113,13 +114,13 @@ static int take(struct scan *s, const rd_kafka_message_t *rkm)
 
 /* The partitions of the DLQ with something in them, assigned from their
  * beginning; their ends as they are now into *ends (caller frees). Returns
- * how many, or -1 when Kafka does not answer. */
+ * how many, or BT_EAGAIN when Kafka does not answer. */
 static int assign_all(rd_kafka_t *rk, const char *topic, int64_t **ends)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int n = -1;
+    int n = BT_EAGAIN;
 
     if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) || md->topic_cnt != 1 ||
         md->topics[0].err)

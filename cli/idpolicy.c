@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "journal.h"
+#include "instance.h"
 
 int bt_cli_existing(struct bt_store *store, const char *id, struct bt_cli_existing *ex)
 {

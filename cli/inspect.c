@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "query.h"
 
 json_t *bt_cli_record(const char *text)

@@ -9,14 +9,15 @@
 #include <time.h>
 
 #include "cli.h"
-#include "journal.h"
+#include "err.h"
+#include "instance.h"
 #include "query.h"
 #include "redis.h"
 
 #define CHUNK 500
 
 /* RFC 3339 ("2026-12-01T10:00:00Z") or a date ("2026-12-01", its midnight
- * UTC), as ms since the epoch; -1 when it is neither. */
+ * UTC), as ms since the epoch; BT_EINVAL when it is neither. */
 static int64_t parse_time(const char *s)
 {
     struct tm tm = {0};
@@ -27,7 +28,7 @@ static int64_t parse_time(const char *s)
         end = strptime(s, "%Y-%m-%d", &tm);
     }
     if (!end || (*end && strcmp(end, "Z")))
-        return -1;
+        return BT_EINVAL;
     return (int64_t)timegm(&tm) * 1000;
 }
 

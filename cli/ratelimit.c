@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "err.h"
 #include "ratelimit.h"
 
 static bool json_arg;
@@ -138,8 +139,9 @@ int bt_cli_ratelimit_parse(const char *text, double *rate)
     char *end;
 
     *rate = strtod(text, &end);
-    return end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9 ? -1
-                                                                                     : 0;
+    if (end == text || (*end && strcmp(end, "/s")) || !(*rate > 0) || *rate > 1e9)
+        return BT_EINVAL;
+    return 0;
 }
 
 redisReply *bt_cli_ratelimit_hset(struct bt_store *store, const char *key, double rate,

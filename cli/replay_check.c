@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "err.h"
 #include "log.h"
 #include "registry.h"
 #include "replay.h"
@@ -45,6 +46,62 @@ static void check_one(struct bt_instance *inst, const struct bt_replay_env *env,
     }
 }
 
+/* One run: what it selects and what it found. */
+struct check {
+    const struct bt_replay_env *env;
+    const char *type; /* NULL: every type */
+    long sample;      /* at most this many; < 0: all */
+    long seen;
+    struct tally t;
+};
+
+/* Replays those of batch[0..n) that c selects; destroys them all. */
+static void check_batch(struct check *c, struct bt_instance **batch, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        struct bt_instance *inst = batch[k];
+        if (inst->type && (!c->type || !strcmp(c->type, inst->type)) &&
+            (c->sample < 0 || c->seen < c->sample) && !bt_status_final(inst->status)) {
+            c->seen++;
+            check_one(inst, c->env, &c->t);
+        }
+        bt_instance_destroy(inst);
+    }
+}
+
+/* The instances in shard's status index idx ("running", "blocked"), loaded
+ * BATCH at a time. Returns 0, or BT_EAGAIN when Redis does not answer. */
+static int check_index(struct check *c, struct bt_store *store, int shard,
+                       const char *idx)
+{
+    char kp[BT_STORE_KP_SIZE];
+    redisReply *ids =
+        bt_redis_command(bt_store_redis(store), "ZRANGE %s:idx:%s 0 -1",
+                         bt_store_shard_kp(store, shard, kp, sizeof(kp)), idx);
+    int ret = 0;
+
+    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(ids);
+        return BT_EAGAIN;
+    }
+    for (size_t i = 0; i < ids->elements && (c->sample < 0 || c->seen < c->sample);
+         i += BATCH) {
+        struct bt_instance *batch[BATCH];
+        size_t n = 0;
+        for (size_t k = i; k < ids->elements && n < BATCH; k++)
+            batch[n++] = bt_instance_new(ids->element[k]->str);
+        if (bt_store_load(store, batch, n)) {
+            for (size_t k = 0; k < n; k++)
+                bt_instance_destroy(batch[k]);
+            ret = BT_EAGAIN;
+            break;
+        }
+        check_batch(c, batch, n);
+    }
+    freeReplyObject(ids);
+    return ret;
+}
+
 static const char *type_arg;
 static int64_t sample_arg = -1;
 
@@ -67,11 +124,9 @@ static const struct bt_cmd replay_check_cmd = {
 
 int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
 {
-    const char *type;
-    long sample, seen = 0;
     struct bt_store *store = NULL;
     bt_registry *reg = NULL;
-    struct tally t = {0};
+    struct check c = {0};
     struct timespec ts;
     char errstr[512];
     int ret, n_pos;
@@ -80,8 +135,8 @@ int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
     if ((ret = bt_cli_args(&replay_check_cmd, argc, argv, NULL, &n_pos)) >= 0)
         return ret;
     ret = BT_EXIT_USAGE;
-    type = type_arg;
-    sample = (long)sample_arg;
+    c.type = type_arg;
+    c.sample = (long)sample_arg;
     if (cfg->n_plugins == 0) {
         fprintf(stderr, "baton replay-check: --plugin is required\n");
         goto usage;
@@ -105,46 +160,17 @@ int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
                                     (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                                 .default_timeout_ms = cfg->activity_timeout_ms,
                                 .worker = "replay-check"};
-    for (int x = 0; x < 2 * bt_store_shards(store); x++) {
-        char kp[BT_STORE_KP_SIZE];
-        redisReply *ids = bt_redis_command(
-            bt_store_redis(store), "ZRANGE %s:idx:%s 0 -1",
-            bt_store_shard_kp(store, x / 2, kp, sizeof(kp)), indexes[x % 2]);
-        if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(ids);
+    c.env = &env;
+    for (int x = 0; x < 2 * bt_store_shards(store); x++)
+        if (check_index(&c, store, x / 2, indexes[x % 2])) {
             ret = BT_EXIT_UNAVAILABLE;
             goto out;
         }
-        for (size_t i = 0; i < ids->elements && (sample < 0 || seen < sample);
-             i += BATCH) {
-            struct bt_instance *batch[BATCH];
-            size_t n = 0;
-            for (size_t k = i; k < ids->elements && n < BATCH; k++)
-                batch[n++] = bt_instance_new(ids->element[k]->str);
-            if (bt_store_load(store, batch, n)) {
-                for (size_t k = 0; k < n; k++)
-                    bt_instance_destroy(batch[k]);
-                freeReplyObject(ids);
-                ret = BT_EXIT_UNAVAILABLE;
-                goto out;
-            }
-            for (size_t k = 0; k < n; k++) {
-                struct bt_instance *inst = batch[k];
-                if (inst->type && (!type || !strcmp(type, inst->type)) &&
-                    (sample < 0 || seen < sample) && !bt_status_final(inst->status)) {
-                    seen++;
-                    check_one(inst, &env, &t);
-                }
-                bt_instance_destroy(inst);
-            }
-        }
-        freeReplyObject(ids);
-    }
     printf(
         "replay-check: %ld instances replayed, %ld would block, %ld would resume, %ld of "
         "types the plugin lacks\n",
-        t.checked, t.blocked, t.resumed, t.unknown_type);
-    ret = t.blocked ? BT_EXIT_FAIL : BT_EXIT_OK;
+        c.t.checked, c.t.blocked, c.t.resumed, c.t.unknown_type);
+    ret = c.t.blocked ? BT_EXIT_FAIL : BT_EXIT_OK;
     goto out;
 usage:
     fprintf(stderr, "usage: baton replay-check --plugin new.so [--plugin ...] [--type T] "

@@ -14,7 +14,7 @@
 #include "codec.h"
 #include "cron.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "lua_scripts.h"
 
 #define NAME_MAX_LEN 200 /* leaves room for "@YYYYMMDDTHHMMSSZ" in an id */
@@ -60,14 +60,14 @@ static bool valid_name(const char *name)
 
 /* Runs schedule_update.lua: mode add|update|delete, score ("" = unchanged),
  * then n field/value pairs. Returns 1 done, 0 the mode's condition failed,
- * -1 Redis unreachable (said to the user). */
+ * BT_EAGAIN Redis unreachable (said to the user). */
 static int update(struct bt_store *store, const char *name, const char *mode,
                   const char *score, const char *const *pairs, int n)
 {
     char key[600], set[600];
     const char *argv[32] = {key, set, name, mode, score};
     redisReply *reply;
-    int argc = 5, ret = -1;
+    int argc = 5, ret = BT_EAGAIN;
 
     BT_ASSERT(n * 2 + argc <= 32);
     snprintf(key, sizeof(key), "%s:schedule:%s", bt_store_schedule_prefix(store), name);
@@ -602,7 +602,7 @@ int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms)
         static const int64_t unit_ms[] = {1000, 60000, 3600000, 86400000};
         if (end == at + 1 || !isdigit((unsigned char)at[1]) || v > 100LL * 365 * 86400 ||
             !*end || end[1] || !strchr(units, *end))
-            return -1;
+            return BT_EINVAL;
         *ms = now + v * unit_ms[strchr(units, *end) - units];
         return 0;
     }
@@ -610,11 +610,11 @@ int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms)
     for (int i = 0; i < 19; i++)
         if (!at[i] ||
             ("dddd-dd-ddTdd:dd:dd"[i] == 'd') != !!isdigit((unsigned char)at[i]))
-            return -1;
+            return BT_EINVAL;
     if (sscanf(at, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) !=
             6 ||
         n != 19)
-        return -1;
+        return BT_EINVAL;
     p = at + n;
     if (*p == '.') {
         int digits = 0;
@@ -622,7 +622,7 @@ int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms)
             if (digits < 3)
                 frac_ms = frac_ms * 10 + (*p - '0');
         if (digits == 0)
-            return -1;
+            return BT_EINVAL;
         for (; digits < 3; digits++)
             frac_ms *= 10;
     }
@@ -633,7 +633,7 @@ int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms)
             om = -om;
         }
     } else if (!((*p == 'Z' || *p == 'z') && !p[1])) {
-        return -1;
+        return BT_EINVAL;
     }
     tm = (struct tm){.tm_year = y - 1900,
                      .tm_mon = mo - 1,
@@ -645,7 +645,7 @@ int bt_cli_parse_time(const char *at, int64_t now, int64_t *ms)
     /* timegm normalises 2026-02-30 into March: refuse what moved */
     if (mo < 1 || mo > 12 || tm.tm_mon != mo - 1 || tm.tm_mday != d || h > 23 ||
         mi > 59 || s > 59)
-        return -1;
+        return BT_EINVAL;
     *ms = ((int64_t)t - oh * 3600 - om * 60) * 1000 + frac_ms;
     return 0;
 }

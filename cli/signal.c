@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "codec.h"
-#include "journal.h"
+#include "instance.h"
 
 int bt_cli_send_event(const struct bt_config *cfg, const struct bt_msg *msg)
 {

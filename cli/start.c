@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "kafka.h"
 
 static json_t *read_input(const char *arg)

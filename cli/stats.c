@@ -11,7 +11,8 @@
 
 #include "clock.h"
 #include "cli.h"
-#include "journal.h"
+#include "err.h"
+#include "instance.h"
 #include "kafka.h"
 
 static volatile sig_atomic_t stopping;
@@ -39,17 +40,18 @@ static long long zcount(struct bt_store *store, const char *suffix, const char *
 }
 
 /* Messages on the dead-letter topic: the sum of its partitions' high
- * watermarks (what was ever written there). -1 when Kafka does not answer. */
+ * watermarks (what was ever written there). BT_EAGAIN when Kafka does not
+ * answer. */
 static long long dead_letters(const struct bt_config *cfg)
 {
     char errstr[256], topic[300];
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_t *rk = bt_kafka_producer_new(cfg, errstr, sizeof(errstr));
     rd_kafka_topic_t *rkt;
-    long long total = -1;
+    long long total = BT_EAGAIN;
 
     if (!rk)
-        return -1;
+        return BT_EAGAIN;
     bt_kafka_topic(cfg, "dlq", topic, sizeof(topic));
     rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (rd_kafka_metadata(rk, 0, rkt, &md, 3000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
@@ -58,7 +60,7 @@ static long long dead_letters(const struct bt_config *cfg)
         for (int p = 0; p < md->topics[0].partition_cnt; p++) {
             int64_t lo, hi;
             if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 3000)) {
-                total = -1;
+                total = BT_EAGAIN;
                 break;
             }
             total += hi;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "err.h"
 #include "log.h"
 #include "ui.h"
 
@@ -269,7 +270,7 @@ static const char *query_arg(void *args, const char *name)
 }
 
 /* Splits the path after "/api/" into decoded segments (at most max): their
- * count, -1 when there are more. path is changed. */
+ * count, BT_EINVAL when there are more. path is changed. */
 static int split(char *path, char **seg, int max)
 {
     int n = 0;
@@ -279,7 +280,7 @@ static int split(char *path, char **seg, int max)
         if (slash)
             *slash = '\0';
         if (n == max)
-            return -1;
+            return BT_EINVAL;
         decode_slash(p);
         seg[n++] = p;
         p = slash ? slash + 1 : NULL;

@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "concurrency.h"
-#include "journal.h"
+#include "instance.h"
 #include "ratelimit.h"
 #include "query.h"
 #include "ui.h"

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 
+#include "err.h"
 #include "ui.h"
 
 struct bt_ui_mhd bt_ui_mhd;
@@ -36,15 +37,15 @@ int bt_ui_mhd_load(char *errstr, size_t errstr_size)
     if (!handle) {
         snprintf(errstr, errstr_size,
                  "cannot load libmicrohttpd (Debian: libmicrohttpd12): %s", dlerror());
-        return -1;
+        return BT_ENOENT;
     }
     /* kept loaded until the process ends: the server runs until then */
     for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
         /* POSIX: the object pointer returned by dlsym converts to a function
-         * pointer (as common/registry.c loads baton_register) */
+         * pointer (as common/sdk/registry.c loads baton_register) */
         if (!(*syms[i].fn = dlsym(handle, syms[i].name))) {
             snprintf(errstr, errstr_size, "libmicrohttpd has no %s", syms[i].name);
-            return -1;
+            return BT_ENOENT;
         }
     }
     return 0;

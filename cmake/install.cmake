@@ -11,7 +11,8 @@ install(TARGETS baton-worker baton-scheduler baton
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS libbaton EXPORT batonTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES common/baton.h common/baton_test.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/baton)
+install(FILES common/sdk/baton.h common/sdk/baton_test.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/baton)
 
 # pkg-config: the prefix as a path from the .pc file's own directory
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")

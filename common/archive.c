@@ -11,7 +11,7 @@
 #include "archive.h"
 #include "err.h"
 #include "history.h"
-#include "journal.h"
+#include "instance.h"
 #include "log.h"
 #include "lookback.h"
 #include "lua_scripts.h"

@@ -30,13 +30,13 @@ static int encode_bytes(struct bt_jw *o, const struct field *f, const char *s,
     char *b64;
 
     if (base64 && !bt_b64_valid(s, len))
-        return -1;
+        return BT_EINVALMSG;
     if (base64 || bt_codec_text_ok(s, len)) {
         bt_jw_string(o, s, len);
     } else {
         b64 = malloc(bt_b64_len(len) + 1);
         if (!b64)
-            return -1;
+            return BT_ENOMEM;
         bt_b64_encode(b64, s, len);
         bt_jw_string(o, b64, bt_b64_len(len));
         free(b64);
@@ -53,13 +53,43 @@ static int encode_bytes(struct bt_jw *o, const struct field *f, const char *s,
 static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
                          const struct field *fields, size_t n, bool first);
 
+/* A field whose value is the string s (an id, a text, bytes, an enum),
+ * checked against its kind before it is written. */
+static int encode_string(struct bt_jw *o, const struct bt_msg *msg, const struct field *f,
+                         const char *s, bool first)
+{
+    size_t pos, len = strlen(s);
+    unsigned cp;
+
+    if (f->kind == K_ID &&
+        (!bt_codec_text_ok(s, len) || bt_codec_id_check(s, len, &pos, &cp) != ID_OK))
+        return BT_EINVALMSG;
+    if (f->kind == K_STR &&
+        (!bt_codec_text_ok(s, len) || (!len && (f->flags & F_NONEMPTY))))
+        return BT_EINVALMSG;
+    if (f->kind == K_ENUM) {
+        const char *const *val = f->values;
+
+        while (*val && !bt_codec_same_name(*val, s, len))
+            val++;
+        if (!*val)
+            return BT_EINVALMSG;
+    }
+    out_key(o, f->name, first);
+    if (f->kind == K_BYTES)
+        return encode_bytes(o, f, s, bt_codec_get_bool(msg, f->enc_off));
+    bt_jw_string(o, s, len);
+    return 0;
+}
+
+/* One field, written when present (*first: no comma before it). Returns 0,
+ * BT_EINVALMSG when it breaks its schema, or BT_ENOMEM. */
 static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct field *f,
                         bool *first)
 {
-    const char *s = NULL;
-    size_t pos, len;
-    unsigned cp;
+    const char *s;
     int64_t v;
+    int ret;
     bool present = true;
 
     if (f->flags & F_IF_COMPLETED)
@@ -73,31 +103,10 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
     case K_STR:
     case K_BYTES:
     case K_ENUM:
-        s = bt_codec_get_str(msg, f->off);
-        if (!s)
-            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
-        len = strlen(s);
-        if (f->kind == K_ID &&
-            (!bt_codec_text_ok(s, len) || bt_codec_id_check(s, len, &pos, &cp) != ID_OK))
-            return -1;
-        if (f->kind == K_STR &&
-            (!bt_codec_text_ok(s, len) || (!len && (f->flags & F_NONEMPTY))))
-            return -1;
-        if (f->kind == K_ENUM) {
-            const char *const *val = f->values;
-
-            while (*val && !bt_codec_same_name(*val, s, len))
-                val++;
-            if (!*val)
-                return -1;
-        }
-        out_key(o, f->name, *first);
-        if (f->kind == K_BYTES) {
-            if (encode_bytes(o, f, s, bt_codec_get_bool(msg, f->enc_off)))
-                return -1;
-        } else {
-            bt_jw_string(o, s, len);
-        }
+        if (!(s = bt_codec_get_str(msg, f->off)))
+            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? BT_EINVALMSG : 0;
+        if ((ret = encode_string(o, msg, f, s, *first)))
+            return ret;
         break;
     case K_INT:
         v = bt_codec_get_int(msg, f);
@@ -105,7 +114,7 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
         if (!(f->flags & F_REQ) && v == f->def)
             return 0;
         if (v < f->min || v > f->max)
-            return -1;
+            return BT_EINVALMSG;
         out_key(o, f->name, *first);
         bt_jw_int(o, v);
         break;
@@ -126,11 +135,11 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
         break;
     case K_OBJ:
         if (!bt_codec_get_str(msg, f->sub[0].off))
-            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? -1 : 0;
+            return (f->flags & (F_REQ | F_UNLESS_COMPLETED)) ? BT_EINVALMSG : 0;
         out_key(o, f->name, *first);
         bt_jw_lit(o, "{");
-        if (encode_fields(o, msg, f->sub, f->nsub, true))
-            return -1;
+        if ((ret = encode_fields(o, msg, f->sub, f->nsub, true)))
+            return ret;
         bt_jw_lit(o, "}");
         break;
     case K_ENC:
@@ -143,9 +152,11 @@ static int encode_field(struct bt_jw *o, const struct bt_msg *msg, const struct 
 static int encode_fields(struct bt_jw *o, const struct bt_msg *msg,
                          const struct field *fields, size_t n, bool first)
 {
+    int ret;
+
     for (size_t i = 0; i < n; i++) {
-        if (encode_field(o, msg, &fields[i], &first))
-            return -1;
+        if ((ret = encode_field(o, msg, &fields[i], &first)))
+            return ret;
     }
     return 0;
 }

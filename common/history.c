@@ -123,7 +123,8 @@ size_t bt_history_pack(char *dst, const char *src, size_t len)
     return out;
 }
 
-/* Unpacks src into dst (NULL: only measures); the length, or -1 when corrupt. */
+/* Unpacks src into dst (NULL: only measures); the length, or BT_EINVALMSG when corrupt.
+ */
 static long unpack_into(char *dst, const char *src, size_t len)
 {
     size_t out = 0;
@@ -142,7 +143,7 @@ static long unpack_into(char *dst, const char *src, size_t len)
             int shift = 0;
             do {
                 if (i == len || shift > 63)
-                    return -1;
+                    return BT_EINVALMSG;
                 b = (unsigned char)src[i++];
                 v |= (unsigned long long)(b & 0x7f) << shift;
                 shift += 7;
@@ -150,7 +151,7 @@ static long unpack_into(char *dst, const char *src, size_t len)
             piece = num;
             n = (size_t)snprintf(num, sizeof(num), "%llu", v);
         } else if (c < 0x20) {
-            return -1;
+            return BT_EINVALMSG;
         }
         if (dst)
             memcpy(dst + out, piece, n);

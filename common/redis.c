@@ -360,53 +360,12 @@ static redisReply *redis_call(struct bt_redis *r, int argc, const char **argv,
     return reply;
 }
 
-/* A formatted command's arguments, pointing into cmd: for the cluster's
- * routing, which needs the key. argc, or -1 when out of memory. */
-static int resp_split(char *cmd, const char ***argvp, size_t **lensp)
-{
-    int argc = (int)strtol(cmd + 1, &cmd, 10);
-    const char **argv = malloc((size_t)(argc > 0 ? argc : 1) * sizeof(*argv));
-    size_t *lens = malloc((size_t)(argc > 0 ? argc : 1) * sizeof(*lens));
-
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        return -1;
-    }
-    for (int i = 0; i < argc; i++) {
-        lens[i] = (size_t)strtoull(cmd + 3, &cmd, 10); /* "\r\n$<len>" */
-        argv[i] = cmd + 2;
-        cmd += 2 + lens[i];
-    }
-    *argvp = argv;
-    *lensp = lens;
-    return argc;
-}
-
-static redisReply *cluster_vcommand(struct bt_redis *r, const char *fmt, va_list ap)
-{
-    redisReply *reply = NULL;
-    const char **argv = NULL;
-    size_t *lens = NULL;
-    char *cmd = NULL;
-    int argc;
-
-    if (redisvFormatCommand(&cmd, fmt, ap) < 0)
-        return NULL;
-    if ((argc = resp_split(cmd, &argv, &lens)) > 0)
-        reply = bt_rcluster_argv(r->cluster, argc, argv, lens);
-    free(argv);
-    free(lens);
-    redisFreeCommand(cmd);
-    return reply;
-}
-
 redisReply *bt_redis_vcommand(struct bt_redis *r, const char *fmt, va_list ap)
 {
     redisReply *reply = NULL;
 
     if (r->cluster)
-        return cluster_vcommand(r, fmt, ap);
+        return bt_rcluster_vcommand(r->cluster, fmt, ap);
     BT_ASSERT(r->nread == r->nsent && r->npreloads == 0);
     if (redis_connect(r) < 0)
         return NULL;

@@ -2,11 +2,11 @@
  * node handles, redirects, and the pipeline spread over the nodes. A
  * pipelined command keeps a copy of its arguments until its reply is handed
  * out, so that a redirect can send it again elsewhere. */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "clock.h"
 #include "err.h"
@@ -65,75 +65,9 @@ struct bt_rcluster {
     int sub_node; /* the node subscribed on; -1: none */
 };
 
-/* CRC16-CCITT (XMODEM), as Redis Cluster hashes keys: polynomial 0x1021,
- * initial value 0, bit by bit (a key is short; no table needed). */
-static uint16_t crc16(const char *buf, size_t len)
-{
-    uint16_t crc = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (uint16_t)((uint8_t)buf[i] << 8);
-        for (int bit = 0; bit < 8; bit++)
-            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
-    }
-    return crc;
-}
-
-unsigned bt_redis_slot(const char *key, size_t len)
-{
-    const char *open = memchr(key, '{', len), *close;
-
-    if (open) {
-        size_t from = (size_t)(open - key) + 1;
-
-        close = memchr(open + 1, '}', len - from);
-        if (close && close > open + 1)
-            return crc16(open + 1, (size_t)(close - open - 1)) % BT_REDIS_SLOTS;
-    }
-    return crc16(key, len) % BT_REDIS_SLOTS;
-}
-
 static size_t len_of(const char **argv, const size_t *argvlen, int i)
 {
     return argvlen ? argvlen[i] : strlen(argv[i]);
-}
-
-static bool is(const char **argv, const size_t *argvlen, int i, const char *name)
-{
-    return len_of(argv, argvlen, i) == strlen(name) &&
-           strncasecmp(argv[i], name, strlen(name)) == 0;
-}
-
-int bt_redis_command_key(int argc, const char **argv, const size_t *argvlen,
-                         const char **key, size_t *len)
-{
-    static const char *const keyless[] = {
-        "TIME",    "INFO",     "PING",      "SCRIPT", "CLUSTER", "CONFIG", "CLIENT",
-        "DBSIZE",  "FLUSHALL", "FLUSHDB",   "KEYS",   "SCAN",    "ECHO",   "ASKING",
-        "COMMAND", "WAIT",     "SUBSCRIBE", "MULTI",  "EXEC"};
-    int at = 1;
-
-    if (argc < 2)
-        return 0;
-    for (size_t i = 0; i < sizeof(keyless) / sizeof(keyless[0]); i++)
-        if (is(argv, argvlen, 0, keyless[i]))
-            return 0;
-    if (is(argv, argvlen, 0, "EVAL") || is(argv, argvlen, 0, "EVALSHA")) {
-        if (argc < 4 || atoi(argv[2]) < 1)
-            return 0;
-        at = 3;
-    } else if (is(argv, argvlen, 0, "MEMORY") || is(argv, argvlen, 0, "OBJECT")) {
-        at = 2;
-    } else if (is(argv, argvlen, 0, "XREAD") || is(argv, argvlen, 0, "XREADGROUP")) {
-        for (at = 1; at < argc && !is(argv, argvlen, at, "STREAMS"); at++)
-            ;
-        at++;
-    }
-    if (at >= argc)
-        return 0;
-    *key = argv[at];
-    *len = len_of(argv, argvlen, at);
-    return 1;
 }
 
 /* The index of the node at addr, added when new (create); -1 when unknown
@@ -405,6 +339,47 @@ redisReply *bt_rcluster_argv(struct bt_rcluster *c, int argc, const char **argv,
     struct cmd cmd = {.argc = argc, .argv = argv, .argvlen = argvlen};
 
     return run(c, &cmd, route(c, &cmd, true));
+}
+
+/* A formatted command's arguments, pointing into cmd: for the cluster's
+ * routing, which needs the key. argc, or -1 when out of memory. */
+static int resp_split(char *cmd, const char ***argvp, size_t **lensp)
+{
+    int argc = (int)strtol(cmd + 1, &cmd, 10);
+    const char **argv = malloc((size_t)(argc > 0 ? argc : 1) * sizeof(*argv));
+    size_t *lens = malloc((size_t)(argc > 0 ? argc : 1) * sizeof(*lens));
+
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        lens[i] = (size_t)strtoull(cmd + 3, &cmd, 10); /* "\r\n$<len>" */
+        argv[i] = cmd + 2;
+        cmd += 2 + lens[i];
+    }
+    *argvp = argv;
+    *lensp = lens;
+    return argc;
+}
+
+redisReply *bt_rcluster_vcommand(struct bt_rcluster *c, const char *fmt, va_list ap)
+{
+    redisReply *reply = NULL;
+    const char **argv = NULL;
+    size_t *lens = NULL;
+    char *cmd = NULL;
+    int argc;
+
+    if (redisvFormatCommand(&cmd, fmt, ap) < 0)
+        return NULL;
+    if ((argc = resp_split(cmd, &argv, &lens)) > 0)
+        reply = bt_rcluster_argv(c, argc, argv, lens);
+    free(argv);
+    free(lens);
+    redisFreeCommand(cmd);
+    return reply;
 }
 
 redisReply *bt_rcluster_eval(struct bt_rcluster *c, const char *script, int nkeys,

@@ -11,6 +11,7 @@
 #ifndef BT_REDIS_CLUSTER_H
 #define BT_REDIS_CLUSTER_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <hiredis/hiredis.h>
@@ -33,6 +34,7 @@ void bt_rcluster_destroy(struct bt_rcluster *c);
 /* As bt_redis_argv / bt_redis_eval / the pipeline calls, routed. */
 redisReply *bt_rcluster_argv(struct bt_rcluster *c, int argc, const char **argv,
                              const size_t *argvlen);
+redisReply *bt_rcluster_vcommand(struct bt_rcluster *c, const char *fmt, va_list ap);
 redisReply *bt_rcluster_eval(struct bt_rcluster *c, const char *script, int nkeys,
                              int argc, const char **argv, const size_t *argvlen);
 int bt_rcluster_append(struct bt_rcluster *c, const char *script, int nkeys, int argc,

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "journal.h"
+#include "instance.h"
 #include "redis.h"
 
 struct bt_store;

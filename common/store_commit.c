@@ -348,10 +348,9 @@ static void build_commands(const struct bt_instance *inst, struct bt_argbuf *a)
         bt_argbuf_str(a, d->timers_del[i].member);
 }
 
-/* Appends the keys and arguments of inst's commit.lua call; returns how many
- * of them are keys. The sections in commit_proto.h's order. */
-static int build_commit(struct bt_store *store, struct bt_instance *inst, int64_t now_ms,
-                        struct bt_argbuf *a)
+/* The sections in commit_proto.h's order. */
+int bt__store_commit_args(const struct bt_store *store, const struct bt_instance *inst,
+                          int64_t now_ms, struct bt_argbuf *a)
 {
     int nkeys = build_keys(store, inst, a);
 
@@ -378,7 +377,7 @@ int bt_store_commit_send(struct bt_store *store, struct bt_instance **insts, siz
         if (ret || !(sent[i] = bt_instance_dirty(insts[i])))
             continue;
         bt_argbuf_reset(&a);
-        nkeys = build_commit(store, insts[i], now_ms, &a);
+        nkeys = bt__store_commit_args(store, insts[i], now_ms, &a);
         bt_argbuf_resolve(&a);
         if (bt_redis_append_eval(store->r, script, nkeys, (int)a.n, a.argv, a.lens)) {
             sent[i] = false;

@@ -45,4 +45,13 @@ struct bt_store {
 int bt__store_append_forgets(struct bt_store *store);
 int bt__store_read_owed(struct bt_store *store);
 
+/* store_commit.c: appends to a the keys, then the arguments, of inst's
+ * commit.lua call, laid out as commit_proto.h declares them; returns how many
+ * are keys. Reads store's key prefix and retention settings only, no
+ * connection: pure, so a unit test can check the layout without Redis.
+ * Borrows texts of inst (bt_argbuf_str): they must outlive a's use. */
+struct bt_argbuf;
+int bt__store_commit_args(const struct bt_store *store, const struct bt_instance *inst,
+                          int64_t now_ms, struct bt_argbuf *a);
+
 #endif

@@ -17,7 +17,7 @@ static const char *const finals[] = {"completed", "failed", "cancelled", "termin
 
 /* The script's arguments before the ids: keys, key prefix, the default
  * retention and the per-type rules as (type, ms) pairs. Returns how many
- * were written into argv (texts into buf), or -1. */
+ * were written into argv (texts into buf), or BT_EINVAL. */
 static int settings(const struct bt_config *cfg, const struct bt_store *store,
                     const char **argv, char (*buf)[300], char *keys[2])
 {
@@ -34,7 +34,7 @@ static int settings(const struct bt_config *cfg, const struct bt_store *store,
         const char *rule = cfg->retention_types[i], *eq = strrchr(rule, '=');
         int64_t ms = 0;
         if (!eq || bt_config_duration(eq + 1, &ms))
-            return -1; /* bt_config_load refused it already */
+            return BT_EINVAL; /* bt_config_load refused it already */
         snprintf(buf[2 + 2 * i], sizeof(buf[0]), "%.*s", (int)(eq - rule), rule);
         snprintf(buf[3 + 2 * i], sizeof(buf[0]), "%lld", (long long)ms);
         argv[argc++] = buf[2 + 2 * i];

@@ -104,8 +104,8 @@ static void register_metrics(struct scheduler *s)
     s->backlog = retention_metrics(m, &s->kept);
 }
 
-/* Returns 0, or -1 with errstr ("out of memory" when a constructor without
- * errstr failed). */
+/* Returns 0, or BT_EIO with errstr ("out of memory" when a constructor
+ * without errstr failed). */
 static int start(struct scheduler *s, char *errstr, size_t errstr_size)
 {
     const struct bt_config *cfg = &s->cfg;
@@ -118,7 +118,7 @@ static int start(struct scheduler *s, char *errstr, size_t errstr_size)
         !(s->wake = bt_wake_new(cfg, bt_store_prefix(s->store), errstr, errstr_size)) ||
         !(s->retention = bt_retention_new(cfg, s->store, s->rk, &s->kept)) ||
         bt_metrics_start(s->metrics, cfg, errstr, errstr_size))
-        return -1;
+        return BT_EIO;
     return 0;
 }
 

@@ -20,7 +20,7 @@
 #include "log.h"
 #include "lookback.h"
 #include "lua_scripts.h"
-#include "journal.h"
+#include "instance.h"
 #include "outbox.h"
 
 /* Whether the command v ("<topic>\n<key>\n<payload>", split at nl1 and nl2)

@@ -13,7 +13,7 @@
 #include "codec.h"
 #include "cron.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"

@@ -1,4 +1,4 @@
-/* Timer members are "<kind>|<seq>|<attempt>|<id>" (journal.h); the id comes
+/* Timer members are "<kind>|<seq>|<attempt>|<id>" (instance.h); the id comes
  * last because it may itself contain '|'. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "kafka.h"
 #include "log.h"
 #include "lua_scripts.h"

@@ -22,7 +22,7 @@
 #include "err.h"
 #include "failpoint.h"
 #include "idmap.h"
-#include "journal.h"
+#include "instance.h"
 #include "jsonw.h"
 #include "kafka.h"
 #include "log.h"

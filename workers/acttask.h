@@ -37,7 +37,8 @@ int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue);
  * (slot, token) and its outcome goes to the deliver function set below, with
  * owner. A task without a concurrency or rate key goes straight into the
  * activity threads' queue (nothing to ask Redis for). payload is copied.
- * Thread safe. */
+ * Out of memory aborts: the caller has handed the task over and has no way
+ * back (CONTRIBUTING.md, "Out of memory"). Thread safe. */
 void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
                        void *owner);
 /* Where the outcomes of submitted tasks go: deliver(owner, events topic

@@ -245,6 +245,8 @@ static void delay(struct bt_admission *adm, struct job *job, int64_t wait_ms)
     adm->n_delayed++;
 }
 
+/* key's line, made when it is new. Out of memory aborts: the task is taken
+ * and has nowhere else to wait (CONTRIBUTING.md, "Out of memory"). */
 static struct keyline *keyline_get(struct keyline **lines, const char *key)
 {
     struct keyline *line;

@@ -14,7 +14,7 @@
 #include "codec.h"
 #include "idmap.h"
 #include "inbox.h"
-#include "journal.h"
+#include "instance.h"
 
 #define WF_BATCH_MAX 1024 /* events advanced at a time */
 

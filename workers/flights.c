@@ -169,7 +169,8 @@ void wf_drop_flying(const struct bt_wftask *wt, struct bt_instance *inst)
 /* Notes in the batch's flight the held outbox fields of the eager tasks
  * whose outcomes it applied or forwarded: forgotten when it lands (the
  * outcome committed or on Kafka by then). A worker that dies first leaves
- * them to the outbox sweep, which sends those tasks again. */
+ * them to the outbox sweep, which sends those tasks again; so does one that
+ * runs out of memory here, where it aborts (the outcomes are applied). */
 static void note_held(struct bt_wftask *wt)
 {
     struct wf_flight *f = wt->batch.flight;

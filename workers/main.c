@@ -17,6 +17,7 @@
 #include "alive.h"
 #include "args.h"
 #include "config.h"
+#include "err.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -136,7 +137,8 @@ static int load_plugins(struct worker *w, char *errstr, size_t errstr_size)
     return 0;
 }
 
-/* The roles, the metrics and the heartbeat. Returns 0, or -1 with errstr. */
+/* The roles, the metrics and the heartbeat. Returns 0, or BT_EIO (BT_ENOMEM)
+ * with errstr. */
 static int start_roles(struct worker *w, char *errstr, size_t errstr_size)
 {
     const struct bt_config *cfg = &w->cfg;
@@ -145,20 +147,20 @@ static int start_roles(struct worker *w, char *errstr, size_t errstr_size)
     for (w->n_wts = 0; w->n_wts < cfg->workflow_threads; w->n_wts++)
         if (!(w->wts[w->n_wts] =
                   bt_wftask_new(cfg, w->reg, w->metrics, w->name, errstr, errstr_size)))
-            return -1;
+            return BT_EIO;
     if (!(w->at =
               bt_acttask_new(cfg, w->reg, w->metrics, w->name, errstr, errstr_size)) ||
         bt_metrics_start(w->metrics, cfg, errstr, errstr_size))
-        return -1;
+        return BT_EIO;
     if (!(w->types = workflow_types(w->reg))) {
         snprintf(errstr, errstr_size, "out of memory");
-        return -1;
+        return BT_ENOMEM;
     }
     /* eager tasks are recovered from the outbox once its key is gone */
     if (!(w->alive =
               bt_alive_start(cfg, w->name, w->types, w->reg->n_workflows,
                              bt_admission_rate_waiting(w->metrics), errstr, errstr_size)))
-        return -1;
+        return BT_EIO;
     if (cfg->eager)
         bt_acttask_on_local_outcome(w->at, bt_wftask_deliver);
     for (int i = 0; i < w->n_wts; i++) {

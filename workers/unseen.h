@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "journal.h"
+#include "instance.h"
 
 struct bt_unseen {
     struct bt_unseen_note {

@@ -10,7 +10,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
-#include "journal.h"
+#include "instance.h"
 #include "store.h"
 
 /* Drops from the deltas of insts[0..n) the results another process is

@@ -130,19 +130,96 @@ static const char *foreign_queue(const struct bt_wftask *wt, const struct wf_ite
     return serves(wt, queue) ? NULL : queue ? queue : "default";
 }
 
+/* Where the events being applied were read, "<cluster>/<topic>/<partition>",
+ * written again only when the partition changes (a batch holds few
+ * partitions; snprintf per event cost 2 % of the worker). */
+struct wf_pos {
+    char text[512];
+    const rd_kafka_topic_t *rkt;
+    int32_t partition;
+};
+
+static const char *pos_of(struct wf_pos *p, const struct bt_wftask *wt,
+                          const rd_kafka_message_t *rkm)
+{
+    if (rkm->rkt != p->rkt || rkm->partition != p->partition) {
+        p->rkt = rkm->rkt;
+        p->partition = rkm->partition;
+        snprintf(p->text, sizeof(p->text), "%s/%s/%d", wt->cluster,
+                 rd_kafka_topic_name(p->rkt), p->partition);
+    }
+    return p->text;
+}
+
+/* An eager task's outcome, from this worker: no Kafka position, its seq and
+ * attempt tell a duplicate. */
+static void apply_local(struct bt_wftask *wt, struct wf_item *it,
+                        const struct bt_replay_env *env)
+{
+    const char *why;
+
+    if (bt_replay_apply(it->inst, &it->msg, env, &why) == 0) {
+        wt->stats.events++;
+        wf_batch_touch(&wt->batch, it->inst);
+    } else {
+        wt->stats.duplicates++;
+    }
+}
+
+/* An event from Kafka was applied: its instance holds its position from now
+ * on, which tells a redelivery. */
+static void applied(struct bt_wftask *wt, struct wf_item *it,
+                    const struct bt_replay_env *env, const char *pos, int64_t ts)
+{
+    struct bt_instance *inst = it->inst;
+
+    if (!inst->kpos || strcmp(inst->kpos, pos)) {
+        free(inst->kpos);
+        inst->kpos = strdup(pos);
+        inst->kpos_stored = false;
+    }
+    inst->koff = it->rkm->offset;
+    inst->kts = ts;
+    inst->koff_stored = false;
+    wt->stats.events++;
+    wf_batch_touch(&wt->batch, inst);
+    if (it->msg.type == BT_MSG_TIMER && it->msg.due > 0)
+        bt_metrics_observe(
+            bt_metrics_series(wt->m.timer_late, it->msg.kind),
+            (double)(env->now_ms > it->msg.due ? env->now_ms - it->msg.due : 0) / 1000.0);
+}
+
+/* An event from Kafka that bt_replay_apply refused with rc (why says why): a
+ * duplicate, a suspect judged again after a fresh load, or a dead letter. */
+static void refused(struct bt_wftask *wt, struct wf_item *it, int rc, const char *why)
+{
+    char reason[600];
+
+    if (rc == BT_EEXIST) {
+        bt_log(BT_LOG_DEBUG, "ignored: %s workflow=%s type=%s seq=%lld attempt=%d", why,
+               it->msg.id, bt_msg_type_name(it->msg.type), (long long)it->msg.seq,
+               it->msg.attempt);
+        wt->stats.duplicates++;
+    } else if (rc == BT_EINVALMSG && !it->verified) {
+        /* the cached copy may be behind Redis (another worker committed
+         * the instance after this one loaded it: one paused past its
+         * session that woke up): judged again against a fresh load */
+        it->suspect = true;
+    } else {
+        snprintf(reason, sizeof(reason), "%s: %s \"%s\"", bt_msg_type_name(it->msg.type),
+                 why, it->msg.type == BT_MSG_START ? it->msg.workflow : it->msg.id);
+        wf_dead_letter(wt, it, reason);
+    }
+}
+
 void wf_apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
                   bool only_conflicted)
 {
-    /* "<cluster>/<topic>/<partition>", written once per run of a partition's
-     * events (a batch holds few partitions; snprintf per event cost 2 % of
-     * the worker) */
-    char pos[512] = "";
-    const rd_kafka_topic_t *pos_rkt = NULL;
-    int32_t pos_partition = -1;
+    struct wf_pos p = {.partition = -1};
 
     for (size_t i = 0; i < wt->batch.n_items; i++) {
         struct wf_item *it = &wt->batch.items[i];
-        const char *why;
+        const char *why, *pos;
         int64_t ts;
         int rc;
 
@@ -156,22 +233,11 @@ void wf_apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
                 wf_forward(wt, it, why);
             continue;
         }
-        if (it->local) { /* no Kafka position: seq and attempt tell duplicates */
-            rc = bt_replay_apply(it->inst, &it->msg, env, &why);
-            if (rc == 0) {
-                wt->stats.events++;
-                wf_batch_touch(&wt->batch, it->inst);
-            } else {
-                wt->stats.duplicates++;
-            }
+        if (it->local) {
+            apply_local(wt, it, env);
             continue;
         }
-        if (it->rkm->rkt != pos_rkt || it->rkm->partition != pos_partition) {
-            pos_rkt = it->rkm->rkt;
-            pos_partition = it->rkm->partition;
-            snprintf(pos, sizeof(pos), "%s/%s/%d", wt->cluster,
-                     rd_kafka_topic_name(pos_rkt), pos_partition);
-        }
+        pos = pos_of(&p, wt, it->rkm);
         ts = rd_kafka_message_timestamp(it->rkm, NULL);
         /* a redelivery sits at or below the last applied offset and was
          * written no later than it: a new cluster (the embedded one restarted,
@@ -182,39 +248,10 @@ void wf_apply_all(struct bt_wftask *wt, const struct bt_replay_env *env,
             continue;
         }
         rc = bt_replay_apply(it->inst, &it->msg, env, &why);
-        if (rc == 0) {
-            if (!it->inst->kpos || strcmp(it->inst->kpos, pos)) {
-                free(it->inst->kpos);
-                it->inst->kpos = strdup(pos);
-                it->inst->kpos_stored = false;
-            }
-            it->inst->koff = it->rkm->offset;
-            it->inst->kts = ts;
-            it->inst->koff_stored = false;
-            wt->stats.events++;
-            wf_batch_touch(&wt->batch, it->inst);
-            if (it->msg.type == BT_MSG_TIMER && it->msg.due > 0)
-                bt_metrics_observe(
-                    bt_metrics_series(wt->m.timer_late, it->msg.kind),
-                    (double)(env->now_ms > it->msg.due ? env->now_ms - it->msg.due : 0) /
-                        1000.0);
-        } else if (rc == BT_EEXIST) {
-            bt_log(BT_LOG_DEBUG, "ignored: %s workflow=%s type=%s seq=%lld attempt=%d",
-                   why, it->msg.id, bt_msg_type_name(it->msg.type),
-                   (long long)it->msg.seq, it->msg.attempt);
-            wt->stats.duplicates++;
-        } else if (rc == BT_EINVALMSG && !it->verified) {
-            /* the cached copy may be behind Redis (another worker committed
-             * the instance after this one loaded it: one paused past its
-             * session that woke up): judged again against a fresh load */
-            it->suspect = true;
-        } else {
-            char reason[600];
-            snprintf(reason, sizeof(reason), "%s: %s \"%s\"",
-                     bt_msg_type_name(it->msg.type), why,
-                     it->msg.type == BT_MSG_START ? it->msg.workflow : it->msg.id);
-            wf_dead_letter(wt, it, reason);
-        }
+        if (rc == 0)
+            applied(wt, it, env, pos, ts);
+        else
+            refused(wt, it, rc, why);
     }
 }
 

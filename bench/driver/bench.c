@@ -75,7 +75,7 @@ int bench_run_workload(struct bench *b, enum kind kind, const char *tag, int n, 
     const struct workload *w = &bench_workloads[kind];
     struct snapshot *s0 = calloc(1, sizeof(*s0)), *s1 = calloc(1, sizeof(*s1));
     struct run run = {0};
-    int ret = -1;
+    int ret = BT_ENOMEM;
 
     if (!s0 || !s1 || bench_run_prepare(b, &run, w, tag, n, k)) {
         fprintf(stderr, "baton bench: out of memory\n");
@@ -83,7 +83,7 @@ int bench_run_workload(struct bench *b, enum kind kind, const char *tag, int n, 
     }
     if (measure)
         bench_take_snapshot(b, s0, true);
-    if (bench_drive(b, &run, w->sequential ? 1 : b->opts.inflight))
+    if ((ret = bench_drive(b, &run, w->sequential ? 1 : b->opts.inflight)))
         goto out;
     if (measure) {
         bench_take_snapshot(b, s1, false);
@@ -98,6 +98,7 @@ int bench_run_workload(struct bench *b, enum kind kind, const char *tag, int n, 
     if (run.bad) {
         fprintf(stderr, "baton bench: %s: %d wrong results, e.g. %s\n", w->name, run.bad,
                 run.first_bad);
+        ret = BT_EIO;
         goto out;
     }
     ret = 0;
@@ -115,16 +116,16 @@ out:
  * bench_workloads follow, a warm-up waits for the rebalance that leaves. */
 int bench_run_limited(struct bench *b, const char *tag, int n, bool more)
 {
-    int ret = -1;
+    int ret = 0;
 
     if (!b->opts.attach) {
         if (b->tty)
             fprintf(stderr, "limited: starting %d more baton-workers...\r",
                     EXTRA_WORKERS);
-        if (bench_extra_start(&b->stack, b->cfg))
+        if ((ret = bench_extra_start(&b->stack, b->cfg)))
             goto out;
     }
-    if (bench_run_workload(b, LIMITED, "warmup-limited", WARMUP, 1, false))
+    if ((ret = bench_run_workload(b, LIMITED, "warmup-limited", WARMUP, 1, false)))
         goto out;
     bt_clock_sleep_ms(300); /* the bucket fills up again (burst 10 at 100/s: 0.1 s) */
     ret = bench_run_workload(b, LIMITED, tag, n, 1, true);
@@ -133,7 +134,7 @@ out:
         bench_extra_stop(&b->stack);
         if (more && !bench_interrupted &&
             bench_run_workload(b, CHAIN, "warmup-after-limited", WARMUP, 3, false))
-            ret = -1;
+            ret = BT_EIO;
     }
     return ret;
 }
@@ -232,11 +233,11 @@ static int results_consumer(struct bench *b, char *errstr, size_t n)
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_topic_t *rkt;
     char group[64];
-    int ret = -1;
+    int ret = BT_EIO;
 
     snprintf(group, sizeof(group), "baton-bench-%d", (int)getpid());
     if (!(b->consumer = bt_kafka_consumer_new(b->cfg, group, NULL, NULL, errstr, n)))
-        return -1;
+        return BT_EIO;
     rkt = rd_kafka_topic_new(b->consumer, b->results, NULL);
     if (rd_kafka_metadata(b->consumer, 0, rkt, &md, 10000) || md->topic_cnt != 1 ||
         md->topics[0].err) {
@@ -281,7 +282,7 @@ static int start_stack(struct bench *b, struct bt_config *cfg)
     if (!bt_config_kafka(cfg, "fetch.wait.max.ms") &&
         bt_config_add_kafka(cfg, "fetch.wait.max.ms",
                             idle_only ? BT_DEV_FETCH_WAIT_MS : "1"))
-        return -1;
+        return BT_ENOMEM;
     return bench_stack_start(&b->stack, cfg);
 }
 

@@ -83,7 +83,8 @@ static int produce_start(struct bench *b, struct run *run)
 /* Waits as a caller of `baton start --wait` does for the instance started
  * last: until its "finished" record is in Redis (a blocking read of its
  * history, woken by the finishing commit). Its result message is checked
- * when it comes. Returns 0, or -1 (Redis lost, a stall, bench_interrupted). */
+ * when it comes. Returns 0, BT_EAGAIN (Redis lost), BT_ETIMEDOUT (a stall) or
+ * BT_EIO (bench_interrupted, or the run stopped). */
 static int await_finished(struct bench *b, struct run *run)
 {
     int i = run->seen;
@@ -112,17 +113,17 @@ static int await_finished(struct bench *b, struct run *run)
         if (rc) {
             fprintf(stderr, "\nbaton bench: %s: lost Redis while waiting for %s\n",
                     run->w->name, run->ids[i]);
-            return -1;
+            return BT_EAGAIN;
         }
         if (bench_now_s() - run->t_start[i] > STALL_S) {
             fprintf(stderr,
                     "\nbaton bench: %s: %s did not finish in %.0f s (worker log: %s)\n",
                     run->w->name, run->ids[i], STALL_S,
                     b->stack.dev ? b->stack.log : "?");
-            return -1;
+            return BT_ETIMEDOUT;
         }
     }
-    return -1;
+    return BT_EIO;
 }
 
 /* The index of one of our instances in the result's id, or -1. */
@@ -236,18 +237,19 @@ static void *call_one_at_a_time(void *arg)
 /* Runs the instances of run to completion: at most inflight start events
  * waiting for their delivery report (the peers' harness bounds start calls
  * the same way), or one instance at a time (a caller thread starts them).
- * This thread reads and checks the results. Returns 0, or -1 on a stall. */
+ * This thread reads and checks the results. Returns 0, or BT_EIO (a stall,
+ * an interrupt, a caller that failed: said on stderr). */
 int bench_drive(struct bench *b, struct run *run, int inflight)
 {
     double t0 = bench_now_s(), last_result = t0;
     bool sequential = run->w->sequential;
     struct caller caller = {.b = b, .run = run};
     pthread_t caller_thread;
-    int ret = -1;
+    int ret = BT_EIO;
 
     if (sequential && pthread_create(&caller_thread, NULL, call_one_at_a_time, &caller)) {
         fprintf(stderr, "baton bench: cannot start a thread\n");
-        return -1;
+        return BT_EIO;
     }
     while (run->done < run->n) {
         rd_kafka_message_t *rkm;

@@ -13,21 +13,21 @@ int bench_read_stat(const char *path, char *comm, size_t n, pid_t *ppid,
     ssize_t len;
 
     if (fd < 0)
-        return -1;
+        return BT_EIO;
     len = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (len <= 0)
-        return -1;
+        return BT_EIO;
     buf[len] = '\0';
     if (!(open_paren = strchr(buf, '(')) || !(close_paren = strrchr(buf, ')')))
-        return -1;
+        return BT_EIO;
     if (comm)
         snprintf(comm, n, "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
     /* after the comm: state ppid pgrp session tty tpgid flags minflt cminflt
      * majflt cmajflt utime stime */
     if (sscanf(close_paren + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                &pp, &utime, &stime) != 3)
-        return -1;
+        return BT_EIO;
     if (ppid)
         *ppid = pp;
     if (ticks)

@@ -64,7 +64,7 @@ static int read_addresses(struct bt_config *cfg, const char *path)
     int found = 0;
 
     if (!f)
-        return -1;
+        return BT_EIO;
     while (fgets(line, sizeof(line), f)) {
         char **slot = NULL;
         line[strcspn(line, "\n")] = '\0';
@@ -79,7 +79,7 @@ static int read_addresses(struct bt_config *cfg, const char *path)
         found++;
     }
     fclose(f);
-    return found == 2 ? 0 : -1;
+    return found == 2 ? 0 : BT_ENOENT;
 }
 
 extern char **environ;
@@ -195,11 +195,11 @@ static int find_plugin(char *self, size_t n_self, char *plugin, size_t n_plugin)
     char dir[PATH_MAX], *slash;
 
     if (len <= 0)
-        return -1;
+        return BT_EIO;
     self[len] = '\0';
     snprintf(dir, sizeof(dir), "%s", self);
     if (!(slash = strrchr(dir, '/')))
-        return -1;
+        return BT_EIO;
     *slash = '\0';
     snprintf(plugin, n_plugin, "%s/../plugins/bench.so", dir);
     return 0;
@@ -325,10 +325,10 @@ int bench_extra_start(struct stack *s, const struct bt_config *cfg)
     char **argv = NULL, **envp = NULL;
     pid_t pid;
     double deadline;
-    int ret = -1, status;
+    int ret = BT_EIO, status;
 
     if (!s->dev || find_plugin(self, sizeof(self), plugin, sizeof(plugin)))
-        return -1;
+        return BT_EIO;
     snprintf(exe, sizeof(exe), "%s", self);
     slash = strrchr(exe, '/');
     snprintf(slash + 1, sizeof(exe) - (size_t)(slash + 1 - exe), "baton-worker");

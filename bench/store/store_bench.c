@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "journal.h"
+#include "instance.h"
 #include "redis.h"
 #include "store.h"
 

@@ -13,7 +13,8 @@
 #include "err.h"
 #include "harness.h"
 #include "history.h"
-#include "journal.h"
+#include "instance.h"
+#include "instances.h"
 #include "store.h"
 
 static struct bt_test_redis srv;
@@ -122,17 +123,8 @@ static void commit(struct bt_instance *inst, int64_t now, int want)
  * offset 7), with one step. */
 static struct bt_instance *started(const char *id)
 {
-    struct bt_instance *inst = bt_instance_new(id);
+    struct bt_instance *inst = bt_test_instance_new(id);
 
-    cr_assert_not_null(inst);
-    inst->type = strdup("flow");
-    inst->input = json_pack("{s:i}", "n", 1);
-    inst->status = BT_STATUS_RUNNING;
-    inst->created = 1000;
-    inst->run = 1;
-    inst->kpos = strdup("cluster/events/0");
-    inst->koff = 7;
-    inst->kts = 990;
     cr_assert_not_null(bt_instance_append(inst, 'a', "step"));
     record(inst, "started");
     commit(inst, 1000, 0);

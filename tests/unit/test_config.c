@@ -1,5 +1,6 @@
-/* The retention settings: durations with units, per-type rules, and the
- * errors a user sees for a bad one. */
+/* The settings table (config.c): defaults, the environment and flags in
+ * their order, durations with units, per-type retention rules, and the
+ * errors a user sees for a bad value. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,17 +50,19 @@ Test(config, a_type_rule_overrides_the_retention_and_the_last_rule_wins)
     cr_expect_eq(bt_config_retention(1000, NULL, 0, "signup"), 1000);
 }
 
+/* The arguments the last load left to the program. */
+static int left;
+
 /* Loads argv (NULL-terminated) with no environment of ours. */
 static int load(struct bt_config *cfg, char **argv, char *errstr, size_t n)
 {
-    int argc = 0;
-
-    while (argv[argc])
-        argc++;
+    left = 0;
+    while (argv[left])
+        left++;
     unsetenv("BATON_RETENTION");
     unsetenv("BATON_RETENTION_TYPES");
     setenv("BATON_HOME", "/nonexistent-baton-home", 1);
-    return bt_config_load(cfg, &argc, argv, errstr, n);
+    return bt_config_load(cfg, &left, argv, errstr, n);
 }
 
 Test(config, retention_defaults_to_a_week_and_takes_flags)
@@ -175,4 +178,44 @@ Test(config, dev_env_gives_kafka_properties_that_the_environment_overrides)
     unsetenv("BATON_KAFKA_FETCH_WAIT_MAX_MS");
     unlink(path);
     rmdir(home);
+}
+
+/* The order of the table's sources for one setting: its default, then its
+ * BATON_* variable, then its flag; the flags it knows are taken out of argv
+ * and the rest left to the program, in order. */
+Test(config, the_environment_overrides_a_default_and_a_flag_overrides_both)
+{
+    char p[] = "prog", f[] = "--concurrency", v[] = "16", pos[] = "start",
+         own[] = "--wait", q[] = "--prefix=acme";
+    char *none[] = {p, NULL}, *argv[] = {p, f, v, pos, own, q, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+
+    unsetenv("BATON_CONCURRENCY");
+    unsetenv("BATON_PREFIX");
+    unsetenv("BATON_KEY_PREFIX");
+    unsetenv("BATON_LOG_LEVEL");
+    cr_assert_eq(load(&cfg, none, errstr, sizeof(errstr)), 0, "%s", errstr);
+    cr_expect_eq(cfg.concurrency, 4);
+    cr_expect_str_eq(cfg.prefix, "baton");
+    cr_expect_str_eq(cfg.key_prefix, "bt", "the default topic prefix keeps bt");
+    cr_expect_str_eq(cfg.log_level, "info");
+    cr_expect_eq(cfg.eager, 1);
+    bt_config_release(&cfg);
+
+    setenv("BATON_CONCURRENCY", "8", 1);
+    cr_assert_eq(load(&cfg, none, errstr, sizeof(errstr)), 0, "%s", errstr);
+    cr_expect_eq(cfg.concurrency, 8);
+    bt_config_release(&cfg);
+
+    cr_assert_eq(load(&cfg, argv, errstr, sizeof(errstr)), 0, "%s", errstr);
+    unsetenv("BATON_CONCURRENCY");
+    cr_expect_eq(cfg.concurrency, 16);
+    cr_expect_str_eq(cfg.prefix, "acme");
+    cr_expect_str_eq(cfg.key_prefix, "acme", "the key prefix follows the topic prefix");
+    cr_assert_eq(left, 3);
+    cr_expect_str_eq(argv[0], "prog");
+    cr_expect_str_eq(argv[1], "start");
+    cr_expect_str_eq(argv[2], "--wait");
+    bt_config_release(&cfg);
 }

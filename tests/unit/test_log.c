@@ -184,7 +184,8 @@ static bool format_at(const char *src, char *out, size_t n)
 /* Every bt_log format of the programs' sources into fmts, one per line. */
 static size_t collect_formats(char fmts[][512], size_t max)
 {
-    static const char *const dirs[] = {"common", "workers", "scheduler", "cli"};
+    static const char *const dirs[] = {"common", "common/sdk", "workers", "scheduler",
+                                       "cli"};
     size_t count = 0;
 
     for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {

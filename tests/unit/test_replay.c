@@ -1,4 +1,4 @@
-/* The replay engine alone (common/replay.h): a journal and an event in, the
+/* The replay engine alone (common/sdk/replay.h): a journal and an event in, the
  * decision out (journal entries, commands), with no Redis and no Kafka. Each
  * test commits its decisions as the worker would (bt_instance_committed)
  * and reads the commands back through the codec. */
@@ -9,7 +9,7 @@
 #include "baton.h"
 #include "codec.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "registry.h"
 #include "replay.h"
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "codec.h"
-#include "journal.h"
+#include "instance.h"
 #include "registry.h"
 
 /* The signal `baton unblock` sends: it makes a blocked instance replay again

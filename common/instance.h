@@ -3,8 +3,8 @@
  * that has not been committed to Redis yet. Loaded from and committed to Redis
  * by store.c; changed by replay.c. Not thread safe: one instance is advanced
  * by one thread at a time (its Kafka partition's). */
-#ifndef BT_JOURNAL_H
-#define BT_JOURNAL_H
+#ifndef BT_INSTANCE_H
+#define BT_INSTANCE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -16,7 +16,7 @@
 #include "codec.h"
 #include "err.h"
 #include "idmap.h"
-#include "journal.h"
+#include "instance.h"
 #include "log.h"
 #include "registry.h"
 #include "replay.h"

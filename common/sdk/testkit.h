@@ -10,7 +10,7 @@
 #include "baton_test.h"
 #include "codec.h"
 #include "idmap.h"
-#include "journal.h"
+#include "instance.h"
 #include "replay.h"
 
 /* A message on its way, encoded as for Kafka. */
@@ -85,7 +85,7 @@ int bt_testkit_apply(bt_test_env *env, const struct bt_msg *msg, const char **wh
 /* Runs an attempt as the activity role does: skipped when its journal entry
  * no longer waits for it, its timeout set, its outcome sent. */
 void bt_testkit_run_task(bt_test_env *env, const struct bt_msg *task);
-/* "1500ms", "90s", "15m", "24h", "7d" or plain ms; 0 or -1. */
+/* "1500ms", "90s", "15m", "24h", "7d" or plain ms; 0 or BT_EINVAL. */
 int bt_testkit_duration(const char *s, int64_t *ms);
 void bt_testkit_acts_free(bt_test_env *env);
 

@@ -8,7 +8,7 @@
 
 #include "codec.h"
 #include "err.h"
-#include "journal.h"
+#include "instance.h"
 #include "jsonw.h"
 
 static const char *const status_names[] = {

@@ -19,9 +19,9 @@
  * jumps to the next timer). bt_now() in workflow code is this clock.
  * Durations are "1500ms", "90s", "15m", "24h", "7d" (or a number of ms).
  * Functions returning int return 0, or -1 with bt_test_error_text() saying
- * why. The engine logs warnings and errors only, on stderr, unless
- * BATON_LOG_LEVEL says otherwise (debug shows every step). Not thread safe:
- * one env per thread. */
+ * why; running out of memory aborts the test. The engine logs warnings and
+ * errors only, on stderr, unless BATON_LOG_LEVEL says otherwise (debug shows
+ * every step). Not thread safe: one env per thread. */
 #ifndef BATON_TEST_H
 #define BATON_TEST_H
 

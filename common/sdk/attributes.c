@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "baton.h"
-#include "journal.h"
+#include "instance.h"
 #include "replay_int.h"
 
 #define NAME_MAX_LEN 64

@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "baton.h"
-#include "journal.h"
+#include "instance.h"
 #include "replay.h"
 
 /* A saved entry, to roll a replay back when it meets nondeterminism. */

@@ -33,16 +33,16 @@ int bt_testkit_duration(const char *s, int64_t *ms)
     long long n;
 
     if (!s || !*s)
-        return -1;
+        return BT_EINVAL;
     n = strtoll(s, &end, 10);
     if (end == s || n < 0)
-        return -1;
+        return BT_EINVAL;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
         if (!strcmp(end, units[i].unit)) {
             *ms = n * units[i].ms;
             return 0;
         }
-    return -1;
+    return BT_EINVAL;
 }
 
 static struct stand_in *stand_in(bt_test_env *env, const char *name, bool make)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "codec.h"
-#include "journal.h"
+#include "instance.h"
 #include "replay.h"
 
 /* Applies a pause, resume or reset message to inst: as bt_replay_apply
