@@ -47,15 +47,27 @@ int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n);
  * (NULL-terminated "NAME=value" strings): the inherited one without its
  * BATON_* variables (BATON_PLUGINS would otherwise load each plugin twice,
  * with the --plugin flags), and the settings baton dev resolved, with the
- * addresses of its Kafka cluster (brokers) and redis-server (redis_port).
+ * addresses of its Kafka cluster (brokers) and Redis (redis: host:port, or a
+ * cluster's nodes, comma-separated, with cfg->redis_cluster set).
  * Returns 0 or BT_ENOMEM; *envp is set either way: the caller frees each
  * string and the array. */
-int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_port,
+int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char *redis,
                     char ***envp);
 /* The addresses and credentials other commands need, written to path
  * (dev.env) all or nothing. Returns 0, or BT_EIO having logged why. */
 int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path,
-                         const char *brokers, int redis_port);
+                         const char *brokers, const char *redis);
+/* dev_redis.c, for --redis-cluster: removes what a former run's cluster left
+ * in <home>/redis-cluster (each run makes its own), and makes a cluster of
+ * the nodes at addrs (comma-separated, started and answering) with
+ * redis-cli --cluster create, waiting until every node sees every slot
+ * served. 0, or an error having logged why. */
+int bt_cli_dev_cluster_reset(const struct bt_config *cfg);
+/* Resolves a program name through $PATH into buf before any fork: the child
+ * then only calls async-signal-safe functions, as a multi-threaded parent
+ * requires. 0, or BT_ENOENT / BT_ENOMEM. */
+int bt_cli_find_in_path(const char *name, char *buf, size_t n);
+int bt_cli_dev_cluster_create(const struct bt_config *cfg, const char *addrs);
 int bt_cli_bench(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_start(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_signal_with_start(struct bt_config *cfg, int argc, char **argv);

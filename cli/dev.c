@@ -37,10 +37,11 @@
 #define HEALTHY_AFTER_MS 30000 /* a child that ran this long starts a new row */
 #define STOP_TIMEOUT_MS  5000  /* SIGTERM, then SIGKILL */
 #define REDIS_TIMEOUT_MS 10000 /* until redis-server answers PING */
-#define PROC_REDIS       0
-#define PROC_SCHEDULER   1
-#define PROC_WORKER      2
-#define N_PROCS          3
+#define REDIS_NODES      3     /* the masters of --redis-cluster's cluster */
+#define PROC_REDIS       0     /* up to PROC_REDIS + REDIS_NODES - 1 */
+#define PROC_SCHEDULER   REDIS_NODES
+#define PROC_WORKER      (REDIS_NODES + 1)
+#define N_PROCS          (REDIS_NODES + 2)
 
 /* A program baton dev runs, watches and restarts. */
 struct child {
@@ -58,10 +59,13 @@ struct dev {
     struct bt_config *cfg; /* borrowed */
     char env_path[PATH_MAX];
     int wrote_env;
-    int lock_fd; /* holds the home's lock; -1: none */
-    char **envp; /* the children's environment */
-    int redis_port;
-    rd_kafka_t *rk; /* owns the mock cluster */
+    int lock_fd;                      /* holds the home's lock; -1: none */
+    char **envp;                      /* the children's environment */
+    int n_redis;                      /* redis-servers: 1, or a cluster's */
+    int redis_ports[REDIS_NODES];     /* [0]: the one redis-server */
+    int bus_ports[REDIS_NODES];       /* a cluster node's cluster bus */
+    char redis[REDIS_NODES * 24 + 8]; /* their addresses, for the programs */
+    rd_kafka_t *rk;                   /* owns the mock cluster */
     rd_kafka_mock_cluster_t *mcluster;
     char brokers[256];
     char topics[2048]; /* created, space-separated, for the user */
@@ -87,9 +91,7 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0700) && errno != EEXIST ? BT_EIO : 0;
 }
 
-/* Resolves a program name through $PATH before any fork: the child then only
- * calls async-signal-safe functions, as a multi-threaded parent requires. */
-static int find_in_path(const char *name, char *buf, size_t n)
+int bt_cli_find_in_path(const char *name, char *buf, size_t n)
 {
     const char *path = getenv("PATH");
     char *copy, *save = NULL;
@@ -172,21 +174,30 @@ static int baton_child(struct dev *dev, struct child *c, const char *name,
     return 0;
 }
 
-static int redis_child(struct dev *dev, struct child *c)
+/* redis-server i: the one (data in <home>/redis), or a node of the cluster
+ * (<home>/redis-cluster/<i>, made afresh by bt_cli_dev_cluster). */
+static int redis_child(struct dev *dev, int i)
 {
     const struct bt_config *cfg = dev->cfg;
-    char path[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], port[16], conf[PATH_MAX];
+    struct child *c = &dev->procs[PROC_REDIS + i];
+    char path[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], port[16], bus[16], conf[PATH_MAX];
     int ret;
 
     c->name = "redis-server";
     c->deathsig = SIGTERM; /* lets it flush the append-only file */
-    if (find_in_path("redis-server", path, sizeof(path))) {
+    if (bt_cli_find_in_path("redis-server", path, sizeof(path))) {
         bt_log(BT_LOG_ERROR, "redis-server not found in PATH (run scripts/bootstrap)");
         return BT_ENOENT;
     }
-    snprintf(dir, sizeof(dir), "%s/redis", cfg->home);
-    snprintf(log, sizeof(log), "%s/redis.log", cfg->home);
-    snprintf(port, sizeof(port), "%d", dev->redis_port);
+    if (cfg->redis_cluster) {
+        snprintf(dir, sizeof(dir), "%s/redis-cluster/%d", cfg->home, i);
+        snprintf(log, sizeof(log), "%s/redis-cluster/%d.log", cfg->home, i);
+    } else {
+        snprintf(dir, sizeof(dir), "%s/redis", cfg->home);
+        snprintf(log, sizeof(log), "%s/redis.log", cfg->home);
+    }
+    snprintf(port, sizeof(port), "%d", dev->redis_ports[i]);
+    snprintf(bus, sizeof(bus), "%d", dev->bus_ports[i]);
     if (mkdir_p(dir)) {
         bt_log(BT_LOG_ERROR, "cannot create a directory: %s dir=%s", strerror(errno),
                dir);
@@ -200,6 +211,13 @@ static int redis_child(struct dev *dev, struct child *c)
         argv_push(c, "yes") || argv_push(c, "--save") || argv_push(c, "") ||
         argv_push(c, "--daemonize") || argv_push(c, "no") || argv_push(c, "--logfile") ||
         argv_push(c, log))
+        return BT_ENOMEM;
+    /* a cluster node; its bus on a port of its own (port + 10000 may be past
+     * 65535) */
+    if (cfg->redis_cluster &&
+        (argv_push(c, "--cluster-enabled") || argv_push(c, "yes") ||
+         argv_push(c, "--cluster-config-file") || argv_push(c, "nodes.conf") ||
+         argv_push(c, "--cluster-port") || argv_push(c, bus)))
         return BT_ENOMEM;
     return 0;
 }
@@ -223,16 +241,17 @@ static int child_start(struct child *c, char **envp)
     return 0;
 }
 
-/* Bounded wait until redis-server answers PING (and fails fast if it died). */
-static int redis_wait(struct dev *dev)
+/* Bounded wait until redis-server i answers PING (and fails fast if it
+ * died). */
+static int redis_wait(struct dev *dev, int i)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
     int64_t deadline = bt_clock_mono_ms() + REDIS_TIMEOUT_MS;
-    struct child *c = &dev->procs[PROC_REDIS];
+    struct child *c = &dev->procs[PROC_REDIS + i];
     int status;
 
     while (bt_clock_mono_ms() < deadline) {
-        redisContext *rc = redisConnectWithTimeout("127.0.0.1", dev->redis_port, tv);
+        redisContext *rc = redisConnectWithTimeout("127.0.0.1", dev->redis_ports[i], tv);
         redisReply *reply = NULL;
         int ok = 0;
 
@@ -253,8 +272,8 @@ static int redis_wait(struct dev *dev)
         }
         bt_clock_sleep_ms(50);
     }
-    bt_log(BT_LOG_ERROR, "redis-server did not answer port=%d log=%s/redis.log",
-           dev->redis_port, dev->cfg->home);
+    bt_log(BT_LOG_ERROR, "redis-server did not answer port=%d home=%s",
+           dev->redis_ports[i], dev->cfg->home);
     return BT_ETIMEDOUT;
 }
 
@@ -477,7 +496,7 @@ static void dev_release(struct dev *dev)
     if (dev->wrote_env)
         unlink(dev->env_path);
     stop_children(dev, PROC_SCHEDULER, N_PROCS);
-    stop_children(dev, PROC_REDIS, PROC_REDIS + 1);
+    stop_children(dev, PROC_REDIS, PROC_REDIS + REDIS_NODES);
     /* the credentials rest on disk only while it runs, as dev.env's do (and
      * only ours: without the home's lock, redis was never started) */
     if (dev->procs[PROC_REDIS].argv && snprintf(conf, sizeof(conf), "%s/redis-auth.conf",
@@ -523,7 +542,7 @@ static int start_programs(struct dev *dev, bool scheduler, bool worker)
 {
     const struct bt_config *cfg = dev->cfg;
 
-    if (bt_cli_dev_envp(cfg, dev->brokers, dev->redis_port, &dev->envp) ||
+    if (bt_cli_dev_envp(cfg, dev->brokers, dev->redis, &dev->envp) ||
         (scheduler && baton_child(dev, &dev->procs[PROC_SCHEDULER], "baton-scheduler",
                                   cfg->metrics_port)) ||
         (worker && baton_child(dev, &dev->procs[PROC_WORKER], "baton-worker",
@@ -546,18 +565,54 @@ static void banner(const struct dev *dev)
     if (cfg->log_json) {
         bt_log(BT_LOG_INFO,
                "running until Ctrl-C kafka=%s topics=\"%s\" partitions=%d "
-               "redis=127.0.0.1:%d data=%s/redis env=%s",
-               dev->brokers, dev->topics, cfg->partitions, dev->redis_port, cfg->home,
-               dev->env_path);
+               "redis=%s cluster=%d data=%s env=%s",
+               dev->brokers, dev->topics, cfg->partitions, dev->redis, cfg->redis_cluster,
+               cfg->home, dev->env_path);
         return;
     }
     printf("baton dev: running until Ctrl-C\n");
     printf("  kafka  %s   (embedded; try: kcat -b %s -L)\n", dev->brokers, dev->brokers);
     printf("  topics %s (%d partitions each)\n", dev->topics, cfg->partitions);
-    printf("  redis  127.0.0.1:%d   (data in %s/redis; try: redis-cli -p %d)\n",
-           dev->redis_port, cfg->home, dev->redis_port);
+    if (cfg->redis_cluster)
+        printf("  redis  %s   (a Redis Cluster of %d masters, %d shards, made afresh; "
+               "try: redis-cli -c -p %d)\n",
+               dev->redis, dev->n_redis, cfg->redis_shards, dev->redis_ports[0]);
+    else
+        printf("  redis  %s   (data in %s/redis; try: redis-cli -p %d)\n", dev->redis,
+               cfg->home, dev->redis_ports[0]);
     printf("  addresses written to %s: other baton commands use them\n", dev->env_path);
     fflush(stdout);
+}
+
+/* The redis-server, or the nodes of a cluster made afresh: ports picked,
+ * started, answering, and dev->redis their address(es). 0 or an error,
+ * logged. */
+static int redis_start(struct dev *dev)
+{
+    const struct bt_config *cfg = dev->cfg;
+    size_t len = 0;
+    int ret;
+
+    dev->n_redis = cfg->redis_cluster ? REDIS_NODES : 1;
+    if (cfg->redis_cluster && (ret = bt_cli_dev_cluster_reset(cfg)))
+        return ret;
+    for (int i = 0; i < dev->n_redis; i++) {
+        dev->redis_ports[i] = cfg->dev_redis_port ? cfg->dev_redis_port + i : free_port();
+        do
+            dev->bus_ports[i] = cfg->redis_cluster ? free_port() : 0;
+        while (dev->bus_ports[i] == dev->redis_ports[i]);
+        if (dev->redis_ports[i] <= 0 || dev->bus_ports[i] < 0) {
+            bt_log(BT_LOG_ERROR, "cannot find a free port: %s", strerror(errno));
+            return BT_EIO;
+        }
+        len += (size_t)snprintf(dev->redis + len, sizeof(dev->redis) - len,
+                                "%s127.0.0.1:%d", i ? "," : "", dev->redis_ports[i]);
+        if ((ret = redis_child(dev, i)) ||
+            (ret = child_start(&dev->procs[PROC_REDIS + i], environ)) ||
+            (ret = redis_wait(dev, i)))
+            return ret;
+    }
+    return cfg->redis_cluster ? bt_cli_dev_cluster_create(cfg, dev->redis) : 0;
 }
 
 static bool no_worker_arg, no_scheduler_arg;
@@ -583,11 +638,11 @@ static const struct bt_cmd dev_cmd = {
              "N+1.",
     .args = dev_args,
     .settings =
-        (const char *const[]){"home", "dev-redis-port", "partitions", "plugin", "queues",
-                              "concurrency", "eager", "metrics-port", "redis-user",
-                              "redis-password", "redis-password-file", "prefix",
-                              "key-prefix", "log-level", "log-json",
-                              "kafka.<property>=<value>", NULL},
+        (const char *const[]){"home", "dev-redis-port", "redis-cluster", "redis-shards",
+                              "partitions", "plugin", "queues", "concurrency", "eager",
+                              "metrics-port", "redis-user", "redis-password",
+                              "redis-password-file", "prefix", "key-prefix", "log-level",
+                              "log-json", "kafka.<property>=<value>", NULL},
 };
 
 int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
@@ -632,16 +687,8 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
         goto out;
     }
 
-    dev.redis_port = cfg->dev_redis_port ? cfg->dev_redis_port : free_port();
-    if (dev.redis_port <= 0) {
-        bt_log(BT_LOG_ERROR, "cannot find a free port: %s", strerror(errno));
-        goto out;
-    }
-    if (redis_child(&dev, &dev.procs[PROC_REDIS]) ||
-        child_start(&dev.procs[PROC_REDIS], environ) || redis_wait(&dev))
-        goto out;
-    if (kafka_start(&dev) ||
-        bt_cli_dev_write_env(cfg, dev.env_path, dev.brokers, dev.redis_port))
+    if (redis_start(&dev) || kafka_start(&dev) ||
+        bt_cli_dev_write_env(cfg, dev.env_path, dev.brokers, dev.redis))
         goto out;
     dev.wrote_env = 1;
     banner(&dev);

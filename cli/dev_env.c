@@ -51,10 +51,10 @@ static char *join(char *const *texts, size_t n, char sep)
     return out;
 }
 
-int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_port,
+int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char *redis,
                     char ***envp)
 {
-    char redis[64], num[9][32], *rules = NULL;
+    char num[11][32], *rules = NULL;
     size_t n = 0;
     int ret = 0;
 
@@ -71,7 +71,8 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_
             grown[++n] = NULL;
             ret = grown[n - 1] ? 0 : BT_ENOMEM;
         }
-    snprintf(redis, sizeof(redis), "127.0.0.1:%d", redis_port);
+    snprintf(num[9], sizeof(num[9]), "%d", cfg->redis_shards);
+    snprintf(num[10], sizeof(num[10]), "%d", cfg->redis_wait_ms);
     snprintf(num[0], sizeof(num[0]), "%d", cfg->concurrency);
     snprintf(num[1], sizeof(num[1]), "%lld", (long long)cfg->max_payload);
     snprintf(num[2], sizeof(num[2]), "%lld", (long long)cfg->activity_timeout_ms);
@@ -86,6 +87,9 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_
         return BT_ENOMEM;
     ret = ret || envp_push(envp, &n, "BATON_BROKERS", brokers) ||
           envp_push(envp, &n, "BATON_REDIS", redis) ||
+          (cfg->redis_cluster && (envp_push(envp, &n, "BATON_REDIS_CLUSTER", "1") ||
+                                  envp_push(envp, &n, "BATON_REDIS_SHARDS", num[9]) ||
+                                  envp_push(envp, &n, "BATON_REDIS_WAIT_MS", num[10]))) ||
           envp_push(envp, &n, "BATON_PREFIX", cfg->prefix) ||
           envp_push(envp, &n, "BATON_KEY_PREFIX", cfg->key_prefix) ||
           envp_push(envp, &n, "BATON_EMBEDDED", "1") ||
@@ -127,7 +131,7 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, int redis_
 
 /* Written to a temporary file and renamed, so a reader sees all or nothing. */
 int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path,
-                         const char *brokers, int redis_port)
+                         const char *brokers, const char *redis)
 {
     char tmp[PATH_MAX + 32];
     FILE *f;
@@ -142,9 +146,13 @@ int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path,
         return BT_EIO;
     }
     fprintf(f,
-            "BATON_BROKERS=%s\nBATON_REDIS=127.0.0.1:%d\nBATON_PREFIX=%s\n"
+            "BATON_BROKERS=%s\nBATON_REDIS=%s\nBATON_PREFIX=%s\n"
             "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\n",
-            brokers, redis_port, cfg->prefix, cfg->key_prefix);
+            brokers, redis, cfg->prefix, cfg->key_prefix);
+    if (cfg->redis_cluster)
+        fprintf(f,
+                "BATON_REDIS_CLUSTER=1\nBATON_REDIS_SHARDS=%d\nBATON_REDIS_WAIT_MS=%d\n",
+                cfg->redis_shards, cfg->redis_wait_ms);
     fprintf(f, "BATON_KAFKA_FETCH_WAIT_MAX_MS=%s\n",
             bt_config_kafka(cfg, "fetch.wait.max.ms")
                 ? bt_config_kafka(cfg, "fetch.wait.max.ms")

@@ -18,6 +18,7 @@ struct bt_test_redis {
     char addr[64]; /* "127.0.0.1:<port>" */
     char dir[256]; /* data dir, removed by stop */
     bool cluster;  /* set before start: a Redis Cluster node (cluster-enabled) */
+    int bus_port;  /* a cluster node's cluster bus */
 };
 /* Starts it and waits until it answers PING. Returns 0 or -1. */
 int bt_test_redis_start(struct bt_test_redis *r);

@@ -94,7 +94,7 @@ static void dump_log(const struct bt_test_redis *r)
 /* Starts redis-server on r->port and r->dir and waits until it answers. */
 static int launch(struct bt_test_redis *r)
 {
-    char exe[512], port[16], logpath[300];
+    char exe[512], port[16], bus[16], logpath[300];
     /* clang-format off */
     const char *argv[] = {exe,
                           "--port", port,
@@ -109,6 +109,8 @@ static int launch(struct bt_test_redis *r)
                           r->cluster ? "--cluster-enabled" : NULL, "yes",
                           "--cluster-config-file", "nodes.conf",
                           "--cluster-node-timeout", "1000",
+                          /* its own: port + 10000 may be past 65535 */
+                          "--cluster-port", bus,
                           NULL};
     /* clang-format on */
     int64_t deadline = bt_test_now_ms() + BT_TEST_REDIS_START_MS;
@@ -117,6 +119,7 @@ static int launch(struct bt_test_redis *r)
     if (find_in_path("redis-server", exe, sizeof(exe)) < 0)
         goto out;
     snprintf(port, sizeof(port), "%d", r->port);
+    snprintf(bus, sizeof(bus), "%d", r->bus_port);
     snprintf(logpath, sizeof(logpath), "%s/redis.log", r->dir);
     r->pid = bt_test_spawn(argv, NULL, logpath);
     if (r->pid < 0)
@@ -160,6 +163,9 @@ int bt_test_redis_start(struct bt_test_redis *r)
         r->port = free_port();
         if (r->port < 0)
             break;
+        do
+            r->bus_port = r->cluster ? free_port() : 0;
+        while (r->cluster && r->bus_port == r->port);
         snprintf(r->addr, sizeof(r->addr), "127.0.0.1:%d", r->port);
         ret = launch(r);
     }

@@ -286,3 +286,69 @@ Test(dev, redis_credentials_reach_its_redis_and_children_but_no_command_line,
     snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", home);
     cr_expect_eq(system(cmdline), 0);
 }
+
+/* The cluster state as node port reports it ("" when nothing answers). */
+static void cluster_info(int port, char *buf, size_t n)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -p %d CLUSTER INFO 2>&1", port);
+    output_of(cmd, buf, n);
+}
+
+Test(dev, redis_cluster_runs_the_stack_on_a_redis_cluster_of_its_own, .timeout = 120)
+{
+    char home[] = "/tmp/baton-test-devc-XXXXXX", home_env[64], prefix_env[64];
+    char env_path[128], log_path[128], plugin[512], redis[256], value[64], out[16384];
+    const char *prefix = bt_test_prefix();
+    int ports[3], n = 0, status;
+    bool ok;
+    pid_t pid;
+
+    cr_assert(mkdtemp(home));
+    snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
+    snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", prefix);
+    snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
+    snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
+    snprintf(plugin, sizeof(plugin), "%s/flows.so", BT_PLUGIN_DIR);
+    const char *const argv[] = {BT_BIN_DIR "/baton", "dev",  "--redis-cluster",
+                                "--plugin",          plugin, NULL};
+    const char *const env[] = {home_env, prefix_env, NULL};
+
+    pid = bt_test_spawn(argv, env, log_path);
+    cr_assert(pid > 0);
+    BT_TEST_WAIT_UNTIL(ok, exists(env_path), 60000);
+    cr_assert(ok, "no %s after 60 s; see %s", env_path, log_path);
+    env_value(env_path, "BATON_REDIS_CLUSTER", value, sizeof(value));
+    cr_assert_str_eq(value, "1");
+    env_value(env_path, "BATON_REDIS_SHARDS", value, sizeof(value));
+    cr_assert_str_eq(value, "16");
+    env_value(env_path, "BATON_REDIS", redis, sizeof(redis));
+    for (char *p = redis; p && n < 3; p = strchr(p, ','), p = p ? p + 1 : NULL)
+        ports[n++] = atoi(strchr(p, ':') + 1);
+    cr_assert_eq(n, 3, "BATON_REDIS=\"%s\": three masters", redis);
+    for (int i = 0; i < 3; i++) {
+        cluster_info(ports[i], out, sizeof(out));
+        cr_assert(strstr(out, "cluster_state:ok") && strstr(out, "cluster_known_nodes:3"),
+                  "node %d: %s", ports[i], out);
+    }
+
+    /* the other commands find the cluster through dev.env */
+    const char *const start[] = {
+        BT_BIN_DIR "/baton", "start",     "chain3", "--id", "on-cluster",
+        "--input",           "{\"v\":1}", "--wait", NULL};
+    char start_log[160];
+    snprintf(start_log, sizeof(start_log), "%s/start.out", home);
+    status = bt_test_wait(bt_test_spawn(start, env, start_log), 60000);
+    cr_assert_eq(status, 0, "baton start --wait: %d\n%s", status,
+                 bt_test_file_tail(start_log, out, sizeof(out)));
+    cr_assert(strstr(bt_test_file_tail(start_log, out, sizeof(out)), "{\"v\":4}"), "%s",
+              out);
+
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_assert_eq(bt_test_wait(pid, 20000), 0, "baton dev did not exit 0 within 20 s");
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(redis_pid(ports[i]), -1, "port %d still answers", ports[i]);
+    snprintf(out, sizeof(out), "rm -rf '%s'", home);
+    cr_expect_eq(system(out), 0);
+}
