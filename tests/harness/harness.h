@@ -29,17 +29,19 @@ int bt_test_redis_restart(struct bt_test_redis *r);
 /* Stops it and removes its data dir. Idempotent. */
 void bt_test_redis_stop(struct bt_test_redis *r);
 
-/* A Redis Cluster of 3 masters and 3 replicas (one each), all on loopback,
- * made with `redis-cli --cluster create`; failover a second after a master
- * stops answering. */
+/* A Redis Cluster of 3 masters, with a replica each when asked (for a
+ * failover, a second after a master stops answering), all on loopback, made
+ * with `redis-cli --cluster create`. */
 #define BT_TEST_RCLUSTER_NODES 6
 struct bt_test_rcluster {
     struct bt_test_redis node[BT_TEST_RCLUSTER_NODES];
+    int n;           /* nodes: 3, or 6 with replicas */
     char seeds[256]; /* "127.0.0.1:<port>,..." of every node */
 };
 /* Starts the nodes, makes the cluster, and waits until every node sees all
- * 16384 slots served. Returns 0 or -1 (what was started is stopped). */
-int bt_test_rcluster_start(struct bt_test_rcluster *c);
+ * 16384 slots served (and each master its replica). Returns 0 or -1 (what
+ * was started is stopped). */
+int bt_test_rcluster_start(struct bt_test_rcluster *c, bool replicas);
 /* The node that serves key's slot as a master now; -1 when none does. */
 int bt_test_rcluster_master_of(struct bt_test_rcluster *c, const char *key);
 /* Waits up to timeout_ms until a node other than the dead one serves every

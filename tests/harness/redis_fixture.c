@@ -240,8 +240,9 @@ static int slot_master(const redisReply *slots, long long slot)
 }
 
 /* Whether node r sees the cluster up, every slot served, none by dead_port,
- * and when dead_port is -1 each master with its replica. */
-static bool node_sees_cluster_up(const struct bt_test_redis *r, int dead_port)
+ * and each master with its replica when replicas. */
+static bool node_sees_cluster_up(const struct bt_test_redis *r, int dead_port,
+                                 bool replicas)
 {
     redisReply *info = node_command(r, "CLUSTER INFO");
     redisReply *slots = node_command(r, "CLUSTER SLOTS");
@@ -251,7 +252,7 @@ static bool node_sees_cluster_up(const struct bt_test_redis *r, int dead_port)
               slots->type == REDIS_REPLY_ARRAY;
 
     for (size_t i = 0; ok && i < slots->elements; i++)
-        ok = slots->element[i]->elements >= (dead_port < 0 ? 4 : 3) &&
+        ok = slots->element[i]->elements >= (replicas ? 4 : 3) &&
              slots->element[i]->element[2]->element[1]->integer != dead_port;
     freeReplyObject(info);
     freeReplyObject(slots);
@@ -260,9 +261,10 @@ static bool node_sees_cluster_up(const struct bt_test_redis *r, int dead_port)
 
 static bool cluster_up(const struct bt_test_rcluster *c, int dead)
 {
-    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++)
+    for (int i = 0; i < c->n; i++)
         if (i != dead &&
-            !node_sees_cluster_up(&c->node[i], dead >= 0 ? c->node[dead].port : -1))
+            !node_sees_cluster_up(&c->node[i], dead >= 0 ? c->node[dead].port : -1,
+                                  dead < 0 && c->n > 3))
             return false;
     return true;
 }
@@ -279,10 +281,10 @@ static int cluster_create(struct bt_test_rcluster *c)
     argv[n++] = exe;
     argv[n++] = "--cluster";
     argv[n++] = "create";
-    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++)
+    for (int i = 0; i < c->n; i++)
         argv[n++] = c->node[i].addr;
     argv[n++] = "--cluster-replicas";
-    argv[n++] = "1";
+    argv[n++] = c->n > 3 ? "1" : "0";
     argv[n++] = "--cluster-yes";
     snprintf(logpath, sizeof(logpath), "%s/create.log", c->node[0].dir);
     if ((pid = bt_test_spawn(argv, NULL, logpath)) < 0)
@@ -296,13 +298,14 @@ static int cluster_create(struct bt_test_rcluster *c)
     return 0;
 }
 
-int bt_test_rcluster_start(struct bt_test_rcluster *c)
+int bt_test_rcluster_start(struct bt_test_rcluster *c, bool replicas)
 {
     size_t len = 0;
     bool up;
 
     memset(c, 0, sizeof(*c));
-    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++) {
+    c->n = replicas ? BT_TEST_RCLUSTER_NODES : 3;
+    for (int i = 0; i < c->n; i++) {
         c->node[i].cluster = true;
         if (bt_test_redis_start(&c->node[i]) < 0)
             goto fail;
@@ -322,7 +325,7 @@ fail:
 
 int bt_test_rcluster_master_of(struct bt_test_rcluster *c, const char *key)
 {
-    for (int i = 0; i < BT_TEST_RCLUSTER_NODES; i++) {
+    for (int i = 0; i < c->n; i++) {
         struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
         redisContext *rc;
         redisReply *slot = NULL, *slots = NULL;
@@ -337,7 +340,7 @@ int bt_test_rcluster_master_of(struct bt_test_rcluster *c, const char *key)
         freeReplyObject(slot);
         freeReplyObject(slots);
         redisFree(rc);
-        for (int j = 0; port > 0 && j < BT_TEST_RCLUSTER_NODES; j++)
+        for (int j = 0; port > 0 && j < c->n; j++)
             if (c->node[j].port == port)
                 return j;
     }

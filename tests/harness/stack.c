@@ -62,7 +62,8 @@ static int start(struct bt_stack *s, const char *const *queues, int shards)
     return s->producer && s->r ? 0 : -1;
 }
 
-int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int shards)
+int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int shards,
+                           bool replicas)
 {
     memset(s, 0, sizeof(*s));
     snprintf(s->redis.dir, sizeof(s->redis.dir), "/tmp/bt-stack-XXXXXX");
@@ -71,7 +72,7 @@ int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int sh
         return -1;
     }
     if (!(s->cluster = calloc(1, sizeof(*s->cluster))) ||
-        bt_test_rcluster_start(s->cluster) < 0) {
+        bt_test_rcluster_start(s->cluster, replicas) < 0) {
         free(s->cluster);
         s->cluster = NULL;
         return -1;
@@ -85,7 +86,7 @@ int bt_stack_start(struct bt_stack *s, const char *const *queues)
     const char *shards = getenv("BT_TEST_REDIS_SHARDS");
 
     if (cluster && !strcmp(cluster, "1"))
-        return bt_stack_start_cluster(s, queues, shards ? atoi(shards) : 8);
+        return bt_stack_start_cluster(s, queues, shards ? atoi(shards) : 8, false);
     memset(s, 0, sizeof(*s));
     if (bt_test_redis_start(&s->redis))
         return -1;

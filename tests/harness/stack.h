@@ -33,10 +33,11 @@ struct bt_stack {
  * bt_stack_start_cluster with BT_TEST_REDIS_SHARDS shards (8 when unset):
  * the same tests on a Redis Cluster. Returns 0 or -1. */
 int bt_stack_start(struct bt_stack *s, const char *const *queues);
-/* The same on a Redis Cluster of 3 masters and 3 replicas
+/* The same on a Redis Cluster of 3 masters, with a replica each when asked
  * (bt_test_rcluster), the programs told --redis-cluster --redis-shards
  * shards. */
-int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int shards);
+int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int shards,
+                           bool replicas);
 /* The key of instance id with suffix as the programs name it (store.h):
  * "<prefix>[:{<shard>}]:{<id>}<suffix>", into buf. */
 const char *bt_stack_key(const struct bt_stack *s, const char *id, const char *suffix,

@@ -15,7 +15,14 @@ static struct bt_stack stack;
 
 static void setup(void)
 {
-    cr_assert_eq(bt_stack_start_cluster(&stack, NULL, SHARDS), 0,
+    cr_assert_eq(bt_stack_start_cluster(&stack, NULL, SHARDS, false), 0,
+                 "cannot start the stack on a redis cluster");
+}
+
+/* with a replica per master, for the failover */
+static void setup_replicas(void)
+{
+    cr_assert_eq(bt_stack_start_cluster(&stack, NULL, SHARDS, true), 0,
                  "cannot start the stack on a redis cluster");
 }
 
@@ -156,7 +163,7 @@ static bool count(const json_t *msg, void *arg)
     return false;
 }
 
-Test(cluster, a_master_killed_mid_run_loses_nothing)
+Test(cluster, a_master_killed_mid_run_loses_nothing, .init = setup_replicas)
 {
     enum { N = 400 };
     struct bt_stack_results r;
@@ -193,5 +200,50 @@ Test(cluster, a_master_killed_mid_run_loses_nothing)
     bt_stack_read_all(&stack, "dlq", 2000, count, &dead_letters);
     cr_expect_eq(dead_letters, 0, "nothing dead-lettered");
     cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0);
+}
+
+/* Counts the timer events per instance id into arg (a JSON object). */
+static bool count_timers(const json_t *msg, void *arg)
+{
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    const char *id = json_string_value(json_object_get(msg, "id"));
+
+    if (type && id && !strcmp(type, "timer"))
+        json_object_set_new(
+            arg, id, json_integer(json_integer_value(json_object_get(arg, id)) + 1));
+    return false;
+}
+
+Test(cluster, two_schedulers_on_the_sharded_timers_fire_each_timer_once)
+{
+    enum { N = 80 };
+    struct bt_stack_results r;
+    pid_t w = worker(), s1 = bt_stack_scheduler(&stack), s2 = bt_stack_scheduler(&stack);
+    char id[64];
+
+    cr_assert(s1 > 0 && s2 > 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "nap-%d", i);
+        start("sleeper", id, json_pack("{s:i}", "ms", 200 + 5 * i));
+    }
+    bt_stack_results(&stack, &r, N, 60000);
+    cr_assert_eq(r.distinct, N, "results: %d distinct of %d", r.distinct, N);
+    json_decref(r.by_id);
+    /* what went to Kafka, where a timer fired twice would show */
+    json_t *fired = json_object();
+    bt_stack_read_all(&stack, "events", 5000, count_timers, fired);
+    cr_assert_eq(json_object_size(fired), N, "timer events for %zu instances",
+                 json_object_size(fired));
+    const char *key;
+    json_t *n;
+    json_object_foreach(fired, key, n)
+    {
+        cr_assert_eq(json_integer_value(n), 1, "%s: its sleep fired %lld times", key,
+                     (long long)json_integer_value(n));
+    }
+    json_decref(fired);
+    cr_assert_eq(bt_test_stop(s1, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(s2, BT_TEST_STOP_MS), 0);
     cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0);
 }
