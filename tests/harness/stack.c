@@ -321,8 +321,14 @@ void bt_stack_redis_down(struct bt_stack *s, const char *how)
 
 int bt_stack_redis_up(struct bt_stack *s)
 {
-    /* s->r connects again at its next command */
-    return bt_test_redis_restart(&s->redis);
+    char errstr[128];
+
+    if (bt_test_redis_restart(&s->redis))
+        return -1;
+    /* a fresh connection: the old one would fail its next command */
+    bt_redis_destroy(s->r);
+    s->r = bt_redis_new(s->redis.addr, NULL, NULL, errstr, sizeof(errstr));
+    return s->r ? 0 : -1;
 }
 
 int bt_stack_redis_restart(struct bt_stack *s, const char *how)

@@ -30,7 +30,9 @@ static pid_t team_b_worker(void)
 
 static const char *field(const char *id, const char *name, char *buf, size_t n)
 {
-    redisReply *reply = bt_stack_redis(&stack, "HGET %s:{%s} %s", stack.prefix, id, name);
+    char key[300];
+    redisReply *reply = bt_stack_redis(
+        &stack, "HGET %s %s", bt_stack_key(&stack, id, "", key, sizeof(key)), name);
 
     snprintf(buf, n, "%s", reply && reply->type == REDIS_REPLY_STRING ? reply->str : "");
     freeReplyObject(reply);

@@ -264,7 +264,9 @@ static int signal_wf(const char *id, const char *name)
 
 static bool journal_len_is(const char *id, long long n)
 {
-    redisReply *reply = bt_stack_redis(&stack, "HLEN %s:{%s}:journal", stack.prefix, id);
+    char key[300];
+    redisReply *reply = bt_stack_redis(
+        &stack, "HLEN %s", bt_stack_key(&stack, id, ":journal", key, sizeof(key)));
     bool ok = reply && reply->integer == n;
     freeReplyObject(reply);
     return ok;
