@@ -197,7 +197,9 @@ static int take_claim(struct bt_timers *t, int shard, int64_t now, int64_t *next
         reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 1 ||
         reply->element[reply->elements - 1]->type != REDIS_REPLY_INTEGER)
         goto out;
-    if (reply->element[reply->elements - 1]->integer < *next)
+    /* 0: the shard holds no timer */
+    if (reply->element[reply->elements - 1]->integer > 0 &&
+        reply->element[reply->elements - 1]->integer < *next)
         *next = reply->element[reply->elements - 1]->integer;
     ret = reply->elements > 1 ? produce(t, shard, reply, now) : 0;
 out:
@@ -237,7 +239,7 @@ int bt_timers_fire(struct bt_timers *t)
     if (claimed < shards)
         ret = BT_EAGAIN;
     if (ret >= 0)
-        t->next = next;
+        t->next = next == INT64_MAX ? 0 : next;
     return ret;
 }
 

@@ -52,6 +52,7 @@ static int start(struct bt_stack *s, const char *const *queues, int shards)
     for (int i = 0; i < n; i++)
         s->envp[i] = s->env[i];
     s->envp[n] = NULL;
+    s->n_env = n;
     snprintf(s->log, sizeof(s->log), "%s/programs.log", s->redis.dir);
     test_config(s, &cfg);
     s->producer = bt_kafka_producer_new(&cfg, errstr, sizeof(errstr));
@@ -91,6 +92,47 @@ int bt_stack_start(struct bt_stack *s, const char *const *queues)
     if (bt_test_redis_start(&s->redis))
         return -1;
     return start(s, queues, 0);
+}
+
+void bt_stack_setenv(struct bt_stack *s, int i, const char *fmt, ...)
+{
+    int at = s->n_env + i;
+    va_list ap;
+
+    BT_ASSERT(i >= 0 && at < (int)(sizeof(s->env) / sizeof(s->env[0])));
+    if (!fmt) {
+        s->envp[at] = NULL;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(s->env[at], sizeof(s->env[at]), fmt, ap);
+    va_end(ap);
+    s->envp[at] = s->env[at];
+    s->envp[at + 1] = NULL;
+}
+
+const char *bt_stack_shard_kp(const struct bt_stack *s, int shard, char *buf, size_t n)
+{
+    if (s->shards > 0)
+        snprintf(buf, n, "%s:{%d}", s->prefix, shard);
+    else
+        snprintf(buf, n, "%s", s->prefix);
+    return buf;
+}
+
+long bt_stack_count_keys(struct bt_stack *s, const char *pattern)
+{
+    int masters = bt_redis_masters(s->r);
+    long n = masters < 0 ? -1 : 0;
+
+    for (int m = 0; m < masters && n >= 0; m++) {
+        const char *argv[] = {"KEYS", pattern};
+        redisReply *keys = bt_redis_master_argv(s->r, m, 2, argv, NULL);
+
+        n = keys && keys->type == REDIS_REPLY_ARRAY ? n + (long)keys->elements : -1;
+        freeReplyObject(keys);
+    }
+    return n;
 }
 
 const char *bt_stack_key(const struct bt_stack *s, const char *id, const char *suffix,

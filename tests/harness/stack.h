@@ -20,8 +20,9 @@ struct bt_stack {
     int shards;                       /* --redis-shards of the programs */
     struct bt_test_kafka kafka;
     char prefix[64];
-    char env[8][512]; /* BATON_* settings for the programs */
-    const char *envp[9];
+    char env[12][512]; /* BATON_* settings for the programs */
+    const char *envp[13];
+    int n_env; /* the stack's own; a test's extras follow (bt_stack_setenv) */
     rd_kafka_t *producer;
     rd_kafka_t *results; /* consumer of <prefix>.results, own group */
     struct bt_redis *r;  /* the test's own connection (cluster-aware) */
@@ -38,6 +39,18 @@ int bt_stack_start(struct bt_stack *s, const char *const *queues);
  * shards. */
 int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int shards,
                            bool replicas);
+/* Sets the test's extra environment entry i (0..3) for the programs started
+ * from now on: printf-style "NAME=value"; NULL drops it and those after it. */
+void bt_stack_setenv(struct bt_stack *s, int i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The key prefix of shard's keys ("<prefix>", or "<prefix>:{<shard>}" with
+ * shards: store.h), into buf. */
+const char *bt_stack_shard_kp(const struct bt_stack *s, int shard, char *buf, size_t n);
+/* How many keys match pattern, over every master; -1 when Redis does not
+ * answer. */
+long bt_stack_count_keys(struct bt_stack *s, const char *pattern);
+
 /* The key of instance id with suffix as the programs name it (store.h):
  * "<prefix>[:{<shard>}]:{<id>}<suffix>", into buf. */
 const char *bt_stack_key(const struct bt_stack *s, const char *id, const char *suffix,

@@ -220,7 +220,9 @@ Test(children, a_workflow_that_continues_as_new_keeps_its_history_bounded, .init
     /* the journal and history hold the last run only: 2 steps, a few records */
     cr_assert_str_eq(field("loop-1", "run", buf, sizeof(buf)), "30");
     cr_assert_str_eq(field("loop-1", "base", buf, sizeof(buf)), "58");
-    redisReply *jl = bt_stack_redis(&stack, "HLEN %s:{loop-1}:journal", stack.prefix);
+    char key[300];
+    redisReply *jl = bt_stack_redis(
+        &stack, "HLEN %s", bt_stack_key(&stack, "loop-1", ":journal", key, sizeof(key)));
     cr_assert_eq(jl->integer, 2);
     freeReplyObject(jl);
     json_t *all = bt_stack_history(&stack, "loop-1", NULL, NULL);

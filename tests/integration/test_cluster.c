@@ -167,6 +167,7 @@ Test(cluster, a_master_killed_mid_run_loses_nothing, .init = setup_replicas)
 {
     enum { N = 400 };
     struct bt_stack_results r;
+    BT_TEST_RELEASE_ONLY();
     pid_t w = worker(), sched = bt_stack_scheduler(&stack);
     int m, dead_letters = 0;
     char id[64];
@@ -219,6 +220,7 @@ Test(cluster, two_schedulers_on_the_sharded_timers_fire_each_timer_once)
 {
     enum { N = 80 };
     struct bt_stack_results r;
+    BT_TEST_RELEASE_ONLY();
     pid_t w = worker(), s1 = bt_stack_scheduler(&stack), s2 = bt_stack_scheduler(&stack);
     char id[64];
 

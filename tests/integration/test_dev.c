@@ -305,6 +305,7 @@ Test(dev, redis_cluster_runs_the_stack_on_a_redis_cluster_of_its_own, .timeout =
     bool ok;
     pid_t pid;
 
+    BT_TEST_RELEASE_ONLY();
     cr_assert(mkdtemp(home));
     snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
     snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", prefix);

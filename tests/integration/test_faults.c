@@ -265,10 +265,8 @@ Test(faults, a_worker_whose_task_fetch_stops_is_mended_by_its_watchdog, .init = 
     struct bt_stack_results r;
     pid_t worker;
 
-    snprintf(stack.env[6], sizeof(stack.env[6]), "BATON_FAILPOINTS=stop-task-fetch");
-    snprintf(stack.env[7], sizeof(stack.env[7]), "BATON_WATCHDOG_MS=2000");
-    stack.envp[6] = stack.env[6];
-    stack.envp[7] = stack.env[7];
+    bt_stack_setenv(&stack, 0, "BATON_FAILPOINTS=stop-task-fetch");
+    bt_stack_setenv(&stack, 1, "BATON_WATCHDOG_MS=2000");
     /* tasks through Kafka: the failpoint stops their fetch */
     worker = bt_stack_worker(&stack, "flows", (const char *const[]){"--eager=0", NULL});
     cr_assert_gt(worker, 0);

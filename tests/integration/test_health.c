@@ -170,11 +170,11 @@ Test(health, scheduler_is_ready_with_redis_and_kafka_only, .init = setup,
 
     cr_assert_eq(bt_test_free_ports(&port, &unused), 0);
     snprintf(port_env, sizeof(port_env), "BATON_METRICS_PORT=%d", port);
-    stack.envp[6] = port_env;
+    bt_stack_setenv(&stack, 0, "%s", port_env);
     /* the producer's statistics tell the broker is back: every 500 ms here */
-    stack.envp[7] = "BATON_KAFKA_STATISTICS_INTERVAL_MS=500";
+    bt_stack_setenv(&stack, 1, "BATON_KAFKA_STATISTICS_INTERVAL_MS=500");
     sched = bt_stack_scheduler(&stack);
-    stack.envp[6] = stack.envp[7] = NULL;
+    bt_stack_setenv(&stack, 0, NULL);
     cr_assert_gt(sched, 0);
     BT_TEST_WAIT_UNTIL(ok, probe(port, "/healthz", body, sizeof(body)) == 200, 10000);
     cr_assert(ok, "/healthz never answered 200 (last: \"%s\")", body);

@@ -61,10 +61,10 @@ static json_t *run_programs(const char *env, const char *id, int results, bool j
     json_t *lines;
     bool ok;
 
-    stack.envp[6] = env;
+    bt_stack_setenv(&stack, 0, "%s", env);
     worker = bt_stack_worker(&stack, "flows", NULL);
     sched = bt_stack_scheduler(&stack);
-    stack.envp[6] = NULL;
+    bt_stack_setenv(&stack, 0, NULL);
     cr_assert(worker > 0 && sched > 0);
     /* its step's input is no object: the step fails, and the instance */
     cr_assert_eq(bt_stack_start_wf(&stack, "always_fails", id, json_integer(7)), 0);

@@ -91,9 +91,9 @@ Test(metrics, counters_match_the_run_and_the_exposition_is_valid, .init = setup,
     cr_assert_gt(worker, 0);
     /* the scheduler takes its port from the environment, as an operator may */
     snprintf(sched_env, sizeof(sched_env), "BATON_METRICS_PORT=%d", sched_port);
-    stack.envp[6] = sched_env;
+    bt_stack_setenv(&stack, 0, "%s", sched_env);
     sched = bt_stack_scheduler(&stack);
-    stack.envp[6] = NULL;
+    bt_stack_setenv(&stack, 0, NULL);
     cr_assert_gt(sched, 0);
 
     BT_TEST_WAIT_UNTIL(

@@ -210,14 +210,12 @@ Test(outbox, a_result_delivered_before_its_worker_died_is_not_sent_again, .init 
     pid_t first, second;
     bool gone;
 
-    snprintf(stack.env[6], sizeof(stack.env[6]),
-             "BATON_FAILPOINTS=exit-before-forgetting-a-result");
-    stack.envp[6] = stack.env[6];
+    bt_stack_setenv(&stack, 0, "BATON_FAILPOINTS=exit-before-forgetting-a-result");
     /* the Kafka path: no eager task of the dead worker in the outbox, which
      * only the scheduler's sweep (not running here) would send */
     first = bt_stack_worker(&stack, "flows", (const char *const[]){"--eager=0", NULL});
     cr_assert_gt(first, 0);
-    stack.envp[6] = NULL;
+    bt_stack_setenv(&stack, 0, NULL);
     cr_assert_eq(
         bt_stack_start_wf(&stack, "chain3", "once-1", json_pack("{s:i}", "v", 1)), 0);
     status = bt_test_wait(first, 60000);

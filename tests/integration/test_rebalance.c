@@ -132,8 +132,7 @@ Test(rebalance, partitions_given_back_after_a_pause_fetch_again, .init = setup,
     pid_t a, b;
     bool ok;
 
-    snprintf(stack.env[6], sizeof(stack.env[6]), "BATON_WATCHDOG_MS=0");
-    stack.envp[6] = stack.env[6];
+    bt_stack_setenv(&stack, 0, "BATON_WATCHDOG_MS=0");
     a = bt_stack_worker(&stack, "overlap", args);
     cr_assert_gt(a, 0);
     for (int i = 0; i < n; i++) {

@@ -21,12 +21,8 @@ static struct bt_stack stack;
 /* The programs' retention settings, before any of them starts. */
 static void retention(const char *all, const char *types)
 {
-    snprintf(stack.env[6], sizeof(stack.env[6]), "BATON_RETENTION=%s", all);
-    snprintf(stack.env[7], sizeof(stack.env[7]), "BATON_RETENTION_TYPES=%s",
-             types ? types : "");
-    stack.envp[6] = stack.env[6];
-    stack.envp[7] = stack.env[7];
-    stack.envp[8] = NULL;
+    bt_stack_setenv(&stack, 0, "BATON_RETENTION=%s", all);
+    bt_stack_setenv(&stack, 1, "BATON_RETENTION_TYPES=%s", types ? types : "");
 }
 
 static void setup(void)

@@ -276,10 +276,15 @@ static void assert_slept_once(const char *prefix, int n, json_t *res)
 
 static long timers_left(void)
 {
-    redisReply *a = bt_stack_redis(&stack, "ZCARD %s:timers", stack.prefix);
-    long n = a ? (long)a->integer : -1;
+    long n = 0;
 
-    freeReplyObject(a);
+    for (int shard = 0; shard < (stack.shards ? stack.shards : 1) && n >= 0; shard++) {
+        char kp[128];
+        redisReply *a = bt_stack_redis(&stack, "ZCARD %s:timers",
+                                       bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
+        n = a ? n + (long)a->integer : -1;
+        freeReplyObject(a);
+    }
     return n;
 }
 
