@@ -81,8 +81,8 @@ static int masters_of_shards(void)
 
 Test(cluster, runs_steps_timers_retries_and_the_cli_on_a_redis_cluster)
 {
-    enum { CHAINS = 200, FANS = 20, SLEEPS = 20, RETRIES = 10 };
-    const int total = CHAINS + FANS + SLEEPS + RETRIES;
+    enum { CHAINS = 200, FANS = 20, SLEEPS = 20, RETRIES = 10, TAGGED = 12 };
+    const int total = CHAINS + FANS + SLEEPS + RETRIES + TAGGED;
     struct bt_stack_results r;
     pid_t w = worker(), sched = bt_stack_scheduler(&stack);
     char id[64], out[65536];
@@ -105,6 +105,12 @@ Test(cluster, runs_steps_timers_retries_and_the_cli_on_a_redis_cluster)
         snprintf(id, sizeof(id), "retry-%d", i);
         start("retry_or_compensate", id,
               json_pack("{s:i, s:i}", "fail_times", 2, "max_attempts", 5));
+    }
+    for (int i = 0; i < TAGGED; i++) {
+        snprintf(id, sizeof(id), "tagged-%d", i);
+        start("tagged", id,
+              json_pack("{s:{s:s, s:i}}", "attrs", "brand", i % 3 ? "other" : "acme",
+                        "tier", i));
     }
     bt_stack_results(&stack, &r, total, 120000);
     cr_assert_eq(r.distinct, total, "results: %d distinct of %d (raw %d)", r.distinct,
@@ -144,6 +150,14 @@ Test(cluster, runs_steps_timers_retries_and_the_cli_on_a_redis_cluster)
     for (const char *p = out; (p = strchr(p, '\n')); p++)
         lines++;
     cr_expect_eq(lines, total, "list --json: %d lines", lines);
+    /* search attributes over the shards' indexes: 4 of the 12 are acme's */
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "list", "--query",
+                                "type=tagged AND brand=acme AND tier>=3", "--json"),
+                 0, "%s", out);
+    lines = 0;
+    for (const char *p = out; (p = strchr(p, '\n')); p++)
+        lines++;
+    cr_expect_eq(lines, 3, "acme with tier >= 3 (3, 6, 9): %d lines\n%s", lines, out);
     cr_assert_eq(BT_STACK_BATON(&stack, out, "stats", "--json"), 0, "%s", out);
     json_t *stats = json_loads(out, 0, NULL);
     cr_assert_not_null(stats, "%s", out);
