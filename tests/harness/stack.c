@@ -1,5 +1,6 @@
 /* The whole-stack fixture: services on free ports, the real programs, and
  * the test's own Kafka clients. */
+#include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +148,8 @@ const char *bt_stack_key(const struct bt_stack *s, const char *id, const char *s
 }
 
 /* With BT_TEST_KEEP_LOGS=DIR, the programs' log outlives the stack as
- * DIR/<prefix>.log (to read a failure's cause after the test). */
+ * DIR/<suite>.<test>.<prefix>.log (to read a failure's cause after the
+ * test; scripts/run-tests shows the end of a failed test's). */
 static void keep_log(const struct bt_stack *s)
 {
     const char *dir = getenv("BT_TEST_KEEP_LOGS");
@@ -157,7 +159,13 @@ static void keep_log(const struct bt_stack *s)
 
     if (!dir || !s->log[0] || !(in = fopen(s->log, "r")))
         return;
-    snprintf(path, sizeof(path), "%s/%s.log", dir, s->prefix);
+    /* named after the test, for scripts/run-tests to show a failure's */
+    if (criterion_current_test)
+        snprintf(path, sizeof(path), "%s/%s.%s.%s.log", dir,
+                 criterion_current_test->category, criterion_current_test->name,
+                 s->prefix);
+    else
+        snprintf(path, sizeof(path), "%s/%s.log", dir, s->prefix);
     if ((out = fopen(path, "w"))) {
         while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
             fwrite(buf, 1, n, out);
