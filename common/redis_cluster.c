@@ -23,7 +23,7 @@ struct node {
     char *addr;         /* "host:port" */
     struct bt_redis *r; /* made on first use */
     bool queued;        /* has pipelined commands whose replies are not read */
-    bool replica;       /* the map shows it a replica: writes wait for it */
+    bool replica;       /* the map shows it has a replica: writes wait for it */
     bool waited;        /* a WAIT follows its part of the batch */
 };
 

@@ -196,7 +196,7 @@ Test(control, a_paused_sleep_does_not_fire_and_gets_the_rest_of_its_time_on_resu
 
     /* the review signal kept while paused took branch A */
     struct bt_stack_results r;
-    bt_stack_results(&stack, &r, 2, 20000);
+    bt_stack_results(&stack, &r, 2, 60000); /* a fresh reader joins its group first */
     json_t *res = json_object_get(json_object_get(r.by_id, "rev"), "result");
     cr_assert_str_eq(json_string_value(json_object_get(res, "branch")), "A");
     json_decref(r.by_id);
