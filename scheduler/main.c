@@ -2,7 +2,8 @@
  * timeouts, delayed retries) as `timer` events, starts the instances of due
  * schedules (cron and one-shot), re-sends outbox commands that dead workers
  * left unsent, and archives and deletes finished runs whose retention ended.
- * Run one or more; they share the work through atomic claims in Redis. */
+ * Run one or more; they share the work through atomic claims in Redis and,
+ * with shards, leases on the shards (shard_lease.h). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "outbox.h"
 #include "retention.h"
 #include "schedules.h"
+#include "shard_lease.h"
 #include "store.h"
 #include "timers.h"
 #include "wake.h"
@@ -70,6 +72,7 @@ static struct bt_series *retention_metrics(struct bt_metrics *metrics,
 struct scheduler {
     struct bt_config cfg;
     struct bt_store *store;
+    struct bt_shard_lease *lease;
     rd_kafka_t *rk;
     struct bt_timers *timers;
     struct bt_timer_stats stats;
@@ -81,6 +84,7 @@ struct scheduler {
     struct bt_outbox_sweep sweep;
     struct bt_metrics *metrics;
     struct bt_series *fired_total, *resent_total, *pending, *round_trips, *backlog;
+    struct bt_series *shards_held;
     int64_t next_sweep, next_gauges; /* CLOCK_MONOTONIC ms */
 };
 
@@ -101,6 +105,11 @@ static void register_metrics(struct scheduler *s)
         m, "baton_outbox_resent_total",
         "Commands re-sent from the outbox of instances a worker left unsent.", NULL));
     s->round_trips = bt_metrics_round_trips(m, "scheduler");
+    s->shards_held = bt_metrics_series(bt_metrics_gauge(
+        m, "baton_scheduler_shards_held",
+        "Shards of the store whose timers, outboxes and retention this scheduler "
+        "visits (1 without shards).",
+        NULL));
     s->backlog = retention_metrics(m, &s->kept);
 }
 
@@ -113,10 +122,11 @@ static int start(struct scheduler *s, char *errstr, size_t errstr_size)
     snprintf(errstr, errstr_size, "out of memory");
     register_metrics(s);
     if (!(s->store = bt_store_new(cfg, errstr, errstr_size)) ||
+        !(s->lease = bt_shard_lease_new(s->store, s->shards_held)) ||
         !(s->rk = bt_kafka_producer_new(cfg, errstr, errstr_size)) ||
-        !(s->timers = bt_timers_new(cfg, s->store, s->rk, &s->stats)) ||
+        !(s->timers = bt_timers_new(cfg, s->store, s->lease, s->rk, &s->stats)) ||
         !(s->wake = bt_wake_new(cfg, bt_store_prefix(s->store), errstr, errstr_size)) ||
-        !(s->retention = bt_retention_new(cfg, s->store, s->rk, &s->kept)) ||
+        !(s->retention = bt_retention_new(cfg, s->store, s->lease, s->rk, &s->kept)) ||
         bt_metrics_start(s->metrics, cfg, errstr, errstr_size))
         return BT_EIO;
     return 0;
@@ -127,8 +137,8 @@ static int start(struct scheduler *s, char *errstr, size_t errstr_size)
 static void chores(struct scheduler *s)
 {
     if (bt_clock_mono_ms() >= s->next_sweep) {
-        int resent =
-            bt_outbox_resend(&s->cfg, s->store, s->rk, OUTBOX_GRACE_MS, &s->sweep);
+        int resent = bt_outbox_resend(&s->cfg, s->store, s->lease, s->rk, OUTBOX_GRACE_MS,
+                                      &s->sweep);
         bt_metrics_add(s->resent_total, resent > 0 ? resent : 0);
         /* a full step: the rest of the round goes on between timer claims */
         s->next_sweep = bt_clock_mono_ms() + (s->sweep.more ? 0 : OUTBOX_EVERY_MS);
@@ -154,6 +164,9 @@ static void run(struct scheduler *s)
     int backoff = 50;
 
     while (!stopping) {
+        /* a failed renewal keeps the shards held: the claims below say
+         * whether Redis is back */
+        (void)bt_shard_lease_renew(s->lease);
         int fired = bt_timers_fire(s->timers);
         int started = fired == BT_EAGAIN
                           ? 0
@@ -168,14 +181,15 @@ static void run(struct scheduler *s)
         bt_metrics_add(s->fired_total, fired);
         chores(s);
         if (fired == 0 && started == 0) {
-            int64_t due = bt_timers_next(s->timers);
+            int64_t due = bt_timers_next(s->timers), chore = s->next_sweep;
             if (s->sched.next > 0 && (due <= 0 || s->sched.next < due))
                 due = s->sched.next;
+            if (s->next_gauges < chore)
+                chore = s->next_gauges;
+            if (bt_shard_lease_next(s->lease) < chore)
+                chore = bt_shard_lease_next(s->lease);
             bt_wake_sleep(s->wake,
-                          bt_wake_timeout(due,
-                                          s->next_sweep < s->next_gauges ? s->next_sweep
-                                                                         : s->next_gauges,
-                                          bt_timers_in_flight(s->timers)));
+                          bt_wake_timeout(due, chore, bt_timers_in_flight(s->timers)));
         }
         rd_kafka_poll(s->rk, 0);
     }
@@ -187,6 +201,8 @@ static void stop_all(struct scheduler *s)
     bt_timers_destroy(s->timers, 5000);
     bt_retention_destroy(s->retention, 5000);
     bt_outbox_sweep_end(&s->sweep);
+    /* after what it had claimed was delivered: others take over at once */
+    bt_shard_lease_destroy(s->lease);
     bt_metrics_destroy(s->metrics);
     if (s->rk) {
         rd_kafka_flush(s->rk, 5000);

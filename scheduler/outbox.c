@@ -228,15 +228,18 @@ static int resend_shard(const struct bt_config *cfg, struct bt_store *store,
     return total;
 }
 
-int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                     int64_t grace_ms, struct bt_outbox_sweep *sw)
+int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store,
+                     const struct bt_shard_lease *lease, rd_kafka_t *rk, int64_t grace_ms,
+                     struct bt_outbox_sweep *sw)
 {
     int total = 0;
 
     sw->more = false;
     for (int shard = 0; shard < bt_store_shards(store); shard++) {
         bool more = false;
-        int n = resend_shard(cfg, store, rk, grace_ms, sw, shard, &more);
+        int n = bt_shard_lease_holds(lease, shard)
+                    ? resend_shard(cfg, store, rk, grace_ms, sw, shard, &more)
+                    : 0;
 
         if (n < 0)
             return n;

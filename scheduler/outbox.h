@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "shard_lease.h"
 #include "store.h"
 
 /* Up to this many index entries per outbox_sweep.lua call: Redis runs
@@ -23,10 +24,11 @@ struct bt_outbox_sweep {
 /* One step of the sweep: drops from the outbox index up to
  * BT_OUTBOX_SWEEP_LIMIT instances older than grace_ms whose outbox is empty
  * and re-sends the commands of the others, which it claims for a grace (so
- * that another scheduler does not send them too). Returns how many commands
- * were sent, or BT_EAGAIN. */
-int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
-                     int64_t grace_ms, struct bt_outbox_sweep *sw);
+ * that another scheduler does not send them too), in each shard lease holds.
+ * Returns how many commands were sent, or BT_EAGAIN. */
+int bt_outbox_resend(const struct bt_config *cfg, struct bt_store *store,
+                     const struct bt_shard_lease *lease, rd_kafka_t *rk, int64_t grace_ms,
+                     struct bt_outbox_sweep *sw);
 
 /* Frees what the sweep holds. */
 void bt_outbox_sweep_end(struct bt_outbox_sweep *sw);

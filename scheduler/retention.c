@@ -14,6 +14,7 @@
 struct bt_retention {
     const struct bt_config *cfg;
     struct bt_store *store;
+    const struct bt_shard_lease *lease; /* which shards to claim in */
     rd_kafka_t *rk;
     rd_kafka_t *reader; /* looks for archives of claims taken over; made when needed */
     struct bt_retention_stats stats;
@@ -24,7 +25,7 @@ struct bt_retention {
 };
 
 struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_store *store,
-                                      rd_kafka_t *rk,
+                                      const struct bt_shard_lease *lease, rd_kafka_t *rk,
                                       const struct bt_retention_stats *stats)
 {
     struct bt_retention *rt = calloc(1, sizeof(*rt));
@@ -33,6 +34,7 @@ struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_sto
         return NULL;
     rt->cfg = cfg;
     rt->store = store;
+    rt->lease = lease;
     rt->rk = rk;
     if (stats)
         rt->stats = *stats;
@@ -74,8 +76,8 @@ static int settle(struct bt_retention *rt)
     return deleted;
 }
 
-/* Claims the next due runs, of the first shard in turn that has some, and
- * produces their archives. */
+/* Claims the next due runs, of the first shard held in turn that has some,
+ * and produces their archives. */
 static int claim(struct bt_retention *rt)
 {
     int64_t now = bt_clock_now_ms();
@@ -85,6 +87,8 @@ static int claim(struct bt_retention *rt)
         int shard = rt->shard;
 
         rt->shard = (rt->shard + 1) % shards;
+        if (!bt_shard_lease_holds(rt->lease, shard))
+            continue;
         ret = bt_archive_claim(rt->store, shard, now, bt_archive_lease_ms(rt->cfg),
                                BT_RETENTION_BATCH, NULL, 0, &rt->runs, &rt->n);
     }

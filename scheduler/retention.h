@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "shard_lease.h"
 #include "store.h"
 
 /* Runs per claim (one retention_claim.lua and one retention_delete.lua
@@ -27,10 +28,10 @@ struct bt_retention_stats {
 
 struct bt_retention;
 
-/* cfg, store, rk and stats are borrowed and must outlive the handle. NULL when
- * out of memory. */
+/* cfg, store, lease (which shards to claim in), rk and stats are borrowed
+ * and must outlive the handle. NULL when out of memory. */
 struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_store *store,
-                                      rd_kafka_t *rk,
+                                      const struct bt_shard_lease *lease, rd_kafka_t *rk,
                                       const struct bt_retention_stats *stats);
 
 /* One step, never blocking on Kafka: when the runs of the last claim all have

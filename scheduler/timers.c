@@ -33,8 +33,10 @@ struct bt_timers {
     struct bt_store *store;
     rd_kafka_t *rk;
     struct bt_timer_stats *stats;
-    struct flight *flights; /* oldest first */
-    int64_t next;           /* earliest due or lease expiry at the last claims */
+    const struct bt_shard_lease *lease; /* which shards to claim in */
+    struct flight *flights;             /* oldest first */
+    int64_t next; /* earliest due or lease expiry at the last claims */
+    int *claims;  /* the shards of the claims of a round trip */
 };
 
 /* Shard's timer set and its leased timers (store.h); kp: the shard's prefix. */
@@ -53,13 +55,23 @@ static void names(const struct bt_store *store, int shard, struct names *n)
 }
 
 struct bt_timers *bt_timers_new(const struct bt_config *cfg, struct bt_store *store,
-                                rd_kafka_t *rk, struct bt_timer_stats *stats)
+                                const struct bt_shard_lease *lease, rd_kafka_t *rk,
+                                struct bt_timer_stats *stats)
 {
     struct bt_timers *t = calloc(1, sizeof(*t));
+    int *claims = calloc((size_t)bt_store_shards(store), sizeof(int));
 
-    if (!t)
+    if (!t || !claims) {
+        free(t);
+        free(claims);
         return NULL;
-    *t = (struct bt_timers){.cfg = cfg, .store = store, .rk = rk, .stats = stats};
+    }
+    *t = (struct bt_timers){.cfg = cfg,
+                            .store = store,
+                            .lease = lease,
+                            .rk = rk,
+                            .stats = stats,
+                            .claims = claims};
     return t;
 }
 
@@ -213,10 +225,16 @@ int bt_timers_fire(struct bt_timers *t)
     redisReply *reply = NULL;
     int64_t now = bt_clock_now_ms(), next = INT64_MAX;
     int zrems = land(t), shards = bt_store_shards(t->store), claimed = 0, ret = 0;
+    bool all = true;
 
-    /* the lease releases go out in the claims' round trip, ahead of them */
-    while (claimed < shards && append_claim(t, claimed, now) == 0)
-        claimed++;
+    /* the lease releases go out in the claims' round trip, ahead of them;
+     * the claims in the shards this scheduler holds (shard_lease.h) */
+    for (int shard = 0; shard < shards && all; shard++) {
+        if (!bt_shard_lease_holds(t->lease, shard))
+            continue;
+        if ((all = append_claim(t, shard, now) == 0))
+            t->claims[claimed++] = shard;
+    }
     for (int i = 0; i < zrems; i++) {
         if (bt_redis_reply(r, &reply)) {
             /* a lost ZREM only fires those timers again, later; the batch
@@ -226,8 +244,8 @@ int bt_timers_fire(struct bt_timers *t)
         freeReplyObject(reply);
         reply = NULL;
     }
-    for (int shard = 0; shard < claimed; shard++) {
-        int fired = take_claim(t, shard, now, &next);
+    for (int i = 0; i < claimed; i++) {
+        int fired = take_claim(t, t->claims[i], now, &next);
 
         if (fired < 0 && ret >= 0) {
             ret = fired;
@@ -236,7 +254,7 @@ int bt_timers_fire(struct bt_timers *t)
             ret += fired;
         }
     }
-    if (claimed < shards)
+    if (!all)
         ret = BT_EAGAIN;
     if (ret >= 0)
         t->next = next == INT64_MAX ? 0 : next;
@@ -283,6 +301,7 @@ void bt_timers_destroy(struct bt_timers *t, int timeout_ms)
         t->flights = f->next;
         flight_free(f);
     }
+    free(t->claims);
     free(t);
 }
 

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "shard_lease.h"
 #include "store.h"
 
 struct bt_timer_stats {
@@ -22,18 +23,20 @@ struct bt_timer_stats {
 
 struct bt_timers;
 
-/* cfg, store, rk and stats are borrowed and must outlive the handle. NULL when
- * out of memory. */
+/* cfg, store, lease (which shards to claim in), rk and stats are borrowed
+ * and must outlive the handle. NULL when out of memory. */
 struct bt_timers *bt_timers_new(const struct bt_config *cfg, struct bt_store *store,
-                                rd_kafka_t *rk, struct bt_timer_stats *stats);
+                                const struct bt_shard_lease *lease, rd_kafka_t *rk,
+                                struct bt_timer_stats *stats);
 /* Releases the leases of the timers whose events were delivered since the
  * last call, and fires what is due now (at most one batch), in one round trip.
  * Returns how many fired (>= 0) or BT_EAGAIN when Redis or Kafka is
  * unreachable (leases then expire and the timers fire later, here or
  * elsewhere). Serve delivery reports with rd_kafka_poll between calls. */
 int bt_timers_fire(struct bt_timers *t);
-/* The earliest due time or lease expiry (wall ms) left after the last claim,
- * 0 when there was none: when to claim again if nothing else happens. */
+/* The earliest due time or lease expiry (wall ms) left after the last claim
+ * in the shards held, 0 when there was none: when to claim again if nothing
+ * else happens. */
 int64_t bt_timers_next(const struct bt_timers *t);
 /* Whether fired events still wait for their delivery reports (their leases
  * go at the next bt_timers_fire after them). */

@@ -46,10 +46,10 @@ static int start(struct bt_stack *s, const char *const *queues, int shards)
     snprintf(s->env[n++], sizeof(s->env[0]), "BATON_HOME=%s", s->redis.dir);
     snprintf(s->env[n++], sizeof(s->env[0]), "BATON_LOG_LEVEL=%s",
              getenv("BT_TEST_LOG_LEVEL") ? getenv("BT_TEST_LOG_LEVEL") : "info");
-    if (s->cluster) {
+    if (s->cluster)
         snprintf(s->env[n++], sizeof(s->env[0]), "BATON_REDIS_CLUSTER=1");
+    if (shards > 0)
         snprintf(s->env[n++], sizeof(s->env[0]), "BATON_REDIS_SHARDS=%d", shards);
-    }
     for (int i = 0; i < n; i++)
         s->envp[i] = s->env[i];
     s->envp[n] = NULL;
@@ -82,6 +82,14 @@ int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int sh
     return start(s, queues, shards);
 }
 
+int bt_stack_start_sharded(struct bt_stack *s, const char *const *queues, int shards)
+{
+    memset(s, 0, sizeof(*s));
+    if (bt_test_redis_start(&s->redis))
+        return -1;
+    return start(s, queues, shards);
+}
+
 int bt_stack_start(struct bt_stack *s, const char *const *queues)
 {
     const char *cluster = getenv("BT_TEST_REDIS_CLUSTER");
@@ -89,10 +97,7 @@ int bt_stack_start(struct bt_stack *s, const char *const *queues)
 
     if (cluster && !strcmp(cluster, "1"))
         return bt_stack_start_cluster(s, queues, shards ? atoi(shards) : 8, false);
-    memset(s, 0, sizeof(*s));
-    if (bt_test_redis_start(&s->redis))
-        return -1;
-    return start(s, queues, 0);
+    return bt_stack_start_sharded(s, queues, shards ? atoi(shards) : 0);
 }
 
 void bt_stack_setenv(struct bt_stack *s, int i, const char *fmt, ...)

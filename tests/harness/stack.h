@@ -32,8 +32,11 @@ struct bt_stack {
 /* Starts redis and the Kafka cluster (extra task queues NULL-terminated, may
  * be NULL). With BT_TEST_REDIS_CLUSTER=1 in the environment, as
  * bt_stack_start_cluster with BT_TEST_REDIS_SHARDS shards (8 when unset):
- * the same tests on a Redis Cluster. Returns 0 or -1. */
+ * the same tests on a Redis Cluster; with BT_TEST_REDIS_SHARDS alone, the
+ * programs told --redis-shards on one redis-server. Returns 0 or -1. */
 int bt_stack_start(struct bt_stack *s, const char *const *queues);
+/* One redis-server, the programs told --redis-shards shards (0: none). */
+int bt_stack_start_sharded(struct bt_stack *s, const char *const *queues, int shards);
 /* The same on a Redis Cluster of 3 masters, with a replica each when asked
  * (bt_test_rcluster), the programs told --redis-cluster --redis-shards
  * shards. */

@@ -345,6 +345,62 @@ Test(time, two_schedulers_fire_each_timer_once, .init = setup, .fini = teardown,
     bt_test_stop(s2, BT_TEST_STOP_MS);
 }
 
+/* How many shards scheduler pid holds (shard_lease.h: the owners' names end
+ * in ":<pid>"); -1 when Redis does not answer. */
+static int shards_held_by(pid_t pid)
+{
+    char kp[128], me[32];
+    redisReply *a = bt_stack_redis(&stack, "HGETALL %s:shard-owners",
+                                   bt_stack_shard_kp(&stack, 0, kp, sizeof(kp)));
+    int n = 0;
+
+    if (!a || a->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(a);
+        return -1;
+    }
+    snprintf(me, sizeof(me), ":%d", (int)pid);
+    for (size_t i = 1; i < a->elements; i += 2) {
+        size_t len = strlen(a->element[i]->str);
+        n += len > strlen(me) && !strcmp(a->element[i]->str + len - strlen(me), me);
+    }
+    freeReplyObject(a);
+    return n;
+}
+
+Test(time, schedulers_share_the_shards_and_take_over_those_of_one_that_died,
+     .fini = teardown, .timeout = 120)
+{
+    enum { SHARDS = 8, N = 200 };
+    bool ok;
+
+    cr_assert_eq(bt_stack_start_sharded(&stack, NULL, SHARDS), 0);
+    pid_t w = bt_stack_worker(&stack, "timing", NULL);
+    pid_t s1 = bt_stack_scheduler(&stack), s2 = bt_stack_scheduler(&stack);
+    BT_TEST_WAIT_UNTIL(
+        ok, shards_held_by(s1) == SHARDS / 2 && shards_held_by(s2) == SHARDS / 2, 20000);
+    cr_assert(ok, "each of two schedulers holds half the shards: %d and %d of %d",
+              shards_held_by(s1), shards_held_by(s2), SHARDS);
+    /* timers in every shard, half of them in the shards of one that dies */
+    start_sleepers("share", N, 1500);
+    bt_test_kill9(s1);
+    BT_TEST_WAIT_UNTIL(ok, shards_held_by(s2) == SHARDS, 15000);
+    cr_assert(ok, "the survivor holds %d of %d shards", shards_held_by(s2), SHARDS);
+    json_t *res = wait_results(N, 60000);
+    assert_slept_once("share", N, res);
+    json_decref(res);
+    /* a third one joins and takes half; the second, stopped, gives its half
+     * back at once rather than when its lease would expire */
+    pid_t s3 = bt_stack_scheduler(&stack);
+    BT_TEST_WAIT_UNTIL(ok, shards_held_by(s3) == SHARDS / 2, 20000);
+    cr_assert(ok, "the newcomer holds %d of %d shards", shards_held_by(s3), SHARDS);
+    cr_assert_eq(bt_test_stop(s2, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(shards_held_by(s2), 0, "a stopped scheduler still holds shards");
+    BT_TEST_WAIT_UNTIL(ok, shards_held_by(s3) == SHARDS, 15000);
+    cr_assert(ok, "the last one holds %d of %d shards", shards_held_by(s3), SHARDS);
+    bt_test_stop(w, BT_TEST_STOP_MS);
+    bt_test_stop(s3, BT_TEST_STOP_MS);
+}
+
 Test(time, a_workflow_past_its_execution_timeout_fails, .init = setup, .fini = teardown,
      .timeout = 60)
 {
