@@ -110,7 +110,7 @@ Test(chaos, an_impossible_count_fails_the_run_and_names_the_invariant, .timeout 
     struct chaos_out out;
     int status =
         run_chaos((const char *const[]){"--no-faults", "--instances", "50", "--duration",
-                                        "2", "--expect", "51", "--drain", "20", NULL},
+                                        "2", "--expect", "51", "--drain", "8", NULL},
                   &out, 90000);
 
     cr_log_info("%s", out.summary);
