@@ -1,4 +1,4 @@
-/* The query language and its scan over the instance index (query.h). */
+/* The query language (query.h); its scan over the index is query_scan.c. */
 #define _XOPEN_SOURCE   700 /* strptime */
 #define _DEFAULT_SOURCE     /* timegm */
 #include <ctype.h>
@@ -13,8 +13,6 @@
 #include "instance.h"
 #include "query.h"
 #include "redis.h"
-
-#define CHUNK 500
 
 /* RFC 3339 ("2026-12-01T10:00:00Z") or a date ("2026-12-01", its midnight
  * UTC), as ms since the epoch; BT_EINVAL when it is neither. */
@@ -234,146 +232,4 @@ bool bt_query_matches(const struct bt_query *q, const struct bt_query_row *row)
             return false;
     }
     return true;
-}
-
-/* Where a scan stands: the score it reached and how many members with that
- * score it has passed (members of one score come in one order). */
-struct position {
-    char score[40];
-    long same;
-};
-
-/* Reads the meta of members[0..m) of a WITHSCORES reply and calls fn on the
- * matches; *stop once fn says so. Returns 0 or BT_EXIT_UNAVAILABLE. */
-static int scan_chunk(struct bt_store *store, const struct bt_query *q,
-                      const redisReply *members, size_t m, struct position *at,
-                      bool (*fn)(const struct bt_query_row *, void *), void *arg,
-                      bool *stop)
-{
-    struct bt_redis *r = bt_store_redis(store);
-    char key[600];
-    int ret = 0;
-
-    for (size_t i = 0; i < m; i++) {
-        const char *argv[] = {
-            "HMGET",
-            bt_store_key(store, members->element[2 * i]->str, "", key, sizeof(key)),
-            "type",
-            "status",
-            "created",
-            "queue",
-            "attrs",
-            "updated"};
-        if (bt_redis_append_argv(r, 8, argv, NULL))
-            return BT_EXIT_UNAVAILABLE;
-    }
-    for (size_t i = 0; i < m; i++) {
-        const char *score = members->element[2 * i + 1]->str;
-        redisReply *h = NULL;
-        if (bt_redis_reply(r, &h) || !h || h->type != REDIS_REPLY_ARRAY ||
-            h->elements != 6) {
-            freeReplyObject(h);
-            ret = BT_EXIT_UNAVAILABLE; /* the replies left are read (and dropped) */
-            continue;
-        }
-        if (!strcmp(score, at->score)) {
-            at->same++;
-        } else {
-            snprintf(at->score, sizeof(at->score), "%s", score);
-            at->same = 1;
-        }
-        if (!ret && !*stop && h->element[0]->str) {
-            json_t *attrs =
-                h->element[4]->str ? json_loads(h->element[4]->str, 0, NULL) : NULL;
-            struct bt_query_row row = {
-                .id = members->element[2 * i]->str,
-                .type = h->element[0]->str,
-                .status = h->element[1]->str ? h->element[1]->str : "",
-                .created = h->element[2]->str ? strtoll(h->element[2]->str, NULL, 10) : 0,
-                .queue = h->element[3]->str ? h->element[3]->str : "default",
-                .attrs = attrs,
-                .updated =
-                    h->element[5]->str ? strtoll(h->element[5]->str, NULL, 10) : 0};
-            if (bt_query_matches(q, &row) && !fn(&row, arg))
-                *stop = true;
-            json_decref(attrs);
-        }
-        if (!*stop) {
-            freeReplyObject(h);
-            continue;
-        }
-        /* the members after the one fn stopped at are not passed */
-        freeReplyObject(h);
-        for (size_t k = i + 1; k < m; k++) {
-            redisReply *rest = NULL;
-            if (bt_redis_reply(r, &rest))
-                ret = BT_EXIT_UNAVAILABLE;
-            freeReplyObject(rest);
-        }
-        return ret;
-    }
-    return ret;
-}
-
-/* Runs the query over one shard's index from at on (store.h); *stop set when
- * fn stopped it, at then where. */
-static int run_shard(struct bt_store *store, const struct bt_query *q, int shard,
-                     struct position *at, bool (*fn)(const struct bt_query_row *, void *),
-                     void *arg, bool *stop)
-{
-    char key[600], same[32], kp[BT_STORE_KP_SIZE];
-    int ret = 0;
-
-    snprintf(key, sizeof(key), "%s:idx:%s",
-             bt_store_shard_kp(store, shard, kp, sizeof(kp)),
-             q->status ? q->status : "all");
-    while (!*stop) {
-        size_t m;
-        snprintf(same, sizeof(same), "%ld", at->same);
-        const char *argv[] = {"ZREVRANGEBYSCORE", key,     at->score, "-inf",
-                              "WITHSCORES",       "LIMIT", same,      "500"};
-        redisReply *members = bt_redis_argv(bt_store_redis(store), 8, argv, NULL);
-        if (!members || members->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(members);
-            return BT_EXIT_UNAVAILABLE;
-        }
-        m = members->elements / 2;
-        if (m)
-            ret = scan_chunk(store, q, members, m, at, fn, arg, stop);
-        freeReplyObject(members);
-        if (ret)
-            return ret;
-        if (m < CHUNK)
-            break;
-    }
-    return 0;
-}
-
-int bt_query_run(struct bt_store *store, const struct bt_query *q, const char *cursor,
-                 bool (*fn)(const struct bt_query_row *row, void *arg), void *arg,
-                 char *next, size_t n)
-{
-    struct position at = {"+inf", 0};
-    bool stop = false;
-    int shard = 0, ret = 0;
-
-    next[0] = '\0';
-    /* sharded: "<shard>/<score>:<same>", the shards one after the other,
-     * each newest first */
-    if (cursor && bt_store_sharded(store) && sscanf(cursor, "%d/", &shard) == 1 &&
-        shard >= 0 && shard < bt_store_shards(store))
-        cursor = strchr(cursor, '/') + 1;
-    if (cursor && *cursor && sscanf(cursor, "%39[^:]:%ld", at.score, &at.same) != 2)
-        snprintf(at.score, sizeof(at.score), "+inf");
-    for (; shard < bt_store_shards(store) && !stop; shard++) {
-        if ((ret = run_shard(store, q, shard, &at, fn, arg, &stop)))
-            return ret;
-        if (!stop)
-            at = (struct position){"+inf", 0};
-    }
-    if (stop && bt_store_sharded(store))
-        snprintf(next, n, "%d/%s:%ld", shard - 1, at.score, at.same);
-    else if (stop)
-        snprintf(next, n, "%s:%ld", at.score, at.same);
-    return 0;
 }

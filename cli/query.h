@@ -11,9 +11,9 @@
  * instance without the attribute matches only !=.
  *
  * Instances come newest first from the status index (idx:<status> with a
- * status= term, else idx:all), their fields from their meta hashes, 500 per
- * pipelined round trip: a scan narrowed by status, not an index per
- * attribute. */
+ * status= term, else idx:all; with shards, every shard's merged into one
+ * order), their fields from their meta hashes, 256 per pipelined round
+ * trip: a scan narrowed by status, not an index per attribute. */
 #ifndef BT_CLI_QUERY_H
 #define BT_CLI_QUERY_H
 
@@ -67,5 +67,8 @@ bool bt_query_matches(const struct bt_query *q, const struct bt_query_row *row);
 int bt_query_run(struct bt_store *store, const struct bt_query *q, const char *cursor,
                  bool (*fn)(const struct bt_query_row *row, void *arg), void *arg,
                  char *next, size_t n);
+/* Whether c reads as a cursor bt_query_run wrote: "<score>:<count>", and
+ * ":<shard>" after it with shards. */
+bool bt_query_cursor_valid(const char *c);
 
 #endif

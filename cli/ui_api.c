@@ -103,16 +103,6 @@ static bool append_row(const struct bt_query_row *row, void *arg)
     return (long)json_array_size(page->rows) < page->limit;
 }
 
-/* A cursor as bt_query_run writes it: "<score>:<count>". */
-static bool valid_cursor(const char *c)
-{
-    size_t score = strcspn(c, ":");
-
-    return score > 0 && score < 40 && c[score] == ':' && c[score + 1] &&
-           strspn(c + score + 1, "0123456789") == strlen(c + score + 1) &&
-           strspn(c, "0123456789.e+-inf") == score;
-}
-
 /* The query of status=, type= and query= (the language of `baton list
  * --query`), into q: 0, or the HTTP status of why not. */
 static unsigned query_of(const char *(*arg)(void *, const char *), void *args,
@@ -156,7 +146,7 @@ static unsigned get_instances(struct bt_ui *ui, const char *(*arg)(void *, const
         goto out;
     status = MHD_HTTP_BAD_REQUEST;
     if ((v = arg(args, "cursor")) && *v) {
-        if (strlen(v) >= sizeof(cursor) || !valid_cursor(v)) {
+        if (strlen(v) >= sizeof(cursor) || !bt_query_cursor_valid(v)) {
             bt_ui_error(out, status, "cursor: not a cursor (the next of a page)");
             goto out;
         }

@@ -138,6 +138,70 @@ Test(query, a_query_over_a_thousand_instances_returns_exactly_the_matching_ones,
                  out);
 }
 
+/* Counts the rows of a `list --json` page in seen and checks that they come
+ * newest first (by "created") after *last, which they move on. */
+static int page_in_order(char *out, json_t *seen, char *last, size_t n)
+{
+    int rows = 0;
+
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *row = json_loads(line, 0, NULL);
+        const char *id = json_string_value(json_object_get(row, "id"));
+        const char *created = json_string_value(json_object_get(row, "created"));
+        if (id && created) {
+            cr_assert_leq(strcmp(created, last), 0, "%s created %s comes after %s", id,
+                          created, last);
+            snprintf(last, n, "%s", created);
+            json_object_set_new(
+                seen, id,
+                json_integer(json_integer_value(json_object_get(seen, id)) + 1));
+            rows++;
+        }
+        json_decref(row);
+    }
+    return rows;
+}
+
+Test(query, pages_come_newest_first_over_every_shard, .fini = teardown, .timeout = 120)
+{
+    static char out[1 << 18];
+    enum { N = 240, SHARDS = 8 };
+    char id[32], cursor[64] = "", last[40] = "~"; /* after every date */
+    json_t *seen = json_object();
+    struct bt_stack_results r;
+    int pages = 0, total = 0;
+
+    cr_assert_eq(bt_stack_start_sharded(&stack, NULL, SHARDS), 0);
+    cr_assert_gt(bt_stack_worker(&stack, "flows", NULL), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "order-%d", i);
+        json_t *attrs = json_pack("{s:s}", "brand", brands[i % 3]);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "tagged", id, json_pack("{s:o}", "attrs", attrs)),
+            0);
+    }
+    bt_stack_results(&stack, &r, N, 60000);
+    cr_assert_eq(r.distinct, N);
+    json_decref(r.by_id);
+    /* pages of 7: the shards' indexes merged, not one shard after another */
+    do {
+        int rc = cursor[0]
+                     ? BT_STACK_BATON(&stack, out, "list", "--limit", "7", "--json",
+                                      "--after", cursor)
+                     : BT_STACK_BATON(&stack, out, "list", "--limit", "7", "--json");
+        cr_assert_eq(rc, 0, "%s", out);
+        const char *more = strstr(out, "--after ");
+        cursor[0] = '\0';
+        if (more)
+            sscanf(more + 8, "%63s", cursor);
+        total += page_in_order(out, seen, last, sizeof(last));
+        pages++;
+    } while (cursor[0] && pages < 100);
+    cr_assert_eq(total, N, "the pages gave %d rows of %d", total, N);
+    cr_assert_eq((int)json_object_size(seen), N, "a row came twice");
+    json_decref(seen);
+}
+
 Test(query, attributes_a_workflow_may_not_set_fail_it_with_the_reason, .init = setup,
      .fini = teardown, .timeout = 60)
 {
