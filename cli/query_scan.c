@@ -215,8 +215,8 @@ bool bt_query_cursor_valid(const char *c)
 
     if (sscanf(c, "%39[^:]:%ld:%d", score, &same, &shard) < 2 || same < 0 || shard < 0)
         return false;
-    strtod(score, &end);
-    return end != score && !*end;
+    double v = strtod(score, &end);
+    return end != score && !*end && !isnan(v); /* Redis refuses NaN */
 }
 
 int bt_query_run(struct bt_store *store, const struct bt_query *q, const char *cursor,
