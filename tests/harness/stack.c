@@ -126,6 +126,13 @@ const char *bt_stack_shard_kp(const struct bt_stack *s, int shard, char *buf, si
     return buf;
 }
 
+const char *bt_stack_kp_of(const struct bt_stack *s, const char *id, char *buf, size_t n)
+{
+    return bt_stack_shard_kp(
+        s, s->shards > 0 ? (int)(bt_redis_slot(id, strlen(id)) % (unsigned)s->shards) : 0,
+        buf, n);
+}
+
 long bt_stack_count_keys(struct bt_stack *s, const char *pattern)
 {
     int masters = bt_redis_masters(s->r);

@@ -22,25 +22,52 @@ static void teardown(void)
     bt_stack_stop(&stack);
 }
 
+/* Shards to visit (store.h): 1 without shards. */
+static int shards(void)
+{
+    return stack.shards > 0 ? stack.shards : 1;
+}
+
 /* Outbox hashes left in Redis; -1 on error. */
 static long long outboxes_left(void)
 {
-    redisReply *keys = bt_stack_redis(&stack, "KEYS %s:{*}:outbox", stack.prefix);
-    long long n =
-        keys && keys->type == REDIS_REPLY_ARRAY ? (long long)keys->elements : -1;
+    long long n = 0;
 
-    freeReplyObject(keys);
+    for (int shard = 0; shard < shards() && n >= 0; shard++) {
+        char kp[128], pattern[160];
+        snprintf(pattern, sizeof(pattern), "%s:{*}:outbox",
+                 bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
+        long keys = bt_stack_count_keys(&stack, pattern);
+        n = keys < 0 ? -1 : n + keys;
+    }
     return n;
 }
 
-/* Entries of the outbox index; -1 on error. */
+/* Entries of the outbox indexes; -1 on error. */
 static long long indexed(void)
 {
-    redisReply *index = bt_stack_redis(&stack, "ZCARD %s:outbox", stack.prefix);
-    long long n = index && index->type == REDIS_REPLY_INTEGER ? index->integer : -1;
+    long long n = 0;
 
-    freeReplyObject(index);
+    for (int shard = 0; shard < shards() && n >= 0; shard++) {
+        char kp[128];
+        redisReply *index = bt_stack_redis(
+            &stack, "ZCARD %s:outbox", bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
+        n = index && index->type == REDIS_REPLY_INTEGER ? n + index->integer : -1;
+        freeReplyObject(index);
+    }
     return n;
+}
+
+/* Puts id in its shard's outbox index, committed long ago (past the
+ * scheduler's grace). */
+static void index_long_ago(const char *id)
+{
+    char kp[128];
+    redisReply *reply = bt_stack_redis(&stack, "ZADD %s:outbox 1 %s",
+                                       bt_stack_kp_of(&stack, id, kp, sizeof(kp)), id);
+
+    cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
 }
 
 /* Outbox hashes plus entries of the outbox index left in Redis; -1 on error. */
@@ -66,16 +93,14 @@ static size_t result_payload(char *buf, size_t n, const char *id, int v)
  * "<topic suffix>\n<key>\n<payload>", committed long ago. */
 static void put_unsent(const char *id, const char *field, const char *payload)
 {
-    redisReply *reply;
+    char key[256];
+    redisReply *reply = bt_stack_redis(
+        &stack, "HSET %s %s results\n%s\n%s",
+        bt_stack_key(&stack, id, ":outbox", key, sizeof(key)), field, id, payload);
 
-    reply = bt_stack_redis(&stack, "HSET %s:{%s}:outbox %s results\n%s\n%s", stack.prefix,
-                           id, field, id, payload);
     cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
     freeReplyObject(reply);
-    /* committed long ago: past the scheduler's grace */
-    reply = bt_stack_redis(&stack, "ZADD %s:outbox 1 %s", stack.prefix, id);
-    cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
-    freeReplyObject(reply);
+    index_long_ago(id);
 }
 
 static void put_unsent_result(const char *id, const char *field, int v)
@@ -114,8 +139,7 @@ Test(outbox, the_scheduler_sends_what_a_dead_worker_left_unsent_then_forgets_it,
     put_unsent_result("ob-2", "r", 2);
     put_unsent_result("ob-2", "r2", 3); /* two commands of one instance */
     /* an index entry whose outbox is already empty is dropped too */
-    redisReply *reply = bt_stack_redis(&stack, "ZADD %s:outbox 1 ob-3", stack.prefix);
-    freeReplyObject(reply);
+    index_long_ago("ob-3");
     cr_assert_eq(outbox_left(), 2 + 3);
 
     cr_assert_gt(bt_stack_scheduler(&stack), 0);
@@ -244,7 +268,9 @@ Test(outbox, the_sweep_leaves_a_result_another_process_is_sending, .init = setup
     bool gone;
 
     put_unsent_result("ob-1", "r", 1);
-    reply = bt_stack_redis(&stack, "SET %s:{ob-1}:resend other PX 4000", stack.prefix);
+    char key[256];
+    reply = bt_stack_redis(&stack, "SET %s other PX 4000",
+                           bt_stack_key(&stack, "ob-1", ":resend", key, sizeof(key)));
     cr_assert(reply && reply->type == REDIS_REPLY_STATUS);
     freeReplyObject(reply);
     cr_assert_gt(bt_stack_scheduler(&stack), 0);
@@ -283,6 +309,7 @@ Test(outbox, the_sweep_sends_the_held_tasks_of_dead_workers_only, .init = setup,
                 {"held-live", "here:1", now + 600000},
                 {"held-stale", "here:1", now - 600000}};
     int sent[3] = {0};
+    char key[256];
     bool gone;
 
     redisReply *reply =
@@ -295,17 +322,19 @@ Test(outbox, the_sweep_sends_the_held_tasks_of_dead_workers_only, .init = setup,
                  "\"attempt\":1,\"name\":\"a\",\"input\":null,\"deadline\":%lld}",
                  held[i].id, held[i].deadline);
         reply =
-            bt_stack_redis(&stack, "HSET %s:{%s}:outbox t|0|1|@%s tasks.default\n%s\n%s",
-                           stack.prefix, held[i].id, held[i].holder, held[i].id, payload);
+            bt_stack_redis(&stack, "HSET %s t|0|1|@%s tasks.default\n%s\n%s",
+                           bt_stack_key(&stack, held[i].id, ":outbox", key, sizeof(key)),
+                           held[i].holder, held[i].id, payload);
         cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
         freeReplyObject(reply);
-        reply = bt_stack_redis(&stack, "ZADD %s:outbox 1 %s", stack.prefix, held[i].id);
-        freeReplyObject(reply);
+        index_long_ago(held[i].id);
     }
     cr_assert_gt(bt_stack_scheduler(&stack), 0);
     BT_TEST_WAIT_UNTIL(gone, outboxes_left() == 1, 30000);
     cr_assert(gone, "%lld outboxes left", outboxes_left());
-    reply = bt_stack_redis(&stack, "EXISTS %s:{held-live}:outbox", stack.prefix);
+    reply =
+        bt_stack_redis(&stack, "EXISTS %s",
+                       bt_stack_key(&stack, "held-live", ":outbox", key, sizeof(key)));
     cr_assert(reply && reply->integer == 1, "the live worker's task stays");
     freeReplyObject(reply);
     bt_stack_read_all(&stack, "tasks.default", 10000, count_tasks, sent);
