@@ -40,10 +40,16 @@ static bool count_one(const json_t *msg, void *arg)
 
 static long outbox_index_size(void)
 {
-    redisReply *reply = bt_stack_redis(&stack, "ZCARD %s:outbox", stack.prefix);
-    long n = reply && reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : -1;
+    long n = 0;
 
-    freeReplyObject(reply);
+    for (int shard = 0; shard < (stack.shards > 0 ? stack.shards : 1) && n >= 0;
+         shard++) {
+        char kp[128];
+        redisReply *reply = bt_stack_redis(
+            &stack, "ZCARD %s:outbox", bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
+        n = reply && reply->type == REDIS_REPLY_INTEGER ? n + (long)reply->integer : -1;
+        freeReplyObject(reply);
+    }
     return n;
 }
 
@@ -365,9 +371,9 @@ static int hold(bt_act *act, const json_t *input, json_t **result)
  * the worker that has it cached). */
 static void commit_elsewhere(const char *id)
 {
-    char errstr[256], redis[300], prefix[128], name[] = "test";
-    char *argv[] = {name, redis, prefix, NULL};
-    int argc = 3, result = -1;
+    char errstr[256], redis[300], prefix[128], shards[32], name[] = "test";
+    char *argv[] = {name, redis, prefix, shards, NULL};
+    int argc = stack.shards > 0 ? 4 : 3, result = -1;
     struct bt_config cfg;
     bt_registry *reg = bt_registry_new();
     struct bt_store *store;
@@ -381,6 +387,9 @@ static void commit_elsewhere(const char *id)
 
     snprintf(redis, sizeof(redis), "--redis=%s", stack.redis.addr);
     snprintf(prefix, sizeof(prefix), "--prefix=%s", stack.prefix);
+    snprintf(shards, sizeof(shards), "--redis-shards=%d", stack.shards);
+    if (argc == 3)
+        argv[3] = NULL;
     cr_assert_eq(bt_config_load(&cfg, &argc, argv, errstr, sizeof(errstr)), 0, "%s",
                  errstr);
     cr_assert_eq(bt_register_workflow(reg, "two_holds", two_holds), 0);

@@ -46,15 +46,24 @@ static int baton(const char *const *args)
     return bt_test_wait(pid, 30000);
 }
 
-/* Instances whose id starts with "<name>@" (or is exactly name when exact). */
-static int instances(const char *name, bool exact, int *completed)
+/* The prefix of the schedules' keys: shard 0's (store.h). */
+static const char *sp(void)
 {
-    redisReply *reply = bt_stack_redis(&stack, "ZRANGE %s:idx:all 0 -1", stack.prefix);
+    static char kp[128];
+
+    return bt_stack_shard_kp(&stack, 0, kp, sizeof(kp));
+}
+
+/* Instances whose id starts with "<name>@" (or is exactly name when exact),
+ * in shard's index. */
+static int instances_in(int shard, const char *name, bool exact, int *completed)
+{
+    char kp[128];
+    redisReply *reply = bt_stack_redis(&stack, "ZRANGE %s:idx:all 0 -1",
+                                       bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
     size_t len = strlen(name);
     int n = 0;
 
-    if (completed)
-        *completed = 0;
     for (size_t i = 0; reply && i < reply->elements; i++) {
         const char *id = reply->element[i]->str;
         char status[32];
@@ -69,10 +78,22 @@ static int instances(const char *name, bool exact, int *completed)
     return n;
 }
 
+/* Instances whose id starts with "<name>@" (or is exactly name when exact). */
+static int instances(const char *name, bool exact, int *completed)
+{
+    int n = 0;
+
+    if (completed)
+        *completed = 0;
+    for (int shard = 0; shard < (stack.shards > 0 ? stack.shards : 1); shard++)
+        n += instances_in(shard, name, exact, completed);
+    return n;
+}
+
 static long long hash_int(const char *name, const char *field)
 {
     redisReply *reply =
-        bt_stack_redis(&stack, "HGET %s:schedule:%s %s", stack.prefix, name, field);
+        bt_stack_redis(&stack, "HGET %s:schedule:%s %s", sp(), name, field);
     long long v = reply && reply->type == REDIS_REPLY_STRING ? atoll(reply->str) : -1;
 
     freeReplyObject(reply);
@@ -189,7 +210,7 @@ Test(schedule, paused_schedule_starts_nothing, .init = setup, .fini = teardown,
                                              "--input", "{\"v\":0}", NULL}),
                  0);
     cr_assert_eq(baton((const char *const[]){"schedule", "pause", "idle", NULL}), 0);
-    score = bt_stack_redis(&stack, "ZSCORE %s:schedules idle", stack.prefix);
+    score = bt_stack_redis(&stack, "ZSCORE %s:schedules idle", sp());
     cr_assert_str_eq(score->str, "inf");
     freeReplyObject(score);
     sched = scheduler();
@@ -259,13 +280,15 @@ Test(schedule, start_at_fires_once_at_its_time, .init = setup, .fini = teardown,
             !strcmp(bt_stack_status(&stack, "soon", status, sizeof(status)), "completed"),
         30000);
     cr_assert(ok, "both one-shots must run to completion");
-    reply = bt_stack_redis(&stack, "HGET %s:{later} created", stack.prefix);
+    char key[256];
+    reply = bt_stack_redis(&stack, "HGET %s created",
+                           bt_stack_key(&stack, "later", "", key, sizeof(key)));
     created = atoll(reply->str);
     freeReplyObject(reply);
     cr_assert(created >= at && created < at + 2000, "started at %lld for %lld",
               (long long)created, (long long)at);
     /* fired once: the schedule deleted itself */
-    reply = bt_stack_redis(&stack, "ZCARD %s:schedules", stack.prefix);
+    reply = bt_stack_redis(&stack, "ZCARD %s:schedules", sp());
     cr_assert_eq(reply->integer, 0);
     freeReplyObject(reply);
     cr_assert_eq(hash_int("later", "next"), -1);
@@ -313,10 +336,10 @@ Test(schedule, fires_once_for_missed_slots_then_follows_from_now, .init = setup,
                                              "--input", "{\"v\":0}", NULL}),
                  0);
     /* as if no scheduler had run for three hours */
-    freeReplyObject(bt_stack_redis(&stack, "HSET %s:schedule:hourly next %lld",
-                                   stack.prefix, (long long)missed));
-    freeReplyObject(bt_stack_redis(&stack, "ZADD %s:schedules %lld hourly", stack.prefix,
+    freeReplyObject(bt_stack_redis(&stack, "HSET %s:schedule:hourly next %lld", sp(),
                                    (long long)missed));
+    freeReplyObject(
+        bt_stack_redis(&stack, "ZADD %s:schedules %lld hourly", sp(), (long long)missed));
     sched = scheduler();
     BT_TEST_WAIT_UNTIL(ok, all_completed("hourly", 1), 30000);
     cr_assert(ok, "the missed slots must fire once");
