@@ -12,7 +12,7 @@ TEST_JOBS  ?= 3
 WERROR     ?= ON
 install deb: WERROR = OFF
 
-.PHONY: all bootstrap build build-asan test test-asan demo bench chaos install deb clean check-compose
+.PHONY: all bootstrap build build-asan test test-sharded test-asan demo bench chaos install deb clean check-compose
 
 all: build
 
@@ -30,6 +30,13 @@ build-asan: bootstrap
 test: build
 	@/usr/bin/python3 tests/schemas/check_schemas.py
 	@scripts/run-tests $(BUILD)/test.log $(BUILD)/bin/baton-tests --jobs $(TEST_JOBS)
+
+# The suites that touch the sharded keys again, on 8 shards in one
+# redis-server (docs/scaling.md): CI runs it after `make test`.
+SHARDED_SUITES ?= +(engine|time|outbox|retention|schedule|faults|query)/*
+test-sharded: build
+	@BT_TEST_REDIS_SHARDS=8 scripts/run-tests $(BUILD)/test-sharded.log \
+	  $(BUILD)/bin/baton-tests --filter '$(SHARDED_SUITES)' --jobs $(TEST_JOBS)
 
 test-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
