@@ -133,6 +133,34 @@ const char *bt_stack_kp_of(const struct bt_stack *s, const char *id, char *buf, 
         buf, n);
 }
 
+long long bt_stack_zcard(struct bt_stack *s, const char *suffix)
+{
+    long long n = 0;
+
+    for (int shard = 0; shard < (s->shards > 0 ? s->shards : 1) && n >= 0; shard++) {
+        char kp[128];
+        redisReply *reply = bt_stack_redis(
+            s, "ZCARD %s:%s", bt_stack_shard_kp(s, shard, kp, sizeof(kp)), suffix);
+        n = reply && reply->type == REDIS_REPLY_INTEGER ? n + reply->integer : -1;
+        freeReplyObject(reply);
+    }
+    return n;
+}
+
+long bt_stack_count_instance_keys(struct bt_stack *s, const char *suffix)
+{
+    long n = 0;
+
+    for (int shard = 0; shard < (s->shards > 0 ? s->shards : 1) && n >= 0; shard++) {
+        char kp[128], pattern[192];
+        snprintf(pattern, sizeof(pattern), "%s:{*}%s",
+                 bt_stack_shard_kp(s, shard, kp, sizeof(kp)), suffix);
+        long k = bt_stack_count_keys(s, pattern);
+        n = k < 0 ? -1 : n + k;
+    }
+    return n;
+}
+
 long bt_stack_count_keys(struct bt_stack *s, const char *pattern)
 {
     int masters = bt_redis_masters(s->r);

@@ -55,6 +55,12 @@ const char *bt_stack_kp_of(const struct bt_stack *s, const char *id, char *buf, 
 /* How many keys match pattern, over every master; -1 when Redis does not
  * answer. */
 long bt_stack_count_keys(struct bt_stack *s, const char *pattern);
+/* The sum of ZCARD "<kp>:<suffix>" over the shards' prefixes (the outbox,
+ * timers or retention index); -1 when Redis does not answer. */
+long long bt_stack_zcard(struct bt_stack *s, const char *suffix);
+/* How many instances have a key "<kp>:{<id>}<suffix>", over the shards; -1
+ * when Redis does not answer. */
+long bt_stack_count_instance_keys(struct bt_stack *s, const char *suffix);
 
 /* The key of instance id with suffix as the programs name it (store.h):
  * "<prefix>[:{<shard>}]:{<id>}<suffix>", into buf. */

@@ -40,17 +40,7 @@ static bool count_one(const json_t *msg, void *arg)
 
 static long outbox_index_size(void)
 {
-    long n = 0;
-
-    for (int shard = 0; shard < (stack.shards > 0 ? stack.shards : 1) && n >= 0;
-         shard++) {
-        char kp[128];
-        redisReply *reply = bt_stack_redis(
-            &stack, "ZCARD %s:outbox", bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
-        n = reply && reply->type == REDIS_REPLY_INTEGER ? n + (long)reply->integer : -1;
-        freeReplyObject(reply);
-    }
-    return n;
+    return (long)bt_stack_zcard(&stack, "outbox");
 }
 
 /* Starts n chains, taking redis down after a third of them and bringing it

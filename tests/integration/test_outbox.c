@@ -22,40 +22,16 @@ static void teardown(void)
     bt_stack_stop(&stack);
 }
 
-/* Shards to visit (store.h): 1 without shards. */
-static int shards(void)
-{
-    return stack.shards > 0 ? stack.shards : 1;
-}
-
 /* Outbox hashes left in Redis; -1 on error. */
 static long long outboxes_left(void)
 {
-    long long n = 0;
-
-    for (int shard = 0; shard < shards() && n >= 0; shard++) {
-        char kp[128], pattern[160];
-        snprintf(pattern, sizeof(pattern), "%s:{*}:outbox",
-                 bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
-        long keys = bt_stack_count_keys(&stack, pattern);
-        n = keys < 0 ? -1 : n + keys;
-    }
-    return n;
+    return bt_stack_count_instance_keys(&stack, ":outbox");
 }
 
 /* Entries of the outbox indexes; -1 on error. */
 static long long indexed(void)
 {
-    long long n = 0;
-
-    for (int shard = 0; shard < shards() && n >= 0; shard++) {
-        char kp[128];
-        redisReply *index = bt_stack_redis(
-            &stack, "ZCARD %s:outbox", bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
-        n = index && index->type == REDIS_REPLY_INTEGER ? n + index->integer : -1;
-        freeReplyObject(index);
-    }
-    return n;
+    return bt_stack_zcard(&stack, "outbox");
 }
 
 /* Puts id in its shard's outbox index, committed long ago (past the

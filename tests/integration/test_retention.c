@@ -46,21 +46,6 @@ static long long integer(const char *fmt, const char *a, const char *b)
     return n;
 }
 
-/* The sum of ZCARD <kp>:<suffix> over the shards' prefixes; -1 on error. */
-static long long total(const char *suffix)
-{
-    long long n = 0;
-
-    for (int shard = 0; shard < (stack.shards > 0 ? stack.shards : 1) && n >= 0;
-         shard++) {
-        char kp[128];
-        long long k = integer("ZCARD %s:%s",
-                              bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)), suffix);
-        n = k < 0 ? -1 : n + k;
-    }
-    return n;
-}
-
 /* Tests that read or write keys a sharded store splits (a single claim, a
  * claim of their own, the backfill) run without shards only. */
 #define UNSHARDED_ONLY()                                                                 \
@@ -232,7 +217,8 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
     await_all("kept", 5, "failed", 60000);
     await_all("open", 5, "running", 60000);
     snapshot(histories, "done", 20, 1);
-    cr_assert_eq(total("retention"), 25, "every finished run is due once");
+    cr_assert_eq(bt_stack_zcard(&stack, "retention"), 25,
+                 "every finished run is due once");
 
     /* a running instance in the retention set (none is put there, but were
      * one) is left alone, and leaves the set */
@@ -276,8 +262,8 @@ Test(retention, deletes_exactly_the_expired_finished_instances)
         snprintf(id, sizeof(id), "open-%d", i);
         cr_expect(exists(id) && keys_of(id) >= 3, "%s was touched", id);
     }
-    cr_expect_eq(total("retention"), 5);
-    cr_expect_eq(total("retention:leased"), 0);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention"), 5);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention:leased"), 0);
     char out[8192];
     cr_expect_eq(BT_STACK_BATON(&stack, out, "stats"), 0, "%s", out);
     cr_expect(strstr(out, "finished runs kept until their retention ends: 5 (due for "
@@ -394,8 +380,8 @@ Test(retention, two_schedulers_archive_each_run_exactly_once)
     cr_expect_str_eq(json_string_value(json_object_get(run1, "status")), "continued");
     cr_expect_str_eq(json_string_value(json_object_get(run3, "status")), "completed");
     expect_valid(archive);
-    cr_expect_eq(total("retention"), 0);
-    cr_expect_eq(total("retention:leased"), 0);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention"), 0);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention:leased"), 0);
     json_decref(archive);
     json_decref(histories);
     for (int s = 0; s < 2; s++)
@@ -419,17 +405,7 @@ static int left(const char *name, int n)
 /* Outbox hashes in Redis. */
 static long long outboxes(void)
 {
-    long long n = 0;
-
-    for (int shard = 0; shard < (stack.shards > 0 ? stack.shards : 1) && n >= 0;
-         shard++) {
-        char kp[128], pattern[160];
-        snprintf(pattern, sizeof(pattern), "%s:{*}:outbox",
-                 bt_stack_shard_kp(&stack, shard, kp, sizeof(kp)));
-        long k = bt_stack_count_keys(&stack, pattern);
-        n = k < 0 ? -1 : n + k;
-    }
-    return n;
+    return bt_stack_count_instance_keys(&stack, ":outbox");
 }
 
 /* With the broker down, the scheduler claims and produces but deletes
@@ -461,7 +437,7 @@ Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
 
     cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
     cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
-    BT_TEST_WAIT_UNTIL(ok, total("retention:leased") == n, 30000);
+    BT_TEST_WAIT_UNTIL(ok, bt_stack_zcard(&stack, "retention:leased") == n, 30000);
     cr_assert(ok, "the scheduler claimed the expired runs");
     /* a window to see nothing go (the producer keeps its messages queued for
      * message.timeout.ms, 5 min, far longer) */
@@ -473,8 +449,8 @@ Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
     /* stopped meanwhile, it does not wait for the broker: its runs are put
      * back, whole, for the next scheduler */
     cr_expect_eq(bt_test_stop(scheduler, 20000), 0, "the scheduler stopped cleanly");
-    cr_expect_eq(total("retention:leased"), 0);
-    cr_expect_eq(total("retention"), n);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention:leased"), 0);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention"), n);
     cr_assert_eq(left("k", n), n);
     cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
     cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
@@ -514,10 +490,10 @@ Test(retention, a_redis_restart_during_deletion_loses_nothing)
 
     cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
     cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
-    BT_TEST_WAIT_UNTIL(ok, total("retention:leased") == 100, 30000);
+    BT_TEST_WAIT_UNTIL(ok, bt_stack_zcard(&stack, "retention:leased") == 100, 30000);
     cr_assert(ok, "the scheduler claimed a batch");
     cr_assert_eq(bt_stack_redis_restart(&stack, "kill"), 0);
-    long long leased = total("retention:leased");
+    long long leased = bt_stack_zcard(&stack, "retention:leased");
     cr_assert_eq(leased, 100, "the claims survive the restart: %lld leased", leased);
     cr_assert_eq(left("r", n), n);
     cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
@@ -525,7 +501,7 @@ Test(retention, a_redis_restart_during_deletion_loses_nothing)
     cr_assert(ok, "%d instances left after the restart", left("r", n));
     archive = archived();
     cr_expect_eq(expect_archived_once(archive, histories), (size_t)n);
-    cr_expect_eq(total("retention:leased"), 0);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention:leased"), 0);
     json_decref(archive);
     json_decref(histories);
     bt_test_stop(scheduler, BT_TEST_STOP_MS);
@@ -562,7 +538,7 @@ Test(retention, baton_delete_archives_a_finished_instance_and_refuses_a_running_
                   strstr(out, "0 of 1 runs deleted"),
               "%s", out);
     cr_expect_eq(keys_of("del-0"), 3, "del-0 is whole");
-    cr_expect_eq(total("retention"), 1, "put back");
+    cr_expect_eq(bt_stack_zcard(&stack, "retention"), 1, "put back");
     cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
     cr_expect_eq(BT_STACK_BATON(&stack, out, "delete", "del-0"), 0, "%s", out);
     cr_expect(strstr(out, "deleted del-0: 1 run archived to"), "%s", out);
@@ -803,7 +779,7 @@ Test(retention, instances_finished_before_retention_existed_are_backfilled)
         ok, integer("EXISTS %s:retention:backfilled", stack.prefix, NULL) == 1, 10000);
     cr_expect(ok, "the pass is marked done");
     cr_expect(exists("live-0") && keys_of("live-0") >= 3, "the running one is whole");
-    cr_expect_eq(total("retention"), 0);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention"), 0);
     archive = archived();
     cr_expect_eq(expect_archived_once(archive, histories), (size_t)n);
     json_decref(archive);
