@@ -65,15 +65,15 @@ static bool exists(const char *id)
 /* Keys of instance id but its tombstone. */
 static long long keys_of(const char *id)
 {
-    char key[256];
-    redisReply *reply = bt_stack_redis(&stack, "KEYS %s*",
-                                       bt_stack_key(&stack, id, "", key, sizeof(key)));
-    long long n = 0;
+    char key[256], pattern[300];
+    long all;
 
-    for (size_t i = 0; reply && i < reply->elements; i++)
-        n += strstr(reply->element[i]->str, "}:deleted") == NULL;
-    freeReplyObject(reply);
-    return n;
+    snprintf(pattern, sizeof(pattern), "%s*",
+             bt_stack_key(&stack, id, "", key, sizeof(key)));
+    /* over every master: KEYS names no key a cluster could route by */
+    all = bt_stack_count_keys(&stack, pattern);
+    bt_stack_key(&stack, id, ":deleted", key, sizeof(key));
+    return all < 0 ? -1 : all - (integer("EXISTS %s", key, NULL) == 1);
 }
 
 /* baton-scheduler with extra arguments (NULL-terminated). */
