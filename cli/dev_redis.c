@@ -2,10 +2,9 @@
  * in a config file (mode 0600 in $BATON_HOME) rather than as flags, as a
  * command line is anybody's to read in ps; and with --redis-cluster, the
  * cluster its nodes make. */
-#define _XOPEN_SOURCE 700 /* nftw */
+#define _XOPEN_SOURCE 700 /* POSIX.1-2008 */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "err.h"
 #include "log.h"
 #include "proc.h"
+#include "tree.h"
 
 #define CLUSTER_TIMEOUT_MS 30000 /* redis-cli's create, then every slot served */
 
@@ -70,21 +70,12 @@ int bt_cli_dev_redis_conf(const struct bt_config *cfg, char *path, size_t n)
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 int bt_cli_dev_cluster_reset(const struct bt_config *cfg)
 {
     char dir[PATH_MAX];
 
     snprintf(dir, sizeof(dir), "%s/redis-cluster", cfg->home);
-    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT) {
+    if (bt_remove_tree(dir) && errno != ENOENT) {
         bt_log(BT_LOG_ERROR, "cannot remove the last run's cluster: %s dir=%s",
                strerror(errno), dir);
         return BT_EIO;

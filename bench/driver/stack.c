@@ -1,15 +1,8 @@
 /* The stack a run measures: `baton dev` with a temporary home (and the
  * limited workload's extra workers), or --attach's processes. */
-#define _GNU_SOURCE /* nftw, asprintf */
+#define _GNU_SOURCE /* asprintf */
 #include "driver.h"
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+#include "tree.h"
 
 /* Stops the baton-workers started beside baton dev's (SIGTERM; SIGKILL after
  * 10 s) and drops them from the worker role. */
@@ -33,7 +26,7 @@ void bench_stack_stop(struct stack *s)
         s->dev = 0;
     }
     if (s->home[0]) {
-        nftw(s->home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bt_remove_tree(s->home);
         s->home[0] = '\0';
     }
 }

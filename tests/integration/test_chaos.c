@@ -4,15 +4,15 @@
  * line. And it must be able to fail: asked for more results than it starts
  * instances, it exits 1 and names the invariant. The driver's processes die
  * with it (PR_SET_PDEATHSIG), and it dies with this test. */
-#define _XOPEN_SOURCE 700 /* nftw */
+#define _XOPEN_SOURCE 700 /* POSIX.1-2008 */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "tree.h"
 
 struct chaos_out {
     char path[64];      /* the driver's stdout and stderr */
@@ -60,21 +60,12 @@ static int run_chaos(const char *const *args, struct chaos_out *out, int timeout
     return status;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 /* A run that went as expected leaves nothing behind; one that did not keeps
  * its logs for whoever reads the failure. */
 static void clean(const struct chaos_out *out)
 {
     if (out->dir[0] && !strncmp(out->dir, "/tmp/baton-chaos-", 17))
-        nftw(out->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bt_remove_tree(out->dir);
     unlink(out->path);
 }
 
