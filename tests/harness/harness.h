@@ -28,6 +28,9 @@ void bt_test_redis_kill(struct bt_test_redis *r);
 int bt_test_redis_restart(struct bt_test_redis *r);
 /* Stops it and removes its data dir. Idempotent. */
 void bt_test_redis_stop(struct bt_test_redis *r);
+/* Has r (its dir made) stopped at the process's exit if it was not by then:
+ * bt_test_redis_start does it. */
+void bt_test_redis_track(struct bt_test_redis *r);
 
 /* A Redis Cluster of 3 masters, with a replica each when asked (for a
  * failover, a second after a master stops answering), all on loopback, made

@@ -1,9 +1,8 @@
 /* A real redis-server per test, on a free loopback port with its own data
  * dir, durable on every write (appendfsync always) so that kill -9 tests can
  * assert what survives. */
-#define _XOPEN_SOURCE 700 /* nftw */
+#define _XOPEN_SOURCE 700 /* POSIX.1-2008 */
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include "harness.h"
+#include "tree.h"
 
 #define BT_TEST_REDIS_START_MS 5000
 
@@ -146,6 +146,32 @@ out:
     return ret;
 }
 
+/* The fixtures not stopped yet: a test that skips itself (cr_skip_test)
+ * leaves without its .fini, so what it started is stopped at its exit. */
+#define LIVE_MAX 64
+static struct bt_test_redis *live[LIVE_MAX];
+
+static void stop_the_rest(void)
+{
+    for (int i = 0; i < LIVE_MAX; i++)
+        if (live[i])
+            bt_test_redis_stop(live[i]);
+}
+
+void bt_test_redis_track(struct bt_test_redis *r)
+{
+    static bool registered;
+
+    if (!registered)
+        registered = atexit(stop_the_rest) == 0;
+    for (int i = 0; i < LIVE_MAX; i++) {
+        if (!live[i] || live[i] == r) {
+            live[i] = r;
+            return;
+        }
+    }
+}
+
 int bt_test_redis_start(struct bt_test_redis *r)
 {
     bool cluster = r->cluster;
@@ -158,6 +184,7 @@ int bt_test_redis_start(struct bt_test_redis *r)
         r->dir[0] = '\0';
         goto out;
     }
+    bt_test_redis_track(r);
     /* Someone may take the probed port before redis-server binds it. */
     for (int attempt = 0; attempt < 3 && ret < 0; attempt++) {
         r->port = free_port();
@@ -194,20 +221,14 @@ int bt_test_redis_restart(struct bt_test_redis *r)
     return ret;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 void bt_test_redis_stop(struct bt_test_redis *r)
 {
+    for (int i = 0; i < LIVE_MAX; i++)
+        if (live[i] == r)
+            live[i] = NULL;
     bt_test_redis_kill(r);
     if (r->dir[0])
-        nftw(r->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bt_remove_tree(r->dir);
     r->dir[0] = '\0';
 }
 

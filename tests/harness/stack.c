@@ -73,6 +73,7 @@ int bt_stack_start_cluster(struct bt_stack *s, const char *const *queues, int sh
         s->redis.dir[0] = '\0';
         return -1;
     }
+    bt_test_redis_track(&s->redis);
     if (!(s->cluster = calloc(1, sizeof(*s->cluster))) ||
         bt_test_rcluster_start(s->cluster, replicas) < 0) {
         free(s->cluster);

@@ -45,7 +45,8 @@ static void teardown(void)
     bt_test_rcluster_stop(&cl);
 }
 
-TestSuite(redis_cluster, .init = setup, .fini = teardown, .timeout = 120);
+/* each test names its .init: a suite's would run before a test's own */
+TestSuite(redis_cluster, .fini = teardown, .timeout = 120);
 
 /* A command straight to one node, past the router. */
 static redisReply *on_node(int node, const char *fmt, ...)
@@ -86,7 +87,7 @@ static long long int_of(redisReply *reply)
     return n;
 }
 
-Test(redis_cluster, each_key_goes_to_the_master_of_its_slot)
+Test(redis_cluster, each_key_goes_to_the_master_of_its_slot, .init = setup)
 {
     char key[32], val[32];
     int per_master[BT_TEST_RCLUSTER_NODES] = {0}, masters = 0;
@@ -115,7 +116,7 @@ Test(redis_cluster, each_key_goes_to_the_master_of_its_slot)
 
 static const char counter_lua[] = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
 
-Test(redis_cluster, a_pipeline_across_masters_answers_in_order)
+Test(redis_cluster, a_pipeline_across_masters_answers_in_order, .init = setup)
 {
     long long want[7] = {0};
     char key[16], by[16];
@@ -172,7 +173,7 @@ static int other_master(int than)
     return -1;
 }
 
-Test(redis_cluster, follows_ask_and_moved_while_a_slot_migrates)
+Test(redis_cluster, follows_ask_and_moved_while_a_slot_migrates, .init = setup)
 {
     const char *key = "migrating";
     char src_id[64], dst_id[64], port[16];
@@ -221,7 +222,7 @@ Test(redis_cluster, follows_ask_and_moved_while_a_slot_migrates)
     expect_str(bt_redis_command(r, "GET %s", key), "after");
 }
 
-Test(redis_cluster, a_subscriber_hears_a_publish_made_on_another_node)
+Test(redis_cluster, a_subscriber_hears_a_publish_made_on_another_node, .init = setup)
 {
     struct bt_redis *sub = connect_cluster();
     long long heard = 0;
@@ -321,7 +322,7 @@ Test(redis_cluster, a_killed_master_is_replaced_by_its_replica_without_losing_a_
     }
 }
 
-Test(redis_cluster, a_scan_visits_every_master)
+Test(redis_cluster, a_scan_visits_every_master, .init = setup)
 {
     char key[32];
     int found = 0, masters;
