@@ -1,6 +1,7 @@
 /* The scan of a query over the instance index (query.h): newest first over
  * every shard. Each shard's index (store.h) is a lane read in chunks; the
- * lanes are merged by score (the time of the instance's last change), ties
+ * lanes are merged by score (when the instance entered the index: its
+ * creation in idx:all, its change of status in idx:<status>), ties
  * going to the lower shard, so that a position is one triple: the score
  * reached, the shard, and how many members of that score the shard has
  * passed. Shards below it have passed all of that score, those above none. */

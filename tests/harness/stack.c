@@ -127,6 +127,11 @@ const char *bt_stack_shard_kp(const struct bt_stack *s, int shard, char *buf, si
     return buf;
 }
 
+int bt_stack_shard_count(const struct bt_stack *s)
+{
+    return s->shards > 0 ? s->shards : 1;
+}
+
 const char *bt_stack_kp_of(const struct bt_stack *s, const char *id, char *buf, size_t n)
 {
     return bt_stack_shard_kp(
@@ -138,7 +143,7 @@ long long bt_stack_zcard(struct bt_stack *s, const char *suffix)
 {
     long long n = 0;
 
-    for (int shard = 0; shard < (s->shards > 0 ? s->shards : 1) && n >= 0; shard++) {
+    for (int shard = 0; shard < bt_stack_shard_count(s) && n >= 0; shard++) {
         char kp[128];
         redisReply *reply = bt_stack_redis(
             s, "ZCARD %s:%s", bt_stack_shard_kp(s, shard, kp, sizeof(kp)), suffix);
@@ -152,7 +157,7 @@ long bt_stack_count_instance_keys(struct bt_stack *s, const char *suffix)
 {
     long n = 0;
 
-    for (int shard = 0; shard < (s->shards > 0 ? s->shards : 1) && n >= 0; shard++) {
+    for (int shard = 0; shard < bt_stack_shard_count(s) && n >= 0; shard++) {
         char kp[128], pattern[192];
         snprintf(pattern, sizeof(pattern), "%s:{*}%s",
                  bt_stack_shard_kp(s, shard, kp, sizeof(kp)), suffix);
@@ -180,11 +185,9 @@ long bt_stack_count_keys(struct bt_stack *s, const char *pattern)
 const char *bt_stack_key(const struct bt_stack *s, const char *id, const char *suffix,
                          char *buf, size_t n)
 {
-    if (s->shards > 0)
-        snprintf(buf, n, "%s:{%u}:{%s}%s", s->prefix,
-                 bt_redis_slot(id, strlen(id)) % (unsigned)s->shards, id, suffix);
-    else
-        snprintf(buf, n, "%s:{%s}%s", s->prefix, id, suffix);
+    char kp[128];
+
+    snprintf(buf, n, "%s:{%s}%s", bt_stack_kp_of(s, id, kp, sizeof(kp)), id, suffix);
     return buf;
 }
 

@@ -50,6 +50,8 @@ void bt_stack_setenv(struct bt_stack *s, int i, const char *fmt, ...)
 /* The key prefix of shard's keys ("<prefix>", or "<prefix>:{<shard>}" with
  * shards: store.h), into buf. */
 const char *bt_stack_shard_kp(const struct bt_stack *s, int shard, char *buf, size_t n);
+/* How many shard prefixes there are to visit: 1 without shards. */
+int bt_stack_shard_count(const struct bt_stack *s);
 /* The key prefix of the shard instance id belongs to, into buf. */
 const char *bt_stack_kp_of(const struct bt_stack *s, const char *id, char *buf, size_t n);
 /* How many keys match pattern, over every master; -1 when Redis does not

@@ -321,7 +321,7 @@ static void expect_valid(const json_t *archive)
 /* Makes every run in the retention set due now (its retention ended). */
 static void expire_all(void)
 {
-    for (int shard = 0; shard < (stack.shards > 0 ? stack.shards : 1); shard++) {
+    for (int shard = 0; shard < bt_stack_shard_count(&stack); shard++) {
         char kp[128];
         bt_stack_shard_kp(&stack, shard, kp, sizeof(kp));
         redisReply *reply = bt_stack_redis(

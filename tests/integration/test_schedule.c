@@ -85,7 +85,7 @@ static int instances(const char *name, bool exact, int *completed)
 
     if (completed)
         *completed = 0;
-    for (int shard = 0; shard < (stack.shards > 0 ? stack.shards : 1); shard++)
+    for (int shard = 0; shard < bt_stack_shard_count(&stack); shard++)
         n += instances_in(shard, name, exact, completed);
     return n;
 }
