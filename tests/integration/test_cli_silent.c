@@ -15,7 +15,9 @@
 static int listener = -1;
 static char home[64], env_home[128], redis_addr[64];
 
-/* Listens on a free loopback port and never accepts. */
+/* Listens on a free loopback port and never accepts. Called by the test
+ * once it runs: a test that skips itself gets no .fini to clean up after an
+ * .init. */
 static void setup(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
@@ -36,15 +38,19 @@ static void teardown(void)
 {
     char cmd[128];
 
-    close(listener);
+    if (listener >= 0)
+        close(listener);
+    if (!home[0])
+        return;
     snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
     cr_assert_eq(system(cmd), 0);
 }
 
-Test(cli_silent, every_redis_command_gives_up_within_5_s_with_exit_3, .init = setup,
-     .fini = teardown, .timeout = 240)
+Test(cli_silent, every_redis_command_gives_up_within_5_s_with_exit_3, .fini = teardown,
+     .timeout = 240)
 {
     BT_TEST_RELEASE_ONLY();
+    setup();
     static const char *const commands[][5] = {
         {"describe", "x"},
         {"history", "x"},
