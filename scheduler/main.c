@@ -63,6 +63,9 @@ static struct bt_series *retention_metrics(struct bt_metrics *metrics,
     kept->failed = bt_metrics_series(bt_metrics_counter(
         metrics, "baton_retention_failures_total",
         "Runs whose archive Kafka did not confirm: kept, tried again.", NULL));
+    kept->awaiting = bt_metrics_series(bt_metrics_gauge(
+        metrics, "baton_retention_awaiting_kafka",
+        "Runs claimed and archived whose delivery Kafka has not confirmed yet.", NULL));
     return bt_metrics_series(
         bt_metrics_gauge(metrics, "baton_retention_backlog",
                          "Runs whose retention ended that are not deleted yet.", NULL));

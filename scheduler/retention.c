@@ -41,12 +41,21 @@ struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_sto
     return rt;
 }
 
+/* How many runs in flight still await a delivery report; on the gauge, so
+ * that a broker that holds the deletes up is seen. */
+static size_t awaiting(const struct bt_retention *rt)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < rt->n; i++)
+        n += __atomic_load_n(&rt->runs[i].batch.pending, __ATOMIC_RELAXED) > 0;
+    bt_metrics_set(rt->stats.awaiting, (int64_t)n);
+    return n;
+}
+
 static bool reported(const struct bt_retention *rt)
 {
-    for (size_t i = 0; i < rt->n; i++)
-        if (__atomic_load_n(&rt->runs[i].batch.pending, __ATOMIC_RELAXED) > 0)
-            return false;
-    return true;
+    return awaiting(rt) == 0;
 }
 
 /* Ends the claims in flight; returns how many instances went, or BT_EAGAIN. */
@@ -117,6 +126,7 @@ int bt_retention_step(struct bt_retention *rt)
         return 0;
     if ((ret = claim(rt)) == BT_EAGAIN)
         rt->next_ms = bt_clock_mono_ms() + BT_RETENTION_IDLE_MS;
+    awaiting(rt);
     return ret == BT_EAGAIN ? ret : 0;
 }
 

@@ -24,6 +24,7 @@ struct bt_retention_stats {
     struct bt_series *deleted;  /* counter: instances deleted; NULL: none */
     struct bt_series *archived; /* counter: runs archived and deleted */
     struct bt_series *failed;   /* counter: archives not delivered, tried again */
+    struct bt_series *awaiting; /* gauge: runs whose archive awaits Kafka's word */
 };
 
 struct bt_retention;
