@@ -636,6 +636,11 @@ int bt_redis_flush(struct bt_redis *r)
     return ret;
 }
 
+bool bt_redis_batch_lost(const struct bt_redis *r)
+{
+    return !r->cluster && r->head == r->ncmds && r->nlost > 0;
+}
+
 void bt_redis_set_timeout(struct bt_redis *r, int ms)
 {
     r->timeout_ms = ms;

@@ -7,6 +7,7 @@
 #define BT_REDIS_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <hiredis/hiredis.h>
@@ -74,6 +75,10 @@ int bt_redis_reply(struct bt_redis *r, redisReply **reply);
  * the next ones. Returns 0 or BT_EAGAIN (the connection broke: every queued
  * command is lost, as above). */
 int bt_redis_flush(struct bt_redis *r);
+/* Whether the batch was lost (its connection broke) and some of its replies
+ * are still to be read, each BT_EAGAIN: a command appended now would start
+ * a new batch and drop them. */
+bool bt_redis_batch_lost(const struct bt_redis *r);
 
 /* Bounds each read and write of every connection (this one and the next)
  * to ms: a Redis that accepts connections but does not answer makes the

@@ -533,13 +533,17 @@ static void collect(struct bt_rcluster *c)
     char ms[32];
     bool ok = true;
 
-    /* each master's part of the batch, then a WAIT for its replica */
+    /* each master's part of the batch, then a WAIT for its replica; not
+     * behind a part whose write failed already (a flush): appended there,
+     * the WAIT would start a new batch on that connection, and the lost
+     * part's replies would be read from it */
     snprintf(ms, sizeof(ms), "%d", c->wait_ms);
     for (size_t i = 0; i < c->nnodes; i++) {
         struct node *n = &c->nodes[i];
 
         n->waited =
-            n->queued && n->r && n->replica && c->wait_ms > 0 &&
+            n->queued && n->r && !bt_redis_batch_lost(n->r) && n->replica &&
+            c->wait_ms > 0 &&
             bt_redis_append_argv(n->r, 3, (const char *[]){"WAIT", "1", ms}, NULL) == 0;
     }
     bt_rcluster_flush(c);

@@ -322,6 +322,68 @@ Test(redis_cluster, a_killed_master_is_replaced_by_its_replica_without_losing_a_
     }
 }
 
+/* A batch flushed before its replies are read (as the worker's commits
+ * are) while one master is dead and the map still names it: that master's
+ * part cannot be written, and the whole batch is lost, each reply
+ * BT_EAGAIN, never a reply taken for another's (the WAIT that follows each
+ * master's part was once appended after the failed write and read as the
+ * first command's answer, and the next read asserted). */
+Test(redis_cluster, a_batch_flushed_to_a_dead_master_is_lost_whole,
+     .init = setup_replicas)
+{
+    const char *key = "doomed";
+    char other[32] = "";
+    int m;
+    bool ok;
+
+    BT_TEST_RELEASE_ONLY(); /* CI time */
+
+    bt_redis_set_wait(r, 1000); /* as the programs do (--redis-wait-ms) */
+    expect_str(bt_redis_command(r, "SET %s %s", key, "before"), "OK");
+    m = bt_test_rcluster_master_of(&cl, key);
+    cr_assert_geq(m, 0);
+    for (int i = 0; !other[0] && i < 100; i++) {
+        snprintf(other, sizeof(other), "elsewhere%d", i);
+        if (bt_test_rcluster_master_of(&cl, other) == m)
+            other[0] = '\0';
+    }
+    cr_assert(other[0], "no key on another master");
+    expect_str(bt_redis_command(r, "SET %s %s", other, "before"), "OK");
+
+    bt_test_redis_kill(&cl.node[m]);
+    /* its connection breaks; the map, read again, still names it (no
+     * failover within the node timeout, 1 s) */
+    cr_assert_null(bt_redis_command(r, "GET %s", key));
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(bt_redis_append_argv(r, 3, (const char *[]){"SET", key, "a"}, NULL),
+                     0);
+        cr_assert_eq(
+            bt_redis_append_argv(r, 3, (const char *[]){"SET", other, "b"}, NULL), 0);
+        cr_assert_eq(bt_redis_append_argv(r, 3, (const char *[]){"SET", key, "c"}, NULL),
+                     0);
+        cr_assert_eq(bt_redis_flush(r), 0);
+        for (int i = 0; i < 3; i++) {
+            redisReply *reply = NULL;
+            cr_assert_eq(bt_redis_reply(r, &reply), BT_EAGAIN, "reply %d of round %d", i,
+                         round);
+            cr_assert_null(reply);
+        }
+    }
+    /* and once the replica took over, the same batch goes through */
+    cr_assert_eq(bt_test_rcluster_await_failover(&cl, m, 30000), 0, "no failover");
+    BT_TEST_WAIT_UNTIL(ok, reads(key, "before"), 10000);
+    cr_assert(ok, "the value is not read back after the failover");
+    cr_assert_eq(bt_redis_append_argv(r, 3, (const char *[]){"SET", key, "a"}, NULL), 0);
+    cr_assert_eq(bt_redis_append_argv(r, 3, (const char *[]){"SET", other, "b"}, NULL),
+                 0);
+    cr_assert_eq(bt_redis_flush(r), 0);
+    for (int i = 0; i < 2; i++) {
+        redisReply *reply = NULL;
+        cr_assert_eq(bt_redis_reply(r, &reply), 0, "reply %d after the failover", i);
+        expect_str(reply, "OK");
+    }
+}
+
 Test(redis_cluster, a_scan_visits_every_master, .init = setup)
 {
     char key[32];
