@@ -33,7 +33,7 @@ test: build
 
 # The suites that touch the sharded keys again, on 8 shards in one
 # redis-server (docs/scaling.md): CI runs it after `make test`.
-SHARDED_SUITES ?= +(engine|time|outbox|retention|schedule|faults|query)/*
+SHARDED_SUITES ?= +(engine|time|outbox|retention|schedule|faults|query|stats)/*
 test-sharded: build
 	@BT_TEST_REDIS_SHARDS=8 scripts/run-tests $(BUILD)/test-sharded.log \
 	  $(BUILD)/bin/baton-tests --filter '$(SHARDED_SUITES)' --jobs $(TEST_JOBS)

@@ -73,43 +73,89 @@ static long long dead_letters(const struct bt_config *cfg)
     return total;
 }
 
-/* Counts shard's instances into types by type and status; false when Redis
- * does not answer. */
-static bool count_shard(struct bt_store *store, int shard, json_t *types)
+/* Adds n instances of type with status into types. */
+static void add_count(json_t *types, const char *type, const char *status, json_int_t n)
+{
+    json_t *t = json_object_get(types, type);
+
+    if (!t)
+        json_object_set_new(types, type, t = json_object());
+    json_object_set_new(t, status,
+                        json_integer(json_integer_value(json_object_get(t, status)) + n));
+}
+
+/* Shard kp's counts by type and status (commit.lua keeps them) into types,
+ * once the scheduler's pass counted the instances an older baton started
+ * (the marker <kp>:counted, backfill.h). 1 read, 0 not counted yet,
+ * BT_EAGAIN. */
+static int read_counts(struct bt_redis *r, const char *kp, json_t *types)
+{
+    redisReply *marker = bt_redis_command(r, "EXISTS %s:counted", kp), *h = NULL;
+    int ret = BT_EAGAIN;
+
+    if (!marker || marker->type != REDIS_REPLY_INTEGER)
+        goto out;
+    ret = 0;
+    if (marker->integer != 1)
+        goto out;
+    h = bt_redis_command(r, "HGETALL %s:counts", kp);
+    ret = BT_EAGAIN;
+    if (!h || h->type != REDIS_REPLY_ARRAY)
+        goto out;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const char *field = h->element[i]->str, *bar = strrchr(field, '|');
+        char type[256];
+        if (!bar || (size_t)(bar - field) >= sizeof(type))
+            continue;
+        snprintf(type, sizeof(type), "%.*s", (int)(bar - field), field);
+        add_count(types, type, bar + 1, strtoll(h->element[i + 1]->str, NULL, 10));
+    }
+    ret = 1;
+out:
+    freeReplyObject(marker);
+    freeReplyObject(h);
+    return ret;
+}
+
+#define SCAN_PAGE 1000
+
+/* Shard kp's instances counted from their metas, a page of its index at a
+ * time (until the scheduler's pass is done): false when Redis does not
+ * answer. */
+static bool scan_counts(struct bt_store *store, const char *kp, json_t *types)
 {
     struct bt_redis *r = bt_store_redis(store);
-    char kp[BT_STORE_KP_SIZE];
-    redisReply *ids = bt_redis_command(r, "ZRANGE %s:idx:all 0 -1",
-                                       bt_store_shard_kp(store, shard, kp, sizeof(kp)));
 
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(ids);
-        return false;
-    }
-    for (size_t i = 0; i < ids->elements; i++) {
-        char key[600];
-        const char *argv[] = {"HMGET", key, "type", "status"};
-        bt_store_key(store, ids->element[i]->str, "", key, sizeof(key));
-        bt_redis_append_argv(r, 4, argv, NULL);
-    }
-    for (size_t i = 0; i < ids->elements; i++) {
-        redisReply *m = NULL;
-        if (bt_redis_reply(r, &m))
-            break;
-        if (m->type == REDIS_REPLY_ARRAY && m->elements == 2 && m->element[0]->str &&
-            m->element[1]->str) {
-            json_t *t = json_object_get(types, m->element[0]->str);
-            if (!t)
-                json_object_set_new(types, m->element[0]->str, t = json_object());
-            json_object_set_new(
-                t, m->element[1]->str,
-                json_integer(json_integer_value(json_object_get(t, m->element[1]->str)) +
-                             1));
+    for (long long from = 0;; from += SCAN_PAGE) {
+        redisReply *ids = bt_redis_command(r, "ZRANGE %s:idx:all %lld %lld", kp, from,
+                                           from + SCAN_PAGE - 1);
+        bool ok = ids && ids->type == REDIS_REPLY_ARRAY;
+        size_t n = ok ? ids->elements : 0, sent = 0, got = 0;
+
+        for (; sent < n; sent++) {
+            char key[600];
+            const char *argv[] = {"HMGET", key, "type", "status"};
+            bt_store_key(store, ids->element[sent]->str, "", key, sizeof(key));
+            if (bt_redis_append_argv(r, 4, argv, NULL))
+                break;
         }
-        freeReplyObject(m);
+        /* every reply read, even past a lost one: the batch ends clean */
+        for (size_t i = 0; i < sent; i++) {
+            redisReply *m = NULL;
+            if (bt_redis_reply(r, &m))
+                continue;
+            got++;
+            if (m->type == REDIS_REPLY_ARRAY && m->elements == 2 && m->element[0]->str &&
+                m->element[1]->str)
+                add_count(types, m->element[0]->str, m->element[1]->str, 1);
+            freeReplyObject(m);
+        }
+        freeReplyObject(ids);
+        if (!ok || got < n)
+            return false;
+        if (n < SCAN_PAGE)
+            return true;
     }
-    freeReplyObject(ids);
-    return true;
 }
 
 /* Instances by type and status: {"<type>": {"<status>": n, ...}, ...}, or
@@ -119,7 +165,11 @@ static json_t *by_type(struct bt_store *store)
     json_t *types = json_object();
 
     for (int shard = 0; shard < bt_store_shards(store); shard++) {
-        if (!count_shard(store, shard, types)) {
+        char kp[BT_STORE_KP_SIZE];
+        const char *p = bt_store_shard_kp(store, shard, kp, sizeof(kp));
+        int counted = read_counts(bt_store_redis(store), p, types);
+
+        if (counted < 0 || (counted == 0 && !scan_counts(store, p, types))) {
             json_decref(types);
             return NULL;
         }

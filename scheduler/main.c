@@ -83,7 +83,7 @@ struct scheduler {
     struct bt_wake *wake;
     struct bt_retention *retention;
     struct bt_retention_stats kept;
-    struct bt_backfill backfill;
+    struct bt_backfill backfill, counts; /* retention's, and the counts' */
     struct bt_outbox_sweep sweep;
     struct bt_metrics *metrics;
     struct bt_series *fired_total, *resent_total, *pending, *round_trips, *backlog;
@@ -123,6 +123,7 @@ static int start(struct scheduler *s, char *errstr, size_t errstr_size)
     const struct bt_config *cfg = &s->cfg;
 
     snprintf(errstr, errstr_size, "out of memory");
+    s->counts.kind = BT_BACKFILL_COUNTS;
     register_metrics(s);
     if (!(s->store = bt_store_new(cfg, errstr, errstr_size)) ||
         !(s->lease = bt_shard_lease_new(s->store, s->shards_held)) ||
@@ -136,7 +137,7 @@ static int start(struct scheduler *s, char *errstr, size_t errstr_size)
 }
 
 /* The periodic chores between timer claims: the outbox sweep (a step at a
- * time), retention, the backfill, the gauges. */
+ * time), retention, the backfills, the gauges. */
 static void chores(struct scheduler *s)
 {
     if (bt_clock_mono_ms() >= s->next_sweep) {
@@ -147,7 +148,8 @@ static void chores(struct scheduler *s)
         s->next_sweep = bt_clock_mono_ms() + (s->sweep.more ? 0 : OUTBOX_EVERY_MS);
     }
     bt_retention_step(s->retention);
-    bt_backfill_step(&s->backfill, &s->cfg, s->store);
+    bt_backfill_step(&s->backfill, &s->cfg, s->store, s->lease);
+    bt_backfill_step(&s->counts, &s->cfg, s->store, s->lease);
     if (bt_clock_mono_ms() >= s->next_gauges) {
         int64_t n = bt_timers_pending(s->store);
         if (n >= 0)

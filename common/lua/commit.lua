@@ -42,7 +42,22 @@ local function pass(s)
   return unpack(ARGV, from[s], from[s] + count[s] * WIDTH[s] - 1)
 end
 
+-- Instances by type and status (<kp>counts, for baton stats), moved when
+-- the meta's status or type is written: what it said before and after (the
+-- stored status, which a blocked instance's may not be the one the worker
+-- loaded). Only for instances counted from their start ('counted' in the
+-- meta); those an older baton started are counted by the scheduler's pass
+-- (counts_backfill.lua).
 local m, a = KEYS[K_META], ARGV
+local was
+if cur ~= '0' then
+  for k = from[S_META], from[S_META] + 2 * count[S_META] - 2, 2 do
+    if ARGV[k] == 'status' or ARGV[k] == 'type' then
+      was = redis.call('HMGET', m, 'type', 'status', 'counted')
+      break
+    end
+  end
+end
 if a[A_KPOS] ~= '' then
   redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[A_JLEN], 'hlen', a[A_HLEN],
              'kpos', a[A_KPOS], 'koff', a[A_KOFF], 'kts', a[A_KTS], pass(S_META))
@@ -136,5 +151,21 @@ if nidx > 0 then
     redis.call('ZREM', KEYS[K_TIMERS + 2], id)
   end
   redis.call('ZADD', KEYS[K_TIMERS + 1], now, id)
+end
+
+-- the counts (see `was`): a field a type and status, dropped at 0
+if cur == '0' or (was and was[3]) then
+  local is = redis.call('HMGET', m, 'type', 'status')
+  local counts = kp .. 'counts'
+  if cur == '0' then
+    redis.call('HSET', m, 'counted', '1')
+    redis.call('HINCRBY', counts, is[1] .. '|' .. is[2], 1)
+  elseif was[1] ~= is[1] or was[2] ~= is[2] then
+    redis.call('HINCRBY', counts, is[1] .. '|' .. is[2], 1)
+    local field = was[1] .. '|' .. was[2]
+    if redis.call('HINCRBY', counts, field, -1) == 0 then
+      redis.call('HDEL', counts, field)
+    end
+  end
 end
 return {0, nver}

@@ -32,7 +32,8 @@ local function put_back(member, due)
 end
 
 local function delete_last(meta, id, entries, tombstone)
-  local status = redis.call('HGET', meta, 'status')
+  local m = redis.call('HMGET', meta, 'status', 'type', 'counted')
+  local status = m[1]
   if not final[status] then
     return -1
   end
@@ -47,6 +48,12 @@ local function delete_last(meta, id, entries, tombstone)
   redis.call('ZREM', kp .. ':idx:all', id)
   redis.call('ZREM', kp .. ':idx:' .. status, id)
   redis.call('ZREM', kp .. ':outbox', id)
+  if m[3] then -- counted (commit.lua): it leaves the counts
+    local field = m[2] .. '|' .. status
+    if redis.call('HINCRBY', kp .. ':counts', field, -1) == 0 then
+      redis.call('HDEL', kp .. ':counts', field)
+    end
+  end
   if tombstone ~= '' then
     local ttl, text = string.match(tombstone, '^(%d+)|(.*)$')
     redis.call('SET', meta .. ':deleted', text, 'PX', ttl)
