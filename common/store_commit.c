@@ -217,7 +217,9 @@ static size_t build_meta_run(const struct bt_instance *inst, struct bt_argbuf *a
         bt_argbuf_json(a, inst->input);
         bt_argbuf_str(a, "created");
         bt_argbuf_int(a, inst->created);
-        n += 3;
+        bt_argbuf_str(a, "counted"); /* in <kp>:counts from its start (commit.lua) */
+        bt_argbuf_str(a, "1");
+        n += 4;
         if (inst->queue) {
             bt_argbuf_str(a, "queue");
             bt_argbuf_str(a, inst->queue);

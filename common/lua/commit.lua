@@ -48,15 +48,18 @@ end
 -- loaded). Only for instances counted from their start ('counted' in the
 -- meta); those an older baton started are counted by the scheduler's pass
 -- (counts_backfill.lua).
+-- (A new instance's meta section carries its 'counted'.)
 local m, a = KEYS[K_META], ARGV
-local was
-if cur ~= '0' then
-  for k = from[S_META], from[S_META] + 2 * count[S_META] - 2, 2 do
-    if ARGV[k] == 'status' or ARGV[k] == 'type' then
-      was = redis.call('HMGET', m, 'type', 'status', 'counted')
-      break
-    end
+local was, new_type, new_status
+for k = from[S_META], from[S_META] + 2 * count[S_META] - 2, 2 do
+  if ARGV[k] == 'status' then
+    new_status = ARGV[k + 1]
+  elseif ARGV[k] == 'type' then
+    new_type = ARGV[k + 1]
   end
+end
+if (new_status or new_type) and cur ~= '0' then
+  was = redis.call('HMGET', m, 'type', 'status', 'counted')
 end
 if a[A_KPOS] ~= '' then
   redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[A_JLEN], 'hlen', a[A_HLEN],
@@ -154,14 +157,13 @@ if nidx > 0 then
 end
 
 -- the counts (see `was`): a field a type and status, dropped at 0
-if cur == '0' or (was and was[3]) then
-  local is = redis.call('HMGET', m, 'type', 'status')
-  local counts = kp .. 'counts'
-  if cur == '0' then
-    redis.call('HSET', m, 'counted', '1')
-    redis.call('HINCRBY', counts, is[1] .. '|' .. is[2], 1)
-  elseif was[1] ~= is[1] or was[2] ~= is[2] then
-    redis.call('HINCRBY', counts, is[1] .. '|' .. is[2], 1)
+if cur == '0' and new_type and new_status then
+  redis.call('HINCRBY', kp .. 'counts', new_type .. '|' .. new_status, 1)
+elseif was and was[3] then
+  local t, st = new_type or was[1], new_status or was[2]
+  if t ~= was[1] or st ~= was[2] then
+    local counts = kp .. 'counts'
+    redis.call('HINCRBY', counts, t .. '|' .. st, 1)
     local field = was[1] .. '|' .. was[2]
     if redis.call('HINCRBY', counts, field, -1) == 0 then
       redis.call('HDEL', counts, field)
