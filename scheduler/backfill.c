@@ -110,17 +110,21 @@ static void next_shard(struct bt_backfill *bf)
 }
 
 /* Moves the pass on once a scan ended; marks the shard done after its last
- * index. */
+ * index (a mark Redis did not take: that index is scanned again). */
 static void next_index(struct bt_backfill *bf, struct bt_store *store, const char *kp)
 {
     const struct pass *p = &passes[bf->kind];
+    redisReply *set;
 
     bf->cursor[0] = '\0';
     if (++bf->index < p->n_indexes)
         return;
-    freeReplyObject(
-        bt_redis_command(bt_store_redis(store), "SET %s:%s 1", kp, p->marker));
-    next_shard(bf);
+    set = bt_redis_command(bt_store_redis(store), "SET %s:%s 1", kp, p->marker);
+    if (set && set->type == REDIS_REPLY_STATUS)
+        next_shard(bf);
+    else
+        bf->index--;
+    freeReplyObject(set);
 }
 
 /* At the end of a round over the shards: done, unless one not done was
