@@ -135,9 +135,10 @@ static void committed(struct bt_instance *inst, int64_t ver)
 Test(store_commit, a_start_writes_every_key_the_meta_and_each_section_in_order)
 {
     static const char *const meta[] = {
-        "status", "running", "type",    "flow", "input",  "{\"n\":1}", "created",
-        "1000",   "run",     "1",       "base", "0",      "result",    "",
-        "error",  "",        "signals", "",     "cancel", "0",         NULL};
+        "status", "running", "type", "flow", "input", "{\"n\":1}", "created", "1000",
+        /* counted from its start in <kp>:counts (commit.lua) */
+        "counted", "1", "run", "1", "base", "0", "result", "", "error", "", "signals", "",
+        "cancel", "0", NULL};
     struct bt_instance *inst = bt_test_instance_new("s1");
     struct bt_entry *e = bt_instance_append(inst, 'a', "step");
     char *entry, *unpacked;
@@ -165,7 +166,7 @@ Test(store_commit, a_start_writes_every_key_the_meta_and_each_section_in_order)
     expect_fixed_arg(BT_CA_KOFF, "7");
     expect_fixed_arg(BT_CA_KTS, "990");
 
-    i = expect_section(BT_CS_META, 10);
+    i = expect_section(BT_CS_META, 11);
     expect_pairs(i, meta);
 
     i = expect_section(BT_CS_JOURNAL, 1);
