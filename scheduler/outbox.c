@@ -52,7 +52,7 @@ static bool delivered(const struct bt_config *cfg, struct bt_outbox_sweep *sw,
     return s.found;
 }
 
-enum held { NOT_HELD, HELD_RUNNING, HELD_STALE };
+enum held { NOT_HELD, HELD_RUNNING, HELD_STALE, HELD_UNSURE };
 
 /* The task deadline in an outbox entry's payload (after its second line);
  * 0: none or unreadable. */
@@ -70,32 +70,72 @@ static int64_t task_deadline(const redisReply *v)
     return deadline;
 }
 
+/* Whether worker, whose heartbeat is missing now, was missing at a look
+ * BT_OUTBOX_GONE_MS ago or more; otherwise remembered from now (in the slot
+ * of the worker looked at least recently when all are taken). */
+static bool missing_long(struct bt_outbox_sweep *sw, const char *worker)
+{
+    int64_t now = bt_clock_mono_ms();
+    int slot = 0;
+
+    for (int i = 0; i < BT_OUTBOX_MISSING; i++) {
+        /* not looked at for long: its absence is news again */
+        if (now - sw->missing[i].seen_ms > 10 * BT_OUTBOX_GONE_MS)
+            sw->missing[i].worker[0] = '\0';
+        if (sw->missing[i].worker[0] && !strcmp(sw->missing[i].worker, worker)) {
+            sw->missing[i].seen_ms = now;
+            return now - sw->missing[i].since_ms >= BT_OUTBOX_GONE_MS;
+        }
+        if (!sw->missing[i].worker[0] ||
+            (sw->missing[slot].worker[0] &&
+             sw->missing[i].seen_ms < sw->missing[slot].seen_ms))
+            slot = i;
+    }
+    snprintf(sw->missing[slot].worker, sizeof(sw->missing[slot].worker), "%s", worker);
+    sw->missing[slot].since_ms = sw->missing[slot].seen_ms = now;
+    return false;
+}
+
+static void seen_alive(struct bt_outbox_sweep *sw, const char *worker)
+{
+    for (int i = 0; i < BT_OUTBOX_MISSING; i++)
+        if (!strcmp(sw->missing[i].worker, worker))
+            sw->missing[i].worker[0] = '\0';
+}
+
 /* What outbox entry v under field is: an eager task whose worker still lives
  * runs there (that worker forgets it when done), unless its deadline passed
  * a grace ago: then its timer has retried it and the worker would skip it
  * (a try whose commit went through unseen never submitted it), so it is only
- * forgotten. One whose worker is gone is sent to Kafka like any unsent task;
- * so is one that Redis cannot tell about. */
-static enum held held(const struct bt_config *cfg, struct bt_redis *r, const char *field,
-                      const redisReply *v, int64_t grace_ms)
+ * forgotten. One whose worker is gone (missing_long) is sent to Kafka like
+ * any unsent task. One whose worker's heartbeat is missing for the first
+ * time, or that Redis cannot tell about, waits (HELD_UNSURE). */
+static enum held held(const struct bt_config *cfg, struct bt_redis *r,
+                      struct bt_outbox_sweep *sw, const char *field, const redisReply *v,
+                      int64_t grace_ms)
 {
     const char *holder = bt_command_holder(field);
     char key[600];
     redisReply *alive;
-    bool yes;
+    int yes;
     int64_t deadline;
 
     if (!holder)
         return NOT_HELD;
     alive = bt_redis_command(r, "EXISTS %s",
                              bt_alive_key(cfg->key_prefix, holder, key, sizeof(key)));
-    yes = alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
+    yes = alive && alive->type == REDIS_REPLY_INTEGER ? alive->integer == 1 : -1;
     freeReplyObject(alive);
+    if (yes < 0)
+        return HELD_UNSURE;
     if (!yes) {
+        if (!missing_long(sw, holder))
+            return HELD_UNSURE;
         bt_log(BT_LOG_INFO, "an eager task's worker is gone, sending the task: %s",
                field);
         return NOT_HELD;
     }
+    seen_alive(sw, holder);
     deadline = task_deadline(v);
     if (deadline > 0 && bt_clock_now_ms() > deadline + grace_ms) {
         bt_log(BT_LOG_INFO, "a held task past its deadline, forgetting it: %s", field);
@@ -121,6 +161,19 @@ static bool may_send(struct bt_store *store, const char *id, const redisReply *v
     return *right == 1;
 }
 
+/* Instance id's commands wait on a worker not known to be gone yet: looked
+ * at again BT_OUTBOX_GONE_MS from now, not a grace from now (its claim). */
+static void look_again_soon(struct bt_store *store, const char *id, int64_t grace_ms)
+{
+    char kp[BT_STORE_KP_SIZE], score[32];
+
+    snprintf(score, sizeof(score), "%lld",
+             (long long)(bt_clock_now_ms() - grace_ms + BT_OUTBOX_GONE_MS));
+    freeReplyObject(bt_redis_command(bt_store_redis(store), "ZADD %s:outbox XX %s %s",
+                                     bt_store_kp_of(store, id, kp, sizeof(kp)), score,
+                                     id));
+}
+
 static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_kafka_t *rk,
                       struct bt_outbox_sweep *sw, const char *id, int64_t grace_ms)
 {
@@ -130,6 +183,7 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     redisReply *hash, *ack = NULL;
     const char **argv = NULL;
     int ret = BT_EAGAIN, sent = 0, forgotten = 0, right = -1;
+    bool unsure = false;
 
     bt_store_key(store, id, ":outbox", key, sizeof(key));
     hash = bt_redis_command(r, "HGETALL %s", key);
@@ -141,8 +195,9 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     argv[0] = key;
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
-        enum held h = held(cfg, r, hash->element[i]->str, v, grace_ms);
-        if (h == HELD_RUNNING || !may_send(store, id, v, &right))
+        enum held h = held(cfg, r, sw, hash->element[i]->str, v, grace_ms);
+        unsure = unsure || h == HELD_UNSURE;
+        if (h == HELD_RUNNING || h == HELD_UNSURE || !may_send(store, id, v, &right))
             continue;
         if (h == HELD_STALE) {
             argv[2 + forgotten++] = hash->element[i]->str;
@@ -175,6 +230,8 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     snprintf(count, sizeof(count), "%d", forgotten);
     argv[1] = count;
     ack = bt_redis_eval(r, bt_lua_ack, 1, 2 + forgotten, argv, NULL);
+    if (unsure)
+        look_again_soon(store, id, grace_ms);
     ret = sent;
 out:
     /* queued messages point at batch: it must outlive their reports */

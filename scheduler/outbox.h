@@ -6,6 +6,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "shard_lease.h"
@@ -15,10 +16,22 @@
  * nothing else meanwhile. */
 #define BT_OUTBOX_SWEEP_LIMIT 256
 
+/* An eager task's worker is gone when its heartbeat (alive.h) is missing
+ * at looks this far apart, not at the first: a heartbeat also lapses while
+ * Redis is away longer than its TTL (a restart, a failover) and the worker
+ * beats again within a second of its return. Instances left for that reason
+ * are looked at again this much later. */
+#define BT_OUTBOX_GONE_MS 3000
+#define BT_OUTBOX_MISSING 64 /* workers remembered missing at a time */
+
 /* Where a sweep round is, between calls (zero it to start). */
 struct bt_outbox_sweep {
     bool more;          /* more entries may be past their grace: call again soon */
     rd_kafka_t *reader; /* looks for results sent already; made when needed */
+    struct {
+        char worker[128];          /* "": a free slot */
+        int64_t since_ms, seen_ms; /* monotonic: first and last look */
+    } missing[BT_OUTBOX_MISSING];
 };
 
 /* One step of the sweep: drops from the outbox index up to

@@ -5,6 +5,7 @@
  * Emptied outboxes leave the outbox index at the scheduler's sweep. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -316,4 +317,78 @@ Test(outbox, the_sweep_sends_the_held_tasks_of_dead_workers_only, .init = setup,
     bt_stack_read_all(&stack, "tasks.default", 10000, count_tasks, sent);
     cr_assert_eq(sent[0], 1, "the dead worker's task is sent once: %d", sent[0]);
     cr_assert_eq(sent[1] + sent[2], 0, "the live worker's tasks are not sent");
+}
+
+/* The outbox index's score of id (when its outbox is next looked at, less
+ * the grace); -1 when not indexed. */
+static double index_score(const char *id)
+{
+    char kp[128];
+    redisReply *reply = bt_stack_redis(&stack, "ZSCORE %s:outbox %s",
+                                       bt_stack_kp_of(&stack, id, kp, sizeof(kp)), id);
+    double score = reply && reply->type == REDIS_REPLY_STRING ? atof(reply->str) : -1;
+
+    freeReplyObject(reply);
+    return score;
+}
+
+static bool count_lapse_tasks(const json_t *msg, void *arg)
+{
+    const char *id = json_string_value(json_object_get(msg, "id"));
+
+    *(int *)arg += id && !strcmp(id, "held-lapse");
+    return false;
+}
+
+/* A heartbeat also lapses while its worker lives: Redis away past the key's
+ * TTL (a restart, a failover), the worker beating again within a second of
+ * its return. Missing at one look, the worker is not taken for dead: its
+ * task is looked at again BT_OUTBOX_GONE_MS later and stays once the
+ * heartbeat is back. Missing at two looks that far apart, it is gone, and
+ * its task is sent. */
+Test(outbox, a_heartbeat_missing_at_one_look_only_is_not_a_dead_worker, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    long long now = (long long)time(NULL) * 1000;
+    char key[256], payload[512];
+    int sent = 0;
+    bool ok;
+
+    snprintf(
+        payload, sizeof(payload),
+        "{\"v\":1,\"type\":\"task\",\"id\":\"held-lapse\",\"workflow\":\"w\",\"seq\":0,"
+        "\"attempt\":1,\"name\":\"a\",\"input\":null,\"deadline\":%lld}",
+        now + 600000);
+    redisReply *reply = bt_stack_redis(
+        &stack, "HSET %s t|0|1|@lapse:1 tasks.default\nheld-lapse\n%s",
+        bt_stack_key(&stack, "held-lapse", ":outbox", key, sizeof(key)), payload);
+    cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+    index_long_ago("held-lapse");
+
+    /* the first look finds no heartbeat (its score moves off 1) */
+    cr_assert_gt(bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(ok, index_score("held-lapse") > 1, 20000);
+    cr_assert(ok, "the sweep never looked at the held task");
+    /* the worker beats again before the next */
+    reply = bt_stack_redis(&stack, "SET %s:alive:lapse:1 1 PX 60000", stack.prefix);
+    cr_assert(reply && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    long long beat = (long long)time(NULL) * 1000;
+    /* looked at again (claimed anew: scored at that look), or sent */
+    BT_TEST_WAIT_UNTIL(
+        ok, index_score("held-lapse") > (double)beat + 1000 || outboxes_left() == 0,
+        20000);
+    bt_stack_read_all(&stack, "tasks.default", 3000, count_lapse_tasks, &sent);
+    cr_assert_eq(sent, 0, "a live worker's task was sent after its heartbeat lapsed");
+    cr_assert_eq(bt_test_count_lines_with(stack.log, "worker is gone"), 0);
+    cr_assert(ok, "the sweep never looked at the held task again");
+
+    /* the worker dies: missing at two looks, its task goes */
+    reply = bt_stack_redis(&stack, "DEL %s:alive:lapse:1", stack.prefix);
+    freeReplyObject(reply);
+    BT_TEST_WAIT_UNTIL(ok, outboxes_left() == 0, 30000);
+    cr_assert(ok, "the dead worker's task is still held");
+    bt_stack_read_all(&stack, "tasks.default", 10000, count_lapse_tasks, &sent);
+    cr_assert_eq(sent, 1, "the task is sent %d times", sent);
 }
