@@ -261,18 +261,28 @@ static bool stale(const redisReply *reply)
 
 /* ---- one copy of an attempt (consumer thread) ---- */
 
-/* Whether job is the only copy of its attempt here. A second copy (Kafka
+/* Whether job is the only copy of its attempt here (1). A second copy (Kafka
  * delivered it again after a rebalance gave its partition back while the
  * first still waited, ran or reported) is not run: it becomes the first's
- * twin, and its offset is released with the first's. */
-static bool hold(struct bt_acttask *at, struct job *job)
+ * twin, and its offset is released with the first's (0). One whose outcome
+ * this worker sent already (the workflow role had not applied it when the
+ * copy came) is skipped (-1). */
+static int hold(struct bt_acttask *at, struct job *job)
 {
     char key[BT_JOB_KEY_SIZE];
     struct job *first;
 
     if (!job->rkm) /* eager: decided here a moment ago, never on Kafka */
-        return true;
+        return 1;
     bt_job_attempt_key(job, key, sizeof(key));
+    if (bt_recent_has(at->sent, key)) {
+        bt_log(BT_LOG_INFO,
+               "attempt already run here and its outcome sent, not run twice: "
+               "workflow=%s seq=%lld attempt=%d",
+               job->task.id, (long long)job->task.seq, job->task.attempt);
+        act_count(at, &at->stats.twins);
+        return -1;
+    }
     if ((first = bt_idmap_get(at->held, key))) {
         bt_log(BT_LOG_INFO,
                "attempt already held here, not run twice: workflow=%s seq=%lld "
@@ -281,11 +291,11 @@ static bool hold(struct bt_acttask *at, struct job *job)
         act_count(at, &at->stats.twins);
         job->twin = first->twin;
         first->twin = job;
-        return false;
+        return 0;
     }
     BT_ASSERT(bt_idmap_put(at->held, key, job) == 0);
     job->held = true;
-    return true;
+    return 1;
 }
 
 void act_unhold(struct bt_acttask *at, struct job *job)
@@ -487,10 +497,12 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
                 act_dead_letter(at, job->rkm, errstr);
             bt_msg_release(&job->task);
         } else {
+            int held = hold(at, job);
             job->decoded = true;
-            if (!hold(at, job))
+            if (held == 0)
                 jobs[i] = NULL;
-            continue;
+            if (held >= 0)
+                continue;
         }
         skip(at, job);
         jobs[i] = NULL;
@@ -649,8 +661,9 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     at->submitted_tail = &at->submitted;
     at->offsets = bt_offsets_new();
     at->held = bt_idmap_new();
+    at->sent = bt_recent_new();
     bt_watchdog_init(&at->watchdog, "activity", cfg->watchdog_ms, metrics);
-    BT_ASSERT(at->offsets && at->held);
+    BT_ASSERT(at->offsets && at->held && at->sent);
     pthread_mutex_init(&at->lock, NULL);
     snprintf(group, sizeof(group), "%s.activities", cfg->prefix);
     list = strdup(cfg->queues);
@@ -740,6 +753,7 @@ void bt_acttask_destroy(struct bt_acttask *at)
     bt_offsets_destroy(at->offsets);
     bt_admission_destroy(at->adm);
     bt_idmap_destroy(at->held, NULL); /* its jobs are freed by now */
+    bt_recent_destroy(at->sent);
     bt_store_destroy(at->store);
     bt_actpool_destroy(at->pool);
     for (size_t i = 0; i < at->n_queues; i++)

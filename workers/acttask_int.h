@@ -19,6 +19,7 @@
 #include "idmap.h"
 #include "job.h"
 #include "offsets.h"
+#include "recent.h"
 #include "store.h"
 #include "watchdog.h"
 
@@ -40,6 +41,7 @@ struct bt_acttask {
     struct bt_admission *adm;   /* consumer thread only: slots and tokens */
     struct bt_offsets *offsets; /* consumer thread only */
     struct bt_idmap *held;      /* consumer thread only: attempt key -> its job */
+    struct bt_recent *sent;     /* consumer thread only: attempts whose outcome went */
     uint64_t taken;             /* consumer thread only: messages taken from Kafka */
     struct bt_watchdog watchdog;
     bool fetch_stopped; /* failpoint stop-task-fetch fired */
