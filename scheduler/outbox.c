@@ -71,36 +71,27 @@ static int64_t task_deadline(const redisReply *v)
 }
 
 /* Whether worker, whose heartbeat is missing now, was missing at a look
- * BT_OUTBOX_GONE_MS ago or more; otherwise remembered from now (in the slot
- * of the worker looked at least recently when all are taken). */
-static bool missing_long(struct bt_outbox_sweep *sw, const char *worker)
+ * BT_OUTBOX_GONE_MS ago or more (1; 0: this look is the first, marked now),
+ * or BT_EAGAIN. */
+static int missing_long(const struct bt_config *cfg, struct bt_redis *r,
+                        const char *worker)
 {
-    int64_t now = bt_clock_mono_ms();
-    int slot = 0;
+    char ttl[16];
+    redisReply *set, *left;
+    int ret = BT_EAGAIN;
 
-    for (int i = 0; i < BT_OUTBOX_MISSING; i++) {
-        /* not looked at for long: its absence is news again */
-        if (now - sw->missing[i].seen_ms > 10 * BT_OUTBOX_GONE_MS)
-            sw->missing[i].worker[0] = '\0';
-        if (sw->missing[i].worker[0] && !strcmp(sw->missing[i].worker, worker)) {
-            sw->missing[i].seen_ms = now;
-            return now - sw->missing[i].since_ms >= BT_OUTBOX_GONE_MS;
-        }
-        if (!sw->missing[i].worker[0] ||
-            (sw->missing[slot].worker[0] &&
-             sw->missing[i].seen_ms < sw->missing[slot].seen_ms))
-            slot = i;
-    }
-    snprintf(sw->missing[slot].worker, sizeof(sw->missing[slot].worker), "%s", worker);
-    sw->missing[slot].since_ms = sw->missing[slot].seen_ms = now;
-    return false;
-}
-
-static void seen_alive(struct bt_outbox_sweep *sw, const char *worker)
-{
-    for (int i = 0; i < BT_OUTBOX_MISSING; i++)
-        if (!strcmp(sw->missing[i].worker, worker))
-            sw->missing[i].worker[0] = '\0';
+    snprintf(ttl, sizeof(ttl), "%d", BT_OUTBOX_MISSING_TTL_MS);
+    set =
+        bt_redis_command(r, "SET %s:missing:%s 1 NX PX %s", cfg->key_prefix, worker, ttl);
+    left = set && set->type != REDIS_REPLY_ERROR
+               ? bt_redis_command(r, "PTTL %s:missing:%s", cfg->key_prefix, worker)
+               : NULL;
+    if (left && left->type == REDIS_REPLY_INTEGER)
+        ret = left->integer >= 0 &&
+              left->integer <= BT_OUTBOX_MISSING_TTL_MS - BT_OUTBOX_GONE_MS;
+    freeReplyObject(set);
+    freeReplyObject(left);
+    return ret;
 }
 
 /* What outbox entry v under field is: an eager task whose worker still lives
@@ -109,39 +100,39 @@ static void seen_alive(struct bt_outbox_sweep *sw, const char *worker)
  * (a try whose commit went through unseen never submitted it), so it is only
  * forgotten. One whose worker is gone (missing_long) is sent to Kafka like
  * any unsent task. One whose worker's heartbeat is missing for the first
- * time, or that Redis cannot tell about, waits (HELD_UNSURE). */
-static enum held held(const struct bt_config *cfg, struct bt_redis *r,
-                      struct bt_outbox_sweep *sw, const char *field, const redisReply *v,
-                      int64_t grace_ms)
+ * time, or has missed two beats (it may be dying: looked at again soon,
+ * not a grace later), or that Redis cannot tell about, waits (HELD_UNSURE). */
+static enum held held(const struct bt_config *cfg, struct bt_redis *r, const char *field,
+                      const redisReply *v, int64_t grace_ms)
 {
     const char *holder = bt_command_holder(field);
     char key[600];
     redisReply *alive;
-    int yes;
+    long long left; /* ms before the heartbeat expires; -2: gone, -1: none */
     int64_t deadline;
 
     if (!holder)
         return NOT_HELD;
-    alive = bt_redis_command(r, "EXISTS %s",
+    alive = bt_redis_command(r, "PTTL %s",
                              bt_alive_key(cfg->key_prefix, holder, key, sizeof(key)));
-    yes = alive && alive->type == REDIS_REPLY_INTEGER ? alive->integer == 1 : -1;
+    left = alive && alive->type == REDIS_REPLY_INTEGER ? alive->integer : -3;
     freeReplyObject(alive);
-    if (yes < 0)
+    if (left == -3)
         return HELD_UNSURE;
-    if (!yes) {
-        if (!missing_long(sw, holder))
+    if (left == -2) {
+        if (missing_long(cfg, r, holder) != 1)
             return HELD_UNSURE;
         bt_log(BT_LOG_INFO, "an eager task's worker is gone, sending the task: %s",
                field);
         return NOT_HELD;
     }
-    seen_alive(sw, holder);
     deadline = task_deadline(v);
     if (deadline > 0 && bt_clock_now_ms() > deadline + grace_ms) {
         bt_log(BT_LOG_INFO, "a held task past its deadline, forgetting it: %s", field);
         return HELD_STALE;
     }
-    return HELD_RUNNING;
+    /* refreshed every second (alive.h) */
+    return left >= 0 && left < BT_ALIVE_TTL_MS - 2000 ? HELD_UNSURE : HELD_RUNNING;
 }
 
 /* Whether the outbox entry v of instance id may be sent here: any command
@@ -195,7 +186,7 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     argv[0] = key;
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
-        enum held h = held(cfg, r, sw, hash->element[i]->str, v, grace_ms);
+        enum held h = held(cfg, r, hash->element[i]->str, v, grace_ms);
         unsure = unsure || h == HELD_UNSURE;
         if (h == HELD_RUNNING || h == HELD_UNSURE || !may_send(store, id, v, &right))
             continue;

@@ -6,7 +6,6 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
-#include <stdint.h>
 
 #include "config.h"
 #include "shard_lease.h"
@@ -18,20 +17,19 @@
 
 /* An eager task's worker is gone when its heartbeat (alive.h) is missing
  * at looks this far apart, not at the first: a heartbeat also lapses while
- * Redis is away longer than its TTL (a restart, a failover) and the worker
- * beats again within a second of its return. Instances left for that reason
- * are looked at again this much later. */
-#define BT_OUTBOX_GONE_MS 3000
-#define BT_OUTBOX_MISSING 64 /* workers remembered missing at a time */
+ * Redis is away longer than its TTL (a restart, a failover), and the worker
+ * beats again within a second of its return. The first look is marked in
+ * Redis (<kp>:missing:<worker>, expiring BT_OUTBOX_MISSING_TTL_MS later:
+ * its age is Redis's to tell, whichever scheduler looks next). Instances
+ * left for that reason, or because the heartbeat missed two beats, are
+ * looked at again BT_OUTBOX_GONE_MS later. */
+#define BT_OUTBOX_GONE_MS        2000
+#define BT_OUTBOX_MISSING_TTL_MS 10000
 
 /* Where a sweep round is, between calls (zero it to start). */
 struct bt_outbox_sweep {
     bool more;          /* more entries may be past their grace: call again soon */
     rd_kafka_t *reader; /* looks for results sent already; made when needed */
-    struct {
-        char worker[128];          /* "": a free slot */
-        int64_t since_ms, seen_ms; /* monotonic: first and last look */
-    } missing[BT_OUTBOX_MISSING];
 };
 
 /* One step of the sweep: drops from the outbox index up to
