@@ -67,6 +67,11 @@ Test(stale, stale_tasks_are_skipped_and_the_wanted_ones_beside_them_run, .init =
     bt_stack_read_all(&stack, "tasks.default", 20000, collect_tasks, tasks);
     cr_assert_eq(json_object_size(tasks), 3, "st-done's tasks: %zu of 3",
                  json_object_size(tasks));
+    /* another worker: this one remembers the outcomes it sent and would skip
+     * the copies before asking Redis (recent.h) */
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+    worker = bt_stack_worker(&stack, "flows", args);
+    cr_assert_gt(worker, 0);
 
     /* its three tasks again (steps done), one of them as an attempt the
      * journal never had, and one of an instance that does not exist */
