@@ -123,10 +123,12 @@ int bt_store_take_resend(struct bt_store *store, const char *id, const char *hol
                          int64_t ttl_ms);
 void bt_store_give_resend(struct bt_store *store, const char *id);
 
-/* The heartbeat key of worker ("<key prefix>:alive:<worker>") into buf. It
- * expires BT_ALIVE_TTL_MS after the worker's last refresh (workers/alive.c);
- * the outbox sweep sends an eager task on once its worker's key is gone. */
-#define BT_ALIVE_TTL_MS 5000
+/* The heartbeat key of worker ("<key prefix>:alive:<worker>") into buf. The
+ * worker refreshes it every BT_ALIVE_EVERY_MS and it expires BT_ALIVE_TTL_MS
+ * after the last refresh (workers/alive.c); the outbox sweep sends an eager
+ * task on once its worker's key is gone. */
+#define BT_ALIVE_EVERY_MS 1000
+#define BT_ALIVE_TTL_MS   5000
 char *bt_alive_key(const char *key_prefix, const char *worker, char *buf, size_t n);
 /* The key that exists while a worker serving queue lives
  * ("<key prefix>:serving:<queue>"), same expiry. */

@@ -77,20 +77,24 @@ static int missing_long(const struct bt_config *cfg, struct bt_redis *r,
                         const char *worker)
 {
     char ttl[16];
-    redisReply *set, *left;
+    redisReply *reply;
     int ret = BT_EAGAIN;
 
     snprintf(ttl, sizeof(ttl), "%d", BT_OUTBOX_MISSING_TTL_MS);
-    set =
+    reply =
         bt_redis_command(r, "SET %s:missing:%s 1 NX PX %s", cfg->key_prefix, worker, ttl);
-    left = set && set->type != REDIS_REPLY_ERROR
-               ? bt_redis_command(r, "PTTL %s:missing:%s", cfg->key_prefix, worker)
-               : NULL;
-    if (left && left->type == REDIS_REPLY_INTEGER)
-        ret = left->integer >= 0 &&
-              left->integer <= BT_OUTBOX_MISSING_TTL_MS - BT_OUTBOX_GONE_MS;
-    freeReplyObject(set);
-    freeReplyObject(left);
+    if (!reply || reply->type != REDIS_REPLY_NIL) {
+        ret = reply && reply->type == REDIS_REPLY_STATUS ? 0 : BT_EAGAIN; /* set now */
+        goto out;
+    }
+    /* an earlier look's mark: how old it is */
+    freeReplyObject(reply);
+    reply = bt_redis_command(r, "PTTL %s:missing:%s", cfg->key_prefix, worker);
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        ret = reply->integer >= 0 &&
+              reply->integer <= BT_OUTBOX_MISSING_TTL_MS - BT_OUTBOX_GONE_MS;
+out:
+    freeReplyObject(reply);
     return ret;
 }
 
@@ -131,8 +135,9 @@ static enum held held(const struct bt_config *cfg, struct bt_redis *r, const cha
         bt_log(BT_LOG_INFO, "a held task past its deadline, forgetting it: %s", field);
         return HELD_STALE;
     }
-    /* refreshed every second (alive.h) */
-    return left >= 0 && left < BT_ALIVE_TTL_MS - 2000 ? HELD_UNSURE : HELD_RUNNING;
+    /* two refreshes missed */
+    return left >= 0 && left < BT_ALIVE_TTL_MS - 2 * BT_ALIVE_EVERY_MS ? HELD_UNSURE
+                                                                       : HELD_RUNNING;
 }
 
 /* Whether the outbox entry v of instance id may be sent here: any command

@@ -41,15 +41,13 @@ struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_sto
     return rt;
 }
 
-/* How many runs in flight still await a delivery report; on the gauge, so
- * that a broker that holds the deletes up is seen. */
+/* How many runs in flight still await a delivery report. */
 static size_t awaiting(const struct bt_retention *rt)
 {
     size_t n = 0;
 
     for (size_t i = 0; i < rt->n; i++)
         n += __atomic_load_n(&rt->runs[i].batch.pending, __ATOMIC_RELAXED) > 0;
-    bt_metrics_set(rt->stats.awaiting, (int64_t)n);
     return n;
 }
 
@@ -111,7 +109,7 @@ static int claim(struct bt_retention *rt)
                               now);
 }
 
-int bt_retention_step(struct bt_retention *rt)
+static int step(struct bt_retention *rt)
 {
     int ret;
 
@@ -126,8 +124,16 @@ int bt_retention_step(struct bt_retention *rt)
         return 0;
     if ((ret = claim(rt)) == BT_EAGAIN)
         rt->next_ms = bt_clock_mono_ms() + BT_RETENTION_IDLE_MS;
-    awaiting(rt);
     return ret == BT_EAGAIN ? ret : 0;
+}
+
+int bt_retention_step(struct bt_retention *rt)
+{
+    int ret = step(rt);
+
+    /* on the gauge: a broker that holds the deletes up is seen */
+    bt_metrics_set(rt->stats.awaiting, (int64_t)awaiting(rt));
+    return ret;
 }
 
 void bt_retention_destroy(struct bt_retention *rt, int timeout_ms)

@@ -13,8 +13,6 @@
 #include "redis.h"
 #include "store.h"
 
-#define EVERY_MS 1000
-
 #define MAX_QUEUES 64
 
 struct keys {
@@ -146,7 +144,7 @@ static void *run(void *arg)
         beat(a);
         pthread_mutex_lock(&a->lock);
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += EVERY_MS / 1000;
+        until.tv_sec += BT_ALIVE_EVERY_MS / 1000;
         while (!a->stop && pthread_cond_timedwait(&a->wake, &a->lock, &until) == 0)
             ;
     }
