@@ -359,8 +359,15 @@ rd_kafka_t *bt_kafka_consumer_new(
      * (session.timeout.ms) and the embedded cluster completes a rebalance
      * session.timeout.ms - 1000 after it starts, so every kill stops the
      * whole group for about twice the session: 6 s sessions left it without
-     * progress for up to 30-33 s, 3 s ones for 7-12 s (2 s ones: the group
-     * never formed). Real brokers rebalance as soon as every member
+     * progress for up to 30-33 s, 3 s ones for 7-12 s. The floor: the
+     * embedded coordinator answers a new group's first join 3 s after it,
+     * and checks sessions once a second without counting a pending join as
+     * a sign of life. With 3 s sessions that check and the answer were due
+     * in the same instant; when the check ran first it dropped the member
+     * and its join was never answered (a worker without workflow partitions
+     * for the 30 s of a test, seen in CI); 2 s sessions never formed a
+     * group. 4 s gives the first join the 1 s margin every later join has
+     * (session - 1 s). Real brokers rebalance as soon as every member
      * rejoined; there 10 s sessions (librdkafka: 45 s) and the cooperative
      * protocol, which leaves the surviving workers their partitions during a
      * rebalance. The embedded cluster keeps the eager protocol: cooperative
@@ -376,7 +383,7 @@ rd_kafka_t *bt_kafka_consumer_new(
          * so it may wait longer without polling */
         {"fetch.wait.max.ms", cfg->embedded ? "1" : "100"},
         {"fetch.error.backoff.ms", "10"},
-        {"session.timeout.ms", cfg->embedded ? "3000" : "10000"},
+        {"session.timeout.ms", cfg->embedded ? "4000" : "10000"},
         {"heartbeat.interval.ms", cfg->embedded ? "300" : "1000"},
         {"partition.assignment.strategy", cfg->embedded ? NULL : "cooperative-sticky"},
         /* a worker for a queue `baton dev` was not told about brings its

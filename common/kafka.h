@@ -62,7 +62,7 @@ int bt_kafka_wait(rd_kafka_t *rk, struct bt_kafka_batch *batch, int timeout_ms);
 /* A consumer in group `group` with auto-commit off (offsets are committed by
  * the caller after the work they cover is durable), auto.offset.reset=earliest,
  * fetch.wait.max.ms=1 and, when cfg->embedded (the brokers are `baton dev`'s mock
- * cluster), session.timeout.ms=3000 / heartbeat.interval.ms=300, else 10000 / 1000
+ * cluster), session.timeout.ms=4000 / heartbeat.interval.ms=300, else 10000 / 1000
  * and the cooperative-sticky protocol (see kafka.c on churn). rebalance_cb
  * may be NULL; when given it must take and give back partitions with
  * bt_kafka_assign / bt_kafka_unassign

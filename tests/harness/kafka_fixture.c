@@ -1,6 +1,7 @@
 /* The Kafka fixture: librdkafka's mock cluster in the test process, one
  * broker on loopback, with the baton topics of a prefix created up front. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -39,6 +40,11 @@ int bt_test_kafka_start(struct bt_test_kafka *k, const char *prefix, int partiti
     memset(k, 0, sizeof(*k));
     /* this handle only hosts the cluster: its "no bootstrap.servers" notice is noise */
     rd_kafka_conf_set(conf, "log_level", "4", NULL, 0);
+    /* BT_TEST_MOCK_DEBUG=mock: the cluster's side on the test's stderr */
+    if (getenv("BT_TEST_MOCK_DEBUG")) {
+        rd_kafka_conf_set(conf, "log_level", "7", NULL, 0);
+        rd_kafka_conf_set(conf, "debug", getenv("BT_TEST_MOCK_DEBUG"), NULL, 0);
+    }
     if (!(k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
         rd_kafka_conf_destroy(conf);
         fprintf(stderr, "kafka fixture: cannot create a handle: %s\n", errstr);

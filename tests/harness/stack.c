@@ -46,6 +46,10 @@ static int start(struct bt_stack *s, const char *const *queues, int shards)
     snprintf(s->env[n++], sizeof(s->env[0]), "BATON_HOME=%s", s->redis.dir);
     snprintf(s->env[n++], sizeof(s->env[0]), "BATON_LOG_LEVEL=%s",
              getenv("BT_TEST_LOG_LEVEL") ? getenv("BT_TEST_LOG_LEVEL") : "info");
+    /* librdkafka's own debug contexts in the programs' log (cgrp, fetch...) */
+    if (getenv("BT_TEST_KAFKA_DEBUG"))
+        snprintf(s->env[n++], sizeof(s->env[0]), "BATON_KAFKA_DEBUG=%s",
+                 getenv("BT_TEST_KAFKA_DEBUG"));
     if (s->cluster)
         snprintf(s->env[n++], sizeof(s->env[0]), "BATON_REDIS_CLUSTER=1");
     if (shards > 0)
@@ -312,30 +316,46 @@ int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json
 }
 
 /* Assigns every partition of topic from its beginning, without a group
- * join: the mock cluster holds a new group's first join for 3 s. Returns
- * the partition count, or -1. */
-static int assign_all(rd_kafka_t *rk, const char *topic)
+ * join: the mock cluster holds a new group's first join for 3 s. Metadata
+ * the cluster does not give yet is asked again until the deadline, and why
+ * it failed goes to the test's log: a reader that read nothing says why.
+ * Returns the partition count, or -1. */
+static int assign_all(rd_kafka_t *rk, const char *topic, int64_t deadline)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
     int n = -1;
 
-    if (rkt && !rd_kafka_metadata(rk, 0, rkt, &md, 10000) && md->topic_cnt == 1 &&
-        !md->topics[0].err)
-        n = md->topics[0].partition_cnt;
-    if (md)
-        rd_kafka_metadata_destroy(md);
+    while (rkt && n <= 0 && bt_test_now_ms() < deadline) {
+        const struct rd_kafka_metadata *md = NULL;
+        int wait = (int)(deadline - bt_test_now_ms());
+
+        err = rd_kafka_metadata(rk, 0, rkt, &md, wait < 5000 ? wait : 5000);
+        if (!err)
+            err =
+                md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (!err)
+            n = md->topics[0].partition_cnt;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (n <= 0)
+            bt_test_sleep_ms(100);
+    }
     if (rkt)
         rd_kafka_topic_destroy(rkt);
-    if (n <= 0)
+    if (n <= 0) {
+        cr_log_error("cannot read %s: no metadata: %s", topic, rd_kafka_err2str(err));
         return -1;
+    }
     parts = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++)
         rd_kafka_topic_partition_list_add(parts, topic, i)->offset =
             RD_KAFKA_OFFSET_BEGINNING;
-    if (rd_kafka_assign(rk, parts))
+    if ((err = rd_kafka_assign(rk, parts))) {
+        cr_log_error("cannot read %s: %s", topic, rd_kafka_err2str(err));
         n = -1;
+    }
     rd_kafka_topic_partition_list_destroy(parts);
     return n;
 }
@@ -361,9 +381,11 @@ static int read_topic(struct bt_stack *s, const char *suffix, int wait_ms, bool 
     cfg.n_kafka = 0;
     bt_config_release(&cfg);
     free(eof);
-    if (!rk)
+    if (!rk) {
+        cr_log_error("cannot read %s: %s", topic, errstr);
         return -1;
-    if ((partitions = assign_all(rk, topic)) < 0) {
+    }
+    if ((partitions = assign_all(rk, topic, deadline)) < 0) {
         rd_kafka_destroy(rk);
         return -1;
     }
