@@ -223,6 +223,10 @@ int main(int argc, char **argv)
     char errstr[512];
     int ret;
 
+    /* first: a SIGTERM while the scheduler starts is a clean stop too */
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
     if (bt_config_load(&s.cfg, &argc, argv, errstr, sizeof(errstr))) {
         fprintf(stderr,
                 "baton-scheduler: %s\n  (`baton-scheduler --help` lists the settings)\n",
@@ -242,9 +246,6 @@ int main(int argc, char **argv)
         ret = 1;
         goto out;
     }
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
-    signal(SIGPIPE, SIG_IGN);
     bt_log(BT_LOG_INFO, "starting: brokers=%s redis=%s prefix=%s", s.cfg.brokers,
            s.cfg.redis, s.cfg.prefix);
     run(&s);

@@ -246,6 +246,11 @@ int main(int argc, char **argv)
      * the worker's instructions; 48-50 against 52 µs of CPU per chain step in
      * turns); small blocks still go through the tcache */
     mallopt(M_MXFAST, 0);
+    /* first: a SIGTERM while the worker starts is a clean stop too, not
+     * the default action's death by signal */
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
 
     if (bt_config_load(&w.cfg, &argc, argv, errstr, sizeof(errstr))) {
         fprintf(stderr,
@@ -270,9 +275,8 @@ int main(int argc, char **argv)
            "brokers=%s redis=%s prefix=%s",
            w.reg->n_workflows, w.reg->n_activities, w.cfg.queues, w.cfg.concurrency,
            w.cfg.brokers, w.cfg.redis, w.cfg.prefix);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
-    signal(SIGPIPE, SIG_IGN);
+    if (stopping) /* told to stop while it loaded the plugins */
+        goto out;
     if (start_roles(&w, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         ret = 1;

@@ -71,3 +71,24 @@ Test(worker, refuses_to_start_when_its_plugins_register_nothing, .init = setup,
                                 "(plugins=1)"),
                  1, "no clear error in %s", stack.log);
 }
+
+/* SIGTERM while the worker still loads its plugins (slow_start.so takes 2 s
+ * to register) is a clean stop, as at any later moment: exit 0, not the
+ * default action's death by signal. */
+Test(worker, a_stop_while_it_starts_is_a_clean_stop, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    pid_t pid = bt_stack_worker(&stack, "slow_start", NULL);
+    bool loading;
+    int status;
+
+    cr_assert_gt(pid, 0);
+    BT_TEST_WAIT_UNTIL(
+        loading, bt_test_count_lines_with(stack.log, "slow_start: registering") == 1,
+        15000);
+    cr_assert(loading, "the plugin was never loaded: see %s", stack.log);
+    status = bt_test_stop(pid, 15000);
+    cr_assert_eq(status, 0, "exit status %d, see %s", status, stack.log);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, "partitions assigned"), 0,
+                 "it joined a group after it was told to stop: see %s", stack.log);
+}
