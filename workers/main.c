@@ -275,8 +275,10 @@ int main(int argc, char **argv)
            "brokers=%s redis=%s prefix=%s",
            w.reg->n_workflows, w.reg->n_activities, w.cfg.queues, w.cfg.concurrency,
            w.cfg.brokers, w.cfg.redis, w.cfg.prefix);
-    if (stopping) /* told to stop while it loaded the plugins */
+    if (stopping) {
+        bt_log(BT_LOG_INFO, "stopping: told to stop while it loaded its plugins");
         goto out;
+    }
     if (start_roles(&w, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         ret = 1;

@@ -89,6 +89,8 @@ Test(worker, a_stop_while_it_starts_is_a_clean_stop, .init = setup, .fini = tear
     cr_assert(loading, "the plugin was never loaded: see %s", stack.log);
     status = bt_test_stop(pid, 15000);
     cr_assert_eq(status, 0, "exit status %d, see %s", status, stack.log);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, "told to stop while it loaded"), 1,
+                 "no word of the early stop in %s", stack.log);
     cr_expect_eq(bt_test_count_lines_with(stack.log, "partitions assigned"), 0,
                  "it joined a group after it was told to stop: see %s", stack.log);
 }
