@@ -630,8 +630,9 @@ Test(engine, eager_tasks_of_a_commit_whose_reply_was_lost_still_run, .init = set
  * on a machine fast enough to finish quick steps before any kill (CI ran 200
  * chains of instant steps to their end before the kill, then stopped the
  * new worker before it had set its SIGTERM handler). The work stays well
- * within the steps' timeout: a task's start-to-close runs from when the
- * worker takes it, its wait for a thread included. */
+ * within the steps' timeout: a step's timer runs from its dispatch until a
+ * worker takes it, then again from the take, the wait for a thread
+ * included. */
 Test(engine, eager_steps_of_a_killed_worker_are_retried_after_their_timeout,
      .init = setup, .fini = teardown, .timeout = 180)
 {
