@@ -88,7 +88,6 @@ bool act_produce_event(struct bt_acttask *at, struct job *job)
 void act_reap(struct bt_acttask *at)
 {
     struct job *produced, *next, **pp;
-    char key[BT_JOB_KEY_SIZE];
     int released = 0;
 
     for (produced = bt_actpool_produced(at->pool); produced; produced = next) {
@@ -119,9 +118,7 @@ void act_reap(struct bt_acttask *at)
         }
         *pp = job->next;
         released++;
-        bt_job_attempt_key(job, key, sizeof(key));
-        bt_recent_add(at->sent, key);
-        act_unhold(at, job);
+        act_unhold(at, job, true);
         bt_job_free(job);
     }
     if (released)

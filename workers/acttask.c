@@ -156,7 +156,7 @@ static void drop_waiting(struct bt_acttask *at,
         struct job *job = dropped;
         dropped = job->next;
         bt_admission_unlease(at->adm, job);
-        act_unhold(at, job);
+        act_unhold(at, job, false);
         bt_job_free(job);
     }
 }
@@ -298,15 +298,18 @@ static int hold(struct bt_acttask *at, struct job *job)
     return 1;
 }
 
-void act_unhold(struct bt_acttask *at, struct job *job)
+void act_unhold(struct bt_acttask *at, struct job *job, bool sent)
 {
     char key[BT_JOB_KEY_SIZE];
 
-    if (job->held) {
+    if (job->held || sent)
         bt_job_attempt_key(job, key, sizeof(key));
+    if (job->held) {
         bt_idmap_del(at->held, key);
         job->held = false;
     }
+    if (sent)
+        bt_recent_add(at->sent, key);
     for (struct job *twin = job->twin; twin; twin = twin->twin)
         release(at, twin);
     release(at, job);
@@ -316,7 +319,7 @@ static void skip(struct bt_acttask *at, struct job *job)
 {
     bt_job_set_waiting(job, NULL);
     bt_admission_unlease(at->adm, job);
-    act_unhold(at, job);
+    act_unhold(at, job, false);
     bt_job_free(job);
 }
 

@@ -67,8 +67,9 @@ struct bt_acttask {
 void act_count(struct bt_acttask *at, uint64_t *field);
 /* Queues job for the activity threads. */
 void act_enqueue(struct bt_acttask *at, struct job *job);
-/* job's attempt is over here: it and its twins let their offsets go. */
-void act_unhold(struct bt_acttask *at, struct job *job);
+/* job's attempt is over here: it and its twins let their offsets go. sent:
+ * Kafka confirmed its outcome, so the attempt goes to at->sent (recent.h). */
+void act_unhold(struct bt_acttask *at, struct job *job, bool sent);
 /* How many tasks the role holds (queued, running, waiting for a token):
  * past it, it fetches no more from Kafka and takes no eager task. */
 int act_buffer_max(const struct bt_acttask *at);
