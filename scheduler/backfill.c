@@ -13,6 +13,7 @@
 
 static const char *const finals[] = {"completed", "failed", "cancelled", "terminated"};
 static const char *const every[] = {"all"};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const struct pass {
     const char *name;   /* for the log */
@@ -20,8 +21,9 @@ static const struct pass {
     const char *const *indexes;
     int n_indexes;
 } passes[] = {
-    [BT_BACKFILL_RETENTION] = {"retention backfill", "retention:backfilled", finals, 4},
-    [BT_BACKFILL_COUNTS] = {"counts backfill", "counted", every, 1},
+    [BT_BACKFILL_RETENTION] = {"retention backfill", "retention:backfilled", finals,
+                               COUNT(finals)},
+    [BT_BACKFILL_COUNTS] = {"counts backfill", "counted", every, COUNT(every)},
 };
 
 /* retention_backfill.lua's arguments before the ids: keys, key prefix, the
