@@ -44,7 +44,9 @@ int chaos_stack_start(struct chaos_run *r, const char *dir)
     snprintf(r->env[2], sizeof(r->env[2]), "BATON_PREFIX=%s", r->prefix);
     snprintf(r->env[3], sizeof(r->env[3]), "BATON_EMBEDDED=1");
     snprintf(r->env[4], sizeof(r->env[4]), "BATON_HOME=%s", dir);
-    snprintf(r->env[5], sizeof(r->env[5]), "BATON_LOG_LEVEL=info");
+    /* BATON_LOG_LEVEL=debug with BATON_KAFKA_DEBUG=cgrp shows a rebalance */
+    snprintf(r->env[5], sizeof(r->env[5]), "BATON_LOG_LEVEL=%s",
+             getenv("BATON_LOG_LEVEL") ? getenv("BATON_LOG_LEVEL") : "info");
     n = 6;
     /* client settings to try under faults (BATON_KAFKA_SESSION_TIMEOUT_MS=...)
      * reach the workers and schedulers */

@@ -60,6 +60,31 @@ static int run_chaos(const char *const *args, struct chaos_out *out, int timeout
     return status;
 }
 
+/* A failed run's timeline on stderr, which CI keeps and /tmp it does not:
+ * the faults, the groups' assignments and redis coming back. */
+static void print_timeline(const struct chaos_out *out)
+{
+    static const char *const marks[] = {"prog=chaos ", "partitions assigned",
+                                        "partitions revoked", "reachable again",
+                                        "watchdog"};
+    char path[320], line[1024];
+    FILE *f;
+    int shown = 0;
+
+    snprintf(path, sizeof(path), "%s/chaos.log", out->dir);
+    if (!out->dir[0] || !(f = fopen(path, "r")))
+        return;
+    fprintf(stderr, "== the run's timeline (%s)\n", path);
+    while (shown < 120 && fgets(line, sizeof(line), f))
+        for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+            if (strstr(line, marks[i])) {
+                fputs(line, stderr);
+                shown++;
+                break;
+            }
+    fclose(f);
+}
+
 /* A run that went as expected leaves nothing behind; one that did not keeps
  * its logs for whoever reads the failure. */
 static void clean(const struct chaos_out *out)
@@ -85,6 +110,8 @@ Test(chaos, a_short_schedule_with_a_kill_a_redis_restart_and_the_poison_passes,
         run_chaos((const char *const[]){"--preset", "smoke", NULL}, &out, 120000);
 
     cr_log_info("%s", out.summary);
+    if (status != 0)
+        print_timeline(&out);
     cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
                  out.summary, out.path);
     cr_expect(strstr(out.summary, "results=600/600[PASS]"), "%s", out.summary);
