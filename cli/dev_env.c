@@ -54,7 +54,7 @@ static char *join(char *const *texts, size_t n, char sep)
 int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char *redis,
                     char ***envp)
 {
-    char num[11][32], *rules = NULL;
+    char num[12][32], *rules = NULL;
     size_t n = 0;
     int ret = 0;
 
@@ -73,6 +73,7 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char
         }
     snprintf(num[9], sizeof(num[9]), "%d", cfg->redis_shards);
     snprintf(num[10], sizeof(num[10]), "%d", cfg->redis_wait_ms);
+    snprintf(num[11], sizeof(num[11]), "%lld", (long long)cfg->schedule_to_start_ms);
     snprintf(num[0], sizeof(num[0]), "%d", cfg->concurrency);
     snprintf(num[1], sizeof(num[1]), "%lld", (long long)cfg->max_payload);
     snprintf(num[2], sizeof(num[2]), "%lld", (long long)cfg->activity_timeout_ms);
@@ -98,6 +99,7 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char
           envp_push(envp, &n, "BATON_CONCURRENCY", num[0]) ||
           envp_push(envp, &n, "BATON_MAX_PAYLOAD", num[1]) ||
           envp_push(envp, &n, "BATON_ACTIVITY_TIMEOUT_MS", num[2]) ||
+          envp_push(envp, &n, "BATON_SCHEDULE_TO_START_MS", num[11]) ||
           envp_push(envp, &n, "BATON_LOG_LEVEL", cfg->log_level) ||
           envp_push(envp, &n, "BATON_LOG_JSON", num[3]) ||
           envp_push(envp, &n, "BATON_EAGER", num[4]) ||

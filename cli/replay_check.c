@@ -159,6 +159,7 @@ int bt_cli_replay_check(struct bt_config *cfg, int argc, char **argv)
                                 .now_ms =
                                     (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                                 .default_timeout_ms = cfg->activity_timeout_ms,
+                                .schedule_to_start_ms = cfg->schedule_to_start_ms,
                                 .worker = "replay-check"};
     c.env = &env;
     for (int x = 0; x < 2 * bt_store_shards(store); x++)

@@ -88,6 +88,11 @@ static const struct setting settings[] = {
      "redis port for `baton dev` (0: a free one)"},
     {"activity-timeout-ms", "BATON_ACTIVITY_TIMEOUT_MS", INT, F(activity_timeout_ms), 0,
      "60000", 1, INT64_C(1) << 40, "default start-to-close timeout of an activity"},
+    {"schedule-to-start-ms", "BATON_SCHEDULE_TO_START_MS", INT, F(schedule_to_start_ms), 0,
+     "86400000", 1, INT64_C(1) << 40,
+     "how long an activity's task may wait for a worker (in Kafka, for a rate token or "
+     "a concurrency slot) before its attempt times out (ScheduleToStartTimeout); "
+     "start-to-close starts when a worker takes it"},
     {"history-max", "BATON_HISTORY_MAX", INT, F(history_max), 0, "20000", 0,
      INT64_C(1) << 40,
      "history records per run of an instance; beyond, it fails (0: no limit)"},
@@ -168,7 +173,8 @@ static int set_value(struct bt_config *cfg, const struct setting *s, const char 
             return BT_EINVAL;
         }
         if (s->off == offsetof(struct bt_config, max_payload) ||
-            s->off == offsetof(struct bt_config, activity_timeout_ms))
+            s->off == offsetof(struct bt_config, activity_timeout_ms) ||
+            s->off == offsetof(struct bt_config, schedule_to_start_ms))
             *(int64_t *)(base + s->off) = x;
         else
             *(int *)(base + s->off) = (int)x;

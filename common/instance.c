@@ -329,6 +329,9 @@ void bt_instance_committed(struct bt_instance *inst, int64_t ver)
         free(d->timers_del[i].member);
     for (size_t i = 0; i < d->n_history; i++)
         free(d->history[i]);
+    /* the commands wait for Kafka; the timers they pointed at are written */
+    for (size_t i = 0; i < d->n_cmds; i++)
+        d->cmds[i].start_timer = 0;
     d->n_timers_add = d->n_timers_del = d->n_history = 0;
     d->meta_dirty = false;
     d->pause_changed = false;

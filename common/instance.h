@@ -72,6 +72,11 @@ struct bt_command {
                     * concurrency key: nothing to wait for there) */
     bool local;    /* handed to this worker's activity role, not to Kafka; in
                     * the outbox under a held field (bt_command_hold) */
+    /* a task's timeout timer (its index in the delta's timers_add, + 1; 0:
+     * none) and the due it takes if the task starts at once (eager): its
+     * start-to-close alone, without the wait for a worker */
+    size_t start_timer;
+    int64_t start_due;
 };
 
 /* The outbox field of an attempt's task, "t|<seq>|<attempt>" (malloc'ed;

@@ -83,8 +83,8 @@ void wf_forward(struct bt_wftask *wt, struct wf_item *it, const char *queue)
 
 /* Eager dispatch: marks the tasks this worker's activity role can start at
  * once (its queue served here, a thread free), before the commit, which then
- * leaves them out of the outbox. Their start-to-close timers stay: a crash
- * retries them like any lost attempt. */
+ * leaves them out of the outbox. Their timers become start-to-close alone,
+ * and stay: a crash retries them like any lost attempt. */
 void wf_mark_eager(struct bt_wftask *wt, struct wf_eager_room *room, size_t from,
                    size_t to)
 {
@@ -109,6 +109,9 @@ void wf_mark_eager(struct bt_wftask *wt, struct wf_eager_room *room, size_t from
             if (room->seen[k].left > 0 && !bt_command_hold(&cmd->field, wt->worker)) {
                 room->seen[k].left--;
                 cmd->local = true;
+                /* it starts now: no wait for a worker in its timer */
+                if (cmd->start_timer)
+                    d->timers_add[cmd->start_timer - 1].due = cmd->start_due;
             }
         }
     }

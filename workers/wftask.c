@@ -243,6 +243,7 @@ static int advance(struct bt_wftask *wt)
     struct bt_replay_env env = {.reg = wt->reg,
                                 .now_ms = bt_clock_now_ms(),
                                 .default_timeout_ms = wt->cfg->activity_timeout_ms,
+                                .schedule_to_start_ms = wt->cfg->schedule_to_start_ms,
                                 .history_max = wt->cfg->history_max,
                                 .max_message = wt->cfg->max_payload,
                                 .worker = wt->worker};

@@ -242,6 +242,24 @@ static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
     return 0;
 }
 
+/* The timer fired at the due the workflow gave it: no worker took the task
+ * (taking it moves the timer to start-to-close from then, and an eager task
+ * has start-to-close alone). Retryable both: a task lost on the way is sent
+ * again; add the type to non_retryable to fail the step instead. */
+static json_t *timeout_error(const struct bt_entry *e, const struct bt_msg *msg,
+                             const struct bt_replay_env *env)
+{
+    bool never_taken = env->schedule_to_start_ms > 0 && msg->due > 0 && msg->due == e->due;
+
+    return json_pack("{s:s, s:s, s:b}", "type",
+                     never_taken ? "ScheduleToStartTimeout" : "StartToCloseTimeout",
+                     "message",
+                     never_taken ? "no worker took the task within its schedule-to-start "
+                                   "timeout"
+                                 : "the attempt ran past its start-to-close timeout",
+                     "retryable", 1);
+}
+
 static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
                        const struct bt_replay_env *env, const char **why)
 {
@@ -270,11 +288,7 @@ static int apply_timer(struct bt_instance *inst, const struct bt_msg *msg,
             e->state != BT_ST_WAITING || e->attempt != msg->attempt)
             return BT_EEXIST;
         e->state = BT_ST_ATTEMPT_FAILED;
-        bt_replay_set_json(&e->error, json_pack("{s:s, s:s, s:b}", "type",
-                                                "StartToCloseTimeout", "message",
-                                                "the attempt ran past its start-to-close "
-                                                "timeout",
-                                                "retryable", 1));
+        bt_replay_set_json(&e->error, timeout_error(e, msg, env));
     } else if (!strcmp(k, "retry")) {
         if (!(e = entry_at(inst, msg->seq, BT_ENTRY_ACTIVITY)) ||
             e->state != BT_ST_BACKOFF || e->attempt != msg->attempt)

@@ -373,9 +373,17 @@ static void dispatch(bt_wf *wf, struct bt_entry *e, const json_t *input,
     e->state = BT_ST_WAITING;
     e->dirty = true;
     command(inst, bt_task_field(seq, e->attempt), task_topic(r->queue), inst->id, &msg);
-    if (inst->delta.n_cmds && !r->rate_key && !r->concurrency_key)
-        inst->delta.cmds[inst->delta.n_cmds - 1].eager_ok = true;
-    set_timer(wf, "timeout", e, e->attempt, msg.deadline);
+    /* The timer allows the wait for a worker (in Kafka, for a token or a
+     * slot) on top of start-to-close; a worker that takes the task restarts
+     * it at start-to-close (take_task.lua), and an eager task, which starts
+     * now, has start-to-close alone (wf_mark_eager). */
+    set_timer(wf, "timeout", e, e->attempt, msg.deadline + wf->env->schedule_to_start_ms);
+    if (inst->delta.n_cmds) {
+        struct bt_command *cmd = &inst->delta.cmds[inst->delta.n_cmds - 1];
+        cmd->eager_ok = !r->rate_key && !r->concurrency_key;
+        cmd->start_timer = inst->delta.n_timers_add;
+        cmd->start_due = msg.deadline;
+    }
     history(inst, wf->env, "{s:s, s:I, s:i, s:s, s:s, s:O, s:I}", "ev",
             "activity_scheduled", "seq", (json_int_t)seq, "attempt", e->attempt, "name",
             e->name, "queue", r->queue, "input", input, "deadline",

@@ -270,6 +270,48 @@ Test(ratelimit, a_throttle_holds_the_key_and_does_not_count_an_attempt, .init = 
     unlink(marker);
 }
 
+/* 40 steps under a key of 5/s wait up to 8 s for their token, 4 times their
+ * start-to-close timeout of 2 s: the wait for a token is the wait for a
+ * worker, which start-to-close does not count (it starts at the take), so
+ * every step runs once, as attempt 1, with the scheduler firing timers. */
+Test(ratelimit, a_wait_for_tokens_longer_than_the_timeout_retries_nothing, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    const char *const args[] = {"--activity-timeout-ms", "2000", NULL};
+    enum { N = 40 };
+    char path[256], id[64];
+    json_t *res, *v;
+    const char *key;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/tmp/%s-starts", stack.prefix);
+    unlink(path);
+    cr_assert_gt(bt_stack_worker(&stack, "limited", args), 0);
+    cr_assert_gt(bt_stack_scheduler(&stack), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "backlog-%d", i);
+        cr_assert_eq(
+            bt_stack_start_wf(&stack, "one_step", id, json_pack("{s:s}", "file", path)),
+            0);
+    }
+    res = wait_results(N, 60000);
+    json_object_foreach(res, key, v)
+    {
+        json_t *out = json_object_get(v, "result");
+        cr_assert_str_eq(json_string_value(json_object_get(v, "status")), "completed",
+                         "%s: %s", key,
+                         json_string_value(json_object_get(
+                             json_object_get(v, "error"), "type")));
+        cr_assert_eq(json_integer_value(json_object_get(out, "attempt")), 1,
+                     "%s ran as attempt %lld", key,
+                     (long long)json_integer_value(json_object_get(out, "attempt")));
+    }
+    json_decref(res);
+    free(starts(path, &n));
+    cr_assert_eq(n, N, "one start per step: %zu", n);
+    unlink(path);
+}
+
 #define BATON(out, ...) BT_STACK_BATON(&stack, (out), __VA_ARGS__)
 
 Test(ratelimit, the_cli_sets_gets_and_lists_buckets, .init = setup, .fini = teardown,

@@ -182,6 +182,65 @@ Test(replay, a_duplicate_completion_is_refused_as_already_applied, .init = setup
     bt_instance_destroy(inst);
 }
 
+/* The timeout timer of the attempt whose task start(inst) dispatched fires at
+ * due; returns the error type the attempt failed with. */
+static const char *timeout_fires(struct bt_instance *inst, int64_t seq, int64_t due)
+{
+    struct bt_msg timer = {.type = BT_MSG_TIMER,
+                           .id = MUT("wf-1"),
+                           .kind = MUT("timeout"),
+                           .seq = seq,
+                           .attempt = 1,
+                           .due = due};
+    const char *why = NULL;
+    const struct bt_entry *e = &inst->entries[seq - inst->base];
+
+    cr_assert_eq(bt_replay_apply(inst, &timer, &env, &why), 0, "%s", why ? why : "");
+    cr_assert_eq(e->state, BT_ST_ATTEMPT_FAILED);
+    return json_string_value(json_object_get(e->error, "type"));
+}
+
+/* A task's timer allows the wait for a worker on top of start-to-close; an
+ * eager start (start_due) or a worker's take (another due) leaves
+ * start-to-close alone. Fired at the due the workflow gave it, no worker
+ * took the task. */
+Test(replay, a_task_timer_allows_the_wait_for_a_worker_and_says_which_timeout_fired,
+     .init = setup, .fini = teardown)
+{
+    struct bt_instance *inst = bt_instance_new("wf-1"), *other = bt_instance_new("wf-1");
+    const struct bt_command *cmd;
+    struct bt_msg task, msg = {.type = BT_MSG_START,
+                               .id = MUT("wf-1"),
+                               .workflow = MUT("two"),
+                               .body = json_pack("{s:i}", "v", 1)};
+    const char *why = NULL;
+    int64_t due;
+
+    env.schedule_to_start_ms = 10000;
+    cr_assert_eq(bt_replay_apply(inst, &msg, &env, &why), 0, "%s", why ? why : "");
+    cr_assert_eq(bt_replay_run(inst, &env), 0);
+    cmd = &inst->delta.cmds[0];
+    cr_assert_eq(inst->delta.n_timers_add, 1);
+    cr_assert_eq(cmd->start_timer, 1, "the command points at its timer");
+    due = inst->delta.timers_add[0].due;
+    cr_assert_eq(due, env.now_ms + 60000 + 10000, "start-to-close + schedule-to-start");
+    cr_assert_eq(cmd->start_due, env.now_ms + 60000, "start-to-close alone");
+    cr_assert(strstr(inst->delta.timers_add[0].member, "timeout|"));
+    bt_instance_committed(inst, inst->ver + 1);
+    cr_assert_eq(cmd->start_timer, 0, "written: the timer is no longer in the delta");
+    only_command(inst, &task);
+    cr_assert_eq(task.deadline, env.now_ms + 60000, "the task carries start-to-close");
+    cr_assert_str_eq(timeout_fires(inst, task.seq, due), "ScheduleToStartTimeout");
+    start(other);
+    bt_delta_reset(&other->delta);
+    cr_assert_str_eq(timeout_fires(other, task.seq, env.now_ms + 61234),
+                     "StartToCloseTimeout");
+    bt_msg_release(&task);
+    json_decref(msg.body);
+    bt_instance_destroy(inst);
+    bt_instance_destroy(other);
+}
+
 /* The journal says step 1 ran "a"; the code deployed since runs "b" there. */
 Test(replay, code_that_no_longer_matches_its_journal_blocks_the_instance, .init = setup,
      .fini = teardown)
