@@ -88,8 +88,8 @@ static const struct setting settings[] = {
      "redis port for `baton dev` (0: a free one)"},
     {"activity-timeout-ms", "BATON_ACTIVITY_TIMEOUT_MS", INT, F(activity_timeout_ms), 0,
      "60000", 1, INT64_C(1) << 40, "default start-to-close timeout of an activity"},
-    {"schedule-to-start-ms", "BATON_SCHEDULE_TO_START_MS", INT, F(schedule_to_start_ms), 0,
-     "86400000", 1, INT64_C(1) << 40,
+    {"schedule-to-start-ms", "BATON_SCHEDULE_TO_START_MS", INT, F(schedule_to_start_ms),
+     0, "86400000", 1, INT64_C(1) << 40,
      "how long an activity's task may wait for a worker (in Kafka, for a rate token or "
      "a concurrency slot) before its attempt times out (ScheduleToStartTimeout); "
      "start-to-close starts when a worker takes it"},
