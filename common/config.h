@@ -32,11 +32,11 @@ struct bt_config {
     int partitions;       /* partitions per topic created by `baton dev` */
     char *home;           /* where `baton dev` keeps its state and address file */
     int dev_redis_port;
-    int64_t activity_timeout_ms; /* default start-to-close timeout */
+    int64_t activity_timeout_ms;  /* default start-to-close timeout */
     int64_t schedule_to_start_ms; /* how long a task may wait for a worker */
-    int64_t history_max;         /* history records per run (0: no limit) */
-    int embedded;                /* brokers are `baton dev`'s mock cluster */
-    char **plugins;              /* --plugin, repeatable */
+    int64_t history_max;          /* history records per run (0: no limit) */
+    int embedded;                 /* brokers are `baton dev`'s mock cluster */
+    char **plugins;               /* --plugin, repeatable */
     size_t n_plugins;
     char **kafka; /* "name=value" for librdkafka, passed through unchanged */
     size_t n_kafka;
