@@ -249,7 +249,8 @@ static int apply_activity(struct bt_instance *inst, const struct bt_msg *msg,
 static json_t *timeout_error(const struct bt_entry *e, const struct bt_msg *msg,
                              const struct bt_replay_env *env)
 {
-    bool never_taken = env->schedule_to_start_ms > 0 && msg->due > 0 && msg->due == e->due;
+    bool never_taken =
+        env->schedule_to_start_ms > 0 && msg->due > 0 && msg->due == e->due;
 
     return json_pack("{s:s, s:s, s:b}", "type",
                      never_taken ? "ScheduleToStartTimeout" : "StartToCloseTimeout",

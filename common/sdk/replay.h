@@ -19,16 +19,16 @@
 
 struct bt_replay_env {
     const bt_registry *reg;
-    int64_t now_ms;             /* decision time, wall clock */
-    int64_t default_timeout_ms; /* start-to-close when nothing else says */
+    int64_t now_ms;               /* decision time, wall clock */
+    int64_t default_timeout_ms;   /* start-to-close when nothing else says */
     int64_t schedule_to_start_ms; /* how long a task may wait for a worker,
                                    * on top of start-to-close (0: no wait) */
-    const char *worker;         /* recorded in history: who decided */
-    int64_t history_max;        /* history records per run; more fails the
-                                 * instance (HistoryLimitExceeded). 0: no limit */
-    int64_t max_message;        /* bytes of a command's message; a larger one
-                                 * fails the instance (PayloadTooLarge) instead
-                                 * of being produced. 0: no limit */
+    const char *worker;           /* recorded in history: who decided */
+    int64_t history_max;          /* history records per run; more fails the
+                                   * instance (HistoryLimitExceeded). 0: no limit */
+    int64_t max_message;          /* bytes of a command's message; a larger one
+                                   * fails the instance (PayloadTooLarge) instead
+                                   * of being produced. 0: no limit */
 };
 
 /* Applies one event (start, signal, cancel, completed, failed, timer,

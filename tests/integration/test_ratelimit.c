@@ -298,10 +298,9 @@ Test(ratelimit, a_wait_for_tokens_longer_than_the_timeout_retries_nothing, .init
     json_object_foreach(res, key, v)
     {
         json_t *out = json_object_get(v, "result");
-        cr_assert_str_eq(json_string_value(json_object_get(v, "status")), "completed",
-                         "%s: %s", key,
-                         json_string_value(json_object_get(
-                             json_object_get(v, "error"), "type")));
+        cr_assert_str_eq(
+            json_string_value(json_object_get(v, "status")), "completed", "%s: %s", key,
+            json_string_value(json_object_get(json_object_get(v, "error"), "type")));
         cr_assert_eq(json_integer_value(json_object_get(out, "attempt")), 1,
                      "%s ran as attempt %lld", key,
                      (long long)json_integer_value(json_object_get(out, "attempt")));
