@@ -13,6 +13,7 @@
 #include "config.h"
 #include "archive.h"
 #include "backfill.h"
+#include "kafka_change.h"
 #include "err.h"
 #include "kafka.h"
 #include "log.h"
@@ -133,6 +134,7 @@ static int start(struct scheduler *s, char *errstr, size_t errstr_size)
         !(s->retention = bt_retention_new(cfg, s->store, s->lease, s->rk, &s->kept)) ||
         bt_metrics_start(s->metrics, cfg, errstr, errstr_size))
         return BT_EIO;
+    bt_kafka_change_check(s->store, s->rk);
     return 0;
 }
 

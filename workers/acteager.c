@@ -12,22 +12,26 @@
 #include "unsent.h"
 #include "acttask_int.h"
 
-int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue)
+bool bt_acttask_eager_fits(struct bt_acttask *at, const char *queue, int64_t timeout_ms,
+                           int more)
 {
-    int room;
+    int submitted, busy, queued;
     size_t i;
 
     for (i = 0; i < at->n_queues && strcmp(at->queues[i], queue); i++)
         ;
     if (i == at->n_queues || !at->deliver)
-        return 0;
-    /* room in the buffer, not only idle threads: under load the threads are
-     * never idle, and a task queued here costs less than two Kafka hops */
+        return false;
     pthread_mutex_lock(&at->lock);
-    room = act_buffer_max(at) - at->n_submitted;
+    submitted = at->n_submitted;
     pthread_mutex_unlock(&at->lock);
-    room -= bt_actpool_inflight(at->pool);
-    return room > 0 ? room : 0;
+    /* room in the buffer, not only idle threads: under load the threads are
+     * never idle, and a task queued here costs less than two Kafka hops;
+     * but only as far as the threads start it in time: an eager task's
+     * timeout runs from the decision */
+    bt_actpool_load(at->pool, &busy, &queued);
+    return bt_actpool_inflight(at->pool) + submitted + more < act_buffer_max(at) &&
+           act_fits(at, busy, queued, submitted + more, timeout_ms);
 }
 
 void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
@@ -52,7 +56,10 @@ void bt_acttask_submit(struct bt_acttask *at, const char *payload, size_t len,
      * than through the consumer thread */
     if (job->decoded && !job->task.concurrency_key && !job->task.rate_key) {
         job->direct = true;
-        act_enqueue(at, job); /* a new job waits for nothing: no gauge to move */
+        /* its timeout started at the decision, before those of the tasks
+         * taken from Kafka meanwhile: it goes ahead of them (a new job
+         * waits for nothing: no gauge to move) */
+        bt_actpool_enqueue_eager(at->pool, job);
         return;
     }
     pthread_mutex_lock(&at->lock);

@@ -13,6 +13,8 @@ struct bt_actpool {
     struct job *head, *tail; /* to run */
     struct job *produced;    /* run, outcome on its way */
     int inflight;            /* queued + running + produced and not released */
+    int queued;              /* of those: waiting for a thread */
+    int busy;                /* of those: running */
     bool stop;
     pthread_t *threads;
     int n_threads;
@@ -37,10 +39,13 @@ static void *work(void *arg)
         if (!(p->head = job->next))
             p->tail = NULL;
         job->next = NULL;
+        p->queued--;
+        p->busy++;
         pthread_mutex_unlock(&p->lock);
 
         bool done = p->run(p->ctx, job);
         pthread_mutex_lock(&p->lock);
+        p->busy--;
         if (done) {
             p->inflight--;
         } else {
@@ -121,6 +126,24 @@ void bt_actpool_enqueue(struct bt_actpool *p, struct job *job)
         p->head = job;
     p->tail = job;
     p->inflight++;
+    p->queued++;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void bt_actpool_enqueue_eager(struct bt_actpool *p, struct job *job)
+{
+    struct job **pp;
+
+    pthread_mutex_lock(&p->lock);
+    for (pp = &p->head; *pp && (*pp)->local; pp = &(*pp)->next)
+        ;
+    job->next = *pp;
+    *pp = job;
+    if (!job->next)
+        p->tail = job;
+    p->inflight++;
+    p->queued++;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
 }
@@ -153,27 +176,24 @@ int bt_actpool_inflight(struct bt_actpool *p)
     return n;
 }
 
+void bt_actpool_load(struct bt_actpool *p, int *busy, int *queued)
+{
+    pthread_mutex_lock(&p->lock);
+    *busy = p->busy;
+    *queued = p->queued;
+    pthread_mutex_unlock(&p->lock);
+}
+
 struct job *bt_actpool_drop_queued(struct bt_actpool *p,
                                    const rd_kafka_topic_partition_list_t *parts)
 {
-    struct job *dropped = NULL, **pp;
+    struct job *dropped;
+    int n;
 
     pthread_mutex_lock(&p->lock);
-    p->tail = NULL;
-    for (pp = &p->head; *pp;) {
-        struct job *job = *pp;
-        if (!job->rkm ||
-            !rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(job->rkm->rkt),
-                                                job->rkm->partition)) {
-            p->tail = job;
-            pp = &job->next;
-            continue;
-        }
-        *pp = job->next;
-        job->next = dropped;
-        dropped = job;
-        p->inflight--;
-    }
+    dropped = bt_job_list_drop_revoked(&p->head, &p->tail, parts, &n);
+    p->inflight -= n;
+    p->queued -= n;
     pthread_mutex_unlock(&p->lock);
     return dropped;
 }
@@ -188,6 +208,7 @@ struct job *bt_actpool_take_queued(struct bt_actpool *p)
             p->tail = NULL;
         job->next = NULL;
         p->inflight--;
+        p->queued--;
     }
     pthread_mutex_unlock(&p->lock);
     return job;

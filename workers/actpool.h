@@ -26,6 +26,9 @@ int bt_actpool_threads(const struct bt_actpool *p);
 
 /* Queues job to run (takes it). */
 void bt_actpool_enqueue(struct bt_actpool *p, struct job *job);
+/* Queues job (an eager task: its timeout started at its decision) ahead of
+ * the others, after the eager ones queued before it. */
+void bt_actpool_enqueue_eager(struct bt_actpool *p, struct job *job);
 /* The jobs run since the last call (their outcomes on their way), as a
  * list linked by next; the caller owns them. */
 struct job *bt_actpool_produced(struct bt_actpool *p);
@@ -33,6 +36,8 @@ struct job *bt_actpool_produced(struct bt_actpool *p);
 void bt_actpool_released(struct bt_actpool *p, int n);
 /* Jobs queued, running or taken back and not released yet. */
 int bt_actpool_inflight(struct bt_actpool *p);
+/* The jobs running (*busy) and queued, not started yet (*queued). */
+void bt_actpool_load(struct bt_actpool *p, int *busy, int *queued);
 /* Takes out the queued jobs (not started yet) of the partitions in parts (a
  * revoke); returns them as a list linked by next, the caller owns them. */
 struct job *bt_actpool_drop_queued(struct bt_actpool *p,

@@ -133,7 +133,7 @@ static void commit_offsets(struct bt_acttask *at)
 }
 
 /* Drops the tasks of revoked partitions not started yet (queued for a
- * thread, or waiting for a slot or a token): their new owner runs them, and
+ * thread, waiting for a slot or a token, or for room): their new owner runs them, and
  * running them here too would run them twice at once. Their offsets are not
  * committed (a new generation already). */
 static void drop_waiting(struct bt_acttask *at,
@@ -142,12 +142,15 @@ static void drop_waiting(struct bt_acttask *at,
     /* at->adm is gone when the consumer's close revokes everything */
     struct job *dropped = bt_actpool_drop_queued(at->pool, parts),
                *admitting = at->adm ? bt_admission_drop_revoked(at->adm, parts) : NULL,
-               **tail = &dropped;
+               *paced = bt_pace_drop_revoked(&at->pace, parts), **tail = &dropped;
     int n = 0;
 
     while (*tail)
         tail = &(*tail)->next;
     *tail = admitting;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = paced;
     for (struct job *job = dropped; job; job = job->next)
         n++;
     if (n)
@@ -232,7 +235,9 @@ static bool run_job(void *arg, struct job *job)
     }
     t0 = mono_s();
     bt_activity_execute(def, &job->task, at->worker, &event);
-    bt_metrics_observe(bt_metrics_series(at->m.duration, label), mono_s() - t0);
+    t0 = mono_s() - t0;
+    bt_metrics_observe(bt_metrics_series(at->m.duration, label), t0);
+    bt_pace_note(&at->pace, (int64_t)(t0 * 1e6));
     /* first: a result over the limit turns the outcome into a failure */
     job->event = bt_activity_encode(&event, at->cfg->max_payload, &job->event_len);
     BT_ASSERT(job->event);
@@ -345,9 +350,8 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
     for (size_t i = 0; i < n && ret == 0; i++) {
         const struct bt_msg *task = &jobs[i]->task;
         /* the timeout restarts at pickup: as long as it was at dispatch */
-        int64_t timeout = task->deadline - task->ts;
-        int64_t due =
-            timeout > 0 && task->ts ? bt_clock_now_ms() + timeout : task->deadline;
+        int64_t timeout = act_timeout_ms(task);
+        int64_t due = timeout > 0 ? bt_clock_now_ms() + timeout : task->deadline;
         jobs[i]->due_ms = due;
         bt_store_key(at->store, task->id, ":journal", t[i].journal, sizeof(t[i].journal));
         bt_store_key(at->store, task->id, "", t[i].meta, sizeof(t[i].meta));
@@ -463,6 +467,35 @@ static void admit(struct bt_acttask *at, struct job **jobs, size_t n)
     check(at, jobs, n);
 }
 
+bool act_fits(struct bt_acttask *at, int busy, int queued, int more, int64_t timeout_ms)
+{
+    return queued + more < act_buffer_max(at) &&
+           bt_pace_fits(&at->pace, at->cfg->concurrency, busy, queued + more, timeout_ms);
+}
+
+int64_t act_timeout_ms(const struct bt_msg *task)
+{
+    return task->deadline > 0 && task->ts > 0 ? task->deadline - task->ts : 0;
+}
+
+/* Admits the fetched tasks that start in time now (pace.h), oldest first. */
+static void admit_paced(struct bt_acttask *at)
+{
+    struct job *jobs[256];
+    const struct job *first;
+    int busy, queued;
+    size_t n = 0;
+
+    if (!at->pace.n)
+        return;
+    bt_actpool_load(at->pool, &busy, &queued);
+    while (n < sizeof(jobs) / sizeof(jobs[0]) && (first = bt_pace_first(&at->pace)) &&
+           act_fits(at, busy, queued, (int)n, act_timeout_ms(&first->task)))
+        n += bt_pace_take(&at->pace, &jobs[n], 1);
+    if (n)
+        admit(at, jobs, n);
+}
+
 /* Admits again the kept tasks whose time to ask has come. */
 static void admit_due(struct bt_acttask *at)
 {
@@ -504,6 +537,12 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
             job->decoded = true;
             if (held == 0)
                 jobs[i] = NULL;
+            /* from Kafka: taken when there is room (pace.h); an eager
+             * task came because there was */
+            if (held > 0 && to_check(job)) {
+                bt_pace_wait(&at->pace, job);
+                jobs[i] = NULL;
+            }
             if (held >= 0)
                 continue;
         }
@@ -511,6 +550,7 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
         jobs[i] = NULL;
     }
     admit(at, jobs, n);
+    admit_paced(at);
 }
 
 /* How many tasks the role holds (queued, running, waiting for a token):
@@ -518,74 +558,6 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
 int act_buffer_max(const struct bt_acttask *at)
 {
     return 4 * at->cfg->concurrency + 256;
-}
-
-/* librdkafka 2.0 drops what it had prefetched on pause and resumes after it:
- * after a resume, each partition goes back to the position consumed up to.
- * One not consumed from since its assignment has no position and fetches
- * from the committed offset anyway; none assigned (mid-rebalance): nothing
- * to do. */
-static void seek_consumed(struct bt_acttask *at,
-                          const rd_kafka_topic_partition_list_t *assigned)
-{
-    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(assigned);
-    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(pos->cnt);
-    rd_kafka_error_t *error;
-
-    rd_kafka_position(at->consumer, pos);
-    for (int i = 0; i < pos->cnt; i++)
-        if (pos->elems[i].offset >= 0)
-            rd_kafka_topic_partition_list_add(seek, pos->elems[i].topic,
-                                              pos->elems[i].partition)
-                ->offset = pos->elems[i].offset;
-    rd_kafka_topic_partition_list_destroy(pos);
-    if (seek->cnt && (error = rd_kafka_seek_partitions(at->consumer, seek, 1000))) {
-        bt_log(BT_LOG_WARN, "cannot seek after resume: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    }
-    rd_kafka_topic_partition_list_destroy(seek);
-}
-
-/* Stop fetching while the threads are busy: the rest waits in Kafka, not here. */
-static void backpressure(struct bt_acttask *at)
-{
-    rd_kafka_topic_partition_list_t *assigned = NULL;
-    int inflight;
-    bool want_pause;
-
-    inflight = bt_actpool_inflight(at->pool);
-    inflight += bt_admission_waiting(at->adm); /* waiting for a token counts as busy */
-    want_pause = inflight >= act_buffer_max(at);
-    if (want_pause == at->paused || (!want_pause && inflight > 2 * at->cfg->concurrency))
-        return;
-    if (rd_kafka_assignment(at->consumer, &assigned) == 0) {
-        if (want_pause) {
-            rd_kafka_pause_partitions(at->consumer, assigned);
-        } else {
-            rd_kafka_resume_partitions(at->consumer, assigned);
-            seek_consumed(at, assigned);
-        }
-        rd_kafka_topic_partition_list_destroy(assigned);
-    }
-    at->paused = want_pause;
-}
-
-/* Failpoint stop-task-fetch: once some tasks were taken, the consumer stops
- * fetching without knowing it (its partitions paused behind backpressure's
- * back), as a fetch that never resumed would; the watchdog must mend it. */
-static void stop_fetch_once(struct bt_acttask *at)
-{
-    rd_kafka_topic_partition_list_t *assigned = NULL;
-
-    if (at->fetch_stopped || at->taken == 0 ||
-        rd_kafka_assignment(at->consumer, &assigned))
-        return;
-    if (assigned->cnt) {
-        bt_log(BT_LOG_WARN, "failpoint stop-task-fetch: task partitions paused");
-        rd_kafka_pause_partitions(at->consumer, assigned);
-        at->fetch_stopped = true;
-    }
-    rd_kafka_topic_partition_list_destroy(assigned);
 }
 
 static void *consume(void *arg)
@@ -633,13 +605,14 @@ static void *consume(void *arg)
         if (n)
             take(at, jobs, n);
         admit_due(at);
+        admit_paced(at);
         act_reap(at);
         bt_admission_flush(at->adm);
         commit_offsets(at);
-        backpressure(at);
+        act_backpressure(at);
         export_metrics(at);
         if (bt_failpoint("stop-task-fetch"))
-            stop_fetch_once(at);
+            act_stop_fetch_once(at);
         bt_watchdog_check(&at->watchdog, at->consumer, at->taken, at->paused);
     }
     return NULL;
@@ -739,6 +712,8 @@ void bt_acttask_destroy(struct bt_acttask *at)
             bt_job_free(j);
         }
         /* never run: redelivered, or handed to Kafka when eager */
+        for (struct job *j; bt_pace_take(&at->pace, &j, 1);)
+            bt_job_free(j);
         act_hand_off_unrun(at);
         bt_admission_destroy(at->adm); /* and the slots of tasks that will not run */
         at->adm = NULL;

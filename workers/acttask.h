@@ -30,9 +30,12 @@ struct bt_acttask_stats {
 struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry *reg,
                                   struct bt_metrics *metrics, const char *worker_name,
                                   char *errstr, size_t errstr_size);
-/* Eager dispatch: how many tasks of queue this role can take now: the room
- * left in its buffer (0 when this worker does not serve queue). Thread safe. */
-int bt_acttask_eager_slots(struct bt_acttask *at, const char *queue);
+/* Eager dispatch: whether this role can take one more task of queue, with a
+ * start-to-close of timeout_ms, after `more` it was just given: it serves
+ * queue, has room in its buffer, and would start it in time (pace.h).
+ * Thread safe. */
+bool bt_acttask_eager_fits(struct bt_acttask *at, const char *queue, int64_t timeout_ms,
+                           int more);
 /* Runs an encoded task here, without Kafka: it goes through the same checks
  * (slot, token) and its outcome goes to the deliver function set below, with
  * owner. A task without a concurrency or rate key goes straight into the

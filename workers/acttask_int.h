@@ -19,6 +19,7 @@
 #include "idmap.h"
 #include "job.h"
 #include "offsets.h"
+#include "pace.h"
 #include "recent.h"
 #include "store.h"
 #include "watchdog.h"
@@ -39,6 +40,7 @@ struct bt_acttask {
 
     struct job *sending;        /* consumer thread only: awaiting delivery reports */
     struct bt_admission *adm;   /* consumer thread only: slots and tokens */
+    struct bt_pace pace;        /* fetched tasks not taken yet: see pace.h */
     struct bt_offsets *offsets; /* consumer thread only */
     struct bt_idmap *held;      /* consumer thread only: attempt key -> its job */
     struct bt_recent *sent;     /* consumer thread only: attempts whose outcome went */
@@ -73,6 +75,20 @@ void act_unhold(struct bt_acttask *at, struct job *job, bool sent);
 /* How many tasks the role holds (queued, running, waiting for a token):
  * past it, it fetches no more from Kafka and takes no eager task. */
 int act_buffer_max(const struct bt_acttask *at);
+/* Whether a task with a start-to-close of timeout_ms (0: none), queued
+ * after `more` others about to be, starts in time here (pace.h) and fits
+ * the buffer; busy and queued are the pool's (bt_actpool_load). */
+bool act_fits(struct bt_acttask *at, int busy, int queued, int more, int64_t timeout_ms);
+/* A task's start-to-close timeout, from its message (0: none). */
+int64_t act_timeout_ms(const struct bt_msg *task);
+
+/* ---- actfetch.c ---- */
+
+/* Pauses the task partitions while the role holds act_buffer_max tasks,
+ * resumes them (where they were consumed up to) once it holds half. */
+void act_backpressure(struct bt_acttask *at);
+/* Failpoint stop-task-fetch: pauses the partitions behind the role's back. */
+void act_stop_fetch_once(struct bt_acttask *at);
 
 /* ---- actproduce.c ---- */
 

@@ -438,13 +438,6 @@ void bt_admission_admit(struct bt_admission *adm, struct job **jobs, size_t n)
     }
 }
 
-static bool revoked(const struct job *job, const rd_kafka_topic_partition_list_t *parts)
-{
-    return job->rkm &&
-           rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(job->rkm->rkt),
-                                              job->rkm->partition);
-}
-
 /* Moves the revoked tasks waiting in the lines of lines to *dropped. */
 static void drop_from_lines(struct bt_admission *adm, struct keyline *lines,
                             const rd_kafka_topic_partition_list_t *parts,
@@ -454,7 +447,7 @@ static void drop_from_lines(struct bt_admission *adm, struct keyline *lines,
         struct job **pp = &line->head;
         while (*pp) {
             struct job *job = *pp;
-            if (!revoked(job, parts)) {
+            if (!bt_job_revoked(job, parts)) {
                 pp = &job->next;
                 continue;
             }
@@ -482,7 +475,7 @@ struct job *bt_admission_drop_revoked(struct bt_admission *adm,
     drop_from_lines(adm, adm->cc_lines, parts, &dropped);
     while (*pp) {
         struct job *job = *pp;
-        if (!revoked(job, parts)) {
+        if (!bt_job_revoked(job, parts)) {
             pp = &job->next;
             continue;
         }

@@ -30,6 +30,35 @@ void bt_job_set_waiting(struct job *job, struct bt_series *s)
     job->waiting = s;
 }
 
+bool bt_job_revoked(const struct job *job, const rd_kafka_topic_partition_list_t *parts)
+{
+    return job->rkm &&
+           rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(job->rkm->rkt),
+                                              job->rkm->partition);
+}
+
+struct job *bt_job_list_drop_revoked(struct job **head, struct job **tail,
+                                     const rd_kafka_topic_partition_list_t *parts, int *n)
+{
+    struct job *dropped = NULL, **pp;
+
+    *n = 0;
+    *tail = NULL;
+    for (pp = head; *pp;) {
+        struct job *job = *pp;
+        if (!bt_job_revoked(job, parts)) {
+            *tail = job;
+            pp = &job->next;
+            continue;
+        }
+        *pp = job->next;
+        job->next = dropped;
+        dropped = job;
+        ++*n;
+    }
+    return dropped;
+}
+
 void bt_job_attempt_key(const struct job *job, char *buf, size_t n)
 {
     snprintf(buf, n, "%s|%lld|%d", job->task.id, (long long)job->task.seq,

@@ -48,6 +48,13 @@ struct job {
 void bt_job_free(struct job *job);
 /* Moves job's count from the "waiting" gauge it was in to s (NULL: none). */
 void bt_job_set_waiting(struct job *job, struct bt_series *s);
+/* Whether job came from one of the partitions in parts (a revoke's). */
+bool bt_job_revoked(const struct job *job, const rd_kafka_topic_partition_list_t *parts);
+/* Takes the jobs revoked by parts out of the list *head (linked by next, its
+ * last job *tail) and returns them as a list; *n counts them. */
+struct job *bt_job_list_drop_revoked(struct job **head, struct job **tail,
+                                     const rd_kafka_topic_partition_list_t *parts,
+                                     int *n);
 /* "<id>|<seq>|<attempt>" of job's task into buf (n >= BT_JOB_KEY_SIZE). */
 #define BT_JOB_KEY_SIZE (BT_ID_MAX + 48)
 void bt_job_attempt_key(const struct job *job, char *buf, size_t n);

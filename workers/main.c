@@ -68,9 +68,9 @@ static const struct bt_cmd worker_cmd = {
 };
 
 /* The activity role as the workflow role's eager executor. */
-static int eager_slots(void *at, const char *queue)
+static bool eager_fits(void *at, const char *queue, int64_t timeout_ms, int more)
 {
-    return bt_acttask_eager_slots(at, queue);
+    return bt_acttask_eager_fits(at, queue, timeout_ms, more);
 }
 
 static void eager_submit(void *at, const char *payload, size_t len,
@@ -166,10 +166,9 @@ static int start_roles(struct worker *w, char *errstr, size_t errstr_size)
     for (int i = 0; i < w->n_wts; i++) {
         bt_wftask_set_stop(w->wts[i], &stopping);
         if (cfg->eager)
-            bt_wftask_set_eager(w->wts[i],
-                                &(struct bt_wftask_eager){.slots = eager_slots,
-                                                          .submit = eager_submit,
-                                                          .ctx = w->at});
+            bt_wftask_set_eager(
+                w->wts[i], &(struct bt_wftask_eager){
+                               .fits = eager_fits, .submit = eager_submit, .ctx = w->at});
     }
     return 0;
 }

@@ -81,12 +81,12 @@ void wf_forward(struct bt_wftask *wt, struct wf_item *it, const char *queue)
     it->forwarded = true;
 }
 
-/* Eager dispatch: marks the tasks this worker's activity role can start at
- * once (its queue served here, a thread free), before the commit, which then
+/* Eager dispatch: marks the tasks this worker's activity role can start in
+ * time (its queue served here, room: pace.h), before the commit, which then
  * leaves them out of the outbox. Their timers become start-to-close alone,
  * and stay: a crash retries them like any lost attempt. */
 void wf_mark_eager(struct bt_wftask *wt, struct wf_eager_room *room, size_t from,
-                   size_t to)
+                   size_t to, int64_t now_ms)
 {
     if (!wt->eager.submit)
         return;
@@ -104,10 +104,13 @@ void wf_mark_eager(struct bt_wftask *wt, struct wf_eager_room *room, size_t from
                 if (room->n_seen == sizeof(room->seen) / sizeof(room->seen[0]))
                     continue;
                 room->seen[room->n_seen].queue = queue;
-                room->seen[room->n_seen++].left = wt->eager.slots(wt->eager.ctx, queue);
+                room->seen[room->n_seen++].marked = 0;
             }
-            if (room->seen[k].left > 0 && !bt_command_hold(&cmd->field, wt->worker)) {
-                room->seen[k].left--;
+            if (wt->eager.fits(wt->eager.ctx, queue,
+                               cmd->start_due > now_ms ? cmd->start_due - now_ms : 1,
+                               room->seen[k].marked) &&
+                !bt_command_hold(&cmd->field, wt->worker)) {
+                room->seen[k].marked++;
                 cmd->local = true;
                 /* it starts now: no wait for a worker in its timer */
                 if (cmd->start_timer)

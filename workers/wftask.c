@@ -222,7 +222,7 @@ static int commit_all(struct bt_wftask *wt, const struct bt_replay_env *env, int
         to = from + COMMIT_PART < wt->batch.n_touched ? from + COMMIT_PART
                                                       : wt->batch.n_touched;
         wf_replay_range(wt, env, from, to);
-        wf_mark_eager(wt, &room, from, to);
+        wf_mark_eager(wt, &room, from, to, env->now_ms);
         ret = bt_store_commit_send(wt->store, wt->batch.touched + from, to - from,
                                    env->now_ms, sent + from);
     }

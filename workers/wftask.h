@@ -42,11 +42,13 @@ const struct bt_wftask_stats *bt_wftask_stats(const struct bt_wftask *wt);
 void bt_wftask_set_stop(struct bt_wftask *wt, const volatile sig_atomic_t *flag);
 
 /* Eager dispatch (setting eager): this worker's activity role runs the tasks
- * it can start at once, without the two Kafka hops. slots(ctx, queue): how
- * many it can take now; submit(ctx, payload, len, owner): hand one over
- * (copied). Their outcomes come back to owner through bt_wftask_deliver(). */
+ * it can start in time, without the two Kafka hops. fits(ctx, queue,
+ * timeout_ms, more): whether it can take one more of queue with that
+ * start-to-close after `more` marked for it in this batch; submit(ctx,
+ * payload, len, owner): hand one over (copied). Their outcomes come back to
+ * owner through bt_wftask_deliver(). */
 struct bt_wftask_eager {
-    int (*slots)(void *ctx, const char *queue);
+    bool (*fits)(void *ctx, const char *queue, int64_t timeout_ms, int more);
     void (*submit)(void *ctx, const char *payload, size_t len, struct bt_wftask *owner);
     void *ctx;
 };

@@ -111,12 +111,12 @@ void wf_forward(struct bt_wftask *wt, struct wf_item *it, const char *queue);
 struct wf_eager_room {
     struct {
         const char *queue;
-        int left;
+        int marked;
     } seen[8];
     size_t n_seen;
 };
 void wf_mark_eager(struct bt_wftask *wt, struct wf_eager_room *room, size_t from,
-                   size_t to);
+                   size_t to, int64_t now_ms);
 int wf_produce_commands(struct bt_wftask *wt);
 void wf_hand_off_inbox(struct bt_wftask *wt);
 

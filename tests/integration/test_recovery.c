@@ -1,6 +1,9 @@
 /* Recovery of the embedded default: `baton dev` restarted with instances in
  * flight loses its Kafka messages (the cluster lives in its process) but not
- * Redis; every instance must still finish, driven by its timers and outbox. */
+ * Redis; every instance must still finish, driven by its timers and outbox.
+ * A task no worker took has a timer that allows a day's wait for a worker:
+ * the scheduler that finds a new cluster id times the attempts in flight
+ * out at once (scheduler/kafka_change.h). */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -149,6 +152,8 @@ Test(recovery, restarting_baton_dev_with_200_instances_in_flight_loses_none,
     rc = redisConnect("127.0.0.1", port);
     cr_assert(rc && !rc->err);
     BT_TEST_WAIT_UNTIL(ok, count(rc, done) == n, 120000);
+    cr_expect_eq(bt_test_count_lines_with(log_path, "kafka cluster changed"), 1,
+                 "one scheduler saw the new cluster and timed the attempts out");
     if (!ok) {
         char failed[128], running[128];
         log_tail(log_path);
