@@ -11,6 +11,7 @@ struct bt_actpool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct job *head, *tail; /* to run */
+    struct job *last_eager;  /* the last eager job queued ahead, or NULL */
     struct job *produced;    /* run, outcome on its way */
     int inflight;            /* queued + running + produced and not released */
     int queued;              /* of those: waiting for a thread */
@@ -38,6 +39,8 @@ static void *work(void *arg)
         job = p->head;
         if (!(p->head = job->next))
             p->tail = NULL;
+        if (job == p->last_eager)
+            p->last_eager = NULL;
         job->next = NULL;
         p->queued--;
         p->busy++;
@@ -136,10 +139,10 @@ void bt_actpool_enqueue_eager(struct bt_actpool *p, struct job *job)
     struct job **pp;
 
     pthread_mutex_lock(&p->lock);
-    for (pp = &p->head; *pp && (*pp)->local; pp = &(*pp)->next)
-        ;
+    pp = p->last_eager ? &p->last_eager->next : &p->head;
     job->next = *pp;
     *pp = job;
+    p->last_eager = job;
     if (!job->next)
         p->tail = job;
     p->inflight++;
@@ -206,6 +209,8 @@ struct job *bt_actpool_take_queued(struct bt_actpool *p)
     if ((job = p->head)) {
         if (!(p->head = job->next))
             p->tail = NULL;
+        if (job == p->last_eager)
+            p->last_eager = NULL;
         job->next = NULL;
         p->inflight--;
         p->queued--;
