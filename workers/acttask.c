@@ -68,6 +68,9 @@ static void register_metrics(struct bt_acttask *at, struct bt_metrics *m)
     at->m.dead = bt_metrics_dead_letters(m, "activity");
     at->m.round_trips = bt_metrics_round_trips(m, "activity");
     at->m.lag = bt_metrics_lag_series(m, "activity");
+    at->m.untaken = bt_metrics_series(bt_metrics_gauge(
+        m, "baton_activity_tasks_untaken",
+        "Tasks fetched that wait until the threads would start them in time.", NULL));
 }
 
 /* The activity label: its name when registered (def not NULL), since task
@@ -99,6 +102,7 @@ static void export_metrics(struct bt_acttask *at)
 
     bt_metrics_set(at->m.round_trips,
                    (int64_t)bt_redis_round_trips(bt_store_redis(at->store)));
+    bt_metrics_set(at->m.untaken, at->pace.n);
     if (at->m.lag && now - at->m.lag_at >= 1000) {
         bt_metrics_set(at->m.lag, bt_metrics_consumer_lag(at->consumer));
         at->m.lag_at = now;

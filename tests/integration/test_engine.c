@@ -593,11 +593,24 @@ Test(engine, eager_tasks_of_a_dead_worker_are_sent_again_from_the_outbox, .init 
                   1);
     cr_assert_eq(bt_test_stop(second, BT_TEST_STOP_MS), 0);
     cr_assert_eq(bt_test_stop(sched, BT_TEST_STOP_MS), 0);
-    /* every held field was forgotten: the outboxes are empty */
+    /* every held field was forgotten (a task the dead worker had sent
+     * through Kafka may still sit in its outbox as sent-but-not-forgotten:
+     * the sweep re-sends and forgets it 5 s after the instance's last
+     * commit, as after any crash) */
     char pattern[128];
+    size_t held = 0;
     snprintf(pattern, sizeof(pattern),
              stack.shards ? "%s:{*}:{*}:outbox" : "%s:{*}:outbox", stack.prefix);
-    cr_assert_eq(bt_stack_count_keys(&stack, pattern), 0, "outboxes left");
+    redisReply *keys = bt_stack_redis(&stack, "KEYS %s", pattern);
+    cr_assert(keys && keys->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *fields = bt_stack_redis(&stack, "HKEYS %s", keys->element[i]->str);
+        for (size_t j = 0; fields && j < fields->elements; j++)
+            held += strstr(fields->element[j]->str, "|@") != NULL;
+        freeReplyObject(fields);
+    }
+    freeReplyObject(keys);
+    cr_assert_eq(held, 0, "held fields left in the outboxes");
 }
 
 /* A commit whose reply is lost (failpoint commit-reply-lost: the first
