@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "err.h"
 #include "log.h"
@@ -49,6 +50,19 @@ static char *join(char *const *texts, size_t n, char sep)
     }
     out[at ? at - 1 : 0] = '\0';
     return out;
+}
+
+/* This run's name for its embedded cluster, the same for every process it
+ * starts (scheduler/kafka_change.c): the mock cluster's own id is its
+ * address in memory, which another run can have again. */
+static const char *run_name(void)
+{
+    static char name[48];
+
+    if (!name[0])
+        snprintf(name, sizeof(name), "%lld.%d", (long long)bt_clock_now_ms(),
+                 (int)getpid());
+    return name;
 }
 
 int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char *redis,
@@ -94,6 +108,7 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char
           envp_push(envp, &n, "BATON_PREFIX", cfg->prefix) ||
           envp_push(envp, &n, "BATON_KEY_PREFIX", cfg->key_prefix) ||
           envp_push(envp, &n, "BATON_EMBEDDED", "1") ||
+          envp_push(envp, &n, "BATON_DEV_EPOCH", run_name()) ||
           envp_push(envp, &n, "BATON_HOME", cfg->home) ||
           envp_push(envp, &n, "BATON_QUEUES", cfg->queues) ||
           envp_push(envp, &n, "BATON_CONCURRENCY", num[0]) ||

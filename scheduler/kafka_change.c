@@ -1,5 +1,6 @@
 /* A new Kafka cluster times out the attempts in flight (kafka_change.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kafka_change.h"
@@ -43,29 +44,33 @@ static long retime(struct bt_redis *r, const char *kp, const char *due)
 long bt_kafka_change_check(struct bt_store *store, rd_kafka_t *rk)
 {
     struct bt_redis *r = bt_store_redis(store);
-    char *id = rd_kafka_clusterid(rk, 5000), key[BT_STORE_KP_SIZE + 32],
+    char *cluster = rd_kafka_clusterid(rk, 5000), id[256], key[BT_STORE_KP_SIZE + 32],
          kp[BT_STORE_KP_SIZE], due[32];
+    const char *epoch = getenv("BATON_DEV_EPOCH");
     redisReply *old;
     long moved = 0, n;
     int64_t now;
 
-    if (!id) {
+    if (!cluster) {
         bt_log(BT_LOG_WARN, "kafka cluster check skipped: no cluster id from Kafka");
         return -1;
     }
+    /* `baton dev` names each run's embedded cluster: the mock cluster's id
+     * is its address, which another run can have again */
+    snprintf(id, sizeof(id), "%s%s%s", cluster, epoch && *epoch ? "@" : "",
+             epoch && *epoch ? epoch : "");
+    rd_kafka_mem_free(rk, cluster);
     snprintf(key, sizeof(key), "%s:kafka:cluster",
              bt_store_shard_kp(store, 0, kp, sizeof(kp)));
     old = bt_redis_argv(r, 3, (const char *[]){"GETSET", key, id}, NULL);
     if (!old || old->type == REDIS_REPLY_ERROR) {
         bt_log(BT_LOG_WARN, "kafka cluster check skipped: redis did not answer");
         freeReplyObject(old);
-        rd_kafka_mem_free(rk, id);
         return -1;
     }
     if (old->type != REDIS_REPLY_STRING || !strcmp(old->str, id) ||
         (now = bt_redis_now_ms(r)) < 0) {
         freeReplyObject(old);
-        rd_kafka_mem_free(rk, id);
         return 0;
     }
     snprintf(due, sizeof(due), "%lld", (long long)now);
@@ -81,6 +86,5 @@ long bt_kafka_change_check(struct bt_store *store, rd_kafka_t *rk)
                       : " (redis failed midway: the rest time "
                         "out a schedule-to-start later)");
     freeReplyObject(old);
-    rd_kafka_mem_free(rk, id);
     return moved;
 }

@@ -7,7 +7,7 @@
  * one Redis saw moves every activity timeout timer to now: the attempts
  * time out at once and are retried on the new cluster (at least once, as
  * after any crash). One scheduler does it: the one whose GETSET saw the
- * old id. */
+ * old id. `baton dev` names each run (BATON_DEV_EPOCH, added to the id). */
 #ifndef BT_KAFKA_CHANGE_H
 #define BT_KAFKA_CHANGE_H
 
