@@ -5,8 +5,8 @@
  * threads' recent pace, within BT_PACE_AHEAD_MS and a quarter of its
  * timeout. The tasks fetched beyond wait here, untaken, their timers still
  * allowing the wait for a worker (--schedule-to-start-ms). Fast steps never
- * wait here; steps that take about their timeout are taken one per free
- * thread. The pace (bt_pace_note) is thread safe; the list is the consumer
+ * wait here; steps of a second or more are taken as threads come free.
+ * The pace (bt_pace_note) is thread safe; the list is the consumer
  * thread's. Internal to workers/. */
 #ifndef BT_PACE_H
 #define BT_PACE_H
