@@ -15,7 +15,7 @@
 bool bt_acttask_eager_fits(struct bt_acttask *at, const char *queue, int64_t timeout_ms,
                            int more)
 {
-    int submitted, busy, queued;
+    int submitted, busy, queued, inflight;
     size_t i;
 
     for (i = 0; i < at->n_queues && strcmp(at->queues[i], queue); i++)
@@ -29,8 +29,8 @@ bool bt_acttask_eager_fits(struct bt_acttask *at, const char *queue, int64_t tim
      * never idle, and a task queued here costs less than two Kafka hops;
      * but only as far as the threads start it in time: an eager task's
      * timeout runs from the decision */
-    bt_actpool_load(at->pool, &busy, &queued);
-    return bt_actpool_inflight(at->pool) + submitted + more < act_buffer_max(at) &&
+    bt_actpool_load(at->pool, &busy, &queued, &inflight); /* one look at the pool */
+    return inflight + submitted + more < act_buffer_max(at) &&
            act_fits(at, busy, queued, submitted + more, timeout_ms);
 }
 

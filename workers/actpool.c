@@ -179,11 +179,13 @@ int bt_actpool_inflight(struct bt_actpool *p)
     return n;
 }
 
-void bt_actpool_load(struct bt_actpool *p, int *busy, int *queued)
+void bt_actpool_load(struct bt_actpool *p, int *busy, int *queued, int *inflight)
 {
     pthread_mutex_lock(&p->lock);
     *busy = p->busy;
     *queued = p->queued;
+    if (inflight)
+        *inflight = p->inflight;
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -36,8 +36,9 @@ struct job *bt_actpool_produced(struct bt_actpool *p);
 void bt_actpool_released(struct bt_actpool *p, int n);
 /* Jobs queued, running or taken back and not released yet. */
 int bt_actpool_inflight(struct bt_actpool *p);
-/* The jobs running (*busy) and queued, not started yet (*queued). */
-void bt_actpool_load(struct bt_actpool *p, int *busy, int *queued);
+/* The jobs running (*busy), queued and not started yet (*queued), and in
+ * flight (*inflight, as bt_actpool_inflight; NULL: not wanted). */
+void bt_actpool_load(struct bt_actpool *p, int *busy, int *queued, int *inflight);
 /* Takes out the queued jobs (not started yet) of the partitions in parts (a
  * revoke); returns them as a list linked by next, the caller owns them. */
 struct job *bt_actpool_drop_queued(struct bt_actpool *p,

@@ -492,7 +492,7 @@ static void admit_paced(struct bt_acttask *at)
 
     if (!at->pace.n)
         return;
-    bt_actpool_load(at->pool, &busy, &queued);
+    bt_actpool_load(at->pool, &busy, &queued, NULL);
     while (n < sizeof(jobs) / sizeof(jobs[0]) && (first = bt_pace_first(&at->pace)) &&
            act_fits(at, busy, queued, (int)n, act_timeout_ms(&first->task)))
         n += bt_pace_take(&at->pace, &jobs[n], 1);
