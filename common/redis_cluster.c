@@ -488,11 +488,24 @@ int bt_rcluster_append(struct bt_rcluster *c, const char *script, int nkeys, int
     return 0;
 }
 
+/* A node whose part of the batch could not be written dropped it: its
+ * commands are lost (collect answers BT_EAGAIN for the whole batch), and
+ * not read from the node, where what is appended next (a batch is flushed
+ * part by part) would answer in their place. */
+static void node_lost(struct bt_rcluster *c, int node)
+{
+    for (size_t i = c->collected; i < c->n; i++)
+        if (c->q[i].node == node)
+            c->q[i].node = -1;
+    c->nodes[node].queued = c->nodes[node].waited = false;
+    c->stale = true;
+}
+
 int bt_rcluster_flush(struct bt_rcluster *c)
 {
     for (size_t i = 0; i < c->nnodes; i++)
-        if (c->nodes[i].queued && c->nodes[i].r)
-            bt_redis_flush(c->nodes[i].r); /* a broken one answers BT_EAGAIN */
+        if (c->nodes[i].queued && c->nodes[i].r && bt_redis_flush(c->nodes[i].r) < 0)
+            node_lost(c, (int)i);
     c->flushed = true;
     return 0;
 }

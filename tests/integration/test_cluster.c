@@ -205,6 +205,9 @@ Test(cluster, a_master_killed_mid_run_loses_nothing, .init = setup_replicas)
                  "no replica took over");
 
     bt_stack_results(&stack, &r, N, 120000);
+    /* a crash is the cause of anything missing, not a slow failover */
+    cr_assert_eq(bt_test_wait(w, 0), -1, "the worker exited during the failover");
+    cr_assert_eq(bt_test_wait(sched, 0), -1, "the scheduler exited during the failover");
     /* the first few missing ones and where they are, should any be */
     char missing[512] = "";
     for (int i = 0, k = 0; i < N && r.distinct < N && k < 8; i++) {

@@ -384,6 +384,50 @@ Test(redis_cluster, a_batch_flushed_to_a_dead_master_is_lost_whole,
     }
 }
 
+/* A batch sent in parts, each flushed as soon as it is appended (the
+ * worker's commits go out part by part while the next part is replayed),
+ * while one master is dead and the map still names it: the first part's
+ * write to that master fails, and the next part appended there must not
+ * take its place (its replies were once read as the first part's, and the
+ * read past them asserted). The whole batch is lost, each reply BT_EAGAIN. */
+Test(redis_cluster, a_batch_flushed_in_parts_to_a_dead_master_is_lost_whole,
+     .init = setup_replicas)
+{
+    const char *key = "doomed";
+    char other[32] = "";
+    int m;
+
+    BT_TEST_RELEASE_ONLY(); /* CI time */
+
+    bt_redis_set_wait(r, 1000);
+    m = bt_test_rcluster_master_of(&cl, key);
+    cr_assert_geq(m, 0);
+    for (int i = 0; !other[0] && i < 100; i++) {
+        snprintf(other, sizeof(other), "elsewhere%d", i);
+        if (bt_test_rcluster_master_of(&cl, other) == m)
+            other[0] = '\0';
+    }
+    cr_assert(other[0], "no key on another master");
+    expect_str(bt_redis_command(r, "SET %s %s", key, "before"), "OK");
+    bt_test_redis_kill(&cl.node[m]);
+    cr_assert_null(bt_redis_command(r, "GET %s", key));
+    for (int round = 0; round < 2; round++) {
+        for (int part = 0; part < 3; part++) {
+            cr_assert_eq(
+                bt_redis_append_argv(r, 3, (const char *[]){"SET", key, "a"}, NULL), 0);
+            cr_assert_eq(
+                bt_redis_append_argv(r, 3, (const char *[]){"SET", other, "b"}, NULL), 0);
+            cr_assert_eq(bt_redis_flush(r), 0);
+        }
+        for (int i = 0; i < 6; i++) {
+            redisReply *reply = NULL;
+            cr_assert_eq(bt_redis_reply(r, &reply), BT_EAGAIN, "reply %d of round %d", i,
+                         round);
+            cr_assert_null(reply);
+        }
+    }
+}
+
 Test(redis_cluster, a_scan_visits_every_master, .init = setup)
 {
     char key[32];
