@@ -98,7 +98,10 @@ void chaos_procs_term(struct chaos_run *r, int i, int64_t now)
     p->due = now + CHAOS_STOP_MS;
 }
 
-/* A STOPPING slot that exited (status >= 0) or outlived its due. */
+/* A STOPPING slot that exited (status >= 0) or outlived its due. Death by
+ * the SIGTERM itself is a stop too: it came as the program started, before
+ * it had its handler (bt_proc_spawn keeps one sent before the exec from
+ * being lost in a copy of the parent's). */
 static void stopped(struct chaos_run *r, struct chaos_proc *p, int status, int64_t now)
 {
     if (status < 0) {
@@ -106,7 +109,7 @@ static void stopped(struct chaos_run *r, struct chaos_proc *p, int status, int64
                    role_name(p->role), (int)p->pid, CHAOS_STOP_MS / 1000);
         bt_test_kill9(p->pid);
         r->unclean_stop++;
-    } else if (status != 0) {
+    } else if (status != 0 && status != 128 + SIGTERM) {
         chaos_note(r, "%s pid=%d exited with status %d after SIGTERM", role_name(p->role),
                    (int)p->pid, status);
         r->unclean_stop++;

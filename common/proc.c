@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* close_range */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -16,7 +17,7 @@ pid_t bt_proc_spawn(char *const argv[], char *const envp[], const struct bt_spaw
     pid_t parent = getpid(), pid;
     long max_fd = sysconf(_SC_OPEN_MAX);
     int log = -1, in = -1, saved;
-    sigset_t none;
+    sigset_t none, all, old;
 
     sigemptyset(&none);
     if (how->log &&
@@ -31,7 +32,18 @@ pid_t bt_proc_spawn(char *const argv[], char *const envp[], const struct bt_spaw
         errno = saved;
         return -1;
     }
+    /* signals wait until the child has dropped the parent's handlers: one
+     * sent to it before its exec would run a copy of a handler (a flag set in
+     * memory the exec throws away) and be lost */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     if ((pid = fork()) == 0) {
+        for (int sig = 1; sig < NSIG; sig++) {
+            struct sigaction sa;
+            if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+                sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN)
+                signal(sig, SIG_DFL);
+        }
         if (how->own_group)
             setpgid(0, 0);
         /* the death signal follows the parent thread, and a parent that is
@@ -52,6 +64,7 @@ pid_t bt_proc_spawn(char *const argv[], char *const envp[], const struct bt_spaw
         _exit(127);
     }
     saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid > 0 && how->own_group)
         setpgid(pid, pid); /* here too: the parent may signal the group at once */
     if (log >= 0)
