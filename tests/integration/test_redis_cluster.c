@@ -322,6 +322,28 @@ Test(redis_cluster, a_killed_master_is_replaced_by_its_replica_without_losing_a_
     }
 }
 
+/* Writes key and a key on another master (into other), then kills key's
+ * master: the connection to it breaks, and the map, read again, still names
+ * it (no failover within the node timeout, 1 s). Returns that master. */
+static int kill_master_of(const char *key, char *other, size_t n)
+{
+    int m = bt_test_rcluster_master_of(&cl, key);
+
+    cr_assert_geq(m, 0);
+    other[0] = '\0';
+    for (int i = 0; !other[0] && i < 100; i++) {
+        snprintf(other, n, "elsewhere%d", i);
+        if (bt_test_rcluster_master_of(&cl, other) == m)
+            other[0] = '\0';
+    }
+    cr_assert(other[0], "no key on another master");
+    expect_str(bt_redis_command(r, "SET %s %s", key, "before"), "OK");
+    expect_str(bt_redis_command(r, "SET %s %s", other, "before"), "OK");
+    bt_test_redis_kill(&cl.node[m]);
+    cr_assert_null(bt_redis_command(r, "GET %s", key));
+    return m;
+}
+
 /* A batch flushed before its replies are read (as the worker's commits
  * are) while one master is dead and the map still names it: that master's
  * part cannot be written, and the whole batch is lost, each reply
@@ -332,28 +354,14 @@ Test(redis_cluster, a_batch_flushed_to_a_dead_master_is_lost_whole,
      .init = setup_replicas)
 {
     const char *key = "doomed";
-    char other[32] = "";
+    char other[32];
     int m;
     bool ok;
 
     BT_TEST_RELEASE_ONLY(); /* CI time */
 
     bt_redis_set_wait(r, 1000); /* as the programs do (--redis-wait-ms) */
-    expect_str(bt_redis_command(r, "SET %s %s", key, "before"), "OK");
-    m = bt_test_rcluster_master_of(&cl, key);
-    cr_assert_geq(m, 0);
-    for (int i = 0; !other[0] && i < 100; i++) {
-        snprintf(other, sizeof(other), "elsewhere%d", i);
-        if (bt_test_rcluster_master_of(&cl, other) == m)
-            other[0] = '\0';
-    }
-    cr_assert(other[0], "no key on another master");
-    expect_str(bt_redis_command(r, "SET %s %s", other, "before"), "OK");
-
-    bt_test_redis_kill(&cl.node[m]);
-    /* its connection breaks; the map, read again, still names it (no
-     * failover within the node timeout, 1 s) */
-    cr_assert_null(bt_redis_command(r, "GET %s", key));
+    m = kill_master_of(key, other, sizeof(other));
     for (int round = 0; round < 2; round++) {
         cr_assert_eq(bt_redis_append_argv(r, 3, (const char *[]){"SET", key, "a"}, NULL),
                      0);
@@ -394,23 +402,12 @@ Test(redis_cluster, a_batch_flushed_in_parts_to_a_dead_master_is_lost_whole,
      .init = setup_replicas)
 {
     const char *key = "doomed";
-    char other[32] = "";
-    int m;
+    char other[32];
 
     BT_TEST_RELEASE_ONLY(); /* CI time */
 
     bt_redis_set_wait(r, 1000);
-    m = bt_test_rcluster_master_of(&cl, key);
-    cr_assert_geq(m, 0);
-    for (int i = 0; !other[0] && i < 100; i++) {
-        snprintf(other, sizeof(other), "elsewhere%d", i);
-        if (bt_test_rcluster_master_of(&cl, other) == m)
-            other[0] = '\0';
-    }
-    cr_assert(other[0], "no key on another master");
-    expect_str(bt_redis_command(r, "SET %s %s", key, "before"), "OK");
-    bt_test_redis_kill(&cl.node[m]);
-    cr_assert_null(bt_redis_command(r, "GET %s", key));
+    kill_master_of(key, other, sizeof(other));
     for (int round = 0; round < 2; round++) {
         for (int part = 0; part < 3; part++) {
             cr_assert_eq(
