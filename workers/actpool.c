@@ -121,13 +121,8 @@ int bt_actpool_threads(const struct bt_actpool *p)
 
 void bt_actpool_enqueue(struct bt_actpool *p, struct job *job)
 {
-    job->next = NULL;
     pthread_mutex_lock(&p->lock);
-    if (p->tail)
-        p->tail->next = job;
-    else
-        p->head = job;
-    p->tail = job;
+    bt_job_list_append(&p->head, &p->tail, job);
     p->inflight++;
     p->queued++;
     pthread_cond_signal(&p->cond);

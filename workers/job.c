@@ -37,6 +37,16 @@ bool bt_job_revoked(const struct job *job, const rd_kafka_topic_partition_list_t
                                               job->rkm->partition);
 }
 
+void bt_job_list_append(struct job **head, struct job **tail, struct job *job)
+{
+    job->next = NULL;
+    if (*tail)
+        (*tail)->next = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
 struct job *bt_job_list_drop_revoked(struct job **head, struct job **tail,
                                      const rd_kafka_topic_partition_list_t *parts, int *n)
 {

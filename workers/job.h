@@ -50,6 +50,8 @@ void bt_job_free(struct job *job);
 void bt_job_set_waiting(struct job *job, struct bt_series *s);
 /* Whether job came from one of the partitions in parts (a revoke's). */
 bool bt_job_revoked(const struct job *job, const rd_kafka_topic_partition_list_t *parts);
+/* Appends job to the list *head (linked by next, its last job *tail). */
+void bt_job_list_append(struct job **head, struct job **tail, struct job *job);
 /* Takes the jobs revoked by parts out of the list *head (linked by next, its
  * last job *tail) and returns them as a list; *n counts them. */
 struct job *bt_job_list_drop_revoked(struct job **head, struct job **tail,

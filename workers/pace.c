@@ -36,12 +36,7 @@ bool bt_pace_fits(const struct bt_pace *p, int threads, int busy, int ahead,
 
 void bt_pace_wait(struct bt_pace *p, struct job *job)
 {
-    job->next = NULL;
-    if (p->tail)
-        p->tail->next = job;
-    else
-        p->head = job;
-    p->tail = job;
+    bt_job_list_append(&p->head, &p->tail, job);
     p->n++;
 }
 
