@@ -188,15 +188,20 @@ static void run(struct scheduler *s)
         bt_metrics_add(s->fired_total, fired);
         chores(s);
         if (fired == 0 && started == 0) {
-            int64_t due = bt_timers_next(s->timers), chore = s->next_sweep;
+            bool archiving;
+            int64_t due = bt_timers_next(s->timers), chore = s->next_sweep,
+                    retention = bt_retention_next_ms(s->retention, &archiving);
             if (s->sched.next > 0 && (due <= 0 || s->sched.next < due))
                 due = s->sched.next;
             if (s->next_gauges < chore)
                 chore = s->next_gauges;
             if (bt_shard_lease_next(s->lease) < chore)
                 chore = bt_shard_lease_next(s->lease);
-            bt_wake_sleep(s->wake,
-                          bt_wake_timeout(due, chore, bt_timers_in_flight(s->timers)));
+            if (retention < chore)
+                chore = retention;
+            bt_wake_sleep(
+                s->wake,
+                bt_wake_timeout(due, chore, bt_timers_in_flight(s->timers) || archiving));
         }
         rd_kafka_poll(s->rk, 0);
     }

@@ -3,6 +3,7 @@
  * waiting on Kafka in the scheduler's loop (a broker that is down delays the
  * deletes, and only them). While Redis is away, the claims stay in flight and
  * their end is tried again: the lease keeps other schedulers off them. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "archive.h"
@@ -84,7 +85,9 @@ static int settle(struct bt_retention *rt)
 }
 
 /* Claims the next due runs, of the first shard held in turn that has some,
- * and produces their archives. */
+ * and produces their archives. Only a pass over every shard held that found
+ * none waits BT_RETENTION_IDLE_MS: a batch that was not full emptied one
+ * shard, and the next may have a backlog of its own. */
 static int claim(struct bt_retention *rt)
 {
     int64_t now = bt_clock_now_ms();
@@ -102,8 +105,7 @@ static int claim(struct bt_retention *rt)
     if (ret)
         return ret;
     rt->next_ms =
-        bt_clock_mono_ms() +
-        (rt->n == BT_RETENTION_BATCH ? BT_RETENTION_PACE_MS : BT_RETENTION_IDLE_MS);
+        bt_clock_mono_ms() + (rt->n > 0 ? BT_RETENTION_PACE_MS : BT_RETENTION_IDLE_MS);
     /* runs not produced wait for their retry */
     return bt_archive_prepare(rt->store, rt->cfg, rt->rk, &rt->reader, rt->runs, rt->n,
                               now);
@@ -134,6 +136,14 @@ int bt_retention_step(struct bt_retention *rt)
     /* on the gauge: a broker that holds the deletes up is seen */
     bt_metrics_set(rt->stats.awaiting, (int64_t)awaiting(rt));
     return ret;
+}
+
+int64_t bt_retention_next_ms(const struct bt_retention *rt, bool *in_flight)
+{
+    *in_flight = rt->n > 0 && !reported(rt);
+    if (*in_flight)
+        return INT64_MAX; /* the reports wake it: the caller polls for them */
+    return rt->n > 0 ? bt_clock_mono_ms() : rt->next_ms;
 }
 
 void bt_retention_destroy(struct bt_retention *rt, int timeout_ms)

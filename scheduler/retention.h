@@ -15,9 +15,12 @@
 
 /* Runs per claim (one retention_claim.lua and one retention_delete.lua
  * call each), and the pause between two claims while a backlog lasts (1 s
- * when none): at most 500 runs a second per scheduler. */
+ * once a pass over the shards found none): up to 5,000 runs a second per
+ * scheduler, above what the workers finish on one Redis (bench/README.md),
+ * so that a short retention holds Redis's memory flat, while Redis does
+ * other work between two batches. */
 #define BT_RETENTION_BATCH   100
-#define BT_RETENTION_PACE_MS 200
+#define BT_RETENTION_PACE_MS 20
 #define BT_RETENTION_IDLE_MS 1000
 
 struct bt_retention_stats {
@@ -42,6 +45,12 @@ struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_sto
  * calls. Returns the runs deleted (>= 0) or BT_EAGAIN (Redis unreachable: the
  * claims hold and the step is tried again later). */
 int bt_retention_step(struct bt_retention *rt);
+
+/* When the loop should call bt_retention_step again (monotonic ms: now when
+ * a claim is to be ended), and whether delivery reports are awaited (then
+ * INT64_MAX: poll Kafka within a few ms instead). The loop's sleep must not
+ * outlast it. */
+int64_t bt_retention_next_ms(const struct bt_retention *rt, bool *in_flight);
 
 /* Waits up to timeout_ms for the deliveries in flight, purges the rest
  * (their runs are put back, due again 10 s later), ends the claims, and
