@@ -50,4 +50,11 @@ struct bt_backfill {
 int bt_backfill_step(struct bt_backfill *bf, const struct bt_config *cfg,
                      struct bt_store *store, const struct bt_shard_lease *lease);
 
+/* When the next step is due (monotonic ms; INT64_MAX once done): the
+ * scheduler's sleep must not outlast it, or the pace is its sleep's. */
+static inline int64_t bt_backfill_next_ms(const struct bt_backfill *bf)
+{
+    return bf->done ? INT64_MAX : bf->next_ms;
+}
+
 #endif

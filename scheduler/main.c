@@ -164,6 +164,27 @@ static void chores(struct scheduler *s)
     }
 }
 
+/* The earliest chore (monotonic ms), and whether Kafka's delivery reports
+ * are awaited (fired timers, archives): the idle sleep must not outlast
+ * either, or a chore's pace becomes the sleep's. */
+static int64_t next_chore(struct scheduler *s, bool *in_flight)
+{
+    bool archiving;
+    int64_t at[] = {s->next_sweep,
+                    s->next_gauges,
+                    bt_shard_lease_next(s->lease),
+                    bt_retention_next_ms(s->retention, &archiving),
+                    bt_backfill_next_ms(&s->backfill),
+                    bt_backfill_next_ms(&s->counts)};
+    int64_t next = at[0];
+
+    for (size_t i = 1; i < sizeof(at) / sizeof(at[0]); i++)
+        if (at[i] < next)
+            next = at[i];
+    *in_flight = bt_timers_in_flight(s->timers) || archiving;
+    return next;
+}
+
 /* Rounds until a signal: due timers, due schedules, the chores; with
  * nothing due, a sleep until the earliest due time or a wake-up. */
 static void run(struct scheduler *s)
@@ -188,20 +209,11 @@ static void run(struct scheduler *s)
         bt_metrics_add(s->fired_total, fired);
         chores(s);
         if (fired == 0 && started == 0) {
-            bool archiving;
-            int64_t due = bt_timers_next(s->timers), chore = s->next_sweep,
-                    retention = bt_retention_next_ms(s->retention, &archiving);
+            bool in_flight;
+            int64_t due = bt_timers_next(s->timers), chore = next_chore(s, &in_flight);
             if (s->sched.next > 0 && (due <= 0 || s->sched.next < due))
                 due = s->sched.next;
-            if (s->next_gauges < chore)
-                chore = s->next_gauges;
-            if (bt_shard_lease_next(s->lease) < chore)
-                chore = bt_shard_lease_next(s->lease);
-            if (retention < chore)
-                chore = retention;
-            bt_wake_sleep(
-                s->wake,
-                bt_wake_timeout(due, chore, bt_timers_in_flight(s->timers) || archiving));
+            bt_wake_sleep(s->wake, bt_wake_timeout(due, chore, in_flight));
         }
         rd_kafka_poll(s->rk, 0);
     }
