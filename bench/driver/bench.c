@@ -15,6 +15,9 @@ const struct workload bench_workloads[] = {
     [FANOUT] = {"fanout", "bench_fanout", 500, false, "10 parallel steps, then fan-in"},
     [LIMITED] = {"limited", "bench_limited", 1000, false,
                  "W one-step workflows, 3 worker processes sharing a 100/s rate limit"},
+    [RETENTION] = {"retention", "bench_chain", 10000, false,
+                   "W chains, then every finished one deleted by query at once: how fast "
+                   "the scheduler archives and deletes them (not in the default set)"},
 };
 
 volatile sig_atomic_t bench_interrupted;
@@ -157,8 +160,8 @@ static bool json_arg, attach_arg;
 
 static const struct bt_arg bench_args[] = {
     {"workflows", 0, BT_ARG_INT, &workflows_arg, "W",
-     "chain 2000, latency 200, retry 200, fanout 500, limited 1000", 1, 10000000,
-     .help = "instances per workload"},
+     "chain 2000, latency 200, retry 200, fanout 500, limited 1000, retention 10000", 1,
+     10000000, .help = "instances per workload"},
     {"steps", 0, BT_ARG_INT, &steps_arg, "K", "3", 1, 10000000,
      .help = "steps of chain and latency"},
     {"inflight", 0, BT_ARG_INT, &inflight_arg, "N", "200", 1, 10000000,
@@ -304,6 +307,11 @@ static int run_all(struct bench *b)
         snprintf(tag, sizeof(tag), "%s%zu", w->name, i);
         if (kind == LIMITED) {
             if (bench_run_limited(b, tag, n, i + 1 < b->opts.n_run))
+                ret = BT_EXIT_FAIL;
+            continue;
+        }
+        if (kind == RETENTION) {
+            if (bench_run_retention(b, tag, n))
                 ret = BT_EXIT_FAIL;
             continue;
         }

@@ -63,7 +63,7 @@
 #define LIMIT_RATE  100.0
 #define LIMIT_BURST 10
 
-enum kind { IDLE, CHAIN, LATENCY, RETRY, FANOUT, LIMITED };
+enum kind { IDLE, CHAIN, LATENCY, RETRY, FANOUT, LIMITED, RETENTION };
 
 struct workload {
     const char *name;
@@ -168,7 +168,7 @@ struct run {
     struct bt_kafka_batch kbatch;
 };
 
-#define N_WORKLOADS 6
+#define N_WORKLOADS 7
 extern const struct workload bench_workloads[N_WORKLOADS];
 extern const char *const bench_role_names[N_ROLES];
 /* set by SIGINT / SIGTERM: every wait ends, the stack is stopped */
@@ -206,6 +206,7 @@ void bench_run_idle(struct bench *b);
 int bench_run_workload(struct bench *b, enum kind kind, const char *tag, int n, int k,
                        bool measure);
 int bench_run_limited(struct bench *b, const char *tag, int n, bool more);
+int bench_run_retention(struct bench *b, const char *tag, int n);
 void bench_extra_stop(struct stack *s);
 void bench_stack_stop(struct stack *s);
 int bench_stack_start(struct stack *s, struct bt_config *cfg);

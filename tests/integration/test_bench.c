@@ -71,3 +71,38 @@ Test(bench, chain_and_retry_report_their_figures_and_no_wrong_result, .timeout =
               "baton bench failed: %d; its stderr ends:\n%s", status, err);
     cr_expect(chain && retry, "a workload is missing: chain %d retry %d", chain, retry);
 }
+
+/* The retention workload: every finished run kept is made due at once and
+ * the stack's scheduler archives and deletes them all (the run's chains
+ * and the warm-up's); the figures are there and nothing is left behind. */
+Test(bench, retention_deletes_every_finished_run_and_reports_its_cost, .timeout = 240)
+{
+    BT_TEST_RELEASE_ONLY();
+    char cmd[512], err_path[64], line[16384], err[4096] = "";
+    json_t *o = NULL;
+    FILE *p;
+    int status;
+
+    snprintf(err_path, sizeof(err_path), "/tmp/baton-test-bench-%d.err", (int)getpid());
+    snprintf(cmd, sizeof(cmd),
+             BT_BIN_DIR "/baton bench retention --workflows 300 --json 2>%s", err_path);
+    cr_assert(p = popen(cmd, "r"));
+    while (fgets(line, sizeof(line), p)) {
+        json_decref(o);
+        o = json_loads(line, 0, NULL);
+        cr_assert(o, "not a result line: %s", line);
+    }
+    status = pclose(p);
+    bt_test_file_tail(err_path, err, sizeof(err));
+    unlink(err_path);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "baton bench failed: %d; its stderr ends:\n%s", status, err);
+    cr_assert(o, "no result line; stderr ends:\n%s", err);
+    cr_expect_str_eq(json_string_value(json_object_get(o, "workload")), "retention");
+    /* the 300 chains and the warm-up's 20, each one run */
+    cr_expect_geq(number(o, "runs"), 300);
+    cr_expect_gt(number(o, "runs_per_s"), 0);
+    cr_expect_gt(number(o, "cpu_us_per_run_scheduler"), 0);
+    cr_expect_gt(number(o, "cpu_us_per_run_redis"), 0);
+    json_decref(o);
+}
