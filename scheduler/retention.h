@@ -1,8 +1,8 @@
 /* Retention in the scheduler: runs whose retention ended are archived and
  * deleted in the background (archive.h), at most BT_RETENTION_BATCH per
  * claim and BT_RETENTION_PACE_MS between two claims, so that Redis is never
- * held for long and timers keep firing between the steps. Several schedulers share the work:
- * each run is claimed by one of them. */
+ * held for long and timers keep firing between the steps. Several
+ * schedulers share the work: each run is claimed by one of them. */
 #ifndef BT_SCHED_RETENTION_H
 #define BT_SCHED_RETENTION_H
 
