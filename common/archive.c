@@ -22,6 +22,12 @@
 #define RETRY_TOOBIG_MS 3600000
 #define RETRY_OUTBOX_MS 5000
 #define RECORD_OVERHEAD 1 /* the comma between two records */
+/* History records read for one batch at most: a batch of runs near
+ * --history-max (20,000 records each) would otherwise be read whole at once,
+ * hundreds of MB of replies in the scheduler and in Redis's output buffer.
+ * The runs over it are put back, due now, for the next claim; the first
+ * ready run is always read. */
+#define BATCH_RECORDS 50000
 
 /* The retention set of shard and its leased runs. */
 static void set_names(const struct bt_store *store, int shard, char *set, char *leased,
@@ -374,6 +380,7 @@ static char *tombstone(const struct bt_config *cfg, const json_t *head, int64_t 
 struct loaded {
     redisReply *meta;    /* HGETALL of the instance */
     redisReply *outbox;  /* EXISTS of its outbox */
+    redisReply *length;  /* LLEN of the run's list */
     redisReply *history; /* XRANGE of the run's old stream, when it is archived */
     redisReply *list;    /* LRANGE of its list, then */
 };
@@ -447,17 +454,41 @@ static bool ready(struct bt_archive_run *ar, const struct loaded *in, int64_t no
     return in->outbox->integer == 0;
 }
 
-/* The history of each run that is ready. */
-static int read_histories(struct bt_store *store, struct bt_archive_run *runs, size_t n,
-                          struct loaded *in, redisReply ***slots, int64_t now_ms)
+/* The length of each ready run's history list: what reading it costs. */
+static int read_lengths(struct bt_store *store, struct bt_archive_run *runs, size_t n,
+                        struct loaded *in, redisReply ***slots, int64_t now_ms)
 {
-    char key[600], list[600], suffix[64];
+    char list[600];
     size_t k = 0;
     int ret = 0;
 
     for (size_t i = 0; i < n && ret == 0; i++) {
         if (!ready(&runs[i], &in[i], now_ms))
             continue;
+        bt_history_key(store, runs[i].id, runs[i].last ? 0 : runs[i].run, list,
+                       sizeof(list));
+        ret = append(store, slots, &k, &in[i].length, 2, (const char *[]){"LLEN", list});
+    }
+    return read_replies(store, slots, k) ? BT_EAGAIN : ret;
+}
+
+/* The history of each ready run, up to BATCH_RECORDS records in all (a
+ * run's old stream, from before the list, is not counted: an older baton's,
+ * bounded by its history limit). */
+static int read_histories(struct bt_store *store, struct bt_archive_run *runs, size_t n,
+                          struct loaded *in, redisReply ***slots)
+{
+    char key[600], list[600], suffix[64];
+    long long records = 0;
+    size_t k = 0;
+    int ret = 0;
+
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        if (!in[i].length || in[i].length->type != REDIS_REPLY_INTEGER)
+            continue; /* not ready, or Redis: tried again */
+        if (k > 0 && records + in[i].length->integer > BATCH_RECORDS)
+            continue; /* the next claim's */
+        records += in[i].length->integer;
         snprintf(suffix, sizeof(suffix), runs[i].last ? ":history" : ":history:%d",
                  runs[i].run);
         bt_store_key(store, runs[i].id, suffix, key, sizeof(key));
@@ -526,8 +557,9 @@ int bt_archive_prepare(struct bt_store *store, const struct bt_config *cfg,
     }
     if (!in || !slots)
         goto out;
-    if ((ret = read_meta(store, runs, n, in, slots)) == 0)
-        ret = read_histories(store, runs, n, in, slots, now_ms);
+    if ((ret = read_meta(store, runs, n, in, slots)) == 0 &&
+        (ret = read_lengths(store, runs, n, in, slots, now_ms)) == 0)
+        ret = read_histories(store, runs, n, in, slots);
     for (size_t i = 0; i < n; i++)
         if (in[i].history &&
             (rc = produce_run(cfg, rk, reader, &runs[i], &in[i], now_ms)) &&
@@ -537,6 +569,7 @@ out:
     for (size_t i = 0; in && i < n; i++) {
         freeReplyObject(in[i].meta);
         freeReplyObject(in[i].outbox);
+        freeReplyObject(in[i].length);
         freeReplyObject(in[i].history);
         freeReplyObject(in[i].list);
     }
