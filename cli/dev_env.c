@@ -103,8 +103,8 @@ int bt_cli_dev_envp(const struct bt_config *cfg, const char *brokers, const char
     ret = ret || envp_push(envp, &n, "BATON_BROKERS", brokers) ||
           envp_push(envp, &n, "BATON_REDIS", redis) ||
           (cfg->redis_cluster && (envp_push(envp, &n, "BATON_REDIS_CLUSTER", "1") ||
-                                  envp_push(envp, &n, "BATON_REDIS_SHARDS", num[9]) ||
                                   envp_push(envp, &n, "BATON_REDIS_WAIT_MS", num[10]))) ||
+          (cfg->redis_shards > 0 && envp_push(envp, &n, "BATON_REDIS_SHARDS", num[9])) ||
           envp_push(envp, &n, "BATON_PREFIX", cfg->prefix) ||
           envp_push(envp, &n, "BATON_KEY_PREFIX", cfg->key_prefix) ||
           envp_push(envp, &n, "BATON_EMBEDDED", "1") ||
@@ -167,9 +167,10 @@ int bt_cli_dev_write_env(const struct bt_config *cfg, const char *path,
             "BATON_KEY_PREFIX=%s\nBATON_EMBEDDED=1\n",
             brokers, redis, cfg->prefix, cfg->key_prefix);
     if (cfg->redis_cluster)
-        fprintf(f,
-                "BATON_REDIS_CLUSTER=1\nBATON_REDIS_SHARDS=%d\nBATON_REDIS_WAIT_MS=%d\n",
-                cfg->redis_shards, cfg->redis_wait_ms);
+        fprintf(f, "BATON_REDIS_CLUSTER=1\nBATON_REDIS_WAIT_MS=%d\n", cfg->redis_wait_ms);
+    /* every program of the stack must agree on them, the CLI's too */
+    if (cfg->redis_shards > 0)
+        fprintf(f, "BATON_REDIS_SHARDS=%d\n", cfg->redis_shards);
     fprintf(f, "BATON_KAFKA_FETCH_WAIT_MAX_MS=%s\n",
             bt_config_kafka(cfg, "fetch.wait.max.ms")
                 ? bt_config_kafka(cfg, "fetch.wait.max.ms")

@@ -97,10 +97,10 @@ static pid_t spawn_logged(char **argv, char **envp, const char *log)
 static char **dev_argv(const struct bt_config *cfg, const char *self, const char *home,
                        const char *plugin, bool worker)
 {
-    char conc[16], parts[16];
-    /* 16 fixed arguments at most, the plugins', the NULL (the kafka
+    char conc[16], parts[16], shards[16];
+    /* 18 fixed arguments at most, the plugins', the NULL (the kafka
      * properties go in the environment: dev_envp) */
-    size_t n = 0, cap = 17 + 2 * cfg->n_plugins;
+    size_t n = 0, cap = 19 + 2 * cfg->n_plugins;
     char **argv = calloc(cap, sizeof(*argv));
 
     if (!argv)
@@ -114,6 +114,13 @@ static char **dev_argv(const struct bt_config *cfg, const char *self, const char
         argv[n++] = strdup(home);
         argv[n++] = strdup("--partitions");
         argv[n++] = strdup(parts);
+        /* the driver reads the stack's keys with the same layout (a worker
+         * beside it finds it in dev.env) */
+        if (cfg->redis_shards > 0) {
+            snprintf(shards, sizeof(shards), "%d", cfg->redis_shards);
+            argv[n++] = strdup("--redis-shards");
+            argv[n++] = strdup(shards);
+        }
     }
     /* a worker's info lines tell when it owns partitions */
     argv[n++] = strdup("--log-level");

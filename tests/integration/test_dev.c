@@ -353,3 +353,75 @@ Test(dev, redis_cluster_runs_the_stack_on_a_redis_cluster_of_its_own, .timeout =
     snprintf(out, sizeof(out), "rm -rf '%s'", home);
     cr_expect_eq(system(out), 0);
 }
+
+/* The keys matching pattern on the Redis at port, joined by spaces. */
+static void keys_at(int port, const char *pattern, char *buf, size_t n)
+{
+    struct timeval tv = {.tv_sec = 2};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *reply = rc && !rc->err ? redisCommand(rc, "KEYS %s", pattern) : NULL;
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements;
+         i++)
+        used += (size_t)snprintf(buf + used, used < n ? n - used : 0, "%s ",
+                                 reply->element[i]->str);
+    freeReplyObject(reply);
+    redisFree(rc);
+}
+
+/* --redis-shards on one Redis: every program of the stack, and the commands
+ * that read dev.env, use the same key layout (until 2026-12-05 only a
+ * cluster passed it on: the children and dev.env went without shards). */
+Test(dev, redis_shards_reach_its_children_and_dev_env, .timeout = 120)
+{
+    char home[] = "/tmp/baton-test-devs-XXXXXX", home_env[64], prefix_env[64];
+    char env_path[128], log_path[128], plugin[512], redis[256], value[64], out[16384];
+    char pattern[128], want[128];
+    const char *prefix = bt_test_prefix();
+    bool ok;
+    pid_t pid;
+
+    BT_TEST_RELEASE_ONLY();
+    cr_assert(mkdtemp(home));
+    snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
+    snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", prefix);
+    snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
+    snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
+    snprintf(plugin, sizeof(plugin), "%s/flows.so", BT_PLUGIN_DIR);
+    const char *const argv[] = {
+        BT_BIN_DIR "/baton", "dev", "--redis-shards", "4", "--plugin", plugin, NULL};
+    const char *const env[] = {home_env, prefix_env, NULL};
+
+    pid = bt_test_spawn(argv, env, log_path);
+    cr_assert(pid > 0);
+    BT_TEST_WAIT_UNTIL(ok, exists(env_path), 60000);
+    cr_assert(ok, "no %s after 60 s; see %s", env_path, log_path);
+    env_value(env_path, "BATON_REDIS_SHARDS", value, sizeof(value));
+    cr_expect_str_eq(value, "4");
+    env_value(env_path, "BATON_REDIS_CLUSTER", value, sizeof(value));
+    cr_expect_str_eq(value, "", "one Redis, not a cluster");
+
+    const char *const start[] = {
+        BT_BIN_DIR "/baton", "start",     "chain3", "--id", "on-shards",
+        "--input",           "{\"v\":1}", "--wait", NULL};
+    char start_log[160];
+    snprintf(start_log, sizeof(start_log), "%s/start.out", home);
+    int status = bt_test_wait(bt_test_spawn(start, env, start_log), 60000);
+    cr_expect_eq(status, 0, "baton start --wait: %d\n%s", status,
+                 bt_test_file_tail(start_log, out, sizeof(out)));
+
+    /* the worker wrote the instance under its shard's prefix */
+    env_value(env_path, "BATON_REDIS", redis, sizeof(redis));
+    snprintf(pattern, sizeof(pattern), "%s:{on-shards}", prefix);
+    keys_at(atoi(strchr(redis, ':') + 1), "*{on-shards}", out, sizeof(out));
+    snprintf(want, sizeof(want), "%s:{", prefix);
+    cr_expect(strstr(out, want) && !strstr(out, pattern),
+              "the instance's keys are not under a shard's prefix: %s", out);
+
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_expect_eq(bt_test_wait(pid, 20000), 0, "baton dev did not exit 0 within 20 s");
+    snprintf(out, sizeof(out), "rm -rf '%s'", home);
+    cr_expect_eq(system(out), 0);
+}
