@@ -116,7 +116,8 @@ static int step(struct bt_retention *rt)
     int ret;
 
     if (rt->n > 0) {
-        if (!reported(rt))
+        /* a settle that failed is tried again IDLE later, not each round */
+        if (!reported(rt) || bt_clock_mono_ms() < rt->next_ms)
             return 0;
         if ((ret = settle(rt)) == BT_EAGAIN)
             rt->next_ms = bt_clock_mono_ms() + BT_RETENTION_IDLE_MS;
@@ -124,7 +125,8 @@ static int step(struct bt_retention *rt)
     }
     if (bt_clock_mono_ms() < rt->next_ms)
         return 0;
-    if ((ret = claim(rt)) == BT_EAGAIN)
+    /* a claim that failed is tried again IDLE later, not each round */
+    if ((ret = claim(rt)) == BT_EAGAIN || (ret != 0 && rt->n == 0))
         rt->next_ms = bt_clock_mono_ms() + BT_RETENTION_IDLE_MS;
     return ret == BT_EAGAIN ? ret : 0;
 }
@@ -143,7 +145,7 @@ int64_t bt_retention_next_ms(const struct bt_retention *rt, bool *in_flight)
     *in_flight = rt->n > 0 && !reported(rt);
     if (*in_flight)
         return INT64_MAX; /* the reports wake it: the caller polls for them */
-    return rt->n > 0 ? bt_clock_mono_ms() : rt->next_ms;
+    return rt->next_ms;
 }
 
 void bt_retention_destroy(struct bt_retention *rt, int timeout_ms)

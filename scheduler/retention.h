@@ -46,10 +46,11 @@ struct bt_retention *bt_retention_new(const struct bt_config *cfg, struct bt_sto
  * claims hold and the step is tried again later). */
 int bt_retention_step(struct bt_retention *rt);
 
-/* When the loop should call bt_retention_step again (monotonic ms: now when
- * a claim is to be ended), and whether delivery reports are awaited (then
- * INT64_MAX: poll Kafka within a few ms instead). The loop's sleep must not
- * outlast it. */
+/* When the loop should call bt_retention_step again (monotonic ms: the
+ * pace after a claim, also for ending it once its reports are in; a second
+ * after a failed end or a pass that found nothing), and whether delivery
+ * reports are awaited (then INT64_MAX: poll Kafka within a few ms instead).
+ * The loop's sleep must not outlast it. */
 int64_t bt_retention_next_ms(const struct bt_retention *rt, bool *in_flight);
 
 /* Waits up to timeout_ms for the deliveries in flight, purges the rest
