@@ -296,35 +296,81 @@ static void cluster_info(int port, char *buf, size_t n)
     output_of(cmd, buf, n);
 }
 
+/* A `baton dev` of a test: its home (removed by dev_stop), the environment
+ * the other commands read dev.env with, and its pid. */
+struct dev_run {
+    char home[48], home_env[80], prefix[32], prefix_env[64], env_path[128], log_path[128];
+    const char *env[3];
+    pid_t pid;
+};
+
+/* Starts `baton dev FLAG [VALUE] --plugin flows.so` in a fresh home and waits
+ * for its dev.env. */
+static void dev_start(struct dev_run *d, const char *flag, const char *value)
+{
+    char plugin[512];
+    bool ok;
+
+    snprintf(d->home, sizeof(d->home), "/tmp/baton-test-dev-XXXXXX");
+    cr_assert(mkdtemp(d->home));
+    snprintf(d->home_env, sizeof(d->home_env), "BATON_HOME=%s", d->home);
+    snprintf(d->prefix, sizeof(d->prefix), "%s", bt_test_prefix());
+    snprintf(d->prefix_env, sizeof(d->prefix_env), "BATON_PREFIX=%s", d->prefix);
+    snprintf(d->env_path, sizeof(d->env_path), "%s/dev.env", d->home);
+    snprintf(d->log_path, sizeof(d->log_path), "%s/dev.log", d->home);
+    snprintf(plugin, sizeof(plugin), "%s/flows.so", BT_PLUGIN_DIR);
+    d->env[0] = d->home_env;
+    d->env[1] = d->prefix_env;
+    d->env[2] = NULL;
+    const char *argv[] = {BT_BIN_DIR "/baton", "dev", flag, value, NULL, NULL, NULL};
+    int n = value ? 4 : 3;
+    argv[n++] = "--plugin";
+    argv[n] = plugin;
+    d->pid = bt_test_spawn(argv, d->env, d->log_path);
+    cr_assert(d->pid > 0);
+    BT_TEST_WAIT_UNTIL(ok, exists(d->env_path), 60000);
+    cr_assert(ok, "no %s after 60 s; see %s", d->env_path, d->log_path);
+}
+
+/* `baton start chain3 --id ID --input {"v":1} --wait` against d: its exit
+ * status, its output in out. */
+static int dev_start_chain3(const struct dev_run *d, const char *id, char *out, size_t n)
+{
+    const char *const start[] = {BT_BIN_DIR "/baton", "start",     "chain3", "--id", id,
+                                 "--input",           "{\"v\":1}", "--wait", NULL};
+    char start_log[160];
+    int status;
+
+    snprintf(start_log, sizeof(start_log), "%s/start.out", d->home);
+    status = bt_test_wait(bt_test_spawn(start, d->env, start_log), 60000);
+    bt_test_file_tail(start_log, out, n);
+    return status;
+}
+
+/* Ctrl-C, a clean exit, and the home gone. */
+static void dev_stop(struct dev_run *d)
+{
+    char cmd[128];
+
+    cr_assert_eq(kill(d->pid, SIGINT), 0);
+    cr_expect_eq(bt_test_wait(d->pid, 20000), 0, "baton dev did not exit 0 within 20 s");
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->home);
+    cr_expect_eq(system(cmd), 0);
+}
+
 Test(dev, redis_cluster_runs_the_stack_on_a_redis_cluster_of_its_own, .timeout = 120)
 {
-    char home[] = "/tmp/baton-test-devc-XXXXXX", home_env[64], prefix_env[64];
-    char env_path[128], log_path[128], plugin[512], redis[256], value[64], out[16384];
-    const char *prefix = bt_test_prefix();
+    char redis[256], value[64], out[16384];
+    struct dev_run d;
     int ports[3], n = 0, status;
-    bool ok;
-    pid_t pid;
 
     BT_TEST_RELEASE_ONLY();
-    cr_assert(mkdtemp(home));
-    snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
-    snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", prefix);
-    snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
-    snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
-    snprintf(plugin, sizeof(plugin), "%s/flows.so", BT_PLUGIN_DIR);
-    const char *const argv[] = {BT_BIN_DIR "/baton", "dev",  "--redis-cluster",
-                                "--plugin",          plugin, NULL};
-    const char *const env[] = {home_env, prefix_env, NULL};
-
-    pid = bt_test_spawn(argv, env, log_path);
-    cr_assert(pid > 0);
-    BT_TEST_WAIT_UNTIL(ok, exists(env_path), 60000);
-    cr_assert(ok, "no %s after 60 s; see %s", env_path, log_path);
-    env_value(env_path, "BATON_REDIS_CLUSTER", value, sizeof(value));
+    dev_start(&d, "--redis-cluster", NULL);
+    env_value(d.env_path, "BATON_REDIS_CLUSTER", value, sizeof(value));
     cr_assert_str_eq(value, "1");
-    env_value(env_path, "BATON_REDIS_SHARDS", value, sizeof(value));
+    env_value(d.env_path, "BATON_REDIS_SHARDS", value, sizeof(value));
     cr_assert_str_eq(value, "16");
-    env_value(env_path, "BATON_REDIS", redis, sizeof(redis));
+    env_value(d.env_path, "BATON_REDIS", redis, sizeof(redis));
     for (char *p = redis; p && n < 3; p = strchr(p, ','), p = p ? p + 1 : NULL)
         ports[n++] = atoi(strchr(p, ':') + 1);
     cr_assert_eq(n, 3, "BATON_REDIS=\"%s\": three masters", redis);
@@ -335,23 +381,13 @@ Test(dev, redis_cluster_runs_the_stack_on_a_redis_cluster_of_its_own, .timeout =
     }
 
     /* the other commands find the cluster through dev.env */
-    const char *const start[] = {
-        BT_BIN_DIR "/baton", "start",     "chain3", "--id", "on-cluster",
-        "--input",           "{\"v\":1}", "--wait", NULL};
-    char start_log[160];
-    snprintf(start_log, sizeof(start_log), "%s/start.out", home);
-    status = bt_test_wait(bt_test_spawn(start, env, start_log), 60000);
-    cr_assert_eq(status, 0, "baton start --wait: %d\n%s", status,
-                 bt_test_file_tail(start_log, out, sizeof(out)));
-    cr_assert(strstr(bt_test_file_tail(start_log, out, sizeof(out)), "{\"v\":4}"), "%s",
-              out);
+    status = dev_start_chain3(&d, "on-cluster", out, sizeof(out));
+    cr_assert_eq(status, 0, "baton start --wait: %d\n%s", status, out);
+    cr_assert(strstr(out, "{\"v\":4}"), "%s", out);
 
-    cr_assert_eq(kill(pid, SIGINT), 0);
-    cr_assert_eq(bt_test_wait(pid, 20000), 0, "baton dev did not exit 0 within 20 s");
+    dev_stop(&d);
     for (int i = 0; i < 3; i++)
         cr_expect_eq(redis_pid(ports[i]), -1, "port %d still answers", ports[i]);
-    snprintf(out, sizeof(out), "rm -rf '%s'", home);
-    cr_expect_eq(system(out), 0);
 }
 
 /* The keys matching pattern on the Redis at port, joined by spaces. */
@@ -376,52 +412,27 @@ static void keys_at(int port, const char *pattern, char *buf, size_t n)
  * cluster passed it on: the children and dev.env went without shards). */
 Test(dev, redis_shards_reach_its_children_and_dev_env, .timeout = 120)
 {
-    char home[] = "/tmp/baton-test-devs-XXXXXX", home_env[64], prefix_env[64];
-    char env_path[128], log_path[128], plugin[512], redis[256], value[64], out[16384];
-    char pattern[128], want[128];
-    const char *prefix = bt_test_prefix();
-    bool ok;
-    pid_t pid;
+    char redis[256], value[64], out[16384], pattern[128], want[128];
+    struct dev_run d;
+    int status;
 
     BT_TEST_RELEASE_ONLY();
-    cr_assert(mkdtemp(home));
-    snprintf(home_env, sizeof(home_env), "BATON_HOME=%s", home);
-    snprintf(prefix_env, sizeof(prefix_env), "BATON_PREFIX=%s", prefix);
-    snprintf(env_path, sizeof(env_path), "%s/dev.env", home);
-    snprintf(log_path, sizeof(log_path), "%s/dev.log", home);
-    snprintf(plugin, sizeof(plugin), "%s/flows.so", BT_PLUGIN_DIR);
-    const char *const argv[] = {
-        BT_BIN_DIR "/baton", "dev", "--redis-shards", "4", "--plugin", plugin, NULL};
-    const char *const env[] = {home_env, prefix_env, NULL};
-
-    pid = bt_test_spawn(argv, env, log_path);
-    cr_assert(pid > 0);
-    BT_TEST_WAIT_UNTIL(ok, exists(env_path), 60000);
-    cr_assert(ok, "no %s after 60 s; see %s", env_path, log_path);
-    env_value(env_path, "BATON_REDIS_SHARDS", value, sizeof(value));
+    dev_start(&d, "--redis-shards", "4");
+    env_value(d.env_path, "BATON_REDIS_SHARDS", value, sizeof(value));
     cr_expect_str_eq(value, "4");
-    env_value(env_path, "BATON_REDIS_CLUSTER", value, sizeof(value));
+    env_value(d.env_path, "BATON_REDIS_CLUSTER", value, sizeof(value));
     cr_expect_str_eq(value, "", "one Redis, not a cluster");
 
-    const char *const start[] = {
-        BT_BIN_DIR "/baton", "start",     "chain3", "--id", "on-shards",
-        "--input",           "{\"v\":1}", "--wait", NULL};
-    char start_log[160];
-    snprintf(start_log, sizeof(start_log), "%s/start.out", home);
-    int status = bt_test_wait(bt_test_spawn(start, env, start_log), 60000);
-    cr_expect_eq(status, 0, "baton start --wait: %d\n%s", status,
-                 bt_test_file_tail(start_log, out, sizeof(out)));
+    status = dev_start_chain3(&d, "on-shards", out, sizeof(out));
+    cr_expect_eq(status, 0, "baton start --wait: %d\n%s", status, out);
 
     /* the worker wrote the instance under its shard's prefix */
-    env_value(env_path, "BATON_REDIS", redis, sizeof(redis));
-    snprintf(pattern, sizeof(pattern), "%s:{on-shards}", prefix);
+    env_value(d.env_path, "BATON_REDIS", redis, sizeof(redis));
+    snprintf(pattern, sizeof(pattern), "%s:{on-shards}", d.prefix);
     keys_at(atoi(strchr(redis, ':') + 1), "*{on-shards}", out, sizeof(out));
-    snprintf(want, sizeof(want), "%s:{", prefix);
+    snprintf(want, sizeof(want), "%s:{", d.prefix);
     cr_expect(strstr(out, want) && !strstr(out, pattern),
               "the instance's keys are not under a shard's prefix: %s", out);
 
-    cr_assert_eq(kill(pid, SIGINT), 0);
-    cr_expect_eq(bt_test_wait(pid, 20000), 0, "baton dev did not exit 0 within 20 s");
-    snprintf(out, sizeof(out), "rm -rf '%s'", home);
-    cr_expect_eq(system(out), 0);
+    dev_stop(&d);
 }
