@@ -29,9 +29,8 @@
  * ready run is always read. */
 #define BATCH_RECORDS 50000
 
-/* The retention set of shard and its leased runs. */
-static void set_names(const struct bt_store *store, int shard, char *set, char *leased,
-                      size_t n)
+void bt_archive_set_names(const struct bt_store *store, int shard, char *set,
+                          char *leased, size_t n)
 {
     char buf[BT_STORE_KP_SIZE];
     const char *kp = bt_store_shard_kp(store, shard, buf, sizeof(buf));
@@ -82,7 +81,7 @@ int bt_archive_claim(struct bt_store *store, int shard, int64_t now_ms, int64_t 
     *n = 0;
     if (!argv)
         return BT_ENOMEM;
-    set_names(store, shard, set, leased, sizeof(set));
+    bt_archive_set_names(store, shard, set, leased, sizeof(set));
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
     snprintf(lim, sizeof(lim), "%zu", limit);
@@ -594,7 +593,7 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
 
     if (!nums || !argv)
         goto out;
-    set_names(store, shard, set, leased, sizeof(set));
+    bt_archive_set_names(store, shard, set, leased, sizeof(set));
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
     argv[0] = set;
     argv[1] = leased;
@@ -663,7 +662,7 @@ int64_t bt_archive_backlog(struct bt_store *store, int64_t now_ms)
     for (int shard = 0; shard < bt_store_shards(store) && n >= 0; shard++) {
         redisReply *due, *held;
 
-        set_names(store, shard, set, leased, sizeof(set));
+        bt_archive_set_names(store, shard, set, leased, sizeof(set));
         due = bt_redis_command(r, "ZCOUNT %s -inf %lld", set, (long long)now_ms);
         held = due ? bt_redis_command(r, "ZCARD %s", leased) : NULL;
         if (due && held && due->type == REDIS_REPLY_INTEGER &&

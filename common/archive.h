@@ -100,6 +100,10 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
 /* Frees runs[0..n) and the array. NULL is a no-op. */
 void bt_archive_runs_free(struct bt_archive_run *runs, size_t n);
 
+/* The names of shard's retention set and of its leased runs (n bytes each). */
+void bt_archive_set_names(const struct bt_store *store, int shard, char *set,
+                          char *leased, size_t n);
+
 /* Runs due or claimed and not deleted yet, over every shard (ZCOUNT of the due ones plus
  * the leased ones), or BT_EAGAIN. */
 int64_t bt_archive_backlog(struct bt_store *store, int64_t now_ms);

@@ -13,15 +13,14 @@
  * < 0 when Redis does not answer. */
 static long long kept_runs(struct bench *b)
 {
-    char kp[BT_STORE_KP_SIZE], key[BT_STORE_KP_SIZE + 32];
+    char set[BT_STORE_KP_SIZE + 32], leased[BT_STORE_KP_SIZE + 32];
     long long n = 0;
 
     for (int shard = 0; shard < bt_store_shards(b->store) && n >= 0; shard++) {
-        const char *names[] = {"retention", "retention:leased"};
-        const char *prefix = bt_store_shard_kp(b->store, shard, kp, sizeof(kp));
+        bt_archive_set_names(b->store, shard, set, leased, sizeof(set));
         for (int i = 0; i < 2 && n >= 0; i++) {
-            snprintf(key, sizeof(key), "%s:%s", prefix, names[i]);
-            redisReply *r = bt_redis_command(bt_store_redis(b->store), "ZCARD %s", key);
+            redisReply *r =
+                bt_redis_command(bt_store_redis(b->store), "ZCARD %s", i ? leased : set);
             n = r && r->type == REDIS_REPLY_INTEGER ? n + r->integer : -1;
             freeReplyObject(r);
         }
@@ -34,13 +33,12 @@ static long long kept_runs(struct bench *b)
  * ZRANGE and ZADDs of 1,000 members per shard and call. 0 or BT_EAGAIN. */
 static int all_due(struct bench *b)
 {
-    char kp[BT_STORE_KP_SIZE], key[BT_STORE_KP_SIZE + 32];
+    char key[BT_STORE_KP_SIZE + 32], leased[BT_STORE_KP_SIZE + 32];
     struct bt_redis *r = bt_store_redis(b->store);
     int ret = 0;
 
     for (int shard = 0; shard < bt_store_shards(b->store) && !ret; shard++) {
-        snprintf(key, sizeof(key), "%s:retention",
-                 bt_store_shard_kp(b->store, shard, kp, sizeof(kp)));
+        bt_archive_set_names(b->store, shard, key, leased, sizeof(key));
         redisReply *all = bt_redis_command(r, "ZRANGE %s 0 -1", key);
         if (!all || all->type != REDIS_REPLY_ARRAY)
             ret = BT_EAGAIN;
