@@ -298,6 +298,15 @@ extern volatile sig_atomic_t chaos_interrupted;
  * counts. r->opts and r->name are set by the caller. Returns 0 when it ran to
  * the end (whatever the invariants say), -1 when it could not. */
 int chaos_run(struct chaos_run *r, const char *dir);
+
+/* ---- attempts.c ---- */
+
+/* The exit status of a run that died of an abort. */
+#define CHAOS_EXIT_ABORT 3
+/* Runs body(argc, argv) in a child and returns its exit status; a run that
+ * the embedded Kafka cluster's own assertion aborted is run again (at most 3
+ * attempts), any other abort is 2: no verdict. */
+int chaos_attempts(int (*body)(int, char **), int argc, char **argv);
 /* Frees what a run kept for its report. */
 void chaos_run_release(struct chaos_run *r);
 

@@ -15,9 +15,12 @@
 #include "tree.h"
 
 struct chaos_out {
-    char path[64];      /* the driver's stdout and stderr */
-    char summary[2048]; /* its "chaos: results=..." line */
-    char dir[256];      /* where it kept its logs */
+    char path[64];       /* the driver's stdout and stderr */
+    char summary[2048];  /* its "chaos: results=..." line */
+    char dir[256];       /* where it kept its logs (the last attempt's) */
+    char first_dir[256]; /* the first attempt's */
+    int attempts;        /* "chaos: logs in" lines */
+    int again;           /* "running again" lines */
 };
 
 static void read_output(struct chaos_out *out)
@@ -29,15 +32,20 @@ static void read_output(struct chaos_out *out)
         line[strcspn(line, "\n")] = '\0';
         if (!strncmp(line, "chaos: results=", 15))
             snprintf(out->summary, sizeof(out->summary), "%s", line);
-        else if (!strncmp(line, "chaos: logs in ", 15))
-            sscanf(line + 15, "%255s", out->dir);
+        else if (!strncmp(line, "chaos: logs in ", 15) &&
+                 sscanf(line + 15, "%255s", out->dir) == 1 && !out->attempts++)
+            snprintf(out->first_dir, sizeof(out->first_dir), "%s", out->dir);
+        else if (strstr(line, "running again"))
+            out->again++;
     }
     if (f)
         fclose(f);
 }
 
-/* Runs baton-chaos with args (NULL-terminated); returns its exit status. */
-static int run_chaos(const char *const *args, struct chaos_out *out, int timeout_ms)
+/* Runs baton-chaos with args (NULL-terminated) and extra environment env
+ * (may be NULL); returns its exit status. */
+static int run_chaos_env(const char *const *args, const char *const *env,
+                         struct chaos_out *out, int timeout_ms)
 {
     const char *argv[32] = {BT_BIN_DIR "/baton-chaos"};
     int argc = 1, fd, status;
@@ -51,13 +59,18 @@ static int run_chaos(const char *const *args, struct chaos_out *out, int timeout
     for (; *args && argc < 31; args++)
         argv[argc++] = *args;
     argv[argc] = NULL;
-    pid = bt_test_spawn(argv, NULL, out->path);
+    pid = bt_test_spawn(argv, env, out->path);
     cr_assert_gt(pid, 0);
     status = bt_test_wait(pid, timeout_ms);
     if (status < 0)
         bt_test_kill9(pid);
     read_output(out);
     return status;
+}
+
+static int run_chaos(const char *const *args, struct chaos_out *out, int timeout_ms)
+{
+    return run_chaos_env(args, NULL, out, timeout_ms);
 }
 
 /* A failed run's timeline on stderr, which CI keeps and /tmp it does not:
@@ -137,5 +150,49 @@ Test(chaos, an_impossible_count_fails_the_run_and_names_the_invariant, .timeout 
     cr_expect(strstr(out.summary, "results=50/51[FAIL]"), "%s", out.summary);
     cr_expect(strstr(out.summary, "duplicates=0[PASS]"), "%s", out.summary);
     cr_assert(ends_with(out.summary, " FAIL"), "%s", out.summary);
+    clean(&out);
+}
+
+/* The embedded cluster's coordinator can abort the driver (docs/chaos.md);
+ * the failpoint aborts the first attempt with its words, once the load
+ * flows. That attempt is no verdict: it is dropped with its logs and the
+ * run starts again. */
+Test(chaos, a_run_the_embedded_cluster_aborts_runs_again_and_has_a_verdict,
+     .timeout = 150)
+{
+    BT_TEST_RELEASE_ONLY();
+    static const char *const quick[] = {"--no-faults", "--instances", "50", "--duration",
+                                        "2", "--drain", "8", NULL};
+    struct chaos_out out;
+    int status = run_chaos_env(
+        quick, (const char *const[]){"BATON_FAILPOINTS=chaos-abort-as-the-embedded-cluster",
+                                     NULL},
+        &out, 120000);
+
+    cr_log_info("%s", out.summary);
+    cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
+                 out.summary, out.path);
+    cr_expect_eq(out.attempts, 2, "attempts: %d (output in %s)", out.attempts, out.path);
+    cr_expect_eq(out.again, 1, "output in %s", out.path);
+    cr_expect(strstr(out.summary, "results=50/50[PASS]"), "%s", out.summary);
+    cr_expect_neq(access(out.first_dir, F_OK), 0, "the aborted attempt's logs are kept: %s",
+                  out.first_dir);
+    clean(&out);
+}
+
+/* Any other abort is the driver's own failure: no verdict, not run again. */
+Test(chaos, another_abort_is_no_verdict_and_not_run_again, .timeout = 120)
+{
+    BT_TEST_RELEASE_ONLY();
+    struct chaos_out out;
+    int status = run_chaos_env(
+        (const char *const[]){"--no-faults", "--instances", "50", "--duration", "2",
+                              "--drain", "8", NULL},
+        (const char *const[]){"BATON_FAILPOINTS=chaos-abort", NULL}, &out, 90000);
+
+    cr_assert_eq(status, 2, "baton-chaos exited %d (output in %s)", status, out.path);
+    cr_expect_eq(out.attempts, 1, "attempts: %d (output in %s)", out.attempts, out.path);
+    cr_expect_eq(out.again, 0, "output in %s", out.path);
+    cr_expect_eq(out.summary[0], '\0', "a verdict: %s", out.summary);
     clean(&out);
 }
