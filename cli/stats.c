@@ -248,14 +248,13 @@ static void print_text(const struct bt_config *cfg, const json_t *root)
     json_t *c;
     long long done = num(root, "finished_last_minute", NULL);
 
-    printf("%-28s %9s %9s %9s %9s %9s %9s %9s\n", "TYPE", "running", "completed",
-           "failed", "blocked", "paused", "cancelled", "total");
+    printf("%-28s %9s %9s %9s %9s %9s %9s %10s %9s\n", "TYPE", "running", "completed",
+           "failed", "blocked", "paused", "cancelled", "terminated", "total");
     json_object_foreach((json_t *)(uintptr_t)json_object_get(root, "types"), type, c)
-        printf("%-28s %9lld %9lld %9lld %9lld %9lld %9lld %9lld\n", type,
+        printf("%-28s %9lld %9lld %9lld %9lld %9lld %9lld %10lld %9lld\n", type,
                num(c, "running", NULL), num(c, "completed", NULL), num(c, "failed", NULL),
-               num(c, "blocked", NULL), num(c, "paused", NULL),
-               num(c, "cancelled", NULL) + num(c, "terminated", NULL),
-               num(c, "total", NULL));
+               num(c, "blocked", NULL), num(c, "paused", NULL), num(c, "cancelled", NULL),
+               num(c, "terminated", NULL), num(c, "total", NULL));
     printf("\nfinished in the last minute: %lld (%.1f/s)\n", done, (double)done / 60.0);
     printf("timers pending: %lld (due now: %lld, being fired: %lld)\n",
            num(root, "timers", "pending"), num(root, "timers", "due"),

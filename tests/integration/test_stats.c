@@ -111,6 +111,38 @@ static void expect_stats_true(const char *when)
     json_decref(got);
 }
 
+/* The text table's row of type says what --json says, a column each. */
+static void expect_text_row(const char *type)
+{
+    static const char *const cols[] = {"running", "completed",  "failed", "blocked",
+                                       "paused",  "cancelled", "terminated", "total"};
+    char out[16384], want[256], *row;
+    json_t *root, *t;
+    int n = 0;
+
+    cr_assert_eq(BATON(out, "stats", "--json"), 0, "%s", out);
+    root = json_loads(out, 0, NULL);
+    t = json_object_get(json_object_get(root, "types"), type);
+    cr_assert(json_is_object(t), "%s", out);
+    n = snprintf(want, sizeof(want), "%s", type);
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        n += snprintf(want + n, sizeof(want) - (size_t)n, " %lld",
+                      (long long)json_integer_value(json_object_get(t, cols[i])));
+    json_decref(root);
+    cr_assert_eq(BATON(out, "stats"), 0, "%s", out);
+    cr_assert(strstr(out, " cancelled terminated "), "the header: %s", out);
+    cr_assert((row = strstr(out, type)) != NULL, "%s", out);
+    row[strcspn(row, "\n")] = '\0';
+    /* the row with its runs of spaces made one */
+    for (char *r = row, *w = row; ; r++) {
+        if (*r == ' ' && w > row && w[-1] == ' ')
+            continue;
+        if (!(*w++ = *r))
+            break;
+    }
+    cr_expect_str_eq(row, want, "the text row against --json");
+}
+
 /* Shards whose pass is done (their marker). */
 static int counted_shards(void)
 {
@@ -219,6 +251,7 @@ Test(stats, count_every_change_and_the_pass_counts_what_an_older_baton_started)
     await_status("r-2", "terminated");
     await_status("r-3", "paused");
     expect_stats_true("after a signal, a cancel, a termination and a pause");
+    expect_text_row("await_review");
     /* a finished id started again, and a running one replaced by an
      * instance of another type: new runs */
     cr_assert_eq(BATON(out, "start", "chain3", "--id", "c-1", "--input", "{\"v\":1}",
