@@ -78,12 +78,9 @@ static const struct preset {
      "redis killed at 20 s and shut down at 40 s, each restarted on its AOF"},
     {"smoke",
      "--no-faults --instances 600 --duration 20 --kill-worker 60@6 --redis-kill 60@10 "
-     "--poison 60@3 --drain 60 --max-duplicates 3 --stall 20",
+     "--poison 60@3 --drain 60 --stall 20",
      "the test's short run: 600 instances, one worker kill, one redis restart, the "
-     "poison. A result the killed worker had sent but not yet cleared from its "
-     "outbox reaches the topic once more (the sweep claims what it re-sends: once, "
-     "not once per scheduler): 3 duplicates pass (0-1 seen per run, 2 from one kill "
-     "at 100/s). The kill ends the load, so the killed worker's partitions are all "
+     "poison. The kill ends the load, so the killed worker's partitions are all "
      "that is left, and on the embedded cluster they move 7-14 s after it: its "
      "session (4 s, checked each second), then a 3 s join window, once or twice "
      "more when the dead member was elected leader or a follower's sync came after "
