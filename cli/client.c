@@ -175,7 +175,11 @@ int bt_cli_lookup(const struct bt_config *cfg, const char *id, char *status, siz
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
         ret = BT_EXIT_UNAVAILABLE;
     } else if (reply->element[0]->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "baton: no workflow instance \"%s\"\n", id);
+        /* starts are events: one a worker has not taken yet is no instance */
+        fprintf(stderr,
+                "baton: no workflow instance \"%s\" (one just started exists once a "
+                "worker has taken its start; signal-with-start signals either way)\n",
+                id);
         ret = BT_EXIT_FAIL;
     } else {
         const redisReply *q = reply->element[1];
