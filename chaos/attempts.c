@@ -123,8 +123,9 @@ int chaos_attempts(int (*body)(int, char **), int argc, char **argv)
         if (ret != CHAOS_EXIT_ABORT)
             return ret;
         if (!a.mock_abort || n == CHAOS_ATTEMPTS) {
-            fprintf(stderr, "baton-chaos: the run aborted (attempt %d of %d); no verdict\n",
-                    n, CHAOS_ATTEMPTS);
+            fprintf(stderr,
+                    "baton-chaos: the run aborted (attempt %d of %d); no verdict\n", n,
+                    CHAOS_ATTEMPTS);
             return 2;
         }
         fprintf(stderr,

@@ -40,6 +40,8 @@
       "SIGKILL a random scheduler, start it --restart-after")                            \
     X(PAUSE_WORKER, "pause-worker",                                                      \
       "SIGSTOP a random worker, SIGCONT --pause-for later")                              \
+    X(PAUSE_SCHEDULER, "pause-scheduler",                                                \
+      "SIGSTOP a random scheduler, SIGCONT --pause-for later")                           \
     X(REDIS_KILL, "redis-kill", "SIGKILL redis-server, start it --redis-down-for later") \
     X(REDIS_SHUTDOWN, "redis-shutdown",                                                  \
       "SHUTDOWN redis-server, start it --redis-down-for later")                          \
@@ -77,6 +79,7 @@ struct chaos_every {
 
 struct chaos_opts {
     int instances, rate; /* rate: starts per second, 0: as fast as possible */
+    int sleep_ms;        /* a durable sleep between steps 1 and 2, 0: none */
     int64_t duration_ms; /* faults are injected this long after the load starts */
     int workers, schedulers, partitions;
     char plugin[64];

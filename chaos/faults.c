@@ -35,14 +35,24 @@ static bool kill_scheduler(struct chaos_run *r, int64_t now)
     return kill_one(r, CHAOS_SCHEDULER, now);
 }
 
-static bool pause_worker(struct chaos_run *r, int64_t now)
+static bool pause_one(struct chaos_run *r, enum chaos_role role, int64_t now)
 {
-    int i = chaos_procs_pick(r, CHAOS_WORKER);
+    int i = chaos_procs_pick(r, role);
 
     if (i < 0)
         return false;
     chaos_procs_pause(r, i, now);
     return true;
+}
+
+static bool pause_worker(struct chaos_run *r, int64_t now)
+{
+    return pause_one(r, CHAOS_WORKER, now);
+}
+
+static bool pause_scheduler(struct chaos_run *r, int64_t now)
+{
+    return pause_one(r, CHAOS_SCHEDULER, now);
 }
 
 static bool redis_down(struct chaos_run *r, int64_t now, bool shutdown)
@@ -132,15 +142,11 @@ static bool rolling(struct chaos_run *r, int64_t now)
 }
 
 static const inject_fn injectors[CHAOS_FAULT__COUNT] = {
-    [CHAOS_KILL_WORKER] = kill_worker,
-    [CHAOS_KILL_SCHEDULER] = kill_scheduler,
-    [CHAOS_PAUSE_WORKER] = pause_worker,
-    [CHAOS_REDIS_KILL] = redis_kill,
-    [CHAOS_REDIS_SHUTDOWN] = redis_shutdown,
-    [CHAOS_BROKER_DOWN] = broker_down,
-    [CHAOS_REQUEST_ERRORS] = request_errors,
-    [CHAOS_LATENCY] = latency,
-    [CHAOS_POISON] = poison,
+    [CHAOS_KILL_WORKER] = kill_worker,   [CHAOS_KILL_SCHEDULER] = kill_scheduler,
+    [CHAOS_PAUSE_WORKER] = pause_worker, [CHAOS_PAUSE_SCHEDULER] = pause_scheduler,
+    [CHAOS_REDIS_KILL] = redis_kill,     [CHAOS_REDIS_SHUTDOWN] = redis_shutdown,
+    [CHAOS_BROKER_DOWN] = broker_down,   [CHAOS_REQUEST_ERRORS] = request_errors,
+    [CHAOS_LATENCY] = latency,           [CHAOS_POISON] = poison,
     [CHAOS_ROLLING] = rolling,
 };
 

@@ -46,7 +46,8 @@ static void produce_start(struct chaos_run *r, int i)
     char *bytes;
 
     snprintf(id, sizeof(id), CHAOS_ID_PREFIX "%d", i);
-    bytes = encode_start(id, json_pack("{s:i}", "i", i), &len);
+    bytes = encode_start(
+        id, json_pack("{s:i, s:i}", "i", i, "sleep_ms", r->opts->sleep_ms), &len);
     while (bytes && !chaos_interrupted &&
            produce(r->load_rk, r, id, bytes, len, &r->batches[i]))
         rd_kafka_poll(r->load_rk, 100);

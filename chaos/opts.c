@@ -30,6 +30,9 @@ struct flag {
 static const struct flag flags[] = {
     {"instances", INT, O(instances), "workflow instances to start [5000]"},
     {"rate", INT, O(rate), "starts per second, 0: as fast as possible [100]"},
+    {"sleep", SECONDS, O(sleep_ms),
+     "a durable sleep between the first and second step: a timer per instance "
+     "[0: none]"},
     {"duration", SECONDS, O(duration_ms), "how long faults are injected, s [60]"},
     {"workers", INT, O(workers), "worker processes [3]"},
     {"schedulers", INT, O(schedulers), "scheduler processes [2]"},
@@ -43,7 +46,8 @@ static const struct flag flags[] = {
 #undef X
         {"no-faults", NOFAULT, 0, "turn every fault off (then turn some on again)"},
     {"restart-after", SECONDS, O(restart_after_ms), "a killed process's downtime [0.5]"},
-    {"pause-for", SECONDS, O(pause_ms), "how long a paused worker stays stopped [3]"},
+    {"pause-for", SECONDS, O(pause_ms),
+     "how long a paused worker or scheduler stays stopped [3]"},
     {"redis-down-for", SECONDS, O(redis_down_ms), "redis downtime per restart [1]"},
     {"broker-down-for", SECONDS, O(broker_down_ms), "broker downtime [2]"},
     {"latency-for", SECONDS, O(latency_for_ms), "how long the latency lasts [3]"},
@@ -76,6 +80,11 @@ static const struct preset {
      "baseline run first for the throughput ratio"},
     {"d", "--no-faults --redis-kill 60@20 --redis-shutdown 60@40",
      "redis killed at 20 s and shut down at 40 s, each restarted on its AOF"},
+    {"e",
+     "--no-faults --sleep 0.5 --kill-worker 10 --pause-scheduler 20@4 --pause-for 12",
+     "every instance sleeps 0.5 s between two steps (a timer each); a scheduler is "
+     "paused for 12 s every 20 s, longer than the leases of what it claimed (timers "
+     "10 s), so the other one does its work meanwhile; a worker killed every 10 s"},
     {"smoke",
      "--no-faults --instances 600 --duration 20 --kill-worker 60@6 --redis-kill 60@10 "
      "--poison 60@3 --drain 60 --stall 20",
@@ -90,11 +99,12 @@ static const struct preset {
 static void defaults(struct chaos_opts *o)
 {
     static const struct chaos_every every[CHAOS_FAULT__COUNT] = {
-        [CHAOS_KILL_WORKER] = {8000, 8000},      [CHAOS_KILL_SCHEDULER] = {5000, 5000},
-        [CHAOS_PAUSE_WORKER] = {20000, 10000},   [CHAOS_REDIS_KILL] = {60000, 20000},
-        [CHAOS_REDIS_SHUTDOWN] = {60000, 40000}, [CHAOS_BROKER_DOWN] = {60000, 25000},
-        [CHAOS_REQUEST_ERRORS] = {10000, 3000},  [CHAOS_LATENCY] = {30000, 14000},
-        [CHAOS_POISON] = {60000, 6000},          [CHAOS_ROLLING] = {60000, 32000},
+        [CHAOS_KILL_WORKER] = {8000, 8000},    [CHAOS_KILL_SCHEDULER] = {5000, 5000},
+        [CHAOS_PAUSE_WORKER] = {20000, 10000}, [CHAOS_PAUSE_SCHEDULER] = {20000, 16000},
+        [CHAOS_REDIS_KILL] = {60000, 20000},   [CHAOS_REDIS_SHUTDOWN] = {60000, 40000},
+        [CHAOS_BROKER_DOWN] = {60000, 25000},  [CHAOS_REQUEST_ERRORS] = {10000, 3000},
+        [CHAOS_LATENCY] = {30000, 14000},      [CHAOS_POISON] = {60000, 6000},
+        [CHAOS_ROLLING] = {60000, 32000},
     };
 
     *o = (struct chaos_opts){.instances = 5000,
@@ -130,7 +140,8 @@ bool chaos_opts_kills(const struct chaos_opts *o)
 {
     return o->fault[CHAOS_KILL_WORKER].every_ms ||
            o->fault[CHAOS_KILL_SCHEDULER].every_ms ||
-           o->fault[CHAOS_PAUSE_WORKER].every_ms || o->fault[CHAOS_ROLLING].every_ms;
+           o->fault[CHAOS_PAUSE_WORKER].every_ms ||
+           o->fault[CHAOS_PAUSE_SCHEDULER].every_ms || o->fault[CHAOS_ROLLING].every_ms;
 }
 
 /* Prints text from column indent on, in lines of at most 80 columns. */

@@ -1,5 +1,6 @@
 /* The chaos suite's workload (chaos/, `make chaos`): a workflow of three
- * steps in sequence whose activity sleeps a random 5-50 ms. Each execution of
+ * steps in sequence whose activity sleeps a random 5-50 ms, with a durable
+ * sleep of the input's sleep_ms (a timer) after the first when it is set. Each execution of
  * the activity writes one line, as it begins, to the process's stderr, which
  * the chaos driver appends to its log and counts afterwards (ts: wall clock,
  * ms since the epoch, for the driver's timeline):
@@ -63,9 +64,13 @@ static int chaos_step(bt_act *act, const json_t *input, json_t **result)
 
 static bt_poll chaos3(bt_wf *wf, const json_t *input)
 {
-    (void)input;
-    for (int step = 1; step <= CHAOS_STEPS; step++)
+    json_int_t sleep_ms = json_integer_value(json_object_get(input, "sleep_ms"));
+
+    for (int step = 1; step <= CHAOS_STEPS; step++) {
         BT_RUN(wf, NULL, "chaos_step", json_pack("{s:i}", "step", step), NULL);
+        if (step == 1 && sleep_ms > 0)
+            BT_SLEEP(wf, sleep_ms);
+    }
     return bt_complete(wf, json_pack("{s:i}", "steps", CHAOS_STEPS));
 }
 
