@@ -10,6 +10,7 @@
 
 #include "archive.h"
 #include "err.h"
+#include "failpoint.h"
 #include "history.h"
 #include "instance.h"
 #include "log.h"
@@ -626,8 +627,11 @@ int bt_archive_settle(struct bt_store *store, struct bt_archive_run *runs, size_
                "cannot archive runs: %s; trying again in 10 s count=%zu workflow=%s "
                "run=%d",
                rd_kafka_err2str(first->batch.err), failed, first->id, first->run);
-    reply = bt_redis_eval(bt_store_redis(store), bt_lua_retention_delete, 2,
-                          (int)(4 + 6 * n), argv, NULL);
+    if (bt_failpoint("retention-delete-refused")) /* a real refusal: no such script */
+        reply = bt_redis_command(bt_store_redis(store), "EVALSHA %040d 0", 0);
+    else
+        reply = bt_redis_eval(bt_store_redis(store), bt_lua_retention_delete, 2,
+                              (int)(4 + 6 * n), argv, NULL);
     ret = BT_EAGAIN;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
         if (reply && reply->type == REDIS_REPLY_ERROR)

@@ -465,6 +465,48 @@ Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
     bt_test_stop(scheduler, BT_TEST_STOP_MS);
 }
 
+/* Redis refuses the delete of a claimed batch, and keeps refusing it (the
+ * failpoint sends a script Redis does not have): the scheduler tries again
+ * a second later each time, says so, and deletes nothing; it does not retry
+ * at every round of its loop (a spin at full CPU, thousands of refusals a
+ * second). */
+Test(retention, a_delete_redis_keeps_refusing_is_tried_again_each_second)
+{
+    const char *refused = "retention delete refused by redis";
+    const int n = 10;
+    pid_t worker, scheduler;
+    size_t before, after;
+    bool ok;
+
+    UNSHARDED_ONLY();
+
+    retention("1s", NULL);
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "q-%d", i);
+        start("chain3", id);
+    }
+    await_all("q", n, "completed", 60000);
+    cr_assert_eq(bt_test_stop(worker, 20000), 0);
+    bt_stack_setenv(&stack, 2, "BATON_FAILPOINTS=retention-delete-refused");
+    cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, refused) >= 1, 30000);
+    cr_assert(ok, "the scheduler tried to delete the claimed runs");
+    /* a window of 4 s, to count the tries in it */
+    before = bt_test_count_lines_with(stack.log, refused);
+    int64_t until = bt_test_now_ms() + 4000;
+    while (bt_test_now_ms() < until) {
+        cr_assert_eq(left("q", n), n, "deleted though Redis refused");
+        bt_test_sleep_ms(100);
+    }
+    after = bt_test_count_lines_with(stack.log, refused);
+    cr_expect(after - before >= 2 && after - before <= 6,
+              "%zu refusals in 4 s: one a second expected", after - before);
+    cr_expect_eq(bt_stack_zcard(&stack, "retention:leased"), n, "the claims are kept");
+    bt_test_stop(scheduler, BT_TEST_STOP_MS);
+}
+
 /* Redis is killed (SIGKILL) and restarted while a batch of runs is claimed
  * and its archive produced but not confirmed (the broker is down meanwhile,
  * to hold the batch there): the claims survive in Redis's append-only file,
