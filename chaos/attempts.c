@@ -20,7 +20,7 @@
 #include "chaos.h"
 #include "tree.h"
 
-#define CHAOS_ATTEMPTS 3
+#define CHAOS_ATTEMPTS 5
 
 static volatile sig_atomic_t child_pid;
 

@@ -307,7 +307,7 @@ int chaos_run(struct chaos_run *r, const char *dir);
 /* The exit status of a run that died of an abort. */
 #define CHAOS_EXIT_ABORT 3
 /* Runs body(argc, argv) in a child and returns its exit status; a run that
- * the embedded Kafka cluster's own assertion aborted is run again (at most 3
+ * the embedded Kafka cluster's own assertion aborted is run again (at most 5
  * attempts), any other abort is 2: no verdict. */
 int chaos_attempts(int (*body)(int, char **), int argc, char **argv);
 /* Frees what a run kept for its report. */
