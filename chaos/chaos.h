@@ -32,6 +32,7 @@
 #define CHAOS_POISON_ID      "chaos-poison"
 #define CHAOS_WARMUP_ID      "chaos-warmup"
 #define CHAOS_ID_PREFIX      "wf-" /* instance i is "wf-<i>" */
+#define CHAOS_MAX_OUTAGES    64    /* redis or broker down: kept for the stall check */
 
 /* The fault kinds: enum value, flag name, what one injection does. */
 #define CHAOS_FAULTS(X)                                                                  \
@@ -167,6 +168,13 @@ struct chaos_run {
     int64_t next_fault[CHAOS_FAULT__COUNT];
     int injected[CHAOS_FAULT__COUNT], skipped[CHAOS_FAULT__COUNT];
     int64_t broker_up_at, rtt_off_at, redis_up_at;
+    /* when redis or the broker was down, ms since t0 (to: INT64_MAX while it
+     * lasts): no progress is expected then, and the stall check leaves those
+     * seconds out (report.c) */
+    struct chaos_outage {
+        int64_t from, to;
+    } outages[CHAOS_MAX_OUTAGES];
+    int n_outages, redis_outage, broker_outage; /* -1: none open */
     int rolling_next;   /* index among the workers, -1: not rolling */
     pid_t rolling_pid;  /* the worker SIGTERMed for it */
     int64_t rolling_at; /* when the next step may go */

@@ -55,6 +55,22 @@ static bool pause_scheduler(struct chaos_run *r, int64_t now)
     return pause_one(r, CHAOS_SCHEDULER, now);
 }
 
+/* Opens an outage at now; returns its index, or -1 when there is no room. */
+static int outage_begin(struct chaos_run *r, int64_t now)
+{
+    if (r->n_outages >= CHAOS_MAX_OUTAGES)
+        return -1;
+    r->outages[r->n_outages] = (struct chaos_outage){now - r->t0, INT64_MAX};
+    return r->n_outages++;
+}
+
+static void outage_end(struct chaos_run *r, int *i, int64_t now)
+{
+    if (*i >= 0)
+        r->outages[*i].to = now - r->t0;
+    *i = -1;
+}
+
 static bool redis_down(struct chaos_run *r, int64_t now, bool shutdown)
 {
     if (!r->redis_up)
@@ -63,6 +79,7 @@ static bool redis_down(struct chaos_run *r, int64_t now, bool shutdown)
                (long long)r->opts->redis_down_ms);
     chaos_stack_redis_down(r, shutdown);
     r->redis_up_at = now + r->opts->redis_down_ms;
+    r->redis_outage = outage_begin(r, now);
     return true;
 }
 
@@ -83,6 +100,7 @@ static bool broker_down(struct chaos_run *r, int64_t now)
     chaos_note(r, "fault: broker down for_ms=%lld", (long long)r->opts->broker_down_ms);
     rd_kafka_mock_broker_set_down(r->kafka.mcluster, -1);
     r->broker_up_at = now + r->opts->broker_down_ms;
+    r->broker_outage = outage_begin(r, now);
     return true;
 }
 
@@ -185,6 +203,7 @@ static void end_due(struct chaos_run *r, int64_t now, int64_t real_now)
         chaos_note(r, "broker up");
         rd_kafka_mock_broker_set_up(r->kafka.mcluster, -1);
         r->broker_up_at = 0;
+        outage_end(r, &r->broker_outage, real_now);
     }
     if (r->rtt_off_at && now >= r->rtt_off_at) {
         chaos_note(r, "broker latency off");
@@ -195,6 +214,7 @@ static void end_due(struct chaos_run *r, int64_t now, int64_t real_now)
         if (chaos_stack_redis_up(r) == 0) {
             chaos_note(r, "redis up");
             r->redis_up_at = 0;
+            outage_end(r, &r->redis_outage, real_now);
         } else {
             chaos_note(r, "redis does not start again; retrying in 1 s");
             r->redis_up_at = real_now + 1000;

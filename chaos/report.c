@@ -17,7 +17,7 @@ struct verdict {
     int exec_max, unexecuted, rerun_steps, exec_bound;
     int most_inst, most_step; /* the first step that ran exec_max times */
     double exec_mean;
-    int stalls, max_gap_s;
+    int stalls, max_gap_s, max_own_gap_s; /* own: store outages left out */
     double tput, tput_after, tput_all;
     bool pass;
 };
@@ -40,15 +40,29 @@ static const char *const notable[] = {
 };
 #define N_NOTABLE (sizeof(notable) / sizeof(notable[0]))
 
+/* Whether second s (since t0) overlaps an outage of redis or the broker. */
+static bool in_outage(const struct chaos_run *r, int s)
+{
+    for (int i = 0; i < r->n_outages; i++)
+        if (r->outages[i].from < (int64_t)(s + 1) * 1000 &&
+            r->outages[i].to > (int64_t)s * 1000)
+            return true;
+    return false;
+}
+
 /* Progress is a step that begins or a result. A stall is stall_ms or more,
  * in whole seconds, without progress while some started instance has no
  * result yet: "no result" alone would call the start of a burst a stall, as
- * its first results come only once every first and second step has run. The
- * stretch at the end counts when some instance never got a result. */
+ * its first results come only once every first and second step has run.
+ * The seconds in which redis or the broker was down do not count towards a
+ * stall (nothing can progress then: the injected outage is not baton's dead
+ * time); the gap printed (max_gap) counts them. The stretch at the end
+ * counts when some instance never got a result. */
 static void stalls(const struct chaos_run *r, const int *starts, const int *done,
                    struct verdict *v)
 {
-    int outstanding = 0, stretch = 0, limit = (int)((r->opts->stall_ms + 999) / 1000);
+    int outstanding = 0, stretch = 0, own = 0;
+    int limit = (int)((r->opts->stall_ms + 999) / 1000);
 
     for (int s = 0; s <= r->n_seconds; s++) {
         bool idle = false;
@@ -60,12 +74,15 @@ static void stalls(const struct chaos_run *r, const int *starts, const int *done
         }
         if (idle) {
             stretch++;
+            own += !in_outage(r, s);
             continue;
         }
-        v->stalls += stretch >= limit;
+        v->stalls += own >= limit;
         if (stretch > v->max_gap_s)
             v->max_gap_s = stretch;
-        stretch = 0;
+        if (own > v->max_own_gap_s)
+            v->max_own_gap_s = own;
+        stretch = own = 0;
     }
 }
 
@@ -240,9 +257,9 @@ static void digest(const struct chaos_run *r, const struct verdict *v)
     fprintf(stderr,
             "%s: %d results read (%d of other ids), %ld executions (%ld of attempt > 1), "
             "%d steps run more than once, lost starts %d, longest time without progress "
-            "%d s\n",
+            "%d s (%d s with redis and the broker up)\n",
             r->name, r->raw_results, r->other_results, r->executions, r->exec_retries,
-            v->rerun_steps, r->lost_starts, v->max_gap_s);
+            v->rerun_steps, r->lost_starts, v->max_gap_s, v->max_own_gap_s);
     fprintf(stderr,
             "%s: limits: results %d, duplicates %d, executions per step %d, stall %.0f "
             "s\n",

@@ -171,6 +171,7 @@ int chaos_run(struct chaos_run *r, const char *dir)
 
     r->log_fd = -1;
     r->rolling_next = -1;
+    r->redis_outage = r->broker_outage = -1;
     r->seed = r->opts->seed;
     if (chaos_count_init(r) || chaos_stack_start(r, dir) || chaos_procs_start(r) ||
         chaos_load_init(r) || chaos_reader_open(&rd, r, "results") || warm_up(r, &rd) ||

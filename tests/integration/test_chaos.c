@@ -196,3 +196,48 @@ Test(chaos, another_abort_is_no_verdict_and_not_run_again, .timeout = 120)
     cr_expect_eq(out.summary[0], '\0', "a verdict: %s", out.summary);
     clean(&out);
 }
+
+/* The stall check can fail: the only worker is down for 8 s (and its
+ * partitions come back a rebalance later) while instances wait. */
+Test(chaos, a_worker_down_longer_than_the_stall_limit_is_a_stall, .timeout = 150)
+{
+    BT_TEST_RELEASE_ONLY();
+    struct chaos_out out;
+    int status = run_chaos(
+        (const char *const[]){"--no-faults", "--workers", "1", "--instances", "200",
+                              "--rate", "20", "--duration", "12", "--kill-worker", "60@3",
+                              "--restart-after", "8", "--stall", "5", "--drain", "60",
+                              NULL},
+        &out, 120000);
+
+    cr_log_info("%s", out.summary);
+    cr_assert_eq(status, 1, "baton-chaos exited %d: %s (output in %s)", status,
+                 out.summary, out.path);
+    cr_expect(strstr(out.summary, "results=200/200[PASS]"), "%s", out.summary);
+    cr_expect(strstr(out.summary, "stalls=1[FAIL]"), "%s", out.summary);
+    clean(&out);
+}
+
+/* Nothing can progress while redis is down: 8 s of it are no stall of
+ * baton's (the limit is 5 s), though the gap printed counts them. */
+Test(chaos, a_redis_outage_is_not_a_stall, .timeout = 150)
+{
+    BT_TEST_RELEASE_ONLY();
+    struct chaos_out out;
+    int gap = -1;
+    int status = run_chaos(
+        (const char *const[]){"--no-faults", "--instances", "200", "--rate", "20",
+                              "--duration", "12", "--redis-kill", "60@3",
+                              "--redis-down-for", "8", "--stall", "5", "--drain", "60",
+                              NULL},
+        &out, 120000);
+    const char *g = strstr(out.summary, "max_gap=");
+
+    cr_log_info("%s", out.summary);
+    cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
+                 out.summary, out.path);
+    cr_assert(g && sscanf(g, "max_gap=%ds", &gap) == 1, "%s", out.summary);
+    cr_expect_gt(gap, 5, "the outage is in the gap: %s", out.summary);
+    cr_expect(strstr(out.summary, "stalls=0[PASS]"), "%s", out.summary);
+    clean(&out);
+}
