@@ -23,18 +23,38 @@
 #include "instance.h"
 #include "outbox.h"
 
-/* Whether the command v ("<topic>\n<key>\n<payload>", split at nl1 and nl2)
- * is a result already on the results topic. */
+static bool is_result(const redisReply *v)
+{
+    return v->len >= 8 && !memcmp(v->str, "results\n", 8);
+}
+
+/* When the result in outbox entry v was made (its "ts", wall ms); 0 when v
+ * is no result or says no time. */
+static int64_t result_made_ms(const redisReply *v)
+{
+    const char *nl2 = is_result(v) ? memchr(v->str + 8, '\n', v->len - 8) : NULL;
+    json_t *msg;
+    int64_t made = 0;
+
+    if (nl2 &&
+        (msg = json_loadb(nl2 + 1, v->len - (size_t)(nl2 + 1 - v->str), 0, NULL))) {
+        made = json_integer_value(json_object_get(msg, "ts"));
+        json_decref(msg);
+    }
+    return made;
+}
+
+/* Whether the command v ("<topic>\n<key>\n<payload>", split at nl1 and nl2),
+ * made at made_ms, is a result already on the results topic. */
 static bool delivered(const struct bt_config *cfg, struct bt_outbox_sweep *sw,
                       const char *topic, const redisReply *v, const char *nl1,
-                      const char *nl2)
+                      const char *nl2, int64_t made_ms)
 {
     char key[300], errstr[256];
-    struct bt_sought s = {key, nl2 + 1, v->len - (size_t)(nl2 + 1 - v->str), 0, false};
-    json_t *msg;
+    struct bt_sought s = {key, nl2 + 1, v->len - (size_t)(nl2 + 1 - v->str), made_ms,
+                          false};
 
-    if ((size_t)(nl1 - v->str) != 7 || memcmp(v->str, "results", 7) ||
-        (size_t)(nl2 - nl1 - 1) >= sizeof(key))
+    if (!is_result(v) || (size_t)(nl2 - nl1 - 1) >= sizeof(key))
         return false;
     if (!sw->reader &&
         !(sw->reader = bt_lookback_reader_new(cfg, errstr, sizeof(errstr)))) {
@@ -42,10 +62,6 @@ static bool delivered(const struct bt_config *cfg, struct bt_outbox_sweep *sw,
         return false;
     }
     snprintf(key, sizeof(key), "%.*s", (int)(nl2 - nl1 - 1), nl1 + 1);
-    if ((msg = json_loadb(s.payload, s.len, 0, NULL))) {
-        s.made_ms = json_integer_value(json_object_get(msg, "ts"));
-        json_decref(msg);
-    }
     if (bt_lookback(sw->reader, cfg, topic, &s, 1))
         bt_log(BT_LOG_WARN,
                "cannot tell whether a result was sent; sending it: workflow=%s", key);
@@ -148,7 +164,7 @@ static bool may_send(struct bt_store *store, const char *id, const redisReply *v
 {
     char me[320], host[256] = "";
 
-    if (v->len < 8 || memcmp(v->str, "results\n", 8))
+    if (!is_result(v))
         return true;
     gethostname(host, sizeof(host) - 1);
     snprintf(me, sizeof(me), "scheduler@%s:%d", host, (int)getpid());
@@ -192,8 +208,14 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     for (size_t i = 0; i + 1 < hash->elements; i += 2) {
         const redisReply *v = hash->element[i + 1];
         enum held h = held(cfg, r, hash->element[i]->str, v, grace_ms);
-        unsure = unsure || h == HELD_UNSURE;
-        if (h == HELD_RUNNING || h == HELD_UNSURE || !may_send(store, id, v, &right))
+        int64_t made = result_made_ms(v);
+        /* A result made within the grace was committed after this sweep
+         * claimed the instance (the index said its last commit was older):
+         * its worker is sending it now. Looked at again soon. */
+        bool young = made > 0 && bt_clock_now_ms() - made < grace_ms;
+        unsure = unsure || h == HELD_UNSURE || young;
+        if (h == HELD_RUNNING || h == HELD_UNSURE || young ||
+            !may_send(store, id, v, &right))
             continue;
         if (h == HELD_STALE) {
             argv[2 + forgotten++] = hash->element[i]->str;
@@ -206,7 +228,7 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
             char suffix[300];
             snprintf(suffix, sizeof(suffix), "%.*s", (int)(nl1 - v->str), v->str);
             bt_kafka_topic(cfg, suffix, topic, sizeof(topic));
-            if (delivered(cfg, sw, topic, v, nl1, nl2)) {
+            if (delivered(cfg, sw, topic, v, nl1, nl2, made)) {
                 bt_log(BT_LOG_INFO,
                        "result found sent, not sending it again: workflow=%s", id);
             } else if (bt_kafka_produce(rk, topic, nl1 + 1, (size_t)(nl2 - nl1 - 1),
