@@ -211,8 +211,10 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
         int64_t made = result_made_ms(v);
         /* A result made within the grace was committed after this sweep
          * claimed the instance (the index said its last commit was older):
-         * its worker is sending it now. Looked at again soon. */
-        bool young = made > 0 && bt_clock_now_ms() - made < grace_ms;
+         * its worker is sending it now. Looked at again soon. (A time a
+         * minute or more ahead of ours is a clock gone wrong, not young.) */
+        int64_t now = bt_clock_now_ms();
+        bool young = made > now - grace_ms && made < now + 60000;
         unsure = unsure || h == HELD_UNSURE || young;
         if (h == HELD_RUNNING || h == HELD_UNSURE || young ||
             !may_send(store, id, v, &right))
