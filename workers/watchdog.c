@@ -45,7 +45,8 @@ static int64_t waiting(rd_kafka_t *consumer, rd_kafka_topic_partition_list_t *pa
         if (high > from)
             total += high - from;
     }
-    rd_kafka_topic_partition_list_destroy(committed);
+    if (committed) /* NULL when the look failed: Kafka away */
+        rd_kafka_topic_partition_list_destroy(committed);
     return total;
 }
 

@@ -281,6 +281,50 @@ Test(faults, a_worker_whose_task_fetch_stops_is_mended_by_its_watchdog, .init = 
     cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
 
+/* The watchdog reads the group's committed offsets when a consumer took
+ * nothing for watchdog-ms (an eager worker's task consumer, always). With
+ * the broker down that read fails, and the worker freed a list it had not
+ * got: a crash (SIGSEGV), seen in a chaos run with the broker down 12 s. */
+Test(faults, a_watchdog_look_while_the_broker_is_down_is_no_crash, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    struct bt_stack_results r;
+    pid_t worker;
+    int64_t until;
+
+    bt_stack_setenv(&stack, 0, "BATON_WATCHDOG_MS=300");
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    cr_assert_gt(worker, 0);
+    for (int i = 0; i < 5; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "wb-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
+                     0);
+    }
+    bt_stack_results(&stack, &r, 5, 60000);
+    json_decref(r.by_id);
+    cr_assert_eq(r.distinct, 5, "results before the outage: %d of 5", r.distinct);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(stack.kafka.mcluster, 1), 0);
+    /* several of the watchdog's looks while it is down */
+    until = bt_test_now_ms() + 4000;
+    while (bt_test_now_ms() < until) {
+        cr_assert_lt(bt_test_wait(worker, 0), 0, "the worker died with the broker down");
+        bt_test_sleep_ms(100);
+    }
+    cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
+    for (int i = 5; i < 10; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "wb-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
+                     0);
+    }
+    bt_stack_results(&stack, &r, 10, 60000);
+    json_decref(r.by_id);
+    cr_assert_lt(bt_test_wait(worker, 0), 0, "the worker died (its log: %s)", stack.log);
+    cr_assert_eq(r.distinct, 10, "results: %d of 10", r.distinct);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+}
+
 static bool collect_reasons(const json_t *msg, void *arg)
 {
     json_array_append(arg, json_object_get(msg, "reason"));
