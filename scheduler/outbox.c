@@ -173,14 +173,15 @@ static bool may_send(struct bt_store *store, const char *id, const redisReply *v
     return *right == 1;
 }
 
-/* Instance id's commands wait on a worker not known to be gone yet: looked
- * at again BT_OUTBOX_GONE_MS from now, not a grace from now (its claim). */
-static void look_again_soon(struct bt_store *store, const char *id, int64_t grace_ms)
+/* Instance id is looked at again at the time at (wall ms), not a grace from
+ * now (its claim): the index's score is its last commit, which the sweep
+ * takes a grace after. */
+static void look_again_at(struct bt_store *store, const char *id, int64_t grace_ms,
+                          int64_t at)
 {
     char kp[BT_STORE_KP_SIZE], score[32];
 
-    snprintf(score, sizeof(score), "%lld",
-             (long long)(bt_clock_now_ms() - grace_ms + BT_OUTBOX_GONE_MS));
+    snprintf(score, sizeof(score), "%lld", (long long)(at - grace_ms));
     freeReplyObject(bt_redis_command(bt_store_redis(store), "ZADD %s:outbox XX %s %s",
                                      bt_store_kp_of(store, id, kp, sizeof(kp)), score,
                                      id));
@@ -195,7 +196,7 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     redisReply *hash, *ack = NULL;
     const char **argv = NULL;
     int ret = BT_EAGAIN, sent = 0, forgotten = 0, right = -1;
-    bool unsure = false;
+    int64_t now = bt_clock_now_ms(), again = INT64_MAX; /* INT64_MAX: a grace */
 
     bt_store_key(store, id, ":outbox", key, sizeof(key));
     hash = bt_redis_command(r, "HGETALL %s", key);
@@ -209,13 +210,15 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
         const redisReply *v = hash->element[i + 1];
         enum held h = held(cfg, r, hash->element[i]->str, v, grace_ms);
         int64_t made = result_made_ms(v);
-        /* A result made within the grace was committed after this sweep
-         * claimed the instance (the index said its last commit was older):
-         * its worker is sending it now. Looked at again soon. (A time a
-         * minute or more ahead of ours is a clock gone wrong, not young.) */
-        int64_t now = bt_clock_now_ms();
-        bool young = made > now - grace_ms && made < now + 60000;
-        unsure = unsure || h == HELD_UNSURE || young;
+        /* A result is its worker's to send for BT_OUTBOX_RESULT_GRACE_MS
+         * (one committed since this sweep claimed the instance, too): looked
+         * at again when it is that old. (A time a minute or more ahead of
+         * ours is a clock gone wrong, not a young result.) */
+        bool young = made > now - BT_OUTBOX_RESULT_GRACE_MS && made < now + 60000;
+        if (young && made + BT_OUTBOX_RESULT_GRACE_MS < again)
+            again = made + BT_OUTBOX_RESULT_GRACE_MS;
+        if (h == HELD_UNSURE && now + BT_OUTBOX_GONE_MS < again)
+            again = now + BT_OUTBOX_GONE_MS;
         if (h == HELD_RUNNING || h == HELD_UNSURE || young ||
             !may_send(store, id, v, &right))
             continue;
@@ -250,8 +253,8 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
     snprintf(count, sizeof(count), "%d", forgotten);
     argv[1] = count;
     ack = bt_redis_eval(r, bt_lua_ack, 1, 2 + forgotten, argv, NULL);
-    if (unsure)
-        look_again_soon(store, id, grace_ms);
+    if (again != INT64_MAX)
+        look_again_at(store, id, grace_ms, again);
     ret = sent;
 out:
     /* queued messages point at batch: it must outlive their reports */

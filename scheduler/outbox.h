@@ -26,6 +26,13 @@
 #define BT_OUTBOX_GONE_MS        2000
 #define BT_OUTBOX_MISSING_TTL_MS 10000
 
+/* A result in an outbox is sent again only once it was made this long ago
+ * (longer than the sweep's grace): until then its worker may still be
+ * delivering it, through a Kafka outage (librdkafka keeps it queued) or a
+ * Redis one (it commits when Redis is back), and a look on the results
+ * topic that comes before its copy lands would send it twice. */
+#define BT_OUTBOX_RESULT_GRACE_MS 30000
+
 /* Where a sweep round is, between calls (zero it to start). */
 struct bt_outbox_sweep {
     bool more;          /* more entries may be past their grace: call again soon */
