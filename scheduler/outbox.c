@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "history.h"
 #include "kafka.h"
 #include "log.h"
 #include "lookback.h"
@@ -156,6 +157,35 @@ static enum held held(const struct bt_config *cfg, struct bt_redis *r, const cha
                                                                        : HELD_RUNNING;
 }
 
+/* The hold on result v of instance id: its worker is the one that wrote the
+ * run's last history record (the commit that ended the run). While that
+ * worker lives the result is its to deliver, through a Kafka outage of any
+ * length (librdkafka keeps it queued, the worker sends it again when it
+ * times out); once it is gone (two looks, as for an eager task) the sweep
+ * sends it. NOT_HELD when the record names no worker. */
+static enum held result_held(const struct bt_config *cfg, struct bt_store *store,
+                             const char *id, const redisReply *v, int64_t grace_ms)
+{
+    struct bt_redis *r = bt_store_redis(store);
+    char key[600], field[320];
+    redisReply *last = bt_redis_command(r, "LINDEX %s -1",
+                                        bt_history_key(store, id, 0, key, sizeof(key)));
+    char *text = last && last->type == REDIS_REPLY_STRING
+                     ? bt_history_unpack(last->str, last->len)
+                     : NULL;
+    json_t *record = text ? json_loads(text, 0, NULL) : NULL;
+    const char *worker = json_string_value(json_object_get(record, "worker"));
+    enum held h = !last ? HELD_UNSURE : NOT_HELD;
+
+    if (worker && snprintf(field, sizeof(field), "r" BT_HELD_MARK "%s", worker) <
+                      (int)sizeof(field))
+        h = held(cfg, r, field, v, grace_ms);
+    json_decref(record);
+    free(text);
+    freeReplyObject(last);
+    return h;
+}
+
 /* Whether the outbox entry v of instance id may be sent here: any command
  * but a result, and a result once this sweep has the right to send it
  * (*right: -1 not asked yet, then bt_store_take_resend's answer). */
@@ -210,6 +240,9 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
         const redisReply *v = hash->element[i + 1];
         enum held h = held(cfg, r, hash->element[i]->str, v, grace_ms);
         int64_t made = result_made_ms(v);
+
+        if (made > 0 && h == NOT_HELD)
+            h = result_held(cfg, store, id, v, grace_ms);
         /* A result is its worker's to send for BT_OUTBOX_RESULT_GRACE_MS
          * (one committed since this sweep claimed the instance, too): looked
          * at again when it is that old. (A time a minute or more ahead of

@@ -308,6 +308,49 @@ Test(outbox, the_sweep_leaves_a_result_another_process_is_sending, .init = setup
     cr_assert_eq(got.n[1], 1, "ob-1's result is on the topic %d times", got.n[1]);
 }
 
+/* A result left in an outbox past every grace whose worker (the one that
+ * wrote the run's last history record) still lives is that worker's to
+ * deliver: it may be waiting out a Kafka outage with the result queued
+ * (seen: 5 results twice with the broker down 25 s). The sweep leaves it
+ * while the worker's heartbeat key lives, and sends it once it is gone. */
+Test(outbox, the_sweep_leaves_a_result_to_its_live_worker_and_sends_it_once_it_is_gone,
+     .init = setup, .fini = teardown, .timeout = 90)
+{
+    struct sent got = {0};
+    char key[256], record[256];
+    redisReply *reply;
+    int64_t until;
+    bool ok;
+
+    put_unsent_result("ob-1", "r", 1); /* made a minute ago */
+    snprintf(record, sizeof(record),
+             "{\"ev\":\"finished\",\"status\":\"completed\",\"ts\":%lld,"
+             "\"worker\":\"here:7\"}",
+             (long long)time(NULL) * 1000 - 60000);
+    reply = bt_stack_redis(&stack, "RPUSH %s %s",
+                           bt_stack_key(&stack, "ob-1", ":h", key, sizeof(key)), record);
+    cr_assert(reply && reply->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+    reply = bt_stack_redis(&stack, "SET %s:alive:here:7 1 PX 60000", stack.prefix);
+    cr_assert(reply && reply->type == REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+
+    cr_assert_gt(bt_stack_scheduler(&stack), 0);
+    BT_TEST_WAIT_UNTIL(ok, index_score("ob-1") > 1, 20000);
+    cr_assert(ok, "the sweep never looked at ob-1");
+    /* past another look (a grace later): still its worker's */
+    until = bt_test_now_ms() + 7000;
+    while (bt_test_now_ms() < until) {
+        cr_assert_eq(outboxes_left(), 1, "sent while its worker lives");
+        bt_test_sleep_ms(100);
+    }
+    freeReplyObject(bt_stack_redis(&stack, "DEL %s:alive:here:7", stack.prefix));
+    BT_TEST_WAIT_UNTIL(ok, outbox_left() == 0, 40000);
+    cr_assert(ok, "sent once its worker was gone: %lld left", outbox_left());
+    bt_stack_read_all(&stack, "results", 10000, count_result, &got);
+    cr_assert_eq(got.n[1], 1, "ob-1's result is on the topic %d times", got.n[1]);
+}
+
 static bool count_tasks(const json_t *msg, void *arg)
 {
     const char *id = json_string_value(json_object_get(msg, "id"));
