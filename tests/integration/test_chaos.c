@@ -162,12 +162,13 @@ Test(chaos, a_run_the_embedded_cluster_aborts_runs_again_and_has_a_verdict,
 {
     BT_TEST_RELEASE_ONLY();
     static const char *const quick[] = {"--no-faults", "--instances", "50", "--duration",
-                                        "2", "--drain", "8", NULL};
+                                        "2",           "--drain",     "8",  NULL};
     struct chaos_out out;
-    int status = run_chaos_env(
-        quick, (const char *const[]){"BATON_FAILPOINTS=chaos-abort-as-the-embedded-cluster",
-                                     NULL},
-        &out, 120000);
+    int status =
+        run_chaos_env(quick,
+                      (const char *const[]){
+                          "BATON_FAILPOINTS=chaos-abort-as-the-embedded-cluster", NULL},
+                      &out, 120000);
 
     cr_log_info("%s", out.summary);
     cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
@@ -175,8 +176,8 @@ Test(chaos, a_run_the_embedded_cluster_aborts_runs_again_and_has_a_verdict,
     cr_expect_eq(out.attempts, 2, "attempts: %d (output in %s)", out.attempts, out.path);
     cr_expect_eq(out.again, 1, "output in %s", out.path);
     cr_expect(strstr(out.summary, "results=50/50[PASS]"), "%s", out.summary);
-    cr_expect_neq(access(out.first_dir, F_OK), 0, "the aborted attempt's logs are kept: %s",
-                  out.first_dir);
+    cr_expect_neq(access(out.first_dir, F_OK), 0,
+                  "the aborted attempt's logs are kept: %s", out.first_dir);
     clean(&out);
 }
 
@@ -203,12 +204,12 @@ Test(chaos, a_worker_down_longer_than_the_stall_limit_is_a_stall, .timeout = 150
 {
     BT_TEST_RELEASE_ONLY();
     struct chaos_out out;
-    int status = run_chaos(
-        (const char *const[]){"--no-faults", "--workers", "1", "--instances", "200",
-                              "--rate", "20", "--duration", "12", "--kill-worker", "60@3",
-                              "--restart-after", "8", "--stall", "5", "--drain", "60",
-                              NULL},
-        &out, 120000);
+    int status =
+        run_chaos((const char *const[]){"--no-faults", "--workers", "1", "--instances",
+                                        "200", "--rate", "20", "--duration", "12",
+                                        "--kill-worker", "60@3", "--restart-after", "8",
+                                        "--stall", "5", "--drain", "60", NULL},
+                  &out, 120000);
 
     cr_log_info("%s", out.summary);
     cr_assert_eq(status, 1, "baton-chaos exited %d: %s (output in %s)", status,
@@ -225,12 +226,12 @@ Test(chaos, a_redis_outage_is_not_a_stall, .timeout = 150)
     BT_TEST_RELEASE_ONLY();
     struct chaos_out out;
     int gap = -1;
-    int status = run_chaos(
-        (const char *const[]){"--no-faults", "--instances", "200", "--rate", "20",
-                              "--duration", "12", "--redis-kill", "60@3",
-                              "--redis-down-for", "8", "--stall", "5", "--drain", "60",
-                              NULL},
-        &out, 120000);
+    int status =
+        run_chaos((const char *const[]){"--no-faults", "--instances", "200", "--rate",
+                                        "20", "--duration", "12", "--redis-kill", "60@3",
+                                        "--redis-down-for", "8", "--stall", "5",
+                                        "--drain", "60", NULL},
+                  &out, 120000);
     const char *g = strstr(out.summary, "max_gap=");
 
     cr_log_info("%s", out.summary);

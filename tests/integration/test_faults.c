@@ -281,6 +281,17 @@ Test(faults, a_worker_whose_task_fetch_stops_is_mended_by_its_watchdog, .init = 
     cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
 
+/* Starts chains "<name>-<i>" for from <= i < to. */
+static void start_chains(const char *name, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s-%d", name, i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
+                     0);
+    }
+}
+
 /* The watchdog reads the group's committed offsets when a consumer took
  * nothing for watchdog-ms (an eager worker's task consumer, always). With
  * the broker down that read fails, and the worker freed a list it had not
@@ -295,12 +306,7 @@ Test(faults, a_watchdog_look_while_the_broker_is_down_is_no_crash, .init = setup
     bt_stack_setenv(&stack, 0, "BATON_WATCHDOG_MS=300");
     worker = bt_stack_worker(&stack, "flows", NULL);
     cr_assert_gt(worker, 0);
-    for (int i = 0; i < 5; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "wb-%d", i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
-                     0);
-    }
+    start_chains("wb", 0, 5);
     bt_stack_results(&stack, &r, 5, 60000);
     json_decref(r.by_id);
     cr_assert_eq(r.distinct, 5, "results before the outage: %d of 5", r.distinct);
@@ -312,12 +318,7 @@ Test(faults, a_watchdog_look_while_the_broker_is_down_is_no_crash, .init = setup
         bt_test_sleep_ms(100);
     }
     cr_assert_eq(rd_kafka_mock_broker_set_up(stack.kafka.mcluster, 1), 0);
-    for (int i = 5; i < 10; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "wb-%d", i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
-                     0);
-    }
+    start_chains("wb", 5, 10);
     bt_stack_results(&stack, &r, 10, 60000);
     json_decref(r.by_id);
     cr_assert_lt(bt_test_wait(worker, 0), 0, "the worker died (its log: %s)", stack.log);

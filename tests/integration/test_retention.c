@@ -410,6 +410,21 @@ static long long outboxes(void)
     return bt_stack_count_instance_keys(&stack, ":outbox");
 }
 
+/* n chains "<name>-<i>" run to completion by a worker, which then stops. */
+static void completed_chains(const char *name, int n)
+{
+    pid_t worker = bt_stack_worker(&stack, "flows", NULL);
+
+    cr_assert_gt(worker, 0);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s-%d", name, i);
+        start("chain3", id);
+    }
+    await_all(name, n, "completed", 60000);
+    cr_assert_eq(bt_test_stop(worker, 20000), 0);
+}
+
 /* With the broker down, the scheduler claims and produces but deletes
  * nothing: the archive is not confirmed. Stopped then, it puts the runs
  * back. Once Kafka is back, every instance is archived once and deleted. */
@@ -417,23 +432,16 @@ Test(retention, a_kafka_outage_deletes_nothing_until_the_archive_is_confirmed)
 {
     json_t *histories = json_object(), *archive;
     const int n = 30;
-    pid_t worker, scheduler;
+    pid_t scheduler;
     bool ok;
 
     UNSHARDED_ONLY();
 
     retention("1s", NULL);
-    worker = bt_stack_worker(&stack, "flows", NULL);
-    for (int i = 0; i < n; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "k-%d", i);
-        start("chain3", id);
-    }
-    await_all("k", n, "completed", 60000);
-    snapshot(histories, "k", n, 1);
     /* stopped cleanly, the worker leaves no result unsent: the outbox sweep
      * has nothing to send while the broker is down */
-    cr_assert_eq(bt_test_stop(worker, 20000), 0);
+    completed_chains("k", n);
+    snapshot(histories, "k", n, 1);
     BT_TEST_WAIT_UNTIL(ok, outboxes() == 0, 10000);
     cr_assert(ok, "the results left the outboxes");
 
@@ -474,21 +482,14 @@ Test(retention, a_delete_redis_keeps_refusing_is_tried_again_each_second)
 {
     const char *refused = "retention delete refused by redis";
     const int n = 10;
-    pid_t worker, scheduler;
+    pid_t scheduler;
     size_t before, after;
     bool ok;
 
     UNSHARDED_ONLY();
 
     retention("1s", NULL);
-    worker = bt_stack_worker(&stack, "flows", NULL);
-    for (int i = 0; i < n; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "q-%d", i);
-        start("chain3", id);
-    }
-    await_all("q", n, "completed", 60000);
-    cr_assert_eq(bt_test_stop(worker, 20000), 0);
+    completed_chains("q", n);
     bt_stack_setenv(&stack, 2, "BATON_FAILPOINTS=retention-delete-refused");
     cr_assert_gt(scheduler = bt_stack_scheduler(&stack), 0);
     BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, refused) >= 1, 30000);

@@ -114,7 +114,7 @@ static void expect_stats_true(const char *when)
 /* The text table's row of type says what --json says, a column each. */
 static void expect_text_row(const char *type)
 {
-    static const char *const cols[] = {"running", "completed",  "failed", "blocked",
+    static const char *const cols[] = {"running", "completed", "failed",     "blocked",
                                        "paused",  "cancelled", "terminated", "total"};
     char out[16384], want[256], *row;
     json_t *root, *t;
@@ -134,7 +134,7 @@ static void expect_text_row(const char *type)
     cr_assert((row = strstr(out, type)) != NULL, "%s", out);
     row[strcspn(row, "\n")] = '\0';
     /* the row with its runs of spaces made one */
-    for (char *r = row, *w = row; ; r++) {
+    for (char *r = row, *w = row;; r++) {
         if (*r == ' ' && w > row && w[-1] == ' ')
             continue;
         if (!(*w++ = *r))

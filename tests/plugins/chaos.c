@@ -1,9 +1,9 @@
 /* The chaos suite's workload (chaos/, `make chaos`): a workflow of three
  * steps in sequence whose activity sleeps a random 5-50 ms, with a durable
- * sleep of the input's sleep_ms (a timer) after the first when it is set. Each execution of
- * the activity writes one line, as it begins, to the process's stderr, which
- * the chaos driver appends to its log and counts afterwards (ts: wall clock,
- * ms since the epoch, for the driver's timeline):
+ * sleep of the input's sleep_ms (a timer) after the first when it is set. Each execution
+ * of the activity writes one line, as it begins, to the process's stderr, which the chaos
+ * driver appends to its log and counts afterwards (ts: wall clock, ms since the epoch,
+ * for the driver's timeline):
  *
  *   chaos-exec id=<workflow id> step=<1..3> seq=<seq> attempt=<n> pid=<pid> ts=<ms>
  *
