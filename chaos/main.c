@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "chaos.h"
+#include "failpoint.h"
 #include "log.h"
 
 static void on_signal(int sig)
@@ -24,6 +26,26 @@ static void on_abort(int sig)
 {
     (void)sig;
     _exit(CHAOS_EXIT_ABORT);
+}
+
+/* Failpoints of attempts.c's tests, as the run begins: an abort that says
+ * what the embedded cluster's assertion says (in the first attempt only),
+ * or another abort. */
+static void failpoint_abort(void)
+{
+    const char *attempt = getenv("BATON_CHAOS_ATTEMPT");
+
+    if (bt_failpoint("chaos-abort-as-the-embedded-cluster") && attempt &&
+        !strcmp(attempt, "1")) {
+        fprintf(stderr, "baton-chaos: rdkafka_mock_cgrp.c:236: "
+                        "rd_kafka_mock_cgrp_member_sync_set: Assertion `!member->resp' "
+                        "failed (failpoint)\n");
+        abort();
+    }
+    if (bt_failpoint("chaos-abort")) {
+        fprintf(stderr, "baton-chaos: an abort of the driver (failpoint)\n");
+        abort();
+    }
 }
 
 static int chaos_main(int argc, char **argv)
@@ -48,6 +70,7 @@ static int chaos_main(int argc, char **argv)
         return 2;
     }
     fprintf(stderr, "chaos: logs in %s (seed %u)\n", dir, opts.seed);
+    failpoint_abort();
     ret = 2;
     if (opts.baseline) {
         if (chaos_run(&base, dir))

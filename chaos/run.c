@@ -5,12 +5,9 @@
  * still come, the topics read to their ends); the counting; the teardown.
  * The driver's main thread ticks: faults, processes, results read so far. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <hiredis/hiredis.h>
 
 #include "chaos.h"
-#include "failpoint.h"
 
 #define CHAOS_WARMUP_MS    60000 /* the workers' first rebalances and metadata */
 #define CHAOS_SETTLED_MS   6000  /* no assignment this long: the groups are stable */
@@ -104,26 +101,6 @@ static int warm_up(struct chaos_run *r, struct chaos_reader *rd)
     return 0;
 }
 
-/* Failpoints of attempts.c's test, once the processes run and the load
- * flows: an abort that says what the embedded cluster's assertion says (in
- * the first attempt only), or another abort. */
-static void failpoint_abort(void)
-{
-    const char *attempt = getenv("BATON_CHAOS_ATTEMPT");
-
-    if (bt_failpoint("chaos-abort-as-the-embedded-cluster") && attempt &&
-        !strcmp(attempt, "1")) {
-        fprintf(stderr, "baton-chaos: rdkafka_mock_cgrp.c:236: "
-                        "rd_kafka_mock_cgrp_member_sync_set: Assertion `!member->resp' "
-                        "failed (failpoint)\n");
-        abort();
-    }
-    if (bt_failpoint("chaos-abort")) {
-        fprintf(stderr, "baton-chaos: an abort of the driver (failpoint)\n");
-        abort();
-    }
-}
-
 /* The load, and the faults when the run has them. A run without faults ends
  * as soon as every result is in: it is only there to compare. */
 static int chaos_phase(struct chaos_run *r, struct chaos_reader *rd)
@@ -136,7 +113,6 @@ static int chaos_phase(struct chaos_run *r, struct chaos_reader *rd)
                (long long)r->opts->duration_ms);
     if (chaos_load_start(r))
         return -1;
-    failpoint_abort();
     run_until(r, rd, r->chaos_end, r->faults ? NULL : all_results);
     chaos_faults_end(r, bt_test_now_ms());
     return 0;

@@ -241,7 +241,7 @@ static int resend_one(const struct bt_config *cfg, struct bt_store *store, rd_ka
         enum held h = held(cfg, r, hash->element[i]->str, v, grace_ms);
         int64_t made = result_made_ms(v);
 
-        if (made > 0 && h == NOT_HELD)
+        if (is_result(v) && h == NOT_HELD)
             h = result_held(cfg, store, id, v, grace_ms);
         /* A result is its worker's to send for BT_OUTBOX_RESULT_GRACE_MS
          * (one committed since this sweep claimed the instance, too): looked
