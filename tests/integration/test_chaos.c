@@ -153,6 +153,10 @@ Test(chaos, an_impossible_count_fails_the_run_and_names_the_invariant, .timeout 
     clean(&out);
 }
 
+/* A short run without faults, for the tests of the driver's aborts. */
+static const char *const quick_run[] = {"--no-faults", "--instances", "50", "--duration",
+                                        "2",           "--drain",     "8",  NULL};
+
 /* The embedded cluster's coordinator can abort the driver (docs/chaos.md);
  * the failpoint aborts the first attempt with its words as it begins. That
  * attempt is no verdict: it is dropped with its logs and the run starts
@@ -161,11 +165,9 @@ Test(chaos, a_run_the_embedded_cluster_aborts_runs_again_and_has_a_verdict,
      .timeout = 150)
 {
     BT_TEST_RELEASE_ONLY();
-    static const char *const quick[] = {"--no-faults", "--instances", "50", "--duration",
-                                        "2",           "--drain",     "8",  NULL};
     struct chaos_out out;
     int status =
-        run_chaos_env(quick,
+        run_chaos_env(quick_run,
                       (const char *const[]){
                           "BATON_FAILPOINTS=chaos-abort-as-the-embedded-cluster", NULL},
                       &out, 120000);
@@ -187,9 +189,8 @@ Test(chaos, another_abort_is_no_verdict_and_not_run_again, .timeout = 120)
     BT_TEST_RELEASE_ONLY();
     struct chaos_out out;
     int status = run_chaos_env(
-        (const char *const[]){"--no-faults", "--instances", "50", "--duration", "2",
-                              "--drain", "8", NULL},
-        (const char *const[]){"BATON_FAILPOINTS=chaos-abort", NULL}, &out, 90000);
+        quick_run, (const char *const[]){"BATON_FAILPOINTS=chaos-abort", NULL}, &out,
+        90000);
 
     cr_assert_eq(status, 2, "baton-chaos exited %d (output in %s)", status, out.path);
     cr_expect_eq(out.attempts, 1, "attempts: %d (output in %s)", out.attempts, out.path);
