@@ -44,6 +44,16 @@ static const struct setting settings[] = {
     {"redis-wait-ms", "BATON_REDIS_WAIT_MS", INT, F(redis_wait_ms), 0, "1000", 0, 60000,
      "on a Redis Cluster, each batch of writes waits until a replica has it, up to "
      "this long, so that a failover loses nothing acknowledged (0: no wait)"},
+    {"redis-timeout-ms", "BATON_REDIS_TIMEOUT_MS", INT, F(redis_timeout_ms), 0, "10000",
+     0, 3600000,
+     "a Redis call of a worker or scheduler unanswered this long counts as Redis "
+     "unreachable: the connection is dropped and the batch retried, so a hung Redis "
+     "or a connection lost without a reset stalls nothing for good (0: wait for ever)"},
+    {"stop-timeout-ms", "BATON_STOP_TIMEOUT_MS", INT, F(stop_timeout_ms), 0, "20000", 0,
+     3600000,
+     "a worker or scheduler told to stop (SIGTERM, SIGINT) exits this long after the "
+     "signal at the latest, whatever it waits for; what it had not committed is "
+     "redelivered (0: no bound)"},
     {"prefix", "BATON_PREFIX", STR, F(prefix), 0, "baton", 0, 0,
      "topic prefix (tenancy): <prefix>.events, <prefix>.tasks.<queue>"},
     {"key-prefix", "BATON_KEY_PREFIX", STR, F(key_prefix), 0, NULL, 0, 0,

@@ -14,11 +14,13 @@ struct bt_config {
     char *redis_user;     /* ACL user; NULL: AUTH password alone (user default) */
     char *redis_password; /* NULL: no AUTH; read from redis_password_file when set */
     char *redis_password_file;
-    int redis_cluster; /* redis names nodes of a Redis Cluster */
-    int redis_shards;  /* hash tags the instances are spread over (0: none) */
-    int redis_wait_ms; /* on a cluster: writes wait for a replica (redis.h) */
-    char *prefix;      /* topic prefix: <prefix>.events, <prefix>.tasks.<q> */
-    char *key_prefix;  /* Redis key prefix: <key_prefix>:{ID} */
+    int redis_cluster;    /* redis names nodes of a Redis Cluster */
+    int redis_shards;     /* hash tags the instances are spread over (0: none) */
+    int redis_wait_ms;    /* on a cluster: writes wait for a replica (redis.h) */
+    int redis_timeout_ms; /* a call unanswered this long: Redis unreachable */
+    int stop_timeout_ms;  /* a worker or scheduler exits this long after SIGTERM */
+    char *prefix;         /* topic prefix: <prefix>.events, <prefix>.tasks.<q> */
+    char *key_prefix;     /* Redis key prefix: <key_prefix>:{ID} */
     char *log_level;
     int log_json;
     int64_t max_payload; /* bytes; larger messages are dead-lettered, larger

@@ -83,8 +83,8 @@ bool bt_redis_batch_lost(const struct bt_redis *r);
 /* Bounds each read and write of every connection (this one and the next)
  * to ms: a Redis that accepts connections but does not answer makes the
  * call return NULL, as unreachable, instead of blocking for ever. Blocking
- * commands (XREAD BLOCK) must block for less. Default: none, for the
- * long-lived workers and scheduler, whose stop has its own deadline. */
+ * commands (XREAD BLOCK) must block for less. Default: none; the
+ * connections of bt_store_redis_new() take cfg's redis-timeout-ms. */
 void bt_redis_set_timeout(struct bt_redis *r, int ms);
 
 /* For what each node answers for its own keys alone (SCAN, DBSIZE): how

@@ -35,13 +35,15 @@ struct bt_redis *bt_store_redis_new(const struct bt_config *cfg, char *errstr,
 {
     struct bt_redis *r;
 
-    if (!cfg->redis_cluster)
-        return bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
-                            errstr_size);
-    r = bt_redis_new_cluster(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
-                             errstr_size);
-    if (r)
+    if (!cfg->redis_cluster) {
+        r = bt_redis_new(cfg->redis, cfg->redis_user, cfg->redis_password, errstr,
+                         errstr_size);
+    } else if ((r = bt_redis_new_cluster(cfg->redis, cfg->redis_user, cfg->redis_password,
+                                         errstr, errstr_size))) {
         bt_redis_set_wait(r, cfg->redis_wait_ms);
+    }
+    if (r && cfg->redis_timeout_ms > 0)
+        bt_redis_set_timeout(r, cfg->redis_timeout_ms);
     return r;
 }
 

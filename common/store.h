@@ -20,7 +20,7 @@
 struct bt_store;
 
 /* A connection to cfg's Redis, a Redis Cluster when cfg says so (redis.h),
- * or NULL with errstr. */
+ * each call bounded by cfg's redis-timeout-ms; or NULL with errstr. */
 struct bt_redis *bt_store_redis_new(const struct bt_config *cfg, char *errstr,
                                     size_t errstr_size);
 

@@ -22,6 +22,7 @@
 #include "retention.h"
 #include "schedules.h"
 #include "shard_lease.h"
+#include "stop.h"
 #include "store.h"
 #include "timers.h"
 #include "wake.h"
@@ -32,10 +33,13 @@
 
 static volatile sig_atomic_t stopping;
 
+/* The stop is bounded by stop-timeout-ms from the signal on (stop.h):
+ * timers claimed and not sent by then fire again when their lease ends. */
 static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
+    bt_stop_signal();
 }
 
 static const struct bt_cmd scheduler_cmd = {
@@ -260,6 +264,11 @@ int main(int argc, char **argv)
     /* bt_config_load refused a level it does not know */
     bt_log_setup("scheduler", (enum bt_log_level)bt_log_parse_level(s.cfg.log_level),
                  s.cfg.log_json);
+    if (bt_stop_arm(s.cfg.stop_timeout_ms)) {
+        bt_log(BT_LOG_ERROR, "cannot start: out of memory");
+        ret = 1;
+        goto out;
+    }
     if (start(&s, errstr, sizeof(errstr))) {
         bt_log(BT_LOG_ERROR, "cannot start: %s", errstr);
         ret = 1;

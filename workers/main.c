@@ -28,13 +28,13 @@
 static volatile sig_atomic_t stopping;
 
 /* A stop hands work on and closes the Kafka clients, each step bounded by
- * its own timeout; STOP_GRACE_S bounds the whole, whatever blocks (stop.h). */
-#define STOP_GRACE_S 20
-
+ * its own timeout; stop-timeout-ms bounds the whole from the signal on,
+ * whatever blocks (stop.h). */
 static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
+    bt_stop_signal();
 }
 
 static const struct bt_cmd worker_cmd = {
@@ -265,6 +265,11 @@ int main(int argc, char **argv)
     /* bt_config_load refused a level it does not know */
     bt_log_setup("worker", (enum bt_log_level)bt_log_parse_level(w.cfg.log_level),
                  w.cfg.log_json);
+    if (bt_stop_arm(w.cfg.stop_timeout_ms)) {
+        bt_log(BT_LOG_ERROR, "cannot start: out of memory");
+        ret = 1;
+        goto out;
+    }
     gethostname(host, sizeof(host) - 1);
     snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
     if ((ret = load_plugins(&w, errstr, sizeof(errstr))))
@@ -284,8 +289,8 @@ int main(int argc, char **argv)
         goto out;
     }
     run(&w);
+    bt_stop_signal(); /* when a role failed: no signal came */
     log_totals(&w);
-    bt_stop_begin(STOP_GRACE_S);
 out:
     stop_all(&w);
     return ret;

@@ -82,7 +82,7 @@ void bt_test_kill9(pid_t pid);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; returns the exit status. */
 int bt_test_stop(pid_t pid, int timeout_ms);
 /* How long a test lets a baton program take to stop: past a worker's own
- * 20 s stop deadline (workers/stop.h), which a sanitizer build on a loaded
+ * 20 s stop deadline (stop-timeout-ms, stop.h), which a sanitizer build on a loaded
  * machine may approach, so that a slow stop is not taken for a hang. */
 #define BT_TEST_STOP_MS 25000
 

@@ -1,6 +1,7 @@
 /* The whole-stack fixture: services on free ports, the real programs, and
  * the test's own Kafka clients. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,8 @@ static void keep_log(const struct bt_stack *s)
 
 void bt_stack_stop(struct bt_stack *s)
 {
+    if (s->redis_paused) /* a test that failed with it paused */
+        bt_stack_redis_up(s);
     keep_log(s);
     if (s->results) {
         rd_kafka_consumer_close(s->results);
@@ -459,6 +462,11 @@ redisReply *bt_stack_redis(struct bt_stack *s, const char *fmt, ...)
 void bt_stack_redis_down(struct bt_stack *s, const char *how)
 {
     BT_ASSERT(!s->cluster); /* a node at a time: bt_test_rcluster */
+    if (!strcmp(how, "pause")) {
+        kill(s->redis.pid, SIGSTOP);
+        s->redis_paused = true;
+        return;
+    }
     if (!strcmp(how, "shutdown")) {
         freeReplyObject(bt_redis_command(s->r, "SHUTDOWN"));
         if (bt_test_wait(s->redis.pid, 10000) >= 0)
@@ -471,6 +479,10 @@ int bt_stack_redis_up(struct bt_stack *s)
 {
     char errstr[128];
 
+    if (s->redis_paused) {
+        s->redis_paused = false;
+        return kill(s->redis.pid, SIGCONT);
+    }
     if (bt_test_redis_restart(&s->redis))
         return -1;
     /* a fresh connection: the old one would fail its next command */

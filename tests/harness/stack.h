@@ -16,6 +16,7 @@
 
 struct bt_stack {
     struct bt_test_redis redis;       /* on a cluster: only its dir, for the logs */
+    bool redis_paused;                /* SIGSTOPped by bt_stack_redis_down */
     struct bt_test_rcluster *cluster; /* set: Redis is this Redis Cluster */
     int shards;                       /* --redis-shards of the programs */
     struct bt_test_kafka kafka;
@@ -126,9 +127,11 @@ json_t *bt_stack_history(struct bt_stack *s, const char *id, const char *suffix,
  * and reconnects the test's own client. how: "kill" (SIGKILL) or "shutdown"
  * (SHUTDOWN, as an operator would). Returns 0 or -1. */
 int bt_stack_redis_restart(struct bt_stack *s, const char *how);
-/* Stops redis only (for an outage): "kill" or "shutdown". */
+/* Stops redis only (for an outage): "kill" or "shutdown"; or "pause"
+ * (SIGSTOP: a hung Redis, its connections open and unanswered). */
 void bt_stack_redis_down(struct bt_stack *s, const char *how);
-/* Starts it again after bt_stack_redis_down. Returns 0 or -1. */
+/* Starts it again after bt_stack_redis_down (SIGCONT after a pause). Returns
+ * 0 or -1. */
 int bt_stack_redis_up(struct bt_stack *s);
 
 /* Status of instance id from Redis ("completed", ...), or "" when unknown.

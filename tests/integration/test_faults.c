@@ -3,6 +3,7 @@
  * store that was away for a moment is never a verdict about a message:
  * nothing goes to the dead letters, nothing is produced twice, all complete. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -479,4 +480,74 @@ Test(faults, an_outcome_ahead_of_a_stale_cached_instance_is_applied_after_a_relo
     cr_assert(ok, "status %s", buf);
     json_decref(reasons);
     bt_test_kill9(worker); /* its first step still sleeps */
+}
+
+/* A Redis that hangs (SIGSTOP here; a connection lost without a reset, in a
+ * network, looks the same) leaves its clients' calls unanswered. Past
+ * redis-timeout-ms a call counts as Redis unreachable: dropped and retried
+ * as after a restart. Before, the worker waited in read() for as long as
+ * Redis hung, and for ever on a connection nobody would answer again. */
+Test(faults, a_hung_redis_is_unreachable_after_the_timeout_and_loses_nothing,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    struct bt_stack_results r;
+    json_t *per_id = json_object();
+    pid_t worker, scheduler;
+    bool ok;
+
+    bt_stack_setenv(&stack, 0, "BATON_REDIS_TIMEOUT_MS=500");
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    scheduler = bt_stack_scheduler(&stack);
+    cr_assert(worker > 0 && scheduler > 0);
+    start_chains("hung", 0, 5);
+    bt_stack_results(&stack, &r, 5, 60000);
+    json_decref(r.by_id);
+    cr_assert_eq(r.distinct, 5, "results before the hang: %d of 5", r.distinct);
+    bt_stack_redis_down(&stack, "pause");
+    start_chains("hung", 5, 10); /* their commits wait on the hung Redis */
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "no answer within 500 ms"),
+                       15000);
+    cr_assert_eq(bt_stack_redis_up(&stack), 0);
+    cr_assert(ok, "no call was given up while redis hung");
+    bt_stack_results(&stack, &r, 10, 60000);
+    json_decref(r.by_id);
+    cr_assert_eq(r.distinct, 10, "results: %d of 10", r.distinct);
+    cr_assert_eq(bt_stack_read_all(&stack, "dlq", 3000, count_one, per_id), 0,
+                 "dead letters after a hung redis");
+    json_decref(per_id);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}
+
+/* SIGTERM while Redis hangs, with no timeout on its calls: a worker and a
+ * scheduler blocked on it still exit, with status 0, stop-timeout-ms after
+ * the signal. Before, the stop's deadline began only once the main loop saw
+ * the signal, which a call blocked on Redis kept it from doing for good. */
+Test(faults, sigterm_ends_a_worker_and_a_scheduler_in_time_while_redis_hangs,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    struct bt_stack_results r;
+    pid_t worker, scheduler;
+    int64_t t0;
+
+    bt_stack_setenv(&stack, 0, "BATON_REDIS_TIMEOUT_MS=0");
+    bt_stack_setenv(&stack, 1, "BATON_STOP_TIMEOUT_MS=2000");
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    scheduler = bt_stack_scheduler(&stack);
+    cr_assert(worker > 0 && scheduler > 0);
+    start_chains("term", 0, 5);
+    bt_stack_results(&stack, &r, 5, 60000);
+    json_decref(r.by_id);
+    cr_assert_eq(r.distinct, 5, "results before the hang: %d of 5", r.distinct);
+    bt_stack_redis_down(&stack, "pause");
+    start_chains("term", 5, 10);
+    /* the worker's stop, at least, deletes its heartbeat key in Redis */
+    kill(worker, SIGTERM);
+    kill(scheduler, SIGTERM);
+    t0 = bt_test_now_ms();
+    cr_assert_eq(bt_test_wait(worker, 8000), 0, "the worker did not stop in time");
+    cr_assert_eq(bt_test_wait(scheduler, 8000), 0, "the scheduler did not stop in time");
+    cr_log_info("both stopped %lld ms after SIGTERM", (long long)(bt_test_now_ms() - t0));
+    cr_assert_geq(bt_test_count_lines_with(stack.log, "the stop took over 2000 ms"), 1,
+                  "no deadline ended a stop: nothing waited on the hung redis");
 }
