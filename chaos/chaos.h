@@ -46,6 +46,10 @@
     X(REDIS_KILL, "redis-kill", "SIGKILL redis-server, start it --redis-down-for later") \
     X(REDIS_SHUTDOWN, "redis-shutdown",                                                  \
       "SHUTDOWN redis-server, start it --redis-down-for later")                          \
+    X(REDIS_PAUSE, "redis-pause",                                                        \
+      "SIGSTOP redis-server (it hangs, its connections open), SIGCONT "                  \
+      "--redis-pause-for "                                                               \
+      "later")                                                                           \
     X(BROKER_DOWN, "broker-down", "take the Kafka broker down for --broker-down-for")    \
     X(REQUEST_ERRORS, "request-errors",                                                  \
       "fail the next produce, fetch, offset-commit and heartbeat requests")              \
@@ -85,7 +89,8 @@ struct chaos_opts {
     int workers, schedulers, partitions;
     char plugin[64];
     struct chaos_every fault[CHAOS_FAULT__COUNT];
-    int64_t restart_after_ms, pause_ms, redis_down_ms, broker_down_ms, latency_for_ms;
+    int64_t restart_after_ms, pause_ms, redis_down_ms, redis_pause_ms, broker_down_ms,
+        latency_for_ms;
     int latency_ms;
     int64_t drain_ms;   /* how long the results may take after the chaos */
     int64_t stall_ms;   /* no result this long while some are due: a stall */
@@ -150,6 +155,7 @@ struct chaos_run {
     /* stack.c */
     struct bt_test_redis redis;
     bool redis_up;
+    bool redis_paused; /* SIGSTOPped: up again by SIGCONT */
     struct bt_test_kafka kafka;
     char prefix[64], dir[256], log[320];
     char env[6 + CHAOS_MAX_PASSED_ENV]
@@ -218,7 +224,10 @@ int chaos_stack_start(struct chaos_run *r, const char *dir);
 void chaos_stack_stop(struct chaos_run *r);
 /* Takes redis down: SIGKILL, or SHUTDOWN as an operator would. */
 void chaos_stack_redis_down(struct chaos_run *r, bool shutdown);
-/* Starts it again on its port and AOF. Returns 0 or -1. */
+/* SIGSTOP: redis hangs, its connections open. */
+void chaos_stack_redis_pause(struct chaos_run *r);
+/* Starts it again on its port and AOF, or resumes a paused one (SIGCONT).
+ * Returns 0 or -1. */
 int chaos_stack_redis_up(struct chaos_run *r);
 /* A reply to a command on a fresh connection (NULL when redis is away); the
  * caller frees it with freeReplyObject(). */

@@ -93,6 +93,17 @@ static bool redis_shutdown(struct chaos_run *r, int64_t now)
     return redis_down(r, now, true);
 }
 
+static bool redis_pause(struct chaos_run *r, int64_t now)
+{
+    if (!r->redis_up)
+        return false;
+    chaos_note(r, "fault: redis SIGSTOP for_ms=%lld", (long long)r->opts->redis_pause_ms);
+    chaos_stack_redis_pause(r);
+    r->redis_up_at = now + r->opts->redis_pause_ms;
+    r->redis_outage = outage_begin(r, now);
+    return true;
+}
+
 static bool broker_down(struct chaos_run *r, int64_t now)
 {
     if (r->broker_up_at)
@@ -160,11 +171,17 @@ static bool rolling(struct chaos_run *r, int64_t now)
 }
 
 static const inject_fn injectors[CHAOS_FAULT__COUNT] = {
-    [CHAOS_KILL_WORKER] = kill_worker,   [CHAOS_KILL_SCHEDULER] = kill_scheduler,
-    [CHAOS_PAUSE_WORKER] = pause_worker, [CHAOS_PAUSE_SCHEDULER] = pause_scheduler,
-    [CHAOS_REDIS_KILL] = redis_kill,     [CHAOS_REDIS_SHUTDOWN] = redis_shutdown,
-    [CHAOS_BROKER_DOWN] = broker_down,   [CHAOS_REQUEST_ERRORS] = request_errors,
-    [CHAOS_LATENCY] = latency,           [CHAOS_POISON] = poison,
+    [CHAOS_KILL_WORKER] = kill_worker,
+    [CHAOS_KILL_SCHEDULER] = kill_scheduler,
+    [CHAOS_PAUSE_WORKER] = pause_worker,
+    [CHAOS_PAUSE_SCHEDULER] = pause_scheduler,
+    [CHAOS_REDIS_KILL] = redis_kill,
+    [CHAOS_REDIS_SHUTDOWN] = redis_shutdown,
+    [CHAOS_REDIS_PAUSE] = redis_pause,
+    [CHAOS_BROKER_DOWN] = broker_down,
+    [CHAOS_REQUEST_ERRORS] = request_errors,
+    [CHAOS_LATENCY] = latency,
+    [CHAOS_POISON] = poison,
     [CHAOS_ROLLING] = rolling,
 };
 

@@ -49,6 +49,8 @@ static const struct flag flags[] = {
     {"pause-for", SECONDS, O(pause_ms),
      "how long a paused worker or scheduler stays stopped [3]"},
     {"redis-down-for", SECONDS, O(redis_down_ms), "redis downtime per restart [1]"},
+    {"redis-pause-for", SECONDS, O(redis_pause_ms),
+     "how long a paused redis hangs [12: past the workers' 10 s redis-timeout-ms]"},
     {"broker-down-for", SECONDS, O(broker_down_ms), "broker downtime [2]"},
     {"latency-for", SECONDS, O(latency_for_ms), "how long the latency lasts [3]"},
     {"latency-ms", INT, O(latency_ms), "added round-trip time, ms [100]"},
@@ -101,12 +103,12 @@ static const struct preset {
 static void defaults(struct chaos_opts *o)
 {
     static const struct chaos_every every[CHAOS_FAULT__COUNT] = {
-        [CHAOS_KILL_WORKER] = {8000, 8000},    [CHAOS_KILL_SCHEDULER] = {5000, 5000},
-        [CHAOS_PAUSE_WORKER] = {20000, 10000}, [CHAOS_PAUSE_SCHEDULER] = {20000, 16000},
-        [CHAOS_REDIS_KILL] = {60000, 20000},   [CHAOS_REDIS_SHUTDOWN] = {60000, 40000},
-        [CHAOS_BROKER_DOWN] = {60000, 25000},  [CHAOS_REQUEST_ERRORS] = {10000, 3000},
-        [CHAOS_LATENCY] = {30000, 14000},      [CHAOS_POISON] = {60000, 6000},
-        [CHAOS_ROLLING] = {60000, 32000},
+        [CHAOS_KILL_WORKER] = {8000, 8000},     [CHAOS_KILL_SCHEDULER] = {5000, 5000},
+        [CHAOS_PAUSE_WORKER] = {20000, 10000},  [CHAOS_PAUSE_SCHEDULER] = {20000, 16000},
+        [CHAOS_REDIS_KILL] = {60000, 20000},    [CHAOS_REDIS_SHUTDOWN] = {60000, 40000},
+        [CHAOS_REDIS_PAUSE] = {60000, 46000},   [CHAOS_BROKER_DOWN] = {60000, 25000},
+        [CHAOS_REQUEST_ERRORS] = {10000, 3000}, [CHAOS_LATENCY] = {30000, 14000},
+        [CHAOS_POISON] = {60000, 6000},         [CHAOS_ROLLING] = {60000, 32000},
     };
 
     *o = (struct chaos_opts){.instances = 5000,
@@ -119,6 +121,7 @@ static void defaults(struct chaos_opts *o)
                              .eager = 1,
                              .pause_ms = 3000,
                              .redis_down_ms = 1000,
+                             .redis_pause_ms = 12000,
                              .broker_down_ms = 2000,
                              .latency_for_ms = 3000,
                              .latency_ms = 100,

@@ -5,6 +5,7 @@
  * append to. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +85,8 @@ void chaos_stack_stop(struct chaos_run *r)
 {
     if (r->redis.dir[0])
         keep_redis_log(r);
-    bt_test_redis_stop(&r->redis);
-    r->redis_up = false;
+    bt_test_redis_stop(&r->redis); /* SIGKILL ends a paused one too */
+    r->redis_up = r->redis_paused = false;
     bt_test_kafka_stop(&r->kafka);
     if (r->log_fd >= 0)
         close(r->log_fd);
@@ -126,8 +127,22 @@ void chaos_stack_redis_down(struct chaos_run *r, bool shutdown)
     r->redis_up = false;
 }
 
+void chaos_stack_redis_pause(struct chaos_run *r)
+{
+    kill(r->redis.pid, SIGSTOP);
+    r->redis_paused = true;
+    r->redis_up = false;
+}
+
 int chaos_stack_redis_up(struct chaos_run *r)
 {
+    if (r->redis_paused) {
+        if (kill(r->redis.pid, SIGCONT))
+            return -1;
+        r->redis_paused = false;
+        r->redis_up = true;
+        return 0;
+    }
     if (bt_test_redis_restart(&r->redis))
         return -1;
     r->redis_up = true;
