@@ -11,11 +11,15 @@
  * (indexes, retention, outbox index) emptied after the preload, to tell
  * their part from the keyspace's.
  *
- * Only a Redis of its own: it writes under the key prefix "bt". */
+ * Only a Redis of its own: it writes under the key prefix "bt". Each run
+ * names its instances after its pid, so that runs in turn on one Redis each
+ * commit new instances (and a commit refused as a conflict, which would
+ * measure nothing, ends the run with an error). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "instance.h"
@@ -126,7 +130,7 @@ static void run(long first, long n)
         int k = (int)(first + n - b < BATCH ? first + n - b : BATCH);
         for (int i = 0; i < k; i++) {
             char id[64];
-            snprintf(id, sizeof(id), "sb-%ld", b + i);
+            snprintf(id, sizeof(id), "sb-%d-%ld", (int)getpid(), b + i);
             insts[i] = bt_instance_new(id);
         }
         for (int step = 0; step <= STEPS; step++) {
@@ -136,6 +140,13 @@ static void run(long first, long n)
             now_ms++;
             if (bt_store_commit(store, insts, (size_t)k, now_ms, results))
                 exit(1);
+            for (int i = 0; i < k; i++) {
+                if (results[i]) {
+                    fprintf(stderr, "%s: commit refused (a conflict): not a fresh id\n",
+                            insts[i]->id);
+                    exit(1);
+                }
+            }
             for (int i = 0; i < k; i++) {
                 done[i] = (struct bt_delivered){insts[i]->id, insts[i]->delta.cmds,
                                                 insts[i]->delta.n_cmds};
