@@ -197,16 +197,30 @@ static void report_latencies(struct bench *b, const struct run *run, json_t *o)
 
 /* CPU per step and use per role, and what the rest of the machine used.
  * Returns the worker's threads (a new array). */
+/* Whether role r's CPU can be told: a process of it that restarted during
+ * the run (a redis-server restarted under --attach) took its ticks along. */
+static bool role_counted(const struct bench *b, const struct snapshot *s0,
+                         const struct snapshot *s1, int r)
+{
+    return b->stack.roles[r].n && s1->ticks[r] >= s0->ticks[r];
+}
+
 static json_t *report_cpu(struct bench *b, const struct snapshot *s0,
                           const struct snapshot *s1, double steps, json_t *o)
 {
     double run_s = s1->t - s0->t, ours = 0;
+    bool all_counted = true;
     json_t *cpu;
 
     for (int r = 0; r < N_ROLES; r++) {
         char key[64];
         double s = bench_seconds(s1->ticks[r] - s0->ticks[r]);
-        if (!b->stack.roles[r].n)
+        if (b->stack.roles[r].n && !role_counted(b, s0, s1, r)) {
+            snprintf(key, sizeof(key), "restarted_%s", bench_role_names[r]);
+            json_object_set_new(o, key, json_true());
+            all_counted = false;
+        }
+        if (!role_counted(b, s0, s1, r))
             continue;
         snprintf(key, sizeof(key), "cpu_us_per_step_%s", bench_role_names[r]);
         bench_put(o, key, 1e6 * s / steps, 1);
@@ -214,7 +228,7 @@ static json_t *report_cpu(struct bench *b, const struct snapshot *s0,
     }
     for (int r = 0; r < N_ROLES; r++) {
         char key[64];
-        if (!b->stack.roles[r].n)
+        if (!role_counted(b, s0, s1, r))
             continue;
         snprintf(key, sizeof(key), "util_pct_%s", bench_role_names[r]);
         bench_put(o, key, 100 * bench_seconds(s1->ticks[r] - s0->ticks[r]) / run_s, 1);
@@ -231,7 +245,7 @@ static json_t *report_cpu(struct bench *b, const struct snapshot *s0,
                   1);
     /* CPU that neither the stack nor the driver used, in % of one core: other
      * tenants of the machine make the figures unfair */
-    if (s1->total > s0->total) {
+    if (s1->total > s0->total && all_counted) {
         unsigned long long busy = s1->busy - s0->busy, total = s1->total - s0->total;
         bench_put(o, "machine_busy_pct", 100.0 * (double)busy / (double)total, 1);
         bench_put(o, "other_cpu_pct", 100 * (bench_seconds(busy) - ours) / run_s, 1);
@@ -246,6 +260,14 @@ static void report_redis(const struct snapshot *s0, const struct snapshot *s1,
 {
     unsigned long long calls = 0, evals = 0;
 
+    /* a restarted Redis counts from 0 again: nothing to tell */
+    for (int i = 0; i < s0->n_cmds; i++) {
+        if (bench_cmd_calls(s1, s0->cmds[i].name, false) < s0->cmds[i].calls ||
+            s1->round_trips < s0->round_trips) {
+            json_object_set_new(o, "redis_counters_reset", json_true());
+            return;
+        }
+    }
     for (int i = 0; i < s1->n_cmds; i++) {
         unsigned long long d =
             s1->cmds[i].calls - bench_cmd_calls(s0, s1->cmds[i].name, false);
@@ -340,6 +362,8 @@ static void print_line(const json_t *o)
             printf("%s", json_string_value(v));
         } else if (json_is_integer(v)) {
             printf("%lld", (long long)json_integer_value(v));
+        } else if (json_is_boolean(v)) {
+            printf("%s", json_is_true(v) ? "true" : "false");
         } else if (json_is_real(v)) {
             d = json_real_value(v);
             printf("%.*f", fabs(d) >= 1000 ? 0 : fabs(d) >= 100 ? 1 : 2, d);
