@@ -25,6 +25,7 @@
 #include "stop.h"
 #include "store.h"
 #include "timers.h"
+#include "unserved.h"
 #include "wake.h"
 
 #define OUTBOX_EVERY_MS 1000
@@ -86,6 +87,7 @@ struct scheduler {
     struct bt_timer_stats stats;
     struct bt_schedule_stats sched;
     struct bt_wake *wake;
+    struct bt_unserved *unserved; /* its own thread: queues nobody serves */
     struct bt_retention *retention;
     struct bt_retention_stats kept;
     struct bt_backfill backfill, counts; /* retention's, and the counts' */
@@ -136,6 +138,7 @@ static int start(struct scheduler *s, char *errstr, size_t errstr_size)
         !(s->timers = bt_timers_new(cfg, s->store, s->lease, s->rk, &s->stats)) ||
         !(s->wake = bt_wake_new(cfg, bt_store_prefix(s->store), errstr, errstr_size)) ||
         !(s->retention = bt_retention_new(cfg, s->store, s->lease, s->rk, &s->kept)) ||
+        !(s->unserved = bt_unserved_start(cfg, s->metrics, errstr, errstr_size)) ||
         bt_metrics_start(s->metrics, cfg, errstr, errstr_size))
         return BT_EIO;
     bt_kafka_change_check(s->store, s->rk);
@@ -225,6 +228,7 @@ static void run(struct scheduler *s)
 
 static void stop_all(struct scheduler *s)
 {
+    bt_unserved_stop(s->unserved);
     bt_wake_destroy(s->wake);
     bt_timers_destroy(s->timers, 5000);
     bt_retention_destroy(s->retention, 5000);

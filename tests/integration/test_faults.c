@@ -13,6 +13,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "registry.h"
+#include "scrape.h"
 #include "replay.h"
 #include "stack.h"
 #include "store.h"
@@ -550,4 +551,54 @@ Test(faults, sigterm_ends_a_worker_and_a_scheduler_in_time_while_redis_hangs,
     cr_log_info("both stopped %lld ms after SIGTERM", (long long)(bt_test_now_ms() - t0));
     cr_assert_geq(bt_test_count_lines_with(stack.log, "the stop took over 2000 ms"), 1,
                   "no deadline ended a stop: nothing waited on the hung redis");
+}
+
+static void setup_nobody(void)
+{
+    cr_assert_eq(bt_stack_start(&stack, (const char *const[]){"nobody", NULL}), 0,
+                 "cannot start the stack");
+}
+
+/* Starts produced (by any producer, not only `baton start`) to a queue no
+ * live worker serves wait on its events topic: not lost, but nothing runs
+ * them and nothing times them out. The scheduler says so, in its log and
+ * on /metrics; the queue a worker serves is not named. Before, nothing
+ * did: they waited silently. */
+Test(faults, starts_on_a_queue_nobody_serves_are_reported_by_the_scheduler,
+     .init = setup_nobody, .fini = teardown, .timeout = 60)
+{
+    static const char start[] = "{\"v\":1,\"type\":\"start\",\"id\":\"nob-1\","
+                                "\"workflow\":\"chain3\",\"queue\":\"nobody\","
+                                "\"input\":{\"v\":1}}";
+    int port, port2, status;
+    char *body = NULL, *line;
+    pid_t worker, scheduler;
+    bool ok;
+
+    cr_assert_eq(bt_test_free_ports(&port, &port2), 0);
+    worker = bt_stack_worker(&stack, "flows", NULL); /* serves "default" */
+    cr_assert_gt(worker, 0);
+    start_chains("served", 0, 2);
+    cr_assert_eq(
+        bt_stack_produce(&stack, "events.nobody", "nob-1", start, sizeof(start) - 1), 0);
+    bt_stack_setenv(&stack, 0, "BATON_METRICS_PORT=%d", port);
+    scheduler = bt_stack_scheduler(&stack);
+    cr_assert_gt(scheduler, 0);
+    BT_TEST_WAIT_UNTIL(
+        ok, bt_test_count_lines_with(stack.log, "no live worker serves\" queue=nobody"),
+        20000);
+    cr_assert(ok, "the scheduler did not report the queue nobody serves");
+    BT_TEST_WAIT_UNTIL(
+        ok,
+        (free(body), body = bt_test_http_get(port, "/metrics", &status)) &&
+            strstr(body, "baton_queue_unserved_events{queue=\"nobody\"} 1"),
+        10000);
+    cr_assert(ok, "no gauge of the queue nobody serves: %s", body ? body : "(no answer)");
+    line = strstr(body, "baton_queue_unserved_events{queue=\"default\"}");
+    cr_assert(!line || !strncmp(strchr(line, '}'), "} 0", 3),
+              "the served queue is reported: %.80s", line);
+    free(body);
+    cr_assert_eq(bt_test_count_lines_with(stack.log, "queue=default waiting"), 0);
+    cr_assert_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
