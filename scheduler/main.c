@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "redis_durability.h"
 #include "retention.h"
 #include "schedules.h"
 #include "shard_lease.h"
@@ -88,6 +89,7 @@ struct scheduler {
     struct bt_schedule_stats sched;
     struct bt_wake *wake;
     struct bt_unserved *unserved; /* its own thread: queues nobody serves */
+    bool durability_told;         /* redis_durability.h: once Redis answers */
     struct bt_retention *retention;
     struct bt_retention_stats kept;
     struct bt_backfill backfill, counts; /* retention's, and the counts' */
@@ -156,6 +158,8 @@ static void chores(struct scheduler *s)
         /* a full step: the rest of the round goes on between timer claims */
         s->next_sweep = bt_clock_mono_ms() + (s->sweep.more ? 0 : OUTBOX_EVERY_MS);
     }
+    if (!s->durability_told)
+        s->durability_told = bt_redis_durability_check(bt_store_redis(s->store));
     bt_retention_step(s->retention);
     bt_backfill_step(&s->backfill, &s->cfg, s->store, s->lease);
     bt_backfill_step(&s->counts, &s->cfg, s->store, s->lease);

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "redis_durability.h"
 #include "store.h"
 
 #define MAX_QUEUES 64
@@ -35,6 +36,7 @@ struct bt_alive {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
+    bool durability_told; /* redis_durability.h: once, when Redis answers */
 };
 
 /* The workflow types this worker runs, in the sorted set of one of its
@@ -142,6 +144,8 @@ static void *run(void *arg)
         struct timespec until;
         pthread_mutex_unlock(&a->lock);
         beat(a);
+        if (!a->durability_told)
+            a->durability_told = bt_redis_durability_check(a->r);
         pthread_mutex_lock(&a->lock);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += BT_ALIVE_EVERY_MS / 1000;

@@ -94,3 +94,41 @@ Test(worker, a_stop_while_it_starts_is_a_clean_stop, .init = setup, .fini = tear
     cr_expect_eq(bt_test_count_lines_with(stack.log, "partitions assigned"), 0,
                  "it joined a group after it was told to stop: see %s", stack.log);
 }
+
+/* A Redis that would lose what baton wrote (it evicts keys when full, or
+ * keeps no append-only file) is named at start, by the worker and the
+ * scheduler, each setting once with what to change; the stack's own Redis
+ * (AOF, noeviction) draws no word. Before, nothing said so: a Redis run as
+ * a cache lost instances without a trace. */
+Test(worker, a_redis_that_would_lose_data_is_named_at_start, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    pid_t worker, scheduler;
+    bool told;
+
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    cr_assert_gt(worker, 0);
+    BT_TEST_WAIT_UNTIL(told, bt_test_count_lines_with(stack.log, "partitions assigned"),
+                       20000);
+    cr_assert(told, "the worker did not start: see %s", stack.log);
+    cr_assert_eq(bt_test_count_lines_with(stack.log, "maxmemory_policy="), 0);
+    cr_assert_eq(bt_test_count_lines_with(stack.log, "keeps no append-only file"), 0);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+
+    freeReplyObject(bt_stack_redis(&stack, "CONFIG SET maxmemory-policy allkeys-lru"));
+    freeReplyObject(bt_stack_redis(&stack, "CONFIG SET appendonly no"));
+    worker = bt_stack_worker(&stack, "flows", NULL);
+    scheduler = bt_stack_scheduler(&stack);
+    cr_assert(worker > 0 && scheduler > 0);
+    BT_TEST_WAIT_UNTIL(
+        told, bt_test_count_lines_with(stack.log, "keeps no append-only file") == 2,
+        20000);
+    cr_assert(told, "the missing append-only file was not named twice: see %s",
+              stack.log);
+    cr_assert_eq(bt_test_count_lines_with(stack.log,
+                                          "(set maxmemory-policy noeviction)\" "
+                                          "maxmemory_policy=allkeys-lru"),
+                 2);
+    cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}
