@@ -483,12 +483,17 @@ Test(faults, an_outcome_ahead_of_a_stale_cached_instance_is_applied_after_a_relo
     bt_test_kill9(worker); /* its first step still sleeps */
 }
 
+/* The suite "stalls": what would otherwise wait silently, for good (a hung
+ * Redis, a stop blocked on it, starts on a queue nobody serves). Apart from
+ * "faults" because nothing in it depends on the store's sharding, which CI
+ * runs "faults" again with (make test-sharded). */
+
 /* A Redis that hangs (SIGSTOP here; a connection lost without a reset, in a
  * network, looks the same) leaves its clients' calls unanswered. Past
  * redis-timeout-ms a call counts as Redis unreachable: dropped and retried
  * as after a restart. Before, the worker waited in read() for as long as
  * Redis hung, and for ever on a connection nobody would answer again. */
-Test(faults, a_hung_redis_is_unreachable_after_the_timeout_and_loses_nothing,
+Test(stalls, a_hung_redis_is_unreachable_after_the_timeout_and_loses_nothing,
      .init = setup, .fini = teardown, .timeout = 120)
 {
     struct bt_stack_results r;
@@ -524,7 +529,7 @@ Test(faults, a_hung_redis_is_unreachable_after_the_timeout_and_loses_nothing,
  * scheduler blocked on it still exit, with status 0, stop-timeout-ms after
  * the signal. Before, the stop's deadline began only once the main loop saw
  * the signal, which a call blocked on Redis kept it from doing for good. */
-Test(faults, sigterm_ends_a_worker_and_a_scheduler_in_time_while_redis_hangs,
+Test(stalls, sigterm_ends_a_worker_and_a_scheduler_in_time_while_redis_hangs,
      .init = setup, .fini = teardown, .timeout = 120)
 {
     struct bt_stack_results r;
@@ -564,7 +569,7 @@ static void setup_nobody(void)
  * them and nothing times them out. The scheduler says so, in its log and
  * on /metrics; the queue a worker serves is not named. Before, nothing
  * did: they waited silently. */
-Test(faults, starts_on_a_queue_nobody_serves_are_reported_by_the_scheduler,
+Test(stalls, starts_on_a_queue_nobody_serves_are_reported_by_the_scheduler,
      .init = setup_nobody, .fini = teardown, .timeout = 60)
 {
     static const char start[] = "{\"v\":1,\"type\":\"start\",\"id\":\"nob-1\","
