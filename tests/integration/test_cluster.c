@@ -1,8 +1,9 @@
 /* The engine on a real Redis Cluster (3 masters, 3 replicas, on loopback)
  * with its instances over 8 shards: steps, fan-out, durable timers, retries,
- * the CLI, and two masters killed in turn mid-run. The whole engine suite
+ * the CLI, two masters killed in turn mid-run, and one that hangs. The whole engine suite
  * runs there too with BT_TEST_REDIS_CLUSTER=1 (tests/harness/stack.h). */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,4 +303,58 @@ Test(cluster, two_schedulers_on_the_sharded_timers_fire_each_timer_once, .init =
     cr_assert_eq(bt_test_stop(s1, BT_TEST_STOP_MS), 0);
     cr_assert_eq(bt_test_stop(s2, BT_TEST_STOP_MS), 0);
     cr_assert_eq(bt_test_stop(w, BT_TEST_STOP_MS), 0);
+}
+
+/* A master that hangs (SIGSTOP: its connections open, nothing answered) is
+ * failed over by the cluster a second later, but a client blocked on it
+ * waits on its old connection: before redis-timeout-ms, for good, and the
+ * shard's instances stopped. Now each call gives up after the timeout (1.5 s
+ * here), reads the slot map again and goes to the new master. */
+Test(cluster, a_master_that_hangs_is_failed_over_and_loses_nothing,
+     .init = setup_replicas)
+{
+    enum { N = 600, WORKING = 100, HANG = 150, FAILED_OVER = 400 };
+    struct bt_stack_results r;
+    BT_TEST_RELEASE_ONLY();
+    bt_stack_setenv(&stack, 0, "BATON_REDIS_TIMEOUT_MS=1500");
+    pid_t procs[3] = {worker(), worker(), bt_stack_scheduler(&stack)};
+    int hung = -1, dead_letters = 0;
+    char id[64];
+
+    cr_assert_gt(procs[2], 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "hang-%d", i);
+        start("chain3", id, json_pack("{s:i}", "v", i));
+        if (i == WORKING) { /* the workers hold connections to every master */
+            bt_stack_results(&stack, &r, WORKING + 1, 60000);
+            json_decref(r.by_id);
+            cr_assert_eq(r.distinct, WORKING + 1, "the workers did not start working");
+        } else if (i == HANG) {
+            hung = master_serving("{0}", -1);
+            kill(stack.cluster->node[hung].pid, SIGSTOP);
+        } else if (i == FAILED_OVER) {
+            cr_assert_eq(bt_test_rcluster_await_failover(stack.cluster, hung, 30000), 0,
+                         "no replica took over");
+        }
+    }
+    bt_stack_results(&stack, &r, N, 90000);
+    kill(stack.cluster->node[hung].pid, SIGCONT); /* it rejoins as a replica */
+    for (int p = 0; p < 3; p++)
+        cr_assert_eq(bt_test_wait(procs[p], 0), -1, "%s exited during the failover",
+                     p < 2 ? "a worker" : "the scheduler");
+    cr_assert_eq(r.distinct, N, "results: %d distinct of %d (raw %d)", r.distinct, N,
+                 r.raw);
+    cr_expect_eq(r.raw, N, "one result per instance");
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "hang-%d", i);
+        cr_assert_eq(json_integer_value(json_object_get(result_of(&r, id), "v")), i + 3,
+                     "%s: each step applied exactly once", id);
+    }
+    json_decref(r.by_id);
+    bt_stack_read_all(&stack, "dlq", 2000, count, &dead_letters);
+    cr_expect_eq(dead_letters, 0, "nothing dead-lettered");
+    cr_expect_geq(bt_test_count_lines_with(stack.log, "no answer within 1500 ms"), 1,
+                  "no call was given up on the hung master");
+    for (int p = 3; p-- > 0;)
+        cr_assert_eq(bt_test_stop(procs[p], BT_TEST_STOP_MS), 0);
 }
