@@ -180,6 +180,24 @@ static bool count(const json_t *msg, void *arg)
     return false;
 }
 
+/* One result for each of the chains "<name>-<i>", i < n, every step of each
+ * applied once, and nothing dead-lettered; frees r's results. */
+static void each_applied_once(struct bt_stack_results *r, const char *name, int n)
+{
+    int dead_letters = 0;
+    char id[64];
+
+    cr_expect_eq(r->raw, n, "one result per instance");
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s-%d", name, i);
+        cr_assert_eq(json_integer_value(json_object_get(result_of(r, id), "v")), i + 3,
+                     "%s: each step applied exactly once", id);
+    }
+    json_decref(r->by_id);
+    bt_stack_read_all(&stack, "dlq", 2000, count, &dead_letters);
+    cr_expect_eq(dead_letters, 0, "nothing dead-lettered");
+}
+
 /* The master serving hash tag tag, other than not (-1: any). */
 static int master_serving(const char *tag, int not )
 {
@@ -201,7 +219,7 @@ Test(cluster, two_masters_killed_in_turn_lose_nothing, .init = setup_replicas)
     BT_TEST_RELEASE_ONLY();
     pid_t procs[4] = {worker(), worker(), bt_stack_scheduler(&stack),
                       bt_stack_scheduler(&stack)};
-    int first = -1, second = -1, dead_letters = 0;
+    int first = -1, second = -1;
     char id[64], tag[16];
 
     cr_assert(procs[2] > 0 && procs[3] > 0);
@@ -246,15 +264,7 @@ Test(cluster, two_masters_killed_in_turn_lose_nothing, .init = setup_replicas)
     }
     cr_assert_eq(r.distinct, N, "results: %d distinct of %d (raw %d), missing:%s",
                  r.distinct, N, r.raw, missing);
-    cr_expect_eq(r.raw, N, "one result per instance");
-    for (int i = 0; i < N; i++) {
-        snprintf(id, sizeof(id), "chain-%d", i);
-        cr_assert_eq(json_integer_value(json_object_get(result_of(&r, id), "v")), i + 3,
-                     "%s: each step applied exactly once", id);
-    }
-    json_decref(r.by_id);
-    bt_stack_read_all(&stack, "dlq", 2000, count, &dead_letters);
-    cr_expect_eq(dead_letters, 0, "nothing dead-lettered");
+    each_applied_once(&r, "chain", N);
     for (int p = 4; p-- > 0;)
         cr_assert_eq(bt_test_stop(procs[p], BT_TEST_STOP_MS), 0);
 }
@@ -318,7 +328,7 @@ Test(cluster, a_master_that_hangs_is_failed_over_and_loses_nothing,
     BT_TEST_RELEASE_ONLY();
     bt_stack_setenv(&stack, 0, "BATON_REDIS_TIMEOUT_MS=1500");
     pid_t procs[3] = {worker(), worker(), bt_stack_scheduler(&stack)};
-    int hung = -1, dead_letters = 0;
+    int hung = -1;
     char id[64];
 
     cr_assert_gt(procs[2], 0);
@@ -344,15 +354,7 @@ Test(cluster, a_master_that_hangs_is_failed_over_and_loses_nothing,
                      p < 2 ? "a worker" : "the scheduler");
     cr_assert_eq(r.distinct, N, "results: %d distinct of %d (raw %d)", r.distinct, N,
                  r.raw);
-    cr_expect_eq(r.raw, N, "one result per instance");
-    for (int i = 0; i < N; i++) {
-        snprintf(id, sizeof(id), "hang-%d", i);
-        cr_assert_eq(json_integer_value(json_object_get(result_of(&r, id), "v")), i + 3,
-                     "%s: each step applied exactly once", id);
-    }
-    json_decref(r.by_id);
-    bt_stack_read_all(&stack, "dlq", 2000, count, &dead_letters);
-    cr_expect_eq(dead_letters, 0, "nothing dead-lettered");
+    each_applied_once(&r, "hang", N);
     cr_expect_geq(bt_test_count_lines_with(stack.log, "no answer within 1500 ms"), 1,
                   "no call was given up on the hung master");
     for (int p = 3; p-- > 0;)

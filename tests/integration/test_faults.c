@@ -488,6 +488,23 @@ Test(faults, an_outcome_ahead_of_a_stale_cached_instance_is_applied_after_a_relo
  * "faults" because nothing in it depends on the store's sharding, which CI
  * runs "faults" again with (make test-sharded). */
 
+/* A worker and a scheduler at work (5 chains "<tag>-<i>" done), then redis
+ * paused (SIGSTOP) and 5 more started, whose commits wait on it. */
+static void hang_redis_at_work(const char *tag, pid_t *worker, pid_t *scheduler)
+{
+    struct bt_stack_results r;
+
+    *worker = bt_stack_worker(&stack, "flows", NULL);
+    *scheduler = bt_stack_scheduler(&stack);
+    cr_assert(*worker > 0 && *scheduler > 0);
+    start_chains(tag, 0, 5);
+    bt_stack_results(&stack, &r, 5, 60000);
+    json_decref(r.by_id);
+    cr_assert_eq(r.distinct, 5, "results before the hang: %d of 5", r.distinct);
+    bt_stack_redis_down(&stack, "pause");
+    start_chains(tag, 5, 10);
+}
+
 /* A Redis that hangs (SIGSTOP here; a connection lost without a reset, in a
  * network, looks the same) leaves its clients' calls unanswered. Past
  * redis-timeout-ms a call counts as Redis unreachable: dropped and retried
@@ -502,15 +519,7 @@ Test(stalls, a_hung_redis_is_unreachable_after_the_timeout_and_loses_nothing,
     bool ok;
 
     bt_stack_setenv(&stack, 0, "BATON_REDIS_TIMEOUT_MS=500");
-    worker = bt_stack_worker(&stack, "flows", NULL);
-    scheduler = bt_stack_scheduler(&stack);
-    cr_assert(worker > 0 && scheduler > 0);
-    start_chains("hung", 0, 5);
-    bt_stack_results(&stack, &r, 5, 60000);
-    json_decref(r.by_id);
-    cr_assert_eq(r.distinct, 5, "results before the hang: %d of 5", r.distinct);
-    bt_stack_redis_down(&stack, "pause");
-    start_chains("hung", 5, 10); /* their commits wait on the hung Redis */
+    hang_redis_at_work("hung", &worker, &scheduler);
     BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "no answer within 500 ms"),
                        15000);
     cr_assert_eq(bt_stack_redis_up(&stack), 0);
@@ -532,21 +541,12 @@ Test(stalls, a_hung_redis_is_unreachable_after_the_timeout_and_loses_nothing,
 Test(stalls, sigterm_ends_a_worker_and_a_scheduler_in_time_while_redis_hangs,
      .init = setup, .fini = teardown, .timeout = 120)
 {
-    struct bt_stack_results r;
     pid_t worker, scheduler;
     int64_t t0;
 
     bt_stack_setenv(&stack, 0, "BATON_REDIS_TIMEOUT_MS=0");
     bt_stack_setenv(&stack, 1, "BATON_STOP_TIMEOUT_MS=2000");
-    worker = bt_stack_worker(&stack, "flows", NULL);
-    scheduler = bt_stack_scheduler(&stack);
-    cr_assert(worker > 0 && scheduler > 0);
-    start_chains("term", 0, 5);
-    bt_stack_results(&stack, &r, 5, 60000);
-    json_decref(r.by_id);
-    cr_assert_eq(r.distinct, 5, "results before the hang: %d of 5", r.distinct);
-    bt_stack_redis_down(&stack, "pause");
-    start_chains("term", 5, 10);
+    hang_redis_at_work("term", &worker, &scheduler);
     /* the worker's stop, at least, deletes its heartbeat key in Redis */
     kill(worker, SIGTERM);
     kill(scheduler, SIGTERM);
