@@ -48,7 +48,8 @@ static const struct setting settings[] = {
      0, 3600000,
      "a Redis call of a worker or scheduler unanswered this long counts as Redis "
      "unreachable: the connection is dropped and the batch retried, so a hung Redis "
-     "or a connection lost without a reset stalls nothing for good (0: wait for ever)"},
+     "or a connection lost without a reset stalls nothing for good (0: wait for ever; "
+     "on a Redis Cluster, above redis-wait-ms)"},
     {"stop-timeout-ms", "BATON_STOP_TIMEOUT_MS", INT, F(stop_timeout_ms), 0, "20000", 0,
      3600000,
      "a worker or scheduler told to stop (SIGTERM, SIGINT) exits this long after the "
@@ -464,6 +465,16 @@ static int finish(struct bt_config *cfg, char *errstr, size_t errstr_size)
     }
     if ((ret = redis_credentials(cfg, errstr, errstr_size)))
         return ret;
+    /* a write's WAIT for a replica is a call too: past the timeout, every
+     * batch on a cluster would count as Redis unreachable */
+    if (cfg->redis_cluster && cfg->redis_timeout_ms > 0 &&
+        cfg->redis_wait_ms >= cfg->redis_timeout_ms) {
+        snprintf(errstr, errstr_size,
+                 "redis-wait-ms: %d is not below redis-timeout-ms (%d): each write waits "
+                 "for a replica that long, longer than a call may take",
+                 cfg->redis_wait_ms, cfg->redis_timeout_ms);
+        return BT_EINVAL;
+    }
     /* a cluster runs a script only on keys of one slot: the shards' tags */
     if (cfg->redis_cluster && cfg->redis_shards == 0)
         cfg->redis_shards = BT_CONFIG_CLUSTER_SHARDS;

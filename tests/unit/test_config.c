@@ -219,3 +219,23 @@ Test(config, the_environment_overrides_a_default_and_a_flag_overrides_both)
     cr_expect_str_eq(argv[2], "--wait");
     bt_config_release(&cfg);
 }
+
+/* On a Redis Cluster each batch of writes waits for a replica (WAIT) up to
+ * redis-wait-ms: a wait as long as a call may take (redis-timeout-ms) would
+ * make every batch count as Redis unreachable, so it is refused at start. */
+Test(config, a_replica_wait_not_below_the_redis_timeout_is_refused)
+{
+    char p[] = "prog", c[] = "--redis-cluster=1", w[] = "--redis-wait-ms=10000",
+         t[] = "--redis-timeout-ms=20000";
+    char *argv[] = {p, c, w, NULL}, *good[] = {p, c, w, t, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+
+    cr_expect_eq(load(&cfg, argv, errstr, sizeof(errstr)), BT_EINVAL);
+    cr_expect(
+        strstr(errstr, "redis-wait-ms: 10000 is not below redis-timeout-ms (10000)"),
+        "%s", errstr);
+    bt_config_release(&cfg);
+    cr_expect_eq(load(&cfg, good, errstr, sizeof(errstr)), 0, "%s", errstr);
+    bt_config_release(&cfg);
+}
