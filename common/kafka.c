@@ -440,6 +440,39 @@ static void assign_error(rd_kafka_error_t *error, const char *what)
     rd_kafka_error_destroy(error);
 }
 
+int64_t bt_kafka_waiting(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
+                         int timeout_ms, bool strict)
+{
+    rd_kafka_topic_partition_list_t *committed =
+        rd_kafka_topic_partition_list_copy(parts);
+    int64_t total = 0;
+
+    if (rd_kafka_committed(rk, committed, timeout_ms)) {
+        rd_kafka_topic_partition_list_destroy(committed);
+        if (strict)
+            return -1;
+        committed = NULL; /* Kafka away */
+    }
+    for (int i = 0; i < parts->cnt && total >= 0; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t low, high, from = p->offset;
+        if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high,
+                                             timeout_ms)) {
+            total = strict ? -1 : total;
+            continue;
+        }
+        if (from < 0 && committed)
+            from = committed->elems[i].offset;
+        if (from < 0) /* nothing committed: auto.offset.reset=earliest */
+            from = low;
+        if (high > from)
+            total += high - from;
+    }
+    if (committed)
+        rd_kafka_topic_partition_list_destroy(committed);
+    return total;
+}
+
 void bt_kafka_assign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
 {
     if (cooperative(rk))

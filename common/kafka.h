@@ -6,6 +6,7 @@
 #ifndef BT_KAFKA_H
 #define BT_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <librdkafka/rdkafka.h>
@@ -81,6 +82,15 @@ rd_kafka_t *bt_kafka_consumer_new(
  * cooperative protocol) or gives back those revoked (all of them, with the
  * eager one), as the group's protocol wants. */
 void bt_kafka_assign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts);
+
+/* Messages on parts past where a consumer of rk's group reads next: the
+ * offset each element of parts holds (a position), else the group's
+ * committed offset, else the partition's first. Each look at Kafka waits
+ * timeout_ms at most. strict: -1 when a look fails; else a partition that
+ * cannot be looked at counts 0, and one whose committed offset cannot be
+ * read counts from its first. */
+int64_t bt_kafka_waiting(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
+                         int timeout_ms, bool strict);
 void bt_kafka_unassign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts);
 
 int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n);

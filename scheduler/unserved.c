@@ -69,23 +69,11 @@ static int64_t waiting(struct bt_unserved *u, const rd_kafka_metadata_topic_t *t
 {
     rd_kafka_topic_partition_list_t *parts =
         rd_kafka_topic_partition_list_new(t->partition_cnt);
-    int64_t total = 0;
+    int64_t total;
 
-    for (int i = 0; i < t->partition_cnt; i++)
+    for (int i = 0; i < t->partition_cnt; i++) /* no position: the committed */
         rd_kafka_topic_partition_list_add(parts, t->topic, t->partitions[i].id);
-    if (rd_kafka_committed(u->rk, parts, KAFKA_TIMEOUT_MS))
-        total = -1;
-    for (int i = 0; i < parts->cnt && total >= 0; i++) {
-        const rd_kafka_topic_partition_t *p = &parts->elems[i];
-        int64_t low, high;
-        if (rd_kafka_query_watermark_offsets(u->rk, p->topic, p->partition, &low, &high,
-                                             KAFKA_TIMEOUT_MS)) {
-            total = -1;
-        } else {
-            int64_t from = p->offset >= 0 ? p->offset : low;
-            total += high > from ? high - from : 0;
-        }
-    }
+    total = bt_kafka_waiting(u->rk, parts, KAFKA_TIMEOUT_MS, true);
     rd_kafka_topic_partition_list_destroy(parts);
     return total;
 }

@@ -1,8 +1,7 @@
-/* The consumer watchdog; see watchdog.h. Messages waiting are counted from
- * the broker's high watermarks against the consumer's position, or, for a
- * partition it has not consumed from since it was assigned (no position),
- * against the group's committed offset: such a partition is the very case of
- * a fetch that never started. */
+/* The consumer watchdog; see watchdog.h. Messages waiting (bt_kafka_waiting) are counted
+ * from the broker's high watermarks against the consumer's position, or, for a partition
+ * it has not consumed from since it was assigned (no position), against the group's
+ * committed offset: such a partition is the very case of a fetch that never started. */
 #include "clock.h"
 #include "kafka.h"
 #include "log.h"
@@ -23,33 +22,6 @@ void bt_watchdog_init(struct bt_watchdog *wd, const char *role, int64_t stall_ms
         role);
 }
 
-/* Messages waiting on the assigned partitions (parts, positions filled). */
-static int64_t waiting(rd_kafka_t *consumer, rd_kafka_topic_partition_list_t *parts)
-{
-    rd_kafka_topic_partition_list_t *committed =
-        rd_kafka_topic_partition_list_copy(parts);
-    int64_t total = 0;
-
-    if (rd_kafka_committed(consumer, committed, 1000))
-        rd_kafka_topic_partition_list_destroy(committed), committed = NULL;
-    for (int i = 0; i < parts->cnt; i++) {
-        const rd_kafka_topic_partition_t *p = &parts->elems[i];
-        int64_t low, high, from = p->offset;
-        if (rd_kafka_query_watermark_offsets(consumer, p->topic, p->partition, &low,
-                                             &high, 1000))
-            continue;
-        if (from < 0 && committed)
-            from = committed->elems[i].offset;
-        if (from < 0) /* nothing committed: auto.offset.reset=earliest */
-            from = low;
-        if (high > from)
-            total += high - from;
-    }
-    if (committed) /* NULL when the look failed: Kafka away */
-        rd_kafka_topic_partition_list_destroy(committed);
-    return total;
-}
-
 bool bt_watchdog_check(struct bt_watchdog *wd, rd_kafka_t *consumer, uint64_t progress,
                        bool idle)
 {
@@ -68,7 +40,7 @@ bool bt_watchdog_check(struct bt_watchdog *wd, rd_kafka_t *consumer, uint64_t pr
     if (rd_kafka_assignment(consumer, &parts) || !parts)
         return false;
     if (parts->cnt && rd_kafka_position(consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        (behind = waiting(consumer, parts)) > 0) {
+        (behind = bt_kafka_waiting(consumer, parts, 1000, false)) > 0) {
         bt_log(BT_LOG_WARN,
                "consumer stalled: no message taken for %lld ms while %lld wait on its "
                "%d partitions; assigning them again role=%s",
