@@ -69,6 +69,7 @@ void bt_instance_destroy(struct bt_instance *inst)
     free(inst->parent_id);
     free(inst->parent_queue);
     free(inst->kpos);
+    free(inst->crash_last);
     json_decref(inst->input);
     json_decref(inst->result);
     json_decref(inst->error);

@@ -139,6 +139,12 @@ struct bt_instance {
     int64_t base;       /* seq of entries[0]: seqs never repeat across runs */
     int64_t hlen;       /* history records of this run in Redis */
     bool cancel_requested;
+    /* the worker's (not stored with the instance): times its workflow code
+     * crashed a worker (fatal.h), the last one said, and whether a $unblock
+     * was applied in this batch */
+    int crashes;
+    char *crash_last;
+    bool unblock_asked;
     int64_t paused_at; /* ms: when it was paused (status paused), else 0 */
     json_t *attrs;     /* search attributes (bt_upsert_attributes), or NULL */
     json_t *result;    /* when completed */

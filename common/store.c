@@ -339,6 +339,18 @@ static int load_outbox(const struct bt_store *store, struct bt_instance *inst,
     return 0;
 }
 
+/* The crash record of its workflow code (workers/crashes.c): n, last. */
+static void load_crashes(struct bt_instance *inst, const redisReply *reply)
+{
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const char *f = reply->element[i]->str, *v = reply->element[i + 1]->str;
+        if (!strcmp(f, "n"))
+            inst->crashes = atoi(v);
+        else if (!strcmp(f, "last") && !inst->crash_last)
+            inst->crash_last = strdup(v);
+    }
+}
+
 static void mark_corrupt(struct bt_instance *inst, const char *what)
 {
     bt_log(BT_LOG_ERROR, "corrupt state in redis: %s workflow=%s", what, inst->id);
@@ -350,13 +362,14 @@ static void mark_corrupt(struct bt_instance *inst, const char *what)
 
 int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
 {
-    static const char *const suffixes[] = {"", ":journal", ":outbox"};
+    /* the instance's keys, and the record of crashes in its code */
+    static const char *const suffixes[] = {"", ":journal", ":outbox", ":crashes"};
     int ret = bt__store_append_forgets(store);
 
     if (ret)
         return ret;
     for (size_t i = 0; i < n; i++) {
-        for (int s = 0; s < 3; s++) {
+        for (int s = 0; s < 4; s++) {
             char key[600];
             const char *argv[] = {"HGETALL", key};
             bt_store_key(store, insts[i]->id, suffixes[s], key, sizeof(key));
@@ -366,15 +379,17 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
     }
     bt__store_read_owed(store); /* they went out in the same write, ahead of ours */
     for (size_t i = 0; i < n; i++) {
-        redisReply *replies[3] = {NULL, NULL, NULL};
+        redisReply *replies[4] = {NULL, NULL, NULL, NULL};
         int bad = 0;
-        for (int s = 0; s < 3; s++)
+        for (int s = 0; s < 4; s++)
             if (bt_redis_reply(store->r, &replies[s]))
                 ret = BT_EAGAIN;
         if (ret != BT_EAGAIN) {
-            for (int s = 0; s < 3; s++)
+            for (int s = 0; s < 4; s++)
                 if (replies[s]->type != REDIS_REPLY_ARRAY)
                     bad = 1;
+            if (!bad)
+                load_crashes(insts[i], replies[3]);
             if (!bad && load_meta(insts[i], replies[0]))
                 mark_corrupt(insts[i], "meta fields");
             else if (!bad && load_journal(insts[i], replies[1]))
@@ -384,7 +399,7 @@ int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n)
             else if (bad)
                 ret = BT_EAGAIN;
         }
-        for (int s = 0; s < 3; s++)
+        for (int s = 0; s < 4; s++)
             freeReplyObject(replies[s]);
     }
     return ret;

@@ -40,7 +40,9 @@ void bt_store_set_holder(struct bt_store *store, const char *holder);
 /* Fills insts[0..n) (fresh instances with only their id set) from Redis.
  * An instance not in Redis stays BT_STATUS_NONE. When unsent outbox commands
  * are found they are put in the instance's delta (to be produced again:
- * a worker died between its commit and its produce). Returns 0, BT_EAGAIN
+ * a worker died between its commit and its produce). The record of crashes
+ * in its workflow code ("<kp>:{id}:crashes", workers/crashes.c) sets
+ * crashes and crash_last. Returns 0, BT_EAGAIN
  * (Redis unreachable) or BT_EINVALMSG when stored state is corrupt (the
  * instance with it gets status BLOCKED and an error; others load). */
 int bt_store_load(struct bt_store *store, struct bt_instance **insts, size_t n);

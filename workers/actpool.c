@@ -6,6 +6,7 @@
 
 #include "actpool.h"
 #include "err.h"
+#include "fatal.h"
 
 struct bt_actpool {
     pthread_mutex_t lock;
@@ -27,6 +28,7 @@ static void *work(void *arg)
 {
     struct bt_actpool *p = arg;
 
+    bt_fatal_thread_init(); /* a stack overflow in an activity is caught too */
     for (;;) {
         struct job *job;
         pthread_mutex_lock(&p->lock);
@@ -34,6 +36,7 @@ static void *work(void *arg)
             pthread_cond_wait(&p->cond, &p->lock);
         if (!p->head) {
             pthread_mutex_unlock(&p->lock);
+            bt_fatal_thread_done();
             return NULL;
         }
         job = p->head;

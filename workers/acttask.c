@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "err.h"
 #include "failpoint.h"
+#include "fatal.h"
 #include "idmap.h"
 #include "instance.h"
 #include "jsonw.h"
@@ -238,7 +239,15 @@ static bool run_job(void *arg, struct job *job)
         _exit(9);
     }
     t0 = mono_s();
-    bt_activity_execute(def, &job->task, at->worker, &event);
+    if (job->lost) {
+        bt_activity_lost(&job->task, at->worker, &event);
+    } else {
+        bt_fatal_enter(&(struct bt_fatal_site){"activity", job->task.id, job->task.name,
+                                               (long long)job->task.seq,
+                                               job->task.attempt});
+        bt_activity_execute(def, &job->task, at->worker, &event);
+        bt_fatal_leave();
+    }
     t0 = mono_s() - t0;
     bt_metrics_observe(bt_metrics_series(at->m.duration, label), t0);
     bt_pace_note(&at->pace, (int64_t)(t0 * 1e6));
@@ -266,6 +275,13 @@ static bool run_job(void *arg, struct job *job)
 static bool stale(const redisReply *reply)
 {
     return reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
+}
+
+/* True when the reply says the processes that took the attempt before died
+ * or lost it unfinished, too often to run it again (take_task.lua). */
+static bool lost(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 2;
 }
 
 /* ---- one copy of an attempt (consumer thread) ---- */
@@ -343,8 +359,8 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
             due[BT_JW_INT_SIZE];
         char *member;
     } *t = calloc(n, sizeof(*t));
-    /* KEYS: timers, then journal and meta per job; ARGV: 4 per job */
-    const char *argv[1 + 6 * TAKE_MAX];
+    /* KEYS: timers, then journal and meta per job; ARGV: 4 per job, taker */
+    const char *argv[2 + 6 * TAKE_MAX];
     char timers[300], kp[BT_STORE_KP_SIZE];
     int ret = t ? 0 : BT_ENOMEM;
 
@@ -372,9 +388,10 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
         argv[3 + 2 * n + 4 * i] = t[i].member;
         argv[4 + 2 * n + 4 * i] = t[i].due;
     }
+    argv[1 + 6 * n] = at->taker ? at->taker : "";
     if (ret == 0)
         ret = bt_redis_append_eval(bt_store_redis(at->store), bt_lua_take_task,
-                                   (int)(1 + 2 * n), (int)(1 + 6 * n), argv, NULL);
+                                   (int)(1 + 2 * n), (int)(2 + 6 * n), argv, NULL);
     for (size_t i = 0; t && i < n; i++)
         free(t[i].member);
     free(t);
@@ -455,6 +472,8 @@ static void check(struct bt_acttask *at, struct job **jobs, size_t n)
                               job->task.name, "stale");
                 skip(at, job);
             } else {
+                /* a lost one runs no code: its thread reports it failed */
+                job->lost = lost(el);
                 act_enqueue(at, job);
             }
         }
@@ -629,7 +648,7 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     struct bt_acttask *at = calloc(1, sizeof(*at));
     char group[300], *list = NULL, *save = NULL;
     const char *topics[64];
-    char names[64][300];
+    char names[64][300], taker[400];
     size_t n_topics = 0;
 
     if (!at)
@@ -637,6 +656,10 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
     at->cfg = cfg;
     at->reg = reg;
     at->worker = strdup(worker_name);
+    /* host:pid repeats when a container restarts in its pod (same host name,
+     * same pid): the start time tells this process from its predecessor */
+    snprintf(taker, sizeof(taker), "%s/%lld", worker_name, (long long)bt_clock_now_ms());
+    at->taker = strdup(taker);
     register_metrics(at, metrics);
     at->submitted_tail = &at->submitted;
     at->offsets = bt_offsets_new();
@@ -741,6 +764,7 @@ void bt_acttask_destroy(struct bt_acttask *at)
     for (size_t i = 0; i < at->n_queues; i++)
         free(at->queues[i]);
     free(at->worker);
+    free(at->taker);
     pthread_mutex_destroy(&at->lock);
     free(at);
 }

@@ -28,6 +28,7 @@ struct bt_acttask {
     const struct bt_config *cfg;
     const bt_registry *reg;
     char *worker;
+    char *taker; /* "<worker>/<start ms>": this process in take_task.lua's marks */
     rd_kafka_t *consumer, *producer;
     struct bt_store *store; /* consumer thread's */
     pthread_t consumer_thread;

@@ -126,7 +126,9 @@ void wf_batch_drop_done(struct wf_batch *b, struct bt_idmap *cache)
 {
     for (size_t i = 0; i < b->n_touched; i++) {
         struct bt_instance *inst = b->touched[i];
-        if (bt_status_final(inst->status)) {
+        /* nor one whose code crashed workers: its count, which `baton
+         * unblock` clears, is read again at its next event */
+        if (bt_status_final(inst->status) || inst->crashes > 0) {
             bt_idmap_del(cache, inst->id);
             for (size_t j = 0; j < b->n_items; j++)
                 if (b->items[j].inst == inst)

@@ -67,8 +67,8 @@ size_t wf_batch_drop_conflicts(struct wf_batch *b, struct bt_idmap *cache,
 /* After a failed try: forgets every touched instance. */
 void wf_batch_drop_touched(struct wf_batch *b, struct bt_idmap *cache);
 /* After the commit: forgets the instances that ended (their commands are in
- * the flight) and those cached only to find they are unknown or another
- * queue's. */
+ * the flight), those whose code crashed workers (crashes.h) and those
+ * cached only to find they are unknown or another queue's. */
 void wf_batch_drop_done(struct wf_batch *b, struct bt_idmap *cache);
 
 /* The offsets after the batch's messages, per partition (new). */

@@ -40,6 +40,7 @@ struct job {
     struct job *lease_next;    /* consumer thread: next in the admission's leased list */
     char lease_id[BT_ID_MAX + 320]; /* holder: "<worker>|<n>|<id>|<seq>|<attempt>" */
     bool held;        /* the copy of its attempt that runs here (consumer thread) */
+    bool lost;        /* others took its attempt and lost it: reported failed */
     struct job *twin; /* other copies of the attempt, fetched again meanwhile:
                        * not run, their offsets released with this one */
 };

@@ -17,7 +17,9 @@
 #include "alive.h"
 #include "args.h"
 #include "config.h"
+#include "crashes.h"
 #include "err.h"
+#include "fatal.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -92,8 +94,10 @@ static const char **workflow_types(const bt_registry *reg)
 
 static void *run_workflows(void *wt)
 {
+    bt_fatal_thread_init(); /* no-op on the main thread: it has one */
     while (!stopping)
         bt_wftask_poll(wt, 100);
+    bt_fatal_thread_done();
     return NULL;
 }
 
@@ -109,6 +113,7 @@ struct worker {
     int n_wts;
     struct bt_acttask *at;
     struct bt_alive *alive;
+    struct bt_crashes *crashes;
     const char **types;
 };
 
@@ -143,6 +148,9 @@ static int start_roles(struct worker *w, char *errstr, size_t errstr_size)
 {
     const struct bt_config *cfg = &w->cfg;
 
+    /* first: plugin code runs from the moment the roles start */
+    if (!(w->crashes = bt_crashes_install(cfg, w->name, errstr, errstr_size)))
+        return BT_EIO;
     w->metrics = bt_metrics_new();
     for (w->n_wts = 0; w->n_wts < cfg->workflow_threads; w->n_wts++)
         if (!(w->wts[w->n_wts] =
@@ -227,6 +235,7 @@ static void stop_all(struct worker *w)
     }
     bt_stop_step("heartbeat");
     bt_alive_stop(w->alive);
+    bt_crashes_destroy(w->crashes);
     bt_stop_step("stopped");
     bt_metrics_destroy(w->metrics);
     free(w->types);

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "crashes.h"
 #include "err.h"
+#include "fatal.h"
 #include "log.h"
 #include "unsent.h"
 #include "wftask_int.h"
@@ -56,7 +59,8 @@ static bool serves(const struct bt_wftask *wt, const char *queue)
  * known and its queue served (it is not forwarded on a guess). */
 static bool assume_new(const struct bt_wftask *wt, const struct wf_item *it)
 {
-    return it->msg.type == BT_MSG_START &&
+    /* a crash record of a start's code is only seen by a load */
+    return it->msg.type == BT_MSG_START && bt_clock_now_ms() >= wt->careful_until &&
            bt_registry_workflow(wt->reg, it->msg.workflow) && serves(wt, it->msg.queue);
 }
 
@@ -68,6 +72,13 @@ int wf_resolve(struct bt_wftask *wt, bool only_conflicted)
     size_t n_load = 0;
     int ret = 0;
 
+    if (wt->crash_check) {
+        int recent = bt_crashes_recent(wt->store);
+        if (recent < 0)
+            return recent;
+        wt->careful_until = recent ? bt_clock_now_ms() + BT_CRASHES_CAREFUL_MS : 0;
+        wt->crash_check = false;
+    }
     load = malloc(wt->batch.n_items * sizeof(*load));
     BT_ASSERT(load);
     for (size_t i = 0; i < wt->batch.n_items; i++) {
@@ -260,7 +271,15 @@ void wf_replay_range(struct bt_wftask *wt, const struct bt_replay_env *env, size
 {
     for (size_t i = from; i < to; i++) {
         struct bt_instance *inst = wt->batch.touched[i];
-        if (bt_replay_run(inst, env) == BT_ENOENT)
+        bool may_run = bt_crashes_may_run(inst, env);
+        int rc;
+        inst->unblock_asked = false; /* this batch's */
+        if (!may_run)
+            continue;
+        bt_fatal_enter(&(struct bt_fatal_site){"workflow", inst->id, inst->type, 0, 0});
+        rc = bt_replay_run(inst, env);
+        bt_fatal_leave();
+        if (rc == BT_ENOENT)
             bt_log(BT_LOG_ERROR,
                    "workflow type not registered on this worker: %s workflow=%s",
                    inst->type, inst->id);

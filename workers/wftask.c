@@ -49,6 +49,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         bt_log(BT_LOG_INFO, "partitions assigned: count=%d", parts->cnt);
+        wt->crash_check = true; /* a crashed worker's, maybe */
         bt_kafka_assign(rk, parts);
         return;
     }

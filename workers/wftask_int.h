@@ -67,6 +67,11 @@ struct bt_wftask {
     struct bt_watchdog watchdog;
     rd_kafka_t *lookback;    /* bt_unsent_drop_delivered's reader */
     struct bt_unseen unseen; /* eager tasks of failed tries (unseen.h) */
+    /* partitions came: ask whether some workflow code crashed a worker
+     * lately; until careful_until (ms), starts are loaded, not assumed new
+     * (crashes.h) */
+    bool crash_check;
+    int64_t careful_until;
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked,
             *paused;

@@ -139,9 +139,11 @@ end
 -- no EXPIRE, which would delete it unarchived. Whoever waits for the
 -- instance (baton start --wait, history --follow) subscribes to the
 -- history's name: told here, not at every step. pcall as for the wake.
+-- The run's take marks (take_task.lua) end with it.
 if count[S_RUNS_ENDED] > 0 then
   redis.call('ZADD', kp .. 'retention', pass(S_RUNS_ENDED))
   redis.pcall('PUBLISH', hist, a[A_HLEN])
+  redis.call('DEL', m .. ':tk')
 end
 
 -- a new instance is in no index yet

@@ -5,9 +5,22 @@
 -- task's check.
 -- KEYS: 1 timers, then per task: its instance's journal, its meta hash.
 -- ARGV: per task, in the order of KEYS: seq, attempt, timeout timer member,
---       new due.
+--       new due; then the taker (the worker process: host:pid/start ms;
+--       "" takes without marking).
 -- Returns per task 1 to run it, 0 when it is stale (step done, attempt
--- superseded, instance finished or gone).
+-- superseded, instance finished or gone), 2 when it is lost: LOST_MAX other
+-- processes took this attempt before and none of them finished it.
+--
+-- Each take marks the attempt in "<meta>:tk" (field seq: "<attempt>|<lost>|
+-- <taker>"): its taker and how many takers before it lost the attempt. A
+-- take by another process than the mark's counts one more loss (its taker
+-- died, or lost the partition, with the attempt unfinished); a take by the
+-- same process (its partition came back) counts none. An activity that
+-- crashes its process is thus run LOST_MAX times per attempt, not forever:
+-- the worker reports the attempt failed (WorkerLost, retryable: the retry
+-- policy decides) and the partition flows on. The marks are a key of their
+-- own, not part of the journal entry, whose small encoding a longer entry
+-- would spoil for good; commit.lua deletes it when the run ends.
 
 -- True when a journal entry is a step waiting for this attempt (state 0).
 -- bt_entry_encode writes every kind the same way,
@@ -26,7 +39,33 @@ local function waiting(raw, attempt)
   return entry.s == 0 and entry.at == attempt + 0
 end
 
-local function take(journal, meta, seq, attempt, member, due)
+local LOST_MAX = 2
+
+-- Marks the attempt taken by taker: 1 to run it, 2 when it is lost.
+local function mark(meta, seq, attempt, taker)
+  if taker == '' then
+    return 1
+  end
+  local marks = meta .. ':tk'
+  local lost = 0
+  local prev = redis.call('HGET', marks, seq)
+  if prev then
+    local at, n, last = string.match(prev, '^(%d+)|(%d+)|(.*)$')
+    if at == attempt then
+      if last == taker then
+        return 1
+      end
+      lost = tonumber(n) + 1
+    end
+  end
+  if lost >= LOST_MAX then
+    return 2
+  end
+  redis.call('HSET', marks, seq, attempt .. '|' .. lost .. '|' .. taker)
+  return 1
+end
+
+local function take(journal, meta, seq, attempt, member, due, taker)
   local raw = redis.call('HGET', journal, seq)
   if not raw then
     return 0
@@ -41,17 +80,20 @@ local function take(journal, meta, seq, attempt, member, due)
   if status ~= 'running' and status ~= 'blocked' and status ~= 'paused' then
     return 0
   end
+  local verdict = mark(meta, seq, attempt, taker)
   -- due 0: the task has no deadline (hand-written, say); its timer stays
-  if due ~= '0' then
+  if verdict == 1 and due ~= '0' then
     redis.call('ZADD', KEYS[1], 'XX', due, member)
   end
-  return 1
+  return verdict
 end
 
 local out = {}
-for t = 1, (#KEYS - 1) / 2 do
+local n = (#KEYS - 1) / 2
+local taker = ARGV[4 * n + 1] or ''
+for t = 1, n do
   local a = 4 * (t - 1)
   out[t] = take(KEYS[2 * t], KEYS[2 * t + 1], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
-                ARGV[a + 4])
+                ARGV[a + 4], taker)
 end
 return out

@@ -94,6 +94,31 @@ static void activity_key(char *buf, size_t size, const char *id, int64_t seq)
     bt_jw_itoa(buf + len + 1, seq);
 }
 
+/* Fills *event with act's outcome for task: result on success. */
+static void outcome(const bt_act *act, int rc, json_t *result, const struct bt_msg *task,
+                    struct bt_msg *event)
+{
+    memset(event, 0, sizeof(*event));
+    event->id = strdup(task->id);
+    event->name = strdup(task->name);
+    event->seq = task->seq;
+    event->attempt = task->attempt;
+    if (rc == 0 && !act->failed) {
+        event->type = BT_MSG_COMPLETED;
+        event->body = result ? result : json_null();
+        return;
+    }
+    json_decref(result);
+    event->type = BT_MSG_FAILED;
+    event->error.type = act->error_type;
+    event->error.message = act->error_message;
+    event->error.retryable = act->retryable;
+    event->error.retry_after_ms = act->retry_after_ms;
+    bt_log(BT_LOG_INFO, "activity attempt failed: %s: %s workflow=%s seq=%lld attempt=%d",
+           act->error_type, act->error_message, task->id, (long long)task->seq,
+           task->attempt);
+}
+
 void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg *task,
                          const char *worker, struct bt_msg *event)
 {
@@ -112,26 +137,23 @@ void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg 
         if (rc != 0 && !act.failed)
             bt_act_fail(&act, "ActivityError", true, "activity returned %d", rc);
     }
-    memset(event, 0, sizeof(*event));
-    event->id = strdup(task->id);
-    event->name = strdup(task->name);
-    event->seq = task->seq;
-    event->attempt = task->attempt;
-    if (rc == 0 && !act.failed) {
-        event->type = BT_MSG_COMPLETED;
-        event->body = result ? result : json_null();
-    } else {
-        json_decref(result);
-        event->type = BT_MSG_FAILED;
-        event->error.type = act.error_type;
-        event->error.message = act.error_message;
-        event->error.retryable = act.retryable;
-        event->error.retry_after_ms = act.retry_after_ms;
-        bt_log(BT_LOG_INFO,
-               "activity attempt failed: %s: %s workflow=%s seq=%lld attempt=%d",
-               act.error_type, act.error_message, task->id, (long long)task->seq,
-               task->attempt);
-    }
+    outcome(&act, rc, result, task, event);
+}
+
+void bt_activity_lost(const struct bt_msg *task, const char *worker, struct bt_msg *event)
+{
+    bt_act act = {.task = task};
+
+    bt_log(BT_LOG_WARN,
+           "activity attempt lost by the workers that took it before, not run again: "
+           "workflow=%s seq=%lld attempt=%d activity=%s",
+           task->id, (long long)task->seq, task->attempt, task->name);
+    bt_act_fail(&act, "WorkerLost", true,
+                "attempt %d of activity \"%s\" was taken by other workers before %s, "
+                "and each died (or lost the task) before it finished: does the "
+                "activity crash its process?",
+                task->attempt, task->name, worker);
+    outcome(&act, BT_ACT_FAILED, NULL, task, event);
 }
 
 char *bt_activity_encode(struct bt_msg *event, int64_t max_payload, size_t *len)

@@ -15,6 +15,13 @@
 void bt_activity_execute(const struct bt_activity_def *def, const struct bt_msg *task,
                          const char *worker, struct bt_msg *event);
 
+/* Fills *event with a failure of the task's attempt without running any code:
+ * WorkerLost, retryable (its retry policy decides). For an attempt that
+ * other workers took and never finished, as an activity that crashes its
+ * process leaves it (take_task.lua). */
+void bt_activity_lost(const struct bt_msg *task, const char *worker,
+                      struct bt_msg *event);
+
 /* Encodes *event as bt_codec_encode does (a new buffer, caller frees), but an
  * outcome over max_payload bytes (a result no Kafka message can carry) is
  * turned into a failure first: PayloadTooLarge, not retryable, as every

@@ -136,8 +136,11 @@ static int apply_signal(struct bt_instance *inst, const struct bt_msg *msg,
     struct bt_entry *waiting = NULL;
 
     if (!strcmp(msg->name, BT_SIGNAL_UNBLOCK)) {
-        /* not for the workflow: only a reason to replay a blocked instance */
+        /* not for the workflow: only a reason to replay a blocked instance,
+         * also one whose code crashed workers (`baton unblock` cleared
+         * their count) */
         bt_replay_record(inst, env, "{s:s}", "ev", "unblock_requested");
+        inst->unblock_asked = true;
         return 0;
     }
     for (size_t i = 0; i < inst->n_entries; i++) {

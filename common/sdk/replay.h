@@ -50,4 +50,11 @@ int bt_replay_apply(struct bt_instance *inst, const struct bt_msg *msg,
  * registered here, or BT_ENOMEM. */
 int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env);
 
+/* Blocks an instance without running its code, with the error
+ * {"type": type, "message": message} and a history record, as
+ * nondeterminism does: the worker's way to stop an instance whose code
+ * keeps crashing workers. Returns 0 or BT_ENOMEM. */
+int bt_replay_block(struct bt_instance *inst, const struct bt_replay_env *env,
+                    const char *type, const char *message);
+
 #endif

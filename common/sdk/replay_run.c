@@ -206,3 +206,18 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
         refuse_oversized(inst, env, &before);
     return 0;
 }
+
+int bt_replay_block(struct bt_instance *inst, const struct bt_replay_env *env,
+                    const char *type, const char *message)
+{
+    json_t *error = json_pack("{s:s, s:s}", "type", type, "message", message);
+
+    if (!error)
+        return BT_ENOMEM;
+    bt_replay_set_json(&inst->error, error);
+    inst->delta.meta_dirty = true;
+    inst->status = BT_STATUS_BLOCKED;
+    bt_replay_record(inst, env, "{s:s, s:O}", "ev", "blocked", "error", inst->error);
+    bt_log(BT_LOG_WARN, "instance blocked: %s workflow=%s", message, inst->id);
+    return 0;
+}

@@ -156,6 +156,63 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
     cr_expect_eq(due_of("timeout|0|1|nodeadline"), 1000, "no deadline: the timer stays");
 }
 
+/* One take of task "lost" (seq 0, attempt "1" or "2") by taker: its answer. */
+static long long take_as(const char *attempt, const char *taker)
+{
+    char member[64];
+    const char *argv[] = {
+        "t:timers", "t:{lost}:journal", "t:{lost}", "0", attempt, member, "5000", taker};
+
+    snprintf(member, sizeof(member), "timeout|0|%s|lost", attempt);
+    redisReply *reply = bt_redis_eval(r, bt_lua_take_task, 3, 8, argv, NULL);
+    long long answer;
+
+    cr_assert(reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1, "%s",
+              reply && reply->str ? reply->str : "not an array of one");
+    answer = reply->element[0]->integer;
+    freeReplyObject(reply);
+    return answer;
+}
+
+/* Task "lost"'s mark, as take_task.lua keeps it: "<attempt>|<lost>|<taker>". */
+static char *mark_of_lost(void)
+{
+    redisReply *reply = bt_redis_command(r, "HGET t:{lost}:tk 0");
+    char *text = reply && reply->type == REDIS_REPLY_STRING ? strdup(reply->str) : NULL;
+
+    freeReplyObject(reply);
+    cr_assert_not_null(text, "no mark");
+    return text;
+}
+
+Test(scripts, take_task_counts_the_workers_that_took_an_attempt_and_never_finished_it)
+{
+    char *mark;
+
+    instance("lost", 0, 1, "running");
+    cr_expect_eq(take_as("1", "w:1/7"), 1, "the first take runs it");
+    cr_expect_eq(take_as("1", "w:1/7"), 1,
+                 "the same process again (its partition came back)");
+    mark = mark_of_lost();
+    cr_expect_str_eq(mark, "1|0|w:1/7");
+    free(mark);
+    cr_expect_eq(take_as("1", "w:1/9"), 1,
+                 "another process (same host and pid): one loss");
+    mark = mark_of_lost();
+    cr_expect_str_eq(mark, "1|1|w:1/9");
+    free(mark);
+    cr_expect_eq(take_as("1", "w:3/1"), 2, "a second loss: lost, not run again");
+    cr_expect_eq(take_as("1", "w:4/1"), 2, "and for every later taker");
+    cr_expect_eq(take_as("1", ""), 1, "no taker: unmarked, as before");
+    /* the next attempt starts its own count */
+    run("HSET t:{lost}:journal 0 %s", "{\"k\":\"a\",\"s\":0,\"n\":\"inc\",\"at\":2}");
+    cr_expect_eq(take_as("1", "w:4/1"), 0, "attempt 1 is superseded");
+    cr_expect_eq(take_as("2", "w:4/1"), 1, "attempt 2's first take runs it");
+    mark = mark_of_lost();
+    cr_expect_str_eq(mark, "2|0|w:4/1");
+    free(mark);
+}
+
 Test(scripts, ack_forgets_what_each_outbox_had_delivered_and_leaves_the_index_alone)
 {
     /* a: both commands delivered; b: one of two (the other is newer); c: an

@@ -1,0 +1,186 @@
+/* Plugin code that crashes its worker (tests/plugins/crashing.c). The test
+ * restarts the worker whenever it dies, as systemd or Kubernetes would:
+ * before, the message that crashed it came again to the next worker, which
+ * died the same way, for ever, and nothing behind it on its partition ran.
+ * Now an activity attempt lost to crashes fails (WorkerLost) and workflow
+ * code that crashed workers twice blocks its instance; the rest flows. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "stack.h"
+
+#define NORMAL 10
+
+static struct bt_stack stack;
+
+static void setup(void)
+{
+    cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
+    bt_stack_setenv(&stack, 0, "BT_TEST_CRASH=1");
+}
+
+static void teardown(void)
+{
+    bt_stack_stop(&stack);
+}
+
+/* The worker, started again each time it dies, and how it died. */
+struct supervised {
+    pid_t pid;
+    int crashes; /* deaths by a signal */
+    int exits;   /* other deaths */
+};
+
+static void start_worker(struct supervised *w)
+{
+    w->pid = bt_stack_worker(&stack, "crashing", NULL);
+    cr_assert_gt(w->pid, 0);
+}
+
+/* Restarts the worker whenever it dies until want distinct results are in
+ * (r filled) or timeout_ms passed. */
+static void supervise(struct supervised *w, struct bt_stack_results *r, int want,
+                      int timeout_ms)
+{
+    int64_t deadline = bt_clock_now_ms() + timeout_ms;
+
+    memset(r, 0, sizeof(*r));
+    while (bt_clock_now_ms() < deadline) {
+        int status = bt_test_wait(w->pid, 300);
+        if (status >= 0) {
+            if (status > 128)
+                w->crashes++;
+            else
+                w->exits++;
+            start_worker(w);
+        }
+        json_decref(r->by_id);
+        bt_stack_results(&stack, r, want, 300);
+        if (r->distinct >= want)
+            return;
+    }
+}
+
+static void start_all(const char *prefix, const char *crash_id, const char *where)
+{
+    cr_assert_eq(bt_stack_start_wf(&stack, "crashing", crash_id,
+                                   json_pack("{s:s}", "crash", where)),
+                 0);
+    for (int i = 0; i < NORMAL; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "crashing", id, json_object()), 0);
+    }
+}
+
+static void expect_normal_completed(const struct bt_stack_results *r, const char *prefix)
+{
+    for (int i = 0; i < NORMAL; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        const json_t *res = json_object_get(r->by_id, id);
+        cr_expect_str_eq(json_string_value(json_object_get(res, "status")), "completed",
+                         "%s did not complete", id);
+    }
+}
+
+Test(crashes, an_activity_that_crashes_its_worker_fails_its_attempt_and_the_rest_flow,
+     .init = setup, .fini = teardown, .timeout = 180)
+{
+    struct supervised w = {0};
+    pid_t scheduler =
+        bt_stack_scheduler(&stack); /* re-sends a dead worker's eager tasks */
+    struct bt_stack_results r;
+    const json_t *res;
+
+    cr_assert_gt(scheduler, 0);
+    start_worker(&w);
+    start_all("ca", "ca-crash", "activity");
+    supervise(&w, &r, NORMAL + 1, 150000);
+    cr_assert_eq(r.distinct, NORMAL + 1, "results: %d of %d (worker crashes: %d)",
+                 r.distinct, NORMAL + 1, w.crashes);
+    expect_normal_completed(&r, "ca");
+    res = json_object_get(r.by_id, "ca-crash");
+    cr_expect_str_eq(json_string_value(json_object_get(res, "status")), "failed");
+    cr_expect_str_eq(
+        json_string_value(json_object_get(json_object_get(res, "error"), "type")),
+        "WorkerLost", "the attempt lost to crashes fails it");
+    /* its one attempt: run eagerly, then by two workers from Kafka */
+    cr_expect(w.crashes >= 2 && w.crashes <= 3, "worker crashes: %d (2 or 3)", w.crashes);
+    cr_expect_eq(w.exits, 0);
+    cr_expect_geq(bt_test_count_lines_with(stack.log, "crashed in activity code"),
+                  (size_t)w.crashes, "each crash is logged with its activity");
+    json_decref(r.by_id);
+    cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
+    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}
+
+static bool blocked_for_crashes(const char *id)
+{
+    char key[300], status[32];
+    redisReply *reply;
+    bool yes;
+
+    if (strcmp(bt_stack_status(&stack, id, status, sizeof(status)), "blocked"))
+        return false;
+    reply = bt_stack_redis(&stack, "HGET %s error",
+                           bt_stack_key(&stack, id, "", key, sizeof(key)));
+    yes = reply && reply->type == REDIS_REPLY_STRING &&
+          strstr(reply->str, "\"WorkflowCrashed\"");
+    freeReplyObject(reply);
+    return yes;
+}
+
+Test(crashes, workflow_code_that_crashes_its_worker_blocks_its_instance_until_unblocked,
+     .init = setup, .fini = teardown, .timeout = 240)
+{
+    struct supervised w = {0};
+    pid_t scheduler =
+        bt_stack_scheduler(&stack); /* re-sends a dead worker's eager tasks */
+    struct bt_stack_results r;
+    json_t *blocked;
+    char out[1024];
+    bool ok;
+
+    cr_assert_gt(scheduler, 0);
+    start_worker(&w);
+    start_all("cw", "cw-crash", "workflow");
+    supervise(&w, &r, NORMAL, 120000);
+    cr_assert_eq(r.distinct, NORMAL, "results: %d of %d (worker crashes: %d)", r.distinct,
+                 NORMAL, w.crashes);
+    expect_normal_completed(&r, "cw");
+    json_decref(r.by_id);
+    BT_TEST_WAIT_UNTIL(ok, blocked_for_crashes("cw-crash"), 30000);
+    cr_assert(ok, "cw-crash is not blocked for its crashes");
+    cr_expect_eq(w.crashes, 2, "worker crashes: %d (its code runs twice)", w.crashes);
+    cr_expect_eq(w.exits, 0);
+    cr_expect_geq(bt_test_count_lines_with(stack.log, "crashed in workflow code"), 2);
+    blocked = bt_stack_history(&stack, "cw-crash", ":history", "blocked");
+    cr_expect_eq(json_array_size(blocked), 1);
+    json_decref(blocked);
+
+    /* a later event runs no code: still blocked, no crash */
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "signal", "cw-crash", "poke"), 0, "%s", out);
+    supervise(&w, &r, NORMAL + 1, 3000);
+    json_decref(r.by_id);
+    cr_expect_eq(w.crashes, 2, "a signal to the blocked instance ran its code");
+
+    /* the fixed deploy, then `baton unblock`: it runs and completes */
+    cr_assert_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
+    bt_stack_setenv(&stack, 0, NULL);
+    start_worker(&w);
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "unblock", "cw-crash"), 0, "%s", out);
+    supervise(&w, &r, NORMAL + 1, 60000);
+    cr_assert_eq(r.distinct, NORMAL + 1, "cw-crash has no result after the unblock");
+    cr_expect_str_eq(json_string_value(
+                         json_object_get(json_object_get(r.by_id, "cw-crash"), "status")),
+                     "completed");
+    cr_expect_eq(w.crashes, 2);
+    json_decref(r.by_id);
+    cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
+    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}
