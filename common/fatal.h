@@ -3,7 +3,8 @@
  * code did not expect, an abort) kills the worker, and the message that
  * triggered it is read again by the next one, which dies the same way.
  * This module catches the fatal signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
- * SIGABRT), logs which code was running and on what, and hands the crash to
+ * SIGABRT) and aborts workflow code that loops, logs which code was
+ * running and on what, and hands the crash to
  * a recorder (on a thread of its own: the crashed one may hold any lock)
  * before the process dies with the signal as it would have. What the
  * recorder writes lets the next worker stop running that code
@@ -22,23 +23,28 @@ struct bt_fatal_site {
 };
 
 /* Called once per crash, on the recorder's thread, while the crashed thread
- * waits (at most BT_FATAL_RECORD_MS): site is the crashed thread's, sig the
- * signal. */
-typedef void (*bt_fatal_record_fn)(void *ctx, const struct bt_fatal_site *site, int sig);
+ * waits (at most BT_FATAL_RECORD_MS): site is the crashed thread's, what
+ * the signal's name ("SIGSEGV"), or "a hang". */
+typedef void (*bt_fatal_record_fn)(void *ctx, const struct bt_fatal_site *site,
+                                   const char *what);
 
 #define BT_FATAL_RECORD_MS 3000
 
 /* Installs the handlers and starts the recorder thread when record is set:
  * once per process, from the main thread (which gets its handler stack).
- * Returns 0, or -1 when the thread cannot start (or a second call). */
-int bt_fatal_install(bt_fatal_record_fn record, void *ctx);
+ * The recorder also watches the threads (bt_fatal_thread_init) once a
+ * second: one that stays in a call of workflow code for over hang_limit_ms
+ * of its own CPU time (0: never) gets SIGABRT, and the hang is recorded as
+ * that code's crash. Returns 0, or -1 when the thread cannot start (or on
+ * a second call). */
+int bt_fatal_install(bt_fatal_record_fn record, void *ctx, int hang_limit_ms);
 /* No recorder from now on (before what its ctx points to goes): crashes are
  * still logged. */
 void bt_fatal_forget(void);
 /* Gives the calling thread a stack of its own for the handler, so that a
- * stack overflow in plugin code is caught too: every thread that runs
- * plugin code, before it does; 0 or -1. bt_fatal_thread_done frees it, as
- * the thread ends. */
+ * stack overflow in plugin code is caught too, and a place in the hang
+ * watch: every thread that runs plugin code, before it does; 0 or -1.
+ * bt_fatal_thread_done frees them, as the thread ends. */
 int bt_fatal_thread_init(void);
 void bt_fatal_thread_done(void);
 

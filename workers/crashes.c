@@ -24,7 +24,7 @@ struct bt_crashes {
 
 /* On the recorder's thread, the crashed thread waiting: one count more for
  * the instance, and the word that some code crashed. */
-static void record(void *ctx, const struct bt_fatal_site *site, int sig)
+static void record(void *ctx, const struct bt_fatal_site *site, const char *what)
 {
     struct bt_crashes *c = ctx;
     struct bt_redis *r = bt_store_redis(c->store);
@@ -37,8 +37,7 @@ static void record(void *ctx, const struct bt_fatal_site *site, int sig)
         return; /* an activity's attempt is counted as it is taken */
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(last, sizeof(last), "%s on %s at %s", bt_fatal_signal_name(sig), c->worker,
-             stamp);
+    snprintf(last, sizeof(last), "%s on %s at %s", what, c->worker, stamp);
     bt_store_key(c->store, site->id, ":crashes", key, sizeof(key));
     snprintf(crashed, sizeof(crashed), "%s:crashed", bt_store_prefix(c->store));
     reply = bt_redis_command(r, "HINCRBY %s n 1", key);
@@ -71,7 +70,7 @@ struct bt_crashes *bt_crashes_install(const struct bt_config *cfg, const char *w
         return NULL;
     }
     bt_redis_set_timeout(bt_store_redis(c->store), RECORD_TIMEOUT_MS);
-    if (bt_fatal_install(record, c)) {
+    if (bt_fatal_install(record, c, BT_CRASHES_HANG_MS)) {
         snprintf(errstr, errstr_size, "cannot start the crash recorder");
         bt_crashes_destroy(c);
         return NULL;

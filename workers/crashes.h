@@ -1,5 +1,6 @@
 /* Crashes of workflow code, kept in Redis so that the next worker does not
- * run the same code on the same events forever (fatal.h catches them).
+ * run the same code on the same events forever (fatal.h catches them, and
+ * aborts code that loops for BT_CRASHES_HANG_MS of CPU).
  * When a worker dies in an instance's workflow code, "<kp>:{id}:crashes"
  * counts it (n, and the last one said in last; kept 30 days) and
  * "<kp>:crashed" says for 10 minutes that some instance's code crashed. A
@@ -21,6 +22,9 @@
 #include "store.h"
 
 #define BT_CRASHES_MAX 2
+/* CPU time one call of workflow code may take before it counts as hung
+ * (a replay takes microseconds) */
+#define BT_CRASHES_HANG_MS 10000
 /* how long starts are loaded once a recent crash is known */
 #define BT_CRASHES_CAREFUL_MS (10 * 60 * 1000)
 

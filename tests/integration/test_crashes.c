@@ -184,3 +184,36 @@ Test(crashes, workflow_code_that_crashes_its_worker_blocks_its_instance_until_un
     cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
     cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
 }
+
+Test(crashes, workflow_code_that_loops_is_aborted_and_its_instance_blocked, .init = setup,
+     .fini = teardown, .timeout = 240)
+{
+    struct supervised w = {0};
+    pid_t scheduler = bt_stack_scheduler(&stack);
+    struct bt_stack_results r;
+    char key[300];
+    redisReply *reply;
+    bool ok;
+
+    cr_assert_gt(scheduler, 0);
+    start_worker(&w);
+    start_all("cl", "cl-loop", "loop");
+    supervise(&w, &r, NORMAL, 150000);
+    cr_assert_eq(r.distinct, NORMAL, "results: %d of %d (worker crashes: %d)", r.distinct,
+                 NORMAL, w.crashes);
+    expect_normal_completed(&r, "cl");
+    json_decref(r.by_id);
+    BT_TEST_WAIT_UNTIL(ok, blocked_for_crashes("cl-loop"), 60000);
+    cr_assert(ok, "cl-loop is not blocked");
+    cr_expect_eq(w.crashes, 2, "worker aborts: %d (two hangs)", w.crashes);
+    cr_expect_eq(
+        bt_test_count_lines_with(stack.log, "without returning: the worker aborts"), 2);
+    reply = bt_stack_redis(&stack, "HGET %s last",
+                           bt_stack_key(&stack, "cl-loop", ":crashes", key, sizeof(key)));
+    cr_expect(reply && reply->type == REDIS_REPLY_STRING &&
+                  !strncmp(reply->str, "a hang", 6),
+              "the record says a hang: %s", reply && reply->str ? reply->str : "none");
+    freeReplyObject(reply);
+    cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
+    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}

@@ -2,8 +2,9 @@
  * bug in a user's plugin met by one input, such as a NULL dereference on a
  * field the code expected. With BT_TEST_CRASH=1 in the worker's
  * environment, an instance whose input says {"crash": "workflow"} raises
- * SIGSEGV in its workflow code and one that says {"crash": "activity"}
- * aborts in its activity; without it (the fixed deploy) both run through.
+ * SIGSEGV in its workflow code, one that says {"crash": "loop"} loops there
+ * for ever, and one that says {"crash": "activity"} aborts in its
+ * activity; without it (the fixed deploy) they all run through.
  * Other inputs run one step and complete. */
 #include <signal.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@ static bt_poll crashing(bt_wf *wf, const json_t *input)
 
     if (crashes(input, "workflow"))
         raise(SIGSEGV);
+    if (crashes(input, "loop"))
+        for (volatile unsigned long spin = 0;; spin++)
+            ;
     BT_RUN(wf, NULL, "crashing_step", json_incref((json_t *)(uintptr_t)input), &once);
     return bt_complete(wf, json_pack("{s:b}", "done", 1));
 }
