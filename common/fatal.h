@@ -3,12 +3,11 @@
  * code did not expect, an abort) kills the worker, and the message that
  * triggered it is read again by the next one, which dies the same way.
  * This module catches the fatal signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
- * SIGABRT) and aborts workflow code that loops, logs which code was
- * running and on what, and hands the crash to
- * a recorder (on a thread of its own: the crashed one may hold any lock)
- * before the process dies with the signal as it would have. What the
- * recorder writes lets the next worker stop running that code
- * (docs/reliability.md, crashes in user code). */
+ * SIGABRT) and aborts workflow code that loops; a recorder thread (the
+ * crashed one may hold any lock) logs which code was running on what and
+ * hands the crash to the recorder function before the process dies by the
+ * signal, as it would have. What the recorder writes lets the next worker
+ * stop running that code (docs/reliability.md, crashes in plugin code). */
 #ifndef BT_FATAL_H
 #define BT_FATAL_H
 

@@ -1,11 +1,9 @@
 /* Crashes of workflow code in Redis (crashes.h). */
-#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "clock.h"
 #include "crashes.h"
 #include "err.h"
 #include "fatal.h"
@@ -13,7 +11,7 @@
 #include "redis.h"
 
 #define CRASHES_TTL_S     (30 * 24 * 3600)
-#define CRASHED_TTL_S     600
+#define CRASHED_TTL_S     (BT_CRASHES_CAREFUL_MS / 1000)
 #define RECORD_TIMEOUT_MS 2000 /* within the handler's BT_FATAL_RECORD_MS */
 #define CRASHED_TYPE      "WorkflowCrashed"
 
