@@ -204,6 +204,22 @@ static void *record_thread(void *arg)
     return NULL;
 }
 
+/* exit() called by plugin code (atexit): no signal, the same end for the
+ * worker, the same loop for the next one. A clean stop returns from main
+ * with no plugin code running: nothing to say then. */
+static void on_exit_in_code(void)
+{
+    const struct bt_fatal_site *site = running;
+    bt_fatal_record_fn record = atomic_load(&recorder);
+
+    if (!site)
+        return;
+    bt_log(BT_LOG_ERROR, "%s code called exit(): workflow=%s name=%s", site->kind,
+           site->id, site->name);
+    if (record && !atomic_exchange(&crashing, 1))
+        record(recorder_ctx, site, "exit()");
+}
+
 int bt_fatal_install(bt_fatal_record_fn record, void *ctx, int hang_limit_ms)
 {
     static bool installed;
@@ -230,6 +246,7 @@ int bt_fatal_install(bt_fatal_record_fn record, void *ctx, int hang_limit_ms)
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
         sigaction(fatal_signals[i], &sa, NULL);
+    atexit(on_exit_in_code);
     return bt_fatal_thread_init();
 }
 

@@ -3,7 +3,8 @@
  * code did not expect, an abort) kills the worker, and the message that
  * triggered it is read again by the next one, which dies the same way.
  * This module catches the fatal signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
- * SIGABRT) and aborts workflow code that loops; a recorder thread (the
+ * SIGABRT), exit() called by plugin code, and aborts workflow code that
+ * loops; a recorder thread (the
  * crashed one may hold any lock) logs which code was running on what and
  * hands the crash to the recorder function before the process dies by the
  * signal, as it would have. What the recorder writes lets the next worker
@@ -23,7 +24,8 @@ struct bt_fatal_site {
 
 /* Called once per crash, on the recorder's thread, while the crashed thread
  * waits (at most BT_FATAL_RECORD_MS): site is the crashed thread's, what
- * the signal's name ("SIGSEGV"), or "a hang". */
+ * the signal's name ("SIGSEGV"), "a hang", or "exit()" (then on the
+ * exiting thread). */
 typedef void (*bt_fatal_record_fn)(void *ctx, const struct bt_fatal_site *site,
                                    const char *what);
 

@@ -217,3 +217,28 @@ Test(crashes, workflow_code_that_loops_is_aborted_and_its_instance_blocked, .ini
     cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
     cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
 }
+
+Test(crashes, workflow_code_that_calls_exit_blocks_its_instance, .init = setup,
+     .fini = teardown, .timeout = 240)
+{
+    struct supervised w = {0};
+    pid_t scheduler = bt_stack_scheduler(&stack);
+    struct bt_stack_results r;
+    bool ok;
+
+    cr_assert_gt(scheduler, 0);
+    start_worker(&w);
+    start_all("ce", "ce-exit", "exit");
+    supervise(&w, &r, NORMAL, 150000);
+    cr_assert_eq(r.distinct, NORMAL, "results: %d of %d (worker exits: %d)", r.distinct,
+                 NORMAL, w.exits);
+    expect_normal_completed(&r, "ce");
+    json_decref(r.by_id);
+    BT_TEST_WAIT_UNTIL(ok, blocked_for_crashes("ce-exit"), 60000);
+    cr_assert(ok, "ce-exit is not blocked");
+    cr_expect_eq(w.exits, 2, "worker exits: %d", w.exits);
+    cr_expect_eq(w.crashes, 0);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, "workflow code called exit()"), 2);
+    cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
+    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}

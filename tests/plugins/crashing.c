@@ -3,7 +3,7 @@
  * field the code expected. With BT_TEST_CRASH=1 in the worker's
  * environment, an instance whose input says {"crash": "workflow"} raises
  * SIGSEGV in its workflow code, one that says {"crash": "loop"} loops there
- * for ever, and one that says {"crash": "activity"} aborts in its
+ * for ever, "exit" calls exit(3) there, and {"crash": "activity"} aborts in its
  * activity; without it (the fixed deploy) they all run through.
  * Other inputs run one step and complete. */
 #include <signal.h>
@@ -36,6 +36,8 @@ static bt_poll crashing(bt_wf *wf, const json_t *input)
 
     if (crashes(input, "workflow"))
         raise(SIGSEGV);
+    if (crashes(input, "exit"))
+        exit(3);
     if (crashes(input, "loop"))
         for (volatile unsigned long spin = 0;; spin++)
             ;
