@@ -40,6 +40,24 @@ void bt_health_consumer(const void *consumer, bool assigned)
     pthread_mutex_unlock(&lock);
 }
 
+static _Atomic(const char *) stuck;
+
+void bt_health_stuck(const char *why)
+{
+    if (atomic_load_explicit(&stuck, memory_order_relaxed) != why)
+        atomic_store_explicit(&stuck, why, memory_order_relaxed);
+}
+
+bool bt_health_alive(char *why, size_t n)
+{
+    const char *s = atomic_load_explicit(&stuck, memory_order_relaxed);
+
+    if (!s)
+        return true;
+    snprintf(why, n, "%s", s);
+    return false;
+}
+
 bool bt_health_ready(char *why, size_t n)
 {
     size_t waiting = 0, total;

@@ -35,6 +35,13 @@ void bt_health_set(enum bt_health_dep dep, const char *why);
 #define BT_HEALTH_MAX_CONSUMERS 128
 void bt_health_consumer(const void *consumer, bool assigned);
 
+/* Records that the process can do none of its work any more and will not
+ * by itself (why: a string literal), or that it can again (NULL): GET
+ * /healthz then answers 503 with why, for a liveness probe to restart it. */
+void bt_health_stuck(const char *why);
+/* False, with why (size n), while the process says it is stuck. */
+bool bt_health_alive(char *why, size_t n);
+
 /* True when the process is ready. Otherwise false, with the first reason
  * found written to why (size n, always NUL-terminated): "redis unreachable",
  * "kafka not reached yet", "waiting for partitions: 1 of 3 consumers". */

@@ -624,8 +624,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      "not found: try /metrics, /healthz or /readyz\n");
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
-    if (!strcmp(url, "/healthz")) /* this thread answers: the process lives */
-        return reply(conn, MHD_HTTP_OK, "ok\n");
+    if (!strcmp(url, "/healthz")) { /* this thread answers: the process lives */
+        char why[160], body[200];
+        bool alive = bt_health_alive(why, sizeof(why));
+        snprintf(body, sizeof(body), "%s%s\n",
+                 alive ? "ok" : "stuck: ", alive ? "" : why);
+        return reply(conn, alive ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
     if (!strcmp(url, "/readyz")) {
         char why[160], body[200];
         bool ready = bt_health_ready(why, sizeof(why));

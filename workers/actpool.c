@@ -7,6 +7,7 @@
 #include "actpool.h"
 #include "err.h"
 #include "fatal.h"
+#include "log.h"
 
 struct bt_actpool {
     pthread_mutex_t lock;
@@ -18,6 +19,12 @@ struct bt_actpool {
     int queued;              /* of those: waiting for a thread */
     int busy;                /* of those: running */
     bool stop;
+    struct running {
+        const struct job *job; /* NULL: the thread is idle */
+        int64_t due_ms;        /* its timeout (0: none) */
+        bool told;             /* reported overdue */
+    } * running;               /* per thread */
+    int n_started;             /* threads that took their running slot */
     pthread_t *threads;
     int n_threads;
     bool (*run)(void *ctx, struct job *job);
@@ -27,8 +34,12 @@ struct bt_actpool {
 static void *work(void *arg)
 {
     struct bt_actpool *p = arg;
+    struct running *me;
 
     bt_fatal_thread_init(); /* a stack overflow in an activity is caught too */
+    pthread_mutex_lock(&p->lock);
+    me = &p->running[p->n_started++];
+    pthread_mutex_unlock(&p->lock);
     for (;;) {
         struct job *job;
         pthread_mutex_lock(&p->lock);
@@ -47,10 +58,12 @@ static void *work(void *arg)
         job->next = NULL;
         p->queued--;
         p->busy++;
+        *me = (struct running){job, bt_job_due_ms(job), false};
         pthread_mutex_unlock(&p->lock);
 
         bool done = p->run(p->ctx, job);
         pthread_mutex_lock(&p->lock);
+        me->job = NULL;
         p->busy--;
         if (done) {
             p->inflight--;
@@ -69,7 +82,10 @@ struct bt_actpool *bt_actpool_new(int n, bool (*run)(void *ctx, struct job *job)
 {
     struct bt_actpool *p = calloc(1, sizeof(*p));
 
-    if (!p || !(p->threads = calloc((size_t)n, sizeof(*p->threads)))) {
+    if (!p || !(p->threads = calloc((size_t)n, sizeof(*p->threads))) ||
+        !(p->running = calloc((size_t)n, sizeof(*p->running)))) {
+        if (p)
+            free(p->threads);
         free(p);
         return NULL;
     }
@@ -114,6 +130,7 @@ void bt_actpool_destroy(struct bt_actpool *p)
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
     free(p->threads);
+    free(p->running);
     free(p);
 }
 
@@ -217,4 +234,26 @@ struct job *bt_actpool_take_queued(struct bt_actpool *p)
     }
     pthread_mutex_unlock(&p->lock);
     return job;
+}
+
+int bt_actpool_overdue(struct bt_actpool *p, int64_t now_ms, int64_t grace_ms)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->n_started; i++) {
+        struct running *r = &p->running[i];
+        if (!r->job || r->due_ms <= 0 || now_ms <= r->due_ms + grace_ms)
+            continue;
+        n++;
+        if (!r->told)
+            bt_log(BT_LOG_ERROR,
+                   "activity still running past its timeout, its thread held: "
+                   "workflow=%s activity=%s seq=%lld attempt=%d late_ms=%lld",
+                   r->job->task.id, r->job->task.name, (long long)r->job->task.seq,
+                   r->job->task.attempt, (long long)(now_ms - r->due_ms));
+        r->told = true;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }

@@ -6,6 +6,7 @@
 #define BT_ACTPOOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <librdkafka/rdkafka.h>
 
 #include "job.h"
@@ -36,6 +37,10 @@ struct job *bt_actpool_produced(struct bt_actpool *p);
 void bt_actpool_released(struct bt_actpool *p, int n);
 /* Jobs queued, running or taken back and not released yet. */
 int bt_actpool_inflight(struct bt_actpool *p);
+/* How many threads run a job past its start-to-close timeout by more than
+ * grace_ms (an activity that ignores its timeout and hangs: the attempt was
+ * retried, the thread stays taken); each such job is logged once. */
+int bt_actpool_overdue(struct bt_actpool *p, int64_t now_ms, int64_t grace_ms);
 /* The jobs running (*busy), queued and not started yet (*queued), and in
  * flight (*inflight, as bt_actpool_inflight; NULL: not wanted). */
 void bt_actpool_load(struct bt_actpool *p, int *busy, int *queued, int *inflight);

@@ -22,6 +22,7 @@
 #include "err.h"
 #include "failpoint.h"
 #include "fatal.h"
+#include "health.h"
 #include "idmap.h"
 #include "instance.h"
 #include "jsonw.h"
@@ -72,6 +73,26 @@ static void register_metrics(struct bt_acttask *at, struct bt_metrics *m)
     at->m.untaken = bt_metrics_series(bt_metrics_gauge(
         m, "baton_activity_tasks_untaken",
         "Tasks fetched that wait until the threads would start them in time.", NULL));
+    at->m.overdue = bt_metrics_series(bt_metrics_gauge(
+        m, "baton_activity_threads_overdue",
+        "Activity threads still running an attempt 10 s past its timeout.", NULL));
+}
+
+/* An activity still running well past its start-to-close timeout (it ignores
+ * it, or hangs): the attempt was retried meanwhile, its thread stays taken. */
+#define OVERDUE_GRACE_MS 10000
+
+/* Once a second: the threads held by overdue attempts, on /metrics; when
+ * they are all held, the worker can run no activity any more and says so on
+ * /healthz, for a liveness probe to restart it. */
+static void watch_overdue(struct bt_acttask *at, int64_t now)
+{
+    int n = bt_actpool_overdue(at->pool, now, OVERDUE_GRACE_MS);
+
+    bt_metrics_set(at->m.overdue, n);
+    bt_health_stuck(n > 0 && n == bt_actpool_threads(at->pool)
+                        ? "every activity thread runs an attempt past its timeout"
+                        : NULL);
 }
 
 /* The activity label: its name when registered (def not NULL), since task
@@ -104,8 +125,10 @@ static void export_metrics(struct bt_acttask *at)
     bt_metrics_set(at->m.round_trips,
                    (int64_t)bt_redis_round_trips(bt_store_redis(at->store)));
     bt_metrics_set(at->m.untaken, at->pace.n);
-    if (at->m.lag && now - at->m.lag_at >= 1000) {
-        bt_metrics_set(at->m.lag, bt_metrics_consumer_lag(at->consumer));
+    if (now - at->m.lag_at >= 1000) {
+        if (at->m.lag)
+            bt_metrics_set(at->m.lag, bt_metrics_consumer_lag(at->consumer));
+        watch_overdue(at, now);
         at->m.lag_at = now;
     }
 }
@@ -199,7 +222,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * restarted when it was taken; an eager one: when it was decided. */
 static bool expired(const struct job *job)
 {
-    int64_t due = job->due_ms ? job->due_ms : job->local ? job->task.deadline : 0;
+    int64_t due = bt_job_due_ms(job);
 
     return due > 0 && bt_clock_now_ms() > due;
 }

@@ -59,7 +59,7 @@ struct bt_acttask {
     struct bt_acttask_stats stats; /* under lock */
     struct {
         struct bt_metric *attempts, *retries, *duration, *wait;
-        struct bt_series *dead, *round_trips, *lag, *untaken;
+        struct bt_series *dead, *round_trips, *lag, *untaken, *overdue;
         int64_t lag_at; /* consumer thread: when the lag was last measured */
     } m;
 };

@@ -4,6 +4,11 @@
 
 #include "job.h"
 
+int64_t bt_job_due_ms(const struct job *job)
+{
+    return job->due_ms ? job->due_ms : job->local ? job->task.deadline : 0;
+}
+
 void bt_job_free(struct job *job)
 {
     while (job->twin) {

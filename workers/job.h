@@ -45,6 +45,11 @@ struct job {
                        * not run, their offsets released with this one */
 };
 
+/* When job's start-to-close timeout fires (ms), or 0 when it has none: a
+ * task from Kafka's restarted when it was taken, an eager one's runs from
+ * its decision. */
+int64_t bt_job_due_ms(const struct job *job);
+
 /* Frees job and what it owns (its message, its encoded outcome, its twins). */
 void bt_job_free(struct job *job);
 /* Moves job's count from the "waiting" gauge it was in to s (NULL: none). */

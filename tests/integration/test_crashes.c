@@ -3,7 +3,9 @@
  * before, the message that crashed it came again to the next worker, which
  * died the same way, for ever, and nothing behind it on its partition ran.
  * Now an activity attempt lost to crashes fails (WorkerLost) and workflow
- * code that crashed workers twice blocks its instance; the rest flows. */
+ * code that crashed workers twice blocks its instance; the rest flows. An
+ * activity that hangs past its timeout is named, and a worker whose every
+ * activity thread hangs says so on /healthz. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "scrape.h"
 #include "stack.h"
 
 #define NORMAL 10
@@ -240,5 +243,60 @@ Test(crashes, workflow_code_that_calls_exit_blocks_its_instance, .init = setup,
     cr_expect_eq(w.crashes, 0);
     cr_expect_eq(bt_test_count_lines_with(stack.log, "workflow code called exit()"), 2);
     cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
+    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}
+
+static bool healthz_says(int port, int want_status, const char *want_text)
+{
+    int status = 0;
+    char *body = bt_test_http_get(port, "/healthz", &status);
+    bool yes = body && status == want_status && strstr(body, want_text);
+
+    free(body);
+    return yes;
+}
+
+Test(crashes, an_activity_that_hangs_past_its_timeout_is_named_and_the_worker_says_stuck,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    pid_t scheduler = bt_stack_scheduler(&stack); /* the timeout's timer */
+    struct bt_stack_results r;
+    char mport[16];
+    int port, unused;
+    pid_t worker;
+    bool ok;
+
+    cr_assert_gt(scheduler, 0);
+    cr_assert_eq(bt_test_free_ports(&port, &unused), 0);
+    snprintf(mport, sizeof(mport), "%d", port);
+    worker = bt_stack_worker(
+        &stack, "crashing",
+        (const char *const[]){"--concurrency", "1", "--metrics-port", mport, NULL});
+    cr_assert_gt(worker, 0);
+    BT_TEST_WAIT_UNTIL(ok, healthz_says(port, 200, "ok"), 30000);
+    cr_assert(ok, "/healthz does not answer ok at first");
+    cr_assert_eq(bt_stack_start_wf(&stack, "crashing", "ch-hang",
+                                   json_pack("{s:s}", "crash", "hang")),
+                 0);
+    /* its one attempt times out after 1 s: the instance fails */
+    bt_stack_results(&stack, &r, 1, 30000);
+    cr_assert_eq(r.distinct, 1, "no result for ch-hang");
+    cr_expect_str_eq(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(r.by_id, "ch-hang"), "error"), "type")),
+        "StartToCloseTimeout");
+    json_decref(r.by_id);
+    /* 10 s past the timeout: named, counted, and the only thread is held */
+    BT_TEST_WAIT_UNTIL(ok, healthz_says(port, 503, "every activity thread"), 30000);
+    cr_assert(ok, "/healthz does not say the worker is stuck");
+    cr_expect_eq(
+        bt_test_count_lines_with(stack.log, "activity still running past its timeout"),
+        1);
+    int status = 0;
+    char *metrics = bt_test_http_get(port, "/metrics", &status);
+    cr_expect(metrics && strstr(metrics, "baton_activity_threads_overdue 1"), "%s",
+              metrics ? "no baton_activity_threads_overdue 1" : "no /metrics");
+    free(metrics);
+    bt_test_kill9(worker); /* its stop would wait for the thread */
     cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
 }

@@ -3,12 +3,14 @@
  * field the code expected. With BT_TEST_CRASH=1 in the worker's
  * environment, an instance whose input says {"crash": "workflow"} raises
  * SIGSEGV in its workflow code, one that says {"crash": "loop"} loops there
- * for ever, "exit" calls exit(3) there, and {"crash": "activity"} aborts in its
- * activity; without it (the fixed deploy) they all run through.
+ * for ever, "exit" calls exit(3) there; {"crash": "activity"} aborts in its
+ * activity and "hang" never returns from it (1 s timeout); without it (the
+ * fixed deploy) they all run through.
  * Other inputs run one step and complete. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "baton.h"
 
@@ -25,14 +27,20 @@ static int step(bt_act *act, const json_t *input, json_t **result)
     (void)act;
     if (crashes(input, "activity"))
         abort();
+    if (crashes(input, "hang")) /* waits for a reply that never comes */
+        for (;;)
+            pause();
     *result = json_pack("{s:b}", "ran", 1);
     return 0;
 }
 
 static bt_poll crashing(bt_wf *wf, const json_t *input)
 {
-    /* one attempt: what an attempt lost to crashes costs is seen at once */
-    const struct bt_step_opts once = {.retry = {.max_attempts = 1}};
+    /* one attempt: what an attempt lost to crashes costs is seen at once; a
+     * short timeout for the one that hangs */
+    const struct bt_step_opts once = {.retry = {.max_attempts = 1},
+                                      .start_to_close_ms =
+                                          crashes(input, "hang") ? 1000 : 0};
 
     if (crashes(input, "workflow"))
         raise(SIGSEGV);
