@@ -30,6 +30,7 @@
 #define CHAOS_MAX_PROCS      32 /* workers + schedulers */
 #define CHAOS_MAX_PASSED_ENV 8  /* BATON_KAFKA_* passed on to the programs */
 #define CHAOS_POISON_ID      "chaos-poison"
+#define CHAOS_CRASH_ID       "chaos-crash-code"
 #define CHAOS_WARMUP_ID      "chaos-warmup"
 #define CHAOS_ID_PREFIX      "wf-" /* instance i is "wf-<i>" */
 #define CHAOS_MAX_OUTAGES    64    /* redis or broker down: kept for the stall check */
@@ -56,6 +57,9 @@
     X(LATENCY, "latency",                                                                \
       "add --latency-ms to every broker round trip for --latency-for")                   \
     X(POISON, "poison", "produce a 1,040,078-byte start (over the payload limit)")       \
+    X(CRASH_CODE, "crash-code",                                                          \
+      "start an instance whose workflow code raises SIGSEGV: it crashes two workers, "   \
+      "then is blocked")                                                                 \
     X(ROLLING, "rolling", "restart every worker in turn: SIGTERM, wait, start")
 
 enum chaos_fault {
@@ -196,6 +200,8 @@ struct chaos_run {
     rd_kafka_t *poison_rk;
     struct bt_kafka_batch poison_batch;
     bool poison_sent;
+    struct bt_kafka_batch crash_batch; /* the crashing start's, on poison_rk */
+    bool crash_sent;
 
     /* count.c */
     struct chaos_inst *inst;
@@ -207,7 +213,9 @@ struct chaos_run {
     long executions, exec_retries; /* execution lines; those of attempt > 1 */
     int *exec_per_s;               /* executions in each second after t0, up to end_ms */
     int n_seconds;
-    int64_t end_ms; /* when counting stopped, ms after t0 */
+    int64_t end_ms;          /* when counting stopped, ms after t0 */
+    int crash_code_crashes;  /* workers the crashing code killed (their log lines) */
+    char crash_code_end[64]; /* its instance's status and error type at the end */
 
     /* run.c */
     int64_t next_progress;
@@ -281,6 +289,8 @@ int chaos_load_one(struct chaos_run *r, const char *id);
 void chaos_load_join(struct chaos_run *r);
 /* Produces the poison start without waiting for its delivery. */
 int chaos_load_poison(struct chaos_run *r);
+/* Produces the start whose workflow code crashes, without waiting. */
+int chaos_load_crash_code(struct chaos_run *r);
 /* Serves the poison producer's delivery reports; at the end, waits for them. */
 void chaos_load_poll(struct chaos_run *r, int timeout_ms);
 void chaos_load_release(struct chaos_run *r);
@@ -300,6 +310,9 @@ void chaos_count_results(struct chaos_run *r, struct chaos_reader *rd, int timeo
 void chaos_count_dead_letters(struct chaos_run *r, int deadline_ms);
 /* Counts the workload's execution lines in the log. Returns 0 or -1. */
 int chaos_count_executions(struct chaos_run *r);
+/* The crashing code's toll (log lines) and its instance's end (redis, up to
+ * 30 s for it to be blocked): crash_code_crashes, crash_code_end. */
+void chaos_count_crash_code(struct chaos_run *r);
 /* Instance index of "wf-<i>", or -1. */
 int chaos_count_index(const struct chaos_run *r, const char *id);
 

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "chaos.h"
@@ -249,4 +251,46 @@ int chaos_count_executions(struct chaos_run *r)
     }
     fclose(f);
     return 0;
+}
+
+/* Its status and error type, "blocked/WorkflowCrashed" say, into buf. */
+static void crash_code_state(struct chaos_run *r, char *buf, size_t n)
+{
+    redisReply *reply =
+        chaos_stack_redis(r, "HMGET %s:{%s} status error", r->prefix, CHAOS_CRASH_ID);
+    json_t *error = NULL;
+
+    snprintf(buf, n, "unknown");
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING) {
+        if (reply->element[1]->type == REDIS_REPLY_STRING)
+            error = json_loads(reply->element[1]->str, 0, NULL);
+        snprintf(buf, n, "%s/%s", reply->element[0]->str,
+                 json_string_value(json_object_get(error, "type"))
+                     ? json_string_value(json_object_get(error, "type"))
+                     : "-");
+    }
+    json_decref(error);
+    freeReplyObject(reply);
+}
+
+void chaos_count_crash_code(struct chaos_run *r)
+{
+    char line[1024];
+    FILE *f;
+
+    if (!r->crash_sent)
+        return;
+    for (int waited = 0;; waited += 500) {
+        crash_code_state(r, r->crash_code_end, sizeof(r->crash_code_end));
+        if (!strcmp(r->crash_code_end, "blocked/WorkflowCrashed") || waited >= 30000)
+            break;
+        nanosleep(&(struct timespec){0, 500 * 1000000L}, NULL);
+    }
+    if (!(f = fopen(r->log, "r")))
+        return;
+    while (fgets(line, sizeof(line), f))
+        r->crash_code_crashes += strstr(line, "msg=\"crashed in workflow code\"") &&
+                                 strstr(line, "workflow=" CHAOS_CRASH_ID " ");
+    fclose(f);
 }

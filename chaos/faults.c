@@ -159,6 +159,14 @@ static bool poison(struct chaos_run *r, int64_t now)
     return chaos_load_poison(r) == 0;
 }
 
+static bool crash_code(struct chaos_run *r, int64_t now)
+{
+    (void)now;
+    if (r->crash_sent)
+        return false;
+    return chaos_load_crash_code(r) == 0;
+}
+
 static bool rolling(struct chaos_run *r, int64_t now)
 {
     if (r->rolling_next >= 0)
@@ -182,6 +190,7 @@ static const inject_fn injectors[CHAOS_FAULT__COUNT] = {
     [CHAOS_REQUEST_ERRORS] = request_errors,
     [CHAOS_LATENCY] = latency,
     [CHAOS_POISON] = poison,
+    [CHAOS_CRASH_CODE] = crash_code,
     [CHAOS_ROLLING] = rolling,
 };
 

@@ -106,7 +106,10 @@ int chaos_load_init(struct chaos_run *r)
         fprintf(stderr, "baton-chaos: cannot create a producer: %s\n", errstr);
         return -1;
     }
-    if (!r->faults || !r->opts->fault[CHAOS_POISON].every_ms)
+    /* the poison's producer also sends the crashing start: only this thread
+     * serves its delivery reports */
+    if (!r->faults || (!r->opts->fault[CHAOS_POISON].every_ms &&
+                       !r->opts->fault[CHAOS_CRASH_CODE].every_ms))
         return 0;
     if (chaos_stack_config(r, &cfg, "message.max.bytes=4000000"))
         return -1;
@@ -182,10 +185,31 @@ int chaos_load_poison(struct chaos_run *r)
     return ret;
 }
 
+int chaos_load_crash_code(struct chaos_run *r)
+{
+    size_t len = 0;
+    char *bytes = encode_start(CHAOS_CRASH_ID, json_pack("{s:s}", "crash", "segv"), &len);
+    int ret = -1;
+
+    if (bytes &&
+        produce(r->poison_rk, r, CHAOS_CRASH_ID, bytes, len, &r->crash_batch) == 0) {
+        chaos_note(r, "fault: a start whose workflow code crashes, id=%s",
+                   CHAOS_CRASH_ID);
+        r->crash_sent = true;
+        ret = 0;
+    } else {
+        chaos_note(r, "cannot produce the crashing start");
+    }
+    free(bytes);
+    return ret;
+}
+
 void chaos_load_poll(struct chaos_run *r, int timeout_ms)
 {
     if (r->poison_rk && r->poison_sent)
         bt_kafka_wait(r->poison_rk, &r->poison_batch, timeout_ms);
+    if (r->poison_rk && r->crash_sent)
+        bt_kafka_wait(r->poison_rk, &r->crash_batch, timeout_ms);
 }
 
 void chaos_load_release(struct chaos_run *r)

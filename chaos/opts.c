@@ -109,6 +109,7 @@ static void defaults(struct chaos_opts *o)
         [CHAOS_REDIS_PAUSE] = {60000, 46000},   [CHAOS_BROKER_DOWN] = {60000, 25000},
         [CHAOS_REQUEST_ERRORS] = {10000, 3000}, [CHAOS_LATENCY] = {30000, 14000},
         [CHAOS_POISON] = {60000, 6000},         [CHAOS_ROLLING] = {60000, 32000},
+        [CHAOS_CRASH_CODE] = {60000, 12000},
     };
 
     *o = (struct chaos_opts){.instances = 5000,

@@ -154,6 +154,7 @@ int chaos_run(struct chaos_run *r, const char *dir)
         chaos_phase(r, &rd))
         goto out;
     drain_phase(r, &rd);
+    chaos_count_crash_code(r); /* redis is still up */
     ret = chaos_interrupted ? -1 : 0;
 out:
     chaos_reader_close(&rd);

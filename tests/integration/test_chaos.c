@@ -243,3 +243,23 @@ Test(chaos, a_redis_outage_is_not_a_stall, .timeout = 150)
     cr_expect(strstr(out.summary, "stalls=0[PASS]"), "%s", out.summary);
     clean(&out);
 }
+
+Test(chaos, code_that_crashes_its_workers_ends_blocked_and_its_crashes_are_expected,
+     .timeout = 150)
+{
+    BT_TEST_RELEASE_ONLY();
+    struct chaos_out out;
+    int status =
+        run_chaos((const char *const[]){"--no-faults", "--instances", "200", "--rate",
+                                        "20", "--duration", "10", "--crash-code", "60@2",
+                                        "--stall", "30", "--drain", "60", NULL},
+                  &out, 120000);
+
+    cr_log_info("%s", out.summary);
+    cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
+                 out.summary, out.path);
+    cr_expect(strstr(out.summary, "results=200/200[PASS]"), "%s", out.summary);
+    cr_expect(strstr(out.summary, "crash_code=blocked(2)[PASS]"), "%s", out.summary);
+    cr_expect(strstr(out.summary, "crashes=0[PASS]"), "%s", out.summary);
+    clean(&out);
+}

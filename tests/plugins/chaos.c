@@ -8,7 +8,10 @@
  *   chaos-exec id=<workflow id> step=<1..3> seq=<seq> attempt=<n> pid=<pid> ts=<ms>
  *
  * The activity talks to nothing else: what it did is only in that line, so
- * counting lines counts executions, re-executions after a crash included. */
+ * counting lines counts executions, re-executions after a crash included.
+ * An input with "crash" (the driver's --crash-code) raises SIGSEGV in the
+ * workflow code. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -66,6 +69,9 @@ static bt_poll chaos3(bt_wf *wf, const json_t *input)
 {
     json_int_t sleep_ms = json_integer_value(json_object_get(input, "sleep_ms"));
 
+    /* the driver's --crash-code: a bug this one input meets */
+    if (json_object_get(input, "crash"))
+        raise(SIGSEGV);
     for (int step = 1; step <= CHAOS_STEPS; step++) {
         BT_RUN(wf, NULL, "chaos_step", json_pack("{s:i}", "step", step), NULL);
         if (step == 1 && sleep_ms > 0)
