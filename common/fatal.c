@@ -22,6 +22,9 @@
 #include "log.h"
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+#define N_FATAL (sizeof(fatal_signals) / sizeof(fatal_signals[0]))
+/* what handled them before: the default action, or a sanitizer's report */
+static struct sigaction previous[N_FATAL];
 
 static _Thread_local const struct bt_fatal_site *running;
 static _Thread_local void *altstack;
@@ -114,11 +117,15 @@ static void on_fatal(int sig)
                 " code", site ? ": workflow=" : "", site ? site->id : "", "\n", NULL});
     } else {
         /* another thread is recording: the process ends with it */
-        for (int ms = 0; ms < BT_FATAL_RECORD_MS + 1000; ms += 10)
+        for (int ms = 0; ms < BT_FATAL_RECORD_MS + 1000 && !atomic_load(&recorded);
+             ms += 10)
             nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
     }
-    /* the default action, as if nothing had caught it: a core, the status */
-    signal(sig, SIG_DFL);
+    /* what would have happened without us (the default action: a core, the
+     * status; or a sanitizer's report), once this handler returns */
+    for (size_t i = 0; i < N_FATAL; i++)
+        if (fatal_signals[i] == sig)
+            sigaction(sig, &previous[i], NULL);
     raise(sig);
 }
 
@@ -244,8 +251,8 @@ int bt_fatal_install(bt_fatal_record_fn record, void *ctx, int hang_limit_ms)
     sa.sa_handler = on_fatal;
     sa.sa_flags = SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
-        sigaction(fatal_signals[i], &sa, NULL);
+    for (size_t i = 0; i < N_FATAL; i++)
+        sigaction(fatal_signals[i], &sa, &previous[i]);
     atexit(on_exit_in_code);
     return bt_fatal_thread_init();
 }
