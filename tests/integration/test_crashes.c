@@ -138,27 +138,45 @@ static bool blocked_for_crashes(const char *id)
     return yes;
 }
 
+/* The scheduler (it re-sends a dead worker's eager tasks) and the worker,
+ * restarted whenever it dies, until the NORMAL instances beside the one
+ * whose workflow code does `where` (tests/plugins/crashing.c) completed and
+ * that one is blocked for its crashes. */
+static pid_t run_until_blocked(struct supervised *w, const char *prefix, const char *id,
+                               const char *where)
+{
+    pid_t scheduler = bt_stack_scheduler(&stack);
+    struct bt_stack_results r;
+    bool ok;
+
+    cr_assert_gt(scheduler, 0);
+    start_worker(w);
+    start_all(prefix, id, where);
+    supervise(w, &r, NORMAL, 150000);
+    cr_assert_eq(r.distinct, NORMAL, "results: %d of %d (worker crashes %d, exits %d)",
+                 r.distinct, NORMAL, w->crashes, w->exits);
+    expect_normal_completed(&r, prefix);
+    json_decref(r.by_id);
+    BT_TEST_WAIT_UNTIL(ok, blocked_for_crashes(id), 60000);
+    cr_assert(ok, "%s is not blocked for its crashes", id);
+    return scheduler;
+}
+
+static void stop_all(struct supervised *w, pid_t scheduler)
+{
+    cr_expect_eq(bt_test_stop(w->pid, BT_TEST_STOP_MS), 0);
+    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}
+
 Test(crashes, workflow_code_that_crashes_its_worker_blocks_its_instance_until_unblocked,
      .init = setup, .fini = teardown, .timeout = 240)
 {
     struct supervised w = {0};
-    pid_t scheduler =
-        bt_stack_scheduler(&stack); /* re-sends a dead worker's eager tasks */
+    pid_t scheduler = run_until_blocked(&w, "cw", "cw-crash", "workflow");
     struct bt_stack_results r;
     json_t *blocked;
     char out[1024];
-    bool ok;
 
-    cr_assert_gt(scheduler, 0);
-    start_worker(&w);
-    start_all("cw", "cw-crash", "workflow");
-    supervise(&w, &r, NORMAL, 120000);
-    cr_assert_eq(r.distinct, NORMAL, "results: %d of %d (worker crashes: %d)", r.distinct,
-                 NORMAL, w.crashes);
-    expect_normal_completed(&r, "cw");
-    json_decref(r.by_id);
-    BT_TEST_WAIT_UNTIL(ok, blocked_for_crashes("cw-crash"), 30000);
-    cr_assert(ok, "cw-crash is not blocked for its crashes");
     cr_expect_eq(w.crashes, 2, "worker crashes: %d (its code runs twice)", w.crashes);
     cr_expect_eq(w.exits, 0);
     cr_expect_geq(bt_test_count_lines_with(stack.log, "crashed in workflow code"), 2);
@@ -184,30 +202,17 @@ Test(crashes, workflow_code_that_crashes_its_worker_blocks_its_instance_until_un
                      "completed");
     cr_expect_eq(w.crashes, 2);
     json_decref(r.by_id);
-    cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
-    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+    stop_all(&w, scheduler);
 }
 
 Test(crashes, workflow_code_that_loops_is_aborted_and_its_instance_blocked, .init = setup,
      .fini = teardown, .timeout = 240)
 {
     struct supervised w = {0};
-    pid_t scheduler = bt_stack_scheduler(&stack);
-    struct bt_stack_results r;
+    pid_t scheduler = run_until_blocked(&w, "cl", "cl-loop", "loop");
     char key[300];
     redisReply *reply;
-    bool ok;
 
-    cr_assert_gt(scheduler, 0);
-    start_worker(&w);
-    start_all("cl", "cl-loop", "loop");
-    supervise(&w, &r, NORMAL, 150000);
-    cr_assert_eq(r.distinct, NORMAL, "results: %d of %d (worker crashes: %d)", r.distinct,
-                 NORMAL, w.crashes);
-    expect_normal_completed(&r, "cl");
-    json_decref(r.by_id);
-    BT_TEST_WAIT_UNTIL(ok, blocked_for_crashes("cl-loop"), 60000);
-    cr_assert(ok, "cl-loop is not blocked");
     cr_expect_eq(w.crashes, 2, "worker aborts: %d (two hangs)", w.crashes);
     cr_expect_eq(
         bt_test_count_lines_with(stack.log, "without returning: the worker aborts"), 2);
@@ -217,33 +222,19 @@ Test(crashes, workflow_code_that_loops_is_aborted_and_its_instance_blocked, .ini
                   !strncmp(reply->str, "a hang", 6),
               "the record says a hang: %s", reply && reply->str ? reply->str : "none");
     freeReplyObject(reply);
-    cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
-    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+    stop_all(&w, scheduler);
 }
 
 Test(crashes, workflow_code_that_calls_exit_blocks_its_instance, .init = setup,
      .fini = teardown, .timeout = 240)
 {
     struct supervised w = {0};
-    pid_t scheduler = bt_stack_scheduler(&stack);
-    struct bt_stack_results r;
-    bool ok;
+    pid_t scheduler = run_until_blocked(&w, "ce", "ce-exit", "exit");
 
-    cr_assert_gt(scheduler, 0);
-    start_worker(&w);
-    start_all("ce", "ce-exit", "exit");
-    supervise(&w, &r, NORMAL, 150000);
-    cr_assert_eq(r.distinct, NORMAL, "results: %d of %d (worker exits: %d)", r.distinct,
-                 NORMAL, w.exits);
-    expect_normal_completed(&r, "ce");
-    json_decref(r.by_id);
-    BT_TEST_WAIT_UNTIL(ok, blocked_for_crashes("ce-exit"), 60000);
-    cr_assert(ok, "ce-exit is not blocked");
     cr_expect_eq(w.exits, 2, "worker exits: %d", w.exits);
     cr_expect_eq(w.crashes, 0);
     cr_expect_eq(bt_test_count_lines_with(stack.log, "workflow code called exit()"), 2);
-    cr_expect_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
-    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+    stop_all(&w, scheduler);
 }
 
 static bool healthz_says(int port, int want_status, const char *want_text)
