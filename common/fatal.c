@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -262,16 +263,21 @@ void bt_fatal_forget(void)
     atomic_store(&recorder, NULL);
 }
 
+#define ALTSTACK_SIZE (64 * 1024)
+
 int bt_fatal_thread_init(void)
 {
-    stack_t ss = {.ss_size = 64 * 1024};
+    /* mapped, not malloc'd: kept out of the heap the thread's work churns */
+    stack_t ss = {.ss_size = ALTSTACK_SIZE};
 
     if (altstack)
         return 0;
-    if (!(ss.ss_sp = malloc(ss.ss_size)))
+    ss.ss_sp = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (ss.ss_sp == MAP_FAILED)
         return -1;
     if (sigaltstack(&ss, NULL)) {
-        free(ss.ss_sp);
+        munmap(ss.ss_sp, ALTSTACK_SIZE);
         return -1;
     }
     altstack = ss.ss_sp;
@@ -292,6 +298,6 @@ void bt_fatal_thread_done(void)
         atomic_store(&my_slot->used, 0);
     my_slot = NULL;
     sigaltstack(&(stack_t){.ss_flags = SS_DISABLE}, NULL);
-    free(altstack);
+    munmap(altstack, ALTSTACK_SIZE);
     altstack = NULL;
 }

@@ -197,6 +197,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct bt_acttask *at = opaque;
 
+    bt_redelivered_forget(&at->redelivered, parts); /* they change hands */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         bt_log(BT_LOG_INFO, "task partitions assigned: count=%d", parts->cnt);
         bt_kafka_assign(rk, parts);
@@ -382,8 +383,8 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
             due[BT_JW_INT_SIZE];
         char *member;
     } *t = calloc(n, sizeof(*t));
-    /* KEYS: timers, then journal and meta per job; ARGV: 4 per job, taker */
-    const char *argv[2 + 6 * TAKE_MAX];
+    /* KEYS: timers, then journal and meta per job; ARGV: 5 per job */
+    const char *argv[1 + 7 * TAKE_MAX];
     char timers[300], kp[BT_STORE_KP_SIZE];
     int ret = t ? 0 : BT_ENOMEM;
 
@@ -406,15 +407,16 @@ static int append_take(struct bt_acttask *at, struct job *const *jobs, size_t n)
             ret = BT_ENOMEM;
         argv[1 + 2 * i] = t[i].journal;
         argv[2 + 2 * i] = t[i].meta;
-        argv[1 + 2 * n + 4 * i] = t[i].seq;
-        argv[2 + 2 * n + 4 * i] = t[i].attempt;
-        argv[3 + 2 * n + 4 * i] = t[i].member;
-        argv[4 + 2 * n + 4 * i] = t[i].due;
+        argv[1 + 2 * n + 5 * i] = t[i].seq;
+        argv[2 + 2 * n + 5 * i] = t[i].attempt;
+        argv[3 + 2 * n + 5 * i] = t[i].member;
+        argv[4 + 2 * n + 5 * i] = t[i].due;
+        /* marked only when another worker may have taken it before */
+        argv[5 + 2 * n + 5 * i] = jobs[i]->maybe_taken && at->taker ? at->taker : "";
     }
-    argv[1 + 6 * n] = at->taker ? at->taker : "";
     if (ret == 0)
         ret = bt_redis_append_eval(bt_store_redis(at->store), bt_lua_take_task,
-                                   (int)(1 + 2 * n), (int)(2 + 6 * n), argv, NULL);
+                                   (int)(1 + 2 * n), (int)(1 + 7 * n), argv, NULL);
     for (size_t i = 0; t && i < n; i++)
         free(t[i].member);
     free(t);
@@ -561,8 +563,11 @@ static void take(struct bt_acttask *at, struct job **jobs, size_t n)
         struct job *job = jobs[i];
         const void *bytes = job->local ? job->local : job->rkm->payload;
         size_t len = job->local ? job->local_len : job->rkm->len;
-        if (job->rkm)
+        if (job->rkm) {
             track(at, job);
+            job->maybe_taken =
+                bt_redelivered_maybe(&at->redelivered, at->consumer, job->rkm);
+        }
         if (job->decoded) /* a submitted task, decoded by bt_acttask_submit */
             continue;
         if (bt_codec_decode(bytes, len, (size_t)at->cfg->max_payload, &job->task, errstr,
@@ -788,6 +793,7 @@ void bt_acttask_destroy(struct bt_acttask *at)
         free(at->queues[i]);
     free(at->worker);
     free(at->taker);
+    bt_redelivered_release(&at->redelivered);
     pthread_mutex_destroy(&at->lock);
     free(at);
 }

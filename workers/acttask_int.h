@@ -20,6 +20,7 @@
 #include "job.h"
 #include "offsets.h"
 #include "pace.h"
+#include "redelivered.h"
 #include "recent.h"
 #include "store.h"
 #include "watchdog.h"
@@ -29,6 +30,7 @@ struct bt_acttask {
     const bt_registry *reg;
     char *worker;
     char *taker; /* "<worker>/<start ms>": this process in take_task.lua's marks */
+    struct bt_redelivered redelivered; /* consumer thread only */
     rd_kafka_t *consumer, *producer;
     struct bt_store *store; /* consumer thread's */
     pthread_t consumer_thread;

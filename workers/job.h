@@ -41,6 +41,7 @@ struct job {
     char lease_id[BT_ID_MAX + 320]; /* holder: "<worker>|<n>|<id>|<seq>|<attempt>" */
     bool held;        /* the copy of its attempt that runs here (consumer thread) */
     bool lost;        /* others took its attempt and lost it: reported failed */
+    bool maybe_taken; /* a previous owner of its partition may have taken it */
     struct job *twin; /* other copies of the attempt, fetched again meanwhile:
                        * not run, their offsets released with this one */
 };

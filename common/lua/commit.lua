@@ -59,7 +59,7 @@ for k = from[S_META], from[S_META] + 2 * count[S_META] - 2, 2 do
   end
 end
 if (new_status or new_type) and cur ~= '0' then
-  was = redis.call('HMGET', m, 'type', 'status', 'counted')
+  was = redis.call('HMGET', m, 'type', 'status', 'counted', 'tk')
 end
 if a[A_KPOS] ~= '' then
   redis.call('HSET', m, 'ver', nver, 'updated', now, 'jlen', a[A_JLEN], 'hlen', a[A_HLEN],
@@ -139,11 +139,14 @@ end
 -- no EXPIRE, which would delete it unarchived. Whoever waits for the
 -- instance (baton start --wait, history --follow) subscribes to the
 -- history's name: told here, not at every step. pcall as for the wake.
--- The run's take marks (take_task.lua) end with it.
 if count[S_RUNS_ENDED] > 0 then
   redis.call('ZADD', kp .. 'retention', pass(S_RUNS_ENDED))
   redis.pcall('PUBLISH', hist, a[A_HLEN])
-  redis.call('DEL', m .. ':tk')
+  -- the run's take marks (take_task.lua), when it has any, end with it
+  if reset or (was and was[4]) then
+    redis.call('DEL', m .. ':tk')
+    redis.call('HDEL', m, 'tk')
+  end
 end
 
 -- a new instance is in no index yet

@@ -5,8 +5,9 @@
 -- task's check.
 -- KEYS: 1 timers, then per task: its instance's journal, its meta hash.
 -- ARGV: per task, in the order of KEYS: seq, attempt, timeout timer member,
---       new due; then the taker (the worker process: host:pid/start ms;
---       "" takes without marking).
+--       new due, taker (the worker process, host:pid/start ms, for a task
+--       a previous owner of its partition may have taken; "" for one
+--       fetched here first, which takes without marking).
 -- Returns per task 1 to run it, 0 when it is stale (step done, attempt
 -- superseded, instance finished or gone), 2 when it is lost: LOST_MAX other
 -- processes took this attempt before and none of them finished it.
@@ -16,11 +17,14 @@
 -- take by another process than the mark's counts one more loss (its taker
 -- died, or lost the partition, with the attempt unfinished); a take by the
 -- same process (its partition came back) counts none. An activity that
--- crashes its process is thus run LOST_MAX times per attempt, not forever:
+-- crashes its process is thus run a bounded number of times, not forever:
 -- the worker reports the attempt failed (WorkerLost, retryable: the retry
 -- policy decides) and the partition flows on. The marks are a key of their
 -- own, not part of the journal entry, whose small encoding a longer entry
--- would spoil for good; commit.lua deletes it when the run ends.
+-- would spoil for good; the meta's 'tk' says they exist, and commit.lua
+-- deletes them when the run ends. A first run that crashes is not marked
+-- (its task came in the steady flow): its next takers are, so an activity
+-- that crashes its process runs LOST_MAX + 1 times per attempt.
 
 -- True when a journal entry is a step waiting for this attempt (state 0).
 -- bt_entry_encode writes every kind the same way,
@@ -62,6 +66,7 @@ local function mark(meta, seq, attempt, taker)
     return 2
   end
   redis.call('HSET', marks, seq, attempt .. '|' .. lost .. '|' .. taker)
+  redis.call('HSET', meta, 'tk', 1)
   return 1
 end
 
@@ -89,11 +94,9 @@ local function take(journal, meta, seq, attempt, member, due, taker)
 end
 
 local out = {}
-local n = (#KEYS - 1) / 2
-local taker = ARGV[4 * n + 1] or ''
-for t = 1, n do
-  local a = 4 * (t - 1)
+for t = 1, (#KEYS - 1) / 2 do
+  local a = 5 * (t - 1)
   out[t] = take(KEYS[2 * t], KEYS[2 * t + 1], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
-                ARGV[a + 4], taker)
+                ARGV[a + 4], ARGV[a + 5])
 end
 return out

@@ -112,8 +112,9 @@ Test(crashes, an_activity_that_crashes_its_worker_fails_its_attempt_and_the_rest
     cr_expect_str_eq(
         json_string_value(json_object_get(json_object_get(res, "error"), "type")),
         "WorkerLost", "the attempt lost to crashes fails it");
-    /* its one attempt: run eagerly, then by two workers from Kafka */
-    cr_expect(w.crashes >= 2 && w.crashes <= 3, "worker crashes: %d (2 or 3)", w.crashes);
+    /* its one attempt: run eagerly, then from Kafka by a worker that may
+     * have fetched it first (unmarked) and by two marked takers */
+    cr_expect(w.crashes >= 2 && w.crashes <= 4, "worker crashes: %d (2 to 4)", w.crashes);
     cr_expect_eq(w.exits, 0);
     cr_expect_geq(bt_test_count_lines_with(stack.log, "crashed in activity code"),
                   (size_t)w.crashes, "each crash is logged with its activity");

@@ -99,7 +99,7 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
     };
     enum { N = sizeof(tasks) / sizeof(tasks[0]) };
     char keys[N][2][64], members[N][64];
-    const char *argv[1 + 6 * N];
+    const char *argv[1 + 7 * N];
     redisReply *reply;
 
     instance("run", 0, 1, "running");
@@ -133,12 +133,13 @@ Test(scripts, take_task_answers_each_task_of_a_batch_in_order)
                  tasks[i].id);
         argv[1 + 2 * i] = keys[i][0];
         argv[2 + 2 * i] = keys[i][1];
-        argv[1 + 2 * N + 4 * i] = "0";
-        argv[2 + 2 * N + 4 * i] = tasks[i].attempt;
-        argv[3 + 2 * N + 4 * i] = members[i];
-        argv[4 + 2 * N + 4 * i] = strcmp(tasks[i].id, "nodeadline") ? "5000" : "0";
+        argv[1 + 2 * N + 5 * i] = "0";
+        argv[2 + 2 * N + 5 * i] = tasks[i].attempt;
+        argv[3 + 2 * N + 5 * i] = members[i];
+        argv[4 + 2 * N + 5 * i] = strcmp(tasks[i].id, "nodeadline") ? "5000" : "0";
+        argv[5 + 2 * N + 5 * i] = ""; /* fetched first here: no mark */
     }
-    reply = bt_redis_eval(r, bt_lua_take_task, 1 + 2 * N, 1 + 6 * N, argv, NULL);
+    reply = bt_redis_eval(r, bt_lua_take_task, 1 + 2 * N, 1 + 7 * N, argv, NULL);
     cr_assert(reply && reply->type == REDIS_REPLY_ARRAY, "%s",
               reply && reply->str ? reply->str : "not an array");
     cr_assert_eq(reply->elements, N);
@@ -196,6 +197,10 @@ Test(scripts, take_task_counts_the_workers_that_took_an_attempt_and_never_finish
     mark = mark_of_lost();
     cr_expect_str_eq(mark, "1|0|w:1/7");
     free(mark);
+    redisReply *flag = bt_redis_command(r, "HGET t:{lost} tk");
+    cr_expect(flag && flag->type == REDIS_REPLY_STRING && !strcmp(flag->str, "1"),
+              "the meta says the marks exist, for commit.lua to drop them");
+    freeReplyObject(flag);
     cr_expect_eq(take_as("1", "w:1/9"), 1,
                  "another process (same host and pid): one loss");
     mark = mark_of_lost();
