@@ -150,7 +150,9 @@ bool chaos_opts_kills(const struct chaos_opts *o)
     return o->fault[CHAOS_KILL_WORKER].every_ms ||
            o->fault[CHAOS_KILL_SCHEDULER].every_ms ||
            o->fault[CHAOS_PAUSE_WORKER].every_ms ||
-           o->fault[CHAOS_PAUSE_SCHEDULER].every_ms || o->fault[CHAOS_ROLLING].every_ms;
+           o->fault[CHAOS_PAUSE_SCHEDULER].every_ms || o->fault[CHAOS_ROLLING].every_ms ||
+           /* the crashing code kills the workers that run it */
+           o->fault[CHAOS_CRASH_CODE].every_ms;
 }
 
 /* Prints text from column indent on, in lines of at most 80 columns. */
