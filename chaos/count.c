@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "chaos.h"
+#include "clock.h"
 #include "config.h"
 
 #define CHAOS_POLL_BURST 5000 /* messages per call, so that the tick goes on */
@@ -285,7 +285,7 @@ void chaos_count_crash_code(struct chaos_run *r)
         crash_code_state(r, r->crash_code_end, sizeof(r->crash_code_end));
         if (!strcmp(r->crash_code_end, "blocked/WorkflowCrashed") || waited >= 30000)
             break;
-        nanosleep(&(struct timespec){0, 500 * 1000000L}, NULL);
+        bt_clock_sleep_ms(500);
     }
     if (!(f = fopen(r->log, "r")))
         return;

@@ -78,7 +78,7 @@ void bt_fatal_enter(const struct bt_fatal_site *site)
     if (my_slot) {
         atomic_fetch_add_explicit(&my_slot->entries, 1, memory_order_relaxed);
         atomic_store_explicit(&my_slot->in,
-                              !strcmp(site->kind, "workflow") ? IN_WORKFLOW : IN_ACTIVITY,
+                              site->kind[0] == 'w' ? IN_WORKFLOW : IN_ACTIVITY,
                               memory_order_relaxed);
     }
 }

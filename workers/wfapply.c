@@ -60,7 +60,7 @@ static bool serves(const struct bt_wftask *wt, const char *queue)
 static bool assume_new(const struct bt_wftask *wt, const struct wf_item *it)
 {
     /* a crash record of a start's code is only seen by a load */
-    return it->msg.type == BT_MSG_START && bt_clock_now_ms() >= wt->careful_until &&
+    return it->msg.type == BT_MSG_START && !wt->careful_until &&
            bt_registry_workflow(wt->reg, it->msg.workflow) && serves(wt, it->msg.queue);
 }
 
@@ -79,6 +79,9 @@ int wf_resolve(struct bt_wftask *wt, bool only_conflicted)
         wt->careful_until = recent ? bt_clock_now_ms() + BT_CRASHES_CAREFUL_MS : 0;
         wt->crash_check = false;
     }
+    /* one clock read per batch, and none once the careful time is over */
+    if (wt->careful_until && bt_clock_now_ms() >= wt->careful_until)
+        wt->careful_until = 0;
     load = malloc(wt->batch.n_items * sizeof(*load));
     BT_ASSERT(load);
     for (size_t i = 0; i < wt->batch.n_items; i++) {

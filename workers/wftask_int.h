@@ -68,8 +68,8 @@ struct bt_wftask {
     rd_kafka_t *lookback;    /* bt_unsent_drop_delivered's reader */
     struct bt_unseen unseen; /* eager tasks of failed tries (unseen.h) */
     /* partitions came: ask whether some workflow code crashed a worker
-     * lately; until careful_until (ms), starts are loaded, not assumed new
-     * (crashes.h) */
+     * lately; until careful_until (ms; 0: not careful), starts are loaded,
+     * not assumed new (crashes.h) */
     bool crash_check;
     int64_t careful_until;
     struct {
