@@ -20,24 +20,27 @@
 
 struct selection {
     bool finished_too;
-    json_t *ids; /* [[id, queue], ...] */
+    const char *status; /* only those in it, or NULL */
+    json_t *ids;        /* [[id, queue, type], ...] */
 };
 
 static bool select_one(const struct bt_query_row *row, void *arg)
 {
     struct selection *sel = arg;
 
-    if (sel->finished_too || !bt_status_final(bt_status_parse(row->status)))
-        json_array_append_new(sel->ids, json_pack("[s, s]", row->id, row->queue));
+    if (sel->status ? !strcmp(row->status, sel->status)
+                    : sel->finished_too || !bt_status_final(bt_status_parse(row->status)))
+        json_array_append_new(sel->ids,
+                              json_pack("[s, s, s]", row->id, row->queue, row->type));
     return true;
 }
 
-/* The [id, queue] pairs of the instances q matches, or NULL (said why). */
+/* The [id, queue, type] of the instances q matches, or NULL (said why). */
 static json_t *select_instances(const struct bt_config *cfg, const struct bt_query *q,
-                                bool finished_too)
+                                bool finished_too, const char *status)
 {
     struct bt_store *store = bt_cli_store(cfg);
-    struct selection sel = {finished_too, json_array()};
+    struct selection sel = {finished_too, status, json_array()};
     char next[64];
 
     if (!store || bt_query_run(store, q, NULL, select_one, &sel, next, sizeof(next))) {
@@ -108,8 +111,36 @@ static int send_all(const struct bt_config *cfg, json_t *ids, struct bt_msg *msg
     return ret;
 }
 
+/* prepare(store, id, type) for each selected instance; the first exit
+ * status not OK. */
+static int prepare_all(const struct bt_config *cfg, json_t *ids,
+                       bt_cli_batch_prepare prepare)
+{
+    struct bt_store *store = bt_cli_store(cfg);
+    size_t i;
+    json_t *row;
+    int ret = store ? BT_EXIT_OK : BT_EXIT_UNAVAILABLE;
+
+    json_array_foreach(ids, i, row)
+    {
+        if (ret)
+            break;
+        ret = prepare(store, json_string_value(json_array_get(row, 0)),
+                      json_string_value(json_array_get(row, 2)));
+    }
+    bt_store_destroy(store);
+    return ret;
+}
+
 int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
                  struct bt_msg *msg, const char *verb)
+{
+    return bt_cli_batch_of(cfg, query, yes, msg, verb, NULL, NULL);
+}
+
+int bt_cli_batch_of(const struct bt_config *cfg, const char *query, bool yes,
+                    struct bt_msg *msg, const char *verb, const char *status,
+                    bt_cli_batch_prepare prepare)
 {
     struct bt_query q = {0};
     json_t *ids;
@@ -120,17 +151,18 @@ int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
         return ret;
     }
     /* a reset starts finished instances again; the rest acts on live ones */
-    if (!(ids = select_instances(cfg, &q, msg->type == BT_MSG_RESET))) {
+    if (!(ids = select_instances(cfg, &q, msg->type == BT_MSG_RESET, status))) {
         bt_query_release(&q);
         return BT_EXIT_UNAVAILABLE;
     }
     if (!json_array_size(ids)) {
-        fprintf(stderr, "%s: no %sinstance matches\n", verb,
-                msg->type == BT_MSG_RESET ? "" : "live ");
+        const char *which = status ? status : msg->type == BT_MSG_RESET ? NULL : "live";
+        fprintf(stderr, "%s: no %s%sinstance matches\n", verb, which ? which : "",
+                which ? " " : "");
         ret = BT_EXIT_OK;
     } else if (!bt_cli_confirmed(yes, verb, json_array_size(ids))) {
         ret = BT_EXIT_USAGE;
-    } else {
+    } else if (!prepare || !(ret = prepare_all(cfg, ids, prepare))) {
         ret = send_all(cfg, ids, msg, verb);
     }
     json_decref(ids);

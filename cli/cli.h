@@ -95,8 +95,19 @@ bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *quer
 /* --yes, or a person's "y" on a terminal to "<verb> <n> instances?"; false
  * having said what --yes would do where nobody can answer. */
 bool bt_cli_confirmed(bool yes, const char *verb, size_t n);
+/* Sends msg (id set for each) to every live instance query matches (every
+ * one, finished too, for a reset), having asked (bt_cli_confirmed). */
 int bt_cli_batch(const struct bt_config *cfg, const char *query, bool yes,
                  struct bt_msg *msg, const char *verb);
+/* What is done to each instance before the events go: an exit status, the
+ * first not OK stops the batch. */
+typedef int (*bt_cli_batch_prepare)(struct bt_store *store, const char *id,
+                                    const char *type);
+/* bt_cli_batch, on the matching instances in status only (NULL: as
+ * bt_cli_batch), each prepared first (NULL: nothing to do). */
+int bt_cli_batch_of(const struct bt_config *cfg, const char *query, bool yes,
+                    struct bt_msg *msg, const char *verb, const char *status,
+                    bt_cli_batch_prepare prepare);
 int bt_cli_describe(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_history(struct bt_config *cfg, int argc, char **argv);
 int bt_cli_list(struct bt_config *cfg, int argc, char **argv);

@@ -23,7 +23,7 @@ static const struct command commands[] = {
     {"describe", bt_cli_describe, "show where an instance stands: describe ID [--json]"},
     {"history", bt_cli_history, "print an instance's audit log: history ID [--json] [--follow] [--run N]"},
     {"list", bt_cli_list, "list instances: list [--status S] [--type T] [--limit N] [--json]"},
-    {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID"},
+    {"unblock", bt_cli_unblock, "replay a blocked instance after a compatible deploy: unblock ID | --query Q"},
     {"delete", bt_cli_delete, "archive a finished instance to <prefix>.archive and delete it now: delete ID | --query Q"},
     {"schedule", bt_cli_schedule, "cron schedules: schedule add|list|pause|resume|trigger|delete"},
     {"replay-check", bt_cli_replay_check,

@@ -1,6 +1,7 @@
-/* `baton unblock ID`: asks the worker to replay a blocked instance now, after
- * compatible code was deployed (it would also resume on its next event, but
- * one blocked because its code crashed workers: only this resumes it). */
+/* `baton unblock ID | --query Q`: asks the worker to replay a blocked
+ * instance now, after compatible code was deployed (it would also resume on
+ * its next event, but one blocked because its code crashed workers: only
+ * this resumes it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,28 +12,69 @@
 #include "replay.h"
 #include "store.h"
 
+static const char *query_arg;
+static bool yes_arg;
+
+static const struct bt_arg unblock_args[] = {
+    BT_CLI_ARG_QUERY(query_arg),
+    BT_CLI_ARG_YES(yes_arg),
+    {NULL},
+};
+
 static const struct bt_cmd unblock_cmd = {
     .name = "baton unblock",
-    .synopsis = "ID",
+    .synopsis = "ID | --query QUERY [--yes]",
     .about = "Replay a blocked instance now, after a compatible deploy (it would also "
-             "resume on its next event).",
+             "resume on its next event; one blocked because its code crashed workers "
+             "resumes only so). With --query: every blocked instance that matches.",
+    .args = unblock_args,
     .settings = (const char *const[]){BT_CLI_REDIS_SETTINGS, BT_CLI_KAFKA_SETTINGS, NULL},
-    .min_pos = 1,
     .max_pos = 1,
 };
 
-static int forget_crashes(const struct bt_config *cfg, const char *id)
+/* An instance blocked because its code, or its type's, crashed workers runs
+ * again only with their records cleared (workers/crashes.h): its count, and
+ * its type's (the workers read it again as they see the unblock). */
+static int forget_crashes(struct bt_store *store, const char *id, const char *type)
+{
+    struct bt_redis *r = bt_store_redis(store);
+    char key[600], crashed[300];
+    redisReply *reply;
+    int ret;
+
+    reply = bt_redis_command(r, "DEL %s",
+                             bt_store_key(store, id, ":crashes", key, sizeof(key)));
+    ret = reply && reply->type == REDIS_REPLY_INTEGER ? BT_EXIT_OK : BT_EXIT_UNAVAILABLE;
+    freeReplyObject(reply);
+    if (ret || !type)
+        return ret;
+    snprintf(crashed, sizeof(crashed), "%s:crashed", bt_store_prefix(store));
+    reply = bt_redis_command(r, "HDEL %s %s", crashed, type);
+    /* an older baton's record, a string, goes whole */
+    if (reply && reply->type == REDIS_REPLY_ERROR &&
+        !strncmp(reply->str, "WRONGTYPE", 9)) {
+        freeReplyObject(reply);
+        reply = bt_redis_command(r, "DEL %s", crashed);
+    }
+    ret = reply && reply->type == REDIS_REPLY_INTEGER ? BT_EXIT_OK : BT_EXIT_UNAVAILABLE;
+    freeReplyObject(reply);
+    return ret;
+}
+
+static int forget_crashes_of(const struct bt_config *cfg, const char *id)
 {
     struct bt_store *store = bt_cli_store(cfg);
     redisReply *reply;
     char key[600];
-    int ret;
+    int ret = BT_EXIT_UNAVAILABLE;
 
     if (!store)
-        return BT_EXIT_UNAVAILABLE;
-    reply = bt_redis_command(bt_store_redis(store), "DEL %s",
-                             bt_store_key(store, id, ":crashes", key, sizeof(key)));
-    ret = reply && reply->type == REDIS_REPLY_INTEGER ? BT_EXIT_OK : BT_EXIT_UNAVAILABLE;
+        return ret;
+    reply = bt_redis_command(bt_store_redis(store), "HGET %s type",
+                             bt_store_key(store, id, "", key, sizeof(key)));
+    if (reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL))
+        ret = forget_crashes(store, id,
+                             reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
     freeReplyObject(reply);
     bt_store_destroy(store);
     return ret;
@@ -49,6 +91,11 @@ int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
 
     if ((ret = bt_cli_args(&unblock_cmd, argc, argv, pos, &n_pos)) >= 0)
         return ret;
+    if (!bt_cli_one_target("unblock", n_pos, 1, query_arg))
+        return BT_EXIT_USAGE;
+    if (query_arg)
+        return bt_cli_batch_of(cfg, query_arg, yes_arg, &msg, "unblock", "blocked",
+                               forget_crashes);
     id = pos[0];
     if ((ret = bt_cli_lookup(cfg, id, status, sizeof(status), suffix, sizeof(suffix))))
         return ret;
@@ -56,9 +103,7 @@ int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
         fprintf(stderr, "baton: %s is %s, not blocked\n", id, status);
         return BT_EXIT_FAIL;
     }
-    /* an instance blocked because its code crashed workers runs again only
-     * with their count cleared (workers/crashes.h) */
-    if ((ret = forget_crashes(cfg, id)))
+    if ((ret = forget_crashes_of(cfg, id)))
         return ret;
     msg.id = id;
     bytes = bt_codec_encode(&msg, &len);

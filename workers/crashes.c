@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "crashes.h"
 #include "err.h"
 #include "fatal.h"
@@ -20,8 +21,32 @@ struct bt_crashes {
     char *worker;
 };
 
+/* One more instance of type whose code crashed (first: its first crash;
+ * a later one only keeps the record), kept 10 minutes after the last crash.
+ * An older baton's "<kp>:crashed" was a string: replaced. */
+static void count_in_type(struct bt_redis *r, const char *crashed, const char *type,
+                          bool first)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        redisReply *reply = bt_redis_command(r, "HINCRBY %s %s %d", crashed, type, first);
+        bool wrongtype = reply && reply->type == REDIS_REPLY_ERROR &&
+                         !strncmp(reply->str, "WRONGTYPE", 9);
+        if (first && reply && reply->type == REDIS_REPLY_INTEGER &&
+            reply->integer == BT_CRASHES_TYPE_MAX)
+            bt_log(BT_LOG_ERROR,
+                   "workflow code crashed in %d instances of its type: the type is "
+                   "stopped, its instances are blocked as their events come type=%s",
+                   BT_CRASHES_TYPE_MAX, type);
+        freeReplyObject(reply);
+        if (!wrongtype)
+            break;
+        freeReplyObject(bt_redis_command(r, "DEL %s", crashed));
+    }
+    freeReplyObject(bt_redis_command(r, "EXPIRE %s %d", crashed, CRASHED_TTL_S));
+}
+
 /* On the recorder's thread, the crashed thread waiting: one count more for
- * the instance, and the word that some code crashed. */
+ * the instance, and for its type at the instance's first crash. */
 static void record(void *ctx, const struct bt_fatal_site *site, const char *what)
 {
     struct bt_crashes *c = ctx;
@@ -40,13 +65,13 @@ static void record(void *ctx, const struct bt_fatal_site *site, const char *what
     snprintf(crashed, sizeof(crashed), "%s:crashed", bt_store_prefix(c->store));
     reply = bt_redis_command(r, "HINCRBY %s n 1", key);
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        long long n = reply->integer;
         bt_log(BT_LOG_ERROR, "crash recorded: workflow=%s crashes=%lld blocked_at=%d",
-               site->id, reply->integer, BT_CRASHES_MAX);
+               site->id, n, BT_CRASHES_MAX);
         freeReplyObject(reply);
         freeReplyObject(bt_redis_command(r, "HSET %s last %s", key, last));
         freeReplyObject(bt_redis_command(r, "EXPIRE %s %d", key, CRASHES_TTL_S));
-        freeReplyObject(
-            bt_redis_command(r, "SET %s %s EX %d", crashed, c->worker, CRASHED_TTL_S));
+        count_in_type(r, crashed, site->name ? site->name : "", n == 1);
         return;
     }
     freeReplyObject(reply);
@@ -86,16 +111,51 @@ void bt_crashes_destroy(struct bt_crashes *c)
     free(c);
 }
 
-int bt_crashes_recent(struct bt_store *store)
+void bt_crashes_seen_clear(struct bt_crashes_seen *seen)
 {
-    char key[300];
-    redisReply *reply;
-    int ret;
+    for (size_t i = 0; i < seen->n_stopped; i++)
+        free(seen->stopped[i]);
+    free(seen->stopped);
+    memset(seen, 0, sizeof(*seen));
+}
 
+/* The types counted BT_CRASHES_TYPE_MAX times in the HGETALL reply all. */
+static void read_stopped(struct bt_crashes_seen *seen, const redisReply *all)
+{
+    if (all->type != REDIS_REPLY_ARRAY) /* an older baton's string */
+        return;
+    for (size_t i = 0; i + 1 < all->elements; i += 2) {
+        char **more, *name;
+        if (atoi(all->element[i + 1]->str) < BT_CRASHES_TYPE_MAX)
+            continue;
+        more = realloc(seen->stopped, (seen->n_stopped + 1) * sizeof(*more));
+        name = strdup(all->element[i]->str);
+        BT_ASSERT(more && name);
+        seen->stopped = more;
+        seen->stopped[seen->n_stopped++] = name;
+    }
+}
+
+int bt_crashes_read(struct bt_store *store, struct bt_crashes_seen *seen)
+{
+    struct bt_redis *r = bt_store_redis(store);
+    redisReply *all, *ttl = NULL;
+    char key[300];
+    int ret = 0;
+
+    bt_crashes_seen_clear(seen);
     snprintf(key, sizeof(key), "%s:crashed", bt_store_prefix(store));
-    reply = bt_redis_command(bt_store_redis(store), "EXISTS %s", key);
-    ret = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer > 0 : BT_EAGAIN;
-    freeReplyObject(reply);
+    if ((all = bt_redis_command(r, "HGETALL %s", key)))
+        ttl = bt_redis_command(r, "PTTL %s", key);
+    if (!ttl || ttl->type != REDIS_REPLY_INTEGER) {
+        ret = BT_EAGAIN;
+    } else if (ttl->integer != -2) { /* -2: none; -1: kept by hand, for 10 minutes */
+        seen->until = bt_clock_now_ms() +
+                      (ttl->integer >= 0 ? ttl->integer : BT_CRASHES_CAREFUL_MS);
+        read_stopped(seen, all);
+    }
+    freeReplyObject(all);
+    freeReplyObject(ttl);
     return ret;
 }
 
@@ -106,24 +166,46 @@ static bool blocked_for_crashes(const struct bt_instance *inst)
     return inst->status == BT_STATUS_BLOCKED && type && !strcmp(type, CRASHED_TYPE);
 }
 
-bool bt_crashes_may_run(struct bt_instance *inst, const struct bt_replay_env *env)
+static bool stopped(const struct bt_crashes_seen *seen, const char *type)
+{
+    for (size_t i = 0; type && i < seen->n_stopped; i++)
+        if (!strcmp(seen->stopped[i], type))
+            return true;
+    return false;
+}
+
+bool bt_crashes_may_run(struct bt_instance *inst, const struct bt_replay_env *env,
+                        const struct bt_crashes_seen *seen)
 {
     char message[1024];
 
     if (inst->status != BT_STATUS_RUNNING && inst->status != BT_STATUS_BLOCKED)
         return true; /* no code runs anyway */
-    if (inst->crashes < BT_CRASHES_MAX)
-        return !blocked_for_crashes(inst) || inst->unblock_asked;
-    /* blocked again after an unblock: the history says it, with the count */
     if (blocked_for_crashes(inst) && !inst->unblock_asked)
         return false;
-    snprintf(message, sizeof(message),
-             "its workflow code crashed a worker %d times (the last: %s); it is not run "
-             "again until `baton unblock %s`, after a deploy that fixes it",
-             inst->crashes, inst->crash_last ? inst->crash_last : "not recorded",
-             inst->id);
-    bt_log(BT_LOG_ERROR, "workflow code crashed workers: blocked workflow=%s crashes=%d",
-           inst->id, inst->crashes);
+    if (inst->crashes >= BT_CRASHES_MAX) {
+        snprintf(message, sizeof(message),
+                 "its workflow code crashed a worker %d times (the last: %s); it is not "
+                 "run again until `baton unblock %s`, after a deploy that fixes it",
+                 inst->crashes, inst->crash_last ? inst->crash_last : "not recorded",
+                 inst->id);
+        bt_log(BT_LOG_ERROR,
+               "workflow code crashed workers: blocked workflow=%s crashes=%d", inst->id,
+               inst->crashes);
+    } else if (inst->status == BT_STATUS_RUNNING && !inst->unblock_asked &&
+               stopped(seen, inst->type)) {
+        snprintf(message, sizeof(message),
+                 "the code of its type %s crashed workers in %d instances within 10 "
+                 "minutes of each other (a deploy that crashes, not one input); it is "
+                 "not run until `baton unblock %s` (all of them: `baton unblock --query "
+                 "'status=blocked AND type=%s'`), after a deploy that fixes it",
+                 inst->type, BT_CRASHES_TYPE_MAX, inst->id, inst->type);
+        bt_log(BT_LOG_ERROR,
+               "workflow type stopped for its crashes: blocked workflow=%s type=%s",
+               inst->id, inst->type);
+    } else {
+        return true;
+    }
     BT_ASSERT(bt_replay_block(inst, env, CRASHED_TYPE, message) == 0);
     return false;
 }

@@ -60,8 +60,21 @@ static bool serves(const struct bt_wftask *wt, const char *queue)
 static bool assume_new(const struct bt_wftask *wt, const struct wf_item *it)
 {
     /* a crash record of a start's code is only seen by a load */
-    return it->msg.type == BT_MSG_START && !wt->careful_until &&
+    return it->msg.type == BT_MSG_START && !wt->crashes.until &&
            bt_registry_workflow(wt->reg, it->msg.workflow) && serves(wt, it->msg.queue);
+}
+
+/* Whether b asks an instance to unblock: `baton unblock` cleared its type's
+ * record of crashes before it asked, so the record is read again. */
+static bool asks_unblock(const struct wf_batch *b)
+{
+    for (size_t i = 0; i < b->n_items; i++) {
+        const struct bt_msg *m = &b->items[i].msg;
+        if (b->items[i].decoded && m->type == BT_MSG_SIGNAL && m->name &&
+            !strcmp(m->name, BT_SIGNAL_UNBLOCK))
+            return true;
+    }
+    return false;
 }
 
 /* Loads (one round trip) every instance of the pending items not cached, but
@@ -72,16 +85,16 @@ int wf_resolve(struct bt_wftask *wt, bool only_conflicted)
     size_t n_load = 0;
     int ret = 0;
 
+    if (wt->crashes.n_stopped && asks_unblock(&wt->batch))
+        wt->crash_check = true;
     if (wt->crash_check) {
-        int recent = bt_crashes_recent(wt->store);
-        if (recent < 0)
-            return recent;
-        wt->careful_until = recent ? bt_clock_now_ms() + BT_CRASHES_CAREFUL_MS : 0;
+        if ((ret = bt_crashes_read(wt->store, &wt->crashes)))
+            return ret;
         wt->crash_check = false;
     }
     /* one clock read per batch, and none once the careful time is over */
-    if (wt->careful_until && bt_clock_now_ms() >= wt->careful_until)
-        wt->careful_until = 0;
+    if (wt->crashes.until && bt_clock_now_ms() >= wt->crashes.until)
+        bt_crashes_seen_clear(&wt->crashes);
     load = malloc(wt->batch.n_items * sizeof(*load));
     BT_ASSERT(load);
     for (size_t i = 0; i < wt->batch.n_items; i++) {
@@ -274,7 +287,7 @@ void wf_replay_range(struct bt_wftask *wt, const struct bt_replay_env *env, size
 {
     for (size_t i = from; i < to; i++) {
         struct bt_instance *inst = wt->batch.touched[i];
-        bool may_run = bt_crashes_may_run(inst, env);
+        bool may_run = bt_crashes_may_run(inst, env, &wt->crashes);
         int rc;
         inst->unblock_asked = false; /* this batch's */
         if (!may_run)

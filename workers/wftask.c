@@ -131,6 +131,7 @@ void bt_wftask_destroy(struct bt_wftask *wt)
     bt_stop_step("workflow role: redis replies");
     if (wt->store)
         bt_store_settle(wt->store);
+    bt_crashes_seen_clear(&wt->crashes);
     if (wt->wake)
         rd_kafka_queue_destroy(wt->wake);
     if (wt->consumer) {

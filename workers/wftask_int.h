@@ -13,6 +13,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "batch.h"
+#include "crashes.h"
 #include "idmap.h"
 #include "inbox.h"
 #include "kafka.h"
@@ -67,11 +68,12 @@ struct bt_wftask {
     struct bt_watchdog watchdog;
     rd_kafka_t *lookback;    /* bt_unsent_drop_delivered's reader */
     struct bt_unseen unseen; /* eager tasks of failed tries (unseen.h) */
-    /* partitions came: ask whether some workflow code crashed a worker
-     * lately; until careful_until (ms; 0: not careful), starts are loaded,
-     * not assumed new (crashes.h) */
+    /* partitions came (or an unblock): ask whether some workflow code
+     * crashed a worker lately; until crashes.until (ms; 0: not careful),
+     * starts are loaded, not assumed new, and the types it says are stopped
+     * (crashes.h) */
     bool crash_check;
-    int64_t careful_until;
+    struct bt_crashes_seen crashes;
     struct {
         struct bt_metric *started, *finished, *blocked_total, *in_flight, *blocked,
             *paused;

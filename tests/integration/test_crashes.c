@@ -292,3 +292,74 @@ Test(crashes, an_activity_that_hangs_past_its_timeout_is_named_and_the_worker_sa
     bt_test_kill9(worker); /* its stop would wait for the thread */
     cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
 }
+
+#define BAD 12
+
+static bool all_bad_blocked(void)
+{
+    for (int i = 0; i < BAD; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "cb-bad-%d", i);
+        if (!blocked_for_crashes(id))
+            return false;
+    }
+    return true;
+}
+
+/* A deploy whose workflow code crashes on every instance of a type: each
+ * instance used to cost two crashes before it was blocked (24 here, and the
+ * instances of other types beside them waited through every restart). Three
+ * instances crashed stop the type: the rest are blocked without running,
+ * and after the fixed deploy one unblock by query resumes them all. */
+Test(crashes, a_deploy_that_crashes_every_instance_of_a_type_stops_the_type,
+     .init = setup, .fini = teardown, .timeout = 300)
+{
+    struct supervised w = {0};
+    pid_t scheduler = bt_stack_scheduler(&stack);
+    struct bt_stack_results r;
+    char out[2048];
+    bool ok;
+
+    cr_assert_gt(scheduler, 0);
+    start_worker(&w);
+    for (int i = 0; i < BAD; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "cb-bad-%d", i);
+        cr_assert_eq(bt_stack_start_wf(&stack, "crashing_all", id, json_object()), 0);
+    }
+    start_all("cb", "cb-one", "none");
+    supervise(&w, &r, NORMAL + 1, 150000);
+    cr_assert_eq(r.distinct, NORMAL + 1, "results: %d of %d (worker crashes %d)",
+                 r.distinct, NORMAL + 1, w.crashes);
+    expect_normal_completed(&r, "cb");
+    json_decref(r.by_id);
+    BT_TEST_WAIT_UNTIL(ok, all_bad_blocked(), 60000);
+    cr_assert(ok, "not every instance of the crashing type is blocked");
+    /* two instances crash twice each, the third once: then the type stops */
+    cr_expect(w.crashes >= 3 && w.crashes <= 6, "worker crashes: %d (3 to 6)", w.crashes);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, "the type is stopped"), 1);
+    cr_expect_geq(
+        bt_test_count_lines_with(stack.log, "workflow type stopped for its crashes"),
+        (size_t)(BAD - 3));
+
+    /* the fixed deploy, then one unblock for them all */
+    cr_assert_eq(bt_test_stop(w.pid, BT_TEST_STOP_MS), 0);
+    bt_stack_setenv(&stack, 0, NULL);
+    start_worker(&w);
+    cr_assert_eq(BT_STACK_BATON(&stack, out, "unblock", "--query",
+                                "status=blocked AND type=crashing_all", "--yes"),
+                 0, "%s", out);
+    cr_expect(strstr(out, "unblock: 12 instances"), "%s", out);
+    supervise(&w, &r, NORMAL + 1 + BAD, 90000);
+    cr_assert_eq(r.distinct, NORMAL + 1 + BAD, "results after the unblock: %d of %d",
+                 r.distinct, NORMAL + 1 + BAD);
+    for (int i = 0; i < BAD; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "cb-bad-%d", i);
+        cr_expect_str_eq(
+            json_string_value(json_object_get(json_object_get(r.by_id, id), "status")),
+            "completed", "%s", id);
+    }
+    json_decref(r.by_id);
+    stop_all(&w, scheduler);
+}

@@ -5,7 +5,8 @@
  * SIGSEGV in its workflow code, one that says {"crash": "loop"} loops there
  * for ever, "exit" calls exit(3) there; {"crash": "activity"} aborts in its
  * activity and "hang" never returns from it (1 s timeout); without it (the
- * fixed deploy) they all run through.
+ * fixed deploy) they all run through. The type crashing_all is a bad
+ * deploy: with BT_TEST_CRASH=1 its code raises SIGSEGV on every input.
  * Other inputs run one step and complete. */
 #include <signal.h>
 #include <stdlib.h>
@@ -53,10 +54,20 @@ static bt_poll crashing(bt_wf *wf, const json_t *input)
     return bt_complete(wf, json_pack("{s:b}", "done", 1));
 }
 
+static bt_poll crashing_all(bt_wf *wf, const json_t *input)
+{
+    const char *armed = getenv("BT_TEST_CRASH");
+
+    if (armed && !strcmp(armed, "1"))
+        raise(SIGSEGV);
+    return crashing(wf, input);
+}
+
 int baton_register(bt_registry *r);
 int baton_register(bt_registry *r)
 {
     return bt_register_workflow(r, "crashing", crashing) ||
+                   bt_register_workflow(r, "crashing_all", crashing_all) ||
                    bt_register_activity(r, "crashing_step", step, NULL)
                ? -1
                : 0;
