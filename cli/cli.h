@@ -89,6 +89,9 @@ struct bt_msg;
     {                                                                                    \
         "yes", 0, BT_ARG_BOOL, &(var), .help = "with --query: do not ask"                \
     }
+/* Whether queue (NULL: the default) can name a queue (codec.h); false
+ * having said why, as `baton <cmd>`. */
+bool bt_cli_queue_ok(const char *cmd, const char *queue);
 /* A batch operation's target: an ID (n_pos == with_id positionals) or a
  * query, exactly one of them; false having said so. */
 bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *query);

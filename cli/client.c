@@ -105,6 +105,18 @@ bool bt_cli_one_target(const char *cmd, int n_pos, int with_id, const char *quer
     return true;
 }
 
+bool bt_cli_queue_ok(const char *cmd, const char *queue)
+{
+    if (!queue || bt_codec_queue_ok(queue, strlen(queue), BT_QUEUE_MAX))
+        return true;
+    fprintf(
+        stderr,
+        "baton %s: queue \"%s\": a queue names Kafka topics (<prefix>.events.<queue>, "
+        "<prefix>.tasks.<queue>), so it is " BT_QUEUE_RULE "\n",
+        cmd, queue);
+    return false;
+}
+
 const char *bt_cli_who(void)
 {
     static char who[300];

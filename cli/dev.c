@@ -278,24 +278,6 @@ static int redis_wait(struct dev *dev, int i)
 }
 
 /* Queue names become topic names: Kafka's characters, and short. */
-static int check_queues(const char *queues)
-{
-    size_t len = 0;
-
-    for (const char *q = queues; *q; q++) {
-        len = (*q == ',' || *q == ' ') ? 0 : len + 1;
-        if (len > 200 || !(strchr(",._- ", *q) || (*q >= '0' && *q <= '9') ||
-                           (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z'))) {
-            fprintf(stderr,
-                    "baton dev: queues: \"%s\" is not a comma-separated list of queue "
-                    "names (letters, digits, '.', '_', '-'; up to 200 each)\n",
-                    queues);
-            return BT_EINVAL;
-        }
-    }
-    return 0;
-}
-
 static int topic_create(struct dev *dev, const char *suffix)
 {
     char topic[512];
@@ -656,8 +638,6 @@ int bt_cli_dev(struct bt_config *cfg, int argc, char **argv)
         return ret;
     no_worker = no_worker_arg;
     no_scheduler = no_scheduler_arg;
-    if (check_queues(cfg->queues))
-        return BT_EXIT_USAGE;
     ret = BT_EXIT_FAIL;
     /* baton-worker refuses to run with nothing registered; restarting it
      * five times would only repeat that */

@@ -194,6 +194,8 @@ static int add(struct bt_config *cfg, int argc, char **argv)
                 usage_text);
         goto out;
     }
+    if (!bt_cli_queue_ok("schedule add", *queue ? queue : NULL))
+        goto out;
     if (!valid_name(name)) {
         fprintf(stderr,
                 "baton schedule add: name \"%s\": use 1-%d letters, digits, '.', "

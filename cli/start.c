@@ -121,10 +121,12 @@ static void warn_unserved(const struct bt_config *cfg, struct bt_store *store,
 static char *encode_start(const struct bt_config *cfg, const struct bt_msg *msg,
                           size_t *len, int *ret)
 {
-    char *bytes = bt_codec_encode(msg, len);
+    char *bytes;
 
     *ret = BT_EXIT_USAGE;
-    if (!bytes) {
+    if (!bt_cli_queue_ok("start", msg->queue))
+        return NULL;
+    if (!(bytes = bt_codec_encode(msg, len))) {
         fprintf(stderr, "baton start: invalid id or type (1..256 characters, no control "
                         "characters)\n");
         return NULL;

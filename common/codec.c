@@ -58,7 +58,7 @@ static const char *const parent_close_policies[] = {"cancel", "terminate", "aban
 static const struct field parent_fields[] = {
     F_ID("id", parent_id, F_REQ),
     F_SEQ,
-    F_ID("queue", parent_queue, 0),
+    F_ID("queue", parent_queue, F_QUEUE),
     F_ENUM("on_close", on_parent_close, 0, parent_close_policies,
            "cancel|terminate|abandon"),
 };
@@ -81,7 +81,7 @@ static const struct field origin_fields[] = {
 static const struct field start_fields[] = {
     F_ID("id", id, F_REQ),
     F_ID("workflow", workflow, F_REQ),
-    F_ID("queue", queue, 0),
+    F_ID("queue", queue, F_QUEUE),
     F_ANY("input", 0),
     F_OBJ("parent", 0, parent_fields),
     F_INT("execution_timeout_ms", timeout_ms, 0, 0, INT64_MAX, 0),
@@ -148,12 +148,12 @@ static const struct field task_fields[] = {
     F_SEQ,
     F_TRY,
     F_ID("name", name, F_REQ),
-    F_ID("queue", queue, F_REQ),
+    F_ID("queue", queue, F_REQ | F_QUEUE),
     F_ANY("input", 0),
     F_INT("deadline", deadline, F_REQ, 0, INT64_MAX, 0),
     F_TS,
     F_ID("rate_key", rate_key, 0),
-    F_ID("workflow_queue", wf_queue, 0),
+    F_ID("workflow_queue", wf_queue, F_QUEUE),
     F_ID("concurrency_key", concurrency_key, 0),
 };
 static const struct field result_fields[] = {
@@ -306,6 +306,19 @@ bool bt_codec_text_ok(const char *str, size_t len)
 
 /* Checks an id-like string that is already valid UTF-8. On ID_CTRL, *pos is
  * the byte offset and *cp the code point (C0, DEL or C1). */
+bool bt_codec_queue_ok(const char *s, size_t len, size_t max)
+{
+    if (!len || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 int bt_codec_id_check(const char *str, size_t len, size_t *pos, unsigned *cp)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -441,7 +454,7 @@ static int decode_string(struct dec *d, const char *path, const struct field *f,
     const char *s = json_string_value(value);
     size_t len = json_string_length(value), pos = 0;
     unsigned cp = 0;
-    char *copy;
+    char *copy, q[80];
 
     if (f->kind == K_ID) {
         switch (bt_codec_id_check(s, len, &pos, &cp)) {
@@ -454,6 +467,9 @@ static int decode_string(struct dec *d, const char *path, const struct field *f,
             return fail(d, path, f->name, "control character U+%04X at byte %zu", cp,
                         pos);
         }
+        if ((f->flags & F_QUEUE) && !bt_codec_queue_ok(s, len, BT_QUEUE_MAX))
+            return fail(d, path, f->name, "%s is no queue name: " BT_QUEUE_RULE,
+                        quote(q, sizeof(q), s, len));
     } else if (!len && (f->flags & F_NONEMPTY)) {
         return fail(d, path, f->name, "must not be empty");
     }

@@ -13,6 +13,17 @@
 
 #define BT_SCHEMA_VERSION 1
 #define BT_ID_MAX         256 /* longest workflow id, signal or step name */
+/* A queue names Kafka topics, <prefix>.events.<queue> and
+ * <prefix>.tasks.<queue>: 1 to BT_QUEUE_MAX of the characters a topic name
+ * allows, so that with a prefix of up to BT_PREFIX_MAX (the same rule) the
+ * names stay within Kafka's 249. */
+#define BT_QUEUE_MAX  200
+#define BT_PREFIX_MAX 40
+#define BT_QUEUE_RULE "1 to 200 letters, digits, '.', '_' or '-'"
+
+/* Whether the len bytes at s are 1 to max letters, digits, '.', '_' or '-':
+ * a queue name (max BT_QUEUE_MAX) or a topic prefix (BT_PREFIX_MAX). */
+bool bt_codec_queue_ok(const char *s, size_t len, size_t max);
 
 enum bt_msg_type {
     BT_MSG_START,           /* baton.events: start an instance */

@@ -64,6 +64,8 @@ static int encode_string(struct bt_jw *o, const struct bt_msg *msg, const struct
     if (f->kind == K_ID &&
         (!bt_codec_text_ok(s, len) || bt_codec_id_check(s, len, &pos, &cp) != ID_OK))
         return BT_EINVALMSG;
+    if ((f->flags & F_QUEUE) && !bt_codec_queue_ok(s, len, BT_QUEUE_MAX))
+        return BT_EINVALMSG;
     if (f->kind == K_STR &&
         (!bt_codec_text_ok(s, len) || (!len && (f->flags & F_NONEMPTY))))
         return BT_EINVALMSG;

@@ -29,6 +29,7 @@ enum {
     F_NULLABLE = 4,          /* K_BYTES: null means absent */
     F_IF_COMPLETED = 8,      /* allowed only when status is "completed" */
     F_UNLESS_COMPLETED = 16, /* required unless status is "completed", else refused */
+    F_QUEUE = 32,            /* K_ID: a queue name (bt_codec_queue_ok) */
 };
 
 struct field {

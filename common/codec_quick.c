@@ -346,6 +346,8 @@ static bool quick_field(struct dec *d, struct scan *sc, const struct field *f)
             return false;
         if (f->kind == K_ID && bt_codec_id_check(s, len, &pos, &cp) != ID_OK)
             return false;
+        if ((f->flags & F_QUEUE) && !bt_codec_queue_ok(s, len, BT_QUEUE_MAX))
+            return false;
         if (!len && (f->flags & F_NONEMPTY))
             return false;
         if (f->kind == K_ENUM) {

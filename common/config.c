@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "config.h"
 #include "log.h"
 #include "err.h"
@@ -327,6 +328,25 @@ static int redis_credentials(struct bt_config *cfg, char *errstr, size_t n)
 
 extern char **environ;
 
+/* Each queue of the list (commas or spaces between) names topics (codec.h). */
+static int check_queues(const struct bt_config *cfg, char *errstr, size_t errstr_size)
+{
+    const char *q = cfg->queues ? cfg->queues : "";
+
+    while (*q) {
+        size_t len = strcspn(q, ", ");
+        if (len && !bt_codec_queue_ok(q, len, BT_QUEUE_MAX)) {
+            snprintf(errstr, errstr_size,
+                     "queues: \"%.*s\" names Kafka topics (<prefix>.events.<queue>, "
+                     "<prefix>.tasks.<queue>), so it is " BT_QUEUE_RULE,
+                     (int)(len > 100 ? 100 : len), q);
+            return BT_EINVAL;
+        }
+        q += len + (q[len] != '\0');
+    }
+    return 0;
+}
+
 static int check_retention_types(const struct bt_config *cfg, char *errstr, size_t n);
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -482,14 +502,16 @@ static int finish(struct bt_config *cfg, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "key-prefix: at most 200 bytes");
         return cfg->key_prefix ? BT_EINVAL : BT_ENOMEM;
     }
-    if (!*cfg->prefix || strpbrk(cfg->prefix, " :{}")) {
+    if (!bt_codec_queue_ok(cfg->prefix, strlen(cfg->prefix), BT_PREFIX_MAX)) {
         snprintf(errstr, errstr_size,
-                 "prefix: \"%s\" must be non-empty, without spaces, "
-                 "colons or braces",
-                 cfg->prefix);
+                 "prefix: \"%.100s\" begins every topic name: 1 to %d letters, digits, "
+                 "'.', '_' or '-'",
+                 cfg->prefix, BT_PREFIX_MAX);
         return BT_EINVAL;
     }
-    return check_retention_types(cfg, errstr, errstr_size);
+    return check_queues(cfg, errstr, errstr_size)
+               ? BT_EINVAL
+               : check_retention_types(cfg, errstr, errstr_size);
 }
 
 int bt_config_load(struct bt_config *cfg, int *argc, char **argv, char *errstr,

@@ -296,6 +296,8 @@ void bt_delta_reset(struct bt_delta *d)
     for (size_t i = 0; i < d->n_history; i++)
         free(d->history[i]);
     d->n_cmds = d->n_timers_add = d->n_timers_del = d->n_history = 0;
+    free(d->uncarried);
+    d->uncarried = NULL;
     d->meta_dirty = false;
     d->pause_changed = false;
     d->attrs_changed = false;

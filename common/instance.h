@@ -122,6 +122,10 @@ struct bt_delta {
     enum bt_status old_status; /* status at the last commit (for the indexes) */
     bool pause_changed;        /* paused_at changed: written (or cleared) */
     bool attrs_changed;        /* attrs changed: written */
+    /* the topic of a command whose message breaks its schema (a queue name
+     * from the code that names no topic): not in cmds, and the decision
+     * fails the instance (replay_run.c) */
+    char *uncarried;
 };
 
 struct bt_instance {

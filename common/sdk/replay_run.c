@@ -50,30 +50,42 @@ static void drop_after(struct bt_delta *d, const struct bt_delta *before,
         free(d->history[--d->n_history]);
 }
 
-/* A decision with a command that no Kafka message can carry (a task's input,
- * a result or a child's input over max-payload) cannot be carried out, and
- * retrying it would wedge the partition: its commands, new timers and records
- * are dropped and the instance fails with PayloadTooLarge instead. */
-static void refuse_oversized(struct bt_instance *inst, const struct bt_replay_env *env,
+/* A decision with a command that no Kafka message can carry cannot be
+ * carried out, and retrying it would wedge the partition: a task's input, a
+ * result or a child's input over max-payload (PayloadTooLarge), or a message
+ * its schema refuses, a queue name that can name no topic, say (the code gave
+ * it: InvalidCommand). Its commands, new timers and records are dropped and
+ * the instance fails instead. */
+static void refuse_uncarried(struct bt_instance *inst, const struct bt_replay_env *env,
                              const struct bt_delta *before)
 {
     struct bt_delta *d = &inst->delta;
+    const struct bt_command *cmd = NULL;
+    json_t *error;
     char text[600];
     size_t c;
 
-    for (c = before->n_cmds; c < d->n_cmds; c++)
+    for (c = before->n_cmds; c < d->n_cmds && !cmd && env->max_message > 0; c++)
         if ((int64_t)d->cmds[c].len > env->max_message)
-            break;
-    if (env->max_message <= 0 || c == d->n_cmds)
+            cmd = &d->cmds[c];
+    if (d->uncarried)
+        snprintf(text, sizeof(text),
+                 "the decision's message for %.300s breaks its schema: ids and names are "
+                 "1 to %d bytes without control characters, a queue is " BT_QUEUE_RULE,
+                 d->uncarried, BT_ID_MAX);
+    else if (cmd)
+        snprintf(text, sizeof(text),
+                 "the decision's message for %s is %zu bytes, over the limit of %lld "
+                 "(setting max-payload): pass large data by reference",
+                 cmd->topic, cmd->len, (long long)env->max_message);
+    else
         return;
-    snprintf(text, sizeof(text),
-             "the decision's message for %s is %zu bytes, over the limit of %lld "
-             "(setting max-payload): pass large data by reference",
-             d->cmds[c].topic, d->cmds[c].len, (long long)env->max_message);
     bt_log(BT_LOG_WARN, "instance failed: %s workflow=%s", text, inst->id);
+    error = bt_replay_error(d->uncarried ? "InvalidCommand" : "PayloadTooLarge", text);
+    free(d->uncarried);
+    d->uncarried = NULL;
     drop_after(d, before, false);
-    bt_replay_finish(inst, env, BT_STATUS_FAILED, NULL,
-                     bt_replay_error("PayloadTooLarge", text));
+    bt_replay_finish(inst, env, BT_STATUS_FAILED, NULL, error);
 }
 
 bool bt_replay_entry_timer(const struct bt_instance *inst, size_t i, const char **kind)
@@ -203,7 +215,7 @@ int bt_replay_run(struct bt_instance *inst, const struct bt_replay_env *env)
     }
     json_decref(signals_before);
     if (inst->status != BT_STATUS_BLOCKED)
-        refuse_oversized(inst, env, &before);
+        refuse_uncarried(inst, env, &before);
     return 0;
 }
 

@@ -169,6 +169,14 @@ Test(cli_start, an_unknown_type_is_refused_at_once, .init = setup, .fini = teard
     cr_assert_eq(BATON(out, "start", "chian3", "--id", "t-3", "--queue", "nobody"), 0,
                  "%s", out);
     cr_assert(strstr(out, "no worker serves queue \"nobody\""), "%s", out);
+    /* a queue no Kafka topic can be named after: refused, with the rule */
+    cr_assert_eq(BATON(out, "start", "chain3", "--id", "t-4", "--queue", "a b"), 2, "%s",
+                 out);
+    cr_assert(strstr(out, "queue \"a b\"") && strstr(out, "letters, digits"), "%s", out);
+    cr_assert_eq(BATON(out, "schedule", "add", "s-1", "--cron", "* * * * *", "--workflow",
+                       "chain3", "--queue", "a/b"),
+                 2, "%s", out);
+    cr_assert(strstr(out, "queue \"a/b\""), "%s", out);
 }
 
 Test(cli_start, an_input_over_the_payload_limit_is_refused_before_sending, .init = setup,

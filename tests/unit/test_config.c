@@ -239,3 +239,27 @@ Test(config, a_replica_wait_not_below_the_redis_timeout_is_refused)
     cr_expect_eq(load(&cfg, good, errstr, sizeof(errstr)), 0, "%s", errstr);
     bt_config_release(&cfg);
 }
+
+/* Queues and the prefix name Kafka topics: what no topic name can hold is
+ * refused at start, not met as a produce that never succeeds. */
+Test(config, queues_and_a_prefix_no_topic_can_name_are_refused)
+{
+    char p[] = "prog", sp[] = "--queues=default,a/b", ok[] = "--queues=default, q-1.x_y",
+         long_prefix[] = "--prefix=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         bad_prefix[] = "--prefix=team:a";
+    char *bad[][3] = {{p, sp, NULL}, {p, long_prefix, NULL}, {p, bad_prefix, NULL}};
+    const char *says[] = {"queues: \"a/b\" names Kafka topics", "prefix: \"aaaa",
+                          "prefix: \"team:a\" begins every topic name"};
+    char *good[] = {p, ok, NULL};
+    char errstr[256];
+    struct bt_config cfg;
+
+    for (size_t i = 0; i < 3; i++) {
+        cr_expect_eq(load(&cfg, bad[i], errstr, sizeof(errstr)), BT_EINVAL, "%s",
+                     says[i]);
+        cr_expect(strstr(errstr, says[i]), "%s", errstr);
+        bt_config_release(&cfg);
+    }
+    cr_expect_eq(load(&cfg, good, errstr, sizeof(errstr)), 0, "%s", errstr);
+    bt_config_release(&cfg);
+}

@@ -416,3 +416,42 @@ Test(testkit, registers_functions_directly_and_sleeps_ninety_days_at_once)
     cr_assert_geq(bt_test_now(e), start + INT64_C(90) * 24 * 3600 * 1000);
     bt_test_env_free(e);
 }
+
+static bt_poll step_on_a_queue(bt_wf *wf, const json_t *input)
+{
+    const struct bt_step_opts on = {
+        .queue = json_string_value(json_object_get(input, "queue"))};
+
+    BT_RUN(wf, NULL, "doubled", json_pack("{s:i}", "n", 1), &on);
+    return bt_complete(wf, NULL);
+}
+
+static int register_queued(bt_registry *r)
+{
+    return bt_register_workflow(r, "queued", step_on_a_queue) ||
+           bt_register_activity(r, "doubled", doubled, NULL);
+}
+
+/* A queue name no Kafka topic can carry, given by the code: the command
+ * could never be produced (on a real broker its retries would hold the
+ * partition), so the decision fails the instance and says why. */
+Test(testkit, a_step_on_a_queue_no_topic_can_name_fails_its_instance)
+{
+    bt_test_env *e = bt_test_env_new();
+    const json_t *error;
+
+    cr_assert_eq(bt_test_register(e, register_queued), 0, "%s", bt_test_error_text(e));
+    cr_assert_eq(bt_test_start(e, "queued", "bad", json_pack("{s:s}", "queue", "a b")),
+                 0);
+    cr_assert_eq(
+        bt_test_start(e, "queued", "good", json_pack("{s:s}", "queue", "q-1.x_y")), 0);
+    cr_assert_eq(bt_test_run(e), 0, "%s", bt_test_error_text(e));
+    cr_expect_str_eq(bt_test_status(e, "good"), "completed");
+    cr_assert_str_eq(bt_test_status(e, "bad"), "failed");
+    error = bt_test_failure(e, "bad");
+    cr_assert(error);
+    cr_expect_str_eq(json_string_value(json_object_get(error, "type")), "InvalidCommand");
+    cr_expect(strstr(json_string_value(json_object_get(error, "message")), "tasks.a b"),
+              "%s", json_string_value(json_object_get(error, "message")));
+    bt_test_env_free(e);
+}
