@@ -57,7 +57,8 @@ static const struct setting settings[] = {
      "signal at the latest, whatever it waits for; what it had not committed is "
      "redelivered (0: no bound)"},
     {"prefix", "BATON_PREFIX", STR, F(prefix), 0, "baton", 0, 0,
-     "topic prefix (tenancy): <prefix>.events, <prefix>.tasks.<queue>"},
+     "topic prefix (tenancy): <prefix>.events, <prefix>.tasks.<queue>; 1 to 40 "
+     "letters, digits, '.', '_' or '-'"},
     {"key-prefix", "BATON_KEY_PREFIX", STR, F(key_prefix), 0, NULL, 0, 0,
      "Redis key prefix (default: bt, or the topic prefix when that is set)"},
     {"log-level", "BATON_LOG_LEVEL", STR, F(log_level), 0, "info", 0, 0,
@@ -73,7 +74,8 @@ static const struct setting settings[] = {
     {"metrics-port", "BATON_METRICS_PORT", INT, F(metrics_port), 0, "0", 0, 65535,
      "port of /metrics, /healthz and /readyz (0: off)"},
     {"queues", "BATON_QUEUES", STR, F(queues), 0, "default", 0, 0,
-     "queues this worker serves (their workflows and activities), comma-separated"},
+     "queues this worker serves (their workflows and activities), comma-separated; "
+     "each " BT_QUEUE_RULE},
     {"concurrency", "BATON_CONCURRENCY", INT, F(concurrency), 0, "4", 1, 1024,
      "activity threads per worker"},
     {"eager", "BATON_EAGER", BOOL, F(eager), 0, "1", 0, 1,
