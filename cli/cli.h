@@ -242,7 +242,13 @@ struct bt_cli_follow {
     struct bt_redis *sub; /* NULL: polling */
     char channel[600];    /* subscribed to */
     size_t from;          /* records read so far */
+    const char *redis;    /* its address, for what it says */
+    int64_t down_since;   /* ms: Redis has not answered since; 0: it does */
 };
+
+/* How long a follower waits for a Redis that does not answer (a restart, a
+ * failover: seconds) before it gives up. */
+#define BT_CLI_FOLLOW_OUTAGE_MS 60000
 
 /* f follows on cfg's Redis; bt_cli_follow_release frees what it holds. */
 void bt_cli_follow_init(struct bt_cli_follow *f, const struct bt_config *cfg);
@@ -253,9 +259,16 @@ void bt_cli_follow_release(struct bt_cli_follow *f);
  * least 1) for its run to end and reads again. Following another id starts
  * from its first record. Returns 1 when one of them is the "finished"
  * record (*finished: it, for the caller to json_decref), 0 when none came or
- * none finished it, BT_EAGAIN when Redis did not answer. */
+ * none finished it, BT_EAGAIN when Redis did not answer for
+ * BT_CLI_FOLLOW_OUTAGE_MS (until then: 0, having waited a little). */
 int bt_cli_follow(struct bt_cli_follow *f, struct bt_store *store, const char *id,
                   int block_ms, struct bt_history *h, json_t **finished);
+/* Notes whether Redis answered a read of the follower's caller: the first
+ * time it does not, says on stderr that the follower waits for it, and when
+ * it answers again, that it is back. Returns BT_EAGAIN when it has not
+ * answered for BT_CLI_FOLLOW_OUTAGE_MS, else 0 (having waited a little when
+ * it did not answer). */
+int bt_cli_follow_outage(struct bt_cli_follow *f, bool answered);
 
 /* `baton start` of an id that is taken: an instance of it runs (and
  * --id-conflict is fail), or it finished (and --id-reuse is reject), or it

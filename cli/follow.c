@@ -8,18 +8,43 @@
 #include <time.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "err.h"
 #include "redis.h"
 #include "store.h"
 
-#define POLL_MS 20 /* without a subscription */
+#define POLL_MS  20  /* without a subscription */
+#define RETRY_MS 500 /* between two reads while Redis does not answer */
 
 void bt_cli_follow_init(struct bt_cli_follow *f, const struct bt_config *cfg)
 {
     char errstr[256];
 
     memset(f, 0, sizeof(*f));
+    f->redis = cfg->redis;
     f->sub = bt_store_redis_new(cfg, errstr, sizeof(errstr));
+}
+
+int bt_cli_follow_outage(struct bt_cli_follow *f, bool answered)
+{
+    int64_t now = bt_clock_now_ms();
+
+    if (answered) {
+        if (f->down_since)
+            fprintf(stderr, "baton: Redis at %s answers again\n", f->redis);
+        f->down_since = 0;
+        return 0;
+    }
+    if (!f->down_since) {
+        f->down_since = now;
+        fprintf(stderr,
+                "baton: Redis at %s does not answer; waiting for it (up to %d s)\n",
+                f->redis, BT_CLI_FOLLOW_OUTAGE_MS / 1000);
+    } else if (now - f->down_since >= BT_CLI_FOLLOW_OUTAGE_MS) {
+        return BT_EAGAIN;
+    }
+    bt_clock_sleep_ms(RETRY_MS);
+    return 0;
 }
 
 void bt_cli_follow_release(struct bt_cli_follow *f)
@@ -89,13 +114,13 @@ int bt_cli_follow(struct bt_cli_follow *f, struct bt_store *store, const char *i
             f->sub = NULL;
         }
     }
-    if ((ret = read_new(f, store, id, h)))
-        return ret;
-    if (h->n == 0) {
+    if ((ret = read_new(f, store, id, h)) == 0 && h->n == 0) {
         wait_end(f, block_ms > 0 ? block_ms : 1);
-        if ((ret = read_new(f, store, id, h)))
-            return ret;
+        ret = read_new(f, store, id, h);
     }
+    if (ret)
+        return ret == BT_EAGAIN ? bt_cli_follow_outage(f, false) : ret;
+    bt_cli_follow_outage(f, true);
     *finished = finished_in(h);
     return *finished ? 1 : 0;
 }

@@ -53,10 +53,12 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
                                              "HMGET %s status result error run", key);
         const char *status = NULL;
         if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
-            fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
             freeReplyObject(reply);
-            goto out;
+            if (bt_cli_follow_outage(&follow, false))
+                break;
+            continue;
         }
+        bt_cli_follow_outage(&follow, true);
         status = reply->element[0]->str;
         if (reply->element[3]->str && strtoll(reply->element[3]->str, NULL, 10) < min_run)
             status = NULL; /* the run this start follows */
@@ -75,14 +77,16 @@ static int wait_result(const struct bt_config *cfg, const char *id, int64_t time
         int64_t left = deadline - bt_clock_now_ms();
         json_t *finished = NULL;
         if (bt_cli_follow(&follow, store, id, left < 1000 ? (int)left : 1000, &h,
-                          &finished) == BT_EAGAIN) {
-            fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
-            goto out;
-        }
+                          &finished) == BT_EAGAIN)
+            break;
         json_decref(finished); /* the status read next says the same */
     }
-    fprintf(stderr, "baton: workflow %s did not finish within the timeout\n", id);
-    ret = BT_EXIT_FAIL;
+    if (follow.down_since) {
+        fprintf(stderr, "baton: lost Redis at %s while waiting\n", cfg->redis);
+    } else {
+        fprintf(stderr, "baton: workflow %s did not finish within the timeout\n", id);
+        ret = BT_EXIT_FAIL;
+    }
 out:
     bt_history_release(&h);
     bt_cli_follow_release(&follow);

@@ -607,3 +607,56 @@ Test(stalls, starts_on_a_queue_nobody_serves_are_reported_by_the_scheduler,
     cr_assert_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
     cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
+
+static bool sleeper_known(void)
+{
+    redisReply *r =
+        bt_stack_redis(&stack, "ZSCORE %s:types:default sleeper", stack.prefix);
+    bool yes = r && r->type == REDIS_REPLY_STRING;
+
+    freeReplyObject(r);
+    return yes;
+}
+
+/* `baton start --wait` and `baton history --follow` ride out a Redis
+ * restart, saying so. Before, the first read Redis did not answer ended
+ * them (exit 3, "lost Redis while waiting"), though the instance went on
+ * and completed. */
+Test(faults, a_waiting_cli_rides_out_a_redis_restart, .init = setup, .fini = teardown,
+     .timeout = 150)
+{
+    pid_t worker = bt_stack_worker(&stack, "timing", NULL);
+    pid_t scheduler = bt_stack_scheduler(&stack);
+    const char *const start[] = {
+        BT_BIN_DIR "/baton", "start",         "sleeper", "--id", "wr-1",
+        "--input",           "{\"ms\":3000}", "--wait",  NULL};
+    const char *const follow[] = {BT_BIN_DIR "/baton", "history", "wr-1", "--follow",
+                                  NULL};
+    char waited[400], followed[400], status[32];
+    pid_t cli, follower;
+    bool ok;
+
+    cr_assert(worker > 0 && scheduler > 0);
+    BT_TEST_WAIT_UNTIL(ok, sleeper_known(), 30000);
+    cr_assert(ok, "the worker never registered its workflow types");
+    snprintf(waited, sizeof(waited), "%s/wait.out", stack.redis.dir);
+    snprintf(followed, sizeof(followed), "%s/follow.out", stack.redis.dir);
+    cr_assert_gt(cli = bt_test_spawn(start, stack.envp, waited), 0);
+    BT_TEST_WAIT_UNTIL(
+        ok, !strcmp(bt_stack_status(&stack, "wr-1", status, sizeof(status)), "running"),
+        30000);
+    cr_assert(ok, "wr-1 never ran");
+    cr_assert_gt(follower = bt_test_spawn(follow, stack.envp, followed), 0);
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(followed, "started") > 0, 30000);
+    cr_assert(ok, "the follower printed nothing");
+    cr_assert_eq(bt_stack_redis_restart(&stack, "kill"), 0);
+    cr_expect_eq(bt_test_wait(cli, 60000), 0,
+                 "start --wait did not ride out the restart");
+    cr_expect_eq(bt_test_count_lines_with(waited, "{\"slept\":true}"), 1);
+    cr_expect_geq(bt_test_count_lines_with(waited, "waiting for it"), 1);
+    cr_expect_eq(bt_test_wait(follower, 60000), 0,
+                 "history --follow did not ride out the restart");
+    cr_expect_eq(bt_test_count_lines_with(followed, "finished"), 1);
+    cr_expect_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
+    cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
+}
