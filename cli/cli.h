@@ -240,7 +240,8 @@ struct bt_store *bt_cli_store_new(const struct bt_config *cfg, char *errstr,
  * polls every few ms. */
 struct bt_cli_follow {
     struct bt_redis *sub; /* NULL: polling */
-    char channel[600];    /* subscribed to */
+    char channel[600];    /* of the run followed */
+    bool subscribed;      /* to it, on sub */
     size_t from;          /* records read so far */
     const char *redis;    /* its address, for what it says */
     int64_t down_since;   /* ms: Redis has not answered since; 0: it does */

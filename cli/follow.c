@@ -86,13 +86,29 @@ static int read_new(struct bt_cli_follow *f, struct bt_store *store, const char 
     return ret == BT_EINVALMSG ? 0 : ret;
 }
 
+/* Subscribes to the followed run's channel unless it is: a refusal (an ACL
+ * without the channel) makes the follower poll for good, an outage until the
+ * next call. */
+static void subscribe(struct bt_cli_follow *f)
+{
+    int rc;
+
+    if (!f->sub || f->subscribed)
+        return;
+    if ((rc = bt_redis_subscribe(f->sub, f->channel)) == 0) {
+        f->subscribed = true;
+    } else if (rc != BT_EAGAIN) {
+        bt_redis_destroy(f->sub);
+        f->sub = NULL;
+    }
+}
+
 static void wait_end(struct bt_cli_follow *f, int block_ms)
 {
     struct timespec ts = {0, POLL_MS * 1000000L};
 
-    if (!f->sub || bt_redis_wait_message(f->sub, block_ms) < 0) {
-        if (f->sub) /* broken: subscribe again on the next call */
-            f->channel[0] = '\0';
+    if (!f->subscribed || bt_redis_wait_message(f->sub, block_ms) < 0) {
+        f->subscribed = false; /* broken: subscribe again on the next call */
         nanosleep(&ts, NULL);
     }
 }
@@ -105,15 +121,12 @@ int bt_cli_follow(struct bt_cli_follow *f, struct bt_store *store, const char *i
 
     *finished = NULL;
     bt_history_channel(store, id, 0, channel, sizeof(channel));
-    if (strcmp(channel, f->channel)) {
+    if (strcmp(channel, f->channel)) { /* another id: from its first record */
+        snprintf(f->channel, sizeof(f->channel), "%s", channel);
         f->from = 0;
-        if (f->sub && bt_redis_subscribe(f->sub, channel) == 0) {
-            snprintf(f->channel, sizeof(f->channel), "%s", channel);
-        } else { /* refused: poll */
-            bt_redis_destroy(f->sub);
-            f->sub = NULL;
-        }
+        f->subscribed = false;
     }
+    subscribe(f);
     if ((ret = read_new(f, store, id, h)) == 0 && h->n == 0) {
         wait_end(f, block_ms > 0 ? block_ms : 1);
         ret = read_new(f, store, id, h);

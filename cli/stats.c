@@ -323,8 +323,16 @@ int bt_cli_stats(struct bt_config *cfg, int argc, char **argv)
         if (watch && !json_arg)
             printf("\033[H\033[2J");
         ret = print_stats(cfg, store, json_arg);
-        if (watch)
+        /* a watch outlives a Redis restart: it says so and reads again */
+        if (watch && ret == BT_EXIT_UNAVAILABLE) {
+            fprintf(stderr, "baton: Redis at %s does not answer; reading again in 2 s\n",
+                    cfg->redis);
+            ret = BT_EXIT_OK;
+        }
+        if (watch) {
+            fflush(stdout); /* a line as it is read, also into a pipe */
             sleep(2);
+        }
     } while (watch && !stopping && ret == BT_EXIT_OK);
     bt_store_destroy(store);
     return ret;

@@ -618,10 +618,11 @@ static bool sleeper_known(void)
     return yes;
 }
 
-/* `baton start --wait` and `baton history --follow` ride out a Redis
- * restart, saying so. Before, the first read Redis did not answer ended
- * them (exit 3, "lost Redis while waiting"), though the instance went on
- * and completed. */
+/* `baton start --wait`, `baton history --follow` and `baton stats --watch`
+ * ride out a Redis restart, saying so. Before, the first read Redis did not
+ * answer ended them (exit 3, "lost Redis while waiting"), though the
+ * instance went on and completed; and a watch's JSON lines stayed in its
+ * buffer when its output was not a terminal. */
 Test(faults, a_waiting_cli_rides_out_a_redis_restart, .init = setup, .fini = teardown,
      .timeout = 150)
 {
@@ -632,8 +633,11 @@ Test(faults, a_waiting_cli_rides_out_a_redis_restart, .init = setup, .fini = tea
         "--input",           "{\"ms\":3000}", "--wait",  NULL};
     const char *const follow[] = {BT_BIN_DIR "/baton", "history", "wr-1", "--follow",
                                   NULL};
-    char waited[400], followed[400], status[32];
-    pid_t cli, follower;
+    const char *const watch[] = {BT_BIN_DIR "/baton", "stats", "--watch", "--json", NULL};
+    char waited[400], followed[400], watched[400], status[32], tail[2048];
+    pid_t cli, follower, watcher;
+    int watch_status = -1;
+    size_t before;
     bool ok;
 
     cr_assert(worker > 0 && scheduler > 0);
@@ -641,6 +645,11 @@ Test(faults, a_waiting_cli_rides_out_a_redis_restart, .init = setup, .fini = tea
     cr_assert(ok, "the worker never registered its workflow types");
     snprintf(waited, sizeof(waited), "%s/wait.out", stack.redis.dir);
     snprintf(followed, sizeof(followed), "%s/follow.out", stack.redis.dir);
+    snprintf(watched, sizeof(watched), "%s/watch.out", stack.redis.dir);
+    cr_assert_gt(watcher = bt_test_spawn(watch, stack.envp, watched), 0);
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(watched, "\"dead_letters\"") > 0,
+                       30000);
+    cr_expect(ok, "stats --watch --json printed no line as it read it");
     cr_assert_gt(cli = bt_test_spawn(start, stack.envp, waited), 0);
     BT_TEST_WAIT_UNTIL(
         ok, !strcmp(bt_stack_status(&stack, "wr-1", status, sizeof(status)), "running"),
@@ -649,14 +658,33 @@ Test(faults, a_waiting_cli_rides_out_a_redis_restart, .init = setup, .fini = tea
     cr_assert_gt(follower = bt_test_spawn(follow, stack.envp, followed), 0);
     BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(followed, "started") > 0, 30000);
     cr_assert(ok, "the follower printed nothing");
-    cr_assert_eq(bt_stack_redis_restart(&stack, "kill"), 0);
+
+    /* down until the waiting start and the watch have met it (or ended) */
+    bt_stack_redis_down(&stack, "kill");
+    BT_TEST_WAIT_UNTIL(ok,
+                       bt_test_count_lines_with(waited, "waiting for it") &&
+                           (bt_test_count_lines_with(watched, "does not answer") ||
+                            (watch_status = bt_test_wait(watcher, 0)) >= 0),
+                       30000);
+    cr_assert_eq(bt_stack_redis_up(&stack), 0);
+    before = bt_test_count_lines_with(watched, "\"dead_letters\"");
+
     cr_expect_eq(bt_test_wait(cli, 60000), 0,
                  "start --wait did not ride out the restart");
     cr_expect_eq(bt_test_count_lines_with(waited, "{\"slept\":true}"), 1);
     cr_expect_geq(bt_test_count_lines_with(waited, "waiting for it"), 1);
     cr_expect_eq(bt_test_wait(follower, 60000), 0,
-                 "history --follow did not ride out the restart");
+                 "history --follow did not ride out the restart: %s",
+                 bt_test_file_tail(followed, tail, sizeof(tail)));
     cr_expect_eq(bt_test_count_lines_with(followed, "finished"), 1);
+    BT_TEST_WAIT_UNTIL(ok,
+                       watch_status < 0 && bt_test_count_lines_with(
+                                               watched, "\"dead_letters\"") >= before + 2,
+                       30000);
+    cr_expect(ok, "stats --watch did not ride out the restart (exit status %d)",
+              watch_status);
+    if (watch_status < 0) /* not reaped yet */
+        bt_test_stop(watcher, BT_TEST_STOP_MS);
     cr_expect_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
     cr_expect_eq(bt_test_stop(scheduler, BT_TEST_STOP_MS), 0);
 }
