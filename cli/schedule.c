@@ -168,6 +168,32 @@ static const struct bt_cmd add_cmd = {
     .max_pos = 1,
 };
 
+/* The flags of `schedule add` that are checked as they are: false having
+ * said what is wrong. */
+static bool add_flags_ok(const char *name)
+{
+    if (!cron_arg || !workflow_arg) {
+        fprintf(stderr, "baton schedule add: --cron and --workflow are required\n%s",
+                usage_text);
+        return false;
+    }
+    if (!bt_cli_queue_ok("schedule add", *queue_arg ? queue_arg : NULL))
+        return false;
+    if (!valid_name(name)) {
+        fprintf(stderr,
+                "baton schedule add: name \"%s\": use 1-%d letters, digits, '.', "
+                "'_', ':' or '-'\n",
+                name, NAME_MAX_LEN);
+        return false;
+    }
+    if (strcmp(overlap_arg, "skip") && strcmp(overlap_arg, "allow")) {
+        fprintf(stderr, "baton schedule add: overlap: \"%s\" is not skip or allow\n",
+                overlap_arg);
+        return false;
+    }
+    return true;
+}
+
 static int add(struct bt_config *cfg, int argc, char **argv)
 {
     const char *name, *cron_s, *type, *overlap, *tz, *queue;
@@ -189,25 +215,8 @@ static int add(struct bt_config *cfg, int argc, char **argv)
     if (input_arg && (ret = read_input(input_arg, &input)))
         goto out;
     ret = BT_EXIT_USAGE;
-    if (!cron_s || !type) {
-        fprintf(stderr, "baton schedule add: --cron and --workflow are required\n%s",
-                usage_text);
+    if (!add_flags_ok(name))
         goto out;
-    }
-    if (!bt_cli_queue_ok("schedule add", *queue ? queue : NULL))
-        goto out;
-    if (!valid_name(name)) {
-        fprintf(stderr,
-                "baton schedule add: name \"%s\": use 1-%d letters, digits, '.', "
-                "'_', ':' or '-'\n",
-                name, NAME_MAX_LEN);
-        goto out;
-    }
-    if (strcmp(overlap, "skip") && strcmp(overlap, "allow")) {
-        fprintf(stderr, "baton schedule add: overlap: \"%s\" is not skip or allow\n",
-                overlap);
-        goto out;
-    }
     if (bt_cron_parse(&cron, cron_s, errstr, sizeof(errstr)) ||
         bt_cron_zone_check(tz, errstr, sizeof(errstr))) {
         fprintf(stderr, "baton schedule add: %s\n", errstr);
