@@ -124,7 +124,8 @@ extern
 #endif
 
 /* ---- registration, from baton_register(). Names are copied. Return 0, or -1
- * when the name is taken or invalid. */
+ * when the name is taken or invalid, or an activity's default queue is no
+ * queue name (1 to 200 letters, digits, '.', '_' or '-': it names topics). */
 int bt_register_workflow(bt_registry *r, const char *type, bt_workflow_fn fn);
 int bt_register_activity(bt_registry *r, const char *name, bt_activity_fn fn,
                          const struct bt_step_opts *defaults);

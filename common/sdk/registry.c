@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "err.h"
 #include "registry.h"
 
@@ -75,7 +76,9 @@ int bt_register_activity(bt_registry *r, const char *name, bt_activity_fn fn,
 
     if (!valid_name(name) || !fn || bt_registry_activity(r, name))
         return -1;
-    if (defaults && defaults->queue && !valid_name(defaults->queue))
+    /* a queue names Kafka topics (codec.h) */
+    if (defaults && defaults->queue &&
+        !bt_codec_queue_ok(defaults->queue, strlen(defaults->queue), BT_QUEUE_MAX))
         return -1;
     grown = realloc(r->activities, (r->n_activities + 1) * sizeof(*grown));
     if (!grown)

@@ -51,3 +51,26 @@ Test(registry, says_why_a_plugin_does_not_load)
               "%s", errstr);
     bt_registry_destroy(r);
 }
+
+static int noop(bt_act *act, const json_t *input, json_t **result)
+{
+    (void)act;
+    (void)input;
+    *result = NULL;
+    return 0;
+}
+
+/* An activity's default queue names its tasks' topic: one no topic can be
+ * named after is refused at registration, not met at each dispatch. */
+Test(registry, refuses_an_activity_whose_default_queue_names_no_topic)
+{
+    bt_registry *r = bt_registry_new();
+    const struct bt_step_opts bad = {.queue = "carriers east"},
+                              good = {.queue = "carriers.east-1"};
+
+    cr_expect_eq(bt_register_activity(r, "a", noop, &bad), -1);
+    cr_expect_null(bt_registry_activity(r, "a"));
+    cr_expect_eq(bt_register_activity(r, "a", noop, &good), 0);
+    cr_expect_not_null(bt_registry_activity(r, "a"));
+    bt_registry_destroy(r);
+}
