@@ -109,11 +109,7 @@ bool bt_cli_queue_ok(const char *cmd, const char *queue)
 {
     if (!queue || bt_codec_queue_ok(queue, strlen(queue), BT_QUEUE_MAX))
         return true;
-    fprintf(
-        stderr,
-        "baton %s: queue \"%s\": a queue names Kafka topics (<prefix>.events.<queue>, "
-        "<prefix>.tasks.<queue>), so it is " BT_QUEUE_RULE "\n",
-        cmd, queue);
+    fprintf(stderr, "baton %s: queue \"%s\": a queue " BT_QUEUE_WHY "\n", cmd, queue);
     return false;
 }
 

@@ -34,20 +34,31 @@ static const struct bt_cmd unblock_cmd = {
 
 /* An instance blocked because its code, or its type's, crashed workers runs
  * again only with their records cleared (workers/crashes.h): its count, and
- * its type's (the workers read it again as they see the unblock). */
+ * its type's (NULL: read from its meta), which the workers read again as
+ * they see the unblock. */
 static int forget_crashes(struct bt_store *store, const char *id, const char *type)
 {
     struct bt_redis *r = bt_store_redis(store);
     char key[600], crashed[300];
-    redisReply *reply;
+    redisReply *meta = NULL, *reply;
     int ret;
 
+    if (!type) {
+        meta = bt_redis_command(r, "HGET %s type",
+                                bt_store_key(store, id, "", key, sizeof(key)));
+        if (!meta ||
+            (meta->type != REDIS_REPLY_STRING && meta->type != REDIS_REPLY_NIL)) {
+            freeReplyObject(meta);
+            return BT_EXIT_UNAVAILABLE;
+        }
+        type = meta->str;
+    }
     reply = bt_redis_command(r, "DEL %s",
                              bt_store_key(store, id, ":crashes", key, sizeof(key)));
     ret = reply && reply->type == REDIS_REPLY_INTEGER ? BT_EXIT_OK : BT_EXIT_UNAVAILABLE;
     freeReplyObject(reply);
     if (ret || !type)
-        return ret;
+        goto out;
     snprintf(crashed, sizeof(crashed), "%s:crashed", bt_store_prefix(store));
     reply = bt_redis_command(r, "HDEL %s %s", crashed, type);
     /* an older baton's record, a string, goes whole */
@@ -58,25 +69,8 @@ static int forget_crashes(struct bt_store *store, const char *id, const char *ty
     }
     ret = reply && reply->type == REDIS_REPLY_INTEGER ? BT_EXIT_OK : BT_EXIT_UNAVAILABLE;
     freeReplyObject(reply);
-    return ret;
-}
-
-static int forget_crashes_of(const struct bt_config *cfg, const char *id)
-{
-    struct bt_store *store = bt_cli_store(cfg);
-    redisReply *reply;
-    char key[600];
-    int ret = BT_EXIT_UNAVAILABLE;
-
-    if (!store)
-        return ret;
-    reply = bt_redis_command(bt_store_redis(store), "HGET %s type",
-                             bt_store_key(store, id, "", key, sizeof(key)));
-    if (reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL))
-        ret = forget_crashes(store, id,
-                             reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
-    freeReplyObject(reply);
-    bt_store_destroy(store);
+out:
+    freeReplyObject(meta);
     return ret;
 }
 
@@ -85,6 +79,7 @@ int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
     struct bt_msg msg = {.type = BT_MSG_SIGNAL,
                          .name = (char *)(uintptr_t)BT_SIGNAL_UNBLOCK};
     char status[64], suffix[300], *bytes, *pos[1];
+    struct bt_store *store;
     size_t len;
     char *id;
     int n_pos, ret;
@@ -103,7 +98,11 @@ int bt_cli_unblock(struct bt_config *cfg, int argc, char **argv)
         fprintf(stderr, "baton: %s is %s, not blocked\n", id, status);
         return BT_EXIT_FAIL;
     }
-    if ((ret = forget_crashes_of(cfg, id)))
+    if (!(store = bt_cli_store(cfg)))
+        return BT_EXIT_UNAVAILABLE;
+    ret = forget_crashes(store, id, NULL);
+    bt_store_destroy(store);
+    if (ret)
         return ret;
     msg.id = id;
     bytes = bt_codec_encode(&msg, &len);

@@ -20,6 +20,10 @@
 #define BT_QUEUE_MAX  200
 #define BT_PREFIX_MAX 40
 #define BT_QUEUE_RULE "1 to 200 letters, digits, '.', '_' or '-'"
+/* why, for an error message: "queue \"x\": a queue " BT_QUEUE_WHY */
+#define BT_QUEUE_WHY                                                                     \
+    "names Kafka topics (<prefix>.events.<queue>, <prefix>.tasks.<queue>), so it "       \
+    "is " BT_QUEUE_RULE
 
 /* Whether the len bytes at s are 1 to max letters, digits, '.', '_' or '-':
  * a queue name (max BT_QUEUE_MAX) or a topic prefix (BT_PREFIX_MAX). */

@@ -338,9 +338,7 @@ static int check_queues(const struct bt_config *cfg, char *errstr, size_t errstr
     while (*q) {
         size_t len = strcspn(q, ", ");
         if (len && !bt_codec_queue_ok(q, len, BT_QUEUE_MAX)) {
-            snprintf(errstr, errstr_size,
-                     "queues: \"%.*s\" names Kafka topics (<prefix>.events.<queue>, "
-                     "<prefix>.tasks.<queue>), so it is " BT_QUEUE_RULE,
+            snprintf(errstr, errstr_size, "queues: \"%.*s\" " BT_QUEUE_WHY,
                      (int)(len > 100 ? 100 : len), q);
             return BT_EINVAL;
         }
