@@ -497,6 +497,15 @@ int bt_stack_redis_restart(struct bt_stack *s, const char *how)
     return bt_stack_redis_up(s);
 }
 
+bool bt_stack_type_known(struct bt_stack *s, const char *type)
+{
+    redisReply *r = bt_stack_redis(s, "ZSCORE %s:types:default %s", s->prefix, type);
+    bool yes = r && r->type == REDIS_REPLY_STRING;
+
+    freeReplyObject(r);
+    return yes;
+}
+
 const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n)
 {
     char key[600];

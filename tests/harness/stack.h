@@ -134,6 +134,10 @@ void bt_stack_redis_down(struct bt_stack *s, const char *how);
  * 0 or -1. */
 int bt_stack_redis_up(struct bt_stack *s);
 
+/* Whether a live worker of the default queue said it runs workflow type
+ * (its registration, which `baton start` checks). */
+bool bt_stack_type_known(struct bt_stack *s, const char *type);
+
 /* Status of instance id from Redis ("completed", ...), or "" when unknown.
  * Writes into buf. */
 const char *bt_stack_status(struct bt_stack *s, const char *id, char *buf, size_t n);

@@ -12,16 +12,6 @@
 static struct bt_stack stack;
 static pid_t worker;
 
-static bool types_known(void)
-{
-    redisReply *r =
-        bt_stack_redis(&stack, "ZSCORE %s:types:default chain3", stack.prefix);
-    bool yes = r && r->type == REDIS_REPLY_STRING;
-
-    freeReplyObject(r);
-    return yes;
-}
-
 static void setup(void)
 {
     bool ok;
@@ -29,7 +19,7 @@ static void setup(void)
     cr_assert_eq(bt_stack_start(&stack, NULL), 0, "cannot start the stack");
     worker = bt_stack_worker(&stack, "flows", NULL);
     cr_assert_gt(worker, 0);
-    BT_TEST_WAIT_UNTIL(ok, types_known(), 30000);
+    BT_TEST_WAIT_UNTIL(ok, bt_stack_type_known(&stack, "chain3"), 30000);
     cr_assert(ok, "the worker never registered its workflow types");
 }
 

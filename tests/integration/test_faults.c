@@ -608,16 +608,6 @@ Test(stalls, starts_on_a_queue_nobody_serves_are_reported_by_the_scheduler,
     cr_assert_eq(bt_test_stop(worker, BT_TEST_STOP_MS), 0);
 }
 
-static bool sleeper_known(void)
-{
-    redisReply *r =
-        bt_stack_redis(&stack, "ZSCORE %s:types:default sleeper", stack.prefix);
-    bool yes = r && r->type == REDIS_REPLY_STRING;
-
-    freeReplyObject(r);
-    return yes;
-}
-
 /* `baton start --wait`, `baton history --follow` and `baton stats --watch`
  * ride out a Redis restart, saying so. Before, the first read Redis did not
  * answer ended them (exit 3, "lost Redis while waiting"), though the
@@ -641,7 +631,7 @@ Test(faults, a_waiting_cli_rides_out_a_redis_restart, .init = setup, .fini = tea
     bool ok;
 
     cr_assert(worker > 0 && scheduler > 0);
-    BT_TEST_WAIT_UNTIL(ok, sleeper_known(), 30000);
+    BT_TEST_WAIT_UNTIL(ok, bt_stack_type_known(&stack, "sleeper"), 30000);
     cr_assert(ok, "the worker never registered its workflow types");
     snprintf(waited, sizeof(waited), "%s/wait.out", stack.redis.dir);
     snprintf(followed, sizeof(followed), "%s/follow.out", stack.redis.dir);
