@@ -87,6 +87,11 @@ static const struct setting settings[] = {
      "instance's): its consumers join as static members (group.instance.id "
      "<member>-<n>), so a restart within the session timeout takes their partitions "
      "back without a rebalance; unset: dynamic members (docs/reliability.md, churn)"},
+    {"assignment", "BATON_ASSIGNMENT", STR, F(assignment), 0, "auto", 0, 0,
+     "how a worker's consumers share the partitions: group (Kafka's consumer group "
+     "protocol), leases (leases in Redis; each consumer assigns its own partitions), "
+     "auto (leases on `baton dev`'s embedded cluster, whose group coordinator stops "
+     "while workers come and go; group elsewhere)"},
     {"concurrency-lease-ms", "BATON_CONCURRENCY_LEASE_MS", INT, F(concurrency_lease_ms),
      0, "30000", 300, 3600000,
      "lease of a concurrency-limit slot: a dead worker's slot frees after this long"},
@@ -143,6 +148,11 @@ static int set_value(struct bt_config *cfg, const struct setting *s, const char 
         if (s->off == offsetof(struct bt_config, log_level) && v &&
             bt_log_parse_level(v) < 0) {
             snprintf(errstr, n, "%s: \"%s\" is not debug, info, warn or error", as, v);
+            return BT_EINVAL;
+        }
+        if (s->off == offsetof(struct bt_config, assignment) && v && strcmp(v, "auto") &&
+            strcmp(v, "group") && strcmp(v, "leases")) {
+            snprintf(errstr, n, "%s: \"%s\" is not auto, group or leases", as, v);
             return BT_EINVAL;
         }
         free(*p);
@@ -329,6 +339,13 @@ static int redis_credentials(struct bt_config *cfg, char *errstr, size_t n)
 }
 
 extern char **environ;
+
+bool bt_config_partition_leases(const struct bt_config *cfg)
+{
+    const char *a = cfg->assignment ? cfg->assignment : "auto";
+
+    return !strcmp(a, "leases") || (!strcmp(a, "auto") && cfg->embedded);
+}
 
 /* Each queue of the list (commas or spaces between) names topics (codec.h). */
 static int check_queues(const struct bt_config *cfg, char *errstr, size_t errstr_size)

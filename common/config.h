@@ -5,6 +5,7 @@
 #ifndef BT_CONFIG_H
 #define BT_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,9 +45,10 @@ struct bt_config {
     size_t n_kafka;
     /* ms a concurrency-limit lease lasts unless renewed (every third of it) */
     int concurrency_lease_ms;
-    int eager;       /* run a step's activity on the deciding worker when it can */
-    char *member;    /* static group membership's name, or NULL */
-    int watchdog_ms; /* a consumer idle this long with messages waiting is stalled */
+    int eager;        /* run a step's activity on the deciding worker when it can */
+    char *member;     /* static group membership's name, or NULL */
+    char *assignment; /* "auto", "group" or "leases": bt_config_partition_leases */
+    int watchdog_ms;  /* a consumer idle this long with messages waiting is stalled */
     /* how long a finished instance (or a run ended by continue-as-new) stays
      * in Redis before it is archived to <prefix>.archive and deleted */
     int64_t retention_ms;
@@ -92,6 +94,9 @@ int bt_config_add_kafka(struct bt_config *cfg, const char *name, const char *val
 #define BT_CONFIG_MESSAGE_MAX   1000000
 #define BT_CONFIG_ENVELOPE_ROOM 65536
 int64_t bt_config_message_max(const struct bt_config *cfg);
+/* Whether the workers' consumers share partitions through leases in Redis
+ * (workers/partlease.h) rather than Kafka's group protocol (--assignment). */
+bool bt_config_partition_leases(const struct bt_config *cfg);
 
 /* Parses a duration, "<integer><unit>" with unit ms, s, m, h or d ("7d",
  * "1500ms"), into *ms. Returns 0, or BT_EINVAL (no unit, not a number, or

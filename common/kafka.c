@@ -385,7 +385,9 @@ rd_kafka_t *bt_kafka_consumer_new(
         {"fetch.error.backoff.ms", "10"},
         {"session.timeout.ms", cfg->embedded ? "4000" : "10000"},
         {"heartbeat.interval.ms", cfg->embedded ? "300" : "1000"},
-        {"partition.assignment.strategy", cfg->embedded ? NULL : "cooperative-sticky"},
+        /* with leases too (partlease.h): partitions come and go one by one */
+        {"partition.assignment.strategy",
+         cfg->embedded && !bt_config_partition_leases(cfg) ? NULL : "cooperative-sticky"},
         /* a worker for a queue `baton dev` was not told about brings its
          * topics along (real Kafka: create them up front) */
         {"allow.auto.create.topics", cfg->embedded ? "true" : NULL},

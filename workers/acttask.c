@@ -24,7 +24,6 @@
 #include "fatal.h"
 #include "health.h"
 #include "idmap.h"
-#include "instance.h"
 #include "jsonw.h"
 #include "kafka.h"
 #include "log.h"
@@ -34,6 +33,7 @@
 #include "admission.h"
 #include "job.h"
 #include "offsets.h"
+#include "partlease.h"
 #include "store.h"
 #include "watchdog.h"
 #include "acttask_int.h"
@@ -621,6 +621,7 @@ static void *consume(void *arg)
         size_t n = 0;
         int wait = at->sending ? 1 : 20;
         rd_kafka_message_t *rkm;
+        bt_partlease_tick(at->leases);
         if (bt_admission_next_ms(at->adm) >= 0) {
             int64_t until = bt_admission_next_ms(at->adm) - bt_clock_now_ms();
             wait = until <= 0 ? 0 : until < wait ? (int)until : wait;
@@ -717,10 +718,9 @@ struct bt_acttask *bt_acttask_new(const struct bt_config *cfg, const bt_registry
         !(at->consumer =
               bt_kafka_consumer_new(cfg, group, rebalance_cb, at, errstr, errstr_size)))
         goto fail;
-    if (bt_kafka_subscribe(at->consumer, topics, n_topics)) {
-        snprintf(errstr, errstr_size, "cannot subscribe to the task topics");
+    if (bt_partlease_start(cfg, at->consumer, group, topics, n_topics, at->worker,
+                           rebalance_cb, at, &at->leases, errstr, errstr_size))
         goto fail;
-    }
     at->wake = rd_kafka_queue_get_consumer(at->consumer);
     if (!(at->pool = bt_actpool_new(cfg->concurrency, run_job, at)) ||
         pthread_create(&at->consumer_thread, NULL, consume, at)) {
@@ -775,6 +775,7 @@ void bt_acttask_destroy(struct bt_acttask *at)
         if (at->wake)
             rd_kafka_queue_destroy(at->wake);
         bt_stop_step("activity role: consumer close");
+        bt_partlease_destroy(at->leases);
         rd_kafka_consumer_close(at->consumer);
         rd_kafka_destroy(at->consumer);
     }

@@ -32,7 +32,8 @@ struct bt_acttask {
     char *taker; /* "<worker>/<start ms>": this process in take_task.lua's marks */
     struct bt_redelivered redelivered; /* consumer thread only */
     rd_kafka_t *consumer, *producer;
-    struct bt_store *store; /* consumer thread's */
+    struct bt_partlease *leases; /* NULL: the group shares the partitions */
+    struct bt_store *store;      /* consumer thread's */
     pthread_t consumer_thread;
     atomic_bool stop;
     struct bt_actpool *pool; /* the activity threads */

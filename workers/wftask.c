@@ -28,6 +28,7 @@
 #include "err.h"
 #include "failpoint.h"
 #include "log.h"
+#include "partlease.h"
 #include "stop.h"
 #include "wftask_int.h"
 
@@ -102,10 +103,9 @@ struct bt_wftask *bt_wftask_new(const struct bt_config *cfg, const bt_registry *
         !(wt->consumer =
               bt_kafka_consumer_new(cfg, group, rebalance_cb, wt, errstr, errstr_size)))
         goto fail;
-    if (bt_kafka_subscribe(wt->consumer, names, wt->n_queues)) {
-        snprintf(errstr, errstr_size, "cannot subscribe to %s", names[0]);
+    if (bt_partlease_start(cfg, wt->consumer, group, names, wt->n_queues, wt->worker,
+                           rebalance_cb, wt, &wt->leases, errstr, errstr_size))
         goto fail;
-    }
     wt->wake = rd_kafka_queue_get_consumer(wt->consumer);
     /* the cluster id qualifies Kafka offsets: a new cluster restarts them at 0 */
     id = rd_kafka_clusterid(wt->consumer, 5000);
@@ -136,6 +136,7 @@ void bt_wftask_destroy(struct bt_wftask *wt)
         rd_kafka_queue_destroy(wt->wake);
     if (wt->consumer) {
         bt_stop_step("workflow role: consumer close");
+        bt_partlease_destroy(wt->leases);
         rd_kafka_consumer_close(wt->consumer);
         rd_kafka_destroy(wt->consumer);
     }
@@ -369,6 +370,7 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
     int handled;
 
     wf_export_metrics(wt);
+    bt_partlease_tick(wt->leases);
     wf_land(wt, MAX_FLIGHTS - 1, true);
     /* short slices while batches are in flight: they land between polls */
     if (wt->flights && timeout_ms > LAND_EVERY_MS)

@@ -50,6 +50,7 @@ struct bt_wftask {
     const struct bt_config *cfg;
     const bt_registry *reg;
     rd_kafka_t *consumer, *producer;
+    struct bt_partlease *leases; /* NULL: the group shares the partitions */
     struct bt_store *store;
     struct bt_idmap *cache;
     char *worker;

@@ -127,8 +127,11 @@ Test(health, worker_is_ready_once_assigned_and_not_while_redis_is_down, .init = 
 
     cr_assert_eq(bt_test_free_ports(&port, &unused), 0);
     snprintf(wport, sizeof(wport), "%d", port);
-    worker = bt_stack_worker(&stack, "flows",
-                             (const char *const[]){"--metrics-port", wport, NULL});
+    /* the group's protocol (real brokers' default), whose assignment comes
+     * seconds after the join here; leases: test_partlease.c */
+    worker = bt_stack_worker(
+        &stack, "flows",
+        (const char *const[]){"--metrics-port", wport, "--assignment", "group", NULL});
     cr_assert_gt(worker, 0);
     BT_TEST_WAIT_UNTIL(ok, probe(port, "/healthz", body, sizeof(body)) == 200, 10000);
     cr_assert(ok, "/healthz never answered 200 (last: \"%s\")", body);
