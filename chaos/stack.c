@@ -49,10 +49,10 @@ int chaos_stack_start(struct chaos_run *r, const char *dir)
     snprintf(r->env[5], sizeof(r->env[5]), "BATON_LOG_LEVEL=%s",
              getenv("BATON_LOG_LEVEL") ? getenv("BATON_LOG_LEVEL") : "info");
     n = 6;
-    /* client settings to try under faults (BATON_KAFKA_SESSION_TIMEOUT_MS=...)
-     * reach the workers and schedulers */
+    /* client settings to try under faults (BATON_KAFKA_SESSION_TIMEOUT_MS=...,
+     * BATON_ASSIGNMENT=group) reach the workers and schedulers */
     for (char **e = environ; *e && n < 6 + CHAOS_MAX_PASSED_ENV; e++)
-        if (!strncmp(*e, "BATON_KAFKA_", 12))
+        if (!strncmp(*e, "BATON_KAFKA_", 12) || !strncmp(*e, "BATON_ASSIGNMENT=", 17))
             snprintf(r->env[n++], sizeof(r->env[0]), "%s", *e);
     for (int i = 0; i < n; i++)
         r->envp[i] = r->env[i];
