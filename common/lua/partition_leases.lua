@@ -9,7 +9,8 @@
 -- never read one partition at once. A consumer that dies keeps its
 -- partitions until its membership expires; one that leaves gives them back
 -- at once. Time is Redis's.
--- KEYS: 1 members (zset: name -> expiry ms), 2 owners (hash: partition -> name).
+-- KEYS: 1 members (zset: name -> expiry ms), 2 owners (hash: partition ->
+-- name, and @last: when the last call came).
 -- ARGV: name, ttl ms, partitions, leaving ('1': give everything back),
 -- given (partitions given back, comma-separated).
 -- Returns {held, surplus, live, share}: the partitions this consumer owns,
@@ -18,6 +19,18 @@
 local me, ttl, parts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Nobody could renew while Redis was away (a restart): that time does not
+-- count against the members, or the first to come back would take every
+-- partition while the others still read theirs. (When every consumer died
+-- instead, the next one waits one lease more.)
+local last = tonumber(redis.call('HGET', KEYS[2], '@last'))
+if last and now - last > ttl / 3 then
+  local scored = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #scored, 2 do
+    redis.call('ZADD', KEYS[1], tonumber(scored[i + 1]) + now - last, scored[i])
+  end
+end
+redis.call('HSET', KEYS[2], '@last', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 for p in string.gmatch(ARGV[5], '%d+') do
   if redis.call('HGET', KEYS[2], p) == me then
@@ -27,7 +40,9 @@ end
 local flat = redis.call('HGETALL', KEYS[2])
 local owner = {}
 for i = 1, #flat, 2 do
-  owner[tonumber(flat[i])] = flat[i + 1]
+  if flat[i] ~= '@last' then
+    owner[tonumber(flat[i])] = flat[i + 1]
+  end
 end
 if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[1], me)

@@ -166,6 +166,37 @@ Test(partlease, a_dead_members_partitions_move_once_its_lease_expired, .init = s
     cr_expect_str_eq(a.held, "", "a's old partitions are b's");
 }
 
+/* Redis away for longer than a lease (a restart): nobody could renew, so
+ * the first member back must not take the others' partitions; one that
+ * stays away after that still loses them. */
+Test(partlease, time_without_any_call_does_not_count_against_the_members, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+    struct share a, b;
+    int64_t t0;
+    bool ok;
+
+    lease("a", 600, false, "");
+    lease("b", 600, false, "");
+    a = lease("a", 600, false, "");
+    lease("a", 600, false, a.surplus);
+    b = lease("b", 600, false, "");
+    cr_assert_str_eq(b.held, "3,4,5,");
+    /* no call at all for twice a lease: what a restart of Redis looks like */
+    t0 = bt_redis_now_ms(r);
+    BT_TEST_WAIT_UNTIL(ok, bt_redis_now_ms(r) - t0 > 1200, 5000);
+    cr_assert(ok);
+    b = lease("b", 600, false, "");
+    cr_expect_eq(b.live, 2, "a's membership outlived the silence");
+    cr_expect_str_eq(b.held, "3,4,5,");
+    a = lease("a", 600, false, "");
+    cr_expect_str_eq(a.held, "0,1,2,", "a kept its partitions");
+    /* now only b calls: a's lease runs out as usual */
+    BT_TEST_WAIT_UNTIL(ok, (b = lease("b", 600, false, ""), b.live == 1), 5000);
+    cr_assert(ok, "a's membership never expired");
+    cr_expect_str_eq(b.held, "3,4,5,0,1,2,");
+}
+
 /* Two real workers on the embedded cluster share the partitions through
  * leases; one is killed -9 mid-run: the other keeps reading its own and
  * takes the dead one's once its lease expired, and every instance ends. */
