@@ -2,6 +2,7 @@
  * (our settings first, the operator's kafka.* properties last) and counts
  * delivery reports per batch, so a caller commits an offset only after the
  * messages it produced for it are on the brokers. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -385,9 +386,7 @@ rd_kafka_t *bt_kafka_consumer_new(
         {"fetch.error.backoff.ms", "10"},
         {"session.timeout.ms", cfg->embedded ? "4000" : "10000"},
         {"heartbeat.interval.ms", cfg->embedded ? "300" : "1000"},
-        /* with leases too (partlease.h): partitions come and go one by one */
-        {"partition.assignment.strategy",
-         cfg->embedded && !bt_config_partition_leases(cfg) ? NULL : "cooperative-sticky"},
+        {"partition.assignment.strategy", cfg->embedded ? NULL : "cooperative-sticky"},
         /* a worker for a queue `baton dev` was not told about brings its
          * topics along (real Kafka: create them up front) */
         {"allow.auto.create.topics", cfg->embedded ? "true" : NULL},
@@ -418,17 +417,46 @@ rd_kafka_t *bt_kafka_consumer_new(
     return rk;
 }
 
-/* Whether the consumer's group gives partitions one by one (cooperative-sticky,
- * the only cooperative strategy; librdkafka refuses to mix it with eager
- * ones). Read from its own settings, not asked of the group's thread with
- * rd_kafka_rebalance_protocol(): inside a revoke that rd_kafka_consumer_close
- * runs, that call can wait for an answer that never comes (seen as a test
- * that hung in the close). */
+/* Consumers that assign their partitions themselves (bt_kafka_set_manual). */
+#define MAX_MANUAL 256
+static pthread_mutex_t manual_lock = PTHREAD_MUTEX_INITIALIZER;
+static const rd_kafka_t *manual_set[MAX_MANUAL];
+
+void bt_kafka_set_manual(const rd_kafka_t *rk, bool on)
+{
+    pthread_mutex_lock(&manual_lock);
+    for (int i = 0; i < MAX_MANUAL; i++)
+        if (manual_set[i] == (on ? NULL : rk)) {
+            manual_set[i] = on ? rk : NULL;
+            break;
+        }
+    pthread_mutex_unlock(&manual_lock);
+}
+
+static bool manual(const rd_kafka_t *rk)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&manual_lock);
+    for (int i = 0; i < MAX_MANUAL && !found; i++)
+        found = manual_set[i] == rk;
+    pthread_mutex_unlock(&manual_lock);
+    return found;
+}
+
+/* Whether the consumer takes partitions one by one: it assigns them itself
+ * (partition leases), or its group is cooperative (cooperative-sticky, the
+ * only cooperative strategy; librdkafka refuses to mix it with eager ones). Read from its
+ * own settings, not asked of the group's thread with rd_kafka_rebalance_protocol():
+ * inside a revoke that rd_kafka_consumer_close runs, that call can wait for an answer
+ * that never comes (seen as a test that hung in the close). */
 static bool cooperative(rd_kafka_t *rk)
 {
     char strategy[256];
     size_t n = sizeof(strategy);
 
+    if (manual(rk))
+        return true;
     return rd_kafka_conf_get(rd_kafka_conf(rk), "partition.assignment.strategy", strategy,
                              &n) == RD_KAFKA_CONF_OK &&
            strstr(strategy, "cooperative") != NULL;

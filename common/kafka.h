@@ -77,11 +77,14 @@ rd_kafka_t *bt_kafka_consumer_new(
                          rd_kafka_topic_partition_list_t *parts, void *opaque),
     void *opaque, char *errstr, size_t errstr_size);
 
-/* Subscribes to topics[0..n). Returns 0 or BT_EINVAL. */
 /* In a rebalance callback: takes the partitions given (adds them, with the
- * cooperative protocol) or gives back those revoked (all of them, with the
- * eager one), as the group's protocol wants. */
+ * cooperative protocol or a manual consumer) or gives back those revoked
+ * (all of them, with the eager protocol), as the group's protocol wants. */
 void bt_kafka_assign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts);
+/* Marks rk (on) as a consumer that assigns its partitions itself, one by one,
+ * without subscribing (partition leases), or forgets it (off, before it is
+ * destroyed). Up to 256 at once. */
+void bt_kafka_set_manual(const rd_kafka_t *rk, bool on);
 
 /* Messages on parts past where a consumer of rk's group reads next: the
  * offset each element of parts holds (a position), else the group's
@@ -93,6 +96,7 @@ int64_t bt_kafka_waiting(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *
                          int timeout_ms, bool strict);
 void bt_kafka_unassign(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts);
 
+/* Subscribes to topics[0..n). Returns 0 or BT_EINVAL. */
 int bt_kafka_subscribe(rd_kafka_t *rk, const char *const *topics, size_t n);
 
 #endif

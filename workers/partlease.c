@@ -217,6 +217,7 @@ int bt_partlease_start(const struct bt_config *cfg, rd_kafka_t *consumer,
         return BT_EINVAL;
     }
     l->consumer = consumer;
+    bt_kafka_set_manual(consumer, true);
     l->cb = cb;
     l->opaque = opaque;
     /* the start time tells this consumer from a predecessor with its pid,
@@ -247,6 +248,7 @@ void bt_partlease_destroy(struct bt_partlease *l)
             freeReplyObject(call(l, t, true, ""));
         free(t->held);
     }
+    bt_kafka_set_manual(l->consumer, false);
     bt_store_destroy(l->store);
     free(l);
 }
