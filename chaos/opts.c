@@ -91,13 +91,12 @@ static const struct preset {
      "10 s), so the other one does its work meanwhile; a worker killed every 10 s"},
     {"smoke",
      "--no-faults --instances 600 --duration 20 --kill-worker 60@6 --redis-kill 60@10 "
-     "--poison 60@3 --drain 60 --stall 20",
+     "--poison 60@3 --drain 60 --stall 10",
      "the test's short run: 600 instances, one worker kill, one redis restart, the "
      "poison. The kill ends the load, so the killed worker's partitions are all "
-     "that is left, and on the embedded cluster they move 7-14 s after it: its "
-     "session (4 s, checked each second), then a 3 s join window, once or twice "
-     "more when the dead member was elected leader or a follower's sync came after "
-     "the leader's, plus the redis restart (docs/chaos.md): a stall is 20 s here"},
+     "that is left; they move once its 3 s lease expired, later by the redis "
+     "restart 4 s after the kill, in which no lease runs out (6 s in all, "
+     "docs/chaos.md)"},
 };
 
 static void defaults(struct chaos_opts *o)
