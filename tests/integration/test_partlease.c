@@ -141,18 +141,27 @@ Test(partlease, the_members_share_the_partitions_and_each_has_one_owner, .init =
     cr_expect_str_eq(b.held, "3,4,5,");
 }
 
+/* a (leases of ttl_a) and b (ttl_b) end up with half the partitions each:
+ * a takes all, b joins, a gives back its surplus, b takes it. */
+static void share_half(int ttl_a, int ttl_b)
+{
+    struct share a, b;
+
+    lease("a", ttl_a, false, "");
+    lease("b", ttl_b, false, "");
+    a = lease("a", ttl_a, false, "");
+    lease("a", ttl_a, false, a.surplus);
+    b = lease("b", ttl_b, false, "");
+    cr_assert_str_eq(b.held, "3,4,5,");
+}
+
 Test(partlease, a_dead_members_partitions_move_once_its_lease_expired, .init = setup,
      .fini = teardown, .timeout = 60)
 {
     struct share a, b;
     bool moved;
 
-    a = lease("a", 300, false, "");
-    b = lease("b", 60000, false, "");
-    a = lease("a", 300, false, "");
-    lease("a", 300, false, a.surplus);
-    b = lease("b", 60000, false, "");
-    cr_assert_str_eq(b.held, "3,4,5,");
+    share_half(300, 60000);
     /* a stops renewing (killed): b takes its partitions once its lease
      * expired, and not before */
     b = lease("b", 60000, false, "");
@@ -176,12 +185,7 @@ Test(partlease, time_without_any_call_does_not_count_against_the_members, .init 
     int64_t t0;
     bool ok;
 
-    lease("a", 600, false, "");
-    lease("b", 600, false, "");
-    a = lease("a", 600, false, "");
-    lease("a", 600, false, a.surplus);
-    b = lease("b", 600, false, "");
-    cr_assert_str_eq(b.held, "3,4,5,");
+    share_half(600, 600);
     /* no call at all for twice a lease: what a restart of Redis looks like */
     t0 = bt_redis_now_ms(r);
     BT_TEST_WAIT_UNTIL(ok, bt_redis_now_ms(r) - t0 > 1200, 5000);
