@@ -18,6 +18,7 @@ struct verdict {
     int most_inst, most_step; /* the first step that ran exec_max times */
     double exec_mean;
     int stalls, max_gap_s, max_own_gap_s; /* own: store outages left out */
+    int max_gap_at;                       /* second (since the load began) it began */
     double tput, tput_after, tput_all;
     bool pass;
 };
@@ -78,8 +79,10 @@ static void stalls(const struct chaos_run *r, const int *starts, const int *done
             continue;
         }
         v->stalls += own >= limit;
-        if (stretch > v->max_gap_s)
+        if (stretch > v->max_gap_s) {
             v->max_gap_s = stretch;
+            v->max_gap_at = s - stretch;
+        }
         if (own > v->max_own_gap_s)
             v->max_own_gap_s = own;
         stretch = own = 0;
@@ -257,9 +260,10 @@ static void digest(const struct chaos_run *r, const struct verdict *v)
     fprintf(stderr,
             "%s: %d results read (%d of other ids), %ld executions (%ld of attempt > 1), "
             "%d steps run more than once, lost starts %d, longest time without progress "
-            "%d s (%d s with redis and the broker up)\n",
+            "%d s from %d s into the load (%d s with redis and the broker up)\n",
             r->name, r->raw_results, r->other_results, r->executions, r->exec_retries,
-            v->rerun_steps, r->lost_starts, v->max_gap_s, v->max_own_gap_s);
+            v->rerun_steps, r->lost_starts, v->max_gap_s, v->max_gap_at,
+            v->max_own_gap_s);
     fprintf(stderr,
             "%s: limits: results %d, duplicates %d, executions per step %d, stall %.0f "
             "s\n",
