@@ -16,7 +16,6 @@
 #include "redis.h"
 #include "store.h"
 
-#define MAX_TOPICS  64
 #define CATCH_UP_MS 100   /* next look while short of the share */
 #define METADATA_MS 1000  /* wait for a topic's partition count */
 #define RECOUNT_MS  60000 /* look again how many partitions a topic has */
@@ -35,7 +34,7 @@ struct bt_partlease {
     bt_rebalance_cb *cb;
     void *opaque;
     char who[400];
-    struct topic topics[MAX_TOPICS];
+    struct topic *topics; /* n of them */
     size_t n;
     int64_t next_ms;
     bool ready;
@@ -180,7 +179,7 @@ void bt_partlease_tick(struct bt_partlease *l)
                                                   : BT_PARTLEASE_RENEW_MS);
 }
 
-static int add_topic(struct bt_partlease *l, const char *group, const char *name)
+static void add_topic(struct bt_partlease *l, const char *group, const char *name)
 {
     struct topic *t = &l->topics[l->n++];
     const char *kp0 = bt_store_schedule_prefix(l->store);
@@ -189,7 +188,6 @@ static int add_topic(struct bt_partlease *l, const char *group, const char *name
     snprintf(t->members, sizeof(t->members), "%s:parts:{%s:%s}:members", kp0, group,
              name);
     snprintf(t->owners, sizeof(t->owners), "%s:parts:{%s:%s}:owners", kp0, group, name);
-    return 0;
 }
 
 int bt_partlease_start(const struct bt_config *cfg, rd_kafka_t *consumer,
@@ -208,11 +206,13 @@ int bt_partlease_start(const struct bt_config *cfg, rd_kafka_t *consumer,
                  n ? topics[0] : "no topic");
         return BT_EINVAL;
     }
-    if (n > MAX_TOPICS || !(l = calloc(1, sizeof(*l)))) {
-        snprintf(errstr, errstr_size, "partition leases: too many topics (%zu)", n);
-        return BT_EINVAL;
+    if (!(l = calloc(1, sizeof(*l))) || !(l->topics = calloc(n, sizeof(*l->topics)))) {
+        free(l);
+        snprintf(errstr, errstr_size, "partition leases: out of memory");
+        return BT_ENOMEM;
     }
     if (!(l->store = bt_store_new(cfg, errstr, errstr_size))) {
+        free(l->topics);
         free(l);
         return BT_EINVAL;
     }
@@ -250,5 +250,6 @@ void bt_partlease_destroy(struct bt_partlease *l)
     }
     bt_kafka_set_manual(l->consumer, false);
     bt_store_destroy(l->store);
+    free(l->topics);
     free(l);
 }

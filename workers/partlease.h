@@ -33,7 +33,7 @@ struct bt_partlease;
  * handle (*out) that moves partitions by calling cb (the role's rebalance
  * callback, with opaque) as the group would: revoke, then assign. who names
  * this consumer among the group's (unique: worker and role). Returns 0, or
- * BT_EINVAL with errstr filled. */
+ * BT_EINVAL (BT_ENOMEM) with errstr filled. */
 int bt_partlease_start(const struct bt_config *cfg, rd_kafka_t *consumer,
                        const char *group, const char *const *topics, size_t n,
                        const char *who, bt_rebalance_cb *cb, void *opaque,

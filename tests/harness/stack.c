@@ -318,6 +318,16 @@ int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id, json
     return ret;
 }
 
+void bt_stack_start_chains(struct bt_stack *s, const char *prefix, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        cr_assert_eq(bt_stack_start_wf(s, "chain3", id, json_pack("{s:i}", "v", i)), 0,
+                     "cannot start %s", id);
+    }
+}
+
 /* Assigns every partition of topic from its beginning, without a group
  * join: the mock cluster holds a new group's first join for 3 s. Metadata
  * the cluster does not give yet is asked again until the deadline, and why

@@ -90,6 +90,9 @@ int bt_stack_produce(struct bt_stack *s, const char *suffix, const char *key,
 /* Produces a start event. input stolen. */
 int bt_stack_start_wf(struct bt_stack *s, const char *type, const char *id,
                       json_t *input);
+/* Starts chain3 instances "<prefix>-<i>" with input {"v": i} for i in
+ * [from, to); asserts each start. */
+void bt_stack_start_chains(struct bt_stack *s, const char *prefix, int from, int to);
 
 /* Reads what arrived on <prefix>.<suffix> (a consumer per suffix, from the
  * beginning) for up to wait_ms, calling fn on each decoded JSON message (a

@@ -98,6 +98,17 @@ static void print_timeline(const struct chaos_out *out)
     fclose(f);
 }
 
+/* The run's summary in the test's log; a run that exited other than 0 gets
+ * its timeline printed and fails the test. */
+static void assert_exited_0(int status, const struct chaos_out *out)
+{
+    cr_log_info("%s", out->summary);
+    if (status != 0)
+        print_timeline(out);
+    cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
+                 out->summary, out->path);
+}
+
 /* A run that went as expected leaves nothing behind; one that did not keeps
  * its logs for whoever reads the failure. */
 static void clean(const struct chaos_out *out)
@@ -122,11 +133,7 @@ Test(chaos, a_short_schedule_with_a_kill_a_redis_restart_and_the_poison_passes,
     int status =
         run_chaos((const char *const[]){"--preset", "smoke", NULL}, &out, 120000);
 
-    cr_log_info("%s", out.summary);
-    if (status != 0)
-        print_timeline(&out);
-    cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
-                 out.summary, out.path);
+    assert_exited_0(status, &out);
     cr_expect(strstr(out.summary, "results=600/600[PASS]"), "%s", out.summary);
     cr_expect(strstr(out.summary, "dead_letters=0[PASS]"), "%s", out.summary);
     cr_expect(strstr(out.summary, "poison=dlq[PASS]"), "%s", out.summary);
@@ -148,11 +155,7 @@ Test(chaos, a_worker_killed_every_2_s_leaves_no_10_s_without_results, .timeout =
                                                  "--stall", "10", "--drain", "60", NULL},
                            &out, 160000);
 
-    cr_log_info("%s", out.summary);
-    if (status != 0)
-        print_timeline(&out);
-    cr_assert_eq(status, 0, "baton-chaos exited %d: %s (output in %s)", status,
-                 out.summary, out.path);
+    assert_exited_0(status, &out);
     cr_expect(strstr(out.summary, "results=2500/2500[PASS]"), "%s", out.summary);
     cr_expect(strstr(out.summary, "stalls=0[PASS]"), "%s", out.summary);
     cr_expect(strstr(out.summary, "duplicates=0[PASS]"), "%s", out.summary);

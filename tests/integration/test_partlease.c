@@ -237,23 +237,13 @@ Test(partlease, a_killed_workers_partitions_move_to_the_live_one, .init = stack_
                            bt_test_count_lines_with(stack.log, took) >= 2,
                        20000);
     cr_assert(ok, "the workers never took their leases: see %s", stack.log);
-    for (int i = 0; i < n / 2; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "pl-%d", i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
-                     0);
-    }
+    bt_stack_start_chains(&stack, "pl", 0, n / 2);
     bt_stack_results(&stack, &res, n / 2, 60000);
     cr_assert_eq(res.distinct, n / 2, "before the kill: %d of %d", res.distinct, n / 2);
     json_decref(res.by_id);
     before = bt_test_count_lines_with(stack.log, took);
     bt_test_kill9(a);
-    for (int i = n / 2; i < n; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "pl-%d", i);
-        cr_assert_eq(bt_stack_start_wf(&stack, "chain3", id, json_pack("{s:i}", "v", i)),
-                     0);
-    }
+    bt_stack_start_chains(&stack, "pl", n / 2, n);
     bt_stack_results(&stack, &res, n, 60000);
     cr_assert_eq(res.distinct, n, "results: %d of %d", res.distinct, n);
     json_decref(res.by_id);
