@@ -94,8 +94,8 @@ static const struct preset {
      "--poison 60@3 --drain 60 --stall 10",
      "the test's short run: 600 instances, one worker kill, one redis restart, the "
      "poison. The kill ends the load, so the killed worker's partitions are all "
-     "that is left; they move once its 3 s lease expired, later by the redis "
-     "restart 4 s after the kill, in which no lease runs out (6 s in all, "
+     "that is left; they move once its 4 s lease expired, later by the redis "
+     "restart 4 s after the kill, in which no lease runs out (7 s in all, "
      "docs/chaos.md)"},
 };
 

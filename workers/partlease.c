@@ -1,6 +1,7 @@
 /* Leases in Redis, per group and topic: <kp0>:parts:{<group>:<topic>}:members
  * (who is alive, till when) and :owners (partition -> consumer), both in one
  * Redis Cluster slot, both expiring when no consumer of the group is left. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,16 @@ struct topic {
 struct bt_partlease {
     rd_kafka_t *consumer;
     struct bt_store *store; /* its own connection: the role's pipelines its own */
+    /* Membership is renewed by a thread of its own, as librdkafka heartbeats
+     * a group member: a consumer thread busy for seconds (a batch waiting
+     * for the brokers) keeps its partitions, rather than losing them while
+     * its results are still on their way (a new owner would find them
+     * unsent and send them again). Only a stopped or dead process loses
+     * them. */
+    struct bt_store *beat_store;
+    pthread_t beat;
+    atomic_bool stop;
+    bool beating;
     bt_rebalance_cb *cb;
     void *opaque;
     char who[400];
@@ -66,18 +77,40 @@ static void count_partitions(struct bt_partlease *l, struct topic *t)
     }
 }
 
-/* One call of partition_leases.lua; given: "p,p,..." given back. */
-static redisReply *call(struct bt_partlease *l, const struct topic *t, bool leaving,
-                        const char *given)
+/* One call of partition_leases.lua on store's connection; mode: "0" renew,
+ * "1" leave, "2" heartbeat; given: "p,p,..." given back. */
+static redisReply *call_on(struct bt_store *store, const struct bt_partlease *l,
+                           const struct topic *t, const char *mode, const char *given)
 {
     char ttl[16], parts[16];
-    const char *argv[] = {t->members, t->owners,           l->who, ttl,
-                          parts,      leaving ? "1" : "0", given};
+    const char *argv[] = {t->members, t->owners, l->who, ttl, parts, mode, given};
 
     snprintf(ttl, sizeof(ttl), "%d", BT_PARTLEASE_TTL_MS);
     snprintf(parts, sizeof(parts), "%d", t->parts);
-    return bt_redis_eval(bt_store_redis(l->store), bt_lua_partition_leases, 2, 7, argv,
+    return bt_redis_eval(bt_store_redis(store), bt_lua_partition_leases, 2, 7, argv,
                          NULL);
+}
+
+static redisReply *call(struct bt_partlease *l, const struct topic *t, bool leaving,
+                        const char *given)
+{
+    return call_on(l->store, l, t, leaving ? "1" : "0", given);
+}
+
+/* The heartbeat thread: the membership of every topic, every renewal
+ * period, until the handle is destroyed. */
+static void *heartbeat(void *arg)
+{
+    struct bt_partlease *l = arg;
+
+    while (!atomic_load(&l->stop)) {
+        for (size_t i = 0; i < l->n && !atomic_load(&l->stop); i++)
+            freeReplyObject(call_on(l->beat_store, l, &l->topics[i], "2", ""));
+        for (int slept = 0; slept < BT_PARTLEASE_RENEW_MS && !atomic_load(&l->stop);
+             slept += 50)
+            bt_clock_sleep_ms(50);
+    }
+    return NULL;
 }
 
 static bool well_formed(const redisReply *r)
@@ -211,7 +244,9 @@ int bt_partlease_start(const struct bt_config *cfg, rd_kafka_t *consumer,
         snprintf(errstr, errstr_size, "partition leases: out of memory");
         return BT_ENOMEM;
     }
-    if (!(l->store = bt_store_new(cfg, errstr, errstr_size))) {
+    if (!(l->store = bt_store_new(cfg, errstr, errstr_size)) ||
+        !(l->beat_store = bt_store_new(cfg, errstr, errstr_size))) {
+        bt_store_destroy(l->store);
         free(l->topics);
         free(l);
         return BT_EINVAL;
@@ -228,6 +263,8 @@ int bt_partlease_start(const struct bt_config *cfg, rd_kafka_t *consumer,
         add_topic(l, group, topics[i]);
     *out = l;
     bt_partlease_tick(l);
+    /* without it, the renewals in the ticks still keep the membership */
+    l->beating = pthread_create(&l->beat, NULL, heartbeat, l) == 0;
     return 0;
 }
 
@@ -235,6 +272,9 @@ void bt_partlease_destroy(struct bt_partlease *l)
 {
     if (!l)
         return;
+    atomic_store(&l->stop, true);
+    if (l->beating)
+        pthread_join(l->beat, NULL);
     for (size_t i = 0; i < l->n; i++) {
         struct topic *t = &l->topics[i];
         rd_kafka_topic_partition_list_t *give =
@@ -250,6 +290,7 @@ void bt_partlease_destroy(struct bt_partlease *l)
     }
     bt_kafka_set_manual(l->consumer, false);
     bt_store_destroy(l->store);
+    bt_store_destroy(l->beat_store);
     free(l->topics);
     free(l);
 }

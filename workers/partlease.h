@@ -9,8 +9,10 @@
  * move once its lease expires (BT_PARTLEASE_TTL_MS), while the others keep
  * reading theirs; one that stops gives them back at once. A partition has
  * one owner at a time: the old owner stops reading it and commits its
- * offsets before it gives it back. Not thread safe: the consumer's thread,
- * where the role's rebalance callback runs too. */
+ * offsets before it gives it back. A thread of the handle's own renews the
+ * membership, so a consumer busy for seconds keeps its partitions, as a
+ * group member does. Not thread safe: the consumer's thread, where the
+ * role's rebalance callback runs too. */
 #ifndef BT_PARTLEASE_H
 #define BT_PARTLEASE_H
 
@@ -20,7 +22,7 @@
 
 #include "config.h"
 
-#define BT_PARTLEASE_TTL_MS   3000
+#define BT_PARTLEASE_TTL_MS   4000
 #define BT_PARTLEASE_RENEW_MS 500
 
 typedef void bt_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,

@@ -11,7 +11,8 @@
 -- at once. Time is Redis's.
 -- KEYS: 1 members (zset: name -> expiry ms), 2 owners (hash: partition ->
 -- name, and @last: when the last call came).
--- ARGV: name, ttl ms, partitions, leaving ('1': give everything back),
+-- ARGV: name, ttl ms, partitions, mode ('1': leaving, give everything back;
+-- '2': a heartbeat, the membership renewed and nothing else; else a renewal),
 -- given (partitions given back, comma-separated).
 -- Returns {held, surplus, live, share}: the partitions this consumer owns,
 -- those of them beyond its share (to stop reading, then give back), the
@@ -36,6 +37,12 @@ for p in string.gmatch(ARGV[5], '%d+') do
   if redis.call('HGET', KEYS[2], p) == me then
     redis.call('HDEL', KEYS[2], p)
   end
+end
+if ARGV[4] == '2' then
+  redis.call('ZADD', KEYS[1], now + ttl, me)
+  redis.call('PEXPIRE', KEYS[1], 10 * ttl)
+  redis.call('PEXPIRE', KEYS[2], 10 * ttl)
+  return {{}, {}, 0, 0}
 end
 local flat = redis.call('HGETALL', KEYS[2])
 local owner = {}
