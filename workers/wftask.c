@@ -20,6 +20,7 @@
  * Here: the handle and the loop (poll, advance, commit); wftask_int.h lists
  * the files that hold the rest. */
 #define _GNU_SOURCE /* asprintf */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,20 @@ static void take_batch(struct bt_wftask *wt, int timeout_ms)
     }
 }
 
+/* Failpoint slow-workflow-batch: the first batch waits 6 s before it is
+ * advanced, as a batch behind the brokers' outage does, to test that a busy
+ * loop keeps its partitions (partlease.h). */
+static void stall_once(void)
+{
+    static atomic_bool done;
+
+    if (!bt_failpoint("slow-workflow-batch") || atomic_exchange(&done, true))
+        return;
+    bt_log(BT_LOG_WARN, "failpoint slow-workflow-batch: the batch waits 6 s");
+    bt_clock_sleep_ms(6000);
+    bt_log(BT_LOG_WARN, "failpoint slow-workflow-batch: the batch goes on");
+}
+
 int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
 {
     bool advanced;
@@ -383,6 +398,7 @@ int bt_wftask_poll(struct bt_wftask *wt, int timeout_ms)
         bt_watchdog_check(&wt->watchdog, wt->consumer, wt->taken, false);
         return 0;
     }
+    stall_once();
     wt->stats.batches++;
     wt->taken += wt->batch.n_items;
     wt->batch.flight = wf_flight_new();

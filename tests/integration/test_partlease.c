@@ -251,3 +251,50 @@ Test(partlease, a_killed_workers_partitions_move_to_the_live_one, .init = stack_
                  "b took the dead worker's share: see %s", stack.log);
     cr_assert_eq(bt_test_stop(b, BT_TEST_STOP_MS), 0);
 }
+
+/* A worker whose loop is busy longer than a lease (a batch waiting for the
+ * brokers; here the failpoint slow-workflow-batch, 6 s) keeps its
+ * partitions: its membership is renewed by a thread of its own. When the
+ * renewal rode on the loop, the other worker took them meanwhile and sent
+ * again the results the busy one still had on their way. */
+Test(partlease, a_worker_busy_longer_than_a_lease_keeps_its_partitions,
+     .init = stack_setup, .fini = stack_teardown, .timeout = 120)
+{
+    struct bt_stack_results res;
+    char took_b[64], gave_a[64];
+    size_t b_took, a_gave;
+    pid_t a, b;
+    bool ok;
+
+    bt_stack_setenv(&stack, 0, "BATON_FAILPOINTS=slow-workflow-batch");
+    a = bt_stack_worker(&stack, "flows", NULL);
+    bt_stack_setenv(&stack, 0, NULL);
+    b = bt_stack_worker(&stack, "flows", NULL);
+    cr_assert(a > 0 && b > 0);
+    snprintf(gave_a, sizeof(gave_a), "pid=%d msg=\"partition leases given up", (int)a);
+    snprintf(took_b, sizeof(took_b), "pid=%d msg=\"partition leases taken", (int)b);
+    BT_TEST_WAIT_UNTIL(ok,
+                       bt_test_count_lines_with(stack.log, "leases taken") >= 4 &&
+                           bt_test_count_lines_with(stack.log, took_b) >= 2,
+                       20000);
+    cr_assert(ok, "the workers never took their leases: see %s", stack.log);
+    bt_stack_start_chains(&stack, "busy", 0, 20);
+    BT_TEST_WAIT_UNTIL(
+        ok, bt_test_count_lines_with(stack.log, "the batch waits 6 s") == 1, 20000);
+    cr_assert(ok, "worker a never took a batch: see %s", stack.log);
+    b_took = bt_test_count_lines_with(stack.log, took_b);
+    a_gave = bt_test_count_lines_with(stack.log, gave_a);
+    BT_TEST_WAIT_UNTIL(ok, bt_test_count_lines_with(stack.log, "the batch goes on") == 1,
+                       20000);
+    cr_assert(ok, "the failpoint never ended: see %s", stack.log);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, took_b), b_took,
+                 "b took a's partitions while a was busy: see %s", stack.log);
+    cr_expect_eq(bt_test_count_lines_with(stack.log, gave_a), a_gave,
+                 "a gave up its partitions: see %s", stack.log);
+    bt_stack_results(&stack, &res, 20, 60000);
+    cr_assert_eq(res.distinct, 20, "results: %d of 20", res.distinct);
+    cr_expect_eq(res.raw, 20, "a result came twice");
+    json_decref(res.by_id);
+    cr_assert_eq(bt_test_stop(a, BT_TEST_STOP_MS), 0);
+    cr_assert_eq(bt_test_stop(b, BT_TEST_STOP_MS), 0);
+}
